@@ -1,0 +1,32 @@
+//! The errors of the math core: invalid hyper-parameters, shape mismatches and numerical divergence.
+
+use thiserror::Error;
+
+/// Everything `bio-core` can refuse or detect.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum CoreError {
+    /// A hyper-parameter is out of range; `name` is the parameter (and CLI flag) it concerns.
+    #[error("invalid value for `{name}`: {reason}")]
+    InvalidParam {
+        /// The parameter's name.
+        name: &'static str,
+        /// Why the value is rejected.
+        reason: String,
+    },
+    /// Tensors or data of the wrong shape.
+    #[error("shape mismatch: {0}")]
+    Shape(String),
+    /// Training produced NaN or infinite values.
+    #[error("training diverged: {0}")]
+    Diverged(String),
+    /// A saved model or parameter set is inconsistent with what is being loaded.
+    #[error("incompatible parameters: {0}")]
+    Incompatible(String),
+}
+
+impl CoreError {
+    /// Shorthand for [`CoreError::InvalidParam`].
+    pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
+        Self::InvalidParam { name, reason: reason.into() }
+    }
+}
