@@ -12,11 +12,18 @@
 pub mod backend;
 pub mod conformance;
 pub mod error;
+pub mod model;
+pub mod params;
+pub mod rules;
 pub mod tensor;
+pub mod train;
 
 pub use backend::{
     AdamStep, Backend, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, Reduce, ReduceOps, ReferenceBackend,
     SelectOps, TensorStore, Unary,
 };
 pub use error::CoreError;
+pub use model::{AnyModel, BioNet, BpNet, Classifier, Params, SavedModel};
+pub use params::{BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule};
+pub use rules::{BackpropRule, BatchReport, BioRule, LearningRule};
 pub use tensor::Matrix;

@@ -1,0 +1,312 @@
+//! The `bio` network's forward pass and its exact input gradient.
+//!
+//! Forward, per hidden layer ℓ (equations in `docs/LEARNING_RULE.md`):
+//! `x̂ = x / (ε + ‖x‖₂)` (divisive normalization of the presynaptic population),
+//! `u = x̂ Wᵀ + b` (excitatory drive), `y = relu(u − θ(u))` (lateral inhibition).
+//! Readout: `h̃ = y / (σ + Σ y)` (divisive normalization), `z = h̃ Vᵀ + c`.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::{Classifier, Params, SavedModel, add_bias, softmax_cross_entropy};
+use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
+use crate::error::CoreError;
+use crate::params::{BioConfig, Competition, InitSign};
+use crate::tensor::Matrix;
+
+/// Guard of the input normalization `x / (ε + ‖x‖)`.
+pub(crate) const INPUT_EPS: f32 = 1e-6;
+
+/// One hidden layer: synapses, their mask, and each neuron's excitability state.
+#[derive(Clone, Debug)]
+pub struct BioLayer<B: Backend> {
+    /// Synaptic weights, `out×in` (row `j` = neuron `j`'s incoming synapses).
+    pub weights: B::Tensor,
+    /// Structural mask, `out×in`: 1 = synapse present, 0 = removed.
+    pub mask: B::Tensor,
+    /// Homeostatic excitability (bias), `1×out`.
+    pub bias: B::Tensor,
+    /// Running firing rate of each neuron, `1×out`.
+    pub rate: B::Tensor,
+}
+
+/// The class layer.
+#[derive(Clone, Debug)]
+pub struct Readout<B: Backend> {
+    /// Weights, `classes×hidden`.
+    pub weights: B::Tensor,
+    /// Bias, `1×classes`.
+    pub bias: B::Tensor,
+}
+
+/// A network of [`BioLayer`]s and a [`Readout`].
+#[derive(Clone, Debug)]
+pub struct BioNet<B: Backend> {
+    backend: B,
+    /// Hyper-parameters.
+    pub config: BioConfig,
+    input_dim: usize,
+    classes: usize,
+    /// Hidden layers, input side first.
+    pub layers: Vec<BioLayer<B>>,
+    /// The class layer.
+    pub readout: Readout<B>,
+}
+
+/// What one hidden layer computed on a batch, kept for plasticity and for the backward pass.
+#[derive(Clone, Debug)]
+pub struct LayerTrace<B: Backend> {
+    /// The layer's raw input `x`.
+    pub input: B::Tensor,
+    /// `‖x‖₂` per row (`batch×1`).
+    pub input_norm: B::Tensor,
+    /// The normalized input `x̂`.
+    pub normalized: B::Tensor,
+    /// The drive `u`.
+    pub drive: B::Tensor,
+    /// The inhibition threshold `θ` (`batch×1`).
+    pub threshold: B::Tensor,
+    /// The activity `y = relu(u − θ)`.
+    pub activity: B::Tensor,
+}
+
+/// Everything the forward pass computed.
+#[derive(Clone, Debug)]
+pub struct BioTrace<B: Backend> {
+    /// One entry per hidden layer.
+    pub layers: Vec<LayerTrace<B>>,
+    /// `σ + Σ y` of the last layer (`batch×1`).
+    pub code_denominator: B::Tensor,
+    /// The normalized code `h̃`.
+    pub code: B::Tensor,
+    /// Class scores.
+    pub logits: B::Tensor,
+}
+
+fn uniform_init(rows: usize, cols: usize, scale: f32, sign: InitSign, rng: &mut ChaCha8Rng) -> Matrix {
+    // Uniform on [0.5, 1.5]·scale: deliberately not lognormal, so lognormality can only emerge.
+    Matrix::from_fn(rows, cols, |_, _| {
+        let magnitude = scale * rng.random_range(0.5f32..1.5);
+        match sign {
+            InitSign::Positive => magnitude,
+            InitSign::Mixed => {
+                if rng.random_bool(0.5) {
+                    magnitude
+                } else {
+                    -magnitude
+                }
+            }
+        }
+    })
+}
+
+/// Each neuron's total synaptic weight (the synaptic-scaling target): `S·√fan_in`, so that the
+/// drive from a normalized input is of order `S` whatever the layer's fan-in.
+pub fn target_total(config: &BioConfig, fan_in: usize) -> f32 {
+    config.total_weight * (fan_in as f32).sqrt()
+}
+
+/// Divisive normalization of a population: `x̂ = x / (ε + ‖x‖₂)`; returns `(x̂, ‖x‖₂)`.
+pub fn normalize_input<B: Backend>(b: &B, x: &B::Tensor) -> (B::Tensor, B::Tensor) {
+    let norm = b.map(&b.reduce(&b.map(x, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt);
+    let normalized = b.zip(x, &b.map(&norm, Unary::Offset(INPUT_EPS)), Binary::Div);
+    (normalized, norm)
+}
+
+/// Lateral inhibition: the threshold `θ` per input (`batch×1`).
+/// k-WTA: `θ` = the (k+1)-th largest drive. Inhibitory unit: `θ = mean(u) + γ·std(u)`.
+/// Without competition: `θ = 0` (plain ReLU).
+pub fn inhibition_threshold<B: Backend>(b: &B, u: &B::Tensor, config: &BioConfig, k: usize) -> B::Tensor {
+    let (rows, _) = b.shape(u);
+    if !config.mechanisms.competition {
+        return b.full(rows, 1, 0.0);
+    }
+    match config.competition {
+        Competition::KWinners => b.row_kth_largest(u, k + 1),
+        Competition::Inhibitory { gain } => {
+            let (mean, std) = row_mean_std(b, u);
+            b.lincomb(1.0, &mean, gain, &std)
+        }
+    }
+}
+
+fn row_mean_std<B: Backend>(b: &B, u: &B::Tensor) -> (B::Tensor, B::Tensor) {
+    let mean = b.reduce(u, Dim::PerRow, Reduce::Mean);
+    let centered = b.zip(u, &mean, Binary::Sub);
+    let var = b.reduce(&b.map(&centered, Unary::Square), Dim::PerRow, Reduce::Mean);
+    (mean, b.map(&var, Unary::Sqrt))
+}
+
+impl<B: Backend> BioNet<B> {
+    /// A fresh network: positive (or mixed-sign, if configured) uniform weights with each neuron's
+    /// total weight at its target, zero biases, firing rates at ρ, every synapse present.
+    pub fn init(backend: &B, config: BioConfig, input_dim: usize, classes: usize, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut layers = Vec::new();
+        let mut fan_in = input_dim;
+        for &width in &config.hidden {
+            let scale = target_total(&config, fan_in) / fan_in as f32;
+            let w = uniform_init(width, fan_in, scale, config.hidden_init, &mut rng);
+            layers.push(BioLayer {
+                weights: backend.upload(&w),
+                mask: backend.full(width, fan_in, 1.0),
+                bias: backend.full(1, width, 0.0),
+                rate: backend.full(1, width, config.active_fraction),
+            });
+            fan_in = width;
+        }
+        let v = uniform_init(classes, fan_in, 1.0, config.readout_init, &mut rng);
+        let readout = Readout { weights: backend.upload(&v), bias: backend.full(1, classes, 0.0) };
+        Self { backend: backend.clone(), config, input_dim, classes, layers, readout }
+    }
+
+    /// Rebuilds a network from saved parameters, checking every shape.
+    pub fn from_params(
+        backend: &B,
+        config: BioConfig,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<Self, CoreError> {
+        let mut layers = Vec::new();
+        let mut fan_in = input_dim;
+        for (i, &width) in config.hidden.iter().enumerate() {
+            let get = |n: &str, s| params.get(&format!("hidden.{i}.{n}"), s).map(|m| backend.upload(m));
+            layers.push(BioLayer {
+                weights: get("weight", (width, fan_in))?,
+                mask: get("mask", (width, fan_in))?,
+                bias: get("bias", (1, width))?,
+                rate: get("rate", (1, width))?,
+            });
+            fan_in = width;
+        }
+        let readout = Readout {
+            weights: backend.upload(params.get("readout.weight", (classes, fan_in))?),
+            bias: backend.upload(params.get("readout.bias", (1, classes))?),
+        };
+        Ok(Self { backend: backend.clone(), config, input_dim, classes, layers, readout })
+    }
+
+    /// Backend-free form.
+    pub fn to_saved(&self) -> SavedModel {
+        SavedModel::Bio {
+            config: self.config.clone(),
+            input_dim: self.input_dim,
+            classes: self.classes,
+            params: self.to_params(),
+        }
+    }
+
+    /// The full forward pass, keeping every intermediate.
+    pub fn trace(&self, x: &B::Tensor) -> BioTrace<B> {
+        let b = &self.backend;
+        let mut input = x.clone();
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let (normalized, input_norm) = normalize_input(b, &input);
+            let drive = add_bias(b, &b.matmul(&normalized, false, &layer.weights, true), &layer.bias);
+            let k = self.config.winners(b.shape(&layer.weights).0);
+            let threshold = inhibition_threshold(b, &drive, &self.config, k);
+            let activity = b.map(&b.zip(&drive, &threshold, Binary::Sub), Unary::Relu);
+            let next = activity.clone();
+            layers.push(LayerTrace { input, input_norm, normalized, drive, threshold, activity });
+            input = next;
+        }
+        let total = b.reduce(&input, Dim::PerRow, Reduce::Sum);
+        let code_denominator = b.map(&total, Unary::Offset(self.config.normalization_sigma));
+        let code = b.zip(&input, &code_denominator, Binary::Div);
+        let logits = add_bias(b, &b.matmul(&code, false, &self.readout.weights, true), &self.readout.bias);
+        BioTrace { layers, code_denominator, code, logits }
+    }
+
+    /// Backward through one competition stage: `∂L/∂u` from `∂L/∂y`.
+    fn competition_backward(&self, t: &LayerTrace<B>, dy: &B::Tensor) -> B::Tensor {
+        let b = &self.backend;
+        let gap = b.zip(&t.drive, &t.threshold, Binary::Sub);
+        let active = b.map(&gap, Unary::Step);
+        let dy_active = b.zip(dy, &active, Binary::Mul);
+        if !self.config.mechanisms.competition {
+            return dy_active;
+        }
+        // Every active unit's output falls one-for-one with θ: ∂L/∂θ = −Σ_active ∂L/∂y.
+        let dtheta = b.map(&b.reduce(&dy_active, Dim::PerRow, Reduce::Sum), Unary::Scale(-1.0));
+        match self.config.competition {
+            Competition::KWinners => {
+                // θ is the drive of the (k+1)-th unit itself: that unit receives ∂L/∂θ.
+                let at_threshold = b.map(&b.map(&b.map(&gap, Unary::Abs), Unary::Step), Unary::Offset(-1.0));
+                // at_threshold is −1 at the threshold unit, 0 elsewhere.
+                let from_theta = b.zip(&at_threshold, &dtheta, Binary::Mul);
+                b.lincomb(1.0, &dy_active, -1.0, &from_theta)
+            }
+            Competition::Inhibitory { gain } => {
+                // ∂θ/∂u_m = 1/N + γ (u_m − μ) / (N·s).
+                let (_, n) = b.shape(&t.drive);
+                let (mean, std) = row_mean_std(b, &t.drive);
+                let centered = b.zip(&t.drive, &mean, Binary::Sub);
+                let scaled = b.zip(&centered, &b.map(&std, Unary::Offset(1e-12)), Binary::Div);
+                let dtheta_du = b.map(&scaled, Unary::Scale(gain / n as f32));
+                let dtheta_du = b.map(&dtheta_du, Unary::Offset(1.0 / n as f32));
+                b.lincomb(1.0, &dy_active, 1.0, &b.zip(&dtheta_du, &dtheta, Binary::Mul))
+            }
+        }
+    }
+}
+
+/// Backward through `x̂ = x / (ε + n)`, `n = ‖x‖₂`:
+/// `∂L/∂x = ∂L/∂x̂ / d − x · (x·∂L/∂x̂) / (n·d²)` with `d = ε + n`.
+fn normalize_backward<B: Backend>(b: &B, t: &LayerTrace<B>, dxhat: &B::Tensor) -> B::Tensor {
+    let d = b.map(&t.input_norm, Unary::Offset(INPUT_EPS));
+    let dot = b.reduce(&b.zip(&t.input, dxhat, Binary::Mul), Dim::PerRow, Reduce::Sum);
+    let n_safe = b.map(&t.input_norm, Unary::Clamp(1e-30, f32::MAX));
+    let coef = b.zip(&b.zip(&dot, &n_safe, Binary::Div), &b.map(&d, Unary::Square), Binary::Div);
+    let first = b.zip(dxhat, &d, Binary::Div);
+    let second = b.zip(&t.input, &coef, Binary::Mul);
+    b.lincomb(1.0, &first, -1.0, &second)
+}
+
+impl<B: Backend> Classifier<B> for BioNet<B> {
+    fn backend(&self) -> &B {
+        &self.backend
+    }
+    fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn logits(&self, x: &B::Tensor) -> B::Tensor {
+        self.trace(x).logits
+    }
+    fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        self.trace(x).layers.into_iter().map(|t| t.activity).collect()
+    }
+    fn loss_and_input_gradient(&self, x: &B::Tensor, labels: &[usize]) -> (Vec<f32>, B::Tensor) {
+        let b = &self.backend;
+        let trace = self.trace(x);
+        let (_, losses, dz) = softmax_cross_entropy(b, &trace.logits, labels);
+        // z = h̃ Vᵀ + c
+        let dcode = b.matmul(&dz, false, &self.readout.weights, false);
+        // h̃ = h / (σ + Σh): ∂L/∂h = (∂L/∂h̃ − Σ_j ∂L/∂h̃_j h̃_j) / (σ + Σh)
+        let proj = b.reduce(&b.zip(&dcode, &trace.code, Binary::Mul), Dim::PerRow, Reduce::Sum);
+        let mut grad = b.zip(&b.zip(&dcode, &proj, Binary::Sub), &trace.code_denominator, Binary::Div);
+        for (layer, t) in self.layers.iter().zip(&trace.layers).rev() {
+            let du = self.competition_backward(t, &grad);
+            let dxhat = b.matmul(&du, false, &layer.weights, false);
+            grad = normalize_backward(b, t, &dxhat);
+        }
+        (losses, grad)
+    }
+    fn to_params(&self) -> Params {
+        let b = &self.backend;
+        let mut p = Params::default();
+        for (i, l) in self.layers.iter().enumerate() {
+            p.push(format!("hidden.{i}.weight"), b.download(&l.weights));
+            p.push(format!("hidden.{i}.mask"), b.download(&l.mask));
+            p.push(format!("hidden.{i}.bias"), b.download(&l.bias));
+            p.push(format!("hidden.{i}.rate"), b.download(&l.rate));
+        }
+        p.push("readout.weight", b.download(&self.readout.weights));
+        p.push("readout.bias", b.download(&self.readout.bias));
+        p
+    }
+}

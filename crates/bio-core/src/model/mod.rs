@@ -1,0 +1,225 @@
+//! Models: the `bio` network ([`BioNet`]), the backprop baseline ([`BpNet`]), the [`Classifier`]
+//! trait both implement, and [`SavedModel`], the backend-free form that is written to disk.
+
+mod bio;
+mod bp;
+
+pub use bio::{BioLayer, BioNet, BioTrace, LayerTrace, Readout, inhibition_threshold, normalize_input, target_total};
+pub use bp::{BpGradients, BpNet, DenseLayer};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
+use crate::error::CoreError;
+use crate::params::{BioConfig, BpConfig};
+use crate::tensor::Matrix;
+
+/// Named host tensors: every weight, bias, mask and state vector of a model.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// `(name, tensor)` pairs in a stable order, e.g. `hidden.0.weight`.
+    pub tensors: Vec<(String, Matrix)>,
+}
+
+impl Params {
+    /// Adds a tensor under `name`.
+    pub fn push(&mut self, name: impl Into<String>, m: Matrix) {
+        self.tensors.push((name.into(), m));
+    }
+
+    /// The tensor called `name`, with its shape checked.
+    pub fn get(&self, name: &str, shape: (usize, usize)) -> Result<&Matrix, CoreError> {
+        let m = self
+            .tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m)
+            .ok_or_else(|| CoreError::Incompatible(format!("tensor `{name}` is missing")))?;
+        if m.shape() != shape {
+            return Err(CoreError::Incompatible(format!(
+                "tensor `{name}` is {}×{}, expected {}×{}",
+                m.rows(),
+                m.cols(),
+                shape.0,
+                shape.1
+            )));
+        }
+        if !m.all_finite() {
+            return Err(CoreError::Incompatible(format!("tensor `{name}` holds NaN or infinite values")));
+        }
+        Ok(m)
+    }
+
+    /// Total number of entries.
+    pub fn count(&self) -> usize {
+        self.tensors.iter().map(|(_, m)| m.len()).sum()
+    }
+}
+
+/// What every trained model offers to evaluation and attacks, whatever rule trained it.
+pub trait Classifier<B: Backend> {
+    /// The backend holding the model.
+    fn backend(&self) -> &B;
+    /// Input dimension (pixels).
+    fn input_dim(&self) -> usize;
+    /// Number of classes.
+    fn classes(&self) -> usize;
+    /// Class scores (logits) for a batch `x` (`batch×input_dim`, pixels in [0,1]).
+    fn logits(&self, x: &B::Tensor) -> B::Tensor;
+    /// The activity of each hidden layer for a batch, first layer first.
+    fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor>;
+    /// Per-sample cross-entropy losses and the gradient of their sum with respect to `x`
+    /// (row `i` is sample `i`'s own input gradient). Exact, hand-derived backward pass.
+    fn loss_and_input_gradient(&self, x: &B::Tensor, labels: &[usize]) -> (Vec<f32>, B::Tensor);
+    /// Every parameter as named host tensors.
+    fn to_params(&self) -> Params;
+
+    /// Predicted class of each row of `x`.
+    fn predict(&self, x: &B::Tensor) -> Vec<usize> {
+        self.backend().argmax_rows(&self.logits(x))
+    }
+}
+
+/// A model in backend-free form: what a checkpoint holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum SavedModel {
+    /// A network trained by the `bio` rule.
+    Bio {
+        /// Its hyper-parameters.
+        config: BioConfig,
+        /// Input dimension.
+        input_dim: usize,
+        /// Number of classes.
+        classes: usize,
+        /// Its parameters.
+        params: Params,
+    },
+    /// A network trained by backprop.
+    Bp {
+        /// Its hyper-parameters.
+        config: BpConfig,
+        /// Input dimension.
+        input_dim: usize,
+        /// Number of classes.
+        classes: usize,
+        /// Its parameters.
+        params: Params,
+    },
+}
+
+impl SavedModel {
+    /// `"bio"` or `"bp"`.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            SavedModel::Bio { .. } => "bio",
+            SavedModel::Bp { .. } => "bp",
+        }
+    }
+
+    /// Hidden layer widths.
+    pub fn hidden(&self) -> &[usize] {
+        match self {
+            SavedModel::Bio { config, .. } => &config.hidden,
+            SavedModel::Bp { config, .. } => &config.hidden,
+        }
+    }
+
+    /// Parameters.
+    pub fn params(&self) -> &Params {
+        match self {
+            SavedModel::Bio { params, .. } | SavedModel::Bp { params, .. } => params,
+        }
+    }
+
+    /// Uploads the model to a backend.
+    pub fn load<B: Backend>(&self, backend: &B) -> Result<AnyModel<B>, CoreError> {
+        Ok(match self {
+            SavedModel::Bio { config, input_dim, classes, params } => {
+                AnyModel::Bio(BioNet::from_params(backend, config.clone(), *input_dim, *classes, params)?)
+            }
+            SavedModel::Bp { config, input_dim, classes, params } => {
+                AnyModel::Bp(BpNet::from_params(backend, config.clone(), *input_dim, *classes, params)?)
+            }
+        })
+    }
+}
+
+/// Either model, on a backend; evaluation code uses it without caring which rule trained it.
+#[derive(Clone, Debug)]
+pub enum AnyModel<B: Backend> {
+    /// A `bio` network.
+    Bio(BioNet<B>),
+    /// A backprop network.
+    Bp(BpNet<B>),
+}
+
+impl<B: Backend> AnyModel<B> {
+    /// Back to backend-free form.
+    pub fn to_saved(&self) -> SavedModel {
+        match self {
+            AnyModel::Bio(m) => m.to_saved(),
+            AnyModel::Bp(m) => m.to_saved(),
+        }
+    }
+}
+
+macro_rules! delegate {
+    ($self:ident, $m:ident => $e:expr) => {
+        match $self {
+            AnyModel::Bio($m) => $e,
+            AnyModel::Bp($m) => $e,
+        }
+    };
+}
+
+impl<B: Backend> Classifier<B> for AnyModel<B> {
+    fn backend(&self) -> &B {
+        delegate!(self, m => m.backend())
+    }
+    fn input_dim(&self) -> usize {
+        delegate!(self, m => m.input_dim())
+    }
+    fn classes(&self) -> usize {
+        delegate!(self, m => m.classes())
+    }
+    fn logits(&self, x: &B::Tensor) -> B::Tensor {
+        delegate!(self, m => m.logits(x))
+    }
+    fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        delegate!(self, m => m.hidden_activity(x))
+    }
+    fn loss_and_input_gradient(&self, x: &B::Tensor, labels: &[usize]) -> (Vec<f32>, B::Tensor) {
+        delegate!(self, m => m.loss_and_input_gradient(x, labels))
+    }
+    fn to_params(&self) -> Params {
+        delegate!(self, m => m.to_params())
+    }
+}
+
+/// One-hot targets as a `labels.len()×classes` tensor.
+pub fn one_hot<B: Backend>(b: &B, labels: &[usize], classes: usize) -> B::Tensor {
+    let m = Matrix::from_fn(labels.len(), classes, |i, j| if labels[i] == j { 1.0 } else { 0.0 });
+    b.upload(&m)
+}
+
+/// Softmax probabilities, per-sample cross-entropy losses and `∂(Σ loss)/∂logits = p − t`.
+pub fn softmax_cross_entropy<B: Backend>(
+    b: &B,
+    logits: &B::Tensor,
+    labels: &[usize],
+) -> (B::Tensor, Vec<f32>, B::Tensor) {
+    let (_, classes) = b.shape(logits);
+    let probs = b.softmax_rows(logits);
+    let targets = one_hot(b, labels, classes);
+    // loss_i = −ln p_{i,y_i}, read from the probabilities of the true class (guarded against 0).
+    let picked = b.reduce(&b.zip(&probs, &targets, Binary::Mul), Dim::PerRow, Reduce::Sum);
+    let losses = b.download(&b.map(&b.map(&picked, Unary::Clamp(1e-30, 1.0)), Unary::Ln));
+    let losses = losses.as_slice().iter().map(|v| -v).collect();
+    let grad = b.lincomb(1.0, &probs, -1.0, &targets);
+    (probs, losses, grad)
+}
+
+/// Adds a `1×n` bias row to every row of `t`.
+pub(crate) fn add_bias<B: Backend>(b: &B, t: &B::Tensor, bias: &B::Tensor) -> B::Tensor {
+    b.zip(t, bias, Binary::Add)
+}

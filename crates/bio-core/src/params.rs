@@ -1,0 +1,304 @@
+//! Hyper-parameters of the two learning rules, validated before any work starts.
+//!
+//! In the manner of linfa's `ParamGuard`: users fill a plain struct ([`BioParams`], [`BpParams`]) and
+//! `check()` turns it into a validated config or a [`CoreError::InvalidParam`] naming the offending
+//! field (which is also the CLI flag's name).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::CoreError;
+
+/// How lateral inhibition selects the active units of a hidden layer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Competition {
+    /// k-winners-take-all: the threshold is each input's (k+1)-th largest drive, `k = ⌈ρN⌉`.
+    /// Sparsity is fixed by construction.
+    KWinners,
+    /// A pooled inhibitory unit sets the threshold from the layer's own activity,
+    /// `θ = mean(u) + γ·std(u)`. The active fraction is an outcome that can be measured.
+    Inhibitory {
+        /// Inhibitory gain `γ` (in standard deviations of the drive).
+        gain: f32,
+    },
+}
+
+/// The readout's plasticity rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadoutRule {
+    /// Exponentiated-gradient delta rule: `V ← V·exp(η·sign(V)·(t − p)·h̃)`, local and sign-preserving.
+    DeltaEg,
+    /// Node perturbation: the same multiplicative form, with the error replaced by a reward-based
+    /// estimate from random perturbations of the class units (gradient-free).
+    Perturbation,
+}
+
+/// Switches for each mechanism of the `bio` rule, so ablations can turn one off at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Mechanisms {
+    /// Multiplicative (log-space) Hebbian update; when off, the same update is applied additively
+    /// (which can then drive weights through zero).
+    pub multiplicative: bool,
+    /// Homeostatic excitability (bias tracks firing rate toward ρ).
+    pub homeostasis: bool,
+    /// Structural plasticity (pruning of synapses that shrink below a threshold).
+    pub structural: bool,
+    /// Multiplicative synaptic scaling of each neuron's total weight.
+    pub synaptic_scaling: bool,
+    /// Lateral inhibition; when off, every unit with positive drive is active (ReLU).
+    pub competition: bool,
+    /// Sign-preserving (multiplicative) readout; when off, the readout uses the additive delta rule.
+    pub sign_preserving_readout: bool,
+}
+
+impl Default for Mechanisms {
+    fn default() -> Self {
+        Self {
+            multiplicative: true,
+            homeostasis: true,
+            structural: true,
+            synaptic_scaling: true,
+            competition: true,
+            sign_preserving_readout: true,
+        }
+    }
+}
+
+/// How the readout's weights start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InitSign {
+    /// All weights positive (excitatory).
+    Positive,
+    /// Random sign per synapse (no Dale's law at the start), for emergence experiments.
+    Mixed,
+}
+
+/// Unchecked hyper-parameters of the `bio` rule. Call [`BioParams::check`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BioParams {
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Target fraction of active units per input, ρ.
+    pub active_fraction: f32,
+    /// Lateral inhibition.
+    pub competition: Competition,
+    /// Hebbian learning rate η (per expected win).
+    pub hebbian_rate: f32,
+    /// Homeostatic rate η_h of the bias.
+    pub homeostasis_rate: f32,
+    /// Time constant of the running firing rate, as the weight of the newest batch (0..1].
+    pub rate_smoothing: f32,
+    /// Total synaptic weight each neuron keeps (synaptic scaling target).
+    pub total_weight: f32,
+    /// Structural plasticity: a synapse is removed when its weight falls below this fraction of
+    /// the neuron's mean weight.
+    pub prune_below: f32,
+    /// Structural plasticity: probability per epoch that a removed synapse regrows.
+    pub regrow_probability: f32,
+    /// Readout learning rate.
+    pub readout_rate: f32,
+    /// Readout plasticity rule.
+    pub readout_rule: ReadoutRule,
+    /// Standard deviation of the node-perturbation noise (only for [`ReadoutRule::Perturbation`]).
+    pub perturbation_sigma: f32,
+    /// Initial sign of the readout weights.
+    pub readout_init: InitSign,
+    /// Initial sign of the hidden weights (Positive by default; Mixed for emergence experiments).
+    pub hidden_init: InitSign,
+    /// Semi-saturation constant of the readout's divisive normalization.
+    pub normalization_sigma: f32,
+    /// Mechanism switches for ablations.
+    pub mechanisms: Mechanisms,
+}
+
+impl Default for BioParams {
+    fn default() -> Self {
+        Self {
+            hidden: vec![2000],
+            active_fraction: 0.05,
+            competition: Competition::KWinners,
+            hebbian_rate: 0.05,
+            homeostasis_rate: 0.01,
+            rate_smoothing: 0.05,
+            total_weight: 1.0,
+            prune_below: 0.02,
+            regrow_probability: 0.0,
+            readout_rate: 0.5,
+            readout_rule: ReadoutRule::DeltaEg,
+            perturbation_sigma: 0.1,
+            readout_init: InitSign::Positive,
+            hidden_init: InitSign::Positive,
+            normalization_sigma: 1e-3,
+            mechanisms: Mechanisms::default(),
+        }
+    }
+}
+
+/// Validated hyper-parameters of the `bio` rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BioConfig(BioParams);
+
+impl std::ops::Deref for BioConfig {
+    type Target = BioParams;
+    fn deref(&self) -> &BioParams {
+        &self.0
+    }
+}
+
+impl BioConfig {
+    /// Number of winners `k = max(1, round(ρ·N))` for a layer of width `n`.
+    pub fn winners(&self, n: usize) -> usize {
+        ((self.active_fraction * n as f32).round() as usize).clamp(1, n.saturating_sub(1).max(1))
+    }
+}
+
+fn check_rate(name: &'static str, v: f32) -> Result<(), CoreError> {
+    if !v.is_finite() || v < 0.0 {
+        return Err(CoreError::invalid(name, format!("must be a finite number ≥ 0, got {v}")));
+    }
+    Ok(())
+}
+
+fn check_hidden(hidden: &[usize]) -> Result<(), CoreError> {
+    if hidden.is_empty() {
+        return Err(CoreError::invalid("hidden", "at least one hidden layer is needed"));
+    }
+    if let Some(w) = hidden.iter().find(|&&w| w < 2) {
+        return Err(CoreError::invalid("hidden", format!("every hidden width must be ≥ 2, got {w}")));
+    }
+    Ok(())
+}
+
+impl BioParams {
+    /// Validates every field, naming the first bad one.
+    pub fn check(self) -> Result<BioConfig, CoreError> {
+        check_hidden(&self.hidden)?;
+        if !(self.active_fraction > 0.0 && self.active_fraction < 1.0) {
+            return Err(CoreError::invalid("active-fraction", format!("must be in (0, 1), got {}", self.active_fraction)));
+        }
+        for &w in &self.hidden {
+            let k = (self.active_fraction * w as f32).round() as usize;
+            if k >= w {
+                return Err(CoreError::invalid("active-fraction", format!("k = {k} winners must be below width {w}")));
+            }
+        }
+        if let Competition::Inhibitory { gain } = self.competition
+            && !gain.is_finite()
+        {
+            return Err(CoreError::invalid("inhibition-gain", format!("must be finite, got {gain}")));
+        }
+        check_rate("hebbian-rate", self.hebbian_rate)?;
+        check_rate("homeostasis-rate", self.homeostasis_rate)?;
+        check_rate("readout-rate", self.readout_rate)?;
+        check_rate("prune-below", self.prune_below)?;
+        check_rate("perturbation-sigma", self.perturbation_sigma)?;
+        if !(self.rate_smoothing > 0.0 && self.rate_smoothing <= 1.0) {
+            return Err(CoreError::invalid("rate-smoothing", format!("must be in (0, 1], got {}", self.rate_smoothing)));
+        }
+        if !(self.total_weight.is_finite() && self.total_weight > 0.0) {
+            return Err(CoreError::invalid("total-weight", format!("must be > 0, got {}", self.total_weight)));
+        }
+        if !(0.0..=1.0).contains(&self.regrow_probability) {
+            return Err(CoreError::invalid("regrow", format!("must be in [0, 1], got {}", self.regrow_probability)));
+        }
+        if self.prune_below >= 1.0 {
+            return Err(CoreError::invalid("prune-below", "must be below 1 (the mean weight)"));
+        }
+        if !(self.normalization_sigma.is_finite() && self.normalization_sigma > 0.0) {
+            return Err(CoreError::invalid("normalization-sigma", "must be > 0"));
+        }
+        if self.readout_rule == ReadoutRule::Perturbation && self.perturbation_sigma <= 0.0 {
+            return Err(CoreError::invalid("perturbation-sigma", "must be > 0 for the perturbation readout"));
+        }
+        Ok(BioConfig(self))
+    }
+}
+
+/// The optimizer of the backprop baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Optimizer {
+    /// Adam with β₁ = 0.9, β₂ = 0.999, ε = 1e-8.
+    Adam,
+    /// SGD with momentum.
+    Momentum {
+        /// Momentum coefficient μ.
+        momentum: f32,
+    },
+}
+
+/// Unchecked hyper-parameters of the `bp` baseline. Call [`BpParams::check`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BpParams {
+    /// Hidden layer widths (ReLU).
+    pub hidden: Vec<usize>,
+    /// Optimizer.
+    pub optimizer: Optimizer,
+    /// Learning rate.
+    pub learning_rate: f32,
+}
+
+impl Default for BpParams {
+    fn default() -> Self {
+        Self { hidden: vec![2000], optimizer: Optimizer::Adam, learning_rate: 1e-3 }
+    }
+}
+
+/// Validated hyper-parameters of the `bp` baseline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BpConfig(BpParams);
+
+impl std::ops::Deref for BpConfig {
+    type Target = BpParams;
+    fn deref(&self) -> &BpParams {
+        &self.0
+    }
+}
+
+impl BpParams {
+    /// Validates every field, naming the first bad one.
+    pub fn check(self) -> Result<BpConfig, CoreError> {
+        check_hidden(&self.hidden)?;
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(CoreError::invalid("lr", format!("must be > 0, got {}", self.learning_rate)));
+        }
+        if let Optimizer::Momentum { momentum } = self.optimizer
+            && !(0.0..1.0).contains(&momentum)
+        {
+            return Err(CoreError::invalid("momentum", format!("must be in [0, 1), got {momentum}")));
+        }
+        Ok(BpConfig(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(BioParams::default().check().is_ok());
+        assert!(BpParams::default().check().is_ok());
+    }
+
+    #[test]
+    fn nonsense_is_rejected_naming_the_flag() {
+        let bad = |p: BioParams| match p.check() {
+            Err(CoreError::InvalidParam { name, .. }) => name,
+            other => panic!("expected an error, got {other:?}"),
+        };
+        assert_eq!(bad(BioParams { hidden: vec![], ..Default::default() }), "hidden");
+        assert_eq!(bad(BioParams { hidden: vec![0], ..Default::default() }), "hidden");
+        assert_eq!(bad(BioParams { active_fraction: 1.5, ..Default::default() }), "active-fraction");
+        assert_eq!(bad(BioParams { hidden: vec![4], active_fraction: 0.9, ..Default::default() }), "active-fraction");
+        assert_eq!(bad(BioParams { hebbian_rate: -1.0, ..Default::default() }), "hebbian-rate");
+        assert_eq!(bad(BioParams { readout_rate: f32::NAN, ..Default::default() }), "readout-rate");
+        let bp = BpParams { learning_rate: 0.0, ..Default::default() };
+        assert!(matches!(bp.check(), Err(CoreError::InvalidParam { name: "lr", .. })));
+    }
+
+    #[test]
+    fn winners_follow_the_active_fraction() {
+        let c = BioParams::default().check().unwrap();
+        assert_eq!(c.winners(2000), 100);
+        assert_eq!(c.winners(10), 1);
+    }
+}

@@ -1,0 +1,226 @@
+//! The `bio` rule: competitive, multiplicative Hebbian plasticity with synaptic scaling, homeostasis
+//! and structural plasticity in the hidden layers, and a local sign-preserving readout.
+//!
+//! Each mechanism is a named function below with its equation; `docs/LEARNING_RULE.md` gives the
+//! whole rule and says which properties hold by construction and which must emerge.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use super::{BatchReport, LearningRule, check_finite, count_correct};
+use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
+use crate::error::CoreError;
+use crate::model::{BioLayer, BioNet, Classifier, Readout, one_hot, softmax_cross_entropy, target_total};
+use crate::params::{BioConfig, InitSign, ReadoutRule};
+use crate::tensor::Matrix;
+
+/// The `bio` trainer: hyper-parameters, the learning-rate schedule and its random stream.
+#[derive(Clone, Debug)]
+pub struct BioRule {
+    config: BioConfig,
+    /// Multiplier of every learning rate for the current epoch (linear decay).
+    schedule: f32,
+    regrow_pending: bool,
+    rng: ChaCha8Rng,
+}
+
+impl BioRule {
+    /// A trainer; `seed` drives node-perturbation noise and synapse regrowth.
+    pub fn new(config: BioConfig, seed: u64) -> Self {
+        Self { config, schedule: 1.0, regrow_pending: false, rng: ChaCha8Rng::seed_from_u64(seed ^ 0xB10) }
+    }
+}
+
+fn guard<B: Backend>(b: &B, t: &B::Tensor) -> B::Tensor {
+    b.map(t, Unary::Clamp(1e-12, f32::MAX))
+}
+
+/// Column vector of per-neuron sums of `r` over the batch: `rᵀ·1` (`neurons×1`).
+fn per_neuron_sum<B: Backend>(b: &B, r: &B::Tensor) -> B::Tensor {
+    let (batch, _) = b.shape(r);
+    b.matmul(r, true, &b.full(batch, 1, 1.0), false)
+}
+
+/// Multiplicative Hebbian plasticity. Each neuron `j` moves its normalized weights `w̃_j = |W_j|/Σ|W_j|`
+/// toward the normalized presynaptic pattern `p = x/Σx`, in proportion to its relative activity
+/// `r_j = y_j / max_k y_k`, in log space:
+///
+/// `ΔlogW_ji = η·D/(B·ρ) · Σ_b r_bj (p_bi − w̃_ji)`, `W ← W ⊙ exp(ΔlogW)`.
+///
+/// The exponential keeps every weight's sign (and zero stays zero): positivity holds by construction.
+/// With `multiplicative` switched off (ablation) the same step is taken additively,
+/// `ΔW = (S/D)·ΔlogW`, which can cross zero.
+pub fn hebbian_update<B: Backend>(
+    b: &B,
+    layer: &mut BioLayer<B>,
+    input: &B::Tensor,
+    activity: &B::Tensor,
+    rate: f32,
+    config: &BioConfig,
+) {
+    let (batch, fan_in) = b.shape(input);
+    let peak = b.reduce(activity, Dim::PerRow, Reduce::Max);
+    let relative = b.zip(activity, &guard(b, &peak), Binary::Div);
+    let pattern = b.zip(input, &guard(b, &b.reduce(input, Dim::PerRow, Reduce::Sum)), Binary::Div);
+    let pull = b.matmul(&relative, true, &pattern, false);
+    let wins = per_neuron_sum(b, &relative);
+    let magnitude = if config.hidden_init == InitSign::Positive { layer.weights.clone() } else { b.map(&layer.weights, Unary::Abs) };
+    let normalized = b.zip(&magnitude, &guard(b, &b.reduce(&magnitude, Dim::PerRow, Reduce::Sum)), Binary::Div);
+    let step = rate * fan_in as f32 / (batch as f32 * config.active_fraction);
+    let delta = b.lincomb(step, &pull, -step, &b.zip(&normalized, &wins, Binary::Mul));
+    if config.mechanisms.multiplicative {
+        b.zip_assign(&mut layer.weights, &b.map(&delta, Unary::Exp), Binary::Mul);
+    } else {
+        let unit = target_total(config, fan_in) / fan_in as f32;
+        layer.weights = b.lincomb(1.0, &layer.weights, unit, &delta);
+        b.zip_assign(&mut layer.weights, &layer.mask, Binary::Mul);
+    }
+}
+
+/// Structural plasticity: a synapse whose magnitude falls below `prune_below` times its neuron's mean
+/// present weight is removed, `mask ← mask ⊙ [|W| > c·mean_j]`, `W ← W ⊙ mask`.
+pub fn structural_plasticity<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig) {
+    let magnitude = b.map(&layer.weights, Unary::Abs);
+    let present = guard(b, &b.reduce(&layer.mask, Dim::PerRow, Reduce::Sum));
+    let mean = b.zip(&b.reduce(&magnitude, Dim::PerRow, Reduce::Sum), &present, Binary::Div);
+    let keep = b.zip(&magnitude, &b.map(&mean, Unary::Scale(config.prune_below)), Binary::Greater);
+    b.zip_assign(&mut layer.mask, &keep, Binary::Mul);
+    b.zip_assign(&mut layer.weights, &layer.mask, Binary::Mul);
+}
+
+/// Random regrowth of removed synapses: each absent synapse returns with probability `p`, at
+/// `2·prune_below` times the neuron's mean weight, with the sign its neuron's init gave it (positive).
+pub fn regrow<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig, rng: &mut ChaCha8Rng) {
+    let (rows, cols) = b.shape(&layer.weights);
+    let p = config.regrow_probability as f64;
+    let lottery = Matrix::from_fn(rows, cols, |_, _| if rng.random_bool(p) { 1.0 } else { 0.0 });
+    let absent = b.map(&b.map(&layer.mask, Unary::Scale(-1.0)), Unary::Offset(1.0));
+    let reborn = b.zip(&absent, &b.upload(&lottery), Binary::Mul);
+    let mean = target_total(config, cols) / cols as f32;
+    let fresh = b.map(&reborn, Unary::Scale(2.0 * config.prune_below * mean));
+    layer.weights = b.lincomb(1.0, &layer.weights, 1.0, &fresh);
+    layer.mask = b.lincomb(1.0, &layer.mask, 1.0, &reborn);
+}
+
+/// Multiplicative synaptic scaling: each neuron's total weight returns to its target,
+/// `W_j ← W_j · S_j / Σ_i |W_ji|` (a positive factor: it never changes a sign).
+pub fn synaptic_scaling<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig) {
+    let (_, fan_in) = b.shape(&layer.weights);
+    let total = b.reduce(&b.map(&layer.weights, Unary::Abs), Dim::PerRow, Reduce::Sum);
+    let factor = b.map(&b.map(&guard(b, &total), Unary::Recip), Unary::Scale(target_total(config, fan_in)));
+    b.zip_assign(&mut layer.weights, &factor, Binary::Mul);
+}
+
+/// Homeostatic excitability: the running firing rate `r ← (1−τ)r + τ·mean_b[y > 0]`, and the bias
+/// `b ← b + η_h(ρ − r)`, so a silent unit grows more excitable until it fires.
+pub fn homeostasis<B: Backend>(b: &B, layer: &mut BioLayer<B>, activity: &B::Tensor, rate: f32, config: &BioConfig) {
+    let fired = b.reduce(&b.map(activity, Unary::Step), Dim::PerCol, Reduce::Mean);
+    let tau = config.rate_smoothing;
+    layer.rate = b.lincomb(1.0 - tau, &layer.rate, tau, &fired);
+    let error = b.map(&b.map(&layer.rate, Unary::Scale(-1.0)), Unary::Offset(config.active_fraction));
+    layer.bias = b.lincomb(1.0, &layer.bias, rate, &error);
+}
+
+/// The readout's local update from an error signal `E` (`batch×classes`) and the code `h̃`:
+/// sign-preserving exponentiated gradient `V ← V ⊙ exp(η·sign(V) ⊙ Eᵀh̃)` (post-synaptic error ×
+/// pre-synaptic activity), or the additive delta rule `V ← V + η·Eᵀh̃` when sign preservation is
+/// ablated. The bias follows `c ← c + η·mean_b E`.
+pub fn readout_update<B: Backend>(
+    b: &B,
+    readout: &mut Readout<B>,
+    error: &B::Tensor,
+    code: &B::Tensor,
+    rate: f32,
+    sign_preserving: bool,
+) {
+    let (batch, _) = b.shape(error);
+    let hebb = b.matmul(error, true, code, false);
+    if sign_preserving {
+        let signed = b.zip(&hebb, &b.map(&readout.weights, Unary::Sign), Binary::Mul);
+        b.zip_assign(&mut readout.weights, &b.map(&b.map(&signed, Unary::Scale(rate)), Unary::Exp), Binary::Mul);
+    } else {
+        readout.weights = b.lincomb(1.0, &readout.weights, rate, &hebb);
+    }
+    let mean_error = b.reduce(error, Dim::PerCol, Reduce::Sum);
+    readout.bias = b.lincomb(1.0, &readout.bias, rate / batch as f32, &mean_error);
+}
+
+/// Node perturbation: an estimate of `t − p` from one random perturbation `ξ ~ N(0, σ²)` of the class
+/// units and the change `δ` it causes in each sample's loss: `Ê = −δ·ξ/σ²`. Gradient-free: each class
+/// unit needs only its own noise and one global scalar per sample.
+fn perturbation_error<B: Backend>(
+    b: &B,
+    logits: &B::Tensor,
+    labels: &[usize],
+    base_losses: &[f32],
+    sigma: f32,
+    rng: &mut ChaCha8Rng,
+) -> B::Tensor {
+    let (batch, classes) = b.shape(logits);
+    let normal = Normal::new(0.0f32, sigma).expect("sigma was validated > 0");
+    let noise = Matrix::from_fn(batch, classes, |_, _| normal.sample(rng));
+    let noise_t = b.upload(&noise);
+    let (_, perturbed, _) = softmax_cross_entropy(b, &b.lincomb(1.0, logits, 1.0, &noise_t), labels);
+    let delta: Vec<f32> =
+        perturbed.iter().zip(base_losses).map(|(after, before)| -(after - before) / (sigma * sigma)).collect();
+    b.zip(&noise_t, &b.upload(&Matrix::col_vector(delta)), Binary::Mul)
+}
+
+impl<B: Backend> LearningRule<B> for BioRule {
+    type Model = BioNet<B>;
+
+    fn name(&self) -> &'static str {
+        "bio"
+    }
+
+    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> BioNet<B> {
+        BioNet::init(backend, self.config.clone(), input_dim, classes, seed)
+    }
+
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
+        // Linear decay of every plasticity rate: 1, 1 − 1/E, …, 1/E.
+        self.schedule = 1.0 - epoch as f32 / epochs.max(1) as f32;
+        self.regrow_pending = epoch > 0 && self.config.regrow_probability > 0.0;
+    }
+
+    fn train_batch(&mut self, model: &mut BioNet<B>, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
+        let b = model.backend().clone();
+        let config = self.config.clone();
+        let trace = model.trace(x);
+        let (probs, losses, _) = softmax_cross_entropy(&b, &trace.logits, labels);
+        let loss = losses.iter().sum::<f32>() / labels.len().max(1) as f32;
+        check_finite(loss, "bio readout")?;
+        let correct = count_correct(&b.argmax_rows(&trace.logits), labels);
+        let last = &trace.layers.last().expect("at least one hidden layer").activity;
+        let active_fraction = b.download(&b.reduce(&b.map(last, Unary::Step), Dim::All, Reduce::Mean)).get(0, 0);
+
+        let m = &config.mechanisms;
+        let regrow_now = std::mem::take(&mut self.regrow_pending) && m.structural;
+        for (layer, t) in model.layers.iter_mut().zip(&trace.layers) {
+            if regrow_now {
+                regrow(&b, layer, &config, &mut self.rng);
+            }
+            hebbian_update(&b, layer, &t.input, &t.activity, config.hebbian_rate * self.schedule, &config);
+            if m.structural {
+                structural_plasticity(&b, layer, &config);
+            }
+            if m.synaptic_scaling {
+                synaptic_scaling(&b, layer, &config);
+            }
+            if m.homeostasis {
+                homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config);
+            }
+        }
+
+        let error = match config.readout_rule {
+            ReadoutRule::DeltaEg => b.lincomb(1.0, &one_hot(&b, labels, model.classes()), -1.0, &probs),
+            ReadoutRule::Perturbation => {
+                perturbation_error(&b, &trace.logits, labels, &losses, config.perturbation_sigma, &mut self.rng)
+            }
+        };
+        let rate = config.readout_rate * self.schedule;
+        readout_update(&b, &mut model.readout, &error, &trace.code, rate, m.sign_preserving_readout);
+        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
+    }
+}

@@ -1,0 +1,86 @@
+//! Backpropagation with Adam or SGD-momentum on the mean cross-entropy: the baseline.
+
+use super::{BatchReport, LearningRule, check_finite, count_correct};
+use crate::backend::{AdamStep, Backend};
+use crate::error::CoreError;
+use crate::model::{BpNet, Classifier};
+use crate::params::{BpConfig, Optimizer};
+
+/// Optimizer moments of one tensor.
+#[derive(Clone, Debug)]
+struct Moments<T> {
+    first: T,
+    second: Option<T>,
+}
+
+/// The backprop trainer: owns the optimizer state.
+#[derive(Clone, Debug)]
+pub struct BackpropRule<B: Backend> {
+    config: BpConfig,
+    moments: Vec<Moments<B::Tensor>>,
+    steps: u64,
+}
+
+impl<B: Backend> BackpropRule<B> {
+    /// A trainer with empty optimizer state.
+    pub fn new(config: BpConfig) -> Self {
+        Self { config, moments: Vec::new(), steps: 0 }
+    }
+}
+
+impl<B: Backend> LearningRule<B> for BackpropRule<B> {
+    type Model = BpNet<B>;
+
+    fn name(&self) -> &'static str {
+        "bp"
+    }
+
+    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> BpNet<B> {
+        BpNet::init(backend, self.config.clone(), input_dim, classes, seed)
+    }
+
+    fn start_epoch(&mut self, _epoch: usize, _epochs: usize) {}
+
+    fn train_batch(&mut self, model: &mut BpNet<B>, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
+        let b = model.backend().clone();
+        let n = labels.len().max(1);
+        let g = model.gradients(x, labels, false, 1.0 / n as f32);
+        let loss = g.losses.iter().sum::<f32>() / n as f32;
+        check_finite(loss, "backprop")?;
+        let correct = count_correct(&b.argmax_rows(&g.logits), labels);
+        if self.moments.is_empty() {
+            let with_second = matches!(self.config.optimizer, Optimizer::Adam);
+            for layer in &model.layers {
+                for t in [&layer.weights, &layer.bias] {
+                    let (r, c) = b.shape(t);
+                    self.moments.push(Moments {
+                        first: b.full(r, c, 0.0),
+                        second: with_second.then(|| b.full(r, c, 0.0)),
+                    });
+                }
+            }
+        }
+        self.steps += 1;
+        let lr = self.config.learning_rate;
+        let (beta1, beta2) = (0.9f32, 0.999f32);
+        let t = self.steps as i32;
+        let adam = AdamStep {
+            lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)),
+            beta1,
+            beta2,
+            eps: 1e-8,
+        };
+        let mut moments = self.moments.iter_mut();
+        for (layer, (dw, db)) in model.layers.iter_mut().zip(&g.layers) {
+            for (param, grad) in [(&mut layer.weights, dw), (&mut layer.bias, db)] {
+                let m = moments.next().expect("one moment per tensor");
+                match (self.config.optimizer, m.second.as_mut()) {
+                    (Optimizer::Adam, Some(v)) => b.adam_step(param, grad, &mut m.first, v, adam),
+                    (Optimizer::Momentum { momentum }, _) => b.momentum_step(param, grad, &mut m.first, lr, momentum),
+                    (Optimizer::Adam, None) => unreachable!("Adam moments are created with a second moment"),
+                }
+            }
+        }
+        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction: g.active_fraction })
+    }
+}

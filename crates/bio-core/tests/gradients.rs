@@ -1,0 +1,127 @@
+//! The hand-derived input gradients of both models against central finite differences.
+
+use bio_core::{
+    BioParams, BpNet, BpParams, Classifier, Competition, Matrix, Mechanisms, ReferenceBackend, TensorStore,
+    model::BioNet,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random_inputs(rows: usize, cols: usize, seed: u64) -> Matrix {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Matrix::from_fn(rows, cols, |_, _| rng.random_range(0.05f32..1.0))
+}
+
+/// Relative error between the analytic gradient and central differences of the summed loss.
+fn gradient_error<M: Classifier<ReferenceBackend>>(model: &M, x: &Matrix, labels: &[usize]) -> f32 {
+    let b = ReferenceBackend;
+    let (_, grad) = model.loss_and_input_gradient(&b.upload(x), labels);
+    let loss = |m: &Matrix| model.loss_and_input_gradient(&b.upload(m), labels).0.iter().map(|&v| v as f64).sum::<f64>();
+    let h = 1e-3f32;
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for i in 0..x.rows() {
+        for j in 0..x.cols() {
+            let mut plus = x.clone();
+            plus.set(i, j, x.get(i, j) + h);
+            let mut minus = x.clone();
+            minus.set(i, j, x.get(i, j) - h);
+            let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
+            let g = grad.get(i, j) as f64;
+            num += (g - fd).powi(2);
+            den += g.powi(2) + fd.powi(2);
+        }
+    }
+    (num.sqrt() / den.sqrt().max(1e-12)) as f32
+}
+
+fn bio_net(competition: Competition, layers: Vec<usize>, enabled: bool, seed: u64) -> BioNet<ReferenceBackend> {
+    let params = BioParams {
+        hidden: layers,
+        active_fraction: 0.25,
+        competition,
+        mechanisms: Mechanisms { competition: enabled, ..Default::default() },
+        ..Default::default()
+    };
+    let mut net = BioNet::init(&ReferenceBackend, params.check().unwrap(), 12, 3, seed);
+    // Random, distinct biases and readout weights so no unit ties with another.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+    for l in &mut net.layers {
+        let (_, n) = l.bias.shape();
+        l.bias = Matrix::from_fn(1, n, |_, _| rng.random_range(-0.2f32..0.2));
+    }
+    let (c, n) = net.readout.weights.shape();
+    net.readout.weights = Matrix::from_fn(c, n, |_, _| rng.random_range(0.1f32..3.0));
+    net
+}
+
+#[test]
+fn bio_kwta_gradient_matches_finite_differences() {
+    for seed in 0..3 {
+        let net = bio_net(Competition::KWinners, vec![16], true, seed);
+        let err = gradient_error(&net, &random_inputs(4, 12, seed + 10), &[0, 1, 2, 1]);
+        assert!(err < 2e-2, "seed {seed}: relative error {err}");
+    }
+}
+
+#[test]
+fn bio_two_layer_gradient_matches_finite_differences() {
+    let net = bio_net(Competition::KWinners, vec![16, 12], true, 7);
+    let err = gradient_error(&net, &random_inputs(3, 12, 3), &[2, 0, 1]);
+    assert!(err < 2e-2, "relative error {err}");
+}
+
+#[test]
+fn bio_inhibitory_unit_gradient_matches_finite_differences() {
+    let net = bio_net(Competition::Inhibitory { gain: 0.5 }, vec![16], true, 4);
+    let err = gradient_error(&net, &random_inputs(4, 12, 5), &[1, 1, 0, 2]);
+    assert!(err < 2e-2, "relative error {err}");
+}
+
+#[test]
+fn bio_without_competition_gradient_matches_finite_differences() {
+    let net = bio_net(Competition::KWinners, vec![16], false, 5);
+    let err = gradient_error(&net, &random_inputs(4, 12, 6), &[0, 2, 1, 0]);
+    assert!(err < 2e-2, "relative error {err}");
+}
+
+#[test]
+fn bp_gradient_matches_finite_differences() {
+    let config = BpParams { hidden: vec![16, 8], ..Default::default() }.check().unwrap();
+    let net = BpNet::init(&ReferenceBackend, config, 12, 3, 9);
+    let err = gradient_error(&net, &random_inputs(4, 12, 8), &[0, 1, 2, 0]);
+    assert!(err < 2e-2, "relative error {err}");
+}
+
+#[test]
+fn wrong_gradient_would_be_caught() {
+    // The check itself must be able to fail: a model whose gradient is scaled is rejected.
+    struct Scaled(BpNet<ReferenceBackend>);
+    impl Classifier<ReferenceBackend> for Scaled {
+        fn backend(&self) -> &ReferenceBackend {
+            self.0.backend()
+        }
+        fn input_dim(&self) -> usize {
+            self.0.input_dim()
+        }
+        fn classes(&self) -> usize {
+            self.0.classes()
+        }
+        fn logits(&self, x: &Matrix) -> Matrix {
+            self.0.logits(x)
+        }
+        fn hidden_activity(&self, x: &Matrix) -> Vec<Matrix> {
+            self.0.hidden_activity(x)
+        }
+        fn loss_and_input_gradient(&self, x: &Matrix, labels: &[usize]) -> (Vec<f32>, Matrix) {
+            let (l, g) = self.0.loss_and_input_gradient(x, labels);
+            let (r, c) = g.shape();
+            (l, Matrix::from_fn(r, c, |i, j| 1.5 * g.get(i, j)))
+        }
+        fn to_params(&self) -> bio_core::Params {
+            self.0.to_params()
+        }
+    }
+    let config = BpParams { hidden: vec![8], ..Default::default() }.check().unwrap();
+    let net = Scaled(BpNet::init(&ReferenceBackend, config, 12, 3, 1));
+    assert!(gradient_error(&net, &random_inputs(2, 12, 1), &[0, 1]) > 0.1);
+}
