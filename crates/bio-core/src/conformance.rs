@@ -1,1 +1,1022 @@
-//! placeholder
+//! The shared backend conformance suite: every operation of [`Backend`] checked against
+//! [`ReferenceBackend`] on deterministic pseudo-random matrices.
+//!
+//! Each `check_<op>(&backend)` runs one operation over awkward shapes ([`SHAPES`]: `1×1`, `1×n`,
+//! `n×1`, `7×13`, one large enough for parallel code paths and one of at least 64k entries) and
+//! panics with a message naming the operation, the shape and the worst difference. [`run_all`] runs
+//! every check; [`conformance_tests!`](crate::conformance_tests) turns them into one `#[test]` each:
+//!
+//! ```ignore
+//! // tests/conformance.rs of a backend crate:
+//! bio_core::conformance_tests!(|| Some(bio_cpu::CpuBackend::new()));
+//! // a backend that may be missing at run time: ignored by default, a failure when run without it
+//! bio_core::conformance_tests!(#[ignore = "needs a CUDA GPU; run with --include-ignored"] || CudaBackend::new().ok());
+//! ```
+//!
+//! # Tolerances
+//! An entry passes when `|got − want| ≤ abs + rel·scale`, with `scale` per operation:
+//!
+//! | operation | `rel` | `scale` | `abs` |
+//! |---|---|---|---|
+//! | `matmul` (inner dimension `k`) | [`MATMUL_RTOL`]` = 1e-5` | `Σₖ |aᵢₖ·bₖⱼ|`, which grows with `k` (≈ `1e-4` of `|want|` at `k ≈ 150` for random signs) | [`ABS_TOL`] |
+//! | `reduce` Sum / Mean over `n` entries | [`REDUCE_RTOL`]` = 1e-5` | `Σ|x|` (divided by `n` for Mean) | [`ABS_TOL`] |
+//! | elementwise maps and zips, `lincomb`, `softmax_rows`, optimizer steps | [`ELEMENTWISE_RTOL`]` = 1e-5` | `|want|` | [`ABS_TOL`] |
+//! | `reduce` Max / Min, `row_kth_largest`, `argmax_rows`, upload/download, `full` | exact | | |
+//!
+//! Softmax rows must also sum to 1 within [`SOFTMAX_SUM_TOL`] and stay finite for logits of ±1e4.
+//!
+//! # Adding a check
+//! Write a `pub fn check_<name><B: Backend>(b: &B)`, call it from [`run_all`], and add
+//! `<name> => check_<name>` to the list inside [`conformance_tests!`](crate::conformance_tests).
+//! Rule-step and attack-step checks belong in the section marked for them at the end of the file.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::backend::{
+    AdamStep, Backend, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, Reduce, ReduceOps, ReferenceBackend,
+    SelectOps, Unary,
+};
+use crate::tensor::Matrix;
+
+// ============================================================================================
+// Tolerances, shapes and helpers
+// ============================================================================================
+
+/// Relative tolerance of `matmul`, multiplied by `Σₖ |aᵢₖ·bₖⱼ|` (a scale that grows with the inner
+/// dimension `k`): about `√k·2⁻²⁴` is the typical error of an `f32` dot product relative to that scale.
+pub const MATMUL_RTOL: f32 = 1e-5;
+/// Relative tolerance of Sum / Mean reductions, multiplied by `Σ|x|` (divided by `n` for Mean).
+pub const REDUCE_RTOL: f32 = 1e-5;
+/// Relative tolerance of elementwise results, multiplied by `|want|`.
+pub const ELEMENTWISE_RTOL: f32 = 1e-5;
+/// Absolute tolerance added to every non-exact comparison.
+pub const ABS_TOL: f32 = 1e-6;
+/// How far a softmax row's sum may be from 1.
+pub const SOFTMAX_SUM_TOL: f64 = 1e-5;
+
+/// The shapes every elementwise, reduction and selection check runs on: tiny and degenerate ones,
+/// an odd one, `130×257` (above the usual 32k-entry parallel threshold), long single rows and
+/// columns, and a large one of 78 000 entries.
+pub const SHAPES: [(usize, usize); 8] =
+    [(1, 1), (1, 37), (37, 1), (7, 13), (130, 257), (1, 40_000), (40_000, 1), (260, 300)];
+
+/// `(m, k, n)` of the matrix products checked, each in all four transpose combinations.
+pub const MATMUL_SHAPES: [(usize, usize, usize); 9] = [
+    (1, 1, 1),
+    (1, 37, 1),
+    (1, 13, 9),
+    (9, 13, 1),
+    (37, 1, 29),
+    (7, 13, 5),
+    (130, 257, 67),
+    (20, 784, 100),
+    (256, 64, 300),
+];
+
+/// A seeded, portable random generator: the same matrices on every machine.
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// A `rows×cols` matrix of values drawn uniformly from `[lo, hi)`.
+pub fn random_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize, lo: f32, hi: f32) -> Matrix {
+    Matrix::from_fn(rows, cols, |_, _| rng.random_range(lo..hi))
+}
+
+/// A `rows×cols` matrix of values drawn from `values`: many ties.
+pub fn coarse_matrix(rng: &mut ChaCha8Rng, rows: usize, cols: usize, values: &[f32]) -> Matrix {
+    Matrix::from_fn(rows, cols, |_, _| values[rng.random_range(0..values.len())])
+}
+
+/// Sets about one entry in `every` to exactly zero (where `Step`, `Sign` and friends switch).
+fn sprinkle_zeros(rng: &mut ChaCha8Rng, m: &mut Matrix, every: u32) {
+    for v in m.as_mut_slice() {
+        if rng.random_ratio(1, every) {
+            *v = 0.0;
+        }
+    }
+}
+
+fn shape_str((r, c): (usize, usize)) -> String {
+    format!("{r}×{c}")
+}
+
+/// Downloads `t`, syncing first.
+fn fetch<B: Backend>(b: &B, t: &B::Tensor) -> Matrix {
+    b.sync();
+    b.download(t)
+}
+
+/// Panics unless `got` has the shape of `want` and every entry is within `abs + rel·scale[i, j]`.
+/// Entries that are NaN in both, or equal infinities, pass. `ctx` names the operation and shape.
+pub fn assert_close_scaled(ctx: &str, got: &Matrix, want: &Matrix, scale: &Matrix, rel: f32, abs: f32) {
+    assert_eq!(
+        got.shape(),
+        want.shape(),
+        "conformance: {ctx}: result is {}, want {}",
+        shape_str(got.shape()),
+        shape_str(want.shape())
+    );
+    // The worst entry is the one furthest beyond its tolerance.
+    let mut worst: Option<(usize, f32, f32)> = None;
+    let mut max_diff = 0.0f32;
+    for (idx, ((&g, &w), &s)) in got.as_slice().iter().zip(want.as_slice()).zip(scale.as_slice()).enumerate() {
+        let same = (g.is_nan() && w.is_nan()) || g == w;
+        let diff = if same { 0.0 } else { (g - w).abs() };
+        let diff = if diff.is_nan() { f32::INFINITY } else { diff };
+        max_diff = max_diff.max(diff);
+        let tol = abs + rel * s.abs();
+        let excess = if same {
+            0.0
+        } else if diff.is_finite() && tol.is_finite() {
+            diff / tol
+        } else {
+            f32::INFINITY
+        };
+        if excess > 1.0 && worst.is_none_or(|(_, e, _)| excess > e) {
+            worst = Some((idx, excess, tol));
+        }
+    }
+    if let Some((idx, _, tol)) = worst {
+        let cols = want.cols().max(1);
+        let (i, j) = (idx / cols, idx % cols);
+        let (g, w) = (got.as_slice()[idx], want.as_slice()[idx]);
+        panic!(
+            "conformance: {ctx}: worst difference {:e} at ({i}, {j}): got {g:e}, want {w:e}, tolerance {tol:e} \
+             (largest difference anywhere {max_diff:e})",
+            (g - w).abs()
+        );
+    }
+}
+
+/// [`assert_close_scaled`] with the scale `|want|`: a relative tolerance plus an absolute floor.
+pub fn assert_close(ctx: &str, got: &Matrix, want: &Matrix, rel: f32, abs: f32) {
+    assert_close_scaled(ctx, got, want, want, rel, abs);
+}
+
+/// Panics unless `got` equals `want` entry for entry (NaN matches NaN; `-0.0` matches `0.0`).
+pub fn assert_exact(ctx: &str, got: &Matrix, want: &Matrix) {
+    assert_close_scaled(ctx, got, want, want, 0.0, 0.0);
+}
+
+/// Panics unless `f` panics: for contracts such as "panics if the inner dimensions differ".
+fn assert_panics(ctx: &str, f: impl FnOnce()) {
+    let outcome = catch_unwind(AssertUnwindSafe(f));
+    assert!(outcome.is_err(), "conformance: {ctx}: expected a panic, the operation returned normally");
+}
+
+/// Unwraps the backend made by a conformance test's constructor. `None` means the backend is
+/// unavailable here (no GPU, no driver): the test then fails, never passes silently. Tests of a
+/// backend that may be absent should be marked `#[ignore]`, so that a plain `cargo test` reports
+/// them as ignored and only an explicit `--include-ignored` run on a machine without it fails.
+pub fn require_backend<B>(made: Option<B>, test: &str) -> B {
+    match made {
+        Some(b) => b,
+        None => panic!(
+            "conformance test `{test}`: the backend constructor returned None, so the backend is not \
+             available on this machine. This test was run explicitly (e.g. --include-ignored) and fails \
+             instead of passing without checking anything."
+        ),
+    }
+}
+
+// ============================================================================================
+// Tensor store
+// ============================================================================================
+
+/// `upload` then `download` returns every value bit for bit (including NaN, ±∞, `-0.0`,
+/// subnormals and the extremes), `shape` is right, and a cloned tensor downloads the same.
+pub fn check_upload_download<B: Backend>(b: &B) {
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0, f32::MIN_POSITIVE / 8.0, f32::MAX, f32::MIN];
+    let mut rng = rng(1);
+    for &shape in &SHAPES {
+        let mut m = random_matrix(&mut rng, shape.0, shape.1, -1e3, 1e3);
+        for (slot, &v) in m.as_mut_slice().iter_mut().step_by(3).zip(&specials) {
+            *slot = v;
+        }
+        let ctx = format!("upload/download on {}", shape_str(shape));
+        let t = b.upload(&m);
+        assert_eq!(b.shape(&t), shape, "conformance: {ctx}: shape() is wrong");
+        for (name, back) in [("download", fetch(b, &t)), ("download of a clone", fetch(b, &t.clone()))] {
+            assert_eq!(back.shape(), shape, "conformance: {ctx}: {name} has the wrong shape");
+            if let Some(idx) = back.as_slice().iter().zip(m.as_slice()).position(|(x, y)| x.to_bits() != y.to_bits()) {
+                panic!(
+                    "conformance: {ctx}: {name} changed entry {idx}: {:e} (bits {:#x}) became {:e} (bits {:#x})",
+                    m.as_slice()[idx],
+                    m.as_slice()[idx].to_bits(),
+                    back.as_slice()[idx],
+                    back.as_slice()[idx].to_bits()
+                );
+            }
+        }
+    }
+}
+
+/// `full` makes the right shape filled with exactly the value (NaN, ±∞ and `-0.0` included).
+pub fn check_full<B: Backend>(b: &B) {
+    for &shape in &SHAPES {
+        for value in [0.0, -0.0, 1.5, -3.25e7, f32::INFINITY, f32::NAN] {
+            let ctx = format!("full({value}) on {}", shape_str(shape));
+            let t = b.full(shape.0, shape.1, value);
+            assert_eq!(b.shape(&t), shape, "conformance: {ctx}: shape() is wrong");
+            let got = fetch(b, &t);
+            assert_eq!(got.shape(), shape, "conformance: {ctx}: download has the wrong shape");
+            let bad = got
+                .as_slice()
+                .iter()
+                .position(|v| if value.is_nan() { !v.is_nan() } else { v.to_bits() != value.to_bits() });
+            if let Some(idx) = bad {
+                panic!("conformance: {ctx}: entry {idx} is {:e}", got.as_slice()[idx]);
+            }
+        }
+    }
+}
+
+// ============================================================================================
+// Linear algebra
+// ============================================================================================
+
+/// `matmul` in all four transpose combinations over [`MATMUL_SHAPES`], against the `f64`
+/// reference product of the untransposed operands.
+pub fn check_matmul<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(2);
+    for &(m, k, n) in &MATMUL_SHAPES {
+        let a = random_matrix(&mut rng, m, k, -1.0, 1.0);
+        let bm = random_matrix(&mut rng, k, n, -1.0, 1.0);
+        let want = r.matmul(&a, false, &bm, false);
+        let scale = r.matmul(&r.map(&a, Unary::Abs), false, &r.map(&bm, Unary::Abs), false);
+        let (at, bt) = (a.transpose(), bm.transpose());
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let ta_t = b.upload(if ta { &at } else { &a });
+            let tb_t = b.upload(if tb { &bt } else { &bm });
+            let got = fetch(b, &b.matmul(&ta_t, ta, &tb_t, tb));
+            let ctx = format!(
+                "matmul {}{} · {}{} (m={m}, k={k}, n={n})",
+                shape_str(if ta { (k, m) } else { (m, k) }),
+                if ta { "ᵀ" } else { "" },
+                shape_str(if tb { (n, k) } else { (k, n) }),
+                if tb { "ᵀ" } else { "" },
+            );
+            assert_close_scaled(&ctx, &got, &want, &scale, MATMUL_RTOL, ABS_TOL);
+        }
+    }
+}
+
+/// Shape contracts: `matmul` with differing inner dimensions, `zip` / `zip_assign` with a shape
+/// that does not broadcast, `lincomb` of unequal shapes, and `row_kth_largest` with `k` outside
+/// `1..=cols` all panic.
+pub fn check_shape_contracts<B: Backend>(b: &B) {
+    let a = b.upload(&Matrix::full(3, 4, 1.0));
+    let c = b.upload(&Matrix::full(3, 5, 1.0));
+    assert_panics("matmul 3×4 · 3×5", || drop(b.matmul(&a, false, &c, false)));
+    assert_panics("matmul (3×4)ᵀ · (3×5)ᵀ", || drop(b.matmul(&a, true, &c, true)));
+    for bad in [(2, 4), (4, 3), (3, 2), (1, 3), (4, 1), (3, 5)] {
+        let t = b.upload(&Matrix::full(bad.0, bad.1, 1.0));
+        assert_panics(&format!("zip of 3×4 with {}", shape_str(bad)), || drop(b.zip(&a, &t, Binary::Add)));
+        let mut a2 = a.clone();
+        assert_panics(&format!("zip_assign of 3×4 with {}", shape_str(bad)), || {
+            b.zip_assign(&mut a2, &t, Binary::Add)
+        });
+    }
+    assert_panics("lincomb of 3×4 and 3×5", || drop(b.lincomb(1.0, &a, 1.0, &c)));
+    assert_panics("row_kth_largest k=0 on 3×4", || drop(b.row_kth_largest(&a, 0)));
+    assert_panics("row_kth_largest k=5 on 3×4", || drop(b.row_kth_largest(&a, 5)));
+}
+
+// ============================================================================================
+// Elementwise
+// ============================================================================================
+
+/// Every [`Unary`] variant, each on inputs in its domain, as `(op, lo, hi, zeros)`.
+fn unary_cases() -> Vec<(Unary, f32, f32, bool)> {
+    vec![
+        (Unary::Relu, -2.0, 2.0, true),
+        (Unary::Step, -2.0, 2.0, true),
+        (Unary::Exp, -10.0, 10.0, true),
+        (Unary::Ln, 0.05, 4.0, false),
+        (Unary::Sqrt, 0.0, 4.0, true),
+        (Unary::Abs, -2.0, 2.0, true),
+        (Unary::Sign, -2.0, 2.0, true),
+        (Unary::Square, -3.0, 3.0, true),
+        (Unary::Recip, 0.05, 4.0, false),
+        (Unary::Scale(-1.7), -2.0, 2.0, true),
+        (Unary::Scale(0.0), -2.0, 2.0, false),
+        (Unary::Offset(0.3), -2.0, 2.0, true),
+        (Unary::Powf(0.5), 0.0, 4.0, true),
+        (Unary::Powf(2.5), 0.0, 4.0, true),
+        (Unary::Powf(-1.5), 0.05, 4.0, false),
+        (Unary::Clamp(-0.5, 0.25), -2.0, 2.0, true),
+    ]
+}
+
+/// `map` for every [`Unary`] variant on every shape.
+pub fn check_map<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(3);
+    for (op, lo, hi, zeros) in unary_cases() {
+        for &shape in &SHAPES {
+            let mut a = random_matrix(&mut rng, shape.0, shape.1, lo, hi);
+            if zeros {
+                sprinkle_zeros(&mut rng, &mut a, 7);
+            }
+            let got = fetch(b, &b.map(&b.upload(&a), op));
+            let ctx = format!("map {op:?} on {}", shape_str(shape));
+            assert_close(&ctx, &got, &r.map(&a, op), ELEMENTWISE_RTOL, ABS_TOL);
+        }
+    }
+}
+
+const ALL_BINARY: [Binary; 7] =
+    [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min, Binary::Greater];
+
+/// The four broadcast forms of `b` for an `a` of `shape`.
+fn broadcast_forms((r, c): (usize, usize)) -> [(&'static str, (usize, usize)); 4] {
+    [("same shape", (r, c)), ("rows×1", (r, 1)), ("1×cols", (1, c)), ("1×1", (1, 1))]
+}
+
+/// Operands for a binary op: continuous values (`coarse = false`) or few distinct values, so
+/// `Max`, `Min` and `Greater` meet ties. `Div` gets a divisor away from zero.
+fn binary_operands(
+    rng: &mut ChaCha8Rng,
+    op: Binary,
+    a_shape: (usize, usize),
+    b_shape: (usize, usize),
+    coarse: bool,
+) -> (Matrix, Matrix) {
+    const COARSE: [f32; 5] = [-1.0, -0.5, 0.0, 0.5, 1.0];
+    let a = if coarse {
+        coarse_matrix(rng, a_shape.0, a_shape.1, &COARSE)
+    } else {
+        random_matrix(rng, a_shape.0, a_shape.1, -2.0, 2.0)
+    };
+    let b = match (op, coarse) {
+        (Binary::Div, false) => random_matrix(rng, b_shape.0, b_shape.1, 0.5, 2.0),
+        (Binary::Div, true) => coarse_matrix(rng, b_shape.0, b_shape.1, &[-1.0, 0.5, 1.0, 2.0]),
+        (_, false) => random_matrix(rng, b_shape.0, b_shape.1, -2.0, 2.0),
+        (_, true) => coarse_matrix(rng, b_shape.0, b_shape.1, &COARSE),
+    };
+    (a, b)
+}
+
+/// `zip` for every [`Binary`] variant, every broadcast form (same shape, `rows×1`, `1×cols`,
+/// `1×1`) and every shape, with continuous and tied operands.
+pub fn check_zip<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(4);
+    for op in ALL_BINARY {
+        for &shape in &SHAPES {
+            for (form, b_shape) in broadcast_forms(shape) {
+                for coarse in [false, true] {
+                    let (x, y) = binary_operands(&mut rng, op, shape, b_shape, coarse);
+                    let got = fetch(b, &b.zip(&b.upload(&x), &b.upload(&y), op));
+                    let ctx = format!("zip {op:?} on {} with b {} ({form})", shape_str(shape), shape_str(b_shape));
+                    assert_close(&ctx, &got, &r.zip(&x, &y, op), ELEMENTWISE_RTOL, ABS_TOL);
+                }
+            }
+        }
+    }
+}
+
+/// `zip_assign` for every [`Binary`] variant, broadcast form and shape: the same result as `zip`.
+pub fn check_zip_assign<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(5);
+    for op in ALL_BINARY {
+        for &shape in &SHAPES {
+            for (form, b_shape) in broadcast_forms(shape) {
+                let (x, y) = binary_operands(&mut rng, op, shape, b_shape, false);
+                let mut t = b.upload(&x);
+                b.zip_assign(&mut t, &b.upload(&y), op);
+                let got = fetch(b, &t);
+                let ctx = format!("zip_assign {op:?} on {} with b {} ({form})", shape_str(shape), shape_str(b_shape));
+                assert_close(&ctx, &got, &r.zip(&x, &y, op), ELEMENTWISE_RTOL, ABS_TOL);
+            }
+        }
+    }
+}
+
+/// `lincomb` on every shape with several coefficient pairs, zero coefficients included.
+pub fn check_lincomb<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(6);
+    for &shape in &SHAPES {
+        for (alpha, beta) in [(1.0, 1.0), (0.5, -2.0), (0.0, 3.0), (-1.0, 0.0), (1e-3, 7.5)] {
+            let x = random_matrix(&mut rng, shape.0, shape.1, -2.0, 2.0);
+            let y = random_matrix(&mut rng, shape.0, shape.1, -2.0, 2.0);
+            let got = fetch(b, &b.lincomb(alpha, &b.upload(&x), beta, &b.upload(&y)));
+            let ctx = format!("lincomb({alpha}, a, {beta}, b) on {}", shape_str(shape));
+            assert_close(&ctx, &got, &r.lincomb(alpha, &x, beta, &y), ELEMENTWISE_RTOL, ABS_TOL);
+        }
+    }
+}
+
+// ============================================================================================
+// Reductions
+// ============================================================================================
+
+/// `reduce` for every [`Reduce`] × [`Dim`] on every shape. Max and Min must be exact.
+pub fn check_reduce<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(7);
+    for &shape in &SHAPES {
+        let x = random_matrix(&mut rng, shape.0, shape.1, -2.0, 2.0);
+        let xt = b.upload(&x);
+        let abs_x = r.map(&x, Unary::Abs);
+        for dim in [Dim::PerRow, Dim::PerCol, Dim::All] {
+            let n = match dim {
+                Dim::PerRow => shape.1,
+                Dim::PerCol => shape.0,
+                Dim::All => shape.0 * shape.1,
+            };
+            let abs_sum = r.reduce(&abs_x, dim, Reduce::Sum);
+            for op in [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Min] {
+                let got = fetch(b, &b.reduce(&xt, dim, op));
+                let want = r.reduce(&x, dim, op);
+                let ctx = format!("reduce {op:?} {dim:?} on {}", shape_str(shape));
+                match op {
+                    Reduce::Sum | Reduce::Mean => {
+                        let per = if op == Reduce::Mean { n as f32 } else { 1.0 };
+                        let scale = r.map(&abs_sum, Unary::Scale(1.0 / per));
+                        assert_close_scaled(&ctx, &got, &want, &scale, REDUCE_RTOL, ABS_TOL);
+                    }
+                    Reduce::Max | Reduce::Min => assert_exact(&ctx, &got, &want),
+                }
+            }
+        }
+    }
+}
+
+// ============================================================================================
+// Selection
+// ============================================================================================
+
+/// `row_kth_largest` for `k` = 1, the middle and `cols`, on continuous rows and on rows full of
+/// ties. Exact.
+pub fn check_row_kth_largest<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(8);
+    for &shape in &SHAPES {
+        let cols = shape.1;
+        let mut ks = vec![1, cols.div_ceil(2), cols];
+        ks.dedup();
+        for ties in [false, true] {
+            let x = if ties {
+                coarse_matrix(&mut rng, shape.0, cols, &[-1.0, 0.0, 0.25, 0.25, 3.0])
+            } else {
+                random_matrix(&mut rng, shape.0, cols, -2.0, 2.0)
+            };
+            let xt = b.upload(&x);
+            for &k in &ks {
+                let got = fetch(b, &b.row_kth_largest(&xt, k));
+                let ctx =
+                    format!("row_kth_largest k={k} on {}{}", shape_str(shape), if ties { " with ties" } else { "" });
+                assert_exact(&ctx, &got, &r.row_kth_largest(&x, k));
+            }
+        }
+    }
+}
+
+/// `softmax_rows` on ordinary logits and on huge ones (±1e4): close to the reference, finite,
+/// and every row sums to 1.
+pub fn check_softmax_rows<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(9);
+    for &shape in &SHAPES {
+        for huge in [false, true] {
+            let x = if huge {
+                Matrix::from_fn(shape.0, shape.1, |_, _| {
+                    let sign = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+                    sign * 1e4 + rng.random_range(-3.0..3.0)
+                })
+            } else {
+                random_matrix(&mut rng, shape.0, shape.1, -5.0, 5.0)
+            };
+            let got = fetch(b, &b.softmax_rows(&b.upload(&x)));
+            let ctx = format!("softmax_rows on {}{}", shape_str(shape), if huge { " with logits ±1e4" } else { "" });
+            assert!(got.all_finite(), "conformance: {ctx}: non-finite output");
+            assert_close(&ctx, &got, &r.softmax_rows(&x), ELEMENTWISE_RTOL, ABS_TOL);
+            for i in 0..got.rows() {
+                let sum: f64 = got.row(i).iter().map(|&v| v as f64).sum();
+                assert!(
+                    (sum - 1.0).abs() <= SOFTMAX_SUM_TOL,
+                    "conformance: {ctx}: row {i} sums to {sum} (worst difference {:e})",
+                    (sum - 1.0).abs()
+                );
+            }
+        }
+    }
+}
+
+/// `argmax_rows` on continuous rows, rows full of ties and constant rows: the first largest wins.
+pub fn check_argmax_rows<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(10);
+    for &shape in &SHAPES {
+        let inputs = [
+            ("", random_matrix(&mut rng, shape.0, shape.1, -2.0, 2.0)),
+            (" with ties", coarse_matrix(&mut rng, shape.0, shape.1, &[-1.0, 0.0, 2.0])),
+            (" with constant rows", Matrix::from_fn(shape.0, shape.1, |i, _| i as f32 * 0.5 - 1.0)),
+        ];
+        for (what, x) in inputs {
+            let got = b.argmax_rows(&b.upload(&x));
+            let want = r.argmax_rows(&x);
+            let ctx = format!("argmax_rows on {}{what}", shape_str(shape));
+            assert_eq!(got.len(), want.len(), "conformance: {ctx}: {} indices, want {}", got.len(), want.len());
+            if let Some(i) = got.iter().zip(&want).position(|(g, w)| g != w) {
+                panic!(
+                    "conformance: {ctx}: row {i}: index {}, want {} (worst difference: wrong index)",
+                    got[i], want[i]
+                );
+            }
+        }
+    }
+}
+
+// ============================================================================================
+// Optimizer steps
+// ============================================================================================
+
+const OPTIM_STEPS: usize = 5;
+
+/// `adam_step` over several steps with fresh gradients, comparing `p`, `m` and `v` after each.
+pub fn check_adam_step<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(11);
+    let (lr, beta1, beta2, eps) = (1e-2f32, 0.9f32, 0.999f32, 1e-8f32);
+    for &shape in &SHAPES {
+        let mut p = random_matrix(&mut rng, shape.0, shape.1, -1.0, 1.0);
+        let (mut m, mut v) = (Matrix::zeros(shape.0, shape.1), Matrix::zeros(shape.0, shape.1));
+        let (mut pt, mut mt, mut vt) = (b.upload(&p), b.upload(&m), b.upload(&v));
+        for t in 1..=OPTIM_STEPS as i32 {
+            let g = random_matrix(&mut rng, shape.0, shape.1, -1.0, 1.0);
+            let lr_t = lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t));
+            let s = AdamStep { lr_t, beta1, beta2, eps };
+            r.adam_step(&mut p, &g, &mut m, &mut v, s);
+            b.adam_step(&mut pt, &b.upload(&g), &mut mt, &mut vt, s);
+            for (name, t_, want) in [("p", &pt, &p), ("m", &mt, &m), ("v", &vt, &v)] {
+                let ctx = format!("adam_step {t} ({name}) on {}", shape_str(shape));
+                assert_close(&ctx, &fetch(b, t_), want, ELEMENTWISE_RTOL, ABS_TOL);
+            }
+        }
+    }
+}
+
+/// `momentum_step` over several steps with fresh gradients, comparing `p` and `m` after each.
+pub fn check_momentum_step<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(12);
+    for &shape in &SHAPES {
+        let mut p = random_matrix(&mut rng, shape.0, shape.1, -1.0, 1.0);
+        let mut m = Matrix::zeros(shape.0, shape.1);
+        let (mut pt, mut mt) = (b.upload(&p), b.upload(&m));
+        for t in 1..=OPTIM_STEPS {
+            let g = random_matrix(&mut rng, shape.0, shape.1, -1.0, 1.0);
+            r.momentum_step(&mut p, &g, &mut m, 0.05, 0.9);
+            b.momentum_step(&mut pt, &b.upload(&g), &mut mt, 0.05, 0.9);
+            for (name, t_, want) in [("p", &pt, &p), ("m", &mt, &m)] {
+                let ctx = format!("momentum_step {t} ({name}) on {}", shape_str(shape));
+                assert_close(&ctx, &fetch(b, t_), want, ELEMENTWISE_RTOL, ABS_TOL);
+            }
+        }
+    }
+}
+
+// ============================================================================================
+// Rule-step and attack-step checks
+// ============================================================================================
+//
+// Reserved for whole learning-rule steps and adversarial-attack steps run on `B` and on
+// `ReferenceBackend` from the same parameters and data. Add each as `pub fn check_<name>`, then
+// call it from `run_all` and list it in `conformance_tests!`.
+
+// ============================================================================================
+// Running the suite
+// ============================================================================================
+
+/// Runs every check against `b`, panicking at the first failure.
+pub fn run_all<B: Backend>(b: &B) {
+    check_upload_download(b);
+    check_full(b);
+    check_matmul(b);
+    check_shape_contracts(b);
+    check_map(b);
+    check_zip(b);
+    check_zip_assign(b);
+    check_lincomb(b);
+    check_reduce(b);
+    check_row_kth_largest(b);
+    check_softmax_rows(b);
+    check_argmax_rows(b);
+    check_adam_step(b);
+    check_momentum_step(b);
+}
+
+/// Generates one `#[test]` per conformance check for the backend that `$make` builds.
+///
+/// `$make` is called once per test and returns `Option<B>`; `None` means "not available here" and
+/// makes the test **fail** (see [`conformance::require_backend`](crate::conformance::require_backend)).
+/// Attributes written before `$make` are put on every generated test, which is how a backend that
+/// may be missing at run time opts out of default runs:
+///
+/// ```ignore
+/// // Always available:
+/// bio_core::conformance_tests!(|| Some(bio_cpu::CpuBackend::new()));
+/// // Only on machines with a GPU: `cargo test` lists these as ignored;
+/// // `cargo test -- --include-ignored` runs them, and fails if no GPU is found.
+/// bio_core::conformance_tests!(#[ignore = "needs a CUDA GPU; run with --include-ignored"] || CudaBackend::new().ok());
+/// ```
+///
+/// The tests are plain functions named after the checks (`matmul`, `zip`, `reduce`, ...) at the
+/// invocation site; to instantiate the suite twice in one file, invoke it in two modules.
+#[macro_export]
+macro_rules! conformance_tests {
+    // Collect the leading attributes one by one (a `meta` repetition before an `expr` is ambiguous).
+    (@collect [$($attrs:tt)*] #[$attr:meta] $($rest:tt)*) => {
+        $crate::conformance_tests!(@collect [$($attrs)* #[$attr]] $($rest)*);
+    };
+    (@collect $attrs:tt $make:expr $(,)?) => {
+        $crate::conformance_tests!(@tests $attrs ($make)
+            upload_download => check_upload_download,
+            full => check_full,
+            matmul => check_matmul,
+            shape_contracts => check_shape_contracts,
+            map => check_map,
+            zip => check_zip,
+            zip_assign => check_zip_assign,
+            lincomb => check_lincomb,
+            reduce => check_reduce,
+            row_kth_largest => check_row_kth_largest,
+            softmax_rows => check_softmax_rows,
+            argmax_rows => check_argmax_rows,
+            adam_step => check_adam_step,
+            momentum_step => check_momentum_step
+        );
+    };
+    (@tests $attrs:tt ($make:expr) $($name:ident => $check:ident),* $(,)?) => {
+        $( $crate::conformance_tests!(@test $attrs ($make) $name $check); )*
+    };
+    (@test [$($attr:tt)*] ($make:expr) $name:ident $check:ident) => {
+        #[test]
+        $($attr)*
+        fn $name() {
+            let backend = $crate::conformance::require_backend(($make)(), stringify!($name));
+            $crate::conformance::$check(&backend);
+        }
+    };
+    ($($input:tt)*) => {
+        $crate::conformance_tests!(@collect [] $($input)*);
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    //! The suite run against the reference itself, the reference checked against answers computed
+    //! independently here, and the suite checked to catch one planted bug per check.
+
+    use super::*;
+    use crate::backend::TensorStore;
+
+    mod reference_suite {
+        crate::conformance_tests!(|| Some(crate::ReferenceBackend));
+    }
+
+    // ---- Independent answers ---------------------------------------------------------------
+
+    #[test]
+    fn reduce_matches_independent_loops() {
+        let r = ReferenceBackend;
+        let mut rng = rng(100);
+        for (rows, cols) in [(1, 1), (3, 5), (17, 4), (1, 300)] {
+            let x = random_matrix(&mut rng, rows, cols, -2.0, 2.0);
+            let v = x.as_slice();
+            let row_sum = |i: usize| (0..cols).map(|j| v[i * cols + j] as f64).sum::<f64>();
+            let col_sum = |j: usize| (0..rows).map(|i| v[i * cols + j] as f64).sum::<f64>();
+            let total: f64 = v.iter().map(|&x| x as f64).sum();
+            let sorted = |mut xs: Vec<f32>| {
+                xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                (xs[0], xs[xs.len() - 1])
+            };
+            for i in 0..rows {
+                let mean = r.reduce(&x, Dim::PerRow, Reduce::Mean).get(i, 0) as f64;
+                assert!((mean - row_sum(i) / cols as f64).abs() < 1e-6, "row mean {i}");
+                let sum = r.reduce(&x, Dim::PerRow, Reduce::Sum).get(i, 0) as f64;
+                assert!((sum - row_sum(i)).abs() < 1e-5, "row sum {i}");
+                let (lo, hi) = sorted(x.row(i).to_vec());
+                assert_eq!(r.reduce(&x, Dim::PerRow, Reduce::Max).get(i, 0), hi);
+                assert_eq!(r.reduce(&x, Dim::PerRow, Reduce::Min).get(i, 0), lo);
+            }
+            for j in 0..cols {
+                let mean = r.reduce(&x, Dim::PerCol, Reduce::Mean).get(0, j) as f64;
+                assert!((mean - col_sum(j) / rows as f64).abs() < 1e-6, "col mean {j}");
+                let (lo, hi) = sorted((0..rows).map(|i| x.get(i, j)).collect());
+                assert_eq!(r.reduce(&x, Dim::PerCol, Reduce::Max).get(0, j), hi);
+                assert_eq!(r.reduce(&x, Dim::PerCol, Reduce::Min).get(0, j), lo);
+            }
+            let mean = r.reduce(&x, Dim::All, Reduce::Mean).get(0, 0) as f64;
+            assert!((mean - total / v.len() as f64).abs() < 1e-6, "total mean");
+            assert_eq!(r.reduce(&x, Dim::All, Reduce::Sum).shape(), (1, 1));
+        }
+    }
+
+    #[test]
+    fn kth_largest_matches_sorted_copy() {
+        let r = ReferenceBackend;
+        let mut rng = rng(101);
+        for (rows, cols) in [(1, 1), (5, 9), (3, 40)] {
+            for x in [
+                random_matrix(&mut rng, rows, cols, -1.0, 1.0),
+                coarse_matrix(&mut rng, rows, cols, &[0.0, 1.0, 1.0, 2.0]),
+            ] {
+                for k in 1..=cols {
+                    let got = r.row_kth_largest(&x, k);
+                    for i in 0..rows {
+                        let mut ascending = x.row(i).to_vec();
+                        ascending.sort_by(|a, b| a.partial_cmp(b).unwrap());
+                        assert_eq!(got.get(i, 0), ascending[cols - k], "row {i}, k {k}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matmul_matches_triple_loop() {
+        let r = ReferenceBackend;
+        let mut rng = rng(102);
+        let (m, k, n) = (4, 6, 3);
+        let a = random_matrix(&mut rng, m, k, -1.0, 1.0); // m×k
+        let b = random_matrix(&mut rng, k, n, -1.0, 1.0); // k×n
+        let (at, bt) = (a.transpose(), b.transpose());
+        let (av, bv) = (a.as_slice(), b.as_slice());
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let got = r.matmul(if ta { &at } else { &a }, ta, if tb { &bt } else { &b }, tb);
+            assert_eq!(got.shape(), (m, n));
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|p| av[i * k + p] as f64 * bv[p * n + j] as f64).sum();
+                    assert!((got.get(i, j) as f64 - want).abs() < 1e-6, "({i}, {j}) ta={ta} tb={tb}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zip_broadcast_matches_hand_indexing() {
+        let r = ReferenceBackend;
+        let mut rng = rng(103);
+        let (rows, cols) = (4, 5);
+        let a = random_matrix(&mut rng, rows, cols, -1.0, 1.0);
+        let same = random_matrix(&mut rng, rows, cols, -1.0, 1.0);
+        let per_row = random_matrix(&mut rng, rows, 1, -1.0, 1.0);
+        let per_col = random_matrix(&mut rng, 1, cols, -1.0, 1.0);
+        let scalar = random_matrix(&mut rng, 1, 1, -1.0, 1.0);
+        for i in 0..rows {
+            for j in 0..cols {
+                let x = a.get(i, j);
+                assert_eq!(r.zip(&a, &same, Binary::Sub).get(i, j), x - same.get(i, j));
+                assert_eq!(r.zip(&a, &per_row, Binary::Sub).get(i, j), x - per_row.get(i, 0));
+                assert_eq!(r.zip(&a, &per_col, Binary::Sub).get(i, j), x - per_col.get(0, j));
+                assert_eq!(r.zip(&a, &scalar, Binary::Sub).get(i, j), x - scalar.get(0, 0));
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_rows_are_distributions_with_exp_ratios() {
+        let r = ReferenceBackend;
+        let x = Matrix::new(2, 3, vec![1.0, 2.0, 3.0, 1e4, -1e4, 1e4]).unwrap();
+        let s = r.softmax_rows(&x);
+        for i in 0..2 {
+            assert!((s.row(i).iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        }
+        assert!((s.get(0, 2) / s.get(0, 0) - 2f32.exp()).abs() < 1e-4);
+        assert_eq!((s.get(1, 0), s.get(1, 1), s.get(1, 2)), (0.5, 0.0, 0.5));
+    }
+
+    #[test]
+    fn argmax_takes_first_of_ties() {
+        let x = Matrix::new(3, 3, vec![1.0, 3.0, 3.0, 2.0, 2.0, 2.0, 0.0, -1.0, 5.0]).unwrap();
+        assert_eq!(ReferenceBackend.argmax_rows(&x), vec![1, 0, 2]);
+    }
+
+    #[test]
+    fn optimizer_steps_match_formulas() {
+        let r = ReferenceBackend;
+        let (mut p, g, mut m, mut v) =
+            (Matrix::full(1, 1, 1.0), Matrix::full(1, 1, 0.5), Matrix::full(1, 1, 0.2), Matrix::full(1, 1, 0.1));
+        r.adam_step(&mut p, &g, &mut m, &mut v, AdamStep { lr_t: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-8 });
+        let (m1, v1) = (0.9 * 0.2 + 0.1 * 0.5, 0.99 * 0.1 + 0.01 * 0.25);
+        assert!((m.get(0, 0) - m1).abs() < 1e-7 && (v.get(0, 0) - v1).abs() < 1e-7);
+        assert!((p.get(0, 0) - (1.0 - 0.1 * m1 / (v1.sqrt() + 1e-8))).abs() < 1e-6);
+        let (mut p, mut m) = (Matrix::full(1, 1, 1.0), Matrix::full(1, 1, 0.2));
+        r.momentum_step(&mut p, &g, &mut m, 0.1, 0.9);
+        assert!((m.get(0, 0) - 0.68).abs() < 1e-7 && (p.get(0, 0) - 0.932).abs() < 1e-6);
+    }
+
+    // ---- The helpers ---------------------------------------------------------------------------
+
+    #[test]
+    #[should_panic(expected = "returned None")]
+    fn missing_backend_fails() {
+        require_backend::<ReferenceBackend>(None, "demo");
+    }
+
+    #[test]
+    #[should_panic(expected = "conformance: demo: worst difference")]
+    fn nan_against_a_number_fails() {
+        let want = Matrix::full(1, 2, 1.0);
+        assert_close("demo", &Matrix::row_vector(vec![1.0, f32::NAN]), &want, 1e-3, 1e-3);
+    }
+
+    #[test]
+    #[should_panic(expected = "conformance: demo: worst difference")]
+    fn finite_against_infinity_fails() {
+        let want = Matrix::row_vector(vec![f32::INFINITY]);
+        assert_close("demo", &Matrix::row_vector(vec![1e30]), &want, 1e-3, 1e-3);
+    }
+
+    #[test]
+    fn matching_specials_pass() {
+        let m = Matrix::row_vector(vec![f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -0.0]);
+        assert_exact("demo", &m, &m.clone());
+    }
+
+    // ---- Planted bugs: each check must catch the one aimed at it ---------------------------
+
+    /// One deliberate bug in one operation.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Fault {
+        None,
+        UploadFlushesSubnormals,
+        FullLosesNegativeZero,
+        MatmulPerturbed,
+        AcceptsBadK,
+        ExpSloppy,
+        RowBroadcastUsesFirstRow,
+        ZipAssignNoop,
+        LincombSwapped,
+        MeanAsSumPerCol,
+        KthOffByOne,
+        SoftmaxUnstable,
+        ArgmaxLastOfTies,
+        AdamVUsesAbsG,
+        MomentumForgets,
+    }
+
+    /// The reference backend with one fault planted.
+    #[derive(Clone, Copy, Debug)]
+    struct Faulty(Fault);
+
+    impl TensorStore for Faulty {
+        type Tensor = Matrix;
+        fn name(&self) -> String {
+            format!("faulty ({:?})", self.0)
+        }
+        fn upload(&self, m: &Matrix) -> Matrix {
+            let mut m = m.clone();
+            if self.0 == Fault::UploadFlushesSubnormals {
+                m.as_mut_slice().iter_mut().filter(|v| v.is_subnormal()).for_each(|v| *v = 0.0);
+            }
+            m
+        }
+        fn download(&self, t: &Matrix) -> Matrix {
+            t.clone()
+        }
+        fn shape(&self, t: &Matrix) -> (usize, usize) {
+            t.shape()
+        }
+        fn full(&self, rows: usize, cols: usize, value: f32) -> Matrix {
+            let value = if self.0 == Fault::FullLosesNegativeZero { value + 0.0 } else { value };
+            Matrix::full(rows, cols, value)
+        }
+    }
+
+    impl LinalgOps for Faulty {
+        fn matmul(&self, a: &Matrix, ta: bool, b: &Matrix, tb: bool) -> Matrix {
+            let mut c = ReferenceBackend.matmul(a, ta, b, tb);
+            let k = if ta { a.rows() } else { a.cols() };
+            if self.0 == Fault::MatmulPerturbed && k > 100 {
+                c.as_mut_slice()[0] += 1e-2;
+            }
+            c
+        }
+    }
+
+    impl ElementwiseOps for Faulty {
+        fn map(&self, a: &Matrix, op: Unary) -> Matrix {
+            let mut out = ReferenceBackend.map(a, op);
+            if self.0 == Fault::ExpSloppy && op == Unary::Exp {
+                out.as_mut_slice().iter_mut().for_each(|v| *v *= 1.0 + 1e-4);
+            }
+            out
+        }
+        fn zip(&self, a: &Matrix, b: &Matrix, op: Binary) -> Matrix {
+            if self.0 == Fault::RowBroadcastUsesFirstRow && b.cols() == 1 && b.rows() > 1 && a.cols() > 1 {
+                return ReferenceBackend.zip(a, &Matrix::full(1, 1, b.get(0, 0)), op);
+            }
+            ReferenceBackend.zip(a, b, op)
+        }
+        fn zip_assign(&self, a: &mut Matrix, b: &Matrix, op: Binary) {
+            let out = ReferenceBackend.zip(a, b, op);
+            if self.0 != Fault::ZipAssignNoop {
+                *a = out;
+            }
+        }
+        fn lincomb(&self, alpha: f32, a: &Matrix, beta: f32, b: &Matrix) -> Matrix {
+            if self.0 == Fault::LincombSwapped {
+                return ReferenceBackend.lincomb(alpha, b, beta, a);
+            }
+            ReferenceBackend.lincomb(alpha, a, beta, b)
+        }
+    }
+
+    impl ReduceOps for Faulty {
+        fn reduce(&self, a: &Matrix, dim: Dim, op: Reduce) -> Matrix {
+            if self.0 == Fault::MeanAsSumPerCol && dim == Dim::PerCol && op == Reduce::Mean {
+                return ReferenceBackend.reduce(a, dim, Reduce::Sum);
+            }
+            ReferenceBackend.reduce(a, dim, op)
+        }
+    }
+
+    impl SelectOps for Faulty {
+        fn row_kth_largest(&self, a: &Matrix, k: usize) -> Matrix {
+            match self.0 {
+                Fault::AcceptsBadK => ReferenceBackend.row_kth_largest(a, k.clamp(1, a.cols())),
+                Fault::KthOffByOne if k < a.cols() => ReferenceBackend.row_kth_largest(a, k + 1),
+                _ => ReferenceBackend.row_kth_largest(a, k),
+            }
+        }
+        fn softmax_rows(&self, a: &Matrix) -> Matrix {
+            if self.0 == Fault::SoftmaxUnstable {
+                let e = ReferenceBackend.map(a, Unary::Exp);
+                let sums = ReferenceBackend.reduce(&e, Dim::PerRow, Reduce::Sum);
+                return ReferenceBackend.zip(&e, &sums, Binary::Div);
+            }
+            ReferenceBackend.softmax_rows(a)
+        }
+        fn argmax_rows(&self, a: &Matrix) -> Vec<usize> {
+            if self.0 == Fault::ArgmaxLastOfTies {
+                return (0..a.rows())
+                    .map(|i| {
+                        let row = a.row(i);
+                        (0..row.len()).fold(0, |best, j| if row[j] >= row[best] { j } else { best })
+                    })
+                    .collect();
+            }
+            ReferenceBackend.argmax_rows(a)
+        }
+    }
+
+    impl OptimOps for Faulty {
+        fn adam_step(&self, p: &mut Matrix, g: &Matrix, m: &mut Matrix, v: &mut Matrix, s: AdamStep) {
+            if self.0 == Fault::AdamVUsesAbsG {
+                let v_before = v.clone();
+                ReferenceBackend.adam_step(p, g, m, v, s);
+                *v = ReferenceBackend.lincomb(s.beta2, &v_before, 1.0 - s.beta2, &ReferenceBackend.map(g, Unary::Abs));
+                return;
+            }
+            ReferenceBackend.adam_step(p, g, m, v, s);
+        }
+        fn momentum_step(&self, p: &mut Matrix, g: &Matrix, m: &mut Matrix, lr: f32, momentum: f32) {
+            let momentum = if self.0 == Fault::MomentumForgets { 0.0 } else { momentum };
+            ReferenceBackend.momentum_step(p, g, m, lr, momentum);
+        }
+    }
+
+    #[test]
+    fn faultless_wrapper_passes_everything() {
+        run_all(&Faulty(Fault::None));
+    }
+
+    macro_rules! catches {
+        ($($test:ident: $fault:ident by $check:ident expecting $msg:literal;)*) => {$(
+            #[test]
+            #[should_panic(expected = $msg)]
+            fn $test() {
+                $check(&Faulty(Fault::$fault));
+            }
+        )*};
+    }
+
+    catches! {
+        catches_upload: UploadFlushesSubnormals by check_upload_download expecting "conformance: upload/download";
+        catches_full: FullLosesNegativeZero by check_full expecting "conformance: full(-0)";
+        catches_matmul: MatmulPerturbed by check_matmul expecting "conformance: matmul";
+        catches_contracts: AcceptsBadK by check_shape_contracts expecting "conformance: row_kth_largest k=0";
+        catches_map: ExpSloppy by check_map expecting "conformance: map Exp";
+        catches_zip: RowBroadcastUsesFirstRow by check_zip expecting "(rows×1)";
+        catches_zip_assign: ZipAssignNoop by check_zip_assign expecting "conformance: zip_assign";
+        catches_lincomb: LincombSwapped by check_lincomb expecting "conformance: lincomb";
+        catches_reduce: MeanAsSumPerCol by check_reduce expecting "conformance: reduce Mean PerCol";
+        catches_kth: KthOffByOne by check_row_kth_largest expecting "conformance: row_kth_largest";
+        catches_softmax: SoftmaxUnstable by check_softmax_rows expecting "with logits ±1e4: non-finite";
+        catches_argmax: ArgmaxLastOfTies by check_argmax_rows expecting "conformance: argmax_rows";
+        catches_adam: AdamVUsesAbsG by check_adam_step expecting "(v)";
+        catches_momentum: MomentumForgets by check_momentum_step expecting "conformance: momentum_step 2";
+    }
+}

@@ -22,6 +22,16 @@ pub enum Competition {
     },
 }
 
+/// Which "total" of a neuron's synapses synaptic scaling holds constant (and in which norm the
+/// Hebbian rule compares weights with the presynaptic pattern).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScalingNorm {
+    /// `Σ|w|`: the total synaptic weight; the drive is then the mean input over the synapses' support.
+    L1,
+    /// `√Σw²`: the drive `W x̂` is then `S·cos(w, x)`, a similarity (Oja-style normalization).
+    L2,
+}
+
 /// The readout's plasticity rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ReadoutRule {
@@ -83,12 +93,17 @@ pub struct BioParams {
     pub competition: Competition,
     /// Hebbian learning rate η (per expected win).
     pub hebbian_rate: f32,
+    /// Exponent `q` of the plasticity signal `r = (y / max y)^q`: how strongly the most active winners
+    /// dominate learning (1 = in proportion to activity).
+    pub hebbian_exponent: f32,
     /// Homeostatic rate η_h of the bias.
     pub homeostasis_rate: f32,
     /// Time constant of the running firing rate, as the weight of the newest batch (0..1].
     pub rate_smoothing: f32,
-    /// Total synaptic weight each neuron keeps (synaptic scaling target).
+    /// Total synaptic weight each neuron keeps (synaptic scaling target `S`).
     pub total_weight: f32,
+    /// The norm in which the total is measured.
+    pub scaling_norm: ScalingNorm,
     /// Structural plasticity: a synapse is removed when its weight falls below this fraction of
     /// the neuron's mean weight.
     pub prune_below: f32,
@@ -116,13 +131,15 @@ impl Default for BioParams {
             hidden: vec![2000],
             active_fraction: 0.05,
             competition: Competition::KWinners,
-            hebbian_rate: 0.05,
-            homeostasis_rate: 0.01,
-            rate_smoothing: 0.05,
+            hebbian_rate: 0.5,
+            hebbian_exponent: 1.0,
+            homeostasis_rate: 0.1,
+            rate_smoothing: 0.5,
             total_weight: 1.0,
+            scaling_norm: ScalingNorm::L2,
             prune_below: 0.02,
             regrow_probability: 0.0,
-            readout_rate: 0.5,
+            readout_rate: 5.0,
             readout_rule: ReadoutRule::DeltaEg,
             perturbation_sigma: 0.1,
             readout_init: InitSign::Positive,
@@ -173,7 +190,10 @@ impl BioParams {
     pub fn check(self) -> Result<BioConfig, CoreError> {
         check_hidden(&self.hidden)?;
         if !(self.active_fraction > 0.0 && self.active_fraction < 1.0) {
-            return Err(CoreError::invalid("active-fraction", format!("must be in (0, 1), got {}", self.active_fraction)));
+            return Err(CoreError::invalid(
+                "active-fraction",
+                format!("must be in (0, 1), got {}", self.active_fraction),
+            ));
         }
         for &w in &self.hidden {
             let k = (self.active_fraction * w as f32).round() as usize;
@@ -188,11 +208,17 @@ impl BioParams {
         }
         check_rate("hebbian-rate", self.hebbian_rate)?;
         check_rate("homeostasis-rate", self.homeostasis_rate)?;
+        if !(self.hebbian_exponent.is_finite() && self.hebbian_exponent > 0.0) {
+            return Err(CoreError::invalid("hebbian-exponent", format!("must be > 0, got {}", self.hebbian_exponent)));
+        }
         check_rate("readout-rate", self.readout_rate)?;
         check_rate("prune-below", self.prune_below)?;
         check_rate("perturbation-sigma", self.perturbation_sigma)?;
         if !(self.rate_smoothing > 0.0 && self.rate_smoothing <= 1.0) {
-            return Err(CoreError::invalid("rate-smoothing", format!("must be in (0, 1], got {}", self.rate_smoothing)));
+            return Err(CoreError::invalid(
+                "rate-smoothing",
+                format!("must be in (0, 1], got {}", self.rate_smoothing),
+            ));
         }
         if !(self.total_weight.is_finite() && self.total_weight > 0.0) {
             return Err(CoreError::invalid("total-weight", format!("must be > 0, got {}", self.total_weight)));

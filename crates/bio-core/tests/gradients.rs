@@ -16,7 +16,8 @@ fn random_inputs(rows: usize, cols: usize, seed: u64) -> Matrix {
 fn gradient_error<M: Classifier<ReferenceBackend>>(model: &M, x: &Matrix, labels: &[usize]) -> f32 {
     let b = ReferenceBackend;
     let (_, grad) = model.loss_and_input_gradient(&b.upload(x), labels);
-    let loss = |m: &Matrix| model.loss_and_input_gradient(&b.upload(m), labels).0.iter().map(|&v| v as f64).sum::<f64>();
+    let loss =
+        |m: &Matrix| model.loss_and_input_gradient(&b.upload(m), labels).0.iter().map(|&v| v as f64).sum::<f64>();
     let h = 1e-3f32;
     let (mut num, mut den) = (0.0f64, 0.0f64);
     for i in 0..x.rows() {

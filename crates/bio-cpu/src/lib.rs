@@ -1,1 +1,15 @@
-//! CPU backend.
+//! Runs biorule's tensor operations on the CPU: [`CpuBackend`], on ndarray with threaded GEMM and rayon.
+//!
+#![doc = include_str!("../README.md")]
+
+mod backend;
+mod elementwise;
+mod linalg;
+mod optim;
+mod reduce;
+mod select;
+
+pub use backend::CpuBackend;
+
+/// Tensors with at least this many entries are processed in parallel with rayon; smaller ones serially.
+pub const PARALLEL_MIN_ENTRIES: usize = 32 * 1024;

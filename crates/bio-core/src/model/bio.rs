@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{Classifier, Params, SavedModel, add_bias, softmax_cross_entropy};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
-use crate::params::{BioConfig, Competition, InitSign};
+use crate::params::{BioConfig, Competition, InitSign, ScalingNorm};
 use crate::tensor::Matrix;
 
 /// Guard of the input normalization `x / (ε + ‖x‖)`.
@@ -100,10 +100,22 @@ fn uniform_init(rows: usize, cols: usize, scale: f32, sign: InitSign, rng: &mut 
     })
 }
 
-/// Each neuron's total synaptic weight (the synaptic-scaling target): `S·√fan_in`, so that the
-/// drive from a normalized input is of order `S` whatever the layer's fan-in.
+/// Each neuron's total synaptic weight (the synaptic-scaling target) in the configured norm:
+/// `S` for L2 (the drive is `S·cos(w, x)`), `S·√fan_in` for L1, so that in both cases the drive
+/// from a normalized input is of order `S` whatever the layer's fan-in.
 pub fn target_total(config: &BioConfig, fan_in: usize) -> f32 {
-    config.total_weight * (fan_in as f32).sqrt()
+    match config.scaling_norm {
+        ScalingNorm::L2 => config.total_weight,
+        ScalingNorm::L1 => config.total_weight * (fan_in as f32).sqrt(),
+    }
+}
+
+/// Per-row norm (`rows×1`) of `t` in the configured scaling norm (`Σ|t|` or `√Σt²`).
+pub fn row_norm<B: Backend>(b: &B, t: &B::Tensor, norm: ScalingNorm) -> B::Tensor {
+    match norm {
+        ScalingNorm::L1 => b.reduce(&b.map(t, Unary::Abs), Dim::PerRow, Reduce::Sum),
+        ScalingNorm::L2 => b.map(&b.reduce(&b.map(t, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt),
+    }
 }
 
 /// Divisive normalization of a population: `x̂ = x / (ε + ‖x‖₂)`; returns `(x̂, ‖x‖₂)`.
@@ -145,7 +157,10 @@ impl<B: Backend> BioNet<B> {
         let mut layers = Vec::new();
         let mut fan_in = input_dim;
         for &width in &config.hidden {
-            let scale = target_total(&config, fan_in) / fan_in as f32;
+            let scale = match config.scaling_norm {
+                ScalingNorm::L1 => target_total(&config, fan_in) / fan_in as f32,
+                ScalingNorm::L2 => target_total(&config, fan_in) / (fan_in as f32).sqrt(),
+            };
             let w = uniform_init(width, fan_in, scale, config.hidden_init, &mut rng);
             layers.push(BioLayer {
                 weights: backend.upload(&w),

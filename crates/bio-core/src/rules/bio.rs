@@ -11,8 +11,8 @@ use rand_distr::{Distribution, Normal};
 use super::{BatchReport, LearningRule, check_finite, count_correct};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
-use crate::model::{BioLayer, BioNet, Classifier, Readout, one_hot, softmax_cross_entropy, target_total};
-use crate::params::{BioConfig, InitSign, ReadoutRule};
+use crate::model::{BioLayer, BioNet, Classifier, Readout, one_hot, row_norm, softmax_cross_entropy, target_total};
+use crate::params::{BioConfig, InitSign, ReadoutRule, ScalingNorm};
 use crate::tensor::Matrix;
 
 /// The `bio` trainer: hyper-parameters, the learning-rate schedule and its random stream.
@@ -30,6 +30,18 @@ impl BioRule {
     pub fn new(config: BioConfig, seed: u64) -> Self {
         Self { config, schedule: 1.0, regrow_pending: false, rng: ChaCha8Rng::seed_from_u64(seed ^ 0xB10) }
     }
+
+    /// The validated hyper-parameters.
+    pub fn config(&self) -> &BioConfig {
+        &self.config
+    }
+
+    /// Follows the schedule: linear decay of every plasticity rate, `1, 1 − 1/E, …, 1/E`, and
+    /// regrowth of pruned synapses at the start of each epoch after the first.
+    pub fn start_epoch(&mut self, epoch: usize, epochs: usize) {
+        self.schedule = 1.0 - epoch as f32 / epochs.max(1) as f32;
+        self.regrow_pending = epoch > 0 && self.config.regrow_probability > 0.0;
+    }
 }
 
 fn guard<B: Backend>(b: &B, t: &B::Tensor) -> B::Tensor {
@@ -42,11 +54,11 @@ fn per_neuron_sum<B: Backend>(b: &B, r: &B::Tensor) -> B::Tensor {
     b.matmul(r, true, &b.full(batch, 1, 1.0), false)
 }
 
-/// Multiplicative Hebbian plasticity. Each neuron `j` moves its normalized weights `w̃_j = |W_j|/Σ|W_j|`
-/// toward the normalized presynaptic pattern `p = x/Σx`, in proportion to its relative activity
+/// Multiplicative Hebbian plasticity. Each neuron `j` moves its normalized weights `w̃_j = |W_j|/‖W_j‖`
+/// toward the normalized presynaptic pattern `p = x/‖x‖` (norm: [`ScalingNorm`]), in proportion to its relative activity
 /// `r_j = y_j / max_k y_k`, in log space:
 ///
-/// `ΔlogW_ji = η·D/(B·ρ) · Σ_b r_bj (p_bi − w̃_ji)`, `W ← W ⊙ exp(ΔlogW)`.
+/// `ΔlogW_ji = η·c_D/(B·ρ) · Σ_b r_bj (p_bi − w̃_ji)` with `c_D = D` (L1) or `√D` (L2), `W ← W ⊙ exp(ΔlogW)`.
 ///
 /// The exponential keeps every weight's sign (and zero stays zero): positivity holds by construction.
 /// With `multiplicative` switched off (ablation) the same step is taken additively,
@@ -62,17 +74,27 @@ pub fn hebbian_update<B: Backend>(
     let (batch, fan_in) = b.shape(input);
     let peak = b.reduce(activity, Dim::PerRow, Reduce::Max);
     let relative = b.zip(activity, &guard(b, &peak), Binary::Div);
-    let pattern = b.zip(input, &guard(b, &b.reduce(input, Dim::PerRow, Reduce::Sum)), Binary::Div);
+    let relative = if config.hebbian_exponent == 1.0 { relative } else { b.map(&relative, Unary::Powf(config.hebbian_exponent)) };
+    let pattern = b.zip(input, &guard(b, &row_norm(b, input, config.scaling_norm)), Binary::Div);
     let pull = b.matmul(&relative, true, &pattern, false);
     let wins = per_neuron_sum(b, &relative);
-    let magnitude = if config.hidden_init == InitSign::Positive { layer.weights.clone() } else { b.map(&layer.weights, Unary::Abs) };
-    let normalized = b.zip(&magnitude, &guard(b, &b.reduce(&magnitude, Dim::PerRow, Reduce::Sum)), Binary::Div);
-    let step = rate * fan_in as f32 / (batch as f32 * config.active_fraction);
+    let magnitude = if config.hidden_init == InitSign::Positive {
+        layer.weights.clone()
+    } else {
+        b.map(&layer.weights, Unary::Abs)
+    };
+    let normalized = b.zip(&magnitude, &guard(b, &row_norm(b, &magnitude, config.scaling_norm)), Binary::Div);
+    // Normalized entries are of order 1/D (L1) or 1/√D (L2): scale the step so η means the same.
+    let typical = match config.scaling_norm {
+        ScalingNorm::L1 => fan_in as f32,
+        ScalingNorm::L2 => (fan_in as f32).sqrt(),
+    };
+    let step = rate * typical / (batch as f32 * config.active_fraction);
     let delta = b.lincomb(step, &pull, -step, &b.zip(&normalized, &wins, Binary::Mul));
     if config.mechanisms.multiplicative {
         b.zip_assign(&mut layer.weights, &b.map(&delta, Unary::Exp), Binary::Mul);
     } else {
-        let unit = target_total(config, fan_in) / fan_in as f32;
+        let unit = target_total(config, fan_in) / typical;
         layer.weights = b.lincomb(1.0, &layer.weights, unit, &delta);
         b.zip_assign(&mut layer.weights, &layer.mask, Binary::Mul);
     }
@@ -97,17 +119,18 @@ pub fn regrow<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig, rn
     let lottery = Matrix::from_fn(rows, cols, |_, _| if rng.random_bool(p) { 1.0 } else { 0.0 });
     let absent = b.map(&b.map(&layer.mask, Unary::Scale(-1.0)), Unary::Offset(1.0));
     let reborn = b.zip(&absent, &b.upload(&lottery), Binary::Mul);
-    let mean = target_total(config, cols) / cols as f32;
+    let mean = b.download(&b.reduce(&b.map(&layer.weights, Unary::Abs), Dim::All, Reduce::Sum)).get(0, 0)
+        / b.download(&b.reduce(&layer.mask, Dim::All, Reduce::Sum)).get(0, 0).max(1.0);
     let fresh = b.map(&reborn, Unary::Scale(2.0 * config.prune_below * mean));
     layer.weights = b.lincomb(1.0, &layer.weights, 1.0, &fresh);
     layer.mask = b.lincomb(1.0, &layer.mask, 1.0, &reborn);
 }
 
 /// Multiplicative synaptic scaling: each neuron's total weight returns to its target,
-/// `W_j ← W_j · S_j / Σ_i |W_ji|` (a positive factor: it never changes a sign).
+/// `W_j ← W_j · S_j / ‖W_j‖` (a positive factor: it never changes a sign).
 pub fn synaptic_scaling<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig) {
     let (_, fan_in) = b.shape(&layer.weights);
-    let total = b.reduce(&b.map(&layer.weights, Unary::Abs), Dim::PerRow, Reduce::Sum);
+    let total = row_norm(b, &layer.weights, config.scaling_norm);
     let factor = b.map(&b.map(&guard(b, &total), Unary::Recip), Unary::Scale(target_total(config, fan_in)));
     b.zip_assign(&mut layer.weights, &factor, Binary::Mul);
 }
@@ -141,6 +164,14 @@ pub fn readout_update<B: Backend>(
         b.zip_assign(&mut readout.weights, &b.map(&b.map(&signed, Unary::Scale(rate)), Unary::Exp), Binary::Mul);
     } else {
         readout.weights = b.lincomb(1.0, &readout.weights, rate, &hebb);
+    }
+    if sign_preserving {
+        // Synaptic scaling of the class units too: each keeps Σ|V_c| = N (its initial budget), so the
+        // multiplicative update re-allocates synaptic weight instead of inflating it without bound.
+        let (_, hidden) = b.shape(&readout.weights);
+        let total = b.reduce(&b.map(&readout.weights, Unary::Abs), Dim::PerRow, Reduce::Sum);
+        let factor = b.map(&b.map(&guard(b, &total), Unary::Recip), Unary::Scale(hidden as f32));
+        b.zip_assign(&mut readout.weights, &factor, Binary::Mul);
     }
     let mean_error = b.reduce(error, Dim::PerCol, Reduce::Sum);
     readout.bias = b.lincomb(1.0, &readout.bias, rate / batch as f32, &mean_error);
@@ -179,12 +210,15 @@ impl<B: Backend> LearningRule<B> for BioRule {
     }
 
     fn start_epoch(&mut self, epoch: usize, epochs: usize) {
-        // Linear decay of every plasticity rate: 1, 1 − 1/E, …, 1/E.
-        self.schedule = 1.0 - epoch as f32 / epochs.max(1) as f32;
-        self.regrow_pending = epoch > 0 && self.config.regrow_probability > 0.0;
+        BioRule::start_epoch(self, epoch, epochs);
     }
 
-    fn train_batch(&mut self, model: &mut BioNet<B>, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
+    fn train_batch(
+        &mut self,
+        model: &mut BioNet<B>,
+        x: &B::Tensor,
+        labels: &[usize],
+    ) -> Result<BatchReport, CoreError> {
         let b = model.backend().clone();
         let config = self.config.clone();
         let trace = model.trace(x);

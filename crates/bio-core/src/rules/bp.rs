@@ -53,10 +53,8 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
             for layer in &model.layers {
                 for t in [&layer.weights, &layer.bias] {
                     let (r, c) = b.shape(t);
-                    self.moments.push(Moments {
-                        first: b.full(r, c, 0.0),
-                        second: with_second.then(|| b.full(r, c, 0.0)),
-                    });
+                    self.moments
+                        .push(Moments { first: b.full(r, c, 0.0), second: with_second.then(|| b.full(r, c, 0.0)) });
                 }
             }
         }
@@ -64,12 +62,8 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
         let lr = self.config.learning_rate;
         let (beta1, beta2) = (0.9f32, 0.999f32);
         let t = self.steps as i32;
-        let adam = AdamStep {
-            lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)),
-            beta1,
-            beta2,
-            eps: 1e-8,
-        };
+        let adam =
+            AdamStep { lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
         let mut moments = self.moments.iter_mut();
         for (layer, (dw, db)) in model.layers.iter_mut().zip(&g.layers) {
             for (param, grad) in [(&mut layer.weights, dw), (&mut layer.bias, db)] {

@@ -3,7 +3,7 @@
 mod bio;
 mod bp;
 
-pub use bio::{BioRule, hebbian_update, regrow, homeostasis, readout_update, structural_plasticity, synaptic_scaling};
+pub use bio::{BioRule, hebbian_update, homeostasis, readout_update, regrow, structural_plasticity, synaptic_scaling};
 pub use bp::BackpropRule;
 
 use serde::{Deserialize, Serialize};
@@ -39,8 +39,12 @@ pub trait LearningRule<B: Backend> {
     /// Called before each epoch (0-based) so the rule can follow its schedule.
     fn start_epoch(&mut self, epoch: usize, epochs: usize);
     /// One update on a batch `x` (`batch×input_dim`) with its labels.
-    fn train_batch(&mut self, model: &mut Self::Model, x: &B::Tensor, labels: &[usize])
-    -> Result<BatchReport, CoreError>;
+    fn train_batch(
+        &mut self,
+        model: &mut Self::Model,
+        x: &B::Tensor,
+        labels: &[usize],
+    ) -> Result<BatchReport, CoreError>;
 }
 
 /// Counts predictions equal to the labels.

@@ -1,0 +1,100 @@
+//! The `CpuBackend` type, its thread control and its tensor store.
+
+use std::sync::Arc;
+
+use bio_core::{Matrix, TensorStore};
+use ndarray::Array2;
+use rayon::{ThreadPool, ThreadPoolBuildError, ThreadPoolBuilder};
+
+use crate::PARALLEL_MIN_ENTRIES;
+
+/// The CPU backend: tensors are row-major [`ndarray::Array2<f32>`] values in host memory.
+///
+/// Matrix products use ndarray's `matrixmultiply` GEMM, whose threads are set by the
+/// `MATMUL_NUM_THREADS` environment variable, read once at the first product of the process
+/// (see the crate documentation). All other work runs serially on tensors below
+/// [`PARALLEL_MIN_ENTRIES`](crate::PARALLEL_MIN_ENTRIES) entries and on rayon otherwise: in the
+/// global pool for [`CpuBackend::new`], in a private pool for [`CpuBackend::with_threads`].
+///
+/// Cloning is cheap and clones share the pool.
+#[derive(Clone, Debug)]
+pub struct CpuBackend {
+    /// `None`: rayon's global pool.
+    pool: Option<Arc<ThreadPool>>,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CpuBackend {
+    /// A backend on rayon's global pool: all cores, unless `RAYON_NUM_THREADS` says otherwise.
+    pub fn new() -> Self {
+        Self { pool: None }
+    }
+
+    /// A backend whose rayon work runs in its own pool of `n` threads (`pool.install`).
+    ///
+    /// This does not change the GEMM threads: for a single-threaded run also start the process with
+    /// `MATMUL_NUM_THREADS=1`. Errors if the operating system refuses to start the threads.
+    ///
+    /// # Panics
+    /// If `n == 0`.
+    pub fn with_threads(n: usize) -> Result<Self, ThreadPoolBuildError> {
+        assert!(n >= 1, "CpuBackend::with_threads needs at least one thread");
+        let pool = ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("bio-cpu-{i}")).build()?;
+        Ok(Self { pool: Some(Arc::new(pool)) })
+    }
+
+    /// How many rayon threads this backend's parallel work uses.
+    pub fn num_threads(&self) -> usize {
+        match &self.pool {
+            Some(pool) => pool.current_num_threads(),
+            None => rayon::current_num_threads(),
+        }
+    }
+
+    /// True when work over `entries` values should go to rayon.
+    pub(crate) fn parallel(&self, entries: usize) -> bool {
+        entries >= PARALLEL_MIN_ENTRIES && self.num_threads() > 1
+    }
+
+    /// Runs `f` in this backend's pool (in the caller's context for the global pool).
+    pub(crate) fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+}
+
+impl TensorStore for CpuBackend {
+    type Tensor = Array2<f32>;
+
+    fn name(&self) -> String {
+        let n = self.num_threads();
+        format!("cpu ({n} thread{})", if n == 1 { "" } else { "s" })
+    }
+
+    fn upload(&self, m: &Matrix) -> Array2<f32> {
+        Array2::from_shape_vec(m.shape(), m.as_slice().to_vec()).expect("a Matrix always has rows·cols entries")
+    }
+
+    fn download(&self, t: &Array2<f32>) -> Matrix {
+        let data = match t.as_slice() {
+            Some(s) => s.to_vec(),
+            None => t.iter().copied().collect(),
+        };
+        Matrix::new(t.nrows(), t.ncols(), data).expect("an Array2 always has rows·cols entries")
+    }
+
+    fn shape(&self, t: &Array2<f32>) -> (usize, usize) {
+        t.dim()
+    }
+
+    fn full(&self, rows: usize, cols: usize, value: f32) -> Array2<f32> {
+        Array2::from_elem((rows, cols), value)
+    }
+}

@@ -1,0 +1,13 @@
+//! The shared conformance suite of `bio_core::conformance`, run against `CpuBackend`.
+
+bio_core::conformance_tests!(|| Some(bio_cpu::CpuBackend::new()));
+
+/// The same suite in a private pool of one rayon thread (the serial fallback inside `install`).
+mod one_thread {
+    bio_core::conformance_tests!(|| bio_cpu::CpuBackend::with_threads(1).ok());
+}
+
+/// And in a private pool of three threads: parallel paths inside `pool.install`.
+mod three_threads {
+    bio_core::conformance_tests!(|| bio_cpu::CpuBackend::with_threads(3).ok());
+}

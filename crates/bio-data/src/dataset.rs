@@ -1,0 +1,434 @@
+//! Datasets: locating and loading Fashion-MNIST / MNIST / KMNIST (or the embedded subset), and the
+//! [`Split`] operations used for training: batching, shuffling and subsets.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use bio_core::Matrix;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::embedded;
+use crate::error::DataError;
+use crate::idx::{IdxImages, read_idx_images, read_idx_labels};
+
+/// The named datasets [`load`] and [`find`] know (besides `embedded`), all in the MNIST IDX layout.
+pub const KNOWN_DATASETS: [&str; 3] = ["fashion-mnist", "mnist", "kmnist"];
+
+/// Environment variable naming an extra directory to search for datasets.
+pub const DATA_DIR_ENV: &str = "BIO_DATA_DIR";
+
+/// System-wide dataset root (where Debian's `dataset-fashion-mnist` installs its files).
+pub const SYSTEM_DATA_ROOT: &str = "/usr/share/datasets";
+
+/// The four IDX files of a dataset, each optionally with a `.gz` suffix, in the order
+/// train images, train labels, test images, test labels.
+pub const IDX_FILE_NAMES: [&str; 4] =
+    ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"];
+
+/// One part (train or test) of a dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    /// One image per row, `n × (h·w)`, values `byte / 255` in `[0, 1]`.
+    pub images: Matrix,
+    /// The class of each row of `images`.
+    pub labels: Vec<usize>,
+}
+
+/// A mini-batch produced by [`Split::batches`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// The batch's images, one per row.
+    pub images: Matrix,
+    /// The class of each row.
+    pub labels: Vec<usize>,
+    /// The row of each example in the split it came from.
+    pub indices: Vec<usize>,
+}
+
+/// Where a dataset was loaded from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSource {
+    /// The Fashion-MNIST subset compiled into this crate.
+    Embedded,
+    /// A directory holding the four IDX files.
+    Directory(PathBuf),
+}
+
+impl fmt::Display for DataSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DataSource::Embedded => {
+                write!(f, "embedded subset ({}+{} per class)", embedded::TRAIN_PER_CLASS, embedded::TEST_PER_CLASS)
+            }
+            DataSource::Directory(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+/// A labelled image-classification dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// Short name, e.g. `fashion-mnist`.
+    pub name: String,
+    /// Where it was loaded from.
+    pub source: DataSource,
+    /// The training split.
+    pub train: Split,
+    /// The test split.
+    pub test: Split,
+    /// Number of classes (largest label + 1).
+    pub classes: usize,
+    /// `(height, width)` of each image.
+    pub image_shape: (usize, usize),
+}
+
+impl Dataset {
+    /// Number of input features per example (`height · width`).
+    pub fn input_dim(&self) -> usize {
+        self.image_shape.0 * self.image_shape.1
+    }
+
+    /// Builds a dataset from decoded IDX parts, checking that they fit together: label counts equal
+    /// image counts, train and test images have the same size, and there are at least two classes.
+    pub fn from_idx(
+        name: impl Into<String>,
+        source: DataSource,
+        train: (IdxImages, Vec<u8>),
+        test: (IdxImages, Vec<u8>),
+    ) -> Result<Self, DataError> {
+        let name = name.into();
+        let inconsistent = |what: String| DataError::Inconsistent { dataset: name.clone(), what };
+        for (split, (images, labels)) in [("train", &train), ("test", &test)] {
+            if images.count() != labels.len() {
+                return Err(inconsistent(format!(
+                    "{split} split has {} images but {} labels",
+                    images.count(),
+                    labels.len()
+                )));
+            }
+        }
+        let image_shape = (train.0.rows(), train.0.cols());
+        if (test.0.rows(), test.0.cols()) != image_shape {
+            return Err(inconsistent(format!(
+                "train images are {}×{} but test images are {}×{}",
+                image_shape.0,
+                image_shape.1,
+                test.0.rows(),
+                test.0.cols()
+            )));
+        }
+        let max_label = train.1.iter().chain(&test.1).copied().max().unwrap_or(0);
+        let classes = usize::from(max_label) + 1;
+        if classes < 2 {
+            return Err(inconsistent("all labels are 0; a classification dataset needs at least 2 classes".into()));
+        }
+        let split = |(images, labels): (IdxImages, Vec<u8>)| Split {
+            images: images.to_matrix(),
+            labels: labels.into_iter().map(usize::from).collect(),
+        };
+        Ok(Self { name, source, train: split(train), test: split(test), classes, image_shape })
+    }
+}
+
+/// Loads a dataset.
+///
+/// `spec` is `fashion-mnist`, `mnist` or `kmnist` (searched for as described in [`search_path`]),
+/// `embedded` (the compiled-in Fashion-MNIST subset), or the path of a directory holding the four IDX
+/// files ([`IDX_FILE_NAMES`], each raw or `.gz`). Known names take precedence over directories of the
+/// same name; write `./mnist` to mean a directory. `data_dir` is the CLI's `--data DIR`.
+pub fn load(spec: &str, data_dir: Option<&Path>) -> Result<Dataset, DataError> {
+    if is_embedded(spec) {
+        return embedded::load_embedded();
+    }
+    let dir = find(spec, data_dir)?;
+    let name = match known_name(spec) {
+        Some(name) => name.to_string(),
+        None => dir.file_name().map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned()),
+    };
+    load_dir(&name, &dir)
+}
+
+/// Finds the directory holding the IDX files for `spec` (see [`load`]) without reading them.
+///
+/// For a named dataset the error lists every directory searched and how to obtain the files.
+pub fn find(spec: &str, data_dir: Option<&Path>) -> Result<PathBuf, DataError> {
+    if is_embedded(spec) {
+        return Err(DataError::Invalid {
+            what: "the `embedded` dataset is compiled into the program and has no directory".into(),
+        });
+    }
+    if let Some(name) = known_name(spec) {
+        return find_among(name, &search_path(name, data_dir));
+    }
+    let dir = Path::new(spec);
+    if !dir.is_dir() {
+        return Err(DataError::UnknownDataset { spec: spec.to_string() });
+    }
+    match locate_files(dir) {
+        Ok(_) => Ok(dir.to_path_buf()),
+        Err(missing) => Err(DataError::NotFound {
+            dataset: spec.to_string(),
+            searched: vec![dir.to_path_buf()],
+            hint: format!("the directory lacks {} (raw or .gz)", missing.join(", ")),
+        }),
+    }
+}
+
+/// The directories searched for the named dataset `name`, in order: `data_dir/<name>` and
+/// `data_dir`, `$BIO_DATA_DIR/<name>` and `$BIO_DATA_DIR`, the user cache
+/// (`<cache dir>/biorule/<name>`, e.g. `~/.cache/biorule/<name>`), and `/usr/share/datasets/<name>`.
+pub fn search_path(name: &str, data_dir: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let env_dir = std::env::var_os(DATA_DIR_ENV).filter(|v| !v.is_empty()).map(PathBuf::from);
+    for root in data_dir.map(Path::to_path_buf).into_iter().chain(env_dir) {
+        dirs.push(root.join(name));
+        dirs.push(root);
+    }
+    if let Some(cache) = dirs::cache_dir() {
+        dirs.push(cache.join("biorule").join(name));
+    }
+    dirs.push(Path::new(SYSTEM_DATA_ROOT).join(name));
+    dirs
+}
+
+/// Returns the first of `candidates` that holds all four IDX files, or a [`DataError::NotFound`].
+fn find_among(name: &str, candidates: &[PathBuf]) -> Result<PathBuf, DataError> {
+    let mut partial = Vec::new();
+    for dir in candidates {
+        match locate_files(dir) {
+            Ok(_) => return Ok(dir.clone()),
+            Err(missing) if missing.len() < IDX_FILE_NAMES.len() => {
+                partial.push(format!("{} lacks {}", dir.display(), missing.join(", ")));
+            }
+            Err(_) => {}
+        }
+    }
+    let mut hint = how_to_get(name);
+    if !partial.is_empty() {
+        hint.push_str(&format!(" (incomplete: {})", partial.join("; ")));
+    }
+    Err(DataError::NotFound { dataset: name.to_string(), searched: candidates.to_vec(), hint })
+}
+
+fn how_to_get(name: &str) -> String {
+    let source = match name {
+        "fashion-mnist" => {
+            "run `apt-get install dataset-fashion-mnist`, or download the four IDX files from \
+             https://github.com/zalandoresearch/fashion-mnist"
+        }
+        "mnist" => "download the four IDX files of MNIST, e.g. from https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "kmnist" => {
+            "download the four IDX files of Kuzushiji-MNIST (MNIST format) from https://github.com/rois-codh/kmnist"
+        }
+        _ => "download the four IDX files",
+    };
+    format!(
+        "to get it, {source} and put train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte \
+         and t10k-labels-idx1-ubyte (each raw or .gz) into one of those directories or into DIR given with \
+         `--data DIR`; the `embedded` dataset needs no files"
+    )
+}
+
+fn is_embedded(spec: &str) -> bool {
+    spec.eq_ignore_ascii_case("embedded")
+}
+
+fn known_name(spec: &str) -> Option<&'static str> {
+    KNOWN_DATASETS.into_iter().find(|n| spec.eq_ignore_ascii_case(n))
+}
+
+/// The paths of the four IDX files in `dir` (raw preferred over `.gz`), or the names of those missing.
+fn locate_files(dir: &Path) -> Result<[PathBuf; 4], Vec<&'static str>> {
+    let mut missing = Vec::new();
+    let found = IDX_FILE_NAMES.map(|base| {
+        let raw = dir.join(base);
+        let gz = dir.join(format!("{base}.gz"));
+        if raw.is_file() {
+            raw
+        } else if gz.is_file() {
+            gz
+        } else {
+            missing.push(base);
+            raw
+        }
+    });
+    if missing.is_empty() { Ok(found) } else { Err(missing) }
+}
+
+fn load_dir(name: &str, dir: &Path) -> Result<Dataset, DataError> {
+    let [train_images, train_labels, test_images, test_labels] =
+        locate_files(dir).map_err(|missing| DataError::NotFound {
+            dataset: name.to_string(),
+            searched: vec![dir.to_path_buf()],
+            hint: format!("the directory lacks {}", missing.join(", ")),
+        })?;
+    let train = (read_idx_images(&train_images)?, read_idx_labels(&train_labels)?);
+    let test = (read_idx_images(&test_images)?, read_idx_labels(&test_labels)?);
+    Dataset::from_idx(name, DataSource::Directory(dir.to_path_buf()), train, test)
+}
+
+/// A uniformly random permutation of `0..n`, deterministic per `seed` (Fisher–Yates with ChaCha8).
+pub fn shuffled_indices(n: usize, seed: u64) -> Vec<usize> {
+    let mut indices: Vec<usize> = (0..n).collect();
+    shuffle(&mut indices, &mut ChaCha8Rng::seed_from_u64(seed));
+    indices
+}
+
+/// In-place Fisher–Yates shuffle. Draws `u64`s so results do not depend on the platform's word size.
+fn shuffle(values: &mut [usize], rng: &mut ChaCha8Rng) {
+    for i in (1..values.len()).rev() {
+        let j = rng.random_range(0..=i as u64) as usize;
+        values.swap(i, j);
+    }
+}
+
+impl Split {
+    /// Pairs `images` (one per row) with `labels`; errors if their counts differ.
+    pub fn new(images: Matrix, labels: Vec<usize>) -> Result<Self, DataError> {
+        if images.rows() != labels.len() {
+            return Err(DataError::Invalid {
+                what: format!("split has {} images but {} labels", images.rows(), labels.len()),
+            });
+        }
+        Ok(Self { images, labels })
+    }
+
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// True when the split has no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Iterates over mini-batches of `batch_size` examples (the last one may be smaller).
+    ///
+    /// With `shuffle_seed = Some(seed)` the examples are visited in a random order that is the same
+    /// for the same seed ([`shuffled_indices`]); with `None` in their stored order.
+    ///
+    /// # Panics
+    ///
+    /// If `batch_size` is 0.
+    pub fn batches(&self, batch_size: usize, shuffle_seed: Option<u64>) -> Batches<'_> {
+        assert!(batch_size > 0, "batch size must be at least 1");
+        let order = match shuffle_seed {
+            Some(seed) => shuffled_indices(self.len(), seed),
+            None => (0..self.len()).collect(),
+        };
+        Batches { split: self, order, batch_size, next: 0 }
+    }
+
+    /// The examples at `indices`, in that order (repeats allowed).
+    ///
+    /// # Panics
+    ///
+    /// If an index is out of range.
+    pub fn select(&self, indices: &[usize]) -> Split {
+        Split { images: self.images.select_rows(indices), labels: indices.iter().map(|&i| self.labels[i]).collect() }
+    }
+
+    /// Only the examples whose label is in `classes`, in stored order; labels are unchanged.
+    pub fn filter_classes(&self, classes: &[usize]) -> Split {
+        let keep: Vec<usize> = (0..self.len()).filter(|&i| classes.contains(&self.labels[i])).collect();
+        self.select(&keep)
+    }
+
+    /// The indices of the examples of each class: entry `c` lists the rows labelled `c`, in order.
+    /// Its length is the largest label + 1 (absent classes get empty lists).
+    pub fn class_indices(&self) -> Vec<Vec<usize>> {
+        let classes = self.labels.iter().max().map_or(0, |&m| m + 1);
+        let mut out = vec![Vec::new(); classes];
+        for (i, &label) in self.labels.iter().enumerate() {
+            out[label].push(i);
+        }
+        out
+    }
+
+    /// `per_class` randomly chosen examples of every class present, deterministic per `seed`, kept in
+    /// stored order. Errors (naming the class) if a class has fewer than `per_class` examples.
+    pub fn per_class_subset(&self, per_class: usize, seed: u64) -> Result<Split, DataError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut chosen = Vec::new();
+        for (class, mut indices) in self.class_indices().into_iter().enumerate() {
+            if indices.is_empty() {
+                continue;
+            }
+            if indices.len() < per_class {
+                return Err(DataError::NotEnoughExamples { class, available: indices.len(), requested: per_class });
+            }
+            shuffle(&mut indices, &mut rng);
+            chosen.extend_from_slice(&indices[..per_class]);
+        }
+        chosen.sort_unstable();
+        Ok(self.select(&chosen))
+    }
+
+    /// The first `n` examples (all of them if there are fewer), e.g. for a `--limit` option.
+    pub fn take(&self, n: usize) -> Split {
+        let indices: Vec<usize> = (0..n.min(self.len())).collect();
+        self.select(&indices)
+    }
+}
+
+/// Iterator over the mini-batches of a [`Split`]; see [`Split::batches`].
+#[derive(Debug)]
+pub struct Batches<'a> {
+    split: &'a Split,
+    order: Vec<usize>,
+    batch_size: usize,
+    next: usize,
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        if self.next >= self.order.len() {
+            return None;
+        }
+        let end = self.next.saturating_add(self.batch_size).min(self.order.len());
+        let indices = self.order[self.next..end].to_vec();
+        self.next = end;
+        let Split { images, labels } = self.split.select(&indices);
+        Some(Batch { images, labels, indices })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.order.len() - self.next).div_ceil(self.batch_size);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Batches<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_among_lists_candidates_and_partial_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let partial = tmp.path().join("partial");
+        std::fs::create_dir(&partial).unwrap();
+        std::fs::write(partial.join("train-images-idx3-ubyte.gz"), b"x").unwrap();
+        let candidates = vec![tmp.path().join("nope"), partial.clone()];
+        let err = find_among("fashion-mnist", &candidates).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::NotFound { ref searched, .. } if searched == &candidates), "{msg}");
+        assert!(msg.contains("apt-get install dataset-fashion-mnist"), "{msg}");
+        assert!(msg.contains(&partial.display().to_string()), "{msg}");
+        assert!(msg.contains("t10k-labels-idx1-ubyte"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn search_path_order() {
+        let dirs = search_path("mnist", Some(Path::new("/data")));
+        assert_eq!(dirs[0], Path::new("/data/mnist"));
+        assert_eq!(dirs[1], Path::new("/data"));
+        assert_eq!(dirs.last().unwrap(), Path::new("/usr/share/datasets/mnist"));
+    }
+}

@@ -1,0 +1,50 @@
+//! A model directory: `model.ckpt` (the checkpoint), `config.json` (how it was trained) and
+//! `metrics.json` (what it scored). Every file is written atomically.
+
+use std::path::{Path, PathBuf};
+
+use bio_core::SavedModel;
+use serde::{Deserialize, Serialize};
+
+use crate::error::DataError;
+use crate::store::{load_checkpoint, save_checkpoint};
+
+/// File name of the checkpoint inside a model directory.
+pub const CHECKPOINT_FILE: &str = "model.ckpt";
+/// File name of the training configuration.
+pub const CONFIG_FILE: &str = "config.json";
+/// File name of the metrics.
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// What a checkpoint holds: the model and where it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    /// The model in backend-free form.
+    pub model: SavedModel,
+    /// Dataset name or directory it was trained on.
+    pub dataset: String,
+    /// Classes whose images it saw in training (all, unless trained on base classes only).
+    pub trained_classes: Vec<usize>,
+    /// Completed epochs.
+    pub epochs: usize,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Version of biorule that wrote it.
+    pub version: String,
+}
+
+/// Paths of a model directory's files.
+pub fn model_paths(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    (dir.join(CHECKPOINT_FILE), dir.join(CONFIG_FILE), dir.join(METRICS_FILE))
+}
+
+/// Writes `DIR/model.ckpt` atomically.
+pub fn save_model(dir: &Path, file: &ModelFile) -> Result<(), DataError> {
+    save_checkpoint(dir.join(CHECKPOINT_FILE), file)
+}
+
+/// Reads `DIR/model.ckpt` (or the file itself if `path` is a file).
+pub fn load_model(path: &Path) -> Result<ModelFile, DataError> {
+    let file = if path.is_dir() { path.join(CHECKPOINT_FILE) } else { path.to_path_buf() };
+    load_checkpoint(file)
+}
