@@ -1,1 +1,18 @@
-fn main() {}
+//! The `bio` command: thin glue that parses arguments, calls the library crates and prints.
+
+mod backend;
+mod cli;
+mod commands;
+mod output;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    if let Err(e) = commands::run(args) {
+        // One line: the outermost context and its causes, joined.
+        let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+        eprintln!("error: {}", chain.join(": "));
+        std::process::exit(1);
+    }
+}

@@ -1,13 +1,7 @@
 //! Math core of biorule: the [`Backend`] and [`LearningRule`] traits, the models, the two learning
 //! rules (`bio` and `bp`), hyper-parameters with validation, and the math of the metrics. No I/O.
 //!
-//! ```
-//! use bio_core::{Backend, Matrix, ReferenceBackend, TensorStore, LinalgOps};
-//! let b = ReferenceBackend;
-//! let a = b.upload(&Matrix::new(2, 2, vec![1.0, 2.0, 3.0, 4.0]).unwrap());
-//! let c = b.matmul(&a, false, &a, true); // a · aᵀ
-//! assert_eq!(b.download(&c).as_slice(), &[5.0, 11.0, 11.0, 25.0]);
-//! ```
+#![doc = include_str!("../README.md")]
 
 pub mod backend;
 pub mod conformance;

@@ -1,0 +1,277 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendChoice;
+
+/// Train, compare, attack and inspect networks trained by a biologically inspired rule and by backprop.
+#[derive(Debug, Parser)]
+#[command(name = "bio", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train `bio` and `bp` side by side on real images and print the comparison.
+    #[command(after_help = "Examples:\n  bio demo                      # full Fashion-MNIST if installed, else the embedded subset\n  bio demo --dataset embedded   # the 6000-image subset shipped in the binary\n  bio demo --json")]
+    Demo(DemoArgs),
+    /// Train one network and write DIR/model.ckpt, DIR/config.json and DIR/metrics.json.
+    #[command(after_help = "Examples:\n  bio train --rule bio --dataset fashion-mnist --hidden 2000 --epochs 5 --out runs/bio\n  bio train --rule bp --optimizer adam --lr 1e-3 --out runs/bp\n  bio train --rule bio --ablate homeostasis,structural --out runs/no-homeo\n  bio train --rule bio --classes 0-4 --out runs/bio-base   # base classes only, for few-shot")]
+    Train(TrainArgs),
+    /// Evaluate a trained model.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Print a summary of a model's layers.
+    #[command(after_help = "Example:\n  bio inspect --model runs/bio")]
+    Inspect(InspectArgs),
+}
+
+/// Evaluation subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Clean test accuracy and the confusion matrix.
+    #[command(after_help = "Example:\n  bio eval accuracy --model runs/bio --json")]
+    Accuracy(AccuracyArgs),
+}
+
+/// Where the data comes from.
+#[derive(Clone, Debug, Args, Serialize, Deserialize)]
+pub struct DataArgs {
+    /// Dataset: fashion-mnist, mnist, kmnist, embedded, or a directory with the four IDX files.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Extra directory to search for datasets (before $BIO_DATA_DIR, the cache dir and /usr/share/datasets).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// The learning rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum RuleChoice {
+    /// Competitive multiplicative Hebbian hidden layers with a local sign-preserving readout.
+    Bio,
+    /// Backpropagation (Adam or SGD-momentum).
+    Bp,
+}
+
+/// Lateral inhibition of the `bio` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum CompetitionChoice {
+    /// k-winners-take-all (sparsity fixed by construction).
+    Kwta,
+    /// Threshold set by a pooled inhibitory unit (sparsity is an outcome).
+    Inhibitory,
+}
+
+/// Readout plasticity of the `bio` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum ReadoutChoice {
+    /// Exponentiated-gradient delta rule.
+    Delta,
+    /// Node perturbation (gradient-free).
+    Perturbation,
+}
+
+/// Sign of initial weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum SignChoice {
+    /// All positive.
+    Positive,
+    /// Random sign per synapse.
+    Mixed,
+}
+
+/// A mechanism of the `bio` rule that `--ablate` can switch off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum Mechanism {
+    /// Lateral inhibition (units become plain ReLUs).
+    Competition,
+    /// Multiplicative form of the Hebbian update (becomes additive).
+    Multiplicative,
+    /// Homeostatic excitability.
+    Homeostasis,
+    /// Structural plasticity (pruning).
+    Structural,
+    /// Synaptic scaling.
+    Scaling,
+    /// Sign-preserving readout (becomes additive delta rule).
+    SignReadout,
+}
+
+/// `--optimizer` of the backprop baseline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum OptimizerChoice {
+    /// Adam.
+    Adam,
+    /// SGD with momentum.
+    Momentum,
+}
+
+/// Hyper-parameters of both rules (each flag applies to the rule named in its help).
+#[derive(Clone, Debug, Args, Serialize, Deserialize)]
+pub struct RuleArgs {
+    /// Hidden layer widths, comma-separated (e.g. 2000 or 2000,2000).
+    #[arg(long, value_delimiter = ',', default_value = "2000")]
+    pub hidden: Vec<usize>,
+    /// Epochs (default: 5 for bio, 10 for bp).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Batch size.
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    /// Seed of initialization and shuffling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// [bio] Target fraction of active hidden units, ρ.
+    #[arg(long)]
+    pub active_fraction: Option<f32>,
+    /// [bio] Lateral inhibition.
+    #[arg(long, value_enum)]
+    pub competition: Option<CompetitionChoice>,
+    /// [bio] Gain γ of the inhibitory unit (with --competition inhibitory).
+    #[arg(long, default_value_t = 2.0)]
+    pub inhibition_gain: f32,
+    /// [bio] Hebbian learning rate.
+    #[arg(long)]
+    pub hebbian_rate: Option<f32>,
+    /// [bio] Homeostatic rate.
+    #[arg(long)]
+    pub homeostasis_rate: Option<f32>,
+    /// [bio] Readout learning rate.
+    #[arg(long)]
+    pub readout_rate: Option<f32>,
+    /// [bio] Readout rule.
+    #[arg(long, value_enum)]
+    pub readout: Option<ReadoutChoice>,
+    /// [bio] Prune a synapse below this fraction of its neuron's mean weight.
+    #[arg(long)]
+    pub prune_below: Option<f32>,
+    /// [bio] Probability per epoch that a pruned synapse regrows.
+    #[arg(long)]
+    pub regrow: Option<f32>,
+    /// [bio] Initial sign of the readout weights.
+    #[arg(long, value_enum)]
+    pub readout_init: Option<SignChoice>,
+    /// [bio] Initial sign of the hidden weights.
+    #[arg(long, value_enum)]
+    pub hidden_init: Option<SignChoice>,
+    /// [bio] Mechanisms to switch off, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub ablate: Vec<Mechanism>,
+    /// [bp] Optimizer.
+    #[arg(long, value_enum, default_value = "adam")]
+    pub optimizer: OptimizerChoice,
+    /// [bp] Learning rate (default 1e-3 for Adam, 0.05 for momentum).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// [bp] Momentum coefficient.
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+}
+
+/// `bio train`.
+#[derive(Clone, Debug, Args, Serialize, Deserialize)]
+pub struct TrainArgs {
+    /// Learning rule.
+    #[arg(long, value_enum, default_value = "bio")]
+    pub rule: RuleChoice,
+    /// Dataset.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Rule hyper-parameters.
+    #[command(flatten)]
+    pub rule_args: RuleArgs,
+    /// Train on these classes only (e.g. 0-4 or 0,2,5-7); the others stay novel for few-shot tests.
+    #[arg(long)]
+    pub classes: Option<String>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    #[serde(skip, default = "default_backend")]
+    pub backend: BackendChoice,
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the final metrics as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn default_backend() -> BackendChoice {
+    BackendChoice::Cpu
+}
+
+/// `bio demo`.
+#[derive(Clone, Debug, Args)]
+pub struct DemoArgs {
+    /// Dataset (falls back to the embedded subset when fashion-mnist is not installed).
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Hidden width of both networks.
+    #[arg(long, default_value_t = 2000)]
+    pub hidden: usize,
+    /// Epochs of the bio rule (default 5).
+    #[arg(long)]
+    pub bio_epochs: Option<usize>,
+    /// Epochs of backprop (default 10).
+    #[arg(long)]
+    pub bp_epochs: Option<usize>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+    /// Also save both models under this directory (DIR/bio, DIR/bp).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bio eval accuracy`.
+#[derive(Clone, Debug, Args)]
+pub struct AccuracyArgs {
+    /// Model directory written by `bio train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Dataset to test on (default: the one it was trained on).
+    #[arg(long)]
+    pub dataset: Option<String>,
+    /// Extra directory to search for datasets.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Test on the first N test images only.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bio inspect`.
+#[derive(Clone, Debug, Args)]
+pub struct InspectArgs {
+    /// Model directory written by `bio train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}

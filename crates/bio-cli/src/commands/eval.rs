@@ -1,0 +1,76 @@
+//! `bio eval …`: evaluate a trained model.
+
+use anyhow::Result;
+use bio_core::TensorStore;
+use serde::Serialize;
+
+use super::train::{load_model, restrict};
+use crate::backend::cpu_or_explain;
+use crate::cli::AccuracyArgs;
+use crate::output::{percent, print_json, print_table};
+
+#[derive(Serialize)]
+struct AccuracyReport {
+    model: String,
+    rule: String,
+    dataset: String,
+    accuracy: f64,
+    correct: usize,
+    samples: usize,
+    per_class: Vec<Option<f64>>,
+    confusion: Vec<Vec<usize>>,
+}
+
+/// `bio eval accuracy`.
+pub fn accuracy(args: AccuracyArgs) -> Result<()> {
+    let b = cpu_or_explain(args.backend, args.json)?;
+    let (file, model) = load_model(&b, &args.model)?;
+    let spec = args.dataset.clone().unwrap_or(file.dataset.clone());
+    let data = bio_data::load(&spec, args.data.as_deref())?;
+    let all_trained = file.trained_classes.len() == data.classes;
+    let classes = (!all_trained).then(|| file.trained_classes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","));
+    let (_, mut test, _) = restrict(&data, classes.as_deref())?;
+    if let Some(n) = args.limit {
+        test = test.take(n);
+    }
+    let eval = bio_eval::evaluate(&model, &test.images, &test.labels, 1000)?;
+    let report = AccuracyReport {
+        model: args.model.display().to_string(),
+        rule: file.model.rule().to_string(),
+        dataset: data.name.clone(),
+        accuracy: eval.accuracy,
+        correct: eval.correct,
+        samples: eval.total,
+        per_class: eval.confusion.per_class_accuracy(),
+        confusion: eval.confusion.counts.clone(),
+    };
+    if args.json {
+        return print_json(&report);
+    }
+    println!(
+        "{} ({}) on {} [{}]: {} ({}/{})",
+        report.model,
+        report.rule,
+        data.source,
+        b.name(),
+        percent(report.accuracy),
+        report.correct,
+        report.samples
+    );
+    let rows: Vec<Vec<String>> = report
+        .confusion
+        .iter()
+        .enumerate()
+        .filter(|(c, _)| report.per_class[*c].is_some())
+        .map(|(c, row)| {
+            let mut cells = vec![c.to_string(), report.per_class[c].map(percent).unwrap_or_default()];
+            cells.extend(row.iter().map(|n| n.to_string()));
+            cells
+        })
+        .collect();
+    let names: Vec<String> = (0..report.confusion.len()).map(|c| format!("→{c}")).collect();
+    let mut header = vec!["class", "recall"];
+    header.extend(names.iter().map(|s| s.as_str()));
+    print_table(&header, &rows);
+    Ok(())
+}
