@@ -1,9 +1,7 @@
 //! Hot paths at the training shape 784-2000-10, batch 100, on the CPU backend.
 
 use bio_benches::{labels, uniform};
-use bio_core::{
-    BackpropRule, BioParams, BioRule, BpParams, Classifier, LearningRule, LinalgOps, TensorStore,
-};
+use bio_core::{BackpropRule, BioParams, BioRule, BpParams, Classifier, LearningRule, LinalgOps, TensorStore};
 use bio_cpu::CpuBackend;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -32,11 +30,17 @@ fn steps(c: &mut Criterion) {
     g.sample_size(20);
     let mut bio = BioRule::new(BioParams::default().check().expect("defaults are valid"), 0);
     let mut bio_model = LearningRule::<CpuBackend>::init_model(&bio, &b, INPUT, 10, 0);
-    g.bench_function("bio 784-2000-10", |bench| bench.iter(|| bio.train_batch(&mut bio_model, &x, &y).expect("finite")));
+    g.bench_function("bio 784-2000-10", |bench| {
+        bench.iter(|| bio.train_batch(&mut bio_model, &x, &y).expect("finite"))
+    });
     let mut bp = BackpropRule::new(BpParams::default().check().expect("defaults are valid"));
     let mut bp_model = bp.init_model(&b, INPUT, 10, 0);
-    g.bench_function("bp adam 784-2000-10", |bench| bench.iter(|| bp.train_batch(&mut bp_model, &x, &y).expect("finite")));
-    g.bench_function("bp input gradient (attack step)", |bench| bench.iter(|| bp_model.loss_and_input_gradient(&x, &y)));
+    g.bench_function("bp adam 784-2000-10", |bench| {
+        bench.iter(|| bp.train_batch(&mut bp_model, &x, &y).expect("finite"))
+    });
+    g.bench_function("bp input gradient (attack step)", |bench| {
+        bench.iter(|| bp_model.loss_and_input_gradient(&x, &y))
+    });
     g.finish();
 }
 

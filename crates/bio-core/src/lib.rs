@@ -18,6 +18,8 @@ pub use backend::{
 };
 pub use error::CoreError;
 pub use model::{AnyModel, BioNet, BpNet, Classifier, Params, SavedModel};
-pub use params::{BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule, ScalingNorm};
+pub use params::{
+    BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule, ScalingNorm,
+};
 pub use rules::{BackpropRule, BatchReport, BioRule, LearningRule};
 pub use tensor::Matrix;

@@ -18,10 +18,14 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CudaError {
     /// The CUDA driver library (libcuda) could not be loaded.
-    #[error("CUDA is not available: the NVIDIA driver library (libcuda) was not found on this machine; use --backend cpu")]
+    #[error(
+        "CUDA is not available: the NVIDIA driver library (libcuda) was not found on this machine; use --backend cpu"
+    )]
     NoDriver,
     /// NVRTC (the runtime compiler for the kernels) could not be loaded.
-    #[error("CUDA is not available: NVRTC (libnvrtc) was not found; install the CUDA toolkit runtime or use --backend cpu")]
+    #[error(
+        "CUDA is not available: NVRTC (libnvrtc) was not found; install the CUDA toolkit runtime or use --backend cpu"
+    )]
     NoNvrtc,
     /// The libraries are present but this build has no device kernels yet.
     #[error("the CUDA backend's kernels are not implemented in this build yet; use --backend cpu")]

@@ -12,12 +12,12 @@ pub mod store;
 
 pub use dataset::{Batch, Batches, DataSource, Dataset, Split, find, load, search_path, shuffled_indices};
 pub use embedded::embedded_provenance;
-pub use model_dir::{ModelFile, load_model, save_model};
 pub use error::DataError;
 pub use idx::{
     IdxEncoding, IdxImages, encode_idx_images, encode_idx_labels, parse_idx_images, parse_idx_labels, read_idx_images,
     read_idx_labels, write_idx_images, write_idx_labels,
 };
+pub use model_dir::{ModelFile, load_model, save_model};
 pub use store::{
     decode_checkpoint, encode_checkpoint, ensure_output_dir, load_checkpoint, read_json, save_checkpoint,
     try_encode_checkpoint, write_atomic, write_json,

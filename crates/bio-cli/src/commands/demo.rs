@@ -47,14 +47,21 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let data = load_or_embedded(&args, quiet)?;
     let b = cpu_or_explain(args.backend, quiet)?;
     if !quiet {
-        eprintln!("data: {} ({} train / {} test images); backend: {}", data.source, data.train.len(), data.test.len(), b.name());
+        eprintln!(
+            "data: {} ({} train / {} test images); backend: {}",
+            data.source,
+            data.train.len(),
+            data.test.len(),
+            b.name()
+        );
     }
     if let Some(dir) = &args.out {
         for rule in ["bio", "bp"] {
             bio_data::ensure_output_dir(&dir.join(rule))?;
         }
     }
-    let spec_name = if data.source == bio_data::DataSource::Embedded { "embedded".to_string() } else { args.data.dataset.clone() };
+    let spec_name =
+        if data.source == bio_data::DataSource::Embedded { "embedded".to_string() } else { args.data.dataset.clone() };
     let mut runs = Vec::new();
     for (rule, epochs) in [(RuleChoice::Bio, args.bio_epochs), (RuleChoice::Bp, args.bp_epochs)] {
         let mut rule_args = DefaultRuleArgs::parse_from(["bio"]).args;
@@ -105,9 +112,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
         })
         .collect();
     print_table(
-        &["rule", "test accuracy", "active units", "dead units", "synapses kept", "Dale index (input)", "epochs", "train time"],
+        &[
+            "rule",
+            "test accuracy",
+            "active units",
+            "dead units",
+            "synapses kept",
+            "Dale index (input)",
+            "epochs",
+            "train time",
+        ],
         &rows,
     );
     Ok(())
 }
-

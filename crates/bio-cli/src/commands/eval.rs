@@ -28,7 +28,8 @@ pub fn accuracy(args: AccuracyArgs) -> Result<()> {
     let spec = args.dataset.clone().unwrap_or(file.dataset.clone());
     let data = bio_data::load(&spec, args.data.as_deref())?;
     let all_trained = file.trained_classes.len() == data.classes;
-    let classes = (!all_trained).then(|| file.trained_classes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","));
+    let classes =
+        (!all_trained).then(|| file.trained_classes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","));
     let (_, mut test, _) = restrict(&data, classes.as_deref())?;
     if let Some(n) = args.limit {
         test = test.take(n);

@@ -6,9 +6,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use bio_core::train::train_epoch;
 use bio_core::{
-    TensorStore,
     Backend, BackpropRule, BioParams, BioRule, BpParams, Classifier, Competition, InitSign, LearningRule, Mechanisms,
-    Optimizer, ReadoutRule, SavedModel,
+    Optimizer, ReadoutRule, SavedModel, TensorStore,
 };
 use bio_data::{Dataset, ModelFile, Split, model_dir};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -228,7 +227,8 @@ fn fit<B: Backend, R: LearningRule<B>>(
                 seed: a.seed,
                 version: env!("CARGO_PKG_VERSION").to_string(),
             };
-            model_dir::save_model(dir, &file).with_context(|| format!("saving the checkpoint of epoch {}", epoch + 1))?;
+            model_dir::save_model(dir, &file)
+                .with_context(|| format!("saving the checkpoint of epoch {}", epoch + 1))?;
         }
     }
     let train_seconds = start.elapsed().as_secs_f64();
@@ -268,12 +268,24 @@ pub fn restrict(data: &Dataset, classes: Option<&str>) -> Result<(Split, Split, 
 
 /// `bio train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    // Validate every hyper-parameter before touching data or disk.
+    match args.rule {
+        RuleChoice::Bio => drop(bio_params(&args.rule_args)?),
+        RuleChoice::Bp => drop(bp_params(&args.rule_args)?),
+    }
     let data = bio_data::load(&args.data.dataset, args.data.data.as_deref())?;
     let (train, test, classes) = restrict(&data, args.classes.as_deref())?;
     bio_data::ensure_output_dir(&args.out)?;
     let b = cpu_or_explain(args.backend, args.quiet || args.json)?;
     if !args.quiet && !args.json {
-        eprintln!("training `{:?}` on {} ({} train / {} test images) with {}", args.rule, data.source, train.len(), test.len(), b.name());
+        eprintln!(
+            "training `{:?}` on {} ({} train / {} test images) with {}",
+            args.rule,
+            data.source,
+            train.len(),
+            test.len(),
+            b.name()
+        );
     }
     let (_, config_path, metrics_path) = model_dir::model_paths(&args.out);
     bio_data::write_json(&config_path, &args)?;

@@ -74,7 +74,8 @@ pub fn hebbian_update<B: Backend>(
     let (batch, fan_in) = b.shape(input);
     let peak = b.reduce(activity, Dim::PerRow, Reduce::Max);
     let relative = b.zip(activity, &guard(b, &peak), Binary::Div);
-    let relative = if config.hebbian_exponent == 1.0 { relative } else { b.map(&relative, Unary::Powf(config.hebbian_exponent)) };
+    let relative =
+        if config.hebbian_exponent == 1.0 { relative } else { b.map(&relative, Unary::Powf(config.hebbian_exponent)) };
     let pattern = b.zip(input, &guard(b, &row_norm(b, input, config.scaling_norm)), Binary::Div);
     let pull = b.matmul(&relative, true, &pattern, false);
     let wins = per_neuron_sum(b, &relative);

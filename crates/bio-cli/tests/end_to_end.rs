@@ -1,0 +1,116 @@
+//! The `bio` binary end to end on the embedded Fashion-MNIST subset: both rules train to measured
+//! thresholds, files are written, and bad input fails with one line and a non-zero exit.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bio(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bio")).args(args).output().expect("the bio binary runs")
+}
+
+fn metrics(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json written");
+    serde_json::from_str(&text).expect("metrics.json is JSON")
+}
+
+fn train(rule: &str, dir: &Path) -> serde_json::Value {
+    let out = bio(&[
+        "train",
+        "--rule",
+        rule,
+        "--dataset",
+        "embedded",
+        "--hidden",
+        "300",
+        "--epochs",
+        "2",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{rule} training failed: {}", String::from_utf8_lossy(&out.stderr));
+    metrics(dir)
+}
+
+#[test]
+fn both_rules_learn_the_embedded_subset() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Thresholds measured (seeds 0-2, width 300, 2 epochs): bio 64.0-68.3%, bp 80.4-83.9%; chance is 10%.
+    let bio_metrics = train("bio", &tmp.path().join("bio"));
+    let bio_acc = bio_metrics["test_accuracy"].as_f64().unwrap();
+    assert!(bio_acc > 0.58, "bio test accuracy {bio_acc}");
+    assert_eq!(bio_metrics["rule"], "bio");
+    assert_eq!(bio_metrics["dataset"], "fashion-mnist-embedded");
+    assert!(bio_metrics["train_seconds"].as_f64().unwrap() > 0.0);
+    for file in ["model.ckpt", "config.json", "metrics.json"] {
+        assert!(tmp.path().join("bio").join(file).is_file(), "{file} missing");
+    }
+    let bp_acc = train("bp", &tmp.path().join("bp"))["test_accuracy"].as_f64().unwrap();
+    assert!(bp_acc > 0.75, "bp test accuracy {bp_acc}");
+
+    // The saved model reproduces the accuracy that training reported.
+    let out = bio(&["eval", "accuracy", "--model", tmp.path().join("bio").to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!((report["accuracy"].as_f64().unwrap() - bio_acc).abs() < 1e-9);
+    assert_eq!(report["samples"], 1000);
+}
+
+fn fails_with_one_line(args: &[&str], needle: &str) {
+    let out = bio(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "one error line expected, got:\n{err}");
+    assert_eq!(err.trim_end().lines().last(), Some(errors[0]), "the error comes last:\n{err}");
+    assert!(errors[0].contains(needle), "`{needle}` not in: {err}");
+}
+
+#[test]
+fn bad_input_fails_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out = out.to_str().unwrap();
+    fails_with_one_line(&["train", "--backend", "cuda", "--dataset", "embedded", "--out", out], "CUDA");
+    fails_with_one_line(&["train", "--dataset", "no-such-set", "--out", out], "no-such-set");
+    fails_with_one_line(&["train", "--dataset", "embedded", "--hidden", "0", "--out", out], "hidden");
+    fails_with_one_line(&["train", "--dataset", "embedded", "--active-fraction", "2", "--out", out], "active-fraction");
+    fails_with_one_line(&["train", "--rule", "bp", "--dataset", "embedded", "--lr=-1", "--out", out], "lr");
+    fails_with_one_line(&["train", "--dataset", "embedded", "--classes", "3-99", "--out", out], "classes");
+    // An output path under a regular file cannot be created.
+    let file = tmp.path().join("plain-file");
+    std::fs::write(&file, b"x").unwrap();
+    let under = file.join("run");
+    fails_with_one_line(&["train", "--dataset", "embedded", "--out", under.to_str().unwrap()], "plain-file");
+    fails_with_one_line(&["eval", "accuracy", "--model", tmp.path().join("absent").to_str().unwrap()], "absent");
+    // A corrupt checkpoint is refused, not loaded.
+    let corrupt = tmp.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(corrupt.join("model.ckpt"), b"BIORULE\0garbage").unwrap();
+    fails_with_one_line(&["inspect", "--model", corrupt.to_str().unwrap()], "model.ckpt");
+}
+
+#[test]
+fn base_class_training_keeps_novel_classes_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("base");
+    let out = bio(&[
+        "train",
+        "--rule",
+        "bp",
+        "--dataset",
+        "embedded",
+        "--hidden",
+        "50",
+        "--epochs",
+        "1",
+        "--classes",
+        "0-4",
+        "--quiet",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Tested on the 5 trained classes only: 500 of the 1000 test images.
+    assert_eq!(metrics(&dir)["test_samples"], 500);
+}
