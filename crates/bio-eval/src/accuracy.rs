@@ -80,7 +80,11 @@ pub fn for_each_batch<E>(
 }
 
 /// Checks that `images` fit the model and that there is one label per image, each a known class.
-pub fn check_inputs<B: Backend, M: Classifier<B>>(model: &M, images: &Matrix, labels: &[usize]) -> Result<(), EvalError> {
+pub fn check_inputs<B: Backend, M: Classifier<B>>(
+    model: &M,
+    images: &Matrix,
+    labels: &[usize],
+) -> Result<(), EvalError> {
     if images.cols() != model.input_dim() {
         return Err(EvalError::Shape(format!(
             "images have {} pixels but the model expects {}",

@@ -1,1 +1,25 @@
-//! bio-eval
+//! Evaluation instruments of biorule: clean accuracy and the confusion matrix, adversarial attacks,
+//! few-shot protocols and biological metrics, for any model ([`bio_core::Classifier`]) on any backend.
+//! No file I/O except the picture and report writers, which take explicit paths.
+
+pub mod accuracy;
+pub mod attack;
+pub mod error;
+pub mod export;
+pub mod fewshot;
+pub mod metrics;
+pub mod plot;
+
+pub use accuracy::{ConfusionMatrix, Evaluation, evaluate, for_each_batch};
+pub use attack::{
+    Attack, AttackKind, AttackParams, DEFAULT_EPS_GRID, MaskingFlag, Method, Norm, RobustPoint, RobustnessCurve,
+    TargetMode, masking_check, perturb, robustness_curve,
+};
+pub use error::EvalError;
+pub use export::{from_safetensors, model_metadata, read_safetensors, to_safetensors};
+pub use fewshot::{
+    EpisodeParams, FewLabelData, FewLabelParams, FewLabelResult, FewShotResult, TrainSpec, episodic, few_labels,
+    parse_classes, split_classes,
+};
+pub use metrics::{BiologicalReport, LayerMetrics, biological_report};
+pub use plot::{Drawn, Series, histogram, image_grid, line_chart};

@@ -1,0 +1,429 @@
+//! Biological metrics, computed identically for `bio` and `bp` models from their named host tensors
+//! ([`Classifier::to_params`]) and from their hidden activity on a data set:
+//!
+//! - **sparsity**: population active fraction, Treves–Rolls lifetime sparseness, dead units, Hoyer
+//!   sparseness of the weights, fraction of synapses kept by the structural mask;
+//! - **lognormality** of the nonzero weight magnitudes: `ln|w|` fitted by a normal law (MLE), its
+//!   skewness and the Kolmogorov–Smirnov distance to the fit;
+//! - **Dale's law**: how sign-consistent each presynaptic neuron's outgoing weights are.
+
+use bio_core::{Backend, Classifier, Matrix, Params};
+use rand::SeedableRng;
+use rand::seq::index::sample;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::accuracy::for_each_batch;
+use crate::error::EvalError;
+
+/// Largest number of weights the lognormal fit uses; bigger layers are subsampled (seeded, without
+/// replacement, so the result is deterministic).
+pub const MAX_LOG_SAMPLES: usize = 2_000_000;
+
+/// The error function, accurate to about 1e-15 absolute.
+///
+/// `|x| < 2.5`: the series `erf x = 2/√π·e^{−x²}·Σ_n 2ⁿx^{2n+1}/(1·3·…·(2n+1))` (all terms positive,
+/// so no cancellation); otherwise `1 − erfc |x|` with the sign of `x`.
+pub fn erf(x: f64) -> f64 {
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    if x.abs() >= 2.5 {
+        return (1.0 - erfc(x.abs())).copysign(x);
+    }
+    let x2 = x * x;
+    let mut term = x;
+    let mut sum = x;
+    let mut n = 0.0;
+    loop {
+        n += 1.0;
+        term *= 2.0 * x2 / (2.0 * n + 1.0);
+        sum += term;
+        if term.abs() <= 1e-17 * sum.abs() || n > 300.0 {
+            break;
+        }
+    }
+    2.0 / std::f64::consts::PI.sqrt() * (-x2).exp() * sum
+}
+
+/// The complementary error function `1 − erf x`, with full relative accuracy in the upper tail.
+///
+/// `x ≥ 2.5`: the continued fraction `erfc x = e^{−x²}/√π · 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + …))))`,
+/// evaluated by the modified Lentz method; `x < 2.5`: `1 − erf x`.
+pub fn erfc(x: f64) -> f64 {
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    if x < 2.5 {
+        return 1.0 - erf(x);
+    }
+    // f = x + a1/(x + a2/(x + …)), a_k = k/2.
+    let tiny = 1e-300;
+    let mut f = x;
+    let (mut c, mut d) = (f, 0.0);
+    for k in 1..500 {
+        let a = k as f64 / 2.0;
+        d = x + a * d;
+        d = if d.abs() < tiny { tiny } else { d };
+        c = x + a / c;
+        c = if c.abs() < tiny { tiny } else { c };
+        d = 1.0 / d;
+        let delta = c * d;
+        f *= delta;
+        if (delta - 1.0).abs() < 1e-16 {
+            break;
+        }
+    }
+    (-x * x).exp() / std::f64::consts::PI.sqrt() / f
+}
+
+/// The standard normal cumulative distribution `Φ(z) = erfc(−z/√2)/2`.
+pub fn normal_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// Treves–Rolls sparseness of one unit's responses `r` over `n` inputs:
+/// `S = (1 − (Σr/n)²/(Σr²/n)) / (1 − 1/n)`; 1 for a response to a single input, 0 for a constant one.
+/// `None` when `n < 2` or the unit never responds.
+pub fn treves_rolls(responses: &[f64]) -> Option<f64> {
+    let n = responses.len();
+    let sum: f64 = responses.iter().sum();
+    let sum_sq: f64 = responses.iter().map(|r| r * r).sum();
+    treves_rolls_from_sums(n, sum, sum_sq)
+}
+
+fn treves_rolls_from_sums(n: usize, sum: f64, sum_sq: f64) -> Option<f64> {
+    if n < 2 || sum_sq <= 0.0 {
+        return None;
+    }
+    let n = n as f64;
+    Some((1.0 - (sum / n).powi(2) / (sum_sq / n)) / (1.0 - 1.0 / n))
+}
+
+/// Hoyer sparseness `(√n − L1/L2)/(√n − 1)` of a vector: 1 for a single nonzero entry, 0 for a
+/// constant one. `None` for fewer than two entries or an all-zero vector.
+pub fn hoyer(values: &[f32]) -> Option<f64> {
+    let n = values.len();
+    let l1: f64 = values.iter().map(|v| v.abs() as f64).sum();
+    let l2: f64 = values.iter().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+    if n < 2 || l2 <= 0.0 {
+        return None;
+    }
+    let root = (n as f64).sqrt();
+    Some((root - l1 / l2) / (root - 1.0))
+}
+
+/// A normal law fitted to `ln|w|` (that is, a lognormal law fitted to `|w|`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogNormalFit {
+    /// `μ`: mean of `ln|w|`.
+    pub mu: f64,
+    /// `σ`: standard deviation of `ln|w|` (MLE, divided by `n`).
+    pub sigma: f64,
+    /// Skewness of `ln|w|` (`m₃/m₂^{3/2}`); 0 for a lognormal law.
+    pub skew: f64,
+    /// Kolmogorov–Smirnov distance between the empirical law of `ln|w|` and `N(μ, σ²)`.
+    pub ks_distance: f64,
+    /// Number of weights used.
+    pub samples: usize,
+}
+
+/// Fits a lognormal law to the nonzero magnitudes of `weights` (MLE: `μ = mean ln|w|`,
+/// `σ = sd ln|w|`), with the skewness of `ln|w|` and the KS distance to the fit. Subsamples
+/// deterministically above [`MAX_LOG_SAMPLES`] nonzero weights. `None` with fewer than two nonzero
+/// weights or when they all have the same magnitude.
+pub fn fit_lognormal(weights: &[f32]) -> Option<LogNormalFit> {
+    let mut logs: Vec<f64> =
+        weights.iter().filter(|w| **w != 0.0 && w.is_finite()).map(|w| (w.abs() as f64).ln()).collect();
+    if logs.len() > MAX_LOG_SAMPLES {
+        let mut rng = ChaCha8Rng::seed_from_u64(0x10C_0A1);
+        let picked = sample(&mut rng, logs.len(), MAX_LOG_SAMPLES);
+        logs = picked.into_iter().map(|i| logs[i]).collect();
+    }
+    let n = logs.len();
+    if n < 2 {
+        return None;
+    }
+    let nf = n as f64;
+    let mu = logs.iter().sum::<f64>() / nf;
+    let m2 = logs.iter().map(|v| (v - mu).powi(2)).sum::<f64>() / nf;
+    let m3 = logs.iter().map(|v| (v - mu).powi(3)).sum::<f64>() / nf;
+    let sigma = m2.sqrt();
+    if sigma <= 0.0 || !sigma.is_finite() {
+        return None;
+    }
+    logs.sort_by(f64::total_cmp);
+    let mut ks = 0.0f64;
+    for (i, v) in logs.iter().enumerate() {
+        let f = normal_cdf((v - mu) / sigma);
+        ks = ks.max(f - i as f64 / nf).max((i + 1) as f64 / nf - f);
+    }
+    Some(LogNormalFit { mu, sigma, skew: m3 / m2.powf(1.5), ks_distance: ks, samples: n })
+}
+
+/// Dale's-law statistics of one `out×in` weight matrix, per presynaptic neuron (column).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DaleStats {
+    /// Mean over presynaptic neurons of `|Σw⁺ − Σ|w⁻|| / Σ|w|` over their nonzero outgoing weights:
+    /// 1 when every neuron is purely excitatory or purely inhibitory, 0 when each balances its signs.
+    /// `None` when no neuron has an outgoing weight.
+    pub index: Option<f64>,
+    /// Fraction of presynaptic neurons (with outgoing weights) whose weights are all positive.
+    pub excitatory_fraction: Option<f64>,
+    /// Fraction of presynaptic neurons (with outgoing weights) whose weights are all negative.
+    pub inhibitory_fraction: Option<f64>,
+    /// Presynaptic neurons without any nonzero outgoing weight (excluded from the three above).
+    pub silent: usize,
+}
+
+/// Dale's-law statistics of an `out×in` weight matrix: column `i` holds the outgoing weights of
+/// presynaptic neuron `i`.
+pub fn dale(weights: &Matrix) -> DaleStats {
+    let cols = weights.cols();
+    let (mut pos, mut neg) = (vec![0.0f64; cols], vec![0.0f64; cols]);
+    for r in 0..weights.rows() {
+        for (i, &w) in weights.row(r).iter().enumerate() {
+            if w > 0.0 {
+                pos[i] += w as f64;
+            } else if w < 0.0 {
+                neg[i] -= w as f64;
+            }
+        }
+    }
+    let (mut sum, mut active, mut exc, mut inh) = (0.0, 0usize, 0usize, 0usize);
+    for (p, n) in pos.iter().zip(&neg) {
+        let total = p + n;
+        if total <= 0.0 {
+            continue;
+        }
+        active += 1;
+        sum += (p - n).abs() / total;
+        exc += usize::from(*n == 0.0);
+        inh += usize::from(*p == 0.0);
+    }
+    let frac = |k: usize| (active > 0).then(|| k as f64 / active as f64);
+    DaleStats {
+        index: frac(0).map(|_| sum / active as f64),
+        excitatory_fraction: frac(exc),
+        inhibitory_fraction: frac(inh),
+        silent: cols - active,
+    }
+}
+
+/// Activity statistics of one hidden layer over a data set.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityStats {
+    /// Inputs seen.
+    pub inputs: usize,
+    /// Units in the layer.
+    pub units: usize,
+    /// Mean over inputs of the fraction of units with activity > 0.
+    pub active_fraction: f64,
+    /// Mean over units that are active at least once of the Treves–Rolls lifetime sparseness.
+    pub lifetime_sparseness: Option<f64>,
+    /// Units never active on the data set.
+    pub dead_units: usize,
+    /// `dead_units / units`.
+    pub dead_fraction: f64,
+}
+
+/// Accumulates one layer's activity batch by batch (constant memory in the number of inputs).
+#[derive(Clone, Debug)]
+pub struct ActivityAccumulator {
+    inputs: usize,
+    active_sum: f64,
+    fired: Vec<usize>,
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+}
+
+impl ActivityAccumulator {
+    /// An empty accumulator for a layer of `units` units.
+    pub fn new(units: usize) -> Self {
+        Self { inputs: 0, active_sum: 0.0, fired: vec![0; units], sum: vec![0.0; units], sum_sq: vec![0.0; units] }
+    }
+
+    /// Adds a `batch×units` activity matrix. Panics if the width differs from `units`.
+    pub fn add(&mut self, activity: &Matrix) {
+        let units = self.fired.len();
+        assert_eq!(activity.cols(), units, "activity width must equal the layer's units");
+        for r in 0..activity.rows() {
+            let mut active = 0usize;
+            for (j, &v) in activity.row(r).iter().enumerate() {
+                if v > 0.0 {
+                    active += 1;
+                    self.fired[j] += 1;
+                }
+                let v = v as f64;
+                self.sum[j] += v;
+                self.sum_sq[j] += v * v;
+            }
+            self.active_sum += active as f64 / units.max(1) as f64;
+            self.inputs += 1;
+        }
+    }
+
+    /// The statistics of everything added.
+    pub fn finish(&self) -> ActivityStats {
+        let units = self.fired.len();
+        let dead_units = self.fired.iter().filter(|&&k| k == 0).count();
+        let per_unit: Vec<f64> = (0..units)
+            .filter(|&j| self.fired[j] > 0)
+            .filter_map(|j| treves_rolls_from_sums(self.inputs, self.sum[j], self.sum_sq[j]))
+            .collect();
+        ActivityStats {
+            inputs: self.inputs,
+            units,
+            active_fraction: self.active_sum / self.inputs.max(1) as f64,
+            lifetime_sparseness: (!per_unit.is_empty()).then(|| per_unit.iter().sum::<f64>() / per_unit.len() as f64),
+            dead_units,
+            dead_fraction: dead_units as f64 / units.max(1) as f64,
+        }
+    }
+}
+
+/// Every metric of one weight matrix and, for a hidden layer, of the activity it produces.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerMetrics {
+    /// The layer, e.g. `hidden.0`, `readout` (bio) or `layer.1` (bp); its weights are `<layer>.weight`.
+    pub layer: String,
+    /// `[out, in]` of the weight matrix.
+    pub shape: [usize; 2],
+    /// Whether the layer's output is a hidden layer (so the activity metrics are present).
+    pub hidden: bool,
+    /// Mean over inputs of the fraction of the layer's units with activity > 0 (hidden layers only).
+    pub active_fraction: Option<f64>,
+    /// Mean Treves–Rolls lifetime sparseness over the units that respond at least once.
+    pub lifetime_sparseness: Option<f64>,
+    /// Units never active on the data set.
+    pub dead_units: Option<usize>,
+    /// Fraction of units never active.
+    pub dead_fraction: Option<f64>,
+    /// Hoyer sparseness of the whole weight matrix (zeros included).
+    pub hoyer: Option<f64>,
+    /// Fraction of synapses present in the structural mask (`<layer>.mask`); 1 without a mask.
+    pub kept_fraction: f64,
+    /// Mean of `ln|w|` over nonzero weights (lognormal `μ`).
+    pub log_weight_mu: Option<f64>,
+    /// Standard deviation of `ln|w|` (lognormal `σ`).
+    pub log_weight_sigma: Option<f64>,
+    /// Skewness of `ln|w|`.
+    pub log_weight_skew: Option<f64>,
+    /// KS distance between the empirical law of `ln|w|` and `N(μ, σ²)`.
+    pub ks_distance: Option<f64>,
+    /// Nonzero weights used by the lognormal fit (after subsampling).
+    pub log_samples: usize,
+    /// Dale index (mean sign consistency of presynaptic neurons).
+    pub dale_index: Option<f64>,
+    /// Fraction of presynaptic neurons that are purely excitatory.
+    pub excitatory_fraction: Option<f64>,
+    /// Fraction of presynaptic neurons that are purely inhibitory.
+    pub inhibitory_fraction: Option<f64>,
+    /// Presynaptic neurons with no nonzero outgoing weight (excluded from the Dale statistics).
+    pub silent_presynaptic: usize,
+}
+
+/// The biological metrics of a model: one entry per weight matrix, input side first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BiologicalReport {
+    /// Number of inputs the activity metrics were measured on.
+    pub inputs: usize,
+    /// One entry per weight matrix.
+    pub layers: Vec<LayerMetrics>,
+}
+
+/// The weight metrics of every `<layer>.weight` tensor of `params` (activity fields left empty).
+pub fn weight_metrics(params: &Params) -> Vec<LayerMetrics> {
+    params
+        .tensors
+        .iter()
+        .filter_map(|(name, w)| name.strip_suffix(".weight").map(|layer| (layer, w)))
+        .map(|(layer, w)| {
+            let mask = params.tensors.iter().find(|(n, _)| *n == format!("{layer}.mask")).map(|(_, m)| m);
+            let kept_fraction = match mask {
+                Some(m) if !m.is_empty() => m.as_slice().iter().filter(|v| **v != 0.0).count() as f64 / m.len() as f64,
+                _ => 1.0,
+            };
+            let fit = fit_lognormal(w.as_slice());
+            let d = dale(w);
+            LayerMetrics {
+                layer: layer.to_string(),
+                shape: [w.rows(), w.cols()],
+                hidden: false,
+                active_fraction: None,
+                lifetime_sparseness: None,
+                dead_units: None,
+                dead_fraction: None,
+                hoyer: hoyer(w.as_slice()),
+                kept_fraction,
+                log_weight_mu: fit.map(|f| f.mu),
+                log_weight_sigma: fit.map(|f| f.sigma),
+                log_weight_skew: fit.map(|f| f.skew),
+                ks_distance: fit.map(|f| f.ks_distance),
+                log_samples: fit.map_or(0, |f| f.samples),
+                dale_index: d.index,
+                excitatory_fraction: d.excitatory_fraction,
+                inhibitory_fraction: d.inhibitory_fraction,
+                silent_presynaptic: d.silent,
+            }
+        })
+        .collect()
+}
+
+/// Activity statistics of each hidden layer of `model` on `images`, in batches of `batch`.
+pub fn activity_stats<B: Backend, M: Classifier<B>>(
+    model: &M,
+    images: &Matrix,
+    batch: usize,
+) -> Result<Vec<ActivityStats>, EvalError> {
+    if images.cols() != model.input_dim() {
+        return Err(EvalError::Shape(format!(
+            "images have {} pixels but the model expects {}",
+            images.cols(),
+            model.input_dim()
+        )));
+    }
+    if images.rows() == 0 {
+        return Err(EvalError::NotEnoughData("no images to measure activity on".into()));
+    }
+    let b = model.backend();
+    let labels = vec![0; images.rows()];
+    let mut acc: Vec<ActivityAccumulator> = Vec::new();
+    for_each_batch(images, &labels, batch, |_, x, _| {
+        for (i, act) in model.hidden_activity(&b.upload(x)).iter().enumerate() {
+            let m = b.download(act);
+            if acc.len() <= i {
+                acc.push(ActivityAccumulator::new(m.cols()));
+            }
+            acc[i].add(&m);
+        }
+        Ok::<_, EvalError>(())
+    })?;
+    Ok(acc.iter().map(ActivityAccumulator::finish).collect())
+}
+
+/// Every biological metric of `model`: weight metrics from [`Classifier::to_params`], and activity
+/// metrics of each hidden layer on `images` (batches of `batch`). The `k`-th weight matrix produces
+/// the `k`-th hidden layer (this holds for both `bio` and `bp`); the last one is the readout.
+pub fn biological_report<B: Backend, M: Classifier<B>>(
+    model: &M,
+    images: &Matrix,
+    batch: usize,
+) -> Result<BiologicalReport, EvalError> {
+    let activity = activity_stats(model, images, batch)?;
+    let mut layers = weight_metrics(&model.to_params());
+    for (layer, stats) in layers.iter_mut().zip(&activity) {
+        if layer.shape[0] != stats.units {
+            return Err(EvalError::Shape(format!(
+                "layer `{}` has {} units but its activity {}",
+                layer.layer, layer.shape[0], stats.units
+            )));
+        }
+        layer.hidden = true;
+        layer.active_fraction = Some(stats.active_fraction);
+        layer.lifetime_sparseness = stats.lifetime_sparseness;
+        layer.dead_units = Some(stats.dead_units);
+        layer.dead_fraction = Some(stats.dead_fraction);
+    }
+    Ok(BiologicalReport { inputs: images.rows(), layers })
+}

@@ -1,0 +1,231 @@
+//! Biological metrics on hand-built inputs with known answers, and on real models.
+
+use bio_core::{BioNet, BioParams, BpNet, BpParams, Matrix, Params, ReferenceBackend};
+use bio_eval::metrics::{
+    ActivityAccumulator, MAX_LOG_SAMPLES, dale, erf, erfc, fit_lognormal, hoyer, normal_cdf, treves_rolls,
+    weight_metrics,
+};
+use bio_eval::{BiologicalReport, biological_report};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, LogNormal};
+
+fn close(a: f64, b: f64, tol: f64) {
+    assert!((a - b).abs() <= tol, "{a} vs {b} (tolerance {tol})");
+}
+
+#[test]
+fn erf_matches_tabulated_values() {
+    let table = [
+        (0.0, 0.0),
+        (0.1, 0.1124629160182849),
+        (0.5, 0.5204998778130465),
+        (1.0, 0.8427007929497149),
+        (1.5, 0.9661051464753108),
+        (2.0, 0.9953222650189527),
+        (2.5, 0.999593047982555),
+        (3.0, 0.9999779095030014),
+    ];
+    for (x, v) in table {
+        close(erf(x), v, 1e-14);
+        close(erf(-x), -v, 1e-14);
+    }
+    // Relative accuracy in the upper tail.
+    for (x, v) in [(2.5, 4.069520174449589e-4), (3.0, 2.2090496998585438e-5), (5.0, 1.5374597944280351e-12)] {
+        close(erfc(x) / v, 1.0, 1e-12);
+    }
+    close(erfc(-1.0), 1.842700792949715, 1e-14);
+    close(erfc(30.0), 0.0, 1e-300);
+}
+
+#[test]
+fn normal_cdf_matches_tabulated_values() {
+    close(normal_cdf(0.0), 0.5, 1e-15);
+    close(normal_cdf(1.0), 0.8413447460685429, 1e-13);
+    close(normal_cdf(-1.0), 0.15865525393145707, 1e-13);
+    close(normal_cdf(1.959963984540054), 0.975, 1e-13);
+    close(normal_cdf(-3.0), 0.0013498980316301, 1e-14);
+    close(normal_cdf(-8.0) / 6.22096057427178e-16, 1.0, 1e-10);
+    // Monotone across the switch between series and continued fraction.
+    let zs: Vec<f64> = (-400..=400).map(|k| k as f64 * 0.02).collect();
+    assert!(zs.windows(2).all(|w| normal_cdf(w[0]) <= normal_cdf(w[1])));
+}
+
+#[test]
+fn lognormal_sample_fits_and_uniform_does_not() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let law = LogNormal::new(-2.0, 0.7).unwrap();
+    let w: Vec<f32> = (0..200_000).map(|_| law.sample(&mut rng) as f32).collect();
+    let fit = fit_lognormal(&w).unwrap();
+    close(fit.mu, -2.0, 0.01);
+    close(fit.sigma, 0.7, 0.01);
+    close(fit.skew, 0.0, 0.03);
+    assert!(fit.ks_distance < 0.01, "KS of a lognormal sample: {}", fit.ks_distance);
+    assert_eq!(fit.samples, w.len());
+
+    // Signs and zeros do not matter: the fit is on nonzero magnitudes.
+    let signed: Vec<f32> =
+        w.iter().enumerate().map(|(i, v)| if i % 2 == 0 { -v } else { *v }).chain([0.0; 10]).collect();
+    assert_eq!(fit_lognormal(&signed).unwrap(), fit);
+
+    let u: Vec<f32> = (0..200_000).map(|_| rng.random_range(1e-6f32..1.0)).collect();
+    let fit = fit_lognormal(&u).unwrap();
+    assert!(fit.ks_distance > 0.05, "KS of a uniform sample: {}", fit.ks_distance);
+    assert!(fit.skew < -0.5, "ln U is left-skewed: {}", fit.skew);
+
+    assert!(fit_lognormal(&[0.0, 1.0]).is_none());
+    assert!(fit_lognormal(&[2.0, -2.0, 2.0]).is_none());
+}
+
+#[test]
+fn big_layers_are_subsampled_deterministically() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let law = LogNormal::new(0.0, 1.0).unwrap();
+    let w: Vec<f32> = (0..MAX_LOG_SAMPLES + 50_000).map(|_| law.sample(&mut rng) as f32).collect();
+    let a = fit_lognormal(&w).unwrap();
+    assert_eq!(a.samples, MAX_LOG_SAMPLES);
+    assert_eq!(fit_lognormal(&w).unwrap(), a);
+    close(a.mu, 0.0, 0.01);
+}
+
+#[test]
+fn dale_index_of_known_layers() {
+    // out×in: column i = outgoing weights of presynaptic neuron i.
+    let excitatory = Matrix::from_fn(4, 3, |i, j| 0.1 + (i + j) as f32);
+    let d = dale(&excitatory);
+    assert_eq!((d.index, d.excitatory_fraction, d.inhibitory_fraction, d.silent), (Some(1.0), Some(1.0), Some(0.0), 0));
+
+    let balanced = Matrix::new(2, 3, vec![0.5, -2.0, 1.0, -0.5, 2.0, -1.0]).unwrap();
+    let d = dale(&balanced);
+    close(d.index.unwrap(), 0.0, 1e-12);
+    assert_eq!((d.excitatory_fraction, d.inhibitory_fraction), (Some(0.0), Some(0.0)));
+
+    // Neuron 0 excitatory, 1 inhibitory, 2 silent (excluded and counted), 3 mixed 3:1.
+    let m = Matrix::new(2, 4, vec![1.0, -1.0, 0.0, 3.0, 2.0, -0.5, 0.0, -1.0]).unwrap();
+    let d = dale(&m);
+    assert_eq!(d.silent, 1);
+    close(d.index.unwrap(), (1.0 + 1.0 + 0.5) / 3.0, 1e-12);
+    close(d.excitatory_fraction.unwrap(), 1.0 / 3.0, 1e-12);
+    close(d.inhibitory_fraction.unwrap(), 1.0 / 3.0, 1e-12);
+
+    let d = dale(&Matrix::zeros(2, 2));
+    assert_eq!((d.index, d.silent), (None, 2));
+}
+
+#[test]
+fn treves_rolls_and_hoyer_extremes() {
+    let mut one_hot = vec![0.0; 100];
+    one_hot[17] = 3.0;
+    close(treves_rolls(&one_hot).unwrap(), 1.0, 1e-12);
+    close(treves_rolls(&[2.0; 50]).unwrap(), 0.0, 1e-12);
+    let mut nearly = vec![0.01; 100];
+    nearly[3] = 5.0;
+    assert!(treves_rolls(&nearly).unwrap() > 0.95);
+    assert!(treves_rolls(&[0.0; 10]).is_none());
+
+    let mut v = vec![0.0f32; 64];
+    v[5] = -4.0;
+    close(hoyer(&v).unwrap(), 1.0, 1e-12);
+    close(hoyer(&[0.3f32; 64]).unwrap(), 0.0, 1e-12);
+    close(hoyer(&[-0.3f32, 0.3, 0.3, -0.3]).unwrap(), 0.0, 1e-12);
+    assert!(hoyer(&[0.0f32; 4]).is_none());
+}
+
+#[test]
+fn activity_accumulator_counts_dead_units() {
+    // 4 inputs × 3 units: unit 0 fires on one input, unit 1 on all equally, unit 2 never.
+    let a = Matrix::new(2, 3, vec![1.0, 2.0, 0.0, 0.0, 2.0, 0.0]).unwrap();
+    let b = Matrix::new(2, 3, vec![0.0, 2.0, 0.0, 0.0, 2.0, -1.0]).unwrap();
+    let mut acc = ActivityAccumulator::new(3);
+    acc.add(&a);
+    acc.add(&b);
+    let s = acc.finish();
+    assert_eq!((s.inputs, s.units, s.dead_units), (4, 3, 1));
+    close(s.dead_fraction, 1.0 / 3.0, 1e-12);
+    close(s.active_fraction, (2.0 + 1.0 + 1.0 + 1.0) / 3.0 / 4.0, 1e-12);
+    // Unit 0: one-hot → 1; unit 1: constant → 0; unit 2 is dead and left out of the mean.
+    close(s.lifetime_sparseness.unwrap(), 0.5, 1e-12);
+}
+
+#[test]
+fn weight_metrics_use_the_mask() {
+    let mut p = Params::default();
+    p.push("hidden.0.weight", Matrix::new(2, 2, vec![1.0, 0.0, 2.0, 4.0]).unwrap());
+    p.push("hidden.0.mask", Matrix::new(2, 2, vec![1.0, 0.0, 1.0, 1.0]).unwrap());
+    p.push("hidden.0.bias", Matrix::zeros(1, 2));
+    p.push("readout.weight", Matrix::new(1, 2, vec![1.0, -1.0]).unwrap());
+    let m = weight_metrics(&p);
+    assert_eq!(m.iter().map(|l| l.layer.as_str()).collect::<Vec<_>>(), ["hidden.0", "readout"]);
+    close(m[0].kept_fraction, 0.75, 1e-12);
+    assert_eq!(m[0].log_samples, 3);
+    close(m[0].log_weight_mu.unwrap(), (2.0f64.ln() + 4.0f64.ln()) / 3.0, 1e-12);
+    assert_eq!(m[1].kept_fraction, 1.0);
+    assert_eq!(
+        (m[1].dale_index, m[1].excitatory_fraction, m[1].inhibitory_fraction),
+        (Some(1.0), Some(0.5), Some(0.5))
+    );
+}
+
+fn images(n: usize, dim: usize, seed: u64) -> Matrix {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Matrix::from_fn(n, dim, |_, j| if j == 0 || rng.random_bool(0.3) { rng.random_range(0.1..1.0) } else { 0.0 })
+}
+
+#[test]
+fn report_of_a_bio_model() {
+    let config = BioParams { hidden: vec![20, 10], active_fraction: 0.1, ..Default::default() }.check().unwrap();
+    let net = BioNet::init(&ReferenceBackend, config, 16, 3, 5);
+    let x = images(50, 16, 1);
+    let r: BiologicalReport = biological_report(&net, &x, 16).unwrap();
+    assert_eq!(r.inputs, 50);
+    let names: Vec<&str> = r.layers.iter().map(|l| l.layer.as_str()).collect();
+    assert_eq!(names, ["hidden.0", "hidden.1", "readout"]);
+    assert_eq!(r.layers[0].shape, [20, 16]);
+    assert!(r.layers[0].hidden && r.layers[1].hidden && !r.layers[2].hidden);
+    // k-winners with k = 2 of 20, then 1 of 10: the active fraction is fixed by construction.
+    close(r.layers[0].active_fraction.unwrap(), 0.1, 1e-9);
+    close(r.layers[1].active_fraction.unwrap(), 0.1, 1e-9);
+    assert!(r.layers[2].active_fraction.is_none());
+    for l in &r.layers {
+        // Positive init: every presynaptic neuron is excitatory; nothing is pruned yet.
+        assert_eq!(l.kept_fraction, 1.0);
+        assert_eq!(l.dale_index, Some(1.0));
+        assert_eq!(l.excitatory_fraction, Some(1.0));
+        assert!(l.ks_distance.is_some() && l.hoyer.is_some());
+    }
+    let json = serde_json::to_value(&r).unwrap();
+    for key in [
+        "active_fraction",
+        "lifetime_sparseness",
+        "dead_units",
+        "hoyer",
+        "kept_fraction",
+        "log_weight_mu",
+        "log_weight_sigma",
+        "log_weight_skew",
+        "ks_distance",
+        "dale_index",
+        "excitatory_fraction",
+        "inhibitory_fraction",
+    ] {
+        assert!(json["layers"][0].get(key).is_some(), "missing key {key}");
+    }
+    let back: BiologicalReport = serde_json::from_value(json).unwrap();
+    assert_eq!(back, r);
+}
+
+#[test]
+fn report_of_a_bp_model() {
+    let config = BpParams { hidden: vec![12], ..Default::default() }.check().unwrap();
+    let net = BpNet::init(&bio_cpu::CpuBackend::new(), config, 16, 3, 2);
+    let r = biological_report(&net, &images(40, 16, 2), 7).unwrap();
+    let names: Vec<&str> = r.layers.iter().map(|l| l.layer.as_str()).collect();
+    assert_eq!(names, ["layer.0", "layer.1"]);
+    assert!(r.layers[0].hidden && !r.layers[1].hidden);
+    assert_eq!(r.layers[0].kept_fraction, 1.0);
+    // Signed uniform init: Dale's law does not hold.
+    assert!(r.layers[0].dale_index.unwrap() < 0.6);
+    let dead = r.layers[0].dead_units.unwrap();
+    close(r.layers[0].dead_fraction.unwrap(), dead as f64 / 12.0, 1e-12);
+    assert!(biological_report(&net, &images(4, 15, 2), 7).is_err());
+}
