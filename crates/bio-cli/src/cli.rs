@@ -20,17 +20,31 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train `bio` and `bp` side by side on real images and print the comparison.
-    #[command(after_help = "Examples:\n  bio demo                      # full Fashion-MNIST if installed, else the embedded subset\n  bio demo --dataset embedded   # the 6000-image subset shipped in the binary\n  bio demo --json")]
+    #[command(
+        after_help = "Examples:\n  bio demo                      # full Fashion-MNIST if installed, else the embedded subset\n  bio demo --dataset embedded   # the 6000-image subset shipped in the binary\n  bio demo --json"
+    )]
     Demo(DemoArgs),
     /// Train one network and write DIR/model.ckpt, DIR/config.json and DIR/metrics.json.
-    #[command(after_help = "Examples:\n  bio train --rule bio --dataset fashion-mnist --hidden 2000 --epochs 5 --out runs/bio\n  bio train --rule bp --optimizer adam --lr 1e-3 --out runs/bp\n  bio train --rule bio --ablate homeostasis,structural --out runs/no-homeo\n  bio train --rule bio --classes 0-4 --out runs/bio-base   # base classes only, for few-shot")]
+    #[command(
+        after_help = "Examples:\n  bio train --rule bio --dataset fashion-mnist --hidden 2000 --epochs 5 --out runs/bio\n  bio train --rule bp --optimizer adam --lr 1e-3 --out runs/bp\n  bio train --rule bio --ablate homeostasis,structural --out runs/no-homeo\n  bio train --rule bio --classes 0-4 --out runs/bio-base   # base classes only, for few-shot"
+    )]
     Train(TrainArgs),
     /// Evaluate a trained model.
     #[command(subcommand)]
     Eval(EvalCommand),
     /// Print a summary of a model's layers.
-    #[command(after_help = "Example:\n  bio inspect --model runs/bio")]
+    #[command(
+        after_help = "Examples:\n  bio inspect --model runs/bio\n  bio inspect --model runs/bio --out pics/bio   # also write receptive fields and histograms as PNG"
+    )]
     Inspect(InspectArgs),
+    /// Compare runs in one Markdown page with pictures (DIR/report.md).
+    #[command(
+        after_help = "Examples:\n  bio report runs/bio runs/bp --out report\n  bio report runs/* --out report --json"
+    )]
+    Report(ReportArgs),
+    /// Export a model's weights to another format.
+    #[command(after_help = "Example:\n  bio export --model runs/bio --format safetensors --out bio.safetensors")]
+    Export(ExportArgs),
 }
 
 /// Evaluation subcommands.
@@ -39,6 +53,21 @@ pub enum EvalCommand {
     /// Clean test accuracy and the confusion matrix.
     #[command(after_help = "Example:\n  bio eval accuracy --model runs/bio --json")]
     Accuracy(AccuracyArgs),
+    /// Robust accuracy under adversarial attacks over a grid of radii (also saved to DIR/robustness.json).
+    #[command(
+        after_help = "Examples:\n  bio eval robustness --model runs/bio --attack pgd --eps 0,0.05,0.1\n  bio eval robustness --model runs/bio --attack pgd,square --limit 500   # with the gradient-masking check\n  bio eval robustness --model runs/bp --attack fgsm --plot bp-fgsm.png --json"
+    )]
+    Robustness(RobustnessArgs),
+    /// Few-shot accuracy: episodes on novel classes (episodic) or training from few labels (few-labels).
+    #[command(
+        after_help = "Examples:\n  bio train --rule bio --classes 0-4 --out runs/bio-base\n  bio eval fewshot --model runs/bio-base --ways 5 --shots 1,5\n  bio eval fewshot --protocol few-labels --rule bio --shots 1,5,10,50 --unlabelled --dataset embedded"
+    )]
+    Fewshot(FewshotArgs),
+    /// Biological metrics per layer: sparseness, dead units, lognormal weights, Dale's principle (also saved to DIR/biology.json).
+    #[command(
+        after_help = "Examples:\n  bio eval metrics --model runs/bio\n  bio eval metrics --model runs/bp --limit 2000 --json"
+    )]
+    Metrics(MetricsArgs),
 }
 
 /// Where the data comes from.
@@ -271,6 +300,212 @@ pub struct InspectArgs {
     /// Model directory written by `bio train`.
     #[arg(long)]
     pub model: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write PNG pictures (receptive fields, weight and activity histograms) into this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Extra directory to search for the model's dataset (for the activity histogram).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Backend (for the activity histogram).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+}
+
+/// `--attack` of `bio eval robustness`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AttackChoice {
+    /// Fast gradient sign method (L∞, one step).
+    Fgsm,
+    /// Projected gradient descent in the L∞ ball.
+    Pgd,
+    /// Projected gradient descent in the L2 ball.
+    #[value(name = "pgd-l2")]
+    PgdL2,
+    /// The gradient-free Square attack (L∞).
+    Square,
+}
+
+/// `bio eval robustness`.
+#[derive(Clone, Debug, Args)]
+pub struct RobustnessArgs {
+    /// Model directory written by `bio train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Attacks, comma-separated (pgd and square together add the gradient-masking check).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "pgd")]
+    pub attack: Vec<AttackChoice>,
+    /// Radii, comma-separated (default 0,0.02,0.05,0.1,0.15,0.2,0.3).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub eps: Vec<f32>,
+    /// PGD iterations.
+    #[arg(long, default_value_t = 40)]
+    pub steps: usize,
+    /// PGD step size (default 0.01 for L∞, 2.5·eps/steps for L2).
+    #[arg(long, allow_negative_numbers = true)]
+    pub step_size: Option<f32>,
+    /// Attack the first N test images only.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Square attack: model queries per image.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// Targeted attack toward a random other class per image.
+    #[arg(long)]
+    pub targeted: bool,
+    /// Attack the model's own clean predictions instead of the labels.
+    #[arg(long)]
+    pub use_predictions: bool,
+    /// Seed of the attacks' random numbers.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Also draw the robustness curves into this PNG file.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Extra directory to search for datasets.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--protocol` of `bio eval fewshot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolChoice {
+    /// Episodes of novel classes on a frozen model's hidden features (needs --model).
+    Episodic,
+    /// Train from scratch with K labels per class (needs --rule).
+    #[value(name = "few-labels")]
+    FewLabels,
+}
+
+/// `bio eval fewshot`.
+#[derive(Clone, Debug, Args)]
+pub struct FewshotArgs {
+    /// Protocol.
+    #[arg(long, value_enum, default_value = "episodic")]
+    pub protocol: ProtocolChoice,
+    /// [episodic] Model directory written by `bio train --classes …` (its other classes are the novel ones).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// [episodic] Classes per episode.
+    #[arg(long, default_value_t = 5)]
+    pub ways: usize,
+    /// Labelled images per class, comma-separated (default 1,5 episodic; 1,5,10,50 few-labels).
+    #[arg(long, value_delimiter = ',')]
+    pub shots: Vec<usize>,
+    /// [episodic] Query images per class.
+    #[arg(long, default_value_t = 15)]
+    pub queries: usize,
+    /// [episodic] Episodes per shot count.
+    #[arg(long, default_value_t = 600)]
+    pub episodes: usize,
+    /// [episodic] Hidden layer whose activity is the feature (default: the last).
+    #[arg(long)]
+    pub layer: Option<usize>,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// [few-labels] Learning rule.
+    #[arg(long, value_enum)]
+    pub rule: Option<RuleChoice>,
+    /// [few-labels] Dataset.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Extra directory to search for datasets.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// [few-labels] Hidden layer widths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    pub hidden: Vec<usize>,
+    /// [few-labels] Epochs (default: 5 for bio, 10 for bp).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// [few-labels] Repetitions, each with its own labelled subset and seed.
+    #[arg(long, default_value_t = 3)]
+    pub seeds: usize,
+    /// [few-labels, bio] Also run the variant whose hidden layers see the rest of the training set, unlabelled.
+    #[arg(long)]
+    pub unlabelled: bool,
+    /// [few-labels] Save DIR/fewshot.json here (episodic saves into --model).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bio eval metrics`.
+#[derive(Clone, Debug, Args)]
+pub struct MetricsArgs {
+    /// Model directory written by `bio train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Measure activity on the first N test images only.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Extra directory to search for datasets.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bio report`.
+#[derive(Clone, Debug, Args)]
+pub struct ReportArgs {
+    /// Model directories written by `bio train` (and the `bio eval` commands).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Output directory for report.md and its pictures.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Extra directory to search for datasets (for the activity histograms).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+    /// Print the list of files written as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--format` of `bio export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Hugging Face safetensors (F32 tensors with the model's metadata).
+    Safetensors,
+}
+
+/// `bio export`.
+#[derive(Clone, Debug, Args)]
+pub struct ExportArgs {
+    /// Model directory written by `bio train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "safetensors")]
+    pub format: ExportFormat,
+    /// Output file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Backend (unused by the export itself; accepted like the other commands).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

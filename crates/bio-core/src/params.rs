@@ -96,6 +96,13 @@ pub struct BioParams {
     /// Exponent `q` of the plasticity signal `r = (y / max y)^q`: how strongly the most active winners
     /// dominate learning (1 = in proportion to activity).
     pub hebbian_exponent: f32,
+    /// Strength `Δ` of anti-Hebbian plasticity of the strongest loser (the unit at the inhibition
+    /// threshold), which moves away from the input; keeps prototypes from collapsing together.
+    pub anti_hebbian: f32,
+    /// Consolidation: in the last this-many epochs (when training is longer than that) the hidden
+    /// layers stop changing (no Hebbian, homeostatic or structural plasticity) and only the readout
+    /// learns, on settled features.
+    pub consolidation_epochs: usize,
     /// Homeostatic rate η_h of the bias.
     pub homeostasis_rate: f32,
     /// Time constant of the running firing rate, as the weight of the newest batch (0..1].
@@ -133,6 +140,8 @@ impl Default for BioParams {
             competition: Competition::KWinners,
             hebbian_rate: 0.5,
             hebbian_exponent: 1.0,
+            anti_hebbian: 0.0,
+            consolidation_epochs: 1,
             homeostasis_rate: 0.1,
             rate_smoothing: 0.5,
             total_weight: 1.0,
@@ -208,6 +217,7 @@ impl BioParams {
         }
         check_rate("hebbian-rate", self.hebbian_rate)?;
         check_rate("homeostasis-rate", self.homeostasis_rate)?;
+        check_rate("anti-hebbian", self.anti_hebbian)?;
         if !(self.hebbian_exponent.is_finite() && self.hebbian_exponent > 0.0) {
             return Err(CoreError::invalid("hebbian-exponent", format!("must be > 0, got {}", self.hebbian_exponent)));
         }

@@ -57,7 +57,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     if let Some(dir) = &args.out {
         for rule in ["bio", "bp"] {
-            bio_data::ensure_output_dir(&dir.join(rule))?;
+            bio_data::ensure_output_dir(dir.join(rule))?;
         }
     }
     let spec_name =

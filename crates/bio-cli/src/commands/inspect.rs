@@ -29,6 +29,8 @@ struct Inspection {
     hidden: Vec<usize>,
     parameters: usize,
     tensors: Vec<TensorSummary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pictures: Vec<super::pictures::Picture>,
 }
 
 /// `bio inspect`.
@@ -63,6 +65,10 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
         hidden: file.model.hidden().to_vec(),
         parameters: params.count(),
         tensors,
+        pictures: match &args.out {
+            Some(out) => pictures(&args, &file, out)?,
+            None => Vec::new(),
+        },
     };
     if args.json {
         return print_json(&report);
@@ -96,5 +102,28 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
         })
         .collect();
     print_table(&["tensor", "shape", "nonzero", "positive", "negative", "min", "max", "mean"], &rows);
+    for p in &report.pictures {
+        println!("wrote {} ({})", p.path.display(), p.caption);
+    }
     Ok(())
+}
+
+/// Writes the pictures of `--out`; the activity histogram needs the dataset and is skipped (with a
+/// warning) when it cannot be loaded.
+fn pictures(
+    args: &crate::cli::InspectArgs,
+    file: &bio_data::ModelFile,
+    out: &std::path::Path,
+) -> Result<Vec<super::pictures::Picture>> {
+    let b = crate::backend::cpu_or_explain(args.backend, args.json)?;
+    let (_, model) = super::train::load_model(&b, &args.model)?;
+    let test = match super::metrics::model_test_set(file, args.data.as_deref(), Some(super::pictures::ACTIVITY_IMAGES))
+    {
+        Ok((_, test)) => Some(test.images),
+        Err(e) => {
+            eprintln!("warning: no activity histogram: {e}");
+            None
+        }
+    };
+    super::pictures::write_pictures(file, &model, test.as_ref(), out)
 }

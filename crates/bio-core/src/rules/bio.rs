@@ -11,7 +11,9 @@ use rand_distr::{Distribution, Normal};
 use super::{BatchReport, LearningRule, check_finite, count_correct};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
-use crate::model::{BioLayer, BioNet, Classifier, Readout, one_hot, row_norm, softmax_cross_entropy, target_total};
+use crate::model::{
+    BioLayer, BioNet, Classifier, LayerTrace, Readout, one_hot, row_norm, softmax_cross_entropy, target_total,
+};
 use crate::params::{BioConfig, InitSign, ReadoutRule, ScalingNorm};
 use crate::tensor::Matrix;
 
@@ -21,6 +23,8 @@ pub struct BioRule {
     config: BioConfig,
     /// Multiplier of every learning rate for the current epoch (linear decay).
     schedule: f32,
+    /// False during consolidation epochs: the hidden layers are frozen.
+    hidden_plastic: bool,
     regrow_pending: bool,
     rng: ChaCha8Rng,
 }
@@ -28,7 +32,13 @@ pub struct BioRule {
 impl BioRule {
     /// A trainer; `seed` drives node-perturbation noise and synapse regrowth.
     pub fn new(config: BioConfig, seed: u64) -> Self {
-        Self { config, schedule: 1.0, regrow_pending: false, rng: ChaCha8Rng::seed_from_u64(seed ^ 0xB10) }
+        Self {
+            config,
+            schedule: 1.0,
+            hidden_plastic: true,
+            regrow_pending: false,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0xB10),
+        }
     }
 
     /// The validated hyper-parameters.
@@ -36,11 +46,14 @@ impl BioRule {
         &self.config
     }
 
-    /// Follows the schedule: linear decay of every plasticity rate, `1, 1 − 1/E, …, 1/E`, and
-    /// regrowth of pruned synapses at the start of each epoch after the first.
+    /// Follows the schedule: linear decay of every plasticity rate, `1, 1 − 1/E, …, 1/E`; the hidden
+    /// layers frozen in the last `consolidation_epochs` epochs (when `E` is larger than that); and
+    /// regrowth of pruned synapses at the start of each plastic epoch after the first.
     pub fn start_epoch(&mut self, epoch: usize, epochs: usize) {
         self.schedule = 1.0 - epoch as f32 / epochs.max(1) as f32;
-        self.regrow_pending = epoch > 0 && self.config.regrow_probability > 0.0;
+        let consolidation = self.config.consolidation_epochs;
+        self.hidden_plastic = epochs <= consolidation || epoch + consolidation < epochs;
+        self.regrow_pending = self.hidden_plastic && epoch > 0 && self.config.regrow_probability > 0.0;
     }
 }
 
@@ -66,16 +79,24 @@ fn per_neuron_sum<B: Backend>(b: &B, r: &B::Tensor) -> B::Tensor {
 pub fn hebbian_update<B: Backend>(
     b: &B,
     layer: &mut BioLayer<B>,
-    input: &B::Tensor,
-    activity: &B::Tensor,
+    trace: &LayerTrace<B>,
     rate: f32,
     config: &BioConfig,
 ) {
+    let (input, activity) = (&trace.input, &trace.activity);
     let (batch, fan_in) = b.shape(input);
     let peak = b.reduce(activity, Dim::PerRow, Reduce::Max);
     let relative = b.zip(activity, &guard(b, &peak), Binary::Div);
     let relative =
         if config.hebbian_exponent == 1.0 { relative } else { b.map(&relative, Unary::Powf(config.hebbian_exponent)) };
+    let relative = if config.anti_hebbian > 0.0 && config.mechanisms.competition {
+        // The strongest loser sits exactly at the threshold: 1 − step(|u − θ|) marks it (as −1 here).
+        let gap = b.map(&b.zip(&trace.drive, &trace.threshold, Binary::Sub), Unary::Abs);
+        let at_threshold = b.map(&b.map(&gap, Unary::Step), Unary::Offset(-1.0));
+        b.lincomb(1.0, &relative, config.anti_hebbian, &at_threshold)
+    } else {
+        relative
+    };
     let pattern = b.zip(input, &guard(b, &row_norm(b, input, config.scaling_norm)), Binary::Div);
     let pull = b.matmul(&relative, true, &pattern, false);
     let wins = per_neuron_sum(b, &relative);
@@ -232,11 +253,12 @@ impl<B: Backend> LearningRule<B> for BioRule {
 
         let m = &config.mechanisms;
         let regrow_now = std::mem::take(&mut self.regrow_pending) && m.structural;
-        for (layer, t) in model.layers.iter_mut().zip(&trace.layers) {
+        let layers = if self.hidden_plastic { model.layers.len() } else { 0 };
+        for (layer, t) in model.layers.iter_mut().zip(&trace.layers).take(layers) {
             if regrow_now {
                 regrow(&b, layer, &config, &mut self.rng);
             }
-            hebbian_update(&b, layer, &t.input, &t.activity, config.hebbian_rate * self.schedule, &config);
+            hebbian_update(&b, layer, t, config.hebbian_rate * self.schedule, &config);
             if m.structural {
                 structural_plasticity(&b, layer, &config);
             }

@@ -1,0 +1,278 @@
+//! `bio report`: one self-contained Markdown page comparing runs, with pictures next to it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use bio_eval::Series;
+use serde::Serialize;
+
+use super::fewshot::{FEWSHOT_FILE, FewshotFile, mean_ci};
+use super::metrics::{BIOLOGY_FILE, BIOLOGY_HEADER, BiologyFile, biology_rows, model_test_set, read_saved};
+use super::pictures::{Picture, write_pictures};
+use super::robustness::{ROBUSTNESS_FILE, RobustnessFile};
+use super::train::{TrainMetrics, load_model};
+use crate::backend::cpu_or_explain;
+use crate::cli::ReportArgs;
+use crate::output::{percent, print_json};
+
+/// Name of the page written into `--out`.
+pub const REPORT_FILE: &str = "report.md";
+
+struct Run {
+    label: String,
+    metrics: Option<TrainMetrics>,
+    robustness: Option<RobustnessFile>,
+    fewshot: Option<FewshotFile>,
+    biology: Option<(String, Vec<bio_eval::LayerMetrics>)>,
+    pictures: Vec<Picture>,
+}
+
+#[derive(Serialize)]
+struct ReportOutput {
+    report: String,
+    runs: Vec<String>,
+    files: Vec<String>,
+}
+
+/// A Markdown table (cells have `|` escaped).
+fn md_table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let esc = |s: &str| s.replace('|', "\\|");
+    let mut t = format!(
+        "| {} |\n|{}\n",
+        header.iter().map(|h| esc(h)).collect::<Vec<_>>().join(" | "),
+        "---|".repeat(header.len())
+    );
+    for r in rows {
+        let _ = writeln!(t, "| {} |", r.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | "));
+    }
+    t
+}
+
+fn slug(i: usize, dir: &Path) -> String {
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let clean: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+    format!("run{}-{clean}", i + 1)
+}
+
+fn load_run(i: usize, dir: &Path, args: &ReportArgs, b: &bio_cpu::CpuBackend) -> Result<Run> {
+    if !dir.is_dir() {
+        bail!("invalid value for `runs`: {} is not a directory", dir.display());
+    }
+    let metrics: Option<TrainMetrics> = read_saved(dir, "metrics.json");
+    let biology = match read_saved::<BiologyFile>(dir, BIOLOGY_FILE) {
+        Some(f) => Some((format!("{BIOLOGY_FILE}, {} test images", f.inputs), f.layers)),
+        None => metrics
+            .as_ref()
+            .map(|m| (format!("metrics.json, {} test images", m.biology.inputs), m.biology.layers.clone())),
+    };
+    let pictures = match load_model(b, dir) {
+        Ok((file, model)) => {
+            let test = model_test_set(&file, args.data.as_deref(), Some(super::pictures::ACTIVITY_IMAGES))
+                .map_err(|e| eprintln!("warning: {}: no activity histogram: {e}", dir.display()))
+                .ok()
+                .map(|(_, t)| t.images);
+            write_pictures(&file, &model, test.as_ref(), &args.out.join(slug(i, dir)))
+                .with_context(|| format!("pictures of {}", dir.display()))?
+        }
+        Err(e) => {
+            eprintln!("warning: {}: no pictures: {e}", dir.display());
+            Vec::new()
+        }
+    };
+    Ok(Run {
+        label: dir.display().to_string(),
+        metrics,
+        robustness: read_saved(dir, ROBUSTNESS_FILE),
+        fewshot: read_saved(dir, FEWSHOT_FILE),
+        biology,
+        pictures,
+    })
+}
+
+fn relative(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base).unwrap_or(path).display().to_string()
+}
+
+/// `bio report`.
+pub fn run(args: ReportArgs) -> Result<()> {
+    bio_data::ensure_output_dir(&args.out)?;
+    let b = cpu_or_explain(args.backend, args.json)?;
+    let runs: Vec<Run> = args.runs.iter().enumerate().map(|(i, d)| load_run(i, d, &args, &b)).collect::<Result<_>>()?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# biorule report\n\nComparison of {} runs, written by `bio report` (biorule {}).\n",
+        runs.len(),
+        env!("CARGO_PKG_VERSION")
+    );
+
+    // Runs.
+    md.push_str("## Runs\n\n");
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| match &r.metrics {
+            Some(m) => vec![
+                r.label.clone(),
+                m.rule.clone(),
+                m.dataset.clone(),
+                m.hidden.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(","),
+                m.epochs.to_string(),
+                format!("{} ({} images)", percent(m.test_accuracy), m.test_samples),
+                format!("{:.1}", m.train_seconds),
+            ],
+            None => vec![
+                r.label.clone(),
+                "—".into(),
+                "no metrics.json".into(),
+                "—".into(),
+                "—".into(),
+                "—".into(),
+                "—".into(),
+            ],
+        })
+        .collect();
+    md.push_str(&md_table(&["run", "rule", "dataset", "hidden", "epochs", "test accuracy", "train seconds"], &rows));
+
+    // Robustness.
+    md.push_str("\n## Robustness\n\n");
+    let mut series = Vec::new();
+    let mut rows = Vec::new();
+    let mut masking_rows = Vec::new();
+    for r in &runs {
+        let Some(rob) = &r.robustness else { continue };
+        for (attack, c) in &rob.attacks {
+            series.push(Series::new(
+                format!("{} · {attack}", r.label),
+                c.points.iter().map(|p| (p.eps as f64, p.accuracy)).collect(),
+            ));
+            for p in &c.points {
+                rows.push(vec![
+                    r.label.clone(),
+                    attack.clone(),
+                    c.norm.name().into(),
+                    format!("{}", p.eps),
+                    percent(p.accuracy),
+                    p.samples.to_string(),
+                ]);
+            }
+        }
+        for (pair, flags) in &rob.masking {
+            for f in flags {
+                masking_rows.push(vec![
+                    r.label.clone(),
+                    pair.clone(),
+                    format!("{}", f.eps),
+                    format!("{:+.2}", 100.0 * f.gap),
+                    if f.masking { "MASKING" } else { "ok" }.into(),
+                ]);
+            }
+        }
+    }
+    if series.is_empty() {
+        md.push_str(
+            "No robustness data: none of the runs has robustness.json (run `bio eval robustness --model DIR`).\n",
+        );
+    } else {
+        let path = args.out.join("robustness.png");
+        let d = bio_eval::line_chart(&path, "robust accuracy versus eps", "eps", "robust accuracy", &series)?;
+        if let Some(w) = d.warning {
+            eprintln!("warning: {}: {w}", path.display());
+        }
+        md.push_str("![robust accuracy versus eps](robustness.png)\n\n");
+        files.push(path);
+        md.push_str(&md_table(&["run", "attack", "norm", "eps", "robust accuracy", "samples"], &rows));
+        if masking_rows.is_empty() {
+            md.push_str("\nNo gradient-masking check (run PGD and Square together: `--attack pgd,square`).\n");
+        } else {
+            md.push_str("\nGradient-masking check (gap = gradient-attack accuracy − Square accuracy, in points):\n\n");
+            md.push_str(&md_table(&["run", "attacks", "eps", "gap", "verdict"], &masking_rows));
+        }
+    }
+
+    // Few-shot.
+    md.push_str("\n## Few-shot\n\n");
+    let mut rows = Vec::new();
+    for r in &runs {
+        let Some(f) = &r.fewshot else { continue };
+        for e in &f.episodic {
+            rows.push(vec![
+                r.label.clone(),
+                format!("episodic ({}-way, novel {:?})", e.ways, f.novel_classes),
+                e.features.clone(),
+                e.classifier.clone(),
+                e.shots.to_string(),
+                format!("{} episodes", e.episodes),
+                mean_ci(e.mean, e.ci95),
+            ]);
+        }
+        for l in &f.few_labels {
+            rows.push(vec![
+                r.label.clone(),
+                "few-labels".into(),
+                l.variant.clone(),
+                if l.unlabelled { "readout on labels, hidden on all images" } else { "labelled images only" }.into(),
+                l.shots.to_string(),
+                format!("{} seeds", l.seeds),
+                mean_ci(l.mean, l.ci95),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        md.push_str("No few-shot data: none of the runs has fewshot.json (run `bio eval fewshot --model DIR` on a model trained with `--classes`).\n");
+    } else {
+        md.push_str(&md_table(
+            &["run", "protocol", "features / variant", "classifier / data", "shots", "repeats", "mean ± ci95"],
+            &rows,
+        ));
+    }
+
+    // Biology.
+    md.push_str("\n## Biology\n\n");
+    let mut rows = Vec::new();
+    for r in &runs {
+        let Some((source, layers)) = &r.biology else { continue };
+        for mut row in biology_rows(layers) {
+            row.insert(0, format!("{} ({source})", r.label));
+            rows.push(row);
+        }
+    }
+    if rows.is_empty() {
+        md.push_str("No biology data: none of the runs has biology.json or metrics.json.\n");
+    } else {
+        let mut header = vec!["run"];
+        header.extend(BIOLOGY_HEADER);
+        md.push_str(&md_table(&header, &rows));
+    }
+
+    // Pictures.
+    md.push_str("\n## Pictures\n\n");
+    if runs.iter().all(|r| r.pictures.is_empty()) {
+        md.push_str("No pictures: no run's model could be loaded.\n");
+    }
+    for r in &runs {
+        if r.pictures.is_empty() {
+            continue;
+        }
+        let _ = writeln!(md, "### {}\n", r.label);
+        for p in &r.pictures {
+            let rel = relative(&p.path, &args.out);
+            let _ = writeln!(md, "- [{}]({rel})\n\n  ![{}]({rel})\n", p.caption, p.caption);
+            files.push(p.path.clone());
+        }
+    }
+    let path = args.out.join(REPORT_FILE);
+    bio_data::write_atomic(&path, md.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    let out = ReportOutput {
+        report: path.display().to_string(),
+        runs: runs.iter().map(|r| r.label.clone()).collect(),
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+    };
+    if args.json {
+        return print_json(&out);
+    }
+    println!("wrote {} ({} runs, {} pictures)", out.report, out.runs.len(), out.files.len());
+    Ok(())
+}

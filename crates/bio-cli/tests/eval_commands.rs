@@ -1,0 +1,194 @@
+//! End-to-end tests of the evaluation commands: `bio eval robustness|fewshot|metrics`, `bio inspect --out`,
+//! `bio report` and `bio export`, run on tiny models trained on the embedded subset.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+fn bio(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bio")).args(args).output().expect("the bio binary runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = bio(args);
+    assert!(
+        out.status.success(),
+        "bio {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn json(args: &[&str]) -> Value {
+    serde_json::from_str(&ok(args)).expect("valid JSON")
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = bio(args);
+    assert!(!out.status.success(), "bio {args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    assert_eq!(err.lines().count(), 1, "one-line error expected, got:\n{err}");
+    err
+}
+
+struct Models {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+/// A bio and a bp model on all classes, trained once for all tests.
+fn models() -> &'static Models {
+    static MODELS: OnceLock<Models> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        for rule in ["bio", "bp"] {
+            let out = root.join(rule);
+            ok(&[
+                "train",
+                "--rule",
+                rule,
+                "--dataset",
+                "embedded",
+                "--hidden",
+                "100",
+                "--epochs",
+                "1",
+                "--quiet",
+                "--out",
+                out.to_str().unwrap(),
+            ]);
+        }
+        Models { _dir: dir, root }
+    })
+}
+
+fn model(rule: &str) -> String {
+    models().root.join(rule).display().to_string()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn robustness_at_eps_zero_is_clean_accuracy() {
+    for rule in ["bio", "bp"] {
+        let m = model(rule);
+        let rob = json(&[
+            "eval",
+            "robustness",
+            "--model",
+            &m,
+            "--limit",
+            "100",
+            "--eps",
+            "0,0.1",
+            "--attack",
+            "fgsm",
+            "--json",
+        ]);
+        let acc = json(&["eval", "accuracy", "--model", &m, "--limit", "100", "--json"]);
+        let points = rob["attacks"][0]["points"].as_array().expect("points");
+        assert_eq!(points.len(), 2);
+        assert_eq!(rob["attacks"][0]["name"], "fgsm");
+        assert_eq!(points[0]["samples"], 100);
+        assert_eq!(points[0]["accuracy"].as_f64(), acc["accuracy"].as_f64(), "{rule}");
+        assert!(points[1]["accuracy"].as_f64().unwrap() <= points[0]["accuracy"].as_f64().unwrap());
+        // Saved into the model directory.
+        let saved: Value =
+            serde_json::from_str(&std::fs::read_to_string(models().root.join(rule).join("robustness.json")).unwrap())
+                .unwrap();
+        assert!(saved["attacks"]["fgsm"]["points"].is_array());
+    }
+}
+
+#[test]
+fn robustness_rejects_negative_eps() {
+    let err =
+        fails(&["eval", "robustness", "--model", &model("bio"), "--eps", "-1", "--attack", "fgsm", "--limit", "10"]);
+    assert!(err.contains("eps"), "{err}");
+}
+
+#[test]
+fn metrics_dale_index_of_bio_is_one() {
+    let m = json(&["eval", "metrics", "--model", &model("bio"), "--limit", "200", "--json"]);
+    assert_eq!(m["layers"][0]["layer"], "hidden.0");
+    assert_eq!(m["layers"][0]["dale_index"].as_f64(), Some(1.0));
+    assert!(models().root.join("bio").join("biology.json").is_file());
+}
+
+#[test]
+fn export_round_trips() {
+    let out = models().root.join("bio.safetensors");
+    ok(&["export", "--model", &model("bio"), "--format", "safetensors", "--out", s(&out)]);
+    let (params, meta) = bio_eval::read_safetensors(&std::fs::read(&out).unwrap()).expect("readable safetensors");
+    let file = bio_data::load_model(&models().root.join("bio")).unwrap();
+    let original = file.model.params();
+    assert_eq!(meta.get("rule").map(String::as_str), Some("bio"));
+    assert_eq!(params.tensors.len(), original.tensors.len());
+    for ((n1, m1), (n2, m2)) in params.tensors.iter().zip(&original.tensors) {
+        assert_eq!(n1, n2);
+        assert_eq!(m1.as_slice(), m2.as_slice(), "{n1}");
+    }
+}
+
+#[test]
+fn inspect_writes_pictures() {
+    let out = models().root.join("pics-bp");
+    let text = ok(&["inspect", "--model", &model("bp"), "--out", s(&out)]);
+    for f in ["receptive-fields.png", "weights-layer.0.png", "weights-layer.1.png", "activity-hidden.0.png"] {
+        let p = out.join(f);
+        let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(&bytes[1..4], b"PNG");
+        assert!(text.contains(f), "{text}");
+    }
+}
+
+#[test]
+fn report_mentions_both_runs() {
+    let out = models().root.join("report");
+    ok(&["report", &model("bio"), &model("bp"), "--out", s(&out)]);
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(md.contains(&model("bio")) && md.contains(&model("bp")));
+    assert!(md.contains("## Robustness") && md.contains("## Few-shot") && md.contains("## Biology"));
+    assert!(md.contains(".png"));
+}
+
+#[test]
+fn fewshot_needs_novel_classes() {
+    let err = fails(&["eval", "fewshot", "--model", &model("bio"), "--episodes", "20", "--queries", "5"]);
+    assert!(err.contains("--classes"), "{err}");
+}
+
+#[test]
+fn fewshot_episodic_on_base_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("base");
+    ok(&[
+        "train",
+        "--rule",
+        "bio",
+        "--dataset",
+        "embedded",
+        "--hidden",
+        "100",
+        "--epochs",
+        "1",
+        "--classes",
+        "0-4",
+        "--quiet",
+        "--out",
+        s(&m),
+    ]);
+    let r =
+        json(&["eval", "fewshot", "--model", s(&m), "--episodes", "20", "--queries", "5", "--shots", "1", "--json"]);
+    assert_eq!(r["novel_classes"], serde_json::json!([5, 6, 7, 8, 9]));
+    let rows = r["results"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["features"] == "pixels"));
+    assert!(rows.iter().any(|r| r["features"] == "hidden.0"));
+    assert!(m.join("fewshot.json").is_file());
+}
