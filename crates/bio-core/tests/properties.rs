@@ -134,7 +134,11 @@ proptest! {
         for batch in stream.iter().take(20) {
             LearningRule::<ReferenceBackend>::train_batch(&mut rule, &mut net, batch, &(0..8).map(|i| i % CLASSES).collect::<Vec<_>>()).unwrap();
             let y = net.trace(batch).layers[0].activity.clone();
-            for i in 0..y.rows() { for j in 0..8 { fired[j] |= y.get(i, j) > 0.0; } }
+            for i in 0..y.rows() {
+                for (j, f) in fired.iter_mut().enumerate() {
+                    *f |= y.get(i, j) > 0.0;
+                }
+            }
         }
         prop_assert!(fired.iter().all(|&f| f), "a unit stayed silent: {fired:?}");
     }
