@@ -117,6 +117,15 @@ pub enum SignChoice {
     Mixed,
 }
 
+/// `--scaling-norm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum NormChoice {
+    /// Σ|w|.
+    L1,
+    /// √Σw² (drive = cosine similarity).
+    L2,
+}
+
 /// A mechanism of the `bio` rule that `--ablate` can switch off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum Mechanism {
@@ -191,6 +200,24 @@ pub struct RuleArgs {
     /// [bio] Initial sign of the hidden weights.
     #[arg(long, value_enum)]
     pub hidden_init: Option<SignChoice>,
+    /// [bio] Exponent q of the plasticity signal (y/max y)^q (1 = in proportion to activity).
+    #[arg(long)]
+    pub hebbian_exponent: Option<f32>,
+    /// [bio] Anti-Hebbian strength of the strongest loser (0 = off).
+    #[arg(long)]
+    pub anti_hebbian: Option<f32>,
+    /// [bio] Weight of the newest batch in each unit's running firing rate (0..1].
+    #[arg(long)]
+    pub rate_smoothing: Option<f32>,
+    /// [bio] Norm in which synaptic scaling holds each neuron's total weight.
+    #[arg(long, value_enum)]
+    pub scaling_norm: Option<NormChoice>,
+    /// [bio] Localized receptive fields: first-layer units start with a random P×P window of the image.
+    #[arg(long)]
+    pub receptive_field: Option<usize>,
+    /// [bio] Final epochs in which only the readout learns (hidden layers frozen).
+    #[arg(long)]
+    pub consolidation_epochs: Option<usize>,
     /// [bio] Mechanisms to switch off, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub ablate: Vec<Mechanism>,
@@ -224,15 +251,24 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     #[serde(skip, default = "default_backend")]
     pub backend: BackendChoice,
-    /// Output directory (created if missing).
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Output directory (created if missing); with --resume, the resumed directory.
+    #[arg(long, required_unless_present = "resume")]
+    pub out: Option<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
     /// Print the final metrics as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also write a resumable checkpoint (DIR/state.ckpt) every N batches (default: at each epoch end only).
+    #[arg(long, value_name = "N")]
+    #[serde(default)]
+    pub checkpoint_every: Option<usize>,
+    /// Continue the run in DIR from its last checkpoint, with the flags in DIR/config.json (flags given
+    /// here must agree with them); the result is bit-identical to an uninterrupted run.
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
 }
 
 fn default_backend() -> BackendChoice {
@@ -433,6 +469,9 @@ pub struct FewshotArgs {
     /// [few-labels, bio] Also run the variant whose hidden layers see the rest of the training set, unlabelled.
     #[arg(long)]
     pub unlabelled: bool,
+    /// [few-labels, --unlabelled] Epochs of label-free hidden-layer training on the unlabelled images.
+    #[arg(long, default_value_t = 1)]
+    pub hidden_epochs: usize,
     /// [few-labels] Save DIR/fewshot.json here (episodic saves into --model).
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -124,6 +124,9 @@ pub struct BioParams {
     pub perturbation_sigma: f32,
     /// Initial sign of the readout weights.
     pub readout_init: InitSign,
+    /// Localized receptive fields: when set to `p`, each first-layer neuron starts with synapses only
+    /// from a random `p×p` window of the (square) input image; structural plasticity works within it.
+    pub receptive_field: Option<usize>,
     /// Initial sign of the hidden weights (Positive by default; Mixed for emergence experiments).
     pub hidden_init: InitSign,
     /// Semi-saturation constant of the readout's divisive normalization.
@@ -153,6 +156,7 @@ impl Default for BioParams {
             perturbation_sigma: 0.1,
             readout_init: InitSign::Positive,
             hidden_init: InitSign::Positive,
+            receptive_field: None,
             normalization_sigma: 1e-3,
             mechanisms: Mechanisms::default(),
         }
@@ -230,6 +234,9 @@ impl BioParams {
                 format!("must be in (0, 1], got {}", self.rate_smoothing),
             ));
         }
+        if self.receptive_field == Some(0) {
+            return Err(CoreError::invalid("receptive-field", "must be ≥ 1"));
+        }
         if !(self.total_weight.is_finite() && self.total_weight > 0.0) {
             return Err(CoreError::invalid("total-weight", format!("must be > 0, got {}", self.total_weight)));
         }
@@ -303,6 +310,38 @@ impl BpParams {
         }
         Ok(BpConfig(self))
     }
+}
+
+/// Copies of each weight matrix the `bio` rule holds at its peak: weights, mask, and the Hebbian
+/// step's `|W|`, normalized weights, `ΔlogW` and `exp(ΔlogW)`.
+pub const BIO_COPIES_PER_WEIGHT: u64 = 6;
+/// Copies of each weight matrix backprop holds at its peak: weights, gradient, two Adam moments and
+/// two temporaries of the optimizer step.
+pub const BP_COPIES_PER_WEIGHT: u64 = 6;
+/// Batch-sized tensors kept per layer during a step (input, norms, drive, threshold, activity and
+/// their gradients or plasticity terms).
+const ACTIVATIONS_PER_LAYER: u64 = 8;
+
+/// A rough upper estimate, in bytes, of what training a network `input_dim → hidden… → classes`
+/// on batches of `batch` needs: `copies_per_weight` `f32` copies of every parameter (see
+/// [`BIO_COPIES_PER_WEIGHT`], [`BP_COPIES_PER_WEIGHT`]) plus the per-batch activations. Saturates
+/// instead of overflowing, so absurd widths give a huge figure rather than a wrong one.
+pub fn training_memory_estimate(
+    input_dim: usize,
+    hidden: &[usize],
+    classes: usize,
+    batch: usize,
+    copies_per_weight: u64,
+) -> u64 {
+    let f32_bytes = 4u64;
+    let mut dims = vec![input_dim as u64];
+    dims.extend(hidden.iter().map(|&h| h as u64));
+    dims.push(classes as u64);
+    let params =
+        dims.windows(2).fold(0u64, |acc, w| acc.saturating_add(w[0].saturating_mul(w[1]).saturating_add(w[1])));
+    let units = dims.iter().fold(0u64, |acc, &d| acc.saturating_add(d));
+    let activations = units.saturating_mul(batch as u64).saturating_mul(ACTIVATIONS_PER_LAYER);
+    params.saturating_mul(copies_per_weight).saturating_add(activations).saturating_mul(f32_bytes)
 }
 
 #[cfg(test)]

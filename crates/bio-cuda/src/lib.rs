@@ -1,16 +1,24 @@
-//! CUDA backend of biorule. This crate builds on every machine (cudarc loads the CUDA libraries
-//! dynamically); [`CudaBackend::new`] returns a typed [`CudaError`] instead of panicking when the
-//! driver or NVRTC is absent.
+//! CUDA backend of biorule: [`CudaBackend`] implements every operation family of
+//! `bio_core::Backend` on an NVIDIA GPU through [cudarc](https://docs.rs/cudarc), with cuBLAS SGEMM
+//! for the matrix products and NVRTC-compiled kernels (CUDA C source embedded in this crate,
+//! compiled at run time: no nvcc, no PTX files) for the rest.
 //!
-//! Status: the device kernels are not written yet, so [`CudaBackend::new`] reports
-//! [`CudaError::NotImplemented`] even on a machine with a GPU. Use the CPU backend (`bio-cpu`).
+//! This crate builds on every machine: cudarc loads libcuda, libnvrtc and libcublas dynamically,
+//! and [`CudaBackend::new`] checks for them before any driver call, returning a typed
+//! [`CudaError`] instead of panicking when the driver, NVRTC, cuBLAS or a device is missing.
 //!
-//! ```
-//! match bio_cuda::CudaBackend::new() {
-//!     Ok(_) => println!("CUDA ready"),
-//!     Err(e) => println!("no CUDA: {e}"),
-//! }
-//! ```
+//! **Status:** implemented, but so far only built and unit-tested on machines *without* a GPU. The
+//! conformance suite and the rule-step comparisons against the CPU backend exist (as ignored tests)
+//! and have not yet been run on a GPU; treat results from this backend as unverified until they
+//! have. See the README for how to run them.
+//!
+#![doc = include_str!("../README.md")]
+
+mod device;
+mod kernels;
+mod ops;
+
+pub use device::{CudaBackend, Tensor};
 
 use thiserror::Error;
 
@@ -27,26 +35,30 @@ pub enum CudaError {
         "CUDA is not available: NVRTC (libnvrtc) was not found; install the CUDA toolkit runtime or use --backend cpu"
     )]
     NoNvrtc,
-    /// The libraries are present but this build has no device kernels yet.
-    #[error("the CUDA backend's kernels are not implemented in this build yet; use --backend cpu")]
-    NotImplemented,
+    /// The driver works but there is no device with the requested ordinal.
+    #[error(
+        "CUDA is not available: no CUDA device {ordinal} (the driver reports {found} device(s)); use --backend cpu"
+    )]
+    NoDevice {
+        /// The ordinal that was asked for.
+        ordinal: usize,
+        /// How many devices the driver reports.
+        found: usize,
+    },
+    /// A CUDA driver call failed (context, stream, module loading, ...).
+    #[error("CUDA driver error: {0}")]
+    Driver(String),
+    /// NVRTC could not compile the kernels.
+    #[error("NVRTC could not compile the CUDA kernels: {0}")]
+    Compile(String),
+    /// cuBLAS could not be loaded or set up.
+    #[error("cuBLAS error: {0}")]
+    Blas(String),
 }
 
-/// Handle to the CUDA backend (not constructible until the kernels exist).
-#[derive(Debug)]
-pub struct CudaBackend {
-    _private: (),
-}
-
-impl CudaBackend {
-    /// Checks the CUDA libraries before any driver call (cudarc panics on a first call without them).
-    pub fn new() -> Result<Self, CudaError> {
-        availability()?;
-        Err(CudaError::NotImplemented)
-    }
-}
-
-/// `Ok(())` when libcuda and libnvrtc can both be loaded.
+/// `Ok(())` when libcuda, libnvrtc and libcublas can all be loaded. Only tries to open the
+/// libraries; calls no CUDA function (cudarc panics on a first call when a library is absent, so
+/// this runs before any).
 #[allow(unsafe_code)]
 pub fn availability() -> Result<(), CudaError> {
     // SAFETY: these only try to dlopen the libraries; no CUDA function is called.
@@ -57,15 +69,33 @@ pub fn availability() -> Result<(), CudaError> {
     if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
         return Err(CudaError::NoNvrtc);
     }
+    // SAFETY: as above.
+    if !unsafe { cudarc::cublas::sys::is_culib_present() } {
+        return Err(CudaError::Blas(
+            "libcublas was not found; install the CUDA toolkit runtime or use --backend cpu".into(),
+        ));
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Holds on every machine: without a GPU `new` returns the library error, with one it may succeed.
     #[test]
     fn asking_for_cuda_never_panics() {
-        let result = std::panic::catch_unwind(super::CudaBackend::new);
-        assert!(result.is_ok(), "CudaBackend::new panicked");
-        assert!(result.unwrap().is_err());
+        let result = std::panic::catch_unwind(CudaBackend::new);
+        let made = result.expect("CudaBackend::new panicked");
+        if let Err(missing) = availability() {
+            assert_eq!(made.unwrap_err(), missing);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_way_out() {
+        for e in [CudaError::NoDriver, CudaError::NoNvrtc, CudaError::NoDevice { ordinal: 1, found: 0 }] {
+            assert!(e.to_string().contains("--backend cpu"), "{e}");
+        }
     }
 }

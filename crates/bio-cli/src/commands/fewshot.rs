@@ -12,6 +12,9 @@ use crate::backend::cpu_or_explain;
 use crate::cli::{FewshotArgs, ProtocolChoice, RuleArgs, RuleChoice};
 use crate::output::{percent, print_json, print_table};
 
+/// Fewest readout updates of the few-labels protocol's labelled phase (unless `--epochs` is given).
+const MIN_LABELLED_UPDATES: usize = 500;
+
 /// Name of the file `bio eval fewshot` saves.
 pub const FEWSHOT_FILE: &str = "fewshot.json";
 
@@ -151,7 +154,16 @@ fn few_labels(args: FewshotArgs) -> Result<()> {
     let b = cpu_or_explain(args.backend, args.json)?;
     let data = bio_data::load(&args.dataset, args.data.as_deref())?;
     let shots = if args.shots.is_empty() { vec![1, 5, 10, 50] } else { args.shots.clone() };
-    let spec = TrainSpec { classes: data.classes, epochs, hidden_epochs: epochs, batch: rule_args.batch };
+    let batch = rule_args.batch;
+    // Few labelled images make few batches: unless --epochs is given, train the labelled phase for at
+    // least MIN_LABELLED_UPDATES updates so K = 1 is not judged after a handful of steps.
+    let explicit_epochs = args.epochs.is_some();
+    let spec_for = |labelled: usize| {
+        let batches = labelled.div_ceil(batch).max(1);
+        let labelled_epochs =
+            if explicit_epochs { epochs } else { epochs.max(MIN_LABELLED_UPDATES.div_ceil(batches)) };
+        TrainSpec { classes: data.classes, epochs: labelled_epochs, hidden_epochs: args.hidden_epochs, batch }
+    };
     let fl_data = FewLabelData {
         train_images: &data.train.images,
         train_labels: &data.train.labels,
@@ -162,8 +174,9 @@ fn few_labels(args: FewshotArgs) -> Result<()> {
     let say = |what: &str| {
         if !args.json {
             eprintln!(
-                "training {what}: shots {shots:?} × {} seeds, {epochs} epochs, hidden {:?}",
-                args.seeds, args.hidden
+                "training {what}: shots {shots:?} × {} seeds, ≥{epochs} epochs (≥{MIN_LABELLED_UPDATES} updates) on \
+                 the labelled images, {} unlabelled epochs, hidden {:?}",
+                args.seeds, args.hidden_epochs, args.hidden
             );
         }
     };
@@ -173,14 +186,14 @@ fn few_labels(args: FewshotArgs) -> Result<()> {
             let cfg = bp_params(&rule_args)?;
             say("bp");
             results.extend(bio_eval::few_labels("bp", fl_data, &params(false), 1000, |x, y, _, seed| {
-                train_bp(&b, &cfg, spec, x, y, seed)
+                train_bp(&b, &cfg, spec_for(x.rows()), x, y, seed)
             })?);
         }
         RuleChoice::Bio => {
             let cfg = bio_params(&rule_args)?;
             say("bio-strict (labelled images only)");
             results.extend(bio_eval::few_labels("bio-strict", fl_data, &params(false), 1000, |x, y, _, seed| {
-                train_bio_strict(&b, &cfg, spec, x, y, seed)
+                train_bio_strict(&b, &cfg, spec_for(x.rows()), x, y, seed)
             })?);
             if args.unlabelled {
                 say("bio-unlabelled (hidden layers also see the rest of the training set, unlabelled)");
@@ -198,7 +211,7 @@ fn few_labels(args: FewshotArgs) -> Result<()> {
                                 &empty
                             }
                         };
-                        train_bio_with_unlabelled(&b, &cfg, spec, x, y, u, seed)
+                        train_bio_with_unlabelled(&b, &cfg, spec_for(x.rows()), x, y, u, seed)
                     },
                 )?);
             }

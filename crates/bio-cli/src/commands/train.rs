@@ -1,21 +1,24 @@
 //! `bio train`: build the rule from flags, train with a progress bar, checkpoint every epoch, evaluate.
 
-use std::path::Path;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use bio_core::train::train_epoch;
+use bio_core::params::{BIO_COPIES_PER_WEIGHT, BP_COPIES_PER_WEIGHT, training_memory_estimate};
+use bio_core::train::{EpochProgress, train_epoch_from};
 use bio_core::{
-    Backend, BackpropRule, BioParams, BioRule, BpParams, Classifier, Competition, InitSign, LearningRule, Mechanisms,
-    Optimizer, ReadoutRule, SavedModel, TensorStore,
+    AnyModel, Backend, BackpropRule, BioParams, BioRule, BpParams, Classifier, Competition, InitSign, LearningRule,
+    Mechanisms, Optimizer, ReadoutRule, SavedModel, ScalingNorm, TensorStore,
 };
-use bio_data::{Dataset, ModelFile, Split, model_dir};
+use bio_data::{Dataset, ModelFile, Split, TrainingState, model_dir};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::cpu_or_explain;
 use crate::cli::{
-    CompetitionChoice, Mechanism, OptimizerChoice, ReadoutChoice, RuleArgs, RuleChoice, SignChoice, TrainArgs,
+    CompetitionChoice, Mechanism, NormChoice, OptimizerChoice, ReadoutChoice, RuleArgs, RuleChoice, SignChoice,
+    TrainArgs,
 };
 use crate::output::{percent, print_json};
 
@@ -95,6 +98,16 @@ pub fn bio_params(a: &RuleArgs) -> Result<bio_core::BioConfig> {
         },
         prune_below: a.prune_below.unwrap_or(d.prune_below),
         regrow_probability: a.regrow.unwrap_or(d.regrow_probability),
+        hebbian_exponent: a.hebbian_exponent.unwrap_or(d.hebbian_exponent),
+        anti_hebbian: a.anti_hebbian.unwrap_or(d.anti_hebbian),
+        rate_smoothing: a.rate_smoothing.unwrap_or(d.rate_smoothing),
+        scaling_norm: match a.scaling_norm {
+            Some(NormChoice::L1) => ScalingNorm::L1,
+            Some(NormChoice::L2) => ScalingNorm::L2,
+            None => d.scaling_norm,
+        },
+        receptive_field: a.receptive_field.or(d.receptive_field),
+        consolidation_epochs: a.consolidation_epochs.unwrap_or(d.consolidation_epochs),
         readout_init: sign(a.readout_init, d.readout_init),
         hidden_init: sign(a.hidden_init, d.hidden_init),
         mechanisms: Mechanisms {
@@ -141,8 +154,23 @@ pub struct RunSpec<'a> {
     pub progress: bool,
 }
 
+/// How a run checkpoints and where it starts.
+#[derive(Clone, Debug, Default)]
+pub struct Checkpointing {
+    /// Also write `state.ckpt` every this many batches (counted over the whole run); it is always
+    /// written at each epoch end when the run has an output directory.
+    pub every: Option<usize>,
+    /// Continue from this state instead of starting afresh.
+    pub resume: Option<TrainingState>,
+}
+
 /// Trains, checkpoints and evaluates; returns the metrics and the model.
 pub fn train_run<B: Backend>(b: &B, spec: &RunSpec) -> Result<(TrainMetrics, SavedModel)> {
+    train_run_with(b, spec, Checkpointing::default())
+}
+
+/// [`train_run`] with mid-epoch checkpoints and resumption.
+pub fn train_run_with<B: Backend>(b: &B, spec: &RunSpec, ckpt: Checkpointing) -> Result<(TrainMetrics, SavedModel)> {
     let a = spec.args;
     if spec.train.is_empty() {
         bail!("the training set is empty (check --classes)");
@@ -150,16 +178,52 @@ pub fn train_run<B: Backend>(b: &B, spec: &RunSpec) -> Result<(TrainMetrics, Sav
     if a.batch == 0 {
         bail!("invalid value for `batch`: must be ≥ 1");
     }
+    if ckpt.every == Some(0) {
+        bail!("invalid value for `checkpoint-every`: must be ≥ 1");
+    }
+    let copies = match spec.rule {
+        RuleChoice::Bio => BIO_COPIES_PER_WEIGHT,
+        RuleChoice::Bp => BP_COPIES_PER_WEIGHT,
+    };
+    check_memory(training_memory_estimate(spec.data.input_dim(), &a.hidden, spec.data.classes, a.batch, copies))?;
     match spec.rule {
         RuleChoice::Bio => {
-            let rule = BioRule::new(bio_params(a)?, a.seed);
-            fit(b, rule, a.epochs.unwrap_or(BIO_EPOCHS), spec, |m: &bio_core::BioNet<B>| m.to_saved())
+            let config = bio_params(a)?;
+            let rule = BioRule::new(config.clone(), a.seed);
+            let from_saved = |saved: &SavedModel| match saved.load(b)? {
+                AnyModel::Bio(m) if m.config == config => Ok(m),
+                AnyModel::Bio(_) => bail!("the checkpoint's hyper-parameters differ from the run's"),
+                AnyModel::Bp(_) => bail!("the checkpoint holds a `bp` model, the run trains `bio`"),
+            };
+            fit(b, rule, a.epochs.unwrap_or(BIO_EPOCHS), spec, ckpt, |m: &bio_core::BioNet<B>| m.to_saved(), from_saved)
         }
         RuleChoice::Bp => {
-            let rule = BackpropRule::new(bp_params(a)?);
-            fit(b, rule, a.epochs.unwrap_or(BP_EPOCHS), spec, |m: &bio_core::BpNet<B>| m.to_saved())
+            let config = bp_params(a)?;
+            let rule = BackpropRule::new(config.clone());
+            let from_saved = |saved: &SavedModel| match saved.load(b)? {
+                AnyModel::Bp(m) if m.config == config => Ok(m),
+                AnyModel::Bp(_) => bail!("the checkpoint's hyper-parameters differ from the run's"),
+                AnyModel::Bio(_) => bail!("the checkpoint holds a `bio` model, the run trains `bp`"),
+            };
+            fit(b, rule, a.epochs.unwrap_or(BP_EPOCHS), spec, ckpt, |m: &bio_core::BpNet<B>| m.to_saved(), from_saved)
         }
     }
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Refuses a network whose training would not fit in the available memory (Linux only).
+fn check_memory(needed: u64) -> Result<()> {
+    if let Some(available) = bio_data::available_memory()
+        && needed > available
+    {
+        bail!(
+            "invalid value for `hidden`: training this network needs about {:.1} GiB of memory, only {:.1} GiB is available",
+            needed as f64 / GIB,
+            available as f64 / GIB
+        );
+    }
+    Ok(())
 }
 
 fn progress_bar(total: u64, label: &str, show: bool) -> ProgressBar {
@@ -181,60 +245,146 @@ fn fit<B: Backend, R: LearningRule<B>>(
     mut rule: R,
     epochs: usize,
     spec: &RunSpec,
+    ckpt: Checkpointing,
     to_saved: impl Fn(&R::Model) -> SavedModel,
+    from_saved: impl Fn(&SavedModel) -> Result<R::Model>,
 ) -> Result<(TrainMetrics, SavedModel)> {
     let a = spec.args;
     if epochs == 0 {
         bail!("invalid value for `epochs`: must be ≥ 1");
     }
     let (train, test) = (spec.train, spec.test);
-    let mut model = rule.init_model(b, spec.data.input_dim(), spec.data.classes, a.seed);
-    let per_epoch = train.len().div_ceil(a.batch) as u64;
-    let bar = progress_bar(per_epoch * epochs as u64, rule.name(), spec.progress);
+    let per_epoch = train.len().div_ceil(a.batch);
+    let (mut model, first_epoch, mut progress, mut history, seconds_before) = match ckpt.resume {
+        None => (
+            rule.init_model(b, spec.data.input_dim(), spec.data.classes, a.seed),
+            0,
+            EpochProgress::default(),
+            Vec::new(),
+            0.0,
+        ),
+        Some(state) => {
+            let saved = &state.model.model;
+            if saved.rule() != rule.name() || state.rule.rule() != rule.name() {
+                bail!("the checkpoint is of a `{}` run, this run trains `{}`", saved.rule(), rule.name());
+            }
+            if saved.hidden() != a.hidden.as_slice() {
+                bail!(
+                    "invalid value for `hidden`: the checkpoint's network has hidden {:?}, this run asks for {:?}",
+                    saved.hidden(),
+                    a.hidden
+                );
+            }
+            if state.epochs != epochs || state.epoch > epochs || state.progress.batches >= per_epoch.max(1) {
+                bail!(
+                    "the checkpoint stopped at batch {} of epoch {} of {}, which does not fit this run ({} epochs of {per_epoch} batches)",
+                    state.progress.batches,
+                    state.epoch + 1,
+                    state.epochs,
+                    epochs
+                );
+            }
+            if state.model.seed != a.seed {
+                bail!(
+                    "invalid value for `seed`: the checkpoint was trained with seed {}, this run has {}",
+                    state.model.seed,
+                    a.seed
+                );
+            }
+            let model = from_saved(saved).context("resuming from the checkpoint")?;
+            rule.restore_state(&model, state.rule).context("resuming from the checkpoint")?;
+            (model, state.epoch, state.progress, state.history, state.seconds)
+        }
+    };
+    let done_before = (first_epoch * per_epoch + progress.batches) as u64;
+    let bar = progress_bar(per_epoch as u64 * epochs as u64, rule.name(), spec.progress);
+    bar.set_position(done_before);
     let start = Instant::now();
-    let mut history = Vec::new();
-    for epoch in 0..epochs {
-        rule.start_epoch(epoch, epochs);
-        let batches = train.batches(a.batch, Some(a.seed.wrapping_add(epoch as u64))).map(|bt| (bt.images, bt.labels));
-        let report = train_epoch(b, &mut rule, &mut model, batches, |r| {
+    let seconds = || seconds_before + start.elapsed().as_secs_f64();
+    let mut done = done_before;
+    for epoch in first_epoch..epochs {
+        if progress.batches == 0 {
+            rule.start_epoch(epoch, epochs);
+        }
+        let batches = train
+            .batches(a.batch, Some(a.seed.wrapping_add(epoch as u64)))
+            .skip(progress.batches)
+            .map(|bt| (bt.images, bt.labels));
+        let mut save_error = None;
+        let report = train_epoch_from(b, &mut rule, &mut model, batches, &mut progress, |rule, model, p, r| {
             bar.inc(1);
             bar.set_message(format!("loss {:.3} acc {:.1}%", r.loss, 100.0 * r.correct as f32 / r.samples as f32));
-        });
-        let report = match report {
-            Ok(r) => r,
-            Err(e) => {
-                bar.abandon();
-                let kept = match (spec.out, epoch) {
-                    (Some(dir), e) if e > 0 => format!("; the checkpoint of epoch {e} in {} is kept", dir.display()),
-                    _ => String::new(),
+            done += 1;
+            if let (Some(dir), Some(every)) = (spec.out, ckpt.every)
+                && done.is_multiple_of(every as u64)
+                && p.batches < per_epoch
+            {
+                let state = TrainingState {
+                    model: model_file(spec, to_saved(model), epoch),
+                    rule: rule.save_state(model),
+                    epochs,
+                    epoch,
+                    progress: *p,
+                    history: history.clone(),
+                    seconds: seconds(),
                 };
-                bail!("epoch {}: {e}{kept}", epoch + 1);
+                if let Err(e) = model_dir::save_state(dir, &state) {
+                    save_error = Some(anyhow::Error::new(e).context(format!(
+                        "saving the checkpoint after batch {} of epoch {}",
+                        p.batches,
+                        epoch + 1
+                    )));
+                    return ControlFlow::Break(());
+                }
             }
-        };
-        history.push(EpochLog {
-            epoch: epoch + 1,
-            loss: report.loss,
-            train_accuracy: report.accuracy,
-            active_fraction: report.active_fraction,
-            seconds: start.elapsed().as_secs_f64(),
+            ControlFlow::Continue(())
         });
-        if let Some(dir) = spec.out {
-            let file = ModelFile {
-                model: to_saved(&model),
-                dataset: spec.dataset_spec.to_string(),
-                trained_classes: spec.classes.clone(),
-                epochs: epoch + 1,
-                seed: a.seed,
-                version: env!("CARGO_PKG_VERSION").to_string(),
+        if let Some(e) = save_error {
+            bar.abandon();
+            return Err(e);
+        }
+        if let Err(e) = report {
+            bar.abandon();
+            let kept = match (spec.out, epoch) {
+                (Some(dir), e) if e > 0 => format!("; the checkpoint of epoch {e} in {} is kept", dir.display()),
+                _ => String::new(),
             };
+            bail!("epoch {}: {e}{kept}", epoch + 1);
+        }
+        history.push((progress.report(), seconds()));
+        progress = EpochProgress::default();
+        if let Some(dir) = spec.out {
+            let file = model_file(spec, to_saved(&model), epoch + 1);
             model_dir::save_model(dir, &file)
                 .with_context(|| format!("saving the checkpoint of epoch {}", epoch + 1))?;
+            let state = TrainingState {
+                model: file,
+                rule: rule.save_state(&model),
+                epochs,
+                epoch: epoch + 1,
+                progress,
+                history: history.clone(),
+                seconds: seconds(),
+            };
+            model_dir::save_state(dir, &state)
+                .with_context(|| format!("saving the training state of epoch {}", epoch + 1))?;
         }
     }
-    let train_seconds = start.elapsed().as_secs_f64();
+    let train_seconds = seconds();
     bar.finish_and_clear();
     let eval = bio_eval::evaluate(&model, &test.images, &test.labels, 1000)?;
     let biology = bio_eval::biological_report(&model, &test.images, 1000)?;
+    let history = history
+        .iter()
+        .enumerate()
+        .map(|(i, (r, seconds))| EpochLog {
+            epoch: i + 1,
+            loss: r.loss,
+            train_accuracy: r.accuracy,
+            active_fraction: r.active_fraction,
+            seconds: *seconds,
+        })
+        .collect();
     let metrics = TrainMetrics {
         rule: rule.name().to_string(),
         dataset: spec.data.name.clone(),
@@ -252,6 +402,17 @@ fn fit<B: Backend, R: LearningRule<B>>(
     Ok((metrics, to_saved(&model)))
 }
 
+fn model_file(spec: &RunSpec, model: SavedModel, epochs_done: usize) -> ModelFile {
+    ModelFile {
+        model,
+        dataset: spec.dataset_spec.to_string(),
+        trained_classes: spec.classes.clone(),
+        epochs: epochs_done,
+        seed: spec.args.seed,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
 /// Restricts both splits to `classes` (all when `None`).
 pub fn restrict(data: &Dataset, classes: Option<&str>) -> Result<(Split, Split, Vec<usize>)> {
     match classes {
@@ -266,8 +427,86 @@ pub fn restrict(data: &Dataset, classes: Option<&str>) -> Result<(Split, Split, 
     }
 }
 
+/// Flags that `--resume` accepts without comparing them to the saved run: they do not change the
+/// trained weights.
+const RESUME_FREE_FLAGS: [&str; 5] = ["resume", "quiet", "json", "backend", "checkpoint_every"];
+
+/// `bio train --resume DIR`: the saved flags (with `--out DIR`) and the saved training state, after
+/// checking that no flag given on the command line disagrees with the saved ones.
+fn resume_args(cli_args: TrainArgs, dir: &Path) -> Result<(TrainArgs, Option<TrainingState>)> {
+    let (model_path, config_path, _) = model_dir::model_paths(dir);
+    let mut saved: TrainArgs = bio_data::read_json(&config_path).context("--resume")?;
+    let explicit = explicit_train_flags();
+    let (given, kept) = (serde_json::to_value(&cli_args)?, serde_json::to_value(&saved)?);
+    for id in &explicit {
+        if RESUME_FREE_FLAGS.contains(&id.as_str()) {
+            continue;
+        }
+        let flag = id.replace('_', "-");
+        if id == "out" {
+            if cli_args.out.as_deref() != Some(dir) {
+                bail!("invalid value for `out`: --resume continues in {}; leave out --out", dir.display());
+            }
+            continue;
+        }
+        if let (Some(g), Some(k)) = (find_field(&given, id), find_field(&kept, id))
+            && g != k
+        {
+            bail!("invalid value for `{flag}`: the resumed run in {} was started with {k}, not {g}", dir.display());
+        }
+    }
+    saved.out = Some(dir.to_path_buf());
+    saved.resume = Some(dir.to_path_buf());
+    saved.quiet = cli_args.quiet;
+    saved.json = cli_args.json;
+    saved.backend = cli_args.backend;
+    if explicit.iter().any(|id| id == "checkpoint_every") {
+        saved.checkpoint_every = cli_args.checkpoint_every;
+    }
+    let state_path = dir.join(model_dir::STATE_FILE);
+    let state = if state_path.exists() {
+        Some(model_dir::load_state(dir).context("--resume")?)
+    } else if model_path.exists() {
+        bail!(
+            "--resume: {} has a model but no training state ({}), so it cannot be resumed",
+            dir.display(),
+            model_dir::STATE_FILE
+        );
+    } else {
+        None // killed before its first checkpoint: start again (same seed, same result).
+    };
+    Ok((saved, state))
+}
+
+/// Ids of the `bio train` flags given explicitly on this process's command line.
+fn explicit_train_flags() -> Vec<String> {
+    use clap::CommandFactory;
+    use clap::parser::ValueSource;
+    let Ok(matches) = crate::cli::Cli::command().try_get_matches_from(std::env::args_os()) else {
+        return Vec::new();
+    };
+    let Some(sub) = matches.subcommand_matches("train") else {
+        return Vec::new();
+    };
+    sub.ids()
+        .map(|id| id.as_str().to_string())
+        .filter(|id| matches!(sub.value_source(id), Some(ValueSource::CommandLine)))
+        .collect()
+}
+
+/// The field `id` of a serialized `TrainArgs`, looking one level into flattened groups.
+fn find_field<'a>(v: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    let obj = v.as_object()?;
+    obj.get(id).or_else(|| obj.values().filter_map(|inner| inner.as_object()).find_map(|o| o.get(id)))
+}
+
 /// `bio train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    let (args, state) = match args.resume.clone() {
+        Some(dir) => resume_args(args, &dir)?,
+        None => (args, None),
+    };
+    let out: PathBuf = args.out.clone().context("--out is required")?;
     // Validate every hyper-parameter before touching data or disk.
     match args.rule {
         RuleChoice::Bio => drop(bio_params(&args.rule_args)?),
@@ -275,11 +514,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     let data = bio_data::load(&args.data.dataset, args.data.data.as_deref())?;
     let (train, test, classes) = restrict(&data, args.classes.as_deref())?;
-    bio_data::ensure_output_dir(&args.out)?;
+    bio_data::ensure_output_dir(&out)?;
     let b = cpu_or_explain(args.backend, args.quiet || args.json)?;
     if !args.quiet && !args.json {
+        let resumed = match &state {
+            Some(s) => format!(", resuming at batch {} of epoch {}", s.progress.batches, s.epoch + 1),
+            None => String::new(),
+        };
         eprintln!(
-            "training `{:?}` on {} ({} train / {} test images) with {}",
+            "training `{:?}` on {} ({} train / {} test images) with {}{resumed}",
             args.rule,
             data.source,
             train.len(),
@@ -287,8 +530,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
             b.name()
         );
     }
-    let (_, config_path, metrics_path) = model_dir::model_paths(&args.out);
-    bio_data::write_json(&config_path, &args)?;
+    let (_, config_path, metrics_path) = model_dir::model_paths(&out);
+    if args.resume.is_none() {
+        // A fresh run replaces any earlier one in the directory, its training state included.
+        let stale = out.join(model_dir::STATE_FILE);
+        if stale.exists() {
+            std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+        }
+        bio_data::write_json(&config_path, &args)?;
+    }
     let spec = RunSpec {
         rule: args.rule,
         args: &args.rule_args,
@@ -297,10 +547,10 @@ pub fn run(args: TrainArgs) -> Result<()> {
         train: &train,
         test: &test,
         classes,
-        out: Some(&args.out),
+        out: Some(&out),
         progress: !args.quiet && !args.json,
     };
-    let (metrics, _) = train_run(&b, &spec)?;
+    let (metrics, _) = train_run_with(&b, &spec, Checkpointing { every: args.checkpoint_every, resume: state })?;
     bio_data::write_json(&metrics_path, &metrics)?;
     if args.json {
         print_json(&metrics)?;
@@ -311,7 +561,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             percent(metrics.test_accuracy),
             metrics.test_samples,
             metrics.train_seconds,
-            args.out.display()
+            out.display()
         );
     }
     Ok(())

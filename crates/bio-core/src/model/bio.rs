@@ -100,6 +100,25 @@ fn uniform_init(rows: usize, cols: usize, scale: f32, sign: InitSign, rng: &mut 
     })
 }
 
+/// One random `p×p` window per neuron over a square image of `fan_in` pixels (the whole image when it
+/// is not square or `p` covers it): a retinotopic, localized receptive field.
+fn receptive_field_mask(width: usize, fan_in: usize, p: usize, rng: &mut ChaCha8Rng) -> Matrix {
+    let side = (fan_in as f64).sqrt().round() as usize;
+    if side * side != fan_in || p >= side {
+        return Matrix::full(width, fan_in, 1.0);
+    }
+    let mut mask = Matrix::zeros(width, fan_in);
+    for j in 0..width {
+        let (top, left) = (rng.random_range(0..=side - p), rng.random_range(0..=side - p));
+        for r in top..top + p {
+            for c in left..left + p {
+                mask.set(j, r * side + c, 1.0);
+            }
+        }
+    }
+    mask
+}
+
 /// Each neuron's total synaptic weight (the synaptic-scaling target) in the configured norm:
 /// `S` for L2 (the drive is `S·cos(w, x)`), `S·√fan_in` for L1, so that in both cases the drive
 /// from a normalized input is of order `S` whatever the layer's fan-in.
@@ -161,10 +180,17 @@ impl<B: Backend> BioNet<B> {
                 ScalingNorm::L1 => target_total(&config, fan_in) / fan_in as f32,
                 ScalingNorm::L2 => target_total(&config, fan_in) / (fan_in as f32).sqrt(),
             };
-            let w = uniform_init(width, fan_in, scale, config.hidden_init, &mut rng);
+            let mut w = uniform_init(width, fan_in, scale, config.hidden_init, &mut rng);
+            let mask = match config.receptive_field {
+                Some(p) if layers.is_empty() => receptive_field_mask(width, fan_in, p, &mut rng),
+                _ => Matrix::full(width, fan_in, 1.0),
+            };
+            for (wi, mi) in w.as_mut_slice().iter_mut().zip(mask.as_slice()) {
+                *wi *= mi;
+            }
             layers.push(BioLayer {
                 weights: backend.upload(&w),
-                mask: backend.full(width, fan_in, 1.0),
+                mask: backend.upload(&mask),
                 bias: backend.full(1, width, 0.0),
                 rate: backend.full(1, width, config.active_fraction),
             });

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::{BatchReport, LearningRule, check_finite, count_correct};
+use super::{BatchReport, LearningRule, RngState, RuleState, check_finite, count_correct};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::model::{
@@ -279,5 +279,27 @@ impl<B: Backend> LearningRule<B> for BioRule {
         let rate = config.readout_rate * self.schedule;
         readout_update(&b, &mut model.readout, &error, &trace.code, rate, m.sign_preserving_readout);
         Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
+    }
+
+    fn save_state(&self, _model: &BioNet<B>) -> RuleState {
+        RuleState::Bio {
+            schedule: self.schedule,
+            hidden_plastic: self.hidden_plastic,
+            regrow_pending: self.regrow_pending,
+            rng: RngState::capture(&self.rng),
+        }
+    }
+
+    fn restore_state(&mut self, _model: &BioNet<B>, state: RuleState) -> Result<(), CoreError> {
+        match state {
+            RuleState::Bio { schedule, hidden_plastic, regrow_pending, rng } => {
+                (self.schedule, self.hidden_plastic, self.regrow_pending) = (schedule, hidden_plastic, regrow_pending);
+                self.rng = rng.restore();
+                Ok(())
+            }
+            other => {
+                Err(CoreError::Incompatible(format!("a `{}` training state cannot resume a `bio` run", other.rule())))
+            }
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Backpropagation with Adam or SGD-momentum on the mean cross-entropy: the baseline.
 
-use super::{BatchReport, LearningRule, check_finite, count_correct};
+use super::{BatchReport, LearningRule, RuleState, check_finite, count_correct};
 use crate::backend::{AdamStep, Backend};
 use crate::error::CoreError;
 use crate::model::{BpNet, Classifier};
 use crate::params::{BpConfig, Optimizer};
+use crate::tensor::Matrix;
 
 /// Optimizer moments of one tensor.
 #[derive(Clone, Debug)]
@@ -76,5 +77,49 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
             }
         }
         Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction: g.active_fraction })
+    }
+
+    fn save_state(&self, model: &BpNet<B>) -> RuleState {
+        let b = model.backend();
+        let moments =
+            self.moments.iter().map(|m| (b.download(&m.first), m.second.as_ref().map(|v| b.download(v)))).collect();
+        RuleState::Bp { steps: self.steps, moments }
+    }
+
+    fn restore_state(&mut self, model: &BpNet<B>, state: RuleState) -> Result<(), CoreError> {
+        let RuleState::Bp { steps, moments } = state else {
+            return Err(CoreError::Incompatible(format!(
+                "a `{}` training state cannot resume a `bp` run",
+                state.rule()
+            )));
+        };
+        let b = model.backend();
+        if !moments.is_empty() {
+            let shapes: Vec<(usize, usize)> =
+                model.layers.iter().flat_map(|l| [b.shape(&l.weights), b.shape(&l.bias)]).collect();
+            if moments.len() != shapes.len() {
+                return Err(CoreError::Incompatible(format!(
+                    "optimizer state holds {} tensors, the model has {}",
+                    moments.len(),
+                    shapes.len()
+                )));
+            }
+            let with_second = matches!(self.config.optimizer, Optimizer::Adam);
+            for (i, ((first, second), shape)) in moments.iter().zip(&shapes).enumerate() {
+                let bad = |m: &Matrix| m.shape() != *shape || !m.all_finite();
+                if bad(first) || second.as_ref().is_some_and(bad) || second.is_some() != with_second {
+                    return Err(CoreError::Incompatible(format!(
+                        "optimizer moment {i} does not fit a {}×{} tensor of this optimizer",
+                        shape.0, shape.1
+                    )));
+                }
+            }
+        }
+        self.moments = moments
+            .iter()
+            .map(|(first, second)| Moments { first: b.upload(first), second: second.as_ref().map(|v| b.upload(v)) })
+            .collect();
+        self.steps = steps;
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::backend::Backend;
 use crate::error::CoreError;
 use crate::model::Classifier;
+use crate::tensor::Matrix;
 
 /// What one training step observed (before its update).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -45,6 +46,83 @@ pub trait LearningRule<B: Backend> {
         x: &B::Tensor,
         labels: &[usize],
     ) -> Result<BatchReport, CoreError>;
+    /// Everything this rule carries from one batch to the next (schedule, random stream, optimizer
+    /// moments), in host form, so that training can be checkpointed and resumed bit for bit.
+    fn save_state(&self, model: &Self::Model) -> RuleState;
+    /// Puts back a state from [`LearningRule::save_state`]; `model` is the model it will train (its
+    /// shapes are checked). Errors with [`CoreError::Incompatible`] if the state belongs to the other
+    /// rule or to another architecture.
+    fn restore_state(&mut self, model: &Self::Model, state: RuleState) -> Result<(), CoreError>;
+}
+
+/// Position of a ChaCha8 random stream: seed, stream and 128-bit word position (split in two `u64`
+/// so every serde format can hold it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RngState {
+    /// The 32-byte key the generator was seeded with.
+    pub seed: [u8; 32],
+    /// Stream number.
+    pub stream: u64,
+    /// High 64 bits of the word position.
+    pub word_pos_hi: u64,
+    /// Low 64 bits of the word position.
+    pub word_pos_lo: u64,
+}
+
+impl RngState {
+    /// Captures `rng`'s exact position.
+    pub fn capture(rng: &rand_chacha::ChaCha8Rng) -> Self {
+        let pos = rng.get_word_pos();
+        Self {
+            seed: rng.get_seed(),
+            stream: rng.get_stream(),
+            word_pos_hi: (pos >> 64) as u64,
+            word_pos_lo: pos as u64,
+        }
+    }
+
+    /// A generator at exactly the captured position.
+    pub fn restore(&self) -> rand_chacha::ChaCha8Rng {
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::from_seed(self.seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(((self.word_pos_hi as u128) << 64) | self.word_pos_lo as u128);
+        rng
+    }
+}
+
+/// A learning rule's state between two batches, in backend-free form (see [`LearningRule::save_state`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RuleState {
+    /// State of [`BioRule`].
+    Bio {
+        /// Learning-rate multiplier of the current epoch.
+        schedule: f32,
+        /// Whether the hidden layers are plastic in the current epoch.
+        hidden_plastic: bool,
+        /// Whether regrowth is still due in the current epoch.
+        regrow_pending: bool,
+        /// The rule's random stream (noise and regrowth).
+        rng: RngState,
+    },
+    /// State of [`BackpropRule`].
+    Bp {
+        /// Optimizer steps taken.
+        steps: u64,
+        /// First and (Adam) second moments of each tensor, weights then bias of each layer; empty
+        /// before the first step.
+        moments: Vec<(Matrix, Option<Matrix>)>,
+    },
+}
+
+impl RuleState {
+    /// `"bio"` or `"bp"`: the rule this state belongs to.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            RuleState::Bio { .. } => "bio",
+            RuleState::Bp { .. } => "bp",
+        }
+    }
 }
 
 /// Counts predictions equal to the labels.

@@ -1,0 +1,133 @@
+#include "prelude.h"
+#include KERNELS_CU
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+#include <algorithm>
+#include <cstdint>
+static int failures = 0;
+#define CHECK(c, ...) do { if (!(c)) { failures++; std::printf("FAIL %s:%d: ", __FILE__, __LINE__); std::printf(__VA_ARGS__); std::printf("\n"); } } while (0)
+static unsigned int pow2_clamp(unsigned long long c) { unsigned long long p = 1; while (p < c) p <<= 1; return (unsigned int)std::clamp<unsigned long long>(p, 32, 256); }
+static dim3 rows_cfg_block(u64 cols) { return dim3{pow2_clamp(cols), 1, 1}; }
+static uint32_t key(float x) { uint32_t u; std::memcpy(&u, &x, 4); return (u & 0x80000000u) ? ~u : (u | 0x80000000u); }
+static bool same(float a, float b) { return (std::isnan(a) && std::isnan(b)) || a == b; }
+std::mt19937 rng(1);
+static std::vector<float> randvec(size_t n, bool ties) {
+    std::uniform_real_distribution<float> u(-2, 2);
+    const float vals[] = {-1.0f, 0.0f, 0.25f, 0.25f, 3.0f, -0.0f};
+    std::vector<float> v(n);
+    for (auto& x : v) x = ties ? vals[rng() % 6] : u(rng);
+    return v;
+}
+int main() {
+    // ---- kth largest
+    for (u64 cols : {1ull, 2ull, 5ull, 37ull, 300ull, 1000ull}) for (bool ties : {false, true}) {
+        u64 rows = 5;
+        auto a = randvec(rows * cols, ties);
+        if (cols > 3) { a[1] = NAN; a[2] = INFINITY; a[3] = -INFINITY; a[cols + 1] = -0.0f; }
+        std::vector<u64> ks = {1, (cols + 1) / 2, cols};
+        for (u64 k : ks) {
+            std::vector<float> out(rows, 12345.0f);
+            for (unsigned g : {1u, 2u, (unsigned)rows}) {
+                launch(dim3{g,1,1}, rows_cfg_block(cols), [&] { bio_kth_largest_rows(out.data(), a.data(), rows, cols, k); });
+                for (u64 r = 0; r < rows; ++r) {
+                    std::vector<float> row(a.begin() + r * cols, a.begin() + (r + 1) * cols);
+                    std::sort(row.begin(), row.end(), [](float x, float y) { return key(x) > key(y); });
+                    uint32_t gb, wb; std::memcpy(&gb, &out[r], 4); std::memcpy(&wb, &row[k - 1], 4);
+                    CHECK(gb == wb, "kth cols=%llu k=%llu row=%llu ties=%d got %g want %g", cols, k, r, ties, out[r], row[k-1]);
+                }
+            }
+        }
+    }
+    // ---- argmax
+    for (u64 cols : {1ull, 3ull, 37ull, 300ull}) for (int mode = 0; mode < 3; ++mode) {
+        u64 rows = 6;
+        auto a = randvec(rows * cols, mode == 1);
+        if (mode == 2) { for (u64 r = 0; r < rows; ++r) for (u64 j = 0; j < cols; ++j) a[r*cols+j] = (j % 4 == 1) ? NAN : a[r*cols+j]; a[0] = NAN; }
+        std::vector<unsigned int> out(rows, 999);
+        launch(dim3{2,1,1}, rows_cfg_block(cols), [&] { bio_argmax_rows(out.data(), a.data(), rows, cols); });
+        for (u64 r = 0; r < rows; ++r) {
+            const float* row = &a[r * cols]; u64 best = 0;
+            for (u64 j = 0; j < cols; ++j) if (row[j] > row[best]) best = j;
+            CHECK(out[r] == best, "argmax cols=%llu mode=%d row=%llu got %u want %llu", cols, mode, r, out[r], best);
+        }
+    }
+    // ---- reductions
+    for (auto [rows, cols] : std::vector<std::pair<u64,u64>>{{1,1},{1,37},{37,1},{7,13},{130,257},{1,5000},{3000,1},{40,300}}) {
+        auto a = randvec(rows * cols, false);
+        for (int op = 0; op < 4; ++op) {
+            auto fold = [&](auto idx, u64 n) { double acc = op==2 ? -INFINITY : op==3 ? INFINITY : 0.0, sabs = 0;
+                for (u64 t = 0; t < n; ++t) { double v = a[idx(t)]; sabs += std::fabs(v); acc = op==2 ? std::fmax(acc,v) : op==3 ? std::fmin(acc,v) : acc+v; }
+                if (op == 1) { acc /= n; sabs /= n; } return std::pair<float,double>{(float)acc, sabs}; };
+            auto cmp = [&](const char* what, float got, std::pair<float,double> want, u64 i) {
+                if (op >= 2) CHECK(got == want.first, "%s op=%d %llux%llu [%llu] got %g want %g", what, op, rows, cols, i, got, want.first);
+                else CHECK(std::fabs(got - want.first) <= 1e-6 + 1e-5 * want.second, "%s op=%d %llux%llu [%llu] got %.9g want %.9g", what, op, rows, cols, i, got, want.first);
+            };
+            std::vector<float> pr(rows), pc(cols), all(1);
+            launch(dim3{(unsigned)std::min<u64>(rows, 3),1,1}, rows_cfg_block(cols), [&] { bio_reduce_rows(pr.data(), a.data(), rows, cols, op); });
+            for (u64 r = 0; r < rows; ++r) cmp("rows", pr[r], fold([&](u64 t){ return r*cols+t; }, cols), r);
+            launch(dim3{(unsigned)std::min<u64>((cols+31)/32, 2),1,1}, dim3{32,16,1}, [&] { bio_reduce_cols(pc.data(), a.data(), rows, cols, op); });
+            for (u64 j = 0; j < cols; ++j) cmp("cols", pc[j], fold([&](u64 t){ return t*cols+j; }, rows), j);
+            launch(dim3{1,1,1}, rows_cfg_block(rows*cols), [&] { bio_reduce_rows(all.data(), a.data(), 1, rows*cols, op); });
+            cmp("all", all[0], fold([&](u64 t){ return t; }, rows*cols), 0);
+        }
+    }
+    // ---- softmax
+    for (auto [rows, cols] : std::vector<std::pair<u64,u64>>{{1,1},{3,37},{5,300},{2,3}}) for (bool huge : {false, true}) {
+        auto a = randvec(rows * cols, false);
+        if (huge) for (auto& x : a) x = (rng() % 2 ? 1e4f : -1e4f) + x;
+        std::vector<float> out(rows * cols);
+        launch(dim3{2,1,1}, rows_cfg_block(cols), [&] { bio_softmax_rows(out.data(), a.data(), rows, cols); });
+        for (u64 r = 0; r < rows; ++r) {
+            float mx = -INFINITY; for (u64 j = 0; j < cols; ++j) mx = std::fmax(mx, a[r*cols+j]);
+            std::vector<float> e(cols); double s = 0; for (u64 j = 0; j < cols; ++j) { e[j] = std::exp(a[r*cols+j]-mx); s += e[j]; }
+            double tot = 0;
+            for (u64 j = 0; j < cols; ++j) { float w = (float)(e[j]/s); float g = out[r*cols+j]; tot += g;
+                CHECK(std::isfinite(g) && std::fabs(g-w) <= 1e-6 + 1e-5*std::fabs(w), "softmax %llux%llu (%llu,%llu) got %g want %g", rows, cols, r, j, g, w); }
+            CHECK(std::fabs(tot - 1) <= 1e-5, "softmax row sum %g", tot);
+        }
+    }
+    // ---- zip / zip_assign: the four broadcast forms
+    for (auto [rows, cols] : std::vector<std::pair<u64,u64>>{{1,1},{7,13},{37,1},{1,37}}) for (int form = 0; form < 4; ++form) for (int op = 0; op < 7; ++op) {
+        u64 br = form==0||form==1 ? rows : 1, bc = form==0||form==2 ? cols : 1;
+        u64 rs = form==0 ? cols : form==1 ? 1 : 0, cs = form==0||form==2 ? 1 : 0;
+        if (form == 0) { rs = bc; cs = 1; }
+        auto a = randvec(rows*cols, true); auto b = randvec(br*bc, true);
+        for (auto& x : b) if (op == 3 && x == 0) x = 0.5f;
+        std::vector<float> out(rows*cols), inplace = a;
+        launch(dim3{2,1,1}, dim3{64,1,1}, [&] { bio_zip(out.data(), a.data(), b.data(), rows, cols, rs, cs, op); });
+        launch(dim3{2,1,1}, dim3{64,1,1}, [&] { bio_zip_assign(inplace.data(), b.data(), rows, cols, rs, cs, op); });
+        for (u64 i = 0; i < rows; ++i) for (u64 j = 0; j < cols; ++j) {
+            float x = a[i*cols+j], y = b[(br==1?0:i)*bc + (bc==1?0:j)];
+            float w = op==0?x+y: op==1?x-y: op==2?x*y: op==3?x/y: op==4?std::fmax(x,y): op==5?std::fmin(x,y): (x>y?1.f:0.f);
+            CHECK(same(out[i*cols+j], w) && same(inplace[i*cols+j], w), "zip op=%d form=%d (%llu,%llu)", op, form, i, j);
+        }
+    }
+    // ---- map, lincomb, fill, adam, momentum
+    {
+        u64 n = 1000; auto a = randvec(n, false); for (auto& x : a) x = std::fabs(x) + 0.05f; a[0] = 0; a[1] = -0.5f;
+        std::vector<float> out(n);
+        for (int op = 0; op <= 12; ++op) {
+            launch(dim3{3,1,1}, dim3{256,1,1}, [&] { bio_map(out.data(), a.data(), n, op, 0.5f, 1.25f); });
+            for (u64 i = 0; i < n; ++i) { float x = a[i];
+                float w = op==0?std::fmax(x,0.f): op==1?(x>0?1.f:0.f): op==2?std::exp(x): op==3?std::log(x): op==4?std::sqrt(x): op==5?std::fabs(x):
+                          op==6?(x>0?1.f:x<0?-1.f:0.f): op==7?x*x: op==8?1.f/x: op==9?0.5f*x: op==10?x+0.5f: op==11?std::pow(x,0.5f): std::fmin(std::fmax(x,0.5f),1.25f);
+                CHECK(same(out[i], w), "map op=%d x=%g got %g want %g", op, x, out[i], w); }
+        }
+        auto b = randvec(n, false);
+        launch(dim3{1,1,1}, dim3{256,1,1}, [&] { bio_lincomb(out.data(), a.data(), b.data(), n, 0.5f, -2.0f); });
+        for (u64 i = 0; i < n; ++i) CHECK(out[i] == 0.5f*a[i] + -2.0f*b[i], "lincomb");
+        for (float v : {-0.0f, NAN, 1.5f}) { unsigned bits; std::memcpy(&bits, &v, 4);
+            launch(dim3{2,1,1}, dim3{256,1,1}, [&] { bio_fill(out.data(), n, bits); });
+            for (u64 i = 0; i < n; ++i) { unsigned gb; std::memcpy(&gb, &out[i], 4); CHECK(gb == bits, "fill"); } }
+        std::vector<float> p = a, m(n, 0.1f), v(n, 0.2f), p2 = a, m2 = m, v2 = v;
+        launch(dim3{2,1,1}, dim3{256,1,1}, [&] { bio_adam_step(p.data(), b.data(), m.data(), v.data(), n, 0.01f, 0.9f, 0.999f, 1e-8f); });
+        for (u64 i = 0; i < n; ++i) { float gi = b[i]; float mi = 0.9f*m2[i] + (1.0f-0.9f)*gi; float vi = 0.999f*v2[i] + (1.0f-0.999f)*gi*gi;
+            p2[i] -= 0.01f*mi/(std::sqrt(vi)+1e-8f); CHECK(p[i]==p2[i] && m[i]==mi && v[i]==vi, "adam %llu", i); }
+        std::vector<float> q = a, mm(n, 0.3f);
+        launch(dim3{2,1,1}, dim3{256,1,1}, [&] { bio_momentum_step(q.data(), b.data(), mm.data(), n, 0.05f, 0.9f); });
+        for (u64 i = 0; i < n; ++i) { float mi = 0.9f*0.3f + b[i]; CHECK(mm[i]==mi && q[i]==a[i]-0.05f*mi, "momentum"); }
+    }
+    std::printf("%s (%d failures)\n", failures ? "FAILED" : "all emulated kernel checks passed", failures);
+    return failures != 0;
+}

@@ -1,0 +1,443 @@
+//! The five operation families of `bio_core::Backend` on [`CudaBackend`]: cuBLAS SGEMM for the
+//! matrix products and the NVRTC kernels of [`crate::kernels`] for everything else.
+#![allow(unsafe_code)]
+
+use bio_core::backend::broadcast_strides;
+use bio_core::{
+    AdamStep, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, Reduce, ReduceOps, SelectOps, TensorStore, Unary,
+};
+use cudarc::cublas::sys::cublasOperation_t;
+use cudarc::cublas::{Gemm, GemmConfig};
+use cudarc::driver::PushKernelArg;
+
+use crate::device::{CudaBackend, Tensor, check, u64_of};
+use crate::kernels::{Kernel, binary, reduce, unary};
+
+/// A dimension as cuBLAS's `int`.
+fn blas_dim(n: usize, what: &str) -> i32 {
+    i32::try_from(n).unwrap_or_else(|_| panic!("bio-cuda: matmul {what} = {n} exceeds cuBLAS's 32-bit int"))
+}
+
+/// The column-major SGEMM that computes the row-major product `op(A)·op(B)` (`A` is
+/// `a_shape`, `B` is `b_shape`, both row-major): `Cᵀ = op(B)ᵀ·op(A)ᵀ`. A row-major buffer read
+/// column-major is its transpose, so B's buffer is cuBLAS's first operand with B's transpose flag,
+/// A's the second with A's, each with its row length as leading dimension, and `ldc = n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RowMajorGemm {
+    /// Transpose cuBLAS's first operand (B's buffer).
+    pub(crate) trans_first: bool,
+    /// Transpose cuBLAS's second operand (A's buffer).
+    pub(crate) trans_second: bool,
+    /// cuBLAS `m`: columns of the row-major result.
+    pub(crate) m: usize,
+    /// cuBLAS `n`: rows of the row-major result.
+    pub(crate) n: usize,
+    /// Inner dimension.
+    pub(crate) k: usize,
+    /// Leading dimension of the first operand (B's row length).
+    pub(crate) ld_first: usize,
+    /// Leading dimension of the second operand (A's row length).
+    pub(crate) ld_second: usize,
+    /// Leading dimension of the result (its row length).
+    pub(crate) ldc: usize,
+}
+
+impl RowMajorGemm {
+    /// The call for `op(A)·op(B)`; panics if the inner dimensions differ.
+    pub(crate) fn new(a_shape: (usize, usize), trans_a: bool, b_shape: (usize, usize), trans_b: bool) -> Self {
+        let (rows, ka) = if trans_a { (a_shape.1, a_shape.0) } else { a_shape };
+        let (kb, cols) = if trans_b { (b_shape.1, b_shape.0) } else { b_shape };
+        assert_eq!(ka, kb, "matmul inner dimensions differ: {ka} vs {kb}");
+        Self {
+            trans_first: trans_b,
+            trans_second: trans_a,
+            m: cols,
+            n: rows,
+            k: ka,
+            ld_first: b_shape.1,
+            ld_second: a_shape.1,
+            ldc: cols,
+        }
+    }
+}
+
+impl LinalgOps for CudaBackend {
+    /// cuBLAS SGEMM on the row-major buffers (`C = op(A)·op(B)` computed as the column-major
+    /// `Cᵀ = op(B)ᵀ·op(A)ᵀ`), FP32 math (no TF32).
+    fn matmul(&self, a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool) -> Tensor {
+        let g = RowMajorGemm::new(a.shape(), trans_a, b.shape(), trans_b);
+        let (rows, cols) = (g.n, g.m);
+        if rows == 0 || cols == 0 {
+            return self.uninit(rows, cols);
+        }
+        if g.k == 0 {
+            return self.full(rows, cols, 0.0);
+        }
+        let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+        let cfg = GemmConfig {
+            transa: op(g.trans_first),
+            transb: op(g.trans_second),
+            m: blas_dim(g.m, "m"),
+            n: blas_dim(g.n, "n"),
+            k: blas_dim(g.k, "k"),
+            alpha: 1.0f32,
+            lda: blas_dim(g.ld_first, "lda"),
+            ldb: blas_dim(g.ld_second, "ldb"),
+            beta: 0.0f32,
+            ldc: blas_dim(g.ldc, "ldc"),
+        };
+        let mut c = self.uninit(rows, cols);
+        check(self.inner.ctx.bind_to_thread(), "binding the CUDA context");
+        // SAFETY: with these dimensions cuBLAS reads B's buffer as a k×m or m×k column-major matrix
+        // with ld = B.cols, i.e. exactly B.rows·B.cols floats, A's likewise, and writes m·n floats of
+        // C (ldc = m); every buffer holds at least that many (checked by the model test of
+        // RowMajorGemm). β = 0, so C's uninitialized contents are not read. The handle is bound to
+        // this backend's stream, which orders the call after A's and B's producers.
+        check(unsafe { self.inner.blas.gemm(cfg, &b.data, &a.data, &mut c.data) }, "cublasSgemm");
+        c
+    }
+}
+
+/// `(code, p0, p1)` of a unary op for `bio_map`.
+fn unary_code(op: Unary) -> (i32, f32, f32) {
+    match op {
+        Unary::Relu => (unary::RELU, 0.0, 0.0),
+        Unary::Step => (unary::STEP, 0.0, 0.0),
+        Unary::Exp => (unary::EXP, 0.0, 0.0),
+        Unary::Ln => (unary::LN, 0.0, 0.0),
+        Unary::Sqrt => (unary::SQRT, 0.0, 0.0),
+        Unary::Abs => (unary::ABS, 0.0, 0.0),
+        Unary::Sign => (unary::SIGN, 0.0, 0.0),
+        Unary::Square => (unary::SQUARE, 0.0, 0.0),
+        Unary::Recip => (unary::RECIP, 0.0, 0.0),
+        Unary::Scale(a) => (unary::SCALE, a, 0.0),
+        Unary::Offset(a) => (unary::OFFSET, a, 0.0),
+        Unary::Powf(p) => (unary::POWF, p, 0.0),
+        Unary::Clamp(lo, hi) => (unary::CLAMP, lo, hi),
+    }
+}
+
+fn binary_code(op: Binary) -> i32 {
+    match op {
+        Binary::Add => binary::ADD,
+        Binary::Sub => binary::SUB,
+        Binary::Mul => binary::MUL,
+        Binary::Div => binary::DIV,
+        Binary::Max => binary::MAX,
+        Binary::Min => binary::MIN,
+        Binary::Greater => binary::GREATER,
+    }
+}
+
+impl ElementwiseOps for CudaBackend {
+    fn map(&self, a: &Tensor, op: Unary) -> Tensor {
+        let mut out = self.uninit(a.rows, a.cols);
+        let n = a.len();
+        if n > 0 {
+            let (code, p0, p1) = unary_code(op);
+            let n64 = u64_of(n);
+            let mut launch = self.stream().launch_builder(self.kernel(Kernel::Map));
+            launch.arg(&mut out.data).arg(&a.data).arg(&n64).arg(&code).arg(&p0).arg(&p1);
+            // SAFETY: bio_map(float* out, const float* a, u64 n, int op, float p0, float p1) reads
+            // a[0..n) and writes out[0..n); both hold at least n floats.
+            check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_map");
+        }
+        out
+    }
+
+    fn zip(&self, a: &Tensor, b: &Tensor, op: Binary) -> Tensor {
+        let (rs, cs) = broadcast_strides(a.shape(), b.shape());
+        let mut out = self.uninit(a.rows, a.cols);
+        let n = a.len();
+        if n > 0 {
+            let (rows, cols, rs, cs, code) = (u64_of(a.rows), u64_of(a.cols), u64_of(rs), u64_of(cs), binary_code(op));
+            let mut launch = self.stream().launch_builder(self.kernel(Kernel::Zip));
+            launch.arg(&mut out.data).arg(&a.data).arg(&b.data).arg(&rows).arg(&cols).arg(&rs).arg(&cs).arg(&code);
+            // SAFETY: bio_zip(out, a, b, rows, cols, rs, cs, op) reads a[0..n), writes out[0..n) and
+            // reads b[i·rs + j·cs] for i < rows, j < cols; broadcast_strides accepted b's shape, so
+            // that index is below b's length.
+            check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_zip");
+        }
+        out
+    }
+
+    fn zip_assign(&self, a: &mut Tensor, b: &Tensor, op: Binary) {
+        let (rs, cs) = broadcast_strides(a.shape(), b.shape());
+        let n = a.len();
+        if n > 0 {
+            let (rows, cols, rs, cs, code) = (u64_of(a.rows), u64_of(a.cols), u64_of(rs), u64_of(cs), binary_code(op));
+            let mut launch = self.stream().launch_builder(self.kernel(Kernel::ZipAssign));
+            launch.arg(&mut a.data).arg(&b.data).arg(&rows).arg(&cols).arg(&rs).arg(&cs).arg(&code);
+            // SAFETY: bio_zip_assign(a, b, rows, cols, rs, cs, op) updates a[0..n) in place, each
+            // entry read and written by the same thread; b is read as in `zip` (in bounds). `a` and
+            // `b` are distinct buffers (one is borrowed mutably).
+            check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_zip_assign");
+        }
+    }
+
+    fn lincomb(&self, alpha: f32, a: &Tensor, beta: f32, b: &Tensor) -> Tensor {
+        assert_eq!(a.shape(), b.shape(), "lincomb needs equal shapes");
+        let mut out = self.uninit(a.rows, a.cols);
+        let n = a.len();
+        if n > 0 {
+            let n64 = u64_of(n);
+            let mut launch = self.stream().launch_builder(self.kernel(Kernel::Lincomb));
+            launch.arg(&mut out.data).arg(&a.data).arg(&b.data).arg(&n64).arg(&alpha).arg(&beta);
+            // SAFETY: bio_lincomb(out, a, b, u64 n, float alpha, float beta) touches [0..n) of three
+            // buffers of at least n floats each.
+            check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_lincomb");
+        }
+        out
+    }
+}
+
+fn reduce_code(op: Reduce) -> i32 {
+    match op {
+        Reduce::Sum => reduce::SUM,
+        Reduce::Mean => reduce::MEAN,
+        Reduce::Max => reduce::MAX,
+        Reduce::Min => reduce::MIN,
+    }
+}
+
+impl CudaBackend {
+    /// `bio_reduce_rows` over `a` seen as `rows×cols` (for `Dim::All`: `1×len`), into `out`.
+    fn reduce_rows_into(&self, out: &mut Tensor, a: &Tensor, rows: usize, cols: usize, op: Reduce) {
+        debug_assert_eq!(rows * cols, a.len());
+        let (rows64, cols64, code) = (u64_of(rows), u64_of(cols), reduce_code(op));
+        let mut launch = self.stream().launch_builder(self.kernel(Kernel::ReduceRows));
+        launch.arg(&mut out.data).arg(&a.data).arg(&rows64).arg(&cols64).arg(&code);
+        // SAFETY: bio_reduce_rows(out, a, rows, cols, op) reads a[0..rows·cols) (= a's entries) and
+        // writes out[0..rows); `out` holds at least `rows` floats (and ≥ 1). The block size from
+        // rows_cfg is a power of two ≤ MAX_ROW_BLOCK, as the kernel's shared array requires.
+        check(unsafe { launch.launch(Self::rows_cfg(rows, cols)) }, "bio_reduce_rows");
+    }
+}
+
+impl ReduceOps for CudaBackend {
+    fn reduce(&self, a: &Tensor, dim: Dim, op: Reduce) -> Tensor {
+        match dim {
+            Dim::PerRow => {
+                let mut out = self.uninit(a.rows, 1);
+                if a.rows > 0 {
+                    self.reduce_rows_into(&mut out, a, a.rows, a.cols, op);
+                }
+                out
+            }
+            Dim::All => {
+                let mut out = self.uninit(1, 1);
+                self.reduce_rows_into(&mut out, a, 1, a.len(), op);
+                out
+            }
+            Dim::PerCol => {
+                let mut out = self.uninit(1, a.cols);
+                if a.cols > 0 {
+                    let (rows, cols, code) = (u64_of(a.rows), u64_of(a.cols), reduce_code(op));
+                    let mut launch = self.stream().launch_builder(self.kernel(Kernel::ReduceCols));
+                    launch.arg(&mut out.data).arg(&a.data).arg(&rows).arg(&cols).arg(&code);
+                    // SAFETY: bio_reduce_cols(out, a, rows, cols, op) reads a[0..rows·cols) and
+                    // writes out[0..cols); cols_cfg gives the (32, COL_BLOCK_Y) block it expects.
+                    check(unsafe { launch.launch(Self::cols_cfg(a.cols)) }, "bio_reduce_cols");
+                }
+                out
+            }
+        }
+    }
+}
+
+impl SelectOps for CudaBackend {
+    /// Exact: a radix select on the float's order-preserving bit key, so the result is always one of
+    /// the row's own values. Ordering is `f32::total_cmp`'s (like the reference backend), NaN
+    /// included.
+    fn row_kth_largest(&self, a: &Tensor, k: usize) -> Tensor {
+        assert!(k >= 1 && k <= a.cols, "k = {k} outside 1..={}", a.cols);
+        let mut out = self.uninit(a.rows, 1);
+        if a.rows > 0 {
+            let (rows, cols, k64) = (u64_of(a.rows), u64_of(a.cols), u64_of(k));
+            let mut launch = self.stream().launch_builder(self.kernel(Kernel::KthLargestRows));
+            launch.arg(&mut out.data).arg(&a.data).arg(&rows).arg(&cols).arg(&k64);
+            // SAFETY: bio_kth_largest_rows(out, a, rows, cols, k) reads a[0..rows·cols) and writes
+            // out[0..rows); 1 ≤ k ≤ cols was checked, which the digit walk relies on. Block size
+            // from rows_cfg (power of two ≤ 256; the histogram loop covers all 256 bins).
+            check(unsafe { launch.launch(Self::rows_cfg(a.rows, a.cols)) }, "bio_kth_largest_rows");
+        }
+        out
+    }
+
+    fn softmax_rows(&self, a: &Tensor) -> Tensor {
+        let mut out = self.uninit(a.rows, a.cols);
+        if a.rows > 0 && a.cols > 0 {
+            let (rows, cols) = (u64_of(a.rows), u64_of(a.cols));
+            let mut launch = self.stream().launch_builder(self.kernel(Kernel::SoftmaxRows));
+            launch.arg(&mut out.data).arg(&a.data).arg(&rows).arg(&cols);
+            // SAFETY: bio_softmax_rows(out, a, rows, cols) reads a[0..rows·cols) and writes
+            // out[0..rows·cols); both hold that many floats. Block size from rows_cfg.
+            check(unsafe { launch.launch(Self::rows_cfg(a.rows, a.cols)) }, "bio_softmax_rows");
+        }
+        out
+    }
+
+    /// The first index of the row's largest value. Matches the reference's scan with NaN too: a
+    /// NaN in column 0 gives 0, other NaNs are skipped.
+    fn argmax_rows(&self, a: &Tensor) -> Vec<usize> {
+        if a.rows == 0 {
+            return Vec::new();
+        }
+        assert!(u32::try_from(a.cols).is_ok(), "bio-cuda: argmax_rows returns u32 column indices; {} columns", a.cols);
+        // SAFETY: device memory with unspecified contents; bio_argmax_rows writes all `rows` entries
+        // before the download below reads them (same stream).
+        let mut idx = check(unsafe { self.stream().alloc::<u32>(a.rows) }, "device allocation");
+        let (rows, cols) = (u64_of(a.rows), u64_of(a.cols));
+        let mut launch = self.stream().launch_builder(self.kernel(Kernel::ArgmaxRows));
+        launch.arg(&mut idx).arg(&a.data).arg(&rows).arg(&cols);
+        // SAFETY: bio_argmax_rows(unsigned int* out, const float* a, rows, cols) reads
+        // a[0..rows·cols) and writes out[0..rows); `idx` holds `rows` u32. Block size from rows_cfg.
+        check(unsafe { launch.launch(Self::rows_cfg(a.rows, a.cols)) }, "bio_argmax_rows");
+        let host = check(self.stream().clone_dtoh(&idx), "download of argmax indices");
+        check(self.stream().synchronize(), "stream synchronize");
+        host.into_iter().map(|i| i as usize).collect()
+    }
+}
+
+impl OptimOps for CudaBackend {
+    fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, s: AdamStep) {
+        assert!(
+            p.shape() == g.shape() && p.shape() == m.shape() && p.shape() == v.shape(),
+            "adam_step needs p, g, m and v of one shape"
+        );
+        let n = p.len();
+        if n == 0 {
+            return;
+        }
+        let n64 = u64_of(n);
+        let mut launch = self.stream().launch_builder(self.kernel(Kernel::AdamStep));
+        launch
+            .arg(&mut p.data)
+            .arg(&g.data)
+            .arg(&mut m.data)
+            .arg(&mut v.data)
+            .arg(&n64)
+            .arg(&s.lr_t)
+            .arg(&s.beta1)
+            .arg(&s.beta2)
+            .arg(&s.eps);
+        // SAFETY: bio_adam_step(p, g, m, v, u64 n, lr_t, beta1, beta2, eps) touches [0..n) of four
+        // distinct buffers (three borrowed mutably) of n floats each.
+        check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_adam_step");
+    }
+
+    fn momentum_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, lr: f32, momentum: f32) {
+        assert!(p.shape() == g.shape() && p.shape() == m.shape(), "momentum_step needs p, g and m of one shape");
+        let n = p.len();
+        if n == 0 {
+            return;
+        }
+        let n64 = u64_of(n);
+        let mut launch = self.stream().launch_builder(self.kernel(Kernel::MomentumStep));
+        launch.arg(&mut p.data).arg(&g.data).arg(&mut m.data).arg(&n64).arg(&lr).arg(&momentum);
+        // SAFETY: bio_momentum_step(p, g, m, u64 n, lr, momentum) touches [0..n) of three distinct
+        // buffers of n floats each.
+        check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_momentum_step");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bio_core::Matrix;
+
+    /// A plain model of column-major SGEMM with β = 0, reading only the elements the BLAS contract
+    /// allows (so an out-of-range index panics here instead of reading past a device buffer).
+    fn sgemm_col_major(g: &RowMajorGemm, first: &[f32], second: &[f32]) -> Vec<f32> {
+        let (m, n, k) = (g.m, g.n, g.k);
+        // op(X)[r, c] of a column-major X with leading dimension ld.
+        let at = |x: &[f32], ld: usize, trans: bool, r: usize, c: usize| {
+            if trans { x[c + r * ld] } else { x[r + c * ld] }
+        };
+        // Leading dimensions must cover the stored rows, as cuBLAS requires.
+        assert!(g.ld_first >= if g.trans_first { k } else { m }.max(1));
+        assert!(g.ld_second >= if g.trans_second { n } else { k }.max(1));
+        assert!(g.ldc >= m.max(1));
+        let mut c = vec![f32::NAN; g.ldc * n];
+        for col in 0..n {
+            for row in 0..m {
+                let mut acc = 0.0f64;
+                for p in 0..k {
+                    acc += at(first, g.ld_first, g.trans_first, row, p) as f64
+                        * at(second, g.ld_second, g.trans_second, p, col) as f64;
+                }
+                c[row + col * g.ldc] = acc as f32;
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn row_major_trick_gives_the_reference_product_in_all_four_cases() {
+        use bio_core::{LinalgOps, ReferenceBackend};
+        let mut rng = bio_core::conformance::rng(42);
+        for (m, k, n) in [(1, 1, 1), (2, 3, 4), (5, 1, 3), (1, 7, 1), (6, 4, 2)] {
+            let a = bio_core::conformance::random_matrix(&mut rng, m, k, -1.0, 1.0);
+            let b = bio_core::conformance::random_matrix(&mut rng, k, n, -1.0, 1.0);
+            let want = ReferenceBackend.matmul(&a, false, &b, false);
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a_stored: Matrix = if ta { a.transpose() } else { a.clone() };
+                let b_stored: Matrix = if tb { b.transpose() } else { b.clone() };
+                let g = RowMajorGemm::new(a_stored.shape(), ta, b_stored.shape(), tb);
+                assert_eq!((g.n, g.m), (m, n), "result shape");
+                let c = sgemm_col_major(&g, b_stored.as_slice(), a_stored.as_slice());
+                assert_eq!(c.len(), m * n, "C buffer is the row-major m×n result");
+                let got = Matrix::new(m, n, c).unwrap();
+                assert_eq!(got, want, "m={m} k={k} n={n} ta={ta} tb={tb}");
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "matmul inner dimensions differ")]
+    fn gemm_plan_checks_inner_dimensions() {
+        RowMajorGemm::new((3, 4), false, (3, 5), false);
+    }
+
+    /// The integer codes must stay in step with the `switch` statements of the kernel source.
+    #[test]
+    fn op_codes_match_the_source_switches() {
+        let src = crate::kernels::SOURCE;
+        let unary = [
+            (Unary::Relu, "Relu"),
+            (Unary::Step, "Step"),
+            (Unary::Exp, "Exp"),
+            (Unary::Ln, "Ln"),
+            (Unary::Sqrt, "Sqrt"),
+            (Unary::Abs, "Abs"),
+            (Unary::Sign, "Sign"),
+            (Unary::Square, "Square"),
+            (Unary::Recip, "Recip"),
+            (Unary::Scale(2.0), "Scale(a)"),
+            (Unary::Offset(2.0), "Offset(a)"),
+            (Unary::Powf(2.0), "Powf(p)"),
+            (Unary::Clamp(0.0, 1.0), "Clamp(lo, hi)"),
+        ];
+        let mut codes: Vec<i32> = unary.iter().map(|(op, _)| unary_code(*op).0).collect();
+        for (op, label) in unary {
+            let code = unary_code(op).0;
+            let line = src.lines().find(|l| l.contains(&format!("case {code}:"))).expect("case line");
+            assert!(line.contains(&format!("/* {label}")), "code {code} of {op:?} labels `{line}`");
+        }
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), 13, "unary codes collide");
+        let binary: Vec<i32> =
+            [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min, Binary::Greater]
+                .into_iter()
+                .map(binary_code)
+                .collect();
+        assert_eq!(binary, (0..7).collect::<Vec<_>>());
+        assert!(src.contains("case 6: return a > b ? 1.0f : 0.0f;"));
+        assert_eq!(
+            [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Min].map(reduce_code),
+            [0, 1, 2, 3],
+            "bio_reduce_* treat 1 as mean, 2 as max, 3 as min"
+        );
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Regenerates every figure in docs/RESULTS.md: full Fashion-MNIST, 784-2000-10, seed 0, CPU backend.
+# Usage: bash scripts/results.sh [RUNS_DIR]   (about 30-40 minutes on 2 cores)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-runs/results}
+cargo build --release -p bio-cli
+BIO=target/release/bio
+mkdir -p "$RUNS"
+train() { local name=$1; shift; [ -f "$RUNS/$name/metrics.json" ] || $BIO train --dataset fashion-mnist --quiet --out "$RUNS/$name" "$@"; }
+
+# Clean accuracy: the defaults, the random-feature control (Hebbian rate 0), backprop.
+train bio --rule bio
+train bio-random --rule bio --hebbian-rate 0
+train bp --rule bp
+# Ablations: each mechanism of the bio rule switched off alone.
+for m in competition multiplicative homeostasis structural scaling sign-readout; do
+  train "ablate-$m" --rule bio --ablate "$m"
+done
+train bio-inhibitory --rule bio --competition inhibitory
+train bio-mixed --rule bio --readout-init mixed --hidden-init mixed
+# Feature extractors on base classes 0-4 for the episodic few-shot protocol.
+train bio-base --rule bio --classes 0-4
+train bp-base --rule bp --classes 0-4
+
+for run in bio bio-random bp; do
+  $BIO eval robustness --model "$RUNS/$run" --attack fgsm,pgd
+  $BIO eval robustness --model "$RUNS/$run" --attack pgd,square --eps 0,0.05,0.1 --limit 1000
+  $BIO eval metrics --model "$RUNS/$run"
+done
+for run in bio-base bp-base; do
+  $BIO eval fewshot --model "$RUNS/$run" --ways 5 --shots 1,5 --episodes 600
+done
+$BIO eval fewshot --protocol few-labels --rule bp --dataset fashion-mnist --shots 1,5,10,50 --hidden 2000 --out "$RUNS/few-labels-bp"
+$BIO eval fewshot --protocol few-labels --rule bio --dataset fashion-mnist --shots 1,5,10,50 --hidden 2000 --unlabelled --out "$RUNS/few-labels-bio"
+for run in bio bio-random bp; do $BIO inspect --model "$RUNS/$run" --out "$RUNS/$run/pictures" > /dev/null; done
+$BIO report "$RUNS/bio" "$RUNS/bio-random" "$RUNS/bp" --out docs/results
