@@ -91,6 +91,9 @@ pub struct BioParams {
     pub active_fraction: f32,
     /// Lateral inhibition.
     pub competition: Competition,
+    /// Gain `g` of feed-forward inhibition: `x̃ = x̂ − g·mean(x̂)` reaches the excitatory synapses
+    /// (0 = none).
+    pub feedforward_inhibition: f32,
     /// Hebbian learning rate η (per expected win).
     pub hebbian_rate: f32,
     /// Exponent `q` of the plasticity signal `r = (y / max y)^q`: how strongly the most active winners
@@ -141,6 +144,7 @@ impl Default for BioParams {
             hidden: vec![2000],
             active_fraction: 0.05,
             competition: Competition::KWinners,
+            feedforward_inhibition: 0.0,
             hebbian_rate: 0.5,
             hebbian_exponent: 1.0,
             anti_hebbian: 0.0,
@@ -220,6 +224,7 @@ impl BioParams {
             return Err(CoreError::invalid("inhibition-gain", format!("must be finite, got {gain}")));
         }
         check_rate("hebbian-rate", self.hebbian_rate)?;
+        check_rate("feedforward-inhibition", self.feedforward_inhibition)?;
         check_rate("homeostasis-rate", self.homeostasis_rate)?;
         check_rate("anti-hebbian", self.anti_hebbian)?;
         if !(self.hebbian_exponent.is_finite() && self.hebbian_exponent > 0.0) {

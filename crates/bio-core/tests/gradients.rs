@@ -72,6 +72,16 @@ fn bio_two_layer_gradient_matches_finite_differences() {
 }
 
 #[test]
+fn bio_feedforward_inhibition_gradient_matches_finite_differences() {
+    let mut net = bio_net(Competition::KWinners, vec![16], true, 11);
+    let mut config = (*net.config).clone();
+    config.feedforward_inhibition = 0.8;
+    net.config = config.check().unwrap();
+    let err = gradient_error(&net, &random_inputs(4, 12, 12), &[2, 1, 0, 1]);
+    assert!(err < 2e-2, "relative error {err}");
+}
+
+#[test]
 fn bio_inhibitory_unit_gradient_matches_finite_differences() {
     let net = bio_net(Competition::Inhibitory { gain: 0.5 }, vec![16], true, 4);
     let err = gradient_error(&net, &random_inputs(4, 12, 5), &[1, 1, 0, 2]);

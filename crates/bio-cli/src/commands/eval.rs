@@ -4,7 +4,7 @@ use anyhow::Result;
 use bio_core::TensorStore;
 use serde::Serialize;
 
-use super::train::{load_model, restrict};
+use super::train::load_model;
 use crate::backend::cpu_or_explain;
 use crate::cli::AccuracyArgs;
 use crate::output::{percent, print_json, print_table};
@@ -25,15 +25,8 @@ struct AccuracyReport {
 pub fn accuracy(args: AccuracyArgs) -> Result<()> {
     let b = cpu_or_explain(args.backend, args.json)?;
     let (file, model) = load_model(&b, &args.model)?;
-    let spec = args.dataset.clone().unwrap_or(file.dataset.clone());
-    let data = bio_data::load(&spec, args.data.as_deref())?;
-    let all_trained = file.trained_classes.len() == data.classes;
-    let classes =
-        (!all_trained).then(|| file.trained_classes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","));
-    let (_, mut test, _) = restrict(&data, classes.as_deref())?;
-    if let Some(n) = args.limit {
-        test = test.take(n);
-    }
+    let spec = args.dataset.as_deref().unwrap_or(&file.dataset);
+    let (data, test) = super::metrics::test_set_for(&file, spec, args.data.as_deref(), args.limit)?;
     let eval = bio_eval::evaluate(&model, &test.images, &test.labels, 1000)?;
     let report = AccuracyReport {
         model: args.model.display().to_string(),

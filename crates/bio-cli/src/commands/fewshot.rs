@@ -160,8 +160,7 @@ fn few_labels(args: FewshotArgs) -> Result<()> {
     let explicit_epochs = args.epochs.is_some();
     let spec_for = |labelled: usize| {
         let batches = labelled.div_ceil(batch).max(1);
-        let labelled_epochs =
-            if explicit_epochs { epochs } else { epochs.max(MIN_LABELLED_UPDATES.div_ceil(batches)) };
+        let labelled_epochs = if explicit_epochs { epochs } else { epochs.max(MIN_LABELLED_UPDATES.div_ceil(batches)) };
         TrainSpec { classes: data.classes, epochs: labelled_epochs, hidden_epochs: args.hidden_epochs, batch }
     };
     let fl_data = FewLabelData {

@@ -31,10 +31,20 @@ pub struct BiologyFile {
 
 /// The test split of the model's dataset, restricted to the classes it was trained on, first `limit` images.
 pub fn model_test_set(file: &ModelFile, data_dir: Option<&Path>, limit: Option<usize>) -> Result<(Dataset, Split)> {
+    test_set_for(file, &file.dataset, data_dir, limit)
+}
+
+/// Like [`model_test_set`] on another dataset `spec` (same classes restriction).
+pub fn test_set_for(
+    file: &ModelFile,
+    spec: &str,
+    data_dir: Option<&Path>,
+    limit: Option<usize>,
+) -> Result<(Dataset, Split)> {
     if limit == Some(0) {
         bail!("invalid value for `limit`: must be ≥ 1");
     }
-    let data = bio_data::load(&file.dataset, data_dir)?;
+    let data = bio_data::load(spec, data_dir)?;
     let all = file.trained_classes.len() == data.classes;
     let classes = (!all).then(|| file.trained_classes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","));
     let (_, mut test, _) = restrict(&data, classes.as_deref())?;

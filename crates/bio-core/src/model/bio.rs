@@ -144,6 +144,18 @@ pub fn normalize_input<B: Backend>(b: &B, x: &B::Tensor) -> (B::Tensor, B::Tenso
     (normalized, norm)
 }
 
+/// Feed-forward inhibition: an inhibitory interneuron pooling the whole presynaptic population
+/// subtracts `g·mean(x̂)` from every input line, `x̃ = x̂ − g·mean_i(x̂_i)`, so a pixel dimmer than the
+/// average lowers the drive of an excitatory synapse onto it. The map is linear and symmetric, so
+/// the same function also carries gradients backward. `g = 0` leaves `x̂` unchanged.
+pub fn feedforward_inhibition<B: Backend>(b: &B, x: &B::Tensor, gain: f32) -> B::Tensor {
+    if gain == 0.0 {
+        return x.clone();
+    }
+    let mean = b.reduce(x, Dim::PerRow, Reduce::Mean);
+    b.zip(x, &b.map(&mean, Unary::Scale(gain)), Binary::Sub)
+}
+
 /// Lateral inhibition: the threshold `θ` per input (`batch×1`).
 /// k-WTA: `θ` = the (k+1)-th largest drive. Inhibitory unit: `θ = mean(u) + γ·std(u)`.
 /// Without competition: `θ = 0` (plain ReLU).
@@ -245,7 +257,8 @@ impl<B: Backend> BioNet<B> {
         let mut layers = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             let (normalized, input_norm) = normalize_input(b, &input);
-            let drive = add_bias(b, &b.matmul(&normalized, false, &layer.weights, true), &layer.bias);
+            let presynaptic = feedforward_inhibition(b, &normalized, self.config.feedforward_inhibition);
+            let drive = add_bias(b, &b.matmul(&presynaptic, false, &layer.weights, true), &layer.bias);
             let k = self.config.winners(b.shape(&layer.weights).0);
             let threshold = inhibition_threshold(b, &drive, &self.config, k);
             let activity = b.map(&b.zip(&drive, &threshold, Binary::Sub), Unary::Relu);
@@ -332,7 +345,11 @@ impl<B: Backend> Classifier<B> for BioNet<B> {
         let mut grad = b.zip(&b.zip(&dcode, &proj, Binary::Sub), &trace.code_denominator, Binary::Div);
         for (layer, t) in self.layers.iter().zip(&trace.layers).rev() {
             let du = self.competition_backward(t, &grad);
-            let dxhat = b.matmul(&du, false, &layer.weights, false);
+            let dxhat = feedforward_inhibition(
+                b,
+                &b.matmul(&du, false, &layer.weights, false),
+                self.config.feedforward_inhibition,
+            );
             grad = normalize_backward(b, t, &dxhat);
         }
         (losses, grad)
