@@ -1,6 +1,8 @@
 //! Evaluation instruments of biorule: clean accuracy and the confusion matrix, adversarial attacks,
 //! few-shot protocols and biological metrics, for any model ([`bio_core::Classifier`]) on any backend.
 //! No file I/O except the picture and report writers, which take explicit paths.
+//!
+#![doc = include_str!("../README.md")]
 
 pub mod accuracy;
 pub mod attack;
