@@ -1,6 +1,12 @@
-//! Shared inputs of biorule's criterion benchmarks (run them with `cargo xtask bench`).
+//! Shared inputs, FLOP formulas and measurements of biorule's benchmarks (run them with
+//! `cargo xtask bench`): the criterion micro benchmarks in `benches/training.rs` and the macro
+//! benchmarks of the `macro` binary (`benches/src/bin/macro.rs`).
 
-use bio_core::Matrix;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bio_core::{LinalgOps, Matrix, TensorStore};
+use bio_cpu::CpuBackend;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -14,3 +20,88 @@ pub fn uniform(rows: usize, cols: usize, seed: u64) -> Matrix {
 pub fn labels(n: usize, classes: usize) -> Vec<usize> {
     (0..n).map(|i| i % classes).collect()
 }
+
+/// Analytic GEMM FLOP counts (one multiply-add = 2 FLOPs) of the workloads, for a network
+/// `d`-`h`-`c` (input, hidden width, classes) and a batch of `b` samples. Only the matrix products
+/// are counted; elementwise work, reductions and selections are the overhead these counts expose.
+pub mod flops {
+    /// `op(A)·op(B)` with `op(A)` of `m×k` and `op(B)` of `k×n`: `2·m·n·k`.
+    pub fn gemm(m: usize, n: usize, k: usize) -> f64 {
+        2.0 * m as f64 * n as f64 * k as f64
+    }
+
+    /// One `bio` training step: forward `x̂·Wᵀ` (`2bdh`) and `h̃·Vᵀ` (`2bhc`), the Hebbian pull
+    /// `rᵀ·p` (`2bhd`) and per-neuron sum `rᵀ·1` (`2bh`), the readout's `Eᵀ·h̃` (`2bch`):
+    /// `4bdh + 4bhc + 2bh`.
+    pub fn bio_step(b: usize, d: usize, h: usize, c: usize) -> f64 {
+        gemm(b, h, d) + gemm(b, c, h) + gemm(h, d, b) + gemm(h, 1, b) + gemm(c, h, b)
+    }
+
+    /// One backprop step (one hidden layer, no input gradient): forward `2bdh + 2bhc`, readout
+    /// gradient `δᵀ·h` (`2bch`), hidden error `δ·V` (`2bch`), hidden gradient `δᵀ·x` (`2bhd`):
+    /// `4bdh + 6bhc`.
+    pub fn bp_step(b: usize, d: usize, h: usize, c: usize) -> f64 {
+        gemm(b, h, d) + gemm(b, c, h) + gemm(c, h, b) + gemm(b, h, c) + gemm(h, d, b)
+    }
+
+    /// A forward pass of either network (`2bdh + 2bhc`): clean predictions, features.
+    pub fn forward(b: usize, d: usize, h: usize, c: usize) -> f64 {
+        gemm(b, h, d) + gemm(b, c, h)
+    }
+
+    /// One `loss_and_input_gradient` of the `bio` network: forward `2bdh + 2bhc`, then
+    /// `dz·V` (`2bch`) and `du·W` (`2bhd`): `4bdh + 4bhc`.
+    pub fn input_gradient(b: usize, d: usize, h: usize, c: usize) -> f64 {
+        forward(b, d, h, c) + gemm(b, h, c) + gemm(b, d, h)
+    }
+
+    /// A PGD robustness evaluation of `n` images with `steps` steps: one input gradient per step,
+    /// plus the clean and the adversarial predictions (two forward passes).
+    pub fn pgd(n: usize, steps: usize, d: usize, h: usize, c: usize) -> f64 {
+        steps as f64 * input_gradient(n, d, h, c) + 2.0 * forward(n, d, h, c)
+    }
+}
+
+/// Peak resident memory of this process in bytes (`VmHWM` of `/proc/self/status`), if readable.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Best-of-`tries` seconds of one `op(a)·op(b)` on `cpu`, repeating the product enough times per
+/// try (at least `min_reps`, about 0.2 s of work) that timer resolution does not matter.
+pub fn time_gemm(cpu: &CpuBackend, a: &Matrix, ta: bool, b: &Matrix, tb: bool, tries: usize) -> f64 {
+    let (a, b) = (cpu.upload(a), cpu.upload(b));
+    let start = Instant::now();
+    std::hint::black_box(cpu.matmul(&a, ta, &b, tb));
+    let first = start.elapsed().as_secs_f64().max(1e-6);
+    let reps = ((0.2 / first) as usize).clamp(1, 1000);
+    let mut best = f64::INFINITY;
+    for _ in 0..tries.max(1) {
+        let t = Instant::now();
+        for _ in 0..reps {
+            std::hint::black_box(cpu.matmul(&a, ta, &b, tb));
+        }
+        best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    best
+}
+
+/// The machine's achievable GEMM rate: GFLOP/s of the best of `tries` `n³` f32 products through
+/// the CPU backend (the same `matrixmultiply` kernel and threads as training).
+pub fn calibration_gflops(cpu: &CpuBackend, n: usize, tries: usize) -> f64 {
+    let a = uniform(n, n, 11);
+    let b = uniform(n, n, 12);
+    flops::gemm(n, n, n) / time_gemm(cpu, &a, false, &b, false, tries) / 1e9
+}
+
+/// The real Fashion-MNIST training-images file, when the dataset is installed.
+pub fn fashion_mnist_train_images() -> Option<PathBuf> {
+    let dir = bio_data::find("fashion-mnist", None).ok()?;
+    ["train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"].iter().map(|f| dir.join(f)).find(|p| p.is_file())
+}
+
+/// The gzipped IDX training images of the embedded subset (the fallback of the IDX benchmark).
+pub const EMBEDDED_TRAIN_IMAGES: &[u8] = include_bytes!("../../crates/bio-data/embedded/train-images-idx3-ubyte.gz");

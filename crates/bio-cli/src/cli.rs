@@ -203,6 +203,9 @@ pub struct RuleArgs {
     /// [bio] Exponent q of the plasticity signal (y/max y)^q (1 = in proportion to activity).
     #[arg(long)]
     pub hebbian_exponent: Option<f32>,
+    /// [bio] Gain g of feed-forward inhibition, x̃ = x̂ − g·mean(x̂) (0 = off).
+    #[arg(long)]
+    pub feedforward_inhibition: Option<f32>,
     /// [bio] Anti-Hebbian strength of the strongest loser (0 = off).
     #[arg(long)]
     pub anti_hebbian: Option<f32>,

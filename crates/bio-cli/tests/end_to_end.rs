@@ -77,6 +77,10 @@ fn bad_input_fails_cleanly() {
     fails_with_one_line(&["train", "--dataset", "embedded", "--active-fraction", "2", "--out", out], "active-fraction");
     fails_with_one_line(&["train", "--rule", "bp", "--dataset", "embedded", "--lr=-1", "--out", out], "lr");
     fails_with_one_line(&["train", "--dataset", "embedded", "--classes", "3-99", "--out", out], "classes");
+    fails_with_one_line(
+        &["train", "--rule", "bp", "--dataset", "embedded", "--hidden", "50", "--lr=1e6", "--quiet", "--out", out],
+        "diverged",
+    );
     // An output path under a regular file cannot be created.
     let file = tmp.path().join("plain-file");
     std::fs::write(&file, b"x").unwrap();

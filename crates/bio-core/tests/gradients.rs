@@ -136,3 +136,13 @@ fn wrong_gradient_would_be_caught() {
     let net = Scaled(BpNet::init(&ReferenceBackend, config, 12, 3, 1));
     assert!(gradient_error(&net, &random_inputs(2, 12, 1), &[0, 1]) > 0.1);
 }
+
+#[test]
+fn a_diverged_model_reports_a_non_finite_loss() {
+    // NaN weights must surface as a NaN loss (so training stops), not be clamped into a finite one.
+    let mut net = bio_net(Competition::KWinners, vec![16], true, 2);
+    let (c, n) = net.readout.weights.shape();
+    net.readout.weights = Matrix::full(c, n, f32::NAN);
+    let (losses, _) = net.loss_and_input_gradient(&ReferenceBackend.upload(&random_inputs(2, 12, 1)), &[0, 1]);
+    assert!(losses.iter().all(|l| l.is_nan()), "{losses:?}");
+}

@@ -1,9 +1,13 @@
 //! A model directory: `model.ckpt` (the checkpoint), `config.json` (how it was trained) and
-//! `metrics.json` (what it scored). Every file is written atomically.
+//! `metrics.json` (what it scored). Every file is written atomically. A run that can be resumed
+//! also keeps `state.ckpt` ([`TrainingState`]): the model together with the rule's state and the
+//! position in the run, in one file, so the two can never disagree.
 
 use std::path::{Path, PathBuf};
 
 use bio_core::SavedModel;
+use bio_core::rules::RuleState;
+use bio_core::train::{EpochProgress, EpochReport};
 use serde::{Deserialize, Serialize};
 
 use crate::error::DataError;
@@ -11,6 +15,8 @@ use crate::store::{load_checkpoint, save_checkpoint};
 
 /// File name of the checkpoint inside a model directory.
 pub const CHECKPOINT_FILE: &str = "model.ckpt";
+/// File name of the resumable training state.
+pub const STATE_FILE: &str = "state.ckpt";
 /// File name of the training configuration.
 pub const CONFIG_FILE: &str = "config.json";
 /// File name of the metrics.
@@ -31,6 +37,35 @@ pub struct ModelFile {
     pub seed: u64,
     /// Version of biorule that wrote it.
     pub version: String,
+}
+
+/// Everything needed to continue a run exactly where it stopped (`DIR/state.ckpt`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingState {
+    /// The model at the checkpoint, with its provenance.
+    pub model: ModelFile,
+    /// The learning rule's state at the checkpoint.
+    pub rule: RuleState,
+    /// Epochs of the whole run.
+    pub epochs: usize,
+    /// The epoch in progress (0-based); equal to `epochs` once training is complete.
+    pub epoch: usize,
+    /// How far the epoch in progress got (`batches == 0`: it has not started).
+    pub progress: EpochProgress,
+    /// Each completed epoch's report, with the training seconds at its end.
+    pub history: Vec<(EpochReport, f64)>,
+    /// Training seconds spent before the checkpoint.
+    pub seconds: f64,
+}
+
+/// Writes `DIR/state.ckpt` atomically.
+pub fn save_state(dir: &Path, state: &TrainingState) -> Result<(), DataError> {
+    save_checkpoint(dir.join(STATE_FILE), state)
+}
+
+/// Reads `DIR/state.ckpt`.
+pub fn load_state(dir: &Path) -> Result<TrainingState, DataError> {
+    load_checkpoint(dir.join(STATE_FILE))
 }
 
 /// Paths of a model directory's files.

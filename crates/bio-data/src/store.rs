@@ -194,8 +194,7 @@ fn decode_checkpoint_at<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Resul
             what: format!("checksum mismatch (stored 0x{stored_crc:08x}, computed 0x{computed:08x})"),
         });
     }
-    let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
-    let (value, used) = bincode::serde::decode_from_slice::<T, _>(rest, config)
+    let (value, used) = decode_payload::<T>(rest)
         .map_err(|e| DataError::CheckpointDecode { path: path.into(), what: e.to_string() })?;
     if used != rest.len() {
         return Err(DataError::CheckpointDecode {
@@ -208,6 +207,25 @@ fn decode_checkpoint_at<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Resul
         });
     }
     Ok(value)
+}
+
+/// Decodes a bincode payload with an allocation limit scaled to its size: a container length field
+/// cannot make the decoder reserve far more memory than a payload of that size can fill (found by
+/// fuzzing: a 40-byte payload declaring a 4 GB string made it allocate 4 GB).
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), bincode::error::DecodeError> {
+    macro_rules! with_limit {
+        ($limit:expr) => {
+            bincode::serde::decode_from_slice::<T, _>(payload, bincode::config::standard().with_limit::<{ $limit }>())
+        };
+    }
+    // Legitimate payloads claim about their own size (f32 tensors: 4 bytes each, encoded and in memory),
+    // plus small per-element overheads: 16× the payload (at least 16 MiB) leaves ample room.
+    match payload.len() {
+        n if n <= 1 << 20 => with_limit!(1 << 24),
+        n if n <= 1 << 24 => with_limit!(1 << 28),
+        n if n <= 1 << 28 => with_limit!(DECODE_LIMIT),
+        _ => with_limit!(DECODE_LIMIT),
+    }
 }
 
 /// Encodes `value` as a checkpoint and writes it to `path` atomically.

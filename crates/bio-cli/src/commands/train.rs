@@ -100,6 +100,7 @@ pub fn bio_params(a: &RuleArgs) -> Result<bio_core::BioConfig> {
         regrow_probability: a.regrow.unwrap_or(d.regrow_probability),
         hebbian_exponent: a.hebbian_exponent.unwrap_or(d.hebbian_exponent),
         anti_hebbian: a.anti_hebbian.unwrap_or(d.anti_hebbian),
+        feedforward_inhibition: a.feedforward_inhibition.unwrap_or(d.feedforward_inhibition),
         rate_smoothing: a.rate_smoothing.unwrap_or(d.rate_smoothing),
         scaling_norm: match a.scaling_norm {
             Some(NormChoice::L1) => ScalingNorm::L1,

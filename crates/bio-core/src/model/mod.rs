@@ -11,7 +11,7 @@ pub use bp::{BpGradients, BpNet, DenseLayer};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
+use crate::backend::{Backend, Binary, Dim, Reduce};
 use crate::error::CoreError;
 use crate::params::{BioConfig, BpConfig};
 use crate::tensor::Matrix;
@@ -213,10 +213,10 @@ pub fn softmax_cross_entropy<B: Backend>(
     let (_, classes) = b.shape(logits);
     let probs = b.softmax_rows(logits);
     let targets = one_hot(b, labels, classes);
-    // loss_i = −ln p_{i,y_i}, read from the probabilities of the true class (guarded against 0).
-    let picked = b.reduce(&b.zip(&probs, &targets, Binary::Mul), Dim::PerRow, Reduce::Sum);
-    let losses = b.download(&b.map(&b.map(&picked, Unary::Clamp(1e-30, 1.0)), Unary::Ln));
-    let losses = losses.as_slice().iter().map(|v| -v).collect();
+    // loss_i = −ln p_{i,y_i}, read from the probabilities of the true class (guarded against 0 on the
+    // host, where NaN stays NaN: a clamp would turn a diverged model's NaN into a finite loss).
+    let picked = b.download(&b.reduce(&b.zip(&probs, &targets, Binary::Mul), Dim::PerRow, Reduce::Sum));
+    let losses = picked.as_slice().iter().map(|&p| if p.is_nan() { p } else { -p.max(1e-30).ln() }).collect();
     let grad = b.lincomb(1.0, &probs, -1.0, &targets);
     (probs, losses, grad)
 }

@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::{BatchReport, LearningRule, RngState, RuleState, check_finite, count_correct};
+use super::{BatchReport, LearningRule, RngState, RuleState, check_loss, count_correct};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::model::{
@@ -246,7 +246,7 @@ impl<B: Backend> LearningRule<B> for BioRule {
         let trace = model.trace(x);
         let (probs, losses, _) = softmax_cross_entropy(&b, &trace.logits, labels);
         let loss = losses.iter().sum::<f32>() / labels.len().max(1) as f32;
-        check_finite(loss, "bio readout")?;
+        check_loss(loss, model.classes(), "bio readout")?;
         let correct = count_correct(&b.argmax_rows(&trace.logits), labels);
         let last = &trace.layers.last().expect("at least one hidden layer").activity;
         let active_fraction = b.download(&b.reduce(&b.map(last, Unary::Step), Dim::All, Reduce::Mean)).get(0, 0);

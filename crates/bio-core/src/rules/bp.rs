@@ -1,6 +1,6 @@
 //! Backpropagation with Adam or SGD-momentum on the mean cross-entropy: the baseline.
 
-use super::{BatchReport, LearningRule, RuleState, check_finite, count_correct};
+use super::{BatchReport, LearningRule, RuleState, check_loss, count_correct};
 use crate::backend::{AdamStep, Backend};
 use crate::error::CoreError;
 use crate::model::{BpNet, Classifier};
@@ -47,7 +47,7 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
         let n = labels.len().max(1);
         let g = model.gradients(x, labels, false, 1.0 / n as f32);
         let loss = g.losses.iter().sum::<f32>() / n as f32;
-        check_finite(loss, "backprop")?;
+        check_loss(loss, model.classes(), "backprop")?;
         let correct = count_correct(&b.argmax_rows(&g.logits), labels);
         if self.moments.is_empty() {
             let with_second = matches!(self.config.optimizer, Optimizer::Adam);

@@ -130,11 +130,21 @@ pub(crate) fn count_correct(predicted: &[usize], labels: &[usize]) -> usize {
     predicted.iter().zip(labels).filter(|(p, l)| p == l).count()
 }
 
-/// Fails with [`CoreError::Diverged`] if the loss is not finite.
-pub(crate) fn check_finite(loss: f32, what: &str) -> Result<(), CoreError> {
-    if loss.is_finite() {
-        Ok(())
-    } else {
+/// A mean cross-entropy this many times that of a uniform guess (`ln C`) means training has blown up:
+/// no model that learned anything is that confidently wrong on average.
+pub const DIVERGENCE_FACTOR: f32 = 20.0;
+
+/// Fails with [`CoreError::Diverged`] if the loss is not finite or exceeds
+/// [`DIVERGENCE_FACTOR`]`·ln(classes)`.
+pub(crate) fn check_loss(loss: f32, classes: usize, what: &str) -> Result<(), CoreError> {
+    let limit = DIVERGENCE_FACTOR * (classes.max(2) as f32).ln();
+    if !loss.is_finite() {
         Err(CoreError::Diverged(format!("{what} loss became {loss}; lower the learning rate")))
+    } else if loss > limit {
+        Err(CoreError::Diverged(format!(
+            "{what} loss {loss:.1} exceeds {limit:.1} ({DIVERGENCE_FACTOR}× a uniform guess); lower the learning rate"
+        )))
+    } else {
+        Ok(())
     }
 }

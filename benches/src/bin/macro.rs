@@ -1,0 +1,600 @@
+//! Macro benchmarks of biorule on the CPU backend: a calibration GEMM, one training epoch of `bio` and
+//! of `bp` (Adam), PGD-40 over the test set, the episodic few-shot protocol and peak memory, each with
+//! its time, samples per second, achieved GEMM GFLOP/s and fraction of the calibration rate.
+//!
+//! `cargo run --release -p bio-benches --bin macro -- [--quick] [--scaling] [--threads] [--subset N]
+//! [--out FILE]`; `cargo xtask bench` runs it after the criterion benches. The FLOP formulas are in
+//! `bio_benches::flops`. Nothing here asserts a timing.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use bio_benches::{calibration_gflops, flops, peak_rss_bytes, time_gemm, uniform};
+use bio_core::model::{one_hot, softmax_cross_entropy};
+use bio_core::rules::{hebbian_update, homeostasis, readout_update, structural_plasticity, synaptic_scaling};
+use bio_core::train::train_epoch;
+use bio_core::{BackpropRule, BioNet, BioParams, BioRule, BpParams, ElementwiseOps, LearningRule, Matrix, TensorStore};
+use bio_cpu::CpuBackend;
+use bio_data::{Dataset, Split};
+use bio_eval::{AttackKind, AttackParams, EpisodeParams, Norm, episodic, robustness_curve};
+use serde::{Deserialize, Serialize};
+
+const CLASSES: usize = 10;
+const BATCH: usize = 100;
+const PGD_BATCH: usize = 500;
+
+/// Options from the command line.
+#[derive(Clone, Debug)]
+struct Options {
+    quick: bool,
+    scaling: bool,
+    threads: bool,
+    subset: Option<usize>,
+    out: Option<PathBuf>,
+    no_fewshot: bool,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options { quick: false, scaling: false, threads: false, subset: None, out: None, no_fewshot: false };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--scaling" => o.scaling = true,
+            "--threads" => o.threads = true,
+            "--no-fewshot" => o.no_fewshot = true,
+            "--subset" => {
+                let v = args.next().ok_or("--subset needs a number")?;
+                o.subset = Some(v.parse().map_err(|e| format!("--subset {v}: {e}"))?);
+            }
+            "--out" => o.out = Some(PathBuf::from(args.next().ok_or("--out needs a file")?)),
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(o)
+}
+
+/// One measured workload.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Row {
+    name: String,
+    detail: String,
+    seconds: f64,
+    samples: usize,
+    samples_per_s: f64,
+    gemm_gflop: f64,
+    gflops: f64,
+    /// Achieved GEMM rate over the calibration rate.
+    fraction_of_calibration: f64,
+    /// Wall time over the time of the workload's GEMM FLOPs at the calibration rate.
+    times_gemm_bound: f64,
+}
+
+impl Row {
+    fn new(name: &str, detail: String, seconds: f64, samples: usize, gemm_flops: f64, calibration: f64) -> Self {
+        let gflops = gemm_flops / seconds / 1e9;
+        Self {
+            name: name.into(),
+            detail,
+            seconds,
+            samples,
+            samples_per_s: samples as f64 / seconds,
+            gemm_gflop: gemm_flops / 1e9,
+            gflops,
+            fraction_of_calibration: gflops / calibration,
+            times_gemm_bound: seconds / (gemm_flops / 1e9 / calibration),
+        }
+    }
+}
+
+/// Per-batch time of each part of a `bio` step (the rule's mechanisms, called one by one).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Part {
+    name: String,
+    ms_per_batch: f64,
+    fraction_of_step: f64,
+}
+
+/// One point of a scaling sweep.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ScalePoint {
+    width: usize,
+    batch: usize,
+    samples: usize,
+    seconds: f64,
+    samples_per_s: f64,
+    seconds_per_60k: f64,
+    gflops: f64,
+    fraction_of_calibration: f64,
+}
+
+/// Everything one run measured; written as JSON under `target/bench/`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Report {
+    mode: String,
+    backend: String,
+    env_threads: String,
+    dataset: String,
+    train_samples: usize,
+    test_samples: usize,
+    hidden: usize,
+    calibration_n: usize,
+    calibration_gflops: f64,
+    rows: Vec<Row>,
+    training_gemm: Vec<Row>,
+    bio_parts: Vec<Part>,
+    peak_rss_bytes: Option<u64>,
+    peak_rss_after_training_bytes: Option<u64>,
+    width_scaling: Vec<ScalePoint>,
+    batch_scaling: Vec<ScalePoint>,
+}
+
+fn load_data(quick: bool, subset: Option<usize>) -> (Dataset, String) {
+    let (mut data, note) = match bio_data::load("fashion-mnist", None) {
+        Ok(d) => (d, String::new()),
+        Err(e) => {
+            let d = bio_data::load("embedded", None).expect("the embedded subset always loads");
+            (d, format!(" (fashion-mnist not found: {e}; using the embedded subset)"))
+        }
+    };
+    let (train, test) = match (quick, subset) {
+        (_, Some(n)) => (n, n.div_ceil(6)),
+        (true, None) => (2000, 200),
+        (false, None) => (usize::MAX, usize::MAX),
+    };
+    if train < data.train.len() {
+        data.train = stratified(&data.train, train);
+    }
+    if test < data.test.len() {
+        data.test = stratified(&data.test, test);
+    }
+    let desc = format!("{} [{}]{note}", data.name, data.source);
+    (data, desc)
+}
+
+/// The first `n` rows in an order that cycles through the classes (keeps every class present).
+fn stratified(split: &Split, n: usize) -> Split {
+    let pools = split.class_indices();
+    let mut picked = Vec::with_capacity(n);
+    let mut i = 0;
+    while picked.len() < n {
+        let mut any = false;
+        for pool in &pools {
+            if let Some(&row) = pool.get(i)
+                && picked.len() < n
+            {
+                picked.push(row);
+                any = true;
+            }
+        }
+        if !any {
+            break;
+        }
+        i += 1;
+    }
+    split.select(&picked)
+}
+
+fn batches(split: &Split, batch: usize, seed: u64) -> impl Iterator<Item = (Matrix, Vec<usize>)> + '_ {
+    split.batches(batch, Some(seed)).map(|b| (b.images, b.labels))
+}
+
+fn bio_rule(hidden: usize) -> BioRule {
+    BioRule::new(BioParams { hidden: vec![hidden], ..BioParams::default() }.check().expect("valid"), 0)
+}
+
+/// One `bio` epoch; returns the trained model and the seconds it took.
+fn bio_epoch(b: &CpuBackend, train: &Split, hidden: usize, batch: usize) -> (BioNet<CpuBackend>, f64) {
+    let mut rule = bio_rule(hidden);
+    let mut model = LearningRule::<CpuBackend>::init_model(&rule, b, train.images.cols(), CLASSES, 0);
+    rule.start_epoch(0, 1);
+    let t = Instant::now();
+    train_epoch(b, &mut rule, &mut model, batches(train, batch, 1), |_| {}).expect("bio training stays finite");
+    (model, t.elapsed().as_secs_f64())
+}
+
+fn bio_epoch_flops(samples: usize, batch: usize, d: usize, h: usize) -> f64 {
+    let full = samples / batch;
+    let rest = samples % batch;
+    full as f64 * flops::bio_step(batch, d, h, CLASSES)
+        + if rest > 0 { flops::bio_step(rest, d, h, CLASSES) } else { 0.0 }
+}
+
+fn bp_epoch_flops(samples: usize, batch: usize, d: usize, h: usize) -> f64 {
+    let full = samples / batch;
+    let rest = samples % batch;
+    full as f64 * flops::bp_step(batch, d, h, CLASSES)
+        + if rest > 0 { flops::bp_step(rest, d, h, CLASSES) } else { 0.0 }
+}
+
+/// Times each mechanism of a `bio` step on one batch, `reps` times, in the order the rule runs them.
+fn bio_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], hidden: usize, reps: usize) -> Vec<Part> {
+    let rule = bio_rule(hidden);
+    let config = rule.config().clone();
+    let mut model = LearningRule::<CpuBackend>::init_model(&rule, b, x.cols(), CLASSES, 0);
+    let x = b.upload(x);
+    let mut times = [0.0f64; 7];
+    let names = [
+        "forward (trace: normalize, x̂·Wᵀ, k-WTA, code, logits)",
+        "softmax + cross-entropy + error",
+        "hebbian_update",
+        "structural_plasticity",
+        "synaptic_scaling",
+        "homeostasis",
+        "readout_update",
+    ];
+    for _ in 0..reps {
+        let mut t = Instant::now();
+        let mut lap = |i: usize, times: &mut [f64; 7]| {
+            times[i] += t.elapsed().as_secs_f64();
+            t = Instant::now();
+        };
+        let trace = model.trace(&x);
+        lap(0, &mut times);
+        let (probs, _, _) = softmax_cross_entropy(b, &trace.logits, labels);
+        let error = b.lincomb(1.0, &one_hot(b, labels, CLASSES), -1.0, &probs);
+        lap(1, &mut times);
+        let layer = &mut model.layers[0];
+        hebbian_update(b, layer, &trace.layers[0], config.hebbian_rate, &config);
+        lap(2, &mut times);
+        structural_plasticity(b, layer, &config);
+        lap(3, &mut times);
+        synaptic_scaling(b, layer, &config);
+        lap(4, &mut times);
+        homeostasis(b, layer, &trace.layers[0].activity, config.homeostasis_rate, &config);
+        lap(5, &mut times);
+        readout_update(b, &mut model.readout, &error, &trace.code, config.readout_rate, true);
+        lap(6, &mut times);
+    }
+    let total: f64 = times.iter().sum();
+    names
+        .iter()
+        .zip(times)
+        .map(|(n, s)| Part { name: (*n).into(), ms_per_batch: s / reps as f64 * 1e3, fraction_of_step: s / total })
+        .collect()
+}
+
+/// The GEMM shapes of a training step at batch `bs`, width `h`, each best-of-5.
+fn training_gemm(b: &CpuBackend, bs: usize, d: usize, h: usize, calibration: f64) -> Vec<Row> {
+    let x = uniform(bs, d, 1);
+    let w = uniform(h, d, 2);
+    let y = uniform(bs, h, 3);
+    let v = uniform(CLASSES, h, 4);
+    let e = uniform(bs, CLASSES, 5);
+    let cases: [(&str, &Matrix, bool, &Matrix, bool, f64); 5] = [
+        ("gemm forward x·Wᵀ", &x, false, &w, true, flops::gemm(bs, h, d)),
+        ("gemm hebbian/dW yᵀ·x", &y, true, &x, false, flops::gemm(h, d, bs)),
+        ("gemm input grad du·W", &y, false, &w, false, flops::gemm(bs, d, h)),
+        ("gemm readout h·Vᵀ", &y, false, &v, true, flops::gemm(bs, CLASSES, h)),
+        ("gemm readout upd Eᵀ·h", &e, true, &y, false, flops::gemm(CLASSES, h, bs)),
+    ];
+    let mut rows = Vec::new();
+    let (mut total_s, mut total_f) = (0.0, 0.0);
+    for (name, a, ta, bb, tb, f) in cases {
+        let s = time_gemm(b, a, ta, bb, tb, 5);
+        total_s += s;
+        total_f += f;
+        let dims = |m: &Matrix, t: bool| {
+            if t { format!("({}×{})ᵀ", m.rows(), m.cols()) } else { format!("{}×{}", m.rows(), m.cols()) }
+        };
+        rows.push(Row::new(name, format!("{}·{}", dims(a, ta), dims(bb, tb)), s, bs, f, calibration));
+    }
+    rows.push(Row::new(
+        "gemm mix (sum of the above)",
+        format!("batch {bs}, width {h}"),
+        total_s,
+        bs,
+        total_f,
+        calibration,
+    ));
+    rows
+}
+
+fn measure(o: &Options) -> Report {
+    let b = CpuBackend::new();
+    let quick = o.quick;
+    let hidden = if quick { 256 } else { 2000 };
+    let mut r = Report {
+        mode: if quick { "quick".into() } else { "full".into() },
+        backend: b.name(),
+        env_threads: format!(
+            "RAYON_NUM_THREADS={} MATMUL_NUM_THREADS={}",
+            std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "(unset)".into()),
+            std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "(unset)".into())
+        ),
+        hidden,
+        ..Report::default()
+    };
+    r.calibration_n = if quick { 1024 } else { 2048 };
+    eprintln!("calibration GEMM {0}×{0}×{0} ...", r.calibration_n);
+    let cal = calibration_gflops(&b, r.calibration_n, if quick { 3 } else { 7 });
+    r.calibration_gflops = cal;
+
+    let (data, desc) = load_data(quick, o.subset);
+    r.dataset = desc;
+    let (train, test) = (&data.train, &data.test);
+    r.train_samples = train.len();
+    r.test_samples = test.len();
+    let d = data.input_dim();
+    eprintln!("dataset {}: {} train, {} test", r.dataset, train.len(), test.len());
+
+    r.training_gemm = training_gemm(&b, BATCH, d, hidden, cal);
+
+    eprintln!("bio epoch ...");
+    let (bio_model, s) = bio_epoch(&b, train, hidden, BATCH);
+    let detail = format!("{d}-{hidden}-{CLASSES}, batch {BATCH}, {} samples", train.len());
+    r.rows.push(Row::new(
+        "bio epoch",
+        detail.clone(),
+        s,
+        train.len(),
+        bio_epoch_flops(train.len(), BATCH, d, hidden),
+        cal,
+    ));
+
+    eprintln!("bp epoch ...");
+    let mut bp = BackpropRule::new(BpParams { hidden: vec![hidden], ..BpParams::default() }.check().expect("valid"));
+    let mut bp_model = bp.init_model(&b, d, CLASSES, 0);
+    bp.start_epoch(0, 1);
+    let t = Instant::now();
+    train_epoch(&b, &mut bp, &mut bp_model, batches(train, BATCH, 1), |_| {}).expect("bp training stays finite");
+    let s = t.elapsed().as_secs_f64();
+    r.rows.push(Row::new(
+        "bp epoch (Adam)",
+        detail,
+        s,
+        train.len(),
+        bp_epoch_flops(train.len(), BATCH, d, hidden),
+        cal,
+    ));
+    r.peak_rss_after_training_bytes = peak_rss_bytes();
+
+    eprintln!("pgd-40 ...");
+    let params =
+        AttackParams { kind: AttackKind::Pgd, norm: Norm::Linf, eps: 0.1, steps: 40, ..AttackParams::default() };
+    let t = Instant::now();
+    let curve = robustness_curve(&bio_model, &params, &[0.1], &test.images, &test.labels, PGD_BATCH, 0, |_, _| {})
+        .expect("the attack runs");
+    let s = t.elapsed().as_secs_f64();
+    let n = test.len();
+    r.rows.push(Row::new(
+        "pgd-40 (bio model)",
+        format!(
+            "L∞ eps 0.1, step 0.01, {n} test images, batch {PGD_BATCH}; robust acc {:.3}",
+            curve.points[0].accuracy
+        ),
+        s,
+        n,
+        flops::pgd(n, 40, d, hidden, CLASSES),
+        cal,
+    ));
+
+    if !o.no_fewshot {
+        eprintln!("few-shot ...");
+        let novel = [5usize, 6, 7, 8, 9];
+        let episodes = if quick { 50 } else { 600 };
+        let ep = EpisodeParams { ways: 5, shots: vec![5], queries: 15, episodes, seed: 0 };
+        let t = Instant::now();
+        let results =
+            episodic(&bio_model, &test.images, &test.labels, &novel, None, &ep, PGD_BATCH).expect("the protocol runs");
+        let s = t.elapsed().as_secs_f64();
+        let rows = test.labels.iter().filter(|l| novel.contains(l)).count();
+        let ncm = results.iter().find(|x| x.features.starts_with("hidden") && x.classifier == "ncm");
+        r.rows.push(Row::new(
+            "few-shot episodic",
+            format!(
+                "{episodes} episodes 5-way 5-shot 15-query, NCM + probe on hidden features of {rows} images; NCM acc {:.3}",
+                ncm.map_or(f64::NAN, |x| x.mean)
+            ),
+            s,
+            episodes,
+            flops::forward(rows, d, hidden, CLASSES),
+            cal,
+        ));
+    }
+
+    eprintln!("bio step breakdown ...");
+    let xb = train.images.select_rows(&(0..BATCH.min(train.len())).collect::<Vec<_>>());
+    r.bio_parts = bio_parts(&b, &xb, &train.labels[..xb.rows()], hidden, if quick { 5 } else { 30 });
+
+    if o.scaling {
+        let samples = if quick { 1000 } else { 6000 };
+        let sub = stratified(train, samples);
+        let widths: &[usize] = if quick { &[64, 128] } else { &[500, 1000, 2000, 4000, 8000] };
+        for &w in widths {
+            eprintln!("scaling: width {w} ...");
+            r.width_scaling.push(scale_point(&b, &sub, w, BATCH, cal));
+        }
+        let sizes: &[usize] = if quick { &[50, 100] } else { &[50, 100, 200, 500] };
+        for &bs in sizes {
+            eprintln!("scaling: batch {bs} ...");
+            r.batch_scaling.push(scale_point(&b, &sub, hidden, bs, cal));
+        }
+    }
+    r.peak_rss_bytes = peak_rss_bytes();
+    r
+}
+
+fn scale_point(b: &CpuBackend, train: &Split, width: usize, batch: usize, cal: f64) -> ScalePoint {
+    let d = train.images.cols();
+    let (_, s) = bio_epoch(b, train, width, batch);
+    let f = bio_epoch_flops(train.len(), batch, d, width);
+    let gflops = f / s / 1e9;
+    ScalePoint {
+        width,
+        batch,
+        samples: train.len(),
+        seconds: s,
+        samples_per_s: train.len() as f64 / s,
+        seconds_per_60k: s * 60_000.0 / train.len() as f64,
+        gflops,
+        fraction_of_calibration: gflops / cal,
+    }
+}
+
+/// Seconds as `12.3 s`, `45.6 ms` or `789 µs`.
+fn duration(s: f64) -> String {
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.0} µs", s * 1e6)
+    }
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map_or("n/a".into(), |v| format!("{:.0} MiB", v as f64 / (1024.0 * 1024.0)))
+}
+
+fn print_report(r: &Report) {
+    println!("\nbiorule macro benchmarks ({} mode) — {} — {}", r.mode, r.backend, r.env_threads);
+    println!("dataset: {} ({} train, {} test)", r.dataset, r.train_samples, r.test_samples);
+    println!(
+        "calibration: {0}×{0}×{0} f32 GEMM, best of several: {1:.1} GFLOP/s",
+        r.calibration_n, r.calibration_gflops
+    );
+    println!(
+        "\n| {:<28} | {:>9} | {:>8} | {:>10} | {:>9} | {:>8} | {:>7} | {:>8} |",
+        "workload", "time", "samples", "samples/s", "GEMM GF", "GFLOP/s", "% calib", "× bound"
+    );
+    println!("|{:-<30}|{:->11}|{:->10}|{:->12}|{:->11}|{:->10}|{:->9}|{:->10}|", "", "", "", "", "", "", "", "");
+    for row in r.training_gemm.iter().chain(&r.rows) {
+        println!(
+            "| {:<28} | {:>9} | {:>8} | {:>10.0} | {:>9.2} | {:>8.1} | {:>6.0}% | {:>7.2}× |",
+            row.name,
+            duration(row.seconds),
+            row.samples,
+            row.samples_per_s,
+            row.gemm_gflop,
+            row.gflops,
+            100.0 * row.fraction_of_calibration,
+            row.times_gemm_bound
+        );
+    }
+    println!(
+        "| {:<28} | peak resident memory (VmHWM): {} (after the two training epochs: {}) |",
+        "memory",
+        mib(r.peak_rss_bytes),
+        mib(r.peak_rss_after_training_bytes)
+    );
+    println!("\nworkloads:");
+    for row in r.training_gemm.iter().chain(&r.rows) {
+        println!("  {:<28} {}", row.name, row.detail);
+    }
+    println!("\nbio step by part (width {}, batch {BATCH}):", r.hidden);
+    for p in &r.bio_parts {
+        println!("  {:<58} {:>8.2} ms  {:>5.1}%", p.name, p.ms_per_batch, 100.0 * p.fraction_of_step);
+    }
+    for (title, pts) in
+        [("bio epoch against hidden width", &r.width_scaling), ("bio epoch against batch size", &r.batch_scaling)]
+    {
+        if pts.is_empty() {
+            continue;
+        }
+        println!("\n{title} ({} samples, 1 epoch; s/60k = scaled to 60 000 samples):", pts[0].samples);
+        println!("| width | batch | time s | s/60k | samples/s | GFLOP/s | % calib |");
+        println!("|------:|------:|-------:|------:|----------:|--------:|--------:|");
+        for p in pts.iter() {
+            println!(
+                "| {} | {} | {:.2} | {:.1} | {:.0} | {:.1} | {:.0}% |",
+                p.width,
+                p.batch,
+                p.seconds,
+                p.seconds_per_60k,
+                p.samples_per_s,
+                p.gflops,
+                100.0 * p.fraction_of_calibration
+            );
+        }
+    }
+}
+
+fn out_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("target").join("bench")
+}
+
+fn write_json<T: Serialize>(path: &PathBuf, value: &T) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => match std::fs::write(path, text) {
+            Ok(()) => println!("\nwrote {}", path.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+        },
+        Err(e) => eprintln!("cannot serialize the report: {e}"),
+    }
+}
+
+/// Runs this binary twice on a training subset, once with one thread everywhere and once with the
+/// default threads, and prints the speed-up of each workload.
+fn threads(o: &Options) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let subset = o.subset.unwrap_or(if o.quick { 1000 } else { 12_000 }).to_string();
+    let mut reports = Vec::new();
+    for (tag, one) in [("1", true), ("default", false)] {
+        let path = out_dir().join(format!("threads-{tag}.json"));
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--subset", &subset, "--no-fewshot", "--out"]).arg(&path);
+        if o.quick {
+            cmd.arg("--quick");
+        }
+        if one {
+            cmd.env("RAYON_NUM_THREADS", "1").env("MATMUL_NUM_THREADS", "1");
+        } else {
+            cmd.env_remove("RAYON_NUM_THREADS").env_remove("MATMUL_NUM_THREADS");
+        }
+        eprintln!("threads: running with {tag} thread(s) ...");
+        let status = cmd.status().map_err(|e| e.to_string())?;
+        if !status.success() {
+            return Err(format!("the {tag}-thread run failed ({status})"));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        reports.push(serde_json::from_str::<Report>(&text).map_err(|e| e.to_string())?);
+    }
+    let (one, many) = (&reports[0], &reports[1]);
+    println!(
+        "\n1 thread vs default threads ({}), {} train / {} test samples:",
+        many.backend, one.train_samples, one.test_samples
+    );
+    println!("| workload | 1 thread s | default s | speed-up |");
+    println!("|---|---:|---:|---:|");
+    println!(
+        "| calibration GEMM {0}³ (GFLOP/s) | {1:.1} | {2:.1} | {3:.2}× |",
+        one.calibration_n,
+        one.calibration_gflops,
+        many.calibration_gflops,
+        many.calibration_gflops / one.calibration_gflops
+    );
+    for (a, b) in one.training_gemm.iter().chain(&one.rows).zip(many.training_gemm.iter().chain(&many.rows)) {
+        println!("| {} | {:.3} | {:.3} | {:.2}× |", a.name, a.seconds, b.seconds, a.seconds / b.seconds);
+    }
+    write_json(&out_dir().join("threads.json"), &reports);
+    Ok(())
+}
+
+fn main() {
+    let o = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "macro: {e}\nusage: macro [--quick] [--scaling] [--threads] [--subset N] [--no-fewshot] [--out FILE]"
+            );
+            std::process::exit(2);
+        }
+    };
+    if o.threads {
+        if let Err(e) = threads(&o) {
+            eprintln!("macro: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let report = measure(&o);
+    print_report(&report);
+    let name = if o.quick { "macro-quick.json" } else { "macro.json" };
+    let path = o.out.clone().unwrap_or_else(|| out_dir().join(name));
+    write_json(&path, &report);
+}
