@@ -5,9 +5,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/results}
 cargo build --release -p bio-cli
-BIO=target/release/bio
 mkdir -p "$RUNS"
-train() { local name=$1; shift; [ -f "$RUNS/$name/metrics.json" ] || $BIO train --dataset fashion-mnist --quiet --out "$RUNS/$name" "$@"; }
+# A private copy, so rebuilding the workspace meanwhile cannot change the binary under a long run.
+cp target/release/bio "$RUNS/bio-bin"
+BIO=$RUNS/bio-bin
+# A run that fails (e.g. diverges) is recorded in $RUNS/failed.txt with its one-line reason; the rest go on.
+train() {
+  local name=$1; shift
+  [ -f "$RUNS/$name/metrics.json" ] && return 0
+  $BIO train --dataset fashion-mnist --quiet --out "$RUNS/$name" "$@" 2> "$RUNS/$name.err" \
+    || echo "$name: $(tail -n 1 "$RUNS/$name.err")" >> "$RUNS/failed.txt"
+}
 
 # Clean accuracy: the defaults, the random-feature control (Hebbian rate 0), backprop.
 train bio --rule bio

@@ -1,13 +1,13 @@
 //! `bio demo`: both rules, same data, one table.
 
 use anyhow::Result;
-use bio_core::TensorStore;
+use bio_core::Backend;
 use bio_data::DataError;
 use clap::Parser;
 use serde::Serialize;
 
 use super::train::{RunSpec, TrainMetrics, train_run};
-use crate::backend::cpu_or_explain;
+use crate::backend::with_backend;
 use crate::cli::{DemoArgs, RuleArgs, RuleChoice};
 use crate::output::{percent, print_json, print_table};
 
@@ -45,7 +45,12 @@ fn load_or_embedded(args: &DemoArgs, quiet: bool) -> Result<bio_data::Dataset> {
 pub fn run(args: DemoArgs) -> Result<()> {
     let quiet = args.quiet || args.json;
     let data = load_or_embedded(&args, quiet)?;
-    let b = cpu_or_explain(args.backend, quiet)?;
+    with_backend!(args.backend, quiet, |b| run_on(&b, &args, &data))
+}
+
+/// `bio demo` on one backend.
+fn run_on<B: Backend>(b: &B, args: &DemoArgs, data: &bio_data::Dataset) -> Result<()> {
+    let quiet = args.quiet || args.json;
     if !quiet {
         eprintln!(
             "data: {} ({} train / {} test images); backend: {}",
@@ -73,7 +78,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let spec = RunSpec {
             rule,
             args: &rule_args,
-            data: &data,
+            data,
             dataset_spec: &spec_name,
             train: &data.train,
             test: &data.test,
@@ -81,7 +86,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             out: out.as_deref(),
             progress: !quiet,
         };
-        let (metrics, _) = train_run(&b, &spec)?;
+        let (metrics, _) = train_run(b, &spec)?;
         if let Some(dir) = &out {
             bio_data::write_json(dir.join(bio_data::model_dir::METRICS_FILE), &metrics)?;
         }

@@ -1,11 +1,11 @@
 //! `bio eval …`: evaluate a trained model.
 
 use anyhow::Result;
-use bio_core::TensorStore;
+use bio_core::Backend;
 use serde::Serialize;
 
 use super::train::load_model;
-use crate::backend::cpu_or_explain;
+use crate::backend::with_backend;
 use crate::cli::AccuracyArgs;
 use crate::output::{percent, print_json, print_table};
 
@@ -23,8 +23,12 @@ struct AccuracyReport {
 
 /// `bio eval accuracy`.
 pub fn accuracy(args: AccuracyArgs) -> Result<()> {
-    let b = cpu_or_explain(args.backend, args.json)?;
-    let (file, model) = load_model(&b, &args.model)?;
+    with_backend!(args.backend, args.json, |b| accuracy_on(&b, &args))
+}
+
+/// `bio eval accuracy` on one backend.
+fn accuracy_on<B: Backend>(b: &B, args: &AccuracyArgs) -> Result<()> {
+    let (file, model) = load_model(b, &args.model)?;
     let spec = args.dataset.as_deref().unwrap_or(&file.dataset);
     let (data, test) = super::metrics::test_set_for(&file, spec, args.data.as_deref(), args.limit)?;
     let eval = bio_eval::evaluate(&model, &test.images, &test.labels, 1000)?;

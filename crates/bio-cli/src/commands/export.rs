@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::backend::cpu_or_explain;
+use crate::backend::with_backend;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::output::print_json;
 
@@ -19,7 +19,13 @@ struct ExportOutput {
 
 /// `bio export`.
 pub fn run(args: ExportArgs) -> Result<()> {
-    cpu_or_explain(args.backend, true)?;
+    // Exporting reads and writes host memory only; the backend is resolved so that an unusable
+    // `--backend` is reported the same way as by every other command.
+    with_backend!(args.backend, true, |_b| run_on(&args))
+}
+
+/// `bio export` (no tensor work, so no backend parameter).
+fn run_on(args: &ExportArgs) -> Result<()> {
     let file = bio_data::load_model(&args.model)?;
     let params = file.model.params();
     let bytes = match args.format {

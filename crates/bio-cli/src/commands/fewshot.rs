@@ -1,6 +1,7 @@
 //! `bio eval fewshot`: the two few-shot protocols (episodic on novel classes, and few labels from scratch).
 
 use anyhow::{Context, Result, bail};
+use bio_core::Backend;
 use bio_eval::fewshot::{train_bio_strict, train_bio_with_unlabelled, train_bp};
 use bio_eval::{EpisodeParams, FewLabelData, FewLabelParams, FewLabelResult, FewShotResult, TrainSpec};
 use clap::{Args, FromArgMatches};
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::read_saved;
 use super::train::{BIO_EPOCHS, BP_EPOCHS, bio_params, bp_params, load_model};
-use crate::backend::cpu_or_explain;
+use crate::backend::with_backend;
 use crate::cli::{FewshotArgs, ProtocolChoice, RuleArgs, RuleChoice};
 use crate::output::{percent, print_json, print_table};
 
@@ -71,8 +72,12 @@ fn episodic(args: FewshotArgs) -> Result<()> {
     let Some(dir) = args.model.clone() else {
         bail!("missing `model`: the episodic protocol needs --model DIR (or use --protocol few-labels --rule bio|bp)");
     };
-    let b = cpu_or_explain(args.backend, args.json)?;
-    let (file, model) = load_model(&b, &dir)?;
+    with_backend!(args.backend, args.json, |b| episodic_on(&b, &args, &dir))
+}
+
+/// The episodic protocol on one backend, for the model in `dir`.
+fn episodic_on<B: Backend>(b: &B, args: &FewshotArgs, dir: &std::path::Path) -> Result<()> {
+    let (file, model) = load_model(b, dir)?;
     let data = bio_data::load(&file.dataset, args.data.as_deref())?;
     let novel: Vec<usize> = (0..data.classes).filter(|c| !file.trained_classes.contains(c)).collect();
     if novel.is_empty() {
@@ -86,7 +91,7 @@ fn episodic(args: FewshotArgs) -> Result<()> {
     let params =
         EpisodeParams { ways: args.ways, shots, queries: args.queries, episodes: args.episodes, seed: args.seed };
     let results = bio_eval::episodic(&model, &data.test.images, &data.test.labels, &novel, args.layer, &params, 1000)?;
-    let mut saved: FewshotFile = read_saved(&dir, FEWSHOT_FILE).unwrap_or_default();
+    let mut saved: FewshotFile = read_saved(dir, FEWSHOT_FILE).unwrap_or_default();
     saved.novel_classes = novel.clone();
     saved.episodic = results.clone();
     let path = dir.join(FEWSHOT_FILE);
@@ -151,7 +156,17 @@ fn few_labels(args: FewshotArgs) -> Result<()> {
     rule_args.hidden = args.hidden.clone();
     rule_args.seed = args.seed;
     rule_args.epochs = Some(epochs);
-    let b = cpu_or_explain(args.backend, args.json)?;
+    with_backend!(args.backend, args.json, |b| few_labels_on(&b, &args, rule, epochs, &rule_args))
+}
+
+/// The few-labels protocol on one backend, with the validated rule, epochs and rule flags.
+fn few_labels_on<B: Backend>(
+    b: &B,
+    args: &FewshotArgs,
+    rule: RuleChoice,
+    epochs: usize,
+    rule_args: &RuleArgs,
+) -> Result<()> {
     let data = bio_data::load(&args.dataset, args.data.as_deref())?;
     let shots = if args.shots.is_empty() { vec![1, 5, 10, 50] } else { args.shots.clone() };
     let batch = rule_args.batch;
@@ -182,17 +197,17 @@ fn few_labels(args: FewshotArgs) -> Result<()> {
     let mut results = Vec::new();
     match rule {
         RuleChoice::Bp => {
-            let cfg = bp_params(&rule_args)?;
+            let cfg = bp_params(rule_args)?;
             say("bp");
             results.extend(bio_eval::few_labels("bp", fl_data, &params(false), 1000, |x, y, _, seed| {
-                train_bp(&b, &cfg, spec_for(x.rows()), x, y, seed)
+                train_bp(b, &cfg, spec_for(x.rows()), x, y, seed)
             })?);
         }
         RuleChoice::Bio => {
-            let cfg = bio_params(&rule_args)?;
+            let cfg = bio_params(rule_args)?;
             say("bio-strict (labelled images only)");
             results.extend(bio_eval::few_labels("bio-strict", fl_data, &params(false), 1000, |x, y, _, seed| {
-                train_bio_strict(&b, &cfg, spec_for(x.rows()), x, y, seed)
+                train_bio_strict(b, &cfg, spec_for(x.rows()), x, y, seed)
             })?);
             if args.unlabelled {
                 say("bio-unlabelled (hidden layers also see the rest of the training set, unlabelled)");
@@ -210,7 +225,7 @@ fn few_labels(args: FewshotArgs) -> Result<()> {
                                 &empty
                             }
                         };
-                        train_bio_with_unlabelled(&b, &cfg, spec_for(x.rows()), x, y, u, seed)
+                        train_bio_with_unlabelled(b, &cfg, spec_for(x.rows()), x, y, u, seed)
                     },
                 )?);
             }

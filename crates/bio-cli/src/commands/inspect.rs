@@ -1,8 +1,10 @@
 //! `bio inspect`: what a model is made of.
 
 use anyhow::Result;
+use bio_core::Backend;
 use serde::Serialize;
 
+use crate::backend::with_backend;
 use crate::output::{print_json, print_table};
 
 #[derive(Serialize)]
@@ -108,15 +110,25 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes the pictures of `--out`; the activity histogram needs the dataset and is skipped (with a
-/// warning) when it cannot be loaded.
+/// Writes the pictures of `--out` on the backend of `--backend` (the only part of `bio inspect` that
+/// runs the model).
 fn pictures(
     args: &crate::cli::InspectArgs,
     file: &bio_data::ModelFile,
     out: &std::path::Path,
 ) -> Result<Vec<super::pictures::Picture>> {
-    let b = crate::backend::cpu_or_explain(args.backend, args.json)?;
-    let (_, model) = super::train::load_model(&b, &args.model)?;
+    with_backend!(args.backend, args.json, |b| pictures_on(&b, args, file, out))
+}
+
+/// [`pictures`] on one backend; the activity histogram needs the dataset and is skipped (with a
+/// warning) when it cannot be loaded.
+fn pictures_on<B: Backend>(
+    b: &B,
+    args: &crate::cli::InspectArgs,
+    file: &bio_data::ModelFile,
+    out: &std::path::Path,
+) -> Result<Vec<super::pictures::Picture>> {
+    let (_, model) = super::train::load_model(b, &args.model)?;
     let test = match super::metrics::model_test_set(file, args.data.as_deref(), Some(super::pictures::ACTIVITY_IMAGES))
     {
         Ok((_, test)) => Some(test.images),

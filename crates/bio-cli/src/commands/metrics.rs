@@ -3,11 +3,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use bio_core::Backend;
 use bio_data::{Dataset, ModelFile, Split};
 use serde::{Deserialize, Serialize};
 
 use super::train::{load_model, restrict};
-use crate::backend::cpu_or_explain;
+use crate::backend::with_backend;
 use crate::cli::MetricsArgs;
 use crate::output::{percent, print_json, print_table};
 
@@ -119,8 +120,12 @@ pub const BIOLOGY_HEADER: [&str; 13] = [
 
 /// `bio eval metrics`.
 pub fn run(args: MetricsArgs) -> Result<()> {
-    let b = cpu_or_explain(args.backend, args.json)?;
-    let (file, model) = load_model(&b, &args.model)?;
+    with_backend!(args.backend, args.json, |b| run_on(&b, &args))
+}
+
+/// `bio eval metrics` on one backend.
+fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
+    let (file, model) = load_model(b, &args.model)?;
     let (data, test) = model_test_set(&file, args.data.as_deref(), args.limit)?;
     let report = bio_eval::biological_report(&model, &test.images, 1000)?;
     let out = BiologyFile {

@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use bio_core::Backend;
 use bio_eval::Series;
 use serde::Serialize;
 
@@ -12,7 +13,7 @@ use super::metrics::{BIOLOGY_FILE, BIOLOGY_HEADER, BiologyFile, biology_rows, mo
 use super::pictures::{Picture, write_pictures};
 use super::robustness::{ROBUSTNESS_FILE, RobustnessFile};
 use super::train::{TrainMetrics, load_model};
-use crate::backend::cpu_or_explain;
+use crate::backend::with_backend;
 use crate::cli::ReportArgs;
 use crate::output::{percent, print_json};
 
@@ -56,7 +57,7 @@ fn slug(i: usize, dir: &Path) -> String {
     format!("run{}-{clean}", i + 1)
 }
 
-fn load_run(i: usize, dir: &Path, args: &ReportArgs, b: &bio_cpu::CpuBackend) -> Result<Run> {
+fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Result<Run> {
     if !dir.is_dir() {
         bail!("invalid value for `runs`: {} is not a directory", dir.display());
     }
@@ -98,8 +99,12 @@ fn relative(path: &Path, base: &Path) -> String {
 /// `bio report`.
 pub fn run(args: ReportArgs) -> Result<()> {
     bio_data::ensure_output_dir(&args.out)?;
-    let b = cpu_or_explain(args.backend, args.json)?;
-    let runs: Vec<Run> = args.runs.iter().enumerate().map(|(i, d)| load_run(i, d, &args, &b)).collect::<Result<_>>()?;
+    with_backend!(args.backend, args.json, |b| run_on(&b, &args))
+}
+
+/// `bio report` on one backend (the models are loaded on it for the pictures).
+fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
+    let runs: Vec<Run> = args.runs.iter().enumerate().map(|(i, d)| load_run(i, d, args, b)).collect::<Result<_>>()?;
     let mut files: Vec<PathBuf> = Vec::new();
     let mut md = String::new();
     let _ = writeln!(

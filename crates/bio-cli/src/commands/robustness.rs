@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
+use bio_core::Backend;
 use bio_eval::{AttackKind, AttackParams, MaskingFlag, Norm, RobustnessCurve, Series, TargetMode};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{model_test_set, read_saved};
 use super::train::load_model;
-use crate::backend::cpu_or_explain;
+use crate::backend::with_backend;
 use crate::cli::{AttackChoice, RobustnessArgs};
 use crate::output::{percent, print_json, print_table};
 
@@ -116,8 +117,12 @@ fn bar(total: usize, label: &str, show: bool) -> ProgressBar {
 pub fn run(args: RobustnessArgs) -> Result<()> {
     let eps: Vec<f32> = if args.eps.is_empty() { bio_eval::DEFAULT_EPS_GRID.to_vec() } else { args.eps.clone() };
     validate(&args, &eps)?;
-    let b = cpu_or_explain(args.backend, args.json)?;
-    let (file, model) = load_model(&b, &args.model)?;
+    with_backend!(args.backend, args.json, |b| run_on(&b, &args, &eps))
+}
+
+/// `bio eval robustness` on one backend, with the validated radii.
+fn run_on<B: Backend>(b: &B, args: &RobustnessArgs, eps: &[f32]) -> Result<()> {
+    let (file, model) = load_model(b, &args.model)?;
     let (data, test) = model_test_set(&file, args.data.as_deref(), args.limit)?;
     let mut attacks: Vec<AttackChoice> = Vec::new();
     for a in &args.attack {
@@ -132,8 +137,8 @@ pub fn run(args: RobustnessArgs) -> Result<()> {
         let pb = bar(eps.len() * test.len(), &name, !args.json);
         let curve = bio_eval::robustness_curve(
             &model,
-            &params_of(a, &args),
-            &eps,
+            &params_of(a, args),
+            eps,
             &test.images,
             &test.labels,
             bio_eval::attack::DEFAULT_BATCH,
@@ -200,7 +205,7 @@ pub fn run(args: RobustnessArgs) -> Result<()> {
         out.rule,
         out.samples,
         out.dataset,
-        bio_core::TensorStore::name(&b),
+        bio_core::TensorStore::name(b),
         path.display()
     );
     let rows: Vec<Vec<String>> = out

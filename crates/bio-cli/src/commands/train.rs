@@ -9,13 +9,13 @@ use bio_core::params::{BIO_COPIES_PER_WEIGHT, BP_COPIES_PER_WEIGHT, training_mem
 use bio_core::train::{EpochProgress, train_epoch_from};
 use bio_core::{
     AnyModel, Backend, BackpropRule, BioParams, BioRule, BpParams, Classifier, Competition, InitSign, LearningRule,
-    Mechanisms, Optimizer, ReadoutRule, SavedModel, ScalingNorm, TensorStore,
+    Mechanisms, Optimizer, ReadoutRule, SavedModel, ScalingNorm,
 };
 use bio_data::{Dataset, ModelFile, Split, TrainingState, model_dir};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::cpu_or_explain;
+use crate::backend::with_backend;
 use crate::cli::{
     CompetitionChoice, Mechanism, NormChoice, OptimizerChoice, ReadoutChoice, RuleArgs, RuleChoice, SignChoice,
     TrainArgs,
@@ -514,9 +514,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         RuleChoice::Bp => drop(bp_params(&args.rule_args)?),
     }
     let data = bio_data::load(&args.data.dataset, args.data.data.as_deref())?;
-    let (train, test, classes) = restrict(&data, args.classes.as_deref())?;
+    let splits = restrict(&data, args.classes.as_deref())?;
     bio_data::ensure_output_dir(&out)?;
-    let b = cpu_or_explain(args.backend, args.quiet || args.json)?;
+    with_backend!(args.backend, args.quiet || args.json, |b| run_on(&b, &args, state, &out, &data, splits))
+}
+
+/// `bio train` on one backend, once the flags are checked and the data loaded: `splits` are the
+/// training and test splits and the classes trained on.
+fn run_on<B: Backend>(
+    b: &B,
+    args: &TrainArgs,
+    state: Option<TrainingState>,
+    out: &Path,
+    data: &Dataset,
+    splits: (Split, Split, Vec<usize>),
+) -> Result<()> {
+    let (train, test, classes) = splits;
     if !args.quiet && !args.json {
         let resumed = match &state {
             Some(s) => format!(", resuming at batch {} of epoch {}", s.progress.batches, s.epoch + 1),
@@ -531,27 +544,27 @@ pub fn run(args: TrainArgs) -> Result<()> {
             b.name()
         );
     }
-    let (_, config_path, metrics_path) = model_dir::model_paths(&out);
+    let (_, config_path, metrics_path) = model_dir::model_paths(out);
     if args.resume.is_none() {
         // A fresh run replaces any earlier one in the directory, its training state included.
         let stale = out.join(model_dir::STATE_FILE);
         if stale.exists() {
             std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
         }
-        bio_data::write_json(&config_path, &args)?;
+        bio_data::write_json(&config_path, args)?;
     }
     let spec = RunSpec {
         rule: args.rule,
         args: &args.rule_args,
-        data: &data,
+        data,
         dataset_spec: &args.data.dataset,
         train: &train,
         test: &test,
         classes,
-        out: Some(&out),
+        out: Some(out),
         progress: !args.quiet && !args.json,
     };
-    let (metrics, _) = train_run_with(&b, &spec, Checkpointing { every: args.checkpoint_every, resume: state })?;
+    let (metrics, _) = train_run_with(b, &spec, Checkpointing { every: args.checkpoint_every, resume: state })?;
     bio_data::write_json(&metrics_path, &metrics)?;
     if args.json {
         print_json(&metrics)?;
