@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every figure in docs/RESULTS.md: full Fashion-MNIST, 784-2000-10, seed 0, CPU backend.
-# Usage: bash scripts/results.sh [RUNS_DIR]   (about 30-40 minutes on 2 cores)
+# Usage: bash scripts/results.sh [RUNS_DIR]   (about 40 minutes on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/results}
@@ -21,6 +21,10 @@ train() {
 train bio --rule bio
 train bio-random --rule bio --hebbian-rate 0
 train bp --rule bp
+for seed in 1 2; do
+  train "bio-seed$seed" --rule bio --seed "$seed"
+  train "bp-seed$seed" --rule bp --seed "$seed"
+done
 # Ablations: each mechanism of the bio rule switched off alone.
 for m in competition multiplicative homeostasis structural scaling sign-readout; do
   train "ablate-$m" --rule bio --ablate "$m"
@@ -32,7 +36,7 @@ train bio-base --rule bio --classes 0-4
 train bp-base --rule bp --classes 0-4
 
 for run in bio bio-random bp; do
-  $BIO eval robustness --model "$RUNS/$run" --attack fgsm,pgd
+  $BIO eval robustness --model "$RUNS/$run" --attack fgsm,pgd --limit 2000
   $BIO eval robustness --model "$RUNS/$run" --attack pgd,square --eps 0,0.05,0.1 --limit 1000
   $BIO eval metrics --model "$RUNS/$run"
 done

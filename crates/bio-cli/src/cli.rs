@@ -158,7 +158,7 @@ pub struct RuleArgs {
     /// Hidden layer widths, comma-separated (e.g. 2000 or 2000,2000).
     #[arg(long, value_delimiter = ',', default_value = "2000")]
     pub hidden: Vec<usize>,
-    /// Epochs (default: 5 for bio, 10 for bp).
+    /// Epochs (default: 10 for both rules).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Batch size.
@@ -287,7 +287,7 @@ pub struct DemoArgs {
     /// Hidden width of both networks.
     #[arg(long, default_value_t = 2000)]
     pub hidden: usize,
-    /// Epochs of the bio rule (default 5).
+    /// Epochs of the bio rule (default 10).
     #[arg(long)]
     pub bio_epochs: Option<usize>,
     /// Epochs of backprop (default 10).
@@ -463,7 +463,7 @@ pub struct FewshotArgs {
     /// [few-labels] Hidden layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000")]
     pub hidden: Vec<usize>,
-    /// [few-labels] Epochs (default: 5 for bio, 10 for bp).
+    /// [few-labels] Epochs (default: 10 for both rules).
     #[arg(long)]
     pub epochs: Option<usize>,
     /// [few-labels] Repetitions, each with its own labelled subset and seed.

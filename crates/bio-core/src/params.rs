@@ -145,7 +145,7 @@ impl Default for BioParams {
             active_fraction: 0.05,
             competition: Competition::KWinners,
             feedforward_inhibition: 0.0,
-            hebbian_rate: 0.5,
+            hebbian_rate: 0.0003,
             hebbian_exponent: 1.0,
             anti_hebbian: 0.0,
             consolidation_epochs: 1,

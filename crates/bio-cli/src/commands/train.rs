@@ -23,7 +23,7 @@ use crate::cli::{
 use crate::output::{percent, print_json};
 
 /// Default epochs, chosen by measurement (see docs/RESULTS.md).
-pub const BIO_EPOCHS: usize = 5;
+pub const BIO_EPOCHS: usize = 10;
 /// Default epochs of the baseline.
 pub const BP_EPOCHS: usize = 10;
 
