@@ -1,5 +1,8 @@
 //! The `bio` command: thin glue that parses arguments, calls the library crates and prints.
 
+// The doc comments in `cli.rs` are the `--help` text, where `[bio]`/`[bp]` mark rule-specific flags.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod backend;
 mod cli;
 mod commands;

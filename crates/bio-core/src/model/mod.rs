@@ -66,7 +66,7 @@ pub trait Classifier<B: Backend> {
     fn input_dim(&self) -> usize;
     /// Number of classes.
     fn classes(&self) -> usize;
-    /// Class scores (logits) for a batch `x` (`batch×input_dim`, pixels in [0,1]).
+    /// Class scores (logits) for a batch `x` (`batch×input_dim`, pixels in `[0, 1]`).
     fn logits(&self, x: &B::Tensor) -> B::Tensor;
     /// The activity of each hidden layer for a batch, first layer first.
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor>;
