@@ -589,9 +589,89 @@ pub fn check_momentum_step<B: Backend>(b: &B) {
 // Rule-step and attack-step checks
 // ============================================================================================
 //
-// Reserved for whole learning-rule steps and adversarial-attack steps run on `B` and on
-// `ReferenceBackend` from the same parameters and data. Add each as `pub fn check_<name>`, then
-// call it from `run_all` and list it in `conformance_tests!`.
+// Whole learning-rule steps and the attack's input gradient, run on `B` and on `ReferenceBackend`
+// from the same parameters and data, compared after the fact.
+
+/// Relative tolerance of whole-step checks: a few updates compound the per-op differences.
+pub const STEP_RTOL: f32 = 1e-3;
+
+fn step_data() -> (Matrix, Vec<usize>) {
+    let mut rng = rng(900);
+    (random_matrix(&mut rng, 16, 24, 0.0, 1.0), (0..16).map(|i| i % 3).collect())
+}
+
+fn assert_params_close(ctx: &str, got: &crate::Params, want: &crate::Params) {
+    assert_eq!(got.tensors.len(), want.tensors.len(), "{ctx}: different tensor lists");
+    for ((name, g), (_, w)) in got.tensors.iter().zip(&want.tensors) {
+        assert_close(&format!("{ctx}, tensor {name}"), g, w, STEP_RTOL, 1e-5);
+    }
+}
+
+/// Three steps of the `bio` rule (Hebbian, scaling, homeostasis, pruning, readout) agree with the reference.
+pub fn check_bio_step<B: Backend>(b: &B) {
+    use crate::{BioNet, BioParams, BioRule, Classifier, LearningRule};
+    let params = BioParams {
+        hidden: vec![20],
+        active_fraction: 0.2,
+        hebbian_rate: 0.05,
+        consolidation_epochs: 0,
+        ..Default::default()
+    };
+    let config = params.check().expect("valid parameters");
+    let mut want = BioNet::init(&ReferenceBackend, config.clone(), 24, 3, 7);
+    let mut got = BioNet::from_params(b, config.clone(), 24, 3, &want.to_params()).expect("same shapes");
+    let (x, y) = step_data();
+    let (mut rule_want, mut rule_got) = (BioRule::new(config.clone(), 1), BioRule::new(config, 1));
+    let xb = b.upload(&x);
+    for step in 0..3 {
+        let r = LearningRule::<ReferenceBackend>::train_batch(&mut rule_want, &mut want, &x, &y).expect("finite");
+        let g = LearningRule::<B>::train_batch(&mut rule_got, &mut got, &xb, &y).expect("finite");
+        assert!(
+            (r.loss - g.loss).abs() <= STEP_RTOL * r.loss.abs() + 1e-5,
+            "bio step {step}: loss {} vs {}",
+            g.loss,
+            r.loss
+        );
+    }
+    assert_params_close("bio rule, 3 steps", &got.to_params(), &want.to_params());
+}
+
+/// Three Adam steps of the backprop baseline agree with the reference.
+pub fn check_bp_step<B: Backend>(b: &B) {
+    use crate::{BackpropRule, BpNet, BpParams, Classifier, LearningRule};
+    let config = BpParams { hidden: vec![20], ..Default::default() }.check().expect("valid parameters");
+    let mut want = BpNet::init(&ReferenceBackend, config.clone(), 24, 3, 7);
+    let mut got = BpNet::from_params(b, config.clone(), 24, 3, &want.to_params()).expect("same shapes");
+    let (x, y) = step_data();
+    let mut rule_want = BackpropRule::<ReferenceBackend>::new(config.clone());
+    let mut rule_got = BackpropRule::<B>::new(config);
+    let xb = b.upload(&x);
+    for _ in 0..3 {
+        rule_want.train_batch(&mut want, &x, &y).expect("finite");
+        rule_got.train_batch(&mut got, &xb, &y).expect("finite");
+    }
+    assert_params_close("bp rule, 3 Adam steps", &got.to_params(), &want.to_params());
+}
+
+/// The attack step's input gradient (both models) agrees with the reference.
+pub fn check_attack_gradient<B: Backend>(b: &B) {
+    use crate::{BioNet, BioParams, BpNet, BpParams, Classifier};
+    let (x, y) = step_data();
+    let xb = b.upload(&x);
+    let bio = BioParams { hidden: vec![20], active_fraction: 0.2, ..Default::default() }.check().expect("valid");
+    let want = BioNet::init(&ReferenceBackend, bio.clone(), 24, 3, 3);
+    let got = BioNet::from_params(b, bio, 24, 3, &want.to_params()).expect("same shapes");
+    let (lw, gw) = want.loss_and_input_gradient(&x, &y);
+    let (lg, gg) = got.loss_and_input_gradient(&xb, &y);
+    assert_close("bio input gradient", &b.download(&gg), &gw, STEP_RTOL, 1e-5);
+    assert_close("bio losses", &Matrix::col_vector(lg), &Matrix::col_vector(lw), STEP_RTOL, 1e-5);
+    let bp = BpParams { hidden: vec![20], ..Default::default() }.check().expect("valid");
+    let want = BpNet::init(&ReferenceBackend, bp.clone(), 24, 3, 3);
+    let got = BpNet::from_params(b, bp, 24, 3, &want.to_params()).expect("same shapes");
+    let (_, gw) = want.loss_and_input_gradient(&x, &y);
+    let (_, gg) = got.loss_and_input_gradient(&xb, &y);
+    assert_close("bp input gradient", &b.download(&gg), &gw, STEP_RTOL, 1e-5);
+}
 
 // ============================================================================================
 // Running the suite
@@ -613,6 +693,9 @@ pub fn run_all<B: Backend>(b: &B) {
     check_argmax_rows(b);
     check_adam_step(b);
     check_momentum_step(b);
+    check_bio_step(b);
+    check_bp_step(b);
+    check_attack_gradient(b);
 }
 
 /// Generates one `#[test]` per conformance check for the backend that `$make` builds.
@@ -653,7 +736,10 @@ macro_rules! conformance_tests {
             softmax_rows => check_softmax_rows,
             argmax_rows => check_argmax_rows,
             adam_step => check_adam_step,
-            momentum_step => check_momentum_step
+            momentum_step => check_momentum_step,
+            bio_step => check_bio_step,
+            bp_step => check_bp_step,
+            attack_gradient => check_attack_gradient
         );
     };
     (@tests $attrs:tt ($make:expr) $($name:ident => $check:ident),* $(,)?) => {
