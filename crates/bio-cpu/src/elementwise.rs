@@ -64,15 +64,7 @@ fn dispatch_unary<J: UnaryJob>(op: Unary, job: J) -> J::Out {
         Unary::Ln => job.run(f32::ln),
         Unary::Sqrt => job.run(f32::sqrt),
         Unary::Abs => job.run(f32::abs),
-        Unary::Sign => job.run(|x| {
-            if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        }),
+        Unary::Sign => job.run(|x| Unary::Sign.apply(x)),
         Unary::Square => job.run(|x| x * x),
         Unary::Recip => job.run(|x| 1.0 / x),
         Unary::Scale(a) => job.run(move |x| a * x),
