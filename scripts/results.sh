@@ -31,6 +31,9 @@ for m in competition multiplicative homeostasis structural scaling sign-readout;
 done
 train bio-inhibitory --rule bio --competition inhibitory
 train bio-mixed --rule bio --readout-init mixed --hidden-init mixed
+# Depth: two hidden layers, each trained by its own local rule at the same time.
+train depth-bio --rule bio --hidden 2000,2000
+train depth-bp --rule bp --hidden 2000,2000
 # Feature extractors on base classes 0-4 for the episodic few-shot protocol.
 train bio-base --rule bio --classes 0-4
 train bp-base --rule bp --classes 0-4
@@ -40,6 +43,7 @@ for run in bio bio-random bp; do
   $BIO eval robustness --model "$RUNS/$run" --attack pgd,square --eps 0,0.05,0.1 --limit 1000
   $BIO eval metrics --model "$RUNS/$run"
 done
+for run in depth-bio depth-bp; do $BIO eval metrics --model "$RUNS/$run"; done
 for run in bio-base bp-base; do
   $BIO eval fewshot --model "$RUNS/$run" --ways 5 --shots 1,5 --episodes 600
 done

@@ -118,6 +118,7 @@ fn metrics_dale_index_of_bio_is_one() {
     let m = json(&["eval", "metrics", "--model", &model("bio"), "--limit", "200", "--json"]);
     assert_eq!(m["layers"][0]["layer"], "hidden.0");
     assert_eq!(m["layers"][0]["dale_index"].as_f64(), Some(1.0));
+    assert_eq!(m["class_selectivity"][0]["layer"], "hidden.0");
     assert!(models().root.join("bio").join("biology.json").is_file());
 }
 

@@ -23,5 +23,7 @@ pub use fewshot::{
     EpisodeParams, FewLabelData, FewLabelParams, FewLabelResult, FewShotResult, TrainSpec, episodic, few_labels,
     parse_classes, split_classes,
 };
-pub use metrics::{BiologicalReport, LayerMetrics, biological_report};
+pub use metrics::{
+    BiologicalReport, LayerMetrics, LayerSelectivity, SelectivityAccumulator, biological_report, class_selectivity,
+};
 pub use plot::{Drawn, Series, histogram, image_grid, line_chart};

@@ -427,3 +427,188 @@ pub fn biological_report<B: Backend, M: Classifier<B>>(
     }
     Ok(BiologicalReport { inputs: images.rows(), layers })
 }
+
+/// Class selectivity of one hidden layer over a labelled data set (see [`class_selectivity`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerSelectivity {
+    /// The layer, named like [`LayerMetrics::layer`] (`hidden.0`, … for bio; `layer.0`, … for bp).
+    pub layer: String,
+    /// Mean selectivity index `SI = (r_max − r_rest)/(r_max + r_rest)` over the units that entered the
+    /// means (`None` when no unit did).
+    pub selectivity: Option<f64>,
+    /// Mean mutual information `I(A; C)`, in bits, between "unit active" and the class, over the same units.
+    pub mutual_information_bits: Option<f64>,
+    /// Units that entered the means (active at least once, with `r_max + r_rest > 0`).
+    pub units: usize,
+}
+
+/// Per-unit, per-class counts of one layer's activity, accumulated batch by batch (memory
+/// `O(units · classes)`, independent of the number of inputs).
+///
+/// For unit `j` and class `c` it keeps `n_c` (inputs of class `c`), `k_{jc}` (inputs of class `c`
+/// on which unit `j` is active, i.e. has activity `> 0`) and `s_{jc}` (sum of its activity over the
+/// inputs of class `c`). Only classes with `n_c > 0` take part in the statistics.
+///
+/// **Selectivity index.** With `r_c = s_{jc} / n_c` the mean activity on class `c`, over the `K`
+/// classes present, `r_max = max_c r_c` and `r_rest` the mean of the other `K − 1` values,
+/// `SI = (r_max − r_rest) / (r_max + r_rest)`: 0 for a unit responding equally to every class, 1 for
+/// a unit responding to one class only (for nonnegative activity, `SI ∈ [0, 1]`).
+///
+/// **Mutual information.** With `N = Σ_c n_c`, the empirical prior `p(c) = n_c / N`,
+/// `p(A=1 | c) = k_{jc} / n_c` and `p(A=1) = Σ_c k_{jc} / N`,
+/// `I(A; C) = H(A) − Σ_c p(c) H(A | C=c)` where `H(p) = −p log₂ p − (1−p) log₂(1−p)` is the binary
+/// entropy (in bits). It is 0 when being active says nothing about the class and `H(A)` when the
+/// class determines whether the unit is active.
+///
+/// A unit enters the layer means if it is active at least once, at least two classes are present
+/// and `r_max + r_rest > 0`.
+#[derive(Clone, Debug)]
+pub struct SelectivityAccumulator {
+    units: usize,
+    classes: usize,
+    class_inputs: Vec<usize>,
+    /// `active[j * classes + c] = k_{jc}`.
+    active: Vec<usize>,
+    /// `sum[j * classes + c] = s_{jc}`.
+    sum: Vec<f64>,
+}
+
+/// Binary entropy in bits of a Bernoulli(`p`) variable (0 at `p ∈ {0, 1}`).
+fn binary_entropy(p: f64) -> f64 {
+    let h = |q: f64| if q > 0.0 { -q * q.log2() } else { 0.0 };
+    h(p) + h(1.0 - p)
+}
+
+impl SelectivityAccumulator {
+    /// An empty accumulator for a layer of `units` units and labels in `0..classes`.
+    pub fn new(units: usize, classes: usize) -> Self {
+        Self {
+            units,
+            classes,
+            class_inputs: vec![0; classes],
+            active: vec![0; units * classes],
+            sum: vec![0.0; units * classes],
+        }
+    }
+
+    /// Adds a `batch×units` activity matrix and the class of each row. Panics if the width differs
+    /// from `units`, if `labels.len()` differs from the number of rows, or if a label is `≥ classes`.
+    pub fn add(&mut self, activity: &Matrix, labels: &[usize]) {
+        assert_eq!(activity.cols(), self.units, "activity width must equal the layer's units");
+        assert_eq!(activity.rows(), labels.len(), "one label per activity row");
+        for (r, &c) in labels.iter().enumerate() {
+            assert!(c < self.classes, "label {c} out of range ({} classes)", self.classes);
+            self.class_inputs[c] += 1;
+            for (j, &v) in activity.row(r).iter().enumerate() {
+                let i = j * self.classes + c;
+                if v > 0.0 {
+                    self.active[i] += 1;
+                }
+                self.sum[i] += v as f64;
+            }
+        }
+    }
+
+    /// Inputs added so far.
+    pub fn inputs(&self) -> usize {
+        self.class_inputs.iter().sum()
+    }
+
+    /// `(SI, I(A; C) in bits)` of unit `j`, or `None` if the unit does not enter the layer means
+    /// (never active, fewer than two classes present, or `r_max + r_rest ≤ 0`). Panics if `j ≥ units`.
+    pub fn unit(&self, j: usize) -> Option<(f64, f64)> {
+        assert!(j < self.units, "unit {j} out of range ({} units)", self.units);
+        let row = j * self.classes..(j + 1) * self.classes;
+        let (active, sum) = (&self.active[row.clone()], &self.sum[row]);
+        let present: Vec<usize> = (0..self.classes).filter(|&c| self.class_inputs[c] > 0).collect();
+        let fired: usize = active.iter().sum();
+        if fired == 0 || present.len() < 2 {
+            return None;
+        }
+        let rates: Vec<f64> = present.iter().map(|&c| sum[c] / self.class_inputs[c] as f64).collect();
+        let (best, r_max) = rates
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f64::NEG_INFINITY), |m, (i, r)| if r > m.1 { (i, r) } else { m });
+        let r_rest = rates.iter().enumerate().filter(|&(i, _)| i != best).map(|(_, r)| r).sum::<f64>()
+            / (rates.len() - 1) as f64;
+        if r_max + r_rest <= 0.0 {
+            return None;
+        }
+        let si = (r_max - r_rest) / (r_max + r_rest);
+        let n = self.inputs() as f64;
+        let conditional: f64 = present
+            .iter()
+            .map(|&c| {
+                let nc = self.class_inputs[c] as f64;
+                nc / n * binary_entropy(active[c] as f64 / nc)
+            })
+            .sum();
+        let mi = (binary_entropy(fired as f64 / n) - conditional).max(0.0);
+        Some((si, mi))
+    }
+
+    /// The layer statistics of everything added, under the name `layer`.
+    pub fn finish(&self, layer: &str) -> LayerSelectivity {
+        let per_unit: Vec<(f64, f64)> = (0..self.units).filter_map(|j| self.unit(j)).collect();
+        let mean = |f: fn(&(f64, f64)) -> f64| {
+            (!per_unit.is_empty()).then(|| per_unit.iter().map(f).sum::<f64>() / per_unit.len() as f64)
+        };
+        LayerSelectivity {
+            layer: layer.to_string(),
+            selectivity: mean(|u| u.0),
+            mutual_information_bits: mean(|u| u.1),
+            units: per_unit.len(),
+        }
+    }
+}
+
+/// Class selectivity of each hidden layer of `model` on `images` with classes `labels` (each
+/// `< classes`), in batches of `batch`, through [`Classifier::hidden_activity`] and one
+/// [`SelectivityAccumulator`] per layer (see there for the definitions of `SI` and `I(A; C)`).
+/// The `k`-th hidden layer is named after the `k`-th `<layer>.weight` tensor of
+/// [`Classifier::to_params`], like [`biological_report`].
+pub fn class_selectivity<B: Backend, M: Classifier<B>>(
+    model: &M,
+    images: &Matrix,
+    labels: &[usize],
+    classes: usize,
+    batch: usize,
+) -> Result<Vec<LayerSelectivity>, EvalError> {
+    if images.cols() != model.input_dim() {
+        return Err(EvalError::Shape(format!(
+            "images have {} pixels but the model expects {}",
+            images.cols(),
+            model.input_dim()
+        )));
+    }
+    if labels.len() != images.rows() {
+        return Err(EvalError::Shape(format!("{} labels for {} images", labels.len(), images.rows())));
+    }
+    if images.rows() == 0 {
+        return Err(EvalError::NotEnoughData("no images to measure class selectivity on".into()));
+    }
+    if let Some(c) = labels.iter().find(|&&c| c >= classes) {
+        return Err(EvalError::Shape(format!("label {c} out of range ({classes} classes)")));
+    }
+    let b = model.backend();
+    let mut acc: Vec<SelectivityAccumulator> = Vec::new();
+    for_each_batch(images, labels, batch, |_, x, y| {
+        for (i, act) in model.hidden_activity(&b.upload(x)).iter().enumerate() {
+            let m = b.download(act);
+            if acc.len() <= i {
+                acc.push(SelectivityAccumulator::new(m.cols(), classes));
+            }
+            acc[i].add(&m, y);
+        }
+        Ok::<_, EvalError>(())
+    })?;
+    let params = model.to_params();
+    let names: Vec<&str> = params.tensors.iter().filter_map(|(name, _)| name.strip_suffix(".weight")).collect();
+    Ok(acc
+        .iter()
+        .enumerate()
+        .map(|(i, a)| a.finish(&names.get(i).map_or_else(|| format!("hidden.{i}"), |n| n.to_string())))
+        .collect())
+}

@@ -2,10 +2,10 @@
 
 use bio_core::{BioNet, BioParams, BpNet, BpParams, Matrix, Params, ReferenceBackend};
 use bio_eval::metrics::{
-    ActivityAccumulator, MAX_LOG_SAMPLES, dale, erf, erfc, fit_lognormal, hoyer, normal_cdf, treves_rolls,
-    weight_metrics,
+    ActivityAccumulator, MAX_LOG_SAMPLES, SelectivityAccumulator, dale, erf, erfc, fit_lognormal, hoyer, normal_cdf,
+    treves_rolls, weight_metrics,
 };
-use bio_eval::{BiologicalReport, biological_report};
+use bio_eval::{BiologicalReport, LayerSelectivity, biological_report, class_selectivity};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal};
@@ -228,4 +228,105 @@ fn report_of_a_bp_model() {
     let dead = r.layers[0].dead_units.unwrap();
     close(r.layers[0].dead_fraction.unwrap(), dead as f64 / 12.0, 1e-12);
     assert!(biological_report(&net, &images(4, 15, 2), 7).is_err());
+}
+
+fn entropy_bits(p: f64) -> f64 {
+    -(p * p.log2() + (1.0 - p) * (1.0 - p).log2())
+}
+
+#[test]
+fn selectivity_of_hand_built_units() {
+    // 6 inputs, 3 classes (3 of class 0, 2 of class 1, 1 of class 2), 4 units:
+    // unit 0 active on every class-0 input only, unit 1 active on everything with the same value,
+    // unit 2 never active, unit 3 active on every input with a class-dependent rate.
+    let labels = [0, 0, 1, 0, 2, 1];
+    let unit3 = [1.0, 1.0, 2.0, 1.0, 4.0, 2.0];
+    let x = Matrix::from_fn(6, 4, |r, j| match j {
+        0 => f32::from(labels[r] == 0) * 0.5,
+        1 => 0.7,
+        2 => 0.0,
+        _ => unit3[r],
+    });
+    let mut acc = SelectivityAccumulator::new(4, 3);
+    // Two batches: accumulation must not depend on the split.
+    acc.add(&x.select_rows(&[0, 1, 2]), &labels[..3]);
+    acc.add(&x.select_rows(&[3, 4, 5]), &labels[3..]);
+    assert_eq!(acc.inputs(), 6);
+    let (si0, mi0) = acc.unit(0).unwrap();
+    close(si0, 1.0, 1e-12);
+    // The class fixes whether the unit is active: I(A; C) = H(A) with p(A=1) = 3/6.
+    close(mi0, entropy_bits(0.5), 1e-12);
+    close(mi0, 1.0, 1e-12);
+    let (si1, mi1) = acc.unit(1).unwrap();
+    close(si1, 0.0, 1e-12);
+    close(mi1, 0.0, 1e-12);
+    assert!(acc.unit(2).is_none());
+    // Rates 1, 2, 4: r_max = 4, r_rest = 1.5, SI = 2.5 / 5.5; always active, so no information.
+    let (si3, mi3) = acc.unit(3).unwrap();
+    close(si3, 2.5 / 5.5, 1e-12);
+    close(mi3, 0.0, 1e-12);
+    let l = acc.finish("hidden.0");
+    assert_eq!(l.layer, "hidden.0");
+    assert_eq!(l.units, 3);
+    close(l.selectivity.unwrap(), (1.0 + 0.0 + 2.5 / 5.5) / 3.0, 1e-12);
+    close(l.mutual_information_bits.unwrap(), 1.0 / 3.0, 1e-12);
+    let json = serde_json::to_value(&l).unwrap();
+    for key in ["layer", "selectivity", "mutual_information_bits", "units"] {
+        assert!(json.get(key).is_some(), "missing key {key}");
+    }
+    assert_eq!(serde_json::from_value::<LayerSelectivity>(json).unwrap(), l);
+}
+
+#[test]
+fn selectivity_mutual_information_with_partial_response() {
+    // 4 inputs of class 0 and 4 of class 1; the unit is active on 2 of class 0 and none of class 1.
+    // p(A=1) = 1/4, H(A|C=0) = 1 bit, H(A|C=1) = 0: I = H(1/4) − 1/2.
+    let labels = [0, 0, 0, 0, 1, 1, 1, 1];
+    let x = Matrix::from_fn(8, 1, |r, _| if r < 2 { 1.0 } else { 0.0 });
+    let mut acc = SelectivityAccumulator::new(1, 2);
+    acc.add(&x, &labels);
+    let (si, mi) = acc.unit(0).unwrap();
+    close(si, 1.0, 1e-12);
+    close(mi, entropy_bits(0.25) - 0.5, 1e-12);
+    // A class absent from the data does not count in r_rest, and one class alone gives nothing.
+    let mut acc = SelectivityAccumulator::new(1, 5);
+    acc.add(&x, &labels);
+    close(acc.unit(0).unwrap().0, 1.0, 1e-12);
+    let mut one = SelectivityAccumulator::new(1, 2);
+    one.add(&x.select_rows(&[0, 1, 2]), &[0, 0, 0]);
+    assert!(one.unit(0).is_none());
+    let empty = SelectivityAccumulator::new(3, 2).finish("layer.0");
+    assert_eq!((empty.units, empty.selectivity, empty.mutual_information_bits), (0, None, None));
+}
+
+#[test]
+fn class_selectivity_of_models() {
+    let config = BioParams { hidden: vec![20, 10], active_fraction: 0.1, ..Default::default() }.check().unwrap();
+    let net = BioNet::init(&ReferenceBackend, config, 16, 3, 5);
+    let x = images(60, 16, 3);
+    let labels: Vec<usize> = (0..60).map(|i| i % 3).collect();
+    let s = class_selectivity(&net, &x, &labels, 3, 16).unwrap();
+    let names: Vec<&str> = s.iter().map(|l| l.layer.as_str()).collect();
+    assert_eq!(names, ["hidden.0", "hidden.1"]);
+    assert!(s[0].units <= 20 && s[1].units <= 10);
+    for l in &s {
+        if let (Some(si), Some(mi)) = (l.selectivity, l.mutual_information_bits) {
+            assert!((0.0..=1.0).contains(&si) && (0.0..=3f64.log2()).contains(&mi), "{l:?}");
+        }
+    }
+    // The batch size does not change the result.
+    let whole = class_selectivity(&net, &x, &labels, 3, 60).unwrap();
+    for (a, b) in s.iter().zip(&whole) {
+        assert_eq!(a.units, b.units);
+        close(a.selectivity.unwrap_or(0.0), b.selectivity.unwrap_or(0.0), 1e-9);
+        close(a.mutual_information_bits.unwrap_or(0.0), b.mutual_information_bits.unwrap_or(0.0), 1e-9);
+    }
+    let config = BpParams { hidden: vec![12], ..Default::default() }.check().unwrap();
+    let bp = BpNet::init(&bio_cpu::CpuBackend::new(), config, 16, 3, 2);
+    let s = class_selectivity(&bp, &x, &labels, 3, 7).unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].layer, "layer.0");
+    assert!(class_selectivity(&bp, &x, &labels[1..], 3, 7).is_err());
+    assert!(class_selectivity(&bp, &x, &labels, 2, 7).is_err());
+    assert!(class_selectivity(&bp, &images(4, 15, 2), &labels[..4], 3, 7).is_err());
 }

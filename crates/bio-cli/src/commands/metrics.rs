@@ -28,6 +28,10 @@ pub struct BiologyFile {
     pub inputs: usize,
     /// One entry per weight matrix (hidden layers first, then the readout).
     pub layers: Vec<bio_eval::LayerMetrics>,
+    /// Class selectivity of each hidden layer on the same test images (empty in files written
+    /// before it was measured).
+    #[serde(default)]
+    pub class_selectivity: Vec<bio_eval::LayerSelectivity>,
 }
 
 /// The test split of the model's dataset, restricted to the classes it was trained on, first `limit` images.
@@ -118,6 +122,17 @@ pub const BIOLOGY_HEADER: [&str; 13] = [
     "inhibitory",
 ];
 
+/// Table rows of the class-selectivity table.
+pub fn selectivity_rows(layers: &[bio_eval::LayerSelectivity]) -> Vec<Vec<String>> {
+    layers
+        .iter()
+        .map(|l| vec![l.layer.clone(), opt(l.selectivity, 3), opt(l.mutual_information_bits, 3), l.units.to_string()])
+        .collect()
+}
+
+/// Header of [`selectivity_rows`].
+pub const SELECTIVITY_HEADER: [&str; 4] = ["layer", "selectivity", "MI bits", "units"];
+
 /// `bio eval metrics`.
 pub fn run(args: MetricsArgs) -> Result<()> {
     with_backend!(args.backend, args.json, |b| run_on(&b, &args))
@@ -128,12 +143,14 @@ fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
     let (file, model) = load_model(b, &args.model)?;
     let (data, test) = model_test_set(&file, args.data.as_deref(), args.limit)?;
     let report = bio_eval::biological_report(&model, &test.images, 1000)?;
+    let class_selectivity = bio_eval::class_selectivity(&model, &test.images, &test.labels, data.classes, 1000)?;
     let out = BiologyFile {
         model: args.model.display().to_string(),
         rule: file.model.rule().to_string(),
         dataset: data.name.clone(),
         inputs: report.inputs,
         layers: report.layers,
+        class_selectivity,
     };
     let path = args.model.join(BIOLOGY_FILE);
     bio_data::write_json(&path, &out).with_context(|| format!("saving {}", path.display()))?;
@@ -149,5 +166,8 @@ fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
         path.display()
     );
     print_table(&BIOLOGY_HEADER, &biology_rows(&out.layers));
+    println!();
+    println!("class selectivity of the hidden layers (units: active at least once)");
+    print_table(&SELECTIVITY_HEADER, &selectivity_rows(&out.class_selectivity));
     Ok(())
 }
