@@ -39,8 +39,10 @@ train bio-base --rule bio --classes 0-4
 train bp-base --rule bp --classes 0-4
 
 for run in bio bio-random bp; do
-  $BIO eval robustness --model "$RUNS/$run" --attack fgsm,pgd --limit 2000
+  # PGD and Square together print the masking check; the PGD grid after it keeps the full PGD curve
+  # in robustness.json (each command replaces the curves of the attacks it runs).
   $BIO eval robustness --model "$RUNS/$run" --attack pgd,square --eps 0,0.05,0.1 --limit 1000
+  $BIO eval robustness --model "$RUNS/$run" --attack fgsm,pgd --limit 2000
   $BIO eval metrics --model "$RUNS/$run"
 done
 for run in depth-bio depth-bp; do $BIO eval metrics --model "$RUNS/$run"; done
