@@ -2,11 +2,9 @@
 //! thresholds, files are written, and bad input fails with one line and a non-zero exit.
 
 use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn bio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bio")).args(args).output().expect("the bio binary runs")
-}
+use common::{bio, fails_with_one_line};
 
 fn metrics(dir: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(dir.join("metrics.json")).expect("metrics.json written");
@@ -54,16 +52,6 @@ fn both_rules_learn_the_embedded_subset() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!((report["accuracy"].as_f64().unwrap() - bio_acc).abs() < 1e-9);
     assert_eq!(report["samples"], 1000);
-}
-
-fn fails_with_one_line(args: &[&str], needle: &str) {
-    let out = bio(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "one error line expected, got:\n{err}");
-    assert_eq!(err.trim_end().lines().last(), Some(errors[0]), "the error comes last:\n{err}");
-    assert!(errors[0].contains(needle), "`{needle}` not in: {err}");
 }
 
 #[test]

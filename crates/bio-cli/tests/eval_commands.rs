@@ -1,15 +1,14 @@
 //! End-to-end tests of the evaluation commands: `bio eval robustness|fewshot|metrics`, `bio inspect --out`,
 //! `bio report` and `bio export`, run on tiny models trained on the embedded subset.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+use common::bio;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-
-fn bio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bio")).args(args).output().expect("the bio binary runs")
-}
 
 fn ok(args: &[&str]) -> String {
     let out = bio(args);

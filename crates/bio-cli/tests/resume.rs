@@ -2,8 +2,12 @@
 //! to bit-identical weights; the rule state round-trips through a checkpoint at the library level;
 //! the same seed gives the same bits; bad resumes fail with one line and keep what was saved.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
+
+use common::{bio, fails_with_one_line};
 use std::time::{Duration, Instant};
 
 use bio_core::train::{EpochProgress, train_epoch_from};
@@ -12,10 +16,6 @@ use bio_core::{
 };
 use bio_cpu::CpuBackend;
 use bio_data::{Dataset, TrainingState};
-
-fn bio(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bio")).args(args).output().expect("the bio binary runs")
-}
 
 fn run_args<'a>(rule: &'a str, out: &'a str) -> Vec<&'a str> {
     vec!["train", "--rule", rule, "--dataset", "embedded", "--hidden", "50", "--epochs", "2", "--quiet", "--out", out]
@@ -80,15 +80,6 @@ fn bio_run_killed_mid_run_resumes_bit_identically() {
 #[test]
 fn bp_run_killed_mid_run_resumes_bit_identically() {
     kill_mid_run_and_resume("bp");
-}
-
-fn fails_with_one_line(args: &[&str], needle: &str) {
-    let out = bio(args);
-    assert!(!out.status.success(), "{args:?} should fail");
-    let err = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "one error line expected, got:\n{err}");
-    assert!(errors[0].contains(needle), "`{needle}` not in: {err}");
 }
 
 #[test]
