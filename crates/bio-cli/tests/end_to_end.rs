@@ -74,7 +74,10 @@ fn bad_input_fails_cleanly() {
     std::fs::write(&file, b"x").unwrap();
     let under = file.join("run");
     fails_with_one_line(&["train", "--dataset", "embedded", "--out", under.to_str().unwrap()], "plain-file");
-    fails_with_one_line(&["eval", "accuracy", "--model", tmp.path().join("absent").to_str().unwrap()], "absent");
+    let out =
+        fails_with_one_line(&["eval", "accuracy", "--model", tmp.path().join("absent").to_str().unwrap()], "absent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("os error").count(), 1, "the OS reason is said once: {err}");
     // A corrupt checkpoint is refused, not loaded.
     let corrupt = tmp.path().join("corrupt");
     std::fs::create_dir(&corrupt).unwrap();
