@@ -3,11 +3,12 @@
 //! update, one PGD step, whole training steps, and IDX decoding.
 
 use bio_benches::{EMBEDDED_TRAIN_IMAGES, fashion_mnist_train_images, flops, labels, uniform};
+use bio_core::backend::composed_plasticity_step;
 use bio_core::model::{one_hot, softmax_cross_entropy};
-use bio_core::rules::{hebbian_update, readout_update, synaptic_scaling};
+use bio_core::rules::{hebbian_drive, hidden_plasticity, plasticity_settings, readout_update};
 use bio_core::{
-    BackpropRule, BioNet, BioParams, BioRule, BpParams, Classifier, ElementwiseOps, LearningRule, LinalgOps, SelectOps,
-    TensorStore, Unary,
+    BackpropRule, BioNet, BioParams, BioRule, BpParams, Classifier, ElementwiseOps, LearningRule, LinalgOps,
+    PlasticityOps, SelectOps, TensorStore, Unary,
 };
 use bio_cpu::CpuBackend;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -76,12 +77,28 @@ fn select_and_rules(c: &mut Criterion) {
     let y = labels(BATCH, CLASSES);
     let trace = model.trace(&x);
     g.throughput(Throughput::Elements((HIDDEN * INPUT) as u64));
-    g.bench_function("hebbian_update + synaptic_scaling 2000×784", |bench| {
-        bench.iter(|| {
-            let layer = &mut model.layers[0];
-            hebbian_update(&b, layer, &trace.layers[0], config.hebbian_rate, &config);
-            synaptic_scaling(&b, layer, &config);
-        })
+    // The rule's hidden-layer plasticity, and its two halves each against the unfused / dense form
+    // it replaced, so one run gives the ratios.
+    g.bench_function("hidden_plasticity 2000×784 (drive + fused step)", |bench| {
+        bench.iter(|| hidden_plasticity(&b, &mut model.layers[0], &trace.layers[0], config.hebbian_rate, &config))
+    });
+    let (pull, wins) = hebbian_drive(&b, &trace.layers[0], &config);
+    let settings = plasticity_settings((BATCH, INPUT), config.hebbian_rate, &config);
+    g.bench_function("plasticity_step fused 2000×784", |bench| {
+        let layer = &mut model.layers[0];
+        bench.iter(|| b.plasticity_step(&mut layer.weights, &mut layer.mask, &pull, &wins, &settings))
+    });
+    g.bench_function("plasticity_step composed 2000×784", |bench| {
+        let layer = &mut model.layers[0];
+        bench.iter(|| composed_plasticity_step(&b, &mut layer.weights, &mut layer.mask, &pull, &wins, &settings))
+    });
+    let relative = b.map(&trace.layers[0].activity, Unary::Step);
+    let pattern = &trace.layers[0].input;
+    g.bench_function("hebbian pull rᵀ·p sparse 2000×100·100×784", |bench| {
+        bench.iter(|| b.sparse_matmul(&relative, true, pattern))
+    });
+    g.bench_function("hebbian pull rᵀ·p dense 2000×100·100×784", |bench| {
+        bench.iter(|| b.matmul(&relative, true, pattern, false))
     });
     let (probs, _, _) = softmax_cross_entropy(&b, &trace.logits, &y);
     let error = b.lincomb(1.0, &one_hot(&b, &y, CLASSES), -1.0, &probs);

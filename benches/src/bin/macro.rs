@@ -11,8 +11,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use bio_benches::{calibration_gflops, flops, peak_rss_bytes, time_gemm, uniform};
+use bio_core::PlasticityOps;
 use bio_core::model::{one_hot, softmax_cross_entropy};
-use bio_core::rules::{hebbian_update, homeostasis, readout_update, structural_plasticity, synaptic_scaling};
+use bio_core::rules::{hebbian_drive, homeostasis, plasticity_settings, readout_update};
 use bio_core::train::train_epoch;
 use bio_core::{BackpropRule, BioNet, BioParams, BioRule, BpParams, ElementwiseOps, LearningRule, Matrix, TensorStore};
 use bio_cpu::CpuBackend;
@@ -214,19 +215,18 @@ fn bio_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], hidden: usize, reps: 
     let config = rule.config().clone();
     let mut model = LearningRule::<CpuBackend>::init_model(&rule, b, x.cols(), CLASSES, 0);
     let x = b.upload(x);
-    let mut times = [0.0f64; 7];
+    let mut times = [0.0f64; 6];
     let names = [
         "forward (trace: normalize, x̂·Wᵀ, k-WTA, code, logits)",
         "softmax + cross-entropy + error",
-        "hebbian_update",
-        "structural_plasticity",
-        "synaptic_scaling",
+        "hebbian_drive (relative activity, pattern, sparse pull rᵀ·p)",
+        "plasticity_step (Hebbian change + pruning + scaling, fused)",
         "homeostasis",
         "readout_update",
     ];
     for _ in 0..reps {
         let mut t = Instant::now();
-        let mut lap = |i: usize, times: &mut [f64; 7]| {
+        let mut lap = |i: usize, times: &mut [f64; 6]| {
             times[i] += t.elapsed().as_secs_f64();
             t = Instant::now();
         };
@@ -236,16 +236,15 @@ fn bio_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], hidden: usize, reps: 
         let error = b.lincomb(1.0, &one_hot(b, labels, CLASSES), -1.0, &probs);
         lap(1, &mut times);
         let layer = &mut model.layers[0];
-        hebbian_update(b, layer, &trace.layers[0], config.hebbian_rate, &config);
+        let (pull, wins) = hebbian_drive(b, &trace.layers[0], &config);
         lap(2, &mut times);
-        structural_plasticity(b, layer, &config);
+        let settings = plasticity_settings(b.shape(&trace.layers[0].input), config.hebbian_rate, &config);
+        b.plasticity_step(&mut layer.weights, &mut layer.mask, &pull, &wins, &settings);
         lap(3, &mut times);
-        synaptic_scaling(b, layer, &config);
-        lap(4, &mut times);
         homeostasis(b, layer, &trace.layers[0].activity, config.homeostasis_rate, &config);
-        lap(5, &mut times);
+        lap(4, &mut times);
         readout_update(b, &mut model.readout, &error, &trace.code, config.readout_rate, true);
-        lap(6, &mut times);
+        lap(5, &mut times);
     }
     let total: f64 = times.iter().sum();
     names

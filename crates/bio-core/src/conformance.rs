@@ -266,6 +266,36 @@ pub fn check_matmul<B: Backend>(b: &B) {
     }
 }
 
+/// `sparse_matmul` against the dense reference product, both transposes, for `a` with about 5 %
+/// non-zeros (k-WTA codes), 50 % (above any sparse cut-off), none at all, and a zero row.
+pub fn check_sparse_matmul<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(3);
+    for &(m, k, n) in &MATMUL_SHAPES {
+        for density in [0.05f64, 0.5, 0.0] {
+            let mut a =
+                Matrix::from_fn(m, k, |_, _| if rng.random_bool(density) { rng.random_range(0.0..1.0) } else { 0.0 });
+            if m > 1 {
+                a.as_mut_slice()[..k].iter_mut().for_each(|v| *v = 0.0);
+            }
+            let bm = random_matrix(&mut rng, k, n, -1.0, 1.0);
+            let want = r.matmul(&a, false, &bm, false);
+            let scale = r.matmul(&a, false, &r.map(&bm, Unary::Abs), false);
+            for trans_a in [false, true] {
+                let at = b.upload(&if trans_a { a.transpose() } else { a.clone() });
+                let got = fetch(b, &b.sparse_matmul(&at, trans_a, &b.upload(&bm)));
+                let ctx = format!(
+                    "sparse_matmul {}{} · {} (density {density})",
+                    shape_str(if trans_a { (k, m) } else { (m, k) }),
+                    if trans_a { "ᵀ" } else { "" },
+                    shape_str((k, n)),
+                );
+                assert_close_scaled(&ctx, &got, &want, &scale, MATMUL_RTOL, ABS_TOL);
+            }
+        }
+    }
+}
+
 /// Shape contracts: `matmul` with differing inner dimensions, `zip` / `zip_assign` with a shape
 /// that does not broadcast, `lincomb` of unequal shapes, and `row_kth_largest` with `k` outside
 /// `1..=cols` all panic.
@@ -586,6 +616,54 @@ pub fn check_momentum_step<B: Backend>(b: &B) {
 }
 
 // ============================================================================================
+// Fused plasticity step
+// ============================================================================================
+
+/// `plasticity_step` against the composed definition on the reference backend, over positive and
+/// mixed-sign layers with partly pruned masks, both norms, both weight changes, with and without
+/// pruning and scaling, for three steps each (weights after each step within [`STEP_RTOL`]; the mask
+/// exactly, since pruning is a comparison).
+pub fn check_plasticity_step<B: Backend>(b: &B) {
+    use crate::backend::{PlasticityOps, PlasticityStep, WeightChange};
+    use crate::params::ScalingNorm;
+    let r = ReferenceBackend;
+    let mut rng = rng(13);
+    let shapes = [(1, 1), (1, 37), (37, 1), (7, 13), (130, 257), (300, 784)];
+    let mut case = 0;
+    for &(rows, cols) in &shapes {
+        for signed in [false, true] {
+            for norm in [ScalingNorm::L2, ScalingNorm::L1] {
+                for change in [WeightChange::Multiplicative, WeightChange::Additive { unit: 0.5 }] {
+                    for (prune, scale) in [(Some(0.3), Some(1.0)), (None, Some(2.0)), (Some(0.5), None), (None, None)] {
+                        case += 1;
+                        let lo = if signed { -1.0 } else { 0.0 };
+                        let mut mask =
+                            Matrix::from_fn(rows, cols, |_, _| if rng.random_ratio(1, 10) { 0.0 } else { 1.0 });
+                        let mut w = r.zip(&random_matrix(&mut rng, rows, cols, lo, 1.0), &mask, Binary::Mul);
+                        let (mut wt, mut mt) = (b.upload(&w), b.upload(&mask));
+                        let step =
+                            PlasticityStep { step: 0.3, norm, signed, change, prune_below: prune, scale_to: scale };
+                        for t in 1..=3 {
+                            let pull = random_matrix(&mut rng, rows, cols, 0.0, 1.0);
+                            let mut wins = random_matrix(&mut rng, rows, 1, 0.0, 2.0);
+                            sprinkle_zeros(&mut rng, &mut wins, 3);
+                            r.plasticity_step(&mut w, &mut mask, &pull, &wins, &step);
+                            b.plasticity_step(&mut wt, &mut mt, &b.upload(&pull), &b.upload(&wins), &step);
+                            let ctx = format!(
+                                "plasticity_step case {case} step {t} on {} ({step:?})",
+                                shape_str((rows, cols))
+                            );
+                            assert_close(&format!("{ctx}, weights"), &fetch(b, &wt), &w, STEP_RTOL, ABS_TOL);
+                            assert_close(&format!("{ctx}, mask"), &fetch(b, &mt), &mask, 0.0, 0.0);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ============================================================================================
 // Rule-step and attack-step checks
 // ============================================================================================
 //
@@ -682,6 +760,7 @@ pub fn run_all<B: Backend>(b: &B) {
     check_upload_download(b);
     check_full(b);
     check_matmul(b);
+    check_sparse_matmul(b);
     check_shape_contracts(b);
     check_map(b);
     check_zip(b);
@@ -693,6 +772,7 @@ pub fn run_all<B: Backend>(b: &B) {
     check_argmax_rows(b);
     check_adam_step(b);
     check_momentum_step(b);
+    check_plasticity_step(b);
     check_bio_step(b);
     check_bp_step(b);
     check_attack_gradient(b);
@@ -726,6 +806,7 @@ macro_rules! conformance_tests {
             upload_download => check_upload_download,
             full => check_full,
             matmul => check_matmul,
+            sparse_matmul => check_sparse_matmul,
             shape_contracts => check_shape_contracts,
             map => check_map,
             zip => check_zip,
@@ -737,6 +818,7 @@ macro_rules! conformance_tests {
             argmax_rows => check_argmax_rows,
             adam_step => check_adam_step,
             momentum_step => check_momentum_step,
+            plasticity_step => check_plasticity_step,
             bio_step => check_bio_step,
             bp_step => check_bp_step,
             attack_gradient => check_attack_gradient
@@ -764,7 +846,7 @@ mod tests {
     //! independently here, and the suite checked to catch one planted bug per check.
 
     use super::*;
-    use crate::backend::TensorStore;
+    use crate::backend::{PlasticityOps, PlasticityStep, TensorStore};
 
     mod reference_suite {
         crate::conformance_tests!(|| Some(crate::ReferenceBackend));
@@ -951,6 +1033,8 @@ mod tests {
         ArgmaxLastOfTies,
         AdamVUsesAbsG,
         MomentumForgets,
+        SparseDropsFirstColumn,
+        PlasticityForgetsPruning,
     }
 
     /// The reference backend with one fault planted.
@@ -989,6 +1073,23 @@ mod tests {
                 c.as_mut_slice()[0] += 1e-2;
             }
             c
+        }
+        fn sparse_matmul(&self, a: &Matrix, ta: bool, b: &Matrix) -> Matrix {
+            let mut a = if ta { a.transpose() } else { a.clone() };
+            if self.0 == Fault::SparseDropsFirstColumn && a.cols() > 1 {
+                (0..a.rows()).for_each(|i| a.set(i, 0, 0.0));
+            }
+            ReferenceBackend.matmul(&a, false, b, false)
+        }
+    }
+
+    impl PlasticityOps for Faulty {
+        fn plasticity_step(&self, w: &mut Matrix, mask: &mut Matrix, pull: &Matrix, wins: &Matrix, s: &PlasticityStep) {
+            let mut s = *s;
+            if self.0 == Fault::PlasticityForgetsPruning {
+                s.prune_below = None;
+            }
+            crate::backend::composed_plasticity_step(self, w, mask, pull, wins, &s);
         }
     }
 
@@ -1104,5 +1205,7 @@ mod tests {
         catches_argmax: ArgmaxLastOfTies by check_argmax_rows expecting "conformance: argmax_rows";
         catches_adam: AdamVUsesAbsG by check_adam_step expecting "(v)";
         catches_momentum: MomentumForgets by check_momentum_step expecting "conformance: momentum_step 2";
+        catches_sparse: SparseDropsFirstColumn by check_sparse_matmul expecting "conformance: sparse_matmul";
+        catches_plasticity: PlasticityForgetsPruning by check_plasticity_step expecting "conformance: plasticity_step";
     }
 }

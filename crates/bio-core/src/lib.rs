@@ -13,8 +13,8 @@ pub mod tensor;
 pub mod train;
 
 pub use backend::{
-    AdamStep, Backend, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, Reduce, ReduceOps, ReferenceBackend,
-    SelectOps, TensorStore, Unary,
+    AdamStep, Backend, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, PlasticityOps, PlasticityStep, Reduce,
+    ReduceOps, ReferenceBackend, SelectOps, TensorStore, Unary, WeightChange,
 };
 pub use error::CoreError;
 pub use model::{AnyModel, BioNet, BpNet, Classifier, Params, SavedModel};

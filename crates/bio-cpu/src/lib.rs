@@ -6,10 +6,12 @@ mod backend;
 mod elementwise;
 mod linalg;
 mod optim;
+mod plasticity;
 mod reduce;
 mod select;
 
 pub use backend::CpuBackend;
+pub use linalg::SPARSE_MAX_DENSITY;
 
 /// Tensors with at least this many entries are processed in parallel with rayon; smaller ones serially.
 pub const PARALLEL_MIN_ENTRIES: usize = 32 * 1024;

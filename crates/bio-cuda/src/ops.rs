@@ -1,10 +1,13 @@
-//! The five operation families of `bio_core::Backend` on [`CudaBackend`]: cuBLAS SGEMM for the
-//! matrix products and the NVRTC kernels of [`crate::kernels`] for everything else.
+//! The operation families of `bio_core::Backend` on [`CudaBackend`]: cuBLAS SGEMM for the matrix
+//! products and the NVRTC kernels of [`crate::kernels`] for everything else. `sparse_matmul` and
+//! `plasticity_step` use bio-core's defaults (the dense product; the composed plasticity chain):
+//! fused CUDA kernels for them wait until this backend has run on a GPU at all.
 #![allow(unsafe_code)]
 
 use bio_core::backend::broadcast_strides;
 use bio_core::{
-    AdamStep, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, Reduce, ReduceOps, SelectOps, TensorStore, Unary,
+    AdamStep, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, PlasticityOps, Reduce, ReduceOps, SelectOps,
+    TensorStore, Unary,
 };
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{Gemm, GemmConfig};
@@ -298,6 +301,9 @@ impl SelectOps for CudaBackend {
         host.into_iter().map(|i| i as usize).collect()
     }
 }
+
+/// The composed default: a chain of the kernels above.
+impl PlasticityOps for CudaBackend {}
 
 impl OptimOps for CudaBackend {
     fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, s: AdamStep) {

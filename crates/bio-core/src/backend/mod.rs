@@ -3,11 +3,12 @@
 //! Split in the manner of burn: one trait per family of operations, each in its own file, so a backend
 //! author sees exactly what to implement. [`Backend`] is the union, implemented automatically.
 //! Every operation works on 2-D `f32` tensors; vectors are `1×n` or `n×1` tensors.
-//! To add a backend: implement the five families, then run [`crate::conformance`] against it.
+//! To add a backend: implement the six families (`PlasticityOps` has a default built from the others), then run [`crate::conformance`] against it.
 
 mod elementwise;
 mod linalg;
 mod optim;
+mod plasticity;
 mod reduce;
 mod reference;
 mod select;
@@ -15,6 +16,10 @@ mod select;
 pub use elementwise::{Binary, ElementwiseOps, Unary};
 pub use linalg::LinalgOps;
 pub use optim::{AdamStep, OptimOps};
+pub use plasticity::{
+    NORM_GUARD, PlasticityOps, PlasticityStep, WeightChange, composed_plasticity_step, hebbian_change,
+    prune_weak_synapses, row_norm, scale_synapses,
+};
 pub use reduce::{Dim, Reduce, ReduceOps};
 pub use reference::ReferenceBackend;
 pub use select::SelectOps;
@@ -44,9 +49,12 @@ pub trait TensorStore: Clone + Debug + Send + Sync + 'static {
 }
 
 /// A complete backend: every operation family. Implemented for any type that implements all of them.
-pub trait Backend: TensorStore + LinalgOps + ElementwiseOps + ReduceOps + SelectOps + OptimOps {}
+pub trait Backend: TensorStore + LinalgOps + ElementwiseOps + ReduceOps + SelectOps + OptimOps + PlasticityOps {}
 
-impl<B> Backend for B where B: TensorStore + LinalgOps + ElementwiseOps + ReduceOps + SelectOps + OptimOps {}
+impl<B> Backend for B where
+    B: TensorStore + LinalgOps + ElementwiseOps + ReduceOps + SelectOps + OptimOps + PlasticityOps
+{
+}
 
 /// Checks the broadcasting rule shared by every backend's [`ElementwiseOps::zip`]: `b` has the shape
 /// of `a`, or is `rows×1` (one value per row), `1×cols` (one per column) or `1×1`.

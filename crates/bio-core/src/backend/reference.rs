@@ -2,8 +2,8 @@
 //! conformance suite checks every other backend against it, and doc examples run on it.
 
 use super::{
-    AdamStep, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, Reduce, ReduceOps, SelectOps, TensorStore, Unary,
-    broadcast_strides,
+    AdamStep, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, PlasticityOps, Reduce, ReduceOps, SelectOps,
+    TensorStore, Unary, broadcast_strides,
 };
 use crate::tensor::Matrix;
 
@@ -150,3 +150,6 @@ impl OptimOps for ReferenceBackend {
         }
     }
 }
+
+/// The composed definition: the reference of every fused implementation.
+impl PlasticityOps for ReferenceBackend {}

@@ -129,14 +129,6 @@ pub fn target_total(config: &BioConfig, fan_in: usize) -> f32 {
     }
 }
 
-/// Per-row norm (`rows×1`) of `t` in the configured scaling norm (`Σ|t|` or `√Σt²`).
-pub fn row_norm<B: Backend>(b: &B, t: &B::Tensor, norm: ScalingNorm) -> B::Tensor {
-    match norm {
-        ScalingNorm::L1 => b.reduce(&b.map(t, Unary::Abs), Dim::PerRow, Reduce::Sum),
-        ScalingNorm::L2 => b.map(&b.reduce(&b.map(t, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt),
-    }
-}
-
 /// Divisive normalization of a population: `x̂ = x / (ε + ‖x‖₂)`; returns `(x̂, ‖x‖₂)`.
 pub fn normalize_input<B: Backend>(b: &B, x: &B::Tensor) -> (B::Tensor, B::Tensor) {
     let norm = b.map(&b.reduce(&b.map(x, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt);
@@ -344,10 +336,11 @@ impl<B: Backend> Classifier<B> for BioNet<B> {
         let proj = b.reduce(&b.zip(&dcode, &trace.code, Binary::Mul), Dim::PerRow, Reduce::Sum);
         let mut grad = b.zip(&b.zip(&dcode, &proj, Binary::Sub), &trace.code_denominator, Binary::Div);
         for (layer, t) in self.layers.iter().zip(&trace.layers).rev() {
+            // Under k-WTA only the k winners and the threshold unit carry gradient: a sparse product.
             let du = self.competition_backward(t, &grad);
             let dxhat = feedforward_inhibition(
                 b,
-                &b.matmul(&du, false, &layer.weights, false),
+                &b.sparse_matmul(&du, false, &layer.weights),
                 self.config.feedforward_inhibition,
             );
             grad = normalize_backward(b, t, &dxhat);

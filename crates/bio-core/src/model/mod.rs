@@ -4,9 +4,7 @@
 mod bio;
 mod bp;
 
-pub use bio::{
-    BioLayer, BioNet, BioTrace, LayerTrace, Readout, inhibition_threshold, normalize_input, row_norm, target_total,
-};
+pub use bio::{BioLayer, BioNet, BioTrace, LayerTrace, Readout, inhibition_threshold, normalize_input, target_total};
 pub use bp::{BpGradients, BpNet, DenseLayer};
 
 use serde::{Deserialize, Serialize};

@@ -1,19 +1,18 @@
 //! The `bio` rule: competitive, multiplicative Hebbian plasticity with synaptic scaling, homeostasis
 //! and structural plasticity in the hidden layers, and a local sign-preserving readout.
 //!
-//! Each mechanism is a named function below with its equation; `docs/LEARNING_RULE.md` gives the
-//! whole rule and says which properties hold by construction and which must emerge.
+//! Each mechanism is a named function with its equation: here, and for the weight-sized ones
+//! (Hebbian change, pruning, scaling) in [`crate::backend::PlasticityOps`], which a backend may fuse
+//! into one pass. `docs/LEARNING_RULE.md` gives the whole rule and says which properties hold by construction and which must emerge.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use super::{BatchReport, LearningRule, RngState, RuleState, check_loss, count_correct};
-use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
+use crate::backend::{Backend, Binary, Dim, PlasticityStep, Reduce, Unary, WeightChange, row_norm};
 use crate::error::CoreError;
-use crate::model::{
-    BioLayer, BioNet, Classifier, LayerTrace, Readout, one_hot, row_norm, softmax_cross_entropy, target_total,
-};
+use crate::model::{BioLayer, BioNet, Classifier, LayerTrace, Readout, one_hot, softmax_cross_entropy, target_total};
 use crate::params::{BioConfig, InitSign, ReadoutRule, ScalingNorm};
 use crate::tensor::Matrix;
 
@@ -67,24 +66,12 @@ fn per_neuron_sum<B: Backend>(b: &B, r: &B::Tensor) -> B::Tensor {
     b.matmul(r, true, &b.full(batch, 1, 1.0), false)
 }
 
-/// Multiplicative Hebbian plasticity. Each neuron `j` moves its normalized weights `w̃_j = |W_j|/‖W_j‖`
-/// toward the normalized presynaptic pattern `p = x/‖x‖` (norm: [`ScalingNorm`]), in proportion to its relative activity
-/// `r_j = y_j / max_k y_k`, in log space:
-///
-/// `ΔlogW_ji = η·c_D/(B·ρ) · Σ_b r_bj (p_bi − w̃_ji)` with `c_D = D` (L1) or `√D` (L2), `W ← W ⊙ exp(ΔlogW)`.
-///
-/// The exponential keeps every weight's sign (and zero stays zero): positivity holds by construction.
-/// With `multiplicative` switched off (ablation) the same step is taken additively,
-/// `ΔW = (S/D)·ΔlogW`, which can cross zero.
-pub fn hebbian_update<B: Backend>(
-    b: &B,
-    layer: &mut BioLayer<B>,
-    trace: &LayerTrace<B>,
-    rate: f32,
-    config: &BioConfig,
-) {
+/// The pre- and postsynaptic terms of the Hebbian rule for one layer, from its trace: the relative
+/// activity `r_bj = y_bj / max_k y_bk` (k-WTA sparse), the normalized presynaptic pattern
+/// `p_b = x_b/‖x_b‖` (norm: [`ScalingNorm`]), and from them the pull `Σ_b r_bj·p_b` (`neurons×inputs`,
+/// a sparse product: most `r_bj` are zero) and each neuron's `wins_j = Σ_b r_bj` (`neurons×1`).
+pub fn hebbian_drive<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfig) -> (B::Tensor, B::Tensor) {
     let (input, activity) = (&trace.input, &trace.activity);
-    let (batch, fan_in) = b.shape(input);
     let peak = b.reduce(activity, Dim::PerRow, Reduce::Max);
     let relative = b.zip(activity, &guard(b, &peak), Binary::Div);
     let relative =
@@ -98,39 +85,54 @@ pub fn hebbian_update<B: Backend>(
         relative
     };
     let pattern = b.zip(input, &guard(b, &row_norm(b, input, config.scaling_norm)), Binary::Div);
-    let pull = b.matmul(&relative, true, &pattern, false);
+    let pull = b.sparse_matmul(&relative, true, &pattern);
     let wins = per_neuron_sum(b, &relative);
-    let magnitude = if config.hidden_init == InitSign::Positive {
-        layer.weights.clone()
-    } else {
-        b.map(&layer.weights, Unary::Abs)
-    };
-    let normalized = b.zip(&magnitude, &guard(b, &row_norm(b, &magnitude, config.scaling_norm)), Binary::Div);
+    (pull, wins)
+}
+
+/// The hidden layer's plasticity in one backend operation ([`PlasticityOps::plasticity_step`](crate::backend::PlasticityOps::plasticity_step)):
+///
+/// * multiplicative Hebbian change, each neuron moving its normalized weights `w̃_j = |W_j|/‖W_j‖`
+///   toward the pattern in proportion to its relative activity, in log space:
+///   `ΔlogW_ji = η·c_D/(B·ρ) · Σ_b r_bj (p_bi − w̃_ji)` with `c_D = D` (L1) or `√D` (L2),
+///   `W ← W ⊙ exp(ΔlogW)`. The exponential keeps every weight's sign (and zero stays zero):
+///   positivity holds by construction. With `multiplicative` switched off (ablation) the same step
+///   is taken additively, `ΔW = (S/c_D)·ΔlogW`, which can cross zero;
+/// * structural plasticity (when on): synapses below `prune_below` times their neuron's mean
+///   present weight are removed;
+/// * synaptic scaling (when on): each neuron's weight norm returns to its target `S`.
+pub fn hidden_plasticity<B: Backend>(
+    b: &B,
+    layer: &mut BioLayer<B>,
+    trace: &LayerTrace<B>,
+    rate: f32,
+    config: &BioConfig,
+) {
+    let (pull, wins) = hebbian_drive(b, trace, config);
+    let settings = plasticity_settings(b.shape(&trace.input), rate, config);
+    b.plasticity_step(&mut layer.weights, &mut layer.mask, &pull, &wins, &settings);
+}
+
+/// The scalars of one [`PlasticityStep`] for a layer fed `(batch, fan_in)` inputs.
+pub fn plasticity_settings((batch, fan_in): (usize, usize), rate: f32, config: &BioConfig) -> PlasticityStep {
     // Normalized entries are of order 1/D (L1) or 1/√D (L2): scale the step so η means the same.
     let typical = match config.scaling_norm {
         ScalingNorm::L1 => fan_in as f32,
         ScalingNorm::L2 => (fan_in as f32).sqrt(),
     };
-    let step = rate * typical / (batch as f32 * config.active_fraction);
-    let delta = b.lincomb(step, &pull, -step, &b.zip(&normalized, &wins, Binary::Mul));
-    if config.mechanisms.multiplicative {
-        b.zip_assign(&mut layer.weights, &b.map(&delta, Unary::Exp), Binary::Mul);
-    } else {
-        let unit = target_total(config, fan_in) / typical;
-        layer.weights = b.lincomb(1.0, &layer.weights, unit, &delta);
-        b.zip_assign(&mut layer.weights, &layer.mask, Binary::Mul);
+    let m = &config.mechanisms;
+    PlasticityStep {
+        step: rate * typical / (batch as f32 * config.active_fraction),
+        norm: config.scaling_norm,
+        signed: config.hidden_init != InitSign::Positive,
+        change: if m.multiplicative {
+            WeightChange::Multiplicative
+        } else {
+            WeightChange::Additive { unit: target_total(config, fan_in) / typical }
+        },
+        prune_below: m.structural.then_some(config.prune_below),
+        scale_to: m.synaptic_scaling.then_some(target_total(config, fan_in)),
     }
-}
-
-/// Structural plasticity: a synapse whose magnitude falls below `prune_below` times its neuron's mean
-/// present weight is removed, `mask ← mask ⊙ [|W| > c·mean_j]`, `W ← W ⊙ mask`.
-pub fn structural_plasticity<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig) {
-    let magnitude = b.map(&layer.weights, Unary::Abs);
-    let present = guard(b, &b.reduce(&layer.mask, Dim::PerRow, Reduce::Sum));
-    let mean = b.zip(&b.reduce(&magnitude, Dim::PerRow, Reduce::Sum), &present, Binary::Div);
-    let keep = b.zip(&magnitude, &b.map(&mean, Unary::Scale(config.prune_below)), Binary::Greater);
-    b.zip_assign(&mut layer.mask, &keep, Binary::Mul);
-    b.zip_assign(&mut layer.weights, &layer.mask, Binary::Mul);
 }
 
 /// Random regrowth of removed synapses: each absent synapse returns with probability `p`, at
@@ -146,15 +148,6 @@ pub fn regrow<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig, rn
     let fresh = b.map(&reborn, Unary::Scale(2.0 * config.prune_below * mean));
     layer.weights = b.lincomb(1.0, &layer.weights, 1.0, &fresh);
     layer.mask = b.lincomb(1.0, &layer.mask, 1.0, &reborn);
-}
-
-/// Multiplicative synaptic scaling: each neuron's total weight returns to its target,
-/// `W_j ← W_j · S_j / ‖W_j‖` (a positive factor: it never changes a sign).
-pub fn synaptic_scaling<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig) {
-    let (_, fan_in) = b.shape(&layer.weights);
-    let total = row_norm(b, &layer.weights, config.scaling_norm);
-    let factor = b.map(&b.map(&guard(b, &total), Unary::Recip), Unary::Scale(target_total(config, fan_in)));
-    b.zip_assign(&mut layer.weights, &factor, Binary::Mul);
 }
 
 /// Homeostatic excitability: the running firing rate `r ← (1−τ)r + τ·mean_b[y > 0]`, and the bias
@@ -258,13 +251,7 @@ impl<B: Backend> LearningRule<B> for BioRule {
             if regrow_now {
                 regrow(&b, layer, &config, &mut self.rng);
             }
-            hebbian_update(&b, layer, t, config.hebbian_rate * self.schedule, &config);
-            if m.structural {
-                structural_plasticity(&b, layer, &config);
-            }
-            if m.synaptic_scaling {
-                synaptic_scaling(&b, layer, &config);
-            }
+            hidden_plasticity(&b, layer, t, config.hebbian_rate * self.schedule, &config);
             if m.homeostasis {
                 homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config);
             }

@@ -3,7 +3,7 @@
 mod bio;
 mod bp;
 
-pub use bio::{BioRule, hebbian_update, homeostasis, readout_update, regrow, structural_plasticity, synaptic_scaling};
+pub use bio::{BioRule, hebbian_drive, hidden_plasticity, homeostasis, plasticity_settings, readout_update, regrow};
 pub use bp::BackpropRule;
 
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,138 @@
+//! The `bio` rule's weight-sized plasticity arithmetic as one backend operation, so a backend can do
+//! it in one pass over each neuron's synapses instead of a chain of a dozen weight-sized temporaries.
+//!
+//! The default method composes the other families' operations; it is the definition every fused
+//! implementation is checked against ([`crate::conformance::check_plasticity_step`]). Each mechanism
+//! is a named function below with its equation (the rule as a whole: `docs/LEARNING_RULE.md`).
+
+use super::{Binary, Dim, ElementwiseOps, Reduce, ReduceOps, Unary};
+use crate::params::ScalingNorm;
+
+/// How the Hebbian step changes a weight.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum WeightChange {
+    /// `W ← W ⊙ exp(Δ)`: a positive factor, so no weight changes sign and zero stays zero.
+    Multiplicative,
+    /// `W ← (W + unit·Δ) ⊙ mask` (the ablation of the multiplicative form; can cross zero).
+    Additive {
+        /// Converts a log-space step into a weight change: `S/c_D`.
+        unit: f32,
+    },
+}
+
+/// One plasticity step's settings (all per-step scalars already folded in by the rule).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PlasticityStep {
+    /// Log-space step `s = η·c_D/(B·ρ)` (rate, norm constant, batch and target activity folded in).
+    pub step: f32,
+    /// The norm in which weights are normalized and scaled.
+    pub norm: ScalingNorm,
+    /// Weights may be negative (a mixed-sign start): normalize magnitudes `|W|`.
+    pub signed: bool,
+    /// Multiplicative or additive change.
+    pub change: WeightChange,
+    /// Structural plasticity: remove synapses below this fraction of their neuron's mean present weight.
+    pub prune_below: Option<f32>,
+    /// Synaptic scaling: bring each neuron's weight norm back to this total.
+    pub scale_to: Option<f32>,
+}
+
+/// The hidden-layer plasticity of the `bio` rule: Hebbian change, then structural plasticity, then
+/// synaptic scaling, each neuron (row) independently of the others.
+pub trait PlasticityOps: ElementwiseOps + ReduceOps {
+    /// One step on `weights` and `mask` (`neurons×inputs`), given the Hebbian pull `Σ_b r_bj·p_b`
+    /// (`neurons×inputs`) and each neuron's summed relative activity `wins` (`neurons×1`).
+    ///
+    /// The default composes [`hebbian_change`], [`prune_weak_synapses`] and [`scale_synapses`]; a
+    /// backend may override it with a fused kernel that matches it within the conformance tolerance.
+    fn plasticity_step(
+        &self,
+        weights: &mut Self::Tensor,
+        mask: &mut Self::Tensor,
+        pull: &Self::Tensor,
+        wins: &Self::Tensor,
+        step: &PlasticityStep,
+    ) {
+        composed_plasticity_step(self, weights, mask, pull, wins, step);
+    }
+}
+
+/// [`PlasticityOps::plasticity_step`] written as a chain of the other families' operations.
+pub fn composed_plasticity_step<B: ElementwiseOps + ReduceOps>(
+    b: &B,
+    weights: &mut B::Tensor,
+    mask: &mut B::Tensor,
+    pull: &B::Tensor,
+    wins: &B::Tensor,
+    step: &PlasticityStep,
+) {
+    hebbian_change(b, weights, mask, pull, wins, step);
+    if let Some(fraction) = step.prune_below {
+        prune_weak_synapses(b, weights, mask, fraction);
+    }
+    if let Some(total) = step.scale_to {
+        scale_synapses(b, weights, step.norm, total);
+    }
+}
+
+/// Multiplicative Hebbian change: each neuron moves its normalized weights `w̃_j = |W_j|/‖W_j‖`
+/// toward the pull, in log space: `Δ_j = s·(pull_j − wins_j·w̃_j)`, `W_j ← W_j ⊙ exp(Δ_j)`
+/// (or additively, [`WeightChange::Additive`]).
+pub fn hebbian_change<B: ElementwiseOps + ReduceOps>(
+    b: &B,
+    weights: &mut B::Tensor,
+    mask: &B::Tensor,
+    pull: &B::Tensor,
+    wins: &B::Tensor,
+    step: &PlasticityStep,
+) {
+    let magnitude = if step.signed { b.map(weights, Unary::Abs) } else { weights.clone() };
+    let normalized = b.zip(&magnitude, &guard(b, &row_norm(b, &magnitude, step.norm)), Binary::Div);
+    let delta = b.lincomb(step.step, pull, -step.step, &b.zip(&normalized, wins, Binary::Mul));
+    match step.change {
+        WeightChange::Multiplicative => b.zip_assign(weights, &b.map(&delta, Unary::Exp), Binary::Mul),
+        WeightChange::Additive { unit } => {
+            *weights = b.lincomb(1.0, weights, unit, &delta);
+            b.zip_assign(weights, mask, Binary::Mul);
+        }
+    }
+}
+
+/// Structural plasticity: a synapse whose magnitude falls below `fraction` times its neuron's mean
+/// present weight is removed, `mask ← mask ⊙ [|W| > c·mean_j]`, `W ← W ⊙ mask`.
+pub fn prune_weak_synapses<B: ElementwiseOps + ReduceOps>(
+    b: &B,
+    weights: &mut B::Tensor,
+    mask: &mut B::Tensor,
+    fraction: f32,
+) {
+    let magnitude = b.map(weights, Unary::Abs);
+    let present = guard(b, &b.reduce(mask, Dim::PerRow, Reduce::Sum));
+    let mean = b.zip(&b.reduce(&magnitude, Dim::PerRow, Reduce::Sum), &present, Binary::Div);
+    let keep = b.zip(&magnitude, &b.map(&mean, Unary::Scale(fraction)), Binary::Greater);
+    b.zip_assign(mask, &keep, Binary::Mul);
+    b.zip_assign(weights, mask, Binary::Mul);
+}
+
+/// Multiplicative synaptic scaling: each neuron's weight norm returns to `total`,
+/// `W_j ← W_j · S / ‖W_j‖` (a positive factor: it never changes a sign).
+pub fn scale_synapses<B: ElementwiseOps + ReduceOps>(b: &B, weights: &mut B::Tensor, norm: ScalingNorm, total: f32) {
+    let current = row_norm(b, weights, norm);
+    let factor = b.map(&b.map(&guard(b, &current), Unary::Recip), Unary::Scale(total));
+    b.zip_assign(weights, &factor, Binary::Mul);
+}
+
+/// Per-row norm (`rows×1`) of `t`: `Σ|t|` or `√Σt²`.
+pub fn row_norm<B: ElementwiseOps + ReduceOps>(b: &B, t: &B::Tensor, norm: ScalingNorm) -> B::Tensor {
+    match norm {
+        ScalingNorm::L1 => b.reduce(&b.map(t, Unary::Abs), Dim::PerRow, Reduce::Sum),
+        ScalingNorm::L2 => b.map(&b.reduce(&b.map(t, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt),
+    }
+}
+
+/// The smallest norm divided by: keeps an all-zero row at zero instead of `0/0`.
+pub const NORM_GUARD: f32 = 1e-12;
+
+fn guard<B: ElementwiseOps>(b: &B, t: &B::Tensor) -> B::Tensor {
+    b.map(t, Unary::Clamp(NORM_GUARD, f32::MAX))
+}
