@@ -26,7 +26,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Train one network and write DIR/model.ckpt, DIR/config.json and DIR/metrics.json.
     #[command(
-        after_help = "Examples:\n  bio train --rule bio --dataset fashion-mnist --hidden 2000 --epochs 5 --out runs/bio\n  bio train --rule bp --optimizer adam --lr 1e-3 --out runs/bp\n  bio train --rule bio --ablate homeostasis,structural --out runs/no-homeo\n  bio train --rule bio --classes 0-4 --out runs/bio-base   # base classes only, for few-shot"
+        after_help = "Examples:\n  bio train --rule bio --dataset fashion-mnist --hidden 2000 --epochs 5 --out runs/bio\n  bio train --rule bp --optimizer adam --lr 1e-3 --out runs/bp\n  bio train --rule bio --ablate homeostasis,structural --out runs/no-homeo\n  bio train --rule bio --classes 0-4 --out runs/bio-base   # base classes only, for few-shot\n  bio train --rule bio --validation 10000 --out runs/tune  # tune on 10000 held-out training images, not the test set"
     )]
     Train(TrainArgs),
     /// Evaluate a trained model.
@@ -250,6 +250,12 @@ pub struct TrainArgs {
     /// Train on these classes only (e.g. 0-4 or 0,2,5-7); the others stay novel for few-shot tests.
     #[arg(long)]
     pub classes: Option<String>,
+    /// Hold out N training images (after --classes) for validation accuracy, to tune on instead of
+    /// the test set: class-stratified, and the same images in every run with the same N and data
+    /// (independent of --seed); training uses the rest. 0 = off.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[serde(default)]
+    pub validation: usize,
     /// Backend.
     #[arg(long, value_enum, default_value = "cpu")]
     #[serde(skip, default = "default_backend")]

@@ -268,6 +268,11 @@ fn load_dir(name: &str, dir: &Path) -> Result<Dataset, DataError> {
     Dataset::from_idx(name, DataSource::Directory(dir.to_path_buf()), train, test)
 }
 
+/// The seed of the validation holdout taken by `bio train --validation N` ([`Split::stratified_holdout`]):
+/// a fixed constant, unrelated to any training seed, so that every run with the same `N` on the same
+/// data holds out the same images.
+pub const VALIDATION_SEED: u64 = 0x7661_6c69_6461_7465; // "validate" in ASCII
+
 /// A uniformly random permutation of `0..n`, deterministic per `seed` (Fisher–Yates with ChaCha8).
 pub fn shuffled_indices(n: usize, seed: u64) -> Vec<usize> {
     let mut indices: Vec<usize> = (0..n).collect();
@@ -366,6 +371,61 @@ impl Split {
         Ok(self.select(&chosen))
     }
 
+    /// Splits off `n` examples for validation, stratified by class; returns `(rest, held_out)`.
+    ///
+    /// Each of the `C` classes present gives `⌊n/C⌋` or `⌈n/C⌉` examples: the `n mod C` extra ones
+    /// come from the classes with the most examples, ties going to the lower label. A class gives the
+    /// first examples of its own order shuffled by `seed` (ChaCha8, one stream per class label), so
+    /// the choice depends only on the split's contents and `seed`, and a class's choice does not
+    /// depend on which other classes are present. Both parts keep the stored order, and together they
+    /// hold every example exactly once. `n = 0` gives the whole split and an empty one.
+    ///
+    /// Errors ([`DataError::Invalid`], its message starting `cannot hold out N of M examples`) when `n`
+    /// is not less than the number of examples, or when a class would give all its examples (at least
+    /// one of each class stays for training).
+    pub fn stratified_holdout(&self, n: usize, seed: u64) -> Result<(Split, Split), DataError> {
+        let available = self.len();
+        if n == 0 {
+            return Ok((self.clone(), self.select(&[])));
+        }
+        let fail = |reason: String| DataError::Invalid {
+            what: format!("cannot hold out {n} of {available} examples: {reason}"),
+        };
+        if n >= available {
+            return Err(fail("at least one example of each class must stay for training".into()));
+        }
+        let present: Vec<(usize, Vec<usize>)> =
+            self.class_indices().into_iter().enumerate().filter(|(_, rows)| !rows.is_empty()).collect();
+        let (base, extra) = (n / present.len(), n % present.len());
+        let mut by_size: Vec<usize> = (0..present.len()).collect();
+        by_size.sort_by_key(|&i| (std::cmp::Reverse(present[i].1.len()), present[i].0));
+        let mut quota = vec![base; present.len()];
+        for &i in &by_size[..extra] {
+            quota[i] += 1;
+        }
+        let mut held = Vec::with_capacity(n);
+        for ((class, mut rows), take) in present.into_iter().zip(quota) {
+            if take >= rows.len() {
+                return Err(fail(format!(
+                    "class {class} has {} examples and would give {take} of them; at least one example of each \
+                     class must stay for training",
+                    rows.len()
+                )));
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(class as u64);
+            shuffle(&mut rows, &mut rng);
+            held.extend_from_slice(&rows[..take]);
+        }
+        held.sort_unstable();
+        let mut is_held = vec![false; available];
+        for &i in &held {
+            is_held[i] = true;
+        }
+        let rest: Vec<usize> = (0..available).filter(|&i| !is_held[i]).collect();
+        Ok((self.select(&rest), self.select(&held)))
+    }
+
     /// The first `n` examples (all of them if there are fewer), e.g. for a `--limit` option.
     pub fn take(&self, n: usize) -> Split {
         let indices: Vec<usize> = (0..n.min(self.len())).collect();
@@ -422,6 +482,95 @@ mod tests {
         assert!(msg.contains(&partial.display().to_string()), "{msg}");
         assert!(msg.contains("t10k-labels-idx1-ubyte"), "{msg}");
         assert!(!msg.contains('\n'));
+    }
+
+    /// A split whose row `i` has label `labels[i]` and holds `i` in its first column (to trace rows).
+    fn traced(labels: &[usize]) -> Split {
+        let images = Matrix::from_fn(labels.len(), 2, |i, j| if j == 0 { i as f32 } else { labels[i] as f32 });
+        Split::new(images, labels.to_vec()).unwrap()
+    }
+
+    /// The original rows of a part of a [`traced`] split.
+    fn rows(part: &Split) -> Vec<usize> {
+        (0..part.len()).map(|i| part.images.row(i)[0] as usize).collect()
+    }
+
+    fn count(part: &Split, class: usize) -> usize {
+        part.labels.iter().filter(|&&l| l == class).count()
+    }
+
+    #[test]
+    fn stratified_holdout_is_a_disjoint_cover_in_stored_order() {
+        let labels: Vec<usize> = (0..60).map(|i| (i * 7) % 10).collect();
+        let split = traced(&labels);
+        let (rest, held) = split.stratified_holdout(25, VALIDATION_SEED).unwrap();
+        assert_eq!((rest.len(), held.len()), (35, 25));
+        let (r, h) = (rows(&rest), rows(&held));
+        assert!(r.windows(2).all(|w| w[0] < w[1]) && h.windows(2).all(|w| w[0] < w[1]), "stored order");
+        let mut all: Vec<usize> = r.iter().chain(&h).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..60).collect::<Vec<_>>(), "every example exactly once");
+        // Labels travel with their images.
+        for part in [&rest, &held] {
+            for i in 0..part.len() {
+                assert_eq!(part.labels[i], labels[rows(part)[i]]);
+            }
+        }
+    }
+
+    #[test]
+    fn stratified_holdout_counts_are_as_equal_as_possible() {
+        // Balanced: 10 classes of 6, 25 held out → 5 classes give 3 (the lowest labels), 5 give 2.
+        let split = traced(&(0..60).map(|i| i % 10).collect::<Vec<_>>());
+        let (rest, held) = split.stratified_holdout(25, 1).unwrap();
+        let per_class: Vec<usize> = (0..10).map(|c| count(&held, c)).collect();
+        assert_eq!(per_class, [3, 3, 3, 3, 3, 2, 2, 2, 2, 2]);
+        assert!((0..10).all(|c| count(&rest, c) + per_class[c] == 6));
+        // Unbalanced: sizes 5, 10, 7 and 8 held out → 2 each plus the extra 2 from the two largest.
+        let mut labels = vec![0; 5];
+        labels.extend([1; 10]);
+        labels.extend([2; 7]);
+        let (_, held) = traced(&labels).stratified_holdout(8, 1).unwrap();
+        assert_eq!([0, 1, 2].map(|c| count(&held, c)), [2, 3, 3]);
+        // Absent labels are not classes: labels 1 and 3 only, 3 held out → 2 of class 1 (tie → lower).
+        let (_, held) = traced(&[1, 3, 1, 3, 1, 3]).stratified_holdout(3, 1).unwrap();
+        assert_eq!([1, 3].map(|c| count(&held, c)), [2, 1]);
+    }
+
+    #[test]
+    fn stratified_holdout_is_deterministic_per_seed_and_per_class() {
+        let labels: Vec<usize> = (0..200).map(|i| (i * 3) % 4).collect();
+        let split = traced(&labels);
+        let a = split.stratified_holdout(40, 7).unwrap();
+        assert_eq!(a, split.stratified_holdout(40, 7).unwrap());
+        assert_ne!(rows(&a.1), rows(&split.stratified_holdout(40, 8).unwrap().1), "the seed matters");
+        // A class's held-out examples do not depend on the other classes present (e.g. `--classes`).
+        let only_2 = split.filter_classes(&[2]);
+        let (_, held_2) = only_2.stratified_holdout(10, 7).unwrap();
+        let in_full: Vec<usize> = rows(&a.1).into_iter().filter(|&r| labels[r] == 2).collect();
+        assert_eq!(in_full.len(), 10);
+        assert_eq!(in_full, rows(&held_2), "the same original rows");
+    }
+
+    #[test]
+    fn stratified_holdout_refuses_what_would_empty_a_class() {
+        let split = traced(&[0, 0, 0, 1, 1, 1, 1, 1]);
+        let (rest, held) = split.stratified_holdout(0, 1).unwrap();
+        assert_eq!((rest, held.len(), held.images.cols()), (split.clone(), 0, 2));
+        for n in [8, 9] {
+            let msg = split.stratified_holdout(n, 1).unwrap_err().to_string();
+            assert!(msg.contains(&format!("cannot hold out {n} of 8 examples")), "{msg}");
+        }
+        // 6 of 8: class 0 (3 examples) would give all 3.
+        let err = split.stratified_holdout(6, 1).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::Invalid { .. }), "{msg}");
+        assert!(msg.contains("cannot hold out 6 of 8 examples"), "{msg}");
+        assert!(msg.contains("class 0 has 3 examples and would give 3"), "{msg}");
+        assert!(!msg.contains('\n'));
+        // 5 of 8 leaves one of class 0.
+        let (rest, _) = split.stratified_holdout(5, 1).unwrap();
+        assert_eq!((count(&rest, 0), count(&rest, 1)), (1, 2));
     }
 
     #[test]

@@ -81,6 +81,7 @@ fn run_on<B: Backend>(b: &B, args: &DemoArgs, data: &bio_data::Dataset) -> Resul
             data,
             dataset_spec: &spec_name,
             train: &data.train,
+            validation: None,
             test: &data.test,
             classes: (0..data.classes).collect(),
             out: out.as_deref(),

@@ -11,7 +11,8 @@ use bio_core::{
     AnyModel, Backend, BackpropRule, BioParams, BioRule, BpParams, Classifier, Competition, InitSign, LearningRule,
     Mechanisms, Optimizer, ReadoutRule, SavedModel, ScalingNorm,
 };
-use bio_data::{Dataset, ModelFile, Split, TrainingState, model_dir};
+use bio_data::dataset::VALIDATION_SEED;
+use bio_data::{DataError, Dataset, ModelFile, Split, TrainingState, model_dir};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,10 @@ pub struct EpochLog {
     pub active_fraction: f32,
     /// Seconds since training started.
     pub seconds: f64,
+    /// Accuracy on the held-out validation images at the end of the epoch (`--validation N`); absent
+    /// without validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f32>,
 }
 
 /// `metrics.json`.
@@ -55,6 +60,13 @@ pub struct TrainMetrics {
     pub test_accuracy: f64,
     /// Number of test images.
     pub test_samples: usize,
+    /// Accuracy on the validation images held out of the training set (`--validation N`); `None`
+    /// without validation. Tune on this, not on `test_accuracy`.
+    #[serde(default)]
+    pub validation_accuracy: Option<f64>,
+    /// Number of validation images held out of the training set (0: none).
+    #[serde(default)]
+    pub validation_samples: usize,
     /// Wall-clock training time.
     pub train_seconds: f64,
     /// Epochs.
@@ -143,8 +155,10 @@ pub struct RunSpec<'a> {
     pub data: &'a Dataset,
     /// How the data was named (`fashion-mnist`, `embedded`, a directory): what `bio eval` reloads.
     pub dataset_spec: &'a str,
-    /// Training split (possibly restricted to some classes).
+    /// Training split (possibly restricted to some classes, without the validation images).
     pub train: &'a Split,
+    /// Validation images held out of the training split (`--validation N`), evaluated after every epoch.
+    pub validation: Option<&'a Split>,
     /// Test split (restricted the same way).
     pub test: &'a Split,
     /// Classes trained on.
@@ -255,7 +269,9 @@ fn fit<B: Backend, R: LearningRule<B>>(
         bail!("invalid value for `epochs`: must be ≥ 1");
     }
     let (train, test) = (spec.train, spec.test);
+    let validation = spec.validation.filter(|v| !v.is_empty());
     let per_epoch = train.len().div_ceil(a.batch);
+    let resumed = ckpt.resume.is_some();
     let (mut model, first_epoch, mut progress, mut history, seconds_before) = match ckpt.resume {
         None => (
             rule.init_model(b, spec.data.input_dim(), spec.data.classes, a.seed),
@@ -297,16 +313,28 @@ fn fit<B: Backend, R: LearningRule<B>>(
             (model, state.epoch, state.progress, state.history, state.seconds)
         }
     };
+    // The validation accuracy after each completed epoch, aligned with `history`.
+    let mut validation_history = match (validation, spec.out) {
+        (Some(v), Some(dir)) if resumed => resumed_validation(dir, v.len(), history.len())?,
+        _ => vec![None; history.len()],
+    };
+    let mut final_validation = None;
     let done_before = (first_epoch * per_epoch + progress.batches) as u64;
     let bar = progress_bar(per_epoch as u64 * epochs as u64, rule.name(), spec.progress);
     bar.set_position(done_before);
     let start = Instant::now();
-    let seconds = || seconds_before + start.elapsed().as_secs_f64();
+    // Training time excludes the time spent measuring validation accuracy.
+    let validating = std::cell::Cell::new(0.0);
+    let seconds = || seconds_before + start.elapsed().as_secs_f64() - validating.get();
     let mut done = done_before;
     for epoch in first_epoch..epochs {
         if progress.batches == 0 {
             rule.start_epoch(epoch, epochs);
         }
+        let val_note = match validation_history.last() {
+            Some(Some(acc)) => format!(" val {:.1}%", 100.0 * acc),
+            _ => String::new(),
+        };
         let batches = train
             .batches(a.batch, Some(a.seed.wrapping_add(epoch as u64)))
             .skip(progress.batches)
@@ -314,7 +342,11 @@ fn fit<B: Backend, R: LearningRule<B>>(
         let mut save_error = None;
         let report = train_epoch_from(b, &mut rule, &mut model, batches, &mut progress, |rule, model, p, r| {
             bar.inc(1);
-            bar.set_message(format!("loss {:.3} acc {:.1}%", r.loss, 100.0 * r.correct as f32 / r.samples as f32));
+            bar.set_message(format!(
+                "loss {:.3} acc {:.1}%{val_note}",
+                r.loss,
+                100.0 * r.correct as f32 / r.samples as f32
+            ));
             done += 1;
             if let (Some(dir), Some(every)) = (spec.out, ckpt.every)
                 && done.is_multiple_of(every as u64)
@@ -354,10 +386,27 @@ fn fit<B: Backend, R: LearningRule<B>>(
         }
         history.push((progress.report(), seconds()));
         progress = EpochProgress::default();
+        final_validation = match validation {
+            Some(v) => {
+                let t = Instant::now();
+                let eval = bio_eval::evaluate(&model, &v.images, &v.labels, 1000)
+                    .with_context(|| format!("measuring validation accuracy after epoch {}", epoch + 1))?;
+                validating.set(validating.get() + t.elapsed().as_secs_f64());
+                Some(eval.accuracy)
+            }
+            None => None,
+        };
+        validation_history.push(final_validation.map(|acc| acc as f32));
         if let Some(dir) = spec.out {
             let file = model_file(spec, to_saved(&model), epoch + 1);
             model_dir::save_model(dir, &file)
                 .with_context(|| format!("saving the checkpoint of epoch {}", epoch + 1))?;
+            if let Some(v) = validation {
+                // Before the training state, so that a state never has epochs this log lacks.
+                let log = ValidationLog { samples: v.len(), accuracy: validation_history.clone() };
+                bio_data::write_json(dir.join(VALIDATION_FILE), &log)
+                    .with_context(|| format!("saving the validation accuracy of epoch {}", epoch + 1))?;
+            }
             let state = TrainingState {
                 model: file,
                 rule: rule.save_state(&model),
@@ -373,17 +422,23 @@ fn fit<B: Backend, R: LearningRule<B>>(
     }
     let train_seconds = seconds();
     bar.finish_and_clear();
+    let validation_accuracy = match (validation, final_validation) {
+        (Some(v), None) => Some(bio_eval::evaluate(&model, &v.images, &v.labels, 1000)?.accuracy),
+        (_, acc) => acc,
+    };
     let eval = bio_eval::evaluate(&model, &test.images, &test.labels, 1000)?;
     let biology = bio_eval::biological_report(&model, &test.images, 1000)?;
     let history = history
         .iter()
+        .zip(&validation_history)
         .enumerate()
-        .map(|(i, (r, seconds))| EpochLog {
+        .map(|(i, ((r, seconds), validation_accuracy))| EpochLog {
             epoch: i + 1,
             loss: r.loss,
             train_accuracy: r.accuracy,
             active_fraction: r.active_fraction,
             seconds: *seconds,
+            validation_accuracy: *validation_accuracy,
         })
         .collect();
     let metrics = TrainMetrics {
@@ -392,6 +447,8 @@ fn fit<B: Backend, R: LearningRule<B>>(
         data_source: spec.data.source.to_string(),
         test_accuracy: eval.accuracy,
         test_samples: eval.total,
+        validation_accuracy,
+        validation_samples: validation.map_or(0, Split::len),
         train_seconds,
         epochs,
         hidden: a.hidden.clone(),
@@ -411,6 +468,60 @@ fn model_file(spec: &RunSpec, model: SavedModel, epochs_done: usize) -> ModelFil
         epochs: epochs_done,
         seed: spec.args.seed,
         version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// File name, in a model directory, of the validation accuracy after each completed epoch
+/// ([`ValidationLog`]).
+pub const VALIDATION_FILE: &str = "validation.json";
+
+/// `DIR/validation.json`: the validation accuracy after each completed epoch. The training state
+/// (`state.ckpt`) has no place for it, so it is kept beside it, and written before it at each epoch
+/// end, so that a resumed run's history has it too.
+#[derive(Debug, Serialize, Deserialize)]
+struct ValidationLog {
+    /// Number of validation images.
+    samples: usize,
+    /// Accuracy after each completed epoch (`None` where unknown).
+    accuracy: Vec<Option<f32>>,
+}
+
+/// The validation accuracies of the `epochs` epochs a resumed run in `dir` has completed, from its
+/// [`ValidationLog`] (`None` for any the log lacks).
+fn resumed_validation(dir: &Path, samples: usize, epochs: usize) -> Result<Vec<Option<f32>>> {
+    let path = dir.join(VALIDATION_FILE);
+    let mut accuracy = vec![None; epochs];
+    if path.exists() {
+        let log: ValidationLog = bio_data::read_json(&path).context("--resume")?;
+        if log.samples != samples {
+            bail!(
+                "invalid value for `validation`: the resumed run in {} measured validation accuracy on {} images, this run holds out {samples}",
+                dir.display(),
+                log.samples
+            );
+        }
+        for (slot, acc) in accuracy.iter_mut().zip(log.accuracy) {
+            *slot = acc;
+        }
+    }
+    Ok(accuracy)
+}
+
+/// `--validation N`: holds out `n` class-stratified images of `train` (already restricted by
+/// `--classes`) with the fixed [`VALIDATION_SEED`], so that every run with the same `n` and data holds
+/// out the same images whatever its `--seed`. Returns the rest and the held-out images (`None` when
+/// `n` is 0).
+pub fn hold_out(train: Split, n: usize, classes_flag: bool) -> Result<(Split, Option<Split>)> {
+    if n == 0 {
+        return Ok((train, None));
+    }
+    match train.stratified_holdout(n, VALIDATION_SEED) {
+        Ok((rest, held)) => Ok((rest, Some(held))),
+        Err(DataError::Invalid { what }) => {
+            let of = if classes_flag { " (the training images of the classes chosen by --classes)" } else { "" };
+            bail!("invalid value for `validation`: {what}{of}")
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -514,29 +625,46 @@ pub fn run(args: TrainArgs) -> Result<()> {
         RuleChoice::Bp => drop(bp_params(&args.rule_args)?),
     }
     let data = bio_data::load(&args.data.dataset, args.data.data.as_deref())?;
-    let splits = restrict(&data, args.classes.as_deref())?;
+    let (train, test, classes) = restrict(&data, args.classes.as_deref())?;
+    let (train, validation) = hold_out(train, args.validation, args.classes.is_some())?;
+    let splits = Splits { train, validation, test, classes };
     bio_data::ensure_output_dir(&out)?;
     with_backend!(args.backend, args.quiet || args.json, |b| run_on(&b, &args, state, &out, &data, splits))
 }
 
-/// `bio train` on one backend, once the flags are checked and the data loaded: `splits` are the
-/// training and test splits and the classes trained on.
+/// The data of one `bio train` run.
+struct Splits {
+    /// Training images (restricted by `--classes`, without the validation images).
+    train: Split,
+    /// Validation images held out of the training images (`--validation N`).
+    validation: Option<Split>,
+    /// Test images (restricted by `--classes`).
+    test: Split,
+    /// Classes trained on.
+    classes: Vec<usize>,
+}
+
+/// `bio train` on one backend, once the flags are checked and the data loaded.
 fn run_on<B: Backend>(
     b: &B,
     args: &TrainArgs,
     state: Option<TrainingState>,
     out: &Path,
     data: &Dataset,
-    splits: (Split, Split, Vec<usize>),
+    splits: Splits,
 ) -> Result<()> {
-    let (train, test, classes) = splits;
+    let Splits { train, validation, test, classes } = splits;
     if !args.quiet && !args.json {
         let resumed = match &state {
             Some(s) => format!(", resuming at batch {} of epoch {}", s.progress.batches, s.epoch + 1),
             None => String::new(),
         };
+        let held = match &validation {
+            Some(v) => format!(" / {} validation", v.len()),
+            None => String::new(),
+        };
         eprintln!(
-            "training `{:?}` on {} ({} train / {} test images) with {}{resumed}",
+            "training `{:?}` on {} ({} train{held} / {} test images) with {}{resumed}",
             args.rule,
             data.source,
             train.len(),
@@ -547,9 +675,10 @@ fn run_on<B: Backend>(
     let (_, config_path, metrics_path) = model_dir::model_paths(out);
     if args.resume.is_none() {
         // A fresh run replaces any earlier one in the directory, its training state included.
-        let stale = out.join(model_dir::STATE_FILE);
-        if stale.exists() {
-            std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+        for stale in [out.join(model_dir::STATE_FILE), out.join(VALIDATION_FILE)] {
+            if stale.exists() {
+                std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+            }
         }
         bio_data::write_json(&config_path, args)?;
     }
@@ -559,6 +688,7 @@ fn run_on<B: Backend>(
         data,
         dataset_spec: &args.data.dataset,
         train: &train,
+        validation: validation.as_ref(),
         test: &test,
         classes,
         out: Some(out),
@@ -568,6 +698,18 @@ fn run_on<B: Backend>(
     bio_data::write_json(&metrics_path, &metrics)?;
     if args.json {
         print_json(&metrics)?;
+    } else if let Some(acc) = metrics.validation_accuracy {
+        println!(
+            "{}: validation accuracy {} on {} held-out training images; test accuracy {} on {} test images; \
+             trained in {:.1}s; model in {}",
+            metrics.rule,
+            percent(acc),
+            metrics.validation_samples,
+            percent(metrics.test_accuracy),
+            metrics.test_samples,
+            metrics.train_seconds,
+            out.display()
+        );
     } else {
         println!(
             "{}: test accuracy {} on {} images, trained in {:.1}s; model in {}",
