@@ -221,6 +221,15 @@ pub struct RuleArgs {
     /// [bio] Final epochs in which only the readout learns (hidden layers frozen).
     #[arg(long)]
     pub consolidation_epochs: Option<usize>,
+    /// [bio] Greedy layer-wise training: the plastic epochs split into one block per hidden layer, in
+    /// order; only that layer learns in its block.
+    #[arg(long)]
+    #[serde(default)]
+    pub layerwise: bool,
+    /// [bio] Initial magnitudes uniform on [1−s, 1+s]·c (default 0.5; 1 starts far from lognormal).
+    #[arg(long)]
+    #[serde(default)]
+    pub init_spread: Option<f32>,
     /// [bio] Mechanisms to switch off, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub ablate: Vec<Mechanism>,

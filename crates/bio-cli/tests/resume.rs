@@ -109,10 +109,11 @@ fn bad_resumes_fail_and_keep_the_checkpoint() {
 
     // A checkpoint of another format version.
     let mut state = std::fs::read(dir.join("state.ckpt")).unwrap();
+    let version = state[8];
     state[8] = 99;
     std::fs::write(dir.join("state.ckpt"), &state).unwrap();
     fails_with_one_line(&["train", "--resume", d], "version");
-    state[8] = 1;
+    state[8] = version;
     // A corrupt checkpoint.
     let last = state.len() - 1;
     state[last] ^= 0xff;

@@ -106,6 +106,10 @@ pub struct BioParams {
     /// layers stop changing (no Hebbian, homeostatic or structural plasticity) and only the readout
     /// learns, on settled features.
     pub consolidation_epochs: usize,
+    /// Greedy layer-wise training: the plastic epochs are split into one block per hidden layer, in
+    /// order; in its block a layer learns (with its own learning-rate decay) and the others are
+    /// frozen. Off: every layer learns in every plastic epoch.
+    pub layerwise: bool,
     /// Homeostatic rate η_h of the bias.
     pub homeostasis_rate: f32,
     /// Time constant of the running firing rate, as the weight of the newest batch (0..1].
@@ -132,6 +136,9 @@ pub struct BioParams {
     pub receptive_field: Option<usize>,
     /// Initial sign of the hidden weights (Positive by default; Mixed for emergence experiments).
     pub hidden_init: InitSign,
+    /// Initial weight magnitudes are uniform on `[1 − s, 1 + s]·c`: `s = 0.5` by default; `s = 1`
+    /// (uniform from 0) gives `ln w` a long left tail (skew ≈ −2), a start far from lognormal.
+    pub init_spread: f32,
     /// Semi-saturation constant of the readout's divisive normalization.
     pub normalization_sigma: f32,
     /// Mechanism switches for ablations.
@@ -149,6 +156,7 @@ impl Default for BioParams {
             hebbian_exponent: 1.0,
             anti_hebbian: 0.0,
             consolidation_epochs: 1,
+            layerwise: false,
             homeostasis_rate: 0.1,
             rate_smoothing: 0.5,
             total_weight: 1.0,
@@ -160,6 +168,7 @@ impl Default for BioParams {
             perturbation_sigma: 0.1,
             readout_init: InitSign::Positive,
             hidden_init: InitSign::Positive,
+            init_spread: 0.5,
             receptive_field: None,
             normalization_sigma: 1e-3,
             mechanisms: Mechanisms::default(),
@@ -238,6 +247,9 @@ impl BioParams {
                 "rate-smoothing",
                 format!("must be in (0, 1], got {}", self.rate_smoothing),
             ));
+        }
+        if !(0.0..=1.0).contains(&self.init_spread) {
+            return Err(CoreError::invalid("init-spread", format!("must be in [0, 1], got {}", self.init_spread)));
         }
         if self.receptive_field == Some(0) {
             return Err(CoreError::invalid("receptive-field", "must be ≥ 1"));

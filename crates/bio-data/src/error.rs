@@ -88,7 +88,11 @@ pub enum DataError {
         path: PathBuf,
     },
     /// The checkpoint was written in a format version this build cannot read.
-    #[error("{}: checkpoint format version {found} is not supported (this build reads version {supported})", path.display())]
+    #[error(
+        "{}: checkpoint format version {found} is not supported (this build reads version {supported}); \
+         it was written by another biorule release: use that release, or train again",
+        path.display()
+    )]
     CheckpointVersion {
         /// The file concerned.
         path: PathBuf,

@@ -22,8 +22,10 @@ use crate::error::DataError;
 
 /// The 8 bytes every checkpoint starts with.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"BIORULE\0";
-/// The checkpoint format version this build writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// The checkpoint format version this build writes and reads. 2: `layerwise` in the `bio`
+/// hyper-parameters and per-layer plasticity in its training state (version 1 files are refused with
+/// [`DataError::CheckpointVersion`]).
+pub const CHECKPOINT_VERSION: u32 = 2;
 /// Size of the checkpoint header in bytes (magic, version, payload length, checksum).
 pub const CHECKPOINT_HEADER_LEN: usize = 24;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use bio_core::Matrix;
 use bio_data::{
     DataError, decode_checkpoint, encode_checkpoint, ensure_output_dir, load_checkpoint, read_json, save_checkpoint,
-    write_atomic, write_json,
+    store::CHECKPOINT_VERSION, write_atomic, write_json,
 };
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -36,7 +36,7 @@ fn running_as_root() -> bool {
 fn checkpoint_round_trip_in_memory_and_on_disk() {
     let bytes = encode_checkpoint(&model());
     assert_eq!(&bytes[..8], b"BIORULE\0");
-    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), 1);
+    assert_eq!(u32::from_le_bytes(bytes[8..12].try_into().unwrap()), CHECKPOINT_VERSION);
     assert_eq!(u64::from_le_bytes(bytes[12..20].try_into().unwrap()) as usize, bytes.len() - 24);
     assert_eq!(decode_checkpoint::<Model>(&bytes, "m").unwrap(), model());
 
@@ -59,11 +59,11 @@ fn checkpoint_errors_are_distinct() {
     assert!(matches!(err, DataError::NotACheckpoint { .. }), "{err}");
     assert!(err.to_string().contains(name) && err.to_string().contains("not a biorule checkpoint"));
 
-    let mut v2 = good.clone();
-    v2[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let err = decode_checkpoint::<Model>(&v2, name).unwrap_err();
-    assert!(matches!(err, DataError::CheckpointVersion { found: 2, supported: 1, .. }), "{err}");
-    assert!(err.to_string().contains("version 2") && err.to_string().contains("version 1"), "{err}");
+    let mut old = good.clone();
+    old[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let err = decode_checkpoint::<Model>(&old, name).unwrap_err();
+    assert!(matches!(err, DataError::CheckpointVersion { found: 1, supported: 2, .. }), "{err}");
+    assert!(err.to_string().contains("version 1") && err.to_string().contains("version 2"), "{err}");
 
     for cut in [0, 5, 8, 23, 24, good.len() - 1] {
         let err = decode_checkpoint::<Model>(&good[..cut], name).unwrap_err();
@@ -97,7 +97,7 @@ fn garbage_payload_with_valid_frame_does_not_panic_or_allocate_wildly() {
     // A huge declared vector length inside a correctly checksummed frame.
     let payload = [0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 1, 2, 3];
     let mut bytes = b"BIORULE\0".to_vec();
-    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
     bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
     bytes.extend_from_slice(&payload);

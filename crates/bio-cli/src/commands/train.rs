@@ -121,6 +121,8 @@ pub fn bio_params(a: &RuleArgs) -> Result<bio_core::BioConfig> {
         },
         receptive_field: a.receptive_field.or(d.receptive_field),
         consolidation_epochs: a.consolidation_epochs.unwrap_or(d.consolidation_epochs),
+        layerwise: a.layerwise,
+        init_spread: a.init_spread.unwrap_or(d.init_spread),
         readout_init: sign(a.readout_init, d.readout_init),
         hidden_init: sign(a.hidden_init, d.hidden_init),
         mechanisms: Mechanisms {

@@ -83,10 +83,10 @@ pub struct BioTrace<B: Backend> {
     pub logits: B::Tensor,
 }
 
-fn uniform_init(rows: usize, cols: usize, scale: f32, sign: InitSign, rng: &mut ChaCha8Rng) -> Matrix {
-    // Uniform on [0.5, 1.5]·scale: deliberately not lognormal, so lognormality can only emerge.
+fn uniform_init(rows: usize, cols: usize, scale: f32, spread: f32, sign: InitSign, rng: &mut ChaCha8Rng) -> Matrix {
+    // Uniform on [1 − s, 1 + s]·scale: deliberately not lognormal, so lognormality can only emerge.
     Matrix::from_fn(rows, cols, |_, _| {
-        let magnitude = scale * rng.random_range(0.5f32..1.5);
+        let magnitude = scale * (1.0 - spread + 2.0 * spread * rng.random::<f32>());
         match sign {
             InitSign::Positive => magnitude,
             InitSign::Mixed => {
@@ -184,7 +184,7 @@ impl<B: Backend> BioNet<B> {
                 ScalingNorm::L1 => target_total(&config, fan_in) / fan_in as f32,
                 ScalingNorm::L2 => target_total(&config, fan_in) / (fan_in as f32).sqrt(),
             };
-            let mut w = uniform_init(width, fan_in, scale, config.hidden_init, &mut rng);
+            let mut w = uniform_init(width, fan_in, scale, config.init_spread, config.hidden_init, &mut rng);
             let mask = match config.receptive_field {
                 Some(p) if layers.is_empty() => receptive_field_mask(width, fan_in, p, &mut rng),
                 _ => Matrix::full(width, fan_in, 1.0),
@@ -200,7 +200,7 @@ impl<B: Backend> BioNet<B> {
             });
             fan_in = width;
         }
-        let v = uniform_init(classes, fan_in, 1.0, config.readout_init, &mut rng);
+        let v = uniform_init(classes, fan_in, 1.0, 0.5, config.readout_init, &mut rng);
         let readout = Readout { weights: backend.upload(&v), bias: backend.full(1, classes, 0.0) };
         Self { backend: backend.clone(), config, input_dim, classes, layers, readout }
     }

@@ -20,10 +20,12 @@ use crate::tensor::Matrix;
 #[derive(Clone, Debug)]
 pub struct BioRule {
     config: BioConfig,
-    /// Multiplier of every learning rate for the current epoch (linear decay).
+    /// Multiplier of the readout's learning rate for the current epoch (linear decay).
     schedule: f32,
-    /// False during consolidation epochs: the hidden layers are frozen.
-    hidden_plastic: bool,
+    /// Multiplier of the plastic hidden layers' rate (the same decay, restarted per block when layer-wise).
+    hebbian_schedule: f32,
+    /// The hidden layers that learn in the current epoch, `start..end` (none during consolidation).
+    plastic_layers: (usize, usize),
     regrow_pending: bool,
     rng: ChaCha8Rng,
 }
@@ -31,10 +33,12 @@ pub struct BioRule {
 impl BioRule {
     /// A trainer; `seed` drives node-perturbation noise and synapse regrowth.
     pub fn new(config: BioConfig, seed: u64) -> Self {
+        let layers = config.hidden.len();
         Self {
             config,
             schedule: 1.0,
-            hidden_plastic: true,
+            hebbian_schedule: 1.0,
+            plastic_layers: (0, layers),
             regrow_pending: false,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0xB10),
         }
@@ -46,13 +50,33 @@ impl BioRule {
     }
 
     /// Follows the schedule: linear decay of every plasticity rate, `1, 1 − 1/E, …, 1/E`; the hidden
-    /// layers frozen in the last `consolidation_epochs` epochs (when `E` is larger than that); and
-    /// regrowth of pruned synapses at the start of each plastic epoch after the first.
+    /// layers frozen in the last `consolidation_epochs` epochs (when `E` is larger than that); with
+    /// `layerwise`, the `P` plastic epochs split into one block per layer (layer `l` learns in epochs
+    /// `⌈lP/L⌉ … ⌈(l+1)P/L⌉ − 1`, its rate decaying over its own block); and regrowth of pruned
+    /// synapses at the start of each plastic epoch after the first.
     pub fn start_epoch(&mut self, epoch: usize, epochs: usize) {
-        self.schedule = 1.0 - epoch as f32 / epochs.max(1) as f32;
+        let decay = |done: usize, of: usize| 1.0 - done as f32 / of.max(1) as f32;
+        self.schedule = decay(epoch, epochs);
         let consolidation = self.config.consolidation_epochs;
-        self.hidden_plastic = epochs <= consolidation || epoch + consolidation < epochs;
-        self.regrow_pending = self.hidden_plastic && epoch > 0 && self.config.regrow_probability > 0.0;
+        let plastic_epochs = if epochs <= consolidation { epochs } else { epochs - consolidation };
+        let layers = self.config.hidden.len();
+        (self.plastic_layers, self.hebbian_schedule) = if epoch >= plastic_epochs {
+            ((0, 0), 0.0)
+        } else if !self.config.layerwise {
+            ((0, layers), self.schedule)
+        } else {
+            let layer = epoch * layers / plastic_epochs;
+            let block_start = (layer * plastic_epochs).div_ceil(layers);
+            let block_end = ((layer + 1) * plastic_epochs).div_ceil(layers);
+            ((layer, layer + 1), decay(epoch - block_start, block_end - block_start))
+        };
+        let any_plastic = self.plastic_layers.0 < self.plastic_layers.1;
+        self.regrow_pending = any_plastic && epoch > 0 && self.config.regrow_probability > 0.0;
+    }
+
+    /// The hidden layers that learn in the current epoch, `start..end`.
+    pub fn plastic_layers(&self) -> std::ops::Range<usize> {
+        self.plastic_layers.0..self.plastic_layers.1
     }
 }
 
@@ -246,12 +270,16 @@ impl<B: Backend> LearningRule<B> for BioRule {
 
         let m = &config.mechanisms;
         let regrow_now = std::mem::take(&mut self.regrow_pending) && m.structural;
-        let layers = if self.hidden_plastic { model.layers.len() } else { 0 };
-        for (layer, t) in model.layers.iter_mut().zip(&trace.layers).take(layers) {
+        let plastic = self.plastic_layers();
+        let rate = config.hebbian_rate * self.hebbian_schedule;
+        for (i, (layer, t)) in model.layers.iter_mut().zip(&trace.layers).enumerate() {
+            if !plastic.contains(&i) {
+                continue;
+            }
             if regrow_now {
                 regrow(&b, layer, &config, &mut self.rng);
             }
-            hidden_plasticity(&b, layer, t, config.hebbian_rate * self.schedule, &config);
+            hidden_plasticity(&b, layer, t, rate, &config);
             if m.homeostasis {
                 homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config);
             }
@@ -271,7 +299,8 @@ impl<B: Backend> LearningRule<B> for BioRule {
     fn save_state(&self, _model: &BioNet<B>) -> RuleState {
         RuleState::Bio {
             schedule: self.schedule,
-            hidden_plastic: self.hidden_plastic,
+            hebbian_schedule: self.hebbian_schedule,
+            plastic_layers: self.plastic_layers,
             regrow_pending: self.regrow_pending,
             rng: RngState::capture(&self.rng),
         }
@@ -279,8 +308,10 @@ impl<B: Backend> LearningRule<B> for BioRule {
 
     fn restore_state(&mut self, _model: &BioNet<B>, state: RuleState) -> Result<(), CoreError> {
         match state {
-            RuleState::Bio { schedule, hidden_plastic, regrow_pending, rng } => {
-                (self.schedule, self.hidden_plastic, self.regrow_pending) = (schedule, hidden_plastic, regrow_pending);
+            RuleState::Bio { schedule, hebbian_schedule, plastic_layers, regrow_pending, rng } => {
+                (self.schedule, self.hebbian_schedule, self.plastic_layers) =
+                    (schedule, hebbian_schedule, plastic_layers);
+                self.regrow_pending = regrow_pending;
                 self.rng = rng.restore();
                 Ok(())
             }
@@ -288,5 +319,67 @@ impl<B: Backend> LearningRule<B> for BioRule {
                 Err(CoreError::Incompatible(format!("a `{}` training state cannot resume a `bio` run", other.rule())))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::ReferenceBackend;
+    use crate::params::BioParams;
+
+    fn rule(hidden: Vec<usize>, layerwise: bool, consolidation: usize) -> BioRule {
+        let params = BioParams { hidden, layerwise, consolidation_epochs: consolidation, ..Default::default() };
+        BioRule::new(params.check().expect("valid"), 0)
+    }
+
+    /// (plastic layers, Hebbian schedule) for each epoch of a run.
+    fn plan(mut r: BioRule, epochs: usize) -> Vec<(std::ops::Range<usize>, f32)> {
+        (0..epochs)
+            .map(|e| {
+                r.start_epoch(e, epochs);
+                (r.plastic_layers(), r.hebbian_schedule)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn all_layers_learn_until_consolidation() {
+        let p = plan(rule(vec![8, 8], false, 1), 4);
+        assert_eq!(p.iter().map(|(l, _)| l.clone()).collect::<Vec<_>>(), [0..2, 0..2, 0..2, 0..0]);
+        assert_eq!(p.iter().map(|(_, s)| *s).collect::<Vec<_>>(), [1.0, 0.75, 0.5, 0.0]);
+    }
+
+    #[test]
+    fn layerwise_blocks_cover_the_plastic_epochs_in_layer_order() {
+        // 9 plastic epochs over 2 layers: layer 0 in epochs 0..5, layer 1 in 5..9, then consolidation.
+        let p = plan(rule(vec![8, 8], true, 1), 10);
+        let layers: Vec<_> = p.iter().map(|(l, _)| l.clone()).collect();
+        assert_eq!(layers[..5], [0..1, 0..1, 0..1, 0..1, 0..1]);
+        assert_eq!(layers[5..9], [1..2, 1..2, 1..2, 1..2]);
+        assert_eq!(layers[9], 0..0);
+        // Each block restarts the decay.
+        assert_eq!(p[0].1, 1.0);
+        assert_eq!(p[5].1, 1.0);
+        assert_eq!(p[8].1, 0.25);
+    }
+
+    #[test]
+    fn frozen_layers_do_not_change() {
+        let params = BioParams { hidden: vec![6, 5], layerwise: true, consolidation_epochs: 0, ..Default::default() };
+        let config = params.check().expect("valid");
+        let b = ReferenceBackend;
+        let mut net = BioNet::init(&b, config.clone(), 12, 3, 1);
+        let mut r = BioRule::new(config, 0);
+        let x = Matrix::from_fn(8, 12, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0);
+        let labels: Vec<usize> = (0..8).map(|i| i % 3).collect();
+        let before = net.to_params();
+        r.start_epoch(0, 2);
+        LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+        let after = net.to_params();
+        let changed =
+            |name: &str| before.tensors.iter().zip(&after.tensors).any(|((n, a), (_, b))| n.contains(name) && a != b);
+        assert!(changed("hidden.0"), "layer 0 learns in its block");
+        assert!(!changed("hidden.1"), "layer 1 is frozen in layer 0's block");
     }
 }

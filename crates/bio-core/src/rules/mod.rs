@@ -96,10 +96,12 @@ impl RngState {
 pub enum RuleState {
     /// State of [`BioRule`].
     Bio {
-        /// Learning-rate multiplier of the current epoch.
+        /// Learning-rate multiplier of the current epoch (readout).
         schedule: f32,
-        /// Whether the hidden layers are plastic in the current epoch.
-        hidden_plastic: bool,
+        /// Learning-rate multiplier of the plastic hidden layers in the current epoch.
+        hebbian_schedule: f32,
+        /// The hidden layers that are plastic in the current epoch, `start..end`.
+        plastic_layers: (usize, usize),
         /// Whether regrowth is still due in the current epoch.
         regrow_pending: bool,
         /// The rule's random stream (noise and regrowth).
