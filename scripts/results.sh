@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates every figure in docs/RESULTS.md: full Fashion-MNIST, 784-2000-10, seed 0, CPU backend.
-# Usage: bash scripts/results.sh [RUNS_DIR]   (about 40 minutes on 2 cores)
+# Regenerates every figure in docs/RESULTS.md: full Fashion-MNIST, 784-2000-10, seed 0 unless
+# stated, CPU backend. Usage: bash scripts/results.sh [RUNS_DIR]   (about 30 minutes on 2 cores)
+#
+# Jobs run in two lanes of single-threaded processes: on this 2-vCPU machine two 1-thread runs
+# finish sooner than the same runs one after another with 2 threads each (docs/PERFORMANCE.md).
+# Training times in RESULTS.md are therefore 1-thread times with another job running beside.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/results}
@@ -9,6 +13,7 @@ mkdir -p "$RUNS"
 # A private copy, so rebuilding the workspace meanwhile cannot change the binary under a long run.
 cp target/release/bio "$RUNS/bio-bin"
 BIO=$RUNS/bio-bin
+export RAYON_NUM_THREADS=1 MATMUL_NUM_THREADS=1
 # A run that fails (e.g. diverges) is recorded in $RUNS/failed.txt with its one-line reason; the rest go on.
 train() {
   local name=$1; shift
@@ -16,40 +21,75 @@ train() {
   $BIO train --dataset fashion-mnist --quiet --out "$RUNS/$name" "$@" 2> "$RUNS/$name.err" \
     || echo "$name: $(tail -n 1 "$RUNS/$name.err")" >> "$RUNS/failed.txt"
 }
+# Weights at initialization, as `bio eval metrics` sees them: one epoch with every plasticity rate at 0.
+at_init() {
+  local name=$1; shift
+  train "$name" --rule bio --epochs 1 --hebbian-rate 0 --readout-rate 0 --homeostasis-rate 0 \
+    --ablate scaling,structural "$@"
+}
 
-# Clean accuracy: the defaults, the random-feature control (Hebbian rate 0), backprop.
-train bio --rule bio
-train bio-random --rule bio --hebbian-rate 0
-train bp --rule bp
-for seed in 1 2; do
-  train "bio-seed$seed" --rule bio --seed "$seed"
-  train "bp-seed$seed" --rule bp --seed "$seed"
-done
-# Ablations: each mechanism of the bio rule switched off alone.
-for m in competition multiplicative homeostasis structural scaling sign-readout; do
-  train "ablate-$m" --rule bio --ablate "$m"
-done
-train bio-inhibitory --rule bio --competition inhibitory
-train bio-mixed --rule bio --readout-init mixed --hidden-init mixed
-# Depth: two hidden layers, each trained by its own local rule at the same time.
-train depth-bio --rule bio --hidden 2000,2000
-train depth-bp --rule bp --hidden 2000,2000
-# Feature extractors on base classes 0-4 for the episodic few-shot protocol.
-train bio-base --rule bio --classes 0-4
-train bp-base --rule bp --classes 0-4
+# ---- Training ---------------------------------------------------------------------------------
+(
+  # Clean accuracy: the defaults over 3 seeds.
+  train bio --rule bio
+  for seed in 1 2; do train "bio-seed$seed" --rule bio --seed "$seed"; done
+  # Ablations: each mechanism of the bio rule switched off alone.
+  for m in competition multiplicative homeostasis; do train "ablate-$m" --rule bio --ablate "$m"; done
+  train bio-inhibitory --rule bio --competition inhibitory
+  train bio-inhibitory-1.25 --rule bio --competition inhibitory --inhibition-gain 1.25
+  train bio-mixed --rule bio --readout-init mixed --hidden-init mixed
+  # The clean-versus-robust trade-off set by the Hebbian rate (default 0.0003).
+  train bio-hr3e-3 --rule bio --hebbian-rate 0.003
+  # Depth: two hidden layers, each learning by its own local rule at the same time.
+  train depth-bio --rule bio --hidden 2000,2000
+  # Feature extractors on base classes 0-4 for the episodic few-shot protocol.
+  train bio-base --rule bio --classes 0-4
+) &
+(
+  # The random-feature control (Hebbian rate 0) and backprop over 3 seeds.
+  train bio-random --rule bio --hebbian-rate 0
+  train bp --rule bp
+  for seed in 1 2; do train "bp-seed$seed" --rule bp --seed "$seed"; done
+  for m in structural scaling sign-readout; do train "ablate-$m" --rule bio --ablate "$m"; done
+  # Lognormality from a start far from lognormal (magnitudes uniform from 0), and both starts untrained.
+  train bio-spread1 --rule bio --init-spread 1
+  train bio-hr1e-2 --rule bio --hebbian-rate 0.01
+  at_init bio-init
+  at_init bio-init-spread1 --init-spread 1
+  # Depth, greedy: layer 1 alone for half the plastic epochs, then layer 2 alone.
+  train depth-bio-layerwise --rule bio --hidden 2000,2000 --layerwise
+  train depth-bp --rule bp --hidden 2000,2000
+  train bp-base --rule bp --classes 0-4
+) &
+wait
 
-for run in bio bio-random bp; do
+# ---- Evaluation -------------------------------------------------------------------------------
+robustness() {
   # PGD and Square together print the masking check; the PGD grid after it keeps the full PGD curve
   # in robustness.json (each command replaces the curves of the attacks it runs).
-  $BIO eval robustness --model "$RUNS/$run" --attack pgd,square --eps 0,0.05,0.1 --limit 1000
-  $BIO eval robustness --model "$RUNS/$run" --attack fgsm,pgd --limit 2000
-  $BIO eval metrics --model "$RUNS/$run"
-done
-for run in depth-bio depth-bp; do $BIO eval metrics --model "$RUNS/$run"; done
-for run in bio-base bp-base; do
-  $BIO eval fewshot --model "$RUNS/$run" --ways 5 --shots 1,5 --episodes 600
-done
-$BIO eval fewshot --protocol few-labels --rule bp --dataset fashion-mnist --shots 1,5,10,50 --hidden 2000 --out "$RUNS/few-labels-bp"
-$BIO eval fewshot --protocol few-labels --rule bio --dataset fashion-mnist --shots 1,5,10,50 --hidden 2000 --unlabelled --out "$RUNS/few-labels-bio"
+  $BIO eval robustness --model "$RUNS/$1" --attack pgd,square --eps 0,0.05,0.1 --limit 1000
+  $BIO eval robustness --model "$RUNS/$1" --attack fgsm,pgd --limit 2000
+}
+(
+  robustness bio
+  robustness bio-random
+  for run in bio-hr3e-3 bio-hr1e-2; do
+    $BIO eval robustness --model "$RUNS/$run" --attack pgd,square --eps 0,0.05,0.1 --limit 1000
+  done
+) > "$RUNS/lane-a.log" &
+(
+  robustness bp
+  for run in bio bio-random bp bio-hr3e-3 bio-hr1e-2 bio-spread1 bio-init bio-init-spread1 ablate-multiplicative bio-mixed \
+    bio-inhibitory bio-inhibitory-1.25 depth-bio depth-bio-layerwise depth-bp; do
+    $BIO eval metrics --model "$RUNS/$run"
+  done
+  for run in bio-base bp-base; do
+    $BIO eval fewshot --model "$RUNS/$run" --ways 5 --shots 1,5 --episodes 600
+  done
+  $BIO eval fewshot --protocol few-labels --rule bp --dataset fashion-mnist --shots 1,5,10,50 --hidden 2000 --out "$RUNS/few-labels-bp"
+  $BIO eval fewshot --protocol few-labels --rule bio --dataset fashion-mnist --shots 1,5,10,50 --hidden 2000 --unlabelled --out "$RUNS/few-labels-bio"
+) > "$RUNS/lane-b.log" &
+wait
 for run in bio bio-random bp; do $BIO inspect --model "$RUNS/$run" --out "$RUNS/$run/pictures" > /dev/null; done
 $BIO report "$RUNS/bio" "$RUNS/bio-random" "$RUNS/bp" --out docs/results
+echo "results in $RUNS; failures (if any) in $RUNS/failed.txt"

@@ -32,7 +32,9 @@ pub mod flops {
 
     /// One `bio` training step: forward `x̂·Wᵀ` (`2bdh`) and `h̃·Vᵀ` (`2bhc`), the Hebbian pull
     /// `rᵀ·p` (`2bhd`) and per-neuron sum `rᵀ·1` (`2bh`), the readout's `Eᵀ·h̃` (`2bch`):
-    /// `4bdh + 4bhc + 2bh`.
+    /// `4bdh + 4bhc + 2bh`. These are the FLOPs of the *dense* algorithm: the pull is computed as a
+    /// sparse product over the ≈ 5 % non-zero `r` (`sparse_matmul`), so the run does less, and its
+    /// "× bound" is measured against the dense work it replaces.
     pub fn bio_step(b: usize, d: usize, h: usize, c: usize) -> f64 {
         gemm(b, h, d) + gemm(b, c, h) + gemm(h, d, b) + gemm(h, 1, b) + gemm(c, h, b)
     }
@@ -50,7 +52,8 @@ pub mod flops {
     }
 
     /// One `loss_and_input_gradient` of the `bio` network: forward `2bdh + 2bhc`, then
-    /// `dz·V` (`2bch`) and `du·W` (`2bhd`): `4bdh + 4bhc`.
+    /// `dz·V` (`2bch`) and `du·W` (`2bhd`): `4bdh + 4bhc` (dense count; under k-WTA `du·W` runs as a
+    /// sparse product, like the Hebbian pull in [`bio_step`]).
     pub fn input_gradient(b: usize, d: usize, h: usize, c: usize) -> f64 {
         forward(b, d, h, c) + gemm(b, h, c) + gemm(b, d, h)
     }

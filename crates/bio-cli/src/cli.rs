@@ -173,8 +173,9 @@ pub struct RuleArgs {
     /// [bio] Lateral inhibition.
     #[arg(long, value_enum)]
     pub competition: Option<CompetitionChoice>,
-    /// [bio] Gain γ of the inhibitory unit (with --competition inhibitory).
-    #[arg(long, default_value_t = 2.0)]
+    /// [bio] Gain γ of the inhibitory unit (with --competition inhibitory); 1.5 was chosen on
+    /// validation accuracy among 1.0-2.0 with at most 5% of units active (docs/RESULTS.md).
+    #[arg(long, default_value_t = 1.5)]
     pub inhibition_gain: f32,
     /// [bio] Hebbian learning rate.
     #[arg(long)]
