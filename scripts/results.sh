@@ -42,8 +42,9 @@ at_init() {
   train bio-hr3e-3 --rule bio --hebbian-rate 0.003
   # Depth: two hidden layers, each learning by its own local rule at the same time.
   train depth-bio --rule bio --hidden 2000,2000
-  # Feature extractors on base classes 0-4 for the episodic few-shot protocol.
+  # Feature extractors on base classes 0-4 for the episodic few-shot protocol (and a denser code).
   train bio-base --rule bio --classes 0-4
+  train bio-base-af0.2 --rule bio --classes 0-4 --active-fraction 0.2
 ) &
 (
   # The random-feature control (Hebbian rate 0) and backprop over 3 seeds.
@@ -56,6 +57,7 @@ at_init() {
   train bio-hr1e-2 --rule bio --hebbian-rate 0.01
   at_init bio-init
   at_init bio-init-spread1 --init-spread 1
+  at_init bio-init-mixed --hidden-init mixed --readout-init mixed
   # Depth, greedy: layer 1 alone for half the plastic epochs, then layer 2 alone.
   train depth-bio-layerwise --rule bio --hidden 2000,2000 --layerwise
   train depth-bp --rule bp --hidden 2000,2000
@@ -76,14 +78,18 @@ robustness() {
   for run in bio-hr3e-3 bio-hr1e-2; do
     $BIO eval robustness --model "$RUNS/$run" --attack pgd,square --eps 0,0.05,0.1 --limit 1000
   done
+  for run in ablate-competition ablate-multiplicative ablate-homeostasis ablate-structural ablate-scaling \
+    ablate-sign-readout bio-inhibitory; do
+    $BIO eval robustness --model "$RUNS/$run" --attack pgd --eps 0.05,0.1 --limit 1000
+  done
 ) > "$RUNS/lane-a.log" &
 (
   robustness bp
-  for run in bio bio-random bp bio-hr3e-3 bio-hr1e-2 bio-spread1 bio-init bio-init-spread1 ablate-multiplicative bio-mixed \
+  for run in bio bio-random bp bio-hr3e-3 bio-hr1e-2 bio-spread1 bio-init bio-init-spread1 bio-init-mixed ablate-multiplicative bio-mixed \
     bio-inhibitory bio-inhibitory-1.25 depth-bio depth-bio-layerwise depth-bp; do
     $BIO eval metrics --model "$RUNS/$run"
   done
-  for run in bio-base bp-base; do
+  for run in bio-base bio-base-af0.2 bp-base; do
     $BIO eval fewshot --model "$RUNS/$run" --ways 5 --shots 1,5 --episodes 600
   done
   $BIO eval fewshot --protocol few-labels --rule bp --dataset fashion-mnist --shots 1,5,10,50 --hidden 2000 --out "$RUNS/few-labels-bp"
@@ -92,4 +98,5 @@ robustness() {
 wait
 for run in bio bio-random bp; do $BIO inspect --model "$RUNS/$run" --out "$RUNS/$run/pictures" > /dev/null; done
 $BIO report "$RUNS/bio" "$RUNS/bio-random" "$RUNS/bp" --out docs/results
+$BIO report "$RUNS/bio" "$RUNS/bio-hr3e-3" "$RUNS/bio-hr1e-2" "$RUNS/bp" --out docs/results/tradeoff
 echo "results in $RUNS; failures (if any) in $RUNS/failed.txt"
