@@ -82,15 +82,18 @@ fn select_and_rules(c: &mut Criterion) {
     g.bench_function("hidden_plasticity 2000×784 (drive + fused step)", |bench| {
         bench.iter(|| hidden_plasticity(&b, &mut model.layers[0], &trace.layers[0], config.hebbian_rate, &config))
     });
-    let (pull, wins) = hebbian_drive(&b, &trace.layers[0], &config);
+    let terms = hebbian_drive(&b, &trace.layers[0], &config);
     let settings = plasticity_settings((BATCH, INPUT), config.hebbian_rate, &config);
-    g.bench_function("plasticity_step fused 2000×784", |bench| {
+    g.bench_function("plasticity_step fused (with the pull) 2000×784", |bench| {
         let layer = &mut model.layers[0];
-        bench.iter(|| b.plasticity_step(&mut layer.weights, &mut layer.mask, &pull, &wins, &settings))
+        bench.iter(|| b.plasticity_step(&mut layer.weights, &mut layer.mask, &terms, &settings))
     });
-    g.bench_function("plasticity_step composed 2000×784", |bench| {
+    g.bench_function("plasticity_step composed (sparse pull + chain) 2000×784", |bench| {
         let layer = &mut model.layers[0];
-        bench.iter(|| composed_plasticity_step(&b, &mut layer.weights, &mut layer.mask, &pull, &wins, &settings))
+        bench.iter(|| {
+            let pull = b.sparse_matmul(&terms.relative, true, &terms.pattern);
+            composed_plasticity_step(&b, &mut layer.weights, &mut layer.mask, &pull, &terms.wins, &settings)
+        })
     });
     let relative = b.map(&trace.layers[0].activity, Unary::Step);
     let pattern = &trace.layers[0].input;

@@ -219,8 +219,8 @@ fn bio_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], hidden: usize, reps: 
     let names = [
         "forward (trace: normalize, x̂·Wᵀ, k-WTA, code, logits)",
         "softmax + cross-entropy + error",
-        "hebbian_drive (relative activity, pattern, sparse pull rᵀ·p)",
-        "plasticity_step (Hebbian change + pruning + scaling, fused)",
+        "hebbian_drive (relative activity, pattern, wins)",
+        "plasticity_step (sparse pull + Hebbian change + pruning + scaling, fused)",
         "homeostasis",
         "readout_update",
     ];
@@ -236,10 +236,10 @@ fn bio_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], hidden: usize, reps: 
         let error = b.lincomb(1.0, &one_hot(b, labels, CLASSES), -1.0, &probs);
         lap(1, &mut times);
         let layer = &mut model.layers[0];
-        let (pull, wins) = hebbian_drive(b, &trace.layers[0], &config);
+        let terms = hebbian_drive(b, &trace.layers[0], &config);
         lap(2, &mut times);
         let settings = plasticity_settings(b.shape(&trace.layers[0].input), config.hebbian_rate, &config);
-        b.plasticity_step(&mut layer.weights, &mut layer.mask, &pull, &wins, &settings);
+        b.plasticity_step(&mut layer.weights, &mut layer.mask, &terms, &settings);
         lap(3, &mut times);
         homeostasis(b, layer, &trace.layers[0].activity, config.homeostasis_rate, &config);
         lap(4, &mut times);

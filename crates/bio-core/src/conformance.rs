@@ -619,12 +619,13 @@ pub fn check_momentum_step<B: Backend>(b: &B) {
 // Fused plasticity step
 // ============================================================================================
 
-/// `plasticity_step` against the composed definition on the reference backend, over positive and
-/// mixed-sign layers with partly pruned masks, both norms, both weight changes, with and without
-/// pruning and scaling, for three steps each (weights after each step within [`STEP_RTOL`]; the mask
-/// exactly, since pruning is a comparison).
+/// `plasticity_step` against the default (sparse pull, then the composed definition) on the
+/// reference backend, over positive and mixed-sign layers with partly pruned masks, both norms, both
+/// weight changes, with and without pruning and scaling, relative activity at k-WTA-like (≈ 5 %) and
+/// dense (50 %) densities, three steps each (weights within [`STEP_RTOL`]; the mask exactly, since
+/// pruning is a comparison).
 pub fn check_plasticity_step<B: Backend>(b: &B) {
-    use crate::backend::{PlasticityOps, PlasticityStep, WeightChange};
+    use crate::backend::{HebbianTerms, PlasticityOps, PlasticityStep, WeightChange};
     use crate::params::ScalingNorm;
     let r = ReferenceBackend;
     let mut rng = rng(13);
@@ -636,6 +637,7 @@ pub fn check_plasticity_step<B: Backend>(b: &B) {
                 for change in [WeightChange::Multiplicative, WeightChange::Additive { unit: 0.5 }] {
                     for (prune, scale) in [(Some(0.3), Some(1.0)), (None, Some(2.0)), (Some(0.5), None), (None, None)] {
                         case += 1;
+                        let density = if case % 2 == 0 { 0.05 } else { 0.5 };
                         let lo = if signed { -1.0 } else { 0.0 };
                         let mut mask =
                             Matrix::from_fn(rows, cols, |_, _| if rng.random_ratio(1, 10) { 0.0 } else { 1.0 });
@@ -644,13 +646,27 @@ pub fn check_plasticity_step<B: Backend>(b: &B) {
                         let step =
                             PlasticityStep { step: 0.3, norm, signed, change, prune_below: prune, scale_to: scale };
                         for t in 1..=3 {
-                            let pull = random_matrix(&mut rng, rows, cols, 0.0, 1.0);
+                            let batch = 16;
+                            let relative = Matrix::from_fn(batch, rows, |_, _| {
+                                if rng.random_bool(density) { rng.random_range(0.0..1.0) } else { 0.0 }
+                            });
+                            let pattern = random_matrix(&mut rng, batch, cols, 0.0, 1.0);
                             let mut wins = random_matrix(&mut rng, rows, 1, 0.0, 2.0);
                             sprinkle_zeros(&mut rng, &mut wins, 3);
-                            r.plasticity_step(&mut w, &mut mask, &pull, &wins, &step);
-                            b.plasticity_step(&mut wt, &mut mt, &b.upload(&pull), &b.upload(&wins), &step);
+                            let want_terms = HebbianTerms {
+                                relative: relative.clone(),
+                                pattern: pattern.clone(),
+                                wins: wins.clone(),
+                            };
+                            let got_terms = HebbianTerms {
+                                relative: b.upload(&relative),
+                                pattern: b.upload(&pattern),
+                                wins: b.upload(&wins),
+                            };
+                            r.plasticity_step(&mut w, &mut mask, &want_terms, &step);
+                            b.plasticity_step(&mut wt, &mut mt, &got_terms, &step);
                             let ctx = format!(
-                                "plasticity_step case {case} step {t} on {} ({step:?})",
+                                "plasticity_step case {case} step {t} on {} (density {density}, {step:?})",
                                 shape_str((rows, cols))
                             );
                             assert_close(&format!("{ctx}, weights"), &fetch(b, &wt), &w, STEP_RTOL, ABS_TOL);
@@ -846,7 +862,7 @@ mod tests {
     //! independently here, and the suite checked to catch one planted bug per check.
 
     use super::*;
-    use crate::backend::{PlasticityOps, PlasticityStep, TensorStore};
+    use crate::backend::{HebbianTerms, PlasticityOps, PlasticityStep, TensorStore};
 
     mod reference_suite {
         crate::conformance_tests!(|| Some(crate::ReferenceBackend));
@@ -1084,12 +1100,13 @@ mod tests {
     }
 
     impl PlasticityOps for Faulty {
-        fn plasticity_step(&self, w: &mut Matrix, mask: &mut Matrix, pull: &Matrix, wins: &Matrix, s: &PlasticityStep) {
+        fn plasticity_step(&self, w: &mut Matrix, mask: &mut Matrix, terms: &HebbianTerms<Matrix>, s: &PlasticityStep) {
             let mut s = *s;
             if self.0 == Fault::PlasticityForgetsPruning {
                 s.prune_below = None;
             }
-            crate::backend::composed_plasticity_step(self, w, mask, pull, wins, &s);
+            let pull = self.sparse_matmul(&terms.relative, true, &terms.pattern);
+            crate::backend::composed_plasticity_step(self, w, mask, &pull, &terms.wins, &s);
         }
     }
 

@@ -30,7 +30,7 @@ trait BinaryJob {
 /// bits in two halves (so results that overflow or are subnormal come out right). Relative error
 /// about 2 ulp of `f32` against `f32::exp`, far inside the conformance tolerance (1e-5); `NaN` gives
 /// `NaN`, `+∞` gives `+∞`, `−∞` gives `0`.
-#[inline]
+#[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
@@ -40,7 +40,11 @@ pub(crate) fn exp(x: f32) -> f32 {
     // Round to nearest by the 1.5·2²³ trick (exact for |v| < 2²²): `round()` is a libm call on
     // baseline x86-64 and would stop the loop from vectorizing.
     const ROUND: f32 = 12_582_912.0;
-    let n = (xc * LOG2E + ROUND) - ROUND;
+    let shifted = xc * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    // n as an integer, read from the bits of `shifted` (its low mantissa bits hold n exactly): a
+    // float-to-int `as` cast saturates, needs NaN handling and stays scalar; this stays in SIMD lanes.
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let r = xc - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4f32;
     let p = p * r + 1.398_199_9e-3;
@@ -49,10 +53,9 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
-    let n = n as i32;
-    let half = n >> 1;
+    let half = n_int >> 1;
     let pow2 = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
-    let out = y * pow2(half) * pow2(n - half);
+    let out = y * pow2(half) * pow2(n_int - half);
     if x.is_nan() { x } else { out }
 }
 

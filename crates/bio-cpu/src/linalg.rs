@@ -29,7 +29,7 @@ impl LinalgOps for CpuBackend {
         let ((m, ka), (kb, n)) = (if trans_a { (a.ncols(), a.nrows()) } else { a.dim() }, b.dim());
         assert_eq!(ka, kb, "matmul inner dimensions differ: {ka} vs {kb}");
         let rows = if trans_a { SparseRows::of_transposed(a.view()) } else { SparseRows::of(a.view()) };
-        if rows.values.len() as f64 > SPARSE_MAX_DENSITY * (m * ka) as f64 || n == 0 {
+        if rows.len() as f64 > SPARSE_MAX_DENSITY * (m * ka) as f64 || n == 0 {
             return self.matmul(a, trans_a, b, false);
         }
         let b = b.as_standard_layout();
@@ -54,7 +54,7 @@ impl LinalgOps for CpuBackend {
 }
 
 /// The non-zero entries of a matrix, grouped by row (compressed sparse rows).
-struct SparseRows {
+pub(crate) struct SparseRows {
     starts: Vec<usize>,
     columns: Vec<usize>,
     values: Vec<f32>,
@@ -62,7 +62,7 @@ struct SparseRows {
 
 impl SparseRows {
     /// Collects the non-zeros of `a` (`NaN` counts as non-zero).
-    fn of(a: ArrayView2<f32>) -> Self {
+    pub(crate) fn of(a: ArrayView2<f32>) -> Self {
         let mut starts = Vec::with_capacity(a.nrows() + 1);
         let (mut columns, mut values) = (Vec::new(), Vec::new());
         starts.push(0);
@@ -80,7 +80,7 @@ impl SparseRows {
 
     /// Collects the non-zeros of `aᵀ`, reading `a` in its own row order (a counting sort by column),
     /// so a row-major `a` is never walked down its columns.
-    fn of_transposed(a: ArrayView2<f32>) -> Self {
+    pub(crate) fn of_transposed(a: ArrayView2<f32>) -> Self {
         let mut starts = vec![0usize; a.ncols() + 1];
         for row in a.rows() {
             for (j, &v) in row.iter().enumerate() {
@@ -105,7 +105,13 @@ impl SparseRows {
         Self { starts, columns, values }
     }
 
-    fn of_row(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
+    /// How many non-zeros in all.
+    pub(crate) fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    #[inline(always)]
+    pub(crate) fn of_row(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
         let range = self.starts[i]..self.starts[i + 1];
         self.columns[range.clone()].iter().copied().zip(self.values[range].iter().copied())
     }

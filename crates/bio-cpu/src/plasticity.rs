@@ -1,44 +1,119 @@
-//! The `bio` plasticity step fused per neuron: each row of the weights is read and written a few
-//! times while it sits in L1, instead of a dozen weight-sized temporaries (see docs/PERFORMANCE.md).
+//! The `bio` plasticity step fused per neuron: each neuron's pull `Σ_b r_bj·p_b` is formed from its
+//! few non-zero `r_bj` in a row buffer, and its row of the weights is read and written a few times
+//! while it sits in L1, instead of a dozen weight-sized temporaries (see docs/PERFORMANCE.md).
 
-use bio_core::backend::{NORM_GUARD, composed_plasticity_step};
-use bio_core::{PlasticityOps, PlasticityStep, ScalingNorm, WeightChange};
+use bio_core::backend::{HebbianTerms, NORM_GUARD, composed_plasticity_step};
+use bio_core::{LinalgOps, PlasticityOps, PlasticityStep, ScalingNorm, WeightChange};
 use ndarray::Array2;
 use rayon::prelude::*;
 
 use crate::CpuBackend;
 use crate::elementwise::exp;
-
-/// One neuron's weights, mask, pull and wins, as the zipped row iterators yield them.
-type NeuronRow<'a> = (((&'a mut [f32], &'a mut [f32]), &'a [f32]), &'a f32);
+use crate::linalg::{SPARSE_MAX_DENSITY, SparseRows};
 
 impl PlasticityOps for CpuBackend {
     fn plasticity_step(
         &self,
         weights: &mut Array2<f32>,
         mask: &mut Array2<f32>,
-        pull: &Array2<f32>,
-        wins: &Array2<f32>,
+        terms: &HebbianTerms<Array2<f32>>,
         step: &PlasticityStep,
     ) {
         let (rows, cols) = weights.dim();
+        let batch = terms.relative.nrows();
         assert_eq!(mask.dim(), (rows, cols), "plasticity_step: mask shape differs from the weights'");
-        assert_eq!(pull.dim(), (rows, cols), "plasticity_step: pull shape differs from the weights'");
-        assert_eq!(wins.dim(), (rows, 1), "plasticity_step: wins must be one value per neuron");
-        if !(weights.is_standard_layout() && mask.is_standard_layout() && pull.is_standard_layout()) || cols == 0 {
-            return composed_plasticity_step(self, weights, mask, pull, wins, step);
+        assert_eq!(terms.relative.dim(), (batch, rows), "plasticity_step: relative must be batch×neurons");
+        assert_eq!(terms.pattern.dim(), (batch, cols), "plasticity_step: pattern must be batch×inputs");
+        assert_eq!(terms.wins.dim(), (rows, 1), "plasticity_step: wins must be one value per neuron");
+        let active = SparseRows::of_transposed(terms.relative.view());
+        let contiguous = weights.is_standard_layout() && mask.is_standard_layout();
+        if !contiguous || cols == 0 || active.len() as f64 > SPARSE_MAX_DENSITY * (batch * rows) as f64 {
+            // Dense activity (no k-WTA) or odd layouts: the pull as a product, then the same kernel.
+            let pull = self.sparse_matmul(&terms.relative, true, &terms.pattern);
+            if !contiguous || cols == 0 {
+                return composed_plasticity_step(self, weights, mask, &pull, &terms.wins, step);
+            }
+            let pull = pull.as_standard_layout();
+            let pull = pull.as_slice().expect("standard layout");
+            return self.for_each_neuron(weights, mask, &terms.wins, |j, w, m, wins, _| {
+                neuron(w, m, Pull::Given(&pull[j * cols..(j + 1) * cols]), wins, step)
+            });
         }
+        let pattern = terms.pattern.as_standard_layout();
+        let pattern = pattern.as_slice().expect("standard layout");
+        self.for_each_neuron(weights, mask, &terms.wins, |j, w, m, wins, buffer| {
+            neuron(w, m, Pull::Sparse { active: &active, neuron: j, pattern, buffer }, wins, step)
+        });
+    }
+}
+
+/// Where a neuron's pull comes from.
+enum Pull<'a> {
+    /// Already formed (the dense-activity path).
+    Given(&'a [f32]),
+    /// To be formed in `buffer` from the neuron's non-zero relative activities.
+    Sparse { active: &'a SparseRows, neuron: usize, pattern: &'a [f32], buffer: &'a mut [f32] },
+}
+
+/// One neuron's step, compiled for AVX2 when the CPU has it: the same operations in the same order
+/// (no FMA contraction), so the results are bit for bit those of the baseline build, only wider.
+fn neuron(w: &mut [f32], m: &mut [f32], pull: Pull<'_>, wins: f32, step: &PlasticityStep) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of `neuron_avx2`.
+        #[allow(unsafe_code)]
+        unsafe {
+            return neuron_avx2(w, m, pull, wins, step);
+        }
+    }
+    neuron_body(w, m, pull, wins, step)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn neuron_avx2(w: &mut [f32], m: &mut [f32], pull: Pull<'_>, wins: f32, step: &PlasticityStep) {
+    neuron_body(w, m, pull, wins, step)
+}
+
+#[inline(always)]
+fn neuron_body(w: &mut [f32], m: &mut [f32], pull: Pull<'_>, wins: f32, step: &PlasticityStep) {
+    match pull {
+        Pull::Given(pull) => plasticity_row(w, m, pull, wins, step),
+        Pull::Sparse { active, neuron, pattern, buffer } => {
+            // The same sum, in the same order, as `sparse_matmul` computes it: bit for bit.
+            let cols = buffer.len();
+            buffer.fill(0.0);
+            for (b, r) in active.of_row(neuron) {
+                for (o, &x) in buffer.iter_mut().zip(&pattern[b * cols..(b + 1) * cols]) {
+                    *o += r * x;
+                }
+            }
+            plasticity_row(w, m, buffer, wins, step)
+        }
+    }
+}
+
+impl CpuBackend {
+    /// Runs `job(j, W_j, mask_j, wins_j, buffer)` for every neuron `j`, rows in parallel when large;
+    /// `buffer` is a per-task scratch row.
+    fn for_each_neuron(
+        &self,
+        weights: &mut Array2<f32>,
+        mask: &mut Array2<f32>,
+        wins: &Array2<f32>,
+        job: impl Fn(usize, &mut [f32], &mut [f32], f32, &mut [f32]) + Sync,
+    ) {
+        let (rows, cols) = weights.dim();
         let wins: Vec<f32> = wins.iter().copied().collect();
         let w = weights.as_slice_mut().expect("standard layout");
         let m = mask.as_slice_mut().expect("standard layout");
-        let p = pull.as_slice().expect("standard layout");
-        let job = |(((w, m), p), &wins): NeuronRow<'_>| plasticity_row(w, m, p, wins, step);
+        let scratch = || vec![0f32; cols];
+        let run = |buffer: &mut Vec<f32>, (j, (w, m)): (usize, (&mut [f32], &mut [f32]))| job(j, w, m, wins[j], buffer);
         if self.parallel(rows * cols) {
-            self.install(|| {
-                w.par_chunks_mut(cols).zip(m.par_chunks_mut(cols)).zip(p.par_chunks(cols)).zip(&wins).for_each(job)
-            });
+            self.install(|| w.par_chunks_mut(cols).zip(m.par_chunks_mut(cols)).enumerate().for_each_init(scratch, run));
         } else {
-            w.chunks_mut(cols).zip(m.chunks_mut(cols)).zip(p.chunks(cols)).zip(&wins).for_each(job);
+            let mut buffer = scratch();
+            w.chunks_mut(cols).zip(m.chunks_mut(cols)).enumerate().for_each(|item| run(&mut buffer, item));
         }
     }
 }
@@ -46,6 +121,7 @@ impl PlasticityOps for CpuBackend {
 /// One neuron: the composed definition's arithmetic (`bio_core::backend::hebbian_change`,
 /// `prune_weak_synapses`, `scale_synapses`) entry by entry, in the same order; the only change is
 /// `|w|·(wins/g)` for `|w|/g·wins` (a divide per synapse cost more than the rest of the step).
+#[inline(always)]
 fn plasticity_row(w: &mut [f32], m: &mut [f32], pull: &[f32], wins: f32, s: &PlasticityStep) {
     // Σ|W| or √ΣW² whether or not the layer is signed (the L1 norm of |W| and of W agree).
     let g = norm(w, s.norm).max(NORM_GUARD);
@@ -78,6 +154,7 @@ fn plasticity_row(w: &mut [f32], m: &mut [f32], pull: &[f32], wins: f32, s: &Pla
 
 /// `W ← W ⊙ exp(s·pull − s·(w̃·wins))`, `w̃ = |W|/g` (or `W/g` for a positive layer); monomorphized
 /// so the loop has no branch and vectorizes.
+#[inline(always)]
 fn multiplicative<const SIGNED: bool>(w: &mut [f32], pull: &[f32], g: f32, wins: f32, step: f32) {
     // One rounding away from `|w|/g·wins`: a multiply instead of a divide per synapse.
     let pressure = wins / g;
@@ -88,6 +165,7 @@ fn multiplicative<const SIGNED: bool>(w: &mut [f32], pull: &[f32], g: f32, wins:
 }
 
 /// `Σ|w|` or `√Σw²`, accumulated in `f64` like the CPU reductions.
+#[inline(always)]
 fn norm(w: &[f32], kind: ScalingNorm) -> f32 {
     match kind {
         ScalingNorm::L1 => sum_abs(w),
@@ -95,16 +173,18 @@ fn norm(w: &[f32], kind: ScalingNorm) -> f32 {
     }
 }
 
+#[inline(always)]
 fn sum_abs(w: &[f32]) -> f32 {
     sum_f64(w, |x| x.abs() as f64) as f32
 }
 
+#[inline(always)]
 fn sum_squares(w: &[f32]) -> f64 {
     sum_f64(w, |x| (x * x) as f64)
 }
 
 /// `Σ f(x)` in `f64` over 8 independent partial sums (a single running sum is a latency-bound chain).
-#[inline]
+#[inline(always)]
 fn sum_f64(w: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     let mut lanes = [0f64; 8];
     let chunks = w.chunks_exact(8);
@@ -115,4 +195,53 @@ fn sum_f64(w: &[f32], f: impl Fn(f32) -> f64) -> f64 {
         }
     }
     lanes.iter().sum::<f64>() + tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bio_core::Matrix;
+    use bio_core::conformance::{random_matrix, rng};
+    use bio_core::TensorStore;
+
+    /// The fused pull and the AVX2 build change no bit: the sparse pull formed in the row buffer
+    /// equals `sparse_matmul`'s, and the dispatched kernel equals the baseline one.
+    #[test]
+    fn fused_pull_and_avx2_are_bit_identical() {
+        let b = CpuBackend::new();
+        let mut rng = rng(5);
+        let (batch, rows, cols) = (40, 64, 96);
+        let relative =
+            Matrix::from_fn(
+                batch,
+                rows,
+                |i, j| if (i * 7 + j * 3) % 19 == 0 { 0.5 + (i % 5) as f32 / 10.0 } else { 0.0 },
+            );
+        let pattern = b.upload(&random_matrix(&mut rng, batch, cols, 0.0, 1.0));
+        let relative = b.upload(&relative);
+        let step = PlasticityStep {
+            step: 0.2,
+            norm: ScalingNorm::L2,
+            signed: false,
+            change: WeightChange::Multiplicative,
+            prune_below: Some(0.3),
+            scale_to: Some(1.0),
+        };
+        let w0 = b.upload(&random_matrix(&mut rng, rows, cols, 0.0, 1.0));
+        let wins = b.upload(&random_matrix(&mut rng, rows, 1, 0.0, 2.0));
+        let terms = HebbianTerms { relative: relative.clone(), pattern: pattern.clone(), wins: wins.clone() };
+        let (mut w_fused, mut m_fused) = (w0.clone(), b.full(rows, cols, 1.0));
+        b.plasticity_step(&mut w_fused, &mut m_fused, &terms, &step);
+
+        let pull = b.sparse_matmul(&relative, true, &pattern);
+        let (mut w_base, mut m_base) = (w0.clone(), b.full(rows, cols, 1.0));
+        for j in 0..rows {
+            let w = w_base.row_mut(j).into_slice().expect("contiguous");
+            let m = m_base.row_mut(j).into_slice().expect("contiguous");
+            let p = pull.row(j).to_vec();
+            neuron_body(w, m, Pull::Given(&p), wins[[j, 0]], &step);
+        }
+        assert_eq!(w_fused, w_base);
+        assert_eq!(m_fused, m_base);
+    }
 }

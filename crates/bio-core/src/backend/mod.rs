@@ -17,7 +17,7 @@ pub use elementwise::{Binary, ElementwiseOps, Unary};
 pub use linalg::LinalgOps;
 pub use optim::{AdamStep, OptimOps};
 pub use plasticity::{
-    NORM_GUARD, PlasticityOps, PlasticityStep, WeightChange, composed_plasticity_step, hebbian_change,
+    HebbianTerms, NORM_GUARD, PlasticityOps, PlasticityStep, WeightChange, composed_plasticity_step, hebbian_change,
     prune_weak_synapses, row_norm, scale_synapses,
 };
 pub use reduce::{Dim, Reduce, ReduceOps};

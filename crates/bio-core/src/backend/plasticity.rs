@@ -5,7 +5,7 @@
 //! implementation is checked against ([`crate::conformance::check_plasticity_step`]). Each mechanism
 //! is a named function below with its equation (the rule as a whole: `docs/LEARNING_RULE.md`).
 
-use super::{Binary, Dim, ElementwiseOps, Reduce, ReduceOps, Unary};
+use super::{Binary, Dim, ElementwiseOps, LinalgOps, Reduce, ReduceOps, Unary};
 use crate::params::ScalingNorm;
 
 /// How the Hebbian step changes a weight.
@@ -37,23 +37,34 @@ pub struct PlasticityStep {
     pub scale_to: Option<f32>,
 }
 
+/// The pre- and postsynaptic terms of one layer's Hebbian step, from one batch.
+#[derive(Clone, Debug)]
+pub struct HebbianTerms<T> {
+    /// Relative activity `r` (`batch×neurons`), mostly zeros under k-WTA.
+    pub relative: T,
+    /// Normalized presynaptic pattern `p` (`batch×inputs`).
+    pub pattern: T,
+    /// Each neuron's summed relative activity `wins_j = Σ_b r_bj` (`neurons×1`).
+    pub wins: T,
+}
+
 /// The hidden-layer plasticity of the `bio` rule: Hebbian change, then structural plasticity, then
 /// synaptic scaling, each neuron (row) independently of the others.
-pub trait PlasticityOps: ElementwiseOps + ReduceOps {
-    /// One step on `weights` and `mask` (`neurons×inputs`), given the Hebbian pull `Σ_b r_bj·p_b`
-    /// (`neurons×inputs`) and each neuron's summed relative activity `wins` (`neurons×1`).
+pub trait PlasticityOps: LinalgOps + ElementwiseOps + ReduceOps {
+    /// One step on `weights` and `mask` (`neurons×inputs`) from the batch's Hebbian terms.
     ///
-    /// The default composes [`hebbian_change`], [`prune_weak_synapses`] and [`scale_synapses`]; a
-    /// backend may override it with a fused kernel that matches it within the conformance tolerance.
+    /// The default forms the pull `Σ_b r_bj·p_b` with [`LinalgOps::sparse_matmul`] and composes
+    /// [`hebbian_change`], [`prune_weak_synapses`] and [`scale_synapses`]; a backend may override it
+    /// with a fused kernel that matches it within the conformance tolerance.
     fn plasticity_step(
         &self,
         weights: &mut Self::Tensor,
         mask: &mut Self::Tensor,
-        pull: &Self::Tensor,
-        wins: &Self::Tensor,
+        terms: &HebbianTerms<Self::Tensor>,
         step: &PlasticityStep,
     ) {
-        composed_plasticity_step(self, weights, mask, pull, wins, step);
+        let pull = self.sparse_matmul(&terms.relative, true, &terms.pattern);
+        composed_plasticity_step(self, weights, mask, &pull, &terms.wins, step);
     }
 }
 

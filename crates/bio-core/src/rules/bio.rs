@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use super::{BatchReport, LearningRule, RngState, RuleState, check_loss, count_correct};
-use crate::backend::{Backend, Binary, Dim, PlasticityStep, Reduce, Unary, WeightChange, row_norm};
+use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, row_norm};
 use crate::error::CoreError;
 use crate::model::{BioLayer, BioNet, Classifier, LayerTrace, Readout, one_hot, softmax_cross_entropy, target_total};
 use crate::params::{BioConfig, InitSign, ReadoutRule, ScalingNorm};
@@ -92,9 +92,9 @@ fn per_neuron_sum<B: Backend>(b: &B, r: &B::Tensor) -> B::Tensor {
 
 /// The pre- and postsynaptic terms of the Hebbian rule for one layer, from its trace: the relative
 /// activity `r_bj = y_bj / max_k y_bk` (k-WTA sparse), the normalized presynaptic pattern
-/// `p_b = x_b/‖x_b‖` (norm: [`ScalingNorm`]), and from them the pull `Σ_b r_bj·p_b` (`neurons×inputs`,
-/// a sparse product: most `r_bj` are zero) and each neuron's `wins_j = Σ_b r_bj` (`neurons×1`).
-pub fn hebbian_drive<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfig) -> (B::Tensor, B::Tensor) {
+/// `p_b = x_b/‖x_b‖` (norm: [`ScalingNorm`]) and each neuron's `wins_j = Σ_b r_bj` (`neurons×1`).
+/// The backend's plasticity step forms the pull `Σ_b r_bj·p_b` from them.
+pub fn hebbian_drive<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfig) -> HebbianTerms<B::Tensor> {
     let (input, activity) = (&trace.input, &trace.activity);
     let peak = b.reduce(activity, Dim::PerRow, Reduce::Max);
     let relative = b.zip(activity, &guard(b, &peak), Binary::Div);
@@ -109,9 +109,8 @@ pub fn hebbian_drive<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfi
         relative
     };
     let pattern = b.zip(input, &guard(b, &row_norm(b, input, config.scaling_norm)), Binary::Div);
-    let pull = b.sparse_matmul(&relative, true, &pattern);
     let wins = per_neuron_sum(b, &relative);
-    (pull, wins)
+    HebbianTerms { relative, pattern, wins }
 }
 
 /// The hidden layer's plasticity in one backend operation ([`PlasticityOps::plasticity_step`](crate::backend::PlasticityOps::plasticity_step)):
@@ -132,9 +131,9 @@ pub fn hidden_plasticity<B: Backend>(
     rate: f32,
     config: &BioConfig,
 ) {
-    let (pull, wins) = hebbian_drive(b, trace, config);
+    let terms = hebbian_drive(b, trace, config);
     let settings = plasticity_settings(b.shape(&trace.input), rate, config);
-    b.plasticity_step(&mut layer.weights, &mut layer.mask, &pull, &wins, &settings);
+    b.plasticity_step(&mut layer.weights, &mut layer.mask, &terms, &settings);
 }
 
 /// The scalars of one [`PlasticityStep`] for a layer fed `(batch, fan_in)` inputs.
