@@ -28,6 +28,7 @@ run() {
   for f in 0.02 0.03 0.08; do run "active-$f" --rule bio --active-fraction "$f"; done
   run width-4000 --rule bio --hidden 4000
   run width-4000-hebbian-0.001 --rule bio --hidden 4000 --hebbian-rate 0.001
+  for r in 0.003 0.01; do run "width-4000-hebbian-$r" --rule bio --hidden 4000 --hebbian-rate "$r"; done
   for g in 1.0 1.25 1.5 1.75 2.0; do run "inhibitory-$g" --rule bio --competition inhibitory --inhibition-gain "$g"; done
   run bp --rule bp
 ) &
@@ -36,5 +37,9 @@ wait
 for name in def active-0.02 active-0.08 hebbian-0.001 hebbian-0.003 hebbian-0.01 width-4000 width-4000-hebbian-0.001 \
   inhibitory-1.25 inhibitory-1.5; do
   $BIO eval robustness --model "$RUNS/$name" --attack pgd --eps 0.05,0.1 --limit 500 > "$RUNS/$name.pgd"
+done
+# Does width move the clean-versus-robust trade-off? (PGD and Square, first 1000 test images.)
+for name in width-4000-hebbian-0.003 width-4000-hebbian-0.01; do
+  $BIO eval robustness --model "$RUNS/$name" --attack pgd,square --eps 0.05,0.1 --limit 1000 > "$RUNS/$name.rob"
 done
 grep -h "validation accuracy" "$RUNS"/*.out
