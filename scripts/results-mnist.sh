@@ -15,7 +15,7 @@ cargo build --release -p bio-cli
 mkdir -p "$RUNS"
 cp target/release/bio "$RUNS/bio-bin"
 BIO=$RUNS/bio-bin
-export RAYON_NUM_THREADS=1 MATMUL_NUM_THREADS=1
+export RAYON_NUM_THREADS=1
 train() {
   local name=$1; shift
   [ -f "$RUNS/$name/metrics.json" ] && return 0

@@ -13,7 +13,7 @@ mkdir -p "$RUNS"
 # A private copy, so rebuilding the workspace meanwhile cannot change the binary under a long run.
 cp target/release/bio "$RUNS/bio-bin"
 BIO=$RUNS/bio-bin
-export RAYON_NUM_THREADS=1 MATMUL_NUM_THREADS=1
+export RAYON_NUM_THREADS=1
 # A run that fails (e.g. diverges) is recorded in $RUNS/failed.txt with its one-line reason; the rest go on.
 train() {
   local name=$1; shift

@@ -93,7 +93,7 @@ pub fn time_gemm(cpu: &CpuBackend, a: &Matrix, ta: bool, b: &Matrix, tb: bool, t
 }
 
 /// The machine's achievable GEMM rate: GFLOP/s of the best of `tries` `n³` f32 products through
-/// the CPU backend (the same `matrixmultiply` kernel and threads as training).
+/// the CPU backend (the same `matrixmultiply` kernel and thread split as training).
 pub fn calibration_gflops(cpu: &CpuBackend, n: usize, tries: usize) -> f64 {
     let a = uniform(n, n, 11);
     let b = uniform(n, n, 12);

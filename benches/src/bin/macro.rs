@@ -298,9 +298,8 @@ fn measure(o: &Options) -> Report {
         mode: if quick { "quick".into() } else { "full".into() },
         backend: b.name(),
         env_threads: format!(
-            "RAYON_NUM_THREADS={} MATMUL_NUM_THREADS={}",
+            "RAYON_NUM_THREADS={}",
             std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "(unset)".into()),
-            std::env::var("MATMUL_NUM_THREADS").unwrap_or_else(|_| "(unset)".into())
         ),
         hidden,
         ..Report::default()
@@ -541,9 +540,9 @@ fn threads(o: &Options) -> Result<(), String> {
             cmd.arg("--quick");
         }
         if one {
-            cmd.env("RAYON_NUM_THREADS", "1").env("MATMUL_NUM_THREADS", "1");
+            cmd.env("RAYON_NUM_THREADS", "1");
         } else {
-            cmd.env_remove("RAYON_NUM_THREADS").env_remove("MATMUL_NUM_THREADS");
+            cmd.env_remove("RAYON_NUM_THREADS");
         }
         eprintln!("threads: running with {tag} thread(s) ...");
         let status = cmd.status().map_err(|e| e.to_string())?;

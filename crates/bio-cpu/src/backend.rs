@@ -10,9 +10,8 @@ use crate::PARALLEL_MIN_ENTRIES;
 
 /// The CPU backend: tensors are row-major [`ndarray::Array2<f32>`] values in host memory.
 ///
-/// Matrix products use ndarray's `matrixmultiply` GEMM, whose threads are set by the
-/// `MATMUL_NUM_THREADS` environment variable, read once at the first product of the process
-/// (see the crate documentation). All other work runs serially on tensors below
+/// Matrix products use ndarray's single-threaded `matrixmultiply` GEMM, large ones cut into one
+/// block per thread of this backend's rayon pool. All other work runs serially on tensors below
 /// [`PARALLEL_MIN_ENTRIES`](crate::PARALLEL_MIN_ENTRIES) entries and on rayon otherwise: in the
 /// global pool for [`CpuBackend::new`], in a private pool for [`CpuBackend::with_threads`].
 ///
@@ -37,8 +36,8 @@ impl CpuBackend {
 
     /// A backend whose rayon work runs in its own pool of `n` threads (`pool.install`).
     ///
-    /// This does not change the GEMM threads: for a single-threaded run also start the process with
-    /// `MATMUL_NUM_THREADS=1`. Errors if the operating system refuses to start the threads.
+    /// Matrix products are split across the same pool. Errors if the operating system refuses to
+    /// start the threads.
     ///
     /// # Panics
     /// If `n == 0`.

@@ -1,7 +1,7 @@
 //! GEMM through ndarray's `matrixmultiply` backend, and a sparse-times-dense product for k-WTA codes.
 
 use bio_core::LinalgOps;
-use ndarray::{Array2, ArrayView2, linalg::general_mat_mul};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul};
 use rayon::prelude::*;
 
 use crate::CpuBackend;
@@ -21,7 +21,8 @@ impl LinalgOps for CpuBackend {
         // Written into a row-major output (ndarray's `dot` would return a column-major one when both
         // operands are transposed). With β = 0 the zeros are overwritten, never read.
         let mut c = Array2::zeros((m, n));
-        general_mat_mul(1.0, &av, &bv, 0.0, &mut c);
+        let parts = if m * n * ka >= GEMM_SPLIT_MIN_WORK { self.num_threads() } else { 1 };
+        self.install(|| gemm_in_parts(av, bv, c.view_mut(), parts));
         c
     }
 
@@ -50,6 +51,33 @@ impl LinalgOps for CpuBackend {
             out.chunks_mut(n).enumerate().for_each(row_job);
         }
         c
+    }
+}
+
+/// Products with at least this many multiply-adds are split across the backend's threads.
+pub const GEMM_SPLIT_MIN_WORK: usize = 1 << 20;
+
+/// `c = a·b`, the output cut into `parts` blocks along its longer side, one single-threaded
+/// `matrixmultiply` GEMM per block on rayon. Every entry of `c` is summed over `k` in the same blocks
+/// and order whatever the cut, so the result does not depend on `parts` (tested); one thread pool
+/// (rayon's) instead of two competing for the cores.
+fn gemm_in_parts(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, parts: usize) {
+    let (m, n) = c.dim();
+    if parts <= 1 || (m < 2 && n < 2) {
+        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+        return;
+    }
+    let (left, right) = (parts / 2, parts - parts / 2);
+    if n >= m {
+        let mid = n * left / parts;
+        let (b1, b2) = b.split_at(Axis(1), mid);
+        let (c1, c2) = c.split_at(Axis(1), mid);
+        rayon::join(|| gemm_in_parts(a, b1, c1, left), || gemm_in_parts(a, b2, c2, right));
+    } else {
+        let mid = m * left / parts;
+        let (a1, a2) = a.split_at(Axis(0), mid);
+        let (c1, c2) = c.split_at(Axis(0), mid);
+        rayon::join(|| gemm_in_parts(a1, b, c1, left), || gemm_in_parts(a2, b, c2, right));
     }
 }
 
@@ -114,5 +142,34 @@ impl SparseRows {
     pub(crate) fn of_row(&self, i: usize) -> impl Iterator<Item = (usize, f32)> + '_ {
         let range = self.starts[i]..self.starts[i + 1];
         self.columns[range.clone()].iter().copied().zip(self.values[range].iter().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bio_core::conformance::{random_matrix, rng};
+    use bio_core::{Matrix, TensorStore};
+
+    /// Cutting the output into blocks (how the product uses several threads) changes no bit.
+    #[test]
+    fn gemm_result_does_not_depend_on_the_cut() {
+        let cpu = CpuBackend::new();
+        let mut rng = rng(8);
+        for &(m, k, n) in &[(100, 784, 2000), (2000, 100, 784), (100, 2000, 784), (37, 513, 3)] {
+            let a: Matrix = random_matrix(&mut rng, m, k, -1.0, 1.0);
+            let b: Matrix = random_matrix(&mut rng, k, n, -1.0, 1.0);
+            let (a, b) = (cpu.upload(&a), cpu.upload(&b));
+            let whole = {
+                let mut c = Array2::zeros((m, n));
+                gemm_in_parts(a.view(), b.view(), c.view_mut(), 1);
+                c
+            };
+            for parts in [2, 3, 7] {
+                let mut c = Array2::zeros((m, n));
+                gemm_in_parts(a.view(), b.view(), c.view_mut(), parts);
+                assert_eq!(c, whole, "{m}×{k}·{k}×{n} in {parts} parts");
+            }
+        }
     }
 }

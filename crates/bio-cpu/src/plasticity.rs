@@ -201,8 +201,8 @@ fn sum_f64(w: &[f32], f: impl Fn(f32) -> f64) -> f64 {
 mod tests {
     use super::*;
     use bio_core::Matrix;
-    use bio_core::conformance::{random_matrix, rng};
     use bio_core::TensorStore;
+    use bio_core::conformance::{random_matrix, rng};
 
     /// The fused pull and the AVX2 build change no bit: the sparse pull formed in the row buffer
     /// equals `sparse_matmul`'s, and the dispatched kernel equals the baseline one.
