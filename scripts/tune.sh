@@ -23,6 +23,9 @@ run() {
   run readout-10 --rule bio --readout-rate 10
   run active-0.03-readout-10 --rule bio --active-fraction 0.03 --readout-rate 10
   for e in 5 20; do run "epochs-$e" --rule bio --epochs "$e"; done
+  # Can the readout recover clean accuracy at a high Hebbian rate?
+  run hebbian-0.01-consolidation-4 --rule bio --hebbian-rate 0.01 --consolidation-epochs 4
+  run hebbian-0.01-readout-20 --rule bio --hebbian-rate 0.01 --readout-rate 20
 ) &
 (
   for f in 0.02 0.03 0.08; do run "active-$f" --rule bio --active-fraction "$f"; done
@@ -35,7 +38,7 @@ run() {
 wait
 # Robustness of some of them (first 500 test images; measured, not used to pick the defaults).
 for name in def active-0.02 active-0.08 hebbian-0.001 hebbian-0.003 hebbian-0.01 width-4000 width-4000-hebbian-0.001 \
-  inhibitory-1.25 inhibitory-1.5; do
+  inhibitory-1.25 inhibitory-1.5 hebbian-0.01-consolidation-4 hebbian-0.01-readout-20; do
   $BIO eval robustness --model "$RUNS/$name" --attack pgd --eps 0.05,0.1 --limit 500 > "$RUNS/$name.pgd"
 done
 # Does width move the clean-versus-robust trade-off? (PGD and Square, first 1000 test images.)
