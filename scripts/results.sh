@@ -40,6 +40,7 @@ at_init() {
   train bio-mixed --rule bio --readout-init mixed --hidden-init mixed
   # The clean-versus-robust trade-off set by the Hebbian rate (default 0.0003).
   train bio-hr3e-3 --rule bio --hebbian-rate 0.003
+  train bio-hr1e-2-seed1 --rule bio --hebbian-rate 0.01 --seed 1
   # Depth: two hidden layers, each learning by its own local rule at the same time.
   train depth-bio --rule bio --hidden 2000,2000
   # Feature extractors on base classes 0-4 for the episodic few-shot protocol (and a denser code).
@@ -55,6 +56,7 @@ at_init() {
   # Lognormality from a start far from lognormal (magnitudes uniform from 0), and both starts untrained.
   train bio-spread1 --rule bio --init-spread 1
   train bio-hr1e-2 --rule bio --hebbian-rate 0.01
+  train bio-hr1e-2-seed2 --rule bio --hebbian-rate 0.01 --seed 2
   at_init bio-init
   at_init bio-init-spread1 --init-spread 1
   at_init bio-init-mixed --hidden-init mixed --readout-init mixed
@@ -66,6 +68,18 @@ at_init() {
 wait
 
 # ---- Evaluation -------------------------------------------------------------------------------
+# PGD-40 on the full test set (10 000 images), 3 seeds, for the summary table; saved as DIR.pgd-full.
+# Run first: the commands after it replace these curves in robustness.json with the plotted ones.
+full_pgd() { $BIO eval robustness --model "$RUNS/$1" --attack pgd --eps 0.05,0.1 > "$RUNS/$1.pgd-full"; }
+(
+  for run in bio bio-seed1 bio-seed2 bio-hr1e-2 bio-hr1e-2-seed1; do full_pgd $run; done
+) &
+(
+  for run in bio-hr1e-2-seed2 bp bp-seed1 bp-seed2; do full_pgd $run; done
+  $BIO eval robustness --model "$RUNS/bio-hr1e-2" --attack square --eps 0.1 > "$RUNS/bio-hr1e-2.square-full"
+) &
+wait
+
 robustness() {
   # PGD and Square together print the masking check; the PGD grid after it keeps the full PGD curve
   # in robustness.json (each command replaces the curves of the attacks it runs).
