@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates every figure in docs/RESULTS.md: full Fashion-MNIST, 784-2000-10, seed 0 unless
-# stated, CPU backend. Usage: bash scripts/results.sh [RUNS_DIR]   (about 30 minutes on 2 cores)
+# stated, CPU backend. Usage: bash scripts/results.sh [RUNS_DIR]   (about 45 minutes on 2 cores)
 #
 # Jobs run in two lanes of single-threaded processes: on this 2-vCPU machine two 1-thread runs
 # finish sooner than the same runs one after another with 2 threads each (docs/PERFORMANCE.md).
@@ -41,6 +41,7 @@ at_init() {
   # The clean-versus-robust trade-off set by the Hebbian rate (default 0.0003).
   train bio-hr3e-3 --rule bio --hebbian-rate 0.003
   train bio-hr1e-2-seed1 --rule bio --hebbian-rate 0.01 --seed 1
+  train bio-spread1-epochs30 --rule bio --init-spread 1 --epochs 30
   # Depth: two hidden layers, each learning by its own local rule at the same time.
   train depth-bio --rule bio --hidden 2000,2000
   # Feature extractors on base classes 0-4 for the episodic few-shot protocol (and a denser code).
@@ -55,6 +56,7 @@ at_init() {
   for m in structural scaling sign-readout; do train "ablate-$m" --rule bio --ablate "$m"; done
   # Lognormality from a start far from lognormal (magnitudes uniform from 0), and both starts untrained.
   train bio-spread1 --rule bio --init-spread 1
+  train bio-spread1-hr1e-3-epochs30 --rule bio --init-spread 1 --hebbian-rate 0.001 --epochs 30
   train bio-hr1e-2 --rule bio --hebbian-rate 0.01
   train bio-hr1e-2-seed2 --rule bio --hebbian-rate 0.01 --seed 2
   at_init bio-init
