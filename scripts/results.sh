@@ -8,19 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/results}
-cargo build --release -p bio-cli
-mkdir -p "$RUNS"
-# A private copy, so rebuilding the workspace meanwhile cannot change the binary under a long run.
-cp target/release/bio "$RUNS/bio-bin"
-BIO=$RUNS/bio-bin
-export RAYON_NUM_THREADS=1
-# A run that fails (e.g. diverges) is recorded in $RUNS/failed.txt with its one-line reason; the rest go on.
-train() {
-  local name=$1; shift
-  [ -f "$RUNS/$name/metrics.json" ] && return 0
-  $BIO train --dataset fashion-mnist --quiet --out "$RUNS/$name" "$@" 2> "$RUNS/$name.err" \
-    || echo "$name: $(tail -n 1 "$RUNS/$name.err")" >> "$RUNS/failed.txt"
-}
+source scripts/common.sh
+prepare_runs
+train() { local name=$1; shift; train_run "$name" --dataset fashion-mnist "$@"; }
 # Weights at initialization, as `bio eval metrics` sees them: one epoch with every plasticity rate at 0.
 at_init() {
   local name=$1; shift

@@ -6,17 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs/tune}
-cargo build --release -p bio-cli
-mkdir -p "$RUNS"
-cp target/release/bio "$RUNS/bio-bin"
-BIO=$RUNS/bio-bin
-export RAYON_NUM_THREADS=1
-run() {
-  local name=$1; shift
-  [ -f "$RUNS/$name/metrics.json" ] && return 0
-  $BIO train --dataset fashion-mnist --quiet --validation 10000 --out "$RUNS/$name" "$@" \
-    > "$RUNS/$name.out" 2> "$RUNS/$name.err" || echo "$name: $(tail -n 1 "$RUNS/$name.err")" >> "$RUNS/failed.txt"
-}
+source scripts/common.sh
+prepare_runs
+run() { local name=$1; shift; train_run "$name" --dataset fashion-mnist --validation 10000 "$@"; }
 (
   run def --rule bio
   for r in 0.0001 0.0002 0.0005 0.001 0.003 0.01; do run "hebbian-$r" --rule bio --hebbian-rate "$r"; done

@@ -65,6 +65,13 @@ fn bad_input_fails_cleanly() {
     fails_with_one_line(&["train", "--dataset", "embedded", "--active-fraction", "2", "--out", out], "active-fraction");
     fails_with_one_line(&["train", "--rule", "bp", "--dataset", "embedded", "--lr=-1", "--out", out], "lr");
     fails_with_one_line(&["train", "--dataset", "embedded", "--classes", "3-99", "--out", out], "classes");
+    // Zero epochs, batch or checkpoint interval are refused before anything is written.
+    let untouched = tmp.path().join("untouched");
+    for (flag, value) in [("--epochs", "0"), ("--batch", "0"), ("--checkpoint-every", "0")] {
+        let args = ["train", "--dataset", "embedded", flag, value, "--out", untouched.to_str().unwrap()];
+        fails_with_one_line(&args, &flag[2..]);
+        assert!(!untouched.exists(), "{flag} 0 left an output directory behind");
+    }
     fails_with_one_line(
         &["train", "--rule", "bp", "--dataset", "embedded", "--hidden", "50", "--lr=1e6", "--quiet", "--out", out],
         "diverged",

@@ -626,6 +626,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         RuleChoice::Bio => drop(bio_params(&args.rule_args)?),
         RuleChoice::Bp => drop(bp_params(&args.rule_args)?),
     }
+    for (flag, value) in [
+        ("epochs", args.rule_args.epochs),
+        ("batch", Some(args.rule_args.batch)),
+        ("checkpoint-every", args.checkpoint_every),
+    ] {
+        if value == Some(0) {
+            bail!("invalid value for `{flag}`: must be ≥ 1");
+        }
+    }
     let data = bio_data::load(&args.data.dataset, args.data.data.as_deref())?;
     let (train, test, classes) = restrict(&data, args.classes.as_deref())?;
     let (train, validation) = hold_out(train, args.validation, args.classes.is_some())?;

@@ -1,0 +1,22 @@
+# Shared by the measurement scripts (source it after `cd` to the repository root and setting RUNS).
+#
+# prepare_runs: builds the `bio` binary, copies it into $RUNS (so rebuilding the workspace during a
+# long run cannot change it), sets BIO to that copy, and makes every job single-threaded: the
+# scripts run two jobs side by side, which uses 2 cores better than one 2-thread job.
+prepare_runs() {
+  cargo build --release -p bio-cli
+  mkdir -p "$RUNS"
+  cp target/release/bio "$RUNS/bio-bin"
+  BIO=$RUNS/bio-bin
+  export RAYON_NUM_THREADS=1
+}
+
+# train_run NAME ARGS...: `bio train ARGS --quiet --out $RUNS/NAME` unless NAME already finished;
+# stdout to $RUNS/NAME.out, stderr to $RUNS/NAME.err, and a failure (e.g. divergence) recorded in
+# $RUNS/failed.txt with its one-line reason instead of stopping the script.
+train_run() {
+  local name=$1; shift
+  [ -f "$RUNS/$name/metrics.json" ] && return 0
+  $BIO train "$@" --quiet --out "$RUNS/$name" > "$RUNS/$name.out" 2> "$RUNS/$name.err" \
+    || echo "$name: $(tail -n 1 "$RUNS/$name.err")" >> "$RUNS/failed.txt"
+}
