@@ -27,25 +27,27 @@ impl LinalgOps for CpuBackend {
     }
 
     fn sparse_matmul(&self, a: &Array2<f32>, trans_a: bool, b: &Array2<f32>) -> Array2<f32> {
-        let ((m, ka), (kb, n)) = (if trans_a { (a.ncols(), a.nrows()) } else { a.dim() }, b.dim());
+        let ((_, ka), (kb, n)) = (if trans_a { (a.ncols(), a.nrows()) } else { a.dim() }, b.dim());
         assert_eq!(ka, kb, "matmul inner dimensions differ: {ka} vs {kb}");
         let rows = if trans_a { SparseRows::of_transposed(a.view()) } else { SparseRows::of(a.view()) };
-        if rows.len() as f64 > SPARSE_MAX_DENSITY * (m * ka) as f64 || n == 0 {
+        if rows.too_dense_for(ka) || n == 0 {
             return self.matmul(a, trans_a, b, false);
         }
+        self.sparse_product(&rows, b)
+    }
+}
+
+impl CpuBackend {
+    /// `A·b` for the sparse `A` of `rows`: output rows in parallel, each by
+    /// [`SparseRows::add_row_product`].
+    pub(crate) fn sparse_product(&self, rows: &SparseRows, b: &Array2<f32>) -> Array2<f32> {
+        let n = b.ncols();
         let b = b.as_standard_layout();
         let b = b.as_slice().expect("standard layout is contiguous");
-        let mut c = Array2::<f32>::zeros((m, n));
-        let out = c.as_slice_mut().expect("a fresh array is contiguous");
-        // Row i of the product is Σ_k a_ik·b_k over the non-zero a_ik only.
-        let row_job = |(i, out_row): (usize, &mut [f32])| {
-            for (k, v) in rows.of_row(i) {
-                for (o, &x) in out_row.iter_mut().zip(&b[k * n..(k + 1) * n]) {
-                    *o += v * x;
-                }
-            }
-        };
-        if self.parallel(m * n) {
+        let mut c = Array2::<f32>::zeros((rows.rows(), n));
+        let Some(out) = c.as_slice_mut().filter(|_| n > 0) else { return c };
+        let row_job = |(i, out_row): (usize, &mut [f32])| rows.add_row_product(i, b, out_row);
+        if self.parallel(out.len()) {
             self.install(|| out.par_chunks_mut(n).enumerate().for_each(row_job));
         } else {
             out.chunks_mut(n).enumerate().for_each(row_job);
@@ -133,9 +135,28 @@ impl SparseRows {
         Self { starts, columns, values }
     }
 
-    /// How many non-zeros in all.
-    pub(crate) fn len(&self) -> usize {
-        self.values.len()
+    /// Number of rows.
+    pub(crate) fn rows(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// More non-zeros than [`SPARSE_MAX_DENSITY`] of a matrix with these rows and `cols` columns:
+    /// the dense GEMM is faster.
+    pub(crate) fn too_dense_for(&self, cols: usize) -> bool {
+        self.values.len() as f64 > SPARSE_MAX_DENSITY * (self.rows() * cols) as f64
+    }
+
+    /// `out += Σ_k a_ik·b_k`, row `i` of `A·b` over the non-zero `a_ik` only, in the order stored
+    /// (`b` row-major with `out.len()` columns). The one place both sparse paths sum, so they agree
+    /// bit for bit.
+    #[inline(always)]
+    pub(crate) fn add_row_product(&self, i: usize, b: &[f32], out: &mut [f32]) {
+        let n = out.len();
+        for (k, v) in self.of_row(i) {
+            for (o, &x) in out.iter_mut().zip(&b[k * n..(k + 1) * n]) {
+                *o += v * x;
+            }
+        }
     }
 
     #[inline(always)]

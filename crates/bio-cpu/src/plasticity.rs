@@ -9,7 +9,8 @@ use rayon::prelude::*;
 
 use crate::CpuBackend;
 use crate::elementwise::exp;
-use crate::linalg::{SPARSE_MAX_DENSITY, SparseRows};
+use crate::linalg::SparseRows;
+use crate::reduce::sum_f64_of;
 
 impl PlasticityOps for CpuBackend {
     fn plasticity_step(
@@ -26,10 +27,16 @@ impl PlasticityOps for CpuBackend {
         assert_eq!(terms.pattern.dim(), (batch, cols), "plasticity_step: pattern must be batch×inputs");
         assert_eq!(terms.wins.dim(), (rows, 1), "plasticity_step: wins must be one value per neuron");
         let active = SparseRows::of_transposed(terms.relative.view());
+        let dense = active.too_dense_for(batch);
         let contiguous = weights.is_standard_layout() && mask.is_standard_layout();
-        if !contiguous || cols == 0 || active.len() as f64 > SPARSE_MAX_DENSITY * (batch * rows) as f64 {
-            // Dense activity (no k-WTA) or odd layouts: the pull as a product, then the same kernel.
-            let pull = self.sparse_matmul(&terms.relative, true, &terms.pattern);
+        if !contiguous || cols == 0 || dense {
+            // Dense activity (no k-WTA) or odd layouts: the pull as a product (what `sparse_matmul`
+            // would compute, without counting the non-zeros again), then the same kernel.
+            let pull = if dense {
+                self.matmul(&terms.relative, true, &terms.pattern, false)
+            } else {
+                self.sparse_product(&active, &terms.pattern)
+            };
             if !contiguous || cols == 0 {
                 return composed_plasticity_step(self, weights, mask, &pull, &terms.wins, step);
             }
@@ -80,14 +87,9 @@ fn neuron_body(w: &mut [f32], m: &mut [f32], pull: Pull<'_>, wins: f32, step: &P
     match pull {
         Pull::Given(pull) => plasticity_row(w, m, pull, wins, step),
         Pull::Sparse { active, neuron, pattern, buffer } => {
-            // The same sum, in the same order, as `sparse_matmul` computes it: bit for bit.
-            let cols = buffer.len();
+            // The same sum as `sparse_matmul`'s (one shared function): bit for bit.
             buffer.fill(0.0);
-            for (b, r) in active.of_row(neuron) {
-                for (o, &x) in buffer.iter_mut().zip(&pattern[b * cols..(b + 1) * cols]) {
-                    *o += r * x;
-                }
-            }
+            active.add_row_product(neuron, pattern, buffer);
             plasticity_row(w, m, buffer, wins, step)
         }
     }
@@ -138,7 +140,7 @@ fn plasticity_row(w: &mut [f32], m: &mut [f32], pull: &[f32], wins: f32, s: &Pla
         }
     }
     if let Some(fraction) = s.prune_below {
-        let present = (sum_f64(m, f64::from) as f32).max(NORM_GUARD);
+        let present = (sum_f64_of(m, f64::from) as f32).max(NORM_GUARD);
         let mean = sum_abs(w) / present;
         let threshold = fraction * mean;
         for (w, m) in w.iter_mut().zip(m.iter_mut()) {
@@ -175,26 +177,12 @@ fn norm(w: &[f32], kind: ScalingNorm) -> f32 {
 
 #[inline(always)]
 fn sum_abs(w: &[f32]) -> f32 {
-    sum_f64(w, |x| x.abs() as f64) as f32
+    sum_f64_of(w, |x| x.abs() as f64) as f32
 }
 
 #[inline(always)]
 fn sum_squares(w: &[f32]) -> f64 {
-    sum_f64(w, |x| (x * x) as f64)
-}
-
-/// `Σ f(x)` in `f64` over 8 independent partial sums (a single running sum is a latency-bound chain).
-#[inline(always)]
-fn sum_f64(w: &[f32], f: impl Fn(f32) -> f64) -> f64 {
-    let mut lanes = [0f64; 8];
-    let chunks = w.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&x| f(x)).sum();
-    for c in chunks {
-        for (l, &x) in lanes.iter_mut().zip(c) {
-            *l += f(x);
-        }
-    }
-    lanes.iter().sum::<f64>() + tail
+    sum_f64_of(w, |x| (x * x) as f64)
 }
 
 #[cfg(test)]

@@ -31,17 +31,23 @@ fn finish(op: Reduce, acc: f64, n: usize) -> f32 {
 /// before), and the loop vectorizes. Each partial sum is exact to `f64` rounding, so the result
 /// is at least as accurate as one running sum.
 fn sum_f64(values: &[f32]) -> f64 {
+    sum_f64_of(values, f64::from)
+}
+
+/// `Σ f(v)` over `values`, summed like [`sum_f64`] (also the row norms of the fused plasticity kernel).
+#[inline(always)]
+pub(crate) fn sum_f64_of(values: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     let mut acc = [0.0f64; LANES];
     let chunks = values.chunks_exact(LANES);
     let tail = chunks.remainder();
     for chunk in chunks {
         for (a, &v) in acc.iter_mut().zip(chunk) {
-            *a += v as f64;
+            *a += f(v);
         }
     }
     let mut total = acc.iter().sum::<f64>();
     for &v in tail {
-        total += v as f64;
+        total += f(v);
     }
     total
 }
