@@ -17,8 +17,8 @@ pub use elementwise::{Binary, ElementwiseOps, Unary};
 pub use linalg::LinalgOps;
 pub use optim::{AdamStep, OptimOps};
 pub use plasticity::{
-    HebbianTerms, NORM_GUARD, PlasticityOps, PlasticityStep, WeightChange, composed_plasticity_step, hebbian_change,
-    prune_weak_synapses, row_norm, scale_synapses,
+    HebbianTerms, NORM_GUARD, PlasticityOps, PlasticityStep, WeightChange, composed_plasticity_step, guard,
+    hebbian_change, prune_weak_synapses, row_norm, scale_synapses,
 };
 pub use reduce::{Dim, Reduce, ReduceOps};
 pub use reference::ReferenceBackend;

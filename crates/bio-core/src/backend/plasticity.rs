@@ -144,6 +144,7 @@ pub fn row_norm<B: ElementwiseOps + ReduceOps>(b: &B, t: &B::Tensor, norm: Scali
 /// The smallest norm divided by: keeps an all-zero row at zero instead of `0/0`.
 pub const NORM_GUARD: f32 = 1e-12;
 
-fn guard<B: ElementwiseOps>(b: &B, t: &B::Tensor) -> B::Tensor {
+/// `max(t, NORM_GUARD)`: a norm or peak safe to divide by.
+pub fn guard<B: ElementwiseOps>(b: &B, t: &B::Tensor) -> B::Tensor {
     b.map(t, Unary::Clamp(NORM_GUARD, f32::MAX))
 }

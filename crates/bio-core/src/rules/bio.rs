@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use super::{BatchReport, LearningRule, RngState, RuleState, check_loss, count_correct};
-use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, row_norm};
+use crate::backend::{
+    Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, row_norm,
+};
 use crate::error::CoreError;
 use crate::model::{BioLayer, BioNet, Classifier, LayerTrace, Readout, one_hot, softmax_cross_entropy, target_total};
 use crate::params::{BioConfig, InitSign, ReadoutRule, ScalingNorm};
@@ -78,10 +80,6 @@ impl BioRule {
     pub fn plastic_layers(&self) -> std::ops::Range<usize> {
         self.plastic_layers.0..self.plastic_layers.1
     }
-}
-
-fn guard<B: Backend>(b: &B, t: &B::Tensor) -> B::Tensor {
-    b.map(t, Unary::Clamp(1e-12, f32::MAX))
 }
 
 /// Column vector of per-neuron sums of `r` over the batch: `rᵀ·1` (`neurons×1`).
