@@ -14,23 +14,12 @@ fn cuda_unusable() -> Option<String> {
     bio_cuda::CudaBackend::new().err().map(|e| e.to_string())
 }
 
-/// Trains a small `bp` network on the embedded subset into `dir` with `--backend backend`.
-fn train_small(backend: &str, dir: &Path) -> Output {
-    bio(&[
-        "train",
-        "--rule",
-        "bp",
-        "--dataset",
-        "embedded",
-        "--hidden",
-        "20",
-        "--epochs",
-        "1",
-        "--backend",
-        backend,
-        "--out",
-        dir.to_str().unwrap(),
-    ])
+/// Trains a small `bp` network on the embedded subset into `dir` with `--backend backend` and `extra`.
+fn train_small(backend: &str, dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--rule", "bp", "--dataset", "embedded", "--hidden", "20", "--epochs", "1"];
+    args.extend(["--backend", backend, "--out", dir.to_str().unwrap()]);
+    args.extend(extra);
+    bio(&args)
 }
 
 fn fails_with_one_cuda_line(args: &[&str]) {
@@ -45,7 +34,7 @@ fn fails_with_one_cuda_line(args: &[&str]) {
 fn auto_trains_on_the_cpu_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("auto");
-    let out = train_small("auto", &dir);
+    let out = train_small("auto", &dir, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "auto training failed:\n{err}");
     let metrics: serde_json::Value =
@@ -66,22 +55,7 @@ fn auto_trains_on_the_cpu_and_says_why() {
     }
 
     // --quiet silences the choice.
-    let out = bio(&[
-        "train",
-        "--rule",
-        "bp",
-        "--dataset",
-        "embedded",
-        "--hidden",
-        "20",
-        "--epochs",
-        "1",
-        "--backend",
-        "auto",
-        "--quiet",
-        "--out",
-        tmp.path().join("quiet").to_str().unwrap(),
-    ]);
+    let out = train_small("auto", &tmp.path().join("quiet"), &["--quiet"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("backend:"), "--quiet still says: {err}");
@@ -95,7 +69,7 @@ fn cuda_without_a_gpu_fails_with_one_line() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let model = tmp.path().join("cpu");
-    let out = train_small("cpu", &model);
+    let out = train_small("cpu", &model, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let model = model.to_str().unwrap();
     let run = tmp.path().join("cuda");

@@ -9,6 +9,9 @@ use crate::backend::with_backend;
 use crate::cli::AccuracyArgs;
 use crate::output::{percent, print_json, print_table};
 
+/// Images per forward pass when evaluating a model (accuracy, biology, few-shot features).
+pub const EVAL_BATCH: usize = 1000;
+
 #[derive(Serialize)]
 struct AccuracyReport {
     model: String,
@@ -31,7 +34,7 @@ fn accuracy_on<B: Backend>(b: &B, args: &AccuracyArgs) -> Result<()> {
     let (file, model) = load_model(b, &args.model)?;
     let spec = args.dataset.as_deref().unwrap_or(&file.dataset);
     let (data, test) = super::metrics::test_set_for(&file, spec, args.data.as_deref(), args.limit)?;
-    let eval = bio_eval::evaluate(&model, &test.images, &test.labels, 1000)?;
+    let eval = bio_eval::evaluate(&model, &test.images, &test.labels, EVAL_BATCH)?;
     let report = AccuracyReport {
         model: args.model.display().to_string(),
         rule: file.model.rule().to_string(),

@@ -7,6 +7,7 @@ use bio_eval::{EpisodeParams, FewLabelData, FewLabelParams, FewLabelResult, FewS
 use clap::{Args, FromArgMatches};
 use serde::{Deserialize, Serialize};
 
+use super::eval::EVAL_BATCH;
 use super::metrics::read_saved;
 use super::train::{BIO_EPOCHS, BP_EPOCHS, bio_params, bp_params, load_model};
 use crate::backend::with_backend;
@@ -90,7 +91,8 @@ fn episodic_on<B: Backend>(b: &B, args: &FewshotArgs, dir: &std::path::Path) -> 
     let shots = if args.shots.is_empty() { vec![1, 5] } else { args.shots.clone() };
     let params =
         EpisodeParams { ways: args.ways, shots, queries: args.queries, episodes: args.episodes, seed: args.seed };
-    let results = bio_eval::episodic(&model, &data.test.images, &data.test.labels, &novel, args.layer, &params, 1000)?;
+    let results =
+        bio_eval::episodic(&model, &data.test.images, &data.test.labels, &novel, args.layer, &params, EVAL_BATCH)?;
     let mut saved: FewshotFile = read_saved(dir, FEWSHOT_FILE).unwrap_or_default();
     saved.novel_classes = novel.clone();
     saved.episodic = results.clone();

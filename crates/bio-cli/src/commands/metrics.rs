@@ -7,6 +7,7 @@ use bio_core::Backend;
 use bio_data::{Dataset, ModelFile, Split};
 use serde::{Deserialize, Serialize};
 
+use super::eval::EVAL_BATCH;
 use super::train::{load_model, restrict};
 use crate::backend::with_backend;
 use crate::cli::MetricsArgs;
@@ -142,8 +143,8 @@ pub fn run(args: MetricsArgs) -> Result<()> {
 fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
     let (file, model) = load_model(b, &args.model)?;
     let (data, test) = model_test_set(&file, args.data.as_deref(), args.limit)?;
-    let report = bio_eval::biological_report(&model, &test.images, 1000)?;
-    let class_selectivity = bio_eval::class_selectivity(&model, &test.images, &test.labels, data.classes, 1000)?;
+    let report = bio_eval::biological_report(&model, &test.images, EVAL_BATCH)?;
+    let class_selectivity = bio_eval::class_selectivity(&model, &test.images, &test.labels, data.classes, EVAL_BATCH)?;
     let out = BiologyFile {
         model: args.model.display().to_string(),
         rule: file.model.rule().to_string(),

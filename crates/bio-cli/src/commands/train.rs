@@ -16,6 +16,7 @@ use bio_data::{DataError, Dataset, ModelFile, Split, TrainingState, model_dir};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
+use super::eval::EVAL_BATCH;
 use crate::backend::with_backend;
 use crate::cli::{
     CompetitionChoice, Mechanism, NormChoice, OptimizerChoice, ReadoutChoice, RuleArgs, RuleChoice, SignChoice,
@@ -138,6 +139,16 @@ pub fn bio_params(a: &RuleArgs) -> Result<bio_core::BioConfig> {
     Ok(params.check()?)
 }
 
+/// Epochs, batch size and checkpoint interval must each be at least 1 (the epochs' default is).
+fn check_counts(a: &RuleArgs, checkpoint_every: Option<usize>) -> Result<()> {
+    for (flag, value) in [("epochs", a.epochs), ("batch", Some(a.batch)), ("checkpoint-every", checkpoint_every)] {
+        if value == Some(0) {
+            bail!("invalid value for `{flag}`: must be ≥ 1");
+        }
+    }
+    Ok(())
+}
+
 /// Builds the backprop baseline's validated config from flags.
 pub fn bp_params(a: &RuleArgs) -> Result<bio_core::BpConfig> {
     let (optimizer, default_lr) = match a.optimizer {
@@ -192,12 +203,7 @@ pub fn train_run_with<B: Backend>(b: &B, spec: &RunSpec, ckpt: Checkpointing) ->
     if spec.train.is_empty() {
         bail!("the training set is empty (check --classes)");
     }
-    if a.batch == 0 {
-        bail!("invalid value for `batch`: must be ≥ 1");
-    }
-    if ckpt.every == Some(0) {
-        bail!("invalid value for `checkpoint-every`: must be ≥ 1");
-    }
+    check_counts(a, ckpt.every)?;
     let copies = match spec.rule {
         RuleChoice::Bio => BIO_COPIES_PER_WEIGHT,
         RuleChoice::Bp => BP_COPIES_PER_WEIGHT,
@@ -267,9 +273,6 @@ fn fit<B: Backend, R: LearningRule<B>>(
     from_saved: impl Fn(&SavedModel) -> Result<R::Model>,
 ) -> Result<(TrainMetrics, SavedModel)> {
     let a = spec.args;
-    if epochs == 0 {
-        bail!("invalid value for `epochs`: must be ≥ 1");
-    }
     let (train, test) = (spec.train, spec.test);
     let validation = spec.validation.filter(|v| !v.is_empty());
     let per_epoch = train.len().div_ceil(a.batch);
@@ -391,7 +394,7 @@ fn fit<B: Backend, R: LearningRule<B>>(
         final_validation = match validation {
             Some(v) => {
                 let t = Instant::now();
-                let eval = bio_eval::evaluate(&model, &v.images, &v.labels, 1000)
+                let eval = bio_eval::evaluate(&model, &v.images, &v.labels, EVAL_BATCH)
                     .with_context(|| format!("measuring validation accuracy after epoch {}", epoch + 1))?;
                 validating.set(validating.get() + t.elapsed().as_secs_f64());
                 Some(eval.accuracy)
@@ -425,11 +428,11 @@ fn fit<B: Backend, R: LearningRule<B>>(
     let train_seconds = seconds();
     bar.finish_and_clear();
     let validation_accuracy = match (validation, final_validation) {
-        (Some(v), None) => Some(bio_eval::evaluate(&model, &v.images, &v.labels, 1000)?.accuracy),
+        (Some(v), None) => Some(bio_eval::evaluate(&model, &v.images, &v.labels, EVAL_BATCH)?.accuracy),
         (_, acc) => acc,
     };
-    let eval = bio_eval::evaluate(&model, &test.images, &test.labels, 1000)?;
-    let biology = bio_eval::biological_report(&model, &test.images, 1000)?;
+    let eval = bio_eval::evaluate(&model, &test.images, &test.labels, EVAL_BATCH)?;
+    let biology = bio_eval::biological_report(&model, &test.images, EVAL_BATCH)?;
     let history = history
         .iter()
         .zip(&validation_history)
@@ -626,15 +629,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         RuleChoice::Bio => drop(bio_params(&args.rule_args)?),
         RuleChoice::Bp => drop(bp_params(&args.rule_args)?),
     }
-    for (flag, value) in [
-        ("epochs", args.rule_args.epochs),
-        ("batch", Some(args.rule_args.batch)),
-        ("checkpoint-every", args.checkpoint_every),
-    ] {
-        if value == Some(0) {
-            bail!("invalid value for `{flag}`: must be ≥ 1");
-        }
-    }
+    check_counts(&args.rule_args, args.checkpoint_every)?;
     let data = bio_data::load(&args.data.dataset, args.data.data.as_deref())?;
     let (train, test, classes) = restrict(&data, args.classes.as_deref())?;
     let (train, validation) = hold_out(train, args.validation, args.classes.is_some())?;
