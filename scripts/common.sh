@@ -17,6 +17,6 @@ prepare_runs() {
 train_run() {
   local name=$1; shift
   [ -f "$RUNS/$name/metrics.json" ] && return 0
-  $BIO train "$@" --quiet --out "$RUNS/$name" > "$RUNS/$name.out" 2> "$RUNS/$name.err" \
+  $BIO train "$@" --quiet --force --out "$RUNS/$name" > "$RUNS/$name.out" 2> "$RUNS/$name.err" \
     || echo "$name: $(tail -n 1 "$RUNS/$name.err")" >> "$RUNS/failed.txt"
 }

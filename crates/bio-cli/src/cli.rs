@@ -2,10 +2,8 @@
 
 use std::path::PathBuf;
 
+use bio_run::{BackendChoice, DataSpec, RuleName, SessionSpec};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde::{Deserialize, Serialize};
-
-use crate::backend::BackendChoice;
 
 /// Train, compare, attack and inspect networks trained by a biologically inspired rule and by backprop.
 #[derive(Debug, Parser)]
@@ -26,6 +24,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Train one network and write DIR/model.ckpt, DIR/config.json and DIR/metrics.json.
     #[command(
+        override_usage = "bio train --out DIR [OPTIONS]\n       bio train --resume DIR [--epochs N] [--backend B]",
         after_help = "Examples:\n  bio train --rule bio --dataset fashion-mnist --hidden 2000 --epochs 5 --out runs/bio\n  bio train --rule bp --optimizer adam --lr 1e-3 --out runs/bp\n  bio train --rule bio --ablate homeostasis,structural --out runs/no-homeo\n  bio train --rule bio --classes 0-4 --out runs/bio-base   # base classes only, for few-shot\n  bio train --rule bio --validation 10000 --out runs/tune  # tune on 10000 held-out training images, not the test set"
     )]
     Train(TrainArgs),
@@ -45,6 +44,20 @@ pub enum Command {
     /// Export a model's weights to another format.
     #[command(after_help = "Example:\n  bio export --model runs/bio --format safetensors --out bio.safetensors")]
     Export(ExportArgs),
+    /// Train many settings × seeds from a spec file, judge each on held-out images (clean and worst-case
+    /// robust accuracy) and draw the Pareto front (DIR/sweep.md, DIR/sweep.json, DIR/pareto.png).
+    #[command(
+        after_help = "Examples:\n  bio sweep sweeps/tune.toml --out runs/tune --jobs 2\n  bio sweep sweeps/tune.toml --out runs/tune-0 --shard 0/4   # one of 4 machines\n  bio sweep --merge runs/tune-0 runs/tune-1 runs/tune-2 runs/tune-3 --out runs/tune\n\nThe spec format is documented in crates/bio-run/src/sweep.rs and docs/SWEEP.md; a finished run is not redone."
+    )]
+    Sweep(SweepArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  bio completions bash > ~/.local/share/bash-completion/completions/bio\n  bio completions zsh > ~/.zfunc/_bio\n  bio completions fish > ~/.config/fish/completions/bio.fish"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Evaluation subcommands.
@@ -70,228 +83,22 @@ pub enum EvalCommand {
     Metrics(MetricsArgs),
 }
 
-/// Where the data comes from.
-#[derive(Clone, Debug, Args, Serialize, Deserialize)]
-pub struct DataArgs {
-    /// Dataset: fashion-mnist, mnist, kmnist, embedded, or a directory with the four IDX files.
-    #[arg(long, default_value = "fashion-mnist")]
-    pub dataset: String,
-    /// Extra directory to search for datasets (before $BIO_DATA_DIR, the cache dir and /usr/share/datasets).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-}
-
-/// The learning rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-pub enum RuleChoice {
-    /// Competitive multiplicative Hebbian hidden layers with a local sign-preserving readout.
-    Bio,
-    /// Backpropagation (Adam or SGD-momentum).
-    Bp,
-}
-
-/// Lateral inhibition of the `bio` rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-pub enum CompetitionChoice {
-    /// k-winners-take-all (sparsity fixed by construction).
-    Kwta,
-    /// Threshold set by a pooled inhibitory unit (sparsity is an outcome).
-    Inhibitory,
-}
-
-/// Readout plasticity of the `bio` rule.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-pub enum ReadoutChoice {
-    /// Exponentiated-gradient delta rule.
-    Delta,
-    /// Node perturbation (gradient-free).
-    Perturbation,
-}
-
-/// Sign of initial weights.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-pub enum SignChoice {
-    /// All positive.
-    Positive,
-    /// Random sign per synapse.
-    Mixed,
-}
-
-/// `--scaling-norm`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-pub enum NormChoice {
-    /// Σ|w|.
-    L1,
-    /// √Σw² (drive = cosine similarity).
-    L2,
-}
-
-/// A mechanism of the `bio` rule that `--ablate` can switch off.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-pub enum Mechanism {
-    /// Lateral inhibition (units become plain ReLUs).
-    Competition,
-    /// Multiplicative form of the Hebbian update (becomes additive).
-    Multiplicative,
-    /// Homeostatic excitability.
-    Homeostasis,
-    /// Structural plasticity (pruning).
-    Structural,
-    /// Synaptic scaling.
-    Scaling,
-    /// Sign-preserving readout (becomes additive delta rule).
-    SignReadout,
-}
-
-/// `--optimizer` of the backprop baseline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
-pub enum OptimizerChoice {
-    /// Adam.
-    Adam,
-    /// SGD with momentum.
-    Momentum,
-}
-
-/// Hyper-parameters of both rules (each flag applies to the rule named in its help).
-#[derive(Clone, Debug, Args, Serialize, Deserialize)]
-pub struct RuleArgs {
-    /// Hidden layer widths, comma-separated (e.g. 2000 or 2000,2000).
-    #[arg(long, value_delimiter = ',', default_value = "2000")]
-    pub hidden: Vec<usize>,
-    /// Epochs (default: 10 for both rules).
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Batch size.
-    #[arg(long, default_value_t = 100)]
-    pub batch: usize,
-    /// Seed of initialization and shuffling.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// [bio] Target fraction of active hidden units, ρ.
-    #[arg(long)]
-    pub active_fraction: Option<f32>,
-    /// [bio] Lateral inhibition.
-    #[arg(long, value_enum)]
-    pub competition: Option<CompetitionChoice>,
-    /// [bio] Gain γ of the inhibitory unit (with --competition inhibitory); 1.5 was chosen on
-    /// validation accuracy among 1.0-2.0 with at most 5% of units active (docs/RESULTS.md).
-    #[arg(long, default_value_t = 1.5)]
-    pub inhibition_gain: f32,
-    /// [bio] Hebbian learning rate.
-    #[arg(long)]
-    pub hebbian_rate: Option<f32>,
-    /// [bio] Homeostatic rate.
-    #[arg(long)]
-    pub homeostasis_rate: Option<f32>,
-    /// [bio] Readout learning rate.
-    #[arg(long)]
-    pub readout_rate: Option<f32>,
-    /// [bio] Readout rule.
-    #[arg(long, value_enum)]
-    pub readout: Option<ReadoutChoice>,
-    /// [bio] Prune a synapse below this fraction of its neuron's mean weight.
-    #[arg(long)]
-    pub prune_below: Option<f32>,
-    /// [bio] Probability per epoch that a pruned synapse regrows.
-    #[arg(long)]
-    pub regrow: Option<f32>,
-    /// [bio] Initial sign of the readout weights.
-    #[arg(long, value_enum)]
-    pub readout_init: Option<SignChoice>,
-    /// [bio] Initial sign of the hidden weights.
-    #[arg(long, value_enum)]
-    pub hidden_init: Option<SignChoice>,
-    /// [bio] Exponent q of the plasticity signal (y/max y)^q (1 = in proportion to activity).
-    #[arg(long)]
-    pub hebbian_exponent: Option<f32>,
-    /// [bio] Gain g of feed-forward inhibition, x̃ = x̂ − g·mean(x̂) (0 = off).
-    #[arg(long)]
-    pub feedforward_inhibition: Option<f32>,
-    /// [bio] Anti-Hebbian strength of the strongest loser (0 = off).
-    #[arg(long)]
-    pub anti_hebbian: Option<f32>,
-    /// [bio] Weight of the newest batch in each unit's running firing rate (0..1].
-    #[arg(long)]
-    pub rate_smoothing: Option<f32>,
-    /// [bio] Norm in which synaptic scaling holds each neuron's total weight.
-    #[arg(long, value_enum)]
-    pub scaling_norm: Option<NormChoice>,
-    /// [bio] Localized receptive fields: first-layer units start with a random P×P window of the image.
-    #[arg(long)]
-    pub receptive_field: Option<usize>,
-    /// [bio] Final epochs in which only the readout learns (hidden layers frozen).
-    #[arg(long)]
-    pub consolidation_epochs: Option<usize>,
-    /// [bio] Greedy layer-wise training: the plastic epochs split into one block per hidden layer, in
-    /// order; only that layer learns in its block.
-    #[arg(long)]
-    #[serde(default)]
-    pub layerwise: bool,
-    /// [bio] Initial magnitudes uniform on [1−s, 1+s]·c (default 0.5; 1 starts far from lognormal).
-    #[arg(long)]
-    #[serde(default)]
-    pub init_spread: Option<f32>,
-    /// [bio] Mechanisms to switch off, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub ablate: Vec<Mechanism>,
-    /// [bp] Optimizer.
-    #[arg(long, value_enum, default_value = "adam")]
-    pub optimizer: OptimizerChoice,
-    /// [bp] Learning rate (default 1e-3 for Adam, 0.05 for momentum).
-    #[arg(long)]
-    pub lr: Option<f32>,
-    /// [bp] Momentum coefficient.
-    #[arg(long, default_value_t = 0.9)]
-    pub momentum: f32,
-}
-
-/// `bio train`.
-#[derive(Clone, Debug, Args, Serialize, Deserialize)]
+/// `bio train`: the session's spec (saved as DIR/config.json) and how to present it.
+#[derive(Clone, Debug, Args)]
 pub struct TrainArgs {
-    /// Learning rule.
-    #[arg(long, value_enum, default_value = "bio")]
-    pub rule: RuleChoice,
-    /// Dataset.
+    /// What to train.
     #[command(flatten)]
-    pub data: DataArgs,
-    /// Rule hyper-parameters.
-    #[command(flatten)]
-    pub rule_args: RuleArgs,
-    /// Train on these classes only (e.g. 0-4 or 0,2,5-7); the others stay novel for few-shot tests.
-    #[arg(long)]
-    pub classes: Option<String>,
-    /// Hold out N training images (after --classes) for validation accuracy, to tune on instead of
-    /// the test set: class-stratified, and the same images in every run with the same N and data
-    /// (independent of --seed); training uses the rest. 0 = off.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    #[serde(default)]
-    pub validation: usize,
-    /// Backend.
-    #[arg(long, value_enum, default_value = "cpu")]
-    #[serde(skip, default = "default_backend")]
-    pub backend: BackendChoice,
-    /// Output directory (created if missing); with --resume, the resumed directory.
-    #[arg(long, required_unless_present = "resume")]
-    pub out: Option<PathBuf>,
+    pub spec: SessionSpec,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
     /// Print the final metrics as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Also write a resumable checkpoint (DIR/state.ckpt) every N batches (default: at each epoch end only).
-    #[arg(long, value_name = "N")]
-    #[serde(default)]
-    pub checkpoint_every: Option<usize>,
     /// Continue the run in DIR from its last checkpoint, with the flags in DIR/config.json (flags given
     /// here must agree with them); the result is bit-identical to an uninterrupted run.
     #[arg(long, value_name = "DIR")]
-    #[serde(skip)]
     pub resume: Option<PathBuf>,
-}
-
-fn default_backend() -> BackendChoice {
-    BackendChoice::Cpu
 }
 
 /// `bio demo`.
@@ -299,7 +106,7 @@ fn default_backend() -> BackendChoice {
 pub struct DemoArgs {
     /// Dataset (falls back to the embedded subset when fashion-mnist is not installed).
     #[command(flatten)]
-    pub data: DataArgs,
+    pub data: DataSpec,
     /// Hidden width of both networks.
     #[arg(long, default_value_t = 2000)]
     pub hidden: usize,
@@ -315,7 +122,7 @@ pub struct DemoArgs {
     /// Backend.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendChoice,
-    /// Also save both models under this directory (DIR/bio, DIR/bp).
+    /// Also save both models under this directory (DIR/bio, DIR/bp; an earlier demo's are replaced).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// No progress bars.
@@ -469,7 +276,7 @@ pub struct FewshotArgs {
     pub seed: u64,
     /// [few-labels] Learning rule.
     #[arg(long, value_enum)]
-    pub rule: Option<RuleChoice>,
+    pub rule: Option<RuleName>,
     /// [few-labels] Dataset.
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
@@ -565,6 +372,34 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendChoice,
     /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bio sweep`.
+#[derive(Clone, Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep's spec (TOML).
+    pub spec: Option<PathBuf>,
+    /// Output directory: DIR/runs/NAME per run, DIR/sweep.md, DIR/sweep.json, DIR/pareto.png.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Runs side by side, each on an equal share of the threads.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Run only this shard, I/N (0 ≤ I < N): every N-th run starting at I; join shards with --merge.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<bio_run::sweep::Shard>,
+    /// Join the results of these sweep directories (shards) into --out instead of running.
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    pub merge: Vec<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
 }

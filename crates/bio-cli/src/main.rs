@@ -7,6 +7,8 @@ mod backend;
 mod cli;
 mod commands;
 mod output;
+mod pictures;
+mod progress;
 
 use clap::Parser;
 

@@ -1,10 +1,37 @@
-//! Printing: aligned tables and JSON.
+//! Printing: aligned tables, JSON, and the table rows several commands share.
+
+use std::io::Write;
 
 use serde::Serialize;
 
+/// `println!` for a command's output: a closed pipe (`bio inspect … | head -1`) ends the process
+/// quietly with status 0, as the usual SIGPIPE convention does; another write error exits 1 with one
+/// line. Never a panic.
+macro_rules! outln {
+    () => {
+        $crate::output::write_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
+/// One line on stdout (see [`outln!`]).
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// Prints `value` as pretty JSON on stdout.
 pub fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -18,7 +45,7 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        println!("{}", padded.join("  ").trim_end());
+        outln!("{}", padded.join("  ").trim_end());
     };
     line(header.to_vec());
     line(widths.iter().map(|w| "─".repeat(*w)).collect::<Vec<_>>().iter().map(|s| s.as_str()).collect());
@@ -30,4 +57,73 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
 /// `0.8512` → `85.12%`.
 pub fn percent(x: f64) -> String {
     format!("{:.2}%", 100.0 * x)
+}
+
+/// `mean ± ci95` in percent; just the mean when there was one value (`n < 2`: no interval).
+pub fn mean_ci(mean: f64, ci95: f64, n: usize) -> String {
+    if n < 2 { format!("{:.2}%", 100.0 * mean) } else { format!("{:.2} ± {:.2}%", 100.0 * mean, 100.0 * ci95) }
+}
+
+fn opt(x: Option<f64>, digits: usize) -> String {
+    x.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into())
+}
+
+/// Table rows of the biology table (without a leading run column).
+pub fn biology_rows(layers: &[bio_eval::LayerMetrics]) -> Vec<Vec<String>> {
+    layers
+        .iter()
+        .map(|l| {
+            vec![
+                l.layer.clone(),
+                l.active_fraction.map(percent).unwrap_or_else(|| "—".into()),
+                opt(l.lifetime_sparseness, 3),
+                l.dead_units.map(|d| d.to_string()).unwrap_or_else(|| "—".into()),
+                opt(l.hoyer, 3),
+                percent(l.kept_fraction),
+                opt(l.log_weight_mu, 2),
+                opt(l.log_weight_sigma, 2),
+                opt(l.log_weight_skew, 2),
+                opt(l.ks_distance, 3),
+                opt(l.dale_index, 3),
+                l.excitatory_fraction.map(percent).unwrap_or_else(|| "—".into()),
+                l.inhibitory_fraction.map(percent).unwrap_or_else(|| "—".into()),
+            ]
+        })
+        .collect()
+}
+
+/// Header of [`biology_rows`].
+pub const BIOLOGY_HEADER: [&str; 13] = [
+    "layer",
+    "active",
+    "lifetime sparseness",
+    "dead",
+    "Hoyer",
+    "kept",
+    "log-w μ",
+    "log-w σ",
+    "log-w skew",
+    "KS",
+    "Dale",
+    "excitatory",
+    "inhibitory",
+];
+
+/// Table rows of the class-selectivity table.
+pub fn selectivity_rows(layers: &[bio_eval::LayerSelectivity]) -> Vec<Vec<String>> {
+    layers
+        .iter()
+        .map(|l| vec![l.layer.clone(), opt(l.selectivity, 3), opt(l.mutual_information_bits, 3), l.units.to_string()])
+        .collect()
+}
+
+/// Header of [`selectivity_rows`].
+pub const SELECTIVITY_HEADER: [&str; 4] = ["layer", "selectivity", "MI bits", "units"];
+
+/// Reads the result file `dir/name`: `None` when absent, and when unreadable, with a warning.
+pub fn read_result<T: serde::de::DeserializeOwned>(dir: &std::path::Path, name: &str) -> Option<T> {
+    bio_run::read_saved(dir, name).unwrap_or_else(|e| {
+        eprintln!("warning: ignoring {}: {e}", dir.join(name).display());
+        None
+    })
 }

@@ -15,6 +15,29 @@ use crate::idx::{IdxImages, read_idx_images, read_idx_labels};
 /// The named datasets [`load`] and [`find`] know (besides `embedded`), all in the MNIST IDX layout.
 pub const KNOWN_DATASETS: [&str; 3] = ["fashion-mnist", "mnist", "kmnist"];
 
+/// Human-readable names of the classes of a known dataset (by [`Dataset::name`]), for tables and
+/// plots; `None` for a dataset read from a directory of unknown content.
+pub fn class_names(dataset: &str) -> Option<[&'static str; 10]> {
+    match dataset {
+        "fashion-mnist" | crate::embedded::EMBEDDED_NAME => Some([
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ]),
+        "mnist" => Some(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]),
+        // KMNIST's classes are hiragana characters, romanized as in its documentation.
+        "kmnist" => Some(["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]),
+        _ => None,
+    }
+}
+
 /// Environment variable naming an extra directory to search for datasets.
 pub const DATA_DIR_ENV: &str = "BIO_DATA_DIR";
 
@@ -163,6 +186,15 @@ pub fn find(spec: &str, data_dir: Option<&Path>) -> Result<PathBuf, DataError> {
     }
     let dir = Path::new(spec);
     if !dir.is_dir() {
+        // A spec written as a path is a directory that is not there, not an unknown name.
+        if spec.contains(std::path::MAIN_SEPARATOR) || spec.contains('/') || spec.starts_with('.') {
+            let hint = if dir.exists() { "it is not a directory" } else { "no such directory" };
+            return Err(DataError::NotFound {
+                dataset: spec.to_string(),
+                searched: vec![dir.to_path_buf()],
+                hint: hint.into(),
+            });
+        }
         return Err(DataError::UnknownDataset { spec: spec.to_string() });
     }
     match locate_files(dir) {

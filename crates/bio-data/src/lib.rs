@@ -11,7 +11,7 @@ pub mod model_dir;
 pub mod store;
 pub mod sysmem;
 
-pub use dataset::{Batch, Batches, DataSource, Dataset, Split, find, load, search_path, shuffled_indices};
+pub use dataset::{Batch, Batches, DataSource, Dataset, Split, class_names, find, load, search_path, shuffled_indices};
 pub use embedded::embedded_provenance;
 pub use error::DataError;
 pub use idx::{

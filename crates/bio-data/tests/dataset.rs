@@ -137,6 +137,9 @@ fn missing_dataset_error_lists_search_path() {
     }
     let err = load("no-such-dataset-or-dir", None).unwrap_err();
     assert!(matches!(err, DataError::UnknownDataset { .. }), "{err}");
+    // A path that does not exist is said to be missing, not an unknown dataset name.
+    let err = load("/nonexistent/fashion", None).unwrap_err();
+    assert!(err.to_string().contains("no such directory") && err.to_string().contains("/nonexistent/fashion"), "{err}");
     let err = load(root.path().to_str().unwrap(), None).unwrap_err();
     assert!(err.to_string().contains("t10k-labels-idx1-ubyte"), "{err}");
 }

@@ -26,4 +26,4 @@ pub use fewshot::{
 pub use metrics::{
     BiologicalReport, LayerMetrics, LayerSelectivity, SelectivityAccumulator, biological_report, class_selectivity,
 };
-pub use plot::{Drawn, Series, histogram, image_grid, line_chart};
+pub use plot::{Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, pareto_chart};

@@ -252,6 +252,88 @@ fn draw_line_chart(
     Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
 }
 
+/// One labelled point of a [`pareto_chart`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelledPoint {
+    /// Text written next to the point.
+    pub label: String,
+    /// x value.
+    pub x: f64,
+    /// y value.
+    pub y: f64,
+    /// Drawn highlighted and joined to the other front points by a line.
+    pub on_front: bool,
+}
+
+/// A scatter chart of labelled points with the Pareto front (the points with `on_front`) in orange,
+/// larger and joined in order of x, the others grey, e.g. clean versus robust accuracy of every
+/// setting of a sweep. The title should say what orange means.
+pub fn pareto_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[LabelledPoint],
+) -> Result<Drawn, EvalError> {
+    draw_pareto_chart(path, title, x_label, y_label, points, text_available())
+}
+
+fn draw_pareto_chart(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    points: &[LabelledPoint],
+    text: bool,
+) -> Result<Drawn, EvalError> {
+    check_dir(path)?;
+    let finite: Vec<&LabelledPoint> = points.iter().filter(|p| p.x.is_finite() && p.y.is_finite()).collect();
+    let range =
+        |v: &mut dyn Iterator<Item = f64>| v.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    let (xr, yr) = if finite.is_empty() {
+        ((0.0, 1.0), (0.0, 1.0))
+    } else {
+        let (xlo, xhi) = range(&mut finite.iter().map(|p| p.x));
+        let (ylo, yhi) = range(&mut finite.iter().map(|p| p.y));
+        // Taller than a plain pad, so that the labels above the top points stay inside the picture.
+        let (y0, y1) = padded(ylo, yhi);
+        (padded(xlo, xhi), (y0, y1 + 0.05 * (y1 - y0)))
+    };
+    let (w, h) = CHART_SIZE;
+    let err = |e| write_error(path, e);
+    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    let mut builder = ChartBuilder::on(&root);
+    builder.margin(20);
+    if text {
+        builder.caption(title, (FONT, 26)).x_label_area_size(55).y_label_area_size(70);
+    } else {
+        builder.x_label_area_size(10).y_label_area_size(10);
+    }
+    let mut chart = builder.build_cartesian_2d(xr.0..xr.1, yr.0..yr.1).map_err(err)?;
+    axes!(root, chart, x_label, y_label, text, err);
+    let (front_colour, other_colour) = (colour(1), RGBColor(120, 120, 120));
+    let mut front: Vec<(f64, f64)> = finite.iter().filter(|p| p.on_front).map(|p| (p.x, p.y)).collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    chart.draw_series(LineSeries::new(front, front_colour.stroke_width(2))).map_err(err)?;
+    for p in &finite {
+        let c = if p.on_front { front_colour } else { other_colour };
+        let size = if p.on_front { 6 } else { 4 };
+        chart.draw_series(std::iter::once(Circle::new((p.x, p.y), size, c.filled()))).map_err(err)?;
+        if text {
+            // Above the marker, never on it: to its right in the left half of the chart, to its left
+            // in the right half (about 7.5 pixels a character at this size), so labels stay inside.
+            let style = TextStyle::from((FONT, 14).into_font()).color(&c);
+            let width = (p.label.chars().count() as f64 * 7.5) as i32;
+            let dx = if p.x > (xr.0 + xr.1) / 2.0 { -9 - width } else { 9 };
+            let label = EmptyElement::at((p.x, p.y)) + Text::new(p.label.clone(), (dx, -16), style);
+            chart.draw_series(std::iter::once(label)).map_err(err)?;
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
+}
+
 /// A histogram of `values` in `bins` equal bins, as a probability density, with an optional density
 /// `overlay` (e.g. a fitted lognormal) drawn as a curve on top.
 ///

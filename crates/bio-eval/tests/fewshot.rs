@@ -57,8 +57,11 @@ fn split_by_class() {
 fn confidence_interval() {
     let (m, ci) = mean_ci95(&[1.0, 2.0, 3.0, 4.0]);
     assert_eq!(m, 2.5);
-    // sd = √(5/3), 1.96·sd/2
-    assert!((ci - 1.96 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-12);
+    // sd = √(5/3), t(3 df) = 3.182: 3.182·sd/2 (Student's t, not the normal 1.96, for few values)
+    assert!((ci - 3.182 * (5.0f64 / 3.0).sqrt() / 2.0).abs() < 1e-12);
+    // Many episodes: close to the normal quantile.
+    assert!((bio_eval::fewshot::student_t_975(599) - 1.964).abs() < 1e-3);
+    assert!((bio_eval::fewshot::student_t_975(30) - 2.042).abs() < 1e-12);
     assert_eq!(mean_ci95(&[0.7]), (0.7, 0.0));
 }
 

@@ -1,21 +1,15 @@
 //! `bio demo`: both rules, same data, one table.
 
+use std::sync::Arc;
+
 use anyhow::Result;
-use bio_core::Backend;
 use bio_data::DataError;
-use clap::Parser;
+use bio_run::{RuleName, RuleOptions, Session, SessionSpec, TrainMetrics};
 use serde::Serialize;
 
-use super::train::{RunSpec, TrainMetrics, train_run};
-use crate::backend::with_backend;
-use crate::cli::{DemoArgs, RuleArgs, RuleChoice};
-use crate::output::{percent, print_json, print_table};
-
-#[derive(Parser)]
-struct DefaultRuleArgs {
-    #[command(flatten)]
-    args: RuleArgs,
-}
+use crate::cli::DemoArgs;
+use crate::output::{outln, percent, print_json, print_table};
+use crate::progress::TrainProgress;
 
 #[derive(Serialize)]
 struct DemoReport {
@@ -44,60 +38,47 @@ fn load_or_embedded(args: &DemoArgs, quiet: bool) -> Result<bio_data::Dataset> {
 /// `bio demo`.
 pub fn run(args: DemoArgs) -> Result<()> {
     let quiet = args.quiet || args.json;
-    let data = load_or_embedded(&args, quiet)?;
-    with_backend!(args.backend, quiet, |b| run_on(&b, &args, &data))
-}
-
-/// `bio demo` on one backend.
-fn run_on<B: Backend>(b: &B, args: &DemoArgs, data: &bio_data::Dataset) -> Result<()> {
-    let quiet = args.quiet || args.json;
+    let data = Arc::new(load_or_embedded(&args, quiet)?);
+    let backend = crate::backend::resolve(args.backend, quiet)?;
     if !quiet {
         eprintln!(
             "data: {} ({} train / {} test images); backend: {}",
             data.source,
             data.train.len(),
             data.test.len(),
-            b.name()
+            backend.name()
         );
     }
-    if let Some(dir) = &args.out {
-        for rule in ["bio", "bp"] {
-            bio_data::ensure_output_dir(dir.join(rule))?;
-        }
+    let mut dataset = args.data.clone();
+    if data.source == bio_data::DataSource::Embedded {
+        dataset.dataset = "embedded".into();
     }
-    let spec_name =
-        if data.source == bio_data::DataSource::Embedded { "embedded".to_string() } else { args.data.dataset.clone() };
+    // Both sessions are checked (and their directories prepared) before either trains.
+    let sessions = [(RuleName::Bio, args.bio_epochs), (RuleName::Bp, args.bp_epochs)]
+        .into_iter()
+        .map(|(rule, epochs)| {
+            let spec = SessionSpec {
+                rule,
+                data: dataset.clone(),
+                options: RuleOptions { hidden: vec![args.hidden], epochs, seed: args.seed, ..RuleOptions::default() },
+                out: args.out.as_ref().map(|d| d.join(rule.name())),
+                backend: args.backend,
+                // The demo's runs are replaced on every demo (its --out help says so).
+                force: true,
+                ..SessionSpec::default()
+            };
+            Session::with_data(spec, data.clone(), Some(backend.clone()))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mut runs = Vec::new();
-    for (rule, epochs) in [(RuleChoice::Bio, args.bio_epochs), (RuleChoice::Bp, args.bp_epochs)] {
-        let mut rule_args = DefaultRuleArgs::parse_from(["bio"]).args;
-        rule_args.hidden = vec![args.hidden];
-        rule_args.epochs = epochs;
-        rule_args.seed = args.seed;
-        let name = if rule == RuleChoice::Bio { "bio" } else { "bp" };
-        let out = args.out.as_ref().map(|d| d.join(name));
-        let spec = RunSpec {
-            rule,
-            args: &rule_args,
-            data,
-            dataset_spec: &spec_name,
-            train: &data.train,
-            validation: None,
-            test: &data.test,
-            classes: (0..data.classes).collect(),
-            out: out.as_deref(),
-            progress: !quiet,
-        };
-        let (metrics, _) = train_run(b, &spec)?;
-        if let Some(dir) = &out {
-            bio_data::write_json(dir.join(bio_data::model_dir::METRICS_FILE), &metrics)?;
-        }
-        runs.push(metrics);
+    for session in sessions {
+        runs.push(session.run(&mut TrainProgress::new(quiet))?.finished()?.metrics);
     }
     let report = DemoReport { dataset: data.name.clone(), data_source: data.source.to_string(), runs };
     if args.json {
         return print_json(&report);
     }
-    println!("\n{} — {} test images, hidden width {}\n", report.data_source, data.test.len(), args.hidden);
+    outln!("\n{} — {} test images, hidden width {}\n", report.data_source, data.test.len(), args.hidden);
     let rows: Vec<Vec<String>> = report
         .runs
         .iter()

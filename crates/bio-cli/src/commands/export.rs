@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::backend::with_backend;
 use crate::cli::{ExportArgs, ExportFormat};
-use crate::output::print_json;
+use crate::output::{outln, print_json};
 
 #[derive(Serialize)]
 struct ExportOutput {
@@ -43,7 +43,7 @@ fn run_on(args: &ExportArgs) -> Result<()> {
     if args.json {
         return print_json(&out);
     }
-    println!(
+    outln!(
         "{} ({}): {} tensors, {} parameters → {} ({} bytes, {})",
         out.model,
         file.model.rule(),

@@ -5,7 +5,7 @@ use bio_core::Backend;
 use serde::Serialize;
 
 use crate::backend::with_backend;
-use crate::output::{print_json, print_table};
+use crate::output::{outln, print_json, print_table};
 
 #[derive(Serialize)]
 struct TensorSummary {
@@ -32,7 +32,7 @@ struct Inspection {
     parameters: usize,
     tensors: Vec<TensorSummary>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pictures: Vec<super::pictures::Picture>,
+    pictures: Vec<crate::pictures::Picture>,
 }
 
 /// `bio inspect`.
@@ -75,7 +75,7 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
     if args.json {
         return print_json(&report);
     }
-    println!(
+    outln!(
         "{}: rule {}, hidden {:?}, {} parameters, trained {} epochs on {} (classes {:?}), seed {}, biorule {}",
         args.model.display(),
         report.rule,
@@ -105,7 +105,7 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
         .collect();
     print_table(&["tensor", "shape", "nonzero", "positive", "negative", "min", "max", "mean"], &rows);
     for p in &report.pictures {
-        println!("wrote {} ({})", p.path.display(), p.caption);
+        outln!("wrote {} ({})", p.path.display(), p.caption);
     }
     Ok(())
 }
@@ -116,8 +116,8 @@ fn pictures(
     args: &crate::cli::InspectArgs,
     file: &bio_data::ModelFile,
     out: &std::path::Path,
-) -> Result<Vec<super::pictures::Picture>> {
-    with_backend!(args.backend, args.json, |b| pictures_on(&b, args, file, out))
+) -> Result<Vec<crate::pictures::Picture>> {
+    with_backend!(args.backend, args.json, |b| pictures_on(b, args, file, out))
 }
 
 /// [`pictures`] on one backend; the activity histogram needs the dataset and is skipped (with a
@@ -127,15 +127,14 @@ fn pictures_on<B: Backend>(
     args: &crate::cli::InspectArgs,
     file: &bio_data::ModelFile,
     out: &std::path::Path,
-) -> Result<Vec<super::pictures::Picture>> {
-    let (_, model) = super::train::load_model(b, &args.model)?;
-    let test = match super::metrics::model_test_set(file, args.data.as_deref(), Some(super::pictures::ACTIVITY_IMAGES))
-    {
+) -> Result<Vec<crate::pictures::Picture>> {
+    let (_, model) = bio_run::load_model(b, &args.model)?;
+    let test = match bio_run::model_test_set(file, args.data.as_deref(), Some(crate::pictures::ACTIVITY_IMAGES)) {
         Ok((_, test)) => Some(test.images),
         Err(e) => {
             eprintln!("warning: no activity histogram: {e}");
             None
         }
     };
-    super::pictures::write_pictures(file, &model, test.as_ref(), out)
+    crate::pictures::write_pictures(file, &model, test.as_ref(), out)
 }

@@ -6,9 +6,9 @@ mod export;
 mod fewshot;
 mod inspect;
 mod metrics;
-mod pictures;
 mod report;
 mod robustness;
+mod sweep;
 mod train;
 
 use crate::cli::{Cli, Command, EvalCommand};
@@ -25,5 +25,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inspect(args) => inspect::run(args),
         Command::Report(args) => report::run(args),
         Command::Export(args) => export::run(args),
+        Command::Sweep(args) => sweep::run(args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bio", &mut script);
+            crate::output::outln!("{}", String::from_utf8_lossy(&script).trim_end());
+            Ok(())
+        }
     }
 }

@@ -8,14 +8,14 @@ use bio_core::Backend;
 use bio_eval::Series;
 use serde::Serialize;
 
-use super::fewshot::{FEWSHOT_FILE, FewshotFile, mean_ci};
-use super::metrics::{BIOLOGY_FILE, BIOLOGY_HEADER, BiologyFile, biology_rows, model_test_set, read_saved};
-use super::pictures::{Picture, write_pictures};
+use bio_run::eval::{BIOLOGY_FILE, BiologyFile, FEWSHOT_FILE, FewshotFile};
+use bio_run::{TrainMetrics, load_model, model_test_set};
+
 use super::robustness::{ROBUSTNESS_FILE, RobustnessFile};
-use super::train::{TrainMetrics, load_model};
 use crate::backend::with_backend;
 use crate::cli::ReportArgs;
-use crate::output::{percent, print_json};
+use crate::output::{BIOLOGY_HEADER, biology_rows, mean_ci, outln, percent, print_json, read_result};
+use crate::pictures::{Picture, write_pictures};
 
 /// Name of the page written into `--out`.
 pub const REPORT_FILE: &str = "report.md";
@@ -61,8 +61,8 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
     if !dir.is_dir() {
         bail!("invalid value for `runs`: {} is not a directory", dir.display());
     }
-    let metrics: Option<TrainMetrics> = read_saved(dir, "metrics.json");
-    let biology = match read_saved::<BiologyFile>(dir, BIOLOGY_FILE) {
+    let metrics: Option<TrainMetrics> = read_result(dir, "metrics.json");
+    let biology = match read_result::<BiologyFile>(dir, BIOLOGY_FILE) {
         Some(f) => Some((format!("{BIOLOGY_FILE}, {} test images", f.inputs), f.layers)),
         None => metrics
             .as_ref()
@@ -70,7 +70,7 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
     };
     let pictures = match load_model(b, dir) {
         Ok((file, model)) => {
-            let test = model_test_set(&file, args.data.as_deref(), Some(super::pictures::ACTIVITY_IMAGES))
+            let test = model_test_set(&file, args.data.as_deref(), Some(crate::pictures::ACTIVITY_IMAGES))
                 .map_err(|e| eprintln!("warning: {}: no activity histogram: {e}", dir.display()))
                 .ok()
                 .map(|(_, t)| t.images);
@@ -85,8 +85,8 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
     Ok(Run {
         label: dir.display().to_string(),
         metrics,
-        robustness: read_saved(dir, ROBUSTNESS_FILE),
-        fewshot: read_saved(dir, FEWSHOT_FILE),
+        robustness: read_result(dir, ROBUSTNESS_FILE),
+        fewshot: read_result(dir, FEWSHOT_FILE),
         biology,
         pictures,
     })
@@ -99,7 +99,7 @@ fn relative(path: &Path, base: &Path) -> String {
 /// `bio report`.
 pub fn run(args: ReportArgs) -> Result<()> {
     bio_data::ensure_output_dir(&args.out)?;
-    with_backend!(args.backend, args.json, |b| run_on(&b, &args))
+    with_backend!(args.backend, args.json, |b| run_on(b, &args))
 }
 
 /// `bio report` on one backend (the models are loaded on it for the pictures).
@@ -210,7 +210,7 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
                 e.classifier.clone(),
                 e.shots.to_string(),
                 format!("{} episodes", e.episodes),
-                mean_ci(e.mean, e.ci95),
+                mean_ci(e.mean, e.ci95, e.episodes),
             ]);
         }
         for l in &f.few_labels {
@@ -221,7 +221,7 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
                 if l.unlabelled { "readout on labels, hidden on all images" } else { "labelled images only" }.into(),
                 l.shots.to_string(),
                 format!("{} seeds", l.seeds),
-                mean_ci(l.mean, l.ci95),
+                mean_ci(l.mean, l.ci95, l.seeds),
             ]);
         }
     }
@@ -278,6 +278,7 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
     if args.json {
         return print_json(&out);
     }
-    println!("wrote {} ({} runs, {} pictures)", out.report, out.runs.len(), out.files.len());
+    let runs = if out.runs.len() == 1 { "1 run".to_string() } else { format!("{} runs", out.runs.len()) };
+    outln!("wrote {} ({runs}, {} pictures)", out.report, out.files.len());
     Ok(())
 }

@@ -8,11 +8,11 @@ use bio_eval::{AttackKind, AttackParams, MaskingFlag, Norm, RobustnessCurve, Ser
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{model_test_set, read_saved};
-use super::train::load_model;
+use bio_run::{load_model, model_test_set};
+
 use crate::backend::with_backend;
 use crate::cli::{AttackChoice, RobustnessArgs};
-use crate::output::{percent, print_json, print_table};
+use crate::output::{percent, print_json, print_table, read_result};
 
 /// Name of the file `bio eval robustness` saves into the model directory.
 pub const ROBUSTNESS_FILE: &str = "robustness.json";
@@ -117,7 +117,7 @@ fn bar(total: usize, label: &str, show: bool) -> ProgressBar {
 pub fn run(args: RobustnessArgs) -> Result<()> {
     let eps: Vec<f32> = if args.eps.is_empty() { bio_eval::DEFAULT_EPS_GRID.to_vec() } else { args.eps.clone() };
     validate(&args, &eps)?;
-    with_backend!(args.backend, args.json, |b| run_on(&b, &args, &eps))
+    with_backend!(args.backend, args.json, |b| run_on(b, &args, &eps))
 }
 
 /// `bio eval robustness` on one backend, with the validated radii.
@@ -163,7 +163,7 @@ fn run_on<B: Backend>(b: &B, args: &RobustnessArgs, eps: &[f32]) -> Result<()> {
 
     // Save (merge per attack) into the model directory.
     let path = args.model.join(ROBUSTNESS_FILE);
-    let mut saved: RobustnessFile = read_saved(&args.model, ROBUSTNESS_FILE).unwrap_or_default();
+    let mut saved: RobustnessFile = read_result(&args.model, ROBUSTNESS_FILE).unwrap_or_default();
     for (_, name, curve) in &curves {
         saved.attacks.insert(name.clone(), curve.clone());
     }

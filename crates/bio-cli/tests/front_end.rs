@@ -1,0 +1,202 @@
+//! How the `bio` front end behaves around a session: a closed stdout pipe ends it quietly, Ctrl-C
+//! stops training with a resumable checkpoint, `bio demo --out` leaves resumable runs, and logs get
+//! one plain line per epoch.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::bio;
+
+fn train_small(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["train", "--dataset", "embedded", "--hidden", "50", "--epochs", "2", "--out"];
+    args.push(dir.to_str().unwrap());
+    args.extend(extra);
+    bio(&args)
+}
+
+#[test]
+fn a_closed_stdout_pipe_ends_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    assert!(train_small(&dir, &["--quiet"]).status.success());
+    let d = dir.to_str().unwrap();
+    for args in
+        [vec!["inspect", "--model", d], vec!["inspect", "--model", d, "--json"], vec!["eval", "accuracy", "--model", d]]
+    {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bio"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command has loaded its model and written anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn ctrl_c_stops_with_a_resumable_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let args = ["train", "--dataset", "embedded", "--hidden", "100", "--epochs", "40", "--out", dir.to_str().unwrap()];
+    let child = Command::new(env!("CARGO_BIN_EXE_bio"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !dir.join("state.ckpt").exists() {
+        assert!(Instant::now() < deadline, "no checkpoint after 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted") && err.contains("bio train --resume"), "{err}");
+    assert!(!dir.join("metrics.json").exists(), "an interrupted run has no final metrics");
+    let state = bio_data::load_state(&dir).expect("the checkpoint is intact");
+    assert!(state.epoch < 40, "stopped before the end");
+    let resumed = bio(&["train", "--resume", dir.to_str().unwrap(), "--quiet", "--json"]);
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert!(dir.join("metrics.json").exists());
+}
+
+#[test]
+fn demo_runs_can_be_resumed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("demo");
+    let args = ["demo", "--dataset", "embedded", "--hidden", "50", "--bio-epochs", "1", "--bp-epochs", "1", "--quiet"];
+    let mut args = args.to_vec();
+    args.extend(["--out", out.to_str().unwrap()]);
+    let demo = bio(&args);
+    assert!(demo.status.success(), "{}", String::from_utf8_lossy(&demo.stderr));
+    for rule in ["bio", "bp"] {
+        let dir = out.join(rule);
+        let config = std::fs::read_to_string(dir.join("config.json")).expect("config.json written");
+        assert!(config.contains(&format!("\"rule\": \"{rule}\"")), "{config}");
+        let resumed = bio(&["train", "--resume", dir.to_str().unwrap(), "--quiet", "--json"]);
+        assert!(resumed.status.success(), "{rule}: {}", String::from_utf8_lossy(&resumed.stderr));
+    }
+}
+
+#[test]
+fn logs_get_one_line_per_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = train_small(&tmp.path().join("m"), &[]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("training `bio` on"), "{err}");
+    for epoch in ["epoch 1/2: loss", "epoch 2/2: loss"] {
+        assert_eq!(err.matches(epoch).count(), 1, "{err}");
+    }
+    let quiet = train_small(&tmp.path().join("q"), &["--quiet"]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("epoch 1/2"));
+}
+
+#[test]
+fn settings_of_the_other_rule_are_refused_and_negative_numbers_parse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never");
+    let o = out.to_str().unwrap();
+    let cases: [(&[&str], &str); 8] = [
+        (&["--rule", "bp", "--hebbian-rate", "0.01"], "hebbian-rate"),
+        (&["--rule", "bp", "--ablate", "homeostasis"], "ablate"),
+        (&["--rule", "bio", "--optimizer", "momentum"], "optimizer"),
+        (&["--rule", "bio", "--lr", "0.1"], "lr"),
+        (&["--inhibition-gain", "5"], "inhibition-gain"),
+        (&["--rule", "bp", "--momentum", "0.5"], "momentum"),
+        // Negative values reach the rule's range checks instead of "unexpected argument".
+        (&["--rule", "bp", "--lr", "-1"], "lr"),
+        (&["--hebbian-rate", "-5"], "hebbian"),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["train", "--dataset", "embedded", "--out", o];
+        args.extend(flags);
+        let failed = common::fails_with_one_line(&args, needle);
+        let err = String::from_utf8_lossy(&failed.stderr);
+        assert!(!err.contains("unexpected argument"), "{flags:?}: {err}");
+        assert!(!out.exists(), "{flags:?} left a directory behind");
+    }
+}
+
+#[test]
+fn a_finished_bp_run_extends_to_more_epochs_and_bio_says_why_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |dir: &Path, rule: &str, epochs: &str| {
+        let args = ["train", "--rule", rule, "--dataset", "embedded", "--hidden", "40", "--epochs", epochs, "--quiet"];
+        let mut args = args.to_vec();
+        args.extend(["--out", dir.to_str().unwrap()]);
+        let out = bio(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let (short, long) = (tmp.path().join("short"), tmp.path().join("long"));
+    run(&short, "bp", "1");
+    run(&long, "bp", "2");
+    let out = bio(&["train", "--resume", short.to_str().unwrap(), "--epochs", "2", "--quiet"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (a, b) = (bio_data::load_model(&short).unwrap(), bio_data::load_model(&long).unwrap());
+    assert_eq!(a.epochs, 2);
+    assert_eq!(a.model, b.model, "1 epoch extended to 2 differs from 2 epochs straight");
+
+    let bio_dir = tmp.path().join("bio");
+    run(&bio_dir, "bio", "1");
+    common::fails_with_one_line(&["train", "--resume", bio_dir.to_str().unwrap(), "--epochs", "2"], "anneals");
+}
+
+#[test]
+fn the_confusion_matrix_names_the_trained_classes_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("base");
+    let args =
+        ["train", "--rule", "bp", "--dataset", "embedded", "--hidden", "40", "--epochs", "1", "--classes", "0-4"];
+    let mut args = args.to_vec();
+    args.extend(["--quiet", "--out", dir.to_str().unwrap()]);
+    assert!(bio(&args).status.success());
+    let out = bio(&["eval", "accuracy", "--model", dir.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("0 T-shirt/top") && text.contains("4 Coat") && text.contains("→4"), "{text}");
+    assert!(!text.contains("Sneaker") && !text.contains("→5"), "untrained classes listed: {text}");
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = bio(&["completions", shell]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("robustness") && text.contains("hebbian-rate"),
+            "{shell}: {text}"
+        );
+    }
+}
+
+#[test]
+fn retraining_into_a_used_directory_needs_force_and_clears_old_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    assert!(train_small(&dir, &["--quiet"]).status.success());
+    let d = dir.to_str().unwrap();
+    assert!(bio(&["eval", "metrics", "--model", d, "--json"]).status.success());
+    assert!(dir.join("biology.json").exists());
+    let before = std::fs::read(dir.join("model.ckpt")).unwrap();
+    common::fails_with_one_line(
+        &["train", "--dataset", "embedded", "--hidden", "50", "--epochs", "1", "--out", d],
+        "--force",
+    );
+    assert_eq!(std::fs::read(dir.join("model.ckpt")).unwrap(), before, "a refused run changed the model");
+    let forced = train_small(&dir, &["--quiet", "--force", "--seed", "4"]);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
+    assert!(!dir.join("biology.json").exists(), "a result of the replaced model survived");
+    assert_ne!(std::fs::read(dir.join("model.ckpt")).unwrap(), before);
+}

@@ -1,0 +1,133 @@
+//! The model directory's files beyond the checkpoints (which `bio_data::model_dir` owns):
+//! `metrics.json` ([`TrainMetrics`]), `validation.json` ([`ValidationLog`]), and the JSON files the
+//! evaluation entry points add (`robustness.json`, `fewshot.json`, `biology.json`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use bio_core::{Backend, Classifier};
+use bio_data::ModelFile;
+use serde::{Deserialize, Serialize};
+
+/// One epoch's line in `metrics.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Mean training loss.
+    pub loss: f32,
+    /// Training accuracy (before each batch's update).
+    pub train_accuracy: f32,
+    /// Mean active fraction of the last hidden layer during training.
+    pub active_fraction: f32,
+    /// Seconds since training started.
+    pub seconds: f64,
+    /// Accuracy on the held-out validation images at the end of the epoch (`--validation N`); absent
+    /// without validation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_accuracy: Option<f32>,
+}
+
+/// `metrics.json`: what a finished training session measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainMetrics {
+    /// `bio` or `bp`.
+    pub rule: String,
+    /// Dataset name or directory.
+    pub dataset: String,
+    /// Where the data came from.
+    pub data_source: String,
+    /// Accuracy on the test set (of the trained classes).
+    pub test_accuracy: f64,
+    /// Number of test images.
+    pub test_samples: usize,
+    /// Accuracy on the validation images held out of the training set (`--validation N`); `None`
+    /// without validation. Tune on this, not on `test_accuracy`.
+    #[serde(default)]
+    pub validation_accuracy: Option<f64>,
+    /// Number of validation images held out of the training set (0: none).
+    #[serde(default)]
+    pub validation_samples: usize,
+    /// Wall-clock training time.
+    pub train_seconds: f64,
+    /// Epochs.
+    pub epochs: usize,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Seed.
+    pub seed: u64,
+    /// Backend name.
+    pub backend: String,
+    /// Per-epoch log.
+    pub history: Vec<EpochLog>,
+    /// Biological metrics on the test set.
+    pub biology: bio_eval::BiologicalReport,
+}
+
+/// File name, in a model directory, of the validation accuracy after each completed epoch
+/// ([`ValidationLog`]).
+pub const VALIDATION_FILE: &str = "validation.json";
+
+/// `DIR/validation.json`: the validation accuracy after each completed epoch. The training state
+/// (`state.ckpt`) has no place for it, so it is kept beside it, and written before it at each epoch
+/// end, so that a resumed run's history has it too.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ValidationLog {
+    /// Number of validation images.
+    pub samples: usize,
+    /// Accuracy after each completed epoch (`None` where unknown).
+    pub accuracy: Vec<Option<f32>>,
+}
+
+/// The validation accuracies of the `epochs` epochs a resumed run in `dir` has completed, from its
+/// [`ValidationLog`] (`None` for any the log lacks).
+pub fn resumed_validation(dir: &Path, samples: usize, epochs: usize) -> Result<Vec<Option<f32>>> {
+    let path = dir.join(VALIDATION_FILE);
+    let mut accuracy = vec![None; epochs];
+    if path.exists() {
+        let log: ValidationLog = bio_data::read_json(&path).context("--resume")?;
+        if log.samples != samples {
+            bail!(
+                "invalid value for `validation`: the resumed run in {} measured validation accuracy on {} images, this run holds out {samples}",
+                dir.display(),
+                log.samples
+            );
+        }
+        for (slot, acc) in accuracy.iter_mut().zip(log.accuracy) {
+            *slot = acc;
+        }
+    }
+    Ok(accuracy)
+}
+
+/// Files of a model directory that belong to one trained model: its checkpoints and every result
+/// measured on it. A fresh run into the directory removes them all (with `force`), or is refused.
+pub const RUN_FILES: [&str; 8] = [
+    bio_data::model_dir::CHECKPOINT_FILE,
+    bio_data::model_dir::STATE_FILE,
+    bio_data::model_dir::METRICS_FILE,
+    VALIDATION_FILE,
+    crate::eval::BIOLOGY_FILE,
+    crate::eval::FEWSHOT_FILE,
+    "robustness.json",
+    bio_data::model_dir::CONFIG_FILE,
+];
+
+/// Loads a model directory (or checkpoint file) and uploads the model to `b`.
+pub fn load_model<B: Backend>(b: &B, dir: &Path) -> Result<(ModelFile, bio_core::AnyModel<B>)> {
+    let file = bio_data::load_model(dir)?;
+    let model = file.model.load(b).with_context(|| format!("loading {}", dir.display()))?;
+    if model.input_dim() == 0 {
+        bail!("{}: model has no inputs", dir.display());
+    }
+    Ok((file, model))
+}
+
+/// Reads `dir/name` as JSON: `Ok(None)` when absent, an error naming the file when unreadable.
+pub fn read_saved<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>> {
+    let path: PathBuf = dir.join(name);
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(bio_data::read_json(&path)?))
+}

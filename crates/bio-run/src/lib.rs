@@ -1,0 +1,26 @@
+//! Training sessions and evaluation entry points of biorule: the one library every front end (the
+//! `bio` CLI, sweeps, Python bindings, your own Rust) drives. It owns the model directory's layout,
+//! checkpointing and resume, validation, divergence and memory checks, and the evaluation commands'
+//! work; it never prints. Front ends parse settings into a [`SessionSpec`], run a [`Session`] with an
+//! [`Observer`], and present what comes back.
+//!
+#![doc = include_str!("../README.md")]
+// The spec's doc comments double as `--help` text, where `[bio]`/`[bp]` mark rule-specific flags.
+#![allow(rustdoc::broken_intra_doc_links)]
+
+pub mod backend;
+pub mod data;
+pub mod eval;
+pub mod files;
+pub mod session;
+pub mod spec;
+pub mod sweep;
+
+pub use backend::{BackendChoice, Resolved, resolve};
+pub use data::{Splits, model_test_set, test_set_for};
+pub use files::{EpochLog, TrainMetrics, load_model, read_saved};
+pub use session::{Event, Observer, Outcome, Resumable, Session, StopFlag, Trained};
+pub use spec::{DataSpec, RuleName, RuleOptions, SessionSpec};
+
+/// Images per forward pass when evaluating a model (accuracy, validation, biology, few-shot features).
+pub const EVAL_BATCH: usize = 1000;

@@ -1,0 +1,672 @@
+//! A training session: a validated [`SessionSpec`], its data and backend, and [`Session::run`], which
+//! trains with checkpoints, validation, divergence and memory checks, writes the model directory, and
+//! reports progress to an [`Observer`]. The session never prints; a [`StopFlag`] stops it
+//! cooperatively after the current batch, with a checkpoint to resume from.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use bio_core::params::{BIO_COPIES_PER_WEIGHT, BP_COPIES_PER_WEIGHT, training_memory_estimate};
+use bio_core::train::{EpochProgress, train_epoch_from};
+use bio_core::{AnyModel, Backend, BackpropRule, BioRule, LearningRule, SavedModel};
+use bio_data::{Dataset, ModelFile, Split, TrainingState, model_dir};
+
+use crate::backend::{Resolved, resolve};
+use crate::data::Splits;
+use crate::files::{EpochLog, RUN_FILES, TrainMetrics, VALIDATION_FILE, ValidationLog, resumed_validation};
+use crate::spec::{RuleName, SessionSpec};
+use crate::{EVAL_BATCH, on_backend};
+
+/// A request to stop, shared between the session and whoever may ask (an observer, a signal
+/// handler, another thread). Cloning shares the flag.
+#[derive(Clone, Debug, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// Asks the session to stop after the batch in progress.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// What a running session reports.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Training is about to start (or continue).
+    Started {
+        /// Rule name (`bio`, `bp`).
+        rule: &'static str,
+        /// Backend name.
+        backend: String,
+        /// Training images.
+        train: usize,
+        /// Validation images (0 without validation).
+        validation: usize,
+        /// Test images.
+        test: usize,
+        /// Batches in the whole run.
+        total_batches: u64,
+        /// Batches already trained before this start (a resumed run).
+        done_batches: u64,
+        /// Where a resumed run continues: 1-based epoch and batches of it already done.
+        resumed_at: Option<(usize, usize)>,
+    },
+    /// One batch was trained.
+    Batch {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Batches trained in the whole run so far.
+        done_batches: u64,
+        /// This batch's loss.
+        loss: f32,
+        /// This batch's training accuracy (before its update).
+        accuracy: f32,
+    },
+    /// `state.ckpt` was written in the middle of an epoch (`checkpoint_every`).
+    CheckpointWritten {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Batches of that epoch done.
+        batch: usize,
+        /// The directory written.
+        dir: &'a Path,
+    },
+    /// Validation accuracy was measured after an epoch.
+    ValidationMeasured {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Accuracy on the held-out images.
+        accuracy: f64,
+    },
+    /// An epoch ended (its checkpoint, when the session has a directory, is written).
+    EpochEnded {
+        /// The epoch's line of `metrics.json`.
+        log: &'a EpochLog,
+        /// Epochs of the run.
+        epochs: usize,
+    },
+    /// Training is done; the test set and biological metrics are being measured.
+    Evaluating,
+}
+
+/// Receives a session's [`Event`]s. `()` ignores them.
+pub trait Observer {
+    /// Called for each event, in order, on the session's thread.
+    fn on_event(&mut self, event: &Event<'_>);
+}
+
+impl Observer for () {
+    fn on_event(&mut self, _: &Event<'_>) {}
+}
+
+impl<F: FnMut(&Event<'_>)> Observer for F {
+    fn on_event(&mut self, event: &Event<'_>) {
+        self(event)
+    }
+}
+
+/// A finished session's results.
+#[derive(Clone, Debug)]
+pub struct Trained {
+    /// What `metrics.json` holds.
+    pub metrics: TrainMetrics,
+    /// The trained model (backend-free).
+    pub model: SavedModel,
+}
+
+/// How [`Session::run`] ended.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Every epoch trained; the model directory (if any) is complete.
+    Finished(Box<Trained>),
+    /// Stopped by the [`StopFlag`].
+    Interrupted {
+        /// Epochs completed.
+        epochs_done: usize,
+        /// Batches of the next epoch already trained.
+        batches_done: usize,
+        /// The directory whose `state.ckpt` resumes the run (`None` without a directory).
+        checkpoint: Option<PathBuf>,
+    },
+}
+
+impl Outcome {
+    /// The results of a finished session, or an error saying it was interrupted.
+    pub fn finished(self) -> Result<Trained> {
+        match self {
+            Outcome::Finished(t) => Ok(*t),
+            Outcome::Interrupted { epochs_done, batches_done, .. } => {
+                bail!("interrupted after {epochs_done} epochs and {batches_done} batches")
+            }
+        }
+    }
+}
+
+/// A `config.json` and `state.ckpt` read back from a model directory, to continue that run.
+#[derive(Clone, Debug)]
+pub struct Resumable {
+    /// The saved spec, with `out` set to the directory.
+    pub spec: SessionSpec,
+    /// The training state; `None` when the run was killed before its first checkpoint (it then
+    /// starts again: same seed, same result).
+    pub state: Option<TrainingState>,
+}
+
+impl Resumable {
+    /// Reads the run saved in `dir`.
+    pub fn read(dir: &Path) -> Result<Resumable> {
+        let (model_path, config_path, _) = model_dir::model_paths(dir);
+        let mut spec: SessionSpec = bio_data::read_json(&config_path).context("--resume")?;
+        spec.out = Some(dir.to_path_buf());
+        let state_path = dir.join(model_dir::STATE_FILE);
+        let state = if state_path.exists() {
+            Some(model_dir::load_state(dir).context("--resume")?)
+        } else if model_path.exists() {
+            bail!(
+                "--resume: {} has a model but no training state ({}), so it cannot be resumed",
+                dir.display(),
+                model_dir::STATE_FILE
+            );
+        } else {
+            None
+        };
+        Ok(Resumable { spec, state })
+    }
+
+    /// Continues the run to `epochs` epochs in all, more than it was started with. Only for a rule
+    /// whose updates do not depend on the run's length (`bp`), so that the result equals one run of
+    /// `epochs` epochs; the `bio` rule anneals its rates over the run's epochs and is refused.
+    pub fn extend_to(&mut self, epochs: usize) -> Result<()> {
+        let saved = self.spec.epochs();
+        if epochs <= saved {
+            bail!("invalid value for `epochs`: the resumed run has {saved} epochs; extending it needs more");
+        }
+        if self.spec.rule.schedule_depends_on_epochs() {
+            bail!(
+                "invalid value for `epochs`: the `{}` rule anneals its rates over the run's {saved} epochs, so the run \
+                 cannot be extended to {epochs} with the same result; train afresh with --epochs {epochs}",
+                self.spec.rule.name()
+            );
+        }
+        self.spec.options.epochs = Some(epochs);
+        if let Some(state) = &mut self.state {
+            state.epochs = epochs;
+        }
+        Ok(())
+    }
+
+    /// Refuses a `given` spec whose settings named in `explicit` (serde field names, e.g. `hidden`,
+    /// `seed`) differ from the saved ones; `out` must be the resumed directory. Settings that do not
+    /// change the weights (`backend`, `checkpoint_every`) may differ.
+    pub fn check_overrides(&self, given: &SessionSpec, explicit: &[String]) -> Result<()> {
+        const FREE: [&str; 2] = ["backend", "checkpoint_every"];
+        let dir = self.spec.out.as_deref().unwrap_or(Path::new("."));
+        let (given_json, kept_json) = (serde_json::to_value(given)?, serde_json::to_value(&self.spec)?);
+        for id in explicit.iter().filter(|id| !FREE.contains(&id.as_str())) {
+            if id == "out" {
+                if given.out.as_deref() != Some(dir) {
+                    bail!("invalid value for `out`: --resume continues in {}; leave out --out", dir.display());
+                }
+                continue;
+            }
+            if let (Some(g), Some(k)) = (find_field(&given_json, id), find_field(&kept_json, id))
+                && g != k
+            {
+                let flag = id.replace('_', "-");
+                bail!("invalid value for `{flag}`: the resumed run in {} was started with {k}, not {g}", dir.display());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The field `id` of a serialized spec, looking one level into nested groups.
+fn find_field<'a>(v: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::Value> {
+    let obj = v.as_object()?;
+    obj.get(id).or_else(|| obj.values().filter_map(|inner| inner.as_object()).find_map(|o| o.get(id)))
+}
+
+/// A training session, ready to [`run`](Session::run).
+pub struct Session {
+    spec: SessionSpec,
+    data: Arc<Dataset>,
+    splits: Splits,
+    backend: Resolved,
+    backend_note: Option<String>,
+    resume: Option<TrainingState>,
+    /// Continues a saved run (keeps its `config.json`), even when `resume` is `None` because it was
+    /// killed before its first checkpoint.
+    resumed: bool,
+    stop: StopFlag,
+}
+
+impl Session {
+    /// Checks `spec`, loads its dataset, prepares the output directory and resolves the backend,
+    /// in that order, so that a bad setting is refused before any data or disk work.
+    pub fn new(spec: SessionSpec) -> Result<Session> {
+        Self::build(spec, None, None, None)
+    }
+
+    /// Like [`Session::new`] on data already loaded (its name should be `spec.data.dataset`, which
+    /// the checkpoint records so that evaluation reloads it) and, optionally, a backend already
+    /// resolved (e.g. one CUDA context for several sessions).
+    pub fn with_data(spec: SessionSpec, data: Arc<Dataset>, backend: Option<Resolved>) -> Result<Session> {
+        Self::build(spec, Some(data), backend, None)
+    }
+
+    /// Continues the run saved in `dir` (see [`Resumable`]).
+    pub fn resume(dir: &Path) -> Result<Session> {
+        Self::resumed(Resumable::read(dir)?)
+    }
+
+    /// Continues a run read with [`Resumable::read`] (possibly with another backend or checkpoint
+    /// interval set in its spec).
+    pub fn resumed(saved: Resumable) -> Result<Session> {
+        Self::build(saved.spec, None, None, Some(saved.state))
+    }
+
+    fn build(
+        spec: SessionSpec,
+        data: Option<Arc<Dataset>>,
+        backend: Option<Resolved>,
+        resume: Option<Option<TrainingState>>,
+    ) -> Result<Session> {
+        spec.check()?;
+        let data = match data {
+            Some(d) => d,
+            None => Arc::new(bio_data::load(&spec.data.dataset, spec.data.data.as_deref())?),
+        };
+        let splits = Splits::new(&data, spec.classes.as_deref(), spec.validation)?;
+        if splits.train.is_empty() {
+            bail!("the training set is empty (check --classes)");
+        }
+        let copies = match spec.rule {
+            RuleName::Bio => BIO_COPIES_PER_WEIGHT,
+            RuleName::Bp => BP_COPIES_PER_WEIGHT,
+        };
+        let o = &spec.options;
+        check_memory(training_memory_estimate(data.input_dim(), &o.hidden, data.classes, o.batch, copies))?;
+        if let Some(out) = &spec.out {
+            if resume.is_none() && !spec.force {
+                refuse_used_dir(out)?;
+            }
+            bio_data::ensure_output_dir(out)?;
+        }
+        let (backend, backend_note) = match backend {
+            Some(b) => (b, None),
+            None => resolve(spec.backend)?,
+        };
+        let resumed = resume.is_some();
+        if resumed && spec.out.is_none() {
+            bail!("--resume needs the run's directory");
+        }
+        let resume = resume.flatten();
+        Ok(Session { spec, data, splits, backend, backend_note, resume, resumed, stop: StopFlag::default() })
+    }
+
+    /// The spec being run.
+    pub fn spec(&self) -> &SessionSpec {
+        &self.spec
+    }
+
+    /// The data.
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// The training, validation and test splits.
+    pub fn splits(&self) -> &Splits {
+        &self.splits
+    }
+
+    /// The backend the session runs on.
+    pub fn backend(&self) -> &Resolved {
+        &self.backend
+    }
+
+    /// With `backend: auto`, which backend was chosen and why (for front ends to show).
+    pub fn backend_note(&self) -> Option<&str> {
+        self.backend_note.as_deref()
+    }
+
+    /// The saved state a resumed session continues from.
+    pub fn resumed_state(&self) -> Option<&TrainingState> {
+        self.resume.as_ref()
+    }
+
+    /// The flag that stops this session after the batch in progress; clone it into a signal
+    /// handler or an observer.
+    pub fn stop_flag(&self) -> StopFlag {
+        self.stop.clone()
+    }
+
+    /// Trains, checkpointing into the output directory (if any) at every epoch end and every
+    /// `checkpoint_every` batches, then measures test accuracy and biology and writes `metrics.json`.
+    /// A fresh run first writes `config.json` and removes an earlier run's training state.
+    pub fn run(self, observer: &mut dyn Observer) -> Result<Outcome> {
+        let session = &self;
+        on_backend!(&self.backend, |b| session.run_on(b, observer))
+    }
+
+    fn run_on<B: Backend>(&self, b: &B, observer: &mut dyn Observer) -> Result<Outcome> {
+        let spec = &self.spec;
+        // A fresh run replaces any earlier one in the directory, its training state included.
+        if let Some(out) = &spec.out
+            && !self.resumed
+        {
+            for stale in RUN_FILES.map(|f| out.join(f)) {
+                if stale.exists() {
+                    std::fs::remove_file(&stale).with_context(|| format!("removing {}", stale.display()))?;
+                }
+            }
+            bio_data::write_json(out.join(model_dir::CONFIG_FILE), spec)?;
+        }
+        let outcome = match spec.rule {
+            RuleName::Bio => {
+                let config = spec.options.bio_config()?;
+                let rule = BioRule::new(config.clone(), spec.options.seed);
+                let from_saved = |saved: &SavedModel| match saved.load(b)? {
+                    AnyModel::Bio(m) if m.config == config => Ok(m),
+                    AnyModel::Bio(_) => bail!("the checkpoint's hyper-parameters differ from the run's"),
+                    AnyModel::Bp(_) => bail!("the checkpoint holds a `bp` model, the run trains `bio`"),
+                };
+                self.fit(b, rule, observer, |m: &bio_core::BioNet<B>| m.to_saved(), from_saved)?
+            }
+            RuleName::Bp => {
+                let config = spec.options.bp_config()?;
+                let rule = BackpropRule::new(config.clone());
+                let from_saved = |saved: &SavedModel| match saved.load(b)? {
+                    AnyModel::Bp(m) if m.config == config => Ok(m),
+                    AnyModel::Bp(_) => bail!("the checkpoint's hyper-parameters differ from the run's"),
+                    AnyModel::Bio(_) => bail!("the checkpoint holds a `bio` model, the run trains `bp`"),
+                };
+                self.fit(b, rule, observer, |m: &bio_core::BpNet<B>| m.to_saved(), from_saved)?
+            }
+        };
+        if let (Outcome::Finished(t), Some(out)) = (&outcome, &spec.out) {
+            bio_data::write_json(out.join(model_dir::METRICS_FILE), &t.metrics)?;
+        }
+        Ok(outcome)
+    }
+
+    fn model_file(&self, model: SavedModel, epochs_done: usize) -> ModelFile {
+        ModelFile {
+            model,
+            dataset: self.spec.data.dataset.clone(),
+            trained_classes: self.splits.classes.clone(),
+            epochs: epochs_done,
+            seed: self.spec.options.seed,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
+    fn fit<B: Backend, R: LearningRule<B>>(
+        &self,
+        b: &B,
+        mut rule: R,
+        observer: &mut dyn Observer,
+        to_saved: impl Fn(&R::Model) -> SavedModel,
+        from_saved: impl Fn(&SavedModel) -> Result<R::Model>,
+    ) -> Result<Outcome> {
+        let spec = &self.spec;
+        let o = &spec.options;
+        let epochs = spec.epochs();
+        let out = spec.out.as_deref();
+        let (train, test) = (&self.splits.train, &self.splits.test);
+        let validation = self.splits.validation.as_ref().filter(|v| !v.is_empty());
+        let per_epoch = train.len().div_ceil(o.batch);
+        let (mut model, first_epoch, mut progress, mut history, seconds_before) = match &self.resume {
+            None => (
+                rule.init_model(b, self.data.input_dim(), self.data.classes, o.seed),
+                0,
+                EpochProgress::default(),
+                Vec::new(),
+                0.0,
+            ),
+            Some(state) => {
+                let saved = &state.model.model;
+                if saved.rule() != rule.name() || state.rule.rule() != rule.name() {
+                    bail!("the checkpoint is of a `{}` run, this run trains `{}`", saved.rule(), rule.name());
+                }
+                if saved.hidden() != o.hidden.as_slice() {
+                    bail!(
+                        "invalid value for `hidden`: the checkpoint's network has hidden {:?}, this run asks for {:?}",
+                        saved.hidden(),
+                        o.hidden
+                    );
+                }
+                if state.epochs != epochs || state.epoch > epochs || state.progress.batches >= per_epoch.max(1) {
+                    bail!(
+                        "the checkpoint stopped at batch {} of epoch {} of {}, which does not fit this run ({} epochs of {per_epoch} batches)",
+                        state.progress.batches,
+                        state.epoch + 1,
+                        state.epochs,
+                        epochs
+                    );
+                }
+                if state.model.seed != o.seed {
+                    bail!(
+                        "invalid value for `seed`: the checkpoint was trained with seed {}, this run has {}",
+                        state.model.seed,
+                        o.seed
+                    );
+                }
+                let model = from_saved(saved).context("resuming from the checkpoint")?;
+                rule.restore_state(&model, state.rule.clone()).context("resuming from the checkpoint")?;
+                (model, state.epoch, state.progress, state.history.clone(), state.seconds)
+            }
+        };
+        // The validation accuracy after each completed epoch, aligned with `history`.
+        let mut validation_history = match (validation, out) {
+            (Some(v), Some(dir)) if self.resume.is_some() => resumed_validation(dir, v.len(), history.len())?,
+            _ => vec![None; history.len()],
+        };
+        let mut final_validation = None;
+        let done_before = (first_epoch * per_epoch + progress.batches) as u64;
+        observer.on_event(&Event::Started {
+            rule: rule.name(),
+            backend: b.name(),
+            train: train.len(),
+            validation: validation.map_or(0, Split::len),
+            test: test.len(),
+            total_batches: per_epoch as u64 * epochs as u64,
+            done_batches: done_before,
+            resumed_at: self.resume.as_ref().map(|s| (s.epoch + 1, s.progress.batches)),
+        });
+        let start = Instant::now();
+        // Training time excludes the time spent measuring validation accuracy.
+        let validating = std::cell::Cell::new(0.0);
+        let seconds = || seconds_before + start.elapsed().as_secs_f64() - validating.get();
+        let mut done = done_before;
+        for epoch in first_epoch..epochs {
+            if progress.batches == 0 {
+                rule.start_epoch(epoch, epochs);
+            }
+            let batches = train
+                .batches(o.batch, Some(o.seed.wrapping_add(epoch as u64)))
+                .skip(progress.batches)
+                .map(|bt| (bt.images, bt.labels));
+            let mut save_error = None;
+            let mut stopped = false;
+            let report = train_epoch_from(b, &mut rule, &mut model, batches, &mut progress, |rule, model, p, r| {
+                done += 1;
+                observer.on_event(&Event::Batch {
+                    epoch: epoch + 1,
+                    done_batches: done,
+                    loss: r.loss,
+                    accuracy: r.correct as f32 / r.samples as f32,
+                });
+                let mid_epoch = p.batches < per_epoch;
+                stopped = self.stop.is_set() && mid_epoch;
+                let due = spec.checkpoint_every.is_some_and(|every| done.is_multiple_of(every as u64));
+                if let Some(dir) = out
+                    && mid_epoch
+                    && (due || stopped)
+                {
+                    let state = TrainingState {
+                        model: self.model_file(to_saved(model), epoch),
+                        rule: rule.save_state(model),
+                        epochs,
+                        epoch,
+                        progress: *p,
+                        history: history.clone(),
+                        seconds: seconds(),
+                    };
+                    if let Err(e) = model_dir::save_state(dir, &state) {
+                        save_error = Some(anyhow::Error::new(e).context(format!(
+                            "saving the checkpoint after batch {} of epoch {}",
+                            p.batches,
+                            epoch + 1
+                        )));
+                        return ControlFlow::Break(());
+                    }
+                    observer.on_event(&Event::CheckpointWritten { epoch: epoch + 1, batch: p.batches, dir });
+                }
+                if stopped { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            });
+            if let Some(e) = save_error {
+                return Err(e);
+            }
+            if let Err(e) = report {
+                let kept = match (out, epoch) {
+                    (Some(dir), e) if e > 0 => format!("; the checkpoint of epoch {e} in {} is kept", dir.display()),
+                    _ => String::new(),
+                };
+                bail!("epoch {}: {e}{kept}", epoch + 1);
+            }
+            if stopped {
+                return Ok(Outcome::Interrupted {
+                    epochs_done: epoch,
+                    batches_done: progress.batches,
+                    checkpoint: out.map(Path::to_path_buf),
+                });
+            }
+            history.push((progress.report(), seconds()));
+            progress = EpochProgress::default();
+            final_validation = match validation {
+                Some(v) => {
+                    let t = Instant::now();
+                    let eval = bio_eval::evaluate(&model, &v.images, &v.labels, EVAL_BATCH)
+                        .with_context(|| format!("measuring validation accuracy after epoch {}", epoch + 1))?;
+                    validating.set(validating.get() + t.elapsed().as_secs_f64());
+                    observer.on_event(&Event::ValidationMeasured { epoch: epoch + 1, accuracy: eval.accuracy });
+                    Some(eval.accuracy)
+                }
+                None => None,
+            };
+            validation_history.push(final_validation.map(|acc| acc as f32));
+            if let Some(dir) = out {
+                let file = self.model_file(to_saved(&model), epoch + 1);
+                model_dir::save_model(dir, &file)
+                    .with_context(|| format!("saving the checkpoint of epoch {}", epoch + 1))?;
+                if let Some(v) = validation {
+                    // Before the training state, so that a state never has epochs this log lacks.
+                    let log = ValidationLog { samples: v.len(), accuracy: validation_history.clone() };
+                    bio_data::write_json(dir.join(VALIDATION_FILE), &log)
+                        .with_context(|| format!("saving the validation accuracy of epoch {}", epoch + 1))?;
+                }
+                let state = TrainingState {
+                    model: file,
+                    rule: rule.save_state(&model),
+                    epochs,
+                    epoch: epoch + 1,
+                    progress,
+                    history: history.clone(),
+                    seconds: seconds(),
+                };
+                model_dir::save_state(dir, &state)
+                    .with_context(|| format!("saving the training state of epoch {}", epoch + 1))?;
+            }
+            let (r, secs) = history.last().expect("just pushed");
+            let log = epoch_log(epoch, r, *secs, final_validation.map(|a| a as f32));
+            observer.on_event(&Event::EpochEnded { log: &log, epochs });
+            if self.stop.is_set() && epoch + 1 < epochs {
+                return Ok(Outcome::Interrupted {
+                    epochs_done: epoch + 1,
+                    batches_done: 0,
+                    checkpoint: out.map(Path::to_path_buf),
+                });
+            }
+        }
+        let train_seconds = seconds();
+        observer.on_event(&Event::Evaluating);
+        let validation_accuracy = match (validation, final_validation) {
+            (Some(v), None) => Some(bio_eval::evaluate(&model, &v.images, &v.labels, EVAL_BATCH)?.accuracy),
+            (_, acc) => acc,
+        };
+        let eval = bio_eval::evaluate(&model, &test.images, &test.labels, EVAL_BATCH)?;
+        let biology = bio_eval::biological_report(&model, &test.images, EVAL_BATCH)?;
+        let history = history
+            .iter()
+            .zip(&validation_history)
+            .enumerate()
+            .map(|(i, ((r, seconds), validation_accuracy))| epoch_log(i, r, *seconds, *validation_accuracy))
+            .collect();
+        let metrics = TrainMetrics {
+            rule: rule.name().to_string(),
+            dataset: self.data.name.clone(),
+            data_source: self.data.source.to_string(),
+            test_accuracy: eval.accuracy,
+            test_samples: eval.total,
+            validation_accuracy,
+            validation_samples: validation.map_or(0, Split::len),
+            train_seconds,
+            epochs,
+            hidden: o.hidden.clone(),
+            seed: o.seed,
+            backend: b.name(),
+            history,
+            biology,
+        };
+        Ok(Outcome::Finished(Box::new(Trained { metrics, model: to_saved(&model) })))
+    }
+}
+
+/// The `metrics.json` line of 0-based epoch `i`.
+fn epoch_log(i: usize, r: &bio_core::train::EpochReport, seconds: f64, validation_accuracy: Option<f32>) -> EpochLog {
+    EpochLog {
+        epoch: i + 1,
+        loss: r.loss,
+        train_accuracy: r.accuracy,
+        active_fraction: r.active_fraction,
+        seconds,
+        validation_accuracy,
+    }
+}
+
+/// Refuses a fresh run into a directory that already holds one (see [`RUN_FILES`]).
+fn refuse_used_dir(out: &Path) -> Result<()> {
+    if let Some(found) = RUN_FILES.iter().find(|f| out.join(f).exists()) {
+        bail!(
+            "invalid value for `out`: {} already holds a run ({found}); pass --force to replace it and every result \
+             measured on it, --resume to continue it, or choose another directory",
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// Refuses a network whose training would not fit in the available memory (Linux only).
+fn check_memory(needed: u64) -> Result<()> {
+    if let Some(available) = bio_data::available_memory()
+        && needed > available
+    {
+        bail!(
+            "invalid value for `hidden`: training this network needs about {:.1} GiB of memory, only {:.1} GiB is available",
+            needed as f64 / GIB,
+            available as f64 / GIB
+        );
+    }
+    Ok(())
+}

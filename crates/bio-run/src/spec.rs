@@ -1,0 +1,507 @@
+//! What a training session is asked to do: [`SessionSpec`], the serde form of `config.json`, and the
+//! validated rule configurations built from it. With the `clap` feature the same structs are the
+//! command line of `bio train`, so a flag and its saved setting cannot drift apart; the doc comments
+//! are the `--help` text, where `[bio]`/`[bp]` mark the rule a flag applies to.
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use bio_core::{
+    BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule, ScalingNorm,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::BackendChoice;
+
+/// Default epochs of the `bio` rule, chosen by measurement (see docs/RESULTS.md).
+pub const BIO_EPOCHS: usize = 10;
+/// Default epochs of the backprop baseline.
+pub const BP_EPOCHS: usize = 10;
+
+/// Where the data comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct DataSpec {
+    /// Dataset: fashion-mnist, mnist, kmnist, embedded, or a directory with the four IDX files.
+    #[cfg_attr(feature = "clap", arg(long, default_value = "fashion-mnist"))]
+    pub dataset: String,
+    /// Extra directory to search for datasets (before $BIO_DATA_DIR, the cache dir and /usr/share/datasets).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub data: Option<PathBuf>,
+}
+
+impl Default for DataSpec {
+    fn default() -> Self {
+        DataSpec { dataset: "fashion-mnist".into(), data: None }
+    }
+}
+
+/// The learning rule. Saved lowercase (`bio`, `bp`); files written before that said `Bio`, `Bp`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum RuleName {
+    /// Competitive multiplicative Hebbian hidden layers with a local sign-preserving readout.
+    #[default]
+    #[serde(alias = "Bio")]
+    Bio,
+    /// Backpropagation (Adam or SGD-momentum).
+    #[serde(alias = "Bp")]
+    Bp,
+}
+
+impl RuleName {
+    /// The rule's name as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleName::Bio => "bio",
+            RuleName::Bp => "bp",
+        }
+    }
+
+    /// Whether an update depends on how many epochs the run has in all (a schedule annealed over
+    /// the run), so that a finished run cannot be extended to more epochs with the same result.
+    pub fn schedule_depends_on_epochs(self) -> bool {
+        match self {
+            RuleName::Bio => true,
+            RuleName::Bp => false,
+        }
+    }
+
+    /// Epochs when none are given.
+    pub fn default_epochs(self) -> usize {
+        match self {
+            RuleName::Bio => BIO_EPOCHS,
+            RuleName::Bp => BP_EPOCHS,
+        }
+    }
+}
+
+/// Lateral inhibition of the `bio` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum CompetitionChoice {
+    /// k-winners-take-all (sparsity fixed by construction).
+    #[serde(alias = "Kwta")]
+    Kwta,
+    /// Threshold set by a pooled inhibitory unit (sparsity is an outcome).
+    #[serde(alias = "Inhibitory")]
+    Inhibitory,
+}
+
+/// Readout plasticity of the `bio` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadoutChoice {
+    /// Exponentiated-gradient delta rule.
+    #[serde(alias = "Delta")]
+    Delta,
+    /// Node perturbation (gradient-free).
+    #[serde(alias = "Perturbation")]
+    Perturbation,
+}
+
+/// Sign of initial weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum SignChoice {
+    /// All positive.
+    #[serde(alias = "Positive")]
+    Positive,
+    /// Random sign per synapse.
+    #[serde(alias = "Mixed")]
+    Mixed,
+}
+
+/// `--scaling-norm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum NormChoice {
+    /// Σ|w|.
+    #[serde(alias = "L1")]
+    L1,
+    /// √Σw² (drive = cosine similarity).
+    #[serde(alias = "L2")]
+    L2,
+}
+
+/// A mechanism of the `bio` rule that `--ablate` can switch off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum Mechanism {
+    /// Lateral inhibition (units become plain ReLUs).
+    #[serde(alias = "Competition")]
+    Competition,
+    /// Multiplicative form of the Hebbian update (becomes additive).
+    #[serde(alias = "Multiplicative")]
+    Multiplicative,
+    /// Homeostatic excitability.
+    #[serde(alias = "Homeostasis")]
+    Homeostasis,
+    /// Structural plasticity (pruning).
+    #[serde(alias = "Structural")]
+    Structural,
+    /// Synaptic scaling.
+    #[serde(alias = "Scaling")]
+    Scaling,
+    /// Sign-preserving readout (becomes additive delta rule).
+    #[serde(alias = "SignReadout")]
+    SignReadout,
+}
+
+/// `--optimizer` of the backprop baseline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerChoice {
+    /// Adam.
+    #[default]
+    #[serde(alias = "Adam")]
+    Adam,
+    /// SGD with momentum.
+    #[serde(alias = "Momentum")]
+    Momentum,
+}
+
+/// Hyper-parameters of both rules (each applies to the rule named in its doc); `None` means the rule's
+/// default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct RuleOptions {
+    /// Hidden layer widths, comma-separated (e.g. 2000 or 2000,2000).
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', default_value = "2000"))]
+    pub hidden: Vec<usize>,
+    /// Epochs (default: 10 for both rules).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub epochs: Option<usize>,
+    /// Batch size.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 100))]
+    pub batch: usize,
+    /// Seed of initialization and shuffling.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true, default_value_t = 0))]
+    pub seed: u64,
+    /// [bio] Target fraction of active hidden units, ρ.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub active_fraction: Option<f32>,
+    /// [bio] Lateral inhibition.
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub competition: Option<CompetitionChoice>,
+    /// [bio] Gain γ of the inhibitory unit (with --competition inhibitory); 1.5 was chosen on
+    /// validation accuracy among 1.0-2.0 with at most 5% of units active (docs/RESULTS.md).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true, default_value_t = 1.5))]
+    pub inhibition_gain: f32,
+    /// [bio] Hebbian learning rate.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub hebbian_rate: Option<f32>,
+    /// [bio] Homeostatic rate.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub homeostasis_rate: Option<f32>,
+    /// [bio] Readout learning rate.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub readout_rate: Option<f32>,
+    /// [bio] Readout rule.
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub readout: Option<ReadoutChoice>,
+    /// [bio] Prune a synapse below this fraction of its neuron's mean weight.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub prune_below: Option<f32>,
+    /// [bio] Probability per epoch that a pruned synapse regrows.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub regrow: Option<f32>,
+    /// [bio] Initial sign of the readout weights.
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub readout_init: Option<SignChoice>,
+    /// [bio] Initial sign of the hidden weights.
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub hidden_init: Option<SignChoice>,
+    /// [bio] Exponent q of the plasticity signal (y/max y)^q (1 = in proportion to activity).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub hebbian_exponent: Option<f32>,
+    /// [bio] Gain g of feed-forward inhibition, x̃ = x̂ − g·mean(x̂) (0 = off).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub feedforward_inhibition: Option<f32>,
+    /// [bio] Anti-Hebbian strength of the strongest loser (0 = off).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub anti_hebbian: Option<f32>,
+    /// [bio] Weight of the newest batch in each unit's running firing rate (0..1].
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub rate_smoothing: Option<f32>,
+    /// [bio] Norm in which synaptic scaling holds each neuron's total weight.
+    #[cfg_attr(feature = "clap", arg(long, value_enum))]
+    pub scaling_norm: Option<NormChoice>,
+    /// [bio] Localized receptive fields: first-layer units start with a random P×P window of the image.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub receptive_field: Option<usize>,
+    /// [bio] Final epochs in which only the readout learns (hidden layers frozen).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub consolidation_epochs: Option<usize>,
+    /// [bio] Greedy layer-wise training: the plastic epochs split into one block per hidden layer, in
+    /// order; only that layer learns in its block.
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub layerwise: bool,
+    /// [bio] Initial magnitudes uniform on [1−s, 1+s]·c (default 0.5; 1 starts far from lognormal).
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub init_spread: Option<f32>,
+    /// [bio] Mechanisms to switch off, comma-separated.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, value_delimiter = ','))]
+    pub ablate: Vec<Mechanism>,
+    /// [bp] Optimizer.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "adam"))]
+    pub optimizer: OptimizerChoice,
+    /// [bp] Learning rate (default 1e-3 for Adam, 0.05 for momentum).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub lr: Option<f32>,
+    /// [bp] Momentum coefficient.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true, default_value_t = 0.9))]
+    pub momentum: f32,
+}
+
+impl Default for RuleOptions {
+    /// The command line's defaults.
+    fn default() -> Self {
+        RuleOptions {
+            hidden: vec![2000],
+            epochs: None,
+            batch: 100,
+            seed: 0,
+            active_fraction: None,
+            competition: None,
+            inhibition_gain: 1.5,
+            hebbian_rate: None,
+            homeostasis_rate: None,
+            readout_rate: None,
+            readout: None,
+            prune_below: None,
+            regrow: None,
+            readout_init: None,
+            hidden_init: None,
+            hebbian_exponent: None,
+            feedforward_inhibition: None,
+            anti_hebbian: None,
+            rate_smoothing: None,
+            scaling_norm: None,
+            receptive_field: None,
+            consolidation_epochs: None,
+            layerwise: false,
+            init_spread: None,
+            ablate: Vec::new(),
+            optimizer: OptimizerChoice::Adam,
+            lr: None,
+            momentum: 0.9,
+        }
+    }
+}
+
+impl RuleOptions {
+    /// The `bio` rule's validated config (errors name the flag).
+    pub fn bio_config(&self) -> Result<BioConfig> {
+        let d = BioParams::default();
+        let sign = |s: Option<SignChoice>, default| match s {
+            Some(SignChoice::Positive) => InitSign::Positive,
+            Some(SignChoice::Mixed) => InitSign::Mixed,
+            None => default,
+        };
+        let off = |m: Mechanism| self.ablate.contains(&m);
+        let params = BioParams {
+            hidden: self.hidden.clone(),
+            active_fraction: self.active_fraction.unwrap_or(d.active_fraction),
+            competition: match self.competition {
+                Some(CompetitionChoice::Inhibitory) => Competition::Inhibitory { gain: self.inhibition_gain },
+                Some(CompetitionChoice::Kwta) => Competition::KWinners,
+                None => d.competition,
+            },
+            hebbian_rate: self.hebbian_rate.unwrap_or(d.hebbian_rate),
+            homeostasis_rate: self.homeostasis_rate.unwrap_or(d.homeostasis_rate),
+            readout_rate: self.readout_rate.unwrap_or(d.readout_rate),
+            readout_rule: match self.readout {
+                Some(ReadoutChoice::Perturbation) => ReadoutRule::Perturbation,
+                Some(ReadoutChoice::Delta) => ReadoutRule::DeltaEg,
+                None => d.readout_rule,
+            },
+            prune_below: self.prune_below.unwrap_or(d.prune_below),
+            regrow_probability: self.regrow.unwrap_or(d.regrow_probability),
+            hebbian_exponent: self.hebbian_exponent.unwrap_or(d.hebbian_exponent),
+            anti_hebbian: self.anti_hebbian.unwrap_or(d.anti_hebbian),
+            feedforward_inhibition: self.feedforward_inhibition.unwrap_or(d.feedforward_inhibition),
+            rate_smoothing: self.rate_smoothing.unwrap_or(d.rate_smoothing),
+            scaling_norm: match self.scaling_norm {
+                Some(NormChoice::L1) => ScalingNorm::L1,
+                Some(NormChoice::L2) => ScalingNorm::L2,
+                None => d.scaling_norm,
+            },
+            receptive_field: self.receptive_field.or(d.receptive_field),
+            consolidation_epochs: self.consolidation_epochs.unwrap_or(d.consolidation_epochs),
+            layerwise: self.layerwise,
+            init_spread: self.init_spread.unwrap_or(d.init_spread),
+            readout_init: sign(self.readout_init, d.readout_init),
+            hidden_init: sign(self.hidden_init, d.hidden_init),
+            mechanisms: Mechanisms {
+                competition: !off(Mechanism::Competition),
+                multiplicative: !off(Mechanism::Multiplicative),
+                homeostasis: !off(Mechanism::Homeostasis),
+                structural: !off(Mechanism::Structural),
+                synaptic_scaling: !off(Mechanism::Scaling),
+                sign_preserving_readout: !off(Mechanism::SignReadout),
+            },
+            ..d
+        };
+        Ok(params.check()?)
+    }
+
+    /// The backprop baseline's validated config.
+    pub fn bp_config(&self) -> Result<BpConfig> {
+        let (optimizer, default_lr) = match self.optimizer {
+            OptimizerChoice::Adam => (Optimizer::Adam, 1e-3),
+            OptimizerChoice::Momentum => (Optimizer::Momentum { momentum: self.momentum }, 0.05),
+        };
+        Ok(BpParams { hidden: self.hidden.clone(), optimizer, learning_rate: self.lr.unwrap_or(default_lr) }.check()?)
+    }
+
+    /// Validates the configuration of `rule`, and refuses options that only the other rule (or
+    /// another setting) would use: silently ignoring them would record in `config.json` a setting
+    /// that was never applied.
+    pub fn check_for(&self, rule: RuleName) -> Result<()> {
+        let d = RuleOptions::default();
+        let bio_only = [
+            ("active-fraction", self.active_fraction.is_some()),
+            ("competition", self.competition.is_some()),
+            ("inhibition-gain", self.inhibition_gain != d.inhibition_gain),
+            ("hebbian-rate", self.hebbian_rate.is_some()),
+            ("homeostasis-rate", self.homeostasis_rate.is_some()),
+            ("readout-rate", self.readout_rate.is_some()),
+            ("readout", self.readout.is_some()),
+            ("prune-below", self.prune_below.is_some()),
+            ("regrow", self.regrow.is_some()),
+            ("readout-init", self.readout_init.is_some()),
+            ("hidden-init", self.hidden_init.is_some()),
+            ("hebbian-exponent", self.hebbian_exponent.is_some()),
+            ("feedforward-inhibition", self.feedforward_inhibition.is_some()),
+            ("anti-hebbian", self.anti_hebbian.is_some()),
+            ("rate-smoothing", self.rate_smoothing.is_some()),
+            ("scaling-norm", self.scaling_norm.is_some()),
+            ("receptive-field", self.receptive_field.is_some()),
+            ("consolidation-epochs", self.consolidation_epochs.is_some()),
+            ("layerwise", self.layerwise),
+            ("init-spread", self.init_spread.is_some()),
+            ("ablate", !self.ablate.is_empty()),
+        ];
+        let bp_only = [
+            ("optimizer", self.optimizer != d.optimizer),
+            ("lr", self.lr.is_some()),
+            ("momentum", self.momentum != d.momentum),
+        ];
+        let (foreign, owner) = match rule {
+            RuleName::Bio => (&bp_only[..], RuleName::Bp),
+            RuleName::Bp => (&bio_only[..], RuleName::Bio),
+        };
+        if let Some((flag, _)) = foreign.iter().find(|(_, set)| *set) {
+            bail!(
+                "invalid value for `{flag}`: it is a setting of the `{}` rule, and this run trains `{}`",
+                owner.name(),
+                rule.name()
+            );
+        }
+        match rule {
+            RuleName::Bio => {
+                if self.inhibition_gain != d.inhibition_gain && self.competition != Some(CompetitionChoice::Inhibitory)
+                {
+                    bail!("invalid value for `inhibition-gain`: it applies with `--competition inhibitory` only");
+                }
+                drop(self.bio_config()?)
+            }
+            RuleName::Bp => {
+                if self.momentum != d.momentum && self.optimizer != OptimizerChoice::Momentum {
+                    bail!("invalid value for `momentum`: it applies with `--optimizer momentum` only");
+                }
+                drop(self.bp_config()?)
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything a training session needs: the data, the rule and its options, where to write, how
+/// often to checkpoint, and the backend. Serialized as the model directory's `config.json` (the
+/// backend is not saved: it does not change the weights).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct SessionSpec {
+    /// Learning rule.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "bio"))]
+    pub rule: RuleName,
+    /// Dataset.
+    #[cfg_attr(feature = "clap", command(flatten))]
+    pub data: DataSpec,
+    /// Rule hyper-parameters, seed, epochs and batch size.
+    #[cfg_attr(feature = "clap", command(flatten))]
+    #[serde(rename = "rule_args")]
+    pub options: RuleOptions,
+    /// Train on these classes only (e.g. 0-4 or 0,2,5-7); the others stay novel for few-shot tests.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub classes: Option<String>,
+    /// Hold out N training images (after --classes) for validation accuracy, to tune on instead of
+    /// the test set: class-stratified, and the same images in every run with the same N and data
+    /// (independent of --seed); training uses the rest. 0 = off.
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
+    #[serde(default)]
+    pub validation: usize,
+    /// Backend.
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "cpu"))]
+    #[serde(skip)]
+    pub backend: BackendChoice,
+    /// Output directory (created if missing); with --resume, the resumed directory.
+    #[cfg_attr(feature = "clap", arg(long, required_unless_present = "resume"))]
+    pub out: Option<PathBuf>,
+    /// Also write a resumable checkpoint (DIR/state.ckpt) every N batches (default: at each epoch end only).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N"))]
+    #[serde(default)]
+    pub checkpoint_every: Option<usize>,
+    /// Replace an earlier run in the output directory: its checkpoints and every result measured on
+    /// it (metrics, validation, robustness, few-shot, biology) are removed first. Without it, a
+    /// directory that holds a run is refused, so no result of an old model survives beside a new one.
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(skip)]
+    pub force: bool,
+}
+
+impl Default for SessionSpec {
+    fn default() -> Self {
+        SessionSpec {
+            rule: RuleName::Bio,
+            data: DataSpec::default(),
+            options: RuleOptions::default(),
+            classes: None,
+            validation: 0,
+            backend: BackendChoice::Cpu,
+            out: None,
+            checkpoint_every: None,
+            force: false,
+        }
+    }
+}
+
+impl SessionSpec {
+    /// Epochs of the run (the rule's default unless given).
+    pub fn epochs(&self) -> usize {
+        self.options.epochs.unwrap_or(self.rule.default_epochs())
+    }
+
+    /// Checks every setting that needs neither data nor disk; errors name the flag.
+    pub fn check(&self) -> Result<()> {
+        self.options.check_for(self.rule)?;
+        let counts = [("epochs", self.options.epochs), ("batch", Some(self.options.batch))];
+        for (flag, value) in counts.into_iter().chain([("checkpoint-every", self.checkpoint_every)]) {
+            if value == Some(0) {
+                bail!("invalid value for `{flag}`: must be ≥ 1");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,194 @@
+//! The session adds bookkeeping, not math: its checkpoints are bit-identical to the bare training
+//! loop of `bio-core`; a stopped session resumes to the same bits; observers see events in order;
+//! bad settings are refused before any disk work.
+
+use std::path::Path;
+
+use bio_core::train::train_epoch;
+use bio_core::{BackpropRule, BioRule, LearningRule, Params, SavedModel};
+use bio_cpu::CpuBackend;
+use bio_run::spec::{CompetitionChoice, SignChoice};
+use bio_run::{Event, Outcome, RuleName, RuleOptions, Session, SessionSpec};
+
+fn spec(rule: RuleName, options: RuleOptions, out: Option<&Path>) -> SessionSpec {
+    let mut spec = SessionSpec { rule, options, out: out.map(Path::to_path_buf), ..SessionSpec::default() };
+    spec.data.dataset = "embedded".into();
+    spec
+}
+
+fn small(epochs: usize) -> RuleOptions {
+    RuleOptions { hidden: vec![40], epochs: Some(epochs), ..RuleOptions::default() }
+}
+
+/// The model after `epochs` epochs of the plain `bio-core` loop, with the session's shuffling seeds.
+fn bare_loop(rule: RuleName, options: &RuleOptions) -> SavedModel {
+    let b = CpuBackend::new();
+    let data = bio_data::load("embedded", None).unwrap();
+    let epochs = options.epochs.unwrap();
+    let batches = |e: usize| {
+        data.train.batches(options.batch, Some(options.seed.wrapping_add(e as u64))).map(|bt| (bt.images, bt.labels))
+    };
+    match rule {
+        RuleName::Bio => {
+            let mut r = BioRule::new(options.bio_config().unwrap(), options.seed);
+            let mut m = r.init_model(&b, data.input_dim(), data.classes, options.seed);
+            for e in 0..epochs {
+                r.start_epoch(e, epochs);
+                train_epoch(&b, &mut r, &mut m, batches(e), |_| {}).unwrap();
+            }
+            m.to_saved()
+        }
+        RuleName::Bp => {
+            let mut r = BackpropRule::new(options.bp_config().unwrap());
+            let mut m = r.init_model(&b, data.input_dim(), data.classes, options.seed);
+            for e in 0..epochs {
+                r.start_epoch(e, epochs);
+                train_epoch(&b, &mut r, &mut m, batches(e), |_| {}).unwrap();
+            }
+            m.to_saved()
+        }
+    }
+}
+
+fn assert_bits_equal(a: &Params, b: &Params, what: &str) {
+    assert_eq!(a.tensors.len(), b.tensors.len(), "{what}: tensor count");
+    for ((na, ma), (nb, mb)) in a.tensors.iter().zip(&b.tensors) {
+        assert_eq!(na, nb, "{what}: tensor order");
+        let differ = ma.as_slice().iter().zip(mb.as_slice()).filter(|(x, y)| x.to_bits() != y.to_bits()).count();
+        assert_eq!(differ, 0, "{what}: {differ} entries of {na} differ");
+    }
+}
+
+#[test]
+fn sessions_train_exactly_what_the_bare_loop_trains() {
+    let configs = [
+        ("bio defaults", RuleName::Bio, small(2)),
+        ("bio inhibitory", RuleName::Bio, RuleOptions { competition: Some(CompetitionChoice::Inhibitory), ..small(2) }),
+        (
+            "bio mixed-sign",
+            RuleName::Bio,
+            RuleOptions { hidden_init: Some(SignChoice::Mixed), readout_init: Some(SignChoice::Mixed), ..small(2) },
+        ),
+        ("bp", RuleName::Bp, small(2)),
+    ];
+    for (what, rule, options) in configs {
+        let dir = tempfile::tempdir().unwrap();
+        let trained = Session::new(spec(rule, options.clone(), Some(dir.path()))).unwrap().run(&mut ()).unwrap();
+        let trained = trained.finished().unwrap();
+        let expected = bare_loop(rule, &options);
+        assert_bits_equal(trained.model.params(), expected.params(), what);
+        let saved = bio_data::load_model(dir.path()).unwrap();
+        assert_bits_equal(saved.model.params(), expected.params(), &format!("{what}, model.ckpt"));
+        assert_eq!(saved.epochs, 2);
+        for file in ["config.json", "metrics.json", "state.ckpt"] {
+            assert!(dir.path().join(file).exists(), "{what}: {file} missing");
+        }
+    }
+}
+
+#[test]
+fn a_stopped_session_resumes_to_the_same_bits() {
+    let straight_dir = tempfile::tempdir().unwrap();
+    let straight = Session::new(spec(RuleName::Bio, small(2), Some(straight_dir.path()))).unwrap();
+    let straight = straight.run(&mut ()).unwrap().finished().unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let session = Session::new(spec(RuleName::Bio, small(2), Some(dir.path()))).unwrap();
+    let stop = session.stop_flag();
+    let mut stop_at = |e: &Event| {
+        if let Event::Batch { done_batches: 70, .. } = e {
+            stop.stop();
+        }
+    };
+    match session.run(&mut stop_at).unwrap() {
+        // 60 batches per epoch on the embedded subset: stopped 10 batches into the second epoch.
+        Outcome::Interrupted { epochs_done, batches_done, checkpoint } => {
+            assert_eq!((epochs_done, batches_done), (1, 10));
+            assert_eq!(checkpoint.as_deref(), Some(dir.path()));
+        }
+        Outcome::Finished(_) => panic!("the stop flag was ignored"),
+    }
+    assert!(!dir.path().join("metrics.json").exists(), "an interrupted run has no final metrics");
+    let resumed = Session::resume(dir.path()).unwrap();
+    assert_eq!(resumed.resumed_state().map(|s| (s.epoch, s.progress.batches)), Some((1, 10)));
+    let resumed = resumed.run(&mut ()).unwrap().finished().unwrap();
+    assert_bits_equal(resumed.model.params(), straight.model.params(), "resumed");
+    assert_eq!(resumed.metrics.test_accuracy, straight.metrics.test_accuracy);
+}
+
+#[test]
+fn observers_see_the_run_in_order() {
+    let mut seen = Vec::new();
+    let mut record = |e: &Event| {
+        seen.push(match e {
+            Event::Started { total_batches, done_batches, .. } => format!("start {total_batches} {done_batches}"),
+            Event::Batch { .. } => "batch".into(),
+            Event::CheckpointWritten { epoch, batch, .. } => format!("checkpoint {epoch}.{batch}"),
+            Event::ValidationMeasured { epoch, .. } => format!("validation {epoch}"),
+            Event::EpochEnded { log, epochs } => format!("epoch {}/{epochs}", log.epoch),
+            Event::Evaluating => "evaluating".into(),
+        })
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(RuleName::Bp, small(2), Some(dir.path()));
+    s.validation = 600;
+    s.checkpoint_every = Some(50);
+    Session::new(s).unwrap().run(&mut record).unwrap().finished().unwrap();
+    // 5400 training images after the hold-out: 54 batches per epoch; checkpoints at batches 50 and 100.
+    let batches = seen.iter().filter(|e| *e == "batch").count();
+    assert_eq!(batches, 108);
+    seen.retain(|e| e != "batch");
+    assert_eq!(
+        seen,
+        [
+            "start 108 0",
+            "checkpoint 1.50",
+            "validation 1",
+            "epoch 1/2",
+            "checkpoint 2.46",
+            "validation 2",
+            "epoch 2/2",
+            "evaluating"
+        ]
+    );
+}
+
+#[test]
+fn bad_settings_are_refused_before_any_disk_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never");
+    let cases = [
+        (RuleOptions { epochs: Some(0), ..small(1) }, "epochs"),
+        (RuleOptions { batch: 0, ..small(1) }, "batch"),
+        (RuleOptions { hebbian_rate: Some(-1.0), ..small(1) }, "hebbian"),
+    ];
+    for (options, flag) in cases {
+        let err = Session::new(spec(RuleName::Bio, options, Some(&out))).err().expect("refused");
+        assert!(err.to_string().contains(flag), "{err}");
+        assert!(!out.exists(), "{flag}: the output directory was created");
+    }
+    let mut s = spec(RuleName::Bio, small(1), Some(&out));
+    s.classes = Some("12".into());
+    assert!(Session::new(s).err().unwrap().to_string().contains("classes"));
+    assert!(!out.exists());
+}
+
+#[test]
+fn config_json_is_the_spec_and_reads_old_spellings() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(RuleName::Bio, small(1), Some(dir.path()));
+    s.options.ablate = vec![bio_run::spec::Mechanism::SignReadout];
+    Session::new(s.clone()).unwrap().run(&mut ()).unwrap().finished().unwrap();
+    let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    assert!(text.contains("\"rule\": \"bio\"") && text.contains("\"sign-readout\""), "{text}");
+    let back: SessionSpec = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, s);
+    // Files written before the session library spelled variants as Rust does.
+    let old = text
+        .replace("\"bio\"", "\"Bio\"")
+        .replace("\"sign-readout\"", "\"SignReadout\"")
+        .replace("\"adam\"", "\"Adam\"");
+    assert_ne!(old, text);
+    let back: SessionSpec = serde_json::from_str(&old).unwrap();
+    assert_eq!(back, s);
+}

@@ -1,0 +1,104 @@
+//! `bio_run::sweep`: a small sweep on the embedded subset runs, resumes without redoing anything,
+//! shards and merges to the same table; the Pareto front is right on hand-made points.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use bio_run::BackendChoice;
+use bio_run::sweep::{self, Shard, SweepEvent, SweepSpec, pareto_front};
+
+const SPEC: &str = r#"
+seeds = [0]
+[base]
+dataset = "embedded"
+validation = 600
+hidden = 30
+epochs = 1
+[grid]
+hebbian-rate = [0.001, 0.01]
+[eval]
+robust-images = 60
+steps = 5
+queries = 50
+"#;
+
+fn spec() -> SweepSpec {
+    toml::from_str(SPEC).unwrap()
+}
+
+/// Runs `spec` into `out` and returns the names of the runs started and skipped.
+fn run(spec: &SweepSpec, out: &Path, shard: Option<Shard>) -> (sweep::SweepResults, Vec<String>, Vec<String>) {
+    let (started, skipped) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+    let on_event = |e: &SweepEvent<'_>| match e {
+        SweepEvent::Started { run, .. } => started.lock().unwrap().push(run.name.clone()),
+        SweepEvent::Skipped { run } => skipped.lock().unwrap().push(run.name.clone()),
+        SweepEvent::Finished { .. } => {}
+    };
+    let results = sweep::run(spec, out, BackendChoice::Cpu, 2, shard, &on_event).unwrap();
+    (results, started.into_inner().unwrap(), skipped.into_inner().unwrap())
+}
+
+#[test]
+fn a_two_point_sweep_runs_resumes_and_merges() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    let (results, started, skipped) = run(&spec(), &out, None);
+    assert_eq!(started.len(), 2);
+    assert!(skipped.is_empty());
+    assert_eq!(results.points.len(), 2);
+    for p in &results.points {
+        assert_eq!(p.seeds, 1, "{p:?}");
+        assert!(p.validation_accuracy > 0.2 && p.validation_accuracy <= 1.0, "{p:?}");
+        // The worst case per image is at most every attack's own figure.
+        for (attack, acc) in &p.per_attack {
+            assert!(p.robust_accuracy <= *acc, "{attack}: {p:?}");
+        }
+    }
+    assert!(results.points.iter().any(|p| p.on_front));
+    for file in ["sweep.json", "sweep.md", "pareto.png"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(md.contains("hebbian_rate=0.001") && md.contains("worst case per image"), "{md}");
+
+    // Again: nothing is redone and the results are the same.
+    let (again, started, skipped) = run(&spec(), &out, None);
+    assert!(started.is_empty(), "redone: {started:?}");
+    assert_eq!(skipped.len(), 2);
+    assert_eq!(again.points, results.points);
+
+    // Two shards, then merged: the same table.
+    let (a, b) = (tmp.path().join("shard0"), tmp.path().join("shard1"));
+    let (r0, s0, _) = run(&spec(), &a, Some(Shard { index: 0, count: 2 }));
+    let (r1, s1, _) = run(&spec(), &b, Some(Shard { index: 1, count: 2 }));
+    assert_eq!((s0.len(), s1.len(), r0.runs.len(), r1.runs.len()), (1, 1, 1, 1));
+    let merged = sweep::merge(&[a, b], &tmp.path().join("merged")).unwrap();
+    assert_eq!(merged.points, results.points, "shards merged differ from one sweep");
+}
+
+#[test]
+fn bad_specs_are_refused_before_any_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("never");
+    let refuse = |text: &str, needle: &str| {
+        let spec: SweepSpec = toml::from_str(text).unwrap();
+        let err = format!("{:#}", spec.plan(&out).unwrap_err());
+        assert!(err.contains(needle), "{needle}: {err}");
+    };
+    refuse("[base]\ndataset = \"embedded\"\nvalidation = 600\nhebian-rate = 0.1", "hebian_rate");
+    refuse("[base]\ndataset = \"embedded\"", "validation");
+    refuse("[base]\nvalidation = 600\nrule = \"bp\"\n[grid]\nhebbian-rate = [0.1]", "hebbian-rate");
+    refuse("[base]\nvalidation = 600\n[eval]\nattacks = [\"pgdd\"]", "pgdd");
+    assert!(!out.exists());
+    assert!("3/2".parse::<Shard>().is_err() && "1/0".parse::<Shard>().is_err());
+    assert_eq!("1/4".parse::<Shard>().unwrap(), Shard { index: 1, count: 4 });
+}
+
+#[test]
+fn the_pareto_front_is_the_set_of_undominated_points() {
+    let points = [(0.85, 0.10), (0.78, 0.41), (0.80, 0.30), (0.79, 0.30), (0.85, 0.05), (0.70, 0.41), (f64::NAN, 0.9)];
+    assert_eq!(pareto_front(&points), [true, true, true, false, false, false, false]);
+    // Equal points do not dominate each other.
+    assert_eq!(pareto_front(&[(0.5, 0.5), (0.5, 0.5)]), [true, true]);
+    assert_eq!(pareto_front(&[]), Vec::<bool>::new());
+}
