@@ -14,8 +14,11 @@
 //!
 #![doc = include_str!("../README.md")]
 
+mod compile;
 mod device;
 mod kernels;
+#[cfg(test)]
+mod nvrtc_check;
 mod ops;
 
 pub use device::{CudaBackend, Tensor};
