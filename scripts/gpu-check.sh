@@ -21,9 +21,12 @@
 #    a timeout, keeps going after a failure, and exits non-zero if any failed. Logs go to
 #    $OUT/gpu-check/ when $OUT is set, else /tmp/gpu-check/.
 #
-# Device-time budget (an estimate; nothing has run on a GPU yet): the CPU-side reference work takes
-# about a second here, and each GPU test builds its own backend (one NVRTC compile, likely 1-3 s),
-# so `run` should take well under 2 minutes; the per-binary timeouts below cap it at ~9.5 minutes.
+# 3. `scripts/gpu-check.sh bench` (or `all` = run, then bench) times training and PGD with the
+#    prepared `bio` binary on CUDA and on the CPU (see bench() below); needs Fashion-MNIST under
+#    $BIO_DATA_DIR (e.g. the four IDX .gz files in an untracked .gpu/data/fashion-mnist/).
+#
+# Device time: on one H200 (2026-11-30) `run` took about 10 s of test time (plus a second per binary
+# to start) and `bench` about a minute; the per-binary timeouts below cap `run` at ~10 minutes.
 set -euo pipefail
 
 mode="${1:-run}"
@@ -44,7 +47,11 @@ prepare() {
         strip --strip-debug "$bin_dir/${base%-*}" 2>/dev/null || true
         n=$((n + 1))
     done < <(printf '%s\n' "$listing" | sed -n 's/^ *Executable .*(\(.*\))$/\1/p')
-    [ "$n" -ge 4 ] || { echo "expected 4 test executables, found $n:" >&2; echo "$listing" >&2; exit 1; }
+    [ "$n" -ge 5 ] || { echo "expected 5 test executables, found $n:" >&2; echo "$listing" >&2; exit 1; }
+    # The `bio` binary for the timings of `bench` (same build profile as the timings in docs/).
+    cargo build --release -p bio-cli >/dev/null
+    cp target/release/bio "$bin_dir/bio"
+    strip "$bin_dir/bio" 2>/dev/null || true
     ls -la "$bin_dir"
     echo "prepared $n test binaries in $bin_dir/; on the GPU machine: scripts/gpu-check.sh run $bin_dir"
 }
@@ -82,7 +89,7 @@ run_tests() {
     export RUST_BACKTRACE=1
     local failed=0 name secs status
     # Order: cheapest first, so a broken setup shows quickly. Seconds are per-binary timeouts.
-    for spec in bio_cuda:60 no_gpu:60 conformance:300 rules_vs_cpu:150; do
+    for spec in bio_cuda:60 no_gpu:60 conformance:300 rules_vs_cpu:150 gpu_kernels:60; do
         name="${spec%%:*}"
         secs="${spec##*:}"
         if [ ! -x "$bin_dir/$name" ]; then
@@ -110,8 +117,53 @@ run_tests() {
     echo "== gpu-check: all passed"
 }
 
+# One timed command: its wall time, exit status and output go to the log (never fails the script).
+timed() {
+    local what="$1"; shift
+    echo "== $what"
+    echo "   \$ $*"
+    local start ms status=0
+    start=$(date +%s%N)
+    timeout --kill-after=5 120 "$@" >"$logs/$what.log" 2>&1 || status=$?
+    ms=$((($(date +%s%N) - start) / 1000000))
+    tail -n 4 "$logs/$what.log" | sed 's/^/   /'
+    echo "   wall $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s, exit $status$([ "$status" -eq 124 ] && echo ' (timed out)')"
+}
+
+# bench: the timings of docs/PERFORMANCE.md's GPU section with the prepared `bio` binary, full
+# Fashion-MNIST from $BIO_DATA_DIR, 784-2000-10, batch 100, seed 0: `bio` and `bp` for 10 epochs
+# and PGD-40 (eps 0.05, 0.1) on the 10 000 test images on CUDA, GPU memory sampled by nvidia-smi
+# meanwhile; then the same binary on the CPU (all cores, and 2 threads) for one epoch each and
+# PGD-40 on 2000 images, for the ratios. Results (metrics.json / robustness.json) under $OUT/bench.
+bench() {
+    local bio="$bin_dir/bio" out="${OUT:-/tmp}/bench"
+    logs="$out"
+    mkdir -p "$out"
+    [ -x "$bio" ] || { echo "no $bio: run 'scripts/gpu-check.sh prepare' first" >&2; exit 2; }
+    find_cuda_libs
+    echo "== BIO_DATA_DIR=${BIO_DATA_DIR:-unset}; $(nproc) CPUs"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || true
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$out/gpu-memory.csv" 2>/dev/null &
+    local smi=$!
+    local common=(--dataset fashion-mnist --hidden 2000 --batch 100 --seed 0)
+    for rule in bio bp; do
+        timed "cuda-train-$rule" "$bio" train --rule "$rule" "${common[@]}" --epochs 10 --backend cuda --out "$out/cuda-$rule"
+        timed "cuda-pgd-$rule" "$bio" eval robustness --model "$out/cuda-$rule" --attack pgd --eps 0.05,0.1 --backend cuda --json
+    done
+    kill "$smi" 2>/dev/null || true
+    echo "== peak GPU memory used (MiB, nvidia-smi, whole device): $(sort -n "$out/gpu-memory.csv" | tail -n1)"
+    for rule in bio bp; do
+        timed "cpu-train-$rule" "$bio" train --rule "$rule" "${common[@]}" --epochs 1 --backend cpu --out "$out/cpu-$rule"
+    done
+    RAYON_NUM_THREADS=2 timed "cpu2-train-bio" "$bio" train --rule bio "${common[@]}" --epochs 1 --backend cpu --out "$out/cpu2-bio"
+    timed "cpu-pgd-bio" "$bio" eval robustness --model "$out/cuda-bio" --attack pgd --eps 0.05,0.1 --limit 2000 --backend cpu --json
+    echo "== bench done"
+}
+
 case "$mode" in
     prepare) prepare ;;
     run) run_tests ;;
-    *) echo "usage: $0 prepare [dir] | run [dir]   (dir defaults to target/gpu-bin)" >&2; exit 2 ;;
+    bench) bench ;;
+    all) status=0; (run_tests) || status=$?; bench; exit "$status" ;;
+    *) echo "usage: $0 prepare [dir] | run [dir] | bench [dir] | all [dir]   (dir defaults to target/gpu-bin)" >&2; exit 2 ;;
 esac
