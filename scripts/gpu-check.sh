@@ -6,8 +6,9 @@
 #        scripts/gpu-check.sh prepare
 #    which runs `cargo test -p bio-cuda --release --no-run`, takes the test executables it reports
 #    ("Executable ... (target/release/deps/<name>-<hash>)": the lib unit tests bio_cuda,
-#    conformance, no_gpu and rules_vs_cpu), strips their debug info and copies them, without the
-#    -<hash> suffix, to target/gpu-bin/ (git-ignored). Carry that folder to the GPU machine (with
+#    conformance, gpu_kernels, no_gpu and rules_vs_cpu), strips their debug info and copies them,
+#    without the -<hash> suffix, to target/gpu-bin/ (git-ignored), with the release `bio` binary
+#    (for `bench`). Carry that folder to the GPU machine (with
 #    the device tool: carry ["target/gpu-bin"]). By hand: run the cargo command above and copy the
 #    listed executables the same way.
 #    The binaries link glibc dynamically: the GPU machine's glibc must not be older than the build
@@ -26,7 +27,8 @@
 #    $BIO_DATA_DIR (e.g. the four IDX .gz files in an untracked .gpu/data/fashion-mnist/).
 #
 # Device time: on one H200 (2026-11-30) `run` took about 10 s of test time (plus a second per binary
-# to start) and `bench` about a minute; the per-binary timeouts below cap `run` at ~10 minutes.
+# to start); `bench` is estimated at about a minute (not yet run on a device). The per-binary
+# timeouts below cap `run` at ~10 minutes.
 set -euo pipefail
 
 mode="${1:-run}"
