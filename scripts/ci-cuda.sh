@@ -9,7 +9,8 @@
 #     reached, the tests run without the libraries and say that they skipped; CI does not fail.
 #  2. The emulation harness (crates/bio-cuda/emulation/run.sh, g++ ≥ 12): the kernels' logic on CPU
 #     threads, the fused kernels against the composed definition. Skipped, saying so, without g++.
-# Adds about 40 s to CI after the first run (first run: +1 min to download ~130 MB of wheels).
+# Adds 30-60 s to CI (mostly the emulation; 62 s measured on a loaded 2-core machine), plus about a
+# minute on the first run to download the two wheels (~130 MB) into target/nvrtc-venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
