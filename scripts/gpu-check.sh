@@ -136,12 +136,15 @@ timed() {
 # Fashion-MNIST from $BIO_DATA_DIR, 784-2000-10, batch 100, seed 0: `bio` and `bp` for 10 epochs
 # and PGD-40 (eps 0.05, 0.1) on the 10 000 test images on CUDA, GPU memory sampled by nvidia-smi
 # meanwhile; then the same binary on the CPU (all cores, and 2 threads) for one epoch each and
-# PGD-40 on 2000 images, for the ratios. Results (metrics.json / robustness.json) under $OUT/bench.
+# PGD-40 on 2000 images, for the ratios. Logs and each model's JSON files (metrics.json,
+# robustness.json) under $OUT/bench; the models themselves are deleted.
 bench() {
-    local bio="$bin_dir/bio" out="${OUT:-/tmp}/bench"
+    local bio="$bin_dir/bio" out="${OUT:-/tmp}/bench" models
     logs="$out"
     mkdir -p "$out"
     [ -x "$bio" ] || { echo "no $bio: run 'scripts/gpu-check.sh prepare' first" >&2; exit 2; }
+    # Models (tens of MB each) stay out of $OUT; their JSON files are copied there at the end.
+    models="$(mktemp -d)"
     find_cuda_libs
     echo "== BIO_DATA_DIR=${BIO_DATA_DIR:-unset}; $(nproc) CPUs"
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || true
@@ -149,16 +152,22 @@ bench() {
     local smi=$!
     local common=(--dataset fashion-mnist --hidden 2000 --batch 100 --seed 0)
     for rule in bio bp; do
-        timed "cuda-train-$rule" "$bio" train --rule "$rule" "${common[@]}" --epochs 10 --backend cuda --out "$out/cuda-$rule"
-        timed "cuda-pgd-$rule" "$bio" eval robustness --model "$out/cuda-$rule" --attack pgd --eps 0.05,0.1 --backend cuda --json
+        timed "cuda-train-$rule" "$bio" train --rule "$rule" "${common[@]}" --epochs 10 --backend cuda --out "$models/cuda-$rule"
+        timed "cuda-pgd-$rule" "$bio" eval robustness --model "$models/cuda-$rule" --attack pgd --eps 0.05,0.1 --backend cuda --json
     done
     kill "$smi" 2>/dev/null || true
     echo "== peak GPU memory used (MiB, nvidia-smi, whole device): $(sort -n "$out/gpu-memory.csv" | tail -n1)"
     for rule in bio bp; do
-        timed "cpu-train-$rule" "$bio" train --rule "$rule" "${common[@]}" --epochs 1 --backend cpu --out "$out/cpu-$rule"
+        timed "cpu-train-$rule" "$bio" train --rule "$rule" "${common[@]}" --epochs 1 --backend cpu --out "$models/cpu-$rule"
     done
-    RAYON_NUM_THREADS=2 timed "cpu2-train-bio" "$bio" train --rule bio "${common[@]}" --epochs 1 --backend cpu --out "$out/cpu2-bio"
-    timed "cpu-pgd-bio" "$bio" eval robustness --model "$out/cuda-bio" --attack pgd --eps 0.05,0.1 --limit 2000 --backend cpu --json
+    RAYON_NUM_THREADS=2 timed "cpu2-train-bio" "$bio" train --rule bio "${common[@]}" --epochs 1 --backend cpu --out "$models/cpu2-bio"
+    timed "cpu-pgd-bio" "$bio" eval robustness --model "$models/cuda-bio" --attack pgd --eps 0.05,0.1 --limit 2000 --backend cpu --json
+    local d
+    for d in "$models"/*/; do
+        mkdir -p "$out/$(basename "$d")"
+        cp "$d"*.json "$out/$(basename "$d")/" 2>/dev/null || true
+    done
+    rm -rf "$models"
     echo "== bench done"
 }
 
