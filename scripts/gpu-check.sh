@@ -18,7 +18,7 @@
 #        scripts/gpu-check.sh run            # or: scripts/gpu-check.sh run path/to/bin-dir
 #    prints nvidia-smi and where libcuda / libnvrtc / libcublas were found (it adds directories
 #    holding libnvrtc / libcublas, e.g. /usr/local/cuda*/lib64 or pip's nvidia/*/lib, to
-#    LD_LIBRARY_PATH), then runs every binary with `--include-ignored --test-threads=1`, each under
+#    LD_LIBRARY_PATH), then runs every binary with `--include-ignored --test-threads=1 --nocapture`, each under
 #    a timeout, keeps going after a failure, and exits non-zero if any failed. Logs go to
 #    $OUT/gpu-check/ when $OUT is set, else /tmp/gpu-check/.
 #
@@ -101,9 +101,11 @@ run_tests() {
         fi
         echo "== $name (timeout ${secs}s)"
         status=0
-        timeout --kill-after=10 "$secs" "$bin_dir/$name" --include-ignored --test-threads=1 \
+        # --nocapture keeps what the tests print (gpu_kernels' times) in the log.
+        timeout --kill-after=10 "$secs" "$bin_dir/$name" --include-ignored --test-threads=1 --nocapture \
             >"$logs/$name.log" 2>&1 || status=$?
-        grep -E '^test |^test result|panicked|FAILED|failures:' "$logs/$name.log" | tail -n 60 || true
+        grep -E '^test |^test result|panicked|FAILED|failures:|fused|GPU kernel times|  pull|  du' "$logs/$name.log" \
+            | tail -n 60 || true
         if [ "$status" -ne 0 ]; then
             echo "== $name: FAILED (exit $status; 124 = timed out); full log: $logs/$name.log"
             tail -n 40 "$logs/$name.log"
