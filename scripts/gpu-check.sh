@@ -6,8 +6,9 @@
 #        scripts/gpu-check.sh prepare
 #    which runs `cargo test -p bio-cuda --release --no-run`, takes the test executables it reports
 #    ("Executable ... (target/release/deps/<name>-<hash>)": the lib unit tests bio_cuda,
-#    conformance, no_gpu and rules_vs_cpu), strips their debug info and copies them, without the
-#    -<hash> suffix, to target/gpu-bin/ (git-ignored). Carry that folder to the GPU machine (with
+#    conformance, gpu_kernels, no_gpu and rules_vs_cpu), strips their debug info and copies them,
+#    without the -<hash> suffix, to target/gpu-bin/ (git-ignored), with the release `bio` binary
+#    (for `bench`). Carry that folder to the GPU machine (with
 #    the device tool: carry ["target/gpu-bin"]). By hand: run the cargo command above and copy the
 #    listed executables the same way.
 #    The binaries link glibc dynamically: the GPU machine's glibc must not be older than the build
@@ -17,13 +18,17 @@
 #        scripts/gpu-check.sh run            # or: scripts/gpu-check.sh run path/to/bin-dir
 #    prints nvidia-smi and where libcuda / libnvrtc / libcublas were found (it adds directories
 #    holding libnvrtc / libcublas, e.g. /usr/local/cuda*/lib64 or pip's nvidia/*/lib, to
-#    LD_LIBRARY_PATH), then runs every binary with `--include-ignored --test-threads=1`, each under
+#    LD_LIBRARY_PATH), then runs every binary with `--include-ignored --test-threads=1 --nocapture`, each under
 #    a timeout, keeps going after a failure, and exits non-zero if any failed. Logs go to
 #    $OUT/gpu-check/ when $OUT is set, else /tmp/gpu-check/.
 #
-# Device-time budget (an estimate; nothing has run on a GPU yet): the CPU-side reference work takes
-# about a second here, and each GPU test builds its own backend (one NVRTC compile, likely 1-3 s),
-# so `run` should take well under 2 minutes; the per-binary timeouts below cap it at ~9.5 minutes.
+# 3. `scripts/gpu-check.sh bench` (or `all` = run, then bench) times training and PGD with the
+#    prepared `bio` binary on CUDA and on the CPU (see bench() below); needs Fashion-MNIST under
+#    $BIO_DATA_DIR (e.g. the four IDX .gz files in an untracked .gpu/data/fashion-mnist/).
+#
+# Device time: on one H200 (2026-11-30) `run` took about 10 s of test time (plus a second per binary
+# to start); `bench` is estimated at about a minute (not yet run on a device). The per-binary
+# timeouts below cap `run` at ~10 minutes.
 set -euo pipefail
 
 mode="${1:-run}"
@@ -44,7 +49,11 @@ prepare() {
         strip --strip-debug "$bin_dir/${base%-*}" 2>/dev/null || true
         n=$((n + 1))
     done < <(printf '%s\n' "$listing" | sed -n 's/^ *Executable .*(\(.*\))$/\1/p')
-    [ "$n" -ge 4 ] || { echo "expected 4 test executables, found $n:" >&2; echo "$listing" >&2; exit 1; }
+    [ "$n" -ge 5 ] || { echo "expected 5 test executables, found $n:" >&2; echo "$listing" >&2; exit 1; }
+    # The `bio` binary for the timings of `bench` (same build profile as the timings in docs/).
+    cargo build --release -p bio-cli >/dev/null
+    cp target/release/bio "$bin_dir/bio"
+    strip "$bin_dir/bio" 2>/dev/null || true
     ls -la "$bin_dir"
     echo "prepared $n test binaries in $bin_dir/; on the GPU machine: scripts/gpu-check.sh run $bin_dir"
 }
@@ -82,7 +91,7 @@ run_tests() {
     export RUST_BACKTRACE=1
     local failed=0 name secs status
     # Order: cheapest first, so a broken setup shows quickly. Seconds are per-binary timeouts.
-    for spec in bio_cuda:60 no_gpu:60 conformance:300 rules_vs_cpu:150; do
+    for spec in bio_cuda:60 no_gpu:60 conformance:300 rules_vs_cpu:150 gpu_kernels:60; do
         name="${spec%%:*}"
         secs="${spec##*:}"
         if [ ! -x "$bin_dir/$name" ]; then
@@ -92,9 +101,11 @@ run_tests() {
         fi
         echo "== $name (timeout ${secs}s)"
         status=0
-        timeout --kill-after=10 "$secs" "$bin_dir/$name" --include-ignored --test-threads=1 \
+        # --nocapture keeps what the tests print (gpu_kernels' times) in the log.
+        timeout --kill-after=10 "$secs" "$bin_dir/$name" --include-ignored --test-threads=1 --nocapture \
             >"$logs/$name.log" 2>&1 || status=$?
-        grep -E '^test |^test result|panicked|FAILED|failures:' "$logs/$name.log" | tail -n 60 || true
+        grep -E '^test |^test result|panicked|FAILED|failures:|fused|GPU kernel times|  pull|  du' "$logs/$name.log" \
+            | tail -n 60 || true
         if [ "$status" -ne 0 ]; then
             echo "== $name: FAILED (exit $status; 124 = timed out); full log: $logs/$name.log"
             tail -n 40 "$logs/$name.log"
@@ -110,8 +121,62 @@ run_tests() {
     echo "== gpu-check: all passed"
 }
 
+# One timed command: its wall time, exit status and output go to the log (never fails the script).
+timed() {
+    local what="$1"; shift
+    echo "== $what"
+    echo "   \$ $*"
+    local start ms status=0
+    start=$(date +%s%N)
+    timeout --kill-after=5 120 "$@" >"$logs/$what.log" 2>&1 || status=$?
+    ms=$((($(date +%s%N) - start) / 1000000))
+    tail -n 4 "$logs/$what.log" | sed 's/^/   /'
+    echo "   wall $((ms / 1000)).$(printf '%03d' $((ms % 1000))) s, exit $status$([ "$status" -eq 124 ] && echo ' (timed out)')"
+}
+
+# bench: the timings of docs/PERFORMANCE.md's GPU section with the prepared `bio` binary, full
+# Fashion-MNIST from $BIO_DATA_DIR, 784-2000-10, batch 100, seed 0: `bio` and `bp` for 10 epochs
+# and PGD-40 (eps 0.05, 0.1) on the 10 000 test images on CUDA, GPU memory sampled by nvidia-smi
+# meanwhile; then the same binary on the CPU (all cores, and 2 threads) for one epoch each and
+# PGD-40 on 2000 images, for the ratios. Logs and each model's JSON files (metrics.json,
+# robustness.json) under $OUT/bench; the models themselves are deleted.
+bench() {
+    local bio="$bin_dir/bio" out="${OUT:-/tmp}/bench" models
+    logs="$out"
+    mkdir -p "$out"
+    [ -x "$bio" ] || { echo "no $bio: run 'scripts/gpu-check.sh prepare' first" >&2; exit 2; }
+    # Models (tens of MB each) stay out of $OUT; their JSON files are copied there at the end.
+    models="$(mktemp -d)"
+    find_cuda_libs
+    echo "== BIO_DATA_DIR=${BIO_DATA_DIR:-unset}; $(nproc) CPUs"
+    nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 || true
+    nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 >"$out/gpu-memory.csv" 2>/dev/null &
+    local smi=$!
+    local common=(--dataset fashion-mnist --hidden 2000 --batch 100 --seed 0)
+    for rule in bio bp; do
+        timed "cuda-train-$rule" "$bio" train --rule "$rule" "${common[@]}" --epochs 10 --backend cuda --out "$models/cuda-$rule"
+        timed "cuda-pgd-$rule" "$bio" eval robustness --model "$models/cuda-$rule" --attack pgd --eps 0.05,0.1 --backend cuda --json
+    done
+    kill "$smi" 2>/dev/null || true
+    echo "== peak GPU memory used (MiB, nvidia-smi, whole device): $(sort -n "$out/gpu-memory.csv" | tail -n1)"
+    for rule in bio bp; do
+        timed "cpu-train-$rule" "$bio" train --rule "$rule" "${common[@]}" --epochs 1 --backend cpu --out "$models/cpu-$rule"
+    done
+    RAYON_NUM_THREADS=2 timed "cpu2-train-bio" "$bio" train --rule bio "${common[@]}" --epochs 1 --backend cpu --out "$models/cpu2-bio"
+    timed "cpu-pgd-bio" "$bio" eval robustness --model "$models/cuda-bio" --attack pgd --eps 0.05,0.1 --limit 2000 --backend cpu --json
+    local d
+    for d in "$models"/*/; do
+        mkdir -p "$out/$(basename "$d")"
+        cp "$d"*.json "$out/$(basename "$d")/" 2>/dev/null || true
+    done
+    rm -rf "$models"
+    echo "== bench done"
+}
+
 case "$mode" in
     prepare) prepare ;;
     run) run_tests ;;
-    *) echo "usage: $0 prepare [dir] | run [dir]   (dir defaults to target/gpu-bin)" >&2; exit 2 ;;
+    bench) bench ;;
+    all) status=0; (run_tests) || status=$?; bench; exit "$status" ;;
+    *) echo "usage: $0 prepare [dir] | run [dir] | bench [dir] | all [dir]   (dir defaults to target/gpu-bin)" >&2; exit 2 ;;
 esac

@@ -24,12 +24,12 @@ using std::fmax; using std::fmin;
 template <typename F> void launch(dim3 grid, dim3 block, F kernel) {
     gridDim = grid; blockDim = block;
     unsigned int nthreads = block.x * block.y;
-    for (unsigned int b = 0; b < grid.x; ++b) {
+    for (unsigned int by = 0; by < grid.y; ++by) for (unsigned int b = 0; b < grid.x; ++b) {
         std::barrier<> bar(nthreads);
         g_barrier = &bar;
         std::vector<std::thread> ts;
         for (unsigned int t = 0; t < nthreads; ++t)
-            ts.emplace_back([=] { blockIdx = dim3{b, 1, 1}; threadIdx = dim3{t % block.x, t / block.x, 1}; kernel(); });
+            ts.emplace_back([=] { blockIdx = dim3{b, by, 0}; threadIdx = dim3{t % block.x, t / block.x, 0}; kernel(); });
         for (auto& t : ts) t.join();
     }
 }

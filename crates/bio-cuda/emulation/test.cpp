@@ -5,6 +5,7 @@
 #include <random>
 #include <algorithm>
 #include <cstdint>
+#include <tuple>
 static int failures = 0;
 #define CHECK(c, ...) do { if (!(c)) { failures++; std::printf("FAIL %s:%d: ", __FILE__, __LINE__); std::printf(__VA_ARGS__); std::printf("\n"); } } while (0)
 static unsigned int pow2_clamp(unsigned long long c) { unsigned long long p = 1; while (p < c) p <<= 1; return (unsigned int)std::clamp<unsigned long long>(p, 32, 256); }
@@ -19,7 +20,120 @@ static std::vector<float> randvec(size_t n, bool ties) {
     for (auto& x : v) x = ties ? vals[rng() % 6] : u(rng);
     return v;
 }
+
+// ---- the composed plasticity definition (bio_core::backend::plasticity), as the CUDA backend runs
+// it: a chain of the emulated primitive kernels, with the pull from bio_sparse_matmul.
+using V = std::vector<float>;
+static const int U_ABS = 5, U_SQRT = 4, U_SQUARE = 7, U_RECIP = 8, U_SCALE = 9, U_EXP = 2, U_CLAMP = 12;
+static const int B_MUL = 2, B_DIV = 3, B_GREATER = 6;
+static V k_map(const V& a, int op, float p0 = 0, float p1 = 0) {
+    V out(a.size()); launch(dim3{1,1,1}, dim3{64,1,1}, [&] { bio_map(out.data(), a.data(), a.size(), op, p0, p1); }); return out;
+}
+// b is rows×cols (same shape) or rows×1 (per row).
+static V k_zip(const V& a, const V& b, u64 rows, u64 cols, int op) {
+    bool per_row = b.size() == rows && cols != 1; u64 rs = per_row ? 1 : cols, cs = per_row ? 0 : 1;
+    V out(a.size()); launch(dim3{1,1,1}, dim3{64,1,1}, [&] { bio_zip(out.data(), a.data(), b.data(), rows, cols, rs, cs, op); }); return out;
+}
+static V k_lincomb(float al, const V& a, float be, const V& b) {
+    V out(a.size()); launch(dim3{1,1,1}, dim3{64,1,1}, [&] { bio_lincomb(out.data(), a.data(), b.data(), a.size(), al, be); }); return out;
+}
+static V k_rowsum(const V& a, u64 rows, u64 cols) {
+    V out(rows); launch(dim3{(unsigned)std::min<u64>(rows, 2),1,1}, rows_cfg_block(cols), [&] { bio_reduce_rows(out.data(), a.data(), rows, cols, 0); }); return out;
+}
+static V row_norm(const V& t, u64 rows, u64 cols, bool l2) {
+    return l2 ? k_map(k_rowsum(k_map(t, U_SQUARE), rows, cols), U_SQRT) : k_rowsum(k_map(t, U_ABS), rows, cols);
+}
+static V guard(const V& t) { return k_map(t, U_CLAMP, 1e-12f, 3.40282347e38f); }
+static V sparse_pull(const V& rel, const V& pat, u64 batch, u64 rows, u64 cols) {
+    V out(rows * cols);
+    launch(dim3{(unsigned)std::min<u64>(rows, 2), 1, 1}, dim3{256,1,1}, [&] { bio_sparse_matmul(out.data(), rel.data(), pat.data(), rows, batch, cols, 1, rows); });
+    return out;
+}
+static void composed_step(V& w, V& mask, const V& rel, const V& pat, const V& wins, u64 batch, u64 rows, u64 cols, unsigned flags,
+                          float s, float unit, float fraction, float total) {
+    bool l2 = flags & 1, sgn = flags & 2, additive = flags & 4;
+    V pull = sparse_pull(rel, pat, batch, rows, cols);
+    V magnitude = sgn ? k_map(w, U_ABS) : w;
+    V normalized = k_zip(magnitude, guard(row_norm(magnitude, rows, cols, l2)), rows, cols, B_DIV);
+    V delta = k_lincomb(s, pull, -s, k_zip(normalized, wins, rows, cols, B_MUL));
+    if (!additive) w = k_zip(w, k_map(delta, U_EXP), rows, cols, B_MUL);
+    else { w = k_lincomb(1.0f, w, unit, delta); w = k_zip(w, mask, rows, cols, B_MUL); }
+    if (flags & 8) {
+        V mag = k_map(w, U_ABS);
+        V present = guard(k_rowsum(mask, rows, cols));
+        V mean = k_zip(k_rowsum(mag, rows, cols), present, rows, 1, B_DIV);
+        V keep = k_zip(mag, k_map(mean, U_SCALE, fraction), rows, cols, B_GREATER);
+        mask = k_zip(mask, keep, rows, cols, B_MUL);
+        w = k_zip(w, mask, rows, cols, B_MUL);
+    }
+    if (flags & 16) {
+        V factor = k_map(k_map(guard(row_norm(w, rows, cols, l2)), U_RECIP), U_SCALE, total);
+        w = k_zip(w, factor, rows, cols, B_MUL);
+    }
+}
+static V randu(size_t n, float lo, float hi) {
+    std::uniform_real_distribution<float> u(lo, hi); V v(n);
+    for (auto& x : v) x = u(rng);
+    return v;
+}
+static V sparse_rand(size_t n, double density) {
+    std::bernoulli_distribution on(density); std::uniform_real_distribution<float> u(0, 1); V v(n);
+    for (auto& x : v) x = on(rng) ? u(rng) : 0.0f;
+    return v;
+}
 int main() {
+    // ---- sparse_matmul: against the host sum over the non-zeros of op(a), k ascending (bio-cpu's
+    // order, bit for bit), and a 0·∞ / 0·NaN in b facing a zero of a contributes nothing.
+    for (auto [m, k, n] : std::vector<std::tuple<u64,u64,u64>>{{1,1,1},{3,5,7},{7,300,13},{2,100,1100},{3,600,37},{2,40,2049}})
+    for (double density : {0.05, 0.5, 0.0}) for (int trans = 0; trans < 2; ++trans) {
+        V a = sparse_rand(m * k, density);            // op(a) m×k, stored m×k or k×m (transposed)
+        if (m > 1) for (u64 kk = 0; kk < k; ++kk) a[kk] = 0.0f;   // a zero row
+        V b = randu(k * n, -1, 1);
+        u64 zk = k; for (u64 kk = 0; kk < k; ++kk) if (a[kk] == 0.0f) { zk = kk; break; }
+        if (zk < k) { b[zk * n] = INFINITY; if (n > 1) b[zk * n + 1] = NAN; }
+        V stored(m * k);
+        for (u64 i = 0; i < m; ++i) for (u64 kk = 0; kk < k; ++kk) (trans ? stored[kk * m + i] : stored[i * k + kk]) = a[i * k + kk];
+        V out(m * n, 12345.0f);
+        unsigned gy = (unsigned)std::min<u64>((n + 1023) / 1024, 2);
+        launch(dim3{(unsigned)std::min<u64>(m, 3), gy, 1}, dim3{256,1,1}, [&] {
+            bio_sparse_matmul(out.data(), stored.data(), b.data(), m, k, n, trans ? 1 : k, trans ? m : 1); });
+        for (u64 i = 0; i < m; ++i) for (u64 c = 0; c < n; ++c) {
+            float acc = 0.0f;
+            for (u64 kk = 0; kk < k; ++kk) { float v = a[i * k + kk]; if (v != 0.0f) acc += v * b[kk * n + c]; }
+            CHECK(same(out[i * n + c], acc) && (i > 0 || m == 1 || out[c] == 0.0f), "sparse_matmul %llux%llux%llu trans=%d density=%g (%llu,%llu) got %g want %g",
+                  m, k, n, trans, density, i, c, out[i * n + c], acc);
+        }
+    }
+    // ---- plasticity_step: the fused kernel against the composed definition, bit for bit (same
+    // operations, same order, reductions with the same block size); masks exactly.
+    {
+        const std::vector<std::tuple<u64,u64,u64>> shapes = {{1,1,16},{1,37,16},{37,1,16},{7,13,300},{30,257,16},{5,784,100}};
+        int case_no = 0, checked = 0;
+        for (unsigned flags = 0; flags < 32; ++flags) {
+            auto [rows, cols, batch] = shapes[flags % shapes.size()];
+            bool sgn = flags & 2;
+            V mask(rows * cols); for (auto& x : mask) x = rng() % 10 == 0 ? 0.0f : 1.0f;
+            V w0 = randu(rows * cols, sgn ? -1.0f : 0.0f, 1.0f);
+            for (u64 i = 0; i < w0.size(); ++i) w0[i] *= mask[i];
+            V wf = w0, mf = mask, wc = w0, mc = mask;
+            ++case_no;
+            for (int t = 1; t <= 2; ++t) {
+                V rel = sparse_rand(batch * rows, case_no % 2 ? 0.05 : 0.5);
+                V pat = randu(batch * cols, 0, 1);
+                V wins = randu(rows, 0, 2); if (rows > 2) wins[1] = 0.0f;
+                float s = 0.3f, unit = 0.5f, fraction = (flags & 16) ? 0.3f : 0.5f, total = (flags & 8) ? 1.0f : 2.0f;
+                launch(dim3{(unsigned)std::min<u64>(rows, 3),1,1}, rows_cfg_block(cols), [&] {
+                    bio_plasticity_step(wf.data(), mf.data(), rel.data(), pat.data(), wins.data(), rows, cols, batch, flags, s, unit, fraction, total); });
+                composed_step(wc, mc, rel, pat, wins, batch, rows, cols, flags, s, unit, fraction, total);
+                for (u64 i = 0; i < rows * cols; ++i) {
+                    CHECK(same(wf[i], wc[i]), "plasticity flags=%u %llux%llu step %d w[%llu] fused %.9g composed %.9g", flags, rows, cols, t, i, wf[i], wc[i]);
+                    CHECK(mf[i] == mc[i], "plasticity flags=%u %llux%llu step %d mask[%llu] fused %g composed %g", flags, rows, cols, t, i, mf[i], mc[i]);
+                    ++checked;
+                }
+            }
+        }
+        std::printf("plasticity_step: %d configurations, %d weights compared\n", case_no, checked);
+    }
     // ---- kth largest
     for (u64 cols : {1ull, 2ull, 5ull, 37ull, 300ull, 1000ull}) for (bool ties : {false, true}) {
         u64 rows = 5;

@@ -8,11 +8,16 @@ use std::sync::Arc;
 
 use bio_core::{Matrix, TensorStore};
 use cudarc::cublas::CudaBlas;
-use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg};
-use cudarc::nvrtc::{CompileOptions, Ptx};
+use cudarc::driver::{
+    CudaContext, CudaEvent, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchArgs, LaunchConfig, PushKernelArg,
+};
+use cudarc::nvrtc::Ptx;
 
 use crate::CudaError;
-use crate::kernels::{COL_BLOCK_Y, ELEMENTWISE_BLOCK, Kernel, MAX_ROW_BLOCK, SOURCE};
+use crate::compile::compile_source;
+use crate::kernels::{
+    COL_BLOCK_Y, ELEMENTWISE_BLOCK, Kernel, MAX_ROW_BLOCK, Param, SOURCE, SPARSE_BLOCK, SPARSE_COLS_PER_THREAD,
+};
 
 /// A `rows×cols` row-major `f32` matrix in plain device memory (`cuMemAlloc[Async]`, never managed
 /// or unified memory) on the stream of the [`CudaBackend`] that made it.
@@ -114,25 +119,74 @@ pub(crate) fn u64_of(n: usize) -> u64 {
     n as u64
 }
 
-/// Compiles [`SOURCE`] for `arch` (e.g. `compute_90`), falling back to NVRTC's default target when
+/// A value passed to a kernel, with the PTX type of the parameter it fills.
+pub(crate) trait KernelArg {
+    /// The parameter's PTX type.
+    const PARAM: Param;
+}
+impl<T> KernelArg for &CudaSlice<T> {
+    const PARAM: Param = Param::Ptr;
+}
+impl<T> KernelArg for &mut CudaSlice<T> {
+    const PARAM: Param = Param::Ptr;
+}
+impl KernelArg for &u64 {
+    const PARAM: Param = Param::U64;
+}
+impl KernelArg for &u32 {
+    const PARAM: Param = Param::U32;
+}
+impl KernelArg for &i32 {
+    const PARAM: Param = Param::U32;
+}
+impl KernelArg for &f32 {
+    const PARAM: Param = Param::F32;
+}
+
+/// A launch of one [`Kernel`]: cudarc's builder plus the parameter types pushed so far, which
+/// [`Launch::launch`] checks against [`Kernel::params`] (the list the NVRTC test checks against the
+/// compiled PTX) before anything is queued.
+pub(crate) struct Launch<'a> {
+    builder: LaunchArgs<'a>,
+    kernel: Kernel,
+    pushed: Vec<Param>,
+}
+
+impl<'a> Launch<'a> {
+    /// Pushes one argument.
+    pub(crate) fn arg<T: KernelArg>(&mut self, value: T) -> &mut Self
+    where
+        LaunchArgs<'a>: PushKernelArg<T>,
+    {
+        self.pushed.push(T::PARAM);
+        self.builder.arg(value);
+        self
+    }
+
+    /// Queues the kernel; panics first if the arguments pushed do not match [`Kernel::params`].
+    ///
+    /// # Safety
+    /// As cudarc's `LaunchArgs::launch`: the kernel must only touch memory the arguments own.
+    pub(crate) unsafe fn launch(&mut self, cfg: LaunchConfig) -> Result<Option<(CudaEvent, CudaEvent)>, DriverError> {
+        let want = self.kernel.params();
+        assert!(
+            self.pushed == want,
+            "bio-cuda: the launch of {} passes {:?} but the kernel takes {want:?}",
+            self.kernel.name(),
+            self.pushed
+        );
+        // SAFETY: the caller's contract; the argument list matches the kernel's signature.
+        unsafe { self.builder.launch(cfg) }
+    }
+}
+
+/// Compiles the kernels for `arch` (e.g. `compute_90`), falling back to NVRTC's default target when
 /// this NVRTC does not know the device's architecture.
 fn compile(arch: &str) -> Result<(Ptx, String), CudaError> {
-    let options = |arch: Option<String>| CompileOptions {
-        // Round like the CPU code: no contraction into FMA, IEEE division and square root, keep
-        // subnormals, no fast math.
-        fmad: Some(false),
-        prec_div: Some(true),
-        prec_sqrt: Some(true),
-        ftz: Some(false),
-        use_fast_math: Some(false),
-        options: arch.into_iter().map(|a| format!("--gpu-architecture={a}")).collect(),
-        name: Some("bio_cuda_kernels.cu".into()),
-        ..Default::default()
-    };
-    match cudarc::nvrtc::compile_ptx_with_opts(SOURCE, options(Some(arch.to_owned()))) {
-        Ok(ptx) => Ok((ptx, arch.to_owned())),
-        Err(first) => match cudarc::nvrtc::compile_ptx_with_opts(SOURCE, options(None)) {
-            Ok(ptx) => Ok((ptx, "nvrtc default".to_owned())),
+    match compile_source(SOURCE, Some(arch)) {
+        Ok(c) => Ok((Ptx::from_src(c.ptx), arch.to_owned())),
+        Err(first) => match compile_source(SOURCE, None) {
+            Ok(c) => Ok((Ptx::from_src(c.ptx), "nvrtc default".to_owned())),
             Err(second) => Err(CudaError::Compile(format!(
                 "NVRTC could not compile the kernels for {arch}: {first}; nor for its default target: {second}"
             ))),
@@ -231,8 +285,9 @@ impl CudaBackend {
         &self.inner.stream
     }
 
-    pub(crate) fn kernel(&self, k: Kernel) -> &CudaFunction {
-        &self.inner.kernels[k as usize]
+    /// A launch of `k` on the backend's stream.
+    pub(crate) fn launch_of(&self, k: Kernel) -> Launch<'_> {
+        Launch { builder: self.stream().launch_builder(&self.inner.kernels[k as usize]), kernel: k, pushed: Vec::new() }
     }
 
     /// A tensor whose entries are not initialized: every caller writes all `rows·cols` of them
@@ -256,6 +311,15 @@ impl CudaBackend {
         let threads = cols.next_power_of_two().clamp(32, MAX_ROW_BLOCK as usize) as u32;
         let blocks = rows.clamp(1, 1 << 20) as u32;
         LaunchConfig { grid_dim: (blocks, 1, 1), block_dim: (threads, 1, 1), shared_mem_bytes: 0 }
+    }
+
+    /// Launch shape of `bio_sparse_matmul`: one block row per output row, one block column per
+    /// tile of `SPARSE_BLOCK · SPARSE_COLS_PER_THREAD` output columns (both grid-strided).
+    pub(crate) fn sparse_cfg(rows: usize, cols: usize) -> LaunchConfig {
+        let tile = (SPARSE_BLOCK * SPARSE_COLS_PER_THREAD) as usize;
+        let x = rows.clamp(1, 1 << 20) as u32;
+        let y = cols.div_ceil(tile).clamp(1, 1 << 15) as u32;
+        LaunchConfig { grid_dim: (x, y, 1), block_dim: (SPARSE_BLOCK, 1, 1), shared_mem_bytes: 0 }
     }
 
     /// Launch shape of `bio_reduce_cols`: 32 columns per block.
@@ -303,7 +367,7 @@ impl TensorStore for CudaBackend {
         let n = out.len();
         if n > 0 {
             let (n64, bits) = (u64_of(n), value.to_bits());
-            let mut launch = self.stream().launch_builder(self.kernel(Kernel::Fill));
+            let mut launch = self.launch_of(Kernel::Fill);
             launch.arg(&mut out.data).arg(&n64).arg(&bits);
             // SAFETY: bio_fill(float* out, u64 n, unsigned int bits) writes out[0..n), and `out`
             // holds at least n floats.

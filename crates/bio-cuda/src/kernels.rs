@@ -21,6 +21,13 @@ pub(crate) const MAX_ROW_BLOCK: u32 = 256;
 pub(crate) const COL_BLOCK_Y: u32 = 16;
 /// Threads per block of the elementwise kernels.
 pub(crate) const ELEMENTWISE_BLOCK: u32 = 256;
+/// Threads per block of `bio_sparse_matmul` (its shared array's size).
+pub(crate) const SPARSE_BLOCK: u32 = 256;
+/// Output columns per thread of `bio_sparse_matmul` (registers per thread).
+pub(crate) const SPARSE_COLS_PER_THREAD: u32 = 4;
+/// Longest row `bio_plasticity_step` keeps in shared memory (the weights and the pull: 32 KiB);
+/// longer rows take the composed definition.
+pub(crate) const FUSED_MAX_COLS: usize = 4096;
 
 /// One kernel of [`SOURCE`]; the discriminant indexes the loaded functions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +44,13 @@ pub(crate) enum Kernel {
     ArgmaxRows,
     AdamStep,
     MomentumStep,
+    SparseMatmul,
+    PlasticityStep,
 }
 
 impl Kernel {
     /// Every kernel, in discriminant order.
-    pub(crate) const ALL: [Kernel; 12] = [
+    pub(crate) const ALL: [Kernel; 14] = [
         Kernel::Fill,
         Kernel::Map,
         Kernel::Zip,
@@ -54,6 +63,8 @@ impl Kernel {
         Kernel::ArgmaxRows,
         Kernel::AdamStep,
         Kernel::MomentumStep,
+        Kernel::SparseMatmul,
+        Kernel::PlasticityStep,
     ];
 
     /// The `extern "C"` name of the kernel in [`SOURCE`].
@@ -71,8 +82,70 @@ impl Kernel {
             Kernel::ArgmaxRows => "bio_argmax_rows",
             Kernel::AdamStep => "bio_adam_step",
             Kernel::MomentumStep => "bio_momentum_step",
+            Kernel::SparseMatmul => "bio_sparse_matmul",
+            Kernel::PlasticityStep => "bio_plasticity_step",
         }
     }
+
+    /// The kernel's parameter list, as the PTX `.param` types NVRTC gives the `extern "C"`
+    /// signature in [`SOURCE`]. Every launch checks the arguments it pushes against this list
+    /// (`crate::device::Launch`), and the NVRTC test checks it against the compiled PTX.
+    pub(crate) fn params(self) -> &'static [Param] {
+        use Param::{F32, Ptr, U32, U64};
+        match self {
+            Kernel::Fill => &[Ptr, U64, U32],
+            Kernel::Map => &[Ptr, Ptr, U64, U32, F32, F32],
+            Kernel::Zip => &[Ptr, Ptr, Ptr, U64, U64, U64, U64, U32],
+            Kernel::ZipAssign => &[Ptr, Ptr, U64, U64, U64, U64, U32],
+            Kernel::Lincomb => &[Ptr, Ptr, Ptr, U64, F32, F32],
+            Kernel::ReduceRows | Kernel::ReduceCols => &[Ptr, Ptr, U64, U64, U32],
+            Kernel::KthLargestRows => &[Ptr, Ptr, U64, U64, U64],
+            Kernel::SoftmaxRows | Kernel::ArgmaxRows => &[Ptr, Ptr, U64, U64],
+            Kernel::AdamStep => &[Ptr, Ptr, Ptr, Ptr, U64, F32, F32, F32, F32],
+            Kernel::MomentumStep => &[Ptr, Ptr, Ptr, U64, F32, F32],
+            Kernel::SparseMatmul => &[Ptr, Ptr, Ptr, U64, U64, U64, U64, U64],
+            Kernel::PlasticityStep => &[Ptr, Ptr, Ptr, Ptr, Ptr, U64, U64, U64, U32, F32, F32, F32, F32],
+        }
+    }
+}
+
+/// A kernel parameter as PTX declares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Param {
+    /// A device pointer (`.u64`).
+    Ptr,
+    /// `u64` (`.u64`).
+    U64,
+    /// `int` or `unsigned int` (`.u32`).
+    U32,
+    /// `float` (`.f32`).
+    F32,
+}
+
+impl Param {
+    /// The PTX type of the parameter (read by the NVRTC test).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn ptx_type(self) -> &'static str {
+        match self {
+            Param::Ptr | Param::U64 => ".u64",
+            Param::U32 => ".u32",
+            Param::F32 => ".f32",
+        }
+    }
+}
+
+/// Bits of the `flags` argument of `bio_plasticity_step`.
+pub(crate) mod plasticity {
+    /// L2 norm (else L1).
+    pub(crate) const L2: u32 = 1;
+    /// Mixed-sign layer: normalize magnitudes.
+    pub(crate) const SIGNED: u32 = 2;
+    /// Additive change (else multiplicative).
+    pub(crate) const ADDITIVE: u32 = 4;
+    /// Structural plasticity (pruning).
+    pub(crate) const PRUNE: u32 = 8;
+    /// Synaptic scaling.
+    pub(crate) const SCALE: u32 = 16;
 }
 
 /// Integer codes of `bio_core::Unary`, shared with `unary_apply` in [`SOURCE`].
@@ -117,6 +190,9 @@ typedef unsigned long long u64;
 
 #define MAX_ROW_BLOCK 256
 #define COL_BLOCK_Y 16
+#define SPARSE_BLOCK 256
+#define SPARSE_COLS_PER_THREAD 4
+#define FUSED_MAX_COLS 4096
 
 static __device__ __forceinline__ float f32_inf() { return __int_as_float(0x7f800000); }
 static __device__ __forceinline__ double f64_inf() { return __longlong_as_double(0x7ff0000000000000LL); }
@@ -397,6 +473,143 @@ __global__ void bio_momentum_step(float* p, const float* g, float* m, u64 n, flo
     }
 }
 
+/* out (m×n, row-major) = op(a)·b summed over the non-zero entries of op(a) only (NaN counts as
+   non-zero), k ascending: the order of bio-cpu's sparse product. op(a)[i][kk] = a[i*a_rs + kk*a_ks]
+   (a_rs = K, a_ks = 1 for a; a_rs = 1, a_ks = M for aᵀ). blockDim.x <= SPARSE_BLOCK; each thread owns
+   SPARSE_COLS_PER_THREAD columns of a tile (blockIdx.y) of one output row (blockIdx.x), both
+   grid-strided. A chunk of the row of op(a) sits in shared memory; the zero test is uniform over the
+   block, so the threads skip a zero together. */
+__global__ void bio_sparse_matmul(float* out, const float* a, const float* b, u64 m, u64 k, u64 n,
+                                  u64 a_rs, u64 a_ks) {
+    __shared__ float av[SPARSE_BLOCK];
+    const unsigned int t = threadIdx.x, bd = blockDim.x;
+    const u64 tile_width = (u64)bd * SPARSE_COLS_PER_THREAD;
+    for (u64 i = blockIdx.x; i < m; i += gridDim.x) {
+        for (u64 tile = blockIdx.y; tile * tile_width < n; tile += gridDim.y) {
+            float acc[SPARSE_COLS_PER_THREAD];
+            for (int q = 0; q < SPARSE_COLS_PER_THREAD; ++q) acc[q] = 0.0f;
+            const u64 c0 = tile * tile_width + t;
+            for (u64 base = 0; base < k; base += bd) {
+                const u64 chunk = k - base < (u64)bd ? k - base : (u64)bd;
+                __syncthreads();
+                if (t < chunk) av[t] = a[i * a_rs + (base + t) * a_ks];
+                __syncthreads();
+                for (u64 q = 0; q < chunk; ++q) {
+                    const float v = av[q];
+                    if (v != 0.0f) {
+                        const float* brow = b + (base + q) * n;
+                        for (int p = 0; p < SPARSE_COLS_PER_THREAD; ++p) {
+                            const u64 c = c0 + (u64)p * bd;
+                            if (c < n) acc[p] += v * brow[c];
+                        }
+                    }
+                }
+            }
+            for (int p = 0; p < SPARSE_COLS_PER_THREAD; ++p) {
+                const u64 c = c0 + (u64)p * bd;
+                if (c < n) out[i * n + c] = acc[p];
+            }
+        }
+    }
+}
+
+/* Row norm of the weights in shared memory, as the composed definition forms it: Σ|w| or
+   √Σ(w·w), summed in double per thread and combined by block_combine (the same order as
+   bio_reduce_rows with the same block size), then max(norm, 1e-12) unless raw. */
+static __device__ float fused_row_norm(double* sh, const float* row, u64 cols, bool l2) {
+    double acc = 0.0;
+    for (u64 c = threadIdx.x; c < cols; c += blockDim.x) {
+        const float x = row[c];
+        acc += l2 ? (double)(x * x) : (double)fabsf(x);
+    }
+    block_combine(sh, acc, 0);
+    const double total = sh[0];
+    __syncthreads();
+    return l2 ? sqrtf((float)total) : (float)total;
+}
+
+/* max(x, 1e-12) as the composed definition's guard (Clamp(NORM_GUARD, f32::MAX)). */
+static __device__ __forceinline__ float norm_guard(float x) {
+    return fminf(fmaxf(x, 1e-12f), __int_as_float(0x7f7fffff));
+}
+
+/* The bio rule's plasticity step fused per neuron (bio_core::PlasticityOps::plasticity_step): one
+   block per row j of w and mask (rows×cols, cols <= FUSED_MAX_COLS), grid-strided; blockDim.x a
+   power of two <= MAX_ROW_BLOCK. The pull Σ_b rel[b][j]·pat[b] is formed in shared memory over the
+   non-zero rel[b][j] (b ascending, as bio_sparse_matmul), the row of w is kept in shared memory, and
+   the Hebbian change, pruning and scaling run on it with the composed definition's operations in
+   its order. Each thread touches only its own columns c = t + q·blockDim of the two shared rows.
+   flags: 1 L2 norm, 2 signed, 4 additive, 8 prune, 16 scale (kernels.rs, mod plasticity). */
+__global__ void bio_plasticity_step(float* w, float* mask, const float* rel, const float* pat, const float* wins,
+                                    u64 rows, u64 cols, u64 batch, unsigned int flags,
+                                    float step, float unit, float fraction, float total) {
+    __shared__ float row_w[FUSED_MAX_COLS];
+    __shared__ float row_p[FUSED_MAX_COLS];
+    __shared__ float rv[MAX_ROW_BLOCK];
+    __shared__ double sh[MAX_ROW_BLOCK];
+    const unsigned int t = threadIdx.x, bd = blockDim.x;
+    const bool l2 = (flags & 1u) != 0, is_signed = (flags & 2u) != 0, additive = (flags & 4u) != 0;
+    const bool prune = (flags & 8u) != 0, scale = (flags & 16u) != 0;
+    for (u64 j = blockIdx.x; j < rows; j += gridDim.x) {
+        float* wj = w + j * cols;
+        float* mj = mask + j * cols;
+        for (u64 c = t; c < cols; c += bd) {
+            row_w[c] = wj[c];
+            row_p[c] = 0.0f;
+        }
+        for (u64 base = 0; base < batch; base += bd) {
+            const u64 chunk = batch - base < (u64)bd ? batch - base : (u64)bd;
+            __syncthreads();
+            if (t < chunk) rv[t] = rel[(base + t) * rows + j];
+            __syncthreads();
+            for (u64 q = 0; q < chunk; ++q) {
+                const float v = rv[q];
+                if (v != 0.0f) {
+                    const float* prow = pat + (base + q) * cols;
+                    for (u64 c = t; c < cols; c += bd) row_p[c] += v * prow[c];
+                }
+            }
+        }
+        /* Hebbian change: d = s·pull + (−s)·((|w|/g)·wins), w ← w·exp(d) or (1·w + unit·d)·mask. */
+        const float g = norm_guard(fused_row_norm(sh, row_w, cols, l2));
+        const float wn = wins[j];
+        for (u64 c = t; c < cols; c += bd) {
+            const float x = row_w[c];
+            const float magnitude = is_signed ? fabsf(x) : x;
+            const float d = step * row_p[c] + (-step) * ((magnitude / g) * wn);
+            row_w[c] = additive ? (1.0f * x + unit * d) * mj[c] : x * expf(d);
+        }
+        /* Pruning: keep |w| > fraction·(Σ|w| / max(Σmask, 1e-12)); mask ← mask·keep; w ← w·mask. */
+        if (prune) {
+            double present = 0.0, magnitude = 0.0;
+            for (u64 c = t; c < cols; c += bd) {
+                present += (double)mj[c];
+                magnitude += (double)fabsf(row_w[c]);
+            }
+            block_combine(sh, present, 0);
+            const float kept = norm_guard((float)sh[0]);
+            __syncthreads();
+            block_combine(sh, magnitude, 0);
+            const float mean = (float)sh[0] / kept;
+            __syncthreads();
+            const float threshold = fraction * mean;
+            for (u64 c = t; c < cols; c += bd) {
+                const float x = row_w[c];
+                const float m = mj[c] * (fabsf(x) > threshold ? 1.0f : 0.0f);
+                mj[c] = m;
+                row_w[c] = x * m;
+            }
+        }
+        /* Scaling: w ← w · (total · (1 / max(norm, 1e-12))). */
+        if (scale) {
+            const float factor = total * (1.0f / norm_guard(fused_row_norm(sh, row_w, cols, l2)));
+            for (u64 c = t; c < cols; c += bd) row_w[c] = row_w[c] * factor;
+        }
+        for (u64 c = t; c < cols; c += bd) wj[c] = row_w[c];
+        __syncthreads();
+    }
+}
+
 } /* extern "C" */
 "#;
 
@@ -415,10 +628,38 @@ mod tests {
         assert_eq!(defined, Kernel::ALL.len(), "the source defines kernels the Rust side never loads");
     }
 
+    /// The launch code pushes as many arguments as [`Kernel::params`] lists, at every launch site,
+    /// and launches every kernel (a text scan of the launch code: no GPU needed; on a GPU each launch
+    /// also checks the types it pushes, `device::Launch`).
+    #[test]
+    fn every_launch_site_pushes_the_listed_number_of_arguments() {
+        let code = [include_str!("ops.rs"), include_str!("device.rs")];
+        let mut launched = Vec::new();
+        for file in code {
+            let mut rest = file;
+            while let Some(at) = rest.find("launch_of(Kernel::") {
+                let after = &rest[at + "launch_of(Kernel::".len()..];
+                let name = &after[..after.find(')').expect("closing parenthesis")];
+                let kernel = *Kernel::ALL.iter().find(|k| format!("{k:?}") == name).expect("a Kernel variant");
+                let end = after.find(".launch(").unwrap_or_else(|| panic!("launch_of({name}) is never launched"));
+                let pushed = after[..end].matches(".arg(").count();
+                assert_eq!(pushed, kernel.params().len(), "the launch of {} pushes {pushed} arguments", kernel.name());
+                launched.push(kernel);
+                rest = &after[end..];
+            }
+        }
+        for k in Kernel::ALL {
+            assert!(launched.contains(&k), "{} is compiled but never launched", k.name());
+        }
+    }
+
     #[test]
     fn shared_sizes_agree_with_the_source() {
         assert!(SOURCE.contains(&format!("#define MAX_ROW_BLOCK {MAX_ROW_BLOCK}\n")));
         assert!(SOURCE.contains(&format!("#define COL_BLOCK_Y {COL_BLOCK_Y}\n")));
+        assert!(SOURCE.contains(&format!("#define SPARSE_BLOCK {SPARSE_BLOCK}\n")));
+        assert!(SOURCE.contains(&format!("#define SPARSE_COLS_PER_THREAD {SPARSE_COLS_PER_THREAD}\n")));
+        assert!(SOURCE.contains(&format!("#define FUSED_MAX_COLS {FUSED_MAX_COLS}\n")));
         assert!(MAX_ROW_BLOCK.is_power_of_two() && COL_BLOCK_Y.is_power_of_two());
     }
 

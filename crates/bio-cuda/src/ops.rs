@@ -1,20 +1,18 @@
 //! The operation families of `bio_core::Backend` on [`CudaBackend`]: cuBLAS SGEMM for the matrix
-//! products and the NVRTC kernels of [`crate::kernels`] for everything else. `sparse_matmul` and
-//! `plasticity_step` use bio-core's defaults (the dense product; the composed plasticity chain):
-//! fused CUDA kernels for them wait until this backend has run on a GPU at all.
+//! products and the NVRTC kernels of [`crate::kernels`] for everything else, including a sparse
+//! product for k-WTA codes (`sparse_matmul`) and the fused per-neuron `plasticity_step`.
 #![allow(unsafe_code)]
 
-use bio_core::backend::broadcast_strides;
+use bio_core::backend::{HebbianTerms, broadcast_strides, composed_plasticity_step};
 use bio_core::{
-    AdamStep, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, PlasticityOps, Reduce, ReduceOps, SelectOps,
-    TensorStore, Unary,
+    AdamStep, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, PlasticityOps, PlasticityStep, Reduce, ReduceOps,
+    ScalingNorm, SelectOps, TensorStore, Unary, WeightChange,
 };
 use cudarc::cublas::sys::cublasOperation_t;
 use cudarc::cublas::{Gemm, GemmConfig};
-use cudarc::driver::PushKernelArg;
 
 use crate::device::{CudaBackend, Tensor, check, u64_of};
-use crate::kernels::{Kernel, binary, reduce, unary};
+use crate::kernels::{FUSED_MAX_COLS, Kernel, binary, plasticity, reduce, unary};
 
 /// A dimension as cuBLAS's `int`.
 fn blas_dim(n: usize, what: &str) -> i32 {
@@ -99,6 +97,30 @@ impl LinalgOps for CudaBackend {
         check(unsafe { self.inner.blas.gemm(cfg, &b.data, &a.data, &mut c.data) }, "cublasSgemm");
         c
     }
+
+    /// `bio_sparse_matmul`: each output row sums only the rows of `b` facing non-zeros of its row of
+    /// `op(a)`, in ascending order (bio-cpu's order), whatever the density (a dense `a` costs a
+    /// plain, slower product but the same result up to rounding).
+    fn sparse_matmul(&self, a: &Tensor, trans_a: bool, b: &Tensor) -> Tensor {
+        let ((m, ka), (kb, n)) = (if trans_a { (a.cols, a.rows) } else { a.shape() }, b.shape());
+        assert_eq!(ka, kb, "matmul inner dimensions differ: {ka} vs {kb}");
+        if m == 0 || n == 0 {
+            return self.uninit(m, n);
+        }
+        if ka == 0 {
+            return self.full(m, n, 0.0);
+        }
+        let mut out = self.uninit(m, n);
+        let (a_rs, a_ks) = if trans_a { (1, m) } else { (ka, 1) };
+        let (m64, k64, n64, rs64, ks64) = (u64_of(m), u64_of(ka), u64_of(n), u64_of(a_rs), u64_of(a_ks));
+        let mut launch = self.launch_of(Kernel::SparseMatmul);
+        launch.arg(&mut out.data).arg(&a.data).arg(&b.data).arg(&m64).arg(&k64).arg(&n64).arg(&rs64).arg(&ks64);
+        // SAFETY: bio_sparse_matmul(out, a, b, m, k, n, a_rs, a_ks) reads a[i·a_rs + kk·a_ks] for
+        // i < m, kk < k (inside a's m·k entries for both layouts), b[0..k·n) and writes out[0..m·n);
+        // sparse_cfg gives a block of SPARSE_BLOCK threads, the size of its shared array.
+        check(unsafe { launch.launch(Self::sparse_cfg(m, n)) }, "bio_sparse_matmul");
+        out
+    }
 }
 
 /// `(code, p0, p1)` of a unary op for `bio_map`.
@@ -139,7 +161,7 @@ impl ElementwiseOps for CudaBackend {
         if n > 0 {
             let (code, p0, p1) = unary_code(op);
             let n64 = u64_of(n);
-            let mut launch = self.stream().launch_builder(self.kernel(Kernel::Map));
+            let mut launch = self.launch_of(Kernel::Map);
             launch.arg(&mut out.data).arg(&a.data).arg(&n64).arg(&code).arg(&p0).arg(&p1);
             // SAFETY: bio_map(float* out, const float* a, u64 n, int op, float p0, float p1) reads
             // a[0..n) and writes out[0..n); both hold at least n floats.
@@ -154,7 +176,7 @@ impl ElementwiseOps for CudaBackend {
         let n = a.len();
         if n > 0 {
             let (rows, cols, rs, cs, code) = (u64_of(a.rows), u64_of(a.cols), u64_of(rs), u64_of(cs), binary_code(op));
-            let mut launch = self.stream().launch_builder(self.kernel(Kernel::Zip));
+            let mut launch = self.launch_of(Kernel::Zip);
             launch.arg(&mut out.data).arg(&a.data).arg(&b.data).arg(&rows).arg(&cols).arg(&rs).arg(&cs).arg(&code);
             // SAFETY: bio_zip(out, a, b, rows, cols, rs, cs, op) reads a[0..n), writes out[0..n) and
             // reads b[i·rs + j·cs] for i < rows, j < cols; broadcast_strides accepted b's shape, so
@@ -169,7 +191,7 @@ impl ElementwiseOps for CudaBackend {
         let n = a.len();
         if n > 0 {
             let (rows, cols, rs, cs, code) = (u64_of(a.rows), u64_of(a.cols), u64_of(rs), u64_of(cs), binary_code(op));
-            let mut launch = self.stream().launch_builder(self.kernel(Kernel::ZipAssign));
+            let mut launch = self.launch_of(Kernel::ZipAssign);
             launch.arg(&mut a.data).arg(&b.data).arg(&rows).arg(&cols).arg(&rs).arg(&cs).arg(&code);
             // SAFETY: bio_zip_assign(a, b, rows, cols, rs, cs, op) updates a[0..n) in place, each
             // entry read and written by the same thread; b is read as in `zip` (in bounds). `a` and
@@ -184,7 +206,7 @@ impl ElementwiseOps for CudaBackend {
         let n = a.len();
         if n > 0 {
             let n64 = u64_of(n);
-            let mut launch = self.stream().launch_builder(self.kernel(Kernel::Lincomb));
+            let mut launch = self.launch_of(Kernel::Lincomb);
             launch.arg(&mut out.data).arg(&a.data).arg(&b.data).arg(&n64).arg(&alpha).arg(&beta);
             // SAFETY: bio_lincomb(out, a, b, u64 n, float alpha, float beta) touches [0..n) of three
             // buffers of at least n floats each.
@@ -208,7 +230,7 @@ impl CudaBackend {
     fn reduce_rows_into(&self, out: &mut Tensor, a: &Tensor, rows: usize, cols: usize, op: Reduce) {
         debug_assert_eq!(rows * cols, a.len());
         let (rows64, cols64, code) = (u64_of(rows), u64_of(cols), reduce_code(op));
-        let mut launch = self.stream().launch_builder(self.kernel(Kernel::ReduceRows));
+        let mut launch = self.launch_of(Kernel::ReduceRows);
         launch.arg(&mut out.data).arg(&a.data).arg(&rows64).arg(&cols64).arg(&code);
         // SAFETY: bio_reduce_rows(out, a, rows, cols, op) reads a[0..rows·cols) (= a's entries) and
         // writes out[0..rows); `out` holds at least `rows` floats (and ≥ 1). The block size from
@@ -236,7 +258,7 @@ impl ReduceOps for CudaBackend {
                 let mut out = self.uninit(1, a.cols);
                 if a.cols > 0 {
                     let (rows, cols, code) = (u64_of(a.rows), u64_of(a.cols), reduce_code(op));
-                    let mut launch = self.stream().launch_builder(self.kernel(Kernel::ReduceCols));
+                    let mut launch = self.launch_of(Kernel::ReduceCols);
                     launch.arg(&mut out.data).arg(&a.data).arg(&rows).arg(&cols).arg(&code);
                     // SAFETY: bio_reduce_cols(out, a, rows, cols, op) reads a[0..rows·cols) and
                     // writes out[0..cols); cols_cfg gives the (32, COL_BLOCK_Y) block it expects.
@@ -257,7 +279,7 @@ impl SelectOps for CudaBackend {
         let mut out = self.uninit(a.rows, 1);
         if a.rows > 0 {
             let (rows, cols, k64) = (u64_of(a.rows), u64_of(a.cols), u64_of(k));
-            let mut launch = self.stream().launch_builder(self.kernel(Kernel::KthLargestRows));
+            let mut launch = self.launch_of(Kernel::KthLargestRows);
             launch.arg(&mut out.data).arg(&a.data).arg(&rows).arg(&cols).arg(&k64);
             // SAFETY: bio_kth_largest_rows(out, a, rows, cols, k) reads a[0..rows·cols) and writes
             // out[0..rows); 1 ≤ k ≤ cols was checked, which the digit walk relies on. Block size
@@ -271,7 +293,7 @@ impl SelectOps for CudaBackend {
         let mut out = self.uninit(a.rows, a.cols);
         if a.rows > 0 && a.cols > 0 {
             let (rows, cols) = (u64_of(a.rows), u64_of(a.cols));
-            let mut launch = self.stream().launch_builder(self.kernel(Kernel::SoftmaxRows));
+            let mut launch = self.launch_of(Kernel::SoftmaxRows);
             launch.arg(&mut out.data).arg(&a.data).arg(&rows).arg(&cols);
             // SAFETY: bio_softmax_rows(out, a, rows, cols) reads a[0..rows·cols) and writes
             // out[0..rows·cols); both hold that many floats. Block size from rows_cfg.
@@ -291,7 +313,7 @@ impl SelectOps for CudaBackend {
         // before the download below reads them (same stream).
         let mut idx = check(unsafe { self.stream().alloc::<u32>(a.rows) }, "device allocation");
         let (rows, cols) = (u64_of(a.rows), u64_of(a.cols));
-        let mut launch = self.stream().launch_builder(self.kernel(Kernel::ArgmaxRows));
+        let mut launch = self.launch_of(Kernel::ArgmaxRows);
         launch.arg(&mut idx).arg(&a.data).arg(&rows).arg(&cols);
         // SAFETY: bio_argmax_rows(unsigned int* out, const float* a, rows, cols) reads
         // a[0..rows·cols) and writes out[0..rows); `idx` holds `rows` u32. Block size from rows_cfg.
@@ -302,8 +324,72 @@ impl SelectOps for CudaBackend {
     }
 }
 
-/// The composed default: a chain of the kernels above.
-impl PlasticityOps for CudaBackend {}
+/// One fused kernel per step (`bio_plasticity_step`, one block per neuron), the same operations in
+/// the same order as the composed definition; rows longer than 4096 entries (`FUSED_MAX_COLS`) take the
+/// composed definition (with the sparse pull).
+impl PlasticityOps for CudaBackend {
+    fn plasticity_step(
+        &self,
+        weights: &mut Tensor,
+        mask: &mut Tensor,
+        terms: &HebbianTerms<Tensor>,
+        step: &PlasticityStep,
+    ) {
+        let (rows, cols) = weights.shape();
+        let batch = terms.relative.rows;
+        assert_eq!(mask.shape(), (rows, cols), "plasticity_step: mask shape differs from the weights'");
+        assert_eq!(terms.relative.shape(), (batch, rows), "plasticity_step: relative must be batch×neurons");
+        assert_eq!(terms.pattern.shape(), (batch, cols), "plasticity_step: pattern must be batch×inputs");
+        assert_eq!(terms.wins.shape(), (rows, 1), "plasticity_step: wins must be one value per neuron");
+        if cols > FUSED_MAX_COLS || rows == 0 || cols == 0 {
+            let pull = self.sparse_matmul(&terms.relative, true, &terms.pattern);
+            return composed_plasticity_step(self, weights, mask, &pull, &terms.wins, step);
+        }
+        let mut flags = 0u32;
+        if step.norm == ScalingNorm::L2 {
+            flags |= plasticity::L2;
+        }
+        if step.signed {
+            flags |= plasticity::SIGNED;
+        }
+        let unit = match step.change {
+            WeightChange::Multiplicative => 0.0,
+            WeightChange::Additive { unit } => {
+                flags |= plasticity::ADDITIVE;
+                unit
+            }
+        };
+        if step.prune_below.is_some() {
+            flags |= plasticity::PRUNE;
+        }
+        if step.scale_to.is_some() {
+            flags |= plasticity::SCALE;
+        }
+        let (fraction, total) = (step.prune_below.unwrap_or(0.0), step.scale_to.unwrap_or(0.0));
+        let (rows64, cols64, batch64) = (u64_of(rows), u64_of(cols), u64_of(batch));
+        let mut launch = self.launch_of(Kernel::PlasticityStep);
+        launch
+            .arg(&mut weights.data)
+            .arg(&mut mask.data)
+            .arg(&terms.relative.data)
+            .arg(&terms.pattern.data)
+            .arg(&terms.wins.data)
+            .arg(&rows64)
+            .arg(&cols64)
+            .arg(&batch64)
+            .arg(&flags)
+            .arg(&step.step)
+            .arg(&unit)
+            .arg(&fraction)
+            .arg(&total);
+        // SAFETY: bio_plasticity_step(w, mask, rel, pat, wins, rows, cols, batch, flags, step, unit,
+        // fraction, total) reads and writes w and mask [0..rows·cols) (distinct buffers, borrowed
+        // mutably), reads rel [0..batch·rows), pat [0..batch·cols) and wins [0..rows), shapes checked
+        // above; cols ≤ FUSED_MAX_COLS (its shared rows) and rows_cfg's block is a power of two
+        // ≤ MAX_ROW_BLOCK (its other shared arrays).
+        check(unsafe { launch.launch(Self::rows_cfg(rows, cols)) }, "bio_plasticity_step");
+    }
+}
 
 impl OptimOps for CudaBackend {
     fn adam_step(&self, p: &mut Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, s: AdamStep) {
@@ -316,7 +402,7 @@ impl OptimOps for CudaBackend {
             return;
         }
         let n64 = u64_of(n);
-        let mut launch = self.stream().launch_builder(self.kernel(Kernel::AdamStep));
+        let mut launch = self.launch_of(Kernel::AdamStep);
         launch
             .arg(&mut p.data)
             .arg(&g.data)
@@ -339,7 +425,7 @@ impl OptimOps for CudaBackend {
             return;
         }
         let n64 = u64_of(n);
-        let mut launch = self.stream().launch_builder(self.kernel(Kernel::MomentumStep));
+        let mut launch = self.launch_of(Kernel::MomentumStep);
         launch.arg(&mut p.data).arg(&g.data).arg(&mut m.data).arg(&n64).arg(&lr).arg(&momentum);
         // SAFETY: bio_momentum_step(p, g, m, u64 n, lr, momentum) touches [0..n) of three distinct
         // buffers of n floats each.

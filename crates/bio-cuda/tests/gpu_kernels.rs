@@ -1,0 +1,92 @@
+//! The fused kernels at the training shape (784-2000, batch 100, k-WTA-like 5 % activity), on a GPU:
+//! the fused `plasticity_step` against the composed definition run on the same device (weights
+//! within the conformance tolerance, masks exactly), and the time of each, with the sparse and
+//! dense products beside them. Ignored by default (needs a GPU); run by `scripts/gpu-check.sh run`.
+
+use std::time::Instant;
+
+use bio_core::backend::{HebbianTerms, composed_plasticity_step};
+use bio_core::conformance::{random_matrix, rng};
+use bio_core::{LinalgOps, Matrix, PlasticityOps, PlasticityStep, ScalingNorm, TensorStore, WeightChange};
+use bio_cuda::CudaBackend;
+use rand::Rng;
+
+const NEURONS: usize = 2000;
+const INPUTS: usize = 784;
+const BATCH: usize = 100;
+
+/// Median wall time of `f` over `reps` runs (each synchronized), in microseconds.
+fn time_us(gpu: &CudaBackend, reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    gpu.sync();
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            gpu.sync();
+            start.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[reps / 2]
+}
+
+#[test]
+#[ignore = "needs a CUDA GPU; run with --include-ignored on a GPU machine"]
+fn fused_kernels_match_the_composed_chain_at_the_training_shape_and_are_timed() {
+    let gpu = CudaBackend::new().unwrap_or_else(|e| panic!("this test needs a CUDA GPU: {e}"));
+    let mut r = rng(17);
+    let relative =
+        Matrix::from_fn(BATCH, NEURONS, |_, _| if r.random_bool(0.05) { r.random_range(0.0..1.0) } else { 0.0 });
+    let pattern = random_matrix(&mut r, BATCH, INPUTS, 0.0, 1.0);
+    let wins = random_matrix(&mut r, NEURONS, 1, 0.0, 8.0);
+    let w0 = random_matrix(&mut r, NEURONS, INPUTS, 0.0, 0.1);
+    let terms =
+        HebbianTerms { relative: gpu.upload(&relative), pattern: gpu.upload(&pattern), wins: gpu.upload(&wins) };
+    let step = PlasticityStep {
+        step: 0.02,
+        norm: ScalingNorm::L2,
+        signed: false,
+        change: WeightChange::Multiplicative,
+        prune_below: Some(0.01),
+        scale_to: Some(1.0),
+    };
+    let composed = |w: &mut bio_cuda::Tensor, m: &mut bio_cuda::Tensor| {
+        let pull = gpu.sparse_matmul(&terms.relative, true, &terms.pattern);
+        composed_plasticity_step(&gpu, w, m, &pull, &terms.wins, &step);
+    };
+
+    let (mut wf, mut mf) = (gpu.upload(&w0), gpu.full(NEURONS, INPUTS, 1.0));
+    let (mut wc, mut mc) = (gpu.upload(&w0), gpu.full(NEURONS, INPUTS, 1.0));
+    for _ in 0..3 {
+        gpu.plasticity_step(&mut wf, &mut mf, &terms, &step);
+        composed(&mut wc, &mut mc);
+    }
+    let (wf, wc) = (gpu.download(&wf), gpu.download(&wc));
+    assert_eq!(gpu.download(&mf), gpu.download(&mc), "masks differ");
+    let worst = wf.as_slice().iter().zip(wc.as_slice()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let scale = wc.as_slice().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let identical = wf.as_slice().iter().zip(wc.as_slice()).filter(|(a, b)| a.to_bits() == b.to_bits()).count();
+    eprintln!(
+        "fused vs composed after 3 steps: max |diff| {worst:e} (max |w| {scale:e}); {identical} of {} bit-identical",
+        wf.len()
+    );
+    assert!(worst <= 1e-3 * scale + 1e-6, "fused and composed differ by {worst:e}");
+
+    let (mut w, mut m) = (gpu.upload(&w0), gpu.full(NEURONS, INPUTS, 1.0));
+    let fused_us = time_us(&gpu, 50, || gpu.plasticity_step(&mut w, &mut m, &terms, &step));
+    let composed_us = time_us(&gpu, 50, || composed(&mut w, &mut m));
+    let weights = gpu.upload(&w0);
+    let du = gpu.upload(&relative);
+    let pull_sparse = time_us(&gpu, 50, || drop(gpu.sparse_matmul(&terms.relative, true, &terms.pattern)));
+    let pull_dense = time_us(&gpu, 50, || drop(gpu.matmul(&terms.relative, true, &terms.pattern, false)));
+    let back_sparse = time_us(&gpu, 50, || drop(gpu.sparse_matmul(&du, false, &weights)));
+    let back_dense = time_us(&gpu, 50, || drop(gpu.matmul(&du, false, &weights, false)));
+    eprintln!("GPU kernel times ({}), median of 50, synchronized, µs:", gpu.device_name());
+    eprintln!(
+        "  plasticity_step {NEURONS}×{INPUTS}, batch {BATCH}: fused {fused_us:.1}, composed {composed_us:.1} ({:.1}×)",
+        composed_us / fused_us
+    );
+    eprintln!("  pull rᵀ·p: sparse_matmul {pull_sparse:.1}, cuBLAS {pull_dense:.1}");
+    eprintln!("  du·W {BATCH}×{NEURONS}·{NEURONS}×{INPUTS}: sparse_matmul {back_sparse:.1}, cuBLAS {back_dense:.1}");
+}
