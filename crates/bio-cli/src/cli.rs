@@ -55,7 +55,7 @@ pub enum EvalCommand {
     Accuracy(AccuracyArgs),
     /// Robust accuracy under adversarial attacks over a grid of radii (also saved to DIR/robustness.json).
     #[command(
-        after_help = "Examples:\n  bio eval robustness --model runs/bio --attack pgd --eps 0,0.05,0.1\n  bio eval robustness --model runs/bio --attack pgd,square --limit 500   # with the gradient-masking check\n  bio eval robustness --model runs/bp --attack fgsm --plot bp-fgsm.png --json"
+        after_help = "Examples:\n  bio eval robustness --model runs/bio --attack pgd --eps 0,0.05,0.1\n  bio eval robustness --model runs/bio --attack pgd,square --limit 500   # with the gradient-masking check\n  bio eval robustness --model runs/bp --attack fgsm --plot bp-fgsm.png --json\n  bio eval robustness --model runs/bio --attack strongest --eps 0.05,0.1 --source runs/bp   # worst case per image"
     )]
     Robustness(RobustnessArgs),
     /// Few-shot accuracy: episodes on novel classes (episodic) or training from few labels (few-labels).
@@ -381,6 +381,28 @@ pub enum AttackChoice {
     PgdL2,
     /// The gradient-free Square attack (L∞).
     Square,
+    /// APGD with the cross-entropy loss (Croce & Hein 2020).
+    #[value(name = "apgd-ce")]
+    ApgdCe,
+    /// APGD with the targeted DLR loss, one run per target among the top other classes.
+    #[value(name = "apgd-t")]
+    ApgdT,
+    /// APGD-CE through a smooth stand-in of k-WTA in the backward pass (BPDA; `bio` models).
+    Surrogate,
+    /// APGD-CE examples crafted on the `--source` model, scored on this one.
+    Transfer,
+    /// The ensemble: apgd-ce, apgd-t, surrogate, transfer (with --source) and Square (5000 queries),
+    /// scored as the worst case per image, with sanity checks.
+    Strongest,
+}
+
+/// `--norm` of `bio eval robustness`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BallChoice {
+    /// Largest absolute pixel change.
+    Linf,
+    /// Euclidean length of the change.
+    L2,
 }
 
 /// `bio eval robustness`.
@@ -404,9 +426,28 @@ pub struct RobustnessArgs {
     /// Attack the first N test images only.
     #[arg(long)]
     pub limit: Option<usize>,
-    /// Square attack: model queries per image.
-    #[arg(long, default_value_t = 1000)]
-    pub queries: usize,
+    /// Square attack: model queries per image (default 1000 for `square`, 5000 inside `strongest`).
+    #[arg(long)]
+    pub queries: Option<usize>,
+    /// APGD attacks: iterations per run.
+    #[arg(long, default_value_t = 100)]
+    pub iterations: usize,
+    /// APGD attacks: runs from random starts (each on the images earlier runs left robust).
+    #[arg(long, default_value_t = 1)]
+    pub restarts: usize,
+    /// APGD attacks and `strongest`: norm of the ball (Square is skipped under l2).
+    #[arg(long, value_enum, default_value = "linf")]
+    pub norm: BallChoice,
+    /// Transfer attack: model directory of the source model the examples are crafted on.
+    #[arg(long)]
+    pub source: Option<PathBuf>,
+    /// Surrogate attack: temperature of the sigmoid stand-in of k-WTA, relative to the spread of the drives.
+    #[arg(long, default_value_t = 0.1)]
+    pub surrogate_temperature: f32,
+    /// Ensemble attacks: run every attack on every clean-correct image (each attack's own figure), not
+    /// only on the images earlier attacks left robust.
+    #[arg(long)]
+    pub independent: bool,
     /// Targeted attack toward a random other class per image.
     #[arg(long)]
     pub targeted: bool,
