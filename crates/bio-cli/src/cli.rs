@@ -68,7 +68,7 @@ pub enum EvalCommand {
     Accuracy(AccuracyArgs),
     /// Robust accuracy under adversarial attacks over a grid of radii (also saved to DIR/robustness.json).
     #[command(
-        after_help = "Examples:\n  bio eval robustness --model runs/bio --attack pgd --eps 0,0.05,0.1\n  bio eval robustness --model runs/bio --attack pgd,square --limit 500   # with the gradient-masking check\n  bio eval robustness --model runs/bp --attack fgsm --plot bp-fgsm.png --json"
+        after_help = "Examples:\n  bio eval robustness --model runs/bio --attack pgd --eps 0,0.05,0.1\n  bio eval robustness --model runs/bio --attack pgd,square --limit 500   # with the gradient-masking check\n  bio eval robustness --model runs/bp --attack fgsm --plot bp-fgsm.png --json\n  bio eval robustness --model runs/bio --attack strongest --eps 0.05,0.1 --source runs/bp   # worst case per image"
     )]
     Robustness(RobustnessArgs),
     /// Few-shot accuracy: episodes on novel classes (episodic) or training from few labels (few-labels).
@@ -176,59 +176,15 @@ pub struct InspectArgs {
     pub backend: BackendChoice,
 }
 
-/// `--attack` of `bio eval robustness`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum AttackChoice {
-    /// Fast gradient sign method (L∞, one step).
-    Fgsm,
-    /// Projected gradient descent in the L∞ ball.
-    Pgd,
-    /// Projected gradient descent in the L2 ball.
-    #[value(name = "pgd-l2")]
-    PgdL2,
-    /// The gradient-free Square attack (L∞).
-    Square,
-}
-
 /// `bio eval robustness`.
 #[derive(Clone, Debug, Args)]
 pub struct RobustnessArgs {
     /// Model directory written by `bio train`.
     #[arg(long)]
     pub model: PathBuf,
-    /// Attacks, comma-separated (pgd and square together add the gradient-masking check).
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "pgd")]
-    pub attack: Vec<AttackChoice>,
-    /// Radii, comma-separated (default 0,0.02,0.05,0.1,0.15,0.2,0.3).
-    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
-    pub eps: Vec<f32>,
-    /// PGD iterations.
-    #[arg(long, default_value_t = 40)]
-    pub steps: usize,
-    /// PGD step size (default 0.01 for L∞, 2.5·eps/steps for L2).
-    #[arg(long, allow_negative_numbers = true)]
-    pub step_size: Option<f32>,
-    /// Attack the first N test images only.
-    #[arg(long)]
-    pub limit: Option<usize>,
-    /// Square attack: model queries per image.
-    #[arg(long, default_value_t = 1000)]
-    pub queries: usize,
-    /// Targeted attack toward a random other class per image.
-    #[arg(long)]
-    pub targeted: bool,
-    /// Attack the model's own clean predictions instead of the labels.
-    #[arg(long)]
-    pub use_predictions: bool,
-    /// Seed of the attacks' random numbers.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Also draw the robustness curves into this PNG file.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
-    /// Extra directory to search for datasets.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    /// The attacks and their settings.
+    #[command(flatten)]
+    pub spec: bio_run::robustness::RobustnessSpec,
     /// Backend.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendChoice,

@@ -112,6 +112,60 @@ fn robustness_rejects_negative_eps() {
     assert!(err.contains("eps"), "{err}");
 }
 
+/// A copy of a trained model's directory, so a test that writes robustness.json races no other test.
+fn model_copy(rule: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(models().root.join(rule)).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    dir
+}
+
+#[test]
+fn strongest_reports_the_worst_case_of_every_attack_and_saves_it() {
+    let target = model_copy("bio");
+    let rob = json(&[
+        "eval",
+        "robustness",
+        "--model",
+        s(target.path()),
+        "--attack",
+        "strongest",
+        "--source",
+        &model("bp"),
+        "--eps",
+        "0.1",
+        "--limit",
+        "30",
+        "--iterations",
+        "5",
+        "--queries",
+        "20",
+        "--json",
+    ]);
+    let e = &rob["ensembles"][0];
+    assert_eq!(e["name"], "strongest");
+    let stages = e["points"][0]["stages"].as_array().expect("stages");
+    let names: Vec<&str> = stages.iter().map(|s| s["attack"].as_str().unwrap()).collect();
+    assert_eq!(names, ["apgd-ce", "apgd-t", "surrogate", "transfer", "square"]);
+    assert!(stages.iter().all(|s| s["ran"] == true), "{stages:?}");
+    let worst = e["points"][0]["accuracy"].as_f64().unwrap();
+    assert!(stages.iter().all(|s| worst <= s["robust_after"].as_f64().unwrap()));
+    assert!(!e["sanity"].as_array().unwrap().is_empty());
+    let saved: Value =
+        serde_json::from_str(&std::fs::read_to_string(target.path().join("robustness.json")).unwrap()).unwrap();
+    assert_eq!(saved["ensembles"]["strongest"]["points"][0]["accuracy"].as_f64(), Some(worst));
+}
+
+#[test]
+fn transfer_needs_a_source_of_the_same_input_size() {
+    let err = fails(&["eval", "robustness", "--model", &model("bio"), "--attack", "transfer", "--limit", "10"]);
+    assert!(err.contains("source"), "{err}");
+}
+
 #[test]
 fn metrics_dale_index_of_bio_is_one() {
     let m = json(&["eval", "metrics", "--model", &model("bio"), "--limit", "200", "--json"]);

@@ -17,7 +17,7 @@ pub use backend::{
     ReduceOps, ReferenceBackend, SelectOps, TensorStore, Unary, WeightChange,
 };
 pub use error::CoreError;
-pub use model::{AnyModel, BioNet, BpNet, Classifier, Params, SavedModel};
+pub use model::{AnyModel, BioNet, BpNet, Classifier, CompetitionBackward, Params, SavedModel, SurrogateBio};
 pub use params::{
     BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule, ScalingNorm,
 };

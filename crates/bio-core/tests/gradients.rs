@@ -123,10 +123,10 @@ fn wrong_gradient_would_be_caught() {
         fn hidden_activity(&self, x: &Matrix) -> Vec<Matrix> {
             self.0.hidden_activity(x)
         }
-        fn loss_and_input_gradient(&self, x: &Matrix, labels: &[usize]) -> (Vec<f32>, Matrix) {
-            let (l, g) = self.0.loss_and_input_gradient(x, labels);
+        fn logits_and_input_vjp(&self, x: &Matrix, dlogits: &mut dyn FnMut(&Matrix) -> Matrix) -> (Matrix, Matrix) {
+            let (z, g) = self.0.logits_and_input_vjp(x, dlogits);
             let (r, c) = g.shape();
-            (l, Matrix::from_fn(r, c, |i, j| 1.5 * g.get(i, j)))
+            (z, Matrix::from_fn(r, c, |i, j| 1.5 * g.get(i, j)))
         }
         fn to_params(&self) -> bio_core::Params {
             self.0.to_params()
@@ -145,4 +145,71 @@ fn a_diverged_model_reports_a_non_finite_loss() {
     net.readout.weights = Matrix::full(c, n, f32::NAN);
     let (losses, _) = net.loss_and_input_gradient(&ReferenceBackend.upload(&random_inputs(2, 12, 1)), &[0, 1]);
     assert!(losses.iter().all(|l| l.is_nan()), "{losses:?}");
+}
+
+/// Relative error between `(∂z/∂x)ᵀ·g` for a fixed random `g` and central differences of `Σ g·z`:
+/// the vector–Jacobian product every attack loss goes through, not only cross-entropy's.
+fn vjp_error<M: Classifier<ReferenceBackend>>(model: &M, x: &Matrix, seed: u64) -> f32 {
+    let b = ReferenceBackend;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let g = Matrix::from_fn(x.rows(), model.classes(), |_, _| rng.random_range(-1.0f32..1.0));
+    let (_, vjp) = model.logits_and_input_vjp(&b.upload(x), &mut |_| g.clone());
+    let objective = |m: &Matrix| {
+        let z = model.logits(&b.upload(m));
+        z.as_slice().iter().zip(g.as_slice()).map(|(&a, &w)| a as f64 * w as f64).sum::<f64>()
+    };
+    let h = 1e-3f32;
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for i in 0..x.rows() {
+        for j in 0..x.cols() {
+            let (mut plus, mut minus) = (x.clone(), x.clone());
+            plus.set(i, j, x.get(i, j) + h);
+            minus.set(i, j, x.get(i, j) - h);
+            let fd = (objective(&plus) - objective(&minus)) / (2.0 * h as f64);
+            let v = vjp.get(i, j) as f64;
+            num += (v - fd).powi(2);
+            den += v.powi(2) + fd.powi(2);
+        }
+    }
+    (num.sqrt() / den.sqrt().max(1e-12)) as f32
+}
+
+#[test]
+fn vector_jacobian_products_match_finite_differences() {
+    for seed in 0..3 {
+        let bio = bio_net(Competition::KWinners, vec![16], true, seed);
+        let err = vjp_error(&bio, &random_inputs(3, 12, seed + 20), seed);
+        assert!(err < 2e-2, "bio, seed {seed}: relative error {err}");
+        let config = BpParams { hidden: vec![16, 8], ..Default::default() }.check().unwrap();
+        let bp = BpNet::init(&ReferenceBackend, config, 12, 3, seed);
+        let err = vjp_error(&bp, &random_inputs(3, 12, seed + 30), seed);
+        assert!(err < 2e-2, "bp, seed {seed}: relative error {err}");
+    }
+}
+
+fn max_abs_difference(a: &Matrix, b: &Matrix) -> f32 {
+    a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn surrogate_gradient_tends_to_the_exact_one_as_its_temperature_falls() {
+    for (competition, enabled) in
+        [(Competition::KWinners, true), (Competition::Inhibitory { gain: 1.0 }, true), (Competition::KWinners, false)]
+    {
+        let net = bio_net(competition, vec![16, 12], enabled, 5);
+        let x = ReferenceBackend.upload(&random_inputs(4, 12, 6));
+        let labels = [0, 1, 2, 1];
+        let (exact_loss, exact) = net.loss_and_input_gradient(&x, &labels);
+        let scale = exact.as_slice().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let cold = bio_core::SurrogateBio::new(&net, 1e-4);
+        let (cold_loss, cold_grad) = cold.loss_and_input_gradient(&x, &labels);
+        // The forward pass is the exact one, whatever the temperature.
+        assert_eq!(exact_loss, cold_loss);
+        let err = max_abs_difference(&exact, &cold_grad);
+        assert!(err <= 1e-4 * scale, "{competition:?}: cold surrogate differs by {err} (scale {scale})");
+        // A warm surrogate is a different gradient: the test above can tell them apart.
+        let (_, warm_grad) = bio_core::SurrogateBio::new(&net, 1.0).loss_and_input_gradient(&x, &labels);
+        let err = max_abs_difference(&exact, &warm_grad);
+        assert!(err > 1e-2 * scale, "{competition:?}: warm surrogate equals the exact gradient ({err})");
+    }
 }

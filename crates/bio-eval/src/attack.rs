@@ -677,7 +677,7 @@ fn p_selection(p_init: f32, it: usize, budget: usize) -> f32 {
 
 /// The L∞ Square attack on one batch: returns the adversarial images and the queries spent on each.
 #[allow(clippy::too_many_arguments)]
-fn square_attack<B: Backend, M: Classifier<B>>(
+pub(crate) fn square_attack<B: Backend, M: Classifier<B>>(
     model: &M,
     x: &Matrix,
     goal: &[usize],

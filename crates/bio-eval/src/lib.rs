@@ -5,7 +5,9 @@
 #![doc = include_str!("../README.md")]
 
 pub mod accuracy;
+pub mod apgd;
 pub mod attack;
+pub mod ensemble;
 pub mod error;
 pub mod export;
 pub mod fewshot;
@@ -16,6 +18,10 @@ pub use accuracy::{ConfusionMatrix, Evaluation, evaluate, for_each_batch};
 pub use attack::{
     Attack, AttackKind, AttackParams, DEFAULT_EPS_GRID, MaskingFlag, Method, Norm, RobustPoint, RobustnessCurve,
     TargetMode, masking_check, perturb, robustness_curve,
+};
+pub use ensemble::{
+    EnsembleAttack, EnsembleParams, EnsemblePoint, EnsembleReport, Helpers, SanityCheck, SanityFlag, StageResult,
+    strongest, worst_case,
 };
 pub use error::EvalError;
 pub use export::{from_safetensors, model_metadata, read_safetensors, to_safetensors};

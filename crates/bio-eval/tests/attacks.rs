@@ -5,14 +5,15 @@
 use std::sync::OnceLock;
 
 use bio_core::{
-    BackpropRule, BioNet, BioParams, BioRule, BpNet, BpParams, Classifier, Matrix, Optimizer, TensorStore,
-    train::train_epoch,
+    BackpropRule, BioNet, BioParams, BioRule, BpNet, BpParams, Classifier, ElementwiseOps, Matrix, Optimizer, Params,
+    TensorStore, Unary, train::train_epoch,
 };
 use bio_cpu::CpuBackend;
+use bio_eval::apgd::{ApgdLoss, ApgdRun, apgd};
 use bio_eval::attack::DEFAULT_BATCH;
 use bio_eval::{
-    AttackKind, AttackParams, EvalError, Norm, RobustPoint, RobustnessCurve, TargetMode, evaluate, masking_check,
-    perturb, robustness_curve,
+    AttackKind, AttackParams, EnsembleAttack, EnsembleParams, EvalError, Helpers, Norm, RobustPoint, RobustnessCurve,
+    SanityCheck, TargetMode, evaluate, masking_check, perturb, robustness_curve, strongest, worst_case,
 };
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -451,5 +452,235 @@ fn attacks_run_on_the_reference_backend() {
         let adv = perturb(&model, &params.check().unwrap(), &x, &y, 1).unwrap();
         let (dist, in_range) = distances(&x, &adv, norm);
         assert!(in_range && dist <= eps * (1.0 + 1e-5) + 1e-6);
+    }
+}
+
+fn ensemble(attacks: &[EnsembleAttack]) -> EnsembleParams {
+    EnsembleParams { attacks: attacks.to_vec(), sanity: false, square_queries: 200, ..Default::default() }
+}
+
+#[test]
+fn apgd_is_at_least_as_strong_as_pgd_40() {
+    let t = trained();
+    for eps in [0.05f32, 0.1] {
+        let pgd40 = robustness_curve(&t.model, &pgd(0.0), &[eps], &t.test_x, &t.test_y, 128, 5, |_, _| {}).unwrap();
+        let report = strongest(
+            &t.model,
+            Helpers::default(),
+            &ensemble(&[EnsembleAttack::ApgdCe]),
+            &[eps],
+            &t.test_x,
+            &t.test_y,
+            |_| {},
+        )
+        .unwrap();
+        let (p, a) = (pgd40.points[0].accuracy, report.points[0].accuracy);
+        eprintln!("eps {eps}: PGD-40 {p}, APGD-CE {a}");
+        assert!(a <= p, "APGD-CE leaves {a} robust, PGD-40 {p}, at eps {eps}");
+        assert!(a < report.clean_accuracy - 0.2, "APGD-CE barely hurts at eps {eps}: {a}");
+    }
+}
+
+#[test]
+fn apgd_and_transfer_examples_stay_in_the_ball_and_fool_the_model() {
+    let t = trained();
+    let source = {
+        // A second network of another seed: the transfer source.
+        let b = CpuBackend::new();
+        let config = BpParams { hidden: vec![32], optimizer: Optimizer::Adam, learning_rate: 0.01 }.check().unwrap();
+        let mut model = BpNet::init(&b, config.clone(), DIM, CLASSES, 9);
+        let mut rule = BackpropRule::new(config);
+        let (x, y) = synthetic(800, 3);
+        for _ in 0..10 {
+            train_epoch(&b, &mut rule, &mut model, batches(&x, &y, 50), |_| {}).unwrap();
+        }
+        model
+    };
+    let (x, y) = (t.test_x.select_rows(&(0..100).collect::<Vec<_>>()), t.test_y[..100].to_vec());
+    for (norm, eps) in [(Norm::Linf, 0.1f32), (Norm::L2, 0.5)] {
+        for loss in [ApgdLoss::CrossEntropy, ApgdLoss::TargetedDlr] {
+            for early_stop in [true, false] {
+                let run = ApgdRun { norm, eps, iterations: 20, loss, early_stop };
+                let targets: Vec<usize> = y.iter().map(|&c| (c + 1) % CLASSES).collect();
+                let model: &BpNet<CpuBackend> = if early_stop { &t.model } else { &source };
+                let outcome = apgd(model, &run, &x, &y, Some(&targets), &mut ChaCha8Rng::seed_from_u64(4));
+                let (dist, in_range) = distances(&x, &outcome.adversarial, norm);
+                assert!(in_range, "{norm:?} {loss:?}: pixels out of [0, 1]");
+                assert!(dist <= eps * (1.0 + 1e-5) + 1e-6, "{norm:?} {loss:?}: distance {dist} > {eps}");
+                // `fooled` says what the model does on the returned images.
+                let predicted = model.predict(&model.backend().upload(&outcome.adversarial));
+                let wrong: Vec<bool> = predicted.iter().zip(&y).map(|(p, c)| p != c).collect();
+                assert_eq!(wrong, outcome.fooled, "{norm:?} {loss:?} early stop {early_stop}");
+                assert!(outcome.fooled.iter().filter(|&&f| f).count() > 20, "{norm:?} {loss:?} fooled too few");
+            }
+        }
+    }
+    // Transfer from the source to the attacked model, through the ensemble.
+    let report = strongest(
+        &t.model,
+        Helpers { surrogate: None, source: Some(&source) },
+        &ensemble(&[EnsembleAttack::Transfer]),
+        &[0.1],
+        &t.test_x,
+        &t.test_y,
+        |_| {},
+    )
+    .unwrap();
+    let stage = &report.points[0].stages[0];
+    assert!(stage.ran && stage.fooled > 0, "{stage:?}");
+}
+
+#[test]
+fn a_source_of_another_input_size_is_refused_by_name() {
+    let t = trained();
+    let other = BpNet::init(
+        &CpuBackend::new(),
+        BpParams { hidden: vec![4], ..Default::default() }.check().unwrap(),
+        DIM + 1,
+        CLASSES,
+        1,
+    );
+    let r = strongest(
+        &t.model,
+        Helpers { surrogate: None, source: Some(&other) },
+        &ensemble(&[EnsembleAttack::Transfer]),
+        &[0.1],
+        &t.test_x,
+        &t.test_y,
+        |_| {},
+    );
+    assert_eq!(bad_name(r), "source");
+}
+
+#[test]
+fn the_ensemble_is_the_worst_case_per_image_and_its_checks_pass_on_an_honest_model() {
+    let t = trained();
+    let mut params = ensemble(&EnsembleAttack::ALL);
+    params.independent = true;
+    params.sanity = true;
+    let report = strongest(&t.model, Helpers::default(), &params, &[0.0, 0.08], &t.test_x, &t.test_y, |_| {}).unwrap();
+    let at_zero = &report.points[0];
+    assert_eq!(at_zero.accuracy, report.clean_accuracy);
+    let p = &report.points[1];
+    for s in p.stages.iter().filter(|s| s.ran) {
+        let own = s.own_accuracy.expect("independent runs know each attack's own figure");
+        assert!(p.accuracy <= own, "worst case {} above {}'s {own}", p.accuracy, s.attack.name());
+    }
+    // No surrogate and no source were given: those two attacks say so instead of running.
+    let skipped: Vec<_> = p.stages.iter().filter(|s| !s.ran).map(|s| s.attack).collect();
+    assert_eq!(skipped, vec![EnsembleAttack::Surrogate, EnsembleAttack::Transfer]);
+    assert!(p.accuracy < report.clean_accuracy);
+    let checks: Vec<_> = report.sanity.iter().map(|f| f.check).collect();
+    assert!(checks.contains(&SanityCheck::LargeEps) && checks.contains(&SanityCheck::MoreSteps));
+    assert!(checks.contains(&SanityCheck::BlackBox));
+    for f in &report.sanity {
+        eprintln!("{f:?}");
+        assert!(!f.failed, "{f:?}");
+    }
+}
+
+/// The CPU backend's tensor.
+type Tensor = <CpuBackend as TensorStore>::Tensor;
+
+/// A model whose input gradient points the wrong way: it hides behind its gradients, as a masking
+/// defense does, so gradient attacks fail on it while it is as fragile as the model it wraps.
+struct Reversed<'a>(&'a BpNet<CpuBackend>);
+
+impl Classifier<CpuBackend> for Reversed<'_> {
+    fn backend(&self) -> &CpuBackend {
+        self.0.backend()
+    }
+    fn input_dim(&self) -> usize {
+        self.0.input_dim()
+    }
+    fn classes(&self) -> usize {
+        self.0.classes()
+    }
+    fn logits(&self, x: &Tensor) -> Tensor {
+        self.0.logits(x)
+    }
+    fn hidden_activity(&self, x: &Tensor) -> Vec<Tensor> {
+        self.0.hidden_activity(x)
+    }
+    fn logits_and_input_vjp(&self, x: &Tensor, dlogits: &mut dyn FnMut(&Tensor) -> Tensor) -> (Tensor, Tensor) {
+        let (z, g) = self.0.logits_and_input_vjp(x, dlogits);
+        (z, self.0.backend().map(&g, Unary::Scale(-1.0)))
+    }
+    fn to_params(&self) -> Params {
+        self.0.to_params()
+    }
+}
+
+#[test]
+fn masked_gradients_are_flagged_by_the_sanity_checks() {
+    let t = trained();
+    let params = EnsembleParams {
+        attacks: vec![EnsembleAttack::ApgdCe, EnsembleAttack::Square],
+        iterations: 20,
+        square_queries: 200,
+        sanity: true,
+        ..Default::default()
+    };
+    let report =
+        strongest(&Reversed(&t.model), Helpers::default(), &params, &[0.1], &t.test_x, &t.test_y, |_| {}).unwrap();
+    for f in &report.sanity {
+        eprintln!("{f:?}");
+    }
+    let failed: Vec<_> = report.sanity.iter().filter(|f| f.failed).map(|f| f.check).collect();
+    // Square breaks what APGD could not, and APGD cannot even win at eps 0.5.
+    assert!(failed.contains(&SanityCheck::BlackBox), "masked gradients not flagged: {:?}", report.sanity);
+    assert!(failed.contains(&SanityCheck::LargeEps), "a failing attack not flagged: {:?}", report.sanity);
+    assert!(report.suspect());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// The worst case is at most every attack's own figure, image by image.
+    #[test]
+    fn strongest_is_at_most_each_attack_per_image(
+        pixels in prop::collection::vec(0.0f32..=1.0, 8 * 16),
+        labels in prop::collection::vec(0usize..3, 8),
+        eps in 0.01f32..0.4,
+        seed: u64,
+    ) {
+        let x = Matrix::new(8, 16, pixels).unwrap();
+        let source = BpNet::init(
+            &CpuBackend::new(),
+            BpParams { hidden: vec![8], ..Default::default() }.check().unwrap(),
+            16,
+            3,
+            seed,
+        );
+        let params = EnsembleParams {
+            iterations: 5,
+            square_queries: 20,
+            independent: true,
+            sanity: false,
+            seed,
+            ..Default::default()
+        };
+        let report = strongest(tiny(), Helpers { surrogate: None, source: Some(&source) }, &params, &[eps], &x, &labels, |_| {})
+            .unwrap();
+        let p = &report.points[0];
+        let clean: Vec<bool> = tiny()
+            .predict(&tiny().backend().upload(&x))
+            .iter()
+            .zip(&labels)
+            .map(|(a, b)| a == b)
+            .collect();
+        for s in p.stages.iter().filter(|s| s.ran) {
+            for (i, &clean_ok) in clean.iter().enumerate() {
+                let robust_to_it = clean_ok && !s.fooled_images[i];
+                prop_assert!(
+                    !p.robust_images[i] || robust_to_it,
+                    "image {i} robust overall but not to {}",
+                    s.attack.name()
+                );
+            }
+            prop_assert!(p.accuracy <= s.own_accuracy.unwrap());
+        }
+        let fooled_by: Vec<Vec<bool>> = p.stages.iter().map(|s| s.fooled_images.clone()).collect();
+        prop_assert_eq!(&worst_case(&clean, &fooled_by), &p.robust_images);
     }
 }

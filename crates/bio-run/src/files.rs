@@ -109,7 +109,7 @@ pub const RUN_FILES: [&str; 8] = [
     VALIDATION_FILE,
     crate::eval::BIOLOGY_FILE,
     crate::eval::FEWSHOT_FILE,
-    "robustness.json",
+    crate::robustness::ROBUSTNESS_FILE,
     bio_data::model_dir::CONFIG_FILE,
 ];
 

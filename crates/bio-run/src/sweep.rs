@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use bio_core::{Backend, Classifier};
 use bio_data::Dataset;
-use bio_eval::{AttackKind, AttackParams, LabelledPoint, Norm};
+use bio_eval::{AttackKind, AttackParams, EnsembleParams, LabelledPoint, Norm};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,7 +52,9 @@ pub struct SweepEval {
     pub robust_images: usize,
     /// L∞ radius of the attacks.
     pub eps: f32,
-    /// Attacks (`pgd`, `square`, `fgsm`); an image is robust only if every one fails on it.
+    /// Attacks (`strongest`, `pgd`, `square`, `fgsm`); an image is robust only if every one fails on
+    /// it. `strongest` is the APGD-CE, APGD-T, surrogate-gradient and Square ensemble of `bio eval
+    /// robustness --attack strongest` (without its sanity checks, which cost a second run).
     pub attacks: Vec<String>,
     /// PGD iterations.
     pub steps: usize,
@@ -67,7 +69,7 @@ impl Default for SweepEval {
         SweepEval {
             robust_images: 1000,
             eps: 0.1,
-            attacks: vec!["pgd".into(), "square".into()],
+            attacks: vec!["strongest".into()],
             steps: 40,
             queries: 1000,
             seed: 0,
@@ -313,7 +315,7 @@ impl SweepSpec {
         Ok(runs)
     }
 
-    fn eval_attacks(&self) -> Result<Vec<(String, bio_eval::Attack)>> {
+    fn eval_attacks(&self) -> Result<Vec<(String, SweepAttack)>> {
         let e = &self.eval;
         e.attacks
             .iter()
@@ -322,7 +324,14 @@ impl SweepSpec {
                     "pgd" => AttackKind::Pgd,
                     "square" => AttackKind::Square,
                     "fgsm" => AttackKind::Fgsm,
-                    other => bail!("invalid value for `eval.attacks`: unknown attack `{other}` (pgd, square, fgsm)"),
+                    "strongest" => {
+                        let params = EnsembleParams { sanity: false, seed: e.seed, ..EnsembleParams::default() };
+                        params.check()?;
+                        return Ok((name.clone(), SweepAttack::Strongest(params)));
+                    }
+                    other => bail!(
+                        "invalid value for `eval.attacks`: unknown attack `{other}` (strongest, pgd, square, fgsm)"
+                    ),
                 };
                 let params = AttackParams {
                     kind,
@@ -332,10 +341,19 @@ impl SweepSpec {
                     queries: e.queries,
                     ..AttackParams::default()
                 };
-                Ok((name.clone(), params.check()?))
+                Ok((name.clone(), SweepAttack::Single(params.check()?)))
             })
             .collect()
     }
+}
+
+/// An attack of a sweep's `[eval]`.
+#[derive(Clone, Debug)]
+enum SweepAttack {
+    /// One attack through `bio_eval::perturb`.
+    Single(bio_eval::Attack),
+    /// The ensemble, scored per image.
+    Strongest(EnsembleParams),
 }
 
 /// `--shard I/N`: this machine runs the runs whose index is `I` modulo `N` (0 ≤ I < N).
@@ -457,7 +475,7 @@ fn run_one(
     data: Arc<Dataset>,
     backend: &Resolved,
     eval: &SweepEval,
-    attacks: &[(String, bio_eval::Attack)],
+    attacks: &[(String, SweepAttack)],
 ) -> Result<RunResult> {
     let dir = run.spec.out.clone().expect("planned runs have a directory");
     let resumable = dir.join(bio_data::model_dir::STATE_FILE).exists()
@@ -475,7 +493,7 @@ fn run_one(
         (None, BTreeMap::new())
     } else {
         let images = validation.take(robust_images);
-        let (robust, per) = on_backend!(backend, |b| worst_case(b, &dir, &images, attacks, eval.seed))?;
+        let (robust, per) = on_backend!(backend, |b| worst_case(b, &dir, &images, attacks, eval))?;
         (Some(robust), per)
     };
     Ok(RunResult {
@@ -498,10 +516,11 @@ fn worst_case<B: Backend>(
     b: &B,
     dir: &Path,
     images: &bio_data::Split,
-    attacks: &[(String, bio_eval::Attack)],
-    seed: u64,
+    attacks: &[(String, SweepAttack)],
+    eval: &SweepEval,
 ) -> Result<(f64, BTreeMap<String, f64>)> {
     let (_, model) = load_model(b, dir)?;
+    let surrogate = model.surrogate(EnsembleParams::default().surrogate_temperature);
     let predict = |x: &bio_core::Matrix| -> Result<Vec<usize>> {
         let mut out = Vec::with_capacity(x.rows());
         bio_eval::for_each_batch(x, &images.labels, crate::EVAL_BATCH, |_, xb, _| {
@@ -514,8 +533,19 @@ fn worst_case<B: Backend>(
     let n = robust.len() as f64;
     let mut per_attack = BTreeMap::new();
     for (name, attack) in attacks {
-        let adv = bio_eval::perturb(&model, attack, &images.images, &images.labels, seed)?;
-        let held: Vec<bool> = predict(&adv)?.iter().zip(&images.labels).map(|(p, y)| p == y).collect();
+        let held: Vec<bool> = match attack {
+            SweepAttack::Single(attack) => {
+                let adv = bio_eval::perturb(&model, attack, &images.images, &images.labels, eval.seed)?;
+                predict(&adv)?.iter().zip(&images.labels).map(|(p, y)| p == y).collect()
+            }
+            SweepAttack::Strongest(params) => {
+                let helpers =
+                    bio_eval::Helpers { surrogate: surrogate.as_ref().map(|s| s as &dyn Classifier<B>), source: None };
+                let report =
+                    bio_eval::strongest(&model, helpers, params, &[eval.eps], &images.images, &images.labels, |_| {})?;
+                report.points.into_iter().next().map(|p| p.robust_images).unwrap_or_default()
+            }
+        };
         let own = robust.iter().zip(&held).filter(|(clean, adv)| **clean && **adv).count();
         per_attack.insert(name.clone(), own as f64 / n);
         for (r, h) in robust.iter_mut().zip(&held) {

@@ -18,8 +18,8 @@ epochs = 1
 hebbian-rate = [0.001, 0.01]
 [eval]
 robust-images = 60
+attacks = ["strongest", "pgd"]
 steps = 5
-queries = 50
 "#;
 
 fn spec() -> SweepSpec {

@@ -9,9 +9,9 @@ use bio_eval::Series;
 use serde::Serialize;
 
 use bio_run::eval::{BIOLOGY_FILE, BiologyFile, FEWSHOT_FILE, FewshotFile};
+use bio_run::robustness::{ROBUSTNESS_FILE, RobustnessFile};
 use bio_run::{TrainMetrics, load_model, model_test_set};
 
-use super::robustness::{ROBUSTNESS_FILE, RobustnessFile};
 use crate::backend::with_backend;
 use crate::cli::ReportArgs;
 use crate::output::{BIOLOGY_HEADER, biology_rows, mean_ci, outln, percent, print_json, read_result};

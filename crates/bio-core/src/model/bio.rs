@@ -8,7 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Classifier, Params, SavedModel, add_bias, softmax_cross_entropy};
+use super::{Classifier, Params, SavedModel, add_bias};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::params::{BioConfig, Competition, InitSign, ScalingNorm};
@@ -265,12 +265,31 @@ impl<B: Backend> BioNet<B> {
         BioTrace { layers, code_denominator, code, logits }
     }
 
-    /// Backward through one competition stage: `∂L/∂u` from `∂L/∂y`.
-    fn competition_backward(&self, t: &LayerTrace<B>, dy: &B::Tensor) -> B::Tensor {
+    /// Backward through one competition stage: `∂L/∂u` from `∂L/∂y`, exact or through the surrogate.
+    fn competition_backward(&self, t: &LayerTrace<B>, dy: &B::Tensor, backward: CompetitionBackward) -> B::Tensor {
         let b = &self.backend;
         let gap = b.zip(&t.drive, &t.threshold, Binary::Sub);
-        let active = b.map(&gap, Unary::Step);
-        let dy_active = b.zip(dy, &active, Binary::Mul);
+        let kwta = self.config.mechanisms.competition && matches!(self.config.competition, Competition::KWinners);
+        // −1 at the threshold unit of k-WTA (its gap is exactly 0), 0 elsewhere.
+        let at_threshold = kwta.then(|| b.map(&b.map(&b.map(&gap, Unary::Abs), Unary::Step), Unary::Offset(-1.0)));
+        let slope = match backward {
+            CompetitionBackward::Exact => b.map(&gap, Unary::Step),
+            CompetitionBackward::Sigmoid { temperature } => {
+                // σ(gap / (T·std(u))): the derivative of a softplus of the gap, scaled per input so one
+                // temperature suits every model. The threshold unit's own output is 0 whatever its drive
+                // (both of its paths cancel), so its slope is set to 0 as in the exact pass.
+                let (_, std) = row_mean_std(b, &t.drive);
+                let scale = b.map(&std, Unary::Clamp(1e-12, f32::MAX));
+                let scaled = b.zip(&gap, &b.map(&scale, Unary::Scale(temperature)), Binary::Div);
+                let sigmoid = b.map(&b.map(&b.map(&scaled, Unary::Scale(-1.0)), Unary::Exp), Unary::Offset(1.0));
+                let sigmoid = b.map(&sigmoid, Unary::Recip);
+                match &at_threshold {
+                    Some(at) => b.lincomb(1.0, &sigmoid, 1.0, &b.zip(&sigmoid, at, Binary::Mul)),
+                    None => sigmoid,
+                }
+            }
+        };
+        let dy_active = b.zip(dy, &slope, Binary::Mul);
         if !self.config.mechanisms.competition {
             return dy_active;
         }
@@ -279,8 +298,7 @@ impl<B: Backend> BioNet<B> {
         match self.config.competition {
             Competition::KWinners => {
                 // θ is the drive of the (k+1)-th unit itself: that unit receives ∂L/∂θ.
-                let at_threshold = b.map(&b.map(&b.map(&gap, Unary::Abs), Unary::Step), Unary::Offset(-1.0));
-                // at_threshold is −1 at the threshold unit, 0 elsewhere.
+                let at_threshold = at_threshold.expect("set under k-WTA");
                 let from_theta = b.zip(&at_threshold, &dtheta, Binary::Mul);
                 b.lincomb(1.0, &dy_active, -1.0, &from_theta)
             }
@@ -295,6 +313,101 @@ impl<B: Backend> BioNet<B> {
                 b.lincomb(1.0, &dy_active, 1.0, &b.zip(&dtheta_du, &dtheta, Binary::Mul))
             }
         }
+    }
+
+    /// The logits at `x` and the vector–Jacobian product `(∂z/∂x)ᵀ·dlogits(z)`, with the competition
+    /// differentiated as `backward` says (the forward pass is always the exact one).
+    pub fn logits_and_input_vjp_with(
+        &self,
+        x: &B::Tensor,
+        dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
+        backward: CompetitionBackward,
+    ) -> (B::Tensor, B::Tensor) {
+        let b = &self.backend;
+        let trace = self.trace(x);
+        let dz = dlogits(&trace.logits);
+        // z = h̃ Vᵀ + c
+        let dcode = b.matmul(&dz, false, &self.readout.weights, false);
+        // h̃ = h / (σ + Σh): ∂L/∂h = (∂L/∂h̃ − Σ_j ∂L/∂h̃_j h̃_j) / (σ + Σh)
+        let proj = b.reduce(&b.zip(&dcode, &trace.code, Binary::Mul), Dim::PerRow, Reduce::Sum);
+        let mut grad = b.zip(&b.zip(&dcode, &proj, Binary::Sub), &trace.code_denominator, Binary::Div);
+        for (layer, t) in self.layers.iter().zip(&trace.layers).rev() {
+            // Under exact k-WTA only the k winners and the threshold unit carry gradient: a sparse
+            // product (the surrogate's is dense, and the product then costs a dense one).
+            let du = self.competition_backward(t, &grad, backward);
+            let dxhat = feedforward_inhibition(
+                b,
+                &b.sparse_matmul(&du, false, &layer.weights),
+                self.config.feedforward_inhibition,
+            );
+            grad = normalize_backward(b, t, &dxhat);
+        }
+        (trace.logits, grad)
+    }
+}
+
+/// How the backward pass of a [`BioNet`] treats its competition stage `y = relu(u − θ(u))`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CompetitionBackward {
+    /// The exact derivative: `∂y_j/∂u_j = step(u_j − θ)`, and `∂L/∂θ` to the unit that sets θ (k-WTA).
+    Exact,
+    /// A surrogate for gradient attacks through the non-smooth competition (BPDA, Athalye et al.
+    /// 2018): the rectification's step is replaced by `σ((u_j − θ)/(T·std_j(u)))`, the derivative of
+    /// a softplus of temperature `T` relative to the spread of the drives, so units just below the
+    /// threshold also receive gradient (an attack can learn to swap winners). θ keeps its exact
+    /// derivative. As `T → 0` it becomes [`CompetitionBackward::Exact`] wherever the exact
+    /// derivative exists (no tie at the threshold).
+    Sigmoid {
+        /// `T > 0`, in units of the per-input standard deviation of the drives.
+        temperature: f32,
+    },
+}
+
+/// A [`BioNet`] seen through a surrogate backward pass: the same (exact) logits and predictions, but
+/// input gradients taken with [`CompetitionBackward::Sigmoid`]. For surrogate-gradient attacks.
+#[derive(Clone, Copy, Debug)]
+pub struct SurrogateBio<'a, B: Backend> {
+    net: &'a BioNet<B>,
+    temperature: f32,
+}
+
+impl<'a, B: Backend> SurrogateBio<'a, B> {
+    /// `net` with the sigmoid surrogate of temperature `temperature` (> 0; see
+    /// [`CompetitionBackward::Sigmoid`]).
+    pub fn new(net: &'a BioNet<B>, temperature: f32) -> Self {
+        Self { net, temperature }
+    }
+    /// The surrogate's temperature.
+    pub fn temperature(&self) -> f32 {
+        self.temperature
+    }
+}
+
+impl<B: Backend> Classifier<B> for SurrogateBio<'_, B> {
+    fn backend(&self) -> &B {
+        &self.net.backend
+    }
+    fn input_dim(&self) -> usize {
+        self.net.input_dim
+    }
+    fn classes(&self) -> usize {
+        self.net.classes
+    }
+    fn logits(&self, x: &B::Tensor) -> B::Tensor {
+        self.net.logits(x)
+    }
+    fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        self.net.hidden_activity(x)
+    }
+    fn logits_and_input_vjp(
+        &self,
+        x: &B::Tensor,
+        dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
+    ) -> (B::Tensor, B::Tensor) {
+        self.net.logits_and_input_vjp_with(x, dlogits, CompetitionBackward::Sigmoid { temperature: self.temperature })
+    }
+    fn to_params(&self) -> Params {
+        self.net.to_params()
     }
 }
 
@@ -326,26 +439,12 @@ impl<B: Backend> Classifier<B> for BioNet<B> {
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
         self.trace(x).layers.into_iter().map(|t| t.activity).collect()
     }
-    fn loss_and_input_gradient(&self, x: &B::Tensor, labels: &[usize]) -> (Vec<f32>, B::Tensor) {
-        let b = &self.backend;
-        let trace = self.trace(x);
-        let (_, losses, dz) = softmax_cross_entropy(b, &trace.logits, labels);
-        // z = h̃ Vᵀ + c
-        let dcode = b.matmul(&dz, false, &self.readout.weights, false);
-        // h̃ = h / (σ + Σh): ∂L/∂h = (∂L/∂h̃ − Σ_j ∂L/∂h̃_j h̃_j) / (σ + Σh)
-        let proj = b.reduce(&b.zip(&dcode, &trace.code, Binary::Mul), Dim::PerRow, Reduce::Sum);
-        let mut grad = b.zip(&b.zip(&dcode, &proj, Binary::Sub), &trace.code_denominator, Binary::Div);
-        for (layer, t) in self.layers.iter().zip(&trace.layers).rev() {
-            // Under k-WTA only the k winners and the threshold unit carry gradient: a sparse product.
-            let du = self.competition_backward(t, &grad);
-            let dxhat = feedforward_inhibition(
-                b,
-                &b.sparse_matmul(&du, false, &layer.weights),
-                self.config.feedforward_inhibition,
-            );
-            grad = normalize_backward(b, t, &dxhat);
-        }
-        (losses, grad)
+    fn logits_and_input_vjp(
+        &self,
+        x: &B::Tensor,
+        dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
+    ) -> (B::Tensor, B::Tensor) {
+        self.logits_and_input_vjp_with(x, dlogits, CompetitionBackward::Exact)
     }
     fn to_params(&self) -> Params {
         let b = &self.backend;

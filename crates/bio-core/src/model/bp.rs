@@ -160,9 +160,24 @@ impl<B: Backend> Classifier<B> for BpNet<B> {
         acts.remove(0);
         acts
     }
-    fn loss_and_input_gradient(&self, x: &B::Tensor, labels: &[usize]) -> (Vec<f32>, B::Tensor) {
-        let g = self.gradients(x, labels, true, 1.0);
-        (g.losses, g.input.expect("input gradient was requested"))
+    fn logits_and_input_vjp(
+        &self,
+        x: &B::Tensor,
+        dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
+    ) -> (B::Tensor, B::Tensor) {
+        let b = &self.backend;
+        let acts = self.forward_all(x);
+        let logits = acts.last().expect("never empty").clone();
+        let mut delta = dlogits(&logits);
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            let da = b.matmul(&delta, false, &layer.weights, false);
+            if i == 0 {
+                return (logits, da);
+            }
+            // acts[i] = relu(z): its derivative is 1 where the activation is positive.
+            delta = b.zip(&da, &b.map(&acts[i], Unary::Step), Binary::Mul);
+        }
+        unreachable!("a network has at least its readout layer")
     }
     fn to_params(&self) -> Params {
         let b = &self.backend;

@@ -4,7 +4,10 @@
 mod bio;
 mod bp;
 
-pub use bio::{BioLayer, BioNet, BioTrace, LayerTrace, Readout, inhibition_threshold, normalize_input, target_total};
+pub use bio::{
+    BioLayer, BioNet, BioTrace, CompetitionBackward, LayerTrace, Readout, SurrogateBio, inhibition_threshold,
+    normalize_input, target_total,
+};
 pub use bp::{BpGradients, BpNet, DenseLayer};
 
 use serde::{Deserialize, Serialize};
@@ -68,11 +71,29 @@ pub trait Classifier<B: Backend> {
     fn logits(&self, x: &B::Tensor) -> B::Tensor;
     /// The activity of each hidden layer for a batch, first layer first.
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor>;
-    /// Per-sample cross-entropy losses and the gradient of their sum with respect to `x`
-    /// (row `i` is sample `i`'s own input gradient). Exact, hand-derived backward pass.
-    fn loss_and_input_gradient(&self, x: &B::Tensor, labels: &[usize]) -> (Vec<f32>, B::Tensor);
+    /// A vector–Jacobian product through the whole model: runs the forward pass on `x`, asks
+    /// `dlogits(z)` for the gradient `g = ∂L/∂z` of some loss with respect to the logits `z`, and
+    /// returns `(z, (∂z/∂x)ᵀ·g)` (row `i` is sample `i`'s own input gradient) with one forward pass.
+    /// Exact, hand-derived backward pass unless the model says otherwise (see [`SurrogateBio`]).
+    fn logits_and_input_vjp(
+        &self,
+        x: &B::Tensor,
+        dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
+    ) -> (B::Tensor, B::Tensor);
     /// Every parameter as named host tensors.
     fn to_params(&self) -> Params;
+
+    /// Per-sample cross-entropy losses and the gradient of their sum with respect to `x`
+    /// (row `i` is sample `i`'s own input gradient), through [`Classifier::logits_and_input_vjp`].
+    fn loss_and_input_gradient(&self, x: &B::Tensor, labels: &[usize]) -> (Vec<f32>, B::Tensor) {
+        let mut losses = Vec::new();
+        let (_, grad) = self.logits_and_input_vjp(x, &mut |z| {
+            let (_, l, dz) = softmax_cross_entropy(self.backend(), z, labels);
+            losses = l;
+            dz
+        });
+        (losses, grad)
+    }
 
     /// Predicted class of each row of `x`.
     fn predict(&self, x: &B::Tensor) -> Vec<usize> {
@@ -154,6 +175,16 @@ pub enum AnyModel<B: Backend> {
 }
 
 impl<B: Backend> AnyModel<B> {
+    /// The same model with a smooth stand-in for its competition in the backward pass (exact forward
+    /// pass), for surrogate-gradient (BPDA) attacks; `None` for a backprop network, whose gradient
+    /// needs no stand-in. See [`SurrogateBio`].
+    pub fn surrogate(&self, temperature: f32) -> Option<SurrogateBio<'_, B>> {
+        match self {
+            AnyModel::Bio(m) => Some(SurrogateBio::new(m, temperature)),
+            AnyModel::Bp(_) => None,
+        }
+    }
+
     /// Back to backend-free form.
     pub fn to_saved(&self) -> SavedModel {
         match self {
@@ -188,8 +219,12 @@ impl<B: Backend> Classifier<B> for AnyModel<B> {
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
         delegate!(self, m => m.hidden_activity(x))
     }
-    fn loss_and_input_gradient(&self, x: &B::Tensor, labels: &[usize]) -> (Vec<f32>, B::Tensor) {
-        delegate!(self, m => m.loss_and_input_gradient(x, labels))
+    fn logits_and_input_vjp(
+        &self,
+        x: &B::Tensor,
+        dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
+    ) -> (B::Tensor, B::Tensor) {
+        delegate!(self, m => m.logits_and_input_vjp(x, dlogits))
     }
     fn to_params(&self) -> Params {
         delegate!(self, m => m.to_params())

@@ -1,0 +1,494 @@
+//! `bio eval robustness`'s work: attacks over a grid of radii on a saved model's test images, the
+//! `strongest` ensemble (worst case per image, with sanity checks), the gradient-masking check, the
+//! curves' picture, and `DIR/robustness.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use bio_core::{Backend, Classifier};
+use bio_eval::{
+    AttackKind, AttackParams, EnsembleAttack, EnsembleParams, EnsembleReport, Helpers, MaskingFlag, Norm,
+    RobustnessCurve, Series, TargetMode,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::data::model_test_set;
+use crate::files::{load_model, read_saved};
+
+/// Name of the file the robustness evaluation saves into the model directory.
+pub const ROBUSTNESS_FILE: &str = "robustness.json";
+
+/// An attack of `bio eval robustness --attack`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackName {
+    /// Fast gradient sign method (L∞, one step).
+    Fgsm,
+    /// Projected gradient descent in the L∞ ball.
+    Pgd,
+    /// Projected gradient descent in the L2 ball.
+    #[cfg_attr(feature = "clap", value(name = "pgd-l2"))]
+    PgdL2,
+    /// The gradient-free Square attack (L∞).
+    Square,
+    /// APGD with the cross-entropy loss (Croce & Hein 2020).
+    #[cfg_attr(feature = "clap", value(name = "apgd-ce"))]
+    ApgdCe,
+    /// APGD with the targeted DLR loss, one run per target among the top other classes.
+    #[cfg_attr(feature = "clap", value(name = "apgd-t"))]
+    ApgdT,
+    /// APGD-CE through a smooth stand-in of k-WTA in the backward pass (BPDA; `bio` models).
+    Surrogate,
+    /// APGD-CE examples crafted on the `--source` model, scored on this one.
+    Transfer,
+    /// The ensemble: apgd-ce, apgd-t, surrogate, transfer (with --source) and Square (5000 queries),
+    /// scored as the worst case per image, with sanity checks.
+    Strongest,
+}
+
+impl AttackName {
+    /// The name as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttackName::Fgsm => "fgsm",
+            AttackName::Pgd => "pgd",
+            AttackName::PgdL2 => "pgd-l2",
+            AttackName::Square => "square",
+            AttackName::ApgdCe => "apgd-ce",
+            AttackName::ApgdT => "apgd-t",
+            AttackName::Surrogate => "surrogate",
+            AttackName::Transfer => "transfer",
+            AttackName::Strongest => "strongest",
+        }
+    }
+
+    /// The ensemble attacks it runs; `None` for the single-attack curves.
+    fn ensemble(self) -> Option<Vec<EnsembleAttack>> {
+        match self {
+            AttackName::Fgsm | AttackName::Pgd | AttackName::PgdL2 | AttackName::Square => None,
+            AttackName::ApgdCe => Some(vec![EnsembleAttack::ApgdCe]),
+            AttackName::ApgdT => Some(vec![EnsembleAttack::ApgdT]),
+            AttackName::Surrogate => Some(vec![EnsembleAttack::Surrogate]),
+            AttackName::Transfer => Some(vec![EnsembleAttack::Transfer]),
+            AttackName::Strongest => Some(EnsembleAttack::ALL.to_vec()),
+        }
+    }
+}
+
+/// `--norm` of the APGD attacks and `strongest`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum BallChoice {
+    /// Largest absolute pixel change.
+    #[default]
+    Linf,
+    /// Euclidean length of the change.
+    L2,
+}
+
+/// What to attack with, at which radii, on how many images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::Args))]
+pub struct RobustnessSpec {
+    /// Attacks, comma-separated (pgd and square together add the gradient-masking check).
+    #[cfg_attr(feature = "clap", arg(long, value_enum, value_delimiter = ',', default_value = "pgd"))]
+    pub attack: Vec<AttackName>,
+    /// Radii, comma-separated (default 0,0.02,0.05,0.1,0.15,0.2,0.3).
+    #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', allow_negative_numbers = true))]
+    pub eps: Vec<f32>,
+    /// PGD iterations.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 40))]
+    pub steps: usize,
+    /// PGD step size (default 0.01 for L∞, 2.5·eps/steps for L2).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub step_size: Option<f32>,
+    /// Attack the first N test images only.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub limit: Option<usize>,
+    /// Square attack: model queries per image (default 1000 for `square`, 5000 inside `strongest`).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub queries: Option<usize>,
+    /// APGD attacks: iterations per run.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 100))]
+    pub iterations: usize,
+    /// APGD attacks: runs from random starts (each on the images earlier runs left robust).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
+    pub restarts: usize,
+    /// APGD attacks and `strongest`: norm of the ball (Square is skipped under l2).
+    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "linf"))]
+    pub norm: BallChoice,
+    /// Transfer attack: model directory of the source model the examples are crafted on.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub source: Option<PathBuf>,
+    /// Surrogate attack: temperature of the sigmoid stand-in of k-WTA, relative to the spread of the drives.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.1))]
+    pub surrogate_temperature: f32,
+    /// Ensemble attacks: run every attack on every clean-correct image (each attack's own figure), not
+    /// only on the images earlier attacks left robust.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub independent: bool,
+    /// Targeted attack toward a random other class per image.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub targeted: bool,
+    /// Attack the model's own clean predictions instead of the labels.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub use_predictions: bool,
+    /// Seed of the attacks' random numbers.
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 0))]
+    pub seed: u64,
+    /// Also draw the robustness curves into this PNG file.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub plot: Option<PathBuf>,
+    /// Extra directory to search for datasets.
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub data: Option<PathBuf>,
+}
+
+impl Default for RobustnessSpec {
+    /// The command line's defaults.
+    fn default() -> Self {
+        RobustnessSpec {
+            attack: vec![AttackName::Pgd],
+            eps: Vec::new(),
+            steps: 40,
+            step_size: None,
+            limit: None,
+            queries: None,
+            iterations: 100,
+            restarts: 1,
+            norm: BallChoice::Linf,
+            source: None,
+            surrogate_temperature: 0.1,
+            independent: false,
+            targeted: false,
+            use_predictions: false,
+            seed: 0,
+            plot: None,
+            data: None,
+        }
+    }
+}
+
+impl RobustnessSpec {
+    /// The radii (the default grid unless given).
+    pub fn radii(&self) -> Vec<f32> {
+        if self.eps.is_empty() { bio_eval::DEFAULT_EPS_GRID.to_vec() } else { self.eps.clone() }
+    }
+
+    /// The attacks, each once, in the order given.
+    fn attacks(&self) -> Vec<AttackName> {
+        let mut out: Vec<AttackName> = Vec::new();
+        for a in &self.attack {
+            if !out.contains(a) {
+                out.push(*a);
+            }
+        }
+        out
+    }
+
+    fn ensemble_params(&self, a: AttackName) -> Option<EnsembleParams> {
+        let attacks = a.ensemble()?;
+        let defaults = EnsembleParams::default();
+        Some(EnsembleParams {
+            attacks,
+            norm: match self.norm {
+                BallChoice::Linf => Norm::Linf,
+                BallChoice::L2 => Norm::L2,
+            },
+            iterations: self.iterations,
+            restarts: self.restarts,
+            square_queries: self.queries.unwrap_or(defaults.square_queries),
+            surrogate_temperature: self.surrogate_temperature,
+            independent: self.independent,
+            sanity: a == AttackName::Strongest,
+            seed: self.seed,
+            ..defaults
+        })
+    }
+
+    fn attack_params(&self, a: AttackName) -> AttackParams {
+        let (kind, norm) = match a {
+            AttackName::Fgsm => (AttackKind::Fgsm, Norm::Linf),
+            AttackName::PgdL2 => (AttackKind::Pgd, Norm::L2),
+            AttackName::Square => (AttackKind::Square, Norm::Linf),
+            // Ensemble attacks are run by `bio_eval::strongest`, not through these parameters.
+            _ => (AttackKind::Pgd, Norm::Linf),
+        };
+        AttackParams {
+            kind,
+            norm,
+            steps: self.steps,
+            step_size: self.step_size,
+            queries: self.queries.unwrap_or(bio_eval::attack::DEFAULT_QUERIES),
+            target: self.targeted.then_some(TargetMode::Random),
+            use_predictions: self.use_predictions,
+            ..AttackParams::default()
+        }
+    }
+
+    /// Checks every setting before any work; errors name the flag.
+    pub fn check(&self) -> Result<()> {
+        if let Some(e) = self.radii().iter().find(|e| !e.is_finite() || **e < 0.0) {
+            bail!("invalid value for `eps`: every radius must be a finite number ≥ 0, got {e}");
+        }
+        if self.attack.is_empty() {
+            bail!("invalid value for `attack`: give at least one attack");
+        }
+        for a in self.attacks() {
+            match self.ensemble_params(a) {
+                Some(p) => {
+                    p.check()?;
+                    if a == AttackName::Transfer && self.source.is_none() {
+                        bail!("invalid value for `source`: the transfer attack needs --source DIR");
+                    }
+                    if self.targeted {
+                        bail!("invalid value for `targeted`: {} chooses its own targets", a.name());
+                    }
+                }
+                None => {
+                    self.attack_params(a).check()?;
+                }
+            }
+        }
+        if let Some(p) = &self.plot
+            && p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()) != Some("png".into())
+        {
+            bail!("invalid value for `plot`: {} should end in .png", p.display());
+        }
+        Ok(())
+    }
+}
+
+/// `DIR/robustness.json`: every attack run so far on this model (a new run of an attack replaces it).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct RobustnessFile {
+    /// CRC-32 of the `model.ckpt` these results were measured on; a file of another model is not
+    /// merged into but replaced (absent in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_crc32: Option<u32>,
+    /// Curves by attack name (`fgsm`, `pgd`, `pgd-l2`, `square`, with `-targeted` for targeted runs).
+    pub attacks: BTreeMap<String, RobustnessCurve>,
+    /// Gradient-masking checks by `gradient-attack/square`.
+    #[serde(default)]
+    pub masking: BTreeMap<String, Vec<MaskingFlag>>,
+    /// Ensemble evaluations (`strongest`, and the APGD, surrogate and transfer attacks alone) by name,
+    /// with their worst case per image and sanity checks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ensembles: BTreeMap<String, EnsembleReport>,
+}
+
+/// One attack's curve.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttackCurve {
+    /// Attack name (with `-targeted` for targeted runs).
+    pub name: String,
+    /// The curve.
+    #[serde(flatten)]
+    pub curve: RobustnessCurve,
+}
+
+/// One ensemble's report.
+#[derive(Clone, Debug, Serialize)]
+pub struct EnsembleRun {
+    /// `strongest`, `apgd-ce`, …
+    pub name: String,
+    /// The transfer attack's source model directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// What it measured.
+    #[serde(flatten)]
+    pub report: EnsembleReport,
+}
+
+/// The gradient-masking check: the gradient attack against Square.
+#[derive(Clone, Debug, Serialize)]
+pub struct MaskingCheck {
+    /// `pgd` or `fgsm`.
+    pub gradient_attack: String,
+    /// Per radius.
+    pub flags: Vec<MaskingFlag>,
+}
+
+/// What [`robustness`] measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct RobustnessReport {
+    /// Model directory.
+    pub model: String,
+    /// `bio` or `bp`.
+    pub rule: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Test images attacked.
+    pub samples: usize,
+    /// Single-attack curves.
+    pub attacks: Vec<AttackCurve>,
+    /// Ensemble evaluations.
+    pub ensembles: Vec<EnsembleRun>,
+    /// The gradient-masking check, when a gradient attack and Square both ran.
+    pub masking: Option<MaskingCheck>,
+    /// The picture written, if asked for.
+    pub plot: Option<String>,
+    /// Where the results were saved.
+    #[serde(skip)]
+    pub saved_to: PathBuf,
+    /// What the reader should know but did not stop the evaluation.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// Progress of [`robustness`].
+#[derive(Debug)]
+pub enum RobustnessProgress<'a> {
+    /// A single attack's images × radii done so far, of `total`.
+    Curve {
+        /// Attack name.
+        attack: &'a str,
+        /// Done.
+        done: usize,
+        /// Images × radii.
+        total: usize,
+    },
+    /// A line of an ensemble's progress.
+    Ensemble {
+        /// Ensemble name.
+        attack: &'a str,
+        /// What it is doing.
+        message: &'a str,
+    },
+    /// A single attack finished.
+    CurveDone {
+        /// Attack name.
+        attack: &'a str,
+    },
+}
+
+/// CRC-32 of a model directory's `model.ckpt` (or of the checkpoint file itself).
+fn model_crc32(dir: &Path) -> Result<u32> {
+    let path = if dir.is_dir() { dir.join(bio_data::model_dir::CHECKPOINT_FILE) } else { dir.to_path_buf() };
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(crc32fast::hash(&bytes))
+}
+
+/// Attacks the model in `dir` as `spec` says and saves the results into `DIR/robustness.json`
+/// (merged per attack with earlier results of the same model).
+pub fn robustness<B: Backend>(
+    b: &B,
+    dir: &Path,
+    spec: &RobustnessSpec,
+    mut progress: impl FnMut(RobustnessProgress<'_>),
+) -> Result<RobustnessReport> {
+    spec.check()?;
+    let eps = spec.radii();
+    let (file, model) = load_model(b, dir)?;
+    let (data, test) = model_test_set(&file, spec.data.as_deref(), spec.limit)?;
+    let attacks = spec.attacks();
+    let suffix = if spec.targeted { "-targeted" } else { "" };
+    let source = match &spec.source {
+        Some(s) => Some(load_model(b, s).with_context(|| format!("the --source model {}", s.display()))?),
+        None => None,
+    };
+    let surrogate = model.surrogate(spec.surrogate_temperature);
+    let mut ensembles = Vec::new();
+    for &a in &attacks {
+        let Some(params) = spec.ensemble_params(a) else { continue };
+        let name = a.name().to_string();
+        let helpers = Helpers {
+            surrogate: surrogate.as_ref().map(|s| s as &dyn Classifier<B>),
+            source: source.as_ref().map(|(_, m)| m as &dyn Classifier<B>),
+        };
+        let report = bio_eval::strongest(&model, helpers, &params, &eps, &test.images, &test.labels, |message| {
+            progress(RobustnessProgress::Ensemble { attack: &name, message })
+        })
+        .with_context(|| format!("the {name} attack"))?;
+        ensembles.push(EnsembleRun { name, source: spec.source.as_ref().map(|p| p.display().to_string()), report });
+    }
+    let mut curves = Vec::new();
+    for &a in attacks.iter().filter(|a| a.ensemble().is_none()) {
+        let name = format!("{}{suffix}", a.name());
+        let total = eps.len() * test.len();
+        let curve = bio_eval::robustness_curve(
+            &model,
+            &spec.attack_params(a),
+            &eps,
+            &test.images,
+            &test.labels,
+            bio_eval::attack::DEFAULT_BATCH,
+            spec.seed,
+            |done, _| progress(RobustnessProgress::Curve { attack: &name, done, total }),
+        )
+        .with_context(|| format!("the {name} attack"))?;
+        progress(RobustnessProgress::CurveDone { attack: &name });
+        curves.push((a, name, curve));
+    }
+    let square = curves.iter().find(|(a, _, _)| *a == AttackName::Square);
+    let gradient = curves
+        .iter()
+        .find(|(a, _, _)| *a == AttackName::Pgd)
+        .or_else(|| curves.iter().find(|(a, _, _)| *a == AttackName::Fgsm));
+    let masking = match (gradient, square) {
+        (Some((_, g, gc)), Some((_, _, sc))) => {
+            Some(MaskingCheck { gradient_attack: g.clone(), flags: bio_eval::masking_check(gc, sc) })
+        }
+        _ => None,
+    };
+
+    // Save into the model directory: merged per attack with earlier results of this same model.
+    let mut warnings = Vec::new();
+    let crc = model_crc32(dir)?;
+    let path = dir.join(ROBUSTNESS_FILE);
+    let mut saved: RobustnessFile = match read_saved::<RobustnessFile>(dir, ROBUSTNESS_FILE) {
+        Ok(Some(f)) if f.model_crc32 == Some(crc) => f,
+        Ok(Some(_)) => {
+            warnings.push(format!("replacing {}: its results were measured on another model", path.display()));
+            RobustnessFile::default()
+        }
+        Ok(None) => RobustnessFile::default(),
+        Err(e) => {
+            warnings.push(format!("replacing {}: {e}", path.display()));
+            RobustnessFile::default()
+        }
+    };
+    saved.model_crc32 = Some(crc);
+    for (_, name, curve) in &curves {
+        saved.attacks.insert(name.clone(), curve.clone());
+    }
+    for e in &ensembles {
+        saved.ensembles.insert(e.name.clone(), e.report.clone());
+    }
+    if let Some(m) = &masking {
+        saved.masking.insert(format!("{}/square{suffix}", m.gradient_attack), m.flags.clone());
+    }
+    bio_data::write_json(&path, &saved).with_context(|| format!("saving {}", path.display()))?;
+
+    if let Some(plot) = &spec.plot {
+        let series: Vec<Series> = curves
+            .iter()
+            .map(|(_, name, c)| {
+                Series::new(name.clone(), c.points.iter().map(|p| (p.eps as f64, p.accuracy)).collect())
+            })
+            .collect();
+        let title = format!("{} ({}) robust accuracy", dir.display(), file.model.rule());
+        let drawn = bio_eval::line_chart(plot, &title, "eps", "robust accuracy", &series)?;
+        warnings.extend(drawn.warning);
+    }
+    for e in &ensembles {
+        for flag in e.report.sanity.iter().filter(|f| f.failed) {
+            warnings.push(format!("{} sanity check failed: {}", e.name, flag.detail));
+        }
+    }
+    Ok(RobustnessReport {
+        model: dir.display().to_string(),
+        rule: file.model.rule().to_string(),
+        dataset: data.name.clone(),
+        samples: test.len(),
+        attacks: curves.into_iter().map(|(_, name, curve)| AttackCurve { name, curve }).collect(),
+        ensembles,
+        masking,
+        plot: spec.plot.as_ref().map(|p| p.display().to_string()),
+        saved_to: path,
+        warnings,
+    })
+}
