@@ -12,6 +12,9 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// CPU threads for the work (default: every core, or $RAYON_NUM_THREADS).
+    #[arg(long, global = true, value_name = "N")]
+    pub threads: Option<usize>,
 }
 
 /// Subcommands.

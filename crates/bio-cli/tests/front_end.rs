@@ -200,3 +200,36 @@ fn retraining_into_a_used_directory_needs_force_and_clears_old_results() {
     assert!(!dir.join("biology.json").exists(), "a result of the replaced model survived");
     assert_ne!(std::fs::read(dir.join("model.ckpt")).unwrap(), before);
 }
+
+#[test]
+fn a_diverged_run_names_its_settings_and_leaves_no_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("diverged");
+    let args = ["train", "--rule", "bp", "--dataset", "embedded", "--hidden", "50", "--lr=1e6", "--batch", "50"];
+    let mut args = args.to_vec();
+    args.extend(["--quiet", "--out", out.to_str().unwrap()]);
+    let failed = common::fails_with_one_line(&args, "diverged");
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("--lr (this run: 1000000)") && err.contains("--batch (this run: 50)"), "{err}");
+    assert!(!err.contains("lower the learning rate"), "{err}");
+    assert!(!out.exists(), "a directory holding only config.json was left behind");
+}
+
+#[test]
+fn threads_sets_the_pool_and_the_result_does_not_depend_on_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    for (dir, n) in [(&one, "1"), (&two, "2")] {
+        let out = train_small(dir, &["--quiet", "--threads", n]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let banner = train_small(&tmp.path().join("banner"), &["--threads", "1"]);
+    assert!(
+        String::from_utf8_lossy(&banner.stderr).contains("cpu (1 thread)"),
+        "{}",
+        String::from_utf8_lossy(&banner.stderr)
+    );
+    let (a, b) = (bio_data::load_model(&one).unwrap(), bio_data::load_model(&two).unwrap());
+    assert_eq!(a.model, b.model);
+    common::fails_with_one_line(&["train", "--threads", "0", "--dataset", "embedded", "--out", "x"], "threads");
+}

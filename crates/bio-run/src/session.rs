@@ -370,6 +370,26 @@ impl Session {
             }
             bio_data::write_json(out.join(model_dir::CONFIG_FILE), spec)?;
         }
+        let outcome = self.fit_rule(b, observer);
+        if outcome.is_err()
+            && !self.resumed
+            && let Some(out) = &spec.out
+            && !out.join(model_dir::CHECKPOINT_FILE).exists()
+        {
+            // Nothing was trained to keep: leave no directory holding only the config of a failed run.
+            let _ = std::fs::remove_file(out.join(model_dir::CONFIG_FILE));
+            let _ = std::fs::remove_file(out.join(model_dir::STATE_FILE));
+            let _ = std::fs::remove_dir(out);
+        }
+        let outcome = outcome?;
+        if let (Outcome::Finished(t), Some(out)) = (&outcome, &spec.out) {
+            bio_data::write_json(out.join(model_dir::METRICS_FILE), &t.metrics)?;
+        }
+        Ok(outcome)
+    }
+
+    fn fit_rule<B: Backend>(&self, b: &B, observer: &mut dyn Observer) -> Result<Outcome> {
+        let spec = &self.spec;
         let outcome = match spec.rule {
             RuleName::Bio => {
                 let config = spec.options.bio_config()?;
@@ -392,10 +412,30 @@ impl Session {
                 self.fit(b, rule, observer, |m: &bio_core::BpNet<B>| m.to_saved(), from_saved)?
             }
         };
-        if let (Outcome::Finished(t), Some(out)) = (&outcome, &spec.out) {
-            bio_data::write_json(out.join(model_dir::METRICS_FILE), &t.metrics)?;
-        }
         Ok(outcome)
+    }
+
+    /// What to change after a divergence, naming this run's settings of the rates and batch size
+    /// that drive the update's size.
+    fn divergence_advice(&self) -> String {
+        let o = &self.spec.options;
+        match self.spec.rule {
+            RuleName::Bp => {
+                let lr = match (o.lr, o.optimizer) {
+                    (Some(lr), _) => lr.to_string(),
+                    (None, crate::spec::OptimizerChoice::Adam) => "0.001".into(),
+                    (None, crate::spec::OptimizerChoice::Momentum) => "0.05".into(),
+                };
+                format!("; try a lower --lr (this run: {lr}) or a smaller --batch (this run: {})", o.batch)
+            }
+            RuleName::Bio => match o.bio_config() {
+                Ok(c) => format!(
+                    "; try a lower --readout-rate (this run: {}) or --hebbian-rate (this run: {}), or a smaller --batch (this run: {})",
+                    c.readout_rate, c.hebbian_rate, o.batch
+                ),
+                Err(_) => String::new(),
+            },
+        }
     }
 
     fn model_file(&self, model: SavedModel, epochs_done: usize) -> ModelFile {
@@ -541,7 +581,11 @@ impl Session {
                     (Some(dir), e) if e > 0 => format!("; the checkpoint of epoch {e} in {} is kept", dir.display()),
                     _ => String::new(),
                 };
-                bail!("epoch {}: {e}{kept}", epoch + 1);
+                let advice = match e {
+                    bio_core::CoreError::Diverged(_) => self.divergence_advice(),
+                    _ => String::new(),
+                };
+                bail!("epoch {}: {e}{advice}{kept}", epoch + 1);
             }
             if stopped {
                 return Ok(Outcome::Interrupted {

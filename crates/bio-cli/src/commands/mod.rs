@@ -15,6 +15,12 @@ use crate::cli::{Cli, Command, EvalCommand};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            anyhow::bail!("invalid value for `threads`: must be ≥ 1");
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+    }
     match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Train(args) => train::run(args),

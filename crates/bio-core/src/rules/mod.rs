@@ -141,10 +141,11 @@ pub const DIVERGENCE_FACTOR: f32 = 20.0;
 pub(crate) fn check_loss(loss: f32, classes: usize, what: &str) -> Result<(), CoreError> {
     let limit = DIVERGENCE_FACTOR * (classes.max(2) as f32).ln();
     if !loss.is_finite() {
-        Err(CoreError::Diverged(format!("{what} loss became {loss}; lower the learning rate")))
+        // No advice here: which settings to change depends on the run, which the caller knows.
+        Err(CoreError::Diverged(format!("{what} loss became {loss}")))
     } else if loss > limit {
         Err(CoreError::Diverged(format!(
-            "{what} loss {loss:.1} exceeds {limit:.1} ({DIVERGENCE_FACTOR}× a uniform guess); lower the learning rate"
+            "{what} loss {loss:.1} exceeds {limit:.1} ({DIVERGENCE_FACTOR}× a uniform guess)"
         )))
     } else {
         Ok(())
