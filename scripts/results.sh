@@ -86,6 +86,11 @@ strongest() {
 }
 (
   strongest bio-hr1e-2 bp
+  for run in bio-hr1e-2-seed1 bio-hr1e-2-seed2; do
+    $BIO eval robustness --model "$RUNS/$run" --attack strongest --eps 0.1 --limit 2000 --queries 1000 \
+      --source "$RUNS/bp" > "$RUNS/$run.strongest"
+    $BIO eval robustness --model "$RUNS/$run" --attack pgd --eps 0.1 --limit 2000 > "$RUNS/$run.pgd2000"
+  done
 ) &
 (
   strongest bio bp
