@@ -401,11 +401,12 @@ fn measure(o: &Options) -> Report {
     let report = strongest(&bio_model, helpers, &params, &[0.1], &x, &y, |_| {}).expect("the ensemble runs");
     let total = t.elapsed().as_secs_f64();
     let point = &report.points[0];
-    for stage in &point.stages {
+    // An attack left with no image to attack has no rate to report.
+    for stage in point.stages.iter().filter(|s| s.attacked > 0) {
         r.rows.push(Row::timing_only(
             &format!("strongest: {}", stage.attack.name()),
             format!(
-                "L∞ eps 0.1, {} images still robust of {}; robust after {:.3} (no GEMM count)",
+                "L∞ eps 0.1, attacked {} of {} images; robust after {:.3} (no GEMM count)",
                 stage.attacked,
                 rows.len(),
                 stage.robust_after

@@ -44,7 +44,8 @@ const DLR_GUARD: f32 = 1e-12;
 pub enum ApgdLoss {
     /// Cross-entropy of the attacked label (untargeted).
     CrossEntropy,
-    /// The targeted difference-of-logits-ratio loss toward one target class per image.
+    /// The targeted difference-of-logits-ratio loss toward one target class per image (needs at least
+    /// 4 classes: it reads the 1st, 3rd and 4th largest logits).
     TargetedDlr,
 }
 
