@@ -233,3 +233,8 @@ fn threads_sets_the_pool_and_the_result_does_not_depend_on_it() {
     assert_eq!(a.model, b.model);
     common::fails_with_one_line(&["train", "--threads", "0", "--dataset", "embedded", "--out", "x"], "threads");
 }
+
+#[test]
+fn an_linf_radius_above_one_is_refused() {
+    common::fails_with_one_line(&["eval", "robustness", "--model", "no-such-dir", "--eps", "2"], "above 1");
+}

@@ -237,6 +237,13 @@ impl RobustnessSpec {
         if self.attack.is_empty() {
             bail!("invalid value for `attack`: give at least one attack");
         }
+        // Pixels lie in [0, 1]: an L∞ ball of radius 1 already holds every image.
+        let linf = self.attacks().iter().any(|a| *a != AttackName::PgdL2) && self.norm == BallChoice::Linf;
+        if linf && let Some(e) = self.radii().iter().find(|e| **e > 1.0) {
+            bail!(
+                "invalid value for `eps`: {e} is above 1, and an L∞ ball of radius 1 already holds every image in [0, 1]"
+            );
+        }
         for a in self.attacks() {
             match self.ensemble_params(a) {
                 Some(p) => {
