@@ -183,6 +183,35 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     if span > 0.0 { (lo - 0.05 * span, hi + 0.05 * span) } else { (lo - 0.5, hi + 0.5) }
 }
 
+/// A cartesian chart of ranges `xr` × `yr` on a white `root`, captioned with `title` when text can
+/// be drawn (with room for tick labels), else with thin margins.
+fn cartesian<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
+    path: &Path,
+    title: &str,
+    xr: (f64, f64),
+    yr: (f64, f64),
+    text: bool,
+) -> Result<
+    ChartContext<
+        'a,
+        BitMapBackend<'b>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    EvalError,
+> {
+    let err = |e| write_error(path, e);
+    root.fill(&WHITE).map_err(err)?;
+    let mut builder = ChartBuilder::on(root);
+    builder.margin(20);
+    if text {
+        builder.caption(title, (FONT, 26)).x_label_area_size(55).y_label_area_size(70);
+    } else {
+        builder.x_label_area_size(10).y_label_area_size(10);
+    }
+    builder.build_cartesian_2d(xr.0..xr.1, yr.0..yr.1).map_err(err)
+}
+
 /// A line chart of several series with markers, axis labels and a legend, e.g. robust accuracy versus
 /// eps for each model and attack. When every y lies in [0, 1] the y axis spans [0, 1].
 pub fn line_chart(
@@ -218,15 +247,7 @@ fn draw_line_chart(
     let (w, h) = CHART_SIZE;
     let err = |e| write_error(path, e);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(20);
-    if text {
-        builder.caption(title, (FONT, 26)).x_label_area_size(55).y_label_area_size(70);
-    } else {
-        builder.x_label_area_size(10).y_label_area_size(10);
-    }
-    let mut chart = builder.build_cartesian_2d(xr.0..xr.1, yr.0..yr.1).map_err(err)?;
+    let mut chart = cartesian(&root, path, title, xr, yr, text)?;
     axes!(root, chart, x_label, y_label, text, err);
     for (i, s) in series.iter().enumerate() {
         let c = colour(i);
@@ -302,15 +323,7 @@ fn draw_pareto_chart(
     let (w, h) = CHART_SIZE;
     let err = |e| write_error(path, e);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(20);
-    if text {
-        builder.caption(title, (FONT, 26)).x_label_area_size(55).y_label_area_size(70);
-    } else {
-        builder.x_label_area_size(10).y_label_area_size(10);
-    }
-    let mut chart = builder.build_cartesian_2d(xr.0..xr.1, yr.0..yr.1).map_err(err)?;
+    let mut chart = cartesian(&root, path, title, xr, yr, text)?;
     axes!(root, chart, x_label, y_label, text, err);
     let (front_colour, other_colour) = (colour(1), RGBColor(120, 120, 120));
     let mut front: Vec<(f64, f64)> = finite.iter().filter(|p| p.on_front).map(|p| (p.x, p.y)).collect();
@@ -551,6 +564,29 @@ mod tests {
             draw_histogram(&p, "sparsity", "active fraction", &values, false, None, 20, text).unwrap();
             assert_eq!(is_png(&p), HISTOGRAM_SIZE);
         }
+    }
+
+    #[test]
+    fn pareto_charts_are_drawn_with_and_without_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let point = |label: &str, x, y, on_front| LabelledPoint { label: label.into(), x, y, on_front };
+        let points = [
+            point("defaults", 85.6, 8.7, true),
+            point("rate 0.01", 79.1, 31.9, true),
+            point("rate 0.003", 80.0, 20.0, false),
+            point("diverged", f64::NAN, 1.0, false),
+        ];
+        for text in [false, true] {
+            if text && !text_available() {
+                continue;
+            }
+            let p = dir.path().join(format!("pareto-{text}.png"));
+            let d = draw_pareto_chart(&p, "front", "clean", "robust", &points, text).unwrap();
+            assert_eq!(is_png(&p), CHART_SIZE);
+            assert_eq!(d.warning.is_some(), !text);
+        }
+        // Nothing finite to draw is still a picture, not an error.
+        draw_pareto_chart(&dir.path().join("empty.png"), "t", "x", "y", &[], false).unwrap();
     }
 
     #[test]
