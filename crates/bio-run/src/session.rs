@@ -538,10 +538,11 @@ impl Session {
             }
             if let Err(e) = report {
                 let kept = match (out, epoch) {
-                    (Some(dir), e) if e > 0 => format!("; the checkpoint of epoch {e} in {} is kept", dir.display()),
+                    (Some(dir), e) if e > 0 => format!(" (the checkpoint of epoch {e} in {} is kept)", dir.display()),
                     _ => String::new(),
                 };
-                bail!("epoch {}: {e}{kept}", epoch + 1);
+                // The typed `CoreError` stays the root cause, so front ends can tell divergence apart.
+                return Err(anyhow::Error::new(e).context(format!("epoch {}{kept}", epoch + 1)));
             }
             if stopped {
                 return Ok(Outcome::Interrupted {
