@@ -7,7 +7,7 @@
 # Measured on this project's 2-core machine after `cargo xtask ci` (so the workspace's own crates
 # are compiled but not in release, as in `.ci/run`), 2026-12-01: 265 s in all, of which 207 s for the
 # venv and `pip install` (a cold release build of bio-py and its dependencies), 46 s for the `bio`
-# binary (the tests of `cargo xtask ci` built it under another profile), 12 s for the 24 tests.
+# binary (the tests of `cargo xtask ci` built it under another profile), 12 s for the pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -77,6 +77,21 @@ def test_a_directory_without_idx_files_is_an_os_error(tmp_path):
         biorule.datasets.load(tmp_path)
 
 
+def test_missing_or_corrupt_models_are_os_errors(tmp_path):
+    with pytest.raises(OSError, match="absent"):
+        biorule.load(tmp_path / "absent")
+    (tmp_path / "corrupt").mkdir()
+    (tmp_path / "corrupt" / "model.ckpt").write_bytes(b"BIORULE\0garbage")
+    with pytest.raises(OSError, match="model.ckpt"):
+        biorule.load(tmp_path / "corrupt")
+
+
+def test_a_callback_must_be_callable(data):
+    x, y, _, _ = data
+    with pytest.raises(ValueError, match="callable"):
+        biorule.Trainer(rule="bp", hidden=[5]).fit(x[:100], y[:100], epochs=1, callback=3)
+
+
 @pytest.mark.parametrize("fixture", ["bio_model", "bp_model"])
 def test_both_rules_learn_far_above_chance(request, data, fixture):
     model = request.getfixturevalue(fixture)
