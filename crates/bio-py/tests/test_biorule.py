@@ -257,8 +257,12 @@ def test_rule_options_reach_the_rule(data):
     sparse = biorule.Trainer(rule="bio", hidden=[100], active_fraction=0.2).fit(x[:1000], y[:1000], epochs=1)
     active = float((sparse.hidden(x[:200]) > 0).mean())
     assert active == pytest.approx(0.2, abs=0.02)
-    ablated = biorule.Trainer(rule="bio", hidden=[20], ablate=["homeostasis"]).fit(x[:500], y[:500], epochs=1)
-    assert ablated.rule == "bio"
+    # Same seed and data: switching homeostasis off must change what is learned, and leave the
+    # homeostatic thresholds (`hidden.0.bias`) where they started.
+    plain = biorule.Trainer(rule="bio", hidden=[20]).fit(x[:500], y[:500], epochs=1).weights()
+    ablated = biorule.Trainer(rule="bio", hidden=[20], ablate=["homeostasis"]).fit(x[:500], y[:500], epochs=1).weights()
+    assert not np.array_equal(plain["hidden.0.weight"], ablated["hidden.0.weight"])
+    assert np.unique(ablated["hidden.0.bias"]).size == 1 and np.unique(plain["hidden.0.bias"]).size > 1
 
 
 def test_divergence_is_a_diverged_error(data):
