@@ -20,7 +20,7 @@ pub mod sweep;
 pub use backend::{BackendChoice, Resolved, resolve};
 pub use data::{Splits, model_test_set, test_set_for};
 pub use files::{EpochLog, TrainMetrics, load_model, read_saved};
-pub use session::{Event, Observer, Outcome, Resumable, Session, StopFlag, Trained};
+pub use session::{EpochFailed, Event, Observer, Outcome, Resumable, Session, StopFlag, Trained};
 pub use spec::{DataSpec, RuleName, RuleOptions, SessionSpec};
 
 /// Images per forward pass when evaluating a model (accuracy, validation, biology, few-shot features).

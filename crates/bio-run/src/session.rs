@@ -151,6 +151,32 @@ impl Outcome {
     }
 }
 
+/// A training epoch that failed: which, why (the typed core error, also its `source`), what to try,
+/// and which checkpoint is kept.
+#[derive(Debug)]
+pub struct EpochFailed {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Why.
+    pub cause: bio_core::CoreError,
+    /// What to change, naming the run's settings (after a divergence), else empty.
+    pub advice: String,
+    /// Which checkpoint is kept, else empty.
+    pub kept: String,
+}
+
+impl std::fmt::Display for EpochFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "epoch {}: {}{}{}", self.epoch, self.cause, self.advice, self.kept)
+    }
+}
+
+impl std::error::Error for EpochFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
+}
+
 /// A `config.json` and `state.ckpt` read back from a model directory, to continue that run.
 #[derive(Clone, Debug)]
 pub struct Resumable {
@@ -585,7 +611,8 @@ impl Session {
                     bio_core::CoreError::Diverged(_) => self.divergence_advice(),
                     _ => String::new(),
                 };
-                bail!("epoch {}: {e}{advice}{kept}", epoch + 1);
+                // A typed error whose source is the `CoreError`, so front ends can tell divergence apart.
+                return Err(EpochFailed { epoch: epoch + 1, cause: e, advice, kept }.into());
             }
             if stopped {
                 return Ok(Outcome::Interrupted {

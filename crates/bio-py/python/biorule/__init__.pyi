@@ -1,0 +1,148 @@
+"""Type stubs of biorule (the compiled module is ``biorule._biorule``)."""
+
+import os
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from . import datasets as datasets
+
+__version__: str
+
+#: Names ``Trainer(**options)`` accepts (the ``bio train`` flags with ``_`` for ``-``).
+RULE_OPTIONS: List[str]
+
+_Images = npt.NDArray[Union[np.float32, np.float64]]
+_Labels = npt.NDArray[np.integer[Any]]
+_Path = Union[str, os.PathLike[str]]
+
+class DivergedError(RuntimeError):
+    """Training produced NaN or infinite values (e.g. a learning rate far too large)."""
+
+class Model:
+    """A trained network (either rule). Images are float arrays ``(n, pixels)`` or ``(n, h, w)``,
+    float32 or float64, any memory order, pixels in ``[0, 1]``; a wrong shape or dtype raises
+    ``ValueError``."""
+
+    @property
+    def rule(self) -> str:
+        """``"bio"`` or ``"bp"``."""
+    @property
+    def hidden_sizes(self) -> List[int]:
+        """Hidden layer widths."""
+    @property
+    def input_dim(self) -> int:
+        """Pixels per image."""
+    @property
+    def classes(self) -> int:
+        """Number of classes."""
+    @property
+    def dataset(self) -> str:
+        """Dataset name recorded in the model file (``bio eval`` reloads its test set by it)."""
+    @property
+    def metrics(self) -> Optional[Dict[str, Any]]:
+        """What training measured (the ``metrics.json`` of ``bio train``): ``test_accuracy``,
+        per-epoch ``history``, ``biology``…; None for a loaded model without ``metrics.json``."""
+    def predict(self, x: _Images) -> npt.NDArray[np.int64]:
+        """Predicted class of each image, shape ``(n,)``."""
+    def predict_proba(self, x: _Images) -> npt.NDArray[np.float32]:
+        """Softmax class probabilities, shape ``(n, classes)``."""
+    def logits(self, x: _Images) -> npt.NDArray[np.float32]:
+        """Class scores before the softmax, shape ``(n, classes)``."""
+    def hidden(self, x: _Images, layer: int = 0) -> npt.NDArray[np.float32]:
+        """Activity of hidden layer ``layer`` (0 = first), shape ``(n, width)``."""
+    def weights(self) -> Dict[str, npt.NDArray[np.float32]]:
+        """Every parameter by name, as 2-D arrays (biases are ``(1, n)``). ``bio``:
+        ``hidden.N.weight`` ``(width, inputs)``, ``hidden.N.mask``, ``hidden.N.bias``, ``hidden.N.rate``,
+        ``readout.weight`` ``(classes, width)``, ``readout.bias``. ``bp``: ``layer.N.weight``,
+        ``layer.N.bias`` (the last layer is the readout)."""
+    def save(self, dir: _Path, overwrite: bool = False) -> None:
+        """Writes ``dir/model.ckpt``, the file ``bio eval … --model DIR`` reads. A directory holding
+        a run is refused (``ValueError``) unless ``overwrite``, which removes that run's files."""
+
+class Trainer:
+    """Trains networks with the ``bio`` rule or backprop (``bp``).
+
+    ``options`` are the ``bio train`` flags by their Python names (``hebbian_rate=0.01``,
+    ``competition="inhibitory"``, ``ablate=["homeostasis"]``, ``optimizer="momentum"``, ``lr=0.05``…;
+    see ``RULE_OPTIONS``). An unknown name, a bad value, or an option of the other rule raises
+    ``ValueError`` naming it. ``backend`` is ``"cpu"``, ``"cuda"`` or ``"auto"``."""
+
+    def __init__(
+        self,
+        rule: str = "bio",
+        hidden: Optional[Sequence[int]] = None,
+        seed: int = 0,
+        backend: str = "cpu",
+        **options: Any,
+    ) -> None: ...
+    def fit(
+        self,
+        x: _Images,
+        y: _Labels,
+        epochs: Optional[int] = None,
+        batch: int = 100,
+        validation: int = 0,
+        out: Optional[_Path] = None,
+        callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
+        x_test: Optional[_Images] = None,
+        y_test: Optional[_Labels] = None,
+        dataset: Optional[str] = None,
+        force: bool = False,
+    ) -> Model:
+        """Trains a new network and returns it.
+
+        - ``epochs``: default 10 (both rules). ``validation``: hold out that many training images
+          and report accuracy on them each epoch.
+        - ``x_test, y_test``: the test split measured at the end (``model.metrics``); without them
+          the training images are used, so ``metrics["test_accuracy"]`` is then training accuracy.
+        - ``out``: a directory to write the run into as ``bio train --out`` does (``model.ckpt``,
+          ``state.ckpt``, ``config.json``, ``metrics.json``); a directory holding a run is refused
+          unless ``force``. ``dataset``: the name recorded there (default ``"numpy"``; give
+          ``"embedded"`` or ``"fashion-mnist"`` when the arrays came from that dataset, so that
+          ``bio eval accuracy --model DIR`` and ``bio train --resume DIR`` can reload it).
+        - ``callback(report)``: called after each epoch with a dict (``epoch``, ``epochs``, ``loss``,
+          ``train_accuracy``, ``active_fraction``, ``seconds``, and ``validation_accuracy`` with
+          validation). If it raises, training stops at that point (with ``out``, ``state.ckpt`` is
+          written, so ``bio train --resume DIR`` continues the run bit-identically) and the exception
+          propagates. Ctrl-C (``KeyboardInterrupt``) does the same after the batch in progress.
+
+        Raises ``ValueError`` for bad arguments, shapes or dtypes, ``OSError`` for files,
+        ``DivergedError`` when training diverges. The GIL is released while training.
+        """
+
+def load(path: _Path, backend: str = "cpu") -> Model:
+    """Loads a model directory (or its ``model.ckpt``) written by ``bio train``,
+    ``Trainer.fit(out=…)`` or ``Model.save``."""
+
+def resume(
+    dir: _Path,
+    callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
+    backend: Optional[str] = None,
+) -> Model:
+    """Continues the run saved in ``dir`` (stopped by a raising callback, Ctrl-C, or a killed
+    ``bio train``) to its end, as ``bio train --resume DIR`` does: the weights equal those of one
+    uninterrupted run. Its data is reloaded by the dataset name recorded at ``fit`` (so a run on
+    arbitrary arrays, recorded as ``"numpy"``, cannot be resumed)."""
+
+def attack(
+    model: Model,
+    x: _Images,
+    y: _Labels,
+    attack: str = "pgd",
+    eps: float = 0.1,
+    steps: int = 40,
+    seed: int = 0,
+    queries: Optional[int] = None,
+) -> Tuple[npt.NDArray[np.float32], float]:
+    """Adversarial images within the L∞ ball of radius ``eps`` around ``x`` and inside ``[0, 1]``,
+    and the robust accuracy (right on both the clean and the attacked image), as
+    ``bio eval robustness`` counts it. ``attack``: ``"pgd"`` (``steps`` iterations, random start),
+    ``"fgsm"``, or the gradient-free ``"square"`` (``queries`` model queries per image, default
+    1000). Same ``seed``, same images. ``x`` must hold pixels in ``[0, 1]``."""
+
+def metrics(model: Model, x: _Images) -> Dict[str, Any]:
+    """The biological metrics of ``bio eval metrics``, measured on ``x``: ``inputs`` and one entry
+    per weight matrix in ``layers`` (active fraction, lifetime sparseness, dead units, kept synapses,
+    lognormal fit of the weights, Dale index…)."""
