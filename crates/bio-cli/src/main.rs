@@ -15,21 +15,7 @@ use clap::Parser;
 fn main() {
     let args = cli::Cli::parse();
     if let Err(e) = commands::run(args) {
-        eprintln!("error: {}", one_line(&e));
+        eprintln!("error: {}", bio_run::one_line(&e));
         std::process::exit(1);
     }
-}
-
-/// The outermost context and its causes joined on one line, skipping a cause whose text the line
-/// already holds (error types that print their source in their own message would repeat it).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain().map(|c| c.to_string()) {
-        if line.is_empty() {
-            line = cause;
-        } else if !line.contains(&cause) {
-            line = format!("{line}: {cause}");
-        }
-    }
-    line.replace('\n', " ")
 }

@@ -13,19 +13,8 @@ pyo3::create_exception!(
     "Training produced NaN or infinite values (e.g. a learning rate far too large)."
 );
 
-/// The outermost context and its causes joined on one line, skipping a cause whose text the line
-/// already holds: the same line the `bio` command prints after `error:`.
-pub fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain().map(|c| c.to_string()) {
-        if line.is_empty() {
-            line = cause;
-        } else if !line.contains(&cause) {
-            line = format!("{line}: {cause}");
-        }
-    }
-    line.replace('\n', " ")
-}
+/// The line the `bio` command prints after `error:` (one definition for every front end).
+pub use bio_run::one_line;
 
 /// Which Python exception a library error becomes.
 enum Kind {

@@ -23,5 +23,20 @@ pub use files::{EpochLog, TrainMetrics, load_model, read_saved};
 pub use session::{EpochFailed, Event, Observer, Outcome, Resumable, Session, StopFlag, Trained};
 pub use spec::{DataSpec, RuleName, RuleOptions, SessionSpec};
 
+/// An error as one line, the way every front end shows it: the outermost context and its causes
+/// joined by `: `, skipping a cause whose text the line already holds (error types that print their
+/// source in their own message would repeat it).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if line.is_empty() {
+            line = cause;
+        } else if !line.contains(&cause) {
+            line = format!("{line}: {cause}");
+        }
+    }
+    line.replace('\n', " ")
+}
+
 /// Images per forward pass when evaluating a model (accuracy, validation, biology, few-shot features).
 pub const EVAL_BATCH: usize = 1000;
