@@ -300,6 +300,12 @@ impl Session {
         Self::build(saved.spec, None, None, Some(saved.state))
     }
 
+    /// Like [`Session::resumed`] on data already loaded (the same images the run was started on)
+    /// and, optionally, a backend already resolved.
+    pub fn resumed_with(saved: Resumable, data: Arc<Dataset>, backend: Option<Resolved>) -> Result<Session> {
+        Self::build(saved.spec, Some(data), backend, Some(saved.state))
+    }
+
     fn build(
         spec: SessionSpec,
         data: Option<Arc<Dataset>>,

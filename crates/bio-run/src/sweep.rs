@@ -478,13 +478,16 @@ fn run_one(
     attacks: &[(String, SweepAttack)],
 ) -> Result<RunResult> {
     let dir = run.spec.out.clone().expect("planned runs have a directory");
-    let resumable = dir.join(bio_data::model_dir::STATE_FILE).exists()
-        && crate::session::Resumable::read(&dir)
-            .is_ok_and(|r| r.spec == SessionSpec { force: false, ..run.spec.clone() });
-    let session = if resumable {
-        Session::resumed(crate::session::Resumable::read(&dir)?)?
-    } else {
-        Session::with_data(SessionSpec { force: true, ..run.spec.clone() }, data.clone(), Some(backend.clone()))?
+    // A run killed mid-way continues from its checkpoint when its settings are unchanged.
+    let saved = dir
+        .join(bio_data::model_dir::STATE_FILE)
+        .exists()
+        .then(|| crate::session::Resumable::read(&dir).ok())
+        .flatten()
+        .filter(|r| r.spec == SessionSpec { force: false, ..run.spec.clone() });
+    let session = match saved {
+        Some(saved) => Session::resumed_with(saved, data, Some(backend.clone()))?,
+        None => Session::with_data(SessionSpec { force: true, ..run.spec.clone() }, data, Some(backend.clone()))?,
     };
     let validation = session.splits().validation.clone().expect("sweep specs hold out validation images");
     let trained = session.run(&mut ())?.finished()?;

@@ -67,6 +67,17 @@ fn a_two_point_sweep_runs_resumes_and_merges() {
     assert_eq!(skipped.len(), 2);
     assert_eq!(again.points, results.points);
 
+    // A run whose result is lost but whose checkpoint is there continues from it (here: finished, so
+    // it is only judged again) and measures the same.
+    let first = &results.runs[0].name;
+    let model = out.join("runs").join(first).join("model.ckpt");
+    let trained_at = std::fs::metadata(&model).unwrap().modified().unwrap();
+    std::fs::remove_file(out.join("runs").join(first).join(sweep::RUN_RESULT_FILE)).unwrap();
+    let (again, started, _) = run(&spec(), &out, None);
+    assert_eq!(started, std::slice::from_ref(first));
+    assert_eq!(again.points, results.points);
+    assert_eq!(std::fs::metadata(&model).unwrap().modified().unwrap(), trained_at, "the run was trained again");
+
     // Two shards, then merged: the same table.
     let (a, b) = (tmp.path().join("shard0"), tmp.path().join("shard1"));
     let (r0, s0, _) = run(&spec(), &a, Some(Shard { index: 0, count: 2 }));
