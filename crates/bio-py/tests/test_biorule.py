@@ -306,17 +306,20 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(tmp_path, data)
 def test_ctrl_c_inside_fit_stops_with_a_resumable_checkpoint(tmp_path, data):
     x, y, x_test, y_test = data
     trainer = biorule.Trainer(rule="bio", hidden=[200], seed=1)
-    whole = trainer.fit(x, y, epochs=6, x_test=x_test, y_test=y_test, dataset="embedded")
+    # Enough epochs that the signal, sent right after the first one, always arrives mid-run: on a
+    # quiet machine an epoch of this size takes a few tens of milliseconds.
+    epochs = 30
+    whole = trainer.fit(x, y, epochs=epochs, x_test=x_test, y_test=y_test, dataset="embedded")
 
     def press_ctrl_c_soon(report):
         # From another thread, so that SIGINT arrives while the main thread is inside Rust (GIL
         # released) and only the session's own signal check can notice it.
         if report["epoch"] == 1:
-            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+            threading.Timer(0.0, os.kill, (os.getpid(), signal.SIGINT)).start()
 
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        trainer.fit(x, y, epochs=6, out=run, callback=press_ctrl_c_soon, x_test=x_test, y_test=y_test,
+        trainer.fit(x, y, epochs=epochs, out=run, callback=press_ctrl_c_soon, x_test=x_test, y_test=y_test,
                     dataset="embedded")
     assert (run / "state.ckpt").is_file() and not (run / "metrics.json").exists()
     resumed = biorule.resume(run)
