@@ -318,9 +318,15 @@ def test_ctrl_c_inside_fit_stops_with_a_resumable_checkpoint(tmp_path, data):
             threading.Timer(0.0, os.kill, (os.getpid(), signal.SIGINT)).start()
 
     run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        trainer.fit(x, y, epochs=epochs, out=run, callback=press_ctrl_c_soon, x_test=x_test, y_test=y_test,
-                    dataset="embedded")
+    # A process started in the background by a non-interactive shell (as CI may be) inherits SIGINT
+    # as ignored, and Python then installs no KeyboardInterrupt handler: install it for this test.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.fit(x, y, epochs=epochs, out=run, callback=press_ctrl_c_soon, x_test=x_test, y_test=y_test,
+                        dataset="embedded")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert (run / "state.ckpt").is_file() and not (run / "metrics.json").exists()
     resumed = biorule.resume(run)
     for name, w in whole.weights().items():
