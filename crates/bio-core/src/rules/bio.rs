@@ -344,6 +344,10 @@ impl Rule for BioRule {
     const NAME: &'static str = "bio";
     const SUMMARY: &'static str =
         "competitive multiplicative Hebbian hidden layers with homeostasis, pruning and a local sign-preserving readout";
+    const FORWARD: &'static str = "per hidden layer i: xn = x / (1e-6 + ||x||_2) per row; u = xn @ hidden.i.weight^T + \
+hidden.i.bias; theta = per-row threshold (k-winners: (k+1)-th largest u, k = round(active_fraction * width); \
+inhibitory: mean(u) + gain * std(u)); x = relu(u - theta). Readout: h = x / (normalization_sigma + sum(x)) per row; \
+logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied to the weights.";
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
     const COPIES_PER_WEIGHT: u64 = BIO_COPIES_PER_WEIGHT;
     type Params = BioParams;

@@ -144,6 +144,7 @@ struct BpState {
 impl<B: Backend> Rule for BackpropRule<B> {
     const NAME: &'static str = "bp";
     const SUMMARY: &'static str = "backpropagation with Adam or SGD-momentum: the baseline";
+    const FORWARD: &'static str = "x = relu(x @ layer.i.weight^T + layer.i.bias) for every layer but the last; logits = x @ last.weight^T + last.bias.";
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = false;
     const COPIES_PER_WEIGHT: u64 = BP_COPIES_PER_WEIGHT;
     type Params = BpParams;

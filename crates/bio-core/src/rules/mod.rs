@@ -121,6 +121,9 @@ pub trait Rule: Sized + 'static {
     const NAME: &'static str;
     /// One line for `--help`.
     const SUMMARY: &'static str;
+    /// The forward pass in words, with the parameter names of [`crate::Classifier::to_params`], so
+    /// that an exported model can be rebuilt from its file alone.
+    const FORWARD: &'static str;
     /// The rule's own command-line settings (beyond hidden widths, epochs, batch and seed).
     const OPTIONS: &'static [RuleOption] = &[];
     /// Epochs when none are given.

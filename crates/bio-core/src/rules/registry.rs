@@ -57,6 +57,8 @@ pub struct RuleInfo {
     pub name: &'static str,
     /// [`Rule::SUMMARY`].
     pub summary: &'static str,
+    /// [`Rule::FORWARD`].
+    pub forward: &'static str,
     /// [`Rule::OPTIONS`].
     pub options: &'static [RuleOption],
     /// [`Rule::DEFAULT_EPOCHS`].
@@ -75,6 +77,7 @@ impl RuleInfo {
         RuleInfo {
             name: R::NAME,
             summary: R::SUMMARY,
+            forward: R::FORWARD,
             options: R::OPTIONS,
             default_epochs: R::DEFAULT_EPOCHS,
             schedule_depends_on_epochs: R::SCHEDULE_DEPENDS_ON_EPOCHS,
