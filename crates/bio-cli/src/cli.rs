@@ -234,7 +234,7 @@ pub struct FewshotArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// [few-labels] Learning rule.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = RuleName::parser())]
     pub rule: Option<RuleName>,
     /// [few-labels] Dataset.
     #[arg(long, default_value = "fashion-mnist")]

@@ -201,10 +201,7 @@ fn bio_run(b: &CpuBackend, data: &Dataset, stop_after: Option<usize>) -> Params 
         data,
         &|| BioRule::new(config.clone(), 5),
         &|m: &bio_core::BioNet<CpuBackend>| m.to_saved(),
-        &|m| match m {
-            AnyModel::Bio(m) => m,
-            AnyModel::Bp(_) => unreachable!(),
-        },
+        &|m| m.downcast_ref::<bio_core::BioNet<CpuBackend>>().expect("a bio model").clone(),
         stop_after,
     )
 }
@@ -216,10 +213,7 @@ fn bp_run(b: &CpuBackend, data: &Dataset, stop_after: Option<usize>) -> Params {
         data,
         &|| BackpropRule::new(config.clone()),
         &|m: &bio_core::BpNet<CpuBackend>| m.to_saved(),
-        &|m| match m {
-            AnyModel::Bp(m) => m,
-            AnyModel::Bio(_) => unreachable!(),
-        },
+        &|m| m.downcast_ref::<bio_core::BpNet<CpuBackend>>().expect("a bp model").clone(),
         stop_after,
     )
 }

@@ -59,11 +59,13 @@ fn checkpoint_errors_are_distinct() {
     assert!(matches!(err, DataError::NotACheckpoint { .. }), "{err}");
     assert!(err.to_string().contains(name) && err.to_string().contains("not a biorule checkpoint"));
 
+    // Format 2 (the closed bio/bp enums before the rule registry) is refused in one line.
     let mut old = good.clone();
-    old[8..12].copy_from_slice(&1u32.to_le_bytes());
+    old[8..12].copy_from_slice(&2u32.to_le_bytes());
     let err = decode_checkpoint::<Model>(&old, name).unwrap_err();
-    assert!(matches!(err, DataError::CheckpointVersion { found: 1, supported: 2, .. }), "{err}");
-    assert!(err.to_string().contains("version 1") && err.to_string().contains("version 2"), "{err}");
+    assert!(matches!(err, DataError::CheckpointVersion { found: 2, supported: 3, .. }), "{err}");
+    assert!(err.to_string().contains("version 2") && err.to_string().contains("version 3"), "{err}");
+    assert_eq!(err.to_string().lines().count(), 1, "{err}");
 
     for cut in [0, 5, 8, 23, 24, good.len() - 1] {
         let err = decode_checkpoint::<Model>(&good[..cut], name).unwrap_err();

@@ -678,6 +678,23 @@ fn check_train_set(images: &Matrix, labels: &[usize], spec: &TrainSpec) -> Resul
     Ok(())
 }
 
+/// Trains a fresh model of rule `R` (with `config`) on `(images, labels)` for `spec.epochs` epochs:
+/// the strict few-labels variant of any rule, which sees only the labelled images.
+pub fn train_rule<B: Backend, R: bio_core::rules::Rule + LearningRule<B>>(
+    backend: &B,
+    config: &R::Config,
+    spec: TrainSpec,
+    images: &Matrix,
+    labels: &[usize],
+    seed: u64,
+) -> Result<R::Model, EvalError> {
+    check_train_set(images, labels, &spec)?;
+    let mut rule = R::new(config.clone(), seed);
+    let mut model = rule.init_model(backend, images.cols(), spec.classes, seed);
+    fit(backend, &mut rule, &mut model, images, labels, (spec.epochs, spec.batch, seed))?;
+    Ok(model)
+}
+
 /// Trains a backprop network from scratch on `(images, labels)` for `spec.epochs` epochs.
 pub fn train_bp<B: Backend>(
     backend: &B,
@@ -687,11 +704,7 @@ pub fn train_bp<B: Backend>(
     labels: &[usize],
     seed: u64,
 ) -> Result<BpNet<B>, EvalError> {
-    check_train_set(images, labels, &spec)?;
-    let mut rule = BackpropRule::<B>::new(config.clone());
-    let mut model = rule.init_model(backend, images.cols(), spec.classes, seed);
-    fit(backend, &mut rule, &mut model, images, labels, (spec.epochs, spec.batch, seed))?;
-    Ok(model)
+    train_rule::<B, BackpropRule<B>>(backend, config, spec, images, labels, seed)
 }
 
 /// `bio`, strict variant: the whole rule (hidden layers and readout) sees only the labelled images,
@@ -704,11 +717,7 @@ pub fn train_bio_strict<B: Backend>(
     labels: &[usize],
     seed: u64,
 ) -> Result<BioNet<B>, EvalError> {
-    check_train_set(images, labels, &spec)?;
-    let mut rule = bio_core::BioRule::new(config.clone(), seed);
-    let mut model = rule.init_model(backend, images.cols(), spec.classes, seed);
-    fit(backend, &mut rule, &mut model, images, labels, (spec.epochs, spec.batch, seed))?;
-    Ok(model)
+    train_rule::<B, bio_core::BioRule>(backend, config, spec, images, labels, seed)
 }
 
 /// Label-free phase of the `bio` rule: a fresh network (with `config`) whose hidden layers are trained

@@ -78,7 +78,21 @@ fn load_dataset<'py>(py: Python<'py>, name: &str, data_dir: Option<PathBuf>) -> 
 fn rule_option_names() -> Vec<String> {
     let defaults = serde_json::to_value(bio_run::RuleOptions::default()).unwrap_or(Value::Null);
     let own = ["hidden", "seed", "epochs", "batch"];
-    defaults.as_object().map_or_else(Vec::new, |o| o.keys().filter(|k| !own.contains(&k.as_str())).cloned().collect())
+    let mut names: Vec<String> = defaults
+        .as_object()
+        .map_or_else(Vec::new, |o| o.keys().filter(|k| !own.contains(&k.as_str())).cloned().collect());
+    // The settings a rule declares (`kh-p`) as Python spells keyword arguments (`kh_p`).
+    for rule in bio_core::rules::rules() {
+        names.extend(rule.options.iter().map(|o| o.flag.replace('-', "_")));
+    }
+    names
+}
+
+/// The key of option `name` in `config.json`: a declared rule setting by its flag (`kh_p` → `kh-p`).
+fn option_key(name: &str) -> String {
+    let flag = name.replace('_', "-");
+    let declared = bio_core::rules::rules().iter().any(|r| r.option(&flag).is_some());
+    if declared { flag } else { name.to_string() }
 }
 
 /// Trains a network with the `bio` rule or backprop on NumPy arrays.
@@ -114,13 +128,13 @@ impl Trainer {
         // Each option alone first, so that a bad one is named in the error.
         for (name, value) in &self.options {
             let mut one = json.clone();
-            one["rule_args"][name] = value.clone();
+            one["rule_args"][option_key(name)] = value.clone();
             if let Err(e) = serde_json::from_value::<SessionSpec>(one) {
                 anyhow::bail!("invalid value for `{name}`: {value} ({e})");
             }
         }
         for (name, value) in &self.options {
-            json["rule_args"][name] = value.clone();
+            json["rule_args"][option_key(name)] = value.clone();
         }
         let mut spec: SessionSpec = serde_json::from_value(json)?;
         spec.backend = self.backend;
@@ -140,8 +154,8 @@ impl Trainer {
         backend: &str,
         options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        if rule != "bio" && rule != "bp" {
-            return Err(value_error(format!("invalid value for `rule`: expected \"bio\" or \"bp\", got {rule:?}")));
+        if let Err(e) = bio_core::rules::find(rule) {
+            return Err(value_error(format!("invalid value for `rule`: {e}")));
         }
         let known = rule_option_names();
         let mut parsed = BTreeMap::new();
@@ -198,7 +212,7 @@ impl Trainer {
         dataset: Option<String>,
         force: bool,
     ) -> PyResult<Model> {
-        let rule_name = if self.rule == "bp" { bio_run::RuleName::Bp } else { bio_run::RuleName::Bio };
+        let rule_name = bio_run::RuleName::new(self.rule.clone());
         let epochs = epochs.unwrap_or(rule_name.default_epochs());
         let dataset = dataset.unwrap_or_else(|| "numpy".into());
         let mut spec = self.spec(epochs, batch, validation, &dataset, out.as_deref()).py_err()?;
@@ -335,15 +349,11 @@ fn numpy_dataset(name: &str, train: (Images, Vec<usize>), test: Option<(Images, 
 }
 
 fn saved_classes(model: &SavedModel) -> usize {
-    match model {
-        SavedModel::Bio { classes, .. } | SavedModel::Bp { classes, .. } => *classes,
-    }
+    model.classes
 }
 
 fn saved_input_dim(model: &SavedModel) -> usize {
-    match model {
-        SavedModel::Bio { input_dim, .. } | SavedModel::Bp { input_dim, .. } => *input_dim,
-    }
+    model.input_dim
 }
 
 /// What a forward pass returns.
@@ -405,9 +415,9 @@ impl Model {
 
 #[pymethods]
 impl Model {
-    /// `"bio"` or `"bp"`.
+    /// The rule that trained it (`"bio"`, `"bp"`, …).
     #[getter]
-    fn rule(&self) -> &'static str {
+    fn rule(&self) -> &str {
         self.file.model.rule()
     }
 

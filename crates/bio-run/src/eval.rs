@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use bio_core::LearningRule;
+use bio_core::rules::{Rule, RuleVisitor};
 use bio_core::{Backend, Matrix};
-use bio_eval::fewshot::{train_bio_strict, train_bio_with_unlabelled, train_bp};
+use bio_eval::fewshot::{TrainSpec, train_bio_strict, train_bio_with_unlabelled, train_rule};
 use bio_eval::{EpisodeParams, FewLabelData, FewLabelParams, FewLabelResult, FewShotResult};
 use serde::{Deserialize, Serialize};
 
@@ -250,7 +252,7 @@ impl FewLabelsSpec {
         if self.shots.contains(&0) {
             bail!("invalid value for `shots`: every number of shots must be ≥ 1");
         }
-        if self.unlabelled && self.rule == RuleName::Bp {
+        if self.unlabelled && self.rule != RuleName::BIO {
             bail!("invalid value for `unlabelled`: only the bio rule can learn from unlabelled images");
         }
         if self.seeds == 0 {
@@ -294,16 +296,38 @@ pub fn few_labels<B: Backend>(b: &B, spec: &FewLabelsSpec, mut on_phase: impl Fn
         unlabelled,
     };
     let mut results = Vec::new();
-    match spec.rule {
-        RuleName::Bp => {
-            let cfg = spec.options.bp_config()?;
-            on_phase("bp");
-            results.extend(bio_eval::few_labels("bp", fl_data, &params(false), EVAL_BATCH, |x, y, _, seed| {
-                train_bp(b, &cfg, spec_for(x.rows()), x, y, seed)
-            })?);
+    if spec.rule != RuleName::BIO {
+        // Any other rule: its strict variant, through the rule's own training steps.
+        struct Strict<'a, B> {
+            b: &'a B,
+            config: String,
+            name: &'a str,
+            data: FewLabelData<'a>,
+            params: FewLabelParams,
+            spec_for: &'a dyn Fn(usize) -> TrainSpec,
         }
-        RuleName::Bio => {
-            let cfg = spec.options.bio_config()?;
+        impl<B: Backend> RuleVisitor<B> for Strict<'_, B> {
+            type Output = Result<Vec<FewLabelResult>>;
+            fn visit<R: Rule + LearningRule<B>>(self) -> Self::Output {
+                let config: R::Config = serde_json::from_str(&self.config)?;
+                Ok(bio_eval::few_labels(self.name, self.data, &self.params, EVAL_BATCH, |x, y, _, seed| {
+                    train_rule::<B, R>(self.b, &config, (self.spec_for)(x.rows()), x, y, seed)
+                })?)
+            }
+        }
+        on_phase(spec.rule.name());
+        let strict = Strict {
+            b,
+            config: spec.options.config_json(&spec.rule.info()?)?,
+            name: spec.rule.name(),
+            data: fl_data,
+            params: params(false),
+            spec_for: &spec_for,
+        };
+        results.extend(bio_core::rules::dispatch(spec.rule.name(), strict)??);
+    } else {
+        let cfg = spec.options.bio_config()?;
+        {
             on_phase("bio-strict");
             results.extend(bio_eval::few_labels(
                 "bio-strict",

@@ -402,10 +402,8 @@ pub fn robustness<B: Backend>(
     for &a in &attacks {
         let Some(params) = spec.ensemble_params(a) else { continue };
         let name = a.name().to_string();
-        let helpers = Helpers {
-            surrogate: surrogate.as_ref().map(|s| s as &dyn Classifier<B>),
-            source: source.as_ref().map(|(_, m)| m as &dyn Classifier<B>),
-        };
+        let helpers =
+            Helpers { surrogate: surrogate.as_deref(), source: source.as_ref().map(|(_, m)| m as &dyn Classifier<B>) };
         let report = bio_eval::strongest(&model, helpers, &params, &eps, &test.images, &test.labels, |message| {
             progress(RobustnessProgress::Ensemble { attack: &name, message })
         })

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use bio_core::params::{BIO_COPIES_PER_WEIGHT, BP_COPIES_PER_WEIGHT, training_memory_estimate};
+use bio_core::params::training_memory_estimate;
+use bio_core::rules::{Rule, RuleInfo, RuleVisitor};
 use bio_core::train::{EpochProgress, train_epoch_from};
-use bio_core::{AnyModel, Backend, BackpropRule, BioRule, LearningRule, SavedModel};
+use bio_core::{Backend, LearningRule, SavedModel};
 use bio_data::{Dataset, ModelFile, Split, TrainingState, model_dir};
 
 use crate::backend::{Resolved, resolve};
@@ -273,20 +274,33 @@ pub struct Session {
     /// killed before its first checkpoint.
     resumed: bool,
     stop: StopFlag,
+    /// The rule the spec names.
+    rule: RuleInfo,
 }
 
 impl Session {
     /// Checks `spec`, loads its dataset, prepares the output directory and resolves the backend,
     /// in that order, so that a bad setting is refused before any data or disk work.
     pub fn new(spec: SessionSpec) -> Result<Session> {
-        Self::build(spec, None, None, None)
+        Self::build(spec, None, None, None, None)
+    }
+
+    /// Like [`Session::new`] for a rule `R` that is not in the registry (an experiment, a test);
+    /// run it with [`Session::run_unregistered`].
+    pub fn unregistered<R: Rule>(spec: SessionSpec) -> Result<Session> {
+        Self::build(spec, None, None, None, Some(RuleInfo::of::<R>()))
+    }
+
+    /// Like [`Session::resumed`] for a rule `R` that is not in the registry.
+    pub fn resumed_unregistered<R: Rule>(saved: Resumable) -> Result<Session> {
+        Self::build(saved.spec, None, None, Some(saved.state), Some(RuleInfo::of::<R>()))
     }
 
     /// Like [`Session::new`] on data already loaded (its name should be `spec.data.dataset`, which
     /// the checkpoint records so that evaluation reloads it) and, optionally, a backend already
     /// resolved (e.g. one CUDA context for several sessions).
     pub fn with_data(spec: SessionSpec, data: Arc<Dataset>, backend: Option<Resolved>) -> Result<Session> {
-        Self::build(spec, Some(data), backend, None)
+        Self::build(spec, Some(data), backend, None, None)
     }
 
     /// Continues the run saved in `dir` (see [`Resumable`]).
@@ -297,13 +311,13 @@ impl Session {
     /// Continues a run read with [`Resumable::read`] (possibly with another backend or checkpoint
     /// interval set in its spec).
     pub fn resumed(saved: Resumable) -> Result<Session> {
-        Self::build(saved.spec, None, None, Some(saved.state))
+        Self::build(saved.spec, None, None, Some(saved.state), None)
     }
 
     /// Like [`Session::resumed`] on data already loaded (the same images the run was started on)
     /// and, optionally, a backend already resolved.
     pub fn resumed_with(saved: Resumable, data: Arc<Dataset>, backend: Option<Resolved>) -> Result<Session> {
-        Self::build(saved.spec, Some(data), backend, Some(saved.state))
+        Self::build(saved.spec, Some(data), backend, Some(saved.state), None)
     }
 
     fn build(
@@ -311,8 +325,16 @@ impl Session {
         data: Option<Arc<Dataset>>,
         backend: Option<Resolved>,
         resume: Option<Option<TrainingState>>,
+        rule: Option<RuleInfo>,
     ) -> Result<Session> {
-        spec.check()?;
+        let rule = match rule {
+            Some(r) => r,
+            None => spec.rule.info()?,
+        };
+        if rule.name != spec.rule.name() {
+            bail!("the run trains `{}`, not `{}`", spec.rule, rule.name);
+        }
+        spec.check_with(&rule)?;
         let data = match data {
             Some(d) => d,
             None => Arc::new(bio_data::load(&spec.data.dataset, spec.data.data.as_deref())?),
@@ -321,11 +343,8 @@ impl Session {
         if splits.train.is_empty() {
             bail!("the training set is empty (check --classes)");
         }
-        let copies = match spec.rule {
-            RuleName::Bio => BIO_COPIES_PER_WEIGHT,
-            RuleName::Bp => BP_COPIES_PER_WEIGHT,
-        };
         let o = &spec.options;
+        let copies = rule.copies_per_weight;
         check_memory(training_memory_estimate(data.input_dim(), &o.hidden, data.classes, o.batch, copies))?;
         if let Some(out) = &spec.out {
             if resume.is_none() && !spec.force {
@@ -342,7 +361,7 @@ impl Session {
             bail!("--resume needs the run's directory");
         }
         let resume = resume.flatten();
-        Ok(Session { spec, data, splits, backend, backend_note, resume, resumed, stop: StopFlag::default() })
+        Ok(Session { spec, data, splits, backend, backend_note, resume, resumed, stop: StopFlag::default(), rule })
     }
 
     /// The spec being run.
@@ -386,10 +405,25 @@ impl Session {
     /// A fresh run first writes `config.json` and removes an earlier run's training state.
     pub fn run(self, observer: &mut dyn Observer) -> Result<Outcome> {
         let session = &self;
-        on_backend!(&self.backend, |b| session.run_on(b, observer))
+        on_backend!(&self.backend, |b| session.run_on(b, observer, |b, observer| session.fit_registered(b, observer)))
     }
 
-    fn run_on<B: Backend>(&self, b: &B, observer: &mut dyn Observer) -> Result<Outcome> {
+    /// Like [`Session::run`] for a rule `R` that is not in the registry (made with
+    /// [`Session::unregistered`]), on backend `b` (the session's own backend choice is not used).
+    pub fn run_unregistered<B: Backend, R: Rule + LearningRule<B>>(
+        self,
+        b: &B,
+        observer: &mut dyn Observer,
+    ) -> Result<Outcome> {
+        self.run_on(b, observer, |b, observer| self.fit::<B, R>(b, observer))
+    }
+
+    fn run_on<B: Backend>(
+        &self,
+        b: &B,
+        observer: &mut dyn Observer,
+        fit: impl FnOnce(&B, &mut dyn Observer) -> Result<Outcome>,
+    ) -> Result<Outcome> {
         let spec = &self.spec;
         // A fresh run replaces any earlier one in the directory, its training state included.
         if let Some(out) = &spec.out
@@ -402,7 +436,7 @@ impl Session {
             }
             bio_data::write_json(out.join(model_dir::CONFIG_FILE), spec)?;
         }
-        let outcome = self.fit_rule(b, observer);
+        let outcome = fit(b, observer);
         if outcome.is_err()
             && !self.resumed
             && let Some(out) = &spec.out
@@ -420,53 +454,55 @@ impl Session {
         Ok(outcome)
     }
 
-    fn fit_rule<B: Backend>(&self, b: &B, observer: &mut dyn Observer) -> Result<Outcome> {
-        let spec = &self.spec;
-        let outcome = match spec.rule {
-            RuleName::Bio => {
-                let config = spec.options.bio_config()?;
-                let rule = BioRule::new(config.clone(), spec.options.seed);
-                let from_saved = |saved: &SavedModel| match saved.load(b)? {
-                    AnyModel::Bio(m) if m.config == config => Ok(m),
-                    AnyModel::Bio(_) => bail!("the checkpoint's hyper-parameters differ from the run's"),
-                    AnyModel::Bp(_) => bail!("the checkpoint holds a `bp` model, the run trains `bio`"),
-                };
-                self.fit(b, rule, observer, |m: &bio_core::BioNet<B>| m.to_saved(), from_saved)?
+    fn fit_registered<B: Backend>(&self, b: &B, observer: &mut dyn Observer) -> Result<Outcome> {
+        struct Fit<'a, B> {
+            session: &'a Session,
+            b: &'a B,
+            observer: &'a mut dyn Observer,
+        }
+        impl<B: Backend> RuleVisitor<B> for Fit<'_, B> {
+            type Output = Result<Outcome>;
+            fn visit<R: Rule + LearningRule<B>>(self) -> Result<Outcome> {
+                self.session.fit::<B, R>(self.b, self.observer)
             }
-            RuleName::Bp => {
-                let config = spec.options.bp_config()?;
-                let rule = BackpropRule::new(config.clone());
-                let from_saved = |saved: &SavedModel| match saved.load(b)? {
-                    AnyModel::Bp(m) if m.config == config => Ok(m),
-                    AnyModel::Bp(_) => bail!("the checkpoint's hyper-parameters differ from the run's"),
-                    AnyModel::Bio(_) => bail!("the checkpoint holds a `bio` model, the run trains `bp`"),
-                };
-                self.fit(b, rule, observer, |m: &bio_core::BpNet<B>| m.to_saved(), from_saved)?
-            }
-        };
-        Ok(outcome)
+        }
+        bio_core::rules::dispatch(self.spec.rule.name(), Fit { session: self, b, observer })?
     }
 
     /// What to change after a divergence, naming this run's settings of the rates and batch size
     /// that drive the update's size.
     fn divergence_advice(&self) -> String {
         let o = &self.spec.options;
-        match self.spec.rule {
-            RuleName::Bp => {
-                let lr = match (o.lr, o.optimizer) {
-                    (Some(lr), _) => lr.to_string(),
-                    (None, crate::spec::OptimizerChoice::Adam) => "0.001".into(),
-                    (None, crate::spec::OptimizerChoice::Momentum) => "0.05".into(),
-                };
-                format!("; try a lower --lr (this run: {lr}) or a smaller --batch (this run: {})", o.batch)
-            }
-            RuleName::Bio => match o.bio_config() {
+        let rule = &self.spec.rule;
+        if *rule == RuleName::BP {
+            let lr = match (o.lr, o.optimizer) {
+                (Some(lr), _) => lr.to_string(),
+                (None, crate::spec::OptimizerChoice::Adam) => "0.001".into(),
+                (None, crate::spec::OptimizerChoice::Momentum) => "0.05".into(),
+            };
+            format!("; try a lower --lr (this run: {lr}) or a smaller --batch (this run: {})", o.batch)
+        } else if *rule == RuleName::BIO {
+            match o.bio_config() {
                 Ok(c) => format!(
                     "; try a lower --readout-rate (this run: {}) or --hebbian-rate (this run: {}), or a smaller --batch (this run: {})",
                     c.readout_rate, c.hebbian_rate, o.batch
                 ),
                 Err(_) => String::new(),
-            },
+            }
+        } else {
+            // A rule that declares its settings: name the rates among them.
+            let rates: Vec<String> = self
+                .rule
+                .options
+                .iter()
+                .filter(|opt| opt.flag.contains("rate"))
+                .map(|opt| match o.settings.0.get(opt.flag) {
+                    Some(v) => format!("--{} (this run: {v})", opt.flag),
+                    None => format!("--{}", opt.flag),
+                })
+                .collect();
+            let rates = if rates.is_empty() { String::new() } else { format!("a lower {} or ", rates.join(" or ")) };
+            format!("; try {rates}a smaller --batch (this run: {})", o.batch)
         }
     }
 
@@ -481,16 +517,22 @@ impl Session {
         }
     }
 
-    fn fit<B: Backend, R: LearningRule<B>>(
-        &self,
-        b: &B,
-        mut rule: R,
-        observer: &mut dyn Observer,
-        to_saved: impl Fn(&R::Model) -> SavedModel,
-        from_saved: impl Fn(&SavedModel) -> Result<R::Model>,
-    ) -> Result<Outcome> {
+    /// Trains rule `R`, which the session's spec names.
+    fn fit<B: Backend, R: Rule + LearningRule<B>>(&self, b: &B, observer: &mut dyn Observer) -> Result<Outcome> {
         let spec = &self.spec;
         let o = &spec.options;
+        if spec.rule.name() != R::NAME {
+            bail!("the run trains `{}`, not `{}`", spec.rule, R::NAME);
+        }
+        let config: R::Config = serde_json::from_str(&o.config_json(&self.rule)?)?;
+        let mut rule = R::new(config.clone(), o.seed);
+        let to_saved = |m: &R::Model| SavedModel::of::<R, B>(&config, m);
+        let from_saved = |saved: &SavedModel| -> Result<R::Model> {
+            if saved.config_of::<R>()? != config {
+                bail!("the checkpoint's hyper-parameters differ from the run's");
+            }
+            Ok(R::new(config.clone(), 0).model_from_params(b, saved.input_dim, saved.classes, &saved.params)?)
+        };
         let epochs = spec.epochs();
         let out = spec.out.as_deref();
         let (train, test) = (&self.splits.train, &self.splits.test);
@@ -506,7 +548,7 @@ impl Session {
             ),
             Some(state) => {
                 let saved = &state.model.model;
-                if saved.rule() != rule.name() || state.rule.rule() != rule.name() {
+                if saved.rule() != rule.name() || state.rule.rule != rule.name() {
                     bail!("the checkpoint is of a `{}` run, this run trains `{}`", saved.rule(), rule.name());
                 }
                 if saved.hidden() != o.hidden.as_slice() {

@@ -5,11 +5,15 @@
 
 use std::path::PathBuf;
 
+use std::borrow::Cow;
+
 use anyhow::{Result, bail};
+use bio_core::rules::{RuleInfo, Settings};
 use bio_core::{
     BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule, ScalingNorm,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::backend::BackendChoice;
 
@@ -36,44 +40,135 @@ impl Default for DataSpec {
     }
 }
 
-/// The learning rule. Saved lowercase (`bio`, `bp`); files written before that said `Bio`, `Bp`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum RuleName {
-    /// Competitive multiplicative Hebbian hidden layers with a local sign-preserving readout.
-    #[default]
-    #[serde(alias = "Bio")]
-    Bio,
-    /// Backpropagation (Adam or SGD-momentum).
-    #[serde(alias = "Bp")]
-    Bp,
-}
+/// A learning rule, by its registered name (`bio`, `bp`, …: see [`bio_core::rules::rules`]). Files
+/// written before the registry said `Bio`, `Bp`; they still read.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RuleName(Cow<'static, str>);
 
 impl RuleName {
+    /// The `bio` rule.
+    pub const BIO: RuleName = RuleName(Cow::Borrowed("bio"));
+    /// The backprop baseline.
+    pub const BP: RuleName = RuleName(Cow::Borrowed("bp"));
+
+    /// The rule called `name` (not checked against the registry: see [`RuleName::info`]).
+    pub fn new(name: impl Into<String>) -> Self {
+        let name = name.into();
+        RuleName(Cow::Owned(match name.as_str() {
+            "Bio" => "bio".into(),
+            "Bp" => "bp".into(),
+            _ => name,
+        }))
+    }
+
     /// The rule's name as the command line spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            RuleName::Bio => "bio",
-            RuleName::Bp => "bp",
-        }
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// The registered rule of this name, or an error listing the known ones.
+    pub fn info(&self) -> Result<RuleInfo> {
+        Ok(bio_core::rules::find(self.name())?)
     }
 
     /// Whether an update depends on how many epochs the run has in all (a schedule annealed over
     /// the run), so that a finished run cannot be extended to more epochs with the same result.
-    pub fn schedule_depends_on_epochs(self) -> bool {
-        match self {
-            RuleName::Bio => true,
-            RuleName::Bp => false,
-        }
+    pub fn schedule_depends_on_epochs(&self) -> bool {
+        self.info().map_or(true, |r| r.schedule_depends_on_epochs)
     }
 
     /// Epochs when none are given.
-    pub fn default_epochs(self) -> usize {
-        match self {
-            RuleName::Bio => BIO_EPOCHS,
-            RuleName::Bp => BP_EPOCHS,
+    pub fn default_epochs(&self) -> usize {
+        self.info().map_or(BIO_EPOCHS, |r| r.default_epochs)
+    }
+
+    /// Parses `--rule`, offering the registered rules with their summaries in `--help`.
+    #[cfg(feature = "clap")]
+    pub fn parser() -> impl clap::builder::TypedValueParser<Value = RuleName> {
+        use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+        let values = bio_core::rules::rules().into_iter().map(|r| PossibleValue::new(r.name).help(r.summary));
+        PossibleValuesParser::new(values).map(RuleName::new)
+    }
+}
+
+impl Default for RuleName {
+    fn default() -> Self {
+        RuleName::BIO
+    }
+}
+
+impl std::fmt::Display for RuleName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for RuleName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(RuleName::new)
+    }
+}
+
+/// Settings of the rules that declare their own options ([`bio_core::rules::Rule::OPTIONS`]), by
+/// flag (`kh-p` → 3). On the command line each registered option is a flag of its own; in
+/// `config.json` and sweep files they sit beside the other rule settings.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RuleSettings(pub Settings);
+
+#[cfg(feature = "clap")]
+impl clap::FromArgMatches for RuleSettings {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let mut settings = Settings::new();
+        for rule in bio_core::rules::rules() {
+            for option in rule.options {
+                if let Some(value) = matches.get_one::<String>(option.flag) {
+                    settings.insert(option.flag.to_string(), setting_value(value));
+                }
+            }
         }
+        Ok(RuleSettings(settings))
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> std::result::Result<(), clap::Error> {
+        self.0.extend(Self::from_arg_matches(matches)?.0);
+        Ok(())
+    }
+}
+
+#[cfg(feature = "clap")]
+impl clap::Args for RuleSettings {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let options = bio_core::rules::rules().into_iter().flat_map(|rule| {
+            rule.options.iter().map(move |o| {
+                clap::Arg::new(o.flag)
+                    .long(o.flag)
+                    .value_name("X")
+                    .allow_negative_numbers(true)
+                    .help(format!("[{}] {}", rule.name, o.help))
+            })
+        });
+        cmd.args(options)
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// A command-line value as JSON: a number or boolean when it reads as one, else a string.
+pub fn setting_value(text: &str) -> Value {
+    if let Ok(n) = text.parse::<i64>() {
+        Value::from(n)
+    } else if let Ok(x) = text.parse::<f64>()
+        && x.is_finite()
+    {
+        Value::from(x)
+    } else if let Ok(b) = text.parse::<bool>() {
+        Value::from(b)
+    } else {
+        Value::from(text)
     }
 }
 
@@ -261,6 +356,10 @@ pub struct RuleOptions {
     /// [bp] Momentum coefficient.
     #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true, default_value_t = 0.9))]
     pub momentum: f32,
+    /// Settings of the rules that declare their own options (`--kh-p`, …).
+    #[cfg_attr(feature = "clap", command(flatten))]
+    #[serde(flatten)]
+    pub settings: RuleSettings,
 }
 
 impl Default for RuleOptions {
@@ -295,6 +394,7 @@ impl Default for RuleOptions {
             optimizer: OptimizerChoice::Adam,
             lr: None,
             momentum: 0.9,
+            settings: RuleSettings::default(),
         }
     }
 }
@@ -364,10 +464,22 @@ impl RuleOptions {
         Ok(BpParams { hidden: self.hidden.clone(), optimizer, learning_rate: self.lr.unwrap_or(default_lr) }.check()?)
     }
 
+    /// The validated configuration of `rule` ([`bio_core::rules::Rule::Config`]) as JSON. The two
+    /// first rules have typed flags of their own ([`RuleOptions::bio_config`],
+    /// [`RuleOptions::bp_config`]); every other rule is configured from its declared settings.
+    pub fn config_json(&self, rule: &RuleInfo) -> Result<String> {
+        Ok(match rule.name {
+            "bio" => serde_json::to_string(&self.bio_config()?)?,
+            "bp" => serde_json::to_string(&self.bp_config()?)?,
+            _ => (rule.config_json)(&self.hidden, &self.settings.0)?,
+        })
+    }
+
     /// Validates the configuration of `rule`, and refuses options that only the other rule (or
     /// another setting) would use: silently ignoring them would record in `config.json` a setting
     /// that was never applied.
-    pub fn check_for(&self, rule: RuleName) -> Result<()> {
+    pub fn check_for(&self, info: &RuleInfo) -> Result<()> {
+        let rule = &RuleName::new(info.name);
         let d = RuleOptions::default();
         let bio_only = [
             ("active-fraction", self.active_fraction.is_some()),
@@ -397,32 +509,36 @@ impl RuleOptions {
             ("lr", self.lr.is_some()),
             ("momentum", self.momentum != d.momentum),
         ];
-        let (foreign, owner) = match rule {
-            RuleName::Bio => (&bp_only[..], RuleName::Bp),
-            RuleName::Bp => (&bio_only[..], RuleName::Bio),
-        };
-        if let Some((flag, _)) = foreign.iter().find(|(_, set)| *set) {
-            bail!(
-                "invalid value for `{flag}`: it is a setting of the `{}` rule, and this run trains `{}`",
-                owner.name(),
-                rule.name()
-            );
-        }
-        match rule {
-            RuleName::Bio => {
-                if self.inhibition_gain != d.inhibition_gain && self.competition != Some(CompetitionChoice::Inhibitory)
-                {
-                    bail!("invalid value for `inhibition-gain`: it applies with `--competition inhibitory` only");
-                }
-                drop(self.bio_config()?)
+        for (typed, owner) in [(&bio_only[..], RuleName::BIO), (&bp_only[..], RuleName::BP)] {
+            if owner == *rule {
+                continue;
             }
-            RuleName::Bp => {
-                if self.momentum != d.momentum && self.optimizer != OptimizerChoice::Momentum {
-                    bail!("invalid value for `momentum`: it applies with `--optimizer momentum` only");
-                }
-                drop(self.bp_config()?)
+            if let Some((flag, _)) = typed.iter().find(|(_, set)| *set) {
+                bail!(
+                    "invalid value for `{flag}`: it is a setting of the `{owner}` rule, and this run trains `{rule}`"
+                );
             }
         }
+        for flag in self.settings.0.keys() {
+            if info.option(flag).is_some() {
+                continue;
+            }
+            match bio_core::rules::rules().into_iter().find(|r| r.option(flag).is_some()) {
+                Some(owner) => bail!(
+                    "invalid value for `{flag}`: it is a setting of the `{}` rule, and this run trains `{rule}`",
+                    owner.name
+                ),
+                None => bail!("unknown setting `{flag}` (not a setting of any rule)"),
+            }
+        }
+        if *rule == RuleName::BIO {
+            if self.inhibition_gain != d.inhibition_gain && self.competition != Some(CompetitionChoice::Inhibitory) {
+                bail!("invalid value for `inhibition-gain`: it applies with `--competition inhibitory` only");
+            }
+        } else if *rule == RuleName::BP && self.momentum != d.momentum && self.optimizer != OptimizerChoice::Momentum {
+            bail!("invalid value for `momentum`: it applies with `--optimizer momentum` only");
+        }
+        drop(self.config_json(info)?);
         Ok(())
     }
 }
@@ -434,7 +550,7 @@ impl RuleOptions {
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct SessionSpec {
     /// Learning rule.
-    #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "bio"))]
+    #[cfg_attr(feature = "clap", arg(long, default_value = "bio", value_parser = RuleName::parser()))]
     pub rule: RuleName,
     /// Dataset.
     #[cfg_attr(feature = "clap", command(flatten))]
@@ -474,7 +590,7 @@ pub struct SessionSpec {
 impl Default for SessionSpec {
     fn default() -> Self {
         SessionSpec {
-            rule: RuleName::Bio,
+            rule: RuleName::BIO,
             data: DataSpec::default(),
             options: RuleOptions::default(),
             classes: None,
@@ -495,7 +611,12 @@ impl SessionSpec {
 
     /// Checks every setting that needs neither data nor disk; errors name the flag.
     pub fn check(&self) -> Result<()> {
-        self.options.check_for(self.rule)?;
+        self.check_with(&self.rule.info()?)
+    }
+
+    /// Like [`SessionSpec::check`], for the rule `rule` (registered or not) that the spec names.
+    pub fn check_with(&self, rule: &RuleInfo) -> Result<()> {
+        self.options.check_for(rule)?;
         let counts = [("epochs", self.options.epochs), ("batch", Some(self.options.batch))];
         for (flag, value) in counts.into_iter().chain([("checkpoint-every", self.checkpoint_every)]) {
             if value == Some(0) {

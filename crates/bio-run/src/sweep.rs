@@ -542,8 +542,7 @@ fn worst_case<B: Backend>(
                 predict(&adv)?.iter().zip(&images.labels).map(|(p, y)| p == y).collect()
             }
             SweepAttack::Strongest(params) => {
-                let helpers =
-                    bio_eval::Helpers { surrogate: surrogate.as_ref().map(|s| s as &dyn Classifier<B>), source: None };
+                let helpers = bio_eval::Helpers { surrogate: surrogate.as_deref(), source: None };
                 let report =
                     bio_eval::strongest(&model, helpers, params, &[eval.eps], &images.images, &images.labels, |_| {})?;
                 report.points.into_iter().next().map(|p| p.robust_images).unwrap_or_default()

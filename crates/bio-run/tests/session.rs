@@ -28,8 +28,8 @@ fn bare_loop(rule: RuleName, options: &RuleOptions) -> SavedModel {
     let batches = |e: usize| {
         data.train.batches(options.batch, Some(options.seed.wrapping_add(e as u64))).map(|bt| (bt.images, bt.labels))
     };
-    match rule {
-        RuleName::Bio => {
+    if rule == RuleName::BIO {
+        {
             let mut r = BioRule::new(options.bio_config().unwrap(), options.seed);
             let mut m = r.init_model(&b, data.input_dim(), data.classes, options.seed);
             for e in 0..epochs {
@@ -38,7 +38,8 @@ fn bare_loop(rule: RuleName, options: &RuleOptions) -> SavedModel {
             }
             m.to_saved()
         }
-        RuleName::Bp => {
+    } else {
+        {
             let mut r = BackpropRule::new(options.bp_config().unwrap());
             let mut m = r.init_model(&b, data.input_dim(), data.classes, options.seed);
             for e in 0..epochs {
@@ -62,18 +63,19 @@ fn assert_bits_equal(a: &Params, b: &Params, what: &str) {
 #[test]
 fn sessions_train_exactly_what_the_bare_loop_trains() {
     let configs = [
-        ("bio defaults", RuleName::Bio, small(2)),
-        ("bio inhibitory", RuleName::Bio, RuleOptions { competition: Some(CompetitionChoice::Inhibitory), ..small(2) }),
+        ("bio defaults", RuleName::BIO, small(2)),
+        ("bio inhibitory", RuleName::BIO, RuleOptions { competition: Some(CompetitionChoice::Inhibitory), ..small(2) }),
         (
             "bio mixed-sign",
-            RuleName::Bio,
+            RuleName::BIO,
             RuleOptions { hidden_init: Some(SignChoice::Mixed), readout_init: Some(SignChoice::Mixed), ..small(2) },
         ),
-        ("bp", RuleName::Bp, small(2)),
+        ("bp", RuleName::BP, small(2)),
     ];
     for (what, rule, options) in configs {
         let dir = tempfile::tempdir().unwrap();
-        let trained = Session::new(spec(rule, options.clone(), Some(dir.path()))).unwrap().run(&mut ()).unwrap();
+        let trained =
+            Session::new(spec(rule.clone(), options.clone(), Some(dir.path()))).unwrap().run(&mut ()).unwrap();
         let trained = trained.finished().unwrap();
         let expected = bare_loop(rule, &options);
         assert_bits_equal(trained.model.params(), expected.params(), what);
@@ -89,11 +91,11 @@ fn sessions_train_exactly_what_the_bare_loop_trains() {
 #[test]
 fn a_stopped_session_resumes_to_the_same_bits() {
     let straight_dir = tempfile::tempdir().unwrap();
-    let straight = Session::new(spec(RuleName::Bio, small(2), Some(straight_dir.path()))).unwrap();
+    let straight = Session::new(spec(RuleName::BIO, small(2), Some(straight_dir.path()))).unwrap();
     let straight = straight.run(&mut ()).unwrap().finished().unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    let session = Session::new(spec(RuleName::Bio, small(2), Some(dir.path()))).unwrap();
+    let session = Session::new(spec(RuleName::BIO, small(2), Some(dir.path()))).unwrap();
     let stop = session.stop_flag();
     let mut stop_at = |e: &Event| {
         if let Event::Batch { done_batches: 70, .. } = e {
@@ -130,7 +132,7 @@ fn observers_see_the_run_in_order() {
         })
     };
     let dir = tempfile::tempdir().unwrap();
-    let mut s = spec(RuleName::Bp, small(2), Some(dir.path()));
+    let mut s = spec(RuleName::BP, small(2), Some(dir.path()));
     s.validation = 600;
     s.checkpoint_every = Some(50);
     Session::new(s).unwrap().run(&mut record).unwrap().finished().unwrap();
@@ -163,11 +165,11 @@ fn bad_settings_are_refused_before_any_disk_work() {
         (RuleOptions { hebbian_rate: Some(-1.0), ..small(1) }, "hebbian"),
     ];
     for (options, flag) in cases {
-        let err = Session::new(spec(RuleName::Bio, options, Some(&out))).err().expect("refused");
+        let err = Session::new(spec(RuleName::BIO, options, Some(&out))).err().expect("refused");
         assert!(err.to_string().contains(flag), "{err}");
         assert!(!out.exists(), "{flag}: the output directory was created");
     }
-    let mut s = spec(RuleName::Bio, small(1), Some(&out));
+    let mut s = spec(RuleName::BIO, small(1), Some(&out));
     s.classes = Some("12".into());
     assert!(Session::new(s).err().unwrap().to_string().contains("classes"));
     assert!(!out.exists());
@@ -176,7 +178,7 @@ fn bad_settings_are_refused_before_any_disk_work() {
 #[test]
 fn config_json_is_the_spec_and_reads_old_spellings() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = spec(RuleName::Bio, small(1), Some(dir.path()));
+    let mut s = spec(RuleName::BIO, small(1), Some(dir.path()));
     s.options.ablate = vec![bio_run::spec::Mechanism::SignReadout];
     Session::new(s.clone()).unwrap().run(&mut ()).unwrap().finished().unwrap();
     let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();

@@ -54,11 +54,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
         dataset.dataset = "embedded".into();
     }
     // Both sessions are checked (and their directories prepared) before either trains.
-    let sessions = [(RuleName::Bio, args.bio_epochs), (RuleName::Bp, args.bp_epochs)]
+    let sessions = [(RuleName::BIO, args.bio_epochs), (RuleName::BP, args.bp_epochs)]
         .into_iter()
         .map(|(rule, epochs)| {
             let spec = SessionSpec {
-                rule,
+                rule: rule.clone(),
                 data: dataset.clone(),
                 options: RuleOptions { hidden: vec![args.hidden], epochs, seed: args.seed, ..RuleOptions::default() },
                 out: args.out.as_ref().map(|d| d.join(rule.name())),

@@ -64,8 +64,8 @@ fn episodic(args: FewshotArgs) -> Result<()> {
 }
 
 fn few_labels(args: FewshotArgs) -> Result<()> {
-    let Some(rule) = args.rule else {
-        bail!("missing `rule`: the few-labels protocol needs --rule bio or --rule bp");
+    let Some(rule) = args.rule.clone() else {
+        bail!("missing `rule`: the few-labels protocol needs --rule (e.g. bio or bp)");
     };
     let spec = FewLabelsSpec {
         rule,

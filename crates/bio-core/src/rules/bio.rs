@@ -16,7 +16,9 @@ use crate::backend::{
     Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, row_norm,
 };
 use crate::error::CoreError;
-use crate::model::{BioLayer, BioNet, Classifier, Params, LayerTrace, Readout, one_hot, softmax_cross_entropy, target_total};
+use crate::model::{
+    BioLayer, BioNet, Classifier, LayerTrace, Params, Readout, one_hot, softmax_cross_entropy, target_total,
+};
 use crate::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, InitSign, ReadoutRule, ScalingNorm};
 use crate::tensor::Matrix;
 
@@ -342,8 +344,7 @@ struct BioState {
 
 impl Rule for BioRule {
     const NAME: &'static str = "bio";
-    const SUMMARY: &'static str =
-        "competitive multiplicative Hebbian hidden layers with homeostasis, pruning and a local sign-preserving readout";
+    const SUMMARY: &'static str = "competitive multiplicative Hebbian hidden layers with homeostasis, pruning and a local sign-preserving readout";
     const FORWARD: &'static str = "per hidden layer i: xn = x / (1e-6 + ||x||_2) per row; u = xn @ hidden.i.weight^T + \
 hidden.i.bias; theta = per-row threshold (k-winners: (k+1)-th largest u, k = round(active_fraction * width); \
 inhibitory: mean(u) + gain * std(u)); x = relu(u - theta). Readout: h = x / (normalization_sigma + sum(x)) per row; \
