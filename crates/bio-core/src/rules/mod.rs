@@ -2,9 +2,18 @@
 
 mod bio;
 mod bp;
+mod kh;
+mod softhebb;
 
 pub use bio::{BioRule, hebbian_drive, hidden_plasticity, homeostasis, plasticity_settings, readout_update, regrow};
 pub use bp::BackpropRule;
+pub use kh::{
+    KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer, Schedule, kh_plasticity,
+    phase_split,
+};
+pub use softhebb::{
+    SOFTHEBB_INPUT_EPS, SoftHebbConfig, SoftHebbNet, SoftHebbParams, SoftHebbRule, SoftHebbState, softhebb_plasticity,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,542 @@
+//! The `kh` peer: Krotov & Hopfield (2019), "Unsupervised learning by competing hidden units"
+//! (PNAS 116(16):7723), one hidden layer learned without labels, then a linear readout on the frozen
+//! features.
+//!
+//! **Unsupervised phase** (the first `U` epochs, see [`phase_split`]). For a batch `x` (`B×D`, pixels
+//! as given) and hidden weights `W` (`N×D`, started `N(0, 1)`):
+//!
+//! * drive of unit `μ`: `I_μ = ⟨w_μ, x⟩_p = Σ_i sign(w_μi)·|w_μi|^(p−1)·x_i`;
+//! * ranking per input: `g_μ = 1` for the unit with the largest drive, `g_μ = −Δ` for the `k`-th
+//!   ranked unit, `0` otherwise;
+//! * plasticity summed over the batch: `ΔW_μ = Σ_b g_bμ·(x_b − I_bμ·w_μ)`, divided by its largest
+//!   absolute entry (over the whole matrix), times the linearly annealed rate
+//!   `ε = ε₀·(1 − epoch/U)`: `W ← W + ε·ΔW/max|ΔW|`.
+//!
+//! There is no normalization step: the `−I·w` term drives every row that keeps winning toward the
+//! unit `p`-sphere, `‖w_μ‖_p = 1`, by itself (the paper's fixed point with `R = 1`).
+//!
+//! **Supervised phase** (the remaining epochs): `W` is frozen and only the readout learns.
+//! The response uses the paper's plain dot product (not the `p`-weighted drive; both agree at
+//! `p = 2`): `r = ReLU(x Wᵀ)`, `h = rⁿ`. Since `rⁿ` spans many orders of magnitude (and `N(0,1)`
+//! rows give drives in the hundreds before learning), the readout sees the response normalized
+//! per sample, `ĥ = h/‖h‖₂` (a scale-free code; `0` when no unit responds), and the class scores
+//! are `z = ĥ Vᵀ + c`. The paper's readout is `tanh(β·Σ S h)` trained on `|c − t|^m`; here `V, c`
+//! are trained by Adam on the softmax cross-entropy, like the other rules' readouts.
+//!
+//! The input gradient is exact: `∂L/∂r_μ = n·(ĥ_μ/r_μ)·(g_μ − ĥ_μ·⟨g, ĥ⟩)` with `g = Vᵀ∂L/∂z`
+//! (`0` where `r_μ = 0`), then `∂L/∂x = (∂L/∂r) W`. It is computed from `(r/max r)^(n−1)` so that
+//! nothing overflows however large the drives are.
+//!
+//! The readout Adam trainer ([`ReadoutTrainer`]) and the phase split are shared with
+//! [`super::softhebb`].
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal, Uniform};
+use serde::{Deserialize, Serialize};
+
+use super::{BatchReport, check_loss, count_correct};
+use crate::backend::{AdamStep, Backend, Binary, Dim, Reduce, Unary, guard};
+use crate::error::CoreError;
+use crate::model::{Classifier, Params, add_bias, softmax_cross_entropy};
+use crate::tensor::Matrix;
+
+/// Unchecked hyper-parameters of the `kh` rule. Call [`KhParams::check`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KhParams {
+    /// Hidden layer width; exactly one hidden layer.
+    pub hidden: Vec<usize>,
+    /// Lebesgue norm `p ≥ 2` of the weights (the drive weights each synapse by `|w|^(p−1)`).
+    pub p: f32,
+    /// Rank `k ≥ 2` of the unit pushed away from the input (anti-Hebbian).
+    pub k: usize,
+    /// Strength `Δ ≥ 0` of the anti-Hebbian push.
+    pub delta: f32,
+    /// Power `n ≥ 1` of the rectified-polynomial response `ReLU(·)ⁿ`.
+    pub n: f32,
+    /// Initial rate `ε₀` of the unsupervised phase: the largest weight change of the first step.
+    pub hebbian_rate: f32,
+    /// Epochs of the unsupervised phase (at most half the run, see [`phase_split`]).
+    pub hidden_epochs: usize,
+    /// Adam learning rate of the readout.
+    pub readout_rate: f32,
+}
+
+impl Default for KhParams {
+    fn default() -> Self {
+        Self {
+            hidden: vec![2000],
+            p: 2.0,
+            k: 2,
+            delta: 0.4,
+            n: 4.5,
+            hebbian_rate: 0.02,
+            hidden_epochs: 10,
+            readout_rate: 1e-3,
+        }
+    }
+}
+
+/// Validated hyper-parameters of the `kh` rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KhConfig(KhParams);
+
+impl std::ops::Deref for KhConfig {
+    type Target = KhParams;
+    fn deref(&self) -> &KhParams {
+        &self.0
+    }
+}
+
+/// `v` must be finite and at least `min`.
+pub(crate) fn check_at_least(name: &'static str, v: f32, min: f32) -> Result<(), CoreError> {
+    if !(v.is_finite() && v >= min) {
+        return Err(CoreError::invalid(name, format!("must be a finite number ≥ {min}, got {v}")));
+    }
+    Ok(())
+}
+
+/// `v` must be finite and positive.
+pub(crate) fn check_positive(name: &'static str, v: f32) -> Result<(), CoreError> {
+    if !(v.is_finite() && v > 0.0) {
+        return Err(CoreError::invalid(name, format!("must be a finite number > 0, got {v}")));
+    }
+    Ok(())
+}
+
+/// One hidden layer of at least `min` units.
+pub(crate) fn check_one_hidden(rule: &str, hidden: &[usize], min: usize) -> Result<usize, CoreError> {
+    match hidden {
+        [w] if *w >= min => Ok(*w),
+        [w] => Err(CoreError::invalid("hidden", format!("the `{rule}` layer needs at least {min} units, got {w}"))),
+        _ => Err(CoreError::invalid(
+            "hidden",
+            format!("the `{rule}` rule has exactly one hidden layer, got {} widths", hidden.len()),
+        )),
+    }
+}
+
+impl KhParams {
+    /// Validates every field, naming the first bad one by its CLI flag.
+    pub fn check(self) -> Result<KhConfig, CoreError> {
+        if self.k < 2 {
+            return Err(CoreError::invalid("kh-k", format!("must be ≥ 2, got {}", self.k)));
+        }
+        check_one_hidden("kh", &self.hidden, self.k)?;
+        check_at_least("kh-p", self.p, 2.0)?;
+        check_at_least("kh-delta", self.delta, 0.0)?;
+        check_at_least("kh-n", self.n, 1.0)?;
+        check_at_least("kh-rate", self.hebbian_rate, 0.0)?;
+        check_positive("kh-readout-rate", self.readout_rate)?;
+        Ok(KhConfig(self))
+    }
+}
+
+/// How a run of `epochs` epochs is split: the first `U = min(hidden_epochs, ⌊epochs/2⌋)` epochs are
+/// unsupervised (hidden weights learn), the rest train the readout on frozen features, so that at
+/// least half of any run trains the readout. Returns `U`.
+pub fn phase_split(hidden_epochs: usize, epochs: usize) -> usize {
+    hidden_epochs.min(epochs / 2)
+}
+
+/// Where a frozen-feature rule stands in its schedule.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    /// True in the unsupervised phase (the hidden weights learn, the readout is frozen).
+    pub unsupervised: bool,
+    /// The hidden layer's learning rate in the current epoch (0 in the supervised phase).
+    pub rate: f32,
+}
+
+impl Schedule {
+    /// The schedule of epoch `epoch` (0-based) of `epochs`: unsupervised with rate
+    /// `rate₀·(1 − epoch/U)` for `epoch < U` ([`phase_split`]), then supervised.
+    pub fn at(rate0: f32, hidden_epochs: usize, epoch: usize, epochs: usize) -> Self {
+        let u = phase_split(hidden_epochs, epochs);
+        if epoch < u {
+            Self { unsupervised: true, rate: rate0 * (1.0 - epoch as f32 / u as f32) }
+        } else {
+            Self { unsupervised: false, rate: 0.0 }
+        }
+    }
+}
+
+impl Default for Schedule {
+    /// Before any `start_epoch`: the first epoch of a run with an unsupervised phase.
+    fn default() -> Self {
+        Self { unsupervised: true, rate: 0.0 }
+    }
+}
+
+/// A linear readout `z = h Vᵀ + c` on frozen features `h`.
+#[derive(Clone, Debug)]
+pub struct LinearReadout<B: Backend> {
+    /// `V`, `classes×features`.
+    pub weights: B::Tensor,
+    /// `c`, `1×classes`.
+    pub bias: B::Tensor,
+}
+
+impl<B: Backend> LinearReadout<B> {
+    /// `V ~ U(−1/√N, 1/√N)`, `c = 0`.
+    pub fn init(b: &B, classes: usize, features: usize, rng: &mut ChaCha8Rng) -> Self {
+        let bound = 1.0 / (features.max(1) as f32).sqrt();
+        let dist = Uniform::new(-bound, bound).expect("a finite, non-empty range");
+        let v = Matrix::from_fn(classes, features, |_, _| dist.sample(rng));
+        Self { weights: b.upload(&v), bias: b.full(1, classes, 0.0) }
+    }
+
+    /// Class scores of features `h` (`batch×features`).
+    pub fn logits(&self, b: &B, h: &B::Tensor) -> B::Tensor {
+        add_bias(b, &b.matmul(h, false, &self.weights, true), &self.bias)
+    }
+
+    /// `Vᵀ·g`: the gradient reaching the features from a logit gradient `g`.
+    pub fn backward(&self, b: &B, g: &B::Tensor) -> B::Tensor {
+        b.matmul(g, false, &self.weights, false)
+    }
+}
+
+/// Adam on a [`LinearReadout`] with the mean softmax cross-entropy: the supervised phase of the
+/// frozen-feature rules. β₁ = 0.9, β₂ = 0.999, ε = 1e-8, as the backprop baseline.
+#[derive(Clone, Debug)]
+pub struct ReadoutTrainer<B: Backend> {
+    /// `(m, v)` of `V` then of `c`; `None` before the first step.
+    moments: Option<[B::Tensor; 4]>,
+    /// Adam steps taken.
+    steps: u64,
+}
+
+impl<B: Backend> Default for ReadoutTrainer<B> {
+    fn default() -> Self {
+        Self { moments: None, steps: 0 }
+    }
+}
+
+/// The host form of a [`ReadoutTrainer`]'s state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReadoutState {
+    /// Adam steps taken.
+    pub steps: u64,
+    /// `m_V, v_V, m_c, v_c`, or empty before the first step.
+    pub moments: Vec<Matrix>,
+}
+
+impl<B: Backend> ReadoutTrainer<B> {
+    /// One Adam step on the mean cross-entropy of `probs` (softmax of the readout's logits on `h`).
+    pub fn step(&mut self, b: &B, readout: &mut LinearReadout<B>, h: &B::Tensor, dlogits: &B::Tensor, lr: f32) {
+        let (batch, _) = b.shape(h);
+        let scale = 1.0 / batch.max(1) as f32;
+        let gv = b.map(&b.matmul(dlogits, true, h, false), Unary::Scale(scale));
+        let gc = b.map(&b.reduce(dlogits, Dim::PerCol, Reduce::Sum), Unary::Scale(scale));
+        let moments = self.moments.get_or_insert_with(|| {
+            let (c, n) = b.shape(&readout.weights);
+            [b.full(c, n, 0.0), b.full(c, n, 0.0), b.full(1, c, 0.0), b.full(1, c, 0.0)]
+        });
+        self.steps += 1;
+        let (beta1, beta2) = (0.9f32, 0.999f32);
+        let t = self.steps.min(i32::MAX as u64) as i32;
+        let s = AdamStep { lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
+        let [mv, vv, mc, vc] = moments;
+        b.adam_step(&mut readout.weights, &gv, mv, vv, s);
+        b.adam_step(&mut readout.bias, &gc, mc, vc, s);
+    }
+
+    /// Host copy of the state.
+    pub fn save(&self, b: &B) -> ReadoutState {
+        let moments = self.moments.as_ref().map(|m| m.iter().map(|t| b.download(t)).collect()).unwrap_or_default();
+        ReadoutState { steps: self.steps, moments }
+    }
+
+    /// Puts back a saved state, checking its shapes against `readout`.
+    pub fn restore(&mut self, b: &B, readout: &LinearReadout<B>, state: ReadoutState) -> Result<(), CoreError> {
+        let (c, n) = b.shape(&readout.weights);
+        self.moments = match state.moments.as_slice() {
+            [] => None,
+            [mv, vv, mc, vc] => {
+                for (m, shape) in [(mv, (c, n)), (vv, (c, n)), (mc, (1, c)), (vc, (1, c))] {
+                    if m.shape() != shape || !m.all_finite() {
+                        return Err(CoreError::Incompatible(format!(
+                            "readout optimizer moment is {}×{}, expected a finite {}×{}",
+                            m.rows(),
+                            m.cols(),
+                            shape.0,
+                            shape.1
+                        )));
+                    }
+                }
+                Some([b.upload(mv), b.upload(vv), b.upload(mc), b.upload(vc)])
+            }
+            other => {
+                return Err(CoreError::Incompatible(format!(
+                    "readout optimizer state holds {} tensors, expected 4",
+                    other.len()
+                )));
+            }
+        };
+        self.steps = state.steps;
+        Ok(())
+    }
+}
+
+/// Loss, correct count and `∂(Σ loss)/∂z` of a batch's logits (with the divergence check).
+pub(crate) fn score_batch<B: Backend>(
+    b: &B,
+    logits: &B::Tensor,
+    labels: &[usize],
+    classes: usize,
+    what: &str,
+) -> Result<(f32, usize, B::Tensor), CoreError> {
+    let (_, losses, dlogits) = softmax_cross_entropy(b, logits, labels);
+    let loss = losses.iter().sum::<f32>() / labels.len().max(1) as f32;
+    check_loss(loss, classes, what)?;
+    Ok((loss, count_correct(&b.argmax_rows(logits), labels), dlogits))
+}
+
+/// The mean of a tensor, on the host.
+pub(crate) fn host_mean<B: Backend>(b: &B, t: &B::Tensor) -> f32 {
+    b.download(&b.reduce(t, Dim::All, Reduce::Mean)).get(0, 0)
+}
+
+/// The Krotov–Hopfield network: `N` rectified-polynomial hidden units and a linear readout.
+#[derive(Clone, Debug)]
+pub struct KhNet<B: Backend> {
+    backend: B,
+    /// Its hyper-parameters (the response power `n`).
+    pub config: KhConfig,
+    input_dim: usize,
+    classes: usize,
+    /// Hidden weights `W`, `N×D`.
+    pub weights: B::Tensor,
+    /// The readout.
+    pub readout: LinearReadout<B>,
+}
+
+/// The intermediate values of the response for one batch.
+struct KhResponse<T> {
+    /// `r = ReLU(x Wᵀ)`.
+    r: T,
+    /// `max_μ r_μ` per row, guarded (`batch×1`).
+    peak: T,
+    /// `‖(r/peak)ⁿ‖₂` per row, guarded (`batch×1`).
+    norm: T,
+    /// `ĥ = rⁿ/‖rⁿ‖₂`.
+    code: T,
+}
+
+impl<B: Backend> KhNet<B> {
+    /// Hidden weights `N(0, 1)` (the paper's start), readout `U(−1/√N, 1/√N)`, zero bias.
+    pub fn init(backend: &B, config: KhConfig, input_dim: usize, classes: usize, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = config.hidden[0];
+        let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
+        let w = Matrix::from_fn(n, input_dim, |_, _| normal.sample(&mut rng));
+        let readout = LinearReadout::init(backend, classes, n, &mut rng);
+        Self { backend: backend.clone(), config, input_dim, classes, weights: backend.upload(&w), readout }
+    }
+
+    /// Rebuilds a network from [`Classifier::to_params`] output, checking every shape.
+    pub fn from_params(
+        backend: &B,
+        config: KhConfig,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<Self, CoreError> {
+        let n = config.hidden[0];
+        let weights = backend.upload(params.get("hidden.0.weight", (n, input_dim))?);
+        let readout = LinearReadout {
+            weights: backend.upload(params.get("readout.weight", (classes, n))?),
+            bias: backend.upload(params.get("readout.bias", (1, classes))?),
+        };
+        Ok(Self { backend: backend.clone(), config, input_dim, classes, weights, readout })
+    }
+
+    fn response(&self, x: &B::Tensor) -> KhResponse<B::Tensor> {
+        let b = &self.backend;
+        let r = b.map(&b.matmul(x, false, &self.weights, true), Unary::Relu);
+        let peak = guard(b, &b.reduce(&r, Dim::PerRow, Reduce::Max));
+        // (r/peak)ⁿ has the same direction as rⁿ and never overflows.
+        let q = b.map(&b.zip(&r, &peak, Binary::Div), Unary::Powf(self.config.n));
+        let norm = guard(b, &b.map(&b.reduce(&b.map(&q, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt));
+        let code = b.zip(&q, &norm, Binary::Div);
+        KhResponse { r, peak, norm, code }
+    }
+
+    /// The per-sample normalized code `ĥ` the readout sees (`batch×N`).
+    pub fn code(&self, x: &B::Tensor) -> B::Tensor {
+        self.response(x).code
+    }
+}
+
+impl<B: Backend> Classifier<B> for KhNet<B> {
+    fn backend(&self) -> &B {
+        &self.backend
+    }
+    fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn logits(&self, x: &B::Tensor) -> B::Tensor {
+        self.readout.logits(&self.backend, &self.code(x))
+    }
+    fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        vec![self.code(x)]
+    }
+    fn logits_and_input_vjp(
+        &self,
+        x: &B::Tensor,
+        dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
+    ) -> (B::Tensor, B::Tensor) {
+        let b = &self.backend;
+        let t = self.response(x);
+        let logits = self.readout.logits(b, &t.code);
+        let g = self.readout.backward(b, &dlogits(&logits));
+        // Through ĥ = q/‖q‖: the tangential part g − ĥ⟨g, ĥ⟩.
+        let along = b.reduce(&b.zip(&g, &t.code, Binary::Mul), Dim::PerRow, Reduce::Sum);
+        let tangential = b.lincomb(1.0, &g, -1.0, &b.zip(&t.code, &along, Binary::Mul));
+        // ∂ĥ_μ/∂r_μ factor n·ĥ_μ/r_μ = n·(r_μ/peak)^(n−1)/(peak·‖q‖), zero where r_μ = 0.
+        let ratio = b.zip(&t.r, &t.peak, Binary::Div);
+        let slope = b.zip(&b.map(&ratio, Unary::Powf(self.config.n - 1.0)), &b.map(&t.r, Unary::Step), Binary::Mul);
+        let denom = b.map(&b.zip(&t.peak, &t.norm, Binary::Mul), Unary::Scale(1.0 / self.config.n));
+        let dr = b.zip(&b.zip(&slope, &tangential, Binary::Mul), &denom, Binary::Div);
+        let dx = b.matmul(&dr, false, &self.weights, false);
+        (logits, dx)
+    }
+    fn to_params(&self) -> Params {
+        let b = &self.backend;
+        let mut p = Params::default();
+        p.push("hidden.0.weight", b.download(&self.weights));
+        p.push("readout.weight", b.download(&self.readout.weights));
+        p.push("readout.bias", b.download(&self.readout.bias));
+        p
+    }
+}
+
+/// `1` where `d` exceeds the row's `j`-th largest value (`j` counting from 1), i.e. the row's top
+/// `j − 1` entries; all ones when `j` exceeds the row length.
+fn above_rank<B: Backend>(b: &B, d: &B::Tensor, j: usize) -> B::Tensor {
+    let (rows, cols) = b.shape(d);
+    if j > cols {
+        return b.full(rows, cols, 1.0);
+    }
+    b.zip(d, &b.row_kth_largest(d, j), Binary::Greater)
+}
+
+/// One step of the Krotov–Hopfield plasticity on `w` (`N×D`) from a batch `x` (`B×D`), with
+/// rate `rate` (see the module docs for the equations).
+pub fn kh_plasticity<B: Backend>(b: &B, w: &mut B::Tensor, x: &B::Tensor, config: &KhConfig, rate: f32) {
+    let wp = if config.p == 2.0 {
+        w.clone()
+    } else {
+        b.zip(&b.map(w, Unary::Sign), &b.map(&b.map(w, Unary::Abs), Unary::Powf(config.p - 1.0)), Binary::Mul)
+    };
+    let drive = b.matmul(x, false, &wp, true);
+    let first = above_rank(b, &drive, 2);
+    let g = if config.delta > 0.0 {
+        // Exactly the k-th ranked unit: in the top k but not in the top k − 1.
+        let kth = b.lincomb(1.0, &above_rank(b, &drive, config.k + 1), -1.0, &above_rank(b, &drive, config.k));
+        b.lincomb(1.0, &first, -config.delta, &kth)
+    } else {
+        first
+    };
+    let (batch, _) = b.shape(x);
+    // Σ_b g_bμ·I_bμ per unit (N×1).
+    let decay = b.matmul(&b.zip(&g, &drive, Binary::Mul), true, &b.full(batch, 1, 1.0), false);
+    let ds = b.lincomb(1.0, &b.matmul(&g, true, x, false), -1.0, &b.zip(w, &decay, Binary::Mul));
+    let largest = b.map(&b.reduce(&b.map(&ds, Unary::Abs), Dim::All, Reduce::Max), Unary::Clamp(1e-30, f32::MAX));
+    *w = b.lincomb(1.0, w, rate, &b.zip(&ds, &largest, Binary::Div));
+}
+
+/// The host form of a [`KhRule`]'s state between batches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KhState {
+    /// The current epoch's schedule.
+    pub schedule: Schedule,
+    /// The readout's optimizer.
+    pub readout: ReadoutState,
+}
+
+/// The `kh` trainer: the schedule and the readout's Adam state. It draws no random numbers.
+#[derive(Clone, Debug)]
+pub struct KhRule<B: Backend> {
+    config: KhConfig,
+    schedule: Schedule,
+    trainer: ReadoutTrainer<B>,
+}
+
+impl<B: Backend> KhRule<B> {
+    /// A trainer with a fresh schedule and optimizer.
+    pub fn new(config: KhConfig) -> Self {
+        Self { config, schedule: Schedule::default(), trainer: ReadoutTrainer::default() }
+    }
+
+    /// The validated hyper-parameters.
+    pub fn config(&self) -> &KhConfig {
+        &self.config
+    }
+
+    /// The current epoch's schedule.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+
+    /// A freshly initialized network.
+    pub fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> KhNet<B> {
+        KhNet::init(backend, self.config.clone(), input_dim, classes, seed)
+    }
+
+    /// Rebuilds the network this rule trains from saved parameters.
+    pub fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<KhNet<B>, CoreError> {
+        KhNet::from_params(backend, self.config.clone(), input_dim, classes, params)
+    }
+
+    /// Follows the schedule ([`Schedule::at`]).
+    pub fn start_epoch(&mut self, epoch: usize, epochs: usize) {
+        self.schedule = Schedule::at(self.config.hebbian_rate, self.config.hidden_epochs, epoch, epochs);
+    }
+
+    /// One batch: in the unsupervised phase a plasticity step of the hidden weights, in the
+    /// supervised phase an Adam step of the readout. The report is measured before the update.
+    pub fn train_batch(
+        &mut self,
+        model: &mut KhNet<B>,
+        x: &B::Tensor,
+        labels: &[usize],
+    ) -> Result<BatchReport, CoreError> {
+        let b = model.backend.clone();
+        let t = model.response(x);
+        let logits = model.readout.logits(&b, &t.code);
+        let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes, "kh readout")?;
+        let active_fraction = host_mean(&b, &b.map(&t.r, Unary::Step));
+        if self.schedule.unsupervised {
+            if self.schedule.rate > 0.0 {
+                kh_plasticity(&b, &mut model.weights, x, &self.config, self.schedule.rate);
+            }
+        } else {
+            self.trainer.step(&b, &mut model.readout, &t.code, &dlogits, self.config.readout_rate);
+        }
+        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
+    }
+
+    /// The state between two batches, in host form.
+    pub fn state(&self, model: &KhNet<B>) -> KhState {
+        KhState { schedule: self.schedule, readout: self.trainer.save(&model.backend) }
+    }
+
+    /// Puts back a state from [`KhRule::state`], checking it against `model`.
+    pub fn set_state(&mut self, model: &KhNet<B>, state: KhState) -> Result<(), CoreError> {
+        self.trainer.restore(&model.backend, &model.readout, state.readout)?;
+        self.schedule = state.schedule;
+        Ok(())
+    }
+}
