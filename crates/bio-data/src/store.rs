@@ -22,10 +22,11 @@ use crate::error::DataError;
 
 /// The 8 bytes every checkpoint starts with.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"BIORULE\0";
-/// The checkpoint format version this build writes and reads. 2: `layerwise` in the `bio`
-/// hyper-parameters and per-layer plasticity in its training state (version 1 files are refused with
-/// [`DataError::CheckpointVersion`]).
-pub const CHECKPOINT_VERSION: u32 = 2;
+/// The checkpoint format version this build writes and reads. 3: the model and the rule's training
+/// state are tagged envelopes (rule name + the rule's own configuration and state), so that any
+/// registered rule can be saved; 2 added `layerwise` to the `bio` hyper-parameters. Files of other
+/// versions are refused with [`DataError::CheckpointVersion`].
+pub const CHECKPOINT_VERSION: u32 = 3;
 /// Size of the checkpoint header in bytes (magic, version, payload length, checksum).
 pub const CHECKPOINT_HEADER_LEN: usize = 24;
 

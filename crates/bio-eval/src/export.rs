@@ -17,33 +17,24 @@ use crate::error::EvalError;
 pub const FORWARD_KEY: &str = "forward";
 
 /// Forward pass of a `bio` network, in words, for [`FORWARD_KEY`].
-pub const BIO_FORWARD: &str = "per hidden layer i: xn = x / (1e-6 + ||x||_2) per row; u = xn @ hidden.i.weight^T + \
-hidden.i.bias; theta = per-row threshold (k-winners: (k+1)-th largest u, k = round(active_fraction * width); \
-inhibitory: mean(u) + gain * std(u)); x = relu(u - theta). Readout: h = x / (normalization_sigma + sum(x)) per row; \
-logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied to the weights.";
+pub const BIO_FORWARD: &str = <bio_core::BioRule as bio_core::rules::Rule>::FORWARD;
 
 /// Forward pass of a backprop network, in words, for [`FORWARD_KEY`].
-pub const BP_FORWARD: &str = "x = relu(x @ layer.i.weight^T + layer.i.bias) for every layer but the last; logits = x @ last.weight^T + last.bias.";
+pub const BP_FORWARD: &str = <bio_core::BackpropRule<bio_core::ReferenceBackend> as bio_core::rules::Rule>::FORWARD;
 
 /// Metadata describing a saved model: `format`, `rule`, `hidden` (comma-separated widths),
 /// `input_dim`, `classes`, `config` (the hyper-parameters as JSON) and [`FORWARD_KEY`].
 pub fn model_metadata(model: &SavedModel) -> BTreeMap<String, String> {
-    let (config, input_dim, classes, forward) = match model {
-        SavedModel::Bio { config, input_dim, classes, .. } => {
-            (serde_json::to_string(config), *input_dim, *classes, BIO_FORWARD)
-        }
-        SavedModel::Bp { config, input_dim, classes, .. } => {
-            (serde_json::to_string(config), *input_dim, *classes, BP_FORWARD)
-        }
-    };
+    // The rule's own description of its forward pass (empty for a rule this build does not know).
+    let forward = bio_core::rules::find(model.rule()).map_or("", |r| r.forward);
     let hidden: Vec<String> = model.hidden().iter().map(usize::to_string).collect();
     let mut m = BTreeMap::new();
     m.insert("format".to_string(), "biorule".to_string());
     m.insert("rule".to_string(), model.rule().to_string());
     m.insert("hidden".to_string(), hidden.join(","));
-    m.insert("input_dim".to_string(), input_dim.to_string());
-    m.insert("classes".to_string(), classes.to_string());
-    m.insert("config".to_string(), config.unwrap_or_default());
+    m.insert("input_dim".to_string(), model.input_dim.to_string());
+    m.insert("classes".to_string(), model.classes.to_string());
+    m.insert("config".to_string(), model.config.clone());
     m.insert(FORWARD_KEY.to_string(), forward.to_string());
     m
 }

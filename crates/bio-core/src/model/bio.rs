@@ -234,12 +234,7 @@ impl<B: Backend> BioNet<B> {
 
     /// Backend-free form.
     pub fn to_saved(&self) -> SavedModel {
-        SavedModel::Bio {
-            config: self.config.clone(),
-            input_dim: self.input_dim,
-            classes: self.classes,
-            params: self.to_params(),
-        }
+        SavedModel::of::<crate::rules::BioRule, B>(&self.config, self)
     }
 
     /// The full forward pass, keeping every intermediate.
@@ -445,6 +440,9 @@ impl<B: Backend> Classifier<B> for BioNet<B> {
         dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
     ) -> (B::Tensor, B::Tensor) {
         self.logits_and_input_vjp_with(x, dlogits, CompetitionBackward::Exact)
+    }
+    fn surrogate(&self, temperature: f32) -> Option<Box<dyn Classifier<B> + '_>> {
+        Some(Box::new(SurrogateBio::new(self, temperature)))
     }
     fn to_params(&self) -> Params {
         let b = &self.backend;

@@ -90,12 +90,7 @@ impl<B: Backend> BpNet<B> {
 
     /// Backend-free form.
     pub fn to_saved(&self) -> SavedModel {
-        SavedModel::Bp {
-            config: self.config.clone(),
-            input_dim: self.input_dim,
-            classes: self.classes,
-            params: self.to_params(),
-        }
+        SavedModel::of::<crate::rules::BackpropRule<B>, B>(&self.config, self)
     }
 
     /// The input, each hidden activation, then the logits last.

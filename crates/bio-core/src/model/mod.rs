@@ -1,5 +1,6 @@
 //! Models: the `bio` network ([`BioNet`]), the backprop baseline ([`BpNet`]), the [`Classifier`]
-//! trait both implement, and [`SavedModel`], the backend-free form that is written to disk.
+//! trait every model implements, [`SavedModel`], the backend-free form that is written to disk, and
+//! [`AnyModel`], a model of any registered rule on a backend.
 
 mod bio;
 mod bp;
@@ -10,11 +11,13 @@ pub use bio::{
 };
 pub use bp::{BpGradients, BpNet, DenseLayer};
 
+use std::any::Any;
+
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Binary, Dim, Reduce};
 use crate::error::CoreError;
-use crate::params::{BioConfig, BpConfig};
+use crate::rules::{self, LearningRule, Rule, RuleVisitor};
 use crate::tensor::Matrix;
 
 /// Named host tensors: every weight, bias, mask and state vector of a model.
@@ -83,6 +86,13 @@ pub trait Classifier<B: Backend> {
     /// Every parameter as named host tensors.
     fn to_params(&self) -> Params;
 
+    /// The same model with a smooth stand-in for a non-differentiable part in the backward pass
+    /// (exact forward pass), for surrogate-gradient (BPDA) attacks; `None` when the exact gradient
+    /// needs no stand-in. See [`SurrogateBio`].
+    fn surrogate(&self, _temperature: f32) -> Option<Box<dyn Classifier<B> + '_>> {
+        None
+    }
+
     /// Per-sample cross-entropy losses and the gradient of their sum with respect to `x`
     /// (row `i` is sample `i`'s own input gradient), through [`Classifier::logits_and_input_vjp`].
     fn loss_and_input_gradient(&self, x: &B::Tensor, labels: &[usize]) -> (Vec<f32>, B::Tensor) {
@@ -101,133 +111,193 @@ pub trait Classifier<B: Backend> {
     }
 }
 
-/// A model in backend-free form: what a checkpoint holds.
+/// A model in backend-free form, whatever rule trained it: what a checkpoint holds. A tagged
+/// envelope: the rule's name, its validated configuration as JSON, and the named parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum SavedModel {
-    /// A network trained by the `bio` rule.
-    Bio {
-        /// Its hyper-parameters.
-        config: BioConfig,
-        /// Input dimension.
-        input_dim: usize,
-        /// Number of classes.
-        classes: usize,
-        /// Its parameters.
-        params: Params,
-    },
-    /// A network trained by backprop.
-    Bp {
-        /// Its hyper-parameters.
-        config: BpConfig,
-        /// Input dimension.
-        input_dim: usize,
-        /// Number of classes.
-        classes: usize,
-        /// Its parameters.
-        params: Params,
-    },
+pub struct SavedModel {
+    /// The registered rule that trained it (see [`crate::rules::Rule::NAME`]).
+    pub rule: String,
+    /// The rule's configuration ([`crate::rules::Rule::Config`]) as JSON.
+    pub config: String,
+    /// Hidden layer widths.
+    pub hidden: Vec<usize>,
+    /// Input dimension.
+    pub input_dim: usize,
+    /// Number of classes.
+    pub classes: usize,
+    /// Its parameters.
+    pub params: Params,
 }
 
 impl SavedModel {
-    /// `"bio"` or `"bp"`.
-    pub fn rule(&self) -> &'static str {
-        match self {
-            SavedModel::Bio { .. } => "bio",
-            SavedModel::Bp { .. } => "bp",
+    /// The backend-free form of a model of rule `R` with configuration `config`.
+    pub fn of<R: Rule, B: Backend>(config: &R::Config, model: &dyn Classifier<B>) -> SavedModel {
+        SavedModel {
+            rule: R::NAME.to_string(),
+            config: serde_json::to_string(config).expect("a config is plain data"),
+            hidden: R::hidden(config).to_vec(),
+            input_dim: model.input_dim(),
+            classes: model.classes(),
+            params: model.to_params(),
         }
+    }
+
+    /// The registered name of the rule that trained it.
+    pub fn rule(&self) -> &str {
+        &self.rule
     }
 
     /// Hidden layer widths.
     pub fn hidden(&self) -> &[usize] {
-        match self {
-            SavedModel::Bio { config, .. } => &config.hidden,
-            SavedModel::Bp { config, .. } => &config.hidden,
-        }
+        &self.hidden
     }
 
     /// Parameters.
     pub fn params(&self) -> &Params {
-        match self {
-            SavedModel::Bio { params, .. } | SavedModel::Bp { params, .. } => params,
-        }
+        &self.params
     }
 
-    /// Uploads the model to a backend.
+    /// The configuration, as rule `R`'s type; [`CoreError::Incompatible`] if the model is another
+    /// rule's or the configuration does not parse.
+    pub fn config_of<R: Rule>(&self) -> Result<R::Config, CoreError> {
+        if self.rule != R::NAME {
+            return Err(CoreError::Incompatible(format!(
+                "the model was trained by `{}`, not `{}`",
+                self.rule,
+                R::NAME
+            )));
+        }
+        serde_json::from_str(&self.config)
+            .map_err(|e| CoreError::Incompatible(format!("the `{}` configuration does not parse: {e}", self.rule)))
+    }
+
+    /// The configuration as a JSON object (for front ends that show or export it).
+    pub fn config_json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.config).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Uploads the model to a backend, whatever registered rule trained it.
     pub fn load<B: Backend>(&self, backend: &B) -> Result<AnyModel<B>, CoreError> {
-        Ok(match self {
-            SavedModel::Bio { config, input_dim, classes, params } => {
-                AnyModel::Bio(BioNet::from_params(backend, config.clone(), *input_dim, *classes, params)?)
+        struct Load<'a, B> {
+            saved: &'a SavedModel,
+            backend: &'a B,
+        }
+        impl<B: Backend> RuleVisitor<B> for Load<'_, B> {
+            type Output = Result<AnyModel<B>, CoreError>;
+            fn visit<R: Rule + LearningRule<B>>(self) -> Self::Output {
+                let config = self.saved.config_of::<R>()?;
+                let s = self.saved;
+                let model = R::new(config, 0).model_from_params(self.backend, s.input_dim, s.classes, &s.params)?;
+                Ok(AnyModel::new(s.rule.clone(), s.config.clone(), s.hidden.clone(), model))
             }
-            SavedModel::Bp { config, input_dim, classes, params } => {
-                AnyModel::Bp(BpNet::from_params(backend, config.clone(), *input_dim, *classes, params)?)
-            }
-        })
+        }
+        rules::dispatch(&self.rule, Load { saved: self, backend })?
     }
 }
 
-/// Either model, on a backend; evaluation code uses it without caring which rule trained it.
-#[derive(Clone, Debug)]
-pub enum AnyModel<B: Backend> {
-    /// A `bio` network.
-    Bio(BioNet<B>),
-    /// A backprop network.
-    Bp(BpNet<B>),
+/// A model of any rule, on a backend; evaluation code uses it without caring which rule trained it.
+pub struct AnyModel<B: Backend> {
+    rule: String,
+    config: String,
+    hidden: Vec<usize>,
+    model: Box<dyn DynModel<B>>,
+}
+
+/// What [`AnyModel`] needs of the model inside: a [`Classifier`] that can be cloned and downcast.
+trait DynModel<B: Backend>: Classifier<B> {
+    fn clone_box(&self) -> Box<dyn DynModel<B>>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<B: Backend, M: Classifier<B> + Clone + 'static> DynModel<B> for M {
+    fn clone_box(&self) -> Box<dyn DynModel<B>> {
+        Box::new(self.clone())
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl<B: Backend> Clone for AnyModel<B> {
+    fn clone(&self) -> Self {
+        AnyModel {
+            rule: self.rule.clone(),
+            config: self.config.clone(),
+            hidden: self.hidden.clone(),
+            model: self.model.clone_box(),
+        }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for AnyModel<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyModel").field("rule", &self.rule).field("hidden", &self.hidden).finish_non_exhaustive()
+    }
 }
 
 impl<B: Backend> AnyModel<B> {
-    /// The same model with a smooth stand-in for its competition in the backward pass (exact forward
-    /// pass), for surrogate-gradient (BPDA) attacks; `None` for a backprop network, whose gradient
-    /// needs no stand-in. See [`SurrogateBio`].
-    pub fn surrogate(&self, temperature: f32) -> Option<SurrogateBio<'_, B>> {
-        match self {
-            AnyModel::Bio(m) => Some(SurrogateBio::new(m, temperature)),
-            AnyModel::Bp(_) => None,
-        }
+    /// Wraps `model`, trained by rule `rule` with configuration `config` (JSON).
+    fn new<M: Classifier<B> + Clone + 'static>(rule: String, config: String, hidden: Vec<usize>, model: M) -> Self {
+        AnyModel { rule, config, hidden, model: Box::new(model) }
+    }
+
+    /// The model of rule `R` with configuration `config`.
+    pub fn of<R: Rule + LearningRule<B>>(config: &R::Config, model: R::Model) -> Self {
+        let json = serde_json::to_string(config).expect("a config is plain data");
+        AnyModel::new(R::NAME.to_string(), json, R::hidden(config).to_vec(), model)
+    }
+
+    /// The registered name of the rule that trained it.
+    pub fn rule(&self) -> &str {
+        &self.rule
+    }
+
+    /// The model inside, if it is an `M` (e.g. `BioNet<B>`).
+    pub fn downcast_ref<M: 'static>(&self) -> Option<&M> {
+        self.model.as_any().downcast_ref()
     }
 
     /// Back to backend-free form.
     pub fn to_saved(&self) -> SavedModel {
-        match self {
-            AnyModel::Bio(m) => m.to_saved(),
-            AnyModel::Bp(m) => m.to_saved(),
+        SavedModel {
+            rule: self.rule.clone(),
+            config: self.config.clone(),
+            hidden: self.hidden.clone(),
+            input_dim: self.model.input_dim(),
+            classes: self.model.classes(),
+            params: self.model.to_params(),
         }
     }
-}
-
-macro_rules! delegate {
-    ($self:ident, $m:ident => $e:expr) => {
-        match $self {
-            AnyModel::Bio($m) => $e,
-            AnyModel::Bp($m) => $e,
-        }
-    };
 }
 
 impl<B: Backend> Classifier<B> for AnyModel<B> {
     fn backend(&self) -> &B {
-        delegate!(self, m => m.backend())
+        self.model.backend()
     }
     fn input_dim(&self) -> usize {
-        delegate!(self, m => m.input_dim())
+        self.model.input_dim()
     }
     fn classes(&self) -> usize {
-        delegate!(self, m => m.classes())
+        self.model.classes()
     }
     fn logits(&self, x: &B::Tensor) -> B::Tensor {
-        delegate!(self, m => m.logits(x))
+        self.model.logits(x)
     }
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
-        delegate!(self, m => m.hidden_activity(x))
+        self.model.hidden_activity(x)
     }
     fn logits_and_input_vjp(
         &self,
         x: &B::Tensor,
         dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
     ) -> (B::Tensor, B::Tensor) {
-        delegate!(self, m => m.logits_and_input_vjp(x, dlogits))
+        self.model.logits_and_input_vjp(x, dlogits)
     }
     fn to_params(&self) -> Params {
-        delegate!(self, m => m.to_params())
+        self.model.to_params()
+    }
+    fn surrogate(&self, temperature: f32) -> Option<Box<dyn Classifier<B> + '_>> {
+        self.model.surrogate(temperature)
     }
 }
 

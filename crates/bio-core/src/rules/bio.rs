@@ -9,13 +9,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::{BatchReport, LearningRule, RngState, RuleState, check_loss, count_correct};
+use serde::{Deserialize, Serialize};
+
+use super::{BatchReport, LearningRule, RngState, Rule, RuleState, check_loss, count_correct};
 use crate::backend::{
     Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, row_norm,
 };
 use crate::error::CoreError;
-use crate::model::{BioLayer, BioNet, Classifier, LayerTrace, Readout, one_hot, softmax_cross_entropy, target_total};
-use crate::params::{BioConfig, InitSign, ReadoutRule, ScalingNorm};
+use crate::model::{BioLayer, BioNet, Classifier, Params, LayerTrace, Readout, one_hot, softmax_cross_entropy, target_total};
+use crate::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, InitSign, ReadoutRule, ScalingNorm};
 use crate::tensor::Matrix;
 
 /// The `bio` trainer: hyper-parameters, the learning-rate schedule and its random stream.
@@ -238,11 +240,21 @@ impl<B: Backend> LearningRule<B> for BioRule {
     type Model = BioNet<B>;
 
     fn name(&self) -> &'static str {
-        "bio"
+        Self::NAME
     }
 
     fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> BioNet<B> {
         BioNet::init(backend, self.config.clone(), input_dim, classes, seed)
+    }
+
+    fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<BioNet<B>, CoreError> {
+        BioNet::from_params(backend, self.config.clone(), input_dim, classes, params)
     }
 
     fn start_epoch(&mut self, epoch: usize, epochs: usize) {
@@ -294,28 +306,63 @@ impl<B: Backend> LearningRule<B> for BioRule {
     }
 
     fn save_state(&self, _model: &BioNet<B>) -> RuleState {
-        RuleState::Bio {
+        let state = BioState {
             schedule: self.schedule,
             hebbian_schedule: self.hebbian_schedule,
             plastic_layers: self.plastic_layers,
             regrow_pending: self.regrow_pending,
             rng: RngState::capture(&self.rng),
-        }
+        };
+        RuleState::encode(Self::NAME, &state)
     }
 
     fn restore_state(&mut self, _model: &BioNet<B>, state: RuleState) -> Result<(), CoreError> {
-        match state {
-            RuleState::Bio { schedule, hebbian_schedule, plastic_layers, regrow_pending, rng } => {
-                (self.schedule, self.hebbian_schedule, self.plastic_layers) =
-                    (schedule, hebbian_schedule, plastic_layers);
-                self.regrow_pending = regrow_pending;
-                self.rng = rng.restore();
-                Ok(())
-            }
-            other => {
-                Err(CoreError::Incompatible(format!("a `{}` training state cannot resume a `bio` run", other.rule())))
-            }
-        }
+        let BioState { schedule, hebbian_schedule, plastic_layers, regrow_pending, rng } = state.decode(Self::NAME)?;
+        (self.schedule, self.hebbian_schedule, self.plastic_layers) = (schedule, hebbian_schedule, plastic_layers);
+        self.regrow_pending = regrow_pending;
+        self.rng = rng.restore();
+        Ok(())
+    }
+}
+
+/// What [`BioRule`] carries from one batch to the next.
+#[derive(Serialize, Deserialize)]
+struct BioState {
+    /// Learning-rate multiplier of the current epoch (readout).
+    schedule: f32,
+    /// Learning-rate multiplier of the plastic hidden layers in the current epoch.
+    hebbian_schedule: f32,
+    /// The hidden layers that are plastic in the current epoch, `start..end`.
+    plastic_layers: (usize, usize),
+    /// Whether regrowth is still due in the current epoch.
+    regrow_pending: bool,
+    /// The rule's random stream (noise and regrowth).
+    rng: RngState,
+}
+
+impl Rule for BioRule {
+    const NAME: &'static str = "bio";
+    const SUMMARY: &'static str =
+        "competitive multiplicative Hebbian hidden layers with homeostasis, pruning and a local sign-preserving readout";
+    const FORWARD: &'static str = "per hidden layer i: xn = x / (1e-6 + ||x||_2) per row; u = xn @ hidden.i.weight^T + \
+hidden.i.bias; theta = per-row threshold (k-winners: (k+1)-th largest u, k = round(active_fraction * width); \
+inhibitory: mean(u) + gain * std(u)); x = relu(u - theta). Readout: h = x / (normalization_sigma + sum(x)) per row; \
+logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied to the weights.";
+    const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
+    const COPIES_PER_WEIGHT: u64 = BIO_COPIES_PER_WEIGHT;
+    type Params = BioParams;
+    type Config = BioConfig;
+
+    fn check(params: BioParams) -> Result<BioConfig, CoreError> {
+        params.check()
+    }
+
+    fn hidden(config: &BioConfig) -> &[usize] {
+        &config.hidden
+    }
+
+    fn new(config: BioConfig, seed: u64) -> Self {
+        BioRule::new(config, seed)
     }
 }
 

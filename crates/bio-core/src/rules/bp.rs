@@ -1,10 +1,12 @@
 //! Backpropagation with Adam or SGD-momentum on the mean cross-entropy: the baseline.
 
-use super::{BatchReport, LearningRule, RuleState, check_loss, count_correct};
+use serde::{Deserialize, Serialize};
+
+use super::{BatchReport, LearningRule, Rule, RuleState, check_loss, count_correct};
 use crate::backend::{AdamStep, Backend};
 use crate::error::CoreError;
-use crate::model::{BpNet, Classifier};
-use crate::params::{BpConfig, Optimizer};
+use crate::model::{BpNet, Classifier, Params};
+use crate::params::{BP_COPIES_PER_WEIGHT, BpConfig, BpParams, Optimizer};
 use crate::tensor::Matrix;
 
 /// Optimizer moments of one tensor.
@@ -33,11 +35,21 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
     type Model = BpNet<B>;
 
     fn name(&self) -> &'static str {
-        "bp"
+        Self::NAME
     }
 
     fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> BpNet<B> {
         BpNet::init(backend, self.config.clone(), input_dim, classes, seed)
+    }
+
+    fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<BpNet<B>, CoreError> {
+        BpNet::from_params(backend, self.config.clone(), input_dim, classes, params)
     }
 
     fn start_epoch(&mut self, _epoch: usize, _epochs: usize) {}
@@ -83,16 +95,11 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
         let b = model.backend();
         let moments =
             self.moments.iter().map(|m| (b.download(&m.first), m.second.as_ref().map(|v| b.download(v)))).collect();
-        RuleState::Bp { steps: self.steps, moments }
+        RuleState::encode(Self::NAME, &BpState { steps: self.steps, moments })
     }
 
     fn restore_state(&mut self, model: &BpNet<B>, state: RuleState) -> Result<(), CoreError> {
-        let RuleState::Bp { steps, moments } = state else {
-            return Err(CoreError::Incompatible(format!(
-                "a `{}` training state cannot resume a `bp` run",
-                state.rule()
-            )));
-        };
+        let BpState { steps, moments } = state.decode(Self::NAME)?;
         let b = model.backend();
         if !moments.is_empty() {
             let shapes: Vec<(usize, usize)> =
@@ -121,5 +128,37 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
             .collect();
         self.steps = steps;
         Ok(())
+    }
+}
+
+/// What [`BackpropRule`] carries from one batch to the next.
+#[derive(Serialize, Deserialize)]
+struct BpState {
+    /// Optimizer steps taken.
+    steps: u64,
+    /// First and (Adam) second moments of each tensor, weights then bias of each layer; empty
+    /// before the first step.
+    moments: Vec<(Matrix, Option<Matrix>)>,
+}
+
+impl<B: Backend> Rule for BackpropRule<B> {
+    const NAME: &'static str = "bp";
+    const SUMMARY: &'static str = "backpropagation with Adam or SGD-momentum: the baseline";
+    const FORWARD: &'static str = "x = relu(x @ layer.i.weight^T + layer.i.bias) for every layer but the last; logits = x @ last.weight^T + last.bias.";
+    const SCHEDULE_DEPENDS_ON_EPOCHS: bool = false;
+    const COPIES_PER_WEIGHT: u64 = BP_COPIES_PER_WEIGHT;
+    type Params = BpParams;
+    type Config = BpConfig;
+
+    fn check(params: BpParams) -> Result<BpConfig, CoreError> {
+        params.check()
+    }
+
+    fn hidden(config: &BpConfig) -> &[usize] {
+        &config.hidden
+    }
+
+    fn new(config: BpConfig, _seed: u64) -> Self {
+        BackpropRule::new(config)
     }
 }

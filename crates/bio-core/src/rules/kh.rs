@@ -35,7 +35,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use serde::{Deserialize, Serialize};
 
-use super::{BatchReport, check_loss, count_correct};
+use super::{BatchReport, LearningRule, Rule, RuleOption, RuleState, check_loss, count_correct};
 use crate::backend::{AdamStep, Backend, Binary, Dim, Reduce, Unary, guard};
 use crate::error::CoreError;
 use crate::model::{Classifier, Params, add_bias, softmax_cross_entropy};
@@ -483,14 +483,20 @@ impl<B: Backend> KhRule<B> {
     pub fn schedule(&self) -> Schedule {
         self.schedule
     }
+}
 
-    /// A freshly initialized network.
-    pub fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> KhNet<B> {
+impl<B: Backend> LearningRule<B> for KhRule<B> {
+    type Model = KhNet<B>;
+
+    fn name(&self) -> &'static str {
+        <Self as Rule>::NAME
+    }
+
+    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> KhNet<B> {
         KhNet::init(backend, self.config.clone(), input_dim, classes, seed)
     }
 
-    /// Rebuilds the network this rule trains from saved parameters.
-    pub fn model_from_params(
+    fn model_from_params(
         &self,
         backend: &B,
         input_dim: usize,
@@ -501,18 +507,14 @@ impl<B: Backend> KhRule<B> {
     }
 
     /// Follows the schedule ([`Schedule::at`]).
-    pub fn start_epoch(&mut self, epoch: usize, epochs: usize) {
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
         self.schedule = Schedule::at(self.config.hebbian_rate, self.config.hidden_epochs, epoch, epochs);
     }
 
     /// One batch: in the unsupervised phase a plasticity step of the hidden weights, in the
-    /// supervised phase an Adam step of the readout. The report is measured before the update.
-    pub fn train_batch(
-        &mut self,
-        model: &mut KhNet<B>,
-        x: &B::Tensor,
-        labels: &[usize],
-    ) -> Result<BatchReport, CoreError> {
+    /// supervised phase an Adam step of the readout. The report is measured before the update; its
+    /// active fraction counts the units with a positive response.
+    fn train_batch(&mut self, model: &mut KhNet<B>, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
         let b = model.backend.clone();
         let t = model.response(x);
         let logits = model.readout.logits(&b, &t.code);
@@ -528,15 +530,71 @@ impl<B: Backend> KhRule<B> {
         Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
     }
 
-    /// The state between two batches, in host form.
-    pub fn state(&self, model: &KhNet<B>) -> KhState {
-        KhState { schedule: self.schedule, readout: self.trainer.save(&model.backend) }
+    fn save_state(&self, model: &KhNet<B>) -> RuleState {
+        let state = KhState { schedule: self.schedule, readout: self.trainer.save(&model.backend) };
+        RuleState::encode(<Self as Rule>::NAME, &state)
     }
 
-    /// Puts back a state from [`KhRule::state`], checking it against `model`.
-    pub fn set_state(&mut self, model: &KhNet<B>, state: KhState) -> Result<(), CoreError> {
+    fn restore_state(&mut self, model: &KhNet<B>, state: RuleState) -> Result<(), CoreError> {
+        let state: KhState = state.decode(<Self as Rule>::NAME)?;
         self.trainer.restore(&model.backend, &model.readout, state.readout)?;
         self.schedule = state.schedule;
         Ok(())
+    }
+}
+
+/// Peak host copies of the hidden weights while training: `W`, `sign(W)|W|^(p−1)` (or its clone),
+/// `GᵀX`, `W ⊙ Σ gI`, `ΔW`, `|ΔW|` and `ΔW/max` (some freed before the next is made).
+pub const KH_COPIES_PER_WEIGHT: u64 = 6;
+
+impl<B: Backend> Rule for KhRule<B> {
+    const NAME: &'static str = "kh";
+    const SUMMARY: &'static str = "Krotov & Hopfield 2019: competing hidden units (unsupervised, p-norm, anti-Hebbian k-th unit), ReLU^n features, Adam readout";
+    const FORWARD: &'static str = "r = relu(x @ hidden.0.weight^T); h = r^n (n from the config); code = h / ||h||_2 per row \
+        (0 where h is all 0); logits = code @ readout.weight^T + readout.bias.";
+    const OPTIONS: &'static [RuleOption] = &[
+        RuleOption { flag: "kh-p", field: "p", help: "Lebesgue norm p ≥ 2 of the hidden weights (default 2)" },
+        RuleOption {
+            flag: "kh-k", field: "k", help: "rank k ≥ 2 of the unit pushed away from the input (default 2)"
+        },
+        RuleOption {
+            flag: "kh-delta",
+            field: "delta",
+            help: "anti-Hebbian strength Δ ≥ 0 of the k-th unit (default 0.4)",
+        },
+        RuleOption { flag: "kh-n", field: "n", help: "power n ≥ 1 of the ReLU^n response (default 4.5)" },
+        RuleOption {
+            flag: "kh-rate",
+            field: "hebbian_rate",
+            help: "initial unsupervised rate ε₀ (largest weight change of a step), annealed linearly to 0 (default 0.02)",
+        },
+        RuleOption {
+            flag: "kh-hidden-epochs",
+            field: "hidden_epochs",
+            help: "unsupervised epochs (at most half the run; the rest trains the readout) (default 10)",
+        },
+        RuleOption {
+            flag: "kh-readout-rate",
+            field: "readout_rate",
+            help: "Adam learning rate of the readout (default 0.001)",
+        },
+    ];
+    const DEFAULT_EPOCHS: usize = 20;
+    const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
+    const COPIES_PER_WEIGHT: u64 = KH_COPIES_PER_WEIGHT;
+    type Params = KhParams;
+    type Config = KhConfig;
+
+    fn check(params: KhParams) -> Result<KhConfig, CoreError> {
+        params.check()
+    }
+
+    fn hidden(config: &KhConfig) -> &[usize] {
+        &config.hidden
+    }
+
+    /// The rule draws no random numbers: `seed` is unused.
+    fn new(config: KhConfig, _seed: u64) -> Self {
+        KhRule::new(config)
     }
 }

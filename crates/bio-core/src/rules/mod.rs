@@ -1,26 +1,42 @@
-//! The [`LearningRule`] trait and its two implementations, generic over the backend.
+//! The [`LearningRule`] trait (a rule's training steps, generic over the backend), the [`Rule`]
+//! trait (what the registry needs to name, configure and reload it), and the registry itself.
+//!
+//! Adding a rule is one module here (its params/config, model, `LearningRule` and `Rule` impls, its
+//! state) plus one line in the `registry!` list below; checkpoints, `--resume`, `config.json`,
+//! export, `bio report` and the command line's `--rule NAME` pick it up from there.
 
 mod bio;
 mod bp;
 mod kh;
+mod registry;
 mod softhebb;
 
 pub use bio::{BioRule, hebbian_drive, hidden_plasticity, homeostasis, plasticity_settings, readout_update, regrow};
 pub use bp::BackpropRule;
 pub use kh::{
-    KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer, Schedule, kh_plasticity,
-    phase_split,
+    KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer,
+    Schedule, kh_plasticity, phase_split,
 };
+pub use registry::{RuleInfo, RuleOption, RuleVisitor, Settings, config_from_settings, dispatch, find, rules};
 pub use softhebb::{
-    SOFTHEBB_INPUT_EPS, SoftHebbConfig, SoftHebbNet, SoftHebbParams, SoftHebbRule, SoftHebbState, softhebb_plasticity,
+    SOFTHEBB_COPIES_PER_WEIGHT, SOFTHEBB_INPUT_EPS, SoftHebbConfig, SoftHebbNet, SoftHebbParams, SoftHebbRule,
+    SoftHebbState, softhebb_plasticity,
 };
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::error::CoreError;
-use crate::model::Classifier;
-use crate::tensor::Matrix;
+use crate::model::{Classifier, Params};
+
+// The registered rules: one line per rule.
+registry::registry! {
+    BioRule,
+    BackpropRule<B>,
+    KhRule<B>,
+    SoftHebbRule<B>,
+}
 
 /// What one training step observed (before its update).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -41,11 +57,19 @@ pub struct BatchReport {
 /// what is needed to use it.
 pub trait LearningRule<B: Backend> {
     /// The model this rule trains.
-    type Model: Classifier<B>;
-    /// `"bio"` or `"bp"`.
+    type Model: Classifier<B> + Clone + 'static;
+    /// The rule's registered name (`bio`, `bp`, …).
     fn name(&self) -> &'static str;
     /// A freshly initialized model for `input_dim` inputs and `classes` classes.
     fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> Self::Model;
+    /// The model this rule trains, rebuilt from saved parameters (every shape checked).
+    fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<Self::Model, CoreError>;
     /// Called before each epoch (0-based) so the rule can follow its schedule.
     fn start_epoch(&mut self, epoch: usize, epochs: usize);
     /// One update on a batch `x` (`batch×input_dim`) with its labels.
@@ -100,39 +124,69 @@ impl RngState {
     }
 }
 
-/// A learning rule's state between two batches, in backend-free form (see [`LearningRule::save_state`]).
+/// What the registry needs to know about a rule besides its training steps: its name, its settings
+/// and how to build it from a saved configuration. Implemented once per rule, next to its
+/// [`LearningRule`] impl; the [`dispatch`] function turns a name from a file or the command line
+/// into a call generic over the rule.
+pub trait Rule: Sized + 'static {
+    /// The name on the command line and in files (`bio`, `bp`, …).
+    const NAME: &'static str;
+    /// One line for `--help`.
+    const SUMMARY: &'static str;
+    /// The forward pass in words, with the parameter names of [`crate::Classifier::to_params`], so
+    /// that an exported model can be rebuilt from its file alone.
+    const FORWARD: &'static str;
+    /// The rule's own command-line settings (beyond hidden widths, epochs, batch and seed).
+    const OPTIONS: &'static [RuleOption] = &[];
+    /// Epochs when none are given.
+    const DEFAULT_EPOCHS: usize = 10;
+    /// Whether an update depends on how many epochs the run has in all (a schedule annealed over
+    /// the run), so that a finished run cannot be extended with the same result.
+    const SCHEDULE_DEPENDS_ON_EPOCHS: bool;
+    /// Host-side copies of each weight while training, for the memory estimate.
+    const COPIES_PER_WEIGHT: u64;
+    /// Plain hyper-parameters, as a user fills them in; must have a `hidden` field (the widths).
+    type Params: Default + Serialize + DeserializeOwned;
+    /// Validated hyper-parameters, saved (as JSON) with every model of the rule.
+    type Config: Clone + std::fmt::Debug + PartialEq + Serialize + DeserializeOwned;
+    /// Validates parameters; errors name the setting.
+    fn check(params: Self::Params) -> Result<Self::Config, CoreError>;
+    /// Hidden layer widths.
+    fn hidden(config: &Self::Config) -> &[usize];
+    /// The rule, ready to train a new model or to resume one (`seed` feeds its random stream).
+    fn new(config: Self::Config, seed: u64) -> Self;
+}
+
+/// A learning rule's state between two batches, in backend-free form (see
+/// [`LearningRule::save_state`]): the rule's own serde state, tagged with the rule's name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum RuleState {
-    /// State of [`BioRule`].
-    Bio {
-        /// Learning-rate multiplier of the current epoch (readout).
-        schedule: f32,
-        /// Learning-rate multiplier of the plastic hidden layers in the current epoch.
-        hebbian_schedule: f32,
-        /// The hidden layers that are plastic in the current epoch, `start..end`.
-        plastic_layers: (usize, usize),
-        /// Whether regrowth is still due in the current epoch.
-        regrow_pending: bool,
-        /// The rule's random stream (noise and regrowth).
-        rng: RngState,
-    },
-    /// State of [`BackpropRule`].
-    Bp {
-        /// Optimizer steps taken.
-        steps: u64,
-        /// First and (Adam) second moments of each tensor, weights then bias of each layer; empty
-        /// before the first step.
-        moments: Vec<(Matrix, Option<Matrix>)>,
-    },
+pub struct RuleState {
+    /// The rule it belongs to.
+    pub rule: String,
+    /// The rule's state, bincode-encoded.
+    pub bytes: Vec<u8>,
 }
 
 impl RuleState {
-    /// `"bio"` or `"bp"`: the rule this state belongs to.
-    pub fn rule(&self) -> &'static str {
-        match self {
-            RuleState::Bio { .. } => "bio",
-            RuleState::Bp { .. } => "bp",
+    /// Wraps the state `state` of rule `rule`.
+    pub fn encode<T: Serialize>(rule: &str, state: &T) -> RuleState {
+        let bytes = bincode::serde::encode_to_vec(state, bincode::config::standard())
+            .expect("a rule's state is plain data that always encodes");
+        RuleState { rule: rule.to_string(), bytes }
+    }
+
+    /// The state of rule `rule`; [`CoreError::Incompatible`] if it belongs to another rule or does
+    /// not decode.
+    pub fn decode<T: DeserializeOwned>(&self, rule: &str) -> Result<T, CoreError> {
+        if self.rule != rule {
+            return Err(CoreError::Incompatible(format!(
+                "a `{}` training state cannot resume a `{rule}` run",
+                self.rule
+            )));
         }
+        bincode::serde::decode_from_slice(&self.bytes, bincode::config::standard())
+            .map(|(state, _)| state)
+            .map_err(|e| CoreError::Incompatible(format!("the `{rule}` training state does not decode: {e}")))
     }
 }
 

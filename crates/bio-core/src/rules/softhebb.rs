@@ -34,11 +34,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
-use super::BatchReport;
 use super::kh::{
     LinearReadout, ReadoutState, ReadoutTrainer, Schedule, check_at_least, check_one_hidden, check_positive, host_mean,
     score_batch,
 };
+use super::{BatchReport, LearningRule, Rule, RuleOption, RuleState};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::model::{Classifier, Params, add_bias};
@@ -276,14 +276,20 @@ impl<B: Backend> SoftHebbRule<B> {
     pub fn schedule(&self) -> Schedule {
         self.schedule
     }
+}
 
-    /// A freshly initialized network.
-    pub fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> SoftHebbNet<B> {
+impl<B: Backend> LearningRule<B> for SoftHebbRule<B> {
+    type Model = SoftHebbNet<B>;
+
+    fn name(&self) -> &'static str {
+        <Self as Rule>::NAME
+    }
+
+    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> SoftHebbNet<B> {
         SoftHebbNet::init(backend, self.config.clone(), input_dim, classes, seed)
     }
 
-    /// Rebuilds the network this rule trains from saved parameters.
-    pub fn model_from_params(
+    fn model_from_params(
         &self,
         backend: &B,
         input_dim: usize,
@@ -294,14 +300,14 @@ impl<B: Backend> SoftHebbRule<B> {
     }
 
     /// Follows the schedule ([`Schedule::at`]).
-    pub fn start_epoch(&mut self, epoch: usize, epochs: usize) {
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
         self.schedule = Schedule::at(self.config.hebbian_rate, self.config.hidden_epochs, epoch, epochs);
     }
 
     /// One batch: in the unsupervised phase a SoftHebb step of the hidden layer, in the supervised
     /// phase an Adam step of the readout. The report is measured before the update; its active
     /// fraction counts the units whose `y` exceeds the uniform `1/N`.
-    pub fn train_batch(
+    fn train_batch(
         &mut self,
         model: &mut SoftHebbNet<B>,
         x: &B::Tensor,
@@ -324,15 +330,66 @@ impl<B: Backend> SoftHebbRule<B> {
         Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
     }
 
-    /// The state between two batches, in host form.
-    pub fn state(&self, model: &SoftHebbNet<B>) -> SoftHebbState {
-        SoftHebbState { schedule: self.schedule, readout: self.trainer.save(&model.backend) }
+    fn save_state(&self, model: &SoftHebbNet<B>) -> RuleState {
+        let state = SoftHebbState { schedule: self.schedule, readout: self.trainer.save(&model.backend) };
+        RuleState::encode(<Self as Rule>::NAME, &state)
     }
 
-    /// Puts back a state from [`SoftHebbRule::state`], checking it against `model`.
-    pub fn set_state(&mut self, model: &SoftHebbNet<B>, state: SoftHebbState) -> Result<(), CoreError> {
+    fn restore_state(&mut self, model: &SoftHebbNet<B>, state: RuleState) -> Result<(), CoreError> {
+        let state: SoftHebbState = state.decode(<Self as Rule>::NAME)?;
         self.trainer.restore(&model.backend, &model.readout, state.readout)?;
         self.schedule = state.schedule;
         Ok(())
+    }
+}
+
+/// Peak host copies of the hidden weights while training: `W`, `Yᵀx̂`, `W ⊙ Σ yu`, `ΔW`, `|ΔW|`
+/// and `ΔW/max` (some freed before the next is made).
+pub const SOFTHEBB_COPIES_PER_WEIGHT: u64 = 6;
+
+impl<B: Backend> Rule for SoftHebbRule<B> {
+    const NAME: &'static str = "softhebb";
+    const SUMMARY: &'static str = "Moraitis et al. 2022: soft winner-take-all with Hebbian weights and Bayesian priors (unsupervised), Adam readout on the posterior";
+    const FORWARD: &'static str = "xn = x / (1e-6 + ||x||_2) per row; u = xn @ hidden.0.weight^T + hidden.0.bias; \
+        y = softmax(beta * u) per row (beta from the config); logits = y @ readout.weight^T + readout.bias.";
+    const OPTIONS: &'static [RuleOption] = &[
+        RuleOption {
+            flag: "softhebb-beta",
+            field: "beta",
+            help: "inverse temperature β > 0 of the soft winner-take-all (default 20)",
+        },
+        RuleOption {
+            flag: "softhebb-rate",
+            field: "hebbian_rate",
+            help: "initial unsupervised rate η₀ (largest weight change of a step), annealed linearly to 0 (default 0.02)",
+        },
+        RuleOption {
+            flag: "softhebb-hidden-epochs",
+            field: "hidden_epochs",
+            help: "unsupervised epochs (at most half the run; the rest trains the readout) (default 10)",
+        },
+        RuleOption {
+            flag: "softhebb-readout-rate",
+            field: "readout_rate",
+            help: "Adam learning rate of the readout (default 0.01)",
+        },
+    ];
+    const DEFAULT_EPOCHS: usize = 20;
+    const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
+    const COPIES_PER_WEIGHT: u64 = SOFTHEBB_COPIES_PER_WEIGHT;
+    type Params = SoftHebbParams;
+    type Config = SoftHebbConfig;
+
+    fn check(params: SoftHebbParams) -> Result<SoftHebbConfig, CoreError> {
+        params.check()
+    }
+
+    fn hidden(config: &SoftHebbConfig) -> &[usize] {
+        &config.hidden
+    }
+
+    /// The rule draws no random numbers: `seed` is unused.
+    fn new(config: SoftHebbConfig, _seed: u64) -> Self {
+        SoftHebbRule::new(config)
     }
 }
