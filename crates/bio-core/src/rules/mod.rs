@@ -7,11 +7,21 @@
 
 mod bio;
 mod bp;
+mod kh;
 mod registry;
+mod softhebb;
 
 pub use bio::{BioRule, hebbian_drive, hidden_plasticity, homeostasis, plasticity_settings, readout_update, regrow};
 pub use bp::BackpropRule;
+pub use kh::{
+    KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer,
+    Schedule, kh_plasticity, phase_split,
+};
 pub use registry::{RuleInfo, RuleOption, RuleVisitor, Settings, config_from_settings, dispatch, find, rules};
+pub use softhebb::{
+    SOFTHEBB_COPIES_PER_WEIGHT, SOFTHEBB_INPUT_EPS, SoftHebbConfig, SoftHebbNet, SoftHebbParams, SoftHebbRule,
+    SoftHebbState, softhebb_plasticity,
+};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -24,6 +34,8 @@ use crate::model::{Classifier, Params};
 registry::registry! {
     BioRule,
     BackpropRule<B>,
+    KhRule<B>,
+    SoftHebbRule<B>,
 }
 
 /// What one training step observed (before its update).
