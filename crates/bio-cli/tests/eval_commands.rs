@@ -194,7 +194,13 @@ fn export_round_trips() {
 fn inspect_writes_pictures() {
     let out = models().root.join("pics-bp");
     let text = ok(&["inspect", "--model", &model("bp"), "--out", s(&out)]);
-    for f in ["receptive-fields.png", "weights-layer.0.png", "weights-layer.1.png", "activity-hidden.0.png"] {
+    for f in [
+        "receptive-fields.png",
+        "receptive-fields-change.png",
+        "weights-layer.0.png",
+        "weights-layer.1.png",
+        "activity-hidden.0.png",
+    ] {
         let p = out.join(f);
         let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
         assert_eq!(&bytes[1..4], b"PNG");

@@ -11,6 +11,7 @@ pub mod ensemble;
 pub mod error;
 pub mod export;
 pub mod fewshot;
+pub mod initial;
 pub mod metrics;
 pub mod plot;
 
@@ -29,6 +30,7 @@ pub use fewshot::{
     EpisodeParams, FewLabelData, FewLabelParams, FewLabelResult, FewShotResult, TrainSpec, episodic, few_labels,
     parse_classes, split_classes,
 };
+pub use initial::initial_params;
 pub use metrics::{
     BiologicalReport, LayerMetrics, LayerSelectivity, SelectivityAccumulator, biological_report, class_selectivity,
 };
