@@ -25,7 +25,10 @@ pub use ensemble::{
     strongest, worst_case,
 };
 pub use error::EvalError;
-pub use export::{from_safetensors, model_metadata, read_safetensors, to_safetensors};
+pub use export::{
+    bio_forward_text, bp_forward_text, export_safetensors, exported_params, from_safetensors, model_metadata,
+    read_safetensors, to_safetensors,
+};
 pub use fewshot::{
     EpisodeParams, FewLabelData, FewLabelParams, FewLabelResult, FewShotResult, TrainSpec, episodic, few_labels,
     parse_classes, split_classes,
