@@ -1,6 +1,7 @@
 //! Printing: aligned tables, JSON, and the table rows several commands share.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -16,6 +17,20 @@ macro_rules! outln {
     };
 }
 pub(crate) use outln;
+
+/// Set once from `--quiet`, read wherever something informational would go to stderr.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Records `--quiet` for the whole process.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given: no progress and no informational lines (results, warnings and
+/// errors still print).
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
 
 /// One line on stdout (see [`outln!`]).
 pub fn write_line(args: std::fmt::Arguments<'_>) {

@@ -37,7 +37,7 @@ fn load_or_embedded(args: &DemoArgs, quiet: bool) -> Result<bio_data::Dataset> {
 
 /// `bio demo`.
 pub fn run(args: DemoArgs) -> Result<()> {
-    let quiet = args.quiet || args.json;
+    let quiet = crate::output::quiet() || args.json;
     let data = Arc::new(load_or_embedded(&args, quiet)?);
     let backend = crate::backend::resolve(args.backend, quiet)?;
     if !quiet {
