@@ -317,3 +317,38 @@ fn quiet_silences_progress_but_keeps_results() {
         );
     }
 }
+
+#[test]
+fn the_report_leaves_out_results_of_another_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    assert!(train_small(&dir, &["--quiet"]).status.success());
+    let d = dir.to_str().unwrap();
+    let robustness =
+        ["eval", "robustness", "--model", d, "--attack", "fgsm", "--eps", "0.1", "--limit", "20", "--quiet"];
+    assert!(bio(&robustness).status.success());
+    assert!(bio(&["eval", "metrics", "--model", d, "--limit", "50", "--quiet"]).status.success());
+    let report = |name: &str| {
+        let out_dir = tmp.path().join(name);
+        let out = bio(&["report", d, "--out", out_dir.to_str().unwrap(), "--quiet"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (std::fs::read_to_string(out_dir.join("report.md")).unwrap(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (honest, _) = report("honest");
+    assert!(honest.contains("| fgsm |") && !honest.contains("left out"), "{honest}");
+    assert!(honest.contains("biology.json, 50 test images"), "{honest}");
+
+    // As if the model had been retrained into the directory after these results were measured.
+    for file in ["robustness.json", "biology.json"] {
+        let path = dir.join(file);
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let recorded = json["model_crc32"].as_u64().expect("the checksum is recorded");
+        json["model_crc32"] = serde_json::json!(recorded ^ 1);
+        std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+    }
+    let (stale, stderr) = report("stale");
+    assert!(!stale.contains("| fgsm |"), "results of another model are left out:\n{stale}");
+    assert!(stale.contains("robustness.json left out: measured on another model"), "{stale}");
+    assert!(stale.contains("biology.json left out") && !stale.contains("biology.json, 50 test images"), "{stale}");
+    assert!(stderr.contains("warning:") && stderr.contains("left out"), "{stderr}");
+}
