@@ -9,11 +9,12 @@
 //! }
 //! ```
 
-/// Resolves `choice`, printing `auto`'s note unless `quiet`.
+/// Resolves `choice`, printing `auto`'s note unless `quiet` (or `--quiet`).
 pub fn resolve(choice: bio_run::BackendChoice, quiet: bool) -> anyhow::Result<bio_run::Resolved> {
     let (resolved, note) = bio_run::resolve(choice)?;
     if let Some(note) = note
         && !quiet
+        && !crate::output::quiet()
     {
         eprintln!("{note}");
     }

@@ -15,6 +15,9 @@ pub struct Cli {
     /// CPU threads for the work (default: every core, or $RAYON_NUM_THREADS).
     #[arg(long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// No progress bars or informational lines on stderr; results (stdout), warnings and errors still print.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
 }
 
 /// Subcommands.
@@ -92,9 +95,6 @@ pub struct TrainArgs {
     /// What to train.
     #[command(flatten)]
     pub spec: SessionSpec,
-    /// No progress bar.
-    #[arg(long)]
-    pub quiet: bool,
     /// Print the final metrics as JSON.
     #[arg(long)]
     pub json: bool,
@@ -128,9 +128,6 @@ pub struct DemoArgs {
     /// Also save both models under this directory (DIR/bio, DIR/bp; an earlier demo's are replaced).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// No progress bars.
-    #[arg(long)]
-    pub quiet: bool,
     /// Print the comparison as JSON.
     #[arg(long)]
     pub json: bool,
@@ -355,9 +352,6 @@ pub struct SweepArgs {
     /// Backend.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendChoice,
-    /// No progress lines.
-    #[arg(long)]
-    pub quiet: bool,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,

@@ -1,6 +1,7 @@
 //! Printing: aligned tables, JSON, and the table rows several commands share.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
@@ -16,6 +17,20 @@ macro_rules! outln {
     };
 }
 pub(crate) use outln;
+
+/// Set once from `--quiet`, read wherever something informational would go to stderr.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Records `--quiet` for the whole process.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// Whether `--quiet` was given: no progress and no informational lines (results, warnings and
+/// errors still print).
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
 
 /// One line on stdout (see [`outln!`]).
 pub fn write_line(args: std::fmt::Arguments<'_>) {
@@ -54,18 +69,28 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// `x` with `digits` decimals, where a value that rounds to zero prints without a sign (`0.00000`,
+/// never `-0.00000`, which `format!` writes for a tiny negative number or `-0.0`).
+pub fn fixed(x: f64, digits: usize) -> String {
+    let text = format!("{x:.digits$}");
+    match text.strip_prefix('-') {
+        Some(unsigned) if unsigned.chars().all(|c| c == '0' || c == '.') => unsigned.to_string(),
+        _ => text,
+    }
+}
+
 /// `0.8512` → `85.12%`.
 pub fn percent(x: f64) -> String {
-    format!("{:.2}%", 100.0 * x)
+    format!("{}%", fixed(100.0 * x, 2))
 }
 
 /// `mean ± ci95` in percent; just the mean when there was one value (`n < 2`: no interval).
 pub fn mean_ci(mean: f64, ci95: f64, n: usize) -> String {
-    if n < 2 { format!("{:.2}%", 100.0 * mean) } else { format!("{:.2} ± {:.2}%", 100.0 * mean, 100.0 * ci95) }
+    if n < 2 { percent(mean) } else { format!("{} ± {}%", fixed(100.0 * mean, 2), fixed(100.0 * ci95, 2)) }
 }
 
 fn opt(x: Option<f64>, digits: usize) -> String {
-    x.map(|v| format!("{v:.digits$}")).unwrap_or_else(|| "—".into())
+    x.map(|v| fixed(v, digits)).unwrap_or_else(|| "—".into())
 }
 
 /// Table rows of the biology table (without a leading run column).
@@ -126,4 +151,24 @@ pub fn read_result<T: serde::de::DeserializeOwned>(dir: &std::path::Path, name: 
         eprintln!("warning: ignoring {}: {e}", dir.join(name).display());
         None
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_prints_without_a_sign() {
+        assert_eq!(fixed(-0.0, 5), "0.00000");
+        assert_eq!(fixed(-1e-9, 5), "0.00000");
+        assert_eq!(fixed(-1e-5, 5), "-0.00001");
+        assert_eq!(fixed(-0.4, 0), "0", "rounds to zero");
+        assert_eq!(fixed(-2.5, 1), "-2.5");
+        assert_eq!(fixed(0.0, 2), "0.00");
+        assert_eq!(fixed(f64::NAN, 2), "NaN");
+        assert_eq!(fixed(f64::NEG_INFINITY, 2), "-inf");
+        assert_eq!(percent(-1e-7), "0.00%");
+        assert_eq!(mean_ci(0.5, -0.0, 3), "50.00 ± 0.00%");
+        assert_eq!(opt(Some(-1e-12), 3), "0.000");
+    }
 }

@@ -55,15 +55,36 @@ pub fn write_pictures<B: Backend, M: Classifier<B>>(
     let weights: Vec<(&str, &Matrix)> =
         params.tensors.iter().filter_map(|(n, m)| n.strip_suffix(".weight").map(|l| (l, m))).collect();
 
-    // Receptive fields of the first hidden layer.
+    // Receptive fields of the first hidden layer, and what training changed in them.
     if let Some((layer, w)) = weights.first() {
         let side = (w.cols() as f64).sqrt().round() as usize;
         if side * side == w.cols() && weights.len() > 1 {
             let units = w.rows().min(FIELD_UNITS);
             let images: Vec<Vec<f32>> = (0..units).map(|u| w.row(u).to_vec()).collect();
             let path = out.join("receptive-fields.png");
-            let d = bio_eval::image_grid(&path, &images, side, side, 10)?;
+            let of_units = format!("the first {units} of {} units", w.rows());
+            let title = format!("{layer}: weights of {of_units} ({side}×{side} inputs each)");
+            let d = bio_eval::image_grid(&path, &title, &images, side, side, 10)?;
             note(d, format!("receptive fields of the first {units} units of {layer}"), &mut pictures);
+            // The checkpoint holds no initial weights; initialisation is deterministic, so they are
+            // recomputed from the configuration and the run's seed.
+            let initial = bio_eval::initial_params(&file.model, file.seed);
+            match initial.as_ref().map_err(Clone::clone).and_then(|p| p.get(&format!("{layer}.weight"), w.shape())) {
+                Ok(w0) => {
+                    let changes: Vec<Vec<f32>> = (0..units)
+                        .map(|u| w.row(u).iter().zip(w0.row(u)).map(|(now, before)| now - before).collect())
+                        .collect();
+                    let path = out.join("receptive-fields-change.png");
+                    let title = format!("{layer}: w − w₀, change since initialisation, {of_units}");
+                    let d = bio_eval::image_grid(&path, &title, &changes, side, side, 10)?;
+                    let caption = format!(
+                        "change of the receptive fields since initialisation (w − w₀, w₀ recomputed from seed {})",
+                        file.seed
+                    );
+                    note(d, caption, &mut pictures);
+                }
+                Err(e) => eprintln!("warning: no picture of the change since initialisation: {e}"),
+            }
         } else {
             eprintln!("warning: inputs of {layer} are not square images; no receptive-field picture");
         }
@@ -80,7 +101,7 @@ pub fn write_pictures<B: Backend, M: Classifier<B>>(
             None => format!("{layer}: |w|"),
         };
         let path = out.join(format!("weights-{layer}.png"));
-        let d = bio_eval::histogram(&path, &title, "|weight| (log axis)", &values, true, overlay, 60)
+        let d = bio_eval::histogram(&path, &title, "|weight|", &values, true, overlay, 60)
             .with_context(|| format!("drawing {}", path.display()))?;
         note(d, format!("weight magnitudes of {layer} (log axis) with the fitted lognormal"), &mut pictures);
     }

@@ -238,3 +238,117 @@ fn threads_sets_the_pool_and_the_result_does_not_depend_on_it() {
 fn an_linf_radius_above_one_is_refused() {
     common::fails_with_one_line(&["eval", "robustness", "--model", "no-such-dir", "--eps", "2"], "above 1");
 }
+
+#[test]
+fn quiet_is_accepted_by_every_subcommand() {
+    let subcommands: [&[&str]; 13] = [
+        &["demo"],
+        &["train"],
+        &["eval", "accuracy"],
+        &["eval", "robustness"],
+        &["eval", "fewshot"],
+        &["eval", "metrics"],
+        &["inspect"],
+        &["report"],
+        &["export"],
+        &["sweep"],
+        &["completions"],
+        &["eval"],
+        &[],
+    ];
+    for sub in subcommands {
+        let args: Vec<&str> = sub.iter().copied().chain(["--help"]).collect();
+        let out = bio(&args);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("-q, --quiet"), "bio {}: {help}", sub.join(" "));
+    }
+}
+
+/// The lines of `stderr` that are neither warnings nor errors.
+fn informational(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| !l.starts_with("warning:") && !l.starts_with("error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn quiet_silences_progress_but_keeps_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let trained = train_small(&dir, &["--quiet"]);
+    assert!(trained.status.success());
+    assert_eq!(informational(&trained.stderr), Vec::<String>::new());
+    assert!(String::from_utf8_lossy(&trained.stdout).contains("test accuracy"), "results still print");
+    let d = dir.to_str().unwrap();
+    let few_labels = [
+        "eval",
+        "fewshot",
+        "--protocol",
+        "few-labels",
+        "--rule",
+        "bp",
+        "--shots",
+        "1",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--dataset",
+        "embedded",
+        "--hidden",
+        "20",
+    ];
+    let commands: [&[&str]; 2] =
+        [&["eval", "robustness", "--model", d, "--attack", "strongest", "--eps", "0.1", "--limit", "10"], &few_labels];
+    for args in commands {
+        let loud = bio(args);
+        assert!(loud.status.success(), "{args:?}: {}", String::from_utf8_lossy(&loud.stderr));
+        assert!(!informational(&loud.stderr).is_empty(), "{args:?} says what it does without --quiet");
+        let quiet_args: Vec<&str> = args.iter().copied().chain(["--quiet"]).collect();
+        let quiet = bio(&quiet_args);
+        assert!(quiet.status.success());
+        assert_eq!(informational(&quiet.stderr), Vec::<String>::new(), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&quiet.stdout).lines().count(),
+            String::from_utf8_lossy(&loud.stdout).lines().count(),
+            "{args:?}: the same results"
+        );
+    }
+}
+
+#[test]
+fn the_report_leaves_out_results_of_another_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    assert!(train_small(&dir, &["--quiet"]).status.success());
+    let d = dir.to_str().unwrap();
+    let robustness =
+        ["eval", "robustness", "--model", d, "--attack", "fgsm", "--eps", "0.1", "--limit", "20", "--quiet"];
+    assert!(bio(&robustness).status.success());
+    assert!(bio(&["eval", "metrics", "--model", d, "--limit", "50", "--quiet"]).status.success());
+    let report = |name: &str| {
+        let out_dir = tmp.path().join(name);
+        let out = bio(&["report", d, "--out", out_dir.to_str().unwrap(), "--quiet"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        (std::fs::read_to_string(out_dir.join("report.md")).unwrap(), String::from_utf8_lossy(&out.stderr).to_string())
+    };
+    let (honest, _) = report("honest");
+    assert!(honest.contains("| fgsm |") && !honest.contains("left out"), "{honest}");
+    assert!(honest.contains("biology.json, 50 test images"), "{honest}");
+
+    // As if the model had been retrained into the directory after these results were measured.
+    for file in ["robustness.json", "biology.json"] {
+        let path = dir.join(file);
+        let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let recorded = json["model_crc32"].as_u64().expect("the checksum is recorded");
+        json["model_crc32"] = serde_json::json!(recorded ^ 1);
+        std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+    }
+    let (stale, stderr) = report("stale");
+    assert!(!stale.contains("| fgsm |"), "results of another model are left out:\n{stale}");
+    assert!(stale.contains("robustness.json left out: measured on another model"), "{stale}");
+    assert!(stale.contains("biology.json left out") && !stale.contains("biology.json, 50 test images"), "{stale}");
+    assert!(stderr.contains("warning:") && stderr.contains("left out"), "{stderr}");
+}

@@ -1,7 +1,7 @@
 //! Export of a model's parameters in the safetensors format, readable by other frameworks.
 //!
 //! Layout: an 8-byte little-endian header length `N`, then `N` bytes of JSON, then the tensor data.
-//! The JSON maps each tensor name to `{"dtype": "F32", "shape": [rows, cols], "data_offsets":
+//! The JSON maps each tensor name to `{"dtype": "F32", "shape": [rows, cols] (a bias: [n]), "data_offsets":
 //! [begin, end]}` (byte offsets into the data, which follow one another without gaps, in the
 //! parameters' order), plus a `__metadata__` map of strings. The header is padded with spaces so that
 //! the data starts at a multiple of 8 bytes.
@@ -16,17 +16,13 @@ use crate::error::EvalError;
 /// Key of the metadata entry describing the forward pass.
 pub const FORWARD_KEY: &str = "forward";
 
-/// Forward pass of a `bio` network, in words, for [`FORWARD_KEY`].
-pub const BIO_FORWARD: &str = <bio_core::BioRule as bio_core::rules::Rule>::FORWARD;
-
-/// Forward pass of a backprop network, in words, for [`FORWARD_KEY`].
-pub const BP_FORWARD: &str = <bio_core::BackpropRule<bio_core::ReferenceBackend> as bio_core::rules::Rule>::FORWARD;
+pub use bio_core::rules::describe::{bio_forward_text, bp_forward_text};
 
 /// Metadata describing a saved model: `format`, `rule`, `hidden` (comma-separated widths),
 /// `input_dim`, `classes`, `config` (the hyper-parameters as JSON) and [`FORWARD_KEY`].
 pub fn model_metadata(model: &SavedModel) -> BTreeMap<String, String> {
     // The rule's own description of its forward pass (empty for a rule this build does not know).
-    let forward = bio_core::rules::find(model.rule()).map_or("", |r| r.forward);
+    let forward = bio_core::rules::find(model.rule()).and_then(|r| (r.forward_text)(model)).unwrap_or_default();
     let hidden: Vec<String> = model.hidden().iter().map(usize::to_string).collect();
     let mut m = BTreeMap::new();
     m.insert("format".to_string(), "biorule".to_string());
@@ -35,13 +31,37 @@ pub fn model_metadata(model: &SavedModel) -> BTreeMap<String, String> {
     m.insert("input_dim".to_string(), model.input_dim.to_string());
     m.insert("classes".to_string(), model.classes.to_string());
     m.insert("config".to_string(), model.config.clone());
-    m.insert(FORWARD_KEY.to_string(), forward.to_string());
+    m.insert(FORWARD_KEY.to_string(), forward);
     m
+}
+
+/// Whether the tensor `name` is training state rather than part of the model: a `bio` unit's running
+/// firing rate (`hidden.i.rate`), which only homeostasis reads.
+fn is_training_state(name: &str) -> bool {
+    name.ends_with(".rate")
+}
+
+/// The tensors an export carries: every parameter of the forward pass and the structural masks,
+/// without training state (see [`is_training_state`]).
+pub fn exported_params(model: &SavedModel) -> Params {
+    let tensors = model.params().tensors.iter().filter(|(name, _)| !is_training_state(name)).cloned().collect();
+    Params { tensors }
+}
+
+/// A model as a safetensors file: [`exported_params`] with [`model_metadata`].
+pub fn export_safetensors(model: &SavedModel) -> Vec<u8> {
+    to_safetensors(&exported_params(model), &model_metadata(model))
+}
+
+/// The shape a tensor is stored with: a bias (`*.bias`, held as `1×n`) is 1-D `(n,)`, the
+/// convention of PyTorch and NumPy; everything else `(rows, cols)`.
+fn file_shape(name: &str, m: &Matrix) -> Vec<usize> {
+    if name.ends_with(".bias") && m.rows() == 1 { vec![m.cols()] } else { vec![m.rows(), m.cols()] }
 }
 
 /// Serializes `params` (names must be distinct, as [`bio_core::Classifier::to_params`] guarantees;
 /// a repeated name keeps only its last tensor in the header) as little-endian `F32` tensors of
-/// shape `[rows, cols]`, with `metadata` as `__metadata__`.
+/// shape `[rows, cols]` (biases `[n]`, see [`file_shape`]), with `metadata` as `__metadata__`.
 pub fn to_safetensors(params: &Params, metadata: &BTreeMap<String, String>) -> Vec<u8> {
     let mut header = Map::new();
     if !metadata.is_empty() {
@@ -53,7 +73,7 @@ pub fn to_safetensors(params: &Params, metadata: &BTreeMap<String, String>) -> V
         let end = offset + 4 * m.len();
         header.insert(
             name.clone(),
-            json!({ "dtype": "F32", "shape": [m.rows(), m.cols()], "data_offsets": [offset, end] }),
+            json!({ "dtype": "F32", "shape": file_shape(name, m), "data_offsets": [offset, end] }),
         );
         offset = end;
     }
@@ -162,7 +182,7 @@ mod tests {
         let p = sample_params();
         let mut meta = BTreeMap::new();
         meta.insert("rule".to_string(), "bio".to_string());
-        meta.insert(FORWARD_KEY.to_string(), BIO_FORWARD.to_string());
+        meta.insert(FORWARD_KEY.to_string(), "x @ w^T".to_string());
         let bytes = to_safetensors(&p, &meta);
         let (back, meta_back) = read_safetensors(&bytes).unwrap();
         assert_eq!(meta_back, meta);
@@ -207,16 +227,159 @@ mod tests {
         assert!(from_safetensors(&huge).is_err());
     }
 
+    use bio_core::{BioParams, BpParams, Classifier, Competition, Mechanisms, ReferenceBackend, TensorStore};
+
+    fn bio_model(params: BioParams) -> SavedModel {
+        bio_core::BioNet::init(&ReferenceBackend, params.check().unwrap(), 16, 3, 1).to_saved()
+    }
+
+    /// Models whose forward texts differ: k-WTA over two layers, the inhibitory unit with feed-forward
+    /// inhibition, lateral inhibition ablated, and a two-hidden-layer `bp`.
+    fn sample_models() -> Vec<SavedModel> {
+        let kwta = bio_model(BioParams { hidden: vec![6, 4], active_fraction: 0.3, ..Default::default() });
+        let inhibitory = bio_model(BioParams {
+            hidden: vec![7],
+            competition: Competition::Inhibitory { gain: 0.5 },
+            feedforward_inhibition: 0.8,
+            ..Default::default()
+        });
+        let ablated = bio_model(BioParams {
+            hidden: vec![5],
+            mechanisms: Mechanisms { competition: false, ..Default::default() },
+            ..Default::default()
+        });
+        let bp = BpParams { hidden: vec![6, 4], ..Default::default() }.check().unwrap();
+        let bp = bio_core::BpNet::init(&ReferenceBackend, bp, 16, 3, 1).to_saved();
+        vec![kwta, inhibitory, ablated, bp]
+    }
+
+    /// The `(name, shape)` pairs listed after "Tensors:" in a forward text.
+    fn named_tensors(forward: &str) -> Vec<(String, Vec<usize>)> {
+        let (_, list) = forward.split_once("Tensors: ").expect("a tensor list");
+        list.trim_end_matches('.')
+            .split("; ")
+            .map(|entry| {
+                let (name, rest) = entry.split_once(" (").expect("name (shape)");
+                let (dims, _) = rest.split_once(')').expect("closing parenthesis");
+                let shape = dims.split(',').map(str::trim).filter(|d| !d.is_empty()).map(|d| d.parse().unwrap());
+                (name.to_string(), shape.collect())
+            })
+            .collect()
+    }
+
+    /// Every tensor in the file's header with its stored shape.
+    fn header_shapes(bytes: &[u8]) -> Vec<(String, Vec<usize>)> {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: Map<String, Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let shape = |v: &Value| v["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let mut tensors: Vec<_> =
+            header.iter().filter(|(k, _)| *k != "__metadata__").map(|(k, v)| (k.clone(), shape(v))).collect();
+        tensors.sort();
+        tensors
+    }
+
     #[test]
-    fn metadata_describes_the_model() {
-        let config = bio_core::BioParams { hidden: vec![4, 3], ..Default::default() }.check().unwrap();
-        let net = bio_core::BioNet::init(&bio_core::ReferenceBackend, config, 6, 2, 1);
-        let saved = net.to_saved();
-        let meta = model_metadata(&saved);
-        assert_eq!(meta["rule"], "bio");
-        assert_eq!(meta["hidden"], "4,3");
-        assert_eq!(meta[FORWARD_KEY], BIO_FORWARD);
-        let bytes = to_safetensors(saved.params(), &meta);
-        assert_eq!(&from_safetensors(&bytes).unwrap(), saved.params());
+    fn forward_text_names_every_tensor_with_its_shape() {
+        for model in sample_models() {
+            let bytes = export_safetensors(&model);
+            let (_, meta) = read_safetensors(&bytes).unwrap();
+            let forward = &meta[FORWARD_KEY];
+            let mut named = named_tensors(forward);
+            named.sort();
+            assert_eq!(named, header_shapes(&bytes), "{forward}");
+            assert!(named.iter().all(|(n, s)| !n.ends_with(".bias") || s.len() == 1), "biases are 1-D: {named:?}");
+        }
+    }
+
+    #[test]
+    fn forward_text_covers_every_case_of_the_model() {
+        let texts: Vec<String> = sample_models().iter().map(|m| model_metadata(m)[FORWARD_KEY].clone()).collect();
+        assert!(texts[0].contains("g = 0 here, so xf = xn"), "{}", texts[0]);
+        assert!(texts[0].contains("clamp(round(0.3 * N_i), 1, N_i - 1)"), "{}", texts[0]);
+        assert!(texts[0].contains("k = 2 for hidden.0, k = 1 for hidden.1"), "{}", texts[0]);
+        assert!(texts[1].contains("g = 0.8") && texts[1].contains("mean(u) + 0.5 * std(u)"), "{}", texts[1]);
+        assert!(texts[2].contains("theta = 0 (lateral inhibition ablated"), "{}", texts[2]);
+        assert!(texts[3].contains("layer.2.weight^T + layer.2.bias") && !texts[3].contains("last."), "{}", texts[3]);
+    }
+
+    #[test]
+    fn training_state_is_not_exported() {
+        let model = &sample_models()[0];
+        assert!(model.params().tensors.iter().any(|(n, _)| n == "hidden.0.rate"));
+        let (params, _) = read_safetensors(&export_safetensors(model)).unwrap();
+        assert!(params.tensors.iter().all(|(n, _)| !n.ends_with(".rate")), "{:?}", params.tensors);
+        assert_eq!(params.tensors.len(), model.params().tensors.len() - 2);
+    }
+
+    /// The forward pass written in the metadata, computed on the exported tensors alone.
+    fn documented_forward(model: &SavedModel, params: &Params, x: &Matrix) -> Matrix {
+        let tensor = |name: &str| params.tensors.iter().find(|(n, _)| n == name).map(|(_, m)| m.clone()).unwrap();
+        let affine = |x: &Matrix, layer: &str| {
+            let (w, b) = (tensor(&format!("{layer}.weight")), tensor(&format!("{layer}.bias")));
+            Matrix::from_fn(x.rows(), w.rows(), |r, j| {
+                x.row(r).iter().zip(w.row(j)).map(|(a, b)| a * b).sum::<f32>() + b.as_slice()[j]
+            })
+        };
+        let rows = |m: &Matrix, f: &dyn Fn(&[f32]) -> Vec<f32>| {
+            let data: Vec<f32> = (0..m.rows()).flat_map(|r| f(m.row(r))).collect();
+            Matrix::new(m.rows(), data.len() / m.rows().max(1), data).unwrap()
+        };
+        if let Ok(config) = model.config_of::<bio_core::BioRule>() {
+            {
+                let mut x = x.clone();
+                for (i, &n) in config.hidden.iter().enumerate() {
+                    let g = config.feedforward_inhibition;
+                    let xf = rows(&x, &|r| {
+                        let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt();
+                        let xn: Vec<f32> = r.iter().map(|v| v / (1e-6 + norm)).collect();
+                        let mean = xn.iter().sum::<f32>() / xn.len() as f32;
+                        xn.iter().map(|v| v - g * mean).collect()
+                    });
+                    let u = affine(&xf, &format!("hidden.{i}"));
+                    x = rows(&u, &|r| {
+                        let theta = match (config.mechanisms.competition, config.competition) {
+                            (false, _) => 0.0,
+                            (true, Competition::KWinners) => {
+                                let mut sorted = r.to_vec();
+                                sorted.sort_by(|a, b| b.total_cmp(a));
+                                sorted[config.winners(n)]
+                            }
+                            (true, Competition::Inhibitory { gain }) => {
+                                let mean = r.iter().sum::<f32>() / n as f32;
+                                let var = r.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+                                mean + gain * var.sqrt()
+                            }
+                        };
+                        r.iter().map(|v| (v - theta).max(0.0)).collect()
+                    });
+                }
+                let sigma = config.normalization_sigma;
+                let h = rows(&x, &|r| r.iter().map(|v| v / (sigma + r.iter().sum::<f32>())).collect());
+                affine(&h, "readout")
+            }
+        } else {
+            let config = model.config_of::<bio_core::BackpropRule<ReferenceBackend>>().unwrap();
+            {
+                let mut x = x.clone();
+                for i in 0..config.hidden.len() {
+                    x = rows(&affine(&x, &format!("layer.{i}")), &|r| r.iter().map(|v| v.max(0.0)).collect());
+                }
+                affine(&x, &format!("layer.{}", config.hidden.len()))
+            }
+        }
+    }
+
+    #[test]
+    fn the_documented_forward_pass_gives_the_models_logits() {
+        let b = ReferenceBackend;
+        let x = Matrix::from_fn(5, 16, |r, c| ((r * 7 + c * 3) % 11) as f32 / 10.0);
+        for model in sample_models() {
+            let (params, _) = read_safetensors(&export_safetensors(&model)).unwrap();
+            let expected = b.download(&model.load(&b).unwrap().logits(&b.upload(&x)));
+            let rebuilt = documented_forward(&model, &params, &x);
+            for (a, e) in rebuilt.as_slice().iter().zip(expected.as_slice()) {
+                assert!((a - e).abs() <= 1e-4 * (1.0 + e.abs()), "{}: {a} vs {e}", model.rule());
+            }
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod ensemble;
 pub mod error;
 pub mod export;
 pub mod fewshot;
+pub mod initial;
 pub mod metrics;
 pub mod plot;
 
@@ -24,11 +25,15 @@ pub use ensemble::{
     strongest, worst_case,
 };
 pub use error::EvalError;
-pub use export::{from_safetensors, model_metadata, read_safetensors, to_safetensors};
+pub use export::{
+    bio_forward_text, bp_forward_text, export_safetensors, exported_params, from_safetensors, model_metadata,
+    read_safetensors, to_safetensors,
+};
 pub use fewshot::{
     EpisodeParams, FewLabelData, FewLabelParams, FewLabelResult, FewShotResult, TrainSpec, episodic, few_labels,
     parse_classes, split_classes,
 };
+pub use initial::initial_params;
 pub use metrics::{
     BiologicalReport, LayerMetrics, LayerSelectivity, SelectivityAccumulator, biological_report, class_selectivity,
 };

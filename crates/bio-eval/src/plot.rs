@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use plotters::backend::DrawingBackend;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -139,25 +140,188 @@ fn check_dir(path: &Path) -> Result<(), EvalError> {
     }
 }
 
-/// Draws the grid, ticks and axis titles; without a font (any text would fail to render) only a frame
-/// around the plotting area.
-macro_rules! axes {
-    ($root:expr, $chart:expr, $x_label:expr, $y_label:expr, $text:expr, $err:expr) => {
-        if $text {
-            $chart
-                .configure_mesh()
-                .light_line_style(RGBColor(235, 235, 235))
-                .x_desc($x_label)
-                .y_desc($y_label)
-                .label_style((FONT, 16))
-                .axis_desc_style((FONT, 20))
-                .draw()
-                .map_err($err)?;
-        } else {
-            let (xs, ys) = $chart.plotting_area().get_pixel_range();
-            $root.draw(&Rectangle::new([(xs.start, ys.start), (xs.end - 1, ys.end - 1)], BLACK)).map_err($err)?;
+/// Most ticks on a horizontal axis (labels of up to ~8 characters stay apart on a 900-pixel chart).
+const X_TICKS: usize = 9;
+/// Most ticks on a vertical axis.
+const Y_TICKS: usize = 8;
+
+/// `v` as a tick label: at most 6 significant digits (so `9.999999999999999e-6` reads `1e-5`), no
+/// trailing zeros, plain decimals from 0.001 to 999999 and `2.5e-5` style outside; `-0` prints `0`.
+fn format_number(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let scientific = format!("{v:.5e}");
+    let (mantissa, exponent) = scientific.split_once('e').expect("`{:e}` always has an exponent");
+    let exponent: i32 = exponent.parse().expect("`{:e}` writes an integer exponent");
+    let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+    if mantissa == "0" || mantissa == "-0" {
+        return "0".to_string();
+    }
+    if (-3..=5).contains(&exponent) {
+        let fraction_digits = mantissa.split_once('.').map_or(0, |(_, f)| f.len()) as i32;
+        let decimals = (fraction_digits - exponent).max(0) as usize;
+        let text = format!("{v:.decimals$}");
+        if text.trim_start_matches('-').chars().all(|c| c == '0' || c == '.') { "0".to_string() } else { text }
+    } else {
+        format!("{mantissa}e{exponent}")
+    }
+}
+
+/// `m·10^k` computed so that it is the closest double to the decimal number (`3·10⁻¹` is `0.3`,
+/// where `3.0 * 0.1` is `0.30000000000000004`).
+fn decimal(m: i64, k: i32) -> f64 {
+    if k >= 0 { m as f64 * 10f64.powi(k) } else { m as f64 / 10f64.powi(-k) }
+}
+
+/// At most `max_ticks` evenly spaced ticks inside `[lo, hi]` at multiples of 1, 2 or 5·10^k, the
+/// finest such step that fits; `[lo]` alone when the range is a single value.
+fn linear_ticks(lo: f64, hi: f64, max_ticks: usize) -> Vec<f64> {
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo || max_ticks < 2 {
+        return if lo.is_finite() { vec![lo] } else { Vec::new() };
+    }
+    let mut k = ((hi - lo) / max_ticks as f64).log10().floor() as i32 - 1;
+    loop {
+        for m in [1i64, 2, 5] {
+            let step = decimal(m, k);
+            let (first, last) = ((lo / step).ceil() as i64, (hi / step).floor() as i64);
+            if last - first < max_ticks as i64 {
+                // Each tick is i·m·10^k in one rounding, and 0 is never -0.
+                return (first..=last).map(|i| decimal(i * m, k) + 0.0).collect();
+            }
         }
-    };
+        k += 1;
+    }
+}
+
+/// Ticks for a log axis over `[lo, hi]` (both > 0), at most `max_ticks`: when the range spans less
+/// than a decade, [`linear_ticks`] (labels such as 0.02, 0.03, 0.04); else the densest of 1–9, 1–2–5
+/// or 1 per decade that fits, then every n-th decade.
+fn log_ticks(lo: f64, hi: f64, max_ticks: usize) -> Vec<f64> {
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return if lo > 0.0 && lo.is_finite() { vec![lo] } else { Vec::new() };
+    }
+    if hi / lo < 10.0 {
+        return linear_ticks(lo, hi, max_ticks);
+    }
+    let (k0, k1) = (lo.log10().floor() as i32, hi.log10().ceil() as i32);
+    let inside = |v: &f64| *v >= lo * (1.0 - 1e-9) && *v <= hi * (1.0 + 1e-9);
+    let mantissas: [&[i64]; 3] = [&[1, 2, 3, 4, 5, 6, 7, 8, 9], &[1, 2, 5], &[1]];
+    for set in mantissas {
+        let ticks: Vec<f64> = (k0..=k1).flat_map(|k| set.iter().map(move |&m| decimal(m, k))).filter(inside).collect();
+        if ticks.len() <= max_ticks.max(1) {
+            return ticks;
+        }
+    }
+    let decades: Vec<f64> = (k0..=k1).map(|k| decimal(1, k)).filter(inside).collect();
+    let every = decades.len().div_ceil(max_ticks.max(1));
+    decades.into_iter().step_by(every).collect()
+}
+
+/// `(lo, hi)` padded by 5 % of the span; a single value gets ±10 % of itself (±1 around 0), so that
+/// the axis is centred on it and its ticks read near it.
+fn padded(lo: f64, hi: f64) -> (f64, f64) {
+    let span = hi - lo;
+    if span > 0.0 {
+        (lo - 0.05 * span, hi + 0.05 * span)
+    } else {
+        let half = if lo == 0.0 { 1.0 } else { 0.1 * lo.abs() };
+        (lo - half, hi + half)
+    }
+}
+
+/// One axis of a chart: the range drawn, its ticks, and whether it is a log10 axis (the chart's
+/// coordinate is then `log10(value)`, so plotters' own log axis, which labels nothing within a
+/// decade, is not used).
+#[derive(Clone, Debug, PartialEq)]
+struct Axis {
+    lo: f64,
+    hi: f64,
+    ticks: Vec<f64>,
+    log: bool,
+}
+
+impl Axis {
+    fn linear((lo, hi): (f64, f64), max_ticks: usize) -> Self {
+        Axis { lo, hi, ticks: linear_ticks(lo, hi, max_ticks), log: false }
+    }
+
+    /// A log axis over the values `lo..hi` (both > 0).
+    fn log((lo, hi): (f64, f64), max_ticks: usize) -> Self {
+        let ticks = log_ticks(lo, hi, max_ticks).into_iter().map(f64::log10).collect();
+        Axis { lo: lo.log10(), hi: hi.log10(), ticks, log: true }
+    }
+
+    /// The chart coordinate of value `v`.
+    fn coord(&self, v: f64) -> f64 {
+        if self.log { v.log10() } else { v }
+    }
+
+    /// The label of the tick at chart coordinate `c`.
+    fn label(&self, c: f64) -> String {
+        format_number(if self.log { 10f64.powf(c) } else { c })
+    }
+
+    /// Characters of the longest tick label.
+    fn label_chars(&self) -> usize {
+        self.ticks.iter().map(|&t| self.label(t).chars().count()).max().unwrap_or(1)
+    }
+}
+
+/// A plotters coordinate whose grid lines and labels are exactly the axis' ticks (the labels are
+/// written by [`Axis::label`], passed as the mesh's formatter).
+impl Ranged for Axis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let fraction = (value - self.lo) / (self.hi - self.lo);
+        limit.0 + ((limit.1 - limit.0) as f64 * fraction).round() as i32
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Bold lines (and labels) at the ticks; no light lines in between.
+        if hint.weight().allow_light_points() { Vec::new() } else { self.ticks.clone() }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.lo..self.hi
+    }
+}
+
+type Chart<'a, 'b> = ChartContext<'a, BitMapBackend<'b>, Cartesian2d<Axis, Axis>>;
+
+/// Draws the grid at the ticks, the tick labels and the axis titles; without a font (any text would
+/// fail to render) only a frame around the plotting area.
+#[allow(clippy::too_many_arguments)]
+fn draw_axes(
+    root: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    chart: &mut Chart<'_, '_>,
+    x: &Axis,
+    y: &Axis,
+    x_label: &str,
+    y_label: &str,
+    text: bool,
+    path: &Path,
+) -> Result<(), EvalError> {
+    let err = |e| write_error(path, e);
+    if text {
+        chart
+            .configure_mesh()
+            .bold_line_style(RGBColor(225, 225, 225))
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_label_formatter(&|c| x.label(*c))
+            .y_label_formatter(&|c| y.label(*c))
+            .label_style((FONT, 16))
+            .axis_desc_style((FONT, 20))
+            .draw()
+            .map_err(err)?;
+    } else {
+        let (xs, ys) = chart.plotting_area().get_pixel_range();
+        root.draw(&Rectangle::new([(xs.start, ys.start), (xs.end - 1, ys.end - 1)], BLACK)).map_err(err)?;
+    }
+    Ok(())
 }
 
 /// Distinct colours for series, colour-blind friendly first (Okabe–Ito), then plotters' palette.
@@ -177,39 +341,28 @@ fn colour(i: usize) -> RGBColor {
     })
 }
 
-/// `(lo, hi)` padded by 5 % of the span (or ±0.5 around a single value).
-fn padded(lo: f64, hi: f64) -> (f64, f64) {
-    let span = hi - lo;
-    if span > 0.0 { (lo - 0.05 * span, hi + 0.05 * span) } else { (lo - 0.5, hi + 0.5) }
-}
-
-/// A cartesian chart of ranges `xr` × `yr` on a white `root`, captioned with `title` when text can
-/// be drawn (with room for tick labels), else with thin margins.
+/// A cartesian chart over the axes `x` × `y` on a white `root`, captioned with `title` when text can
+/// be drawn (with room for the tick labels), else with thin margins.
 fn cartesian<'a, 'b>(
     root: &'a DrawingArea<BitMapBackend<'b>, plotters::coord::Shift>,
     path: &Path,
     title: &str,
-    xr: (f64, f64),
-    yr: (f64, f64),
+    x: &Axis,
+    y: &Axis,
     text: bool,
-) -> Result<
-    ChartContext<
-        'a,
-        BitMapBackend<'b>,
-        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
-    >,
-    EvalError,
-> {
+) -> Result<Chart<'a, 'b>, EvalError> {
     let err = |e| write_error(path, e);
     root.fill(&WHITE).map_err(err)?;
     let mut builder = ChartBuilder::on(root);
     builder.margin(20);
     if text {
-        builder.caption(title, (FONT, 26)).x_label_area_size(55).y_label_area_size(70);
+        // Room for the longest tick label (about 9 pixels a character) and the axis title beside it.
+        let y_area = 40 + 9 * y.label_chars() as u32;
+        builder.caption(title, (FONT, 26)).x_label_area_size(55).y_label_area_size(y_area);
     } else {
         builder.x_label_area_size(10).y_label_area_size(10);
     }
-    builder.build_cartesian_2d(xr.0..xr.1, yr.0..yr.1).map_err(err)
+    builder.build_cartesian_2d(x.clone(), y.clone()).map_err(err)
 }
 
 /// A line chart of several series with markers, axis labels and a legend, e.g. robust accuracy versus
@@ -247,8 +400,9 @@ fn draw_line_chart(
     let (w, h) = CHART_SIZE;
     let err = |e| write_error(path, e);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    let mut chart = cartesian(&root, path, title, xr, yr, text)?;
-    axes!(root, chart, x_label, y_label, text, err);
+    let (x, y) = (Axis::linear(xr, X_TICKS), Axis::linear(yr, Y_TICKS));
+    let mut chart = cartesian(&root, path, title, &x, &y, text)?;
+    draw_axes(&root, &mut chart, &x, &y, x_label, y_label, text, path)?;
     for (i, s) in series.iter().enumerate() {
         let c = colour(i);
         let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
@@ -323,8 +477,9 @@ fn draw_pareto_chart(
     let (w, h) = CHART_SIZE;
     let err = |e| write_error(path, e);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    let mut chart = cartesian(&root, path, title, xr, yr, text)?;
-    axes!(root, chart, x_label, y_label, text, err);
+    let (x, y) = (Axis::linear(xr, X_TICKS), Axis::linear(yr, Y_TICKS));
+    let mut chart = cartesian(&root, path, title, &x, &y, text)?;
+    draw_axes(&root, &mut chart, &x, &y, x_label, y_label, text, path)?;
     let (front_colour, other_colour) = (colour(1), RGBColor(120, 120, 120));
     let mut front: Vec<(f64, f64)> = finite.iter().filter(|p| p.on_front).map(|p| (p.x, p.y)).collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -347,13 +502,17 @@ fn draw_pareto_chart(
     Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
 }
 
-/// A histogram of `values` in `bins` equal bins, as a probability density, with an optional density
-/// `overlay` (e.g. a fitted lognormal) drawn as a curve on top.
+/// A histogram of `values` in `bins` equal bins, with an optional density `overlay` (e.g. a fitted
+/// lognormal) drawn as a curve on top.
 ///
-/// With `log_x` the x axis is logarithmic: the bins are equal in `ln x` and the bars show the density
-/// of `ln x`; the overlay, a density `f` of `x`, is drawn as `x·f(x)`, the matching density of `ln x`
-/// (a lognormal then looks like a Gaussian bell). Values that are not positive are left out there, and
-/// the warning says how many. Non-finite values are always left out.
+/// With `log_x` the x axis is logarithmic (its label says so): the bins are equal in `ln x` and the
+/// bars show the density of `ln x`; the overlay, a density `f` of `x`, is drawn as `x·f(x)`, the
+/// matching density of `ln x` (a lognormal then looks like a Gaussian bell). Values that are not
+/// positive are left out there, and the warning says how many. On a linear axis the bars show the
+/// density of `x` when there is an overlay to compare with, else the fraction of the values in each
+/// bin (readable where a density would reach tens of thousands, e.g. when nearly every value is the
+/// same). All values equal: the axis spans ±10 % around the value, and its bar is centred on it.
+/// Non-finite values are always left out.
 pub fn histogram(
     path: &Path,
     title: &str,
@@ -387,25 +546,31 @@ fn draw_histogram(
         let why = if log_x { "not positive or not finite" } else { "not finite" };
         warnings.push(format!("{} of {} values left out ({why})", values.len() - kept.len(), values.len()));
     }
-    // Bin in t = ln x (log axis) or t = x; bars are densities of t.
+    // Bin in t = ln x (log axis) or t = x; bars are densities (or fractions) of t.
     let to_t = |x: f64| if log_x { x.ln() } else { x };
     let from_t = |t: f64| if log_x { t.exp() } else { t };
     let ts: Vec<f64> = kept.iter().map(|&x| to_t(x)).collect();
     let (tmin, tmax) = ts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &t| (a.min(t), b.max(t)));
+    let single = !ts.is_empty() && tmax == tmin;
     let (tlo, thi) = if ts.is_empty() {
         (to_t(if log_x { 0.1 } else { 0.0 }), to_t(1.0))
-    } else if tmax > tmin {
-        (tmin, tmax)
+    } else if single {
+        // A factor 1.1 either way on a log axis, ±10 % on a linear one.
+        if log_x { (tmin - 0.1f64.ln_1p(), tmax + 0.1f64.ln_1p()) } else { padded(tmin, tmax) }
     } else {
-        (tmin - 0.5, tmax + 0.5)
+        (tmin, tmax)
     };
+    // An odd count puts the single value's bin in the middle.
+    let bins = if single { bins | 1 } else { bins };
     let width = (thi - tlo) / bins as f64;
     let mut counts = vec![0usize; bins];
     for &t in &ts {
         counts[(((t - tlo) / width) as usize).min(bins - 1)] += 1;
     }
     let n = ts.len().max(1) as f64;
-    let density: Vec<f64> = counts.iter().map(|&c| c as f64 / (n * width)).collect();
+    let as_fraction = !log_x && overlay.is_none();
+    let heights: Vec<f64> =
+        counts.iter().map(|&c| if as_fraction { c as f64 / n } else { c as f64 / (n * width) }).collect();
     let curve: Vec<(f64, f64)> = overlay
         .map(|f| {
             (0..=400)
@@ -418,41 +583,33 @@ fn draw_histogram(
                 .collect()
         })
         .unwrap_or_default();
-    let ymax = density.iter().chain(curve.iter().map(|(_, y)| y)).fold(0.0f64, |a, &b| a.max(b));
+    let ymax = heights.iter().chain(curve.iter().map(|(_, y)| y)).fold(0.0f64, |a, &b| a.max(b));
     let ymax = if ymax > 0.0 { ymax * 1.08 } else { 1.0 };
-    let (xlo, xhi) = (from_t(tlo - 0.02 * (thi - tlo)), from_t(thi + 0.02 * (thi - tlo)));
+    let margin = if single { 0.0 } else { 0.02 * (thi - tlo) };
+    let x_range = (from_t(tlo - margin), from_t(thi + margin));
+    let x = if log_x { Axis::log(x_range, X_TICKS) } else { Axis::linear(x_range, X_TICKS) };
+    let y = Axis::linear((0.0, ymax), Y_TICKS);
 
     let (w, h) = HISTOGRAM_SIZE;
     let err = |e| write_error(path, e);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    root.fill(&WHITE).map_err(err)?;
-    let mut builder = ChartBuilder::on(&root);
-    builder.margin(20);
-    if text {
-        builder.caption(title, (FONT, 26)).x_label_area_size(55).y_label_area_size(70);
+    let mut chart = cartesian(&root, path, title, &x, &y, text)?;
+    let (x_desc, y_desc) = if log_x {
+        (format!("{x_label} (log axis)"), format!("density of ln {x_label}"))
+    } else if as_fraction {
+        (x_label.to_string(), "fraction of values per bin".to_string())
     } else {
-        builder.x_label_area_size(10).y_label_area_size(10);
-    }
-    let y_desc = if log_x { format!("density of ln {x_label}") } else { "density".to_string() };
-    let bars = density.iter().enumerate().map(|(i, &d)| {
+        (x_label.to_string(), "density".to_string())
+    };
+    draw_axes(&root, &mut chart, &x, &y, &x_desc, &y_desc, text, path)?;
+    let bars = heights.iter().enumerate().map(|(i, &d)| {
         let (a, b) = (from_t(tlo + i as f64 * width), from_t(tlo + (i + 1) as f64 * width));
-        Rectangle::new([(a, 0.0), (b, d)], colour(0).mix(0.55).filled())
+        Rectangle::new([(x.coord(a), 0.0), (x.coord(b), d)], colour(0).mix(0.55).filled())
     });
-    let fit = LineSeries::new(curve.clone(), colour(1).stroke_width(3));
-    if log_x {
-        let mut chart = builder.build_cartesian_2d((xlo..xhi).log_scale(), 0.0..ymax).map_err(err)?;
-        axes!(root, chart, x_label, &y_desc, text, err);
-        chart.draw_series(bars).map_err(err)?;
-        if !curve.is_empty() {
-            chart.draw_series(fit).map_err(err)?;
-        }
-    } else {
-        let mut chart = builder.build_cartesian_2d(xlo..xhi, 0.0..ymax).map_err(err)?;
-        axes!(root, chart, x_label, &y_desc, text, err);
-        chart.draw_series(bars).map_err(err)?;
-        if !curve.is_empty() {
-            chart.draw_series(fit).map_err(err)?;
-        }
+    chart.draw_series(bars).map_err(err)?;
+    if !curve.is_empty() {
+        let points = curve.iter().map(|&(v, d)| (x.coord(v), d));
+        chart.draw_series(LineSeries::new(points, colour(1).stroke_width(3))).map_err(err)?;
     }
     root.present().map_err(err)?;
     if !text {
@@ -466,18 +623,88 @@ fn draw_histogram(
     })
 }
 
-/// A grid of grayscale images (e.g. hidden units' receptive fields), `columns` per row, each
-/// `width×height` pixels stored row-major and scaled to its own range (its minimum black, its maximum
-/// white; a constant image is mid-gray; non-finite pixels are red). Each pixel is drawn as a
-/// [`GRID_SCALE`]-pixel square and cells are separated by [`GRID_GAP`] pixels of light gray, so the
-/// picture is `c·(GRID_SCALE·width + GRID_GAP) + GRID_GAP` wide and `r·(GRID_SCALE·height + GRID_GAP) +
-/// GRID_GAP` high, for `c = min(columns, images)` columns and `r = ⌈images / columns⌉` rows.
+/// How the values of an [`image_grid`] become colours, one scale for every cell so that cells can
+/// be compared and the colour bar can give values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ColourScale {
+    /// No value is negative: black at 0, white at `max`.
+    Gray { max: f32 },
+    /// Signed values: blue at `−limit`, white at 0, red at `+limit`.
+    Diverging { limit: f32 },
+}
+
+impl ColourScale {
+    /// The scale for `images`: gray when no finite value is negative, else diverging, symmetric
+    /// around 0 up to the largest magnitude.
+    fn of(images: &[Vec<f32>]) -> Self {
+        let finite = || images.iter().flatten().copied().filter(|v| v.is_finite());
+        let magnitude = finite().fold(0.0f32, |m, v| m.max(v.abs()));
+        let top = if magnitude > 0.0 { magnitude } else { 1.0 };
+        if finite().any(|v| v < 0.0) { ColourScale::Diverging { limit: top } } else { ColourScale::Gray { max: top } }
+    }
+
+    /// The values at the bottom and top of the colour bar.
+    fn range(&self) -> (f64, f64) {
+        match *self {
+            ColourScale::Gray { max } => (0.0, max as f64),
+            ColourScale::Diverging { limit } => (-limit as f64, limit as f64),
+        }
+    }
+
+    /// The colour of `v`; values beyond the range get its end colour, non-finite ones bright green.
+    fn rgb(&self, v: f32) -> [u8; 3] {
+        if !v.is_finite() {
+            return [0, 200, 0];
+        }
+        let mix = |from: [u8; 3], to: [u8; 3], a: f32| {
+            let a = a.clamp(0.0, 1.0);
+            [0, 1, 2].map(|i| (from[i] as f32 + a * (to[i] as f32 - from[i] as f32)).round() as u8)
+        };
+        match *self {
+            ColourScale::Gray { max } => mix([0, 0, 0], [255, 255, 255], v / max),
+            // The ends of ColorBrewer's RdBu, white in the middle.
+            ColourScale::Diverging { limit } if v >= 0.0 => mix([255, 255, 255], [178, 24, 43], v / limit),
+            ColourScale::Diverging { limit } => mix([255, 255, 255], [33, 102, 172], -v / limit),
+        }
+    }
+}
+
+/// Height of the title strip of an [`image_grid`] (when text can be drawn).
+pub const GRID_TITLE_HEIGHT: u32 = 40;
+/// Width of the colour-bar strip right of an [`image_grid`]: the bar and, with text, its values.
+pub const GRID_BAR_AREA: (u32, u32) = (120, 44);
+const BAR_GAP: u32 = 14;
+const BAR_WIDTH: u32 = 18;
+
+/// A grid of images (e.g. hidden units' receptive fields), `columns` per row, each `width×height`
+/// pixels stored row-major, under `title`, with a colour bar giving the values. Every cell shares
+/// one colour scale: gray from 0 (black) to the largest value (white) when no value is negative, else
+/// blue–white–red symmetric around 0 (e.g. signed weights, or their change since initialisation).
+/// Non-finite pixels are bright green. Each image pixel becomes a [`GRID_SCALE`]-pixel square and
+/// cells are separated by [`GRID_GAP`] pixels of light gray, so the grid is `c·(GRID_SCALE·width +
+/// GRID_GAP) + GRID_GAP` wide and `r·(GRID_SCALE·height + GRID_GAP) + GRID_GAP` high, for
+/// `c = min(columns, images)` columns and `r = ⌈images / columns⌉` rows; the picture adds
+/// [`GRID_TITLE_HEIGHT`] above and [`GRID_BAR_AREA`] on the right (the first value with text, the
+/// second without, when neither title nor values are drawn).
 pub fn image_grid(
     path: &Path,
+    title: &str,
     images: &[Vec<f32>],
     width: usize,
     height: usize,
     columns: usize,
+) -> Result<Drawn, EvalError> {
+    draw_image_grid(path, title, images, width, height, columns, text_available())
+}
+
+fn draw_image_grid(
+    path: &Path,
+    title: &str,
+    images: &[Vec<f32>],
+    width: usize,
+    height: usize,
+    columns: usize,
+    text: bool,
 ) -> Result<Drawn, EvalError> {
     if images.is_empty() {
         return Err(EvalError::NotEnoughData("no images to draw".into()));
@@ -492,38 +719,66 @@ pub fn image_grid(
         return Err(EvalError::Shape(format!("image {i} has {} pixels, expected {width}×{height}", im.len())));
     }
     check_dir(path)?;
+    let scale = ColourScale::of(images);
     let (cols, rows) = (columns.min(images.len()), images.len().div_ceil(columns));
     let (cw, ch) = (GRID_SCALE * width as u32, GRID_SCALE * height as u32);
-    let (w, h) = (cols as u32 * (cw + GRID_GAP) + GRID_GAP, rows as u32 * (ch + GRID_GAP) + GRID_GAP);
-    let mut buf = vec![200u8; (w * h * 3) as usize];
+    let (grid_w, grid_h) = (cols as u32 * (cw + GRID_GAP) + GRID_GAP, rows as u32 * (ch + GRID_GAP) + GRID_GAP);
+    let top = if text { GRID_TITLE_HEIGHT } else { 0 };
+    let (w, h) = (grid_w + if text { GRID_BAR_AREA.0 } else { GRID_BAR_AREA.1 }, top + grid_h);
+    let mut buf = vec![255u8; (w * h * 3) as usize];
+    let mut put = |x: u32, y: u32, rgb: [u8; 3]| {
+        let o = ((y * w + x) * 3) as usize;
+        buf[o..o + 3].copy_from_slice(&rgb);
+    };
+    for y in top..top + grid_h {
+        for x in 0..grid_w {
+            put(x, y, [200, 200, 200]);
+        }
+    }
     for (k, im) in images.iter().enumerate() {
-        let (lo, hi) = im
-            .iter()
-            .filter(|v| v.is_finite())
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-        let (x0, y0) =
-            (GRID_GAP + (k % columns) as u32 * (cw + GRID_GAP), GRID_GAP + (k / columns) as u32 * (ch + GRID_GAP));
+        let (x0, y0) = (
+            GRID_GAP + (k % columns) as u32 * (cw + GRID_GAP),
+            top + GRID_GAP + (k / columns) as u32 * (ch + GRID_GAP),
+        );
         for (p, &v) in im.iter().enumerate() {
-            let rgb = if !v.is_finite() {
-                [220, 0, 0]
-            } else {
-                let g = if hi > lo { (v - lo) / (hi - lo) } else { 0.5 };
-                let g = (g * 255.0).round() as u8;
-                [g, g, g]
-            };
+            let rgb = scale.rgb(v);
             let (px, py) = (x0 + (p % width) as u32 * GRID_SCALE, y0 + (p / width) as u32 * GRID_SCALE);
             for dy in 0..GRID_SCALE {
                 for dx in 0..GRID_SCALE {
-                    let o = (((py + dy) * w + px + dx) * 3) as usize;
-                    buf[o..o + 3].copy_from_slice(&rgb);
+                    put(px + dx, py + dy, rgb);
                 }
             }
         }
     }
+    // The colour bar: top value at the top, a thin frame, beside the grid.
+    let (lo, hi) = scale.range();
+    let inset = (grid_h / 8).min(10);
+    let (bar_x, bar_top, bar_bottom) = (grid_w + BAR_GAP, top + inset, top + grid_h - 1 - inset);
+    let bar_y = |v: f64| bar_bottom as f64 - (v - lo) / (hi - lo) * (bar_bottom - bar_top) as f64;
+    for y in bar_top..=bar_bottom {
+        let v = hi - (y - bar_top) as f64 / (bar_bottom - bar_top) as f64 * (hi - lo);
+        for x in bar_x..bar_x + BAR_WIDTH {
+            let edge = y == bar_top || y == bar_bottom || x == bar_x || x == bar_x + BAR_WIDTH - 1;
+            put(x, y, if edge { [0, 0, 0] } else { scale.rgb(v as f32) });
+        }
+    }
+    let err = |e| write_error(path, e);
     let mut backend = BitMapBackend::new(path, (w, h));
     backend.blit_bitmap((0, 0), (w, h), &buf).map_err(|e| write_error(path, e))?;
-    backend.present().map_err(|e| write_error(path, e))?;
-    Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: None })
+    let root = backend.into_drawing_area();
+    if text {
+        let title_style = TextStyle::from((FONT, 22).into_font()).color(&BLACK);
+        root.draw(&Text::new(title.to_string(), (GRID_GAP as i32 + 4, 10), title_style)).map_err(err)?;
+        let label_style = TextStyle::from((FONT, 14).into_font()).color(&BLACK);
+        for tick in linear_ticks(lo, hi, 5) {
+            let y = bar_y(tick).round() as i32;
+            let x = (bar_x + BAR_WIDTH) as i32;
+            root.draw(&PathElement::new(vec![(x, y), (x + 5, y)], BLACK)).map_err(err)?;
+            root.draw(&Text::new(format_number(tick), (x + 8, y - 7), label_style.clone())).map_err(err)?;
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
 }
 
 #[cfg(test)]
@@ -610,12 +865,118 @@ mod tests {
         let p = dir.path().join("grid.png");
         let images: Vec<Vec<f32>> =
             (0..7).map(|k| (0..28 * 28).map(|i| ((i * (k + 1)) % 97) as f32).collect()).collect();
-        let d = image_grid(&p, &images, 28, 28, 3).unwrap();
-        let w = 3 * (GRID_SCALE * 28 + GRID_GAP) + GRID_GAP;
-        let h = 3 * (GRID_SCALE * 28 + GRID_GAP) + GRID_GAP;
-        assert_eq!((d.width, d.height), (w, h));
-        assert_eq!(is_png(&p), (w, h));
-        assert!(matches!(image_grid(&p, &[vec![0.0; 3]], 2, 2, 1), Err(EvalError::Shape(_))));
+        let grid = 3 * (GRID_SCALE * 28 + GRID_GAP) + GRID_GAP;
+        for text in [false, true] {
+            if text && !text_available() {
+                continue;
+            }
+            let d = draw_image_grid(&p, "fields", &images, 28, 28, 3, text).unwrap();
+            let (w, h) =
+                if text { (grid + GRID_BAR_AREA.0, grid + GRID_TITLE_HEIGHT) } else { (grid + GRID_BAR_AREA.1, grid) };
+            assert_eq!((d.width, d.height), (w, h));
+            assert_eq!(is_png(&p), (w, h));
+        }
+        assert!(matches!(image_grid(&p, "t", &[vec![0.0; 3]], 2, 2, 1), Err(EvalError::Shape(_))));
+    }
+
+    #[test]
+    fn grid_colours_share_one_scale() {
+        let gray = ColourScale::of(&[vec![0.0, 0.5], vec![2.0, f32::NAN]]);
+        assert_eq!(gray, ColourScale::Gray { max: 2.0 });
+        assert_eq!(gray.rgb(0.0), [0, 0, 0]);
+        assert_eq!(gray.rgb(2.0), [255, 255, 255]);
+        assert_eq!(gray.rgb(1.0), [128, 128, 128]);
+        assert_eq!(gray.range(), (0.0, 2.0));
+        let signed = ColourScale::of(&[vec![-3.0, 1.0]]);
+        assert_eq!(signed, ColourScale::Diverging { limit: 3.0 });
+        assert_eq!(signed.range(), (-3.0, 3.0));
+        assert_eq!(signed.rgb(0.0), [255, 255, 255]);
+        assert_eq!(signed.rgb(3.0), [178, 24, 43]);
+        assert_eq!(signed.rgb(-30.0), [33, 102, 172], "beyond the range: the end colour");
+        assert_eq!(signed.rgb(f32::INFINITY), [0, 200, 0]);
+        // All zero (e.g. no change at all): a scale that still has a range.
+        assert_eq!(ColourScale::of(&[vec![0.0; 4]]), ColourScale::Gray { max: 1.0 });
+    }
+
+    #[test]
+    fn numbers_print_as_a_person_writes_them() {
+        let cases = [
+            (9.999999999999999e-6, "1e-5"),
+            (2e-5, "2e-5"),
+            (2.5e-5, "2.5e-5"),
+            (0.001, "0.001"),
+            (0.30000000000000004, "0.3"),
+            (0.0495, "0.0495"),
+            (80000.0, "80000"),
+            (1.0, "1"),
+            (-0.0, "0"),
+            (-1e-20, "-1e-20"),
+            (-0.25, "-0.25"),
+            (1234567.0, "1.23457e6"),
+            (0.1 + 0.2 - 0.3, "5.55112e-17"),
+        ];
+        for (v, text) in cases {
+            assert_eq!(format_number(v), text, "{v:e}");
+        }
+    }
+
+    #[test]
+    fn linear_ticks_are_round_and_few() {
+        assert_eq!(linear_ticks(0.0, 1.0, 7), vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        assert_eq!(linear_ticks(-0.05, 0.35, 9), vec![-0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]);
+        let near = linear_ticks(0.04945, 0.05005, 9);
+        assert_eq!(
+            near.iter().map(|&t| format_number(t)).collect::<Vec<_>>(),
+            ["0.0495", "0.0496", "0.0497", "0.0498", "0.0499", "0.05"]
+        );
+        for (lo, hi, max) in [(0.0, 83000.0, 7), (1e-6, 3e-5, 9), (-2.0, 7.0, 3), (0.09, 0.11, 9)] {
+            let ticks = linear_ticks(lo, hi, max);
+            assert!((2..=max).contains(&ticks.len()), "{lo}..{hi}: {ticks:?}");
+            assert!(ticks.iter().all(|t| (lo..=hi).contains(t)), "{lo}..{hi}: {ticks:?}");
+            assert!(ticks.iter().all(|t| !(*t == 0.0 && t.is_sign_negative())), "no -0");
+        }
+        assert_eq!(linear_ticks(0.05, 0.05, 9), vec![0.05]);
+    }
+
+    #[test]
+    fn log_ticks_label_less_than_a_decade() {
+        // The shipped weight histogram spans about e^-4.6 .. e^-2.4: it had no label at all.
+        let within = log_ticks(0.0101, 0.09, 9);
+        assert_eq!(
+            within.iter().map(|&t| format_number(t)).collect::<Vec<_>>(),
+            ["0.02", "0.03", "0.04", "0.05", "0.06", "0.07", "0.08", "0.09"]
+        );
+        assert_eq!(log_ticks(0.021, 0.029, 9).len(), 9, "0.021, 0.022, ... 0.029");
+        assert_eq!(
+            log_ticks(1e-5, 1e-3, 9).iter().map(|&t| format_number(t)).collect::<Vec<_>>(),
+            ["1e-5", "2e-5", "5e-5", "1e-4", "2e-4", "5e-4", "0.001"]
+        );
+        let wide = log_ticks(1e-12, 1.0, 6);
+        assert!(wide.len() <= 6 && wide.len() >= 3, "{wide:?}");
+        assert!(log_ticks(-1.0, 1.0, 5).is_empty());
+    }
+
+    #[test]
+    fn a_single_value_gets_a_range_around_it() {
+        let (lo, hi) = padded(0.05, 0.05);
+        assert!((lo - 0.045).abs() < 1e-12 && (hi - 0.055).abs() < 1e-12, "{lo}..{hi}");
+        assert_eq!(padded(0.0, 0.0), (-1.0, 1.0));
+        assert_eq!(padded(-2.0, -2.0), (-2.2, -1.8));
+        assert_eq!(padded(0.0, 10.0), (-0.5, 10.5));
+        // One eps on a robustness chart: ticks around it, none at a meaningless -0.4.
+        let x = Axis::linear(padded(0.1, 0.1), X_TICKS);
+        assert!(x.ticks.iter().all(|t| (0.09..=0.11).contains(t)), "{:?}", x.ticks);
+        assert!(x.ticks.contains(&0.1));
+    }
+
+    #[test]
+    fn log_axes_read_in_values() {
+        let x = Axis::log((0.01, 0.1), X_TICKS);
+        assert!((x.lo + 2.0).abs() < 1e-12 && (x.hi + 1.0).abs() < 1e-12);
+        let labels: Vec<String> = x.ticks.iter().map(|&c| x.label(c)).collect();
+        assert_eq!(labels.first().map(String::as_str), Some("0.01"));
+        assert_eq!(labels.last().map(String::as_str), Some("0.1"));
+        assert_eq!(x.coord(0.1), -1.0);
     }
 
     /// Writes one picture of each kind for a person to look at (`--ignored`), into `BIORULE_PLOT_DIR`
@@ -671,7 +1032,7 @@ mod tests {
                     .collect()
             })
             .collect();
-        let d = image_grid(&dir.join("fields.png"), &fields, 28, 28, 8).unwrap();
+        let d = image_grid(&dir.join("fields.png"), "Receptive fields", &fields, 28, 28, 8).unwrap();
         eprintln!("{d:?}");
     }
 
@@ -682,7 +1043,7 @@ mod tests {
         for r in [
             draw_line_chart(&p, "t", "x", "y", &[], false),
             draw_histogram(&p, "t", "x", &[1.0], false, None, 5, false),
-            image_grid(&p, &[vec![0.0; 4]], 2, 2, 1),
+            image_grid(&p, "t", &[vec![0.0; 4]], 2, 2, 1),
         ] {
             match r {
                 Err(EvalError::Write { path, .. }) => assert!(path.ends_with("x.png")),
@@ -690,7 +1051,7 @@ mod tests {
             }
         }
         // A folder where the file should be: the failure comes from the encoder.
-        let r = image_grid(dir.path(), &[vec![0.0; 4]], 2, 2, 1);
+        let r = image_grid(dir.path(), "t", &[vec![0.0; 4]], 2, 2, 1);
         assert!(matches!(r, Err(EvalError::Write { .. })), "{r:?}");
     }
 }

@@ -87,6 +87,9 @@ pub struct BiologyFile {
     /// before it was measured).
     #[serde(default)]
     pub class_selectivity: Vec<bio_eval::LayerSelectivity>,
+    /// CRC-32 of the `model.ckpt` measured (absent in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_crc32: Option<u32>,
 }
 
 /// Biological metrics of the model in `dir` on its first `limit` test images; saved as
@@ -108,6 +111,7 @@ pub fn biology<B: Backend>(
         inputs: report.inputs,
         layers: report.layers,
         class_selectivity,
+        model_crc32: Some(crate::files::model_crc32(dir)?),
     };
     let path = dir.join(BIOLOGY_FILE);
     bio_data::write_json(&path, &out).with_context(|| format!("saving {}", path.display()))?;
@@ -126,6 +130,10 @@ pub struct FewshotFile {
     /// Episodic protocol rows (pixels reference rows first).
     #[serde(default)]
     pub episodic: Vec<FewShotResult>,
+    /// CRC-32 of the `model.ckpt` the episodic rows were measured on (absent in files written before
+    /// it was recorded). The few-labels rows train models of their own, so no checksum applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub episodic_model_crc32: Option<u32>,
     /// Few-labels protocol rows.
     #[serde(default)]
     pub few_labels: Vec<FewLabelResult>,
@@ -185,6 +193,7 @@ pub fn episodic<B: Backend>(
     let (mut saved, warning) = fewshot_file(dir);
     saved.novel_classes = novel.clone();
     saved.episodic = results.clone();
+    saved.episodic_model_crc32 = Some(crate::files::model_crc32(dir)?);
     let path = dir.join(FEWSHOT_FILE);
     bio_data::write_json(&path, &saved).with_context(|| format!("saving {}", path.display()))?;
     Ok(EpisodicReport {

@@ -131,3 +131,33 @@ pub fn read_saved<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Res
     }
     Ok(Some(bio_data::read_json(&path)?))
 }
+
+/// CRC-32 of a model directory's `model.ckpt` (or of the checkpoint file itself): what result files
+/// record, so that results of another model (retrained into the same directory) are recognised.
+pub fn model_crc32(dir: &Path) -> Result<u32> {
+    let path = if dir.is_dir() { dir.join(bio_data::model_dir::CHECKPOINT_FILE) } else { dir.to_path_buf() };
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(crc32fast::hash(&bytes))
+}
+
+/// Whether a result file was measured on the model now in its directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provenance {
+    /// It records the current checkpoint's checksum.
+    Current,
+    /// It records another checksum: measured on a model since replaced.
+    OtherModel,
+    /// It records none (written before checksums were recorded, or the model cannot be read).
+    Unknown,
+}
+
+impl Provenance {
+    /// Compares the checksum a result file recorded with the current `model_crc32`.
+    pub fn of(recorded: Option<u32>, current: Option<u32>) -> Self {
+        match (recorded, current) {
+            (Some(r), Some(c)) if r == c => Provenance::Current,
+            (Some(_), Some(_)) => Provenance::OtherModel,
+            _ => Provenance::Unknown,
+        }
+    }
+}

@@ -372,13 +372,6 @@ pub enum RobustnessProgress<'a> {
     },
 }
 
-/// CRC-32 of a model directory's `model.ckpt` (or of the checkpoint file itself).
-fn model_crc32(dir: &Path) -> Result<u32> {
-    let path = if dir.is_dir() { dir.join(bio_data::model_dir::CHECKPOINT_FILE) } else { dir.to_path_buf() };
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    Ok(crc32fast::hash(&bytes))
-}
-
 /// Attacks the model in `dir` as `spec` says and saves the results into `DIR/robustness.json`
 /// (merged per attack with earlier results of the same model).
 pub fn robustness<B: Backend>(
@@ -442,7 +435,7 @@ pub fn robustness<B: Backend>(
 
     // Save into the model directory: merged per attack with earlier results of this same model.
     let mut warnings = Vec::new();
-    let crc = model_crc32(dir)?;
+    let crc = crate::files::model_crc32(dir)?;
     let path = dir.join(ROBUSTNESS_FILE);
     let mut saved: RobustnessFile = match read_saved::<RobustnessFile>(dir, ROBUSTNESS_FILE) {
         Ok(Some(f)) if f.model_crc32 == Some(crc) => f,

@@ -37,7 +37,7 @@ fn load_or_embedded(args: &DemoArgs, quiet: bool) -> Result<bio_data::Dataset> {
 
 /// `bio demo`.
 pub fn run(args: DemoArgs) -> Result<()> {
-    let quiet = args.quiet || args.json;
+    let quiet = crate::output::quiet() || args.json;
     let data = Arc::new(load_or_embedded(&args, quiet)?);
     let backend = crate::backend::resolve(args.backend, quiet)?;
     if !quiet {
@@ -92,7 +92,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 opt(last_hidden.and_then(|l| l.active_fraction), percent),
                 last_hidden.and_then(|l| l.dead_units).map(|d| d.to_string()).unwrap_or_else(|| "–".into()),
                 first.map(|l| percent(l.kept_fraction)).unwrap_or_default(),
-                opt(first.and_then(|l| l.dale_index), |d| format!("{d:.3}")),
+                opt(first.and_then(|l| l.dale_index), |d| crate::output::fixed(d, 3)),
                 format!("{}", m.epochs),
                 format!("{:.1}s", m.train_seconds),
             ]

@@ -27,9 +27,9 @@ pub fn run(args: ExportArgs) -> Result<()> {
 /// `bio export` (no tensor work, so no backend parameter).
 fn run_on(args: &ExportArgs) -> Result<()> {
     let file = bio_data::load_model(&args.model)?;
-    let params = file.model.params();
+    let params = bio_eval::exported_params(&file.model);
     let bytes = match args.format {
-        ExportFormat::Safetensors => bio_eval::to_safetensors(params, &bio_eval::model_metadata(&file.model)),
+        ExportFormat::Safetensors => bio_eval::export_safetensors(&file.model),
     };
     bio_data::write_atomic(&args.out, &bytes).with_context(|| format!("writing {}", args.out.display()))?;
     let out = ExportOutput {

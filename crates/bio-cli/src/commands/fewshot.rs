@@ -91,7 +91,7 @@ fn few_labels(args: FewshotArgs) -> Result<()> {
 fn few_labels_on<B: Backend>(b: &B, args: &FewshotArgs, spec: &FewLabelsSpec) -> Result<()> {
     let epochs = spec.options.epochs.unwrap_or(spec.rule.default_epochs());
     let say = |what: &str| {
-        if args.json {
+        if args.json || crate::output::quiet() {
             return;
         }
         let what = match what {

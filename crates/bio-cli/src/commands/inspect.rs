@@ -97,9 +97,9 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
                 t.nonzero.to_string(),
                 t.positive.to_string(),
                 t.negative.to_string(),
-                format!("{:.4}", t.min),
-                format!("{:.4}", t.max),
-                format!("{:.5}", t.mean),
+                crate::output::fixed(t.min as f64, 4),
+                crate::output::fixed(t.max as f64, 4),
+                crate::output::fixed(t.mean as f64, 5),
             ]
         })
         .collect();

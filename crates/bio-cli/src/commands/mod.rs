@@ -15,6 +15,7 @@ use crate::cli::{Cli, Command, EvalCommand};
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    crate::output::set_quiet(cli.quiet);
     if let Some(n) = cli.threads {
         if n == 0 {
             anyhow::bail!("invalid value for `threads`: must be ≥ 1");

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use bio_run::eval::{BIOLOGY_FILE, BiologyFile, FEWSHOT_FILE, FewshotFile};
 use bio_run::robustness::{ROBUSTNESS_FILE, RobustnessFile};
-use bio_run::{TrainMetrics, load_model, model_test_set};
+use bio_run::{Provenance, TrainMetrics, load_model, model_test_set};
 
 use crate::backend::with_backend;
 use crate::cli::ReportArgs;
@@ -27,6 +27,8 @@ struct Run {
     fewshot: Option<FewshotFile>,
     biology: Option<(String, Vec<bio_eval::LayerMetrics>)>,
     pictures: Vec<Picture>,
+    /// Result files left out or not verified, and why.
+    notes: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -62,12 +64,42 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
         bail!("invalid value for `runs`: {} is not a directory", dir.display());
     }
     let metrics: Option<TrainMetrics> = read_result(dir, "metrics.json");
-    let biology = match read_result::<BiologyFile>(dir, BIOLOGY_FILE) {
+    // Results measured on another model (retrained into this directory since) are left out; files
+    // that record no checksum are shown, marked unverified.
+    let current = bio_run::model_crc32(dir).ok();
+    let mut notes = Vec::new();
+    let mut check = |file: &str, recorded: Option<u32>| match Provenance::of(recorded, current) {
+        Provenance::Current => true,
+        Provenance::OtherModel => {
+            notes.push(format!(
+                "{file} left out: measured on another model (checksum {:08x}, model.ckpt is {:08x})",
+                recorded.unwrap_or_default(),
+                current.unwrap_or_default()
+            ));
+            false
+        }
+        Provenance::Unknown => {
+            notes.push(format!("{file} unverified: it records no model checksum"));
+            true
+        }
+    };
+    let robustness =
+        read_result::<RobustnessFile>(dir, ROBUSTNESS_FILE).filter(|f| check(ROBUSTNESS_FILE, f.model_crc32));
+    let fewshot = read_result::<FewshotFile>(dir, FEWSHOT_FILE).map(|mut f| {
+        if !f.episodic.is_empty() && !check(&format!("{FEWSHOT_FILE} (episodic rows)"), f.episodic_model_crc32) {
+            f.episodic.clear();
+        }
+        f
+    });
+    let biology = match read_result::<BiologyFile>(dir, BIOLOGY_FILE).filter(|f| check(BIOLOGY_FILE, f.model_crc32)) {
         Some(f) => Some((format!("{BIOLOGY_FILE}, {} test images", f.inputs), f.layers)),
         None => metrics
             .as_ref()
             .map(|m| (format!("metrics.json, {} test images", m.biology.inputs), m.biology.layers.clone())),
     };
+    for note in &notes {
+        eprintln!("warning: {}: {note}", dir.display());
+    }
     let pictures = match load_model(b, dir) {
         Ok((file, model)) => {
             let test = model_test_set(&file, args.data.as_deref(), Some(crate::pictures::ACTIVITY_IMAGES))
@@ -82,14 +114,7 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
             Vec::new()
         }
     };
-    Ok(Run {
-        label: dir.display().to_string(),
-        metrics,
-        robustness: read_result(dir, ROBUSTNESS_FILE),
-        fewshot: read_result(dir, FEWSHOT_FILE),
-        biology,
-        pictures,
-    })
+    Ok(Run { label: dir.display().to_string(), metrics, robustness, fewshot, biology, pictures, notes })
 }
 
 fn relative(path: &Path, base: &Path) -> String {
@@ -140,6 +165,12 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
         })
         .collect();
     md.push_str(&md_table(&["run", "rule", "dataset", "hidden", "epochs", "test accuracy", "train seconds"], &rows));
+    let notes: Vec<String> =
+        runs.iter().flat_map(|r| r.notes.iter().map(move |n| format!("- {}: {n}\n", r.label))).collect();
+    if !notes.is_empty() {
+        md.push_str("\nResult files not measured on the model now in the run's directory:\n\n");
+        md.push_str(&notes.concat());
+    }
 
     // Robustness.
     md.push_str("\n## Robustness\n\n");

@@ -29,7 +29,7 @@ pub fn run(args: RobustnessArgs) -> Result<()> {
 /// `bio eval robustness` on one backend.
 fn run_on<B: Backend>(b: &B, args: &RobustnessArgs) -> Result<()> {
     let mut pb: Option<ProgressBar> = None;
-    let show = !args.json;
+    let show = !args.json && !crate::output::quiet();
     let out = bio_run::robustness::robustness(b, &args.model, &args.spec, |p| match p {
         RobustnessProgress::Curve { attack, done, total } if show => {
             pb.get_or_insert_with(|| bar(total, attack)).set_position(done as u64);

@@ -12,7 +12,7 @@ fn percent(x: Option<f64>) -> String {
 
 /// `bio sweep`.
 pub fn run(args: SweepArgs) -> Result<()> {
-    let quiet = args.quiet || args.json;
+    let quiet = crate::output::quiet() || args.json;
     let results = match (&args.spec, args.merge.is_empty()) {
         (Some(_), false) => bail!("invalid value for `merge`: give either a spec file or --merge DIR…, not both"),
         (None, true) => bail!("missing spec: `bio sweep SPEC.toml --out DIR`, or `bio sweep --merge DIR… --out DIR`"),

@@ -14,7 +14,7 @@ const INTERRUPTED_EXIT: i32 = 130;
 
 /// `bio train`.
 pub fn run(args: TrainArgs) -> Result<()> {
-    let quiet = args.quiet || args.json;
+    let quiet = crate::output::quiet() || args.json;
     let session = match &args.resume {
         Some(dir) => {
             let mut saved = Resumable::read(dir)?;

@@ -15,7 +15,7 @@ use crate::params::{BioConfig, Competition, InitSign, ScalingNorm};
 use crate::tensor::Matrix;
 
 /// Guard of the input normalization `x / (ε + ‖x‖)`.
-pub(crate) const INPUT_EPS: f32 = 1e-6;
+pub const INPUT_EPS: f32 = 1e-6;
 
 /// One hidden layer: synapses, their mask, and each neuron's excitability state.
 #[derive(Clone, Debug)]

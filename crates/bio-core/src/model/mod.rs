@@ -6,8 +6,8 @@ mod bio;
 mod bp;
 
 pub use bio::{
-    BioLayer, BioNet, BioTrace, CompetitionBackward, LayerTrace, Readout, SurrogateBio, inhibition_threshold,
-    normalize_input, target_total,
+    BioLayer, BioNet, BioTrace, CompetitionBackward, INPUT_EPS, LayerTrace, Readout, SurrogateBio,
+    inhibition_threshold, normalize_input, target_total,
 };
 pub use bp::{BpGradients, BpNet, DenseLayer};
 
@@ -174,6 +174,21 @@ impl SavedModel {
     /// The configuration as a JSON object (for front ends that show or export it).
     pub fn config_json(&self) -> serde_json::Value {
         serde_json::from_str(&self.config).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The parameters this model started from when its rule initialised it with `seed` (the run's
+    /// seed), recomputed (initialisation is deterministic), e.g. to picture what training changed.
+    pub fn initial_params(&self, seed: u64) -> Result<Params, CoreError> {
+        struct Initial<'a>(&'a SavedModel, u64);
+        impl RuleVisitor<crate::ReferenceBackend> for Initial<'_> {
+            type Output = Result<Params, CoreError>;
+            fn visit<R: Rule + LearningRule<crate::ReferenceBackend>>(self) -> Self::Output {
+                let Initial(s, seed) = self;
+                let rule = R::new(s.config_of::<R>()?, seed);
+                Ok(rule.init_model(&crate::ReferenceBackend, s.input_dim, s.classes, seed).to_params())
+            }
+        }
+        rules::dispatch(&self.rule, Initial(self, seed))?
     }
 
     /// Uploads the model to a backend, whatever registered rule trained it.

@@ -354,6 +354,10 @@ logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied t
     type Params = BioParams;
     type Config = BioConfig;
 
+    fn forward_text(config: &BioConfig, input_dim: usize, classes: usize) -> String {
+        super::describe::bio_forward_text(config, input_dim, classes)
+    }
+
     fn check(params: BioParams) -> Result<BioConfig, CoreError> {
         params.check()
     }

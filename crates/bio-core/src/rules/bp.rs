@@ -150,6 +150,10 @@ impl<B: Backend> Rule for BackpropRule<B> {
     type Params = BpParams;
     type Config = BpConfig;
 
+    fn forward_text(config: &BpConfig, input_dim: usize, classes: usize) -> String {
+        super::describe::bp_forward_text(config, input_dim, classes)
+    }
+
     fn check(params: BpParams) -> Result<BpConfig, CoreError> {
         params.check()
     }

@@ -7,6 +7,7 @@
 
 mod bio;
 mod bp;
+pub mod describe;
 mod kh;
 mod registry;
 mod softhebb;
@@ -149,6 +150,11 @@ pub trait Rule: Sized + 'static {
     type Params: Default + Serialize + DeserializeOwned;
     /// Validated hyper-parameters, saved (as JSON) with every model of the rule.
     type Config: Clone + std::fmt::Debug + PartialEq + Serialize + DeserializeOwned;
+    /// The forward pass of a model with this configuration, in words, with its constants and every
+    /// exported tensor's name and shape (default: [`Rule::FORWARD`]).
+    fn forward_text(_config: &Self::Config, _input_dim: usize, _classes: usize) -> String {
+        Self::FORWARD.to_string()
+    }
     /// Validates parameters; errors name the setting.
     fn check(params: Self::Params) -> Result<Self::Config, CoreError>;
     /// Hidden layer widths.

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{LearningRule, Rule};
 use crate::backend::Backend;
 use crate::error::CoreError;
+use crate::model::SavedModel;
 
 /// Generates, from the list of rule types, the private `registered()` list and the
 /// `dispatch_registered()` match that the public functions below use. A type may name the backend
@@ -59,6 +60,8 @@ pub struct RuleInfo {
     pub summary: &'static str,
     /// [`Rule::FORWARD`].
     pub forward: &'static str,
+    /// [`Rule::forward_text`] of a saved model of this rule.
+    pub forward_text: fn(&SavedModel) -> Result<String, CoreError>,
     /// [`Rule::OPTIONS`].
     pub options: &'static [RuleOption],
     /// [`Rule::DEFAULT_EPOCHS`].
@@ -78,6 +81,7 @@ impl RuleInfo {
             name: R::NAME,
             summary: R::SUMMARY,
             forward: R::FORWARD,
+            forward_text: |saved| Ok(R::forward_text(&saved.config_of::<R>()?, saved.input_dim, saved.classes)),
             options: R::OPTIONS,
             default_epochs: R::DEFAULT_EPOCHS,
             schedule_depends_on_epochs: R::SCHEDULE_DEPENDS_ON_EPOCHS,
