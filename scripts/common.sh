@@ -1,12 +1,16 @@
 # Shared by the measurement scripts (source it after `cd` to the repository root and setting RUNS).
 #
-# prepare_runs: builds the `bio` binary, copies it into $RUNS (so rebuilding the workspace during a
+# prepare_runs: builds the `bio` binary (or takes $BIO_BIN), copies it into $RUNS (so rebuilding the workspace during a
 # long run cannot change it), sets BIO to that copy, and makes every job single-threaded: the
 # scripts run two jobs side by side, which uses 2 cores better than one 2-thread job.
 prepare_runs() {
-  cargo build --release -p bio-cli
   mkdir -p "$RUNS"
-  cp target/release/bio "$RUNS/bio-bin"
+  if [ -n "${BIO_BIN:-}" ]; then
+    cp "$BIO_BIN" "$RUNS/bio-bin"   # a binary built beforehand
+  else
+    cargo build --release -p bio-cli
+    cp target/release/bio "$RUNS/bio-bin"
+  fi
   BIO=$RUNS/bio-bin
   export RAYON_NUM_THREADS=1
 }

@@ -64,10 +64,21 @@ def main(runs):
         fs = load(runs / f"{rule}-base" / "fewshot.json") or {}
         episodic = {}
         for r in fs.get("episodic", []):
-            if r.get("features") != "pixels" and "ncm" in r.get("classifier", ""):
+            if r.get("features", "").startswith("hidden") and "drive" not in r["features"] and r.get("classifier") == "ncm":
                 episodic.setdefault(r["shots"], f"{100 * r['mean']:.1f}")
-        pixels = {r["shots"]: f"{100 * r['mean']:.1f}" for r in fs.get("episodic", []) if r.get("features") == "pixels"}
+        pixels = {
+            r["shots"]: f"{100 * r['mean']:.1f}"
+            for r in fs.get("episodic", [])
+            if r.get("features") == "pixels" and r.get("classifier") == "ncm"
+        }
+        drive = {
+            r["shots"]: f"{100 * r['mean']:.1f}"
+            for r in fs.get("episodic", [])
+            if r.get("features", "").endswith(".drive") and r.get("classifier") == "ncm"
+        }
         episodic_cell = " / ".join(episodic.get(k, "–") for k in (1, 5))
+        if drive:
+            episodic_cell += " (drive: " + " / ".join(drive.get(k, "–") for k in (1, 5)) + ")"
         fl = load(runs / f"few-labels-{rule}" / "fewshot.json") or {}
         strict = {r["shots"]: f"{100 * r['mean']:.1f}" for r in fl.get("few_labels", []) if not r.get("unlabelled")}
         few = " / ".join(strict.get(k, "–") for k in (1, 5, 10))

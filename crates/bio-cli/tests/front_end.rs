@@ -108,7 +108,13 @@ fn settings_of_the_other_rule_are_refused_and_negative_numbers_parse() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("never");
     let o = out.to_str().unwrap();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 13] = [
+        // A peer rule's declared settings: refused for another rule, range-checked, typed.
+        (&["--rule", "bio", "--kh-p", "3"], "`kh-p`: it is a setting of the `kh` rule, and this run trains `bio`"),
+        (&["--rule", "kh", "--softhebb-beta", "3"], "`softhebb-beta`: it is a setting of the `softhebb` rule"),
+        (&["--rule", "kh", "--kh-p", "1"], "kh-p"),
+        (&["--rule", "kh", "--kh-p", "many"], "invalid value for `kh-p`"),
+        (&["--rule", "softhebb", "--hebbian-rate", "0.1"], "`hebbian-rate`: it is a setting of the `bio` rule"),
         (&["--rule", "bp", "--hebbian-rate", "0.01"], "hebbian-rate"),
         (&["--rule", "bp", "--ablate", "homeostasis"], "ablate"),
         (&["--rule", "bio", "--optimizer", "momentum"], "optimizer"),
@@ -127,6 +133,56 @@ fn settings_of_the_other_rule_are_refused_and_negative_numbers_parse() {
         assert!(!err.contains("unexpected argument"), "{flags:?}: {err}");
         assert!(!out.exists(), "{flags:?} left a directory behind");
     }
+}
+
+#[test]
+fn every_registered_rule_trains_and_is_evaluated_exported_and_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let help = String::from_utf8_lossy(&bio(&["train", "--help"]).stdout).to_string();
+    for needle in ["kh:", "softhebb:", "--kh-p", "--softhebb-beta"] {
+        assert!(help.contains(needle), "`bio train --help` lacks {needle}");
+    }
+    for rule in ["kh", "softhebb"] {
+        let dir = tmp.path().join(rule);
+        let done = train_small(&dir, &["--rule", rule, "--checkpoint-every", "30"]);
+        assert!(done.status.success(), "{rule}: {}", String::from_utf8_lossy(&done.stderr));
+        let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        assert!(config.contains(&format!("\"rule\": \"{rule}\"")), "{config}");
+        let d = dir.to_str().unwrap();
+        for args in [
+            &["eval", "accuracy", "--model", d][..],
+            &[
+                "eval",
+                "robustness",
+                "--model",
+                d,
+                "--attack",
+                "apgd-ce",
+                "--eps",
+                "0.1",
+                "--limit",
+                "20",
+                "--iterations",
+                "5",
+            ],
+            &["export", "--model", d, "--out", tmp.path().join(format!("{rule}.safetensors")).to_str().unwrap()],
+            &["report", "--out", tmp.path().join(format!("{rule}-report")).to_str().unwrap(), d],
+        ] {
+            let o = bio(args);
+            assert!(o.status.success(), "{rule} {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    // Two runs of different rules in one report: their receptive fields side by side.
+    let both = tmp.path().join("both");
+    let o = bio(&[
+        "report",
+        "--out",
+        both.to_str().unwrap(),
+        tmp.path().join("kh").to_str().unwrap(),
+        tmp.path().join("softhebb").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(both.join("receptive-fields-side-by-side.png").is_file());
 }
 
 #[test]

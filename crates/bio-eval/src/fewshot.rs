@@ -480,7 +480,55 @@ pub fn episodic<B: Backend, M: Classifier<B>>(
     let name = format!("hidden.{index}");
     let mut results = episodic_on_features(&novel_images, &novel_labels, novel, PIXELS, params)?;
     results.extend(episodic_on_features(&hidden, &novel_labels, novel, &name, params)?);
+    // The same units' graded drive before their competition, as a read-out code for transfer
+    // (training stays sparse): each row centred on its mean, then cosine-normalized as every code.
+    if let Some(drive) = hidden_drive_of_layer(model, &novel_images, index, batch)? {
+        results.extend(episodic_on_features(
+            &centre_rows(&drive),
+            &novel_labels,
+            novel,
+            &format!("{name}{DRIVE}"),
+            params,
+        )?);
+    }
     Ok(results)
+}
+
+/// Suffix of the features name of a layer's centred drive (`hidden.0.drive`).
+pub const DRIVE: &str = ".drive";
+
+/// Layer `index`'s drive before its competition ([`Classifier::hidden_drive`]) for every image, or
+/// `None` when the model gives none.
+fn hidden_drive_of_layer<B: Backend, M: Classifier<B>>(
+    model: &M,
+    images: &Matrix,
+    index: usize,
+    batch: usize,
+) -> Result<Option<Matrix>, EvalError> {
+    let b = model.backend();
+    let mut data = Vec::new();
+    let mut width = 0;
+    for start in (0..images.rows()).step_by(batch.max(1)) {
+        let rows: Vec<usize> = (start..(start + batch.max(1)).min(images.rows())).collect();
+        let Some(drive) = model.hidden_drive(&b.upload(&images.select_rows(&rows))).into_iter().nth(index) else {
+            return Ok(None);
+        };
+        let m = b.download(&drive);
+        width = m.cols();
+        data.extend_from_slice(m.as_slice());
+    }
+    Ok(Some(Matrix::new(images.rows(), width, data)?))
+}
+
+/// Each row minus its own mean.
+fn centre_rows(m: &Matrix) -> Matrix {
+    let mut out = m.clone();
+    for i in 0..out.rows() {
+        let row = out.row_mut(i);
+        let mean = row.iter().sum::<f32>() / row.len().max(1) as f32;
+        row.iter_mut().for_each(|v| *v -= mean);
+    }
+    out
 }
 
 /// Every class present in `labels` that is not in `classes`.

@@ -37,4 +37,4 @@ pub use initial::initial_params;
 pub use metrics::{
     BiologicalReport, LayerMetrics, LayerSelectivity, SelectivityAccumulator, biological_report, class_selectivity,
 };
-pub use plot::{Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, pareto_chart};
+pub use plot::{Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, pareto_chart, receptive_field_rows};

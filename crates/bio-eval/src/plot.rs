@@ -676,6 +676,31 @@ pub const GRID_BAR_AREA: (u32, u32) = (120, 44);
 const BAR_GAP: u32 = 14;
 const BAR_WIDTH: u32 = 18;
 
+/// The first-layer receptive fields of several models side by side: one row per model (its first
+/// `units` units, each a `width×height` image), rows in the order given and named in the title. Each
+/// field is divided by its own largest |w|, so models whose weights differ in scale by orders of
+/// magnitude (a `bio` layer near 0.05, a backprop layer near 0.5) are all legible; the colour bar is
+/// then in units of that largest |w|, blue–white–red when any weight is negative.
+pub fn receptive_field_rows(
+    path: &Path,
+    rows: &[(String, Vec<Vec<f32>>)],
+    width: usize,
+    height: usize,
+    units: usize,
+) -> Result<Drawn, EvalError> {
+    let mut images = Vec::new();
+    for (_, fields) in rows {
+        for u in 0..units {
+            let field = fields.get(u).cloned().unwrap_or_else(|| vec![0.0; width * height]);
+            let peak = field.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            images.push(if peak > 0.0 { field.iter().map(|v| v / peak).collect() } else { field });
+        }
+    }
+    let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+    let title = format!("first-layer fields, rows top to bottom: {}; each field / its max |w|", names.join(", "));
+    image_grid(path, &title, &images, width, height, units)
+}
+
 /// A grid of images (e.g. hidden units' receptive fields), `columns` per row, each `width×height`
 /// pixels stored row-major, under `title`, with a colour bar giving the values. Every cell shares
 /// one colour scale: gray from 0 (black) to the largest value (white) when no value is negative, else

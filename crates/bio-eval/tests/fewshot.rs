@@ -149,11 +149,20 @@ fn episodic_with_a_frozen_model() {
     let r = episodic(&net, &x, &labels, &[3, 4, 5], None, &params, 32).unwrap();
     let rows: Vec<(&str, &str, usize)> =
         r.iter().map(|r| (r.features.as_str(), r.classifier.as_str(), r.shots)).collect();
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 12);
     assert_eq!(rows[0], ("pixels", "ncm", 1));
     assert_eq!(rows[4], ("hidden.1", "ncm", 1));
+    // The same layer's drive before its competition, as a dense read-out code.
+    assert_eq!(rows[8], ("hidden.1.drive", "ncm", 1));
     let first = episodic(&net, &x, &labels, &[3, 4, 5], Some(0), &params, 7).unwrap();
     assert_eq!(first[4].features, "hidden.0");
+    assert_eq!(first[8].features, "hidden.0.drive");
+    // The drive is the dense code behind the sparse activity: same units, graded, before k-WTA.
+    let xb = backend.upload(&x.select_rows(&(0..20).collect::<Vec<_>>()));
+    let nonzero = |m: &Matrix| m.as_slice().iter().filter(|v| **v != 0.0).count() as f64 / m.len() as f64;
+    let active = nonzero(&backend.download(&net.hidden_activity(&xb)[0]));
+    let drive = nonzero(&backend.download(&net.hidden_drive(&xb)[0]));
+    assert!(active <= 0.11 && drive > 0.99, "activity {active}, drive {drive}");
     assert_eq!(&first[..4], &r[..4], "the pixel rows do not depend on the layer or batch");
     assert_eq!(flag(episodic(&net, &x, &labels, &[3, 4, 5], Some(2), &params, 7).unwrap_err()), "layer");
 }

@@ -630,6 +630,7 @@ fn _biorule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DivergedError", m.py().get_type::<DivergedError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("RULE_OPTIONS", rule_option_names())?;
+    m.add("RULES", bio_core::rules::rules().iter().map(|r| r.name).collect::<Vec<_>>())?;
     m.add_class::<Trainer>()?;
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(load_dataset, m)?)?;

@@ -265,6 +265,25 @@ def test_rule_options_reach_the_rule(data):
     assert np.unique(ablated["hidden.0.bias"]).size == 1 and np.unique(plain["hidden.0.bias"]).size > 1
 
 
+def test_every_registered_rule_trains_from_python_with_its_own_settings(tmp_path, data):
+    x, y, xt, yt = data
+    assert set(biorule.RULES) >= {"bio", "bp", "kh", "softhebb"}
+    model = biorule.Trainer(rule="kh", hidden=[40], kh_p=3, kh_hidden_epochs=1).fit(
+        x[:1000], y[:1000], epochs=2, x_test=xt, y_test=yt
+    )
+    assert model.rule == "kh" and model.metrics["test_accuracy"] > 0.3
+    assert model.weights()["hidden.0.weight"].shape == (40, 784)
+    model.save(tmp_path / "kh")
+    again = biorule.load(tmp_path / "kh")
+    assert np.array_equal(again.predict(xt[:50]), model.predict(xt[:50]))
+    with pytest.raises(ValueError, match="`kh-p`: it is a setting of the `kh` rule"):
+        biorule.Trainer(rule="softhebb", kh_p=3)
+    with pytest.raises(ValueError, match="`kh-p`"):
+        biorule.Trainer(rule="kh", kh_p=1)
+    with pytest.raises(ValueError, match="unknown learning rule `hebb`"):
+        biorule.Trainer(rule="hebb")
+
+
 def test_divergence_is_a_diverged_error(data):
     x, y, _, _ = data
     with pytest.raises(biorule.DivergedError, match="diverged") as info:

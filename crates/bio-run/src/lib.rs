@@ -40,3 +40,8 @@ pub fn one_line(e: &anyhow::Error) -> String {
 
 /// Images per forward pass when evaluating a model (accuracy, validation, biology, few-shot features).
 pub const EVAL_BATCH: usize = 1000;
+
+/// The examples of the workspace's README are compiled and run as tests of this crate.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;

@@ -22,6 +22,14 @@ use crate::files::{EpochLog, RUN_FILES, TrainMetrics, VALIDATION_FILE, Validatio
 use crate::spec::{RuleName, SessionSpec};
 use crate::{EVAL_BATCH, on_backend};
 
+impl SessionSpec {
+    /// Trains this spec to the end in one call ([`Session::new`], then [`Session::run`] with no
+    /// observer).
+    pub fn train(self) -> Result<Trained> {
+        Session::new(self)?.run(&mut ())?.finished()
+    }
+}
+
 /// A request to stop, shared between the session and whoever may ask (an observer, a signal
 /// handler, another thread). Cloning shares the flag.
 #[derive(Clone, Debug, Default)]

@@ -603,7 +603,61 @@ impl Default for SessionSpec {
     }
 }
 
+/// Building a spec in a few calls (the command line's defaults for everything not set):
+/// `SessionSpec::of("kh", "embedded").hidden(&[100]).with_epochs(2).setting("kh-p", 3)?.train()?`.
 impl SessionSpec {
+    /// A spec for the rule `rule` on `dataset` (a name or a directory, as `--dataset`), every other
+    /// setting at its default: CPU backend, no output directory (see [`SessionSpec::out`]).
+    pub fn of(rule: &str, dataset: &str) -> SessionSpec {
+        let mut spec = SessionSpec { rule: RuleName::new(rule), ..SessionSpec::default() };
+        spec.data.dataset = dataset.to_string();
+        spec
+    }
+
+    /// Hidden layer widths.
+    pub fn hidden(mut self, widths: &[usize]) -> Self {
+        self.options.hidden = widths.to_vec();
+        self
+    }
+
+    /// Epochs (default: the rule's).
+    pub fn with_epochs(mut self, epochs: usize) -> Self {
+        self.options.epochs = Some(epochs);
+        self
+    }
+
+    /// Seed of initialization and shuffling.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.options.seed = seed;
+        self
+    }
+
+    /// Writes the model directory (`model.ckpt`, `config.json`, `metrics.json`, …) into `dir`.
+    pub fn out(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out = Some(dir.into());
+        self
+    }
+
+    /// Sets a rule setting by its `bio train` flag name (`"hebbian-rate"`, `"kh-p"`, …). An unknown
+    /// name or a value of the wrong type is an error naming it; ranges are checked when the session
+    /// is built.
+    pub fn setting(mut self, flag: &str, value: impl Into<Value>) -> Result<Self> {
+        let value = value.into();
+        if bio_core::rules::rules().iter().any(|r| r.option(flag).is_some()) {
+            self.options.settings.0.insert(flag.to_string(), value);
+            return Ok(self);
+        }
+        let key = flag.replace('-', "_");
+        let mut json = serde_json::to_value(&self.options)?;
+        if key == "settings" || json.get(&key).is_none() {
+            bail!("unknown setting `{flag}` (the names of `bio train` flags)");
+        }
+        json[&key] = value.clone();
+        self.options =
+            serde_json::from_value(json).map_err(|e| anyhow::anyhow!("invalid value for `{flag}`: {value} ({e})"))?;
+        Ok(self)
+    }
+
     /// Epochs of the run (the rule's default unless given).
     pub fn epochs(&self) -> usize {
         self.options.epochs.unwrap_or(self.rule.default_epochs())

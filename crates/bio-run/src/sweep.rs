@@ -207,7 +207,13 @@ fn key(k: &str) -> String {
 /// naming them.
 fn session_spec(base: &Settings, settings: &Settings, seed: u64, out: &Path) -> Result<SessionSpec> {
     let mut json = serde_json::to_value(SessionSpec::default())?;
+    let declared = |flag: &str| bio_core::rules::rules().iter().any(|r| r.option(flag).is_some());
     for (k, v) in base.iter().chain(settings) {
+        if declared(k) {
+            // A setting a rule declares (`kh-rate`) keeps its flag as its key.
+            json["rule_args"][k] = v.clone();
+            continue;
+        }
         let k = key(k);
         if k == "name" {
             continue;

@@ -100,6 +100,12 @@ fn bad_specs_are_refused_before_any_run() {
     refuse("[base]\ndataset = \"embedded\"", "validation");
     refuse("[base]\nvalidation = 600\nrule = \"bp\"\n[grid]\nhebbian-rate = [0.1]", "hebbian-rate");
     refuse("[base]\nvalidation = 600\n[eval]\nattacks = [\"pgdd\"]", "pgdd");
+    // A setting a rule declares is refused for another rule, with its flag named.
+    refuse(
+        "[base]\nvalidation = 600\nrule = \"bio\"\n[grid]\nkh-rate = [0.1]",
+        "`kh-rate`: it is a setting of the `kh` rule",
+    );
+    refuse("[base]\nvalidation = 600\nrule = \"kh\"\n[grid]\nkh-p = [1]", "kh-p");
     assert!(!out.exists());
     assert!("3/2".parse::<Shard>().is_err() && "1/0".parse::<Shard>().is_err());
     assert_eq!("1/4".parse::<Shard>().unwrap(), Shard { index: 1, count: 4 });

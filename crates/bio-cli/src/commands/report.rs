@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use bio_core::Backend;
+use bio_core::{Backend, Matrix};
 use bio_eval::Series;
 use serde::Serialize;
 
@@ -27,6 +27,8 @@ struct Run {
     fewshot: Option<FewshotFile>,
     biology: Option<(String, Vec<bio_eval::LayerMetrics>)>,
     pictures: Vec<Picture>,
+    /// The rule and the first layer's weights (one row per unit), for the side-by-side picture.
+    first_layer: Option<(String, Matrix)>,
     /// Result files left out or not verified, and why.
     notes: Vec<String>,
 }
@@ -100,8 +102,16 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
     for note in &notes {
         eprintln!("warning: {}: {note}", dir.display());
     }
+    let mut first_layer = None;
     let pictures = match load_model(b, dir) {
         Ok((file, model)) => {
+            first_layer = file
+                .model
+                .params
+                .tensors
+                .iter()
+                .find(|(n, _)| n.ends_with(".weight"))
+                .map(|(_, w)| (file.model.rule().to_string(), w.clone()));
             let test = model_test_set(&file, args.data.as_deref(), Some(crate::pictures::ACTIVITY_IMAGES))
                 .map_err(|e| eprintln!("warning: {}: no activity histogram: {e}", dir.display()))
                 .ok()
@@ -114,7 +124,7 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
             Vec::new()
         }
     };
-    Ok(Run { label: dir.display().to_string(), metrics, robustness, fewshot, biology, pictures, notes })
+    Ok(Run { label: dir.display().to_string(), metrics, robustness, fewshot, biology, pictures, first_layer, notes })
 }
 
 fn relative(path: &Path, base: &Path) -> String {
@@ -288,6 +298,11 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
     if runs.iter().all(|r| r.pictures.is_empty()) {
         md.push_str("No pictures: no run's model could be loaded.\n");
     }
+    if let Some(p) = side_by_side(&runs, &args.out)? {
+        let rel = relative(&p.path, &args.out);
+        let _ = writeln!(md, "- [{}]({rel})\n\n  ![{}]({rel})\n", p.caption, p.caption);
+        files.push(p.path);
+    }
     for r in &runs {
         if r.pictures.is_empty() {
             continue;
@@ -312,4 +327,38 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
     let runs = if out.runs.len() == 1 { "1 run".to_string() } else { format!("{} runs", out.runs.len()) };
     outln!("wrote {} ({runs}, {} pictures)", out.report, out.files.len());
     Ok(())
+}
+
+/// With two runs or more whose first layers see the same square images: their receptive fields in
+/// one picture, a row per run.
+fn side_by_side(runs: &[Run], out: &Path) -> Result<Option<Picture>> {
+    const UNITS: usize = 12;
+    // Rows are named by their rule when the rules differ, else by their directory's name too.
+    let rules: Vec<&str> = runs.iter().filter_map(|r| r.first_layer.as_ref().map(|(rule, _)| rule.as_str())).collect();
+    let distinct = rules.iter().enumerate().all(|(i, r)| !rules[..i].contains(r));
+    let name = |r: &Run, rule: &str| match Path::new(&r.label).file_name() {
+        Some(dir) if !distinct => format!("{} ({rule})", dir.to_string_lossy()),
+        _ => rule.to_string(),
+    };
+    let layers: Vec<(String, &Matrix)> =
+        runs.iter().filter_map(|r| r.first_layer.as_ref().map(|(rule, w)| (name(r, rule), w))).collect();
+    let inputs = layers.first().map_or(0, |(_, w)| w.cols());
+    let side = (inputs as f64).sqrt().round() as usize;
+    if layers.len() < 2 || side * side != inputs || layers.iter().any(|(_, w)| w.cols() != inputs) {
+        return Ok(None);
+    }
+    let rows: Vec<(String, Vec<Vec<f32>>)> = layers
+        .iter()
+        .map(|(name, w)| (name.clone(), (0..w.rows().min(UNITS)).map(|u| w.row(u).to_vec()).collect()))
+        .collect();
+    let path = out.join("receptive-fields-side-by-side.png");
+    bio_eval::receptive_field_rows(&path, &rows, side, side, UNITS)?;
+    let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+    Ok(Some(Picture {
+        caption: format!(
+            "first-layer receptive fields of every run, first {UNITS} units, one row each ({}), each field scaled to its own largest |w|",
+            names.join("; ")
+        ),
+        path,
+    }))
 }

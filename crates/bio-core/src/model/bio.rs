@@ -434,6 +434,10 @@ impl<B: Backend> Classifier<B> for BioNet<B> {
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
         self.trace(x).layers.into_iter().map(|t| t.activity).collect()
     }
+    /// `u = W x̃ + b` of each layer, before the threshold of its competition.
+    fn hidden_drive(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        self.trace(x).layers.into_iter().map(|t| t.drive).collect()
+    }
     fn logits_and_input_vjp(
         &self,
         x: &B::Tensor,

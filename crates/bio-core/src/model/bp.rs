@@ -155,6 +155,15 @@ impl<B: Backend> Classifier<B> for BpNet<B> {
         acts.remove(0);
         acts
     }
+    /// Each hidden layer's pre-activation `z = x Wᵀ + b`, before its ReLU.
+    fn hidden_drive(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        let b = &self.backend;
+        let acts = self.forward_all(x);
+        let hidden = self.layers.len() - 1;
+        (0..hidden)
+            .map(|i| add_bias(b, &b.matmul(&acts[i], false, &self.layers[i].weights, true), &self.layers[i].bias))
+            .collect()
+    }
     fn logits_and_input_vjp(
         &self,
         x: &B::Tensor,

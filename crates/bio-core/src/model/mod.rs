@@ -74,6 +74,12 @@ pub trait Classifier<B: Backend> {
     fn logits(&self, x: &B::Tensor) -> B::Tensor;
     /// The activity of each hidden layer for a batch, first layer first.
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor>;
+    /// Each hidden layer's drive before its competition or nonlinearity (a graded, dense code of
+    /// the same units, e.g. for transfer to novel classes), first layer first; empty when the model
+    /// does not say.
+    fn hidden_drive(&self, _x: &B::Tensor) -> Vec<B::Tensor> {
+        Vec::new()
+    }
     /// A vector–Jacobian product through the whole model: runs the forward pass on `x`, asks
     /// `dlogits(z)` for the gradient `g = ∂L/∂z` of some loss with respect to the logits `z`, and
     /// returns `(z, (∂z/∂x)ᵀ·g)` (row `i` is sample `i`'s own input gradient) with one forward pass.
@@ -300,6 +306,9 @@ impl<B: Backend> Classifier<B> for AnyModel<B> {
     }
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
         self.model.hidden_activity(x)
+    }
+    fn hidden_drive(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        self.model.hidden_drive(x)
     }
     fn logits_and_input_vjp(
         &self,

@@ -388,6 +388,10 @@ impl<B: Backend> Classifier<B> for KhNet<B> {
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
         vec![self.code(x)]
     }
+    /// `x Wᵀ`, before the rectified power.
+    fn hidden_drive(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        vec![self.backend.matmul(x, false, &self.weights, true)]
+    }
     fn logits_and_input_vjp(
         &self,
         x: &B::Tensor,

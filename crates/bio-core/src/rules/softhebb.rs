@@ -181,6 +181,12 @@ impl<B: Backend> Classifier<B> for SoftHebbNet<B> {
     fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
         vec![self.posterior(x)]
     }
+    /// `u = x̂ Wᵀ + b`, before the soft winner-take-all.
+    fn hidden_drive(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        let b = &self.backend;
+        let t = self.trace(x);
+        vec![add_bias(b, &b.matmul(&t.normalized, false, &self.weights, true), &self.bias)]
+    }
     fn logits_and_input_vjp(
         &self,
         x: &B::Tensor,

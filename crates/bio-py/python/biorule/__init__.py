@@ -13,6 +13,7 @@ arguments and presents the results. Models it saves are the ``bio`` command's mo
 from . import datasets
 from ._biorule import (
     RULE_OPTIONS,
+    RULES,
     DivergedError,
     Model,
     Trainer,
@@ -25,6 +26,7 @@ from ._biorule import (
 
 __all__ = [
     "RULE_OPTIONS",
+    "RULES",
     "DivergedError",
     "Model",
     "Trainer",

@@ -12,6 +12,7 @@ __version__: str
 
 #: Names ``Trainer(**options)`` accepts (the ``bio train`` flags with ``_`` for ``-``).
 RULE_OPTIONS: List[str]
+RULES: List[str]
 
 _Images = npt.NDArray[Union[np.float32, np.float64]]
 _Labels = npt.NDArray[np.integer[Any]]
@@ -27,7 +28,7 @@ class Model:
 
     @property
     def rule(self) -> str:
-        """``"bio"`` or ``"bp"``."""
+        """The rule that trained it (one of ``RULES``)."""
     @property
     def hidden_sizes(self) -> List[int]:
         """Hidden layer widths."""
@@ -62,12 +63,13 @@ class Model:
         a run is refused (``ValueError``) unless ``overwrite``, which removes that run's files."""
 
 class Trainer:
-    """Trains networks with the ``bio`` rule or backprop (``bp``).
+    """Trains networks with any registered rule (``RULES``: ``bio``, backprop ``bp``, Krotov–Hopfield
+    ``kh``, ``softhebb``).
 
     ``options`` are the ``bio train`` flags by their Python names (``hebbian_rate=0.01``,
-    ``competition="inhibitory"``, ``ablate=["homeostasis"]``, ``optimizer="momentum"``, ``lr=0.05``…;
-    see ``RULE_OPTIONS``). An unknown name, a bad value, or an option of the other rule raises
-    ``ValueError`` naming it. ``backend`` is ``"cpu"``, ``"cuda"`` or ``"auto"``."""
+    ``competition="inhibitory"``, ``ablate=["homeostasis"]``, ``optimizer="momentum"``, ``lr=0.05``,
+    ``kh_p=3``…; see ``RULE_OPTIONS``). An unknown name, a bad value, or an option of another rule
+    raises ``ValueError`` naming it. ``backend`` is ``"cpu"``, ``"cuda"`` or ``"auto"``."""
 
     def __init__(
         self,
@@ -93,7 +95,7 @@ class Trainer:
     ) -> Model:
         """Trains a new network and returns it.
 
-        - ``epochs``: default 10 (both rules). ``validation``: hold out that many training images
+        - ``epochs``: the rule's default (10 for ``bio`` and ``bp``, 20 for ``kh`` and ``softhebb``). ``validation``: hold out that many training images
           and report accuracy on them each epoch.
         - ``x_test, y_test``: the test split measured at the end (``model.metrics``); without them
           the training images are used, so ``metrics["test_accuracy"]`` is then training accuracy.
