@@ -21,7 +21,7 @@ use bio_core::{Backend, Classifier, Matrix, SavedModel};
 use bio_data::{DataSource, Dataset, ModelFile, Split, model_dir};
 use bio_eval::{AttackKind, AttackParams};
 use bio_run::{BackendChoice, EVAL_BATCH, Event, Outcome, Resolved, Session, SessionSpec, TrainMetrics, on_backend};
-use numpy::{PyArray2, PyArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::Value;
@@ -482,6 +482,23 @@ impl Model {
         matrix_to_py(py, &h)
     }
 
+    /// Per-sample cross-entropy losses `(n,)` and their exact gradient with respect to the images,
+    /// shaped like `x` (what the attacks follow), for labels `y`.
+    fn input_gradient<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let images = images(x, "x", Some(self.input_dim()))?;
+        let y = labels(y, "y", images.matrix.rows(), Some(self.classes()))?;
+        let saved = &self.file.model;
+        let (losses, gradient) = py
+            .detach(|| guarded(|| on_backend!(&self.backend, |b| input_gradient_on(b, saved, &images.matrix, &y))))
+            .py_err()?;
+        PyTuple::new(py, [PyArray1::from_vec(py, losses).into_any(), images_to_py(py, &gradient, x)?])
+    }
+
     /// Every parameter (weights, biases, masks, state) as float32 arrays, by name.
     fn weights<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
@@ -624,6 +641,67 @@ fn metrics<'py>(py: Python<'py>, model: &Model, x: &Bound<'py, PyAny>) -> PyResu
     to_py_object(py, &report)
 }
 
+fn input_gradient_on<B: Backend>(b: &B, saved: &SavedModel, x: &Matrix, y: &[usize]) -> Result<(Vec<f32>, Matrix)> {
+    let model = saved.load(b)?;
+    let (mut losses, mut gradient) = (Vec::with_capacity(y.len()), Vec::with_capacity(x.len()));
+    for start in (0..x.rows()).step_by(EVAL_BATCH) {
+        let rows: Vec<usize> = (start..(start + EVAL_BATCH).min(x.rows())).collect();
+        let (l, g) = model.loss_and_input_gradient(&b.upload(&x.select_rows(&rows)), &y[start..start + rows.len()]);
+        losses.extend(l);
+        gradient.extend_from_slice(b.download(&g).as_slice());
+    }
+    Ok((losses, Matrix::new(x.rows(), x.cols(), gradient)?))
+}
+
+/// `biorule.fewshot`: the episodic few-shot protocol of `bio eval fewshot` on the images `x, y`:
+/// N-way episodes drawn from the `novel` classes (default: those the model was not trained on),
+/// scored with cosine nearest class mean and a linear probe on raw pixels, on the hidden layer's
+/// code and on its drive before competition. One dict per features × classifier × shots.
+#[pyfunction]
+#[pyo3(signature = (model, x, y, novel=None, ways=5, shots=vec![1, 5], queries=15, episodes=600, seed=0, layer=None))]
+#[allow(clippy::too_many_arguments)]
+fn fewshot<'py>(
+    py: Python<'py>,
+    model: &Model,
+    x: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    novel: Option<Vec<usize>>,
+    ways: usize,
+    shots: Vec<usize>,
+    queries: usize,
+    episodes: usize,
+    seed: u64,
+    layer: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let images = images(x, "x", Some(model.input_dim()))?;
+    let y = labels(y, "y", images.matrix.rows(), None)?;
+    let trained = &model.file.trained_classes;
+    let novel = novel.unwrap_or_else(|| {
+        let mut classes: Vec<usize> = y.iter().copied().filter(|c| !trained.contains(c)).collect();
+        classes.sort_unstable();
+        classes.dedup();
+        classes
+    });
+    if novel.is_empty() {
+        return Err(value_error(
+            "invalid value for `novel`: every class in `y` was seen in training; pass `novel` or train on base classes",
+        ));
+    }
+    let params = bio_eval::EpisodeParams { ways, shots, queries, episodes, seed };
+    let saved = &model.file.model;
+    let results = py
+        .detach(|| {
+            guarded(|| {
+                on_backend!(&model.backend, |b| {
+                    let m = saved.load(b)?;
+                    Ok(bio_eval::episodic(&m, &images.matrix, &y, &novel, layer, &params, EVAL_BATCH)?)
+                })
+            })
+        })
+        .py_err()?;
+    to_py_object(py, &results)
+}
+
 /// The extension module `biorule._biorule`.
 #[pymodule]
 fn _biorule(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -638,5 +716,6 @@ fn _biorule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resume, m)?)?;
     m.add_function(wrap_pyfunction!(attack, m)?)?;
     m.add_function(wrap_pyfunction!(metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(fewshot, m)?)?;
     Ok(())
 }

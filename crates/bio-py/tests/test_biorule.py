@@ -284,6 +284,34 @@ def test_every_registered_rule_trains_from_python_with_its_own_settings(tmp_path
         biorule.Trainer(rule="hebb")
 
 
+def test_input_gradients_match_finite_differences(data, bp_model):
+    x, y, _, _ = data
+    assert bp_model.input_gradient(x[:4], y[:4])[1].shape == x[:4].shape, "shaped like the images given"
+    xs, ys = x[:4].reshape(4, -1).astype(np.float64), y[:4]
+    losses, grad = bp_model.input_gradient(xs, ys)
+    assert losses.shape == (4,) and grad.shape == xs.shape and grad.dtype == np.float32
+    for i, j in [(0, 300), (1, 400), (2, 500)]:
+        h = 1e-2
+        up, down = xs.copy(), xs.copy()
+        up[i, j] += h
+        down[i, j] -= h
+        numeric = (bp_model.input_gradient(up, ys)[0][i] - bp_model.input_gradient(down, ys)[0][i]) / (2 * h)
+        assert numeric == pytest.approx(grad[i, j], rel=0.05, abs=1e-3)
+
+
+def test_fewshot_on_novel_classes(data):
+    x, y, xt, yt = data
+    base = y < 5
+    model = biorule.Trainer(rule="bp", hidden=HIDDEN).fit(x[base], y[base], epochs=1)
+    rows = biorule.fewshot(model, xt, yt, novel=[5, 6, 7, 8, 9], shots=[1, 5], episodes=50)
+    features = {r["features"] for r in rows}
+    assert features == {"pixels", "hidden.0", "hidden.0.drive"}
+    ncm_pixels = [r for r in rows if r["features"] == "pixels" and r["classifier"] == "ncm"]
+    assert all(0.3 < r["mean"] <= 1.0 for r in ncm_pixels), ncm_pixels
+    with pytest.raises(ValueError, match="`novel`"):
+        biorule.fewshot(biorule.Trainer(rule="bp", hidden=[5]).fit(x[:200], y[:200], epochs=1), xt, yt)
+
+
 def test_divergence_is_a_diverged_error(data):
     x, y, _, _ = data
     with pytest.raises(biorule.DivergedError, match="diverged") as info:

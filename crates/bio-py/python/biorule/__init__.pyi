@@ -53,6 +53,9 @@ class Model:
         """Class scores before the softmax, shape ``(n, classes)``."""
     def hidden(self, x: _Images, layer: int = 0) -> npt.NDArray[np.float32]:
         """Activity of hidden layer ``layer`` (0 = first), shape ``(n, width)``."""
+    def input_gradient(self, x: _Images, y: _Labels) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+        """Per-sample cross-entropy losses ``(n,)`` and their exact gradient with respect to the
+        images, shaped like ``x`` (what the attacks follow)."""
     def weights(self) -> Dict[str, npt.NDArray[np.float32]]:
         """Every parameter by name, as 2-D arrays (biases are ``(1, n)``). ``bio``:
         ``hidden.N.weight`` ``(width, inputs)``, ``hidden.N.mask``, ``hidden.N.bias``, ``hidden.N.rate``,
@@ -143,6 +146,24 @@ def attack(
     ``bio eval robustness`` counts it. ``attack``: ``"pgd"`` (``steps`` iterations, random start),
     ``"fgsm"``, or the gradient-free ``"square"`` (``queries`` model queries per image, default
     1000). Same ``seed``, same images. ``x`` must hold pixels in ``[0, 1]``."""
+
+def fewshot(
+    model: Model,
+    x: _Images,
+    y: _Labels,
+    novel: Optional[Sequence[int]] = None,
+    ways: int = 5,
+    shots: Sequence[int] = (1, 5),
+    queries: int = 15,
+    episodes: int = 600,
+    seed: int = 0,
+    layer: Optional[int] = None,
+) -> List[Dict[str, Any]]:
+    """The episodic few-shot protocol of ``bio eval fewshot`` on ``x, y``: ``ways``-way episodes of
+    the ``novel`` classes (default: those the model was not trained on), scored by cosine nearest
+    class mean and a linear probe on raw pixels, the hidden code and its drive before competition.
+    One dict per features × classifier × shots: ``features``, ``classifier``, ``shots``, ``mean``,
+    ``ci95`` …"""
 
 def metrics(model: Model, x: _Images) -> Dict[str, Any]:
     """The biological metrics of ``bio eval metrics``, measured on ``x``: ``inputs`` and one entry
