@@ -42,7 +42,7 @@ fn is_training_state(name: &str) -> bool {
 }
 
 /// The tensors an export carries: every parameter of the forward pass and the structural masks,
-/// without training state (see [`is_training_state`]).
+/// without training state (see `is_training_state`).
 pub fn exported_params(model: &SavedModel) -> Params {
     let tensors = model.params().tensors.iter().filter(|(name, _)| !is_training_state(name)).cloned().collect();
     Params { tensors }
@@ -61,7 +61,7 @@ fn file_shape(name: &str, m: &Matrix) -> Vec<usize> {
 
 /// Serializes `params` (names must be distinct, as [`bio_core::Classifier::to_params`] guarantees;
 /// a repeated name keeps only its last tensor in the header) as little-endian `F32` tensors of
-/// shape `[rows, cols]` (biases `[n]`, see [`file_shape`]), with `metadata` as `__metadata__`.
+/// shape `[rows, cols]` (biases `[n]`, see `file_shape`), with `metadata` as `__metadata__`.
 pub fn to_safetensors(params: &Params, metadata: &BTreeMap<String, String>) -> Vec<u8> {
     let mut header = Map::new();
     if !metadata.is_empty() {
