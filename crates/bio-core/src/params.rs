@@ -102,6 +102,16 @@ pub struct BioParams {
     /// Strength `Δ` of anti-Hebbian plasticity of the strongest loser (the unit at the inhibition
     /// threshold), which moves away from the input; keeps prototypes from collapsing together.
     pub anti_hebbian: f32,
+    /// How many losers below the threshold the anti-Hebbian push reaches: ranks `k+1 … k+m` (1 = the
+    /// strongest loser alone; `k` = the near-losers as a group, as wide as the winners).
+    #[serde(default = "one_rank")]
+    pub anti_hebbian_ranks: usize,
+    /// Exponent `n` of the response the readout sees, `yⁿ` (a rectified polynomial, as in
+    /// Krotov–Hopfield's dense associative memory): 1 = the activity itself; larger `n` lets the
+    /// best-matching winners dominate the code (a prototype readout); the readout's semi-saturation
+    /// constant becomes `σⁿ`. Hidden-layer learning is unchanged.
+    #[serde(default = "unit_power")]
+    pub response_power: f32,
     /// Consolidation: in the last this-many epochs (when training is longer than that) the hidden
     /// layers stop changing (no Hebbian, homeostatic or structural plasticity) and only the readout
     /// learns, on settled features.
@@ -155,6 +165,8 @@ impl Default for BioParams {
             hebbian_rate: 0.0003,
             hebbian_exponent: 1.0,
             anti_hebbian: 0.0,
+            anti_hebbian_ranks: 1,
+            response_power: 1.0,
             consolidation_epochs: 1,
             layerwise: false,
             homeostasis_rate: 0.1,
@@ -174,6 +186,14 @@ impl Default for BioParams {
             mechanisms: Mechanisms::default(),
         }
     }
+}
+
+// Defaults of the fields added after format 3's first files, so those files still load.
+fn one_rank() -> usize {
+    1
+}
+fn unit_power() -> f32 {
+    1.0
 }
 
 /// Validated hyper-parameters of the `bio` rule.
@@ -236,6 +256,21 @@ impl BioParams {
         check_rate("feedforward-inhibition", self.feedforward_inhibition)?;
         check_rate("homeostasis-rate", self.homeostasis_rate)?;
         check_rate("anti-hebbian", self.anti_hebbian)?;
+        if self.anti_hebbian_ranks == 0 {
+            return Err(CoreError::invalid("anti-hebbian-ranks", "must be ≥ 1"));
+        }
+        if self.anti_hebbian_ranks > 1 && self.competition != Competition::KWinners {
+            return Err(CoreError::invalid(
+                "anti-hebbian-ranks",
+                "ranks below the threshold exist only under k-winners-take-all (`--competition kwta`)",
+            ));
+        }
+        if !(self.response_power.is_finite() && self.response_power >= 1.0) {
+            return Err(CoreError::invalid(
+                "response-power",
+                format!("must be a finite number ≥ 1, got {}", self.response_power),
+            ));
+        }
         if !(self.hebbian_exponent.is_finite() && self.hebbian_exponent > 0.0) {
             return Err(CoreError::invalid("hebbian-exponent", format!("must be > 0, got {}", self.hebbian_exponent)));
         }

@@ -82,6 +82,18 @@ fn bio_feedforward_inhibition_gradient_matches_finite_differences() {
 }
 
 #[test]
+fn bio_response_power_gradient_matches_finite_differences() {
+    for (seed, power) in [(21, 2.0), (22, 4.5)] {
+        let mut net = bio_net(Competition::KWinners, vec![16], true, seed);
+        let mut config = (*net.config).clone();
+        config.response_power = power;
+        net.config = config.check().unwrap();
+        let err = gradient_error(&net, &random_inputs(4, 12, seed + 1), &[2, 1, 0, 1]);
+        assert!(err < 2e-2, "power {power}: relative error {err}");
+    }
+}
+
+#[test]
 fn bio_inhibitory_unit_gradient_matches_finite_differences() {
     let net = bio_net(Competition::Inhibitory { gain: 0.5 }, vec![16], true, 4);
     let err = gradient_error(&net, &random_inputs(4, 12, 5), &[1, 1, 0, 2]);

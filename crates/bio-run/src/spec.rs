@@ -323,6 +323,14 @@ pub struct RuleOptions {
     /// [bio] Anti-Hebbian strength of the strongest loser (0 = off).
     #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
     pub anti_hebbian: Option<f32>,
+    /// [bio] How many losers below the threshold the anti-Hebbian push reaches (ranks k+1…k+m; 1 = the
+    /// strongest loser alone).
+    #[cfg_attr(feature = "clap", arg(long))]
+    pub anti_hebbian_ranks: Option<usize>,
+    /// [bio] Exponent n of the response the readout sees, yⁿ (1 = the activity; larger n: a prototype
+    /// readout). Learning is unchanged.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    pub response_power: Option<f32>,
     /// [bio] Weight of the newest batch in each unit's running firing rate (0..1].
     #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
     pub rate_smoothing: Option<f32>,
@@ -384,6 +392,8 @@ impl Default for RuleOptions {
             hebbian_exponent: None,
             feedforward_inhibition: None,
             anti_hebbian: None,
+            anti_hebbian_ranks: None,
+            response_power: None,
             rate_smoothing: None,
             scaling_norm: None,
             receptive_field: None,
@@ -429,6 +439,8 @@ impl RuleOptions {
             regrow_probability: self.regrow.unwrap_or(d.regrow_probability),
             hebbian_exponent: self.hebbian_exponent.unwrap_or(d.hebbian_exponent),
             anti_hebbian: self.anti_hebbian.unwrap_or(d.anti_hebbian),
+            anti_hebbian_ranks: self.anti_hebbian_ranks.unwrap_or(d.anti_hebbian_ranks),
+            response_power: self.response_power.unwrap_or(d.response_power),
             feedforward_inhibition: self.feedforward_inhibition.unwrap_or(d.feedforward_inhibition),
             rate_smoothing: self.rate_smoothing.unwrap_or(d.rate_smoothing),
             scaling_norm: match self.scaling_norm {
@@ -496,6 +508,8 @@ impl RuleOptions {
             ("hebbian-exponent", self.hebbian_exponent.is_some()),
             ("feedforward-inhibition", self.feedforward_inhibition.is_some()),
             ("anti-hebbian", self.anti_hebbian.is_some()),
+            ("anti-hebbian-ranks", self.anti_hebbian_ranks.is_some()),
+            ("response-power", self.response_power.is_some()),
             ("rate-smoothing", self.rate_smoothing.is_some()),
             ("scaling-norm", self.scaling_norm.is_some()),
             ("receptive-field", self.receptive_field.is_some()),

@@ -253,9 +253,13 @@ impl<B: Backend> BioNet<B> {
             layers.push(LayerTrace { input, input_norm, normalized, drive, threshold, activity });
             input = next;
         }
-        let total = b.reduce(&input, Dim::PerRow, Reduce::Sum);
-        let code_denominator = b.map(&total, Unary::Offset(self.config.normalization_sigma));
-        let code = b.zip(&input, &code_denominator, Binary::Div);
+        // The readout sees the response yⁿ (n = 1: the activity itself); the semi-saturation constant
+        // is raised to the same power, σⁿ, so it stays small beside Σyⁿ whatever n.
+        let power = self.config.response_power;
+        let response = if power == 1.0 { input } else { b.map(&input, Unary::Powf(power)) };
+        let total = b.reduce(&response, Dim::PerRow, Reduce::Sum);
+        let code_denominator = b.map(&total, Unary::Offset(self.config.normalization_sigma.powf(power)));
+        let code = b.zip(&response, &code_denominator, Binary::Div);
         let logits = add_bias(b, &b.matmul(&code, false, &self.readout.weights, true), &self.readout.bias);
         BioTrace { layers, code_denominator, code, logits }
     }
@@ -326,6 +330,13 @@ impl<B: Backend> BioNet<B> {
         // h̃ = h / (σ + Σh): ∂L/∂h = (∂L/∂h̃ − Σ_j ∂L/∂h̃_j h̃_j) / (σ + Σh)
         let proj = b.reduce(&b.zip(&dcode, &trace.code, Binary::Mul), Dim::PerRow, Reduce::Sum);
         let mut grad = b.zip(&b.zip(&dcode, &proj, Binary::Sub), &trace.code_denominator, Binary::Div);
+        let power = self.config.response_power;
+        if power != 1.0 {
+            // ∂yⁿ/∂y = n·yⁿ⁻¹ (0 for a silent unit, as n > 1).
+            let last = &trace.layers.last().expect("at least one hidden layer").activity;
+            let slope = b.map(&b.map(last, Unary::Powf(power - 1.0)), Unary::Scale(power));
+            grad = b.zip(&grad, &slope, Binary::Mul);
+        }
         for (layer, t) in self.layers.iter().zip(&trace.layers).rev() {
             // Under exact k-WTA only the k winners and the threshold unit carry gradient: a sparse
             // product (the surrogate's is dense, and the product then costs a dense one).

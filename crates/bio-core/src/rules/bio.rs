@@ -103,16 +103,32 @@ pub fn hebbian_drive<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfi
     let relative =
         if config.hebbian_exponent == 1.0 { relative } else { b.map(&relative, Unary::Powf(config.hebbian_exponent)) };
     let relative = if config.anti_hebbian > 0.0 && config.mechanisms.competition {
-        // The strongest loser sits exactly at the threshold: 1 − step(|u − θ|) marks it (as −1 here).
-        let gap = b.map(&b.zip(&trace.drive, &trace.threshold, Binary::Sub), Unary::Abs);
-        let at_threshold = b.map(&b.map(&gap, Unary::Step), Unary::Offset(-1.0));
-        b.lincomb(1.0, &relative, config.anti_hebbian, &at_threshold)
+        b.lincomb(1.0, &relative, config.anti_hebbian, &near_losers(b, trace, config))
     } else {
         relative
     };
     let pattern = b.zip(input, &guard(b, &row_norm(b, input, config.scaling_norm)), Binary::Div);
     let wins = per_neuron_sum(b, &relative);
     HebbianTerms { relative, pattern, wins }
+}
+
+/// `−1` on the units the anti-Hebbian push reaches, `0` elsewhere (`batch×neurons`). One loser
+/// (`anti_hebbian_ranks = 1`): the strongest, which sits exactly at the threshold, marked by
+/// `1 − step(|u − θ|)`. Under k-WTA with `m > 1` ranks: the losers ranked `k+1 … k+m`, those at or
+/// below `θ` (the (k+1)-th drive) and above the (k+m+1)-th drive, `step(u − θ) − step(u − θ_m)`.
+fn near_losers<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfig) -> B::Tensor {
+    let (drive, threshold) = (&trace.drive, &trace.threshold);
+    if config.anti_hebbian_ranks == 1 {
+        let gap = b.map(&b.zip(drive, threshold, Binary::Sub), Unary::Abs);
+        return b.map(&b.map(&gap, Unary::Step), Unary::Offset(-1.0));
+    }
+    let (_, n) = b.shape(drive);
+    // The reach stops one short of the weakest unit, so the floor (its drive) is always defined.
+    let reach = (config.winners(n) + config.anti_hebbian_ranks).min(n - 1);
+    let floor = b.row_kth_largest(drive, reach + 1);
+    let winners = b.map(&b.zip(drive, threshold, Binary::Sub), Unary::Step);
+    let above_floor = b.map(&b.zip(drive, &floor, Binary::Sub), Unary::Step);
+    b.lincomb(1.0, &winners, -1.0, &above_floor)
 }
 
 /// The hidden layer's plasticity in one backend operation ([`PlasticityOps::plasticity_step`](crate::backend::PlasticityOps::plasticity_step)):
@@ -411,6 +427,38 @@ mod tests {
         assert_eq!(p[0].1, 1.0);
         assert_eq!(p[5].1, 1.0);
         assert_eq!(p[8].1, 0.25);
+    }
+
+    /// The anti-Hebbian push reaches exactly ranks k+1…k+m of each input (distinct drives), and one
+    /// rank is the unit at the threshold.
+    #[test]
+    fn near_losers_are_the_ranks_below_the_winners() {
+        let b = ReferenceBackend;
+        let (width, k) = (20, 5);
+        for ranks in [1, 4, 14, 30] {
+            let params = BioParams {
+                hidden: vec![width],
+                active_fraction: k as f32 / width as f32,
+                anti_hebbian: 0.5,
+                anti_hebbian_ranks: ranks,
+                ..Default::default()
+            };
+            let config = params.check().expect("valid");
+            let net = BioNet::init(&b, config.clone(), 12, 3, 2);
+            let x = Matrix::from_fn(6, 12, |i, j| ((i * 5 + j * 7) % 13) as f32 / 12.0 + 0.05 * i as f32);
+            let trace = net.trace(&x);
+            let t = &trace.layers[0];
+            let marks = near_losers(&b, t, &config);
+            let reach = (k + ranks).min(width - 1);
+            for row in 0..6 {
+                let mut order: Vec<usize> = (0..width).collect();
+                order.sort_by(|&p, &q| t.drive.get(row, q).total_cmp(&t.drive.get(row, p)));
+                for (rank, &unit) in order.iter().enumerate() {
+                    let expected = if (k..reach).contains(&rank) { -1.0 } else { 0.0 };
+                    assert_eq!(marks.get(row, unit), expected, "ranks {ranks}, row {row}, rank {rank}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -59,12 +59,19 @@ pub fn bio_forward_text(config: &BioConfig, input_dim: usize, classes: usize) ->
         "Input x: (batch, {input_dim}), pixels in [0, 1]. For each hidden layer i = 0..{last} in order, of N_i units \
          (widths {widths}): xn = x / ({eps:e} + ||x||_2) per row; xf = xn - g * mean(xn) per row \
          (feed-forward inhibition), {feedforward}; u = xf @ hidden.i.weight^T + hidden.i.bias; {threshold}; \
-         x = relu(u - theta), the next layer's input. Readout: h = x / ({sigma} + sum(x)) per row; \
+         x = relu(u - theta), the next layer's input. Readout: {readout} per row; \
          logits = h @ readout.weight^T + readout.bias. Tensors: {tensors}.",
         last = config.hidden.len() - 1,
         eps = INPUT_EPS,
         widths = widths.join(", "),
-        sigma = config.normalization_sigma,
+        readout = match config.response_power {
+            n if n == 1.0 => format!("h = x / ({} + sum(x))", config.normalization_sigma),
+            n => format!(
+                "r = x^{n} (elementwise power); h = r / ({:e} + sum(r)) (the constant is {}^{n})",
+                config.normalization_sigma.powf(n),
+                config.normalization_sigma
+            ),
+        },
         tensors = tensors.join("; "),
     )
 }
