@@ -137,3 +137,23 @@ def test_text_bar_counts_and_formats():
 def test_a_bad_progress_value_is_a_value_error(small):
     with pytest.raises(ValueError, match="invalid value for `progress`"):
         biorule.Trainer(rule="bp", hidden=[20]).fit(*small, epochs=1, progress="yes")
+
+
+def test_a_resumed_run_continues_the_bar(tmp_path):
+    x, y, x_test, y_test = biorule.datasets.load("embedded")
+
+    def stop_after_first_epoch(report):
+        if report["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        biorule.Trainer(rule="bp", hidden=[20]).fit(
+            x, y, epochs=2, out=run, callback=stop_after_first_epoch, x_test=x_test, y_test=y_test,
+            dataset="embedded")
+    RecordingBar.made = []
+    biorule.resume(run, progress=RecordingBar)
+    [bar] = RecordingBar.made
+    per_epoch = len(x) // BATCH
+    assert (bar.total, bar.initial) == (2 * per_epoch, per_epoch)
+    assert bar.descriptions == ["epoch 2/2"] and sum(bar.updates) == per_epoch and bar.closed == 1

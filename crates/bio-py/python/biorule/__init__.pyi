@@ -189,7 +189,7 @@ def fewshot(
 
 def fewlabels(
     rule: str = "bio",
-    dataset: _Path = "fashion-mnist",
+    dataset: str = "fashion-mnist",
     shots: Sequence[int] = (1, 5, 10, 50),
     seeds: int = 3,
     hidden: Optional[Sequence[int]] = None,
