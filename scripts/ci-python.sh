@@ -8,6 +8,9 @@
 # are compiled but not in release, as in `.ci/run`), 2026-12-01: 265 s in all, of which 207 s for the
 # venv and `pip install` (a cold release build of bio-py and its dependencies), 46 s for the `bio`
 # binary (the tests of `cargo xtask ci` built it under another profile), 12 s for the pytest suite.
+# Again on 2026-12-01 with the progress, to_torch (skipped: no torch in CI), fewlabels and fewshot
+# tests added, on the same machine at load average ~7 (shared): 382 s in all, 267 s install, 73 s the
+# `bio` binary, 42 s the pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

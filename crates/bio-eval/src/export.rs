@@ -35,6 +35,64 @@ pub fn model_metadata(model: &SavedModel) -> BTreeMap<String, String> {
     m
 }
 
+/// The constants of a model's forward pass beside its tensors, as JSON, so that another framework can
+/// rebuild it exactly (the Python `Model.to_torch` does): `{"rule": …}` plus, per rule,
+/// - `bio`: `input_eps`, `feedforward_inhibition` (g), `normalization_sigma`, and `threshold`:
+///   `{"kind": "k_winners", "k": [k per hidden layer]}`, `{"kind": "inhibitory", "gain": γ}` or
+///   `{"kind": "none"}` (see [`bio_forward_text`]);
+/// - `bp`: nothing more (ReLU layers, see [`bp_forward_text`]);
+/// - `kh`: `n` (the response power) and `guard` (the floor of the peak and norm divided by);
+/// - `softhebb`: `input_eps` and `beta`.
+///
+/// An unknown rule is [`CoreError::Incompatible`].
+pub fn forward_constants(model: &SavedModel) -> Result<Value, EvalError> {
+    use bio_core::ReferenceBackend as Host;
+    use bio_core::params::Competition;
+    use bio_core::rules::{BackpropRule, BioRule, KhRule, SOFTHEBB_INPUT_EPS, SoftHebbRule};
+    let rule = model.rule();
+    let constants = match rule {
+        "bio" => {
+            let config = model.config_of::<BioRule>()?;
+            let threshold = if !config.mechanisms.competition {
+                json!({ "kind": "none" })
+            } else {
+                match config.competition {
+                    Competition::KWinners => {
+                        let k: Vec<usize> = config.hidden.iter().map(|&n| config.winners(n)).collect();
+                        json!({ "kind": "k_winners", "k": k })
+                    }
+                    Competition::Inhibitory { gain } => json!({ "kind": "inhibitory", "gain": gain }),
+                }
+            };
+            json!({
+                "rule": rule,
+                "input_eps": bio_core::model::INPUT_EPS,
+                "feedforward_inhibition": config.feedforward_inhibition,
+                "normalization_sigma": config.normalization_sigma,
+                "threshold": threshold,
+            })
+        }
+        "bp" => {
+            model.config_of::<BackpropRule<Host>>()?;
+            json!({ "rule": rule })
+        }
+        "kh" => {
+            let config = model.config_of::<KhRule<Host>>()?;
+            json!({ "rule": rule, "n": config.n, "guard": bio_core::backend::NORM_GUARD })
+        }
+        "softhebb" => {
+            let config = model.config_of::<SoftHebbRule<Host>>()?;
+            json!({ "rule": rule, "input_eps": SOFTHEBB_INPUT_EPS, "beta": config.beta })
+        }
+        other => {
+            return Err(EvalError::Core(CoreError::Incompatible(format!(
+                "no forward-pass constants for rule `{other}`"
+            ))));
+        }
+    };
+    Ok(constants)
+}
+
 /// Whether the tensor `name` is training state rather than part of the model: a `bio` unit's running
 /// firing rate (`hidden.i.rate`), which only homeostasis reads.
 fn is_training_state(name: &str) -> bool {
@@ -251,6 +309,20 @@ mod tests {
         let bp = BpParams { hidden: vec![6, 4], ..Default::default() }.check().unwrap();
         let bp = bio_core::BpNet::init(&ReferenceBackend, bp, 16, 3, 1).to_saved();
         vec![kwta, inhibitory, ablated, bp]
+    }
+
+    #[test]
+    fn forward_constants_follow_the_configuration() {
+        let [kwta, inhibitory, ablated, bp] = sample_models().try_into().unwrap();
+        let k = forward_constants(&kwta).unwrap();
+        // ρ = 0.3 of 6 and of 4 units: round(1.8) = 2 and round(1.2) = 1.
+        assert_eq!(k["threshold"], json!({ "kind": "k_winners", "k": [2, 1] }));
+        assert_eq!(k["input_eps"], json!(bio_core::model::INPUT_EPS));
+        let i = forward_constants(&inhibitory).unwrap();
+        assert_eq!(i["threshold"], json!({ "kind": "inhibitory", "gain": 0.5 }));
+        assert_eq!(i["feedforward_inhibition"], json!(0.8f32));
+        assert_eq!(forward_constants(&ablated).unwrap()["threshold"], json!({ "kind": "none" }));
+        assert_eq!(forward_constants(&bp).unwrap(), json!({ "rule": "bp" }));
     }
 
     /// The `(name, shape)` pairs listed after "Tensors:" in a forward text.

@@ -26,8 +26,8 @@ pub use ensemble::{
 };
 pub use error::EvalError;
 pub use export::{
-    bio_forward_text, bp_forward_text, export_safetensors, exported_params, from_safetensors, model_metadata,
-    read_safetensors, to_safetensors,
+    bio_forward_text, bp_forward_text, export_safetensors, exported_params, forward_constants, from_safetensors,
+    model_metadata, read_safetensors, to_safetensors,
 };
 pub use fewshot::{
     EpisodeParams, FewLabelData, FewLabelParams, FewLabelResult, FewShotResult, TrainSpec, episodic, few_labels,

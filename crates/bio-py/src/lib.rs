@@ -43,6 +43,25 @@ fn guarded<T>(work: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
+/// `with_network!(py, model, |b, net| body)`: loads `model` (a [`Model`]) onto its backend, binding the
+/// backend to `b` and the network to `net`, and evaluates `body` (a `Result`) with the GIL released
+/// and a panic turned into an error; the result becomes a `PyResult`. The one path every method
+/// that runs a network takes.
+macro_rules! with_network {
+    ($py:expr, $model:expr, |$b:ident, $net:ident| $body:expr) => {{
+        let model: &Model = $model;
+        $py.detach(|| {
+            guarded(|| {
+                on_backend!(&model.backend, |$b| {
+                    let $net = model.file.model.load($b)?;
+                    $body
+                })
+            })
+        })
+        .py_err()
+    }};
+}
+
 /// A backend name (`cpu`, `cuda`, `auto`) parsed the way `config.json` spells it.
 fn backend_choice(name: &str) -> PyResult<BackendChoice> {
     serde_json::from_value(Value::String(name.to_string()))
@@ -195,7 +214,7 @@ impl Trainer {
 
     /// Trains a new network on `x` (float images in [0, 1], `(n, pixels)` or `(n, h, w)`) and `y`
     /// (integer labels) and returns it as a `Model`. See `biorule/__init__.pyi` for every argument.
-    #[pyo3(signature = (x, y, epochs=None, batch=100, validation=0, out=None, callback=None, x_test=None, y_test=None, dataset=None, force=false))]
+    #[pyo3(signature = (x, y, epochs=None, batch=100, validation=0, out=None, callback=None, x_test=None, y_test=None, dataset=None, force=false, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
         &self,
@@ -211,6 +230,7 @@ impl Trainer {
         y_test: Option<&Bound<'_, PyAny>>,
         dataset: Option<String>,
         force: bool,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Model> {
         let rule_name = bio_run::RuleName::new(self.rule.clone());
         let epochs = epochs.unwrap_or(rule_name.default_epochs());
@@ -234,7 +254,7 @@ impl Trainer {
         let data = Arc::new(numpy_dataset(&dataset, train, test)?);
         let backend = resolve(spec.backend)?;
         let session = Session::with_data(spec, data, Some(backend.clone())).py_err()?;
-        let (metrics, model) = run_session(py, session, callback)?;
+        let (metrics, model) = run_session(py, session, callback, progress)?;
         // The same file the session wrote into `out` (if any): every class of the arrays trained.
         let file = ModelFile {
             trained_classes: (0..saved_classes(&model)).collect(),
@@ -254,28 +274,55 @@ impl Trainer {
 }
 
 /// Runs `session` with the GIL released. After each batch the observer takes the GIL back to check
-/// for signals (Ctrl-C), and after each epoch to call `callback`; the first Python exception either
-/// raises stops the session after that batch (its checkpoint written, when it has a directory) and
-/// is re-raised once `run` has returned.
-fn run_session(py: Python<'_>, session: Session, callback: Option<Py<PyAny>>) -> PyResult<(TrainMetrics, SavedModel)> {
+/// for signals (Ctrl-C) and to drive the progress display (`progress`: False/None, True, or a
+/// tqdm-like class; see `biorule/_progress.py`), and after each epoch to call `callback`; the first
+/// Python exception any of them raises stops the session after that batch (its checkpoint written,
+/// when it has a directory) and is re-raised once `run` has returned.
+fn run_session(
+    py: Python<'_>,
+    session: Session,
+    callback: Option<Py<PyAny>>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(TrainMetrics, SavedModel)> {
     if let Some(cb) = &callback
         && !cb.bind(py).is_callable()
     {
         return Err(value_error("`callback` must be callable (it is called with each epoch's report)"));
     }
+    // Checked now, so that a bad `progress` fails before any training.
+    let progress_module = py.import("biorule._progress")?;
+    let progress_kind = progress_module.call_method1("check", (progress,))?.unbind();
+    let start_display = progress_module.getattr("start")?.unbind();
+    let epochs = session.spec().epochs();
     let stop = session.stop_flag();
     let mut raised: Option<PyErr> = None;
+    let mut display: Option<Py<PyAny>> = None;
     let outcome = py.detach(|| {
         let mut observer = |event: &Event<'_>| {
-            if raised.is_some() || !matches!(event, Event::Batch { .. } | Event::EpochEnded { .. }) {
+            if raised.is_some() {
                 return;
             }
             Python::attach(|py| {
-                let result = py.check_signals().and_then(|()| match (event, &callback) {
-                    (Event::EpochEnded { log, epochs }, Some(cb)) => {
+                let result = py.check_signals().and_then(|()| match event {
+                    Event::Started { total_batches, done_batches, .. } => {
+                        let shown = start_display.call1(py, (&progress_kind, total_batches, done_batches, epochs))?;
+                        display = (!shown.is_none(py)).then_some(shown);
+                        Ok(())
+                    }
+                    Event::Batch { epoch, done_batches, loss, accuracy } => match &display {
+                        Some(d) => d.call_method1(py, "batch", (epoch, done_batches, loss, accuracy)).map(drop),
+                        None => Ok(()),
+                    },
+                    Event::EpochEnded { log, epochs } => {
                         let report = to_py_object(py, log)?;
                         report.cast::<PyDict>()?.set_item("epochs", *epochs)?;
-                        cb.call1(py, (report,)).map(drop)
+                        if let Some(d) = &display {
+                            d.call_method1(py, "epoch", (&report,))?;
+                        }
+                        match &callback {
+                            Some(cb) => cb.call1(py, (report,)).map(drop),
+                            None => Ok(()),
+                        }
                     }
                     _ => Ok(()),
                 });
@@ -287,6 +334,16 @@ fn run_session(py: Python<'_>, session: Session, callback: Option<Py<PyAny>>) ->
         };
         guarded(|| session.run(&mut observer))
     });
+    if let Some(d) = display {
+        // Closed whatever happened, so a terminal bar does not stay half-drawn; an error while
+        // closing only surfaces when nothing else went wrong.
+        let closed = d.call_method0(py, "close");
+        if raised.is_none()
+            && let Err(e) = closed
+        {
+            raised = Some(e);
+        }
+    }
     if let Some(e) = raised {
         return Err(e);
     }
@@ -300,15 +357,21 @@ fn run_session(py: Python<'_>, session: Session, callback: Option<Py<PyAny>>) ->
 /// `biorule.resume(dir)`: continues the run saved in `dir` (stopped by Ctrl-C, a raising callback, or a
 /// killed `bio train`) to its end, as `bio train --resume DIR` does, and returns the model.
 #[pyfunction]
-#[pyo3(signature = (dir, callback=None, backend=None))]
-fn resume(py: Python<'_>, dir: PathBuf, callback: Option<Py<PyAny>>, backend: Option<&str>) -> PyResult<Model> {
+#[pyo3(signature = (dir, callback=None, backend=None, progress=None))]
+fn resume(
+    py: Python<'_>,
+    dir: PathBuf,
+    callback: Option<Py<PyAny>>,
+    backend: Option<&str>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Model> {
     let mut saved = py.detach(|| guarded(|| bio_run::Resumable::read(&dir))).py_err()?;
     if let Some(name) = backend {
         saved.spec.backend = backend_choice(name)?;
     }
     let session = py.detach(|| guarded(|| Session::resumed(saved))).py_err()?;
     let backend = session.backend().clone();
-    let (metrics, _) = run_session(py, session, callback)?;
+    let (metrics, _) = run_session(py, session, callback, progress)?;
     // The directory's model file, as the session wrote it at the last epoch.
     let file = py.detach(|| guarded(|| Ok(bio_data::load_model(&dir)?))).py_err()?;
     Ok(Model { file, backend, metrics: Some(metrics) })
@@ -365,8 +428,7 @@ enum Output {
 }
 
 /// `what` for every row of `x`, in batches of [`EVAL_BATCH`].
-fn forward<B: Backend>(b: &B, saved: &SavedModel, x: &Matrix, what: Output) -> Result<Matrix> {
-    let model = saved.load(b)?;
+fn forward<B: Backend>(b: &B, model: &impl Classifier<B>, x: &Matrix, what: Output) -> Result<Matrix> {
     let mut values = Vec::new();
     let mut cols = 0;
     for start in (0..x.rows()).step_by(EVAL_BATCH) {
@@ -408,8 +470,7 @@ struct Model {
 impl Model {
     fn run(&self, py: Python<'_>, x: &Bound<'_, PyAny>, what: Output) -> PyResult<Matrix> {
         let images = images(x, "x", Some(self.input_dim()))?;
-        let saved = &self.file.model;
-        py.detach(|| guarded(|| on_backend!(&self.backend, |b| forward(b, saved, &images.matrix, what)))).py_err()
+        with_network!(py, self, |b, net| forward(b, &net, &images.matrix, what))
     }
 }
 
@@ -492,11 +553,28 @@ impl Model {
     ) -> PyResult<Bound<'py, PyTuple>> {
         let images = images(x, "x", Some(self.input_dim()))?;
         let y = labels(y, "y", images.matrix.rows(), Some(self.classes()))?;
-        let saved = &self.file.model;
-        let (losses, gradient) = py
-            .detach(|| guarded(|| on_backend!(&self.backend, |b| input_gradient_on(b, saved, &images.matrix, &y))))
-            .py_err()?;
+        let (losses, gradient) = with_network!(py, self, |b, net| input_gradient_on(b, &net, &images.matrix, &y))?;
         PyTuple::new(py, [PyArray1::from_vec(py, losses).into_any(), images_to_py(py, &gradient, x)?])
+    }
+
+    /// The documented forward pass of this model, in words (the `forward` entry of `bio export`'s
+    /// metadata); empty for a rule that has none.
+    #[getter]
+    fn forward_text(&self) -> String {
+        bio_eval::model_metadata(&self.file.model).remove(bio_eval::export::FORWARD_KEY).unwrap_or_default()
+    }
+
+    /// The constants of the forward pass beside the tensors (`bio_eval::forward_constants`), for
+    /// `to_torch`.
+    fn _forward_constants<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let constants = bio_eval::forward_constants(&self.file.model).py_err()?;
+        to_py_object(py, &constants)
+    }
+
+    /// A `torch.nn.Module` computing this model's logits with its documented forward pass (built in
+    /// `biorule/_torch.py`); `ImportError` when torch is not installed.
+    fn to_torch<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py().import("biorule._torch")?.call_method1("to_torch", (slf,))
     }
 
     /// Every parameter (weights, biases, masks, state) as float32 arrays, by name.
@@ -566,16 +644,15 @@ fn load(py: Python<'_>, path: PathBuf, backend: &str) -> PyResult<Model> {
 
 fn attack_on<B: Backend>(
     b: &B,
-    saved: &SavedModel,
+    model: &impl Classifier<B>,
     attack: &bio_eval::Attack,
     x: &Matrix,
     y: &[usize],
     seed: u64,
 ) -> Result<(Matrix, f64)> {
-    let model = saved.load(b)?;
-    let adversarial = bio_eval::perturb(&model, attack, x, y, seed)?;
-    let clean = argmax_rows(&forward(b, saved, x, Output::Logits)?);
-    let attacked = argmax_rows(&forward(b, saved, &adversarial, Output::Logits)?);
+    let adversarial = bio_eval::perturb(model, attack, x, y, seed)?;
+    let clean = argmax_rows(&forward(b, model, x, Output::Logits)?);
+    let attacked = argmax_rows(&forward(b, model, &adversarial, Output::Logits)?);
     // Robust accuracy as `bio eval robustness` counts it: right on both the clean and the attacked image.
     let robust = (0..y.len()).filter(|&i| clean[i] == y[i] && attacked[i] == y[i]).count();
     Ok((adversarial, robust as f64 / y.len() as f64))
@@ -615,10 +692,8 @@ fn attack<'py>(
         return Err(value_error(format!("`x` must hold pixels in [0, 1], found {v}")));
     }
     let y = labels(y, "y", images.matrix.rows(), Some(model.classes()))?;
-    let saved = &model.file.model;
-    let (adversarial, robust) = py
-        .detach(|| guarded(|| on_backend!(&model.backend, |b| attack_on(b, saved, &checked, &images.matrix, &y, seed))))
-        .py_err()?;
+    let (adversarial, robust) =
+        with_network!(py, model, |b, net| attack_on(b, &net, &checked, &images.matrix, &y, seed))?;
     PyTuple::new(py, [images_to_py(py, &adversarial, x)?, robust.into_pyobject(py)?.into_any()])
 }
 
@@ -627,22 +702,17 @@ fn attack<'py>(
 #[pyfunction]
 fn metrics<'py>(py: Python<'py>, model: &Model, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let images = images(x, "x", Some(model.input_dim()))?;
-    let saved = &model.file.model;
-    let report = py
-        .detach(|| {
-            guarded(|| {
-                on_backend!(&model.backend, |b| {
-                    let m = saved.load(b)?;
-                    Ok(bio_eval::biological_report(&m, &images.matrix, EVAL_BATCH)?)
-                })
-            })
-        })
-        .py_err()?;
+    let report =
+        with_network!(py, model, |_b, net| Ok(bio_eval::biological_report(&net, &images.matrix, EVAL_BATCH)?))?;
     to_py_object(py, &report)
 }
 
-fn input_gradient_on<B: Backend>(b: &B, saved: &SavedModel, x: &Matrix, y: &[usize]) -> Result<(Vec<f32>, Matrix)> {
-    let model = saved.load(b)?;
+fn input_gradient_on<B: Backend>(
+    b: &B,
+    model: &impl Classifier<B>,
+    x: &Matrix,
+    y: &[usize],
+) -> Result<(Vec<f32>, Matrix)> {
     let (mut losses, mut gradient) = (Vec::with_capacity(y.len()), Vec::with_capacity(x.len()));
     for start in (0..x.rows()).step_by(EVAL_BATCH) {
         let rows: Vec<usize> = (start..(start + EVAL_BATCH).min(x.rows())).collect();
@@ -675,31 +745,63 @@ fn fewshot<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let images = images(x, "x", Some(model.input_dim()))?;
     let y = labels(y, "y", images.matrix.rows(), None)?;
-    let trained = &model.file.trained_classes;
-    let novel = novel.unwrap_or_else(|| {
-        let mut classes: Vec<usize> = y.iter().copied().filter(|c| !trained.contains(c)).collect();
-        classes.sort_unstable();
-        classes.dedup();
-        classes
-    });
+    let novel = novel.unwrap_or_else(|| bio_run::eval::novel_classes(&model.file.trained_classes, &y));
     if novel.is_empty() {
         return Err(value_error(
             "invalid value for `novel`: every class in `y` was seen in training; pass `novel` or train on base classes",
         ));
     }
     let params = bio_eval::EpisodeParams { ways, shots, queries, episodes, seed };
-    let saved = &model.file.model;
-    let results = py
-        .detach(|| {
-            guarded(|| {
-                on_backend!(&model.backend, |b| {
-                    let m = saved.load(b)?;
-                    Ok(bio_eval::episodic(&m, &images.matrix, &y, &novel, layer, &params, EVAL_BATCH)?)
-                })
-            })
-        })
-        .py_err()?;
+    let results = with_network!(py, model, |_b, net| {
+        Ok(bio_eval::episodic(&net, &images.matrix, &y, &novel, layer, &params, EVAL_BATCH)?)
+    })?;
     to_py_object(py, &results)
+}
+
+/// `biorule.fewlabels`: the few-labels protocol of `bio eval fewshot --protocol few-labels` (train
+/// from scratch with `shots` labelled images per class, `seeds` repetitions each, on the dataset
+/// `dataset`, scored on its test split); `options` are the rule's settings as `Trainer` takes them.
+#[pyfunction]
+#[pyo3(signature = (rule="bio", dataset="fashion-mnist", shots=vec![1, 5, 10, 50], seeds=3, hidden=None, seed=0, epochs=None, batch=100, unlabelled=false, hidden_epochs=1, data_dir=None, out=None, backend="cpu", **options))]
+#[allow(clippy::too_many_arguments)]
+fn fewlabels<'py>(
+    py: Python<'py>,
+    rule: &str,
+    dataset: &str,
+    shots: Vec<usize>,
+    seeds: usize,
+    hidden: Option<Vec<usize>>,
+    seed: u64,
+    epochs: Option<usize>,
+    batch: usize,
+    unlabelled: bool,
+    hidden_epochs: usize,
+    data_dir: Option<PathBuf>,
+    out: Option<PathBuf>,
+    backend: &str,
+    options: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // The same width default as the CLI's few-labels protocol.
+    let trainer = Trainer::new(rule, Some(hidden.unwrap_or_else(|| vec![1000])), seed, backend, options)?;
+    let mut rule_options = trainer.spec(epochs.unwrap_or(1), batch, 0, "numpy", None).py_err()?.options;
+    // None keeps the protocol's own rule: at least MIN_LABELLED_UPDATES updates on few labels.
+    rule_options.epochs = epochs;
+    let spec = bio_run::eval::FewLabelsSpec {
+        rule: bio_run::RuleName::new(rule.to_string()),
+        options: rule_options,
+        dataset: dataset.to_string(),
+        data_dir,
+        shots,
+        seeds,
+        unlabelled,
+        hidden_epochs,
+        out,
+    };
+    spec.check().py_err()?;
+    let backend = resolve(trainer.backend)?;
+    let report =
+        py.detach(|| guarded(|| on_backend!(&backend, |b| bio_run::eval::few_labels(b, &spec, |_| {})))).py_err()?;
+    to_py_object(py, &report)
 }
 
 /// The extension module `biorule._biorule`.
@@ -717,5 +819,6 @@ fn _biorule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(attack, m)?)?;
     m.add_function(wrap_pyfunction!(metrics, m)?)?;
     m.add_function(wrap_pyfunction!(fewshot, m)?)?;
+    m.add_function(wrap_pyfunction!(fewlabels, m)?)?;
     Ok(())
 }

@@ -410,3 +410,63 @@ def test_quickstart_example_runs(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "test accuracy" in out.stdout and "robust accuracy" in out.stdout
+
+
+def test_to_torch_without_torch_is_an_import_error(monkeypatch, bp_model):
+    # None in sys.modules makes `import torch` fail whether or not torch is installed.
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match="needs PyTorch"):
+        bp_model.to_torch()
+
+
+def test_forward_text_describes_the_rule(bio_model, bp_model):
+    assert "theta = per row, the (k+1)-th largest entry of u" in bio_model.forward_text
+    assert "layer.1.weight (10, 50)" in bp_model.forward_text
+
+
+def test_fewshot_default_novel_classes_match_the_cli(tmp_path, data):
+    x, y, xt, yt = data
+    base = y < 5
+    model = biorule.Trainer(rule="bp", hidden=HIDDEN).fit(x[base], y[base], epochs=1, dataset="embedded")
+    rows = biorule.fewshot(model, xt, yt, shots=[1, 5], episodes=40)
+    assert rows == biorule.fewshot(model, xt, yt, novel=[5, 6, 7, 8, 9], shots=[1, 5], episodes=40)
+    bio = bio_binary()
+    model.save(tmp_path / "base")
+    out = subprocess.run(
+        [bio, "eval", "fewshot", "--model", str(tmp_path / "base"), "--shots", "1,5", "--episodes", "40", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads(out.stdout)
+    assert report["novel_classes"] == [5, 6, 7, 8, 9]
+    assert [(r["features"], r["classifier"], r["shots"]) for r in report["results"]] == [
+        (r["features"], r["classifier"], r["shots"]) for r in rows
+    ]
+    assert [r["mean"] for r in report["results"]] == pytest.approx([r["mean"] for r in rows], abs=1e-9)
+
+
+def test_fewlabels_runs_the_protocol_like_the_cli(data):
+    report = biorule.fewlabels(rule="bp", dataset="embedded", shots=[10], seeds=2, hidden=[20])
+    assert report["rule"] == "bp" and "embedded" in report["dataset"] and report["hidden"] == [20]
+    [row] = report["results"]
+    assert (row["variant"], row["shots"], row["seeds"], row["test_samples"]) == ("bp", 10, 2, 1000)
+    assert len(row["accuracies"]) == 2 and row["mean"] == pytest.approx(np.mean(row["accuracies"]))
+    # 10 labelled images per class, at least 500 updates: well above chance (10%).
+    assert row["mean"] > 0.35, row
+    bio = bio_binary()
+    out = subprocess.run(
+        [bio, "eval", "fewshot", "--protocol", "few-labels", "--rule", "bp", "--dataset", "embedded",
+         "--shots", "10", "--seeds", "2", "--hidden", "20", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(out.stdout)["results"][0]["accuracies"] == row["accuracies"]
+
+
+def test_fewlabels_refuses_bad_settings():
+    with pytest.raises(ValueError, match="seeds"):
+        biorule.fewlabels(rule="bp", dataset="embedded", seeds=0)
+    with pytest.raises(ValueError, match="no_such_option"):
+        biorule.fewlabels(rule="bp", dataset="embedded", no_such_option=1)

@@ -170,6 +170,14 @@ pub struct EpisodicReport {
     pub warnings: Vec<String>,
 }
 
+/// The default novel classes of the episodic protocol: the classes present in `labels` that a model
+/// trained on `trained` never saw, ascending and each once. Shared by every front end (`bio eval
+/// fewshot`, Python's `biorule.fewshot`), so that they draw episodes from the same classes.
+pub fn novel_classes(trained: &[usize], labels: &[usize]) -> Vec<usize> {
+    let present: std::collections::BTreeSet<usize> = labels.iter().copied().collect();
+    present.into_iter().filter(|c| !trained.contains(c)).collect()
+}
+
 /// Few-shot episodes on the novel classes of the model in `dir` (those it was not trained on), with
 /// the hidden layer `layer` (default: the last) as features; saved into `DIR/fewshot.json`.
 pub fn episodic<B: Backend>(
@@ -181,7 +189,7 @@ pub fn episodic<B: Backend>(
 ) -> Result<EpisodicReport> {
     let (file, model) = load_model(b, dir)?;
     let data = bio_data::load(&file.dataset, data_dir)?;
-    let novel: Vec<usize> = (0..data.classes).filter(|c| !file.trained_classes.contains(c)).collect();
+    let novel = novel_classes(&file.trained_classes, &data.test.labels);
     if novel.is_empty() {
         bail!(
             "{} was trained on all {} classes, so none is novel; train on base classes first, e.g. `bio train --classes 0-4 --out DIR`",
@@ -383,4 +391,16 @@ pub fn few_labels<B: Backend>(b: &B, spec: &FewLabelsSpec, mut on_phase: impl Fn
         results,
         warnings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::novel_classes;
+
+    #[test]
+    fn novel_classes_are_the_unseen_labels_in_order() {
+        assert_eq!(novel_classes(&[0, 1, 2], &[4, 0, 3, 4, 1, 9]), vec![3, 4, 9]);
+        assert!(novel_classes(&[0, 1], &[1, 0, 1]).is_empty());
+        assert_eq!(novel_classes(&[], &[2, 2]), vec![2]);
+    }
 }

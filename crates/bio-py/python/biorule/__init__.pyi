@@ -56,6 +56,18 @@ class Model:
     def input_gradient(self, x: _Images, y: _Labels) -> Tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         """Per-sample cross-entropy losses ``(n,)`` and their exact gradient with respect to the
         images, shaped like ``x`` (what the attacks follow)."""
+    @property
+    def forward_text(self) -> str:
+        """The documented forward pass of this model in words, with its constants and every tensor's
+        name and shape (the ``forward`` metadata of ``bio export``); empty for a rule without one."""
+    def to_torch(self) -> Any:
+        """A ``torch.nn.Module`` (float32, in eval mode) whose ``forward(x)`` returns this model's
+        logits for images ``x`` ``(n, pixels)`` or ``(n, h, w)``, computed with the rule's documented
+        forward pass from this model's weights, so torchattacks or any PyTorch tool can use it.
+        Autograd through it gives ``input_gradient``'s gradient: ``bio``'s k-winners-take-all
+        threshold is the gathered (k+1)-th largest drive (``torch.topk``), differentiated as in the
+        Rust backward pass, not held constant. The module also has ``rule`` and ``forward_text``.
+        Raises ``ImportError`` when PyTorch is not installed."""
     def weights(self) -> Dict[str, npt.NDArray[np.float32]]:
         """Every parameter by name, as 2-D arrays (biases are ``(1, n)``). ``bio``:
         ``hidden.N.weight`` ``(width, inputs)``, ``hidden.N.mask``, ``hidden.N.bias``, ``hidden.N.rate``,
@@ -95,6 +107,7 @@ class Trainer:
         y_test: Optional[_Labels] = None,
         dataset: Optional[str] = None,
         force: bool = False,
+        progress: Union[bool, None, Callable[..., Any]] = None,
     ) -> Model:
         """Trains a new network and returns it.
 
@@ -112,6 +125,13 @@ class Trainer:
           validation). If it raises, training stops at that point (with ``out``, ``state.ckpt`` is
           written, so ``bio train --resume DIR`` continues the run bit-identically) and the exception
           propagates. Ctrl-C (``KeyboardInterrupt``) does the same after the batch in progress.
+        - ``progress``: ``None``/``False`` (default) shows nothing. ``True`` shows one bar over all
+          batches of the run, described by the epoch, with the last epoch's loss and accuracies:
+          a ``tqdm.auto.tqdm`` bar when tqdm is installed, else a one-line text display on stderr.
+          A tqdm-like class (e.g. ``tqdm.notebook.tqdm``) is used as given: it is called as
+          ``cls(total=…, initial=…, unit="batch", desc=…)`` and driven by ``update``,
+          ``set_description``, ``set_postfix`` and ``close`` (closed even when training stops
+          early).
 
         Raises ``ValueError`` for bad arguments, shapes or dtypes, ``OSError`` for files,
         ``DivergedError`` when training diverges. The GIL is released while training.
@@ -125,11 +145,13 @@ def resume(
     dir: _Path,
     callback: Optional[Callable[[Dict[str, Any]], Any]] = None,
     backend: Optional[str] = None,
+    progress: Union[bool, None, Callable[..., Any]] = None,
 ) -> Model:
     """Continues the run saved in ``dir`` (stopped by a raising callback, Ctrl-C, or a killed
     ``bio train``) to its end, as ``bio train --resume DIR`` does: the weights equal those of one
     uninterrupted run. Its data is reloaded by the dataset name recorded at ``fit`` (so a run on
-    arbitrary arrays, recorded as ``"numpy"``, cannot be resumed)."""
+    arbitrary arrays, recorded as ``"numpy"``, cannot be resumed). ``callback`` and ``progress`` as
+    in ``Trainer.fit`` (the bar starts at the batches already trained)."""
 
 def attack(
     model: Model,
@@ -164,6 +186,33 @@ def fewshot(
     class mean and a linear probe on raw pixels, the hidden code and its drive before competition.
     One dict per features × classifier × shots: ``features``, ``classifier``, ``shots``, ``mean``,
     ``ci95`` …"""
+
+def fewlabels(
+    rule: str = "bio",
+    dataset: str = "fashion-mnist",
+    shots: Sequence[int] = (1, 5, 10, 50),
+    seeds: int = 3,
+    hidden: Optional[Sequence[int]] = None,
+    seed: int = 0,
+    epochs: Optional[int] = None,
+    batch: int = 100,
+    unlabelled: bool = False,
+    hidden_epochs: int = 1,
+    data_dir: Optional[_Path] = None,
+    out: Optional[_Path] = None,
+    backend: str = "cpu",
+    **options: Any,
+) -> Dict[str, Any]:
+    """The few-labels protocol of ``bio eval fewshot --protocol few-labels``: for each ``K`` in
+    ``shots`` and each of ``seeds`` repetitions, trains a new ``rule`` network (``hidden``, default
+    ``[1000]``; ``options`` as ``Trainer`` takes them) from ``K`` labelled training images per class of
+    ``dataset`` (a name found as ``datasets.load`` finds it, or a directory) and scores it on the test
+    split. ``epochs``: of the labelled phase; by default the rule's, raised so that training makes at
+    least 500 updates. ``unlabelled`` (``bio`` only): also the variant whose hidden layers first see
+    the rest of the training set unlabelled for ``hidden_epochs`` epochs. ``out``: a directory to save
+    ``fewshot.json`` into. Returns a dict: ``rule``, ``dataset``, ``hidden``, ``epochs`` and
+    ``results``, one row per variant × ``K`` (``variant``, ``shots``, ``mean``, ``ci95``,
+    ``accuracies`` per seed …)."""
 
 def metrics(model: Model, x: _Images) -> Dict[str, Any]:
     """The biological metrics of ``bio eval metrics``, measured on ``x``: ``inputs`` and one entry

@@ -1,0 +1,147 @@
+"""``Model.to_torch()``: a model as a ``torch.nn.Module`` computing its logits with the documented
+forward pass of its rule (``Model.forward_text``; the constants come from
+``Model._forward_constants()``, the tensors from ``Model.weights()``, both read from the Rust model).
+
+Autograd through the module gives the same input gradient as ``Model.input_gradient``: in
+particular the k-winners-take-all threshold of ``bio`` is the gathered (k+1)-th largest drive, so the
+gradient reaches the unit that sets it, as in the Rust backward pass, rather than treating it as a
+constant.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import numpy as np
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            "Model.to_torch() needs PyTorch, which is not installed (pip install torch)"
+        ) from e
+    return torch
+
+
+def to_torch(model: Any) -> Any:
+    """See ``Model.to_torch``."""
+    torch = _import_torch()
+    nn = torch.nn
+    constants: Dict[str, Any] = model._forward_constants()
+    weights = {name: torch.from_numpy(np.array(value, dtype=np.float32)) for name, value in model.weights().items()}
+
+    def parameter(name: str, vector: bool = False) -> Any:
+        tensor = weights[name]
+        # Biases are stored 1×n; PyTorch's convention is a vector.
+        return nn.Parameter(tensor.reshape(-1) if vector else tensor)
+
+    def flat(x: Any) -> Any:
+        return x.reshape(x.shape[0], -1)
+
+    class BioModule(nn.Module):
+        """Per hidden layer: xn = x / (eps + ‖x‖₂); xf = xn − g·mean(xn); u = xf Wᵀ + b;
+        x = relu(u − θ(u)). Readout: h = x / (σ + Σx); logits = h Vᵀ + c."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            layers = len(model.hidden_sizes)
+            self.weights = nn.ParameterList([parameter(f"hidden.{i}.weight") for i in range(layers)])
+            self.biases = nn.ParameterList([parameter(f"hidden.{i}.bias", vector=True) for i in range(layers)])
+            self.readout_weight = parameter("readout.weight")
+            self.readout_bias = parameter("readout.bias", vector=True)
+            self.input_eps = float(constants["input_eps"])
+            self.feedforward_inhibition = float(constants["feedforward_inhibition"])
+            self.normalization_sigma = float(constants["normalization_sigma"])
+            threshold = constants["threshold"]
+            self.threshold_kind: str = threshold["kind"]
+            self.winners: List[int] = list(threshold.get("k", []))
+            self.inhibitory_gain = float(threshold.get("gain", 0.0))
+
+        def threshold(self, u: Any, layer: int) -> Any:
+            if self.threshold_kind == "k_winners":
+                k = self.winners[layer]
+                # The (k+1)-th largest drive, gathered: differentiable, its gradient goes to that unit.
+                return torch.topk(u, k + 1, dim=1).values[:, k : k + 1]
+            if self.threshold_kind == "inhibitory":
+                mean = u.mean(dim=1, keepdim=True)
+                std = ((u - mean) ** 2).mean(dim=1, keepdim=True).sqrt()
+                return mean + self.inhibitory_gain * std
+            return torch.zeros_like(u[:, :1])
+
+        def forward(self, x: Any) -> Any:
+            x = flat(x)
+            for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+                xn = x / (self.input_eps + x.norm(dim=1, keepdim=True))
+                if self.feedforward_inhibition != 0.0:
+                    xn = xn - self.feedforward_inhibition * xn.mean(dim=1, keepdim=True)
+                u = xn @ w.T + b
+                x = torch.relu(u - self.threshold(u, layer))
+            h = x / (self.normalization_sigma + x.sum(dim=1, keepdim=True))
+            return h @ self.readout_weight.T + self.readout_bias
+
+    class BpModule(nn.Module):
+        """x = relu(x Wᵢᵀ + bᵢ) per hidden layer; logits = x Wᵀ + b of the last layer."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            layers = len(model.hidden_sizes) + 1
+            self.weights = nn.ParameterList([parameter(f"layer.{i}.weight") for i in range(layers)])
+            self.biases = nn.ParameterList([parameter(f"layer.{i}.bias", vector=True) for i in range(layers)])
+
+        def forward(self, x: Any) -> Any:
+            x = flat(x)
+            last = len(self.weights) - 1
+            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+                x = x @ w.T + b
+                if i < last:
+                    x = torch.relu(x)
+            return x
+
+    class KhModule(nn.Module):
+        """r = relu(x Wᵀ); q = (r / max r)ⁿ; ĥ = q / ‖q‖₂ (max and norm floored at ``guard``);
+        logits = ĥ Vᵀ + c. Dividing by the row's peak first keeps rⁿ from overflowing; ĥ is the
+        same."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = parameter("hidden.0.weight")
+            self.readout_weight = parameter("readout.weight")
+            self.readout_bias = parameter("readout.bias", vector=True)
+            self.power = float(constants["n"])
+            self.guard = float(constants["guard"])
+
+        def forward(self, x: Any) -> Any:
+            r = torch.relu(flat(x) @ self.weight.T)
+            peak = r.amax(dim=1, keepdim=True).clamp_min(self.guard)
+            q = (r / peak) ** self.power
+            norm = q.norm(dim=1, keepdim=True).clamp_min(self.guard)
+            return (q / norm) @ self.readout_weight.T + self.readout_bias
+
+    class SoftHebbModule(nn.Module):
+        """x̂ = x / (eps + ‖x‖₂); y = softmax(β·(x̂ Wᵀ + b)); logits = y Vᵀ + c."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = parameter("hidden.0.weight")
+            self.bias = parameter("hidden.0.bias", vector=True)
+            self.readout_weight = parameter("readout.weight")
+            self.readout_bias = parameter("readout.bias", vector=True)
+            self.input_eps = float(constants["input_eps"])
+            self.beta = float(constants["beta"])
+
+        def forward(self, x: Any) -> Any:
+            x = flat(x)
+            xn = x / (self.input_eps + x.norm(dim=1, keepdim=True))
+            y = torch.softmax(self.beta * (xn @ self.weight.T + self.bias), dim=1)
+            return y @ self.readout_weight.T + self.readout_bias
+
+    modules = {"bio": BioModule, "bp": BpModule, "kh": KhModule, "softhebb": SoftHebbModule}
+    rule = constants["rule"]
+    if rule not in modules:
+        raise ValueError(f"to_torch: no PyTorch forward pass for rule `{rule}`")
+    module = modules[rule]()
+    module.rule = rule
+    module.forward_text = model.forward_text
+    return module.eval()
