@@ -198,7 +198,7 @@ pub mod host {
     /// The clock of the calling core in GHz while it runs scalar code: best of `tries` timings of a
     /// chain of dependent register-to-register 64-bit `add`s (one cycle of latency each on x86-64
     /// cores, so the chain runs at one add per cycle; `add reg, imm` is not used because Golden Cove
-    /// and later cores fold chains of immediate adds at rename: on the Sapphire Rapids host they
+    /// and later cores fold chains of immediate adds at rename: on this project's AVX-512/AMX Xeon they
     /// "ran" at 17.6 GHz, while `add reg, reg` and `imul` (3 cycles) both gave 2.97 GHz). Heavy
     /// AVX-512 code may run at a lower clock, so a peak from this figure is an upper bound. `None`
     /// off x86-64.

@@ -1,11 +1,12 @@
 //! `cargo xtask`: the project's task runner (an alias in `.cargo/config.toml`).
 //!
 //! - `cargo xtask ci`: format check, clippy with warnings denied, every test, docs with warnings denied.
-//! - `cargo xtask bench [--quick] [--scaling] [--threads] [--no-criterion] [--vs-torch]`: the criterion
-//!   benchmarks of `benches/`, then the macro benchmarks (`bio-benches`' `macro` binary: host ISA,
-//!   honest ceiling, one table, JSON under `target/bench/`); `--scaling` adds the width and batch
-//!   sweeps, `--threads` the 1-thread comparison, `--vs-torch` the side-by-side PyTorch anchor
-//!   (`benches/vs_torch.py`, only where PyTorch imports; never in CI).
+//! - `cargo xtask bench [--quick] [--scaling] [--threads] [--no-criterion] [--no-macro] [--vs-torch]`:
+//!   the criterion benchmarks of `benches/`, then the macro benchmarks (`bio-benches`' `macro` binary:
+//!   host ISA, honest ceiling, one table, JSON under `target/bench/`); `--scaling` adds the width and
+//!   batch sweeps, `--threads` the 1-thread comparison, `--vs-torch` the side-by-side PyTorch anchor
+//!   (`benches/vs_torch.py`, only where PyTorch imports; never in CI); `--no-macro` skips the macro
+//!   binary.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -51,6 +52,8 @@ struct BenchFlags {
     no_criterion: bool,
     /// Also `bp` epoch and PGD-40 against PyTorch, same run (skipped where PyTorch is missing).
     vs_torch: bool,
+    /// Skip the macro benchmarks (with `--no-criterion --vs-torch`: the PyTorch anchor alone).
+    no_macro: bool,
 }
 
 fn bench(flags: BenchFlags) -> Result<(), String> {
@@ -72,7 +75,9 @@ fn bench(flags: BenchFlags) -> Result<(), String> {
     if flags.scaling {
         args.push("--scaling");
     }
-    cargo(&args, &[])?;
+    if !flags.no_macro {
+        cargo(&args, &[])?;
+    }
     if flags.threads {
         let mut args = vec!["run", "--release", "--quiet", "-p", "bio-benches", "--bin", "macro", "--", "--threads"];
         if flags.quick {
@@ -196,11 +201,12 @@ fn main() -> ExitCode {
                 threads: has("--threads"),
                 no_criterion: has("--no-criterion"),
                 vs_torch: has("--vs-torch"),
+                no_macro: has("--no-macro"),
             })
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [--quick] [--scaling] [--threads] [--no-criterion] [--vs-torch]>"
+                "usage: cargo xtask <ci | bench [--quick] [--scaling] [--threads] [--no-criterion] [--no-macro] [--vs-torch]>"
             );
             return ExitCode::from(2);
         }
