@@ -88,9 +88,17 @@ fn bench(flags: BenchFlags) -> Result<(), String> {
     if flags.vs_torch {
         vs_torch()?;
     }
-    println!(
-        "\nran: criterion benches of `bio-benches` (target/criterion/) and its `macro` binary (JSON in target/bench/)"
-    );
+    let mut ran = Vec::new();
+    if !flags.no_criterion {
+        ran.push("criterion benches of `bio-benches` (target/criterion/)");
+    }
+    if !flags.no_macro {
+        ran.push("its `macro` binary (JSON in target/bench/)");
+    }
+    if flags.vs_torch {
+        ran.push("the PyTorch anchor (models in target/bench/vs-torch/)");
+    }
+    println!("\nran: {}", if ran.is_empty() { "nothing".into() } else { ran.join(", ") });
     Ok(())
 }
 
