@@ -74,7 +74,7 @@ pub enum GemmKernel {
     /// `matrixmultiply` through ndarray's `general_mat_mul` (AVX2 + FMA, or SSE).
     MatrixMultiply,
     /// The `gemm` crate (AVX-512 where the CPU has it, else AVX2 + FMA), one call per `k`-chunk of
-    /// at most [`GEMM_K_CHUNK`] so its blocking depends on `k` only.
+    /// at most `GEMM_K_CHUNK` (512) so its blocking depends on `k` only.
     Gemm,
 }
 
