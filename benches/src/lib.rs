@@ -108,3 +108,132 @@ pub fn fashion_mnist_train_images() -> Option<PathBuf> {
 
 /// The gzipped IDX training images of the embedded subset (the fallback of the IDX benchmark).
 pub const EMBEDDED_TRAIN_IMAGES: &[u8] = include_bytes!("../../crates/bio-data/embedded/train-images-idx3-ubyte.gz");
+
+/// The host's vector ISA, clock and theoretical FP32 peak: the "honest ceiling" the macro benchmarks
+/// compare against, besides the calibration GEMM measured through the backend itself.
+pub mod host {
+    use std::time::Instant;
+
+    /// What the CPU offers for FP32 arithmetic.
+    #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+    pub struct Isa {
+        /// `model name` of `/proc/cpuinfo`, if readable.
+        pub model: String,
+        /// AVX2 and FMA (256-bit FMA: 8 f32 lanes).
+        pub avx2_fma: bool,
+        /// AVX-512F (512-bit FMA: 16 f32 lanes).
+        pub avx512f: bool,
+        /// AMX tiles (`amx_tile` in `/proc/cpuinfo`): bf16 and int8 only, so not part of an FP32 peak.
+        pub amx: bool,
+    }
+
+    impl Isa {
+        /// Detected at run time (CPUID through `is_x86_feature_detected!`; AMX from `/proc/cpuinfo`).
+        pub fn detect() -> Self {
+            let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+            let field = |name: &str| {
+                cpuinfo
+                    .lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, v)| v.trim().to_string())
+                    .unwrap_or_default()
+            };
+            let flags = field("flags");
+            #[cfg(target_arch = "x86_64")]
+            let (avx2_fma, avx512f) = (
+                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"),
+                std::arch::is_x86_feature_detected!("avx512f"),
+            );
+            #[cfg(not(target_arch = "x86_64"))]
+            let (avx2_fma, avx512f) = (false, false);
+            Isa {
+                model: field("model name"),
+                avx2_fma,
+                avx512f,
+                amx: flags.split_whitespace().any(|f| f == "amx_tile"),
+            }
+        }
+
+        /// f32 lanes of the widest FMA: 16 (AVX-512), 8 (AVX2 + FMA), else 4 (SSE, counted as if it
+        /// had FMA: an upper bound).
+        pub fn f32_lanes(&self) -> usize {
+            if self.avx512f {
+                16
+            } else if self.avx2_fma {
+                8
+            } else {
+                4
+            }
+        }
+
+        /// One line: `AVX2+FMA, AVX-512F, AMX (bf16/int8 only)`.
+        pub fn describe(&self) -> String {
+            let mut parts = Vec::new();
+            if self.avx2_fma {
+                parts.push("AVX2+FMA");
+            }
+            if self.avx512f {
+                parts.push("AVX-512F");
+            }
+            if self.amx {
+                parts.push("AMX (bf16/int8 only, not in the FP32 peak)");
+            }
+            if parts.is_empty() {
+                parts.push("no AVX2");
+            }
+            parts.join(", ")
+        }
+    }
+
+    /// FMA units per core assumed by [`peak_gflops`]: two, as on current Intel server and AMD Zen
+    /// cores (some Xeon SKUs have one 512-bit unit: then the peak printed is twice the real one).
+    pub const FMA_UNITS: usize = 2;
+
+    /// Theoretical FP32 peak in GFLOP/s: `cores × lanes × FMA units × 2 FLOPs × GHz`.
+    pub fn peak_gflops(cores: usize, lanes: usize, ghz: f64) -> f64 {
+        (cores * lanes * FMA_UNITS * 2) as f64 * ghz
+    }
+
+    /// The clock of the calling core in GHz while it runs scalar code: best of `tries` timings of a
+    /// chain of dependent register-to-register 64-bit `add`s (one cycle of latency each on x86-64
+    /// cores, so the chain runs at one add per cycle; `add reg, imm` is not used because Golden Cove
+    /// and later cores fold chains of immediate adds at rename: on this project's AVX-512/AMX Xeon they
+    /// "ran" at 17.6 GHz, while `add reg, reg` and `imul` (3 cycles) both gave 2.97 GHz). Heavy
+    /// AVX-512 code may run at a lower clock, so a peak from this figure is an upper bound. `None`
+    /// off x86-64.
+    pub fn measure_ghz(tries: usize) -> Option<f64> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // × 100 adds: 2 million cycles, under a millisecond, short enough that on a shared host
+            // some tries run without being preempted (the best one counts).
+            const BLOCKS: u64 = 20_000;
+            let mut best = f64::INFINITY;
+            for _ in 0..tries.max(1) {
+                let t = Instant::now();
+                std::hint::black_box(add_chain(BLOCKS));
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            Some((BLOCKS * 100) as f64 / best / 1e9)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (tries, Instant::now());
+            None
+        }
+    }
+
+    /// `blocks × 100` dependent adds into one register (the loop counter is an independent chain).
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    fn add_chain(blocks: u64) -> u64 {
+        let (mut x, one) = (0u64, std::hint::black_box(1u64));
+        for _ in 0..blocks {
+            // SAFETY: register arithmetic only: no memory, no stack, no flags the compiler relies on.
+            unsafe {
+                std::arch::asm!(".rept 100", "add {x}, {one}", ".endr", x = inout(reg) x, one = in(reg) one, options(nomem, nostack));
+            }
+        }
+        x
+    }
+}

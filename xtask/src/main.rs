@@ -1,9 +1,12 @@
 //! `cargo xtask`: the project's task runner (an alias in `.cargo/config.toml`).
 //!
 //! - `cargo xtask ci`: format check, clippy with warnings denied, every test, docs with warnings denied.
-//! - `cargo xtask bench [--quick] [--scaling] [--threads] [--no-criterion]`: the criterion benchmarks of
-//!   `benches/`, then the macro benchmarks (`bio-benches`' `macro` binary: one table, JSON under
-//!   `target/bench/`); `--scaling` adds the width and batch sweeps, `--threads` the 1-thread comparison.
+//! - `cargo xtask bench [--quick] [--scaling] [--threads] [--no-criterion] [--no-macro] [--vs-torch]`:
+//!   the criterion benchmarks of `benches/`, then the macro benchmarks (`bio-benches`' `macro` binary:
+//!   host ISA, honest ceiling, one table, JSON under `target/bench/`); `--scaling` adds the width and
+//!   batch sweeps, `--threads` the 1-thread comparison, `--vs-torch` the side-by-side PyTorch anchor
+//!   (`benches/vs_torch.py`, only where PyTorch imports; never in CI); `--no-macro` skips the macro
+//!   binary.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -47,6 +50,10 @@ struct BenchFlags {
     threads: bool,
     /// Skip the criterion micro benchmarks (macro benchmarks only).
     no_criterion: bool,
+    /// Also `bp` epoch and PGD-40 against PyTorch, same run (skipped where PyTorch is missing).
+    vs_torch: bool,
+    /// Skip the macro benchmarks (with `--no-criterion --vs-torch`: the PyTorch anchor alone).
+    no_macro: bool,
 }
 
 fn bench(flags: BenchFlags) -> Result<(), String> {
@@ -68,7 +75,9 @@ fn bench(flags: BenchFlags) -> Result<(), String> {
     if flags.scaling {
         args.push("--scaling");
     }
-    cargo(&args, &[])?;
+    if !flags.no_macro {
+        cargo(&args, &[])?;
+    }
     if flags.threads {
         let mut args = vec!["run", "--release", "--quiet", "-p", "bio-benches", "--bin", "macro", "--", "--threads"];
         if flags.quick {
@@ -76,8 +85,114 @@ fn bench(flags: BenchFlags) -> Result<(), String> {
         }
         cargo(&args, &[])?;
     }
+    if flags.vs_torch {
+        vs_torch()?;
+    }
+    let mut ran = Vec::new();
+    if !flags.no_criterion {
+        ran.push("criterion benches of `bio-benches` (target/criterion/)");
+    }
+    if !flags.no_macro {
+        ran.push("its `macro` binary (JSON in target/bench/)");
+    }
+    if flags.vs_torch {
+        ran.push("the PyTorch anchor (models in target/bench/vs-torch/)");
+    }
+    println!("\nran: {}", if ran.is_empty() { "nothing".into() } else { ran.join(", ") });
+    Ok(())
+}
+
+/// The Python that has PyTorch: `$BIO_TORCH_PYTHON`, else `python3`, if `import torch` works there.
+fn torch_python() -> Option<String> {
+    let python = std::env::var("BIO_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python).args(["-c", "import torch"]).output().is_ok_and(|o| o.status.success());
+    ok.then_some(python)
+}
+
+/// The number after `"key":` in a flat JSON text (the outputs read here are one-level objects).
+fn json_number(text: &str, key: &str) -> Option<f64> {
+    let at = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[at..].trim_start().strip_prefix(':')?.trim_start();
+    let end = rest.find(|c: char| !(c.is_ascii_digit() || "+-.eE".contains(c))).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Runs `cmd`, returning its stdout and wall seconds; Err names the command.
+fn timed(cmd: &mut Command, what: &str) -> Result<(String, f64), String> {
+    let start = Instant::now();
+    let out = cmd.output().map_err(|e| format!("cannot run {what}: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!("{what} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok((String::from_utf8_lossy(&out.stdout).into_owned(), secs))
+}
+
+/// The side-by-side anchor: at 1 and 2 threads, one `bp` epoch (784-2000-10, Adam, batch 100, full
+/// Fashion-MNIST) and PGD-40 L∞ (eps 0.1, step 0.01, batch 500, the 10 000 test images) by the `bio`
+/// binary and by `benches/vs_torch.py`, alternating which goes first, then the ratios.
+fn vs_torch() -> Result<(), String> {
+    let Some(python) = torch_python() else {
+        println!(
+            "\n--vs-torch: skipped (`import torch` fails in `python3`; set BIO_TORCH_PYTHON to a Python with PyTorch)"
+        );
+        return Ok(());
+    };
+    cargo(&["build", "--release", "--quiet", "-p", "bio-cli"], &[])?;
+    let root = workspace_root();
+    let target = std::env::var("CARGO_TARGET_DIR").map_or_else(|_| root.join("target"), PathBuf::from);
+    let bio = target.join("release").join("bio");
+    let dir = root.join("target").join("bench").join("vs-torch");
+    let script = root.join("benches").join("vs_torch.py");
+    let mut rows = Vec::new();
+    for threads in [1usize, 2] {
+        let t = threads.to_string();
+        let model = dir.join(format!("bp-{threads}"));
+        // biorule: `train_seconds` of a one-epoch `bio train`, and the wall time of the attack.
+        let ours = || -> Result<(f64, f64), String> {
+            println!("==> bio train --rule bp --epochs 1 (RAYON_NUM_THREADS={t})");
+            let _ = std::fs::remove_dir_all(&model);
+            let mut train = Command::new(&bio);
+            train.args(["train", "--rule", "bp", "--hidden", "2000", "--batch", "100", "--epochs", "1", "--seed", "0"]);
+            train.arg("--out").arg(&model).arg("--json").env("RAYON_NUM_THREADS", &t);
+            timed(&mut train, "bio train")?;
+            let metrics = std::fs::read_to_string(model.join("metrics.json")).map_err(|e| e.to_string())?;
+            let epoch = json_number(&metrics, "train_seconds").ok_or("no train_seconds in metrics.json")?;
+            println!("==> bio eval robustness --attack pgd --eps 0.1 (RAYON_NUM_THREADS={t})");
+            let mut attack = Command::new(&bio);
+            attack.args(["eval", "robustness", "--attack", "pgd", "--eps", "0.1", "--model"]).arg(&model);
+            attack.env("RAYON_NUM_THREADS", &t);
+            let (_, pgd) = timed(&mut attack, "bio eval robustness")?;
+            Ok((epoch, pgd))
+        };
+        let torch = || -> Result<(f64, f64), String> {
+            println!("==> {python} benches/vs_torch.py --threads {t}");
+            let mut cmd = Command::new(&python);
+            cmd.arg(&script).args(["--threads", &t]);
+            let (out, _) = timed(&mut cmd, "vs_torch.py")?;
+            println!("{}", out.trim());
+            let epoch = json_number(&out, "bp_epoch_s").ok_or("no bp_epoch_s from vs_torch.py")?;
+            Ok((epoch, json_number(&out, "pgd40_s").ok_or("no pgd40_s from vs_torch.py")?))
+        };
+        // Alternate which side runs first, so a drifting load does not always favour one.
+        let (mine, theirs) = if threads % 2 == 1 {
+            let mine = ours()?;
+            (mine, torch()?)
+        } else {
+            let theirs = torch()?;
+            (ours()?, theirs)
+        };
+        rows.push((threads, "bp epoch", mine.0, theirs.0));
+        rows.push((threads, "PGD-40, 10 000 images", mine.1, theirs.1));
+    }
+    println!("\nbiorule against PyTorch (CPU), same host, same run (ratio < 1: biorule faster):");
+    println!("| work | threads | biorule s | PyTorch s | biorule / PyTorch |");
+    println!("|---|---:|---:|---:|---:|");
+    for (threads, name, mine, theirs) in &rows {
+        println!("| {name} | {threads} | {mine:.2} | {theirs:.2} | {:.2}× |", mine / theirs);
+    }
     println!(
-        "\nran: criterion benches of `bio-benches` (target/criterion/) and its `macro` binary (JSON in target/bench/)"
+        "(biorule's PGD time is the whole `bio eval robustness` process: loading the model and test set included;\n PyTorch's is the attack loop alone, clean predictions included. Both attack their own bp model just trained.)"
     );
     Ok(())
 }
@@ -93,10 +208,14 @@ fn main() -> ExitCode {
                 scaling: has("--scaling"),
                 threads: has("--threads"),
                 no_criterion: has("--no-criterion"),
+                vs_torch: has("--vs-torch"),
+                no_macro: has("--no-macro"),
             })
         }
         _ => {
-            eprintln!("usage: cargo xtask <ci | bench [--quick] [--scaling] [--threads] [--no-criterion]>");
+            eprintln!(
+                "usage: cargo xtask <ci | bench [--quick] [--scaling] [--threads] [--no-criterion] [--no-macro] [--vs-torch]>"
+            );
             return ExitCode::from(2);
         }
     };

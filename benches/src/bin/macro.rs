@@ -2,14 +2,20 @@
 //! of `bp` (Adam), PGD-40 over the test set, the episodic few-shot protocol and peak memory, each with
 //! its time, samples per second, achieved GEMM GFLOP/s and fraction of the calibration rate.
 //!
+//! Each rate is also given as a fraction of an honest ceiling: the host's theoretical FP32 peak
+//! (cores × f32 lanes × FMA units × 2 × measured clock, `bio_benches::host`) or the best GEMM
+//! measured in the run, whichever is higher. The two GEMM kernels of `bio-cpu` are compared
+//! single-threaded on the training shapes (`--no-kernels` skips that).
+//!
 //! `cargo run --release -p bio-benches --bin macro -- [--quick] [--scaling] [--threads] [--subset N]
-//! [--out FILE]`; `cargo xtask bench` runs it after the criterion benches. The FLOP formulas are in
-//! `bio_benches::flops`. Nothing here asserts a timing.
+//! [--no-kernels] [--out FILE]`; `cargo xtask bench` runs it after the criterion benches. The FLOP
+//! formulas are in `bio_benches::flops`. Nothing here asserts a timing.
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
+use bio_benches::host::{self, Isa};
 use bio_benches::{calibration_gflops, flops, peak_rss_bytes, time_gemm, uniform};
 use bio_core::PlasticityOps;
 use bio_core::model::{one_hot, softmax_cross_entropy};
@@ -18,7 +24,7 @@ use bio_core::train::train_epoch;
 use bio_core::{
     BackpropRule, BioNet, BioParams, BioRule, BpParams, ElementwiseOps, LearningRule, Matrix, SurrogateBio, TensorStore,
 };
-use bio_cpu::CpuBackend;
+use bio_cpu::{CpuBackend, GemmKernel};
 use bio_data::{Dataset, Split};
 use bio_eval::{
     AttackKind, AttackParams, EnsembleParams, EpisodeParams, Helpers, Norm, episodic, robustness_curve, strongest,
@@ -38,10 +44,19 @@ struct Options {
     subset: Option<usize>,
     out: Option<PathBuf>,
     no_fewshot: bool,
+    no_kernels: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
-    let mut o = Options { quick: false, scaling: false, threads: false, subset: None, out: None, no_fewshot: false };
+    let mut o = Options {
+        quick: false,
+        scaling: false,
+        threads: false,
+        subset: None,
+        out: None,
+        no_fewshot: false,
+        no_kernels: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -49,6 +64,7 @@ fn parse_args() -> Result<Options, String> {
             "--scaling" => o.scaling = true,
             "--threads" => o.threads = true,
             "--no-fewshot" => o.no_fewshot = true,
+            "--no-kernels" => o.no_kernels = true,
             "--subset" => {
                 let v = args.next().ok_or("--subset needs a number")?;
                 o.subset = Some(v.parse().map_err(|e| format!("--subset {v}: {e}"))?);
@@ -74,6 +90,9 @@ struct Row {
     fraction_of_calibration: f64,
     /// Wall time over the time of the workload's GEMM FLOPs at the calibration rate.
     times_gemm_bound: f64,
+    /// Achieved GEMM rate over the honest ceiling (filled in once the ceiling is known).
+    #[serde(default)]
+    fraction_of_ceiling: f64,
 }
 
 impl Row {
@@ -89,6 +108,7 @@ impl Row {
             gflops,
             fraction_of_calibration: gflops / calibration,
             times_gemm_bound: seconds / (gemm_flops / 1e9 / calibration),
+            fraction_of_ceiling: 0.0,
         }
     }
 
@@ -104,6 +124,7 @@ impl Row {
             gflops: 0.0,
             fraction_of_calibration: 0.0,
             times_gemm_bound: 0.0,
+            fraction_of_ceiling: 0.0,
         }
     }
 }
@@ -129,6 +150,15 @@ struct ScalePoint {
     fraction_of_calibration: f64,
 }
 
+/// One GEMM shape timed single-threaded with both kernels, alternating, one rate per round.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct KernelCompare {
+    name: String,
+    shape: String,
+    matrixmultiply_gflops: Vec<f64>,
+    gemm_gflops: Vec<f64>,
+}
+
 /// Everything one run measured; written as JSON under `target/bench/`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Report {
@@ -141,6 +171,21 @@ struct Report {
     hidden: usize,
     calibration_n: usize,
     calibration_gflops: f64,
+    /// The backend's GEMM kernel (`bio_cpu::GemmKernel::for_host`).
+    gemm_kernel: String,
+    /// The calibration GEMM with the other kernel, same threads.
+    other_kernel: String,
+    other_kernel_gflops: f64,
+    isa: Isa,
+    /// Clock measured by a dependent-add chain (`bio_benches::host::measure_ghz`).
+    ghz: Option<f64>,
+    /// Cores counted in the peak: the backend's rayon threads.
+    cores: usize,
+    theoretical_peak_gflops: Option<f64>,
+    /// max(theoretical peak, best GEMM measured in this run).
+    ceiling_gflops: f64,
+    ceiling_source: String,
+    gemm_kernels: Vec<KernelCompare>,
     rows: Vec<Row>,
     training_gemm: Vec<Row>,
     bio_parts: Vec<Part>,
@@ -327,6 +372,27 @@ fn measure(o: &Options) -> Report {
     eprintln!("calibration GEMM {0}×{0}×{0} ...", r.calibration_n);
     let cal = calibration_gflops(&b, r.calibration_n, if quick { 3 } else { 7 });
     r.calibration_gflops = cal;
+    r.gemm_kernel = b.gemm_kernel().name().into();
+    let other = match b.gemm_kernel() {
+        GemmKernel::Gemm => GemmKernel::MatrixMultiply,
+        GemmKernel::MatrixMultiply => GemmKernel::Gemm,
+    };
+    r.other_kernel = other.name().into();
+    r.other_kernel_gflops =
+        calibration_gflops(&b.clone().with_gemm_kernel(other), r.calibration_n, if quick { 3 } else { 7 });
+    r.isa = Isa::detect();
+    r.ghz = host::measure_ghz(if quick { 100 } else { 300 });
+    r.cores = b.num_threads();
+    r.theoretical_peak_gflops = r.ghz.map(|g| host::peak_gflops(r.cores, r.isa.f32_lanes(), g));
+    let best_gemm = cal.max(r.other_kernel_gflops);
+    (r.ceiling_gflops, r.ceiling_source) = match r.theoretical_peak_gflops {
+        Some(p) if p >= best_gemm => (p, "theoretical peak".into()),
+        _ => (best_gemm, "best GEMM measured".into()),
+    };
+    if !o.no_kernels {
+        eprintln!("GEMM kernels, 1 thread ...");
+        r.gemm_kernels = compare_kernels(hidden, if quick { 1 } else { 3 });
+    }
 
     let (data, desc) = load_data(quick, o.subset);
     r.dataset = desc;
@@ -469,7 +535,67 @@ fn measure(o: &Options) -> Report {
         }
     }
     r.peak_rss_bytes = peak_rss_bytes();
+    for row in r.training_gemm.iter_mut().chain(&mut r.rows) {
+        row.fraction_of_ceiling = row.gflops / r.ceiling_gflops;
+    }
     r
+}
+
+/// The training GEMM shapes (784-`h`-10, batch 100) and a 2048³ square, each timed `rounds` times
+/// single-threaded with `matrixmultiply` and with the `gemm` crate, alternating (so a noisy
+/// neighbour hits both), best of 3 tries per round.
+fn compare_kernels(h: usize, rounds: usize) -> Vec<KernelCompare> {
+    let one = CpuBackend::with_threads(1).expect("one thread starts");
+    let kernels = [one.clone().with_gemm_kernel(GemmKernel::MatrixMultiply), one.with_gemm_kernel(GemmKernel::Gemm)];
+    let (d, bs) = (784, BATCH);
+    let (x, w, y) = (uniform(bs, d, 1), uniform(h, d, 2), uniform(bs, h, 3));
+    let (wt, v, e) = (uniform(d, h, 6), uniform(CLASSES, h, 4), uniform(bs, CLASSES, 5));
+    let sq = if h >= 2000 { 2048 } else { 512 };
+    let (sa, sb) = (uniform(sq, sq, 11), uniform(sq, sq, 12));
+    let cases: [(&str, &Matrix, bool, &Matrix, bool); 8] = [
+        ("forward x·Wᵀ", &x, false, &w, true),
+        ("forward x·W (W stored d×h)", &x, false, &wt, false),
+        ("dW / pull yᵀ·x", &y, true, &x, false),
+        ("input grad du·W", &y, false, &w, false),
+        ("readout h·Vᵀ", &y, false, &v, true),
+        ("readout grad Eᵀ·h", &e, true, &y, false),
+        ("hidden error δ·V", &e, false, &v, false),
+        ("square", &sa, false, &sb, false),
+    ];
+    let mut out = Vec::new();
+    for (name, a, ta, bb, tb) in cases {
+        let (m, k) = if ta { (a.cols(), a.rows()) } else { (a.rows(), a.cols()) };
+        let n = if tb { bb.rows() } else { bb.cols() };
+        let f = flops::gemm(m, n, k);
+        let mut rates = [Vec::new(), Vec::new()];
+        for _ in 0..rounds {
+            for (kernel, rate) in kernels.iter().zip(&mut rates) {
+                rate.push(f / time_gemm(kernel, a, ta, bb, tb, 3) / 1e9);
+            }
+        }
+        let [mm, gm] = rates;
+        let dims = |x: &Matrix, t: bool| {
+            if t { format!("({}×{})ᵀ", x.rows(), x.cols()) } else { format!("{}×{}", x.rows(), x.cols()) }
+        };
+        out.push(KernelCompare {
+            name: name.into(),
+            shape: format!("{}·{}", dims(a, ta), dims(bb, tb)),
+            matrixmultiply_gflops: mm,
+            gemm_gflops: gm,
+        });
+    }
+    out
+}
+
+/// `lo–hi` of a list of rates, or the value when all are equal.
+fn range(v: &[f64], digits: usize) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if v.len() < 2 || (hi - lo).abs() < 0.5 * 10f64.powi(-(digits as i32)) {
+        format!("{lo:.digits$}")
+    } else {
+        format!("{lo:.digits$}–{hi:.digits$}")
+    }
 }
 
 fn scale_point(b: &CpuBackend, train: &Split, width: usize, batch: usize, cal: f64) -> ScalePoint {
@@ -507,18 +633,42 @@ fn mib(b: Option<u64>) -> String {
 fn print_report(r: &Report) {
     println!("\nbiorule macro benchmarks ({} mode) — {} — {}", r.mode, r.backend, r.env_threads);
     println!("dataset: {} ({} train, {} test)", r.dataset, r.train_samples, r.test_samples);
+    let isa = &r.isa;
+    println!("host: {} — {}", if isa.model.is_empty() { "(model unknown)" } else { &isa.model }, isa.describe());
+    let clock = r.ghz.map_or("clock not measured (not x86-64)".into(), |g| {
+        format!("clock {g:.2} GHz (dependent-add chain, scalar; AVX-512 code may run slower)")
+    });
+    println!("{clock}");
+    if let Some(p) = r.theoretical_peak_gflops {
+        println!(
+            "theoretical FP32 peak: {} cores × {} f32 lanes × {} FMA units (assumed) × 2 FLOPs × {:.2} GHz = {p:.1} GFLOP/s",
+            r.cores,
+            isa.f32_lanes(),
+            host::FMA_UNITS,
+            r.ghz.unwrap_or(0.0)
+        );
+    }
     println!(
-        "calibration: {0}×{0}×{0} f32 GEMM, best of several: {1:.1} GFLOP/s",
-        r.calibration_n, r.calibration_gflops
+        "calibration: {0}×{0}×{0} f32 GEMM, best of several: {1:.1} GFLOP/s ({2}, the backend's kernel); {3}: {4:.1} GFLOP/s",
+        r.calibration_n, r.calibration_gflops, r.gemm_kernel, r.other_kernel, r.other_kernel_gflops
     );
     println!(
-        "\n| {:<28} | {:>9} | {:>8} | {:>10} | {:>9} | {:>8} | {:>7} | {:>8} |",
-        "workload", "time", "samples", "samples/s", "GEMM GF", "GFLOP/s", "% calib", "× bound"
+        "ceiling: {:.1} GFLOP/s ({}); calibration = {:.0}% of it",
+        r.ceiling_gflops,
+        r.ceiling_source,
+        100.0 * r.calibration_gflops / r.ceiling_gflops
     );
-    println!("|{:-<30}|{:->11}|{:->10}|{:->12}|{:->11}|{:->10}|{:->9}|{:->10}|", "", "", "", "", "", "", "", "");
+    println!(
+        "\n| {:<28} | {:>9} | {:>8} | {:>10} | {:>9} | {:>8} | {:>7} | {:>6} | {:>8} |",
+        "workload", "time", "samples", "samples/s", "GEMM GF", "GFLOP/s", "% calib", "% ceil", "× bound"
+    );
+    println!(
+        "|{:-<30}|{:->11}|{:->10}|{:->12}|{:->11}|{:->10}|{:->9}|{:->8}|{:->10}|",
+        "", "", "", "", "", "", "", "", ""
+    );
     for row in r.training_gemm.iter().chain(&r.rows) {
         println!(
-            "| {:<28} | {:>9} | {:>8} | {:>10.0} | {:>9.2} | {:>8.1} | {:>6.0}% | {:>7.2}× |",
+            "| {:<28} | {:>9} | {:>8} | {:>10.0} | {:>9.2} | {:>8.1} | {:>6.0}% | {:>5.0}% | {:>7.2}× |",
             row.name,
             duration(row.seconds),
             row.samples,
@@ -526,6 +676,7 @@ fn print_report(r: &Report) {
             row.gemm_gflop,
             row.gflops,
             100.0 * row.fraction_of_calibration,
+            100.0 * row.fraction_of_ceiling,
             row.times_gemm_bound
         );
     }
@@ -538,6 +689,28 @@ fn print_report(r: &Report) {
     println!("\nworkloads:");
     for row in r.training_gemm.iter().chain(&r.rows) {
         println!("  {:<28} {}", row.name, row.detail);
+    }
+    if !r.gemm_kernels.is_empty() {
+        let rounds = r.gemm_kernels[0].gemm_gflops.len();
+        println!(
+            "\nGEMM kernels, 1 thread, GFLOP/s ({rounds} alternating rounds, best of 3 each; ranges over rounds):"
+        );
+        println!(
+            "| {:<28} | {:<22} | {:>14} | {:>14} | {:>12} |",
+            "product", "shape", "matrixmultiply", "gemm", "gemm / mm"
+        );
+        println!("|{:-<30}|{:-<24}|{:->16}|{:->16}|{:->14}|", "", "", "", "", "");
+        for c in &r.gemm_kernels {
+            let ratios: Vec<f64> = c.gemm_gflops.iter().zip(&c.matrixmultiply_gflops).map(|(g, m)| g / m).collect();
+            println!(
+                "| {:<28} | {:<22} | {:>14} | {:>14} | {:>11}× |",
+                c.name,
+                c.shape,
+                range(&c.matrixmultiply_gflops, 1),
+                range(&c.gemm_gflops, 1),
+                range(&ratios, 2)
+            );
+        }
     }
     println!("\nbio step by part (width {}, batch {BATCH}):", r.hidden);
     for p in &r.bio_parts {
@@ -593,7 +766,7 @@ fn threads(o: &Options) -> Result<(), String> {
     for (tag, one) in [("1", true), ("default", false)] {
         let path = out_dir().join(format!("threads-{tag}.json"));
         let mut cmd = Command::new(&exe);
-        cmd.args(["--subset", &subset, "--no-fewshot", "--out"]).arg(&path);
+        cmd.args(["--subset", &subset, "--no-fewshot", "--no-kernels", "--out"]).arg(&path);
         if o.quick {
             cmd.arg("--quick");
         }
@@ -636,7 +809,7 @@ fn main() {
         Ok(o) => o,
         Err(e) => {
             eprintln!(
-                "macro: {e}\nusage: macro [--quick] [--scaling] [--threads] [--subset N] [--no-fewshot] [--out FILE]"
+                "macro: {e}\nusage: macro [--quick] [--scaling] [--threads] [--subset N] [--no-fewshot] [--no-kernels] [--out FILE]"
             );
             std::process::exit(2);
         }

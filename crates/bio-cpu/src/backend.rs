@@ -7,11 +7,13 @@ use ndarray::Array2;
 use rayon::{ThreadPool, ThreadPoolBuildError, ThreadPoolBuilder};
 
 use crate::PARALLEL_MIN_ENTRIES;
+use crate::linalg::GemmKernel;
 
 /// The CPU backend: tensors are row-major [`ndarray::Array2<f32>`] values in host memory.
 ///
-/// Matrix products use ndarray's single-threaded `matrixmultiply` GEMM, large ones cut into one
-/// block per thread of this backend's rayon pool. All other work runs serially on tensors below
+/// Matrix products use a single-threaded GEMM kernel ([`GemmKernel`]: the `gemm` crate on AVX-512
+/// hosts, `matrixmultiply` otherwise), large ones cut into one block per thread of this backend's
+/// rayon pool. All other work runs serially on tensors below
 /// [`PARALLEL_MIN_ENTRIES`](crate::PARALLEL_MIN_ENTRIES) entries and on rayon otherwise: in the
 /// global pool for [`CpuBackend::new`], in a private pool for [`CpuBackend::with_threads`].
 ///
@@ -20,6 +22,8 @@ use crate::PARALLEL_MIN_ENTRIES;
 pub struct CpuBackend {
     /// `None`: rayon's global pool.
     pool: Option<Arc<ThreadPool>>,
+    /// The kernel of every block of a matrix product.
+    gemm: GemmKernel,
 }
 
 impl Default for CpuBackend {
@@ -31,7 +35,7 @@ impl Default for CpuBackend {
 impl CpuBackend {
     /// A backend on rayon's global pool: all cores, unless `RAYON_NUM_THREADS` says otherwise.
     pub fn new() -> Self {
-        Self { pool: None }
+        Self { pool: None, gemm: GemmKernel::for_host() }
     }
 
     /// A backend whose rayon work runs in its own pool of `n` threads (`pool.install`).
@@ -44,7 +48,20 @@ impl CpuBackend {
     pub fn with_threads(n: usize) -> Result<Self, ThreadPoolBuildError> {
         assert!(n >= 1, "CpuBackend::with_threads needs at least one thread");
         let pool = ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("bio-cpu-{i}")).build()?;
-        Ok(Self { pool: Some(Arc::new(pool)) })
+        Ok(Self { pool: Some(Arc::new(pool)), gemm: GemmKernel::for_host() })
+    }
+
+    /// The same backend with matrix products computed by `kernel` instead of the host's default
+    /// ([`GemmKernel::for_host`]); for benchmarks and comparisons. Results differ between kernels
+    /// in the last bits, never with the thread count.
+    pub fn with_gemm_kernel(mut self, kernel: GemmKernel) -> Self {
+        self.gemm = kernel;
+        self
+    }
+
+    /// The kernel of this backend's matrix products.
+    pub fn gemm_kernel(&self) -> GemmKernel {
+        self.gemm
     }
 
     /// How many rayon threads this backend's parallel work uses.

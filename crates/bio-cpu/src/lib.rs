@@ -11,7 +11,7 @@ mod reduce;
 mod select;
 
 pub use backend::CpuBackend;
-pub use linalg::SPARSE_MAX_DENSITY;
+pub use linalg::{GemmKernel, SPARSE_MAX_DENSITY};
 
 /// Tensors with at least this many entries are processed in parallel with rayon; smaller ones serially.
 pub const PARALLEL_MIN_ENTRIES: usize = 32 * 1024;

@@ -1,7 +1,10 @@
-//! GEMM through ndarray's `matrixmultiply` backend, and a sparse-times-dense product for k-WTA codes.
+//! GEMM (the `gemm` crate's AVX-512 kernels or ndarray's `matrixmultiply`, cut into deterministic
+//! blocks over the rayon threads), and a sparse-times-dense product for k-WTA codes.
+
+use std::sync::OnceLock;
 
 use bio_core::LinalgOps;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul, s};
 use rayon::prelude::*;
 
 use crate::CpuBackend;
@@ -22,7 +25,8 @@ impl LinalgOps for CpuBackend {
         // operands are transposed). With β = 0 the zeros are overwritten, never read.
         let mut c = Array2::zeros((m, n));
         let parts = if m * n * ka >= GEMM_SPLIT_MIN_WORK { self.num_threads() } else { 1 };
-        self.install(|| gemm_in_parts(av, bv, c.view_mut(), parts));
+        let kernel = self.gemm_kernel();
+        self.install(|| gemm_in_parts(kernel, av, bv, c.view_mut(), parts));
         c
     }
 
@@ -59,28 +63,152 @@ impl CpuBackend {
 /// Products with at least this many multiply-adds are split across the backend's threads.
 pub const GEMM_SPLIT_MIN_WORK: usize = 1 << 20;
 
-/// `c = a·b`, the output cut into `parts` blocks along its longer side, one single-threaded
-/// `matrixmultiply` GEMM per block on rayon. Every entry of `c` is summed over `k` in the same blocks
-/// and order whatever the cut, so the result does not depend on `parts` (tested); one thread pool
-/// (rayon's) instead of two competing for the cores.
-fn gemm_in_parts(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>, parts: usize) {
+/// The single-threaded GEMM kernel that computes each block of a matrix product.
+///
+/// Chosen by measurement (docs/PERFORMANCE.md, "GEMM kernel"): on an AVX-512 Xeon the `gemm`
+/// crate's AVX-512 kernels ran the training shapes faster than `matrixmultiply` (which has
+/// AVX2 kernels only); on AVX2-only hosts `matrixmultiply` ran at about 90 % of the machine's FMA
+/// peak already and the `gemm` crate was not measured there, so it stays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// `matrixmultiply` through ndarray's `general_mat_mul` (AVX2 + FMA, or SSE).
+    MatrixMultiply,
+    /// The `gemm` crate (AVX-512 where the CPU has it, else AVX2 + FMA), one call per `k`-chunk of
+    /// at most `GEMM_K_CHUNK` (512) so its blocking depends on `k` only.
+    Gemm,
+}
+
+/// Largest inner dimension of one call of the `gemm` crate: it cuts `k` into blocks whose size
+/// also depends on the output's shape when that is small (≤ 64×64); cutting `k` ourselves into
+/// chunks of at most this many keeps every output entry's sums the same whatever the block.
+pub const GEMM_K_CHUNK: usize = 512;
+
+impl GemmKernel {
+    /// The kernel for this host, decided once per process: `BIO_CPU_GEMM=gemm|matrixmultiply` if
+    /// set, else [`GemmKernel::Gemm`] when the CPU has AVX-512F and [`GemmKernel::MatrixMultiply`]
+    /// otherwise.
+    pub fn for_host() -> Self {
+        static KERNEL: OnceLock<GemmKernel> = OnceLock::new();
+        *KERNEL.get_or_init(|| match std::env::var("BIO_CPU_GEMM").as_deref() {
+            Ok("gemm") => GemmKernel::Gemm,
+            Ok("matrixmultiply") => GemmKernel::MatrixMultiply,
+            _ if host_has_avx512() => GemmKernel::Gemm,
+            _ => GemmKernel::MatrixMultiply,
+        })
+    }
+
+    /// Short name, as accepted by `BIO_CPU_GEMM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmKernel::MatrixMultiply => "matrixmultiply",
+            GemmKernel::Gemm => "gemm",
+        }
+    }
+}
+
+fn host_has_avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `c = a·b` by `kernel`, the output cut into up to `parts` blocks along its longer side, one
+/// single-threaded GEMM per block on rayon. Every entry of `c` is summed over `k` in the same
+/// blocks and order whatever the cut, so the result does not depend on `parts` (tested); one
+/// thread pool (rayon's) instead of two competing for the cores.
+fn gemm_in_parts(kernel: GemmKernel, a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, parts: usize) {
     let (m, n) = c.dim();
-    if parts <= 1 || (m < 2 && n < 2) {
-        general_mat_mul(1.0, &a, &b, 0.0, &mut c);
+    let (left, right) = (parts / 2, parts - parts / 2);
+    let (mid, along_n) = if n >= m { (n * left / parts, true) } else { (m * left / parts, false) };
+    let halves = if along_n { [(m, mid), (m, n - mid)] } else { [(mid, n), (m - mid, n)] };
+    if parts <= 1 || !halves.iter().all(|&(hm, hn)| kernel.may_cut(m, n, hm, hn)) {
+        gemm_block(kernel, a, b, c);
         return;
     }
-    let (left, right) = (parts / 2, parts - parts / 2);
-    if n >= m {
-        let mid = n * left / parts;
+    if along_n {
         let (b1, b2) = b.split_at(Axis(1), mid);
         let (c1, c2) = c.split_at(Axis(1), mid);
-        rayon::join(|| gemm_in_parts(a, b1, c1, left), || gemm_in_parts(a, b2, c2, right));
+        rayon::join(|| gemm_in_parts(kernel, a, b1, c1, left), || gemm_in_parts(kernel, a, b2, c2, right));
     } else {
-        let mid = m * left / parts;
         let (a1, a2) = a.split_at(Axis(0), mid);
         let (c1, c2) = c.split_at(Axis(0), mid);
-        rayon::join(|| gemm_in_parts(a1, b, c1, left), || gemm_in_parts(a2, b, c2, right));
+        rayon::join(|| gemm_in_parts(kernel, a1, b, c1, left), || gemm_in_parts(kernel, a2, b, c2, right));
     }
+}
+
+impl GemmKernel {
+    /// Whether an `m×n` output block may be cut so that one piece is `hm×hn`, keeping every entry's
+    /// sum order. `matrixmultiply` runs one algorithm at every shape. The `gemm` crate switches to
+    /// other algorithms (other summation orders) for outputs with one row or column (GEMV) or at
+    /// most 16×16 entries: a block is cut only into pieces that stay on its general kernel.
+    fn may_cut(self, m: usize, n: usize, hm: usize, hn: usize) -> bool {
+        let general = |m: usize, n: usize| m >= 2 && n >= 2 && m * n > 16 * 16;
+        match self {
+            GemmKernel::MatrixMultiply => hm >= 1 && hn >= 1,
+            GemmKernel::Gemm => general(m, n) && general(hm, hn),
+        }
+    }
+}
+
+/// One block `c = a·b` on the calling thread.
+fn gemm_block(kernel: GemmKernel, a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
+    match kernel {
+        GemmKernel::MatrixMultiply => general_mat_mul(1.0, &a, &b, 0.0, &mut c),
+        GemmKernel::Gemm => {
+            let ((m, k), n) = (a.dim(), c.ncols());
+            if m == 0 || n == 0 {
+                return;
+            }
+            if k == 0 {
+                c.fill(0.0);
+                return;
+            }
+            // Equal chunks of at most GEMM_K_CHUNK, a function of `k` alone.
+            let chunk = k.div_ceil(k.div_ceil(GEMM_K_CHUNK));
+            for start in (0..k).step_by(chunk) {
+                let end = (start + chunk).min(k);
+                let (a, b) = (a.slice(s![.., start..end]), b.slice(s![start..end, ..]));
+                let ([a_rs, a_cs], [b_rs, b_cs], [c_rs, c_cs]) =
+                    (stride2(a.strides()), stride2(b.strides()), stride2(c.strides()));
+                // SAFETY: the pointers and strides are those of live ndarray views of shapes m×(end −
+                // start), (end − start)×n and m×n, so every element `gemm` addresses is in bounds;
+                // `c` is a unique mutable view, so the destination aliases neither operand.
+                #[allow(unsafe_code)]
+                unsafe {
+                    gemm::gemm(
+                        m,
+                        n,
+                        end - start,
+                        c.as_mut_ptr(),
+                        c_cs,
+                        c_rs,
+                        start > 0, // the first chunk overwrites c (never reads the zeros), the rest add
+                        a.as_ptr(),
+                        a_cs,
+                        a_rs,
+                        b.as_ptr(),
+                        b_cs,
+                        b_rs,
+                        1.0, // factor of the old c (gemm's α)
+                        1.0, // factor of the product (gemm's β)
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn stride2(strides: &[isize]) -> [isize; 2] {
+    [strides[0], strides[1]]
 }
 
 /// The non-zero entries of a matrix, grouped by row (compressed sparse rows).
@@ -172,24 +300,65 @@ mod tests {
     use bio_core::conformance::{random_matrix, rng};
     use bio_core::{Matrix, TensorStore};
 
-    /// Cutting the output into blocks (how the product uses several threads) changes no bit.
+    /// Cutting the output into blocks (how the product uses several threads) changes no bit, with
+    /// either kernel, including shapes whose pieces would reach the `gemm` crate's special cases
+    /// (one row or column, at most 16×16 outputs) and inner dimensions above `GEMM_K_CHUNK`.
     #[test]
     fn gemm_result_does_not_depend_on_the_cut() {
         let cpu = CpuBackend::new();
         let mut rng = rng(8);
-        for &(m, k, n) in &[(100, 784, 2000), (2000, 100, 784), (100, 2000, 784), (37, 513, 3)] {
+        let shapes = [
+            (100, 784, 2000),
+            (2000, 100, 784),
+            (100, 2000, 784),
+            (37, 513, 3),
+            (100, 2000, 10),
+            (10, 100, 2000),
+            (3, 1100, 700),
+            (40, 1025, 40),
+            (17, 300, 19),
+            (1, 600, 300),
+            (300, 2, 300),
+        ];
+        for kernel in [GemmKernel::MatrixMultiply, GemmKernel::Gemm] {
+            for &(m, k, n) in &shapes {
+                let a: Matrix = random_matrix(&mut rng, m, k, -1.0, 1.0);
+                let b: Matrix = random_matrix(&mut rng, k, n, -1.0, 1.0);
+                let (a, b) = (cpu.upload(&a), cpu.upload(&b));
+                let whole = {
+                    let mut c = Array2::zeros((m, n));
+                    gemm_in_parts(kernel, a.view(), b.view(), c.view_mut(), 1);
+                    c
+                };
+                for parts in [2, 3, 7, 16, 64] {
+                    let mut c = Array2::zeros((m, n));
+                    gemm_in_parts(kernel, a.view(), b.view(), c.view_mut(), parts);
+                    assert_eq!(c, whole, "{kernel:?}: {m}×{k}·{k}×{n} in {parts} parts");
+                }
+                // Transposed operands (strided views), as the backward passes use them.
+                let (at, bt) = (a.t().to_owned(), b.t().to_owned());
+                let mut c = Array2::zeros((m, n));
+                gemm_in_parts(kernel, at.t(), bt.t(), c.view_mut(), 5);
+                assert_eq!(c, whole, "{kernel:?}: {m}×{k}·{k}×{n} from transposes");
+            }
+        }
+    }
+
+    /// The `gemm` crate path against a plain `f64` sum (the conformance suite checks the default
+    /// kernel, which is `matrixmultiply` on hosts without AVX-512).
+    #[test]
+    fn gemm_crate_kernel_computes_the_product() {
+        let cpu = CpuBackend::new();
+        let mut rng = rng(9);
+        for &(m, k, n) in &[(5, 1300, 7), (64, 70, 65), (1, 3, 1), (4, 0, 3), (0, 4, 3)] {
             let a: Matrix = random_matrix(&mut rng, m, k, -1.0, 1.0);
             let b: Matrix = random_matrix(&mut rng, k, n, -1.0, 1.0);
             let (a, b) = (cpu.upload(&a), cpu.upload(&b));
-            let whole = {
-                let mut c = Array2::zeros((m, n));
-                gemm_in_parts(a.view(), b.view(), c.view_mut(), 1);
-                c
-            };
-            for parts in [2, 3, 7] {
-                let mut c = Array2::zeros((m, n));
-                gemm_in_parts(a.view(), b.view(), c.view_mut(), parts);
-                assert_eq!(c, whole, "{m}×{k}·{k}×{n} in {parts} parts");
+            let mut c = Array2::from_elem((m, n), f32::NAN);
+            gemm_in_parts(GemmKernel::Gemm, a.view(), b.view(), c.view_mut(), 2);
+            for ((i, j), &got) in c.indexed_iter() {
+                let want: f64 = (0..k).map(|l| f64::from(a[[i, l]]) * f64::from(b[[l, j]])).sum();
+                assert!((f64::from(got) - want).abs() <= 1e-4 * (1.0 + want.abs()), "{m}×{k}·{k}×{n} at {i},{j}");
             }
         }
     }

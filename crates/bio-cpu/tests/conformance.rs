@@ -11,3 +11,17 @@ mod one_thread {
 mod three_threads {
     bio_core::conformance_tests!(|| bio_cpu::CpuBackend::with_threads(3).ok());
 }
+
+/// Each GEMM kernel explicitly, whichever one this host picks by default (the other would go
+/// untested on a host with or without AVX-512).
+mod gemm_crate_kernel {
+    bio_core::conformance_tests!(|| bio_cpu::CpuBackend::with_threads(3)
+        .ok()
+        .map(|cpu| cpu.with_gemm_kernel(bio_cpu::GemmKernel::Gemm)));
+}
+
+mod matrixmultiply_kernel {
+    bio_core::conformance_tests!(|| bio_cpu::CpuBackend::with_threads(3)
+        .ok()
+        .map(|cpu| cpu.with_gemm_kernel(bio_cpu::GemmKernel::MatrixMultiply)));
+}
