@@ -69,6 +69,7 @@ pub fn forward_constants(model: &SavedModel) -> Result<Value, EvalError> {
                 "input_eps": bio_core::model::INPUT_EPS,
                 "feedforward_inhibition": config.feedforward_inhibition,
                 "normalization_sigma": config.normalization_sigma,
+                "response_power": config.response_power,
                 "threshold": threshold,
             })
         }

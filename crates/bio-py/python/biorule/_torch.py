@@ -42,7 +42,7 @@ def to_torch(model: Any) -> Any:
 
     class BioModule(nn.Module):
         """Per hidden layer: xn = x / (eps + ‖x‖₂); xf = xn − g·mean(xn); u = xf Wᵀ + b;
-        x = relu(u − θ(u)). Readout: h = x / (σ + Σx); logits = h Vᵀ + c."""
+        x = relu(u − θ(u)). Readout: h = xⁿ / (σⁿ + Σxⁿ) (n = 1 unless `--response-power`); logits = h Vᵀ + c."""
 
         def __init__(self) -> None:
             super().__init__()
@@ -54,6 +54,7 @@ def to_torch(model: Any) -> Any:
             self.input_eps = float(constants["input_eps"])
             self.feedforward_inhibition = float(constants["feedforward_inhibition"])
             self.normalization_sigma = float(constants["normalization_sigma"])
+            self.response_power = float(constants["response_power"])
             threshold = constants["threshold"]
             self.threshold_kind: str = threshold["kind"]
             self.winners: List[int] = list(threshold.get("k", []))
@@ -78,7 +79,11 @@ def to_torch(model: Any) -> Any:
                     xn = xn - self.feedforward_inhibition * xn.mean(dim=1, keepdim=True)
                 u = xn @ w.T + b
                 x = torch.relu(u - self.threshold(u, layer))
-            h = x / (self.normalization_sigma + x.sum(dim=1, keepdim=True))
+            n = self.response_power
+            if n != 1.0:
+                # The prototype readout (`--response-power n`): yⁿ, with the constant σⁿ.
+                x = x**n
+            h = x / (self.normalization_sigma**n + x.sum(dim=1, keepdim=True))
             return h @ self.readout_weight.T + self.readout_bias
 
     class BpModule(nn.Module):
