@@ -65,7 +65,7 @@ pub fn bio_forward_text(config: &BioConfig, input_dim: usize, classes: usize) ->
         eps = INPUT_EPS,
         widths = widths.join(", "),
         readout = match config.response_power {
-            n if n == 1.0 => format!("h = x / ({} + sum(x))", config.normalization_sigma),
+            1.0 => format!("h = x / ({} + sum(x))", config.normalization_sigma),
             n => format!(
                 "r = x^{n} (elementwise power); h = r / ({:e} + sum(r)) (the constant is {}^{n})",
                 config.normalization_sigma.powf(n),
