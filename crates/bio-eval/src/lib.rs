@@ -36,5 +36,6 @@ pub use fewshot::{
 pub use initial::initial_params;
 pub use metrics::{
     BiologicalReport, LayerMetrics, LayerSelectivity, SelectivityAccumulator, biological_report, class_selectivity,
+    synapses_kept,
 };
 pub use plot::{Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, pareto_chart, receptive_field_rows};

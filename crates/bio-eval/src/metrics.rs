@@ -332,6 +332,16 @@ pub struct BiologicalReport {
     pub layers: Vec<LayerMetrics>,
 }
 
+/// Fraction of the synapses present over every structural mask (`<layer>.mask`) of `params`, all
+/// layers pooled; `None` for a model without masks.
+pub fn synapses_kept(params: &Params) -> Option<f64> {
+    let (present, total) =
+        params.tensors.iter().filter(|(name, _)| name.ends_with(".mask")).fold((0usize, 0usize), |(p, t), (_, m)| {
+            (p + m.as_slice().iter().filter(|v| **v != 0.0).count(), t + m.len())
+        });
+    (total > 0).then(|| present as f64 / total as f64)
+}
+
 /// The weight metrics of every `<layer>.weight` tensor of `params` (activity fields left empty).
 pub fn weight_metrics(params: &Params) -> Vec<LayerMetrics> {
     params

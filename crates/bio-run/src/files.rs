@@ -26,6 +26,10 @@ pub struct EpochLog {
     /// without validation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_accuracy: Option<f32>,
+    /// Fraction of the hidden synapses present at the end of the epoch (structural plasticity; all
+    /// masks pooled); absent for a rule without masks and for the epochs before a `--resume`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapses_kept: Option<f32>,
 }
 
 /// `metrics.json`: what a finished training session measured.

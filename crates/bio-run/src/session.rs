@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use bio_core::params::training_memory_estimate;
 use bio_core::rules::{Rule, RuleInfo, RuleVisitor};
 use bio_core::train::{EpochProgress, train_epoch_from};
-use bio_core::{Backend, LearningRule, SavedModel};
+use bio_core::{Backend, Classifier, LearningRule, SavedModel};
 use bio_data::{Dataset, ModelFile, Split, TrainingState, model_dir};
 
 use crate::backend::{Resolved, resolve};
@@ -593,6 +593,8 @@ impl Session {
             _ => vec![None; history.len()],
         };
         let mut final_validation = None;
+        // Synapses kept after each completed epoch, aligned with `history` (unknown before a resume).
+        let mut synapse_history: Vec<Option<f32>> = vec![None; history.len()];
         let done_before = (first_epoch * per_epoch + progress.batches) as u64;
         observer.on_event(&Event::Started {
             rule: rule.name(),
@@ -691,6 +693,7 @@ impl Session {
                 None => None,
             };
             validation_history.push(final_validation.map(|acc| acc as f32));
+            synapse_history.push(bio_eval::synapses_kept(&model.to_params()).map(|k| k as f32));
             if let Some(dir) = out {
                 let file = self.model_file(to_saved(&model), epoch + 1);
                 model_dir::save_model(dir, &file)
@@ -714,7 +717,13 @@ impl Session {
                     .with_context(|| format!("saving the training state of epoch {}", epoch + 1))?;
             }
             let (r, secs) = history.last().expect("just pushed");
-            let log = epoch_log(epoch, r, *secs, final_validation.map(|a| a as f32));
+            let log = epoch_log(
+                epoch,
+                r,
+                *secs,
+                final_validation.map(|a| a as f32),
+                *synapse_history.last().expect("just pushed"),
+            );
             observer.on_event(&Event::EpochEnded { log: &log, epochs });
             if self.stop.is_set() && epoch + 1 < epochs {
                 return Ok(Outcome::Interrupted {
@@ -734,9 +743,11 @@ impl Session {
         let biology = bio_eval::biological_report(&model, &test.images, EVAL_BATCH)?;
         let history = history
             .iter()
-            .zip(&validation_history)
+            .zip(validation_history.iter().zip(&synapse_history))
             .enumerate()
-            .map(|(i, ((r, seconds), validation_accuracy))| epoch_log(i, r, *seconds, *validation_accuracy))
+            .map(|(i, ((r, seconds), (validation_accuracy, kept)))| {
+                epoch_log(i, r, *seconds, *validation_accuracy, *kept)
+            })
             .collect();
         let metrics = TrainMetrics {
             rule: rule.name().to_string(),
@@ -759,7 +770,13 @@ impl Session {
 }
 
 /// The `metrics.json` line of 0-based epoch `i`.
-fn epoch_log(i: usize, r: &bio_core::train::EpochReport, seconds: f64, validation_accuracy: Option<f32>) -> EpochLog {
+fn epoch_log(
+    i: usize,
+    r: &bio_core::train::EpochReport,
+    seconds: f64,
+    validation_accuracy: Option<f32>,
+    synapses_kept: Option<f32>,
+) -> EpochLog {
     EpochLog {
         epoch: i + 1,
         loss: r.loss,
@@ -767,6 +784,7 @@ fn epoch_log(i: usize, r: &bio_core::train::EpochReport, seconds: f64, validatio
         active_fraction: r.active_fraction,
         seconds,
         validation_accuracy,
+        synapses_kept,
     }
 }
 

@@ -138,6 +138,10 @@ pub struct RunResult {
     pub per_attack: BTreeMap<String, f64>,
     /// Training seconds.
     pub train_seconds: f64,
+    /// Fraction of the hidden synapses present at the end (structural plasticity); `None` for a
+    /// rule without masks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapses_kept: Option<f64>,
     /// Why the run failed (`None`: it did not).
     pub error: Option<String>,
 }
@@ -155,6 +159,9 @@ pub struct PointSummary {
     pub robust_accuracy: f64,
     /// Each attack's mean.
     pub per_attack: BTreeMap<String, f64>,
+    /// Mean fraction of hidden synapses kept (`None`: no run reports it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synapses_kept: Option<f64>,
     /// On the Pareto front of (validation accuracy, robust accuracy).
     pub on_front: bool,
 }
@@ -456,6 +463,7 @@ pub fn run(
                 robust_samples: 0,
                 per_attack: BTreeMap::new(),
                 train_seconds: 0.0,
+                synapses_kept: None,
                 error: Some(format!("{e:#}")),
             });
             bio_data::ensure_output_dir(&dir)?;
@@ -515,6 +523,7 @@ fn run_one(
         robust_samples: if robust_accuracy.is_some() { robust_images } else { 0 },
         per_attack,
         train_seconds: trained.metrics.train_seconds,
+        synapses_kept: bio_eval::synapses_kept(trained.model.params()),
         error: None,
     })
 }
@@ -593,6 +602,7 @@ pub fn summarize(runs: Vec<RunResult>, eval: Option<SweepEval>) -> SweepResults 
             let done: Vec<&RunResult> = runs.iter().filter(|r| &r.point == p && r.error.is_none()).collect();
             let clean: Vec<f64> = done.iter().filter_map(|r| r.validation_accuracy).collect();
             let robust: Vec<f64> = done.iter().filter_map(|r| r.robust_accuracy).collect();
+            let kept: Vec<f64> = done.iter().filter_map(|r| r.synapses_kept).collect();
             let mut names: Vec<&String> = done.iter().flat_map(|r| r.per_attack.keys()).collect();
             names.sort();
             names.dedup();
@@ -608,6 +618,7 @@ pub fn summarize(runs: Vec<RunResult>, eval: Option<SweepEval>) -> SweepResults 
                 validation_accuracy: mean(&clean),
                 robust_accuracy: mean(&robust),
                 per_attack,
+                synapses_kept: (!kept.is_empty()).then(|| mean(&kept)),
                 on_front: false,
             }
         })
@@ -668,8 +679,13 @@ pub fn markdown(results: &SweepResults) -> String {
     for a in &attacks {
         md.push_str(&format!(" {a} |"));
     }
+    // Shown only when some run prunes (structural plasticity on, and a synapse actually removed).
+    let pruning = results.points.iter().any(|p| p.synapses_kept.is_some_and(|k| k < 1.0));
+    if pruning {
+        md.push_str(" synapses kept |");
+    }
     md.push_str(" front |\n|---|---|---|---|");
-    md.push_str(&"---|".repeat(attacks.len() + 1));
+    md.push_str(&"---|".repeat(attacks.len() + 1 + usize::from(pruning)));
     md.push('\n');
     for p in &results.points {
         md.push_str(&format!(
@@ -681,6 +697,9 @@ pub fn markdown(results: &SweepResults) -> String {
         ));
         for a in &attacks {
             md.push_str(&format!(" {} |", percent(p.per_attack.get(a).copied().unwrap_or(f64::NAN))));
+        }
+        if pruning {
+            md.push_str(&format!(" {} |", percent(p.synapses_kept.unwrap_or(f64::NAN))));
         }
         md.push_str(if p.on_front { " ★ |\n" } else { " |\n" });
     }

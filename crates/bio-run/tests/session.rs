@@ -194,3 +194,20 @@ fn config_json_is_the_spec_and_reads_old_spellings() {
     let back: SessionSpec = serde_json::from_str(&old).unwrap();
     assert_eq!(back, s);
 }
+
+#[test]
+fn each_epoch_logs_the_synapses_structural_plasticity_kept() {
+    // A high pruning threshold and a fast Hebbian rate, so that synapses are really removed.
+    let pruning = RuleOptions { prune_below: Some(0.5), hebbian_rate: Some(0.01), ..small(2) };
+    let trained = Session::new(spec(RuleName::BIO, pruning, None)).unwrap().run(&mut ()).unwrap();
+    let trained = trained.finished().unwrap();
+    let kept: Vec<f32> = trained.metrics.history.iter().map(|e| e.synapses_kept.expect("bio has masks")).collect();
+    assert_eq!(kept.len(), 2);
+    let last = bio_eval::synapses_kept(trained.model.params()).unwrap() as f32;
+    assert_eq!(kept[1], last, "the last epoch's figure is the saved model's");
+    assert!(last < 1.0 && last > 0.0, "{kept:?}");
+    assert!(kept[1] <= kept[0], "without regrowth pruned synapses stay pruned: {kept:?}");
+
+    let bp = Session::new(spec(RuleName::BP, small(1), None)).unwrap().run(&mut ()).unwrap();
+    assert!(bp.finished().unwrap().metrics.history.iter().all(|e| e.synapses_kept.is_none()), "bp has no masks");
+}

@@ -182,6 +182,31 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
         md.push_str(&notes.concat());
     }
 
+    // Structural plasticity over training (runs whose metrics.json logs it per epoch).
+    let kept: Vec<Series> = runs
+        .iter()
+        .filter_map(|r| {
+            let points: Vec<(f64, f64)> = r
+                .metrics
+                .as_ref()?
+                .history
+                .iter()
+                .filter_map(|e| Some((e.epoch as f64, e.synapses_kept? as f64)))
+                .collect();
+            (!points.is_empty()).then(|| Series::new(r.label.clone(), points))
+        })
+        .collect();
+    if !kept.is_empty() {
+        md.push_str("\n## Synapses kept over training\n\n");
+        let path = args.out.join("synapses-kept.png");
+        let d = bio_eval::line_chart(&path, "synapses kept by structural plasticity", "epoch", "fraction kept", &kept)?;
+        if let Some(w) = d.warning {
+            eprintln!("warning: {}: {w}", path.display());
+        }
+        md.push_str("![synapses kept over training](synapses-kept.png)\n\n");
+        files.push(path);
+    }
+
     // Robustness.
     md.push_str("\n## Robustness\n\n");
     let mut series = Vec::new();
