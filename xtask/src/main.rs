@@ -129,8 +129,9 @@ fn timed(cmd: &mut Command, what: &str) -> Result<(String, f64), String> {
 }
 
 /// The side-by-side anchor: at 1 and 2 threads, one `bp` epoch (784-2000-10, Adam, batch 100, full
-/// Fashion-MNIST) and PGD-40 L∞ (eps 0.1, step 0.01, batch 500, the 10 000 test images) by the `bio`
-/// binary and by `benches/vs_torch.py`, alternating which goes first, then the ratios.
+/// Fashion-MNIST), PGD-40 L∞ (eps 0.1, step 0.01, batch 500, the 10 000 test images) and the episodic
+/// few-shot protocol (a model of classes 0-4, 600 episodes at 1 and 5 shots on the novel classes) by
+/// the `bio` binary and by `benches/vs_torch.py`, alternating which goes first, then the ratios.
 fn vs_torch() -> Result<(), String> {
     let Some(python) = torch_python() else {
         println!(
@@ -148,8 +149,9 @@ fn vs_torch() -> Result<(), String> {
     for threads in [1usize, 2] {
         let t = threads.to_string();
         let model = dir.join(format!("bp-{threads}"));
-        // biorule: `train_seconds` of a one-epoch `bio train`, and the wall time of the attack.
-        let ours = || -> Result<(f64, f64), String> {
+        // biorule: `train_seconds` of a one-epoch `bio train`, and the wall times of the attack and
+        // of the few-shot episodes (on a second model, trained on the base classes 0-4).
+        let ours = || -> Result<(f64, f64, f64), String> {
             println!("==> bio train --rule bp --epochs 1 (RAYON_NUM_THREADS={t})");
             let _ = std::fs::remove_dir_all(&model);
             let mut train = Command::new(&bio);
@@ -163,16 +165,27 @@ fn vs_torch() -> Result<(), String> {
             attack.args(["eval", "robustness", "--attack", "pgd", "--eps", "0.1", "--model"]).arg(&model);
             attack.env("RAYON_NUM_THREADS", &t);
             let (_, pgd) = timed(&mut attack, "bio eval robustness")?;
-            Ok((epoch, pgd))
+            println!("==> bio train --rule bp --classes 0-4, then bio eval fewshot (RAYON_NUM_THREADS={t})");
+            let base = dir.join(format!("bp-base-{threads}"));
+            let _ = std::fs::remove_dir_all(&base);
+            let mut train = Command::new(&bio);
+            train.args(["train", "--rule", "bp", "--hidden", "2000", "--batch", "100", "--epochs", "1", "--seed", "0"]);
+            train.args(["--classes", "0-4", "--out"]).arg(&base).arg("--json").env("RAYON_NUM_THREADS", &t);
+            timed(&mut train, "bio train --classes 0-4")?;
+            let mut episodes = Command::new(&bio);
+            episodes.args(["eval", "fewshot", "--model"]).arg(&base).env("RAYON_NUM_THREADS", &t);
+            let (_, fewshot) = timed(&mut episodes, "bio eval fewshot")?;
+            Ok((epoch, pgd, fewshot))
         };
-        let torch = || -> Result<(f64, f64), String> {
+        let torch = || -> Result<(f64, f64, f64), String> {
             println!("==> {python} benches/vs_torch.py --threads {t}");
             let mut cmd = Command::new(&python);
             cmd.arg(&script).args(["--threads", &t]);
             let (out, _) = timed(&mut cmd, "vs_torch.py")?;
             println!("{}", out.trim());
             let epoch = json_number(&out, "bp_epoch_s").ok_or("no bp_epoch_s from vs_torch.py")?;
-            Ok((epoch, json_number(&out, "pgd40_s").ok_or("no pgd40_s from vs_torch.py")?))
+            let pgd = json_number(&out, "pgd40_s").ok_or("no pgd40_s from vs_torch.py")?;
+            Ok((epoch, pgd, json_number(&out, "fewshot_s").ok_or("no fewshot_s from vs_torch.py")?))
         };
         // Alternate which side runs first, so a drifting load does not always favour one.
         let (mine, theirs) = if threads % 2 == 1 {
@@ -184,6 +197,7 @@ fn vs_torch() -> Result<(), String> {
         };
         rows.push((threads, "bp epoch", mine.0, theirs.0));
         rows.push((threads, "PGD-40, 10 000 images", mine.1, theirs.1));
+        rows.push((threads, "few-shot, 2×600 episodes", mine.2, theirs.2));
     }
     println!("\nbiorule against PyTorch (CPU), same host, same run (ratio < 1: biorule faster):");
     println!("| work | threads | biorule s | PyTorch s | biorule / PyTorch |");
@@ -192,7 +206,7 @@ fn vs_torch() -> Result<(), String> {
         println!("| {name} | {threads} | {mine:.2} | {theirs:.2} | {:.2}× |", mine / theirs);
     }
     println!(
-        "(biorule's PGD time is the whole `bio eval robustness` process: loading the model and test set included;\n PyTorch's is the attack loop alone, clean predictions included. Both attack their own bp model just trained.)"
+        "(biorule's PGD and few-shot times are whole processes (`bio eval robustness`, `bio eval fewshot`): loading the\n model and test set included; PyTorch's are the attack loop (clean predictions included) and the features plus\n episodes alone. Both attack their own bp model just trained; few-shot runs on a bp model of classes 0-4, novel 5-9.\n biorule's few-shot also scores the hidden drive when the model has one.)"
     );
     Ok(())
 }

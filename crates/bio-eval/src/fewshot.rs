@@ -306,6 +306,67 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// [`dot`] of `a` with each of four rows at once, each sum in exactly [`dot`]'s order (so the same
+/// bits): four independent accumulators hide the add latency that bounds a single [`dot`], and `a`
+/// is loaded once for the four. Compiled for AVX when the CPU has it: the same operations in the
+/// same order (no FMA contraction), only wider.
+fn dot4(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: the CPU supports AVX (checked just above), the only requirement of `dot4_avx`.
+        #[allow(unsafe_code)]
+        unsafe {
+            return dot4_avx(a, b);
+        }
+    }
+    dot4_body(a, b)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+fn dot4_avx(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    dot4_body(a, b)
+}
+
+#[inline(always)]
+fn dot4_body(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
+    let body = a.len() / 8 * 8;
+    let lanes = |r: &[f32], i: usize| -> [f32; 8] { r[i..i + 8].try_into().expect("8 lanes") };
+    let (mut s0, mut s1, mut s2, mut s3) = ([0.0f32; 8], [0.0f32; 8], [0.0f32; 8], [0.0f32; 8]);
+    for i in (0..body).step_by(8) {
+        let (x, y0, y1, y2, y3) = (lanes(a, i), lanes(b[0], i), lanes(b[1], i), lanes(b[2], i), lanes(b[3], i));
+        for k in 0..8 {
+            s0[k] += x[k] * y0[k];
+            s1[k] += x[k] * y1[k];
+            s2[k] += x[k] * y2[k];
+            s3[k] += x[k] * y3[k];
+        }
+    }
+    let sums = [s0, s1, s2, s3];
+    std::array::from_fn(|j| {
+        let tail: f32 = a[body..].iter().zip(&b[j][body..]).map(|(x, y)| x * y).sum();
+        sums[j].iter().sum::<f32>() + tail
+    })
+}
+
+/// `[[dot(row a, row b) for b in bs] for a in rows]` of `features`, in f64, four `b` rows at a time.
+fn inner_products(features: &Matrix, rows: &[usize], bs: &[usize]) -> Vec<Vec<f64>> {
+    rows.iter()
+        .map(|&a| {
+            let a = features.row(a);
+            let mut out = Vec::with_capacity(bs.len());
+            let groups = bs.chunks_exact(4);
+            let rest = groups.remainder();
+            for g in groups {
+                let d = dot4(a, [features.row(g[0]), features.row(g[1]), features.row(g[2]), features.row(g[3])]);
+                out.extend(d.iter().map(|&v| v as f64));
+            }
+            out.extend(rest.iter().map(|&b| dot(a, features.row(b)) as f64));
+            out
+        })
+        .collect()
+}
+
 /// Each row divided by its Euclidean norm (zero rows stay zero).
 fn l2_normalize_rows(m: &Matrix) -> Matrix {
     let mut out = m.clone();
@@ -331,14 +392,10 @@ fn episode_accuracy(features: &Matrix, episode: &Episode) -> (f64, f64) {
     let queries: Vec<(usize, usize)> =
         episode.queries.iter().enumerate().flat_map(|(w, rows)| rows.iter().map(move |&r| (w, r))).collect();
     let n = support.len();
-    let gram: Vec<Vec<f64>> = support
-        .iter()
-        .map(|&(_, s)| support.iter().map(|&(_, t)| dot(features.row(s), features.row(t)) as f64).collect())
-        .collect();
-    let cross: Vec<Vec<f64>> = queries
-        .iter()
-        .map(|&(_, q)| support.iter().map(|&(_, t)| dot(features.row(q), features.row(t)) as f64).collect())
-        .collect();
+    let support_rows: Vec<usize> = support.iter().map(|&(_, r)| r).collect();
+    let query_rows: Vec<usize> = queries.iter().map(|&(_, r)| r).collect();
+    let gram = inner_products(features, &support_rows, &support_rows);
+    let cross = inner_products(features, &query_rows, &support_rows);
 
     // NCM with cosine similarity.
     let mean_norm: Vec<f64> = (0..ways)
@@ -847,4 +904,41 @@ pub fn train_bio_with_unlabelled<B: Backend>(
     let mut model = pretrain_hidden(backend, config, spec.classes, &all, spec.hidden_epochs, spec.batch, seed)?;
     train_readout_only(backend, &mut model, images, labels, spec.epochs, spec.batch, seed)?;
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    #[test]
+    fn four_dots_at_once_have_the_bits_of_four_dots() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for len in [0, 1, 7, 8, 9, 23, 784, 2000, 2003] {
+            let row = |rng: &mut ChaCha8Rng| -> Vec<f32> {
+                (0..len).map(|_| if rng.random_bool(0.3) { 0.0 } else { rng.random_range(-2.0f32..2.0) }).collect()
+            };
+            let a = row(&mut rng);
+            let bs: Vec<Vec<f32>> = (0..4).map(|_| row(&mut rng)).collect();
+            let four = dot4(&a, [&bs[0], &bs[1], &bs[2], &bs[3]]);
+            for (j, b) in bs.iter().enumerate() {
+                assert_eq!(four[j].to_bits(), dot(&a, b).to_bits(), "length {len}, row {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn inner_products_match_the_plain_dot_for_every_group_size() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let features = Matrix::from_fn(11, 37, |_, _| rng.random_range(-1.0f32..1.0));
+        for n in 0..=11 {
+            let bs: Vec<usize> = (0..n).rev().collect();
+            let got = inner_products(&features, &[0, 5, 10], &bs);
+            for (i, &a) in [0usize, 5, 10].iter().enumerate() {
+                for (j, &b) in bs.iter().enumerate() {
+                    assert_eq!(got[i][j].to_bits(), (dot(features.row(a), features.row(b)) as f64).to_bits());
+                }
+            }
+        }
+    }
 }
