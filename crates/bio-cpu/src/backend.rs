@@ -11,8 +11,8 @@ use crate::linalg::GemmKernel;
 
 /// The CPU backend: tensors are row-major [`ndarray::Array2<f32>`] values in host memory.
 ///
-/// Matrix products use a single-threaded GEMM kernel ([`GemmKernel`]: the `gemm` crate on AVX-512
-/// hosts, `matrixmultiply` otherwise), large ones cut into one block per thread of this backend's
+/// Matrix products use a single-threaded GEMM kernel ([`GemmKernel`]: the `gemm` crate on hosts with
+/// AVX2 + FMA or AVX-512, `matrixmultiply` otherwise), large ones cut into one block per thread of this backend's
 /// rayon pool. All other work runs serially on tensors below
 /// [`PARALLEL_MIN_ENTRIES`](crate::PARALLEL_MIN_ENTRIES) entries and on rayon otherwise: in the
 /// global pool for [`CpuBackend::new`], in a private pool for [`CpuBackend::with_threads`].

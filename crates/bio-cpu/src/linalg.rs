@@ -1,4 +1,4 @@
-//! GEMM (the `gemm` crate's AVX-512 kernels or ndarray's `matrixmultiply`, cut into deterministic
+//! GEMM (the `gemm` crate's AVX2/AVX-512 kernels or ndarray's `matrixmultiply`, cut into deterministic
 //! blocks over the rayon threads), and a sparse-times-dense product for k-WTA codes.
 
 use std::sync::OnceLock;
@@ -346,7 +346,7 @@ mod tests {
     }
 
     /// The `gemm` crate path against a plain `f64` sum (the conformance suite checks the default
-    /// kernel, which is `matrixmultiply` on hosts without AVX-512).
+    /// kernel, which is `matrixmultiply` on hosts without AVX2 + FMA).
     #[test]
     fn gemm_crate_kernel_computes_the_product() {
         let cpu = CpuBackend::new();

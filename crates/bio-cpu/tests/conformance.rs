@@ -13,7 +13,7 @@ mod three_threads {
 }
 
 /// Each GEMM kernel explicitly, whichever one this host picks by default (the other would go
-/// untested on a host with or without AVX-512).
+/// untested on a host with or without AVX2 + FMA).
 mod gemm_crate_kernel {
     bio_core::conformance_tests!(|| bio_cpu::CpuBackend::with_threads(3)
         .ok()

@@ -119,3 +119,20 @@ fn the_pareto_front_is_the_set_of_undominated_points() {
     assert_eq!(pareto_front(&[(0.5, 0.5), (0.5, 0.5)]), [true, true]);
     assert_eq!(pareto_front(&[]), Vec::<bool>::new());
 }
+
+#[test]
+fn every_spec_shipped_in_sweeps_plans() {
+    // The spec files the docs cite (sweeps/*.toml) parse and expand into valid runs.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let spec = SweepSpec::read(&path).unwrap();
+            let runs = spec.plan(Path::new("unused")).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            assert!(!runs.is_empty(), "{}", path.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} specs found in {}", dir.display());
+}
