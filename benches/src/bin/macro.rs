@@ -496,7 +496,7 @@ fn measure(o: &Options) -> Report {
         eprintln!("few-shot ...");
         let novel = [5usize, 6, 7, 8, 9];
         let episodes = if quick { 50 } else { 600 };
-        let ep = EpisodeParams { ways: 5, shots: vec![5], queries: 15, episodes, seed: 0 };
+        let ep = EpisodeParams { ways: 5, shots: vec![5], queries: 15, episodes, seed: 0, code_densities: vec![] };
         let t = Instant::now();
         let results =
             episodic(&bio_model, &test.images, &test.labels, &novel, None, &ep, PGD_BATCH).expect("the protocol runs");

@@ -33,7 +33,7 @@ pub enum Command {
         override_usage = "bio train --out DIR [OPTIONS]\n       bio train --resume DIR [--epochs N] [--backend B]",
         after_help = "Examples:\n  bio train --rule bio --dataset fashion-mnist --hidden 2000 --epochs 5 --out runs/bio\n  bio train --rule bp --optimizer adam --lr 1e-3 --out runs/bp\n  bio train --rule bio --ablate homeostasis,structural --out runs/no-homeo\n  bio train --rule bio --classes 0-4 --out runs/bio-base   # base classes only, for few-shot\n  bio train --rule bio --validation 10000 --out runs/tune  # tune on 10000 held-out training images, not the test set"
     )]
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluate a trained model.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -53,7 +53,7 @@ pub enum Command {
     /// Train many settings × seeds from a spec file, judge each on held-out images (clean and worst-case
     /// robust accuracy) and draw the Pareto front (DIR/sweep.md, DIR/sweep.json, DIR/pareto.png).
     #[command(
-        after_help = "Examples:\n  bio sweep sweeps/tune.toml --out runs/tune --jobs 2\n  bio sweep sweeps/tune.toml --out runs/tune-0 --shard 0/4   # one of 4 machines\n  bio sweep --merge runs/tune-0 runs/tune-1 runs/tune-2 runs/tune-3 --out runs/tune\n\nThe spec format is documented in crates/bio-run/src/sweep.rs and docs/SWEEP.md; a finished run is not redone."
+        after_help = "Examples:\n  bio sweep sweeps/tune.toml --out runs/tune --jobs 2\n  bio sweep sweeps/tune.toml --out runs/tune-0 --shard 0/4   # one of 4 machines\n  bio sweep --merge runs/tune-0 runs/tune-1 runs/tune-2 runs/tune-3 --out runs/tune\n  bio sweep --merge runs/round2-sparse runs/round2-schedule --compare --out runs/round2   # two sweeps on one plot\n\nThe spec format is documented in crates/bio-run/src/sweep.rs and docs/SWEEP.md; a finished run is not redone."
     )]
     Sweep(SweepArgs),
     /// Print a shell completion script.
@@ -227,6 +227,10 @@ pub struct FewshotArgs {
     /// [episodic] Hidden layer whose activity is the feature (default: the last).
     #[arg(long)]
     pub layer: Option<usize>,
+    /// [episodic] Also score the layer's drive re-thresholded at these densities ρ' (k-WTA with
+    /// k = round(ρ'·N), comma-separated, e.g. 0.1,0.3): rows `hidden.L.top{ρ'}`.
+    #[arg(long, value_delimiter = ',')]
+    pub code_densities: Vec<f32>,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -349,6 +353,10 @@ pub struct SweepArgs {
     /// Join the results of these sweep directories (shards) into --out instead of running.
     #[arg(long, value_name = "DIR", num_args = 1..)]
     pub merge: Vec<PathBuf>,
+    /// With --merge: the directories are different sweeps (judged alike), not shards of one; each is
+    /// a group named after its directory, drawn in its own colour on one plot with one front.
+    #[arg(long, requires = "merge")]
+    pub compare: bool,
     /// Backend.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendChoice,

@@ -96,6 +96,25 @@ pub struct BioParams {
     pub feedforward_inhibition: f32,
     /// Hebbian learning rate η (per expected win).
     pub hebbian_rate: f32,
+    /// Rate schedule: when set, the Hebbian rate moves geometrically from `hebbian_rate` in the first
+    /// plastic epoch to this rate in the last one (below `hebbian_rate`: high early, low late; above
+    /// it: the reverse), instead of the default linear decay. Readout and pruning are unaffected.
+    #[serde(default)]
+    pub hebbian_rate_end: Option<f32>,
+    /// Two populations in one layer: the first `round(f·N)` units of every hidden layer learn at
+    /// [`BioParams::fast_hebbian_rate`] instead of `hebbian_rate` (0 = one population). Both share
+    /// the competition and the readout; only the speed of their Hebbian change differs.
+    #[serde(default)]
+    pub fast_fraction: f32,
+    /// Hebbian rate of the fast population (used only when `fast_fraction > 0`).
+    #[serde(default)]
+    pub fast_hebbian_rate: f32,
+    /// Three-factor learning: when set to `κ`, each sample's Hebbian change in every hidden layer is
+    /// multiplied by a global, neuromodulator-like reward signal `m_b`, `1` when the readout classified
+    /// the sample correctly and `−κ` when it did not (the winners for a misclassified input move away
+    /// from it); `κ = 0` learns from correctly classified samples only. Off (`None`): `m_b = 1`.
+    #[serde(default)]
+    pub reward_modulation: Option<f32>,
     /// Exponent `q` of the plasticity signal `r = (y / max y)^q`: how strongly the most active winners
     /// dominate learning (1 = in proportion to activity).
     pub hebbian_exponent: f32,
@@ -163,6 +182,10 @@ impl Default for BioParams {
             competition: Competition::KWinners,
             feedforward_inhibition: 0.0,
             hebbian_rate: 0.0003,
+            hebbian_rate_end: None,
+            reward_modulation: None,
+            fast_fraction: 0.0,
+            fast_hebbian_rate: 0.0,
             hebbian_exponent: 1.0,
             anti_hebbian: 0.0,
             anti_hebbian_ranks: 1,
@@ -208,6 +231,11 @@ impl std::ops::Deref for BioConfig {
 }
 
 impl BioConfig {
+    /// Number of fast units (the first ones) in a layer of width `n`; see [`BioParams::fast_fraction`].
+    pub fn fast_units(&self, n: usize) -> usize {
+        ((self.fast_fraction * n as f32).round() as usize).min(n)
+    }
+
     /// Number of winners `k = max(1, round(ρ·N))` for a layer of width `n`.
     pub fn winners(&self, n: usize) -> usize {
         ((self.active_fraction * n as f32).round() as usize).clamp(1, n.saturating_sub(1).max(1))
@@ -253,6 +281,24 @@ impl BioParams {
             return Err(CoreError::invalid("inhibition-gain", format!("must be finite, got {gain}")));
         }
         check_rate("hebbian-rate", self.hebbian_rate)?;
+        if let Some(end) = self.hebbian_rate_end {
+            check_rate("hebbian-rate-end", end)?;
+            if end == 0.0 || self.hebbian_rate == 0.0 {
+                // A geometric schedule needs two positive ends.
+                return Err(CoreError::invalid("hebbian-rate-end", "needs positive start and end rates"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.fast_fraction) {
+            return Err(CoreError::invalid("fast-fraction", format!("must be in [0, 1], got {}", self.fast_fraction)));
+        }
+        check_rate("fast-rate", self.fast_hebbian_rate)?;
+        if self.fast_fraction > 0.0 && self.hebbian_rate == 0.0 {
+            // The fast units' rate is applied as a multiple of the slow one.
+            return Err(CoreError::invalid("fast-fraction", "needs a positive hebbian-rate for the slow population"));
+        }
+        if let Some(kappa) = self.reward_modulation {
+            check_rate("reward-modulation", kappa)?;
+        }
         check_rate("feedforward-inhibition", self.feedforward_inhibition)?;
         check_rate("homeostasis-rate", self.homeostasis_rate)?;
         check_rate("anti-hebbian", self.anti_hebbian)?;
@@ -417,6 +463,17 @@ mod tests {
         assert_eq!(bad(BioParams { active_fraction: 1.5, ..Default::default() }), "active-fraction");
         assert_eq!(bad(BioParams { hidden: vec![4], active_fraction: 0.9, ..Default::default() }), "active-fraction");
         assert_eq!(bad(BioParams { hebbian_rate: -1.0, ..Default::default() }), "hebbian-rate");
+        assert_eq!(bad(BioParams { fast_fraction: 1.5, ..Default::default() }), "fast-fraction");
+        assert_eq!(bad(BioParams { hebbian_rate_end: Some(0.0), ..Default::default() }), "hebbian-rate-end");
+        assert_eq!(bad(BioParams { reward_modulation: Some(-0.5), ..Default::default() }), "reward-modulation");
+        assert_eq!(bad(BioParams { hebbian_rate_end: Some(f32::INFINITY), ..Default::default() }), "hebbian-rate-end");
+        assert_eq!(
+            bad(BioParams { fast_fraction: 0.5, fast_hebbian_rate: f32::NAN, ..Default::default() }),
+            "fast-rate"
+        );
+        let no_slow_rate =
+            BioParams { fast_fraction: 0.5, fast_hebbian_rate: 0.01, hebbian_rate: 0.0, ..Default::default() };
+        assert_eq!(bad(no_slow_rate), "fast-fraction");
         assert_eq!(bad(BioParams { readout_rate: f32::NAN, ..Default::default() }), "readout-rate");
         let bp = BpParams { learning_rate: 0.0, ..Default::default() };
         assert!(matches!(bp.check(), Err(CoreError::InvalidParam { name: "lr", .. })));

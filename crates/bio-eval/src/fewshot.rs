@@ -125,11 +125,16 @@ pub struct EpisodeParams {
     pub episodes: usize,
     /// Seed of the episode sampler.
     pub seed: u64,
+    /// Extra read-out codes for transfer, one per value `ρ'`: each unit's drive above the
+    /// `(round(ρ'N)+1)`-th largest of its row (k-WTA re-applied at a denser or sparser level), scored
+    /// as `hidden.L.top{ρ'}`. Training is unchanged; empty by default.
+    #[serde(default)]
+    pub code_densities: Vec<f32>,
 }
 
 impl Default for EpisodeParams {
     fn default() -> Self {
-        Self { ways: 5, shots: vec![1, 5], queries: 15, episodes: 600, seed: 0 }
+        Self { ways: 5, shots: vec![1, 5], queries: 15, episodes: 600, seed: 0, code_densities: Vec::new() }
     }
 }
 
@@ -163,6 +168,9 @@ impl EpisodeParams {
         }
         if self.episodes == 0 {
             return Err(EvalError::invalid("episodes", "must be at least 1"));
+        }
+        if let Some(bad) = self.code_densities.iter().find(|d| !(**d > 0.0 && **d < 1.0)) {
+            return Err(EvalError::invalid("code-densities", format!("every density must be in (0, 1), got {bad}")));
         }
         let most = self.shots.iter().max().copied().unwrap_or(0);
         for (class, pool) in novel.iter().zip(class_pools(labels, novel)) {
@@ -547,8 +555,29 @@ pub fn episodic<B: Backend, M: Classifier<B>>(
             &format!("{name}{DRIVE}"),
             params,
         )?);
+        for &density in &params.code_densities {
+            let code = winners_above(&drive, density);
+            results.extend(episodic_on_features(&code, &novel_labels, novel, &format!("{name}.top{density}"), params)?);
+        }
     }
     Ok(results)
+}
+
+/// k-WTA at density `ρ'` on each row: every entry minus the row's `(k+1)`-th largest, `k =
+/// clamp(round(ρ'·N), 1, N−1)`, kept where positive (ties at the threshold give zero).
+pub fn winners_above(drive: &Matrix, density: f32) -> Matrix {
+    let n = drive.cols();
+    let k = ((density * n as f32).round() as usize).clamp(1, n.saturating_sub(1).max(1));
+    let mut out = drive.clone();
+    let mut sorted = Vec::with_capacity(n);
+    for i in 0..out.rows() {
+        let row = out.row_mut(i);
+        sorted.clear();
+        sorted.extend_from_slice(row);
+        let threshold = *sorted.select_nth_unstable_by(k.min(n - 1), |a, b| b.total_cmp(a)).1;
+        row.iter_mut().for_each(|v| *v = (*v - threshold).max(0.0));
+    }
+    out
 }
 
 /// Suffix of the features name of a layer's centred drive (`hidden.0.drive`).

@@ -324,6 +324,22 @@ fn draw_axes(
     Ok(())
 }
 
+/// The legend of the labelled series, framed, at `position`.
+fn draw_legend<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    position: SeriesLabelPosition,
+    path: &Path,
+) -> Result<(), EvalError> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font((FONT, 16))
+        .draw()
+        .map_err(|e| write_error(path, e))
+}
+
 /// Distinct colours for series, colour-blind friendly first (Okabe–Ito), then plotters' palette.
 fn colour(i: usize) -> RGBColor {
     const OKABE_ITO: [RGBColor; 7] = [
@@ -414,14 +430,7 @@ fn draw_line_chart(
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, c.filled()))).map_err(err)?;
     }
     if text && !series.is_empty() {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT, 16))
-            .draw()
-            .map_err(err)?;
+        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, path)?;
     }
     root.present().map_err(err)?;
     Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
@@ -438,6 +447,9 @@ pub struct LabelledPoint {
     pub y: f64,
     /// Drawn highlighted and joined to the other front points by a line.
     pub on_front: bool,
+    /// A group (e.g. the sweep a point came from): with groups, each is drawn in its own colour with
+    /// a legend, the front is a dark line through ringed points, and only front points are labelled.
+    pub group: Option<String>,
 }
 
 /// A scatter chart of labelled points with the Pareto front (the points with `on_front`) in orange,
@@ -480,23 +492,64 @@ fn draw_pareto_chart(
     let (x, y) = (Axis::linear(xr, X_TICKS), Axis::linear(yr, Y_TICKS));
     let mut chart = cartesian(&root, path, title, &x, &y, text)?;
     draw_axes(&root, &mut chart, &x, &y, x_label, y_label, text, path)?;
-    let (front_colour, other_colour) = (colour(1), RGBColor(120, 120, 120));
+    let mut groups: Vec<&str> = Vec::new();
+    for g in finite.iter().filter_map(|p| p.group.as_deref()) {
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let grouped = !groups.is_empty();
+    let (front_colour, other_colour) =
+        if grouped { (RGBColor(40, 40, 40), RGBColor(120, 120, 120)) } else { (colour(1), RGBColor(120, 120, 120)) };
     let mut front: Vec<(f64, f64)> = finite.iter().filter(|p| p.on_front).map(|p| (p.x, p.y)).collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0));
     chart.draw_series(LineSeries::new(front, front_colour.stroke_width(2))).map_err(err)?;
+    for (i, g) in groups.iter().enumerate() {
+        let c = colour(i);
+        let mine: Vec<(f64, f64)> =
+            finite.iter().filter(|p| p.group.as_deref() == Some(*g)).map(|p| (p.x, p.y)).collect();
+        let dots = chart.draw_series(mine.into_iter().map(|xy| Circle::new(xy, 5, c.filled()))).map_err(err)?;
+        if text {
+            dots.label(g.to_string()).legend(move |(x, y)| Circle::new((x + 10, y), 5, c.filled()));
+        }
+    }
+    let mut written: Vec<(i32, i32, i32, i32)> = Vec::new();
     for p in &finite {
         let c = if p.on_front { front_colour } else { other_colour };
-        let size = if p.on_front { 6 } else { 4 };
-        chart.draw_series(std::iter::once(Circle::new((p.x, p.y), size, c.filled()))).map_err(err)?;
-        if text {
+        if !grouped {
+            let size = if p.on_front { 6 } else { 4 };
+            chart.draw_series(std::iter::once(Circle::new((p.x, p.y), size, c.filled()))).map_err(err)?;
+        } else if p.group.is_none() {
+            chart.draw_series(std::iter::once(Circle::new((p.x, p.y), 4, other_colour.filled()))).map_err(err)?;
+        }
+        if grouped && p.on_front {
+            chart
+                .draw_series(std::iter::once(Circle::new((p.x, p.y), 8, front_colour.stroke_width(2))))
+                .map_err(err)?;
+        }
+        if text && (!grouped || p.on_front) {
             // Above the marker, never on it: to its right in the left half of the chart, to its left
             // in the right half (about 7.5 pixels a character at this size), so labels stay inside.
             let style = TextStyle::from((FONT, 14).into_font()).color(&c);
             let width = (p.label.chars().count() as f64 * 7.5) as i32;
             let dx = if p.x > (xr.0 + xr.1) / 2.0 { -9 - width } else { 9 };
+            // With groups the legend names the colours, so a label that would overprint one already
+            // written is left out (the table has every point) rather than made unreadable.
+            let (px, py) = chart.backend_coord(&(p.x, p.y));
+            let slot = (px + dx, py - 16, width, 16);
+            let overlaps = |&(x, y, w, h): &(i32, i32, i32, i32)| {
+                slot.0 < x + w && x < slot.0 + slot.2 && slot.1 < y + h && y < slot.1 + slot.3
+            };
+            if grouped && written.iter().any(overlaps) {
+                continue;
+            }
+            written.push(slot);
             let label = EmptyElement::at((p.x, p.y)) + Text::new(p.label.clone(), (dx, -16), style);
             chart.draw_series(std::iter::once(label)).map_err(err)?;
         }
+    }
+    if text && grouped {
+        draw_legend(&mut chart, SeriesLabelPosition::LowerLeft, path)?;
     }
     root.present().map_err(err)?;
     Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
@@ -849,21 +902,28 @@ mod tests {
     #[test]
     fn pareto_charts_are_drawn_with_and_without_text() {
         let dir = tempfile::tempdir().unwrap();
-        let point = |label: &str, x, y, on_front| LabelledPoint { label: label.into(), x, y, on_front };
+        let point = |label: &str, x, y, on_front| LabelledPoint { label: label.into(), x, y, on_front, group: None };
         let points = [
             point("defaults", 85.6, 8.7, true),
             point("rate 0.01", 79.1, 31.9, true),
             point("rate 0.003", 80.0, 20.0, false),
             point("diverged", f64::NAN, 1.0, false),
         ];
+        // The same points as two groups (two sweeps compared), and one point with none.
+        let mut grouped = points.clone();
+        for (i, p) in grouped.iter_mut().enumerate().take(3) {
+            p.group = Some(if i == 0 { "today" } else { "schedule" }.into());
+        }
         for text in [false, true] {
             if text && !text_available() {
                 continue;
             }
-            let p = dir.path().join(format!("pareto-{text}.png"));
-            let d = draw_pareto_chart(&p, "front", "clean", "robust", &points, text).unwrap();
-            assert_eq!(is_png(&p), CHART_SIZE);
-            assert_eq!(d.warning.is_some(), !text);
+            for (name, points) in [("plain", &points), ("grouped", &grouped)] {
+                let p = dir.path().join(format!("pareto-{name}-{text}.png"));
+                let d = draw_pareto_chart(&p, "front", "clean", "robust", points, text).unwrap();
+                assert_eq!(is_png(&p), CHART_SIZE);
+                assert_eq!(d.warning.is_some(), !text);
+            }
         }
         // Nothing finite to draw is still a picture, not an error.
         draw_pareto_chart(&dir.path().join("empty.png"), "t", "x", "y", &[], false).unwrap();

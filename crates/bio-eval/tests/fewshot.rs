@@ -6,7 +6,7 @@ use bio_core::{BioNet, BioParams, BioRule, BpParams, Classifier, LearningRule, M
 use bio_cpu::CpuBackend;
 use bio_eval::fewshot::{
     Episode, episodic_on_features, mean_ci95, pretrain_hidden, sample_episodes, sample_per_class, train_bio_strict,
-    train_bio_with_unlabelled, train_bp, train_readout_only,
+    train_bio_with_unlabelled, train_bp, train_readout_only, winners_above,
 };
 use bio_eval::{
     EpisodeParams, EvalError, FewLabelData, FewLabelParams, FewShotResult, TrainSpec, episodic, few_labels,
@@ -69,7 +69,7 @@ fn confidence_interval() {
 fn episode_parameters_are_checked() {
     let labels: Vec<usize> = (0..60).map(|i| 5 + i % 6).collect(); // classes 5..=10, 10 each
     let novel = [5, 6, 7, 8, 9];
-    let ok = EpisodeParams { ways: 5, shots: vec![1, 5], queries: 5, episodes: 10, seed: 1 };
+    let ok = EpisodeParams { ways: 5, shots: vec![1, 5], queries: 5, episodes: 10, seed: 1, code_densities: vec![] };
     ok.check(&labels, &novel).unwrap();
     assert_eq!(flag(EpisodeParams { ways: 1, ..ok.clone() }.check(&labels, &novel).unwrap_err()), "ways");
     assert_eq!(flag(EpisodeParams { ways: 6, ..ok.clone() }.check(&labels, &novel).unwrap_err()), "ways");
@@ -86,7 +86,7 @@ fn episode_parameters_are_checked() {
 fn queries_are_never_in_the_support_set() {
     let labels: Vec<usize> = (0..200).map(|i| i % 10).collect();
     let novel = [5, 6, 7, 8, 9];
-    let params = EpisodeParams { ways: 3, shots: vec![5], queries: 10, episodes: 50, seed: 3 };
+    let params = EpisodeParams { ways: 3, shots: vec![5], queries: 10, episodes: 50, seed: 3, code_densities: vec![] };
     let episodes: Vec<Episode> = sample_episodes(&labels, &novel, &params, 5).unwrap();
     assert_eq!(episodes.len(), 50);
     for e in &episodes {
@@ -113,7 +113,8 @@ fn queries_are_never_in_the_support_set() {
 fn classifiers_on_separable_and_random_features() {
     let (x, labels) = clusters(8, 30, 40, 0.2, 1);
     let novel = [3, 4, 5, 6, 7];
-    let params = EpisodeParams { ways: 5, shots: vec![1, 5], queries: 15, episodes: 100, seed: 0 };
+    let params =
+        EpisodeParams { ways: 5, shots: vec![1, 5], queries: 15, episodes: 100, seed: 0, code_densities: vec![] };
     let r: Vec<FewShotResult> = episodic_on_features(&x, &labels, &novel, "clusters", &params).unwrap();
     assert_eq!(r.len(), 4);
     assert_eq!(
@@ -145,7 +146,8 @@ fn episodic_with_a_frozen_model() {
     let config = BioParams { hidden: vec![40, 24], active_fraction: 0.1, ..Default::default() }.check().unwrap();
     let backend = CpuBackend::new();
     let net = BioNet::init(&backend, config, 30, 3, 1);
-    let params = EpisodeParams { ways: 3, shots: vec![1, 5], queries: 5, episodes: 40, seed: 2 };
+    let params =
+        EpisodeParams { ways: 3, shots: vec![1, 5], queries: 5, episodes: 40, seed: 2, code_densities: vec![] };
     let r = episodic(&net, &x, &labels, &[3, 4, 5], None, &params, 32).unwrap();
     let rows: Vec<(&str, &str, usize)> =
         r.iter().map(|r| (r.features.as_str(), r.classifier.as_str(), r.shots)).collect();
@@ -165,6 +167,49 @@ fn episodic_with_a_frozen_model() {
     assert!(active <= 0.11 && drive > 0.99, "activity {active}, drive {drive}");
     assert_eq!(&first[..4], &r[..4], "the pixel rows do not depend on the layer or batch");
     assert_eq!(flag(episodic(&net, &x, &labels, &[3, 4, 5], Some(2), &params, 7).unwrap_err()), "layer");
+}
+
+/// Re-thresholding the drive at the model's own density gives back its activity (so the same
+/// few-shot figures); other densities give codes with that many winners per row.
+#[test]
+fn code_densities_rethreshold_the_drive() {
+    let (x, labels) = clusters(6, 25, 30, 0.1, 2);
+    let config = BioParams { hidden: vec![40], active_fraction: 0.1, ..Default::default() }.check().unwrap();
+    let backend = CpuBackend::new();
+    let net = BioNet::init(&backend, config, 30, 3, 1);
+    let xb = backend.upload(&x);
+    let drive = backend.download(&net.hidden_drive(&xb)[0]);
+    let activity = backend.download(&net.hidden_activity(&xb)[0]);
+    let own = winners_above(&drive, 0.1);
+    for (a, b) in own.as_slice().iter().zip(activity.as_slice()) {
+        assert!((a - b).abs() <= 1e-6, "{a} vs {b}");
+    }
+    let dense = winners_above(&drive, 0.5);
+    for i in 0..dense.rows() {
+        assert_eq!(dense.row(i).iter().filter(|v| **v > 0.0).count(), 20, "row {i}");
+    }
+    let params =
+        EpisodeParams { ways: 3, shots: vec![1], queries: 5, episodes: 30, seed: 2, code_densities: vec![0.1, 0.5] };
+    let r = episodic(&net, &x, &labels, &[3, 4, 5], None, &params, 32).unwrap();
+    let names: Vec<&str> = r.iter().map(|r| r.features.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "pixels",
+            "pixels",
+            "hidden.0",
+            "hidden.0",
+            "hidden.0.drive",
+            "hidden.0.drive",
+            "hidden.0.top0.1",
+            "hidden.0.top0.1",
+            "hidden.0.top0.5",
+            "hidden.0.top0.5"
+        ]
+    );
+    assert!((r[6].mean - r[2].mean).abs() < 1e-9, "own density: {} vs {}", r[6].mean, r[2].mean);
+    let bad = EpisodeParams { code_densities: vec![1.5], ..params };
+    assert_eq!(flag(bad.check(&labels, &[3, 4, 5]).unwrap_err()), "code-densities");
 }
 
 #[test]

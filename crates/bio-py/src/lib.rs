@@ -751,7 +751,7 @@ fn fewshot<'py>(
             "invalid value for `novel`: every class in `y` was seen in training; pass `novel` or train on base classes",
         ));
     }
-    let params = bio_eval::EpisodeParams { ways, shots, queries, episodes, seed };
+    let params = bio_eval::EpisodeParams { ways, shots, queries, episodes, seed, code_densities: Vec::new() };
     let results = with_network!(py, model, |_b, net| {
         Ok(bio_eval::episodic(&net, &images.matrix, &y, &novel, layer, &params, EVAL_BATCH)?)
     })?;

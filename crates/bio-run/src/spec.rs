@@ -293,6 +293,27 @@ pub struct RuleOptions {
     /// [bio] Hebbian learning rate.
     #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
     pub hebbian_rate: Option<f32>,
+    /// [bio] Rate schedule: the Hebbian rate moves geometrically from --hebbian-rate in the first epoch
+    /// to this rate in the last plastic one (lower: high early, low late; higher: the reverse) instead
+    /// of decaying linearly.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    #[serde(default)]
+    pub hebbian_rate_end: Option<f32>,
+    /// [bio] Three-factor learning: each sample's Hebbian change is multiplied by a global reward
+    /// signal, 1 when the readout got the sample right and −κ when it did not (0: learn from correct
+    /// samples only).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    #[serde(default)]
+    pub reward_modulation: Option<f32>,
+    /// [bio] Two populations in one layer: this fraction of each hidden layer's units (the first ones)
+    /// learns at --fast-rate, the rest at --hebbian-rate.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true, requires = "fast_rate"))]
+    #[serde(default)]
+    pub fast_fraction: Option<f32>,
+    /// [bio] Hebbian rate of the fast population (with --fast-fraction).
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true, requires = "fast_fraction"))]
+    #[serde(default)]
+    pub fast_rate: Option<f32>,
     /// [bio] Homeostatic rate.
     #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
     pub homeostasis_rate: Option<f32>,
@@ -382,6 +403,10 @@ impl Default for RuleOptions {
             competition: None,
             inhibition_gain: 1.5,
             hebbian_rate: None,
+            hebbian_rate_end: None,
+            reward_modulation: None,
+            fast_fraction: None,
+            fast_rate: None,
             homeostasis_rate: None,
             readout_rate: None,
             readout: None,
@@ -419,6 +444,9 @@ impl RuleOptions {
             None => default,
         };
         let off = |m: Mechanism| self.ablate.contains(&m);
+        if self.fast_fraction.is_some() != self.fast_rate.is_some() {
+            bail!("invalid value for `fast-fraction`: two populations need both `fast-fraction` and `fast-rate`");
+        }
         let params = BioParams {
             hidden: self.hidden.clone(),
             active_fraction: self.active_fraction.unwrap_or(d.active_fraction),
@@ -428,6 +456,10 @@ impl RuleOptions {
                 None => d.competition,
             },
             hebbian_rate: self.hebbian_rate.unwrap_or(d.hebbian_rate),
+            hebbian_rate_end: self.hebbian_rate_end.or(d.hebbian_rate_end),
+            reward_modulation: self.reward_modulation.or(d.reward_modulation),
+            fast_fraction: self.fast_fraction.unwrap_or(d.fast_fraction),
+            fast_hebbian_rate: self.fast_rate.unwrap_or(d.fast_hebbian_rate),
             homeostasis_rate: self.homeostasis_rate.unwrap_or(d.homeostasis_rate),
             readout_rate: self.readout_rate.unwrap_or(d.readout_rate),
             readout_rule: match self.readout {
@@ -498,6 +530,10 @@ impl RuleOptions {
             ("competition", self.competition.is_some()),
             ("inhibition-gain", self.inhibition_gain != d.inhibition_gain),
             ("hebbian-rate", self.hebbian_rate.is_some()),
+            ("hebbian-rate-end", self.hebbian_rate_end.is_some()),
+            ("reward-modulation", self.reward_modulation.is_some()),
+            ("fast-fraction", self.fast_fraction.is_some()),
+            ("fast-rate", self.fast_rate.is_some()),
             ("homeostasis-rate", self.homeostasis_rate.is_some()),
             ("readout-rate", self.readout_rate.is_some()),
             ("readout", self.readout.is_some()),

@@ -144,6 +144,9 @@ pub struct RunResult {
     pub synapses_kept: Option<f64>,
     /// Why the run failed (`None`: it did not).
     pub error: Option<String>,
+    /// The sweep it came from, when several sweeps are compared on one plot ([`compare`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// A point of the sweep, over its seeds.
@@ -164,6 +167,9 @@ pub struct PointSummary {
     pub synapses_kept: Option<f64>,
     /// On the Pareto front of (validation accuracy, robust accuracy).
     pub on_front: bool,
+    /// The sweep it came from, when several sweeps are compared ([`compare`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 /// A sweep's results (`OUT/sweep.json`).
@@ -465,6 +471,7 @@ pub fn run(
                 train_seconds: 0.0,
                 synapses_kept: None,
                 error: Some(format!("{e:#}")),
+                group: None,
             });
             bio_data::ensure_output_dir(&dir)?;
             bio_data::write_json(dir.join(RUN_RESULT_FILE), &result)?;
@@ -525,6 +532,7 @@ fn run_one(
         train_seconds: trained.metrics.train_seconds,
         synapses_kept: bio_eval::synapses_kept(trained.model.params()),
         error: None,
+        group: None,
     })
 }
 
@@ -620,6 +628,7 @@ pub fn summarize(runs: Vec<RunResult>, eval: Option<SweepEval>) -> SweepResults 
                 per_attack,
                 synapses_kept: (!kept.is_empty()).then(|| mean(&kept)),
                 on_front: false,
+                group: runs.iter().find(|r| &r.point == p).and_then(|r| r.group.clone()),
             }
         })
         .collect();
@@ -630,8 +639,20 @@ pub fn summarize(runs: Vec<RunResult>, eval: Option<SweepEval>) -> SweepResults 
     SweepResults { runs, points, eval }
 }
 
-/// Joins the results of several sweep directories (shards) into `out`.
+/// Joins the results of several sweep directories (shards of one sweep) into `out`.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepResults> {
+    join(dirs, out, false)
+}
+
+/// Joins several *different* sweeps, judged the same way, into one table and plot in `out`: each
+/// directory is a group, named after it (its points labelled `GROUP: point`), drawn in its own
+/// colour, with one Pareto front over all of them. A group already set (a comparison compared
+/// again) is kept.
+pub fn compare(dirs: &[PathBuf], out: &Path) -> Result<SweepResults> {
+    join(dirs, out, true)
+}
+
+fn join(dirs: &[PathBuf], out: &Path, grouped: bool) -> Result<SweepResults> {
     let mut runs: Vec<RunResult> = Vec::new();
     let mut eval = None;
     for dir in dirs {
@@ -639,10 +660,16 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepResults> {
         if let (Some(a), Some(b)) = (&eval, &part.eval)
             && a != b
         {
-            bail!("{} judged its runs differently from the other shards ([eval] differs)", dir.display());
+            bail!("{} judged its runs differently from the others ([eval] differs)", dir.display());
         }
         eval = eval.or(part.eval);
-        for r in part.runs {
+        let group = dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned());
+        for mut r in part.runs {
+            if grouped && r.group.is_none() {
+                r.point = format!("{group}: {}", r.point);
+                r.name = format!("{group}/{}", r.name);
+                r.group = Some(group.clone());
+            }
             if !runs.iter().any(|o| o.name == r.name) {
                 runs.push(r);
             }
@@ -726,13 +753,19 @@ fn write_results(out: &Path, results: &SweepResults) -> Result<()> {
             x: 100.0 * p.validation_accuracy,
             y: 100.0 * p.robust_accuracy,
             on_front: p.on_front,
+            group: p.group.clone(),
         })
         .collect();
     if !points.is_empty() {
         let eps = results.eval.as_ref().map_or(String::new(), |e| format!(" at eps {}", e.eps));
+        let grouped = points.iter().any(|p| p.group.is_some());
         bio_eval::pareto_chart(
             &out.join("pareto.png"),
-            "clean versus robust accuracy (orange: Pareto front)",
+            if grouped {
+                "clean versus robust accuracy (line: Pareto front)"
+            } else {
+                "clean versus robust accuracy (orange: Pareto front)"
+            },
             "validation accuracy (%)",
             &format!("robust accuracy, worst case{eps} (%)"),
             &points,

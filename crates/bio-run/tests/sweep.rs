@@ -85,6 +85,22 @@ fn a_two_point_sweep_runs_resumes_and_merges() {
     assert_eq!((s0.len(), s1.len(), r0.runs.len(), r1.runs.len()), (1, 1, 1, 1));
     let merged = sweep::merge(&[a, b], &tmp.path().join("merged")).unwrap();
     assert_eq!(merged.points, results.points, "shards merged differ from one sweep");
+
+    // Two sweeps compared: the same point names stay apart, each labelled and grouped by its
+    // directory, with one front over both (the same model twice: both copies of a front point).
+    let compared = sweep::compare(&[out.clone(), tmp.path().join("merged")], &tmp.path().join("compared")).unwrap();
+    assert_eq!(compared.points.len(), 2 * results.points.len());
+    for (i, p) in compared.points.iter().enumerate() {
+        let (group, original) = if i < results.points.len() {
+            ("sweep", &results.points[i])
+        } else {
+            ("merged", &results.points[i - results.points.len()])
+        };
+        assert_eq!(p.group.as_deref(), Some(group));
+        assert_eq!(p.point, format!("{group}: {}", original.point));
+        assert_eq!((p.validation_accuracy, p.on_front), (original.validation_accuracy, original.on_front));
+    }
+    assert!(tmp.path().join("compared").join("pareto.png").is_file());
 }
 
 #[test]

@@ -26,8 +26,14 @@ fn episodic(args: FewshotArgs) -> Result<()> {
         bail!("missing `model`: the episodic protocol needs --model DIR (or use --protocol few-labels --rule bio|bp)");
     };
     let shots = if args.shots.is_empty() { vec![1, 5] } else { args.shots.clone() };
-    let params =
-        EpisodeParams { ways: args.ways, shots, queries: args.queries, episodes: args.episodes, seed: args.seed };
+    let params = EpisodeParams {
+        ways: args.ways,
+        shots,
+        queries: args.queries,
+        episodes: args.episodes,
+        seed: args.seed,
+        code_densities: args.code_densities.clone(),
+    };
     let report = with_backend!(args.backend, args.json, |b| bio_run::eval::episodic(
         b,
         &dir,

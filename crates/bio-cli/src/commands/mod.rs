@@ -24,7 +24,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Demo(args) => demo::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
         Command::Eval(EvalCommand::Accuracy(args)) => eval::accuracy(args),
         Command::Eval(EvalCommand::Robustness(args)) => robustness::run(args),
         Command::Eval(EvalCommand::Fewshot(args)) => fewshot::run(args),

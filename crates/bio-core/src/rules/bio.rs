@@ -59,9 +59,16 @@ impl BioRule {
     /// layers frozen in the last `consolidation_epochs` epochs (when `E` is larger than that); with
     /// `layerwise`, the `P` plastic epochs split into one block per layer (layer `l` learns in epochs
     /// `⌈lP/L⌉ … ⌈(l+1)P/L⌉ − 1`, its rate decaying over its own block); and regrowth of pruned
-    /// synapses at the start of each plastic epoch after the first.
+    /// synapses at the start of each plastic epoch after the first. With `hebbian_rate_end`, the
+    /// hidden layers' multiplier is geometric instead, `(η_end/η)^(e/(P−1))` over the `P` plastic epochs
+    /// (of the layer's block when layer-wise).
     pub fn start_epoch(&mut self, epoch: usize, epochs: usize) {
         let decay = |done: usize, of: usize| 1.0 - done as f32 / of.max(1) as f32;
+        let end_ratio = self.config.hebbian_rate_end.map(|end| end / self.config.hebbian_rate);
+        let hebbian = |done: usize, of: usize| match end_ratio {
+            Some(ratio) => ratio.powf(done as f32 / of.saturating_sub(1).max(1) as f32),
+            None => decay(done, of),
+        };
         self.schedule = decay(epoch, epochs);
         let consolidation = self.config.consolidation_epochs;
         let plastic_epochs = if epochs <= consolidation { epochs } else { epochs - consolidation };
@@ -69,12 +76,13 @@ impl BioRule {
         (self.plastic_layers, self.hebbian_schedule) = if epoch >= plastic_epochs {
             ((0, 0), 0.0)
         } else if !self.config.layerwise {
-            ((0, layers), self.schedule)
+            // Without an end rate the hidden layers keep the readout's decay over all epochs.
+            ((0, layers), if end_ratio.is_some() { hebbian(epoch, plastic_epochs) } else { self.schedule })
         } else {
             let layer = epoch * layers / plastic_epochs;
             let block_start = (layer * plastic_epochs).div_ceil(layers);
             let block_end = ((layer + 1) * plastic_epochs).div_ceil(layers);
-            ((layer, layer + 1), decay(epoch - block_start, block_end - block_start))
+            ((layer, layer + 1), hebbian(epoch - block_start, block_end - block_start))
         };
         let any_plastic = self.plastic_layers.0 < self.plastic_layers.1;
         self.regrow_pending = any_plastic && epoch > 0 && self.config.regrow_probability > 0.0;
@@ -107,9 +115,26 @@ pub fn hebbian_drive<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfi
     } else {
         relative
     };
+    let relative = match population_rates(b, b.shape(activity).1, config) {
+        Some(speeds) => b.zip(&relative, &speeds, Binary::Mul),
+        None => relative,
+    };
     let pattern = b.zip(input, &guard(b, &row_norm(b, input, config.scaling_norm)), Binary::Div);
     let wins = per_neuron_sum(b, &relative);
     HebbianTerms { relative, pattern, wins }
+}
+
+/// Two populations ([`BioParams::fast_fraction`](crate::params::BioParams::fast_fraction)): each
+/// unit's Hebbian rate as a multiple of `hebbian_rate` (`1×neurons`), the fast units first; `None`
+/// with one population. Scaling a unit's plasticity signal scales its whole step (the pull toward
+/// the input and the decay of its normalized weights alike), so this is exactly a per-unit rate.
+fn population_rates<B: Backend>(b: &B, neurons: usize, config: &BioConfig) -> Option<B::Tensor> {
+    let fast = config.fast_units(neurons);
+    if fast == 0 {
+        return None;
+    }
+    let ratio = config.fast_hebbian_rate / config.hebbian_rate;
+    Some(b.upload(&Matrix::from_fn(1, neurons, |_, j| if j < fast { ratio } else { 1.0 })))
 }
 
 /// `−1` on the units the anti-Hebbian push reaches, `0` elsewhere (`batch×neurons`). One loser
@@ -149,7 +174,25 @@ pub fn hidden_plasticity<B: Backend>(
     rate: f32,
     config: &BioConfig,
 ) {
-    let terms = hebbian_drive(b, trace, config);
+    modulated_plasticity(b, layer, trace, rate, config, None);
+}
+
+/// [`hidden_plasticity`] with a third factor: each sample's plasticity signal multiplied by `m_b`
+/// (`modulator`, `batch×1`), `r_bj ← m_b·r_bj`, so a negative `m_b` moves that sample's winners away
+/// from it ([`BioParams::reward_modulation`](crate::params::BioParams::reward_modulation)).
+pub fn modulated_plasticity<B: Backend>(
+    b: &B,
+    layer: &mut BioLayer<B>,
+    trace: &LayerTrace<B>,
+    rate: f32,
+    config: &BioConfig,
+    modulator: Option<&B::Tensor>,
+) {
+    let mut terms = hebbian_drive(b, trace, config);
+    if let Some(m) = modulator {
+        terms.relative = b.zip(&terms.relative, m, Binary::Mul);
+        terms.wins = per_neuron_sum(b, &terms.relative);
+    }
     let settings = plasticity_settings(b.shape(&trace.input), rate, config);
     b.plasticity_step(&mut layer.weights, &mut layer.mask, &terms, &settings);
 }
@@ -291,7 +334,12 @@ impl<B: Backend> LearningRule<B> for BioRule {
         let (probs, losses, _) = softmax_cross_entropy(&b, &trace.logits, labels);
         let loss = losses.iter().sum::<f32>() / labels.len().max(1) as f32;
         check_loss(loss, model.classes(), "bio readout")?;
-        let correct = count_correct(&b.argmax_rows(&trace.logits), labels);
+        let predicted = b.argmax_rows(&trace.logits);
+        let correct = count_correct(&predicted, labels);
+        // The third factor: one global reward signal per sample, broadcast to every hidden layer.
+        let modulator = config.reward_modulation.map(|kappa| {
+            b.upload(&Matrix::from_fn(labels.len(), 1, |i, _| if predicted[i] == labels[i] { 1.0 } else { -kappa }))
+        });
         let last = &trace.layers.last().expect("at least one hidden layer").activity;
         let active_fraction = b.download(&b.reduce(&b.map(last, Unary::Step), Dim::All, Reduce::Mean)).get(0, 0);
 
@@ -306,7 +354,7 @@ impl<B: Backend> LearningRule<B> for BioRule {
             if regrow_now {
                 regrow(&b, layer, &config, &mut self.rng);
             }
-            hidden_plasticity(&b, layer, t, rate, &config);
+            modulated_plasticity(&b, layer, t, rate, &config, modulator.as_ref());
             if m.homeostasis {
                 homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config);
             }
@@ -416,6 +464,28 @@ mod tests {
     }
 
     #[test]
+    fn an_end_rate_makes_the_hebbian_schedule_geometric() {
+        // 0.001 → 0.0001 over 4 plastic epochs (one consolidation epoch after): ×10^(−e/3); the reverse
+        // schedule rises the same way; the readout keeps its linear decay.
+        let schedule = |start: f32, end: f32| {
+            let params = BioParams {
+                hidden: vec![8],
+                hebbian_rate: start,
+                hebbian_rate_end: Some(end),
+                consolidation_epochs: 1,
+                ..Default::default()
+            };
+            plan(BioRule::new(params.check().expect("valid"), 0), 5).into_iter().map(|(_, s)| s).collect::<Vec<_>>()
+        };
+        let close = |got: Vec<f32>, want: [f32; 5]| {
+            assert!(got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-5), "{got:?} against {want:?}");
+        };
+        let third = 10f32.powf(-1.0 / 3.0);
+        close(schedule(0.001, 0.0001), [1.0, third, third * third, 0.1, 0.0]);
+        close(schedule(0.0001, 0.001), [1.0, 1.0 / third, 1.0 / (third * third), 10.0, 0.0]);
+    }
+
+    #[test]
     fn layerwise_blocks_cover_the_plastic_epochs_in_layer_order() {
         // 9 plastic epochs over 2 layers: layer 0 in epochs 0..5, layer 1 in 5..9, then consolidation.
         let p = plan(rule(vec![8, 8], true, 1), 10);
@@ -459,6 +529,84 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The third factor: a sample whose reward signal is `−1` moves its winners away from it by
+    /// exactly the step a `+1` signal moves them toward it (in log space, with pruning and scaling off
+    /// so that nothing else changes the weights), and a zero signal leaves them unchanged.
+    #[test]
+    fn a_negative_reward_reverses_the_hebbian_change() {
+        let b = ReferenceBackend;
+        let mut params = BioParams { hidden: vec![10], active_fraction: 0.3, hebbian_rate: 0.05, ..Default::default() };
+        params.mechanisms.synaptic_scaling = false;
+        params.mechanisms.structural = false;
+        let config = params.check().expect("valid");
+        let net = BioNet::init(&b, config.clone(), 12, 3, 1);
+        let x = Matrix::from_fn(6, 12, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0 + 0.01);
+        let trace = net.trace(&x);
+        let log_change = |signal: Option<f32>| {
+            let mut layer = net.layers[0].clone();
+            let m = signal.map(|s| Matrix::from_fn(6, 1, |_, _| s));
+            modulated_plasticity(&b, &mut layer, &trace.layers[0], config.hebbian_rate, &config, m.as_ref());
+            Matrix::from_fn(10, 12, |i, j| (layer.weights.get(i, j) / net.layers[0].weights.get(i, j)).ln())
+        };
+        let (plain, toward, away, none) =
+            (log_change(None), log_change(Some(1.0)), log_change(Some(-1.0)), log_change(Some(0.0)));
+        let mut moved = 0.0f32;
+        for i in 0..10 {
+            for j in 0..12 {
+                assert!((plain.get(i, j) - toward.get(i, j)).abs() < 1e-6);
+                assert!((toward.get(i, j) + away.get(i, j)).abs() < 1e-5, "unit {i}, input {j}");
+                assert!(none.get(i, j).abs() < 1e-6);
+                moved += toward.get(i, j).abs();
+            }
+        }
+        assert!(moved > 1e-3, "the plain step moved nothing, so the test would prove nothing");
+    }
+
+    /// Two populations: after one batch the fast units' weights are those of a one-population net
+    /// at the fast rate and the slow units' those of one at the slow rate (the forward pass, and so
+    /// the winners, are the same in all three; each unit's step depends on its own signal only).
+    #[test]
+    fn each_population_learns_at_its_own_rate() {
+        let b = ReferenceBackend;
+        let (width, fan_in, fast) = (10, 12, 4);
+        let x = Matrix::from_fn(8, fan_in, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0);
+        let labels: Vec<usize> = (0..8).map(|i| i % 3).collect();
+        let trained = |hebbian_rate: f32, fast_fraction: f32, fast_hebbian_rate: f32| {
+            let params = BioParams {
+                hidden: vec![width],
+                active_fraction: 0.3,
+                hebbian_rate,
+                fast_fraction,
+                fast_hebbian_rate,
+                ..Default::default()
+            };
+            let config = params.check().expect("valid");
+            let mut net = BioNet::init(&b, config.clone(), fan_in, 3, 1);
+            let mut r = BioRule::new(config, 0);
+            r.start_epoch(0, 2);
+            LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+            net.layers[0].weights.clone()
+        };
+        let (slow_rate, fast_rate) = (0.01, 0.1);
+        let mixed = trained(slow_rate, fast as f32 / width as f32, fast_rate);
+        let all_slow = trained(slow_rate, 0.0, 0.0);
+        let all_fast = trained(fast_rate, 0.0, 0.0);
+        let start = trained(0.0, 0.0, 0.0);
+        let mut learned = [0, 0];
+        for j in 0..width {
+            let reference = if j < fast { &all_fast } else { &all_slow };
+            let mut moved = 0.0f32;
+            for i in 0..fan_in {
+                let (got, want) = (mixed.get(j, i), reference.get(j, i));
+                assert!((got - want).abs() <= 1e-5 * want.abs().max(1e-3), "unit {j}, synapse {i}: {got} vs {want}");
+                moved += (got - start.get(j, i)).abs();
+            }
+            learned[usize::from(j >= fast)] += usize::from(moved > 1e-4);
+        }
+        // Units that won nothing in this batch do not move; each population must have learners.
+        assert!(learned[0] > 0 && learned[1] > 0, "units that learned (fast, slow): {learned:?}");
     }
 
     #[test]

@@ -12,7 +12,10 @@ mod kh;
 mod registry;
 mod softhebb;
 
-pub use bio::{BioRule, hebbian_drive, hidden_plasticity, homeostasis, plasticity_settings, readout_update, regrow};
+pub use bio::{
+    BioRule, hebbian_drive, hidden_plasticity, homeostasis, modulated_plasticity, plasticity_settings, readout_update,
+    regrow,
+};
 pub use bp::BackpropRule;
 pub use kh::{
     KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer,
