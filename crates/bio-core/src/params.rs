@@ -115,6 +115,13 @@ pub struct BioParams {
     /// from it); `κ = 0` learns from correctly classified samples only. Off (`None`): `m_b = 1`.
     #[serde(default)]
     pub reward_modulation: Option<f32>,
+    /// Readout-gated learning in the last hidden layer: when set to `κ`, winner `j`'s Hebbian change
+    /// for sample `b` is multiplied by `1` when its readout synapse onto the sample's true class is
+    /// above its mean over the classes (the unit votes for that class) and by `−κ` when it is not.
+    /// A retrograde signal from the taught class unit to the units that synapse onto it, one per
+    /// unit and sample: not global like [`BioParams::reward_modulation`]. Off (`None`) by default.
+    #[serde(default)]
+    pub readout_gating: Option<f32>,
     /// Exponent `q` of the plasticity signal `r = (y / max y)^q`: how strongly the most active winners
     /// dominate learning (1 = in proportion to activity).
     pub hebbian_exponent: f32,
@@ -184,6 +191,7 @@ impl Default for BioParams {
             hebbian_rate: 0.0003,
             hebbian_rate_end: None,
             reward_modulation: None,
+            readout_gating: None,
             fast_fraction: 0.0,
             fast_hebbian_rate: 0.0,
             hebbian_exponent: 1.0,
@@ -298,6 +306,9 @@ impl BioParams {
         }
         if let Some(kappa) = self.reward_modulation {
             check_rate("reward-modulation", kappa)?;
+        }
+        if let Some(kappa) = self.readout_gating {
+            check_rate("readout-gating", kappa)?;
         }
         check_rate("feedforward-inhibition", self.feedforward_inhibition)?;
         check_rate("homeostasis-rate", self.homeostasis_rate)?;
@@ -466,6 +477,7 @@ mod tests {
         assert_eq!(bad(BioParams { fast_fraction: 1.5, ..Default::default() }), "fast-fraction");
         assert_eq!(bad(BioParams { hebbian_rate_end: Some(0.0), ..Default::default() }), "hebbian-rate-end");
         assert_eq!(bad(BioParams { reward_modulation: Some(-0.5), ..Default::default() }), "reward-modulation");
+        assert_eq!(bad(BioParams { readout_gating: Some(f32::NAN), ..Default::default() }), "readout-gating");
         assert_eq!(bad(BioParams { hebbian_rate_end: Some(f32::INFINITY), ..Default::default() }), "hebbian-rate-end");
         assert_eq!(
             bad(BioParams { fast_fraction: 0.5, fast_hebbian_rate: f32::NAN, ..Default::default() }),

@@ -305,6 +305,11 @@ pub struct RuleOptions {
     #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
     #[serde(default)]
     pub reward_modulation: Option<f32>,
+    /// [bio] Readout-gated learning in the last hidden layer: a winner learns (×1) from a sample when
+    /// its readout synapse onto the true class is above its mean, and unlearns (×−κ) when not.
+    #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true))]
+    #[serde(default)]
+    pub readout_gating: Option<f32>,
     /// [bio] Two populations in one layer: this fraction of each hidden layer's units (the first ones)
     /// learns at --fast-rate, the rest at --hebbian-rate.
     #[cfg_attr(feature = "clap", arg(long, allow_negative_numbers = true, requires = "fast_rate"))]
@@ -405,6 +410,7 @@ impl Default for RuleOptions {
             hebbian_rate: None,
             hebbian_rate_end: None,
             reward_modulation: None,
+            readout_gating: None,
             fast_fraction: None,
             fast_rate: None,
             homeostasis_rate: None,
@@ -458,6 +464,7 @@ impl RuleOptions {
             hebbian_rate: self.hebbian_rate.unwrap_or(d.hebbian_rate),
             hebbian_rate_end: self.hebbian_rate_end.or(d.hebbian_rate_end),
             reward_modulation: self.reward_modulation.or(d.reward_modulation),
+            readout_gating: self.readout_gating.or(d.readout_gating),
             fast_fraction: self.fast_fraction.unwrap_or(d.fast_fraction),
             fast_hebbian_rate: self.fast_rate.unwrap_or(d.fast_hebbian_rate),
             homeostasis_rate: self.homeostasis_rate.unwrap_or(d.homeostasis_rate),
@@ -532,6 +539,7 @@ impl RuleOptions {
             ("hebbian-rate", self.hebbian_rate.is_some()),
             ("hebbian-rate-end", self.hebbian_rate_end.is_some()),
             ("reward-modulation", self.reward_modulation.is_some()),
+            ("readout-gating", self.readout_gating.is_some()),
             ("fast-fraction", self.fast_fraction.is_some()),
             ("fast-rate", self.fast_rate.is_some()),
             ("homeostasis-rate", self.homeostasis_rate.is_some()),

@@ -197,6 +197,17 @@ pub fn modulated_plasticity<B: Backend>(
     b.plasticity_step(&mut layer.weights, &mut layer.mask, &terms, &settings);
 }
 
+/// Readout gating ([`BioParams::readout_gating`](crate::params::BioParams::readout_gating)): `m_bj = 1`
+/// when unit `j`'s readout synapse onto sample `b`'s class is above the unit's mean synapse over
+/// the classes, `V[y_b, j] > mean_c V[c, j]`, else `−κ` (`batch×neurons`).
+pub fn readout_votes<B: Backend>(b: &B, readout: &Readout<B>, labels: &[usize], kappa: f32) -> B::Tensor {
+    let (classes, _) = b.shape(&readout.weights);
+    let onto_true = b.matmul(&one_hot(b, labels, classes), false, &readout.weights, false);
+    let mean = b.reduce(&readout.weights, Dim::PerCol, Reduce::Mean);
+    let votes = b.map(&b.zip(&onto_true, &mean, Binary::Sub), Unary::Step);
+    b.map(&b.map(&votes, Unary::Scale(1.0 + kappa)), Unary::Offset(-kappa))
+}
+
 /// The scalars of one [`PlasticityStep`] for a layer fed `(batch, fan_in)` inputs.
 pub fn plasticity_settings((batch, fan_in): (usize, usize), rate: f32, config: &BioConfig) -> PlasticityStep {
     // Normalized entries are of order 1/D (L1) or 1/√D (L2): scale the step so η means the same.
@@ -340,6 +351,7 @@ impl<B: Backend> LearningRule<B> for BioRule {
         let modulator = config.reward_modulation.map(|kappa| {
             b.upload(&Matrix::from_fn(labels.len(), 1, |i, _| if predicted[i] == labels[i] { 1.0 } else { -kappa }))
         });
+        let votes = config.readout_gating.map(|kappa| readout_votes(&b, &model.readout, labels, kappa));
         let last = &trace.layers.last().expect("at least one hidden layer").activity;
         let active_fraction = b.download(&b.reduce(&b.map(last, Unary::Step), Dim::All, Reduce::Mean)).get(0, 0);
 
@@ -347,6 +359,7 @@ impl<B: Backend> LearningRule<B> for BioRule {
         let regrow_now = std::mem::take(&mut self.regrow_pending) && m.structural;
         let plastic = self.plastic_layers();
         let rate = config.hebbian_rate * self.hebbian_schedule;
+        let layers = model.layers.len();
         for (i, (layer, t)) in model.layers.iter_mut().zip(&trace.layers).enumerate() {
             if !plastic.contains(&i) {
                 continue;
@@ -354,7 +367,13 @@ impl<B: Backend> LearningRule<B> for BioRule {
             if regrow_now {
                 regrow(&b, layer, &config, &mut self.rng);
             }
-            modulated_plasticity(&b, layer, t, rate, &config, modulator.as_ref());
+            // The last hidden layer (the readout's input) may also be gated per unit by its own vote.
+            let gate = match (&votes, &modulator) {
+                (Some(v), Some(m)) if i + 1 == layers => Some(b.zip(v, m, Binary::Mul)),
+                (Some(v), None) if i + 1 == layers => Some(v.clone()),
+                _ => modulator.clone(),
+            };
+            modulated_plasticity(&b, layer, t, rate, &config, gate.as_ref());
             if m.homeostasis {
                 homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config);
             }
@@ -562,6 +581,23 @@ mod tests {
             }
         }
         assert!(moved > 1e-3, "the plain step moved nothing, so the test would prove nothing");
+    }
+
+    /// Readout gating: a unit learns from a sample when its synapse onto the sample's class is above
+    /// its mean over the classes, and is pushed away (−κ) otherwise.
+    #[test]
+    fn readout_votes_follow_each_units_synapse_onto_the_true_class() {
+        let b = ReferenceBackend;
+        // 3 classes × 2 units: unit 0 votes for class 0 (3 > mean 5/3), unit 1 for classes 1 and 2.
+        let weights = Matrix::from_fn(3, 2, |c, j| [[3.0, 1.0], [1.0, 2.0], [1.0, 2.0]][c][j]);
+        let readout = Readout { weights, bias: Matrix::from_fn(1, 3, |_, _| 0.0) };
+        let votes = readout_votes(&b, &readout, &[0, 1, 2], 0.5);
+        let want = [[1.0, -0.5], [-0.5, 1.0], [-0.5, 1.0]];
+        for (row, w) in want.iter().enumerate() {
+            for (j, &expected) in w.iter().enumerate() {
+                assert_eq!(votes.get(row, j), expected, "sample {row}, unit {j}");
+            }
+        }
     }
 
     /// Two populations: after one batch the fast units' weights are those of a one-population net
