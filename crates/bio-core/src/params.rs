@@ -246,8 +246,14 @@ impl BioConfig {
 
     /// Number of winners `k = max(1, round(ρ·N))` for a layer of width `n`.
     pub fn winners(&self, n: usize) -> usize {
-        ((self.active_fraction * n as f32).round() as usize).clamp(1, n.saturating_sub(1).max(1))
+        winners_at(self.active_fraction, n)
     }
+}
+
+/// Number of winners of k-WTA at density `ρ` in a layer of width `n`: `round(ρ·n)`, at least 1 and
+/// at most `n − 1` (so that a (k+1)-th drive, the threshold, exists).
+pub fn winners_at(density: f32, n: usize) -> usize {
+    ((density * n as f32).round() as usize).clamp(1, n.saturating_sub(1).max(1))
 }
 
 fn check_rate(name: &'static str, v: f32) -> Result<(), CoreError> {

@@ -13,9 +13,11 @@
 //! or seeds (protocol 2) and `t` the two-sided 95% quantile of Student's t with `n − 1` degrees of
 //! freedom (4.30 for 3 seeds, 1.96 in the limit); they are 0 when `n < 2` (no interval).
 
+use bio_core::backend::{Binary, ElementwiseOps, SelectOps, Unary};
+use bio_core::params::winners_at;
 use bio_core::{
     Backend, BackpropRule, BioConfig, BioNet, BioParams, BpConfig, BpNet, Classifier, LearningRule, Matrix,
-    train::train_epoch,
+    ReferenceBackend, train::train_epoch,
 };
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -563,21 +565,14 @@ pub fn episodic<B: Backend, M: Classifier<B>>(
     Ok(results)
 }
 
-/// k-WTA at density `ρ'` on each row: every entry minus the row's `(k+1)`-th largest, `k =
-/// clamp(round(ρ'·N), 1, N−1)`, kept where positive (ties at the threshold give zero).
+/// k-WTA at density `ρ'` on each row, as the model's competition does it: every entry minus the
+/// row's `(k+1)`-th largest, `k` = [`winners_at`]`(ρ', N)`, kept where positive (ties at the
+/// threshold give zero).
 pub fn winners_above(drive: &Matrix, density: f32) -> Matrix {
+    let b = ReferenceBackend;
     let n = drive.cols();
-    let k = ((density * n as f32).round() as usize).clamp(1, n.saturating_sub(1).max(1));
-    let mut out = drive.clone();
-    let mut sorted = Vec::with_capacity(n);
-    for i in 0..out.rows() {
-        let row = out.row_mut(i);
-        sorted.clear();
-        sorted.extend_from_slice(row);
-        let threshold = *sorted.select_nth_unstable_by(k.min(n - 1), |a, b| b.total_cmp(a)).1;
-        row.iter_mut().for_each(|v| *v = (*v - threshold).max(0.0));
-    }
-    out
+    let threshold = b.row_kth_largest(drive, (winners_at(density, n) + 1).min(n));
+    b.map(&b.zip(drive, &threshold, Binary::Sub), Unary::Relu)
 }
 
 /// Suffix of the features name of a layer's centred drive (`hidden.0.drive`).

@@ -499,8 +499,8 @@ fn draw_pareto_chart(
         }
     }
     let grouped = !groups.is_empty();
-    let (front_colour, other_colour) =
-        if grouped { (RGBColor(40, 40, 40), RGBColor(120, 120, 120)) } else { (colour(1), RGBColor(120, 120, 120)) };
+    let other_colour = RGBColor(120, 120, 120);
+    let front_colour = if grouped { RGBColor(40, 40, 40) } else { colour(1) };
     let mut front: Vec<(f64, f64)> = finite.iter().filter(|p| p.on_front).map(|p| (p.x, p.y)).collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0));
     chart.draw_series(LineSeries::new(front, front_colour.stroke_width(2))).map_err(err)?;

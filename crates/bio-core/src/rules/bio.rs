@@ -351,7 +351,14 @@ impl<B: Backend> LearningRule<B> for BioRule {
         let modulator = config.reward_modulation.map(|kappa| {
             b.upload(&Matrix::from_fn(labels.len(), 1, |i, _| if predicted[i] == labels[i] { 1.0 } else { -kappa }))
         });
-        let votes = config.readout_gating.map(|kappa| readout_votes(&b, &model.readout, labels, kappa));
+        // The last hidden layer (the readout's input) may also be gated per unit by its own vote.
+        let last_gate = config.readout_gating.map(|kappa| {
+            let votes = readout_votes(&b, &model.readout, labels, kappa);
+            match &modulator {
+                Some(m) => b.zip(&votes, m, Binary::Mul),
+                None => votes,
+            }
+        });
         let last = &trace.layers.last().expect("at least one hidden layer").activity;
         let active_fraction = b.download(&b.reduce(&b.map(last, Unary::Step), Dim::All, Reduce::Mean)).get(0, 0);
 
@@ -367,13 +374,8 @@ impl<B: Backend> LearningRule<B> for BioRule {
             if regrow_now {
                 regrow(&b, layer, &config, &mut self.rng);
             }
-            // The last hidden layer (the readout's input) may also be gated per unit by its own vote.
-            let gate = match (&votes, &modulator) {
-                (Some(v), Some(m)) if i + 1 == layers => Some(b.zip(v, m, Binary::Mul)),
-                (Some(v), None) if i + 1 == layers => Some(v.clone()),
-                _ => modulator.clone(),
-            };
-            modulated_plasticity(&b, layer, t, rate, &config, gate.as_ref());
+            let gate = if i + 1 == layers { last_gate.as_ref().or(modulator.as_ref()) } else { modulator.as_ref() };
+            modulated_plasticity(&b, layer, t, rate, &config, gate);
             if m.homeostasis {
                 homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config);
             }
