@@ -159,6 +159,13 @@ pub struct BioParams {
     pub prune_below: f32,
     /// Structural plasticity: probability per epoch that a removed synapse regrows.
     pub regrow_probability: f32,
+    /// Each unit normalizes the presynaptic pattern over its own present synapses,
+    /// `p_bj = x_b⊙m_j / ‖x_b⊙m_j‖`, instead of over every input, `x_b/‖x_b‖`. Off (the default), a
+    /// unit with few synapses (a receptive field, or after pruning) is pulled toward the share of the
+    /// pattern it sees, which sums to less than its normalized weights do, and the difference acts as
+    /// a pull toward uniform weights; on, its learned weights converge to its own view of the input.
+    #[serde(default)]
+    pub pattern_per_unit: bool,
     /// Readout learning rate.
     pub readout_rate: f32,
     /// Readout plasticity rule.
@@ -206,6 +213,7 @@ impl Default for BioParams {
             scaling_norm: ScalingNorm::L2,
             prune_below: 0.02,
             regrow_probability: 0.0,
+            pattern_per_unit: false,
             readout_rate: 5.0,
             readout_rule: ReadoutRule::DeltaEg,
             perturbation_sigma: 0.1,

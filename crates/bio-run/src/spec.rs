@@ -374,6 +374,10 @@ pub struct RuleOptions {
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(default)]
     pub layerwise: bool,
+    /// [bio] Each unit normalizes the input pattern over its own synapses, not over every input.
+    #[cfg_attr(feature = "clap", arg(long))]
+    #[serde(default)]
+    pub pattern_per_unit: bool,
     /// [bio] Initial magnitudes uniform on [1−s, 1+s]·c (default 0.5; 1 starts far from lognormal).
     #[cfg_attr(feature = "clap", arg(long))]
     #[serde(default)]
@@ -430,6 +434,7 @@ impl Default for RuleOptions {
             receptive_field: None,
             consolidation_epochs: None,
             layerwise: false,
+            pattern_per_unit: false,
             init_spread: None,
             ablate: Vec::new(),
             optimizer: OptimizerChoice::Adam,
@@ -490,6 +495,7 @@ impl RuleOptions {
             receptive_field: self.receptive_field.or(d.receptive_field),
             consolidation_epochs: self.consolidation_epochs.unwrap_or(d.consolidation_epochs),
             layerwise: self.layerwise,
+            pattern_per_unit: self.pattern_per_unit,
             init_spread: self.init_spread.unwrap_or(d.init_spread),
             readout_init: sign(self.readout_init, d.readout_init),
             hidden_init: sign(self.hidden_init, d.hidden_init),
@@ -559,6 +565,7 @@ impl RuleOptions {
             ("receptive-field", self.receptive_field.is_some()),
             ("consolidation-epochs", self.consolidation_epochs.is_some()),
             ("layerwise", self.layerwise),
+            ("pattern-per-unit", self.pattern_per_unit),
             ("init-spread", self.init_spread.is_some()),
             ("ablate", !self.ablate.is_empty()),
         ];

@@ -193,8 +193,24 @@ pub fn modulated_plasticity<B: Backend>(
         terms.relative = b.zip(&terms.relative, m, Binary::Mul);
         terms.wins = per_neuron_sum(b, &terms.relative);
     }
+    if config.pattern_per_unit {
+        // The pull only reaches present synapses, so rescaling `r_bj` by `‖x_b‖/‖x_b⊙m_j‖` turns
+        // `Σ_b r_bj·p_b` into the pull toward each unit's own view of the input; `wins` stays.
+        terms.relative = b.zip(&terms.relative, &own_view_gain(b, &trace.input, &layer.mask, config), Binary::Mul);
+    }
     let settings = plasticity_settings(b.shape(&trace.input), rate, config);
     b.plasticity_step(&mut layer.weights, &mut layer.mask, &terms, &settings);
+}
+
+/// [`BioParams::pattern_per_unit`](crate::params::BioParams::pattern_per_unit): `‖x_b‖/‖x_b⊙m_j‖`
+/// (`batch×neurons`), the factor between the pattern normalized over every input and over unit
+/// `j`'s present synapses (`m_j`, its row of the mask). One product of the input with the mask.
+fn own_view_gain<B: Backend>(b: &B, input: &B::Tensor, mask: &B::Tensor, config: &BioConfig) -> B::Tensor {
+    let seen = match config.scaling_norm {
+        ScalingNorm::L1 => b.matmul(&b.map(input, Unary::Abs), false, mask, true),
+        ScalingNorm::L2 => b.map(&b.matmul(&b.map(input, Unary::Square), false, mask, true), Unary::Sqrt),
+    };
+    b.zip(&b.map(&guard(b, &seen), Unary::Recip), &row_norm(b, input, config.scaling_norm), Binary::Mul)
 }
 
 /// Readout gating ([`BioParams::readout_gating`](crate::params::BioParams::readout_gating)): `m_bj = 1`
@@ -645,6 +661,58 @@ mod tests {
         }
         // Units that won nothing in this batch do not move; each population must have learners.
         assert!(learned[0] > 0 && learned[1] > 0, "units that learned (fast, slow): {learned:?}");
+    }
+
+    #[test]
+    fn a_unit_normalizing_over_its_own_synapses_learns_as_if_it_saw_only_them() {
+        // Every unit keeps the first 5 of 12 inputs. With the pattern normalized per unit, learning
+        // from x must equal learning, with the pattern over all inputs, from x with the rest zeroed:
+        // the drive is the same (absent synapses are zero) and so is each unit's view of the input.
+        let b = ReferenceBackend;
+        let (width, fan_in, seen) = (10, 12, 5);
+        let x = Matrix::from_fn(8, fan_in, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0 + 0.05);
+        let window = Matrix::from_fn(8, fan_in, |i, j| if j < seen { x.get(i, j) } else { 0.0 });
+        let labels: Vec<usize> = (0..8).map(|i| i % 3).collect();
+        for scaling_norm in [ScalingNorm::L1, ScalingNorm::L2] {
+            let trained = |input: &Matrix, pattern_per_unit: bool| {
+                let params = BioParams {
+                    hidden: vec![width],
+                    active_fraction: 0.3,
+                    hebbian_rate: 0.05,
+                    scaling_norm,
+                    pattern_per_unit,
+                    ..Default::default()
+                };
+                let config = params.check().expect("valid");
+                let mut net = BioNet::init(&b, config.clone(), fan_in, 3, 1);
+                for j in 0..width {
+                    for i in seen..fan_in {
+                        net.layers[0].weights.set(j, i, 0.0);
+                        net.layers[0].mask.set(j, i, 0.0);
+                    }
+                }
+                let mut r = BioRule::new(config, 0);
+                r.start_epoch(0, 2);
+                LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, input, &labels).expect("finite");
+                net.layers[0].weights.clone()
+            };
+            let own = trained(&x, true);
+            let windowed = trained(&window, false);
+            let all_inputs = trained(&x, false);
+            let mut differs = 0.0f32;
+            for j in 0..width {
+                for i in 0..fan_in {
+                    let (got, want) = (own.get(j, i), windowed.get(j, i));
+                    assert!(
+                        (got - want).abs() <= 1e-5 * want.abs().max(1e-3),
+                        "{scaling_norm:?} {j},{i}: {got} vs {want}"
+                    );
+                    differs = differs.max((got - all_inputs.get(j, i)).abs());
+                }
+            }
+            // And the switch matters: over all inputs the same unit learns something else.
+            assert!(differs > 1e-4, "{scaling_norm:?}: per-unit normalization changed nothing ({differs})");
+        }
     }
 
     #[test]
