@@ -49,7 +49,7 @@ prepare() {
         strip --strip-debug "$bin_dir/${base%-*}" 2>/dev/null || true
         n=$((n + 1))
     done < <(printf '%s\n' "$listing" | sed -n 's/^ *Executable .*(\(.*\))$/\1/p')
-    [ "$n" -ge 5 ] || { echo "expected 5 test executables, found $n:" >&2; echo "$listing" >&2; exit 1; }
+    [ "$n" -ge 6 ] || { echo "expected 6 test executables, found $n:" >&2; echo "$listing" >&2; exit 1; }
     # The `bio` binary for the timings of `bench` (same build profile as the timings in docs/).
     cargo build --release -p bio-cli >/dev/null
     cp target/release/bio "$bin_dir/bio"
@@ -91,7 +91,7 @@ run_tests() {
     export RUST_BACKTRACE=1
     local failed=0 name secs status
     # Order: cheapest first, so a broken setup shows quickly. Seconds are per-binary timeouts.
-    for spec in bio_cuda:60 no_gpu:60 conformance:300 rules_vs_cpu:150 gpu_kernels:60; do
+    for spec in bio_cuda:60 no_gpu:60 conformance:300 rules_vs_cpu:150 gpu_kernels:60 forks:120; do
         name="${spec%%:*}"
         secs="${spec##*:}"
         if [ ! -x "$bin_dir/$name" ]; then
@@ -173,10 +173,45 @@ bench() {
     echo "== bench done"
 }
 
+# population: training throughput of P `bio` runs side by side in one process (`bio sweep --jobs P`,
+# one CUDA stream per run: `CudaBackend::fork`), for P = ${POP_SIZES:-1 8 32 128}: P seeds of
+# 784-2000-10, batch 100, 10 epochs, on the 50 000 training images left by `validation = 10000`
+# (no attacks). Prints the wall time, member-epochs per second and the fraction of the device's FP32
+# peak (${FP32_PEAK_TFLOPS:-67} TFLOP/s, the H200 SXM's data-sheet figure) that the arithmetic of
+# a `bio` epoch represents: per batch of 100 the forward product x·W and the Hebbian pull rᵀ·p,
+# 2·100·784·2000 FLOPs each, plus the readout and the validation pass (small), ≈ 0.32 TFLOP per
+# member-epoch. The sweeps' tables go to $OUT/population.
+population() {
+    local bio="$bin_dir/bio" out="${OUT:-/tmp}/population" work sizes="${POP_SIZES:-1 8 32 128}" p
+    mkdir -p "$out"
+    [ -x "$bio" ] || { echo "no $bio: run 'scripts/gpu-check.sh prepare' first" >&2; exit 2; }
+    work="$(mktemp -d)"
+    find_cuda_libs
+    echo "== BIO_DATA_DIR=${BIO_DATA_DIR:-unset}; $(nproc) CPUs"
+    for p in $sizes; do
+        local seeds
+        seeds="$(seq -s, 0 $((p - 1)))"
+        printf 'seeds = [%s]\n[base]\ndataset = "fashion-mnist"\nvalidation = 10000\nhidden = 2000\nbatch = 100\nepochs = 10\n[eval]\nattacks = []\n' \
+            "$seeds" >"$work/pop-$p.toml"
+        local start ms status=0
+        start=$(date +%s%N)
+        timeout --kill-after=5 400 "$bio" sweep "$work/pop-$p.toml" --out "$work/pop-$p" --jobs "$p" --backend cuda --quiet \
+            >"$out/pop-$p.log" 2>&1 || status=$?
+        ms=$((($(date +%s%N) - start) / 1000000))
+        cp "$work/pop-$p/sweep.md" "$out/pop-$p.md" 2>/dev/null || true
+        awk -v p="$p" -v ms="$ms" -v st="$status" -v peak="${FP32_PEAK_TFLOPS:-67}" 'BEGIN {
+            s = ms / 1000; me = p * 10 / s;
+            printf "== P = %d: %.1f s wall (exit %d), %.2f member-epochs/s, %.1f%% of the FP32 peak\n", p, s, st, me, 100 * me * 0.32 / peak }'
+        tail -n 3 "$out/pop-$p.log" | sed 's/^/   /'
+    done
+    rm -rf "$work"
+}
+
 case "$mode" in
     prepare) prepare ;;
     run) run_tests ;;
     bench) bench ;;
+    population) population ;;
     all) status=0; (run_tests) || status=$?; bench; exit "$status" ;;
-    *) echo "usage: $0 prepare [dir] | run [dir] | bench [dir] | all [dir]   (dir defaults to target/gpu-bin)" >&2; exit 2 ;;
+    *) echo "usage: $0 prepare [dir] | run [dir] | bench [dir] | population [dir] | all [dir]   (dir defaults to target/gpu-bin)" >&2; exit 2 ;;
 esac

@@ -194,6 +194,18 @@ fn compile(arch: &str) -> Result<(Ptx, String), CudaError> {
     }
 }
 
+/// A cuBLAS handle bound to `stream`, in FP32 math mode (no TF32).
+fn fp32_blas(stream: &Arc<CudaStream>) -> Result<CudaBlas, CudaError> {
+    let blas = CudaBlas::new(stream.clone()).map_err(|e| CudaError::Blas(format!("creating a handle: {e}")))?;
+    // SAFETY: the handle is valid (just created) and the mode is a plain enum value.
+    unsafe {
+        cudarc::cublas::sys::cublasSetMathMode(*blas.handle(), cudarc::cublas::sys::cublasMath_t::CUBLAS_DEFAULT_MATH)
+    }
+    .result()
+    .map_err(|e| CudaError::Blas(format!("setting FP32 math mode: {e}")))?;
+    Ok(blas)
+}
+
 impl CudaBackend {
     /// The backend on device 0. See [`CudaBackend::with_device`].
     pub fn new() -> Result<Self, CudaError> {
@@ -235,8 +247,9 @@ impl CudaBackend {
         let ctx = CudaContext::new(ordinal).map_err(driver("creating the context"))?;
         // SAFETY: event tracking only synchronizes a buffer's uses across streams. This backend
         // allocates, copies, launches and frees everything on the one stream created below (the
-        // cuBLAS handle is bound to it too), and this `CudaContext` value is private to the
-        // backend, so stream order alone keeps every use after its producer and before the free.
+        // cuBLAS handle is bound to it too), and this `CudaContext` value is shared only with the
+        // backend's forks, each of which keeps its own tensors on its own stream (see `fork`), so
+        // stream order alone keeps every use after its producer and before the free.
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.new_stream().map_err(driver("creating a stream"))?;
         let device_name = ctx.name().map_err(driver("reading the device name"))?;
@@ -252,17 +265,34 @@ impl CudaBackend {
             .iter()
             .map(|k| module.load_function(k.name()).map_err(driver(k.name())))
             .collect::<Result<Vec<_>, _>>()?;
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| CudaError::Blas(format!("creating a handle: {e}")))?;
-        // SAFETY: the handle is valid (just created) and the mode is a plain enum value.
-        unsafe {
-            cudarc::cublas::sys::cublasSetMathMode(
-                *blas.handle(),
-                cudarc::cublas::sys::cublasMath_t::CUBLAS_DEFAULT_MATH,
-            )
-        }
-        .result()
-        .map_err(|e| CudaError::Blas(format!("setting FP32 math mode: {e}")))?;
+        let blas = fp32_blas(&stream)?;
         Ok(Self { inner: Arc::new(Inner { blas, kernels, stream, ctx, device_name, ordinal, arch }) })
+    }
+
+    /// A backend for concurrent work on the same device: it shares this backend's context and
+    /// compiled kernels (nothing is compiled again) but queues on a stream of its own, with a cuBLAS
+    /// handle of its own. Work queued on different forks may run at the same time on the GPU, so
+    /// several training runs in one process (one fork per thread: `bio sweep --jobs N`) fill the
+    /// device instead of taking turns on one stream, and each run's results are those it gets alone:
+    /// the same kernels in the same order on its stream.
+    ///
+    /// A tensor belongs to the fork that made it: never pass it to another fork (the context tracks
+    /// no events, see [`CudaBackend::with_device`], so nothing would order the two streams' uses).
+    pub fn fork(&self) -> Result<Self, CudaError> {
+        let inner = &self.inner;
+        let stream = inner.ctx.new_stream().map_err(driver("creating a stream"))?;
+        let blas = fp32_blas(&stream)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                blas,
+                kernels: inner.kernels.clone(),
+                stream,
+                ctx: inner.ctx.clone(),
+                device_name: inner.device_name.clone(),
+                ordinal: inner.ordinal,
+                arch: inner.arch.clone(),
+            }),
+        })
     }
 
     /// The device's name as the driver reports it, e.g. `NVIDIA H200`.

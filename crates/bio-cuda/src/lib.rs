@@ -7,10 +7,10 @@
 //! and [`CudaBackend::new`] checks for them before any driver call, returning a typed
 //! [`CudaError`] instead of panicking when the driver, NVRTC, cuBLAS or a device is missing.
 //!
-//! **Status:** verified on one H200 (2026-11-30): the conformance suite, the rule-step
-//! comparisons against the CPU backend and full Fashion-MNIST training agree with `bio-cpu`. The
-//! fused `plasticity_step` and `sparse_matmul` kernels added after that run are checked without a
-//! GPU (real NVRTC and ptxas in CI, the kernel emulation) but not yet on one. See the README.
+//! **Status:** verified on one H200 (2026-11-30 and 2026-12-01): the conformance suite, the
+//! rule-step comparisons against the CPU backend, the fused kernels and full Fashion-MNIST training
+//! agree with `bio-cpu`. [`CudaBackend::fork`] (concurrent runs on one device) is checked without a
+//! GPU only so far. See the README.
 //!
 #![doc = include_str!("../README.md")]
 

@@ -1,6 +1,7 @@
 //! The operation families of `bio_core::Backend` on [`CudaBackend`]: cuBLAS SGEMM for the matrix
-//! products and the NVRTC kernels of [`crate::kernels`] for everything else, including a sparse
-//! product for k-WTA codes (`sparse_matmul`) and the fused per-neuron `plasticity_step`.
+//! products (`sparse_matmul` too: cuBLAS was faster where measured) and the NVRTC kernels of
+//! [`crate::kernels`] for everything else, including the fused per-neuron `plasticity_step`; the
+//! sparse-product kernel stays available as [`CudaBackend::sparse_matmul_kernel`].
 #![allow(unsafe_code)]
 
 use bio_core::backend::{HebbianTerms, broadcast_strides, composed_plasticity_step};
@@ -98,10 +99,22 @@ impl LinalgOps for CudaBackend {
         c
     }
 
+    /// cuBLAS, as [`LinalgOps::matmul`]: on the H200 the hand-written kernel
+    /// ([`CudaBackend::sparse_matmul_kernel`]) was slower than cuBLAS SGEMM for both of this
+    /// operation's uses at 5 % density (0.86× for the Hebbian pull, 0.45× for the attack's backward
+    /// product; docs/PERFORMANCE.md, 2026-12-01).
+    fn sparse_matmul(&self, a: &Tensor, trans_a: bool, b: &Tensor) -> Tensor {
+        self.matmul(a, trans_a, b, false)
+    }
+}
+
+impl CudaBackend {
     /// `bio_sparse_matmul`: each output row sums only the rows of `b` facing non-zeros of its row of
     /// `op(a)`, in ascending order (bio-cpu's order), whatever the density (a dense `a` costs a
-    /// plain, slower product but the same result up to rounding).
-    fn sparse_matmul(&self, a: &Tensor, trans_a: bool, b: &Tensor) -> Tensor {
+    /// plain, slower product but the same result up to rounding). Not what
+    /// [`LinalgOps::sparse_matmul`] uses (cuBLAS was faster where measured); kept, with its
+    /// conformance check, so the two can be timed against each other on a new device.
+    pub fn sparse_matmul_kernel(&self, a: &Tensor, trans_a: bool, b: &Tensor) -> Tensor {
         let ((m, ka), (kb, n)) = (if trans_a { (a.cols, a.rows) } else { a.shape() }, b.shape());
         assert_eq!(ka, kb, "matmul inner dimensions differ: {ka} vs {kb}");
         if m == 0 || n == 0 {

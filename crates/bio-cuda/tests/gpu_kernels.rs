@@ -1,7 +1,7 @@
 //! The fused kernels at the training shape (784-2000, batch 100, k-WTA-like 5 % activity), on a GPU:
 //! the fused `plasticity_step` against the composed definition run on the same device (weights
 //! within the conformance tolerance, masks exactly), and the time of each, with the sparse and
-//! dense products beside them. Ignored by default (needs a GPU); run by `scripts/gpu-check.sh run`.
+//! dense products beside them (the sparse kernel checked against cuBLAS first). Ignored by default (needs a GPU); run by `scripts/gpu-check.sh run`.
 
 use std::time::Instant;
 
@@ -78,15 +78,24 @@ fn fused_kernels_match_the_composed_chain_at_the_training_shape_and_are_timed() 
     let composed_us = time_us(&gpu, 50, || composed(&mut w, &mut m));
     let weights = gpu.upload(&w0);
     let du = gpu.upload(&relative);
-    let pull_sparse = time_us(&gpu, 50, || drop(gpu.sparse_matmul(&terms.relative, true, &terms.pattern)));
+    for (what, a, ta, b) in [("pull", &terms.relative, true, &terms.pattern), ("du·W", &du, false, &weights)] {
+        let (got, want) =
+            (gpu.download(&gpu.sparse_matmul_kernel(a, ta, b)), gpu.download(&gpu.matmul(a, ta, b, false)));
+        let worst = got.as_slice().iter().zip(want.as_slice()).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+        let scale = want.as_slice().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(worst <= 1e-4 * scale + 1e-6, "{what}: sparse_matmul_kernel differs from cuBLAS by {worst:e}");
+    }
+    let pull_sparse = time_us(&gpu, 50, || drop(gpu.sparse_matmul_kernel(&terms.relative, true, &terms.pattern)));
     let pull_dense = time_us(&gpu, 50, || drop(gpu.matmul(&terms.relative, true, &terms.pattern, false)));
-    let back_sparse = time_us(&gpu, 50, || drop(gpu.sparse_matmul(&du, false, &weights)));
+    let back_sparse = time_us(&gpu, 50, || drop(gpu.sparse_matmul_kernel(&du, false, &weights)));
     let back_dense = time_us(&gpu, 50, || drop(gpu.matmul(&du, false, &weights, false)));
     eprintln!("GPU kernel times ({}), median of 50, synchronized, µs:", gpu.device_name());
     eprintln!(
         "  plasticity_step {NEURONS}×{INPUTS}, batch {BATCH}: fused {fused_us:.1}, composed {composed_us:.1} ({:.1}×)",
         composed_us / fused_us
     );
-    eprintln!("  pull rᵀ·p: sparse_matmul {pull_sparse:.1}, cuBLAS {pull_dense:.1}");
-    eprintln!("  du·W {BATCH}×{NEURONS}·{NEURONS}×{INPUTS}: sparse_matmul {back_sparse:.1}, cuBLAS {back_dense:.1}");
+    eprintln!("  pull rᵀ·p: sparse_matmul_kernel {pull_sparse:.1}, cuBLAS {pull_dense:.1}");
+    eprintln!(
+        "  du·W {BATCH}×{NEURONS}·{NEURONS}×{INPUTS}: sparse_matmul_kernel {back_sparse:.1}, cuBLAS {back_dense:.1}"
+    );
 }

@@ -54,6 +54,17 @@ impl Resolved {
             Resolved::Cuda(b) => b.name(),
         }
     }
+
+    /// A backend for one of several runs side by side in this process: on CUDA a fork (same device
+    /// and kernels, its own stream: [`CudaBackend::fork`]), so that concurrent runs overlap on the
+    /// GPU instead of queueing on one stream; on the CPU a clone (the runs share the cores through
+    /// rayon). Either way each run's results are those it gets alone.
+    pub fn fork(&self) -> Result<Resolved> {
+        Ok(match self {
+            Resolved::Cpu(b) => Resolved::Cpu(b.clone()),
+            Resolved::Cuda(b) => Resolved::Cuda(b.fork()?),
+        })
+    }
 }
 
 /// Resolves a [`BackendChoice`]; the second value, for `auto` only, says which backend was chosen

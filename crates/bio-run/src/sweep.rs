@@ -432,6 +432,8 @@ pub fn run(
     let threads = (rayon::current_num_threads() / jobs).max(1);
     let work = || -> Result<()> {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        // One backend per worker: on CUDA a fork with its own stream, so the runs overlap on the GPU.
+        let resolved = resolved.fork()?;
         loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let Some(run) = mine.get(i) else { return Ok(()) };
