@@ -190,7 +190,9 @@ fn config_json_is_the_spec_and_reads_old_spellings() {
     let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
     assert!(text.contains("\"rule\": \"bio\"") && text.contains("\"sign-readout\""), "{text}");
     // config.json holds every setting the run used, defaults included (issue 31, item 7).
-    assert!(!text.contains("null,") && text.contains("\"hebbian-rate\": 0.0003"), "{text}");
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let args = json["rule_args"].as_object().unwrap();
+    assert!(args.values().all(|v| !v.is_null()) && args["hebbian-rate"] == json!(0.0003), "{text}");
     s.resolve().unwrap();
     let back: SessionSpec = serde_json::from_str(&text).unwrap();
     assert_eq!(back, s);
@@ -200,7 +202,8 @@ fn config_json_is_the_spec_and_reads_old_spellings() {
         .replace("\"sign-readout\"", "\"SignReadout\"")
         .replace("\"kwta\"", "\"Kwta\"");
     assert_ne!(old, text);
-    let back: SessionSpec = serde_json::from_str(&old).unwrap();
+    let mut back: SessionSpec = serde_json::from_str(&old).unwrap();
+    back.resolve().unwrap();
     assert_eq!(back, s);
 }
 
