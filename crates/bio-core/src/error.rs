@@ -13,6 +13,22 @@ pub enum CoreError {
         /// Why the value is rejected.
         reason: String,
     },
+    /// No registered learning rule has this name.
+    #[error("unknown learning rule `{name}` (known: {known})")]
+    UnknownRule {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma-separated.
+        known: String,
+    },
+    /// A setting no rule declares.
+    #[error("unknown setting `{name}` (not a setting of the `{rule}` rule nor of any other)")]
+    UnknownSetting {
+        /// The setting's flag.
+        name: String,
+        /// The rule being configured.
+        rule: String,
+    },
     /// Tensors or data of the wrong shape.
     #[error("shape mismatch: {0}")]
     Shape(String),

@@ -5,8 +5,10 @@
 //! field (which is also the CLI flag's name).
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::CoreError;
+use crate::rules::{OptionKind, RuleOption, choice_name, number_setting, params_mut, params_ref};
 
 /// How lateral inhibition selects the active units of a hidden layer.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -235,6 +237,232 @@ fn unit_power() -> f32 {
     1.0
 }
 
+crate::option_choices!(ScalingNorm { ScalingNorm::L1 => "l1", ScalingNorm::L2 => "l2" });
+crate::option_choices!(ReadoutRule { ReadoutRule::DeltaEg => "delta", ReadoutRule::Perturbation => "perturbation" });
+crate::option_choices!(InitSign { InitSign::Positive => "positive", InitSign::Mixed => "mixed" });
+
+/// Gain γ of the inhibitory unit when `--competition inhibitory` is chosen without
+/// `--inhibition-gain`: chosen on validation accuracy among 1.0-2.0 with at most 5% of units
+/// active (docs/RESULTS.md).
+pub const DEFAULT_INHIBITION_GAIN: f32 = 1.5;
+
+/// The mechanisms `--ablate` names, in the order of [`Mechanisms`]' switches.
+const MECHANISMS: [&str; 6] = ["competition", "multiplicative", "homeostasis", "structural", "scaling", "sign-readout"];
+
+impl Mechanisms {
+    /// The switch of the mechanism `--ablate` calls `name`.
+    fn switch(&mut self, name: &str) -> Option<&mut bool> {
+        Some(match name {
+            "competition" => &mut self.competition,
+            "multiplicative" => &mut self.multiplicative,
+            "homeostasis" => &mut self.homeostasis,
+            "structural" => &mut self.structural,
+            "scaling" => &mut self.synaptic_scaling,
+            "sign-readout" => &mut self.sign_preserving_readout,
+            _ => return None,
+        })
+    }
+
+    /// The names of the mechanisms switched off.
+    fn off(&self) -> Vec<&'static str> {
+        let mut probe = *self;
+        MECHANISMS.into_iter().filter(|name| probe.switch(name).is_some_and(|on| !*on)).collect()
+    }
+}
+
+/// The settings of the `bio` rule, in the order they are applied and listed in `--help`.
+pub const BIO_OPTIONS: &[RuleOption] = &[
+    crate::rule_option!(BioParams, "active-fraction", active_fraction, "Target fraction of active hidden units, ρ"),
+    RuleOption {
+        flag: "competition",
+        field: "competition",
+        help: "Lateral inhibition: kwta (k-winners-take-all, sparsity fixed by construction) or inhibitory (threshold \
+               set by a pooled inhibitory unit, sparsity is an outcome)",
+        kind: OptionKind::Choice(&["kwta", "inhibitory"]),
+        get: |p| match params_ref::<BioParams>(p).competition {
+            Competition::KWinners => "kwta".into(),
+            Competition::Inhibitory { .. } => "inhibitory".into(),
+        },
+        set: |p, v| {
+            let p = params_mut::<BioParams>(p);
+            p.competition = match (choice_name(v)?.as_str(), p.competition) {
+                ("kwta", _) => Competition::KWinners,
+                ("inhibitory", Competition::Inhibitory { gain }) => Competition::Inhibitory { gain },
+                ("inhibitory", _) => Competition::Inhibitory { gain: DEFAULT_INHIBITION_GAIN },
+                _ => return Err("expected one of kwta, inhibitory".into()),
+            };
+            Ok(())
+        },
+    },
+    RuleOption {
+        flag: "inhibition-gain",
+        field: "competition",
+        help: "Gain γ of the inhibitory unit, with --competition inhibitory (default 1.5, chosen on validation \
+               accuracy among 1.0-2.0 with at most 5% of units active: docs/RESULTS.md)",
+        kind: OptionKind::Number,
+        get: |p| match params_ref::<BioParams>(p).competition {
+            Competition::Inhibitory { gain } => number_setting(gain),
+            Competition::KWinners => Value::Null,
+        },
+        set: |p, v| match &mut params_mut::<BioParams>(p).competition {
+            Competition::Inhibitory { gain } => {
+                *gain = crate::rules::OptionValue::from_setting(v)?;
+                Ok(())
+            }
+            Competition::KWinners => Err("it applies with `--competition inhibitory` only".into()),
+        },
+    },
+    crate::rule_option!(BioParams, "hebbian-rate", hebbian_rate, "Hebbian learning rate η"),
+    crate::rule_option!(
+        BioParams,
+        "hebbian-rate-end",
+        hebbian_rate_end,
+        "Rate schedule: the Hebbian rate moves geometrically from --hebbian-rate in the first epoch to this rate in \
+         the last plastic one (lower: high early, low late; higher: the reverse) instead of decaying linearly"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "reward-modulation",
+        reward_modulation,
+        "Three-factor learning: each sample's Hebbian change is multiplied by a global reward signal, 1 when the \
+         readout got the sample right and −κ when it did not (0: learn from correct samples only)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "readout-gating",
+        readout_gating,
+        "Readout-gated learning in the last hidden layer: a winner learns (×1) from a sample when its readout synapse \
+         onto the true class is above its mean, and unlearns (×−κ) when not"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "fast-fraction",
+        fast_fraction,
+        "Two populations in one layer: this fraction of each hidden layer's units (the first ones) learns at \
+         --fast-rate, the rest at --hebbian-rate"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "fast-rate",
+        fast_hebbian_rate,
+        "Hebbian rate of the fast population (with --fast-fraction)"
+    ),
+    crate::rule_option!(BioParams, "homeostasis-rate", homeostasis_rate, "Homeostatic rate"),
+    crate::rule_option!(BioParams, "readout-rate", readout_rate, "Readout learning rate"),
+    crate::rule_option!(
+        BioParams,
+        "readout",
+        readout_rule,
+        "Readout rule: delta (exponentiated-gradient delta rule) or perturbation (node perturbation, gradient-free)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "prune-below",
+        prune_below,
+        "Prune a synapse below this fraction of its neuron's mean weight"
+    ),
+    crate::rule_option!(BioParams, "regrow", regrow_probability, "Probability per epoch that a pruned synapse regrows"),
+    crate::rule_option!(BioParams, "readout-init", readout_init, "Initial sign of the readout weights"),
+    crate::rule_option!(BioParams, "hidden-init", hidden_init, "Initial sign of the hidden weights"),
+    crate::rule_option!(
+        BioParams,
+        "hebbian-exponent",
+        hebbian_exponent,
+        "Exponent q of the plasticity signal (y/max y)^q (1 = in proportion to activity)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "feedforward-inhibition",
+        feedforward_inhibition,
+        "Gain g of feed-forward inhibition, x̃ = x̂ − g·mean(x̂) (0 = off)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "anti-hebbian",
+        anti_hebbian,
+        "Anti-Hebbian strength of the strongest loser (0 = off)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "anti-hebbian-ranks",
+        anti_hebbian_ranks,
+        "How many losers below the threshold the anti-Hebbian push reaches (ranks k+1…k+m; 1 = the strongest loser alone)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "response-power",
+        response_power,
+        "Exponent n of the response the readout sees, yⁿ (1 = the activity; larger n: a prototype readout). Learning \
+         is unchanged"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "rate-smoothing",
+        rate_smoothing,
+        "Weight of the newest batch in each unit's running firing rate (0..1]"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "scaling-norm",
+        scaling_norm,
+        "Norm in which synaptic scaling holds each neuron's total weight: l1 (Σ|w|) or l2 (√Σw², drive = cosine \
+         similarity)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "receptive-field",
+        receptive_field,
+        "Localized receptive fields: first-layer units start with a random P×P window of the image (default: off)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "consolidation-epochs",
+        consolidation_epochs,
+        "Final epochs in which only the readout learns (hidden layers frozen)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "layerwise",
+        layerwise,
+        "Greedy layer-wise training: the plastic epochs split into one block per hidden layer, in order; only that \
+         layer learns in its block"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "pattern-per-unit",
+        pattern_per_unit,
+        "Each unit normalizes the input pattern over its own synapses, not over every input"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "init-spread",
+        init_spread,
+        "Initial magnitudes uniform on [1−s, 1+s]·c (1 starts far from lognormal)"
+    ),
+    RuleOption {
+        flag: "ablate",
+        field: "mechanisms",
+        help: "Mechanisms to switch off, comma-separated: competition (units become plain ReLUs), multiplicative \
+               (the Hebbian update becomes additive), homeostasis, structural (pruning), scaling (synaptic scaling), \
+               sign-readout (the readout becomes the additive delta rule)",
+        kind: OptionKind::List(&MECHANISMS),
+        get: |p| Value::from(params_ref::<BioParams>(p).mechanisms.off()),
+        set: |p, v| {
+            let names = match v {
+                Value::Array(items) => items.iter().map(choice_name).collect::<Result<Vec<_>, _>>()?,
+                one => vec![choice_name(one)?],
+            };
+            let mut mechanisms = Mechanisms::default();
+            for name in names {
+                *mechanisms.switch(&name).ok_or_else(|| format!("expected names among {}", MECHANISMS.join(", ")))? =
+                    false;
+            }
+            params_mut::<BioParams>(p).mechanisms = mechanisms;
+            Ok(())
+        },
+    },
+];
+
 /// Validated hyper-parameters of the `bio` rule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BioConfig(BioParams);
@@ -314,6 +542,12 @@ impl BioParams {
             return Err(CoreError::invalid("fast-fraction", format!("must be in [0, 1], got {}", self.fast_fraction)));
         }
         check_rate("fast-rate", self.fast_hebbian_rate)?;
+        if (self.fast_fraction > 0.0) != (self.fast_hebbian_rate > 0.0) {
+            return Err(CoreError::invalid(
+                "fast-fraction",
+                "two populations need both `fast-fraction` and `fast-rate` (both > 0, or both 0)",
+            ));
+        }
         if self.fast_fraction > 0.0 && self.hebbian_rate == 0.0 {
             // The fast units' rate is applied as a multiple of the slow one.
             return Err(CoreError::invalid("fast-fraction", "needs a positive hebbian-rate for the slow population"));
@@ -391,6 +625,60 @@ pub enum Optimizer {
     },
 }
 
+/// Learning rate of the backprop baseline under each optimizer when none is given.
+fn default_learning_rate(optimizer: Optimizer) -> f32 {
+    match optimizer {
+        Optimizer::Adam => 1e-3,
+        Optimizer::Momentum { .. } => 0.05,
+    }
+}
+
+/// Momentum coefficient μ of `--optimizer momentum` when none is given.
+pub const DEFAULT_MOMENTUM: f32 = 0.9;
+
+/// The settings of the `bp` baseline, in the order they are applied (the optimizer first: it sets
+/// the default learning rate).
+pub const BP_OPTIONS: &[RuleOption] = &[
+    RuleOption {
+        flag: "optimizer",
+        field: "optimizer",
+        help: "Optimizer: adam, or momentum (SGD with momentum)",
+        kind: OptionKind::Choice(&["adam", "momentum"]),
+        get: |p| match params_ref::<BpParams>(p).optimizer {
+            Optimizer::Adam => "adam".into(),
+            Optimizer::Momentum { .. } => "momentum".into(),
+        },
+        set: |p, v| {
+            let p = params_mut::<BpParams>(p);
+            p.optimizer = match choice_name(v)?.as_str() {
+                "adam" => Optimizer::Adam,
+                "momentum" => Optimizer::Momentum { momentum: DEFAULT_MOMENTUM },
+                _ => return Err("expected one of adam, momentum".into()),
+            };
+            p.learning_rate = default_learning_rate(p.optimizer);
+            Ok(())
+        },
+    },
+    crate::rule_option!(BpParams, "lr", learning_rate, "Learning rate (default 1e-3 for Adam, 0.05 for momentum)"),
+    RuleOption {
+        flag: "momentum",
+        field: "optimizer",
+        help: "Momentum coefficient, with --optimizer momentum (default 0.9)",
+        kind: OptionKind::Number,
+        get: |p| match params_ref::<BpParams>(p).optimizer {
+            Optimizer::Momentum { momentum } => number_setting(momentum),
+            Optimizer::Adam => Value::Null,
+        },
+        set: |p, v| match &mut params_mut::<BpParams>(p).optimizer {
+            Optimizer::Momentum { momentum } => {
+                *momentum = crate::rules::OptionValue::from_setting(v)?;
+                Ok(())
+            }
+            Optimizer::Adam => Err("it applies with `--optimizer momentum` only".into()),
+        },
+    },
+];
+
 /// Unchecked hyper-parameters of the `bp` baseline. Call [`BpParams::check`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BpParams {
@@ -404,7 +692,7 @@ pub struct BpParams {
 
 impl Default for BpParams {
     fn default() -> Self {
-        Self { hidden: vec![2000], optimizer: Optimizer::Adam, learning_rate: 1e-3 }
+        Self { hidden: vec![2000], optimizer: Optimizer::Adam, learning_rate: default_learning_rate(Optimizer::Adam) }
     }
 }
 

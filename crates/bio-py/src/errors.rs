@@ -28,7 +28,11 @@ enum Kind {
 fn core_kind(e: &CoreError) -> Kind {
     match e {
         CoreError::Diverged(_) => Kind::Diverged,
-        CoreError::InvalidParam { .. } | CoreError::Shape(_) | CoreError::Incompatible(_) => Kind::Value,
+        CoreError::InvalidParam { .. }
+        | CoreError::UnknownRule { .. }
+        | CoreError::UnknownSetting { .. }
+        | CoreError::Shape(_)
+        | CoreError::Incompatible(_) => Kind::Value,
     }
 }
 

@@ -343,7 +343,7 @@ pub fn few_labels<B: Backend>(b: &B, spec: &FewLabelsSpec, mut on_phase: impl Fn
         };
         results.extend(bio_core::rules::dispatch(spec.rule.name(), strict)??);
     } else {
-        let cfg = spec.options.bio_config()?;
+        let cfg = spec.options.config::<bio_core::BioRule>()?;
         {
             on_phase("bio-strict");
             results.extend(bio_eval::few_labels(

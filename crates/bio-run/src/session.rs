@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bio_core::params::training_memory_estimate;
-use bio_core::rules::{Rule, RuleInfo, RuleVisitor};
+use bio_core::rules::{Configured, Rule, RuleInfo, RuleVisitor};
 use bio_core::train::{EpochProgress, train_epoch_from};
 use bio_core::{Backend, Classifier, LearningRule, SavedModel};
 use bio_data::{Dataset, ModelFile, Split, TrainingState, model_dir};
@@ -19,7 +19,7 @@ use bio_data::{Dataset, ModelFile, Split, TrainingState, model_dir};
 use crate::backend::{Resolved, resolve};
 use crate::data::Splits;
 use crate::files::{EpochLog, RUN_FILES, TrainMetrics, VALIDATION_FILE, ValidationLog, resumed_validation};
-use crate::spec::{RuleName, SessionSpec};
+use crate::spec::SessionSpec;
 use crate::{EVAL_BATCH, on_backend};
 
 impl SessionSpec {
@@ -202,6 +202,12 @@ impl Resumable {
         let (model_path, config_path, _) = model_dir::model_paths(dir);
         let mut spec: SessionSpec = bio_data::read_json(&config_path).context("--resume")?;
         spec.out = Some(dir.to_path_buf());
+        // An older file leaves defaulted settings out: fill them in, so overrides compare with them.
+        if let Ok(rule) = spec.rule.info()
+            && let Ok(configured) = spec.configure(&rule)
+        {
+            spec.options.settings.0 = configured.settings;
+        }
         let state_path = dir.join(model_dir::STATE_FILE);
         let state = if state_path.exists() {
             Some(model_dir::load_state(dir).context("--resume")?)
@@ -255,6 +261,7 @@ impl Resumable {
             }
             if let (Some(g), Some(k)) = (find_field(&given_json, id), find_field(&kept_json, id))
                 && g != k
+                && !(g.is_number() && g.as_f64() == k.as_f64())
             {
                 let flag = id.replace('_', "-");
                 bail!("invalid value for `{flag}`: the resumed run in {} was started with {k}, not {g}", dir.display());
@@ -284,6 +291,8 @@ pub struct Session {
     stop: StopFlag,
     /// The rule the spec names.
     rule: RuleInfo,
+    /// Its validated configuration, built once from the spec.
+    configured: Configured,
 }
 
 impl Session {
@@ -342,7 +351,10 @@ impl Session {
         if rule.name != spec.rule.name() {
             bail!("the run trains `{}`, not `{}`", spec.rule, rule.name);
         }
-        spec.check_with(&rule)?;
+        let mut spec = spec;
+        let configured = spec.configure(&rule)?;
+        // The spec (and `config.json`) says every setting the run uses, defaults included.
+        spec.options.settings.0 = configured.settings.clone();
         let data = match data {
             Some(d) => d,
             None => Arc::new(bio_data::load(&spec.data.dataset, spec.data.data.as_deref())?),
@@ -369,7 +381,18 @@ impl Session {
             bail!("--resume needs the run's directory");
         }
         let resume = resume.flatten();
-        Ok(Session { spec, data, splits, backend, backend_note, resume, resumed, stop: StopFlag::default(), rule })
+        Ok(Session {
+            spec,
+            data,
+            splits,
+            backend,
+            backend_note,
+            resume,
+            resumed,
+            stop: StopFlag::default(),
+            rule,
+            configured,
+        })
     }
 
     /// The spec being run.
@@ -481,37 +504,18 @@ impl Session {
     /// that drive the update's size.
     fn divergence_advice(&self) -> String {
         let o = &self.spec.options;
-        let rule = &self.spec.rule;
-        if *rule == RuleName::BP {
-            let lr = match (o.lr, o.optimizer) {
-                (Some(lr), _) => lr.to_string(),
-                (None, crate::spec::OptimizerChoice::Adam) => "0.001".into(),
-                (None, crate::spec::OptimizerChoice::Momentum) => "0.05".into(),
-            };
-            format!("; try a lower --lr (this run: {lr}) or a smaller --batch (this run: {})", o.batch)
-        } else if *rule == RuleName::BIO {
-            match o.bio_config() {
-                Ok(c) => format!(
-                    "; try a lower --readout-rate (this run: {}) or --hebbian-rate (this run: {}), or a smaller --batch (this run: {})",
-                    c.readout_rate, c.hebbian_rate, o.batch
-                ),
-                Err(_) => String::new(),
-            }
-        } else {
-            // A rule that declares its settings: name the rates among them.
-            let rates: Vec<String> = self
-                .rule
-                .options
-                .iter()
-                .filter(|opt| opt.flag.contains("rate"))
-                .map(|opt| match o.settings.0.get(opt.flag) {
-                    Some(v) => format!("--{} (this run: {v})", opt.flag),
-                    None => format!("--{}", opt.flag),
-                })
-                .collect();
-            let rates = if rates.is_empty() { String::new() } else { format!("a lower {} or ", rates.join(" or ")) };
-            format!("; try {rates}a smaller --batch (this run: {})", o.batch)
-        }
+        // The rule names the settings that size an update; this run's values come with them.
+        let rates: Vec<String> = self
+            .rule
+            .divergence_hint
+            .iter()
+            .map(|flag| match o.settings.0.get(*flag) {
+                Some(v) => format!("--{flag} (this run: {})", show(v)),
+                None => format!("--{flag}"),
+            })
+            .collect();
+        let rates = if rates.is_empty() { String::new() } else { format!("a lower {}, or ", rates.join(" or ")) };
+        format!("; try {rates}a smaller --batch (this run: {})", o.batch)
     }
 
     fn model_file(&self, model: SavedModel, epochs_done: usize) -> ModelFile {
@@ -532,7 +536,7 @@ impl Session {
         if spec.rule.name() != R::NAME {
             bail!("the run trains `{}`, not `{}`", spec.rule, R::NAME);
         }
-        let config: R::Config = serde_json::from_str(&o.config_json(&self.rule)?)?;
+        let config: R::Config = self.configured.config::<R>()?.clone();
         let mut rule = R::new(config.clone(), o.seed);
         let to_saved = |m: &R::Model| SavedModel::of::<R, B>(&config, m);
         let from_saved = |saved: &SavedModel| -> Result<R::Model> {
@@ -814,4 +818,12 @@ fn check_memory(needed: u64) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A setting's value as a person writes it (`1000000`, not `1000000.0`).
+fn show(v: &serde_json::Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() && x.fract() == 0.0 && x.abs() < 1e15 => format!("{}", x as i64),
+        _ => v.to_string(),
+    }
 }

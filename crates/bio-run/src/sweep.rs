@@ -222,9 +222,9 @@ fn session_spec(base: &Settings, settings: &Settings, seed: u64, out: &Path) -> 
     let mut json = serde_json::to_value(SessionSpec::default())?;
     let declared = |flag: &str| bio_core::rules::rules().iter().any(|r| r.option(flag).is_some());
     for (k, v) in base.iter().chain(settings) {
-        if declared(k) {
-            // A setting a rule declares (`kh-rate`) keeps its flag as its key.
-            json["rule_args"][k] = v.clone();
+        if declared(&bio_core::rules::setting_key(k)) {
+            // A setting a rule declares (`hebbian-rate`, `kh-rate`) is keyed by its flag.
+            json["rule_args"][bio_core::rules::setting_key(k)] = v.clone();
             continue;
         }
         let k = key(k);
@@ -252,7 +252,7 @@ fn session_spec(base: &Settings, settings: &Settings, seed: u64, out: &Path) -> 
     if spec.validation == 0 {
         bail!("invalid value for `validation`: a sweep judges runs on held-out training images; set it in [base]");
     }
-    spec.check()?;
+    spec.resolve()?;
     Ok(spec)
 }
 

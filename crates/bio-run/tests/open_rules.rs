@@ -148,7 +148,7 @@ impl Rule for Prototypes {
     const SUMMARY: &'static str = "class-mean prototypes (a test rule)";
     const FORWARD: &'static str = "logits = x @ prototype.weight^T";
     const OPTIONS: &'static [RuleOption] =
-        &[RuleOption { flag: "prototypes-rate", field: "rate", help: "step toward the class mean (default 0.5)" }];
+        &[bio_core::rule_option!(PrototypeParams, "prototypes-rate", rate, "step toward the class mean")];
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = false;
     const COPIES_PER_WEIGHT: u64 = 2;
     type Params = PrototypeParams;
@@ -219,7 +219,7 @@ fn an_unregistered_rule_is_refused_by_name_and_its_settings_are_checked() {
     let err = Session::unregistered::<Prototypes>(bad).err().expect("not a number").to_string();
     assert!(err.contains("invalid value for `prototypes-rate`"), "{err}");
     let mut foreign = spec(dir.path(), 0.25);
-    foreign.options.hebbian_rate = Some(0.1);
+    foreign.options.settings.0.insert("hebbian-rate".into(), json!(0.1));
     let err = Session::unregistered::<Prototypes>(foreign).err().expect("a bio flag").to_string();
     assert!(err.contains("`hebbian-rate`: it is a setting of the `bio` rule"), "{err}");
 }

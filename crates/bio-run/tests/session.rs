@@ -7,8 +7,8 @@ use std::path::Path;
 use bio_core::train::train_epoch;
 use bio_core::{BackpropRule, BioRule, LearningRule, Params, SavedModel};
 use bio_cpu::CpuBackend;
-use bio_run::spec::{CompetitionChoice, SignChoice};
 use bio_run::{Event, Outcome, RuleName, RuleOptions, Session, SessionSpec};
+use serde_json::{Value, json};
 
 fn spec(rule: RuleName, options: RuleOptions, out: Option<&Path>) -> SessionSpec {
     let mut spec = SessionSpec { rule, options, out: out.map(Path::to_path_buf), ..SessionSpec::default() };
@@ -18,6 +18,12 @@ fn spec(rule: RuleName, options: RuleOptions, out: Option<&Path>) -> SessionSpec
 
 fn small(epochs: usize) -> RuleOptions {
     RuleOptions { hidden: vec![40], epochs: Some(epochs), ..RuleOptions::default() }
+}
+
+/// `options` with the rule settings `settings` (by flag).
+fn with(mut options: RuleOptions, settings: &[(&str, Value)]) -> RuleOptions {
+    options.settings.0.extend(settings.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    options
 }
 
 /// The model after `epochs` epochs of the plain `bio-core` loop, with the session's shuffling seeds.
@@ -30,7 +36,7 @@ fn bare_loop(rule: RuleName, options: &RuleOptions) -> SavedModel {
     };
     if rule == RuleName::BIO {
         {
-            let mut r = BioRule::new(options.bio_config().unwrap(), options.seed);
+            let mut r = BioRule::new(options.config::<BioRule>().unwrap(), options.seed);
             let mut m = r.init_model(&b, data.input_dim(), data.classes, options.seed);
             for e in 0..epochs {
                 r.start_epoch(e, epochs);
@@ -40,7 +46,7 @@ fn bare_loop(rule: RuleName, options: &RuleOptions) -> SavedModel {
         }
     } else {
         {
-            let mut r = BackpropRule::new(options.bp_config().unwrap());
+            let mut r = BackpropRule::new(options.config::<BackpropRule<CpuBackend>>().unwrap());
             let mut m = r.init_model(&b, data.input_dim(), data.classes, options.seed);
             for e in 0..epochs {
                 r.start_epoch(e, epochs);
@@ -64,11 +70,11 @@ fn assert_bits_equal(a: &Params, b: &Params, what: &str) {
 fn sessions_train_exactly_what_the_bare_loop_trains() {
     let configs = [
         ("bio defaults", RuleName::BIO, small(2)),
-        ("bio inhibitory", RuleName::BIO, RuleOptions { competition: Some(CompetitionChoice::Inhibitory), ..small(2) }),
+        ("bio inhibitory", RuleName::BIO, with(small(2), &[("competition", json!("inhibitory"))])),
         (
             "bio mixed-sign",
             RuleName::BIO,
-            RuleOptions { hidden_init: Some(SignChoice::Mixed), readout_init: Some(SignChoice::Mixed), ..small(2) },
+            with(small(2), &[("hidden-init", json!("mixed")), ("readout-init", json!("mixed"))]),
         ),
         ("bp", RuleName::BP, small(2)),
     ];
@@ -162,7 +168,7 @@ fn bad_settings_are_refused_before_any_disk_work() {
     let cases = [
         (RuleOptions { epochs: Some(0), ..small(1) }, "epochs"),
         (RuleOptions { batch: 0, ..small(1) }, "batch"),
-        (RuleOptions { hebbian_rate: Some(-1.0), ..small(1) }, "hebbian"),
+        (with(small(1), &[("hebbian-rate", json!(-1.0))]), "hebbian"),
     ];
     for (options, flag) in cases {
         let err = Session::new(spec(RuleName::BIO, options, Some(&out))).err().expect("refused");
@@ -179,26 +185,32 @@ fn bad_settings_are_refused_before_any_disk_work() {
 fn config_json_is_the_spec_and_reads_old_spellings() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec(RuleName::BIO, small(1), Some(dir.path()));
-    s.options.ablate = vec![bio_run::spec::Mechanism::SignReadout];
+    s.options.settings.0.insert("ablate".into(), json!(["sign-readout"]));
     Session::new(s.clone()).unwrap().run(&mut ()).unwrap().finished().unwrap();
     let text = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
     assert!(text.contains("\"rule\": \"bio\"") && text.contains("\"sign-readout\""), "{text}");
+    // config.json holds every setting the run used, defaults included (issue 31, item 7).
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let args = json["rule_args"].as_object().unwrap();
+    assert!(args.values().all(|v| !v.is_null()) && args["hebbian-rate"] == json!(0.0003), "{text}");
+    s.resolve().unwrap();
     let back: SessionSpec = serde_json::from_str(&text).unwrap();
     assert_eq!(back, s);
     // Files written before the session library spelled variants as Rust does.
     let old = text
         .replace("\"bio\"", "\"Bio\"")
         .replace("\"sign-readout\"", "\"SignReadout\"")
-        .replace("\"adam\"", "\"Adam\"");
+        .replace("\"kwta\"", "\"Kwta\"");
     assert_ne!(old, text);
-    let back: SessionSpec = serde_json::from_str(&old).unwrap();
+    let mut back: SessionSpec = serde_json::from_str(&old).unwrap();
+    back.resolve().unwrap();
     assert_eq!(back, s);
 }
 
 #[test]
 fn each_epoch_logs_the_synapses_structural_plasticity_kept() {
     // A high pruning threshold and a fast Hebbian rate, so that synapses are really removed.
-    let pruning = RuleOptions { prune_below: Some(0.5), hebbian_rate: Some(0.01), ..small(2) };
+    let pruning = with(small(2), &[("prune-below", json!(0.5)), ("hebbian-rate", json!(0.01))]);
     let trained = Session::new(spec(RuleName::BIO, pruning, None)).unwrap().run(&mut ()).unwrap();
     let trained = trained.finished().unwrap();
     let kept: Vec<f32> = trained.metrics.history.iter().map(|e| e.synapses_kept.expect("bio has masks")).collect();

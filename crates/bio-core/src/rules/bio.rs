@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Normal};
 
 use serde::{Deserialize, Serialize};
 
-use super::{BatchReport, LearningRule, RngState, Rule, RuleState, check_loss, count_correct};
+use super::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState, check_loss, count_correct};
 use crate::backend::{
     Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, row_norm,
 };
@@ -450,6 +450,8 @@ impl Rule for BioRule {
 hidden.i.bias; theta = per-row threshold (k-winners: (k+1)-th largest u, k = round(active_fraction * width); \
 inhibitory: mean(u) + gain * std(u)); x = relu(u - theta). Readout: h = x / (normalization_sigma + sum(x)) per row; \
 logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied to the weights.";
+    const OPTIONS: &'static [RuleOption] = crate::params::BIO_OPTIONS;
+    const DIVERGENCE_HINT: &'static [&'static str] = &["readout-rate", "hebbian-rate"];
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
     const COPIES_PER_WEIGHT: u64 = BIO_COPIES_PER_WEIGHT;
     type Params = BioParams;
@@ -457,6 +459,10 @@ logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied t
 
     fn forward_text(config: &BioConfig, input_dim: usize, classes: usize) -> String {
         super::describe::bio_forward_text(config, input_dim, classes)
+    }
+
+    fn set_hidden(params: &mut BioParams, hidden: &[usize]) {
+        params.hidden = hidden.to_vec();
     }
 
     fn check(params: BioParams) -> Result<BioConfig, CoreError> {

@@ -145,6 +145,8 @@ impl<B: Backend> Rule for BackpropRule<B> {
     const NAME: &'static str = "bp";
     const SUMMARY: &'static str = "backpropagation with Adam or SGD-momentum: the baseline";
     const FORWARD: &'static str = "x = relu(x @ layer.i.weight^T + layer.i.bias) for every layer but the last; logits = x @ last.weight^T + last.bias.";
+    const OPTIONS: &'static [super::RuleOption] = crate::params::BP_OPTIONS;
+    const DIVERGENCE_HINT: &'static [&'static str] = &["lr"];
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = false;
     const COPIES_PER_WEIGHT: u64 = BP_COPIES_PER_WEIGHT;
     type Params = BpParams;
@@ -152,6 +154,10 @@ impl<B: Backend> Rule for BackpropRule<B> {
 
     fn forward_text(config: &BpConfig, input_dim: usize, classes: usize) -> String {
         super::describe::bp_forward_text(config, input_dim, classes)
+    }
+
+    fn set_hidden(params: &mut BpParams, hidden: &[usize]) {
+        params.hidden = hidden.to_vec();
     }
 
     fn check(params: BpParams) -> Result<BpConfig, CoreError> {

@@ -559,37 +559,34 @@ impl<B: Backend> Rule for KhRule<B> {
     const FORWARD: &'static str = "r = relu(x @ hidden.0.weight^T); h = r^n (n from the config); code = h / ||h||_2 per row \
         (0 where h is all 0); logits = code @ readout.weight^T + readout.bias.";
     const OPTIONS: &'static [RuleOption] = &[
-        RuleOption { flag: "kh-p", field: "p", help: "Lebesgue norm p ≥ 2 of the hidden weights (default 2)" },
-        RuleOption {
-            flag: "kh-k", field: "k", help: "rank k ≥ 2 of the unit pushed away from the input (default 2)"
-        },
-        RuleOption {
-            flag: "kh-delta",
-            field: "delta",
-            help: "anti-Hebbian strength Δ ≥ 0 of the k-th unit (default 0.4)",
-        },
-        RuleOption { flag: "kh-n", field: "n", help: "power n ≥ 1 of the ReLU^n response (default 4.5)" },
-        RuleOption {
-            flag: "kh-rate",
-            field: "hebbian_rate",
-            help: "initial unsupervised rate ε₀ (largest weight change of a step), annealed linearly to 0 (default 0.4)",
-        },
-        RuleOption {
-            flag: "kh-hidden-epochs",
-            field: "hidden_epochs",
-            help: "unsupervised epochs (at most half the run; the rest trains the readout) (default 10)",
-        },
-        RuleOption {
-            flag: "kh-readout-rate",
-            field: "readout_rate",
-            help: "Adam learning rate of the readout (default 0.01)",
-        },
+        crate::rule_option!(KhParams, "kh-p", p, "Lebesgue norm p ≥ 2 of the hidden weights"),
+        crate::rule_option!(KhParams, "kh-k", k, "rank k ≥ 2 of the unit pushed away from the input"),
+        crate::rule_option!(KhParams, "kh-delta", delta, "anti-Hebbian strength Δ ≥ 0 of the k-th unit"),
+        crate::rule_option!(KhParams, "kh-n", n, "power n ≥ 1 of the ReLU^n response"),
+        crate::rule_option!(
+            KhParams,
+            "kh-rate",
+            hebbian_rate,
+            "initial unsupervised rate ε₀ (largest weight change of a step), annealed linearly to 0"
+        ),
+        crate::rule_option!(
+            KhParams,
+            "kh-hidden-epochs",
+            hidden_epochs,
+            "unsupervised epochs (at most half the run; the rest trains the readout)"
+        ),
+        crate::rule_option!(KhParams, "kh-readout-rate", readout_rate, "Adam learning rate of the readout"),
     ];
+    const DIVERGENCE_HINT: &'static [&'static str] = &["kh-rate", "kh-readout-rate"];
     const DEFAULT_EPOCHS: usize = 20;
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
     const COPIES_PER_WEIGHT: u64 = KH_COPIES_PER_WEIGHT;
     type Params = KhParams;
     type Config = KhConfig;
+
+    fn set_hidden(params: &mut KhParams, hidden: &[usize]) {
+        params.hidden = hidden.to_vec();
+    }
 
     fn check(params: KhParams) -> Result<KhConfig, CoreError> {
         params.check()

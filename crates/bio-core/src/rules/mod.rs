@@ -21,7 +21,13 @@ pub use kh::{
     KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer,
     Schedule, kh_plasticity, phase_split,
 };
-pub use registry::{RuleInfo, RuleOption, RuleVisitor, Settings, config_from_settings, dispatch, find, rules};
+pub use registry::{
+    Configured, OptionKind, OptionValue, RuleInfo, RuleOption, RuleVisitor, Settings, choice_name,
+    config_from_settings, configure, dispatch, find, kind_of, number_setting, params_from_settings, params_mut,
+    params_ref, resolved, rules, setting_key,
+};
+/// The JSON value of a setting (for [`option_choices!`](crate::option_choices)).
+pub use serde_json::Value as SettingValue;
 pub use softhebb::{
     SOFTHEBB_COPIES_PER_WEIGHT, SOFTHEBB_INPUT_EPS, SoftHebbConfig, SoftHebbNet, SoftHebbParams, SoftHebbRule,
     SoftHebbState, softhebb_plasticity,
@@ -140,8 +146,12 @@ pub trait Rule: Sized + 'static {
     /// The forward pass in words, with the parameter names of [`crate::Classifier::to_params`], so
     /// that an exported model can be rebuilt from its file alone.
     const FORWARD: &'static str;
-    /// The rule's own command-line settings (beyond hidden widths, epochs, batch and seed).
+    /// The rule's own settings (beyond hidden widths, epochs, batch and seed), each declared once
+    /// with [`rule_option!`](crate::rule_option): the command line's flags, the keys of
+    /// `config.json` and sweep files and Python's keywords all come from here.
     const OPTIONS: &'static [RuleOption] = &[];
+    /// The flags of the settings to lower when training diverges (the rates that size an update).
+    const DIVERGENCE_HINT: &'static [&'static str] = &[];
     /// Epochs when none are given.
     const DEFAULT_EPOCHS: usize = 10;
     /// Whether an update depends on how many epochs the run has in all (a schedule annealed over
@@ -150,13 +160,19 @@ pub trait Rule: Sized + 'static {
     /// Host-side copies of each weight while training, for the memory estimate.
     const COPIES_PER_WEIGHT: u64;
     /// Plain hyper-parameters, as a user fills them in; must have a `hidden` field (the widths).
-    type Params: Default + Serialize + DeserializeOwned;
+    type Params: Default + Serialize + DeserializeOwned + 'static;
     /// Validated hyper-parameters, saved (as JSON) with every model of the rule.
-    type Config: Clone + std::fmt::Debug + PartialEq + Serialize + DeserializeOwned;
+    type Config: Clone + std::fmt::Debug + PartialEq + Serialize + DeserializeOwned + Send + Sync + 'static;
     /// The forward pass of a model with this configuration, in words, with its constants and every
     /// exported tensor's name and shape (default: [`Rule::FORWARD`]).
     fn forward_text(_config: &Self::Config, _input_dim: usize, _classes: usize) -> String {
         Self::FORWARD.to_string()
+    }
+    /// Puts the hidden widths into `params` (default: through the `hidden` field of its JSON form).
+    fn set_hidden(params: &mut Self::Params, hidden: &[usize]) {
+        let mut json = serde_json::to_value(&*params).expect("params are plain data");
+        json["hidden"] = serde_json::Value::from(hidden.to_vec());
+        *params = serde_json::from_value(json).expect("a rule's params have a `hidden` field of widths");
     }
     /// Validates parameters; errors name the setting.
     fn check(params: Self::Params) -> Result<Self::Config, CoreError>;

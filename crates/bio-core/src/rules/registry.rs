@@ -3,7 +3,9 @@
 //! through [`dispatch`] (generic code, one call per rule) or [`RuleInfo`] (plain data and function
 //! pointers, for front ends).
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -36,19 +38,212 @@ macro_rules! registry {
 }
 pub(super) use registry;
 
-/// One command-line setting of a rule (see [`Rule::OPTIONS`]).
+/// What values a setting takes, which also decides how the command line spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptionKind {
+    /// A real number (`--hebbian-rate 0.003`).
+    Number,
+    /// A whole number ≥ 0 (`--anti-hebbian-ranks 2`).
+    Count,
+    /// On when the flag is given (`--layerwise`); `true`/`false` in files.
+    Switch,
+    /// One of these names (`--scaling-norm l1`).
+    Choice(&'static [&'static str]),
+    /// Any of these names, comma-separated on the command line, a list in files (`--ablate a,b`).
+    List(&'static [&'static str]),
+}
+
+/// A field type a setting can hold: how its value reads from and writes to the settings' JSON form.
+/// Implemented for `f32`, `usize`, `bool`, their `Option`s (`None` = off, written as nothing) and,
+/// through [`option_choices!`](crate::option_choices), for enums of named choices.
+pub trait OptionValue: Sized {
+    /// How the command line takes it.
+    const KIND: OptionKind;
+    /// The value as a setting (`Null` = off).
+    fn to_setting(&self) -> Value;
+    /// The value of a setting; the error says what was expected.
+    fn from_setting(value: &Value) -> Result<Self, String>;
+}
+
+impl OptionValue for f32 {
+    const KIND: OptionKind = OptionKind::Number;
+    fn to_setting(&self) -> Value {
+        number_setting(*self)
+    }
+    fn from_setting(value: &Value) -> Result<Self, String> {
+        match value.as_f64() {
+            Some(x) if x.is_finite() => Ok(x as f32),
+            _ => Err("expected a number".into()),
+        }
+    }
+}
+
+impl OptionValue for usize {
+    const KIND: OptionKind = OptionKind::Count;
+    fn to_setting(&self) -> Value {
+        Value::from(*self)
+    }
+    fn from_setting(value: &Value) -> Result<Self, String> {
+        match (value.as_u64(), value.as_f64()) {
+            (Some(n), _) => Ok(n as usize),
+            (None, Some(x)) if x >= 0.0 && x.fract() == 0.0 && x < 1e15 => Ok(x as usize),
+            _ => Err("expected a whole number ≥ 0".into()),
+        }
+    }
+}
+
+impl OptionValue for bool {
+    const KIND: OptionKind = OptionKind::Switch;
+    fn to_setting(&self) -> Value {
+        Value::from(*self)
+    }
+    fn from_setting(value: &Value) -> Result<Self, String> {
+        value.as_bool().ok_or_else(|| "expected true or false".into())
+    }
+}
+
+impl<T: OptionValue> OptionValue for Option<T> {
+    const KIND: OptionKind = T::KIND;
+    fn to_setting(&self) -> Value {
+        self.as_ref().map_or(Value::Null, T::to_setting)
+    }
+    fn from_setting(value: &Value) -> Result<Self, String> {
+        if value.is_null() { Ok(None) } else { T::from_setting(value).map(Some) }
+    }
+}
+
+/// An `f32` as the shortest decimal that reads back to the same bits (`0.003`, not
+/// `0.003000000026077032`).
+pub fn number_setting(x: f32) -> Value {
+    x.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+}
+
+/// The name a choice's value spells, in kebab case: files written before the registry spelled
+/// variants as Rust does (`SignReadout`, `Adam`, `L1`), and they still read.
+pub fn choice_name(value: &Value) -> Result<String, String> {
+    let text = value.as_str().ok_or("expected a name")?;
+    let mut name = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            let after_lower = i > 0 && text.chars().nth(i - 1).is_some_and(|p| p.is_ascii_lowercase());
+            if after_lower {
+                name.push('-');
+            }
+            name.push(c.to_ascii_lowercase());
+        } else {
+            name.push(c);
+        }
+    }
+    Ok(name)
+}
+
+/// Implements [`OptionValue`] for an enum of unit variants, each with the name settings spell it by:
+/// `option_choices!(ScalingNorm { ScalingNorm::L1 => "l1", ScalingNorm::L2 => "l2" });`.
+#[macro_export]
+macro_rules! option_choices {
+    ($ty:ty { $($variant:path => $name:literal),+ $(,)? }) => {
+        impl $crate::rules::OptionValue for $ty {
+            const KIND: $crate::rules::OptionKind = $crate::rules::OptionKind::Choice(&[$($name),+]);
+            fn to_setting(&self) -> $crate::rules::SettingValue {
+                match self {
+                    $($variant => $crate::rules::SettingValue::from($name)),+
+                }
+            }
+            fn from_setting(value: &$crate::rules::SettingValue) -> Result<Self, String> {
+                let name = $crate::rules::choice_name(value)?;
+                $(if name == $name {
+                    return Ok($variant);
+                })+
+                Err(format!("expected one of {}", [$($name),+].join(", ")))
+            }
+        }
+    };
+}
+
+/// Declares a setting that is one field of a rule's params, of a type that is an [`OptionValue`]:
+/// `rule_option!(BioParams, "hebbian-rate", hebbian_rate, "Hebbian learning rate η")`. The flag
+/// is `--hebbian-rate`, the key in `config.json` and sweep files `hebbian-rate` (or
+/// `hebbian_rate`), the Python keyword `hebbian_rate`; the default is the field's in
+/// `Params::default()`.
+#[macro_export]
+macro_rules! rule_option {
+    ($params:ty, $flag:literal, $field:ident, $help:expr) => {
+        $crate::rules::RuleOption {
+            flag: $flag,
+            field: stringify!($field),
+            help: $help,
+            kind: $crate::rules::kind_of::<$params, _>(|p| &p.$field),
+            get: |p| $crate::rules::OptionValue::to_setting(&$crate::rules::params_ref::<$params>(p).$field),
+            set: |p, v| {
+                $crate::rules::params_mut::<$params>(p).$field = $crate::rules::OptionValue::from_setting(v)?;
+                Ok(())
+            },
+        }
+    };
+}
+
+/// The [`OptionKind`] of the field `field` reads (for [`rule_option!`](crate::rule_option)).
+pub const fn kind_of<P, T: OptionValue>(_field: fn(&P) -> &T) -> OptionKind {
+    T::KIND
+}
+
+/// A rule's params behind an option's `&dyn Any` (for [`RuleOption::get`]).
+pub fn params_ref<P: 'static>(params: &dyn Any) -> &P {
+    params.downcast_ref().expect("an option is applied to its own rule's params")
+}
+
+/// A rule's params behind an option's `&mut dyn Any` (for [`RuleOption::set`]).
+pub fn params_mut<P: 'static>(params: &mut dyn Any) -> &mut P {
+    params.downcast_mut().expect("an option is applied to its own rule's params")
+}
+
+/// One setting of a rule (see [`Rule::OPTIONS`]): its flag, the field of the rule's params it
+/// sets, its help text, the values it takes, and how it reads and writes the field. Declared with
+/// [`rule_option!`](crate::rule_option) when it is one field; written out when one flag sets part
+/// of a field (`--competition`, `--inhibition-gain` → `competition`).
+#[derive(Clone, Copy, Debug)]
 pub struct RuleOption {
-    /// The flag without dashes, prefixed by the rule's name (`kh-p`); settings are keyed by it.
+    /// The flag without dashes (`hebbian-rate`, `kh-p`); settings are keyed by it.
     pub flag: &'static str,
     /// The field of the rule's [`Rule::Params`] it sets.
     pub field: &'static str,
-    /// Help text, with the default.
+    /// Help text (the default is added from the params' default).
     pub help: &'static str,
+    /// The values it takes.
+    pub kind: OptionKind,
+    /// The field's value as a setting (`Null` when off), from the rule's params.
+    pub get: fn(&dyn Any) -> Value,
+    /// Puts a setting's value into the rule's params; the error says what was expected.
+    pub set: fn(&mut dyn Any, &Value) -> Result<(), String>,
 }
 
 /// A rule's settings as given (command line, `config.json`, a sweep file): flag → value.
 pub type Settings = BTreeMap<String, Value>;
+
+/// A rule's validated configuration behind `Any` (downcast to the rule's [`Rule::Config`]), with
+/// every one of its settings resolved (the defaults filled in), as [`RuleInfo::configure`] makes it.
+#[derive(Clone)]
+pub struct Configured {
+    /// The rule's [`Rule::Config`].
+    pub config: Arc<dyn Any + Send + Sync>,
+    /// Every setting of the rule with its value (none is left to a default); off settings are absent.
+    pub settings: Settings,
+}
+
+impl std::fmt::Debug for Configured {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Configured").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl Configured {
+    /// The configuration of rule `R`, or an error if it belongs to another rule.
+    pub fn config<R: Rule>(&self) -> Result<&R::Config, CoreError> {
+        self.config
+            .downcast_ref::<R::Config>()
+            .ok_or_else(|| CoreError::Incompatible(format!("the configuration is not one of the `{}` rule", R::NAME)))
+    }
+}
 
 /// A registered rule as plain data, for front ends that list, describe or configure rules without
 /// being generic over them.
@@ -64,12 +259,18 @@ pub struct RuleInfo {
     pub forward_text: fn(&SavedModel) -> Result<String, CoreError>,
     /// [`Rule::OPTIONS`].
     pub options: &'static [RuleOption],
+    /// [`Rule::DIVERGENCE_HINT`].
+    pub divergence_hint: &'static [&'static str],
     /// [`Rule::DEFAULT_EPOCHS`].
     pub default_epochs: usize,
     /// [`Rule::SCHEDULE_DEPENDS_ON_EPOCHS`].
     pub schedule_depends_on_epochs: bool,
     /// [`Rule::COPIES_PER_WEIGHT`].
     pub copies_per_weight: u64,
+    /// The validated configuration and the resolved settings, from hidden widths and settings ([`configure`]).
+    pub configure: fn(&[usize], &Settings) -> Result<Configured, CoreError>,
+    /// Every setting at its default (off settings absent), for `--help` and front ends.
+    pub defaults: fn() -> Settings,
     /// The validated configuration, as JSON, from hidden widths and settings ([`config_from_settings`]).
     pub config_json: fn(&[usize], &Settings) -> Result<String, CoreError>,
 }
@@ -83,9 +284,15 @@ impl RuleInfo {
             forward: R::FORWARD,
             forward_text: |saved| Ok(R::forward_text(&saved.config_of::<R>()?, saved.input_dim, saved.classes)),
             options: R::OPTIONS,
+            divergence_hint: R::DIVERGENCE_HINT,
             default_epochs: R::DEFAULT_EPOCHS,
             schedule_depends_on_epochs: R::SCHEDULE_DEPENDS_ON_EPOCHS,
             copies_per_weight: R::COPIES_PER_WEIGHT,
+            configure: |hidden, settings| {
+                let (config, settings) = configure::<R>(hidden, settings)?;
+                Ok(Configured { config: Arc::new(config), settings })
+            },
+            defaults: || resolved::<R>(&R::Params::default()),
             config_json: |hidden, settings| {
                 let config = config_from_settings::<R>(hidden, settings)?;
                 Ok(serde_json::to_string(&config).expect("a config is plain data"))
@@ -112,7 +319,7 @@ pub fn rules() -> Vec<RuleInfo> {
     super::registered()
 }
 
-/// The registered rule called `name`, or an error listing the known names.
+/// The registered rule called `name`, or [`CoreError::UnknownRule`] listing the known names.
 pub fn find(name: &str) -> Result<RuleInfo, CoreError> {
     rules().into_iter().find(|r| r.name == name).ok_or_else(|| unknown(name))
 }
@@ -124,36 +331,62 @@ pub fn dispatch<B: Backend, V: RuleVisitor<B>>(name: &str, visitor: V) -> Result
 
 fn unknown(name: &str) -> CoreError {
     let known: Vec<&str> = rules().iter().map(|r| r.name).collect();
-    CoreError::Incompatible(format!("unknown learning rule `{name}` (known: {})", known.join(", ")))
+    CoreError::UnknownRule { name: name.to_string(), known: known.join(", ") }
 }
 
-/// Rule `R`'s validated configuration: its default [`Rule::Params`] with `hidden` and each given
-/// setting put in, then [`Rule::check`]ed. A setting that is not one of `R`'s options, or whose value
-/// does not fit its field, is refused naming the flag.
-pub fn config_from_settings<R: Rule>(hidden: &[usize], settings: &Settings) -> Result<R::Config, CoreError> {
-    let Value::Object(mut fields) = serde_json::to_value(R::Params::default()).expect("params are plain data") else {
-        unreachable!("a rule's params are a struct");
-    };
-    fields.insert("hidden".into(), Value::from(hidden.to_vec()));
-    for (flag, value) in settings {
-        let Some(option) = R::OPTIONS.iter().find(|o| o.flag == flag) else {
-            return Err(CoreError::Incompatible(format!("`{flag}` is not a setting of the `{}` rule", R::NAME)));
-        };
-        assert!(fields.contains_key(option.field), "option `{flag}` of `{}` names no field of its params", R::NAME);
-        // Check the value alone against the field's type, so the error names this flag.
-        let mut probe = fields.clone();
-        probe.insert(option.field.into(), value.clone());
-        serde_json::from_value::<R::Params>(Value::Object(probe)).map_err(|e| {
-            CoreError::Incompatible(format!("invalid value for `{flag}`: {value} ({})", type_only(&e.to_string())))
-        })?;
-        fields.insert(option.field.into(), value.clone());
+/// The key a setting is stored under: its flag (`hebbian_rate`, the Python and old `config.json`
+/// spelling, → `hebbian-rate`).
+pub fn setting_key(name: &str) -> String {
+    name.replace('_', "-")
+}
+
+/// Every setting of `R` read from `params` (off settings absent).
+pub fn resolved<R: Rule>(params: &R::Params) -> Settings {
+    R::OPTIONS
+        .iter()
+        .filter_map(|o| {
+            let value = (o.get)(params);
+            (!value.is_null()).then(|| (o.flag.to_string(), value))
+        })
+        .collect()
+}
+
+/// Rule `R`'s params from hidden widths and settings: its default [`Rule::Params`] with `hidden`
+/// and each given setting put in, in the order [`Rule::OPTIONS`] declares them (so that
+/// `--optimizer` comes before `--lr`). A setting that is not one of `R`'s options, or whose value
+/// does not fit, is refused naming the flag. Not yet [`Rule::check`]ed.
+pub fn params_from_settings<R: Rule>(hidden: &[usize], settings: &Settings) -> Result<R::Params, CoreError> {
+    for flag in settings.keys() {
+        if R::OPTIONS.iter().any(|o| o.flag == flag) {
+            continue;
+        }
+        return Err(match rules().into_iter().find_map(|r| r.option(flag).map(|o| (r.name, o.flag))) {
+            Some((owner, flag)) => CoreError::invalid(
+                flag,
+                format!("it is a setting of the `{owner}` rule, and this run trains `{}`", R::NAME),
+            ),
+            None => CoreError::UnknownSetting { name: flag.clone(), rule: R::NAME.to_string() },
+        });
     }
-    let params = serde_json::from_value::<R::Params>(Value::Object(fields))
-        .map_err(|e| CoreError::Incompatible(format!("the `{}` settings do not fit: {e}", R::NAME)))?;
-    R::check(params)
+    let mut params = R::Params::default();
+    R::set_hidden(&mut params, hidden);
+    for option in R::OPTIONS {
+        if let Some(value) = settings.get(option.flag) {
+            (option.set)(&mut params, value)
+                .map_err(|reason| CoreError::invalid(option.flag, format!("{value} ({reason})")))?;
+        }
+    }
+    Ok(params)
 }
 
-/// serde's message without its position suffix (" at line 1 column 5"), which means nothing here.
-fn type_only(message: &str) -> &str {
-    message.split(" at line ").next().unwrap_or(message)
+/// Rule `R`'s validated configuration and its resolved settings (see [`params_from_settings`]).
+pub fn configure<R: Rule>(hidden: &[usize], settings: &Settings) -> Result<(R::Config, Settings), CoreError> {
+    let params = params_from_settings::<R>(hidden, settings)?;
+    let settings = resolved::<R>(&params);
+    Ok((R::check(params)?, settings))
+}
+
+/// Rule `R`'s validated configuration (see [`configure`]).
+pub fn config_from_settings<R: Rule>(hidden: &[usize], settings: &Settings) -> Result<R::Config, CoreError> {
+    configure::<R>(hidden, settings).map(|(config, _)| config)
 }

@@ -361,32 +361,36 @@ impl<B: Backend> Rule for SoftHebbRule<B> {
     const FORWARD: &'static str = "xn = x / (1e-6 + ||x||_2) per row; u = xn @ hidden.0.weight^T + hidden.0.bias; \
         y = softmax(beta * u) per row (beta from the config); logits = y @ readout.weight^T + readout.bias.";
     const OPTIONS: &'static [RuleOption] = &[
-        RuleOption {
-            flag: "softhebb-beta",
-            field: "beta",
-            help: "inverse temperature β > 0 of the soft winner-take-all (default 20)",
-        },
-        RuleOption {
-            flag: "softhebb-rate",
-            field: "hebbian_rate",
-            help: "initial unsupervised rate η₀ (largest weight change of a step), annealed linearly to 0 (default 0.4)",
-        },
-        RuleOption {
-            flag: "softhebb-hidden-epochs",
-            field: "hidden_epochs",
-            help: "unsupervised epochs (at most half the run; the rest trains the readout) (default 10)",
-        },
-        RuleOption {
-            flag: "softhebb-readout-rate",
-            field: "readout_rate",
-            help: "Adam learning rate of the readout (default 0.01)",
-        },
+        crate::rule_option!(
+            SoftHebbParams,
+            "softhebb-beta",
+            beta,
+            "inverse temperature β > 0 of the soft winner-take-all"
+        ),
+        crate::rule_option!(
+            SoftHebbParams,
+            "softhebb-rate",
+            hebbian_rate,
+            "initial unsupervised rate η₀ (largest weight change of a step), annealed linearly to 0"
+        ),
+        crate::rule_option!(
+            SoftHebbParams,
+            "softhebb-hidden-epochs",
+            hidden_epochs,
+            "unsupervised epochs (at most half the run; the rest trains the readout)"
+        ),
+        crate::rule_option!(SoftHebbParams, "softhebb-readout-rate", readout_rate, "Adam learning rate of the readout"),
     ];
+    const DIVERGENCE_HINT: &'static [&'static str] = &["softhebb-rate", "softhebb-readout-rate"];
     const DEFAULT_EPOCHS: usize = 20;
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
     const COPIES_PER_WEIGHT: u64 = SOFTHEBB_COPIES_PER_WEIGHT;
     type Params = SoftHebbParams;
     type Config = SoftHebbConfig;
+
+    fn set_hidden(params: &mut SoftHebbParams, hidden: &[usize]) {
+        params.hidden = hidden.to_vec();
+    }
 
     fn check(params: SoftHebbParams) -> Result<SoftHebbConfig, CoreError> {
         params.check()
