@@ -36,62 +36,13 @@ pub fn model_metadata(model: &SavedModel) -> BTreeMap<String, String> {
 }
 
 /// The constants of a model's forward pass beside its tensors, as JSON, so that another framework can
-/// rebuild it exactly (the Python `Model.to_torch` does): `{"rule": …}` plus, per rule,
-/// - `bio`: `input_eps`, `feedforward_inhibition` (g), `normalization_sigma`, and `threshold`:
-///   `{"kind": "k_winners", "k": [k per hidden layer]}`, `{"kind": "inhibitory", "gain": γ}` or
-///   `{"kind": "none"}` (see [`bio_forward_text`]);
-/// - `bp`: nothing more (ReLU layers, see [`bp_forward_text`]);
-/// - `kh`: `n` (the response power) and `guard` (the floor of the peak and norm divided by);
-/// - `softhebb`: `input_eps` and `beta`.
+/// rebuild it exactly (the Python `Model.to_torch` does): `{"rule": …}` plus what the rule's own
+/// [`bio_core::rules::Rule::forward_constants`] says (e.g. `bio`'s threshold and powers, `kh`'s `n`).
 ///
-/// An unknown rule is [`CoreError::Incompatible`].
+/// A rule that is not registered is [`CoreError::UnknownRule`].
 pub fn forward_constants(model: &SavedModel) -> Result<Value, EvalError> {
-    use bio_core::ReferenceBackend as Host;
-    use bio_core::params::Competition;
-    use bio_core::rules::{BackpropRule, BioRule, KhRule, SOFTHEBB_INPUT_EPS, SoftHebbRule};
-    let rule = model.rule();
-    let constants = match rule {
-        "bio" => {
-            let config = model.config_of::<BioRule>()?;
-            let threshold = if !config.mechanisms.competition {
-                json!({ "kind": "none" })
-            } else {
-                match config.competition {
-                    Competition::KWinners => {
-                        let k: Vec<usize> = config.hidden.iter().map(|&n| config.winners(n)).collect();
-                        json!({ "kind": "k_winners", "k": k })
-                    }
-                    Competition::Inhibitory { gain } => json!({ "kind": "inhibitory", "gain": gain }),
-                }
-            };
-            json!({
-                "rule": rule,
-                "input_eps": bio_core::model::INPUT_EPS,
-                "feedforward_inhibition": config.feedforward_inhibition,
-                "normalization_sigma": config.normalization_sigma,
-                "response_power": config.response_power,
-                "threshold": threshold,
-            })
-        }
-        "bp" => {
-            model.config_of::<BackpropRule<Host>>()?;
-            json!({ "rule": rule })
-        }
-        "kh" => {
-            let config = model.config_of::<KhRule<Host>>()?;
-            json!({ "rule": rule, "n": config.n, "guard": bio_core::backend::NORM_GUARD })
-        }
-        "softhebb" => {
-            let config = model.config_of::<SoftHebbRule<Host>>()?;
-            json!({ "rule": rule, "input_eps": SOFTHEBB_INPUT_EPS, "beta": config.beta })
-        }
-        other => {
-            return Err(EvalError::Core(CoreError::Incompatible(format!(
-                "no forward-pass constants for rule `{other}`"
-            ))));
-        }
-    };
-    Ok(constants)
+    let rule = bio_core::rules::find(model.rule())?;
+    Ok((rule.forward_constants)(model)?)
 }
 
 /// Whether the tensor `name` is training state rather than part of the model: a `bio` unit's running

@@ -461,6 +461,31 @@ logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied t
         super::describe::bio_forward_text(config, input_dim, classes)
     }
 
+    /// `input_eps`, `feedforward_inhibition` (g), `normalization_sigma`, `response_power` and
+    /// `threshold`: `{"kind": "k_winners", "k": [k per hidden layer]}`, `{"kind": "inhibitory",
+    /// "gain": γ}` or `{"kind": "none"}` (see [`super::describe::bio_forward_text`]).
+    fn forward_constants(config: &BioConfig) -> serde_json::Value {
+        use serde_json::json;
+        let threshold = if !config.mechanisms.competition {
+            json!({ "kind": "none" })
+        } else {
+            match config.competition {
+                crate::params::Competition::KWinners => {
+                    let k: Vec<usize> = config.hidden.iter().map(|&n| config.winners(n)).collect();
+                    json!({ "kind": "k_winners", "k": k })
+                }
+                crate::params::Competition::Inhibitory { gain } => json!({ "kind": "inhibitory", "gain": gain }),
+            }
+        };
+        json!({
+            "input_eps": crate::model::INPUT_EPS,
+            "feedforward_inhibition": config.feedforward_inhibition,
+            "normalization_sigma": config.normalization_sigma,
+            "response_power": config.response_power,
+            "threshold": threshold,
+        })
+    }
+
     fn set_hidden(params: &mut BioParams, hidden: &[usize]) {
         params.hidden = hidden.to_vec();
     }

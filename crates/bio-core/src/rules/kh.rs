@@ -584,6 +584,11 @@ impl<B: Backend> Rule for KhRule<B> {
     type Params = KhParams;
     type Config = KhConfig;
 
+    /// `n` (the response power) and `guard` (the floor of the peak and norm divided by).
+    fn forward_constants(config: &KhConfig) -> serde_json::Value {
+        serde_json::json!({ "n": config.n, "guard": crate::backend::NORM_GUARD })
+    }
+
     fn set_hidden(params: &mut KhParams, hidden: &[usize]) {
         params.hidden = hidden.to_vec();
     }

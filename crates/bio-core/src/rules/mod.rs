@@ -168,6 +168,11 @@ pub trait Rule: Sized + 'static {
     fn forward_text(_config: &Self::Config, _input_dim: usize, _classes: usize) -> String {
         Self::FORWARD.to_string()
     }
+    /// The constants of the forward pass beside the exported tensors (thresholds, powers, guards),
+    /// as a JSON object, so that a model can be rebuilt from its file alone (default: none).
+    fn forward_constants(_config: &Self::Config) -> serde_json::Value {
+        serde_json::json!({})
+    }
     /// Puts the hidden widths into `params` (default: through the `hidden` field of its JSON form).
     fn set_hidden(params: &mut Self::Params, hidden: &[usize]) {
         let mut json = serde_json::to_value(&*params).expect("params are plain data");

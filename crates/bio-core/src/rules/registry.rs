@@ -257,6 +257,8 @@ pub struct RuleInfo {
     pub forward: &'static str,
     /// [`Rule::forward_text`] of a saved model of this rule.
     pub forward_text: fn(&SavedModel) -> Result<String, CoreError>,
+    /// [`Rule::forward_constants`] of a saved model of this rule, with its `rule` name added.
+    pub forward_constants: fn(&SavedModel) -> Result<Value, CoreError>,
     /// [`Rule::OPTIONS`].
     pub options: &'static [RuleOption],
     /// [`Rule::DIVERGENCE_HINT`].
@@ -283,6 +285,11 @@ impl RuleInfo {
             summary: R::SUMMARY,
             forward: R::FORWARD,
             forward_text: |saved| Ok(R::forward_text(&saved.config_of::<R>()?, saved.input_dim, saved.classes)),
+            forward_constants: |saved| {
+                let mut constants = R::forward_constants(&saved.config_of::<R>()?);
+                constants["rule"] = Value::from(R::NAME);
+                Ok(constants)
+            },
             options: R::OPTIONS,
             divergence_hint: R::DIVERGENCE_HINT,
             default_epochs: R::DEFAULT_EPOCHS,

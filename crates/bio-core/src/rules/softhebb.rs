@@ -388,6 +388,11 @@ impl<B: Backend> Rule for SoftHebbRule<B> {
     type Params = SoftHebbParams;
     type Config = SoftHebbConfig;
 
+    /// `input_eps` and `beta`.
+    fn forward_constants(config: &SoftHebbConfig) -> serde_json::Value {
+        serde_json::json!({ "input_eps": SOFTHEBB_INPUT_EPS, "beta": config.beta })
+    }
+
     fn set_hidden(params: &mut SoftHebbParams, hidden: &[usize]) {
         params.hidden = hidden.to_vec();
     }
