@@ -66,19 +66,17 @@ fn square_side(dim: usize) -> Option<usize> {
     (side * side == dim && (1..=omniglot::NATIVE_SIDE).contains(&side)).then_some(side)
 }
 
-/// The one-shot table: the `mhd` and `pixels` rows (at `side`, default the model's input side or
-/// [`omniglot::DEFAULT_SIDE`]), and, with a model directory `dir`, its hidden layer `layer` (default
-/// the last) as activity and drive, plain and centred on the mean over the background small 1 images
-/// (all 2720, the images models learn from). Saved as `DIR/oneshot.json` when there is a model.
-pub fn oneshot<B: Backend>(
-    b: &B,
-    dir: Option<&Path>,
+/// The one-shot table of a `model` (or the reference rows alone): the `mhd` and `pixels` rows (at
+/// `side`, default the model's input side or [`omniglot::DEFAULT_SIDE`]), and with a model its hidden
+/// layer `layer` (default the last) as activity and drive, plain and centred on the mean over the
+/// background small 1 images (all 2720, the images models learn from). Returns the side and the rows.
+pub fn table<B: Backend, M: Classifier<B>>(
+    model: Option<&M>,
     side: Option<usize>,
     layer: Option<usize>,
-) -> Result<OneShotReport> {
-    let loaded = dir.map(|d| load_model(b, d)).transpose()?;
-    let side = match (&loaded, side) {
-        (Some((_, model)), asked) => {
+) -> Result<(usize, Vec<OneShotRow>)> {
+    let side = match (model, side) {
+        (Some(model), asked) => {
             let dim = model.input_dim();
             let Some(s) = square_side(dim) else {
                 bail!("the model takes {dim} inputs, not a square image of side at most {}", omniglot::NATIVE_SIDE);
@@ -94,7 +92,7 @@ pub fn oneshot<B: Backend>(
         (None, s) => s.unwrap_or(omniglot::DEFAULT_SIDE),
     };
     let runs = omniglot::all_runs()?;
-    let background: Vec<_> = omniglot::background_small1()?;
+    let background = omniglot::background_small1()?;
     let background = omniglot::to_matrix(background.iter().map(|b| &b.image), side);
     let stacked = runs_at(&runs, side);
     let mut rows = vec![mhd_row(&runs)?];
@@ -105,18 +103,33 @@ pub fn oneshot<B: Backend>(
         &background,
         &stacked.answers,
     )?);
+    if let Some(model) = model {
+        rows.extend(protocol::model_rows(model, &stacked, &background, layer, EVAL_BATCH)?);
+    }
+    Ok((side, rows))
+}
+
+/// [`table`] for the model saved in `dir` (or the reference rows alone), saved as
+/// `DIR/oneshot.json` when there is a model.
+pub fn oneshot<B: Backend>(
+    b: &B,
+    dir: Option<&Path>,
+    side: Option<usize>,
+    layer: Option<usize>,
+) -> Result<OneShotReport> {
+    let loaded = dir.map(|d| load_model(b, d)).transpose()?;
+    let (side, rows) = table(loaded.as_ref().map(|(_, m)| m), side, layer)?;
     let mut report = OneShotReport {
         model: dir.map(|d| d.display().to_string()),
         rule: None,
         dataset: None,
         side,
-        runs: runs.len(),
+        runs: omniglot::RUNS,
         rows,
         model_crc32: None,
         saved_to: None,
     };
-    if let (Some((file, model)), Some(dir)) = (loaded, dir) {
-        report.rows.extend(protocol::model_rows(&model, &stacked, &background, layer, EVAL_BATCH)?);
+    if let (Some((file, _)), Some(dir)) = (loaded, dir) {
         report.rule = Some(file.model.rule().to_string());
         report.dataset = Some(file.dataset.clone());
         report.model_crc32 = Some(crate::files::model_crc32(dir)?);
