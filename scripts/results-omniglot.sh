@@ -10,7 +10,7 @@
 #           five background alphabets (--classes 0-45,70-135: Greek, labels 46-69, held out) and
 #           scored by 20-way 1-shot episodes (3 queries, 600 episodes) on the held-out Greek
 #           characters' drawers 17-20 (`bio eval fewshot`).
-# sweep:    bio's density (--active-fraction), width (--hidden) and input side (omniglot-small1-SIDE)
+# sweep:    bio's Hebbian rate, density (--active-fraction), width (--hidden) and input side (omniglot-small1-SIDE)
 #           under both protocols (validation picks; the runs only report).
 #
 # Environment: BIO (binary, default target/release/bio), OUT (default runs/omniglot), SEED (0),
@@ -79,6 +79,12 @@ validate() {
 }
 
 sweep() {
+  for r in 0.001 0.003 0.01; do
+    train "$OUT/val/bio-r$r" bio omniglot-small1 $EXTRA_BIO --hebbian-rate "$r" --classes "$HOLD_OUT_GREEK"
+    validate_rows "$OUT/val/bio-r$r" "bio --hebbian-rate $r"
+    train "$OUT/bio-r$r" bio omniglot-small1 $EXTRA_BIO --hebbian-rate "$r"
+    oneshot_rows "$OUT/bio-r$r" "bio --hebbian-rate $r"
+  done
   for f in 0.02 0.05 0.1 0.2; do
     train "$OUT/val/bio-a$f" bio omniglot-small1 $EXTRA_BIO --active-fraction "$f" --classes "$HOLD_OUT_GREEK"
     validate_rows "$OUT/val/bio-a$f" "bio --active-fraction $f"

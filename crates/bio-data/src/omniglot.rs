@@ -71,7 +71,10 @@ pub fn verify_sha256(bytes: &[u8], expected: &str, name: &str) -> Result<(), Dat
     if found.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {
-        Err(archive(name, format!("SHA-256 is {found}, expected {expected}: the file is corrupt or not the shipped one")))
+        Err(archive(
+            name,
+            format!("SHA-256 is {found}, expected {expected}: the file is corrupt or not the shipped one"),
+        ))
     }
 }
 
@@ -162,15 +165,16 @@ impl InkImage {
 /// directories are skipped. A byte string that is not a zip, or an entry that does not decompress
 /// (or fails its CRC), is a [`DataError::Archive`].
 pub fn read_zip_files(bytes: &[u8], name: &str) -> Result<Vec<(String, Vec<u8>)>, DataError> {
-    let mut zip =
-        zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| archive(name, format!("not a readable zip archive: {e}")))?;
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| archive(name, format!("not a readable zip archive: {e}")))?;
     let mut files = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
         let mut entry = zip.by_index(i).map_err(|e| archive(name, format!("entry {i} is unreadable: {e}")))?;
         if entry.is_dir() {
             continue;
         }
-        let path = entry.name().map_err(|e| archive(name, format!("entry {i} has an unreadable name: {e}")))?.to_string();
+        let path =
+            entry.name().map_err(|e| archive(name, format!("entry {i} has an unreadable name: {e}")))?.to_string();
         let mut data = Vec::with_capacity(entry.size().min(1 << 24) as usize);
         entry.read_to_end(&mut data).map_err(|e| archive(name, format!("{path} does not decompress: {e}")))?;
         files.push((path, data));

@@ -71,7 +71,10 @@ fn background_round_trip_through_a_zip_made_here() {
         let parsed = parse_background(&zip_bytes(&files, deflate), "test.zip").unwrap();
         assert_eq!(parsed.len(), 80);
         // Sorted: Alpha first, whose images were made after Beta's.
-        assert_eq!((parsed[0].alphabet.as_str(), parsed[0].character.as_str(), parsed[0].drawer), ("Alpha", "character01", 1));
+        assert_eq!(
+            (parsed[0].alphabet.as_str(), parsed[0].character.as_str(), parsed[0].drawer),
+            ("Alpha", "character01", 1)
+        );
         assert_eq!(parsed[0].image, images[40], "ink decoded exactly");
         assert_eq!(parsed[79].image, images[39]);
         assert_eq!(parsed[19].drawer, 20);

@@ -135,7 +135,9 @@ pub fn cosine_errors(training: &Matrix, test: &Matrix, answers: &[Vec<usize>]) -
                 .map(|i| {
                     let x = test.row(r * tests + i);
                     (0..ways)
-                        .map(|j| x.iter().zip(training.row(r * ways + j)).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum())
+                        .map(|j| {
+                            x.iter().zip(training.row(r * ways + j)).map(|(a, b)| f64::from(*a) * f64::from(*b)).sum()
+                        })
                         .collect()
                 })
                 .collect();
@@ -214,7 +216,11 @@ pub fn mhd_errors(
         .into_par_iter()
         .map(|r| {
             if test[r].len() != answers[r].len() {
-                return Err(EvalError::Shape(format!("run {r}: {} test images, {} answers", test[r].len(), answers[r].len())));
+                return Err(EvalError::Shape(format!(
+                    "run {r}: {} test images, {} answers",
+                    test[r].len(),
+                    answers[r].len()
+                )));
             }
             let scores: Vec<Vec<f64>> =
                 test[r].iter().map(|x| training[r].iter().map(|y| -modified_hausdorff(x, y)).collect()).collect();
