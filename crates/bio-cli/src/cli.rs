@@ -87,6 +87,11 @@ pub enum EvalCommand {
         after_help = "Examples:\n  bio eval metrics --model runs/bio\n  bio eval metrics --model runs/bp --limit 2000 --json"
     )]
     Metrics(MetricsArgs),
+    /// Omniglot one-shot classification: Lake's 20 runs, error per run and mean ± 95% CI (also saved to DIR/oneshot.json).
+    #[command(
+        after_help = "Examples:\n  bio eval oneshot   # the reference rows: Modified Hausdorff Distance and pixels\n  bio train --rule bio --dataset omniglot-small1 --out runs/omni-bio\n  bio eval oneshot --model runs/omni-bio"
+    )]
+    Oneshot(OneshotArgs),
 }
 
 /// `bio train`: the session's spec (saved as DIR/config.json) and how to present it.
@@ -261,6 +266,26 @@ pub struct FewshotArgs {
     /// [few-labels] Save DIR/fewshot.json here (episodic saves into --model).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bio eval oneshot`.
+#[derive(Clone, Debug, Args)]
+pub struct OneshotArgs {
+    /// Model directory written by `bio train` (without it, only the reference rows).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Side the runs are resized to for the pixel rows (default: the model's input side, else 28).
+    #[arg(long)]
+    pub side: Option<usize>,
+    /// Hidden layer whose activity and drive are the features (default: the last).
+    #[arg(long)]
+    pub layer: Option<usize>,
     /// Backend.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendChoice,

@@ -164,6 +164,9 @@ pub fn load(spec: &str, data_dir: Option<&Path>) -> Result<Dataset, DataError> {
     if is_embedded(spec) {
         return embedded::load_embedded();
     }
+    if crate::omniglot::small1_side(spec).is_some() {
+        return crate::omniglot::load_small1(spec);
+    }
     let dir = find(spec, data_dir)?;
     let name = match known_name(spec) {
         Some(name) => name.to_string(),

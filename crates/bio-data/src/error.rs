@@ -43,7 +43,7 @@ pub enum DataError {
     },
     /// The dataset spec is neither a known name nor an existing directory.
     #[error(
-        "unknown dataset `{spec}`: expected one of fashion-mnist, mnist, kmnist, embedded, or a directory holding the four IDX files"
+        "unknown dataset `{spec}`: expected one of fashion-mnist, mnist, kmnist, embedded, omniglot-small1[-SIDE], or a directory holding the four IDX files"
     )]
     UnknownDataset {
         /// The spec as given.
@@ -72,6 +72,14 @@ pub enum DataError {
         available: usize,
         /// How many were requested.
         requested: usize,
+    },
+    /// A zip archive or an image in it (Omniglot) that is corrupt, foreign or fails its checksum.
+    #[error("{name}: {what}")]
+    Archive {
+        /// The archive (or archive/entry) concerned.
+        name: String,
+        /// What is wrong.
+        what: String,
     },
     /// A JSON file that cannot be parsed into the expected type, or a value that cannot be written as JSON.
     #[error("{}: invalid JSON: {what}", path.display())]

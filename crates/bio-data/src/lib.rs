@@ -8,6 +8,7 @@ pub mod embedded;
 pub mod error;
 pub mod idx;
 pub mod model_dir;
+pub mod omniglot;
 pub mod store;
 pub mod sysmem;
 

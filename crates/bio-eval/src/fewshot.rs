@@ -267,7 +267,7 @@ pub fn hidden_features<B: Backend, M: Classifier<B>>(
 }
 
 /// [`hidden_features`] and the index of the layer they come from.
-fn hidden_features_of_layer<B: Backend, M: Classifier<B>>(
+pub(crate) fn hidden_features_of_layer<B: Backend, M: Classifier<B>>(
     model: &M,
     images: &Matrix,
     layer: Option<usize>,
@@ -378,7 +378,7 @@ fn inner_products(features: &Matrix, rows: &[usize], bs: &[usize]) -> Vec<Vec<f6
 }
 
 /// Each row divided by its Euclidean norm (zero rows stay zero).
-fn l2_normalize_rows(m: &Matrix) -> Matrix {
+pub(crate) fn l2_normalize_rows(m: &Matrix) -> Matrix {
     let mut out = m.clone();
     for i in 0..out.rows() {
         let row = out.row_mut(i);
@@ -580,7 +580,7 @@ pub const DRIVE: &str = ".drive";
 
 /// Layer `index`'s drive before its competition ([`Classifier::hidden_drive`]) for every image, or
 /// `None` when the model gives none.
-fn hidden_drive_of_layer<B: Backend, M: Classifier<B>>(
+pub(crate) fn hidden_drive_of_layer<B: Backend, M: Classifier<B>>(
     model: &M,
     images: &Matrix,
     index: usize,

@@ -13,6 +13,7 @@ pub mod export;
 pub mod fewshot;
 pub mod initial;
 pub mod metrics;
+pub mod oneshot;
 pub mod plot;
 
 pub use accuracy::{ConfusionMatrix, Evaluation, evaluate, for_each_batch};
@@ -38,4 +39,5 @@ pub use metrics::{
     BiologicalReport, LayerMetrics, LayerSelectivity, SelectivityAccumulator, biological_report, class_selectivity,
     synapses_kept,
 };
+pub use oneshot::{OneShotRow, OneShotRuns};
 pub use plot::{Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, pareto_chart, receptive_field_rows};

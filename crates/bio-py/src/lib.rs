@@ -758,6 +758,15 @@ fn fewshot<'py>(
     to_py_object(py, &results)
 }
 
+/// `biorule.oneshot`: `bio eval oneshot` for `model`: Lake's 20 Omniglot one-shot runs, one dict per
+/// row (`features`, `centring`, per-run `errors` in percent, `mean`, `ci95`), reference rows first.
+#[pyfunction]
+#[pyo3(signature = (model, layer=None))]
+fn oneshot<'py>(py: Python<'py>, model: &Model, layer: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
+    let (_, rows) = with_network!(py, model, |_b, net| bio_run::oneshot::table(Some(&net), None, layer))?;
+    to_py_object(py, &rows)
+}
+
 /// `biorule.fewlabels`: the few-labels protocol of `bio eval fewshot --protocol few-labels` (train
 /// from scratch with `shots` labelled images per class, `seeds` repetitions each, on the dataset
 /// `dataset`, scored on its test split); `options` are the rule's settings as `Trainer` takes them.
@@ -819,6 +828,7 @@ fn _biorule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(attack, m)?)?;
     m.add_function(wrap_pyfunction!(metrics, m)?)?;
     m.add_function(wrap_pyfunction!(fewshot, m)?)?;
+    m.add_function(wrap_pyfunction!(oneshot, m)?)?;
     m.add_function(wrap_pyfunction!(fewlabels, m)?)?;
     Ok(())
 }

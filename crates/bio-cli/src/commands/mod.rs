@@ -6,6 +6,7 @@ mod export;
 mod fewshot;
 mod inspect;
 mod metrics;
+mod oneshot;
 mod report;
 mod robustness;
 mod sweep;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Robustness(args)) => robustness::run(args),
         Command::Eval(EvalCommand::Fewshot(args)) => fewshot::run(args),
         Command::Eval(EvalCommand::Metrics(args)) => metrics::run(args),
+        Command::Eval(EvalCommand::Oneshot(args)) => oneshot::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Report(args) => report::run(args),
         Command::Export(args) => export::run(args),

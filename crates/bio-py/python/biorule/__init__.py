@@ -23,6 +23,7 @@ from ._biorule import (
     fewshot,
     load,
     metrics,
+    oneshot,
     resume,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "datasets",
     "load",
     "metrics",
+    "oneshot",
     "resume",
 ]

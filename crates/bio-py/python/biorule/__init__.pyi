@@ -187,6 +187,12 @@ def fewshot(
     One dict per features × classifier × shots: ``features``, ``classifier``, ``shots``, ``mean``,
     ``ci95`` …"""
 
+def oneshot(model: Model, layer: Optional[int] = None) -> List[Dict[str, Any]]:
+    """``bio eval oneshot``: Lake's 20 Omniglot one-shot runs (shipped with biorule) scored by the
+    Modified Hausdorff Distance, pixels, and ``model``'s hidden layer ``layer`` (default: the last)
+    as activity and drive, each plain and centred on the background mean. One dict per row:
+    ``features``, ``centring``, ``errors`` (percent per run), ``mean``, ``ci95``."""
+
 def fewlabels(
     rule: str = "bio",
     dataset: str = "fashion-mnist",

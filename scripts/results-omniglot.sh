@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Reproduces docs/RESULTS.md "Omniglot one-shot" (issue 32).
+#
+#   scripts/results-omniglot.sh [final|validate|sweep|all]   (default: all)
+#
+# final:    trains bio, bp, kh, softhebb and the random-features control (bio with --hebbian-rate 0)
+#           on all 136 background small 1 characters (drawers 1-16) and scores each on Lake's 20
+#           one-shot runs (`bio eval oneshot`), printing one table.
+# validate: the tuning protocol, which never touches the runs: each model is trained on four of the
+#           five background alphabets (--classes 0-45,70-135: Greek, labels 46-69, held out) and
+#           scored by 20-way 1-shot episodes (3 queries, 600 episodes) on the held-out Greek
+#           characters' drawers 17-20 (`bio eval fewshot`).
+# sweep:    bio's Hebbian rate, density (--active-fraction), width (--hidden) and input side (omniglot-small1-SIDE)
+#           under both protocols (validation picks; the runs only report).
+#
+# Environment: BIO (binary, default target/release/bio), OUT (default runs/omniglot), SEED (0),
+# EXTRA_BIO (extra flags for every bio model, e.g. the tuned settings).
+set -euo pipefail
+BIO=${BIO:-target/release/bio}
+OUT=${OUT:-runs/omniglot}
+SEED=${SEED:-0}
+EXTRA_BIO=${EXTRA_BIO:-}
+STAGE=${1:-all}
+HOLD_OUT_GREEK="0-45,70-135"
+
+# name rule dataset flags...
+MODELS=(
+  "bio|bio|omniglot-small1|$EXTRA_BIO"
+  "bp|bp|omniglot-small1|"
+  "kh|kh|omniglot-small1|"
+  "softhebb|softhebb|omniglot-small1|"
+  "random|bio|omniglot-small1|$EXTRA_BIO --hebbian-rate 0"
+)
+
+train() { # dir rule dataset flags...
+  local dir=$1 rule=$2 data=$3
+  shift 3
+  mkdir -p "$(dirname "$dir")"
+  # shellcheck disable=SC2068
+  "$BIO" train --rule "$rule" --dataset "$data" --seed "$SEED" --out "$dir" --force $@ >"$dir.log" 2>&1 || { cat "$dir.log" >&2; exit 1; }
+}
+
+oneshot_rows() { # dir|"" label ("ref": the reference rows alone)
+  "$BIO" eval oneshot ${1:+--model "$1"} --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+for row in r["rows"]:
+    if row["features"] in ("mhd", "pixels") and sys.argv[1] != "ref":
+        continue
+    print("%-28s %-16s %-11s %6.2f ± %.2f%%" % (sys.argv[1], row["features"], row["centring"], row["mean"], row["ci95"]))
+' "$2"
+}
+
+validate_rows() { # dir label
+  "$BIO" eval fewshot --model "$1" --ways 20 --shots 1 --queries 3 --episodes 600 --json | python3 -c '
+import json, sys
+r = json.load(sys.stdin)
+for row in r["results"]:
+    if row["classifier"] == "ncm":
+        print("%-28s %-16s validation 20-way 1-shot error %6.2f ± %.2f%%" % (sys.argv[1], row["features"], 100 - 100 * row["mean"], 100 * row["ci95"]))
+' "$2"
+}
+
+final() {
+  oneshot_rows "" ref
+  for m in "${MODELS[@]}"; do
+    IFS='|' read -r name rule data flags <<<"$m"
+    train "$OUT/$name" "$rule" "$data" $flags
+    oneshot_rows "$OUT/$name" "$name"
+  done
+}
+
+validate() {
+  for m in "${MODELS[@]}"; do
+    IFS='|' read -r name rule data flags <<<"$m"
+    train "$OUT/val/$name" "$rule" "$data" $flags --classes "$HOLD_OUT_GREEK"
+    validate_rows "$OUT/val/$name" "$name"
+  done
+}
+
+sweep() {
+  for r in 0.001 0.003 0.01; do
+    train "$OUT/val/bio-r$r" bio omniglot-small1 $EXTRA_BIO --hebbian-rate "$r" --classes "$HOLD_OUT_GREEK"
+    validate_rows "$OUT/val/bio-r$r" "bio --hebbian-rate $r"
+    train "$OUT/bio-r$r" bio omniglot-small1 $EXTRA_BIO --hebbian-rate "$r"
+    oneshot_rows "$OUT/bio-r$r" "bio --hebbian-rate $r"
+  done
+  for f in 0.02 0.05 0.1 0.2; do
+    train "$OUT/val/bio-a$f" bio omniglot-small1 $EXTRA_BIO --active-fraction "$f" --classes "$HOLD_OUT_GREEK"
+    validate_rows "$OUT/val/bio-a$f" "bio --active-fraction $f"
+    train "$OUT/bio-a$f" bio omniglot-small1 $EXTRA_BIO --active-fraction "$f"
+    oneshot_rows "$OUT/bio-a$f" "bio --active-fraction $f"
+  done
+  for h in 500 8000; do
+    train "$OUT/val/bio-h$h" bio omniglot-small1 $EXTRA_BIO --hidden "$h" --classes "$HOLD_OUT_GREEK"
+    validate_rows "$OUT/val/bio-h$h" "bio --hidden $h"
+    train "$OUT/bio-h$h" bio omniglot-small1 $EXTRA_BIO --hidden "$h"
+    oneshot_rows "$OUT/bio-h$h" "bio --hidden $h"
+  done
+  for s in 14 20 40; do
+    train "$OUT/val/bio-s$s" bio "omniglot-small1-$s" $EXTRA_BIO --classes "$HOLD_OUT_GREEK"
+    validate_rows "$OUT/val/bio-s$s" "bio side $s"
+    train "$OUT/bio-s$s" bio "omniglot-small1-$s" $EXTRA_BIO
+    oneshot_rows "$OUT/bio-s$s" "bio side $s"
+  done
+}
+
+case "$STAGE" in
+  final) final ;;
+  validate) validate ;;
+  sweep) sweep ;;
+  all) validate; sweep; final ;;
+  *) echo "usage: $0 [final|validate|sweep|all]" >&2; exit 2 ;;
+esac
