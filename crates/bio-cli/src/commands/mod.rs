@@ -1,5 +1,6 @@
 //! One module per subcommand; each parses nothing itself and prints only through `crate::output`.
 
+mod continual;
 mod demo;
 mod eval;
 mod export;
@@ -10,6 +11,8 @@ mod report;
 mod robustness;
 mod sweep;
 mod train;
+
+pub use continual::ContinualArgs;
 
 use crate::cli::{Cli, Command, EvalCommand};
 
@@ -29,6 +32,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Robustness(args)) => robustness::run(args),
         Command::Eval(EvalCommand::Fewshot(args)) => fewshot::run(args),
         Command::Eval(EvalCommand::Metrics(args)) => metrics::run(args),
+        Command::Eval(EvalCommand::Continual(args)) => continual::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Report(args) => report::run(args),
         Command::Export(args) => export::run(args),
