@@ -26,7 +26,8 @@ pub const DEFAULT_METHODS: &str = "bio,kh,softhebb,bp,bp-joint,bp-ewc,bp-si,bp-r
 
 /// Methods of the harness besides the registered rules (a rule's name runs the rule itself; `bp` is
 /// backprop fine-tuning through the rule's own steps).
-pub const BASELINES: &[&str] = &["bp-finetune", "bp-joint", "bp-ewc", "bp-si", "bp-replay", "ncm-pixels", "ncm-random-kwta"];
+pub const BASELINES: &[&str] =
+    &["bp-finetune", "bp-joint", "bp-ewc", "bp-si", "bp-replay", "ncm-pixels", "ncm-random-kwta"];
 
 /// Name of the file [`continual`] writes into `out`.
 pub const CONTINUAL_FILE: &str = "continual.json";
@@ -117,7 +118,62 @@ pub struct ContinualSpec {
     pub options: RuleOptions,
 }
 
+impl Default for ContinualSpec {
+    /// The command line's defaults.
+    fn default() -> Self {
+        ContinualSpec {
+            experiment: Experiment::Split,
+            scenario: Vec::new(),
+            methods: DEFAULT_METHODS.split(',').map(String::from).collect(),
+            dataset: "fashion-mnist".into(),
+            data: None,
+            classes_per_context: 2,
+            orders: 0,
+            contexts: 10,
+            iterations: 2000,
+            seeds: 1,
+            ewc_lambda: None,
+            fisher_samples: 1000,
+            si_c: None,
+            si_xi: 0.1,
+            replay_per_class: 100,
+            kwta_units: 2000,
+            kwta_density: 0.05,
+            train_limit: None,
+            test_limit: None,
+            out: None,
+            options: RuleOptions::default(),
+        }
+    }
+}
+
 impl ContinualSpec {
+    /// The defaults with `settings` put in (for front ends that take keyword arguments): each key is
+    /// a field of the spec (`iterations`, `methods`, …), of its [`RuleOptions`] (`hidden`, `seed`,
+    /// `batch`, `hebbian_rate`, …) or a rule's declared setting (`kh-p`, `kh_p`); anything else is
+    /// refused naming the key.
+    pub fn from_settings(settings: &serde_json::Map<String, serde_json::Value>) -> Result<ContinualSpec> {
+        use serde_json::Value;
+        let mut spec = serde_json::to_value(ContinualSpec::default())?;
+        for (key, value) in settings {
+            let Value::Object(top) = &mut spec else { unreachable!("a struct") };
+            if key != "options" && top.contains_key(key) {
+                top.insert(key.clone(), value.clone());
+                continue;
+            }
+            let Some(Value::Object(options)) = top.get_mut("options") else { unreachable!("a struct") };
+            let flag = key.replace('_', "-");
+            if options.contains_key(key) && key != "settings" {
+                options.insert(key.clone(), value.clone());
+            } else if bio_core::rules::rules().iter().any(|r| r.option(&flag).is_some()) {
+                options.insert(flag, value.clone());
+            } else {
+                bail!("invalid value for `{key}`: not a setting of the continual protocol or of any rule");
+            }
+        }
+        serde_json::from_value(spec).map_err(|e| anyhow::anyhow!("invalid continual settings: {e}"))
+    }
+
     /// The scenarios to run.
     pub fn scenarios(&self) -> Result<Vec<Scenario>> {
         if self.scenario.is_empty() {
@@ -137,9 +193,14 @@ impl ContinualSpec {
         }
         for m in &self.methods {
             if !BASELINES.contains(&m.as_str()) {
-                let info = RuleName::new(m.clone()).info().with_context(|| {
-                    format!("invalid value for `methods`: `{m}` is neither a rule nor one of {}", BASELINES.join(", "))
-                })?;
+                let Ok(info) = bio_core::rules::find(m) else {
+                    let rules: Vec<&str> = bio_core::rules::rules().iter().map(|r| r.name).collect();
+                    bail!(
+                        "invalid value for `methods`: `{m}` is neither a rule ({}) nor one of {}",
+                        rules.join(", "),
+                        BASELINES.join(", ")
+                    );
+                };
                 self.options.config_json(&info)?;
             }
         }
@@ -223,6 +284,8 @@ pub struct ContinualReport {
     pub files: Vec<PathBuf>,
     /// What went wrong but did not stop the protocol (e.g. pictures without text).
     pub warnings: Vec<String>,
+    /// Runs that failed (method, scenario, order, seed: the error); they are absent from `runs`.
+    pub failed: Vec<String>,
 }
 
 /// Builds the learner `method` for a protocol with `outputs` outputs.
@@ -241,7 +304,10 @@ fn learner<'a, B: Backend + 'static>(
         Ok(Box::new(BpLearner::new(b, config, m, input_dim, outputs, seed)))
     };
     Ok(match method {
-        "bp-finetune" => bp(BpMethod::Finetune)?,
+        // Fine-tuning is the `bp` rule's own update (Adam, same constants) without its divergence
+        // check: in the class-incremental scenario a new context's first batches meet a model sure of
+        // the old classes, a cross-entropy far above 20·ln C that is forgetting, not divergence.
+        "bp" | "bp-finetune" => bp(BpMethod::Finetune)?,
         "bp-joint" => bp(BpMethod::Joint)?,
         "bp-ewc" => bp(BpMethod::Ewc {
             lambda: spec.ewc_lambda.unwrap_or(match (split, scenario) {
@@ -324,6 +390,7 @@ pub fn continual<B: Backend + 'static>(
     let input_dim = train.images.cols();
     let budget_of = |seed| Budget { iterations: spec.iterations, batch: spec.options.batch, seed };
     let mut runs = Vec::new();
+    let mut failed = Vec::new();
     for scenario in spec.scenarios()? {
         let protocols: Vec<Protocol> = match spec.experiment {
             Experiment::Split => Protocol::orders(data.classes, spec.orders, spec.options.seed)
@@ -343,7 +410,7 @@ pub fn continual<B: Backend + 'static>(
                     let started = Instant::now();
                     let mut l = learner(b, spec, method, scenario, input_dim, protocol.outputs(), seed)?;
                     let mut source = SplitSource::new(protocol, &train.images, &train.labels);
-                    let accuracy = bio_eval::continual::run(
+                    let accuracy = match bio_eval::continual::run(
                         l.as_mut(),
                         protocol,
                         &mut source,
@@ -351,8 +418,17 @@ pub fn continual<B: Backend + 'static>(
                         &budget_of(seed),
                         EVAL_BATCH,
                         |_| {},
-                    )
-                    .with_context(|| format!("{method}, {} scenario, order {order}, seed {seed}", scenario.name()))?;
+                    ) {
+                        Ok(a) => a,
+                        // A run that fails (e.g. a rule's divergence check) is reported, not fatal.
+                        Err(e) => {
+                            failed.push(format!(
+                                "{method}, {}-incremental, order {order}, seed {seed}: {e}",
+                                scenario.name()
+                            ));
+                            continue;
+                        }
+                    };
                     runs.push(ContinualRun {
                         method: method.clone(),
                         scenario,
@@ -377,6 +453,7 @@ pub fn continual<B: Backend + 'static>(
         summary,
         files: Vec::new(),
         warnings: Vec::new(),
+        failed,
     };
     if let Some(out) = &spec.out {
         pictures(&mut report, out)?;
@@ -397,11 +474,15 @@ pub fn summarize(runs: &[ContinualRun]) -> Vec<ContinualSummary> {
     }
     keys.into_iter()
         .map(|(scenario, method)| {
-            let mine: Vec<&ContinualRun> = runs.iter().filter(|r| r.scenario == scenario && r.method == method).collect();
-            let stat = |f: &dyn Fn(&ContinualMetrics) -> f64| mean_ci95(&mine.iter().map(|r| f(&r.metrics)).collect::<Vec<_>>());
+            let mine: Vec<&ContinualRun> =
+                runs.iter().filter(|r| r.scenario == scenario && r.method == method).collect();
+            let stat = |f: &dyn Fn(&ContinualMetrics) -> f64| {
+                mean_ci95(&mine.iter().map(|r| f(&r.metrics)).collect::<Vec<_>>())
+            };
             let t = mine[0].metrics.average_after.len();
-            let average_after =
-                (0..t).map(|i| mine.iter().map(|r| r.metrics.average_after[i]).sum::<f64>() / mine.len() as f64).collect();
+            let average_after = (0..t)
+                .map(|i| mine.iter().map(|r| r.metrics.average_after[i]).sum::<f64>() / mine.len() as f64)
+                .collect();
             ContinualSummary {
                 method,
                 scenario,
@@ -444,7 +525,11 @@ fn pictures(report: &mut ContinualReport, out: &Path) -> Result<()> {
         let path = out.join(format!("continual-{experiment}-{}-average.png", scenario.name()));
         let drawn = bio_eval::line_chart(
             &path,
-            &format!("{} {experiment}, {}-incremental: average accuracy over the contexts seen", report.dataset, scenario.name()),
+            &format!(
+                "{} {experiment}, {}-incremental: average accuracy over the contexts seen",
+                report.dataset,
+                scenario.name()
+            ),
             "contexts trained",
             "average accuracy",
             &series,
@@ -456,7 +541,8 @@ fn pictures(report: &mut ContinualReport, out: &Path) -> Result<()> {
         for s in &rows {
             let mine: Vec<&ContinualRun> =
                 report.runs.iter().filter(|r| r.scenario == scenario && r.method == s.method && r.order == 0).collect();
-            let t = mine[0].accuracy.r.len();
+            let Some(first) = mine.first() else { continue };
+            let t = first.accuracy.r.len();
             let side = t * CELL;
             let mut im = vec![0.0f32; side * side];
             for (p, v) in im.iter_mut().enumerate() {
@@ -468,8 +554,12 @@ fn pictures(report: &mut ContinualReport, out: &Path) -> Result<()> {
         }
         // Gray scale from black (0) to white (the best accuracy in the picture; see its colour bar).
         let path = out.join(format!("continual-{experiment}-{}-r.png", scenario.name()));
-        let title = format!("R[i][j] ({}-IL; row i: after context i, column j: context j): {}", scenario.name(), names.join(", "));
-        let side = (images[0].len() as f64).sqrt() as usize;
+        let title = format!(
+            "R[i][j] ({}-IL; row i: after context i, column j: context j): {}",
+            scenario.name(),
+            names.join(", ")
+        );
+        let Some(side) = images.first().map(|im| (im.len() as f64).sqrt() as usize) else { continue };
         let drawn = bio_eval::image_grid(&path, &title, &images, side, side, names.len().min(6))?;
         report.warnings.extend(drawn.warning);
         report.files.push(path);

@@ -38,6 +38,9 @@ pub fn run(args: ContinualArgs) -> Result<()> {
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
+    for f in &report.failed {
+        eprintln!("failed: {f}");
+    }
     if args.json {
         return print_json(&report);
     }

@@ -99,7 +99,7 @@ impl BpMethod {
     /// Its row name (`bp-joint`, `bp-ewc`, …).
     pub fn name(&self) -> &'static str {
         match self {
-            BpMethod::Finetune => "bp-finetune",
+            BpMethod::Finetune => "bp",
             BpMethod::Joint => "bp-joint",
             BpMethod::Ewc { .. } => "bp-ewc",
             BpMethod::Si { .. } => "bp-si",
@@ -344,7 +344,8 @@ impl<B: Backend> Learner for BpLearner<B> {
             }
         }
         if let (Some(g), Some(before), Some(si)) = (task_grads, before, self.si.as_mut()) {
-            let after: Vec<B::Tensor> = self.net.layers.iter().flat_map(|l| [l.weights.clone(), l.bias.clone()]).collect();
+            let after: Vec<B::Tensor> =
+                self.net.layers.iter().flat_map(|l| [l.weights.clone(), l.bias.clone()]).collect();
             for (((w, g), old), new) in si.omega_running.iter_mut().zip(&g).zip(&before).zip(&after) {
                 let delta = b.zip(new, old, Binary::Sub);
                 *w = b.lincomb(1.0, w, -1.0, &b.zip(g, &delta, Binary::Mul));

@@ -90,7 +90,10 @@ impl Protocol {
         }
         let distinct: BTreeSet<usize> = order.iter().copied().collect();
         if distinct.len() != order.len() || order.iter().any(|&c| c >= classes) {
-            return Err(EvalError::invalid("order", format!("must list distinct classes below {classes}, got {order:?}")));
+            return Err(EvalError::invalid(
+                "order",
+                format!("must list distinct classes below {classes}, got {order:?}"),
+            ));
         }
         if order.len() % per_context != 0 || order.len() < 2 * per_context {
             return Err(EvalError::invalid(
@@ -98,8 +101,7 @@ impl Protocol {
                 format!("{} classes do not make at least 2 contexts of {per_context}", order.len()),
             ));
         }
-        let contexts =
-            order.chunks(per_context).map(|c| Context { classes: c.to_vec(), permutation: None }).collect();
+        let contexts = order.chunks(per_context).map(|c| Context { classes: c.to_vec(), permutation: None }).collect();
         Ok(Protocol { scenario, contexts, classes })
     }
 
@@ -488,8 +490,7 @@ pub fn run(
             all.chunks(budget.batch).map(<[_]>::to_vec).collect()
         } else {
             let first = if learner.cumulative() { 0 } else { i };
-            let pool: Vec<(usize, usize)> =
-                (first..=i).flat_map(|c| (0..source.len(c)).map(move |k| (c, k))).collect();
+            let pool: Vec<(usize, usize)> = (first..=i).flat_map(|c| (0..source.len(c)).map(move |k| (c, k))).collect();
             batches_of(&pool, budget, i)
         };
         for items in batches {

@@ -177,8 +177,10 @@ fn no_method_sees_old_data_it_should_not() {
         BpMethod::Si { c: 1.0, xi: 0.1 },
         BpMethod::Replay { per_class: 3 },
     ];
-    let mut learners: Vec<Box<dyn Learner>> =
-        methods.iter().map(|m| Box::new(BpLearner::new(&b, bp_config(), m.clone(), 4, 4, 0)) as Box<dyn Learner>).collect();
+    let mut learners: Vec<Box<dyn Learner>> = methods
+        .iter()
+        .map(|m| Box::new(BpLearner::new(&b, bp_config(), m.clone(), 4, 4, 0)) as Box<dyn Learner>)
+        .collect();
     learners.push(Box::new(Ncm::new(&b, NcmFeatures::Pixels, 4)));
     for learner in &mut learners {
         let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));

@@ -187,6 +187,14 @@ def fewshot(
     One dict per features × classifier × shots: ``features``, ``classifier``, ``shots``, ``mean``,
     ``ci95`` …"""
 
+def continual(backend: str = "cpu", **settings: Any) -> Dict[str, Any]:
+    """The continual-learning protocols of ``bio eval continual``: each keyword is one of its
+    settings, underscored (``experiment="split"``, ``scenario=["class"]``, ``methods=["bio", "bp",
+    "bp-replay", "ncm-random-kwta"]``, ``iterations=500``, ``hidden=[400]``, ``batch=128``,
+    ``seeds=3``, ``orders=3``, ``out=...``, or a rule's setting). Returns a dict: ``runs`` (each with
+    the accuracy matrix ``accuracy["r"]`` and ``metrics``) and ``summary`` (one row per scenario ×
+    method: ``average``, ``forgetting``, ``backward_transfer``, ``forward_transfer`` as (mean, ci95))."""
+
 def fewlabels(
     rule: str = "bio",
     dataset: str = "fashion-mnist",
