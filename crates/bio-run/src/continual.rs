@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context as _, Result, bail};
 use bio_core::rules::{Rule, RuleVisitor};
 use bio_core::{Backend, LearningRule};
-use bio_eval::continual::methods::{BpLearner, BpMethod, Ncm, NcmFeatures, RuleLearner};
+use bio_eval::continual::methods::{BpLearner, BpMethod, Ncm, NcmFeatures, PrototypeReadout, RuleLearner};
 use bio_eval::continual::{
     AccuracyMatrix, Budget, ContinualMetrics, Learner, Protocol, Scenario, SplitSource, test_sets,
 };
@@ -28,6 +28,10 @@ pub const DEFAULT_METHODS: &str = "bio,kh,softhebb,bp,bp-joint,bp-ewc,bp-si,bp-r
 /// backprop fine-tuning through the rule's own steps).
 pub const BASELINES: &[&str] =
     &["bp-finetune", "bp-joint", "bp-ewc", "bp-si", "bp-replay", "ncm-pixels", "ncm-random-kwta"];
+
+/// A rule's name with this suffix (`bio+ncm`) runs the rule scored by class prototypes of its last
+/// hidden layer ([`PrototypeReadout`]) instead of its own readout.
+pub const PROTOTYPE_SUFFIX: &str = "+ncm";
 
 /// Name of the file [`continual`] writes into `out`.
 pub const CONTINUAL_FILE: &str = "continual.json";
@@ -54,7 +58,8 @@ pub struct ContinualSpec {
     /// permuted).
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ','))]
     pub scenario: Vec<String>,
-    /// Methods, comma-separated: any registered rule (`bp` = backprop fine-tuning) and bp-joint,
+    /// Methods, comma-separated: any registered rule (`bp` = backprop fine-tuning), a rule scored by
+    /// class prototypes of its last hidden layer instead of its readout (`bio+ncm`), and bp-joint,
     /// bp-ewc, bp-si, bp-replay, ncm-pixels, ncm-random-kwta.
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', default_value = DEFAULT_METHODS))]
     pub methods: Vec<String>,
@@ -193,6 +198,7 @@ impl ContinualSpec {
         }
         for m in &self.methods {
             if !BASELINES.contains(&m.as_str()) {
+                let m = m.strip_suffix(PROTOTYPE_SUFFIX).unwrap_or(m);
                 let Ok(info) = bio_core::rules::find(m) else {
                     let rules: Vec<&str> = bio_core::rules::rules().iter().map(|r| r.name).collect();
                     bail!(
@@ -342,15 +348,23 @@ fn learner<'a, B: Backend + 'static>(
                 input_dim: usize,
                 outputs: usize,
                 seed: u64,
+                prototypes: bool,
             }
             impl<'a, B: Backend + 'static> RuleVisitor<B> for Make<'a, B> {
                 type Output = Result<Box<dyn Learner + 'a>>;
                 fn visit<R: Rule + LearningRule<B>>(self) -> Self::Output {
                     let config: R::Config = serde_json::from_str(&self.config)?;
                     let r = R::new(config, self.seed);
-                    Ok(Box::new(RuleLearner::new(self.b, r, self.name, self.input_dim, self.outputs, self.seed)))
+                    let inner = RuleLearner::new(self.b, r, self.name, self.input_dim, self.outputs, self.seed);
+                    Ok(if self.prototypes {
+                        Box::new(PrototypeReadout::new(inner, self.outputs))
+                    } else {
+                        Box::new(inner)
+                    })
                 }
             }
+            let prototypes = rule.ends_with(PROTOTYPE_SUFFIX);
+            let rule = rule.strip_suffix(PROTOTYPE_SUFFIX).unwrap_or(rule);
             let name = RuleName::new(rule.to_string());
             let options = RuleOptions { seed, ..spec.options.clone() };
             let make = Make {
@@ -360,6 +374,7 @@ fn learner<'a, B: Backend + 'static>(
                 input_dim,
                 outputs,
                 seed,
+                prototypes,
             };
             bio_core::rules::dispatch(rule, make)??
         }

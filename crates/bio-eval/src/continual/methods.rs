@@ -496,3 +496,72 @@ impl<B: Backend> Learner for Ncm<B> {
         }))
     }
 }
+
+/// A rule trained by its own steps, as [`RuleLearner`], but scored by a readout that cannot overwrite
+/// old classes: one prototype per output, the running mean of the last hidden layer's activity `h`
+/// over the training images of that output, `μ_c ← μ_c + (h − μ_c)/n_c` (a local, class-wise Hebbian
+/// update gated by the teaching signal: only the true class's prototype moves), and the score
+/// `−‖h − μ_c‖²` (−∞ for an output never taught). The rule's own readout still learns (the hidden
+/// layers of some rules depend on it) but is not used. The prototypes see each image once, with the
+/// code it has when it is trained on.
+pub struct PrototypeReadout<B: Backend, R: LearningRule<B>> {
+    inner: RuleLearner<B, R>,
+    sums: Vec<Vec<f64>>,
+    counts: Vec<usize>,
+}
+
+impl<B: Backend, R: LearningRule<B>> PrototypeReadout<B, R> {
+    /// Wraps `inner`, whose model has `outputs` outputs.
+    pub fn new(inner: RuleLearner<B, R>, outputs: usize) -> Self {
+        Self { inner, sums: vec![Vec::new(); outputs], counts: vec![0; outputs] }
+    }
+
+    /// Training images each output's prototype has averaged.
+    pub fn taught(&self) -> &[usize] {
+        &self.counts
+    }
+
+    /// The last hidden layer's activity on `x`.
+    fn code(&self, x: &Matrix) -> Result<Matrix, EvalError> {
+        let b = &self.inner.backend;
+        let hidden = self.inner.model.hidden_activity(&b.upload(x));
+        let last = hidden.last().ok_or_else(|| EvalError::invalid("methods", "the model has no hidden layer"))?;
+        Ok(b.download(last))
+    }
+}
+
+impl<B: Backend, R: LearningRule<B>> Learner for PrototypeReadout<B, R> {
+    fn name(&self) -> String {
+        format!("{}+ncm", self.inner.name)
+    }
+    fn start_context(&mut self, context: usize) -> Result<(), EvalError> {
+        self.inner.start_context(context)
+    }
+    fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
+        self.inner.train_batch(x, targets)?;
+        let h = self.code(x)?;
+        for (n, &t) in targets.iter().enumerate() {
+            if self.sums[t].is_empty() {
+                self.sums[t] = vec![0.0; h.cols()];
+            }
+            for (s, &v) in self.sums[t].iter_mut().zip(h.row(n)) {
+                *s += v as f64;
+            }
+            self.counts[t] += 1;
+        }
+        Ok(())
+    }
+    fn scores(&self, x: &Matrix) -> Result<Matrix, EvalError> {
+        let h = self.code(x)?;
+        let means: Vec<Option<Vec<f32>>> = self
+            .sums
+            .iter()
+            .zip(&self.counts)
+            .map(|(s, &c)| (c > 0).then(|| s.iter().map(|v| (v / c as f64) as f32).collect()))
+            .collect();
+        Ok(Matrix::from_fn(h.rows(), means.len(), |n, c| match &means[c] {
+            Some(mu) => -h.row(n).iter().zip(mu).map(|(a, m)| (a - m) * (a - m)).sum::<f32>(),
+            None => f32::NEG_INFINITY,
+        }))
+    }
+}

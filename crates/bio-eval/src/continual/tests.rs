@@ -243,3 +243,19 @@ fn ncm_cannot_forget_and_bp_finetuning_does() {
     assert!(r.r[1][0] < 0.5, "and forgets it in the class-incremental scenario: {:?}", r.r);
     assert_eq!(r.r[1][1], 1.0);
 }
+
+#[test]
+fn prototypes_move_only_for_the_taught_class_and_score_untaught_outputs_never() {
+    use super::methods::{PrototypeReadout, RuleLearner};
+    let b = ReferenceBackend;
+    let rule = bio_core::BackpropRule::<ReferenceBackend>::new(bp_config());
+    let mut p = PrototypeReadout::new(RuleLearner::new(&b, rule, "bp", 4, 4, 0), 4);
+    let (x, y) = toy(3);
+    let first: Vec<usize> = (0..y.len()).filter(|&i| y[i] < 2).collect();
+    let (x0, y0) = (x.select_rows(&first), first.iter().map(|&i| y[i]).collect::<Vec<_>>());
+    p.train_batch(&x0, &y0).unwrap();
+    assert_eq!(p.taught(), &[3, 3, 0, 0]);
+    let s = p.scores(&x).unwrap();
+    assert!((0..x.rows()).all(|n| s.get(n, 2) == f32::NEG_INFINITY && s.get(n, 0).is_finite()));
+    assert_eq!(p.name(), "bp+ncm");
+}
