@@ -92,6 +92,11 @@ pub enum EvalCommand {
         after_help = "Examples:\n  bio eval oneshot   # the reference rows: Modified Hausdorff Distance and pixels\n  bio train --rule bio --dataset omniglot-small1 --out runs/omni-bio\n  bio eval oneshot --model runs/omni-bio"
     )]
     Oneshot(OneshotArgs),
+    /// Continual learning: contexts learned one after another (Split/Permuted; class/task/domain-incremental).
+    #[command(
+        after_help = "Examples:\n  bio eval continual --dataset embedded --iterations 50 --hidden 100\n  bio eval continual --scenario class --methods bio,bp,bp-replay,ncm-random-kwta --hidden 400 --iterations 500 --batch 128 --out runs/continual\n  bio eval continual --experiment permuted --methods bio,bp,bp-ewc --json"
+    )]
+    Continual(crate::commands::ContinualArgs),
 }
 
 /// `bio train`: the session's spec (saved as DIR/config.json) and how to present it.

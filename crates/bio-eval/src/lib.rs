@@ -7,6 +7,7 @@
 pub mod accuracy;
 pub mod apgd;
 pub mod attack;
+pub mod continual;
 pub mod ensemble;
 pub mod error;
 pub mod export;

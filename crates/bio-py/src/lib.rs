@@ -813,6 +813,31 @@ fn fewlabels<'py>(
     to_py_object(py, &report)
 }
 
+/// `biorule.continual`: the continual-learning protocols of `bio eval continual`; each keyword is a
+/// setting of its command line, underscored (`methods=["bio", "bp-replay"]`, `scenario=["class"]`,
+/// `iterations=500`, `hidden=[400]`, `batch=128`, `out="runs/cl"`, a rule's setting such as
+/// `hebbian_rate=0.02`). Returns the report as a dict (`runs` with each `accuracy.r`, `summary`).
+#[pyfunction]
+#[pyo3(signature = (backend="cpu", **settings))]
+fn continual<'py>(
+    py: Python<'py>,
+    backend: &str,
+    settings: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut map = serde_json::Map::new();
+    for (key, value) in settings.into_iter().flat_map(|d| d.iter()) {
+        let name: String = key.extract()?;
+        map.insert(name.clone(), py_to_json(&value, &name)?);
+    }
+    let spec = bio_run::continual::ContinualSpec::from_settings(&map).py_err()?;
+    spec.check().py_err()?;
+    let backend = resolve(backend_choice(backend)?)?;
+    let report = py
+        .detach(|| guarded(|| on_backend!(&backend, |b| bio_run::continual::continual(b, &spec, |_, _, _, _| {}))))
+        .py_err()?;
+    to_py_object(py, &report)
+}
+
 /// The extension module `biorule._biorule`.
 #[pymodule]
 fn _biorule(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -830,5 +855,6 @@ fn _biorule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fewshot, m)?)?;
     m.add_function(wrap_pyfunction!(oneshot, m)?)?;
     m.add_function(wrap_pyfunction!(fewlabels, m)?)?;
+    m.add_function(wrap_pyfunction!(continual, m)?)?;
     Ok(())
 }

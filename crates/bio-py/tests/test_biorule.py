@@ -470,3 +470,31 @@ def test_fewlabels_refuses_bad_settings():
         biorule.fewlabels(rule="bp", dataset="embedded", seeds=0)
     with pytest.raises(ValueError, match="no_such_option"):
         biorule.fewlabels(rule="bp", dataset="embedded", no_such_option=1)
+
+
+def test_continual_runs_the_protocol_like_the_cli():
+    report = biorule.continual(
+        dataset="embedded", scenario=["class"], methods=["bp", "ncm-pixels"], iterations=20, hidden=[20]
+    )
+    assert [r["method"] for r in report["summary"]] == ["bp", "ncm-pixels"]
+    [bp, ncm] = report["runs"]
+    assert len(bp["accuracy"]["r"]) == 5 and all(len(row) == 5 for row in bp["accuracy"]["r"])
+    # The class means cannot lose what they learned: every context stays at its first score.
+    r = ncm["accuracy"]["r"]
+    assert all(r[i][j] <= r[j][j] for j in range(5) for i in range(j, 5))
+    bio = bio_binary()
+    out = subprocess.run(
+        [bio, "eval", "continual", "--dataset", "embedded", "--scenario", "class", "--methods", "bp,ncm-pixels",
+         "--iterations", "20", "--hidden", "20", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    assert [r["accuracy"]["r"] for r in json.loads(out.stdout)["runs"]] == [bp["accuracy"]["r"], r]
+
+
+def test_continual_refuses_bad_settings():
+    with pytest.raises(ValueError, match="no_such_setting"):
+        biorule.continual(dataset="embedded", no_such_setting=1)
+    with pytest.raises(ValueError, match="methods"):
+        biorule.continual(dataset="embedded", methods=["no-such-method"])

@@ -9,6 +9,7 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+pub mod continual;
 pub mod data;
 pub mod eval;
 pub mod files;

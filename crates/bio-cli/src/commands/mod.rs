@@ -1,5 +1,6 @@
 //! One module per subcommand; each parses nothing itself and prints only through `crate::output`.
 
+mod continual;
 mod demo;
 mod eval;
 mod export;
@@ -11,6 +12,8 @@ mod report;
 mod robustness;
 mod sweep;
 mod train;
+
+pub use continual::ContinualArgs;
 
 use crate::cli::{Cli, Command, EvalCommand};
 
@@ -31,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Fewshot(args)) => fewshot::run(args),
         Command::Eval(EvalCommand::Metrics(args)) => metrics::run(args),
         Command::Eval(EvalCommand::Oneshot(args)) => oneshot::run(args),
+        Command::Eval(EvalCommand::Continual(args)) => continual::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Report(args) => report::run(args),
         Command::Export(args) => export::run(args),

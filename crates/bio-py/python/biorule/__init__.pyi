@@ -192,6 +192,13 @@ def oneshot(model: Model, layer: Optional[int] = None) -> List[Dict[str, Any]]:
     Modified Hausdorff Distance, pixels, and ``model``'s hidden layer ``layer`` (default: the last)
     as activity and drive, each plain and centred on the background mean. One dict per row:
     ``features``, ``centring``, ``errors`` (percent per run), ``mean``, ``ci95``."""
+def continual(backend: str = "cpu", **settings: Any) -> Dict[str, Any]:
+    """The continual-learning protocols of ``bio eval continual``: each keyword is one of its
+    settings, underscored (``experiment="split"``, ``scenario=["class"]``, ``methods=["bio", "bp",
+    "bp-replay", "ncm-random-kwta"]``, ``iterations=500``, ``hidden=[400]``, ``batch=128``,
+    ``seeds=3``, ``orders=3``, ``out=...``, or a rule's setting). Returns a dict: ``runs`` (each with
+    the accuracy matrix ``accuracy["r"]`` and ``metrics``) and ``summary`` (one row per scenario ×
+    method: ``average``, ``forgetting``, ``backward_transfer``, ``forward_transfer`` as (mean, ci95))."""
 
 def fewlabels(
     rule: str = "bio",

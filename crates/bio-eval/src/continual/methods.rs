@@ -1,0 +1,567 @@
+//! The learners of the continual-learning harness: any registered rule trained by its own
+//! `train_batch` ([`RuleLearner`]), backprop with the field's baselines ([`BpLearner`]: joint
+//! training, EWC, SI, experience replay), and two controls that cannot forget ([`Ncm`]: the nearest
+//! class mean on pixels or on a fixed random k-WTA expansion).
+
+use std::collections::BTreeMap;
+
+use bio_core::backend::{AdamStep, Backend, Binary, Unary};
+use bio_core::model::BpNet;
+use bio_core::params::BpConfig;
+use bio_core::{Classifier, LearningRule, Matrix};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use super::{ContextView, Learner};
+use crate::error::EvalError;
+use crate::fewshot::winners_above;
+
+/// A registered rule trained context after context with its own [`LearningRule::train_batch`]; the
+/// rule is told nothing of contexts (each context starts a one-epoch schedule,
+/// `start_epoch(0, 1)`, so a rule's rate schedule does not anneal across contexts).
+pub struct RuleLearner<B: Backend, R: LearningRule<B>> {
+    backend: B,
+    rule: R,
+    model: R::Model,
+    name: String,
+}
+
+impl<B: Backend, R: LearningRule<B>> RuleLearner<B, R> {
+    /// `rule` with a freshly initialised model of `outputs` outputs (`seed`).
+    pub fn new(backend: &B, rule: R, name: impl Into<String>, input_dim: usize, outputs: usize, seed: u64) -> Self {
+        let model = rule.init_model(backend, input_dim, outputs, seed);
+        Self { backend: backend.clone(), rule, model, name: name.into() }
+    }
+
+    /// The model trained so far.
+    pub fn model(&self) -> &R::Model {
+        &self.model
+    }
+}
+
+impl<B: Backend, R: LearningRule<B>> Learner for RuleLearner<B, R> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn start_context(&mut self, _context: usize) -> Result<(), EvalError> {
+        self.rule.start_epoch(0, 1);
+        Ok(())
+    }
+    fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
+        let x = self.backend.upload(x);
+        self.rule.train_batch(&mut self.model, &x, targets)?;
+        Ok(())
+    }
+    fn scores(&self, x: &Matrix) -> Result<Matrix, EvalError> {
+        Ok(self.backend.download(&self.model.logits(&self.backend.upload(x))))
+    }
+}
+
+/// What a [`BpLearner`] adds to plain backprop fine-tuning.
+#[derive(Clone, Debug, PartialEq)]
+pub enum BpMethod {
+    /// Fine-tuning: nothing (the lower bound).
+    Finetune,
+    /// Joint ("cumulative") training: at each context, batches drawn from every context so far (the
+    /// upper bound; it stores everything).
+    Joint,
+    /// Elastic weight consolidation (Kirkpatrick et al. 2017), offline: after context `k`, the
+    /// diagonal Fisher `F_k = mean_n (∂ log p(ŷ_n|x_n)/∂θ)²` (ŷ the model's prediction) on
+    /// `fisher_samples` of its images and the parameters `θ*_k`; the loss gains
+    /// `(λ/2) Σ_k Σ_i F_k,i (θ_i − θ*_k,i)²`.
+    Ewc {
+        /// λ.
+        lambda: f32,
+        /// Images per context the Fisher is estimated on.
+        fisher_samples: usize,
+    },
+    /// Synaptic intelligence (Zenke et al. 2017): along the way `ω_i += −g_i·Δθ_i` (g the gradient
+    /// of the task loss, Δθ each step's change); after each context `Ω_i += ω_i / ((θ_i − θ_i^start)² + ξ)`,
+    /// `ω ← 0`, `θ* ← θ`; the loss gains `c Σ_i Ω_i (θ_i − θ*_i)²`.
+    Si {
+        /// c.
+        c: f32,
+        /// ξ, the damping.
+        xi: f32,
+    },
+    /// Experience replay: after each context, `per_class` random images of each of its targets are
+    /// kept; each update adds an equally large batch from the buffer, the loss weighted
+    /// `(1/k)·L_current + (1 − 1/k)·L_replay` for the `k`-th context (van de Ven et al.).
+    Replay {
+        /// Images kept per class (per target of each context).
+        per_class: usize,
+    },
+}
+
+impl BpMethod {
+    /// Its row name (`bp-joint`, `bp-ewc`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            BpMethod::Finetune => "bp",
+            BpMethod::Joint => "bp-joint",
+            BpMethod::Ewc { .. } => "bp-ewc",
+            BpMethod::Si { .. } => "bp-si",
+            BpMethod::Replay { .. } => "bp-replay",
+        }
+    }
+}
+
+/// Images kept for replay, at most `per_class` per `(context, target)`.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayBuffer {
+    per_class: usize,
+    entries: BTreeMap<(usize, usize), Vec<Vec<f32>>>,
+}
+
+impl ReplayBuffer {
+    /// An empty buffer keeping at most `per_class` images per class.
+    pub fn new(per_class: usize) -> Self {
+        Self { per_class, entries: BTreeMap::new() }
+    }
+
+    /// Keeps up to `per_class` randomly chosen images of each target among `x`/`targets`, all from
+    /// context `context`.
+    pub fn add_context(&mut self, context: usize, x: &Matrix, targets: &[usize], rng: &mut ChaCha8Rng) {
+        let mut by_target: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (n, &t) in targets.iter().enumerate() {
+            by_target.entry(t).or_default().push(n);
+        }
+        for (t, mut rows) in by_target {
+            rows.shuffle(rng);
+            let slot = self.entries.entry((context, t)).or_default();
+            for r in rows {
+                if slot.len() >= self.per_class {
+                    break;
+                }
+                slot.push(x.row(r).to_vec());
+            }
+        }
+    }
+
+    /// Images held.
+    pub fn len(&self) -> usize {
+        self.entries.values().map(Vec::len).sum()
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Images held per `(context, target)`.
+    pub fn counts(&self) -> BTreeMap<(usize, usize), usize> {
+        self.entries.iter().map(|(k, v)| (*k, v.len())).collect()
+    }
+
+    /// `n` images drawn uniformly with replacement, with their targets.
+    pub fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> (Matrix, Vec<usize>) {
+        let all: Vec<(usize, &Vec<f32>)> =
+            self.entries.iter().flat_map(|((_, t), v)| v.iter().map(move |im| (*t, im))).collect();
+        let cols = all.first().map_or(0, |(_, im)| im.len());
+        let mut data = Vec::with_capacity(n * cols);
+        let mut targets = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (t, im) = all[rng.random_range(0..all.len())];
+            data.extend_from_slice(im);
+            targets.push(t);
+        }
+        (Matrix::new(n, cols, data).expect("rows of equal width"), targets)
+    }
+}
+
+/// Backprop (Adam, the [`BpNet`] model and the backend's fused `adam_step`) with one of the
+/// field's continual-learning methods ([`BpMethod`]).
+pub struct BpLearner<B: Backend> {
+    backend: B,
+    net: BpNet<B>,
+    method: BpMethod,
+    lr: f32,
+    moments: Vec<(B::Tensor, B::Tensor)>,
+    steps: u64,
+    context: usize,
+    rng: ChaCha8Rng,
+    /// EWC: `(F_k, θ*_k)` per finished context.
+    consolidated: Vec<(Vec<B::Tensor>, Vec<B::Tensor>)>,
+    /// SI: `(ω, Ω, θ^start, θ*)`, created at the first update.
+    si: Option<SiState<B>>,
+    buffer: ReplayBuffer,
+}
+
+struct SiState<B: Backend> {
+    omega_running: Vec<B::Tensor>,
+    importance: Vec<B::Tensor>,
+    start: Vec<B::Tensor>,
+    anchor: Vec<B::Tensor>,
+}
+
+impl<B: Backend> BpLearner<B> {
+    /// A fresh network of `config` (`input_dim → hidden → outputs`) trained with Adam at
+    /// `config.learning_rate`, with `method`.
+    pub fn new(backend: &B, config: BpConfig, method: BpMethod, input_dim: usize, outputs: usize, seed: u64) -> Self {
+        let lr = config.learning_rate;
+        let net = BpNet::init(backend, config, input_dim, outputs, seed);
+        let per_class = if let BpMethod::Replay { per_class } = method { per_class } else { 0 };
+        Self {
+            backend: backend.clone(),
+            net,
+            method,
+            lr,
+            moments: Vec::new(),
+            steps: 0,
+            context: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed ^ 0x7265_706c_6179),
+            consolidated: Vec::new(),
+            si: None,
+            buffer: ReplayBuffer::new(per_class),
+        }
+    }
+
+    /// The replay buffer (empty unless the method is replay).
+    pub fn buffer(&self) -> &ReplayBuffer {
+        &self.buffer
+    }
+
+    /// Every parameter tensor, weights then bias of each layer.
+    fn params(&self) -> Vec<B::Tensor> {
+        self.net.layers.iter().flat_map(|l| [l.weights.clone(), l.bias.clone()]).collect()
+    }
+
+    /// Gradients of `scale·Σ loss` on a host batch, flattened like [`BpLearner::params`].
+    fn grads(&self, x: &Matrix, targets: &[usize], scale: f32) -> Vec<B::Tensor> {
+        let g = self.net.gradients(&self.backend.upload(x), targets, false, scale);
+        g.layers.into_iter().flat_map(|(w, b)| [w, b]).collect()
+    }
+
+    /// `g ← g + α·s ⊙ (θ − θ*)`, the gradient of the quadratic penalty `(α/2) Σ s (θ − θ*)²`.
+    fn add_quadratic(&self, grads: &mut [B::Tensor], alpha: f32, weight: &[B::Tensor], anchor: &[B::Tensor]) {
+        let b = &self.backend;
+        for (((g, theta), s), star) in grads.iter_mut().zip(self.params()).zip(weight).zip(anchor) {
+            let pull = b.zip(&b.zip(&theta, star, Binary::Sub), s, Binary::Mul);
+            *g = b.lincomb(1.0, g, alpha, &pull);
+        }
+    }
+
+    /// The diagonal Fisher of [`BpMethod::Ewc`] on `x`: the mean over images of the squared gradient
+    /// of `log p(ŷ|x)`, ŷ the predicted output.
+    fn fisher(&self, x: &Matrix) -> Vec<B::Tensor> {
+        let b = &self.backend;
+        let predicted = self.net.predict(&b.upload(x));
+        let mut sum: Option<Vec<B::Tensor>> = None;
+        for (n, &y) in predicted.iter().enumerate() {
+            let g = self.grads(&x.select_rows(&[n]), &[y], 1.0);
+            let sq: Vec<B::Tensor> = g.iter().map(|t| b.map(t, Unary::Square)).collect();
+            sum = Some(match sum {
+                None => sq,
+                Some(s) => s.iter().zip(&sq).map(|(a, c)| b.zip(a, c, Binary::Add)).collect(),
+            });
+        }
+        let scale = 1.0 / predicted.len().max(1) as f32;
+        sum.unwrap_or_default().iter().map(|t| b.map(t, Unary::Scale(scale))).collect()
+    }
+}
+
+impl<B: Backend> Learner for BpLearner<B> {
+    fn name(&self) -> String {
+        self.method.name().to_string()
+    }
+    fn cumulative(&self) -> bool {
+        self.method == BpMethod::Joint
+    }
+    fn start_context(&mut self, context: usize) -> Result<(), EvalError> {
+        self.context = context;
+        Ok(())
+    }
+    fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
+        let b = self.backend.clone();
+        let n = targets.len().max(1) as f32;
+        let mut grads = match &self.method {
+            BpMethod::Replay { .. } if !self.buffer.is_empty() => {
+                let current = 1.0 / (self.context + 1) as f32;
+                let mut g = self.grads(x, targets, current / n);
+                let (rx, ry) = self.buffer.sample(targets.len(), &mut self.rng);
+                let rg = self.grads(&rx, &ry, (1.0 - current) / n);
+                for (a, r) in g.iter_mut().zip(&rg) {
+                    *a = b.zip(a, r, Binary::Add);
+                }
+                g
+            }
+            _ => self.grads(x, targets, 1.0 / n),
+        };
+        let task_grads = matches!(self.method, BpMethod::Si { .. }).then(|| grads.clone());
+        match &self.method {
+            BpMethod::Ewc { lambda, .. } => {
+                for (fisher, anchor) in &self.consolidated {
+                    self.add_quadratic(&mut grads, *lambda, fisher, anchor);
+                }
+            }
+            BpMethod::Si { c, .. } => {
+                if let Some(si) = &self.si {
+                    self.add_quadratic(&mut grads, 2.0 * c, &si.importance, &si.anchor);
+                }
+            }
+            _ => {}
+        }
+        if self.moments.is_empty() {
+            self.moments = self
+                .params()
+                .iter()
+                .map(|p| {
+                    let (r, c) = b.shape(p);
+                    (b.full(r, c, 0.0), b.full(r, c, 0.0))
+                })
+                .collect();
+        }
+        let before = task_grads.as_ref().map(|_| self.params());
+        if matches!(self.method, BpMethod::Si { .. }) && self.si.is_none() {
+            let params = self.params();
+            let zeros: Vec<B::Tensor> = params
+                .iter()
+                .map(|p| {
+                    let (r, c) = b.shape(p);
+                    b.full(r, c, 0.0)
+                })
+                .collect();
+            self.si = Some(SiState {
+                omega_running: zeros.clone(),
+                importance: zeros,
+                start: params.clone(),
+                anchor: params,
+            });
+        }
+        self.steps += 1;
+        let (beta1, beta2) = (0.9f32, 0.999f32);
+        let t = self.steps as i32;
+        let step =
+            AdamStep { lr_t: self.lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
+        let mut k = 0;
+        for layer in &mut self.net.layers {
+            for p in [&mut layer.weights, &mut layer.bias] {
+                let (m, v) = &mut self.moments[k];
+                b.adam_step(p, &grads[k], m, v, step);
+                k += 1;
+            }
+        }
+        if let (Some(g), Some(before), Some(si)) = (task_grads, before, self.si.as_mut()) {
+            let after: Vec<B::Tensor> =
+                self.net.layers.iter().flat_map(|l| [l.weights.clone(), l.bias.clone()]).collect();
+            for (((w, g), old), new) in si.omega_running.iter_mut().zip(&g).zip(&before).zip(&after) {
+                let delta = b.zip(new, old, Binary::Sub);
+                *w = b.lincomb(1.0, w, -1.0, &b.zip(g, &delta, Binary::Mul));
+            }
+        }
+        Ok(())
+    }
+    fn end_context(&mut self, data: &mut ContextView<'_>) -> Result<(), EvalError> {
+        let b = self.backend.clone();
+        match self.method.clone() {
+            BpMethod::Ewc { fisher_samples, .. } => {
+                let mut idx: Vec<usize> = (0..data.len()).collect();
+                idx.shuffle(&mut self.rng);
+                idx.truncate(fisher_samples.max(1));
+                let (x, _) = data.rows(&idx);
+                let fisher = self.fisher(&x);
+                self.consolidated.push((fisher, self.params()));
+            }
+            BpMethod::Si { xi, .. } => {
+                let params = self.params();
+                if let Some(si) = self.si.as_mut() {
+                    for k in 0..params.len() {
+                        let moved = b.map(&b.zip(&params[k], &si.start[k], Binary::Sub), Unary::Square);
+                        let denom = b.map(&moved, Unary::Offset(xi));
+                        let add = b.zip(&si.omega_running[k], &denom, Binary::Div);
+                        si.importance[k] = b.zip(&si.importance[k], &add, Binary::Add);
+                        let (r, c) = b.shape(&params[k]);
+                        si.omega_running[k] = b.full(r, c, 0.0);
+                    }
+                    si.start = params.clone();
+                    si.anchor = params;
+                }
+            }
+            BpMethod::Replay { .. } => {
+                let all: Vec<usize> = (0..data.len()).collect();
+                let (x, y) = data.rows(&all);
+                self.buffer.add_context(data.context(), &x, &y, &mut self.rng);
+            }
+            BpMethod::Finetune | BpMethod::Joint => {}
+        }
+        Ok(())
+    }
+    fn scores(&self, x: &Matrix) -> Result<Matrix, EvalError> {
+        Ok(self.backend.download(&self.net.logits(&self.backend.upload(x))))
+    }
+}
+
+/// The features a [`Ncm`] compares.
+#[derive(Clone, Debug)]
+pub enum NcmFeatures {
+    /// The pixels.
+    Pixels,
+    /// A fixed random k-WTA expansion, never learned: `x̂ = x/(‖x‖₂ + 10⁻⁶)`, `x̃ = x̂ − mean(x̂)`,
+    /// `h = relu(d − d_(k+1))` with the drive `d = W x̃` (`W` standard normal, `units × input`) and
+    /// `d_(k+1)` its `(k+1)`-th largest entry, `k = round(density·units)`.
+    RandomKwta {
+        /// `W`, `units × input`.
+        weights: Matrix,
+        /// Fraction of units active.
+        density: f32,
+    },
+}
+
+impl NcmFeatures {
+    /// A random expansion of `input_dim` pixels into `units` units, `density` of them active (seeded).
+    pub fn random_kwta(input_dim: usize, units: usize, density: f32, seed: u64) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6b77_7461);
+        let weights = Matrix::from_fn(units, input_dim, |_, _| StandardNormal.sample(&mut rng));
+        NcmFeatures::RandomKwta { weights, density }
+    }
+}
+
+/// Nearest class mean: running sums of each output's features; the score of an output is minus the
+/// squared distance to its mean (−∞ for an output never seen). It keeps means, not examples, and a
+/// class's mean is untouched by later classes, so it cannot forget.
+pub struct Ncm<B: Backend> {
+    backend: B,
+    features: NcmFeatures,
+    weights: Option<B::Tensor>,
+    sums: Vec<Vec<f64>>,
+    counts: Vec<usize>,
+}
+
+impl<B: Backend> Ncm<B> {
+    /// An empty classifier over `outputs` outputs.
+    pub fn new(backend: &B, features: NcmFeatures, outputs: usize) -> Self {
+        let weights = match &features {
+            NcmFeatures::Pixels => None,
+            NcmFeatures::RandomKwta { weights, .. } => Some(backend.upload(weights)),
+        };
+        Self { backend: backend.clone(), features, weights, sums: vec![Vec::new(); outputs], counts: vec![0; outputs] }
+    }
+
+    fn features_of(&self, x: &Matrix) -> Matrix {
+        match (&self.features, &self.weights) {
+            (NcmFeatures::RandomKwta { density, .. }, Some(w)) => {
+                let mut xt = x.clone();
+                for n in 0..xt.rows() {
+                    let row = xt.row_mut(n);
+                    let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt() + 1e-6;
+                    row.iter_mut().for_each(|v| *v /= norm);
+                    let mean = row.iter().sum::<f32>() / row.len().max(1) as f32;
+                    row.iter_mut().for_each(|v| *v -= mean);
+                }
+                let b = &self.backend;
+                let drive = b.download(&b.matmul(&b.upload(&xt), false, w, true));
+                winners_above(&drive, *density)
+            }
+            _ => x.clone(),
+        }
+    }
+}
+
+impl<B: Backend> Learner for Ncm<B> {
+    fn name(&self) -> String {
+        match self.features {
+            NcmFeatures::Pixels => "ncm-pixels".into(),
+            NcmFeatures::RandomKwta { .. } => "ncm-random-kwta".into(),
+        }
+    }
+    fn single_pass(&self) -> bool {
+        true
+    }
+    fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
+        let f = self.features_of(x);
+        for (n, &t) in targets.iter().enumerate() {
+            if self.sums[t].is_empty() {
+                self.sums[t] = vec![0.0; f.cols()];
+            }
+            for (s, &v) in self.sums[t].iter_mut().zip(f.row(n)) {
+                *s += v as f64;
+            }
+            self.counts[t] += 1;
+        }
+        Ok(())
+    }
+    fn scores(&self, x: &Matrix) -> Result<Matrix, EvalError> {
+        let f = self.features_of(x);
+        let means: Vec<Option<Vec<f32>>> = self
+            .sums
+            .iter()
+            .zip(&self.counts)
+            .map(|(s, &c)| (c > 0).then(|| s.iter().map(|v| (v / c as f64) as f32).collect()))
+            .collect();
+        Ok(Matrix::from_fn(f.rows(), means.len(), |n, c| match &means[c] {
+            Some(mu) => -f.row(n).iter().zip(mu).map(|(a, m)| (a - m) * (a - m)).sum::<f32>(),
+            None => f32::NEG_INFINITY,
+        }))
+    }
+}
+
+/// A rule trained by its own steps, as [`RuleLearner`], but scored by a readout that cannot overwrite
+/// old classes: one prototype per output, the running mean of the last hidden layer's activity `h`
+/// over the training images of that output, `μ_c ← μ_c + (h − μ_c)/n_c` (a local, class-wise Hebbian
+/// update gated by the teaching signal: only the true class's prototype moves), and the score
+/// `−‖h − μ_c‖²` (−∞ for an output never taught). The rule's own readout still learns (the hidden
+/// layers of some rules depend on it) but is not used. The prototypes see each image once, with the
+/// code it has when it is trained on.
+pub struct PrototypeReadout<B: Backend, R: LearningRule<B>> {
+    inner: RuleLearner<B, R>,
+    sums: Vec<Vec<f64>>,
+    counts: Vec<usize>,
+}
+
+impl<B: Backend, R: LearningRule<B>> PrototypeReadout<B, R> {
+    /// Wraps `inner`, whose model has `outputs` outputs.
+    pub fn new(inner: RuleLearner<B, R>, outputs: usize) -> Self {
+        Self { inner, sums: vec![Vec::new(); outputs], counts: vec![0; outputs] }
+    }
+
+    /// Training images each output's prototype has averaged.
+    pub fn taught(&self) -> &[usize] {
+        &self.counts
+    }
+
+    /// The last hidden layer's activity on `x`.
+    fn code(&self, x: &Matrix) -> Result<Matrix, EvalError> {
+        let b = &self.inner.backend;
+        let hidden = self.inner.model.hidden_activity(&b.upload(x));
+        let last = hidden.last().ok_or_else(|| EvalError::invalid("methods", "the model has no hidden layer"))?;
+        Ok(b.download(last))
+    }
+}
+
+impl<B: Backend, R: LearningRule<B>> Learner for PrototypeReadout<B, R> {
+    fn name(&self) -> String {
+        format!("{}+ncm", self.inner.name)
+    }
+    fn start_context(&mut self, context: usize) -> Result<(), EvalError> {
+        self.inner.start_context(context)
+    }
+    fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
+        self.inner.train_batch(x, targets)?;
+        let h = self.code(x)?;
+        for (n, &t) in targets.iter().enumerate() {
+            if self.sums[t].is_empty() {
+                self.sums[t] = vec![0.0; h.cols()];
+            }
+            for (s, &v) in self.sums[t].iter_mut().zip(h.row(n)) {
+                *s += v as f64;
+            }
+            self.counts[t] += 1;
+        }
+        Ok(())
+    }
+    fn scores(&self, x: &Matrix) -> Result<Matrix, EvalError> {
+        let h = self.code(x)?;
+        let means: Vec<Option<Vec<f32>>> = self
+            .sums
+            .iter()
+            .zip(&self.counts)
+            .map(|(s, &c)| (c > 0).then(|| s.iter().map(|v| (v / c as f64) as f32).collect()))
+            .collect();
+        Ok(Matrix::from_fn(h.rows(), means.len(), |n, c| match &means[c] {
+            Some(mu) => -h.row(n).iter().zip(mu).map(|(a, m)| (a - m) * (a - m)).sum::<f32>(),
+            None => f32::NEG_INFINITY,
+        }))
+    }
+}

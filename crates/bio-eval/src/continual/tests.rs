@@ -1,0 +1,261 @@
+use std::collections::BTreeSet;
+
+use bio_core::{BpConfig, BpParams, Matrix, ReferenceBackend};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::methods::{BpLearner, BpMethod, Ncm, NcmFeatures, ReplayBuffer};
+use super::*;
+
+/// A source that records every `(context, index)` it serves, tagged with the context being trained.
+struct Recording<'a> {
+    inner: SplitSource<'a>,
+    log: std::rc::Rc<std::cell::RefCell<Vec<(usize, usize)>>>,
+}
+
+impl ContextSource for Recording<'_> {
+    fn len(&self, context: usize) -> usize {
+        self.inner.len(context)
+    }
+    fn rows(&mut self, items: &[(usize, usize)]) -> (Matrix, Vec<usize>) {
+        self.log.borrow_mut().extend_from_slice(items);
+        self.inner.rows(items)
+    }
+}
+
+/// Four classes in 4 pixels: class `c` lights pixel `c` (plus a little of the others).
+fn toy(per_class: usize) -> (Matrix, Vec<usize>) {
+    let labels: Vec<usize> = (0..4 * per_class).map(|i| i % 4).collect();
+    let x = Matrix::from_fn(labels.len(), 4, |i, j| if labels[i] == j { 1.0 } else { 0.1 * ((i + j) % 3) as f32 });
+    (x, labels)
+}
+
+/// Remembers which context it is in and every target it was trained on, per context.
+struct Spy {
+    context: usize,
+    seen: Vec<(usize, usize)>,
+    outputs: usize,
+}
+
+impl Learner for Spy {
+    fn name(&self) -> String {
+        "spy".into()
+    }
+    fn start_context(&mut self, context: usize) -> Result<(), EvalError> {
+        self.context = context;
+        Ok(())
+    }
+    fn train_batch(&mut self, _x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
+        self.seen.extend(targets.iter().map(|&t| (self.context, t)));
+        Ok(())
+    }
+    /// Predicts, for every image, the first target it saw in the last context it trained on; before
+    /// training, output 0.
+    fn scores(&self, x: &Matrix) -> Result<Matrix, EvalError> {
+        let favourite = self.seen.last().map_or(0, |&(_, t)| t);
+        Ok(Matrix::from_fn(x.rows(), self.outputs, |_, c| if c == favourite { 1.0 } else { 0.0 }))
+    }
+}
+
+#[test]
+fn r_on_a_hand_made_two_context_case() {
+    // Contexts {0,1} then {2,3}, class-incremental. Each test image is one of its context's classes,
+    // half each. The spy always answers the last target it was trained on.
+    let (x, y) = toy(2);
+    let protocol = Protocol::split(Scenario::Class, &[0, 1, 2, 3], 2, 4).unwrap();
+    let tests = test_sets(&protocol, &x, &y);
+    let mut source = SplitSource::new(&protocol, &x, &y);
+    let mut spy = Spy { context: 0, seen: Vec::new(), outputs: 4 };
+    let budget = Budget { iterations: 3, batch: 4, seed: 1 };
+    let r = run(&mut spy, &protocol, &mut source, &tests, &budget, 3, |_| {}).unwrap();
+    let first = spy.seen.iter().rev().find(|(c, _)| *c == 0).unwrap().1;
+    let last = spy.seen.last().unwrap().1;
+    // After context 0 it answers `first` ∈ {0,1}: half of context 0 right, none of context 1.
+    assert!(first < 2 && last >= 2);
+    assert_eq!(r.r[0], vec![0.5, 0.0]);
+    // After context 1 it answers `last` ∈ {2,3}: none of context 0, half of context 1.
+    assert_eq!(r.r[1], vec![0.0, 0.5]);
+    // Untrained it answers 0: half of context 0.
+    assert_eq!(r.initial, vec![0.5, 0.0]);
+    let m = r.metrics();
+    assert_eq!(m.average, 0.25);
+    assert_eq!(m.forgetting, 0.5);
+    assert_eq!(m.backward_transfer, -0.5);
+    assert_eq!(m.forward_transfer, 0.0);
+}
+
+#[test]
+fn masked_accuracy_chooses_among_the_allowed_outputs_only() {
+    let scores = Matrix::new(2, 3, vec![0.0, 1.0, 5.0, 3.0, 2.0, 9.0]).unwrap();
+    assert_eq!(masked_accuracy(&scores, &[1, 0], &[0, 1]), 1.0);
+    assert_eq!(masked_accuracy(&scores, &[1, 0], &[0, 1, 2]), 0.0);
+}
+
+#[test]
+fn metrics_on_a_fixed_matrix() {
+    let r = AccuracyMatrix {
+        r: vec![vec![0.9, 0.1, 0.2], vec![0.6, 0.8, 0.3], vec![0.5, 0.7, 0.9]],
+        initial: vec![0.1, 0.2, 0.1],
+    };
+    let m = r.metrics();
+    let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    close(m.average, (0.5 + 0.7 + 0.9) / 3.0);
+    close(m.average_after[0], 0.9);
+    close(m.average_after[1], (0.6 + 0.8) / 2.0);
+    close(m.average_after[2], 0.7);
+    close(m.forgetting_per_context[0], 0.9 - 0.5);
+    close(m.forgetting_per_context[1], 0.8 - 0.7);
+    close(m.forgetting, (0.4 + 0.1) / 2.0);
+    close(m.backward_transfer, ((0.5 - 0.9) + (0.7 - 0.8)) / 2.0);
+    close(m.forward_transfer, ((0.1 - 0.2) + (0.3 - 0.1)) / 2.0);
+}
+
+#[test]
+fn scenarios_give_targets_and_allowed_outputs() {
+    let class = Protocol::split(Scenario::Class, &[3, 1, 0, 2], 2, 4).unwrap();
+    assert_eq!(class.outputs(), 4);
+    assert_eq!(class.target(1, 2), 2);
+    assert_eq!(class.allowed(0, 0), vec![1, 3]);
+    assert_eq!(class.allowed(1, 0), vec![0, 1, 2, 3]);
+    let task = Protocol::split(Scenario::Task, &[3, 1, 0, 2], 2, 4).unwrap();
+    assert_eq!(task.allowed(1, 0), vec![3, 1]);
+    let domain = Protocol::split(Scenario::Domain, &[3, 1, 0, 2], 2, 4).unwrap();
+    assert_eq!(domain.outputs(), 2);
+    assert_eq!((domain.target(0, 3), domain.target(0, 1), domain.target(1, 0), domain.target(1, 2)), (0, 1, 0, 1));
+    assert_eq!(domain.allowed(0, 1), vec![0, 1]);
+    let permuted = Protocol::permuted(Scenario::Domain, 3, 4, 4, 7).unwrap();
+    assert_eq!(permuted.outputs(), 4);
+    assert_eq!(permuted.target(2, 3), 3);
+    assert!(permuted.contexts[0].permutation.is_none());
+    let p = permuted.contexts[1].permutation.clone().unwrap();
+    assert_eq!(p.iter().copied().collect::<BTreeSet<_>>(), (0..4).collect());
+    assert_eq!(permuted.show(1, &[10.0, 11.0, 12.0, 13.0]), p.iter().map(|&k| 10.0 + k as f32).collect::<Vec<_>>());
+    assert!(Protocol::split(Scenario::Class, &[0, 0, 1, 2], 2, 4).is_err());
+    assert!(Protocol::split(Scenario::Class, &[0, 1], 2, 4).is_err());
+    let orders = Protocol::orders(10, 3, 0);
+    assert_eq!(orders.len(), 4);
+    assert_eq!(orders[0], (0..10).collect::<Vec<_>>());
+    assert!(orders[1..].iter().all(|o| o.iter().copied().collect::<BTreeSet<_>>().len() == 10 && o != &orders[0]));
+}
+
+#[test]
+fn replay_buffer_keeps_at_most_its_budget_per_class() {
+    let (x, y) = toy(30);
+    let mut buffer = ReplayBuffer::new(5);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    buffer.add_context(0, &x, &y, &mut rng);
+    buffer.add_context(0, &x, &y, &mut rng);
+    assert_eq!(buffer.len(), 20);
+    assert!(buffer.counts().values().all(|&n| n == 5));
+    let (sx, sy) = buffer.sample(50, &mut rng);
+    assert_eq!((sx.rows(), sy.len()), (50, 50));
+    // Every replayed image is one that was given for its target.
+    for n in 0..50 {
+        assert!((0..x.rows()).any(|r| y[r] == sy[n] && x.row(r) == sx.row(n)));
+    }
+    let small = toy(2);
+    let mut b2 = ReplayBuffer::new(100);
+    b2.add_context(1, &small.0, &small.1, &mut rng);
+    assert_eq!(b2.len(), 8, "a class with fewer images than the budget keeps them all");
+}
+
+fn bp_config() -> BpConfig {
+    BpParams { hidden: vec![8], ..BpParams::default() }.check().unwrap()
+}
+
+#[test]
+fn no_method_sees_old_data_it_should_not() {
+    let (x, y) = toy(10);
+    let protocol = Protocol::split(Scenario::Class, &[0, 1, 2, 3], 2, 4).unwrap();
+    let tests = test_sets(&protocol, &x, &y);
+    let budget = Budget { iterations: 4, batch: 6, seed: 3 };
+    let b = ReferenceBackend;
+    let methods = [
+        BpMethod::Finetune,
+        BpMethod::Joint,
+        BpMethod::Ewc { lambda: 1.0, fisher_samples: 4 },
+        BpMethod::Si { c: 1.0, xi: 0.1 },
+        BpMethod::Replay { per_class: 3 },
+    ];
+    let mut learners: Vec<Box<dyn Learner>> = methods
+        .iter()
+        .map(|m| Box::new(BpLearner::new(&b, bp_config(), m.clone(), 4, 4, 0)) as Box<dyn Learner>)
+        .collect();
+    learners.push(Box::new(Ncm::new(&b, NcmFeatures::Pixels, 4)));
+    for learner in &mut learners {
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut source = Recording { inner: SplitSource::new(&protocol, &x, &y), log: log.clone() };
+        let mut served_during = vec![BTreeSet::new(); 2];
+        let mut current = 0;
+        let mut mark = 0;
+        run(learner.as_mut(), &protocol, &mut source, &tests, &budget, 5, |i| {
+            // Everything served since the last mark belongs to the previous context's training.
+            let log = log.borrow();
+            if i > 0 {
+                served_during[current].extend(log[mark..].iter().map(|(c, _)| *c));
+            }
+            mark = log.len();
+            current = i;
+        })
+        .unwrap();
+        served_during[current].extend(log.borrow()[mark..].iter().map(|(c, _)| *c));
+        let name = learner.name();
+        assert_eq!(served_during[0], BTreeSet::from([0]), "{name}");
+        let expected = if name == "bp-joint" { BTreeSet::from([0, 1]) } else { BTreeSet::from([1]) };
+        assert_eq!(served_during[1], expected, "{name}");
+    }
+}
+
+#[test]
+fn replay_holds_only_the_budget_of_past_contexts() {
+    let (x, y) = toy(20);
+    let protocol = Protocol::split(Scenario::Class, &[0, 1, 2, 3], 2, 4).unwrap();
+    let tests = test_sets(&protocol, &x, &y);
+    let b = ReferenceBackend;
+    let mut learner = BpLearner::new(&b, bp_config(), BpMethod::Replay { per_class: 7 }, 4, 4, 0);
+    let mut source = SplitSource::new(&protocol, &x, &y);
+    let budget = Budget { iterations: 2, batch: 4, seed: 0 };
+    run(&mut learner, &protocol, &mut source, &tests, &budget, 10, |_| {}).unwrap();
+    let counts = learner.buffer().counts();
+    assert_eq!(counts.len(), 4);
+    assert!(counts.iter().all(|(&(c, t), &n)| n == 7 && protocol.contexts[c].classes.contains(&t)));
+}
+
+#[test]
+fn ncm_cannot_forget_and_bp_finetuning_does() {
+    let (x, y) = toy(20);
+    let protocol = Protocol::split(Scenario::Class, &[0, 1, 2, 3], 2, 4).unwrap();
+    let tests = test_sets(&protocol, &x, &y);
+    let b = ReferenceBackend;
+    let budget = Budget { iterations: 200, batch: 8, seed: 0 };
+    let mut ncm = Ncm::new(&b, NcmFeatures::Pixels, 4);
+    let r = run(&mut ncm, &protocol, &mut SplitSource::new(&protocol, &x, &y), &tests, &budget, 100, |_| {}).unwrap();
+    // Before context 1 its classes have no mean, so they are never chosen.
+    assert_eq!(r.r, vec![vec![1.0, 0.0], vec![1.0, 1.0]]);
+    assert_eq!(r.metrics().forgetting, 0.0);
+    let mut kwta = Ncm::new(&b, NcmFeatures::random_kwta(4, 50, 0.1, 0), 4);
+    let r = run(&mut kwta, &protocol, &mut SplitSource::new(&protocol, &x, &y), &tests, &budget, 100, |_| {}).unwrap();
+    assert_eq!(r.metrics().forgetting, 0.0);
+    let config = BpParams { hidden: vec![8], learning_rate: 0.05, ..BpParams::default() }.check().unwrap();
+    let mut bp = BpLearner::new(&b, config, BpMethod::Finetune, 4, 4, 0);
+    let r = run(&mut bp, &protocol, &mut SplitSource::new(&protocol, &x, &y), &tests, &budget, 100, |_| {}).unwrap();
+    assert_eq!(r.r[0][0], 1.0, "it learns the first context");
+    assert!(r.r[1][0] < 0.5, "and forgets it in the class-incremental scenario: {:?}", r.r);
+    assert_eq!(r.r[1][1], 1.0);
+}
+
+#[test]
+fn prototypes_move_only_for_the_taught_class_and_score_untaught_outputs_never() {
+    use super::methods::{PrototypeReadout, RuleLearner};
+    let b = ReferenceBackend;
+    let rule = bio_core::BackpropRule::<ReferenceBackend>::new(bp_config());
+    let mut p = PrototypeReadout::new(RuleLearner::new(&b, rule, "bp", 4, 4, 0), 4);
+    let (x, y) = toy(3);
+    let first: Vec<usize> = (0..y.len()).filter(|&i| y[i] < 2).collect();
+    let (x0, y0) = (x.select_rows(&first), first.iter().map(|&i| y[i]).collect::<Vec<_>>());
+    p.train_batch(&x0, &y0).unwrap();
+    assert_eq!(p.taught(), &[3, 3, 0, 0]);
+    let s = p.scores(&x).unwrap();
+    assert!((0..x.rows()).all(|n| s.get(n, 2) == f32::NEG_INFINITY && s.get(n, 0).is_finite()));
+    assert_eq!(p.name(), "bp+ncm");
+}
