@@ -85,6 +85,7 @@ pub fn forward_constants(model: &SavedModel) -> Result<Value, EvalError> {
             let config = model.config_of::<SoftHebbRule<Host>>()?;
             json!({ "rule": rule, "input_eps": SOFTHEBB_INPUT_EPS, "beta": config.beta })
         }
+        "conv" | "bpconv" => conv_constants(model)?,
         other => {
             return Err(EvalError::Core(CoreError::Incompatible(format!(
                 "no forward-pass constants for rule `{other}`"
@@ -92,6 +93,42 @@ pub fn forward_constants(model: &SavedModel) -> Result<Value, EvalError> {
         }
     };
     Ok(constants)
+}
+
+/// The conv rules' constants: the input map, and per layer its kernel, padding, output channels,
+/// pooling window and (k-WTA) winners per position, with the competition's kind.
+fn conv_constants(model: &SavedModel) -> Result<Value, EvalError> {
+    use bio_core::ReferenceBackend as Host;
+    use bio_core::rules::{Activation, BpConvRule, ConvRule};
+    let (shapes, activation) = match model.rule() {
+        "conv" => {
+            let c = model.config_of::<ConvRule<Host>>()?;
+            (c.shapes(model.input_dim)?, c.activation())
+        }
+        _ => {
+            let c = model.config_of::<BpConvRule<Host>>()?;
+            (c.shapes(model.input_dim)?, Activation::Relu)
+        }
+    };
+    let kind = match activation {
+        Activation::Kwta { .. } => "k_winners",
+        Activation::Triangle => "triangle",
+        Activation::Relu => "relu",
+    };
+    let layers: Vec<Value> = shapes
+        .iter()
+        .map(|s| {
+            json!({
+                "kernel": s.conv.kernel,
+                "padding": s.conv.padding,
+                "channels": s.channels,
+                "k": match activation { Activation::Kwta { density } => json!(bio_core::params::winners_at(density, s.channels)), _ => Value::Null },
+                "pool": s.pool.map(|p| json!([p.kernel, p.stride, p.padding])),
+            })
+        })
+        .collect();
+    let (h, w, c) = bio_core::rules::image_of(model.input_dim);
+    Ok(json!({ "rule": model.rule(), "image": [h, w, c], "competition": kind, "layers": layers }))
 }
 
 /// Whether the tensor `name` is training state rather than part of the model: a `bio` unit's running

@@ -422,7 +422,8 @@ impl BpConvParams {
         Ok(BpConvConfig(self))
     }
 
-    fn shapes(&self, input_dim: usize) -> Result<Vec<LayerShape>, CoreError> {
+    /// The architecture for inputs of `input_dim` pixels ([`image_of`]).
+    pub fn shapes(&self, input_dim: usize) -> Result<Vec<LayerShape>, CoreError> {
         architecture(image_of(input_dim), &parse_layers("bpconv", &self.layers)?, parse_pool("bpconv-pool", &self.pool)?)
     }
 }
