@@ -3,12 +3,13 @@
 //! without padding, strides above 1, one and several channels, and a batch large enough for
 //! parallel code paths.
 
-use super::{ELEMENTWISE_RTOL, ABS_TOL, assert_close, assert_exact, fetch, random_matrix, rng};
+use super::{ABS_TOL, ELEMENTWISE_RTOL, assert_close, assert_exact, fetch, random_matrix, rng};
 use crate::backend::{Backend, ConvOps, ReferenceBackend, Window};
 
 /// `(batch, window)` pairs every check runs on.
 fn geometries() -> Vec<(usize, Window)> {
-    let w = |height, width, channels, kernel, stride, padding| Window { height, width, channels, kernel, stride, padding };
+    let w =
+        |height, width, channels, kernel, stride, padding| Window { height, width, channels, kernel, stride, padding };
     vec![
         (1, w(1, 1, 1, 1, 1, 0)),
         (3, w(5, 4, 3, 3, 1, 1)),
@@ -42,7 +43,13 @@ pub fn check_fold<B: Backend>(b: &B) {
         let cols = random_matrix(&mut rng, batch * g.positions(), g.patch_len(), -1.0, 1.0);
         let want = r.fold(&cols, &g);
         let got = fetch(b, &b.fold(&b.upload(&cols), &g));
-        assert_close(&format!("fold {g:?} of a {batch}-batch"), &got, &want, ELEMENTWISE_RTOL, ABS_TOL * g.patch_len() as f32);
+        assert_close(
+            &format!("fold {g:?} of a {batch}-batch"),
+            &got,
+            &want,
+            ELEMENTWISE_RTOL,
+            ABS_TOL * g.patch_len() as f32,
+        );
     }
 }
 
@@ -68,7 +75,13 @@ pub fn check_max_pool_backward<B: Backend>(b: &B) {
         let grad = random_matrix(&mut rng, batch * g.positions(), g.channels, -1.0, 1.0);
         let want = r.max_pool_backward(&x, &g, &grad);
         let got = fetch(b, &b.max_pool_backward(&b.upload(&x), &g, &b.upload(&grad)));
-        assert_close(&format!("max_pool_backward {g:?} of a {batch}-batch"), &got, &want, ELEMENTWISE_RTOL, ABS_TOL * 16.0);
+        assert_close(
+            &format!("max_pool_backward {g:?} of a {batch}-batch"),
+            &got,
+            &want,
+            ELEMENTWISE_RTOL,
+            ABS_TOL * 16.0,
+        );
     }
 }
 

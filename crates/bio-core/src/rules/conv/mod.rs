@@ -26,7 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use super::kh::{check_at_least, check_positive, host_mean, score_batch};
 use super::{BatchReport, LearningRule, ReadoutState, ReadoutTrainer, RngState, Rule, RuleOption, RuleState};
-use crate::backend::{AdamStep, Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard};
+use crate::backend::{
+    AdamStep, Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard,
+};
 use crate::error::CoreError;
 use crate::model::{Classifier, Params};
 use crate::params::ScalingNorm;
@@ -255,7 +257,12 @@ impl<B: Backend> LearningRule<B> for ConvRule<B> {
     /// One batch: in a layer's epochs a Hebbian step of that layer (none when frozen), in the
     /// supervised phase an Adam step of the readout. The report is measured before the update; its
     /// active fraction is that of the last layer's channels over all positions.
-    fn train_batch(&mut self, model: &mut ConvNet<B>, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
+    fn train_batch(
+        &mut self,
+        model: &mut ConvNet<B>,
+        x: &B::Tensor,
+        labels: &[usize],
+    ) -> Result<BatchReport, CoreError> {
         let b = model.backend().clone();
         let traces = model.trace(x);
         let features = model.features(&traces);
@@ -316,7 +323,11 @@ impl<B: Backend> Rule for ConvRule<B> {
             field: "competition",
             help: "hard (k-WTA across channels per position) or soft (triangle forward, softmax(u/τ) plasticity) (default hard)",
         },
-        RuleOption { flag: "conv-density", field: "density", help: "k-WTA density ρ, k = round(ρ·channels) (default 0.1)" },
+        RuleOption {
+            flag: "conv-density",
+            field: "density",
+            help: "k-WTA density ρ, k = round(ρ·channels) (default 0.1)",
+        },
         RuleOption {
             flag: "conv-temperature",
             field: "temperature",
@@ -328,8 +339,16 @@ impl<B: Backend> Rule for ConvRule<B> {
             field: "layer_epochs",
             help: "unsupervised epochs per layer, greedy, first (at most half the run) (default 1)",
         },
-        RuleOption { flag: "conv-readout-rate", field: "readout_rate", help: "Adam rate of the readout (default 0.001)" },
-        RuleOption { flag: "conv-init", field: "init", help: "initial filters: positive or signed, unit norm (default positive)" },
+        RuleOption {
+            flag: "conv-readout-rate",
+            field: "readout_rate",
+            help: "Adam rate of the readout (default 0.001)",
+        },
+        RuleOption {
+            flag: "conv-init",
+            field: "init",
+            help: "initial filters: positive or signed, unit norm (default positive)",
+        },
         RuleOption {
             flag: "conv-frozen",
             field: "frozen",
@@ -424,7 +443,11 @@ impl BpConvParams {
 
     /// The architecture for inputs of `input_dim` pixels ([`image_of`]).
     pub fn shapes(&self, input_dim: usize) -> Result<Vec<LayerShape>, CoreError> {
-        architecture(image_of(input_dim), &parse_layers("bpconv", &self.layers)?, parse_pool("bpconv-pool", &self.pool)?)
+        architecture(
+            image_of(input_dim),
+            &parse_layers("bpconv", &self.layers)?,
+            parse_pool("bpconv-pool", &self.pool)?,
+        )
     }
 }
 
@@ -516,14 +539,18 @@ impl<B: Backend> LearningRule<B> for BpConvRule<B> {
 
     /// One Adam step on the mean cross-entropy of the batch (or of its PGD examples); the report
     /// is of the clean batch, before the update.
-    fn train_batch(&mut self, model: &mut ConvNet<B>, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
+    fn train_batch(
+        &mut self,
+        model: &mut ConvNet<B>,
+        x: &B::Tensor,
+        labels: &[usize],
+    ) -> Result<BatchReport, CoreError> {
         let b = model.backend().clone();
         let traces = model.trace(x);
         let features = model.features(&traces);
         let logits = model.readout.logits(&b, &features);
         let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes(), "bpconv")?;
-        let active_fraction =
-            host_mean(&b, &b.map(&traces.last().expect("at least one layer").activity, Unary::Step));
+        let active_fraction = host_mean(&b, &b.map(&traces.last().expect("at least one layer").activity, Unary::Step));
         let (traces, features, dlogits) = if self.config.adversarial_eps > 0.0 {
             let cfg = &self.config;
             let adv = pgd_examples(model, x, labels, cfg.adversarial_eps, cfg.adversarial_steps, &mut self.rng);
@@ -601,7 +628,11 @@ impl<B: Backend> Rule for BpConvRule<B> {
     const FORWARD: &'static str = "conv layers (unfold, product, relu, max pool), then a linear readout; the exported forward text gives the constants.";
     const OPTIONS: &'static [RuleOption] = &[
         RuleOption { flag: "bpconv", field: "layers", help: "layers as channels:kernel,… as --conv (default 96:5)" },
-        RuleOption { flag: "bpconv-pool", field: "pool", help: "max pooling after each layer as --conv-pool (default 4:2:1)" },
+        RuleOption {
+            flag: "bpconv-pool",
+            field: "pool",
+            help: "max pooling after each layer as --conv-pool (default 4:2:1)",
+        },
         RuleOption { flag: "bpconv-rate", field: "rate", help: "Adam learning rate (default 0.001)" },
         RuleOption {
             flag: "bpconv-adversarial-eps",

@@ -87,7 +87,9 @@ pub fn parse_layers(flag: &'static str, text: &str) -> Result<Vec<LayerSpec>, Co
             })?;
             let parse = |s: &str| s.trim().parse::<usize>().ok().filter(|&v| v >= 1);
             match (parse(c), parse(k)) {
-                (Some(channels), Some(kernel)) if channels >= 2 && kernel % 2 == 1 => Ok(LayerSpec { channels, kernel }),
+                (Some(channels), Some(kernel)) if channels >= 2 && kernel % 2 == 1 => {
+                    Ok(LayerSpec { channels, kernel })
+                }
                 _ => Err(CoreError::invalid(
                     flag,
                     format!("`{part}`: channels must be ≥ 2 and the kernel an odd number ≥ 1"),
@@ -106,7 +108,10 @@ pub fn parse_pool(flag: &'static str, text: &str) -> Result<Option<(usize, usize
     let parts: Vec<Option<usize>> = text.split(':').map(|s| s.trim().parse::<usize>().ok()).collect();
     match parts.as_slice() {
         [Some(k), Some(s), Some(p)] if *k >= 1 && *s >= 1 && p < k => Ok(Some((*k, *s, *p))),
-        _ => Err(CoreError::invalid(flag, format!("`{text}` is not kernel:stride:padding with padding < kernel, or none"))),
+        _ => Err(CoreError::invalid(
+            flag,
+            format!("`{text}` is not kernel:stride:padding with padding < kernel, or none"),
+        )),
     }
 }
 
@@ -127,11 +132,19 @@ pub fn architecture(
     let (mut h, mut w, mut c) = image;
     let mut shapes = Vec::with_capacity(layers.len());
     for spec in layers {
-        let conv = Window { height: h, width: w, channels: c, kernel: spec.kernel, stride: 1, padding: spec.kernel / 2 };
+        let conv =
+            Window { height: h, width: w, channels: c, kernel: spec.kernel, stride: 1, padding: spec.kernel / 2 };
         conv.check()?;
         let pool = match pool {
             Some((kernel, stride, padding)) => {
-                let p = Window { height: conv.out_height(), width: conv.out_width(), channels: spec.channels, kernel, stride, padding };
+                let p = Window {
+                    height: conv.out_height(),
+                    width: conv.out_width(),
+                    channels: spec.channels,
+                    kernel,
+                    stride,
+                    padding,
+                };
                 p.check()?;
                 Some(p)
             }
@@ -433,7 +446,9 @@ pub fn forward_words(shapes: &[LayerShape], activation: Activation, classes: usi
          (one row per position); ",
     );
     text.push_str(match activation {
-        Activation::Kwta { .. } => "y = relu(u - theta), theta = the (k+1)-th largest entry of u's row (k per layer below); ",
+        Activation::Kwta { .. } => {
+            "y = relu(u - theta), theta = the (k+1)-th largest entry of u's row (k per layer below); "
+        }
         Activation::Triangle => "y = relu(u - mean(u's row)); ",
         Activation::Relu => "y = relu(u); ",
     });
@@ -449,7 +464,8 @@ pub fn forward_words(shapes: &[LayerShape], activation: Activation, classes: usi
                 Activation::Kwta { density } => format!(", k = {}", winners_at(density, s.channels)),
                 _ => String::new(),
             };
-            let pool = s.pool.map(|p| format!("pool {}/{}/{}", p.kernel, p.stride, p.padding)).unwrap_or("no pool".into());
+            let pool =
+                s.pool.map(|p| format!("pool {}/{}/{}", p.kernel, p.stride, p.padding)).unwrap_or("no pool".into());
             format!(
                 "{i}: {}×{}×{} → {} channels, kernel {}{k}, {pool} → {:?}",
                 s.conv.height,

@@ -77,7 +77,10 @@ fn settings_reach_their_fields() {
     settings.insert("conv-frozen".into(), serde_json::json!(true));
     settings.insert("conv-init".into(), serde_json::json!("signed"));
     let c = config_from_settings::<ConvRule<Ref>>(&[1], &settings).expect("valid");
-    assert_eq!((c.layers.as_str(), c.competition, c.frozen, c.init), ("8:5,16:3", ConvCompetition::Soft, true, ConvInit::Signed));
+    assert_eq!(
+        (c.layers.as_str(), c.competition, c.frozen, c.init),
+        ("8:5,16:3", ConvCompetition::Soft, true, ConvInit::Signed)
+    );
     let mut settings = crate::rules::Settings::new();
     settings.insert("bpconv-adversarial-eps".into(), serde_json::json!(0.1));
     let c = config_from_settings::<BpConvRule<Ref>>(&[1], &settings).expect("valid");
@@ -147,11 +150,17 @@ fn frozen_filters_never_change() {
 fn plasticity_moves_filters_toward_their_patterns() {
     let b = ReferenceBackend;
     let cfg = config(|_| {});
-    let shape = LayerShape { conv: Window { height: 3, width: 3, channels: 1, kernel: 3, stride: 1, padding: 0 }, channels: 6, pool: None };
+    let shape = LayerShape {
+        conv: Window { height: 3, width: 3, channels: 1, kernel: 3, stride: 1, padding: 0 },
+        channels: 6,
+        pool: None,
+    };
     let mut net = ConvNet::init(&b, vec![shape], cfg.activation(), ConvInit::Positive, 9, 2, 5);
     let x = uniform(1, 9, 0.0, 1.0, 6);
     let pn = x.row(0).iter().map(|v| v * v).sum::<f32>().sqrt();
-    let cosine = |net: &ConvNet<Ref>, j: usize| net.layers[0].weights.row(j).iter().zip(x.row(0)).map(|(a, b)| a * b).sum::<f32>() / pn;
+    let cosine = |net: &ConvNet<Ref>, j: usize| {
+        net.layers[0].weights.row(j).iter().zip(x.row(0)).map(|(a, b)| a * b).sum::<f32>() / pn
+    };
     let t = net.layer_forward(0, &x);
     let winner = (0..6).max_by(|&i, &j| t.drive.get(0, i).total_cmp(&t.drive.get(0, j))).unwrap();
     let loser = (0..6).min_by(|&i, &j| t.drive.get(0, i).total_cmp(&t.drive.get(0, j))).unwrap();
@@ -172,9 +181,15 @@ fn resumes_bit_for_bit() {
     check_resume(make, 16, 6, 6); // Adam moments set
     let make = || {
         BpConvRule::<Ref>::new(
-            BpConvParams { layers: "3:3".into(), pool: "2:2:0".into(), adversarial_eps: 0.1, adversarial_steps: 2, ..Default::default() }
-                .check()
-                .unwrap(),
+            BpConvParams {
+                layers: "3:3".into(),
+                pool: "2:2:0".into(),
+                adversarial_eps: 0.1,
+                adversarial_steps: 2,
+                ..Default::default()
+            }
+            .check()
+            .unwrap(),
             4,
         )
     };
@@ -192,7 +207,10 @@ fn params_round_trip_and_refusals() {
     let x = uniform(5, 16, 0.0, 1.0, 9);
     assert_eq!(net.logits(&x), back.logits(&x));
     let names: Vec<String> = net.to_params().tensors.into_iter().map(|(n, _)| n).collect();
-    assert_eq!(names, ["conv.0.weight", "conv.0.bias", "conv.1.weight", "conv.1.bias", "readout.weight", "readout.bias"]);
+    assert_eq!(
+        names,
+        ["conv.0.weight", "conv.0.bias", "conv.1.weight", "conv.1.bias", "readout.weight", "readout.bias"]
+    );
     let mut params = net.to_params();
     params.tensors[0].1 = Matrix::zeros(5, 9);
     assert!(matches!(rule.model_from_params(&b, 16, 3, &params), Err(CoreError::Incompatible(_))));
@@ -225,8 +243,9 @@ fn bpconv_learns_and_pgd_stays_in_the_ball() {
         let losses: Vec<f32> = history.iter().map(|(l, _)| *l).collect();
         assert!(losses[14] < 0.5 * losses[0], "eps {eps}: {losses:?}");
     }
-    let mut net = BpConvRule::<Ref>::new(BpConvParams { layers: "3:3".into(), ..Default::default() }.check().unwrap(), 0)
-        .init_model(&b, 16, 2, 2);
+    let mut net =
+        BpConvRule::<Ref>::new(BpConvParams { layers: "3:3".into(), ..Default::default() }.check().unwrap(), 0)
+            .init_model(&b, 16, 2, 2);
     random_readout(&mut net, 3);
     let (x, labels) = two_blobs(8, 16, 5);
     let adv = pgd_examples(&net, &x, &labels, 0.1, 5, &mut ChaCha8Rng::seed_from_u64(1));
