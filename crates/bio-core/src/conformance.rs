@@ -41,6 +41,9 @@ use crate::backend::{
 };
 use crate::tensor::Matrix;
 
+mod conv;
+pub use conv::{check_fold, check_max_pool, check_max_pool_backward, check_reshape, check_unfold};
+
 // ============================================================================================
 // Tolerances, shapes and helpers
 // ============================================================================================
@@ -792,6 +795,11 @@ pub fn run_all<B: Backend>(b: &B) {
     check_bio_step(b);
     check_bp_step(b);
     check_attack_gradient(b);
+    check_unfold(b);
+    check_fold(b);
+    check_max_pool(b);
+    check_max_pool_backward(b);
+    check_reshape(b);
 }
 
 /// Generates one `#[test]` per conformance check for the backend that `$make` builds.
@@ -837,7 +845,12 @@ macro_rules! conformance_tests {
             plasticity_step => check_plasticity_step,
             bio_step => check_bio_step,
             bp_step => check_bp_step,
-            attack_gradient => check_attack_gradient
+            attack_gradient => check_attack_gradient,
+            unfold => check_unfold,
+            fold => check_fold,
+            max_pool => check_max_pool,
+            max_pool_backward => check_max_pool_backward,
+            reshape => check_reshape
         );
     };
     (@tests $attrs:tt ($make:expr) $($name:ident => $check:ident),* $(,)?) => {
@@ -1098,6 +1111,8 @@ mod tests {
             ReferenceBackend.matmul(&a, false, b, false)
         }
     }
+
+    impl crate::backend::ConvOps for Faulty {}
 
     impl PlasticityOps for Faulty {
         fn plasticity_step(&self, w: &mut Matrix, mask: &mut Matrix, terms: &HebbianTerms<Matrix>, s: &PlasticityStep) {

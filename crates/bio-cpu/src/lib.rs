@@ -3,6 +3,7 @@
 #![doc = include_str!("../README.md")]
 
 mod backend;
+mod conv;
 mod elementwise;
 mod linalg;
 mod optim;

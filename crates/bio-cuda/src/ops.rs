@@ -546,3 +546,7 @@ mod tests {
         );
     }
 }
+
+/// Patch extraction and pooling keep the host defaults of `ConvOps` (download, compute, upload):
+/// correct on every device, not yet fast. Dedicated kernels are future work.
+impl bio_core::backend::ConvOps for CudaBackend {}

@@ -423,7 +423,8 @@ pub fn biological_report<B: Backend, M: Classifier<B>>(
     let activity = activity_stats(model, images, batch)?;
     let mut layers = weight_metrics(&model.to_params());
     for (layer, stats) in layers.iter_mut().zip(&activity) {
-        if layer.shape[0] != stats.units {
+        // A convolutional layer's activity is its map, one column per (position, channel) site.
+        if layer.shape[0] != stats.units && !stats.units.is_multiple_of(layer.shape[0].max(1)) {
             return Err(EvalError::Shape(format!(
                 "layer `{}` has {} units but its activity {}",
                 layer.layer, layer.shape[0], stats.units

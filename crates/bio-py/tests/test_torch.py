@@ -28,6 +28,9 @@ RUNS = {
     "bp": dict(rule="bp", hidden=[40, 20]),
     "kh": dict(rule="kh", hidden=[60], kh_n=3.0),
     "softhebb": dict(rule="softhebb", hidden=[60]),
+    "conv": dict(rule="conv", conv="8:5,12:3", conv_density=0.25),
+    "conv-soft": dict(rule="conv", conv="8:5", conv_competition="soft"),
+    "bpconv": dict(rule="bpconv", bpconv="8:5"),
 }
 
 

@@ -5,6 +5,7 @@
 //! Every operation works on 2-D `f32` tensors; vectors are `1×n` or `n×1` tensors.
 //! To add a backend: implement the six families (`PlasticityOps` has a default built from the others), then run [`crate::conformance`] against it.
 
+mod conv;
 mod elementwise;
 mod linalg;
 mod optim;
@@ -13,6 +14,7 @@ mod reduce;
 mod reference;
 mod select;
 
+pub use conv::{ConvOps, Window, fold_image, max_pool_backward_image, max_pool_image, unfold_image};
 pub use elementwise::{Binary, ElementwiseOps, Unary};
 pub use linalg::LinalgOps;
 pub use optim::{AdamStep, OptimOps};
@@ -49,10 +51,13 @@ pub trait TensorStore: Clone + Debug + Send + Sync + 'static {
 }
 
 /// A complete backend: every operation family. Implemented for any type that implements all of them.
-pub trait Backend: TensorStore + LinalgOps + ElementwiseOps + ReduceOps + SelectOps + OptimOps + PlasticityOps {}
+pub trait Backend:
+    TensorStore + LinalgOps + ElementwiseOps + ReduceOps + SelectOps + OptimOps + PlasticityOps + ConvOps
+{
+}
 
 impl<B> Backend for B where
-    B: TensorStore + LinalgOps + ElementwiseOps + ReduceOps + SelectOps + OptimOps + PlasticityOps
+    B: TensorStore + LinalgOps + ElementwiseOps + ReduceOps + SelectOps + OptimOps + PlasticityOps + ConvOps
 {
 }
 

@@ -153,3 +153,6 @@ impl OptimOps for ReferenceBackend {
 
 /// The composed definition: the reference of every fused implementation.
 impl PlasticityOps for ReferenceBackend {}
+
+/// The host defaults are the definition.
+impl super::ConvOps for ReferenceBackend {}

@@ -7,6 +7,7 @@
 
 mod bio;
 mod bp;
+mod conv;
 pub mod describe;
 mod kh;
 mod registry;
@@ -17,6 +18,10 @@ pub use bio::{
     regrow,
 };
 pub use bp::BackpropRule;
+pub use conv::{
+    Activation, BpConvConfig, BpConvParams, BpConvRule, ConvCompetition, ConvConfig, ConvInit, ConvNet, ConvParams,
+    ConvRule, conv_plasticity, image_of, pgd_examples,
+};
 pub use kh::{
     KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer,
     Schedule, kh_plasticity, phase_split,
@@ -46,6 +51,8 @@ registry::registry! {
     BackpropRule<B>,
     KhRule<B>,
     SoftHebbRule<B>,
+    ConvRule<B>,
+    BpConvRule<B>,
 }
 
 /// What one training step observed (before its update).

@@ -142,7 +142,55 @@ def to_torch(model: Any) -> Any:
             y = torch.softmax(self.beta * (xn @ self.weight.T + self.bias), dim=1)
             return y @ self.readout_weight.T + self.readout_bias
 
-    modules = {"bio": BioModule, "bp": BpModule, "kh": KhModule, "softhebb": SoftHebbModule}
+    class ConvModule(nn.Module):
+        """`conv` and `bpconv`: per layer, u = conv2d(a, W) + b (stride 1, padding k//2; W stored
+        (C', k·k·C) in (row, column, channel) order); y = relu(u − θ) with θ the (k+1)-th largest
+        channel at each position (k-WTA), relu(u − mean over channels) (triangle) or relu(u); max
+        pool per channel; logits = flatten(a in (row, column, channel) order) Vᵀ + c."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.image = list(constants["image"])
+            self.kind: str = constants["competition"]
+            self.layers: List[Dict[str, Any]] = list(constants["layers"])
+            kernels = []
+            channels_in = self.image[2]
+            for i, layer in enumerate(self.layers):
+                k, c_out = int(layer["kernel"]), int(layer["channels"])
+                w = weights[f"conv.{i}.weight"].reshape(c_out, k, k, channels_in).permute(0, 3, 1, 2).contiguous()
+                kernels.append(nn.Parameter(w))
+                channels_in = c_out
+            self.weights = nn.ParameterList(kernels)
+            self.biases = nn.ParameterList([parameter(f"conv.{i}.bias", vector=True) for i in range(len(self.layers))])
+            self.readout_weight = parameter("readout.weight")
+            self.readout_bias = parameter("readout.bias", vector=True)
+
+        def forward(self, x: Any) -> Any:
+            h, w, c = self.image
+            a = flat(x).reshape(-1, h, w, c).permute(0, 3, 1, 2)
+            for i, layer in enumerate(self.layers):
+                u = torch.nn.functional.conv2d(a, self.weights[i], self.biases[i], padding=int(layer["padding"]))
+                if self.kind == "k_winners":
+                    k = int(layer["k"])
+                    theta = torch.topk(u, k + 1, dim=1).values[:, k : k + 1]
+                    a = torch.relu(u - theta)
+                elif self.kind == "triangle":
+                    a = torch.relu(u - u.mean(dim=1, keepdim=True))
+                else:
+                    a = torch.relu(u)
+                if layer["pool"] is not None:
+                    pk, ps, pp = layer["pool"]
+                    a = torch.nn.functional.max_pool2d(a, pk, ps, pp)
+            return flat(a.permute(0, 2, 3, 1)) @ self.readout_weight.T + self.readout_bias
+
+    modules = {
+        "bio": BioModule,
+        "bp": BpModule,
+        "kh": KhModule,
+        "softhebb": SoftHebbModule,
+        "conv": ConvModule,
+        "bpconv": ConvModule,
+    }
     rule = constants["rule"]
     if rule not in modules:
         raise ValueError(f"to_torch: no PyTorch forward pass for rule `{rule}`")

@@ -1,0 +1,374 @@
+//! Patch extraction and pooling: the operations a convolutional network is built from.
+//!
+//! Feature maps are stored channel-last (NHWC) and row-major: a batch of `n` maps of `H×W` pixels
+//! and `C` channels is any 2-D tensor with `n·H·W·C` entries, read in row-major order, so a
+//! `n×(H·W·C)` image batch and a `(n·H·W)×C` tensor of per-position activities (the output of a
+//! convolution as one matrix product) hold the same data. A convolution with weights `W`
+//! (`C_out×k·k·C`) is then `unfold(x)·Wᵀ`, its input gradient `fold(g·W)`.
+//!
+//! Each method's default is the definition: it runs the per-image functions below on the host
+//! (`download`, compute, `upload`). A backend may override any of them and is checked against the
+//! defaults by [`crate::conformance::check_unfold`] and the checks next to it. The per-image
+//! functions are public so that a host-memory backend can run them in parallel over images.
+
+use serde::{Deserialize, Serialize};
+
+use super::TensorStore;
+use crate::error::CoreError;
+use crate::tensor::Matrix;
+
+/// The geometry of a sliding window over a channel-last map: input size, window size, stride and
+/// zero padding. Used for both convolutions (patch extraction) and pooling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    /// Input height `H`.
+    pub height: usize,
+    /// Input width `W`.
+    pub width: usize,
+    /// Input channels `C`.
+    pub channels: usize,
+    /// Window side `k` (square windows).
+    pub kernel: usize,
+    /// Step between windows.
+    pub stride: usize,
+    /// Zero padding added on every side (for pooling: positions outside the map are ignored).
+    pub padding: usize,
+}
+
+impl Window {
+    /// Checks that the window fits: every size ≥ 1, `padding < kernel ≤ H + 2·padding` (and the
+    /// same for `W`), so that every window holds at least one input position.
+    pub fn check(&self) -> Result<(), CoreError> {
+        let Window { height, width, channels, kernel, stride, padding } = *self;
+        if height == 0 || width == 0 || channels == 0 || kernel == 0 || stride == 0 {
+            return Err(CoreError::Shape(format!("window {self:?}: every size must be at least 1")));
+        }
+        if padding >= kernel || kernel > height + 2 * padding || kernel > width + 2 * padding {
+            return Err(CoreError::Shape(format!(
+                "a {kernel}×{kernel} window with padding {padding} does not fit a {height}×{width} map"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Output height `⌊(H + 2p − k)/s⌋ + 1`.
+    pub fn out_height(&self) -> usize {
+        (self.height + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output width `⌊(W + 2p − k)/s⌋ + 1`.
+    pub fn out_width(&self) -> usize {
+        (self.width + 2 * self.padding - self.kernel) / self.stride + 1
+    }
+
+    /// Output positions per image, `out_height·out_width`.
+    pub fn positions(&self) -> usize {
+        self.out_height() * self.out_width()
+    }
+
+    /// Entries of one patch, `k·k·C`, ordered `(row in window, column in window, channel)`.
+    pub fn patch_len(&self) -> usize {
+        self.kernel * self.kernel * self.channels
+    }
+
+    /// Entries of one input map, `H·W·C`.
+    pub fn image_len(&self) -> usize {
+        self.height * self.width * self.channels
+    }
+
+    /// How many maps a tensor of `entries` values holds; panics unless it is a whole number.
+    pub fn batch_of(&self, entries: usize) -> usize {
+        assert!(
+            entries.is_multiple_of(self.image_len()),
+            "a tensor of {entries} entries is not a batch of {}×{}×{} maps",
+            self.height,
+            self.width,
+            self.channels
+        );
+        entries / self.image_len()
+    }
+
+    /// The input position `(y, x)` of window row `i`, column `j` at output position `(oy, ox)`, or
+    /// `None` in the padding.
+    fn source(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.stride + i).checked_sub(self.padding)?;
+        let x = (ox * self.stride + j).checked_sub(self.padding)?;
+        (y < self.height && x < self.width).then_some((y, x))
+    }
+}
+
+/// Patch extraction of one image: `out[(oy·OW + ox), (i·k + j)·C + c] = x[(y·W + x')·C + c]` with
+/// `y = oy·s + i − p`, `x' = ox·s + j − p`, and `0` in the padding. `image` holds `H·W·C` entries,
+/// `out` `positions·k·k·C` (overwritten).
+pub fn unfold_image(g: &Window, image: &[f32], out: &mut [f32]) {
+    let (c, k, ow) = (g.channels, g.kernel, g.out_width());
+    let len = g.patch_len();
+    for oy in 0..g.out_height() {
+        for ox in 0..ow {
+            let patch = &mut out[(oy * ow + ox) * len..(oy * ow + ox + 1) * len];
+            for i in 0..k {
+                for j in 0..k {
+                    let dst = &mut patch[(i * k + j) * c..(i * k + j + 1) * c];
+                    match g.source(oy, ox, i, j) {
+                        Some((y, x)) => dst.copy_from_slice(&image[(y * g.width + x) * c..(y * g.width + x + 1) * c]),
+                        None => dst.fill(0.0),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of [`unfold_image`] (col2im): every patch entry is added back to the input
+/// position it was copied from, in the order of output positions then window entries (entries in
+/// the padding are dropped). `out` holds `H·W·C` entries (overwritten).
+pub fn fold_image(g: &Window, cols: &[f32], out: &mut [f32]) {
+    let (c, k, ow) = (g.channels, g.kernel, g.out_width());
+    let len = g.patch_len();
+    out.fill(0.0);
+    for oy in 0..g.out_height() {
+        for ox in 0..ow {
+            let patch = &cols[(oy * ow + ox) * len..(oy * ow + ox + 1) * len];
+            for i in 0..k {
+                for j in 0..k {
+                    if let Some((y, x)) = g.source(oy, ox, i, j) {
+                        let src = &patch[(i * k + j) * c..(i * k + j + 1) * c];
+                        let dst = &mut out[(y * g.width + x) * c..(y * g.width + x + 1) * c];
+                        dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The input index of the maximum of each channel's window at output position `(oy, ox)`: the
+/// first in window order on ties (NaN never wins).
+fn pool_argmax(g: &Window, image: &[f32], oy: usize, ox: usize, ch: usize) -> usize {
+    let mut best = usize::MAX;
+    let mut best_v = f32::NEG_INFINITY;
+    for i in 0..g.kernel {
+        for j in 0..g.kernel {
+            if let Some((y, x)) = g.source(oy, ox, i, j) {
+                let idx = (y * g.width + x) * g.channels + ch;
+                if best == usize::MAX || image[idx] > best_v {
+                    best = idx;
+                    best_v = image[idx];
+                }
+            }
+        }
+    }
+    best
+}
+
+/// Max pooling of one image per channel: `out[(oy·OW + ox)·C + c] = max over the window of x`,
+/// positions in the padding ignored. `out` holds `positions·C` entries.
+pub fn max_pool_image(g: &Window, image: &[f32], out: &mut [f32]) {
+    let (c, ow) = (g.channels, g.out_width());
+    for oy in 0..g.out_height() {
+        for ox in 0..ow {
+            for ch in 0..c {
+                out[(oy * ow + ox) * c + ch] = image[pool_argmax(g, image, oy, ox, ch)];
+            }
+        }
+    }
+}
+
+/// The vector–Jacobian product of [`max_pool_image`]: each output gradient goes to the input
+/// position that won its window (the first on ties), summed where windows overlap. `out` holds
+/// `H·W·C` entries (overwritten).
+pub fn max_pool_backward_image(g: &Window, image: &[f32], grad: &[f32], out: &mut [f32]) {
+    let (c, ow) = (g.channels, g.out_width());
+    out.fill(0.0);
+    for oy in 0..g.out_height() {
+        for ox in 0..ow {
+            for ch in 0..c {
+                out[pool_argmax(g, image, oy, ox, ch)] += grad[(oy * ow + ox) * c + ch];
+            }
+        }
+    }
+}
+
+/// Runs a per-image function over a host batch: `f(image, out_image)` for each of `batch` images.
+fn per_image(
+    input: &[f32],
+    in_len: usize,
+    out_rows: usize,
+    out_cols: usize,
+    batch: usize,
+    f: impl Fn(&[f32], &mut [f32]),
+) -> Matrix {
+    let mut out = Matrix::zeros(out_rows, out_cols);
+    let out_len = out.len() / batch.max(1);
+    for (n, dst) in out.as_mut_slice().chunks_mut(out_len.max(1)).enumerate().take(batch) {
+        f(&input[n * in_len..(n + 1) * in_len], dst);
+    }
+    out
+}
+
+/// Patch extraction, its adjoint, max pooling and its adjoint, and a free reshape (see the module
+/// docs for the layout). Every method has a host default, which is the definition.
+pub trait ConvOps: TensorStore {
+    /// im2col: `x` (`n·H·W·C` entries, NHWC) → patches `(n·positions)×(k·k·C)`, one row per output
+    /// position ([`unfold_image`]).
+    fn unfold(&self, x: &Self::Tensor, g: &Window) -> Self::Tensor {
+        let host = self.download(x);
+        let batch = g.batch_of(host.len());
+        let out = per_image(host.as_slice(), g.image_len(), batch * g.positions(), g.patch_len(), batch, |i, o| {
+            unfold_image(g, i, o)
+        });
+        self.upload(&out)
+    }
+
+    /// col2im, the adjoint of [`ConvOps::unfold`]: patches `(n·positions)×(k·k·C)` → `n×(H·W·C)`
+    /// ([`fold_image`]).
+    fn fold(&self, cols: &Self::Tensor, g: &Window) -> Self::Tensor {
+        let host = self.download(cols);
+        let per = g.positions() * g.patch_len();
+        assert!(host.len().is_multiple_of(per), "fold: {} entries are not whole images of patches", host.len());
+        let batch = host.len() / per;
+        let out = per_image(host.as_slice(), per, batch, g.image_len(), batch, |i, o| fold_image(g, i, o));
+        self.upload(&out)
+    }
+
+    /// Max pooling per channel: `x` (`n·H·W·C` entries) → `(n·positions)×C` ([`max_pool_image`]).
+    fn max_pool(&self, x: &Self::Tensor, g: &Window) -> Self::Tensor {
+        let host = self.download(x);
+        let batch = g.batch_of(host.len());
+        let out = per_image(host.as_slice(), g.image_len(), batch * g.positions(), g.channels, batch, |i, o| {
+            max_pool_image(g, i, o)
+        });
+        self.upload(&out)
+    }
+
+    /// The vector–Jacobian product of [`ConvOps::max_pool`] at `x` for the output gradient `grad`
+    /// (`(n·positions)×C`): `(n·H·W)×C` ([`max_pool_backward_image`]).
+    fn max_pool_backward(&self, x: &Self::Tensor, g: &Window, grad: &Self::Tensor) -> Self::Tensor {
+        let (host, grad) = (self.download(x), self.download(grad));
+        let batch = g.batch_of(host.len());
+        assert_eq!(grad.len(), batch * g.positions() * g.channels, "max_pool_backward: gradient of the wrong size");
+        let (in_len, out_len) = (g.image_len(), g.positions() * g.channels);
+        let mut out = Matrix::zeros(batch * g.height * g.width, g.channels);
+        for (n, dst) in out.as_mut_slice().chunks_mut(in_len).enumerate() {
+            let image = &host.as_slice()[n * in_len..(n + 1) * in_len];
+            max_pool_backward_image(g, image, &grad.as_slice()[n * out_len..(n + 1) * out_len], dst);
+        }
+        self.upload(&out)
+    }
+
+    /// The same entries, row-major, as a `rows×cols` tensor; panics unless the count matches.
+    fn reshape(&self, t: &Self::Tensor, rows: usize, cols: usize) -> Self::Tensor {
+        let host = self.download(t);
+        self.upload(&Matrix::new(rows, cols, host.into_vec()).expect("reshape keeps the number of entries"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{LinalgOps, ReferenceBackend};
+
+    fn ramp(n: usize) -> Vec<f32> {
+        (0..n).map(|i| (i as f32 * 0.37).sin()).collect()
+    }
+
+    #[test]
+    fn unfold_of_a_one_by_one_kernel_is_the_identity() {
+        let g = Window { height: 3, width: 4, channels: 2, kernel: 1, stride: 1, padding: 0 };
+        let x = ramp(24);
+        let mut out = vec![0.0; 24];
+        unfold_image(&g, &x, &mut out);
+        assert_eq!(out, x);
+    }
+
+    #[test]
+    fn unfold_places_each_pixel_and_the_padding() {
+        // 2×2 single-channel image, 3×3 kernel, padding 1: the centre patch is the whole image
+        // surrounded by zeros.
+        let g = Window { height: 2, width: 2, channels: 1, kernel: 3, stride: 1, padding: 1 };
+        assert_eq!((g.out_height(), g.out_width()), (2, 2));
+        let mut out = vec![9.0; 4 * 9];
+        unfold_image(&g, &[1.0, 2.0, 3.0, 4.0], &mut out);
+        assert_eq!(&out[..9], &[0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0]);
+        assert_eq!(&out[27..], &[1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// ⟨unfold(x), c⟩ = ⟨x, fold(c)⟩ for every geometry: fold is the adjoint.
+    #[test]
+    fn fold_is_the_adjoint_of_unfold() {
+        let b = ReferenceBackend;
+        for g in [
+            Window { height: 5, width: 4, channels: 3, kernel: 3, stride: 1, padding: 1 },
+            Window { height: 6, width: 6, channels: 2, kernel: 2, stride: 2, padding: 0 },
+            Window { height: 7, width: 5, channels: 1, kernel: 4, stride: 3, padding: 2 },
+        ] {
+            g.check().expect("fits");
+            let x = Matrix::new(2, g.image_len(), ramp(2 * g.image_len())).unwrap();
+            let cols = b.unfold(&x, &g);
+            assert_eq!(cols.shape(), (2 * g.positions(), g.patch_len()));
+            let c = Matrix::from_fn(cols.rows(), cols.cols(), |i, j| ((i * 7 + j * 3) % 11) as f32 - 5.0);
+            let lhs: f64 = cols.as_slice().iter().zip(c.as_slice()).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            let folded = b.fold(&c, &g);
+            assert_eq!(folded.shape(), (2, g.image_len()));
+            let rhs: f64 = x.as_slice().iter().zip(folded.as_slice()).map(|(a, b)| (*a as f64) * (*b as f64)).sum();
+            assert!((lhs - rhs).abs() < 1e-4 * lhs.abs().max(1.0), "{g:?}: {lhs} vs {rhs}");
+        }
+    }
+
+    /// A convolution as unfold + product equals the direct sum over the window.
+    #[test]
+    fn unfold_then_product_is_a_convolution() {
+        let b = ReferenceBackend;
+        let g = Window { height: 4, width: 5, channels: 2, kernel: 3, stride: 1, padding: 1 };
+        let x = Matrix::new(1, g.image_len(), ramp(g.image_len())).unwrap();
+        let w = Matrix::from_fn(1, g.patch_len(), |_, j| (j as f32 * 0.11).cos());
+        let y = b.matmul(&b.unfold(&x, &g), false, &w, true);
+        for oy in 0..4 {
+            for ox in 0..5 {
+                let mut want = 0.0f32;
+                for i in 0..3 {
+                    for j in 0..3 {
+                        let (sy, sx) = (oy as isize + i as isize - 1, ox as isize + j as isize - 1);
+                        if (0..4).contains(&sy) && (0..5).contains(&sx) {
+                            for c in 0..2 {
+                                want += x.get(0, ((sy * 5 + sx) as usize) * 2 + c) * w.get(0, (i * 3 + j) * 2 + c);
+                            }
+                        }
+                    }
+                }
+                assert!((y.get(oy * 5 + ox, 0) - want).abs() < 1e-5);
+            }
+        }
+    }
+
+    #[test]
+    fn max_pool_and_its_gradient() {
+        let b = ReferenceBackend;
+        // SoftHebb's pooling: kernel 4, stride 2, padding 1 on an 8×8 map → 4×4.
+        let g = Window { height: 8, width: 8, channels: 2, kernel: 4, stride: 2, padding: 1 };
+        assert_eq!((g.out_height(), g.out_width()), (4, 4));
+        let x = Matrix::new(2 * 64, 2, ramp(256)).unwrap();
+        let y = b.max_pool(&x, &g);
+        assert_eq!(y.shape(), (2 * 16, 2));
+        // Finite differences of Σ y⊙c (no ties in the ramp).
+        let c = Matrix::from_fn(32, 2, |i, j| (i + 3 * j) as f32 * 0.1 - 1.0);
+        let grad = b.max_pool_backward(&x, &g, &c);
+        assert_eq!(grad.shape(), x.shape());
+        let f = |x: &Matrix| b.max_pool(x, &g).as_slice().iter().zip(c.as_slice()).map(|(a, b)| a * b).sum::<f32>();
+        for idx in [0usize, 17, 100, 201, 255] {
+            let mut xp = x.clone();
+            xp.as_mut_slice()[idx] += 1e-3;
+            let fd = (f(&xp) - f(&x)) / 1e-3;
+            assert!((fd - grad.as_slice()[idx]).abs() < 1e-2, "entry {idx}: {fd} vs {}", grad.as_slice()[idx]);
+        }
+    }
+
+    #[test]
+    fn windows_that_do_not_fit_are_refused() {
+        let ok = Window { height: 28, width: 28, channels: 1, kernel: 5, stride: 1, padding: 2 };
+        assert!(ok.check().is_ok());
+        assert!(Window { padding: 5, ..ok }.check().is_err());
+        assert!(Window { kernel: 40, ..ok }.check().is_err());
+        assert!(Window { stride: 0, ..ok }.check().is_err());
+    }
+}

@@ -1,0 +1,675 @@
+//! Convolutional local learning (`conv`) and its backprop control (`bpconv`), on [`ConvNet`].
+//!
+//! **`conv`**: each layer learns without labels, one after another (greedy, SoftHebb style): in the
+//! epochs of layer `l` only its filters change, by the `bio` rule's multiplicative Hebbian step
+//! with every output position of every image as one presynaptic pattern ([`conv_plasticity`]);
+//! then the readout learns on the frozen features with Adam ([`ReadoutTrainer`]). The competition
+//! across channels at each position is k-WTA or soft (the triangle in the forward pass, a softmax
+//! of the drive as the plasticity signal). Per filter, synaptic scaling brings the weight norm back
+//! to 1 after each step. `--conv-frozen` skips every plasticity step (same architecture, same
+//! readout, same schedule): the random-features control.
+//!
+//! **`bpconv`**: the same architecture with ReLU, every weight trained by Adam on the
+//! cross-entropy (exact gradients through [`ConvNet::backward`]); optionally on PGD adversarial
+//! examples (Madry et al. 2018, [`pgd_examples`]).
+
+mod model;
+
+pub use model::{
+    Activation, ConvInit, ConvLayer, ConvNet, LayerShape, LayerTrace, architecture, forward_words, image_of,
+    parse_layers, parse_pool,
+};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use super::kh::{check_at_least, check_positive, host_mean, score_batch};
+use super::{BatchReport, LearningRule, ReadoutState, ReadoutTrainer, RngState, Rule, RuleOption, RuleState};
+use crate::backend::{
+    AdamStep, Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard,
+};
+use crate::error::CoreError;
+use crate::model::{Classifier, Params};
+use crate::params::ScalingNorm;
+use crate::tensor::Matrix;
+
+/// Competition of the `conv` rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConvCompetition {
+    /// k-WTA across channels at each position.
+    Hard,
+    /// Triangle forward, softmax plasticity signal.
+    Soft,
+}
+
+/// Unchecked hyper-parameters of the `conv` rule. Call [`ConvParams::check`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConvParams {
+    /// Unused: the architecture is `layers` (kept so that `--hidden` and checkpoints agree).
+    pub hidden: Vec<usize>,
+    /// Layers as `channels:kernel,…` (stride 1, padding `⌊k/2⌋`).
+    pub layers: String,
+    /// Max pooling after each layer, `kernel:stride:padding` or `none`.
+    pub pool: String,
+    /// Competition across channels: hard (k-WTA) or soft.
+    pub competition: ConvCompetition,
+    /// k-WTA density `ρ`: `k = round(ρ·C')` winners per position.
+    pub density: f32,
+    /// Temperature `τ` of the soft plasticity signal `softmax(u/τ)`.
+    pub temperature: f32,
+    /// Hebbian rate `η` (log-space step per unit of normalized pull, as `bio`'s `--hebbian-rate`).
+    pub rate: f32,
+    /// Unsupervised epochs per layer (the run's first `layers·this` epochs, at most half of it).
+    pub layer_epochs: usize,
+    /// Adam learning rate of the readout.
+    pub readout_rate: f32,
+    /// Initial filters: positive or signed (both unit L2 norm).
+    pub init: ConvInit,
+    /// No plasticity at all: the random-features control.
+    pub frozen: bool,
+}
+
+impl Default for ConvParams {
+    fn default() -> Self {
+        Self {
+            hidden: vec![2000],
+            layers: "96:5".into(),
+            pool: "4:2:1".into(),
+            competition: ConvCompetition::Hard,
+            density: 0.1,
+            temperature: 0.1,
+            rate: 0.02,
+            layer_epochs: 1,
+            readout_rate: 1e-3,
+            init: ConvInit::Positive,
+            frozen: false,
+        }
+    }
+}
+
+/// Validated hyper-parameters of the `conv` rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvConfig(ConvParams);
+
+impl std::ops::Deref for ConvConfig {
+    type Target = ConvParams;
+    fn deref(&self) -> &ConvParams {
+        &self.0
+    }
+}
+
+impl ConvParams {
+    /// Validates every field, naming the first bad one by its CLI flag.
+    pub fn check(self) -> Result<ConvConfig, CoreError> {
+        parse_layers("conv", &self.layers)?;
+        parse_pool("conv-pool", &self.pool)?;
+        if !(self.density > 0.0 && self.density < 1.0) {
+            return Err(CoreError::invalid("conv-density", format!("must be in (0, 1), got {}", self.density)));
+        }
+        check_positive("conv-temperature", self.temperature)?;
+        check_at_least("conv-rate", self.rate, 0.0)?;
+        check_positive("conv-readout-rate", self.readout_rate)?;
+        if self.init == ConvInit::Uniform {
+            return Err(CoreError::invalid("conv-init", "must be positive or signed"));
+        }
+        Ok(ConvConfig(self))
+    }
+}
+
+impl ConvConfig {
+    /// The architecture for inputs of `input_dim` pixels ([`image_of`]).
+    pub fn shapes(&self, input_dim: usize) -> Result<Vec<LayerShape>, CoreError> {
+        architecture(image_of(input_dim), &parse_layers("conv", &self.layers)?, parse_pool("conv-pool", &self.pool)?)
+    }
+
+    /// The forward competition.
+    pub fn activation(&self) -> Activation {
+        match self.competition {
+            ConvCompetition::Hard => Activation::Kwta { density: self.density },
+            ConvCompetition::Soft => Activation::Triangle,
+        }
+    }
+}
+
+/// Where the `conv` rule stands: the layer learning this epoch (`None`: the readout learns).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvSchedule {
+    /// The layer whose filters learn this epoch, or `None` in the supervised phase.
+    pub layer: Option<usize>,
+}
+
+impl ConvSchedule {
+    /// Epoch `epoch` of `epochs` with `layers` layers of `per_layer` epochs each: the first
+    /// `U = min(layers·per_layer, ⌊epochs/2⌋)` epochs go to the layers in order (`⌊epoch·layers/U⌋`),
+    /// the rest to the readout.
+    pub fn at(layers: usize, per_layer: usize, epoch: usize, epochs: usize) -> Self {
+        let u = super::phase_split(layers * per_layer, epochs);
+        Self { layer: (epoch < u).then(|| epoch * layers / u) }
+    }
+}
+
+/// The plasticity signal of the soft variant: `softmax(u/τ)` per position, gated to positions
+/// with any activity (`Σ_c y > 0`), so that blank patches (constant drive) teach nothing.
+pub fn soft_signal<B: Backend>(b: &B, trace: &LayerTrace<B::Tensor>, temperature: f32) -> B::Tensor {
+    let soft = b.softmax_rows(&b.map(&trace.drive, Unary::Scale(1.0 / temperature)));
+    let gate = b.map(&b.reduce(&trace.activity, Dim::PerRow, Reduce::Sum), Unary::Step);
+    b.zip(&soft, &gate, Binary::Mul)
+}
+
+/// One Hebbian step of a conv layer, the `bio` rule's form with positions as samples: relative
+/// activity `r = y/max_c y` per position (hard) or [`soft_signal`] (soft), pattern `p = P/‖P‖₂`
+/// per position, `wins_j = Σ_rows r_j`, then the backend's [`crate::PlasticityOps::plasticity_step`]
+/// (`W_j ← W_j ⊙ exp(s·(Σ_rows r_j p − wins_j·W_j/‖W_j‖))`, then `W_j ← W_j/‖W_j‖₂`) with
+/// `s = η·√fan_in/(rows·ρ)` (`ρ = k/C'` hard, `1/C'` soft).
+pub fn conv_plasticity<B: Backend>(
+    b: &B,
+    layer: &mut ConvLayer<B>,
+    trace: &LayerTrace<B::Tensor>,
+    config: &ConvConfig,
+    rate: f32,
+) {
+    let (rows, channels) = b.shape(&trace.drive);
+    let (relative, density) = match config.competition {
+        ConvCompetition::Hard => {
+            let peak = guard(b, &b.reduce(&trace.activity, Dim::PerRow, Reduce::Max));
+            let k = crate::params::winners_at(config.density, channels);
+            (b.zip(&trace.activity, &peak, Binary::Div), k as f32 / channels as f32)
+        }
+        ConvCompetition::Soft => (soft_signal(b, trace, config.temperature), 1.0 / channels as f32),
+    };
+    let norms = b.map(&b.reduce(&b.map(&trace.patches, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt);
+    let pattern = b.zip(&trace.patches, &guard(b, &norms), Binary::Div);
+    let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
+    let (neurons, fan_in) = b.shape(&layer.weights);
+    let step = PlasticityStep {
+        step: rate * (fan_in as f32).sqrt() / (rows.max(1) as f32 * density),
+        norm: ScalingNorm::L2,
+        signed: config.init != ConvInit::Positive,
+        change: WeightChange::Multiplicative,
+        prune_below: None,
+        scale_to: Some(1.0),
+    };
+    let mut mask = b.full(neurons, fan_in, 1.0);
+    b.plasticity_step(&mut layer.weights, &mut mask, &HebbianTerms { relative, pattern, wins }, &step);
+}
+
+/// The host form of a [`ConvRule`]'s state between batches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConvState {
+    /// The current epoch's schedule.
+    pub schedule: ConvSchedule,
+    /// The readout's optimizer.
+    pub readout: ReadoutState,
+}
+
+/// The `conv` trainer: the schedule and the readout's Adam state. It draws no random numbers.
+#[derive(Clone, Debug)]
+pub struct ConvRule<B: Backend> {
+    config: ConvConfig,
+    schedule: ConvSchedule,
+    trainer: ReadoutTrainer<B>,
+}
+
+impl<B: Backend> ConvRule<B> {
+    /// A trainer with a fresh schedule and optimizer.
+    pub fn new(config: ConvConfig) -> Self {
+        Self { config, schedule: ConvSchedule { layer: Some(0) }, trainer: ReadoutTrainer::default() }
+    }
+}
+
+/// Builds the architecture or panics with the configuration's message (the configuration was
+/// validated; only an input size the windows do not fit can fail here).
+fn shapes_or_panic(config: &ConvConfig, input_dim: usize) -> Vec<LayerShape> {
+    config.shapes(input_dim).unwrap_or_else(|e| panic!("conv architecture for {input_dim} inputs: {e}"))
+}
+
+impl<B: Backend> LearningRule<B> for ConvRule<B> {
+    type Model = ConvNet<B>;
+
+    fn name(&self) -> &'static str {
+        <Self as Rule>::NAME
+    }
+
+    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> ConvNet<B> {
+        let shapes = shapes_or_panic(&self.config, input_dim);
+        ConvNet::init(backend, shapes, self.config.activation(), self.config.init, input_dim, classes, seed)
+    }
+
+    fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<ConvNet<B>, CoreError> {
+        let shapes = self.config.shapes(input_dim)?;
+        ConvNet::from_params(backend, shapes, self.config.activation(), input_dim, classes, params)
+    }
+
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
+        let layers = parse_layers("conv", &self.config.layers).map(|l| l.len()).unwrap_or(1);
+        self.schedule = ConvSchedule::at(layers, self.config.layer_epochs, epoch, epochs);
+    }
+
+    /// One batch: in a layer's epochs a Hebbian step of that layer (none when frozen), in the
+    /// supervised phase an Adam step of the readout. The report is measured before the update; its
+    /// active fraction is that of the last layer's channels over all positions.
+    fn train_batch(
+        &mut self,
+        model: &mut ConvNet<B>,
+        x: &B::Tensor,
+        labels: &[usize],
+    ) -> Result<BatchReport, CoreError> {
+        let b = model.backend().clone();
+        let traces = model.trace(x);
+        let features = model.features(&traces);
+        let logits = model.readout.logits(&b, &features);
+        let classes = model.classes();
+        let (loss, correct, dlogits) = score_batch(&b, &logits, labels, classes, "conv readout")?;
+        let last = traces.last().expect("at least one layer");
+        let active_fraction = host_mean(&b, &b.map(&last.activity, Unary::Step));
+        match self.schedule.layer {
+            Some(l) => {
+                if !self.config.frozen && self.config.rate > 0.0 {
+                    conv_plasticity(&b, &mut model.layers[l], &traces[l], &self.config, self.config.rate);
+                }
+            }
+            None => self.trainer.step(&b, &mut model.readout, &features, &dlogits, self.config.readout_rate),
+        }
+        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
+    }
+
+    fn save_state(&self, model: &ConvNet<B>) -> RuleState {
+        let state = ConvState { schedule: self.schedule, readout: self.trainer.save(model.backend()) };
+        RuleState::encode(<Self as Rule>::NAME, &state)
+    }
+
+    fn restore_state(&mut self, model: &ConvNet<B>, state: RuleState) -> Result<(), CoreError> {
+        let state: ConvState = state.decode(<Self as Rule>::NAME)?;
+        if state.schedule.layer.is_some_and(|l| l >= model.layers.len()) {
+            return Err(CoreError::Incompatible("the conv schedule names a layer this network lacks".into()));
+        }
+        self.trainer.restore(model.backend(), &model.readout, state.readout)?;
+        self.schedule = state.schedule;
+        Ok(())
+    }
+}
+
+/// Peak host copies of the largest weight-sized tensor while training (patches, pattern, drive,
+/// activity and their gradients dominate; the filters themselves are small).
+pub const CONV_COPIES_PER_WEIGHT: u64 = 6;
+
+impl<B: Backend> Rule for ConvRule<B> {
+    const NAME: &'static str = "conv";
+    const SUMMARY: &'static str = "convolutional local learning: per-position k-WTA (or soft) competition across channels, the bio rule's multiplicative Hebbian step over positions, greedy layers, max pooling, Adam readout";
+    const FORWARD: &'static str = "conv layers (unfold, product, competition across channels, max pool), then a linear readout; \
+        the exported forward text gives the constants.";
+    const OPTIONS: &'static [RuleOption] = &[
+        RuleOption {
+            flag: "conv",
+            field: "layers",
+            help: "layers as channels:kernel,… (stride 1, zero padding kernel/2, each followed by --conv-pool) (default 96:5)",
+        },
+        RuleOption {
+            flag: "conv-pool",
+            field: "pool",
+            help: "max pooling after each layer, kernel:stride:padding, or none (default 4:2:1)",
+        },
+        RuleOption {
+            flag: "conv-competition",
+            field: "competition",
+            help: "hard (k-WTA across channels per position) or soft (triangle forward, softmax(u/τ) plasticity) (default hard)",
+        },
+        RuleOption {
+            flag: "conv-density",
+            field: "density",
+            help: "k-WTA density ρ, k = round(ρ·channels) (default 0.1)",
+        },
+        RuleOption {
+            flag: "conv-temperature",
+            field: "temperature",
+            help: "temperature τ of the soft plasticity signal (default 0.1)",
+        },
+        RuleOption { flag: "conv-rate", field: "rate", help: "Hebbian rate η of the filters (default 0.02)" },
+        RuleOption {
+            flag: "conv-layer-epochs",
+            field: "layer_epochs",
+            help: "unsupervised epochs per layer, greedy, first (at most half the run) (default 1)",
+        },
+        RuleOption {
+            flag: "conv-readout-rate",
+            field: "readout_rate",
+            help: "Adam rate of the readout (default 0.001)",
+        },
+        RuleOption {
+            flag: "conv-init",
+            field: "init",
+            help: "initial filters: positive or signed, unit norm (default positive)",
+        },
+        RuleOption {
+            flag: "conv-frozen",
+            field: "frozen",
+            help: "true: no plasticity, filters stay at their initialization (random-features control) (default false)",
+        },
+    ];
+    const DEFAULT_EPOCHS: usize = 10;
+    const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
+    const COPIES_PER_WEIGHT: u64 = CONV_COPIES_PER_WEIGHT;
+    type Params = ConvParams;
+    type Config = ConvConfig;
+
+    fn forward_text(config: &ConvConfig, input_dim: usize, classes: usize) -> String {
+        match config.shapes(input_dim) {
+            Ok(shapes) => forward_words(&shapes, config.activation(), classes),
+            Err(e) => format!("{} (architecture does not fit {input_dim} inputs: {e})", Self::FORWARD),
+        }
+    }
+
+    fn check(params: ConvParams) -> Result<ConvConfig, CoreError> {
+        params.check()
+    }
+
+    fn hidden(config: &ConvConfig) -> &[usize] {
+        &config.hidden
+    }
+
+    /// The rule draws no random numbers: `seed` is unused.
+    fn new(config: ConvConfig, _seed: u64) -> Self {
+        ConvRule::new(config)
+    }
+}
+
+// ============================================================================================
+// bpconv: the backprop control
+// ============================================================================================
+
+/// Unchecked hyper-parameters of the `bpconv` rule. Call [`BpConvParams::check`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BpConvParams {
+    /// Unused: the architecture is `layers`.
+    pub hidden: Vec<usize>,
+    /// Layers as `channels:kernel,…`, as `conv`.
+    pub layers: String,
+    /// Max pooling after each layer, as `conv`.
+    pub pool: String,
+    /// Adam learning rate of every weight.
+    pub rate: f32,
+    /// L∞ radius of PGD adversarial training; 0 trains on clean inputs.
+    pub adversarial_eps: f32,
+    /// PGD steps per batch (step size `2.5·ε/steps`, random start).
+    pub adversarial_steps: usize,
+}
+
+impl Default for BpConvParams {
+    fn default() -> Self {
+        Self {
+            hidden: vec![2000],
+            layers: "96:5".into(),
+            pool: "4:2:1".into(),
+            rate: 1e-3,
+            adversarial_eps: 0.0,
+            adversarial_steps: 10,
+        }
+    }
+}
+
+/// Validated hyper-parameters of the `bpconv` rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BpConvConfig(BpConvParams);
+
+impl std::ops::Deref for BpConvConfig {
+    type Target = BpConvParams;
+    fn deref(&self) -> &BpConvParams {
+        &self.0
+    }
+}
+
+impl BpConvParams {
+    /// Validates every field, naming the first bad one by its CLI flag.
+    pub fn check(self) -> Result<BpConvConfig, CoreError> {
+        parse_layers("bpconv", &self.layers)?;
+        parse_pool("bpconv-pool", &self.pool)?;
+        check_positive("bpconv-rate", self.rate)?;
+        check_at_least("bpconv-adversarial-eps", self.adversarial_eps, 0.0)?;
+        if self.adversarial_eps > 0.0 && self.adversarial_steps == 0 {
+            return Err(CoreError::invalid("bpconv-adversarial-steps", "must be ≥ 1 with adversarial training"));
+        }
+        Ok(BpConvConfig(self))
+    }
+
+    /// The architecture for inputs of `input_dim` pixels ([`image_of`]).
+    pub fn shapes(&self, input_dim: usize) -> Result<Vec<LayerShape>, CoreError> {
+        architecture(
+            image_of(input_dim),
+            &parse_layers("bpconv", &self.layers)?,
+            parse_pool("bpconv-pool", &self.pool)?,
+        )
+    }
+}
+
+/// PGD adversarial examples (Madry et al. 2018) for training: from a uniform random start in the
+/// L∞ ball of radius `ε` around `x`, `steps` ascent steps `x' ← clip(x' + α·sign(∇ₓL))` with
+/// `α = 2.5ε/steps`, clipped to the ball and to `[0, 1]` after each.
+pub fn pgd_examples<B: Backend, M: Classifier<B>>(
+    model: &M,
+    x: &B::Tensor,
+    labels: &[usize],
+    eps: f32,
+    steps: usize,
+    rng: &mut ChaCha8Rng,
+) -> B::Tensor {
+    let b = model.backend();
+    let (rows, cols) = b.shape(x);
+    let noise = Matrix::from_fn(rows, cols, |_, _| rng.random_range(-eps..=eps));
+    let (lo, hi) = (b.map(x, Unary::Offset(-eps)), b.map(x, Unary::Offset(eps)));
+    let clip = |t: &B::Tensor| {
+        let t = b.zip(&b.zip(t, &lo, Binary::Max), &hi, Binary::Min);
+        b.map(&t, Unary::Clamp(0.0, 1.0))
+    };
+    let mut adv = clip(&b.lincomb(1.0, x, 1.0, &b.upload(&noise)));
+    let alpha = 2.5 * eps / steps as f32;
+    for _ in 0..steps {
+        let (_, grad) = model.loss_and_input_gradient(&adv, labels);
+        adv = clip(&b.lincomb(1.0, &adv, alpha, &b.map(&grad, Unary::Sign)));
+    }
+    adv
+}
+
+/// The host form of a [`BpConvRule`]'s state: Adam's step count and moments, and the random
+/// stream of the adversarial starts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BpConvState {
+    /// Adam steps taken.
+    pub steps: u64,
+    /// `(m, v)` per parameter in [`Classifier::to_params`] order, or empty before the first step.
+    pub moments: Vec<Matrix>,
+    /// The random stream.
+    pub rng: RngState,
+}
+
+/// The `bpconv` trainer: Adam on every weight, optionally on PGD examples.
+#[derive(Clone, Debug)]
+pub struct BpConvRule<B: Backend> {
+    config: BpConvConfig,
+    steps: u64,
+    moments: Vec<B::Tensor>,
+    rng: ChaCha8Rng,
+}
+
+/// Mutable references to every parameter of `net`, in [`Classifier::to_params`] order.
+fn parameters_mut<B: Backend>(net: &mut ConvNet<B>) -> Vec<&mut B::Tensor> {
+    let mut out = Vec::new();
+    for l in net.layers.iter_mut() {
+        out.push(&mut l.weights);
+        out.push(&mut l.bias);
+    }
+    out.push(&mut net.readout.weights);
+    out.push(&mut net.readout.bias);
+    out
+}
+
+impl<B: Backend> LearningRule<B> for BpConvRule<B> {
+    type Model = ConvNet<B>;
+
+    fn name(&self) -> &'static str {
+        <Self as Rule>::NAME
+    }
+
+    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> ConvNet<B> {
+        let shapes =
+            self.config.shapes(input_dim).unwrap_or_else(|e| panic!("bpconv architecture for {input_dim} inputs: {e}"));
+        ConvNet::init(backend, shapes, Activation::Relu, ConvInit::Uniform, input_dim, classes, seed)
+    }
+
+    fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<ConvNet<B>, CoreError> {
+        ConvNet::from_params(backend, self.config.shapes(input_dim)?, Activation::Relu, input_dim, classes, params)
+    }
+
+    fn start_epoch(&mut self, _epoch: usize, _epochs: usize) {}
+
+    /// One Adam step on the mean cross-entropy of the batch (or of its PGD examples); the report
+    /// is of the clean batch, before the update.
+    fn train_batch(
+        &mut self,
+        model: &mut ConvNet<B>,
+        x: &B::Tensor,
+        labels: &[usize],
+    ) -> Result<BatchReport, CoreError> {
+        let b = model.backend().clone();
+        let traces = model.trace(x);
+        let features = model.features(&traces);
+        let logits = model.readout.logits(&b, &features);
+        let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes(), "bpconv")?;
+        let active_fraction = host_mean(&b, &b.map(&traces.last().expect("at least one layer").activity, Unary::Step));
+        let (traces, features, dlogits) = if self.config.adversarial_eps > 0.0 {
+            let cfg = &self.config;
+            let adv = pgd_examples(model, x, labels, cfg.adversarial_eps, cfg.adversarial_steps, &mut self.rng);
+            let traces = model.trace(&adv);
+            let features = model.features(&traces);
+            let logits = model.readout.logits(&b, &features);
+            let (_, _, dlogits) = score_batch(&b, &logits, labels, model.classes(), "bpconv adversarial")?;
+            (traces, features, dlogits)
+        } else {
+            (traces, features, dlogits)
+        };
+        let scale = 1.0 / labels.len().max(1) as f32;
+        let g = model.readout.backward(&b, &dlogits);
+        let (drives, _) = model.backward(&traces, &g);
+        let mut grads = Vec::new();
+        for (t, du) in traces.iter().zip(&drives) {
+            grads.push(b.map(&b.matmul(du, true, &t.patches, false), Unary::Scale(scale)));
+            grads.push(b.map(&b.reduce(du, Dim::PerCol, Reduce::Sum), Unary::Scale(scale)));
+        }
+        grads.push(b.map(&b.matmul(&dlogits, true, &features, false), Unary::Scale(scale)));
+        grads.push(b.map(&b.reduce(&dlogits, Dim::PerCol, Reduce::Sum), Unary::Scale(scale)));
+        let mut params = parameters_mut(model);
+        if self.moments.is_empty() {
+            self.moments = params
+                .iter()
+                .flat_map(|p| {
+                    let (r, c) = b.shape(p);
+                    [b.full(r, c, 0.0), b.full(r, c, 0.0)]
+                })
+                .collect();
+        }
+        self.steps += 1;
+        let (beta1, beta2) = (0.9f32, 0.999f32);
+        let t = self.steps.min(i32::MAX as u64) as i32;
+        let lr = self.config.rate;
+        let s = AdamStep { lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
+        for ((p, g), mv) in params.iter_mut().zip(&grads).zip(self.moments.chunks_mut(2)) {
+            let [m, v] = mv else { unreachable!("moments come in pairs") };
+            b.adam_step(p, g, m, v, s);
+        }
+        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
+    }
+
+    fn save_state(&self, model: &ConvNet<B>) -> RuleState {
+        let b = model.backend();
+        let state = BpConvState {
+            steps: self.steps,
+            moments: self.moments.iter().map(|m| b.download(m)).collect(),
+            rng: RngState::capture(&self.rng),
+        };
+        RuleState::encode(<Self as Rule>::NAME, &state)
+    }
+
+    fn restore_state(&mut self, model: &ConvNet<B>, state: RuleState) -> Result<(), CoreError> {
+        let state: BpConvState = state.decode(<Self as Rule>::NAME)?;
+        let b = model.backend();
+        let shapes: Vec<(usize, usize)> = model.to_params().tensors.iter().map(|(_, m)| m.shape()).collect();
+        if !state.moments.is_empty() {
+            let ok = state.moments.len() == 2 * shapes.len()
+                && state.moments.iter().enumerate().all(|(i, m)| m.shape() == shapes[i / 2] && m.all_finite());
+            if !ok {
+                return Err(CoreError::Incompatible("the bpconv optimizer state does not fit this network".into()));
+            }
+        }
+        self.moments = state.moments.iter().map(|m| b.upload(m)).collect();
+        self.steps = state.steps;
+        self.rng = state.rng.restore();
+        Ok(())
+    }
+}
+
+impl<B: Backend> Rule for BpConvRule<B> {
+    const NAME: &'static str = "bpconv";
+    const SUMMARY: &'static str = "backprop control of conv: the same conv architecture with ReLU, Adam on every weight, optional PGD adversarial training";
+    const FORWARD: &'static str = "conv layers (unfold, product, relu, max pool), then a linear readout; the exported forward text gives the constants.";
+    const OPTIONS: &'static [RuleOption] = &[
+        RuleOption { flag: "bpconv", field: "layers", help: "layers as channels:kernel,… as --conv (default 96:5)" },
+        RuleOption {
+            flag: "bpconv-pool",
+            field: "pool",
+            help: "max pooling after each layer as --conv-pool (default 4:2:1)",
+        },
+        RuleOption { flag: "bpconv-rate", field: "rate", help: "Adam learning rate (default 0.001)" },
+        RuleOption {
+            flag: "bpconv-adversarial-eps",
+            field: "adversarial_eps",
+            help: "L∞ radius of PGD adversarial training, 0 = clean training (default 0)",
+        },
+        RuleOption {
+            flag: "bpconv-adversarial-steps",
+            field: "adversarial_steps",
+            help: "PGD steps per batch, step 2.5·ε/steps, random start (default 10)",
+        },
+    ];
+    const DEFAULT_EPOCHS: usize = 10;
+    const SCHEDULE_DEPENDS_ON_EPOCHS: bool = false;
+    const COPIES_PER_WEIGHT: u64 = CONV_COPIES_PER_WEIGHT;
+    type Params = BpConvParams;
+    type Config = BpConvConfig;
+
+    fn forward_text(config: &BpConvConfig, input_dim: usize, classes: usize) -> String {
+        match config.shapes(input_dim) {
+            Ok(shapes) => forward_words(&shapes, Activation::Relu, classes),
+            Err(e) => format!("{} (architecture does not fit {input_dim} inputs: {e})", Self::FORWARD),
+        }
+    }
+
+    fn check(params: BpConvParams) -> Result<BpConvConfig, CoreError> {
+        params.check()
+    }
+
+    fn hidden(config: &BpConvConfig) -> &[usize] {
+        &config.hidden
+    }
+
+    fn new(config: BpConvConfig, seed: u64) -> Self {
+        Self { config, steps: 0, moments: Vec::new(), rng: ChaCha8Rng::seed_from_u64(seed ^ 0xb9c0_4e3d) }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,494 @@
+//! [`ConvNet`]: a stack of convolutional layers (patch extraction + one matrix product), each with
+//! competition across channels at every position and max pooling, then a linear readout. Shared by
+//! the local rule [`super::ConvRule`] and its backprop control [`super::BpConvRule`].
+//!
+//! For layer `l` with input `a` (a batch of `H×W×C` maps, channel-last), weights `W` (`C'×k·k·C`)
+//! and bias `c` (`1×C'`):
+//!
+//! * patches `P = unfold(a)` (`(n·positions)×k·k·C`, stride 1, zero padding `⌊k/2⌋`: the map keeps
+//!   its size);
+//! * drive `u = P Wᵀ + c` (`(n·positions)×C'`, one row per position);
+//! * competition across channels at each position ([`Activation`]): k-WTA `y = relu(u − θ)` with
+//!   `θ` the row's (k+1)-th largest drive; the soft variant `y = relu(u − mean_c u)` (SoftHebb's
+//!   triangle); or plain `y = relu(u)` (the backprop control);
+//! * max pooling of `y` per channel (default window 4, stride 2, padding 1, as SoftHebb).
+//!
+//! The readout sees the last pooled map flattened per image (`(y, x, c)` order): `z = h Vᵀ + b`.
+//!
+//! The input gradient is exact. Through the pooling: [`ConvOps::max_pool_backward`]. Through
+//! k-WTA: `∂y_j/∂u_i = [u_j > θ](δ_ij − [i is the (k+1)-th])`, so `∂L/∂u = e − [u = θ]·Σ_j e_j`
+//! with `e = g ⊙ [u > θ]`. Through the triangle: `∂L/∂u = e − mean_j e_j`. Then
+//! `∂L/∂a = fold(∂L/∂u · W)`.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Uniform};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, Binary, Dim, Reduce, Unary, Window};
+use crate::error::CoreError;
+use crate::model::{Classifier, Params, add_bias};
+use crate::params::winners_at;
+use crate::rules::LinearReadout;
+use crate::tensor::Matrix;
+
+/// Competition across the channels at each position.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// k-winners-take-all with `k = winners_at(ρ, C')` ([`winners_at`]): `y = relu(u − θ)`.
+    Kwta {
+        /// Target fraction `ρ` of active channels.
+        density: f32,
+    },
+    /// Soft competition, SoftHebb's triangle: `y = relu(u − mean_c u)`.
+    Triangle,
+    /// No competition: `y = relu(u)`.
+    Relu,
+}
+
+/// One layer's architecture: its convolution window and its pooling window.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerShape {
+    /// The convolution's patch geometry (input map size and channels, kernel, stride 1, padding).
+    pub conv: Window,
+    /// Output channels `C'`.
+    pub channels: usize,
+    /// The max pooling after it, if any (its input is the `out_height×out_width×C'` map).
+    pub pool: Option<Window>,
+}
+
+impl LayerShape {
+    /// `(height, width, channels)` of the map this layer hands on.
+    pub fn output(&self) -> (usize, usize, usize) {
+        match self.pool {
+            Some(p) => (p.out_height(), p.out_width(), self.channels),
+            None => (self.conv.out_height(), self.conv.out_width(), self.channels),
+        }
+    }
+}
+
+/// A layer request: `channels:kernel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerSpec {
+    /// Output channels.
+    pub channels: usize,
+    /// Kernel side (odd, so that padding `⌊k/2⌋` keeps the map's size).
+    pub kernel: usize,
+}
+
+/// Parses `96:5,384:3` (channels:kernel per layer); errors name `flag`.
+pub fn parse_layers(flag: &'static str, text: &str) -> Result<Vec<LayerSpec>, CoreError> {
+    let layers: Vec<LayerSpec> = text
+        .split(',')
+        .map(|part| {
+            let (c, k) = part.trim().split_once(':').ok_or_else(|| {
+                CoreError::invalid(flag, format!("`{part}` is not channels:kernel (e.g. 96:5,384:3)"))
+            })?;
+            let parse = |s: &str| s.trim().parse::<usize>().ok().filter(|&v| v >= 1);
+            match (parse(c), parse(k)) {
+                (Some(channels), Some(kernel)) if channels >= 2 && kernel % 2 == 1 => {
+                    Ok(LayerSpec { channels, kernel })
+                }
+                _ => Err(CoreError::invalid(
+                    flag,
+                    format!("`{part}`: channels must be ≥ 2 and the kernel an odd number ≥ 1"),
+                )),
+            }
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(layers)
+}
+
+/// Parses a pooling window `kernel:stride:padding` (`4:2:1`), or `none`; errors name `flag`.
+pub fn parse_pool(flag: &'static str, text: &str) -> Result<Option<(usize, usize, usize)>, CoreError> {
+    if text.trim() == "none" {
+        return Ok(None);
+    }
+    let parts: Vec<Option<usize>> = text.split(':').map(|s| s.trim().parse::<usize>().ok()).collect();
+    match parts.as_slice() {
+        [Some(k), Some(s), Some(p)] if *k >= 1 && *s >= 1 && p < k => Ok(Some((*k, *s, *p))),
+        _ => Err(CoreError::invalid(
+            flag,
+            format!("`{text}` is not kernel:stride:padding with padding < kernel, or none"),
+        )),
+    }
+}
+
+/// The map size of a flat input: a square single-channel image when `input_dim` is a square
+/// (28×28 for 784), else one row of `input_dim` pixels.
+pub fn image_of(input_dim: usize) -> (usize, usize, usize) {
+    let side = (input_dim as f64).sqrt().round() as usize;
+    if side * side == input_dim { (side, side, 1) } else { (1, input_dim, 1) }
+}
+
+/// The architecture for an input map: each layer's windows, with stride 1 and padding `⌊k/2⌋`
+/// (the map keeps its size), then the pooling window if any. Errors when a window does not fit.
+pub fn architecture(
+    image: (usize, usize, usize),
+    layers: &[LayerSpec],
+    pool: Option<(usize, usize, usize)>,
+) -> Result<Vec<LayerShape>, CoreError> {
+    let (mut h, mut w, mut c) = image;
+    let mut shapes = Vec::with_capacity(layers.len());
+    for spec in layers {
+        let conv =
+            Window { height: h, width: w, channels: c, kernel: spec.kernel, stride: 1, padding: spec.kernel / 2 };
+        conv.check()?;
+        let pool = match pool {
+            Some((kernel, stride, padding)) => {
+                let p = Window {
+                    height: conv.out_height(),
+                    width: conv.out_width(),
+                    channels: spec.channels,
+                    kernel,
+                    stride,
+                    padding,
+                };
+                p.check()?;
+                Some(p)
+            }
+            None => None,
+        };
+        let shape = LayerShape { conv, channels: spec.channels, pool };
+        (h, w, c) = shape.output();
+        shapes.push(shape);
+    }
+    Ok(shapes)
+}
+
+/// One convolutional layer's parameters.
+#[derive(Clone, Debug)]
+pub struct ConvLayer<B: Backend> {
+    /// `W`, `C'×k·k·C`, columns in `(row in window, column in window, input channel)` order.
+    pub weights: B::Tensor,
+    /// `c`, `1×C'`.
+    pub bias: B::Tensor,
+}
+
+/// How the initial weights are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConvInit {
+    /// `U(0, 1)`, each filter then scaled to unit L2 norm (the multiplicative rule keeps signs).
+    Positive,
+    /// `U(−1, 1)`, each filter then scaled to unit L2 norm.
+    Signed,
+    /// `U(−1/√fan_in, 1/√fan_in)` (PyTorch's default for convolutions; the backprop control).
+    Uniform,
+}
+
+/// The intermediate values of one layer's forward pass.
+pub struct LayerTrace<T> {
+    /// The layer's input (any shape holding the batch of maps).
+    pub input: T,
+    /// `P = unfold(input)`.
+    pub patches: T,
+    /// `u = P Wᵀ + c`.
+    pub drive: T,
+    /// The subtracted threshold per position (`θ` or `mean_c u`, `rows×1`), none for ReLU.
+    pub threshold: Option<T>,
+    /// `y`, the activity after competition.
+    pub activity: T,
+    /// The pooled activity (or `y` without pooling): the next layer's input.
+    pub output: T,
+}
+
+/// The convolutional network (see the module docs).
+#[derive(Clone, Debug)]
+pub struct ConvNet<B: Backend> {
+    backend: B,
+    input_dim: usize,
+    classes: usize,
+    /// Competition across channels.
+    pub activation: Activation,
+    /// Each layer's architecture.
+    pub shapes: Vec<LayerShape>,
+    /// Each layer's parameters.
+    pub layers: Vec<ConvLayer<B>>,
+    /// The readout on the flattened last map.
+    pub readout: LinearReadout<B>,
+}
+
+/// Each row of `m` scaled to unit L2 norm.
+fn unit_rows(mut m: Matrix) -> Matrix {
+    for i in 0..m.rows() {
+        let row = m.row_mut(i);
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= norm);
+    }
+    m
+}
+
+impl<B: Backend> ConvNet<B> {
+    /// A fresh network: filters drawn by `init`, zero biases, readout `U(−1/√F, 1/√F)`.
+    pub fn init(
+        backend: &B,
+        shapes: Vec<LayerShape>,
+        activation: Activation,
+        init: ConvInit,
+        input_dim: usize,
+        classes: usize,
+        seed: u64,
+    ) -> Self {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let layers = shapes
+            .iter()
+            .map(|s| {
+                let fan_in = s.conv.patch_len();
+                let w = match init {
+                    ConvInit::Positive | ConvInit::Signed => {
+                        let lo = if init == ConvInit::Positive { 0.0 } else { -1.0 };
+                        let dist = Uniform::new(lo, 1.0f32).expect("a finite range");
+                        unit_rows(Matrix::from_fn(s.channels, fan_in, |_, _| dist.sample(&mut rng)))
+                    }
+                    ConvInit::Uniform => {
+                        let bound = 1.0 / (fan_in as f32).sqrt();
+                        let dist = Uniform::new(-bound, bound).expect("a finite range");
+                        Matrix::from_fn(s.channels, fan_in, |_, _| dist.sample(&mut rng))
+                    }
+                };
+                ConvLayer { weights: backend.upload(&w), bias: backend.full(1, s.channels, 0.0) }
+            })
+            .collect();
+        let features = Self::feature_len(&shapes);
+        let readout = LinearReadout::init(backend, classes, features, &mut rng);
+        Self { backend: backend.clone(), input_dim, classes, activation, shapes, layers, readout }
+    }
+
+    /// Rebuilds a network from [`Classifier::to_params`] output, checking every shape.
+    pub fn from_params(
+        backend: &B,
+        shapes: Vec<LayerShape>,
+        activation: Activation,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<Self, CoreError> {
+        let layers = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Ok(ConvLayer {
+                    weights: backend.upload(params.get(&format!("conv.{i}.weight"), (s.channels, s.conv.patch_len()))?),
+                    bias: backend.upload(params.get(&format!("conv.{i}.bias"), (1, s.channels))?),
+                })
+            })
+            .collect::<Result<Vec<_>, CoreError>>()?;
+        let features = Self::feature_len(&shapes);
+        let readout = LinearReadout {
+            weights: backend.upload(params.get("readout.weight", (classes, features))?),
+            bias: backend.upload(params.get("readout.bias", (1, classes))?),
+        };
+        Ok(Self { backend: backend.clone(), input_dim, classes, activation, shapes, layers, readout })
+    }
+
+    /// Features the readout sees: the last map's `height·width·channels`.
+    pub fn feature_len(shapes: &[LayerShape]) -> usize {
+        shapes.last().map(|s| s.output()).map(|(h, w, c)| h * w * c).unwrap_or(0)
+    }
+
+    /// Winners per position of layer `l` under k-WTA.
+    pub fn winners(&self, l: usize) -> Option<usize> {
+        match self.activation {
+            Activation::Kwta { density } => Some(winners_at(density, self.shapes[l].channels)),
+            _ => None,
+        }
+    }
+
+    /// Layer `l`'s forward pass on `input`.
+    pub fn layer_forward(&self, l: usize, input: &B::Tensor) -> LayerTrace<B::Tensor> {
+        let b = &self.backend;
+        let (shape, layer) = (&self.shapes[l], &self.layers[l]);
+        let patches = b.unfold(input, &shape.conv);
+        let drive = add_bias(b, &b.matmul(&patches, false, &layer.weights, true), &layer.bias);
+        let threshold = match self.activation {
+            Activation::Kwta { .. } => {
+                let k = self.winners(l).expect("k-WTA");
+                Some(b.row_kth_largest(&drive, k + 1))
+            }
+            Activation::Triangle => Some(b.reduce(&drive, Dim::PerRow, Reduce::Mean)),
+            Activation::Relu => None,
+        };
+        let activity = match &threshold {
+            Some(t) => b.map(&b.zip(&drive, t, Binary::Sub), Unary::Relu),
+            None => b.map(&drive, Unary::Relu),
+        };
+        let output = match &shape.pool {
+            Some(p) => b.max_pool(&activity, p),
+            None => activity.clone(),
+        };
+        LayerTrace { input: input.clone(), patches, drive, threshold, activity, output }
+    }
+
+    /// Every layer's trace on `x`, first layer first.
+    pub fn trace(&self, x: &B::Tensor) -> Vec<LayerTrace<B::Tensor>> {
+        let mut traces: Vec<LayerTrace<B::Tensor>> = Vec::with_capacity(self.layers.len());
+        for l in 0..self.layers.len() {
+            let t = self.layer_forward(l, traces.last().map(|t| &t.output).unwrap_or(x));
+            traces.push(t);
+        }
+        traces
+    }
+
+    /// The readout's input: the last map flattened per image (`n×F`).
+    pub fn features(&self, traces: &[LayerTrace<B::Tensor>]) -> B::Tensor {
+        let b = &self.backend;
+        let last = &traces.last().expect("at least one layer").output;
+        let (rows, cols) = b.shape(last);
+        let features = Self::feature_len(&self.shapes);
+        b.reshape(last, rows * cols / features, features)
+    }
+
+    /// `∂L/∂u` of layer `l` from the gradient `g` reaching its pooled output.
+    pub fn drive_gradient(&self, l: usize, t: &LayerTrace<B::Tensor>, g: &B::Tensor) -> B::Tensor {
+        let b = &self.backend;
+        let gy = match &self.shapes[l].pool {
+            Some(p) => b.max_pool_backward(&t.activity, p, g),
+            None => {
+                let (r, c) = b.shape(&t.activity);
+                b.reshape(g, r, c)
+            }
+        };
+        let e = b.zip(&gy, &b.map(&t.activity, Unary::Step), Binary::Mul);
+        match self.activation {
+            Activation::Relu => e,
+            Activation::Triangle => b.zip(&e, &b.reduce(&e, Dim::PerRow, Reduce::Mean), Binary::Sub),
+            Activation::Kwta { .. } => {
+                let theta = t.threshold.as_ref().expect("k-WTA has a threshold");
+                // [u = θ]: the (k+1)-th unit, whose drive is the threshold.
+                let gap = b.map(&b.zip(&t.drive, theta, Binary::Sub), Unary::Abs);
+                let at = b.map(&b.map(&b.map(&gap, Unary::Step), Unary::Scale(-1.0)), Unary::Offset(1.0));
+                let total = b.reduce(&e, Dim::PerRow, Reduce::Sum);
+                b.lincomb(1.0, &e, -1.0, &b.zip(&at, &total, Binary::Mul))
+            }
+        }
+    }
+
+    /// Backward through every layer from the gradient `g` on the features: returns each layer's
+    /// `∂L/∂u` (first layer first) and `∂L/∂x` (`n×input_dim`).
+    pub fn backward(&self, traces: &[LayerTrace<B::Tensor>], g: &B::Tensor) -> (Vec<B::Tensor>, B::Tensor) {
+        let b = &self.backend;
+        let mut g = g.clone();
+        let mut drives = Vec::with_capacity(traces.len());
+        for l in (0..traces.len()).rev() {
+            let du = self.drive_gradient(l, &traces[l], &g);
+            g = b.fold(&b.matmul(&du, false, &self.layers[l].weights, false), &self.shapes[l].conv);
+            drives.push(du);
+        }
+        drives.reverse();
+        (drives, g)
+    }
+
+    /// Logits of `x`.
+    fn logits_of(&self, traces: &[LayerTrace<B::Tensor>]) -> B::Tensor {
+        self.readout.logits(&self.backend, &self.features(traces))
+    }
+}
+
+impl<B: Backend> Classifier<B> for ConvNet<B> {
+    fn backend(&self) -> &B {
+        &self.backend
+    }
+    fn input_dim(&self) -> usize {
+        self.input_dim
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+    fn logits(&self, x: &B::Tensor) -> B::Tensor {
+        self.logits_of(&self.trace(x))
+    }
+    /// Each layer's pooled map, flattened per image (`n×(h·w·C')`).
+    fn hidden_activity(&self, x: &B::Tensor) -> Vec<B::Tensor> {
+        let b = &self.backend;
+        let (n, _) = b.shape(x);
+        self.trace(x)
+            .iter()
+            .map(|t| {
+                let (r, c) = b.shape(&t.output);
+                b.reshape(&t.output, n, r * c / n.max(1))
+            })
+            .collect()
+    }
+    fn logits_and_input_vjp(
+        &self,
+        x: &B::Tensor,
+        dlogits: &mut dyn FnMut(&B::Tensor) -> B::Tensor,
+    ) -> (B::Tensor, B::Tensor) {
+        let b = &self.backend;
+        let traces = self.trace(x);
+        let logits = self.logits_of(&traces);
+        let g = self.readout.backward(b, &dlogits(&logits));
+        let (_, dx) = self.backward(&traces, &g);
+        let (n, d) = b.shape(x);
+        (logits, b.reshape(&dx, n, d))
+    }
+    fn to_params(&self) -> Params {
+        let b = &self.backend;
+        let mut p = Params::default();
+        for (i, l) in self.layers.iter().enumerate() {
+            p.push(format!("conv.{i}.weight"), b.download(&l.weights));
+            p.push(format!("conv.{i}.bias"), b.download(&l.bias));
+        }
+        p.push("readout.weight", b.download(&self.readout.weights));
+        p.push("readout.bias", b.download(&self.readout.bias));
+        p
+    }
+}
+
+/// The forward pass in words with this architecture's constants and tensor shapes (for exports).
+pub fn forward_words(shapes: &[LayerShape], activation: Activation, classes: usize) -> String {
+    let mut text = String::from(
+        "x (n, H*W) in [0,1] is a batch of H×W single-channel maps, channel-last. Per layer i: \
+         P = unfold(a) (stride 1, zero padding k//2; one row per output position, columns ordered \
+         (row in window, column in window, input channel)); u = P @ conv.i.weight^T + conv.i.bias \
+         (one row per position); ",
+    );
+    text.push_str(match activation {
+        Activation::Kwta { .. } => {
+            "y = relu(u - theta), theta = the (k+1)-th largest entry of u's row (k per layer below); "
+        }
+        Activation::Triangle => "y = relu(u - mean(u's row)); ",
+        Activation::Relu => "y = relu(u); ",
+    });
+    text.push_str(
+        "a = max pool of y per channel (window, stride, padding below; padding ignored), the next layer's input. \
+         logits = flatten(a) @ readout.weight^T + readout.bias, flatten in (row, column, channel) order. Layers: ",
+    );
+    let layers: Vec<String> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let k = match activation {
+                Activation::Kwta { density } => format!(", k = {}", winners_at(density, s.channels)),
+                _ => String::new(),
+            };
+            let pool =
+                s.pool.map(|p| format!("pool {}/{}/{}", p.kernel, p.stride, p.padding)).unwrap_or("no pool".into());
+            format!(
+                "{i}: {}×{}×{} → {} channels, kernel {}{k}, {pool} → {:?}",
+                s.conv.height,
+                s.conv.width,
+                s.conv.channels,
+                s.channels,
+                s.conv.kernel,
+                s.output()
+            )
+        })
+        .collect();
+    text.push_str(&layers.join("; "));
+    let mut tensors: Vec<String> = shapes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            [
+                format!("conv.{i}.weight ({}, {})", s.channels, s.conv.patch_len()),
+                format!("conv.{i}.bias (1, {})", s.channels),
+            ]
+        })
+        .collect();
+    tensors.push(format!("readout.weight ({classes}, {})", ConvNet::<crate::ReferenceBackend>::feature_len(shapes)));
+    tensors.push(format!("readout.bias (1, {classes})"));
+    format!("{text}. Tensors: {}.", tensors.join("; "))
+}

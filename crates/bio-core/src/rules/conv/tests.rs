@@ -1,0 +1,256 @@
+use super::*;
+use crate::backend::{ReferenceBackend, Window};
+use crate::rules::config_from_settings;
+use crate::rules::kh::tests::{changed, check_resume, gradient_error, train, two_blobs, uniform};
+
+type Ref = ReferenceBackend;
+
+fn config(f: impl FnOnce(&mut ConvParams)) -> ConvConfig {
+    let mut p = ConvParams { layers: "4:3,6:3".into(), pool: "2:2:0".into(), density: 0.3, ..Default::default() };
+    f(&mut p);
+    p.check().expect("valid")
+}
+
+fn random_readout(net: &mut ConvNet<Ref>, seed: u64) {
+    let (c, n) = net.readout.weights.shape();
+    net.readout.weights = uniform(c, n, -2.0, 2.0, seed);
+    net.readout.bias = uniform(1, c, -0.5, 0.5, seed + 1);
+}
+
+/// Every competition, one and two layers, with and without pooling: the analytic input gradient
+/// matches central differences.
+#[test]
+fn gradient_matches_finite_differences() {
+    for (seed, activation) in
+        [(0u64, Activation::Kwta { density: 0.3 }), (1, Activation::Triangle), (2, Activation::Relu)]
+    {
+        for (layers, pool) in [("4:3,6:3", Some((2, 2, 0))), ("5:3", None), ("4:1,3:3", Some((3, 2, 1)))] {
+            let shapes = architecture((6, 6, 1), &parse_layers("conv", layers).unwrap(), pool).unwrap();
+            let init = if activation == Activation::Relu { ConvInit::Uniform } else { ConvInit::Signed };
+            let mut net = ConvNet::init(&ReferenceBackend, shapes, activation, init, 36, 3, seed);
+            random_readout(&mut net, seed + 10);
+            let err = gradient_error(&net, &uniform(3, 36, 0.05, 1.0, seed + 20), &[0, 1, 2]);
+            assert!(err < 2e-2, "{activation:?}, {layers}: relative error {err}");
+        }
+    }
+}
+
+#[test]
+fn architecture_follows_the_flags() {
+    let shapes = architecture((28, 28, 1), &parse_layers("conv", "96:5,384:3").unwrap(), Some((4, 2, 1))).unwrap();
+    assert_eq!(shapes[0].output(), (14, 14, 96));
+    assert_eq!(shapes[1].conv.patch_len(), 9 * 96);
+    assert_eq!(shapes[1].output(), (7, 7, 384));
+    assert_eq!(ConvNet::<Ref>::feature_len(&shapes), 7 * 7 * 384);
+    assert_eq!(image_of(784), (28, 28, 1));
+    assert_eq!(image_of(10), (1, 10, 1));
+}
+
+#[test]
+fn check_names_the_flag() {
+    let bad = |f: fn(&mut ConvParams)| {
+        let mut p = ConvParams::default();
+        f(&mut p);
+        match p.check() {
+            Err(CoreError::InvalidParam { name, .. }) => name,
+            other => panic!("expected an invalid parameter, got {other:?}"),
+        }
+    };
+    assert_eq!(bad(|p| p.layers = "96".into()), "conv");
+    assert_eq!(bad(|p| p.layers = "96:4".into()), "conv");
+    assert_eq!(bad(|p| p.layers = "1:5".into()), "conv");
+    assert_eq!(bad(|p| p.pool = "4:2".into()), "conv-pool");
+    assert_eq!(bad(|p| p.pool = "2:2:2".into()), "conv-pool");
+    assert_eq!(bad(|p| p.density = 1.0), "conv-density");
+    assert_eq!(bad(|p| p.temperature = 0.0), "conv-temperature");
+    assert_eq!(bad(|p| p.rate = -1.0), "conv-rate");
+    assert_eq!(bad(|p| p.readout_rate = 0.0), "conv-readout-rate");
+    assert!(ConvParams::default().check().is_ok());
+    assert!(ConvParams { pool: "none".into(), ..Default::default() }.check().is_ok());
+}
+
+#[test]
+fn settings_reach_their_fields() {
+    let mut settings = crate::rules::Settings::new();
+    settings.insert("conv".into(), serde_json::json!("8:5,16:3"));
+    settings.insert("conv-competition".into(), serde_json::json!("soft"));
+    settings.insert("conv-frozen".into(), serde_json::json!(true));
+    settings.insert("conv-init".into(), serde_json::json!("signed"));
+    let c = config_from_settings::<ConvRule<Ref>>(&[1], &settings).expect("valid");
+    assert_eq!(
+        (c.layers.as_str(), c.competition, c.frozen, c.init),
+        ("8:5,16:3", ConvCompetition::Soft, true, ConvInit::Signed)
+    );
+    let mut settings = crate::rules::Settings::new();
+    settings.insert("bpconv-adversarial-eps".into(), serde_json::json!(0.1));
+    let c = config_from_settings::<BpConvRule<Ref>>(&[1], &settings).expect("valid");
+    assert_eq!((c.adversarial_eps, c.adversarial_steps), (0.1, 10));
+}
+
+#[test]
+fn schedule_trains_layers_in_order_then_the_readout() {
+    let at = |e| ConvSchedule::at(2, 1, e, 6).layer;
+    assert_eq!((0..6).map(at).collect::<Vec<_>>(), [Some(0), Some(1), None, None, None, None]);
+    // A short run: at most half of it is unsupervised.
+    assert_eq!((0..2).map(|e| ConvSchedule::at(2, 1, e, 2).layer).collect::<Vec<_>>(), [Some(0), None]);
+    assert_eq!((0..4).map(|e| ConvSchedule::at(1, 3, e, 4).layer).collect::<Vec<_>>(), [Some(0), Some(0), None, None]);
+}
+
+/// Greedy training: layer 0 changes only in epoch 0, layer 1 only in epoch 1, then only the
+/// readout; filters stay positive with unit norm; the readout learns the two blobs.
+#[test]
+fn layers_learn_greedily_then_the_readout() {
+    for competition in [ConvCompetition::Hard, ConvCompetition::Soft] {
+        let mut rule = ConvRule::<Ref>::new(config(|c| {
+            c.competition = competition;
+            c.readout_rate = 0.05;
+            // Global pooling would erase where the blobs are: keep the maps.
+            c.pool = "none".into();
+        }));
+        let mut net = rule.init_model(&ReferenceBackend, 16, 2, 3);
+        let (x, labels) = two_blobs(16, 16, 4);
+        let start = net.to_params();
+        let history = train(&mut rule, &mut net, &x, &labels, 12);
+        let params: Vec<&Params> = std::iter::once(&start).chain(history.iter().map(|(_, p)| p)).collect();
+        for e in 0..12 {
+            let (before, after) = (params[e], params[e + 1]);
+            assert_eq!(changed(before, after, "conv.0.weight"), e == 0, "{competition:?} epoch {e}: layer 0");
+            assert_eq!(changed(before, after, "conv.1.weight"), e == 1, "{competition:?} epoch {e}: layer 1");
+            assert_eq!(changed(before, after, "readout.weight"), e >= 2, "{competition:?} epoch {e}: readout");
+        }
+        for name in ["conv.0.weight", "conv.1.weight"] {
+            let w = crate::rules::kh::tests::tensor(params[12], name);
+            for i in 0..w.rows() {
+                let norm = w.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
+                assert!((norm - 1.0).abs() < 1e-4, "{name} row {i}: norm {norm}");
+                assert!(w.row(i).iter().all(|&v| v >= 0.0), "{name}: a positive start stays positive");
+            }
+        }
+        let losses: Vec<f32> = history.iter().map(|(l, _)| *l).collect();
+        assert!(losses[11] < 0.7 * losses[2], "{competition:?}: the readout learns the two blobs: {losses:?}");
+    }
+}
+
+/// The frozen control changes no filter, and only the readout learns.
+#[test]
+fn frozen_filters_never_change() {
+    let mut rule = ConvRule::<Ref>::new(config(|c| c.frozen = true));
+    let mut net = rule.init_model(&ReferenceBackend, 16, 2, 3);
+    let (x, labels) = two_blobs(16, 16, 4);
+    let start = net.to_params();
+    let history = train(&mut rule, &mut net, &x, &labels, 4);
+    let end = &history.last().unwrap().1;
+    assert!(!changed(&start, end, "conv.0.weight") && !changed(&start, end, "conv.1.weight"));
+    assert!(changed(&start, end, "readout.weight"));
+}
+
+/// The Hebbian step moves a winning filter toward the pattern it wins: a 3×3 window without
+/// padding sees one patch per image; repeated steps on one image raise the winner's cosine with it.
+#[test]
+fn plasticity_moves_filters_toward_their_patterns() {
+    let b = ReferenceBackend;
+    let cfg = config(|_| {});
+    let shape = LayerShape {
+        conv: Window { height: 3, width: 3, channels: 1, kernel: 3, stride: 1, padding: 0 },
+        channels: 6,
+        pool: None,
+    };
+    let mut net = ConvNet::init(&b, vec![shape], cfg.activation(), ConvInit::Positive, 9, 2, 5);
+    let x = uniform(1, 9, 0.0, 1.0, 6);
+    let pn = x.row(0).iter().map(|v| v * v).sum::<f32>().sqrt();
+    let cosine = |net: &ConvNet<Ref>, j: usize| {
+        net.layers[0].weights.row(j).iter().zip(x.row(0)).map(|(a, b)| a * b).sum::<f32>() / pn
+    };
+    let t = net.layer_forward(0, &x);
+    let winner = (0..6).max_by(|&i, &j| t.drive.get(0, i).total_cmp(&t.drive.get(0, j))).unwrap();
+    let loser = (0..6).min_by(|&i, &j| t.drive.get(0, i).total_cmp(&t.drive.get(0, j))).unwrap();
+    let (before, loser_before) = (cosine(&net, winner), cosine(&net, loser));
+    for _ in 0..20 {
+        let t = net.layer_forward(0, &x);
+        conv_plasticity(&b, &mut net.layers[0], &t, &cfg, 0.05);
+    }
+    assert!(cosine(&net, winner) > before + 0.01, "winner: {before} → {}", cosine(&net, winner));
+    assert_eq!(cosine(&net, loser), loser_before, "a unit that never wins does not learn");
+}
+
+#[test]
+fn resumes_bit_for_bit() {
+    let make = || ConvRule::<Ref>::new(config(|_| {}));
+    check_resume(make, 16, 6, 2); // layer 1's epoch
+    check_resume(make, 16, 6, 4); // the first readout step
+    check_resume(make, 16, 6, 6); // Adam moments set
+    let make = || {
+        BpConvRule::<Ref>::new(
+            BpConvParams {
+                layers: "3:3".into(),
+                pool: "2:2:0".into(),
+                adversarial_eps: 0.1,
+                adversarial_steps: 2,
+                ..Default::default()
+            }
+            .check()
+            .unwrap(),
+            4,
+        )
+    };
+    check_resume(make, 16, 4, 0);
+    check_resume(make, 16, 4, 4);
+}
+
+#[test]
+fn params_round_trip_and_refusals() {
+    let b = ReferenceBackend;
+    let rule = ConvRule::<Ref>::new(config(|_| {}));
+    let mut net = rule.init_model(&b, 16, 3, 7);
+    random_readout(&mut net, 8);
+    let back = rule.model_from_params(&b, 16, 3, &net.to_params()).expect("fits");
+    let x = uniform(5, 16, 0.0, 1.0, 9);
+    assert_eq!(net.logits(&x), back.logits(&x));
+    let names: Vec<String> = net.to_params().tensors.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        ["conv.0.weight", "conv.0.bias", "conv.1.weight", "conv.1.bias", "readout.weight", "readout.bias"]
+    );
+    let mut params = net.to_params();
+    params.tensors[0].1 = Matrix::zeros(5, 9);
+    assert!(matches!(rule.model_from_params(&b, 16, 3, &params), Err(CoreError::Incompatible(_))));
+    let mut rule = rule;
+    assert!(rule.restore_state(&net, RuleState::encode("bpconv", &0u8)).is_err());
+    let text = <ConvRule<Ref> as Rule>::forward_text(&config(|_| {}), 16, 3);
+    assert!(text.contains("conv.1.weight (6, 36)") && text.contains("readout.weight (3, 6)"), "{text}");
+}
+
+/// The backprop control learns the two blobs, clean and adversarially; PGD examples stay in the
+/// ε-ball and in [0, 1] and raise the loss.
+#[test]
+fn bpconv_learns_and_pgd_stays_in_the_ball() {
+    let b = ReferenceBackend;
+    for eps in [0.0f32, 0.1] {
+        let cfg = BpConvParams {
+            layers: "3:3".into(),
+            pool: "2:2:0".into(),
+            rate: 0.02,
+            adversarial_eps: eps,
+            adversarial_steps: 3,
+            ..Default::default()
+        }
+        .check()
+        .unwrap();
+        let mut rule = BpConvRule::<Ref>::new(cfg, 1);
+        let mut net = rule.init_model(&b, 16, 2, 2);
+        let (x, labels) = two_blobs(16, 16, 3);
+        let history = train(&mut rule, &mut net, &x, &labels, 15);
+        let losses: Vec<f32> = history.iter().map(|(l, _)| *l).collect();
+        assert!(losses[14] < 0.5 * losses[0], "eps {eps}: {losses:?}");
+    }
+    let mut net =
+        BpConvRule::<Ref>::new(BpConvParams { layers: "3:3".into(), ..Default::default() }.check().unwrap(), 0)
+            .init_model(&b, 16, 2, 2);
+    random_readout(&mut net, 3);
+    let (x, labels) = two_blobs(8, 16, 5);
+    let adv = pgd_examples(&net, &x, &labels, 0.1, 5, &mut ChaCha8Rng::seed_from_u64(1));
+    assert!(adv.max_abs_diff(&x) <= 0.1 + 1e-6);
+    assert!(adv.as_slice().iter().all(|v| (0.0..=1.0).contains(v)));
+    let loss = |m: &Matrix| net.loss_and_input_gradient(m, &labels).0.iter().sum::<f32>();
+    assert!(loss(&adv) > loss(&x), "PGD raises the loss: {} → {}", loss(&x), loss(&adv));
+}
