@@ -172,3 +172,12 @@ mod tests {
         assert_eq!(opt(Some(-1e-12), 3), "0.000");
     }
 }
+
+/// Ends a command whose results were presented but could not be saved (`not_saved`: why, as one
+/// line) with a failure status and that line; `Ok` when they were saved.
+pub fn fail_if_not_saved(not_saved: Option<String>) -> anyhow::Result<()> {
+    match not_saved {
+        Some(why) => anyhow::bail!("{why} (the results are printed above, but were not saved)"),
+        None => Ok(()),
+    }
+}

@@ -253,3 +253,70 @@ fn fewshot_episodic_on_base_classes() {
     assert!(rows.iter().any(|r| r["features"] == "hidden.0"));
     assert!(m.join("fewshot.json").is_file());
 }
+
+/// A copy of the `rule` model's directory in which no result file can be written: `robustness.json`
+/// and `biology.json` are directories there (unlike `chmod`, this stops root too, as in CI).
+fn unwritable_copy(rule: &str, tmp: &Path) -> PathBuf {
+    let dir = tmp.join(rule);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(models().root.join(rule)).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    for blocked in ["robustness.json", "biology.json"] {
+        let _ = std::fs::remove_file(dir.join(blocked));
+        std::fs::create_dir(dir.join(blocked)).unwrap();
+        std::fs::write(dir.join(blocked).join("keep"), b"").unwrap();
+    }
+    dir
+}
+
+#[test]
+fn results_that_cannot_be_saved_are_printed_then_the_command_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = unwritable_copy("bio", tmp.path());
+    let args = ["eval", "robustness", "--model", s(&dir), "--limit", "20", "--eps", "0.1", "--attack", "fgsm"];
+    let out = common::fails_with_one_line(&args, "robustness.json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("fgsm") && stdout.contains("NOT saved"), "no results printed:\n{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("were not saved"));
+    // With --json the results are the JSON on stdout, and the failure is the same.
+    let json_args = [&args[..], &["--json"]].concat();
+    let out = common::fails_with_one_line(&json_args, "robustness.json");
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("the results as JSON");
+    assert!(printed["attacks"][0]["points"].is_array() && printed["not_saved"].is_string(), "{printed}");
+
+    let out = common::fails_with_one_line(&["eval", "metrics", "--model", s(&dir), "--limit", "50"], "biology.json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("class selectivity") && stdout.contains("NOT saved"), "no metrics printed:\n{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_model_directory_keeps_the_results_too() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ro");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(models().root.join("bp")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() && entry.file_name() != "robustness.json" {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root (CI) writes into read-only directories anyway: the test above covers that case.
+    if std::fs::write(dir.join("probe"), b"").is_ok() {
+        eprintln!("skipped: this user can write into a read-only directory (root)");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        return;
+    }
+    let out = common::fails_with_one_line(
+        &["eval", "robustness", "--model", s(&dir), "--limit", "20", "--eps", "0.1", "--attack", "fgsm"],
+        "robustness.json",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fgsm"));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}

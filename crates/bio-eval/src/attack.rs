@@ -485,9 +485,7 @@ fn check_all<B: Backend, M: Classifier<B>>(
     labels: &[usize],
 ) -> Result<(), EvalError> {
     check_inputs(model, x, labels)?;
-    if let Some(v) = x.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v)) {
-        return Err(invalid("images", format!("pixel values must lie in [0, 1], found {v}")));
-    }
+    bio_core::pixels::check_unit_pixels(x).map_err(|e| invalid("images", e.to_string()))?;
     match attack.target() {
         Some(TargetMode::Class(c)) if c >= model.classes() => {
             Err(invalid("target", format!("class {c} but the model has {} classes", model.classes())))

@@ -26,7 +26,7 @@ fn untyped<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyUn
 }
 
 /// Reads `obj` as images: a float32 or float64 array of shape `(n, d)` or `(n, h, w)` with finite
-/// values; `expected_dim` (a model's input size) is checked when given.
+/// values in [0, 1] ([`bio_core::pixels::check_unit_pixels`]); `expected_dim` (a model's input size) is checked when given.
 pub fn images(obj: &Bound<'_, PyAny>, name: &str, expected_dim: Option<usize>) -> PyResult<Images> {
     let array = untyped(obj, name)?;
     let shape = array.shape().to_vec();
@@ -72,6 +72,8 @@ pub fn images(obj: &Bound<'_, PyAny>, name: &str, expected_dim: Option<usize>) -
         return Err(value_error(format!("`{name}` holds a NaN or infinite value (flat index {i})")));
     }
     let matrix = Matrix::new(n, dim, values).map_err(|e| value_error(e.to_string()))?;
+    // The same range check, and message, as the attacks' (fit, predict, metrics, attack, fewshot).
+    bio_core::pixels::check_unit_pixels(&matrix).map_err(|e| value_error(format!("`{name}`: {e}")))?;
     Ok(Images { matrix, shape: image_shape })
 }
 

@@ -688,9 +688,6 @@ fn attack<'py>(
     let queries = queries.unwrap_or(defaults.queries);
     let checked = AttackParams { kind, eps, steps, queries, ..defaults }.check().py_err()?;
     let images = images(x, "x", Some(model.input_dim()))?;
-    if let Some(v) = images.matrix.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v)) {
-        return Err(value_error(format!("`x` must hold pixels in [0, 1], found {v}")));
-    }
     let y = labels(y, "y", images.matrix.rows(), Some(model.classes()))?;
     let (adversarial, robust) =
         with_network!(py, model, |b, net| attack_on(b, &net, &checked, &images.matrix, &y, seed))?;

@@ -136,6 +136,13 @@ pub fn read_saved<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Res
     Ok(Some(bio_data::read_json(&path)?))
 }
 
+/// Writes a finished evaluation's results to `path` as JSON. A failure does not lose the results:
+/// it is returned as one line (`saving PATH: why`) for the caller to report after presenting them,
+/// and then to end with a failure status.
+pub fn save_results<T: serde::Serialize>(path: &Path, value: &T) -> Option<String> {
+    bio_data::write_json(path, value).err().map(|e| format!("saving {}: {e}", path.display()))
+}
+
 /// CRC-32 of a model directory's `model.ckpt` (or of the checkpoint file itself): what result files
 /// record, so that results of another model (retrained into the same directory) are recognised.
 pub fn model_crc32(dir: &Path) -> Result<u32> {

@@ -338,9 +338,13 @@ pub struct RobustnessReport {
     pub masking: Option<MaskingCheck>,
     /// The picture written, if asked for.
     pub plot: Option<String>,
-    /// Where the results were saved.
+    /// Where the results were saved (or were to be saved, see `not_saved`).
     #[serde(skip)]
     pub saved_to: PathBuf,
+    /// Why the results could not be saved (`None`: they were): a front end presents them anyway,
+    /// says this in one line and ends with a failure status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_saved: Option<String>,
     /// What the reader should know but did not stop the evaluation.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -459,7 +463,8 @@ pub fn robustness<B: Backend>(
     if let Some(m) = &masking {
         saved.masking.insert(format!("{}/square{suffix}", m.gradient_attack), m.flags.clone());
     }
-    bio_data::write_json(&path, &saved).with_context(|| format!("saving {}", path.display()))?;
+    // Never lose a finished evaluation to a directory that cannot be written: say so instead.
+    let not_saved = crate::files::save_results(&path, &saved);
 
     if let Some(plot) = &spec.plot {
         let series: Vec<Series> = curves
@@ -469,8 +474,10 @@ pub fn robustness<B: Backend>(
             })
             .collect();
         let title = format!("{} ({}) robust accuracy", dir.display(), file.model.rule());
-        let drawn = bio_eval::line_chart(plot, &title, "eps", "robust accuracy", &series)?;
-        warnings.extend(drawn.warning);
+        match bio_eval::line_chart(plot, &title, "eps", "robust accuracy", &series) {
+            Ok(drawn) => warnings.extend(drawn.warning),
+            Err(e) => warnings.push(format!("no plot: {e}")),
+        }
     }
     for e in &ensembles {
         for flag in e.report.sanity.iter().filter(|f| f.failed) {
@@ -487,6 +494,7 @@ pub fn robustness<B: Backend>(
         masking,
         plot: spec.plot.as_ref().map(|p| p.display().to_string()),
         saved_to: path,
+        not_saved,
         warnings,
     })
 }

@@ -115,6 +115,78 @@ pub struct PlannedRun {
     pub seed: u64,
     /// The session's spec.
     pub spec: SessionSpec,
+    /// Everything that produces the run's result; a saved result with another key is redone.
+    pub key: RunKey,
+}
+
+/// Version of what a sweep run's result depends on beyond its settings (training, judging, the
+/// files' layout); raise it when a change would make an old `sweep-run.json` measure something else,
+/// and every old result is redone.
+pub const RUN_FORMAT: u32 = 2;
+
+/// Everything that produced a sweep run's result, recorded in its `sweep-run.json`: a saved result
+/// is reused only when its key equals the planned run's ([`RunKey::differences`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunKey {
+    /// [`RUN_FORMAT`] of the binary that measured it.
+    pub format: u32,
+    /// The session spec (base overlaid with the point's settings, and the seed) as `config.json`
+    /// stores it, without the output directory.
+    pub spec: Value,
+    /// The rule's configuration with every default filled in, as the binary resolved it.
+    pub resolved: Value,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Dataset name (or directory) and extra search directory.
+    pub dataset: String,
+    /// Extra directory searched for the dataset.
+    pub data: Option<PathBuf>,
+    /// How the run is judged.
+    pub eval: SweepEval,
+}
+
+impl RunKey {
+    /// The key of a run of `spec` judged by `eval`.
+    pub fn new(spec: &SessionSpec, eval: &SweepEval) -> Result<RunKey> {
+        let spec = SessionSpec { out: None, force: false, ..spec.clone() };
+        let resolved = spec.options.config_json(&spec.rule.info()?)?;
+        Ok(RunKey {
+            format: RUN_FORMAT,
+            resolved: serde_json::from_str(&resolved)?,
+            seed: spec.options.seed,
+            dataset: spec.data.dataset.clone(),
+            data: spec.data.data.clone(),
+            eval: eval.clone(),
+            spec: serde_json::to_value(&spec)?,
+        })
+    }
+
+    /// What differs between a saved key (`old`; `None`: a result saved without one) and `self`, as
+    /// `field: old → new` items; empty when the saved result can be reused.
+    pub fn differences(&self, old: Option<&RunKey>) -> Vec<String> {
+        let Some(old) = old else {
+            return vec!["the saved result does not record the settings that produced it".into()];
+        };
+        let mut out = Vec::new();
+        let (old, new) = (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(self).unwrap_or_default());
+        json_differences("", &old, &new, &mut out);
+        out
+    }
+}
+
+/// Appends `path: old → new` for every leaf where `old` and `new` differ.
+fn json_differences(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                json_differences(&sub, a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        (a, b) if a != b => out.push(format!("{path}: {a} → {b}")),
+        _ => {}
+    }
 }
 
 /// What one run measured (`OUT/runs/NAME/sweep-run.json`).
@@ -147,6 +219,9 @@ pub struct RunResult {
     /// The sweep it came from, when several sweeps are compared on one plot ([`compare`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Everything that produced this result (`None`: saved by a version that did not record it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<RunKey>,
 }
 
 /// A point of the sweep, over its seeds.
@@ -194,6 +269,9 @@ pub enum SweepEvent<'a> {
         total: usize,
         /// The run.
         run: &'a PlannedRun,
+        /// Why a saved result of this run is not reused (its settings, or how it is judged,
+        /// changed); `None`: there was none, or it had failed.
+        redo: Option<String>,
     },
     /// A run had a result already and was not redone.
     Skipped {
@@ -327,7 +405,8 @@ impl SweepSpec {
                 let dir = out.join("runs").join(&name);
                 let spec =
                     session_spec(&self.base, &settings, seed, &dir).with_context(|| format!("point `{label}`"))?;
-                runs.push(PlannedRun { name, point: label.clone(), settings: settings.clone(), seed, spec });
+                let key = RunKey::new(&spec, &self.eval).with_context(|| format!("point `{label}`"))?;
+                runs.push(PlannedRun { name, point: label.clone(), settings: settings.clone(), seed, spec, key });
             }
         }
         self.eval_attacks()?;
@@ -436,14 +515,19 @@ pub fn run(
             let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let Some(run) = mine.get(i) else { return Ok(()) };
             let dir = out.join("runs").join(&run.name);
+            let mut redo = None;
             if let Ok(Some(done)) = crate::read_saved::<RunResult>(&dir, RUN_RESULT_FILE)
                 && done.error.is_none()
             {
-                on_event(&SweepEvent::Skipped { run });
-                results.lock().expect("no panic holds the lock").insert(run.name.clone(), done);
-                continue;
+                let changed = run.key.differences(done.key.as_ref());
+                if changed.is_empty() {
+                    on_event(&SweepEvent::Skipped { run });
+                    results.lock().expect("no panic holds the lock").insert(run.name.clone(), done);
+                    continue;
+                }
+                redo = Some(format!("changed since its saved result: {}", changed.join(", ")));
             }
-            on_event(&SweepEvent::Started { index: i + 1, total: mine.len(), run });
+            on_event(&SweepEvent::Started { index: i + 1, total: mine.len(), run, redo });
             let dataset = {
                 let key = (run.spec.data.dataset.clone(), run.spec.data.data.clone());
                 let mut cache = data.lock().expect("no panic holds the lock");
@@ -472,6 +556,7 @@ pub fn run(
                 synapses_kept: None,
                 error: Some(format!("{e:#}")),
                 group: None,
+                key: Some(run.key.clone()),
             });
             bio_data::ensure_output_dir(&dir)?;
             bio_data::write_json(dir.join(RUN_RESULT_FILE), &result)?;
@@ -533,6 +618,7 @@ fn run_one(
         synapses_kept: bio_eval::synapses_kept(trained.model.params()),
         error: None,
         group: None,
+        key: Some(run.key.clone()),
     })
 }
 
@@ -685,6 +771,33 @@ fn percent(x: f64) -> String {
     if x.is_finite() { format!("{:.2}%", 100.0 * x) } else { "—".into() }
 }
 
+/// The sentence of `sweep.md` that says how the runs were judged: the `[eval]` settings every
+/// run's result was measured with (a sweep reuses a saved result only when they match, see
+/// [`RunKey`]), and the images actually attacked.
+fn eval_sentence(e: &SweepEval, runs: &[RunResult]) -> String {
+    let mut attacked: Vec<usize> = runs.iter().filter(|r| r.error.is_none()).map(|r| r.robust_samples).collect();
+    attacked.sort_unstable();
+    attacked.dedup();
+    let images = match attacked.as_slice() {
+        [n] => n.to_string(),
+        _ => format!("{} (at most)", e.robust_images),
+    };
+    let mut details = Vec::new();
+    if e.attacks.iter().any(|a| a == "pgd") {
+        details.push(format!("PGD steps {}", e.steps));
+    }
+    if e.attacks.iter().any(|a| a == "square") {
+        details.push(format!("Square queries {}", e.queries));
+    }
+    details.push(format!("attack seed {}", e.seed));
+    format!(
+        "Clean accuracy on the validation images; robust accuracy on the first {images} of them at L∞ eps {}, the worst case per image over {} ({}). ★: on the Pareto front.\n\n",
+        e.eps,
+        e.attacks.join(", "),
+        details.join(", ")
+    )
+}
+
 /// The Markdown table of a sweep.
 pub fn markdown(results: &SweepResults) -> String {
     let attacks: Vec<String> = {
@@ -695,12 +808,7 @@ pub fn markdown(results: &SweepResults) -> String {
     };
     let mut md = String::from("# Sweep\n\n");
     if let Some(e) = &results.eval {
-        md.push_str(&format!(
-            "Clean accuracy on the validation images; robust accuracy on the first {} of them at L∞ eps {}, the worst case per image over {}. ★: on the Pareto front.\n\n",
-            e.robust_images,
-            e.eps,
-            e.attacks.join(", ")
-        ));
+        md.push_str(&eval_sentence(e, &results.runs));
     }
     md.push_str("| point | seeds | validation accuracy | robust (worst case) |");
     for a in &attacks {

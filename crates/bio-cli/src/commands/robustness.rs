@@ -46,20 +46,25 @@ fn run_on<B: Backend>(b: &B, args: &RobustnessArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     if args.json {
-        return print_json(&out);
+        print_json(&out)?;
+    } else {
+        print_report(&out, &b.name());
     }
-    print_report(&out, &b.name());
-    Ok(())
+    crate::output::fail_if_not_saved(out.not_saved)
 }
 
 fn print_report(out: &RobustnessReport, backend: &str) {
     outln!(
-        "{} ({}) on {} test images of {} [{backend}]; saved to {}",
+        "{} ({}) on {} test images of {} [{backend}]; {}",
         out.model,
         out.rule,
         out.samples,
         out.dataset,
-        out.saved_to.display()
+        if out.not_saved.is_some() {
+            "NOT saved (see the end)".to_string()
+        } else {
+            format!("saved to {}", out.saved_to.display())
+        }
     );
     let rows: Vec<Vec<String>> = out
         .attacks
