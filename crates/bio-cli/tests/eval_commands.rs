@@ -320,3 +320,73 @@ fn a_read_only_model_directory_keeps_the_results_too() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("fgsm"));
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn attack_reports_say_what_ran() {
+    // A surrogate attack on a model without a surrogate (bp): nothing would run, so it is refused
+    // instead of reporting clean accuracy as the worst case.
+    let err = fails(&[
+        "eval", "robustness", "--model", &model("bp"), "--attack", "surrogate", "--eps", "0.1", "--limit", "10",
+    ]);
+    assert!(err.contains("nothing would be measured") && err.contains("no surrogate"), "{err}");
+
+    // Under L2, Square is skipped: the progress says so and never announces it on images.
+    let target = model_copy("bio");
+    let out = bio(&[
+        "eval",
+        "robustness",
+        "--model",
+        s(target.path()),
+        "--attack",
+        "strongest",
+        "--norm",
+        "l2",
+        "--eps",
+        "1",
+        "--limit",
+        "10",
+        "--iterations",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("square skipped (the Square attack is L∞ only)"), "{progress}");
+    assert!(!progress.contains("square on"), "{progress}");
+
+    // A transfer source trained on fewer classes than the attacked model is refused.
+    let five = models().root.join("five-classes");
+    if !five.join("model.ckpt").exists() {
+        ok(&[
+            "train", "--rule", "bp", "--dataset", "embedded", "--classes", "0-4", "--hidden", "20", "--epochs", "1",
+            "--quiet", "--force", "--out", s(&five),
+        ]);
+    }
+    let err = fails(&[
+        "eval",
+        "robustness",
+        "--model",
+        &model("bio"),
+        "--attack",
+        "transfer",
+        "--source",
+        s(&five),
+        "--eps",
+        "0.1",
+        "--limit",
+        "10",
+    ]);
+    assert!(err.contains("invalid value for `source`") && err.contains("[5, 6, 7, 8, 9]"), "{err}");
+}
+
+#[test]
+fn inspect_counts_parameters_without_the_masks() {
+    let v = json(&["inspect", "--model", &model("bio"), "--json"]);
+    let size = |t: &Value| t["rows"].as_u64().unwrap() * t["cols"].as_u64().unwrap();
+    let tensors = v["tensors"].as_array().unwrap();
+    let masks: u64 = tensors.iter().filter(|t| t["name"].as_str().unwrap().ends_with(".mask")).map(size).sum();
+    let others: u64 = tensors.iter().filter(|t| !t["name"].as_str().unwrap().ends_with(".mask")).map(size).sum();
+    assert!(masks > 0, "the bio model has masks: {v}");
+    assert_eq!(v["parameters"].as_u64(), Some(others), "{v}");
+    assert_eq!(v["mask_entries"].as_u64(), Some(masks), "{v}");
+    assert!(v["synapses_present"].as_u64().unwrap() <= masks);
+}

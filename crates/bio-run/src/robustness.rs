@@ -376,6 +376,32 @@ pub enum RobustnessProgress<'a> {
     },
 }
 
+/// Refuses a transfer-attack source (`source`, read from `path`) that does not classify the
+/// attacked model's classes: another number of outputs, or trained on fewer of the classes (a
+/// source trained on `--classes 0-4` never learnt to move images of classes 5-9, so its transfer
+/// figure would say nothing about them).
+pub fn check_source(source: &bio_data::ModelFile, target: &bio_data::ModelFile, path: &Path) -> Result<()> {
+    let (s, t) = (source.model.classes, target.model.classes);
+    if s != t {
+        bail!(
+            "invalid value for `source`: {} classifies into {s} classes, the attacked model into {t}",
+            path.display()
+        );
+    }
+    let missing: Vec<usize> =
+        target.trained_classes.iter().copied().filter(|c| !source.trained_classes.contains(c)).collect();
+    if !missing.is_empty() {
+        bail!(
+            "invalid value for `source`: {} was trained on classes {:?}, the attacked model also on {:?}; a transfer \
+             source must be trained on every class of the attacked model",
+            path.display(),
+            source.trained_classes,
+            missing
+        );
+    }
+    Ok(())
+}
+
 /// Attacks the model in `dir` as `spec` says and saves the results into `DIR/robustness.json`
 /// (merged per attack with earlier results of the same model).
 pub fn robustness<B: Backend>(
@@ -391,7 +417,12 @@ pub fn robustness<B: Backend>(
     let attacks = spec.attacks();
     let suffix = if spec.targeted { "-targeted" } else { "" };
     let source = match &spec.source {
-        Some(s) => Some(load_model(b, s).with_context(|| format!("the --source model {}", s.display()))?),
+        Some(s) => {
+            let (source_file, source_model) =
+                load_model(b, s).with_context(|| format!("the --source model {}", s.display()))?;
+            check_source(&source_file, &file, s)?;
+            Some((source_file, source_model))
+        }
         None => None,
     };
     let surrogate = model.surrogate(spec.surrogate_temperature);

@@ -271,7 +271,7 @@ pub struct RuleOptions {
     /// Hidden layer widths, comma-separated (e.g. 2000 or 2000,2000).
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', default_value = "2000"))]
     pub hidden: Vec<usize>,
-    /// Epochs (default: 10 for both rules).
+    /// Epochs (default: the rule's own, 10 for bio and bp, 20 for kh and softhebb).
     #[cfg_attr(feature = "clap", arg(long))]
     pub epochs: Option<usize>,
     /// Batch size.

@@ -184,8 +184,17 @@ fn json_differences(path: &str, old: &Value, new: &Value, out: &mut Vec<String>)
                 json_differences(&sub, a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), out);
             }
         }
-        (a, b) if a != b => out.push(format!("{path}: {a} → {b}")),
+        (a, b) if a != b => out.push(format!("{path}: {} → {}", shortest(a), shortest(b))),
         _ => {}
+    }
+}
+
+/// A JSON value as text, a number that is an `f32` widened (`0.10000000149011612`) as the `f32`
+/// (`0.1`).
+fn shortest(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() && f64::from(x as f32) == x => format!("{}", x as f32),
+        _ => v.to_string(),
     }
 }
 
@@ -591,12 +600,30 @@ fn run_one(
         .then(|| crate::session::Resumable::read(&dir).ok())
         .flatten()
         .filter(|r| r.spec == SessionSpec { force: false, ..run.spec.clone() });
-    let session = match saved {
-        Some(saved) => Session::resumed_with(saved, data, Some(backend.clone()))?,
-        None => Session::with_data(SessionSpec { force: true, ..run.spec.clone() }, data, Some(backend.clone()))?,
+    // A finished run (only its judging changed) is judged again as it is, not trained again.
+    let measured: Option<crate::TrainMetrics> = match &saved {
+        Some(saved) if saved.finished() => crate::read_saved(&dir, bio_data::model_dir::METRICS_FILE)?,
+        _ => None,
     };
-    let validation = session.splits().validation.clone().expect("sweep specs hold out validation images");
-    let trained = session.run(&mut ())?.finished()?;
+    let (validation, metrics, synapses_kept) = match measured {
+        Some(metrics) => {
+            let splits = crate::data::Splits::new(&data, run.spec.classes.as_deref(), run.spec.validation)?;
+            let model = bio_data::load_model(&dir)?.model;
+            (splits.validation, metrics, bio_eval::synapses_kept(model.params()))
+        }
+        None => {
+            let session = match saved {
+                Some(saved) => Session::resumed_with(saved, data, Some(backend.clone()))?,
+                None => {
+                    Session::with_data(SessionSpec { force: true, ..run.spec.clone() }, data, Some(backend.clone()))?
+                }
+            };
+            let validation = session.splits().validation.clone();
+            let trained = session.run(&mut ())?.finished()?;
+            (validation, trained.metrics, bio_eval::synapses_kept(trained.model.params()))
+        }
+    };
+    let validation = validation.expect("sweep specs hold out validation images");
     let robust_images = eval.robust_images.min(validation.len());
     let (robust_accuracy, per_attack) = if robust_images == 0 || attacks.is_empty() {
         (None, BTreeMap::new())
@@ -610,12 +637,12 @@ fn run_one(
         point: run.point.clone(),
         settings: run.settings.clone(),
         seed: run.seed,
-        validation_accuracy: trained.metrics.validation_accuracy,
+        validation_accuracy: metrics.validation_accuracy,
         robust_accuracy,
         robust_samples: if robust_accuracy.is_some() { robust_images } else { 0 },
         per_attack,
-        train_seconds: trained.metrics.train_seconds,
-        synapses_kept: bio_eval::synapses_kept(trained.model.params()),
+        train_seconds: metrics.train_seconds,
+        synapses_kept,
         error: None,
         group: None,
         key: Some(run.key.clone()),

@@ -16,6 +16,7 @@ pub fn run(args: MetricsArgs) -> Result<()> {
 
 /// `bio eval metrics` on one backend.
 fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
+    crate::output::warn_unfinished(&args.model);
     let (out, path, not_saved) = bio_run::eval::biology(b, &args.model, args.data.as_deref(), args.limit)?;
     if args.json {
         print_json(&out)?;

@@ -69,7 +69,7 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
     // Results measured on another model (retrained into this directory since) are left out; files
     // that record no checksum are shown, marked unverified.
     let current = bio_run::model_crc32(dir).ok();
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = bio_run::unfinished_note(dir).into_iter().collect();
     let mut check = |file: &str, recorded: Option<u32>| match Provenance::of(recorded, current) {
         Provenance::Current => true,
         Provenance::OtherModel => {
