@@ -389,4 +389,34 @@ fn inspect_counts_parameters_without_the_masks() {
     assert_eq!(v["parameters"].as_u64(), Some(others), "{v}");
     assert_eq!(v["mask_entries"].as_u64(), Some(masks), "{v}");
     assert!(v["synapses_present"].as_u64().unwrap() <= masks);
+    // The dataset under the name every other output uses.
+    assert_eq!(v["dataset"], "fashion-mnist-embedded");
+}
+
+#[test]
+fn report_shows_the_worst_case_table_and_plot() {
+    let target = model_copy("bio");
+    ok(&[
+        "eval",
+        "robustness",
+        "--model",
+        s(target.path()),
+        "--attack",
+        "strongest",
+        "--eps",
+        "0.05,0.1",
+        "--limit",
+        "10",
+        "--iterations",
+        "3",
+        "--queries",
+        "10",
+        "--json",
+    ]);
+    let out = target.path().join("report");
+    ok(&["report", s(target.path()), "--out", s(&out)]);
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(md.contains("### Worst case per image"), "{md}");
+    assert!(md.contains("| strongest | linf | 0.1 |"), "{md}");
+    assert!(md.contains("worst-case.png") && out.join("worst-case.png").is_file(), "{md}");
 }

@@ -172,6 +172,18 @@ pub fn load(spec: &str, data_dir: Option<&Path>) -> Result<Dataset, DataError> {
     load_dir(&name, &dir, known_name(spec).map(|_| KNOWN_CLASSES))
 }
 
+/// The name [`load`] gives the dataset `spec` names (`embedded` → `fashion-mnist-embedded`,
+/// `MNIST` → `mnist`), without reading it; a directory keeps the spec as written. For front ends
+/// that show a saved model's dataset (which records the spec) under the name every other output
+/// uses.
+pub fn dataset_name(spec: &str) -> String {
+    if is_embedded(spec) {
+        crate::embedded::EMBEDDED_NAME.to_string()
+    } else {
+        known_name(spec).map_or_else(|| spec.to_string(), str::to_string)
+    }
+}
+
 /// Classes of every named dataset ([`KNOWN_DATASETS`]): a label file of one of them holding a
 /// larger label is corrupt, not a dataset with more classes.
 pub const KNOWN_CLASSES: usize = 10;

@@ -229,6 +229,14 @@ proptest! {
 }
 
 #[test]
+fn saved_dataset_specs_are_shown_under_the_loaded_name() {
+    use bio_data::dataset::dataset_name;
+    assert_eq!(dataset_name("embedded"), load("embedded", None).unwrap().name);
+    assert_eq!(dataset_name("MNIST"), "mnist");
+    assert_eq!(dataset_name("/data/mine"), "/data/mine");
+}
+
+#[test]
 fn a_label_outside_the_classes_names_its_file_and_byte_offset() {
     // A named dataset has 10 classes: one test label byte set to 12 is corruption, not a 13th class.
     let root = tempfile::tempdir().unwrap();

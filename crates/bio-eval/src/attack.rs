@@ -188,11 +188,27 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> EvalError {
     EvalError::invalid(name, reason)
 }
 
+/// Refuses an L∞ radius above 1: pixels lie in [0, 1], so a ball of radius 1 already holds every
+/// image, and a larger radius only looks like a stronger attack (`eps ≤ 1`). Used by
+/// [`AttackParams::check`] and by the front ends' grids of radii.
+pub fn check_linf_radius(eps: f32) -> Result<(), EvalError> {
+    if eps > 1.0 {
+        return Err(invalid(
+            "eps",
+            format!("{eps} is above 1, and an L∞ ball of radius 1 already holds every image in [0, 1]"),
+        ));
+    }
+    Ok(())
+}
+
 impl AttackParams {
     /// Validates the parameters, naming the CLI flag of the first bad one.
     pub fn check(self) -> Result<Attack, EvalError> {
         if !self.eps.is_finite() || self.eps < 0.0 {
             return Err(invalid("eps", format!("must be a finite number ≥ 0, got {}", self.eps)));
+        }
+        if self.norm == Norm::Linf {
+            check_linf_radius(self.eps)?;
         }
         if let Some(s) = self.step_size
             && !(s.is_finite() && s > 0.0)

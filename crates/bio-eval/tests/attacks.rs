@@ -302,6 +302,15 @@ fn masking_is_flagged_when_the_gradient_free_attack_wins() {
 }
 
 #[test]
+fn an_linf_radius_above_one_is_refused() {
+    let params = AttackParams { eps: 8.0, ..Default::default() };
+    let err = params.check().unwrap_err();
+    assert!(err.to_string().contains("8 is above 1"), "{err}");
+    // L2 radii are not bounded by 1.
+    assert!(AttackParams { eps: 8.0, norm: Norm::L2, ..Default::default() }.check().is_ok());
+}
+
+#[test]
 fn a_gap_within_chance_is_not_called_masking() {
     let t = trained();
     let mut pgd_curve = robustness_curve(&t.model, &pgd(0.0), &[0.0], &t.test_x, &t.test_y, 400, 1, |_, _| {}).unwrap();

@@ -95,7 +95,10 @@ pub fn labels(obj: &Bound<'_, PyAny>, name: &str, n: usize, classes: Option<usiz
     for (i, &label) in typed.as_array().iter().enumerate() {
         let valid = label >= 0 && classes.is_none_or(|c| (label as usize) < c);
         if !valid {
-            let range = classes.map_or_else(|| "≥ 0".to_string(), |c| format!("in 0..{c}"));
+            let range = classes.map_or_else(
+                || "≥ 0".to_string(),
+                |c| format!("between 0 and {} (the model's {c} classes)", c.saturating_sub(1)),
+            );
             return Err(value_error(format!("`{name}[{i}]` is {label}; labels must be {range}")));
         }
         out.push(label as usize);

@@ -239,10 +239,10 @@ impl RobustnessSpec {
         }
         // Pixels lie in [0, 1]: an L∞ ball of radius 1 already holds every image.
         let linf = self.attacks().iter().any(|a| *a != AttackName::PgdL2) && self.norm == BallChoice::Linf;
-        if linf && let Some(e) = self.radii().iter().find(|e| **e > 1.0) {
-            bail!(
-                "invalid value for `eps`: {e} is above 1, and an L∞ ball of radius 1 already holds every image in [0, 1]"
-            );
+        if linf {
+            for &e in &self.radii() {
+                bio_eval::attack::check_linf_radius(e)?;
+            }
         }
         for a in self.attacks() {
             match self.ensemble_params(a) {
@@ -501,11 +501,15 @@ pub fn robustness<B: Backend>(
         let series: Vec<Series> = curves
             .iter()
             .map(|(_, name, c)| {
-                Series::new(name.clone(), c.points.iter().map(|p| (p.eps as f64, p.accuracy)).collect())
+                Series::new(name.clone(), c.points.iter().map(|p| (p.eps as f64, 100.0 * p.accuracy)).collect())
             })
             .collect();
-        let title = format!("{} ({}) robust accuracy", dir.display(), file.model.rule());
-        match bio_eval::line_chart(plot, &title, "eps", "robust accuracy", &series) {
+        let norm = match spec.norm {
+            BallChoice::Linf => "L∞",
+            BallChoice::L2 => "L2",
+        };
+        let title = format!("{} ({}) robust accuracy, {norm}, {} test images", dir.display(), file.model.rule(), test.len());
+        match bio_eval::line_chart(plot, &title, "eps", "robust accuracy (%)", &series) {
             Ok(drawn) => warnings.extend(drawn.warning),
             Err(e) => warnings.push(format!("no plot: {e}")),
         }

@@ -249,6 +249,10 @@ pub struct PointSummary {
     /// Mean fraction of hidden synapses kept (`None`: no run reports it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synapses_kept: Option<f64>,
+    /// Sample standard deviations over seeds of the validation and robust accuracies (`None`: fewer
+    /// than two seeds finished); drawn as error bars on the Pareto plot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<(f64, f64)>,
     /// On the Pareto front of (validation accuracy, robust accuracy).
     pub on_front: bool,
     /// The sweep it came from, when several sweeps are compared ([`compare`]).
@@ -717,6 +721,14 @@ pub fn summarize(runs: Vec<RunResult>, eval: Option<SweepEval>) -> SweepResults 
         }
     }
     let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    // Sample standard deviation: √(Σ (v − mean)² / (n − 1)); NaN below two values.
+    let sd = |v: &[f64]| {
+        if v.len() < 2 {
+            return f64::NAN;
+        }
+        let m = mean(v);
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    };
     let mut points: Vec<PointSummary> = order
         .iter()
         .map(|p| {
@@ -740,6 +752,7 @@ pub fn summarize(runs: Vec<RunResult>, eval: Option<SweepEval>) -> SweepResults 
                 robust_accuracy: mean(&robust),
                 per_attack,
                 synapses_kept: (!kept.is_empty()).then(|| mean(&kept)),
+                spread: (clean.len() >= 2).then(|| (sd(&clean), sd(&robust))),
                 on_front: false,
                 group: runs.iter().find(|r| &r.point == p).and_then(|r| r.group.clone()),
             }
@@ -889,18 +902,17 @@ fn write_results(out: &Path, results: &SweepResults) -> Result<()> {
             y: 100.0 * p.robust_accuracy,
             on_front: p.on_front,
             group: p.group.clone(),
+            spread: p.spread.map(|(x, y)| (100.0 * x, 100.0 * y)),
         })
         .collect();
     if !points.is_empty() {
         let eps = results.eval.as_ref().map_or(String::new(), |e| format!(" at eps {}", e.eps));
         let grouped = points.iter().any(|p| p.group.is_some());
+        let bars = if points.iter().any(|p| p.spread.is_some()) { "; bars: ± sd over seeds" } else { "" };
+        let front = if grouped { "line: Pareto front" } else { "orange: Pareto front" };
         bio_eval::pareto_chart(
             &out.join("pareto.png"),
-            if grouped {
-                "clean versus robust accuracy (line: Pareto front)"
-            } else {
-                "clean versus robust accuracy (orange: Pareto front)"
-            },
+            &format!("clean versus robust accuracy ({front}{bars})"),
             "validation accuracy (%)",
             &format!("robust accuracy, worst case{eps} (%)"),
             &points,
