@@ -420,3 +420,15 @@ fn report_shows_the_worst_case_table_and_plot() {
     assert!(md.contains("| strongest | linf | 0.1 |"), "{md}");
     assert!(md.contains("worst-case.png") && out.join("worst-case.png").is_file(), "{md}");
 }
+
+#[test]
+fn a_model_trained_from_arrays_is_evaluated_with_dataset() {
+    // What Python's `Trainer.fit` on NumPy arrays saves: the dataset `numpy`, whose test set is unknown.
+    let target = model_copy("bp");
+    let mut file = bio_data::load_model(target.path()).unwrap();
+    file.dataset = "numpy".into();
+    bio_data::save_model(target.path(), &file).unwrap();
+    let err = fails(&["eval", "accuracy", "--model", s(target.path()), "--limit", "20"]);
+    assert!(err.contains("trained from arrays") && err.contains("--dataset NAME|DIR"), "{err}");
+    ok(&["eval", "accuracy", "--model", s(target.path()), "--limit", "20", "--dataset", "embedded"]);
+}

@@ -726,6 +726,7 @@ fn input_gradient_on<B: Backend>(
 /// code and on its drive before competition. One dict per features × classifier × shots.
 #[pyfunction]
 #[pyo3(signature = (model, x, y, novel=None, ways=5, shots=vec![1, 5], queries=15, episodes=600, seed=0, layer=None))]
+#[pyo3(text_signature = "(model, x, y, novel=None, ways=5, shots=[1, 5], queries=15, episodes=600, seed=0, layer=None)")]
 #[allow(clippy::too_many_arguments)]
 fn fewshot<'py>(
     py: Python<'py>,
@@ -760,6 +761,9 @@ fn fewshot<'py>(
 /// `dataset`, scored on its test split); `options` are the rule's settings as `Trainer` takes them.
 #[pyfunction]
 #[pyo3(signature = (rule="bio", dataset="fashion-mnist", shots=vec![1, 5, 10, 50], seeds=3, hidden=None, seed=0, epochs=None, batch=100, unlabelled=false, hidden_epochs=1, data_dir=None, out=None, backend="cpu", **options))]
+#[pyo3(
+    text_signature = "(rule='bio', dataset='fashion-mnist', shots=[1, 5, 10, 50], seeds=3, hidden=None, seed=0, epochs=None, batch=100, unlabelled=False, hidden_epochs=1, data_dir=None, out=None, backend='cpu', **options)"
+)]
 #[allow(clippy::too_many_arguments)]
 fn fewlabels<'py>(
     py: Python<'py>,

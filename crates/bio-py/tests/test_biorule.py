@@ -488,3 +488,10 @@ def test_fewlabels_refuses_bad_settings():
         biorule.fewlabels(rule="bp", dataset="embedded", seeds=0)
     with pytest.raises(ValueError, match="no_such_option"):
         biorule.fewlabels(rule="bp", dataset="embedded", no_such_option=1)
+
+
+def test_signatures_show_their_defaults():
+    import inspect
+
+    assert "shots=[1, 5]" in str(inspect.signature(biorule.fewshot)), inspect.signature(biorule.fewshot)
+    assert "Ellipsis" not in str(inspect.signature(biorule.fewlabels))

@@ -51,8 +51,10 @@ pub fn accuracy<B: Backend>(
     limit: Option<usize>,
 ) -> Result<AccuracyReport> {
     let (file, model) = load_model(b, dir)?;
-    let spec = dataset.unwrap_or(&file.dataset);
-    let (data, test) = test_set_for(&file, spec, data_dir, limit)?;
+    let (data, test) = match dataset {
+        Some(spec) => test_set_for(&file, spec, data_dir, limit)?,
+        None => model_test_set(&file, data_dir, limit)?,
+    };
     let eval = bio_eval::evaluate(&model, &test.images, &test.labels, EVAL_BATCH)?;
     Ok(AccuracyReport {
         model: dir.display().to_string(),
