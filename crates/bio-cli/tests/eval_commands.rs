@@ -326,7 +326,16 @@ fn attack_reports_say_what_ran() {
     // A surrogate attack on a model without a surrogate (bp): nothing would run, so it is refused
     // instead of reporting clean accuracy as the worst case.
     let err = fails(&[
-        "eval", "robustness", "--model", &model("bp"), "--attack", "surrogate", "--eps", "0.1", "--limit", "10",
+        "eval",
+        "robustness",
+        "--model",
+        &model("bp"),
+        "--attack",
+        "surrogate",
+        "--eps",
+        "0.1",
+        "--limit",
+        "10",
     ]);
     assert!(err.contains("nothing would be measured") && err.contains("no surrogate"), "{err}");
 
@@ -357,8 +366,21 @@ fn attack_reports_say_what_ran() {
     let five = models().root.join("five-classes");
     if !five.join("model.ckpt").exists() {
         ok(&[
-            "train", "--rule", "bp", "--dataset", "embedded", "--classes", "0-4", "--hidden", "20", "--epochs", "1",
-            "--quiet", "--force", "--out", s(&five),
+            "train",
+            "--rule",
+            "bp",
+            "--dataset",
+            "embedded",
+            "--classes",
+            "0-4",
+            "--hidden",
+            "20",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--force",
+            "--out",
+            s(&five),
         ]);
     }
     let err = fails(&[

@@ -516,8 +516,11 @@ pub fn strongest<B: Backend, M: Classifier<B>>(
         EnsembleAttack::ALL.iter().copied().filter(|a| params.attacks.contains(a)).collect();
     let skipped: Vec<Option<String>> = attacks.iter().map(|&a| not_applicable(a, model, &helpers, params)).collect();
     if eps_grid.iter().any(|&e| e > 0.0) && skipped.iter().all(Option::is_some) {
-        let why: Vec<String> =
-            attacks.iter().zip(&skipped).map(|(a, s)| format!("{}: {}", a.name(), s.as_deref().unwrap_or(""))).collect();
+        let why: Vec<String> = attacks
+            .iter()
+            .zip(&skipped)
+            .map(|(a, s)| format!("{}: {}", a.name(), s.as_deref().unwrap_or("")))
+            .collect();
         return Err(EvalError::invalid(
             "attack",
             format!("none of the attacks applies to this model, so nothing would be measured ({})", why.join("; ")),

@@ -533,10 +533,7 @@ fn draw_pareto_chart(
         let c = if p.on_front { front_colour } else { other_colour };
         if let Some((dx, dy)) = p.spread.filter(|(dx, dy)| dx.is_finite() && dy.is_finite()) {
             // Error bars: ± the spread in each direction.
-            let bars = [
-                vec![(p.x - dx, p.y), (p.x + dx, p.y)],
-                vec![(p.x, p.y - dy), (p.x, p.y + dy)],
-            ];
+            let bars = [vec![(p.x - dx, p.y), (p.x + dx, p.y)], vec![(p.x, p.y - dy), (p.x, p.y + dy)]];
             chart.draw_series(bars.into_iter().map(|b| PathElement::new(b, c.stroke_width(1)))).map_err(err)?;
         }
         if !grouped {
@@ -925,8 +922,14 @@ mod tests {
     #[test]
     fn pareto_charts_are_drawn_with_and_without_text() {
         let dir = tempfile::tempdir().unwrap();
-        let point =
-            |label: &str, x, y, on_front| LabelledPoint { label: label.into(), x, y, on_front, group: None, spread: None };
+        let point = |label: &str, x, y, on_front| LabelledPoint {
+            label: label.into(),
+            x,
+            y,
+            on_front,
+            group: None,
+            spread: None,
+        };
         let points = [
             point("defaults", 85.6, 8.7, true),
             point("rate 0.01", 79.1, 31.9, true),

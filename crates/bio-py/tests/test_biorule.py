@@ -495,3 +495,26 @@ def test_signatures_show_their_defaults():
 
     assert "shots=[1, 5]" in str(inspect.signature(biorule.fewshot)), inspect.signature(biorule.fewshot)
     assert "Ellipsis" not in str(inspect.signature(biorule.fewlabels))
+
+
+def test_a_negative_layer_is_a_value_error(data, bp_model):
+    _, _, x_test, _ = data
+    with pytest.raises(ValueError, match=r"invalid value for `layer`: the model has 1 hidden layers \(0 to 0\), got -1"):
+        bp_model.hidden(x_test[:3], layer=-1)
+
+
+def test_a_misspelt_option_gets_a_suggestion():
+    with pytest.raises(ValueError, match=r"unknown option `hebian_rate`; did you mean `hebbian_rate`\?"):
+        biorule.Trainer(rule="bio", hebian_rate=0.01)
+    with pytest.raises(ValueError, match="known options: "):
+        biorule.Trainer(rule="bio", zzzzzzzz=1)
+
+
+def test_cuda_advice_names_the_python_argument(data):
+    x, y, _, _ = data
+    try:
+        biorule.Trainer(rule="bp", hidden=[5], backend="cuda").fit(x[:100], y[:100], epochs=1)
+    except RuntimeError as e:
+        assert "--backend" not in str(e) and 'backend="cpu"' in str(e), str(e)
+    else:
+        pytest.skip("CUDA is available here")

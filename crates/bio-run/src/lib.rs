@@ -12,6 +12,7 @@ pub mod backend;
 pub mod data;
 pub mod eval;
 pub mod files;
+pub mod names;
 pub mod robustness;
 pub mod session;
 pub mod spec;

@@ -508,7 +508,8 @@ pub fn robustness<B: Backend>(
             BallChoice::Linf => "L∞",
             BallChoice::L2 => "L2",
         };
-        let title = format!("{} ({}) robust accuracy, {norm}, {} test images", dir.display(), file.model.rule(), test.len());
+        let title =
+            format!("{} ({}) robust accuracy, {norm}, {} test images", dir.display(), file.model.rule(), test.len());
         match bio_eval::line_chart(plot, &title, "eps", "robust accuracy (%)", &series) {
             Ok(drawn) => warnings.extend(drawn.warning),
             Err(e) => warnings.push(format!("no plot: {e}")),

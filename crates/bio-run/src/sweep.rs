@@ -168,7 +168,8 @@ impl RunKey {
             return vec!["the saved result does not record the settings that produced it".into()];
         };
         let mut out = Vec::new();
-        let (old, new) = (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(self).unwrap_or_default());
+        let (old, new) =
+            (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(self).unwrap_or_default());
         json_differences("", &old, &new, &mut out);
         out
     }
@@ -329,7 +330,12 @@ fn session_spec(base: &Settings, settings: &Settings, seed: u64, out: &Path) -> 
         } else if json["rule_args"].get(&k).is_some() {
             &mut json["rule_args"][&k]
         } else {
-            bail!("unknown setting `{k}` in the sweep spec (use the names of `bio train` flags)");
+            let mut known: Vec<String> =
+                json["rule_args"].as_object().map_or_else(Vec::new, |o| o.keys().cloned().collect());
+            known.extend(TOP_LEVEL.iter().chain(&DATA).map(|s| s.to_string()));
+            let hint = crate::names::did_you_mean(&k, known.iter().map(String::as_str))
+                .map_or_else(String::new, |s| format!("; did you mean `{}`?", s.replace('_', "-")));
+            bail!("unknown setting `{k}` in the sweep spec (use the names of `bio train` flags){hint}");
         };
         *slot = match (&k[..], v) {
             // `hidden = 2000` as well as `hidden = [2000, 2000]`.

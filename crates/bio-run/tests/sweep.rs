@@ -113,6 +113,7 @@ fn bad_specs_are_refused_before_any_run() {
         assert!(err.contains(needle), "{needle}: {err}");
     };
     refuse("[base]\ndataset = \"embedded\"\nvalidation = 600\nhebian-rate = 0.1", "hebian_rate");
+    refuse("[base]\ndataset = \"embedded\"\nvalidation = 600\nhebian-rate = 0.1", "did you mean `hebbian-rate`?");
     refuse("[base]\ndataset = \"embedded\"", "validation");
     refuse("[base]\nvalidation = 600\nrule = \"bp\"\n[grid]\nhebbian-rate = [0.1]", "hebbian-rate");
     refuse("[base]\nvalidation = 600\n[eval]\nattacks = [\"pgdd\"]", "pgdd");

@@ -28,7 +28,11 @@ fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
         out.rule,
         out.inputs,
         out.dataset,
-        if not_saved.is_some() { "NOT saved (see the end)".to_string() } else { format!("saved to {}", path.display()) }
+        if not_saved.is_some() {
+            "NOT saved (see the end)".to_string()
+        } else {
+            format!("saved to {}", path.display())
+        }
     );
     print_table(&BIOLOGY_HEADER, &biology_rows(&out.layers));
     outln!();
