@@ -253,3 +253,204 @@ fn fewshot_episodic_on_base_classes() {
     assert!(rows.iter().any(|r| r["features"] == "hidden.0"));
     assert!(m.join("fewshot.json").is_file());
 }
+
+/// A copy of the `rule` model's directory in which no result file can be written: `robustness.json`
+/// and `biology.json` are directories there (unlike `chmod`, this stops root too, as in CI).
+fn unwritable_copy(rule: &str, tmp: &Path) -> PathBuf {
+    let dir = tmp.join(rule);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(models().root.join(rule)).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    for blocked in ["robustness.json", "biology.json"] {
+        let _ = std::fs::remove_file(dir.join(blocked));
+        std::fs::create_dir(dir.join(blocked)).unwrap();
+        std::fs::write(dir.join(blocked).join("keep"), b"").unwrap();
+    }
+    dir
+}
+
+#[test]
+fn results_that_cannot_be_saved_are_printed_then_the_command_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = unwritable_copy("bio", tmp.path());
+    let args = ["eval", "robustness", "--model", s(&dir), "--limit", "20", "--eps", "0.1", "--attack", "fgsm"];
+    let out = common::fails_with_one_line(&args, "robustness.json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("fgsm") && stdout.contains("NOT saved"), "no results printed:\n{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("were not saved"));
+    // With --json the results are the JSON on stdout, and the failure is the same.
+    let json_args = [&args[..], &["--json"]].concat();
+    let out = common::fails_with_one_line(&json_args, "robustness.json");
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("the results as JSON");
+    assert!(printed["attacks"][0]["points"].is_array() && printed["not_saved"].is_string(), "{printed}");
+
+    let out = common::fails_with_one_line(&["eval", "metrics", "--model", s(&dir), "--limit", "50"], "biology.json");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("class selectivity") && stdout.contains("NOT saved"), "no metrics printed:\n{stdout}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_model_directory_keeps_the_results_too() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ro");
+    std::fs::create_dir(&dir).unwrap();
+    for entry in std::fs::read_dir(models().root.join("bp")).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() && entry.file_name() != "robustness.json" {
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    // Root (CI) writes into read-only directories anyway: the test above covers that case.
+    if std::fs::write(dir.join("probe"), b"").is_ok() {
+        eprintln!("skipped: this user can write into a read-only directory (root)");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        return;
+    }
+    let out = common::fails_with_one_line(
+        &["eval", "robustness", "--model", s(&dir), "--limit", "20", "--eps", "0.1", "--attack", "fgsm"],
+        "robustness.json",
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fgsm"));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn attack_reports_say_what_ran() {
+    // A surrogate attack on a model without a surrogate (bp): nothing would run, so it is refused
+    // instead of reporting clean accuracy as the worst case.
+    let err = fails(&[
+        "eval",
+        "robustness",
+        "--model",
+        &model("bp"),
+        "--attack",
+        "surrogate",
+        "--eps",
+        "0.1",
+        "--limit",
+        "10",
+    ]);
+    assert!(err.contains("nothing would be measured") && err.contains("no surrogate"), "{err}");
+
+    // Under L2, Square is skipped: the progress says so and never announces it on images.
+    let target = model_copy("bio");
+    let out = bio(&[
+        "eval",
+        "robustness",
+        "--model",
+        s(target.path()),
+        "--attack",
+        "strongest",
+        "--norm",
+        "l2",
+        "--eps",
+        "1",
+        "--limit",
+        "10",
+        "--iterations",
+        "3",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("square skipped (the Square attack is L∞ only)"), "{progress}");
+    assert!(!progress.contains("square on"), "{progress}");
+
+    // A transfer source trained on fewer classes than the attacked model is refused.
+    let five = models().root.join("five-classes");
+    if !five.join("model.ckpt").exists() {
+        ok(&[
+            "train",
+            "--rule",
+            "bp",
+            "--dataset",
+            "embedded",
+            "--classes",
+            "0-4",
+            "--hidden",
+            "20",
+            "--epochs",
+            "1",
+            "--quiet",
+            "--force",
+            "--out",
+            s(&five),
+        ]);
+    }
+    let err = fails(&[
+        "eval",
+        "robustness",
+        "--model",
+        &model("bio"),
+        "--attack",
+        "transfer",
+        "--source",
+        s(&five),
+        "--eps",
+        "0.1",
+        "--limit",
+        "10",
+    ]);
+    assert!(err.contains("invalid value for `source`") && err.contains("[5, 6, 7, 8, 9]"), "{err}");
+}
+
+#[test]
+fn inspect_counts_parameters_without_the_masks() {
+    let v = json(&["inspect", "--model", &model("bio"), "--json"]);
+    let size = |t: &Value| t["rows"].as_u64().unwrap() * t["cols"].as_u64().unwrap();
+    let tensors = v["tensors"].as_array().unwrap();
+    let masks: u64 = tensors.iter().filter(|t| t["name"].as_str().unwrap().ends_with(".mask")).map(size).sum();
+    let others: u64 = tensors.iter().filter(|t| !t["name"].as_str().unwrap().ends_with(".mask")).map(size).sum();
+    assert!(masks > 0, "the bio model has masks: {v}");
+    assert_eq!(v["parameters"].as_u64(), Some(others), "{v}");
+    assert_eq!(v["mask_entries"].as_u64(), Some(masks), "{v}");
+    assert!(v["synapses_present"].as_u64().unwrap() <= masks);
+    // The dataset under the name every other output uses.
+    assert_eq!(v["dataset"], "fashion-mnist-embedded");
+}
+
+#[test]
+fn report_shows_the_worst_case_table_and_plot() {
+    let target = model_copy("bio");
+    ok(&[
+        "eval",
+        "robustness",
+        "--model",
+        s(target.path()),
+        "--attack",
+        "strongest",
+        "--eps",
+        "0.05,0.1",
+        "--limit",
+        "10",
+        "--iterations",
+        "3",
+        "--queries",
+        "10",
+        "--json",
+    ]);
+    let out = target.path().join("report");
+    ok(&["report", s(target.path()), "--out", s(&out)]);
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert!(md.contains("### Worst case per image"), "{md}");
+    assert!(md.contains("| strongest | linf | 0.1 |"), "{md}");
+    assert!(md.contains("worst-case.png") && out.join("worst-case.png").is_file(), "{md}");
+}
+
+#[test]
+fn a_model_trained_from_arrays_is_evaluated_with_dataset() {
+    // What Python's `Trainer.fit` on NumPy arrays saves: the dataset `numpy`, whose test set is unknown.
+    let target = model_copy("bp");
+    let mut file = bio_data::load_model(target.path()).unwrap();
+    file.dataset = "numpy".into();
+    bio_data::save_model(target.path(), &file).unwrap();
+    let err = fails(&["eval", "accuracy", "--model", s(target.path()), "--limit", "20"]);
+    assert!(err.contains("trained from arrays") && err.contains("--dataset NAME|DIR"), "{err}");
+    ok(&["eval", "accuracy", "--model", s(target.path()), "--limit", "20", "--dataset", "embedded"]);
+}

@@ -99,13 +99,23 @@ fn bad_resumes_fail_and_keep_the_checkpoint() {
     fails_with_one_line(&["train", "--resume", d, "--rule", "bp"], "rule");
     assert_eq!(read_all(), before, "a refused resume changed the directory");
 
-    // A checkpoint of another architecture (config.json edited to another width).
+    // A finished run is not resumed: nothing to do, said in one line, and nothing rewritten
+    // (`metrics.json` keeps its per-epoch history, `synapses_kept` included).
+    fails_with_one_line(&["train", "--resume", d], "holds a finished run (2 of 2 epochs trained)");
+    assert_eq!(read_all(), before, "a refused resume changed the directory");
+    assert!(String::from_utf8_lossy(&before[3]).contains("synapses_kept"));
+
+    // A checkpoint of another architecture (config.json edited to another width), in a run killed
+    // before its metrics were written (which may be resumed).
+    let metrics = dir.join("metrics.json");
+    std::fs::rename(&metrics, tmp.path().join("metrics.json")).unwrap();
     let config = std::fs::read_to_string(dir.join("config.json")).unwrap();
     let edited = config.replacen("\"hidden\": [\n      50\n    ]", "\"hidden\": [\n      60\n    ]", 1);
     assert_ne!(config, edited, "config.json layout changed: {config}");
     std::fs::write(dir.join("config.json"), &edited).unwrap();
     fails_with_one_line(&["train", "--resume", d], "hidden");
     std::fs::write(dir.join("config.json"), &config).unwrap();
+    std::fs::rename(tmp.path().join("metrics.json"), &metrics).unwrap();
 
     // A checkpoint of another format version.
     let mut state = std::fs::read(dir.join("state.ckpt")).unwrap();
@@ -125,10 +135,40 @@ fn bad_resumes_fail_and_keep_the_checkpoint() {
 
     // A directory that is not a run.
     fails_with_one_line(&["train", "--resume", tmp.path().join("nothing").to_str().unwrap()], "config.json");
-    // Resuming a finished run only re-evaluates it: same weights.
+    // A finished run killed before its metrics.json was written: resuming it writes them only.
+    std::fs::remove_file(&metrics).unwrap();
     let out = bio(&["train", "--resume", d, "--quiet"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(read_all()[0], before[0]);
+}
+
+#[test]
+fn an_unfinished_run_is_reported_as_unfinished() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let d = dir.to_str().unwrap();
+    let out = bio(&run_args("bio", d));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let finished = bio(&["eval", "accuracy", "--model", d, "--limit", "50"]);
+    assert!(!String::from_utf8_lossy(&finished.stderr).contains("UNFINISHED"));
+    // The directory of a 3-epoch run stopped after epoch 2 (Ctrl-C, or a training piped into
+    // `head`): its config asks for 3 epochs, the checkpoint has 2, and there are no metrics.
+    let path = dir.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["rule_args"]["epochs"] = 3.into();
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    std::fs::remove_file(dir.join("metrics.json")).unwrap();
+    for args in [
+        &["eval", "accuracy", "--model", d, "--limit", "50"][..],
+        &["eval", "metrics", "--model", d, "--limit", "50"],
+        &["inspect", "--model", d],
+        &["inspect", "--model", d, "--json"],
+    ] {
+        let out = bio(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("UNFINISHED run: 2 of 3 epochs trained"), "{args:?}: {err}");
+    }
 }
 
 #[test]

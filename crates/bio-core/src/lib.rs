@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod error;
 pub mod model;
 pub mod params;
+pub mod pixels;
 pub mod rules;
 pub mod tensor;
 pub mod train;

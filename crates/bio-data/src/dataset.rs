@@ -172,8 +172,24 @@ pub fn load(spec: &str, data_dir: Option<&Path>) -> Result<Dataset, DataError> {
         Some(name) => name.to_string(),
         None => dir.file_name().map_or_else(|| spec.to_string(), |n| n.to_string_lossy().into_owned()),
     };
-    load_dir(&name, &dir)
+    load_dir(&name, &dir, known_name(spec).map(|_| KNOWN_CLASSES))
 }
+
+/// The name [`load`] gives the dataset `spec` names (`embedded` → `fashion-mnist-embedded`,
+/// `MNIST` → `mnist`), without reading it; a directory keeps the spec as written. For front ends
+/// that show a saved model's dataset (which records the spec) under the name every other output
+/// uses.
+pub fn dataset_name(spec: &str) -> String {
+    if is_embedded(spec) {
+        crate::embedded::EMBEDDED_NAME.to_string()
+    } else {
+        known_name(spec).map_or_else(|| spec.to_string(), str::to_string)
+    }
+}
+
+/// Classes of every named dataset ([`KNOWN_DATASETS`]): a label file of one of them holding a
+/// larger label is corrupt, not a dataset with more classes.
+pub const KNOWN_CLASSES: usize = 10;
 
 /// Finds the directory holding the IDX files for `spec` (see [`load`]) without reading them.
 ///
@@ -291,7 +307,11 @@ fn locate_files(dir: &Path) -> Result<[PathBuf; 4], Vec<&'static str>> {
     if missing.is_empty() { Ok(found) } else { Err(missing) }
 }
 
-fn load_dir(name: &str, dir: &Path) -> Result<Dataset, DataError> {
+/// Loads the four IDX files of `dir`. Labels are checked against `declared` classes (a named
+/// dataset's), or else against the classes of the training split: every label `0..=max` of the
+/// training labels must occur there, and every test label must be one of them. A label outside is
+/// an error naming its file and byte offset ([`crate::idx::check_labels`]).
+fn load_dir(name: &str, dir: &Path, declared: Option<usize>) -> Result<Dataset, DataError> {
     let [train_images, train_labels, test_images, test_labels] =
         locate_files(dir).map_err(|missing| DataError::NotFound {
             dataset: name.to_string(),
@@ -300,6 +320,26 @@ fn load_dir(name: &str, dir: &Path) -> Result<Dataset, DataError> {
         })?;
     let train = (read_idx_images(&train_images)?, read_idx_labels(&train_labels)?);
     let test = (read_idx_images(&test_images)?, read_idx_labels(&test_labels)?);
+    let (classes, of) = match declared {
+        Some(c) => (c, format!("the {c} classes of {name}")),
+        None => {
+            let classes = train.1.iter().max().map_or(0, |&m| usize::from(m) + 1);
+            let mut seen = vec![false; classes];
+            for &l in &train.1 {
+                seen[usize::from(l)] = true;
+            }
+            if let Some(missing) = seen.iter().position(|s| !s) {
+                // The largest label is the suspect: a class below it that never occurs says so.
+                let of = format!("the classes of the training split (class {missing} has no example)");
+                return Err(crate::idx::check_labels(&train.1, classes - 1, &of, &train_labels)
+                    .err()
+                    .unwrap_or_else(|| DataError::malformed(&train_labels, of)));
+            }
+            (classes, format!("the {classes} classes of the training split"))
+        }
+    };
+    crate::idx::check_labels(&train.1, classes, &of, &train_labels)?;
+    crate::idx::check_labels(&test.1, classes, &of, &test_labels)?;
     Dataset::from_idx(name, DataSource::Directory(dir.to_path_buf()), train, test)
 }
 

@@ -122,6 +122,33 @@ pub fn read_idx_labels(path: impl AsRef<Path>) -> Result<Vec<u8>, DataError> {
     parse_labels(&bytes, path)
 }
 
+/// Bytes before the first label of an IDX label file (magic number and one dimension).
+pub const LABELS_HEADER_BYTES: usize = 8;
+
+/// Checks that every label read from the IDX label file `path` names one of `classes` classes
+/// (`0..classes`); `of` says where the count comes from (e.g. `the 10 classes of mnist`). The
+/// first label outside is an error naming the file, the label, its example and the byte offset of
+/// the label in the file ([`LABELS_HEADER_BYTES`] + its index; in the decompressed stream for a gzip
+/// file), so that one corrupt byte cannot silently add a class.
+pub fn check_labels(labels: &[u8], classes: usize, of: &str, path: &Path) -> Result<(), DataError> {
+    match labels.iter().position(|&l| usize::from(l) >= classes) {
+        None => Ok(()),
+        Some(i) => {
+            let gz = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+            Err(DataError::malformed(
+                path,
+                format!(
+                    "label {} of example {i} (byte offset {}{}) is not one of {of} (0..={})",
+                    labels[i],
+                    LABELS_HEADER_BYTES + i,
+                    if gz { " of the decompressed data" } else { "" },
+                    classes.saturating_sub(1)
+                ),
+            ))
+        }
+    }
+}
+
 /// Parses the bytes of an IDX image file (raw or gzip); `name` is used in error messages.
 pub fn parse_idx_images(bytes: &[u8], name: &str) -> Result<IdxImages, DataError> {
     parse_images(bytes, Path::new(name))

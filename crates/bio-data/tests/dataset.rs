@@ -227,3 +227,42 @@ proptest! {
         prop_assert_eq!(all, (0..n).collect::<Vec<_>>());
     }
 }
+
+#[test]
+fn saved_dataset_specs_are_shown_under_the_loaded_name() {
+    use bio_data::dataset::dataset_name;
+    assert_eq!(dataset_name("embedded"), load("embedded", None).unwrap().name);
+    assert_eq!(dataset_name("MNIST"), "mnist");
+    assert_eq!(dataset_name("/data/mine"), "/data/mine");
+}
+
+#[test]
+fn a_label_outside_the_classes_names_its_file_and_byte_offset() {
+    // A named dataset has 10 classes: one test label byte set to 12 is corruption, not a 13th class.
+    let root = tempfile::tempdir().unwrap();
+    let sub = root.path().join("mnist");
+    std::fs::create_dir(&sub).unwrap();
+    let train: Vec<u8> = (0..20).map(|i| i % 10).collect();
+    let mut test: Vec<u8> = (0..10).collect();
+    test[7] = 12;
+    write_dataset(&sub, (&imgs(20, 2, 2), &train), (&imgs(10, 2, 2), &test), IdxEncoding::Raw);
+    let err = load("mnist", Some(root.path())).unwrap_err().to_string();
+    assert!(err.contains("t10k-labels-idx1-ubyte"), "{err}");
+    assert!(err.contains("label 12 of example 7 (byte offset 15)") && err.contains("10 classes of mnist"), "{err}");
+
+    // A directory of one's own: the training split defines the classes, and a test label beyond
+    // them is refused (gzip: the offset is in the decompressed data).
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), (&imgs(6, 2, 2), &[0, 1, 2, 0, 1, 2]), (&imgs(3, 2, 2), &[2, 5, 0]), IdxEncoding::Gzip);
+    let err = load(dir.path().to_str().unwrap(), None).unwrap_err().to_string();
+    assert!(err.contains("t10k-labels-idx1-ubyte.gz"), "{err}");
+    assert!(err.contains("label 5 of example 1 (byte offset 9 of the decompressed data)"), "{err}");
+    assert!(err.contains("3 classes of the training split"), "{err}");
+
+    // A corrupt training label leaves classes without any example: refused, naming that label.
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), (&imgs(6, 2, 2), &[0, 1, 0, 12, 1, 0]), (&imgs(2, 2, 2), &[1, 0]), IdxEncoding::Raw);
+    let err = load(dir.path().to_str().unwrap(), None).unwrap_err().to_string();
+    assert!(err.contains("train-labels-idx1-ubyte"), "{err}");
+    assert!(err.contains("label 12 of example 3 (byte offset 11)") && err.contains("class 2 has no example"), "{err}");
+}

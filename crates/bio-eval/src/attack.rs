@@ -46,9 +46,13 @@ pub const DEFAULT_QUERIES: usize = 1000;
 pub const DEFAULT_P_INIT: f32 = 0.8;
 /// Default number of images attacked at once.
 pub const DEFAULT_BATCH: usize = 500;
-/// [`masking_check`] flags gradient masking when the gradient-free attack leaves a robust accuracy lower
-/// than PGD's by more than this (0.01 = one percentage point).
+/// [`masking_check`] flags gradient masking only when the gradient-free attack leaves a robust
+/// accuracy lower than PGD's by more than this (0.01 = one percentage point) *and* by more than
+/// chance allows ([`MASKING_Z`]).
 pub const MASKING_TOLERANCE: f64 = 0.01;
+/// One-sided z of the significance test of [`masking_check`] (1.645: 5% false alarms when the two
+/// attacks are equally strong).
+pub const MASKING_Z: f64 = 1.645;
 
 /// The norm of the perturbation ball.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,11 +188,27 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> EvalError {
     EvalError::invalid(name, reason)
 }
 
+/// Refuses an L∞ radius above 1: pixels lie in [0, 1], so a ball of radius 1 already holds every
+/// image, and a larger radius only looks like a stronger attack (`eps ≤ 1`). Used by
+/// [`AttackParams::check`] and by the front ends' grids of radii.
+pub fn check_linf_radius(eps: f32) -> Result<(), EvalError> {
+    if eps > 1.0 {
+        return Err(invalid(
+            "eps",
+            format!("{eps} is above 1, and an L∞ ball of radius 1 already holds every image in [0, 1]"),
+        ));
+    }
+    Ok(())
+}
+
 impl AttackParams {
     /// Validates the parameters, naming the CLI flag of the first bad one.
     pub fn check(self) -> Result<Attack, EvalError> {
         if !self.eps.is_finite() || self.eps < 0.0 {
             return Err(invalid("eps", format!("must be a finite number ≥ 0, got {}", self.eps)));
+        }
+        if self.norm == Norm::Linf {
+            check_linf_radius(self.eps)?;
         }
         if let Some(s) = self.step_size
             && !(s.is_finite() && s > 0.0)
@@ -441,26 +461,51 @@ pub struct MaskingFlag {
     pub gradient_free_accuracy: f64,
     /// `gradient_accuracy − gradient_free_accuracy`, in fractions (0.01 = one point).
     pub gap: f64,
-    /// True when the gap exceeds [`MASKING_TOLERANCE`]: the gradient-free attack is stronger than the
-    /// gradient attack, a sign of gradient masking (the PGD robustness is not to be trusted).
+    /// The gap above which `masking` is set: the larger of [`MASKING_TOLERANCE`] and
+    /// [`MASKING_Z`] standard errors of the difference of the two accuracies (0 in files written
+    /// before it was recorded).
+    #[serde(default)]
+    pub threshold: f64,
+    /// Images each accuracy is measured on.
+    #[serde(default)]
+    pub samples: usize,
+    /// True when the gap exceeds `threshold`: the gradient-free attack is stronger than the gradient
+    /// attack beyond chance, a sign of gradient masking (the PGD robustness is not to be trusted).
     pub masking: bool,
+}
+
+/// The gap of [`masking_check`] beyond which the gradient-free attack is stronger than chance
+/// allows, for accuracies `a` and `b` measured on `n` images each:
+/// `max(MASKING_TOLERANCE, MASKING_Z · √((a(1−a) + b(1−b)) / n))`, the one-sided two-proportion
+/// z-test at 5%. It treats the two accuracies as independent, which overstates the noise of two
+/// attacks on the same images: a gap past it is masking with at least 95% confidence, and a small
+/// sample (3 images of 200: 1.5 points, against a threshold of about 8 points at 50% accuracy) is
+/// not called masking.
+pub fn masking_threshold(a: f64, b: f64, n: usize) -> f64 {
+    let se = ((a * (1.0 - a) + b * (1.0 - b)) / n.max(1) as f64).max(0.0).sqrt();
+    MASKING_TOLERANCE.max(MASKING_Z * se)
 }
 
 /// Compares a PGD curve with a gradient-free (Square) curve at every radius the two share (equal
 /// within 1e-6), in the order of `pgd`. Each entry's `masking` is set when the gradient-free attack
-/// leaves a robust accuracy lower than PGD's by more than [`MASKING_TOLERANCE`] (one percentage point).
+/// leaves a robust accuracy lower than PGD's by more than [`masking_threshold`] (at least one
+/// percentage point, and more than chance on the images measured).
 pub fn masking_check(pgd: &RobustnessCurve, gradient_free: &RobustnessCurve) -> Vec<MaskingFlag> {
     pgd.points
         .iter()
         .filter_map(|p| {
             let q = gradient_free.points.iter().find(|q| (q.eps - p.eps).abs() <= 1e-6)?;
             let gap = p.accuracy - q.accuracy;
+            let samples = p.samples.min(q.samples);
+            let threshold = masking_threshold(p.accuracy, q.accuracy, samples);
             Some(MaskingFlag {
                 eps: p.eps,
                 gradient_accuracy: p.accuracy,
                 gradient_free_accuracy: q.accuracy,
                 gap,
-                masking: gap > MASKING_TOLERANCE,
+                threshold,
+                samples,
+                masking: gap > threshold,
             })
         })
         .collect()
@@ -485,9 +530,7 @@ fn check_all<B: Backend, M: Classifier<B>>(
     labels: &[usize],
 ) -> Result<(), EvalError> {
     check_inputs(model, x, labels)?;
-    if let Some(v) = x.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v)) {
-        return Err(invalid("images", format!("pixel values must lie in [0, 1], found {v}")));
-    }
+    bio_core::pixels::check_unit_pixels(x).map_err(|e| invalid("images", e.to_string()))?;
     match attack.target() {
         Some(TargetMode::Class(c)) if c >= model.classes() => {
             Err(invalid("target", format!("class {c} but the model has {} classes", model.classes())))

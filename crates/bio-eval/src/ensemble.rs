@@ -444,6 +444,27 @@ fn run_attack<B: Backend, M: Classifier<B>>(
     }
 }
 
+/// Why `attack` cannot run on `model` with these helpers and settings (`None`: it can). Checked
+/// before each attack, so that progress never announces an attack that is then skipped, and before
+/// any, so that an ensemble in which nothing can run is refused instead of reporting clean accuracy
+/// as its worst case.
+pub fn not_applicable<B: Backend, M: Classifier<B>>(
+    attack: EnsembleAttack,
+    model: &M,
+    helpers: &Helpers<'_, B>,
+    params: &EnsembleParams,
+) -> Option<String> {
+    match attack {
+        EnsembleAttack::ApgdCe => None,
+        EnsembleAttack::ApgdT => (model.classes() < 4).then(|| "the DLR loss needs at least 4 classes".into()),
+        EnsembleAttack::Surrogate => {
+            helpers.surrogate.is_none().then(|| "no surrogate for this model (its gradient needs none)".into())
+        }
+        EnsembleAttack::Transfer => helpers.source.is_none().then(|| "no source model given".into()),
+        EnsembleAttack::Square => (params.norm != Norm::Linf).then(|| "the Square attack is L∞ only".into()),
+    }
+}
+
 /// The ensemble at every radius of `eps_grid` on `(images, labels)` (pixels in [0, 1]).
 /// `progress(message)` is called before each attack.
 pub fn strongest<B: Backend, M: Classifier<B>>(
@@ -463,9 +484,7 @@ pub fn strongest<B: Backend, M: Classifier<B>>(
         return Err(EvalError::invalid("eps", format!("every radius must be a finite number ≥ 0, got {e}")));
     }
     check_inputs(model, images, labels)?;
-    if let Some(v) = images.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v)) {
-        return Err(EvalError::invalid("images", format!("pixel values must lie in [0, 1], found {v}")));
-    }
+    bio_core::pixels::check_unit_pixels(images).map_err(|e| EvalError::invalid("images", e.to_string()))?;
     for (what, other) in [("source", helpers.source), ("surrogate", helpers.surrogate)] {
         if let Some(o) = other
             && (o.input_dim() != model.input_dim() || o.classes() != model.classes())
@@ -495,6 +514,18 @@ pub fn strongest<B: Backend, M: Classifier<B>>(
     let clean = clean_correct.iter().filter(|&&c| c).count();
     let attacks: Vec<EnsembleAttack> =
         EnsembleAttack::ALL.iter().copied().filter(|a| params.attacks.contains(a)).collect();
+    let skipped: Vec<Option<String>> = attacks.iter().map(|&a| not_applicable(a, model, &helpers, params)).collect();
+    if eps_grid.iter().any(|&e| e > 0.0) && skipped.iter().all(Option::is_some) {
+        let why: Vec<String> = attacks
+            .iter()
+            .zip(&skipped)
+            .map(|(a, s)| format!("{}: {}", a.name(), s.as_deref().unwrap_or("")))
+            .collect();
+        return Err(EvalError::invalid(
+            "attack",
+            format!("none of the attacks applies to this model, so nothing would be measured ({})", why.join("; ")),
+        ));
+    }
 
     let mut points = Vec::with_capacity(eps_grid.len());
     let mut sanity = Vec::new();
@@ -505,11 +536,14 @@ pub fn strongest<B: Backend, M: Classifier<B>>(
         for (position, &attack) in attacks.iter().enumerate() {
             let everyone = position == 0 || params.independent;
             let rows: Vec<usize> = (0..n).filter(|&i| if everyone { clean_correct[i] } else { robust[i] }).collect();
-            progress(&format!("eps {eps}: {} on {} images", attack.name(), rows.len()));
             let started = Instant::now();
             let outcome = if eps == 0.0 {
                 Ok(vec![false; rows.len()])
+            } else if let Some(reason) = &skipped[position] {
+                progress(&format!("eps {eps}: {} skipped ({reason})", attack.name()));
+                Err(reason.clone())
             } else {
+                progress(&format!("eps {eps}: {} on {} images", attack.name(), rows.len()));
                 run_attack(attack, model, &helpers, params, eps, &rows, images, labels)
             };
             let seconds = started.elapsed().as_secs_f64();

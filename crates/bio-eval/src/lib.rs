@@ -37,8 +37,8 @@ pub use fewshot::{
 };
 pub use initial::initial_params;
 pub use metrics::{
-    BiologicalReport, LayerMetrics, LayerSelectivity, SelectivityAccumulator, biological_report, class_selectivity,
-    synapses_kept,
+    BiologicalReport, LayerMetrics, LayerSelectivity, ParameterCount, SelectivityAccumulator, biological_report,
+    class_selectivity, dead_unit_warnings, parameter_count, synapses_kept,
 };
 pub use oneshot::{OneShotRow, OneShotRuns};
 pub use plot::{Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, pareto_chart, receptive_field_rows};

@@ -218,6 +218,14 @@ fn log_ticks(lo: f64, hi: f64, max_ticks: usize) -> Vec<f64> {
     decades.into_iter().step_by(every).collect()
 }
 
+/// The whole numbers among `ticks` (`1, 1.5, 2, 2.5, 3` → `1, 2, 3`), for an axis whose values are
+/// all whole (epochs, counts): a tick at 1.5 epochs names no point. `ticks` unchanged when fewer than
+/// two would be left.
+fn whole_ticks(ticks: &[f64]) -> Vec<f64> {
+    let whole: Vec<f64> = ticks.iter().copied().filter(|t| t.fract() == 0.0).collect();
+    if whole.len() >= 2 { whole } else { ticks.to_vec() }
+}
+
 /// `(lo, hi)` padded by 5 % of the span; a single value gets ±10 % of itself (±1 around 0), so that
 /// the axis is centred on it and its ticks read near it.
 fn padded(lo: f64, hi: f64) -> (f64, f64) {
@@ -416,7 +424,10 @@ fn draw_line_chart(
     let (w, h) = CHART_SIZE;
     let err = |e| write_error(path, e);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
-    let (x, y) = (Axis::linear(xr, X_TICKS), Axis::linear(yr, Y_TICKS));
+    let (mut x, y) = (Axis::linear(xr, X_TICKS), Axis::linear(yr, Y_TICKS));
+    if finite.iter().all(|(px, _)| px.fract() == 0.0) {
+        x.ticks = whole_ticks(&x.ticks);
+    }
     let mut chart = cartesian(&root, path, title, &x, &y, text)?;
     draw_axes(&root, &mut chart, &x, &y, x_label, y_label, text, path)?;
     for (i, s) in series.iter().enumerate() {
@@ -450,6 +461,9 @@ pub struct LabelledPoint {
     /// A group (e.g. the sweep a point came from): with groups, each is drawn in its own colour with
     /// a legend, the front is a dark line through ringed points, and only front points are labelled.
     pub group: Option<String>,
+    /// Half-lengths of the error bars in x and y (e.g. the standard deviation over seeds); `None`:
+    /// no bar.
+    pub spread: Option<(f64, f64)>,
 }
 
 /// A scatter chart of labelled points with the Pareto front (the points with `on_front`) in orange,
@@ -499,7 +513,8 @@ fn draw_pareto_chart(
         }
     }
     let grouped = !groups.is_empty();
-    let other_colour = RGBColor(120, 120, 120);
+    // Dark enough to read on white (labels are drawn in the point's colour).
+    let other_colour = RGBColor(80, 80, 80);
     let front_colour = if grouped { RGBColor(40, 40, 40) } else { colour(1) };
     let mut front: Vec<(f64, f64)> = finite.iter().filter(|p| p.on_front).map(|p| (p.x, p.y)).collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -516,6 +531,11 @@ fn draw_pareto_chart(
     let mut written: Vec<(i32, i32, i32, i32)> = Vec::new();
     for p in &finite {
         let c = if p.on_front { front_colour } else { other_colour };
+        if let Some((dx, dy)) = p.spread.filter(|(dx, dy)| dx.is_finite() && dy.is_finite()) {
+            // Error bars: ± the spread in each direction.
+            let bars = [vec![(p.x - dx, p.y), (p.x + dx, p.y)], vec![(p.x, p.y - dy), (p.x, p.y + dy)]];
+            chart.draw_series(bars.into_iter().map(|b| PathElement::new(b, c.stroke_width(1)))).map_err(err)?;
+        }
         if !grouped {
             let size = if p.on_front { 6 } else { 4 };
             chart.draw_series(std::iter::once(Circle::new((p.x, p.y), size, c.filled()))).map_err(err)?;
@@ -529,9 +549,9 @@ fn draw_pareto_chart(
         }
         if text && (!grouped || p.on_front) {
             // Above the marker, never on it: to its right in the left half of the chart, to its left
-            // in the right half (about 7.5 pixels a character at this size), so labels stay inside.
-            let style = TextStyle::from((FONT, 14).into_font()).color(&c);
-            let width = (p.label.chars().count() as f64 * 7.5) as i32;
+            // in the right half (about 9 pixels a character at this size), so labels stay inside.
+            let style = TextStyle::from((FONT, 17).into_font()).color(&c);
+            let width = (p.label.chars().count() as f64 * 9.0) as i32;
             let dx = if p.x > (xr.0 + xr.1) / 2.0 { -9 - width } else { 9 };
             // With groups the legend names the colours, so a label that would overprint one already
             // written is left out (the table has every point) rather than made unreadable.
@@ -902,7 +922,14 @@ mod tests {
     #[test]
     fn pareto_charts_are_drawn_with_and_without_text() {
         let dir = tempfile::tempdir().unwrap();
-        let point = |label: &str, x, y, on_front| LabelledPoint { label: label.into(), x, y, on_front, group: None };
+        let point = |label: &str, x, y, on_front| LabelledPoint {
+            label: label.into(),
+            x,
+            y,
+            on_front,
+            group: None,
+            spread: None,
+        };
         let points = [
             point("defaults", 85.6, 8.7, true),
             point("rate 0.01", 79.1, 31.9, true),
@@ -1003,6 +1030,16 @@ mod tests {
         for (v, text) in cases {
             assert_eq!(format_number(v), text, "{v:e}");
         }
+    }
+
+    #[test]
+    fn an_axis_of_whole_numbers_gets_whole_ticks() {
+        // Epochs 1-3, padded: the ticks fall every half epoch, and only the whole ones are kept.
+        let (lo, hi) = padded(1.0, 3.0);
+        assert_eq!(linear_ticks(lo, hi, X_TICKS), vec![1.0, 1.5, 2.0, 2.5, 3.0]);
+        assert_eq!(whole_ticks(&linear_ticks(lo, hi, X_TICKS)), vec![1.0, 2.0, 3.0]);
+        // Fewer than two whole ticks: unchanged.
+        assert_eq!(whole_ticks(&[0.5, 1.0, 1.5]), vec![0.5, 1.0, 1.5]);
     }
 
     #[test]

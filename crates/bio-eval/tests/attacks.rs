@@ -301,6 +301,36 @@ fn masking_is_flagged_when_the_gradient_free_attack_wins() {
     assert!((flags[1].gap - 0.3).abs() < 1e-9);
 }
 
+#[test]
+fn an_linf_radius_above_one_is_refused() {
+    let params = AttackParams { eps: 8.0, ..Default::default() };
+    let err = params.check().unwrap_err();
+    assert!(err.to_string().contains("8 is above 1"), "{err}");
+    // L2 radii are not bounded by 1.
+    assert!(AttackParams { eps: 8.0, norm: Norm::L2, ..Default::default() }.check().is_ok());
+}
+
+#[test]
+fn a_gap_within_chance_is_not_called_masking() {
+    let t = trained();
+    let mut pgd_curve = robustness_curve(&t.model, &pgd(0.0), &[0.0], &t.test_x, &t.test_y, 400, 1, |_, _| {}).unwrap();
+    let mut square = pgd_curve.clone();
+    let at = |accuracy: f64, samples: usize| RobustPoint { samples, ..point(0.1, accuracy) };
+    // Square fools 3 more images of 200 (1.5 points): more than one point, but well within chance.
+    pgd_curve.points = vec![at(0.5, 200)];
+    square.points = vec![at(0.485, 200)];
+    let flag = &masking_check(&pgd_curve, &square)[0];
+    assert!(!flag.masking, "{flag:?}");
+    assert!(flag.threshold > 0.07 && flag.samples == 200, "{flag:?}");
+    // The same 1.5 points on 10 000 images is beyond chance (threshold about 1.2 points).
+    pgd_curve.points = vec![at(0.5, 10_000)];
+    square.points = vec![at(0.485, 10_000)];
+    let flag = &masking_check(&pgd_curve, &square)[0];
+    assert!(flag.masking && flag.threshold < 0.015, "{flag:?}");
+    // Never below one point, however many images.
+    assert_eq!(bio_eval::attack::masking_threshold(0.999, 0.999, 1_000_000), bio_eval::attack::MASKING_TOLERANCE);
+}
+
 fn bad_name(r: Result<impl std::fmt::Debug, EvalError>) -> &'static str {
     match r {
         Err(EvalError::InvalidParam { name, .. }) => name,

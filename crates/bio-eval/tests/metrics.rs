@@ -330,3 +330,36 @@ fn class_selectivity_of_models() {
     assert!(class_selectivity(&bp, &x, &labels, 2, 7).is_err());
     assert!(class_selectivity(&bp, &images(4, 15, 2), &labels[..4], 3, 7).is_err());
 }
+
+#[test]
+fn the_parameter_count_leaves_out_the_binary_masks() {
+    let mut p = Params::default();
+    p.push("hidden.0.weight", Matrix::new(2, 3, vec![1.0; 6]).unwrap());
+    p.push("hidden.0.mask", Matrix::new(2, 3, vec![1.0, 0.0, 1.0, 1.0, 0.0, 0.0]).unwrap());
+    p.push("hidden.0.bias", Matrix::zeros(1, 2));
+    p.push("readout.weight", Matrix::zeros(4, 2));
+    let c = bio_eval::parameter_count(&p);
+    assert_eq!((c.learnable, c.mask_entries, c.synapses_present), (6 + 2 + 8, 6, Some(3)));
+    // Every tensor is counted once, as masks or as parameters.
+    assert_eq!(c.learnable + c.mask_entries, p.count());
+    p.tensors.retain(|(n, _)| !n.ends_with(".mask"));
+    assert_eq!(bio_eval::parameter_count(&p).synapses_present, None);
+}
+
+#[test]
+fn a_mostly_dead_hidden_layer_is_warned_about() {
+    let mut p = Params::default();
+    p.push("hidden.0.weight", Matrix::new(100, 2, vec![1.0; 200]).unwrap());
+    p.push("readout.weight", Matrix::new(10, 100, vec![1.0; 1000]).unwrap());
+    let mut layers = weight_metrics(&p);
+    layers[0].hidden = true;
+    layers[0].dead_units = Some(87);
+    let warnings = bio_eval::dead_unit_warnings(&layers);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("hidden.0: 87 of 100 units never fire"), "{warnings:?}");
+    // Half dead or fewer: no warning; the readout (not hidden) is never judged.
+    layers[0].dead_units = Some(50);
+    assert!(bio_eval::dead_unit_warnings(&layers).is_empty());
+    layers[1].dead_units = Some(10);
+    assert!(bio_eval::dead_unit_warnings(&layers).is_empty());
+}

@@ -26,7 +26,7 @@ fn untyped<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Bound<'py, PyUn
 }
 
 /// Reads `obj` as images: a float32 or float64 array of shape `(n, d)` or `(n, h, w)` with finite
-/// values; `expected_dim` (a model's input size) is checked when given.
+/// values in [0, 1] ([`bio_core::pixels::check_unit_pixels`]); `expected_dim` (a model's input size) is checked when given.
 pub fn images(obj: &Bound<'_, PyAny>, name: &str, expected_dim: Option<usize>) -> PyResult<Images> {
     let array = untyped(obj, name)?;
     let shape = array.shape().to_vec();
@@ -72,6 +72,8 @@ pub fn images(obj: &Bound<'_, PyAny>, name: &str, expected_dim: Option<usize>) -
         return Err(value_error(format!("`{name}` holds a NaN or infinite value (flat index {i})")));
     }
     let matrix = Matrix::new(n, dim, values).map_err(|e| value_error(e.to_string()))?;
+    // The same range check, and message, as the attacks' (fit, predict, metrics, attack, fewshot).
+    bio_core::pixels::check_unit_pixels(&matrix).map_err(|e| value_error(format!("`{name}`: {e}")))?;
     Ok(Images { matrix, shape: image_shape })
 }
 
@@ -93,7 +95,10 @@ pub fn labels(obj: &Bound<'_, PyAny>, name: &str, n: usize, classes: Option<usiz
     for (i, &label) in typed.as_array().iter().enumerate() {
         let valid = label >= 0 && classes.is_none_or(|c| (label as usize) < c);
         if !valid {
-            let range = classes.map_or_else(|| "≥ 0".to_string(), |c| format!("in 0..{c}"));
+            let range = classes.map_or_else(
+                || "≥ 0".to_string(),
+                |c| format!("between 0 and {} (the model's {c} classes)", c.saturating_sub(1)),
+            );
             return Err(value_error(format!("`{name}[{i}]` is {label}; labels must be {range}")));
         }
         out.push(label as usize);

@@ -69,7 +69,11 @@ fn backend_choice(name: &str) -> PyResult<BackendChoice> {
 }
 
 fn resolve(choice: BackendChoice) -> PyResult<Resolved> {
-    bio_run::resolve(choice).map(|(backend, _note)| backend).py_err()
+    // The backend's advice names the CLI flag; from Python it is the `backend` argument.
+    bio_run::resolve(choice)
+        .map(|(backend, _note)| backend)
+        .map_err(|e| anyhow!("{}", bio_run::one_line(&e).replace("--backend cpu", "backend=\"cpu\"")))
+        .py_err()
 }
 
 /// `biorule.datasets.load`: a dataset's `(x_train, y_train, x_test, y_test)`.
@@ -193,11 +197,22 @@ impl Trainer {
             } else {
                 ""
             };
+            // A likely misspelling gets a suggestion; the whole list only when none is close.
+            let suggestions: Vec<String> = unknown
+                .iter()
+                .filter_map(|n| {
+                    bio_run::names::did_you_mean(n, known.iter().map(String::as_str)).map(|k| format!("`{k}`"))
+                })
+                .collect();
+            let help = if suggestions.is_empty() {
+                format!("; known options: {}", known.join(", "))
+            } else {
+                format!("; did you mean {}?", suggestions.join(", "))
+            };
             return Err(value_error(format!(
-                "unknown option{} {}{hint}; known options: {}",
+                "unknown option{} {}{hint}{help}",
                 if unknown.len() > 1 { "s" } else { "" },
                 unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
-                known.join(", ")
             )));
         }
         let trainer = Trainer {
@@ -532,13 +547,15 @@ impl Model {
 
     /// Activity of hidden layer `layer` (0 = first), float32 `(n, width)`.
     #[pyo3(signature = (x, layer=0))]
-    fn hidden<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, layer: usize) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    fn hidden<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, layer: i64) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        // A signed index, so that -1 is this ValueError rather than an OverflowError.
         let layers = self.file.model.hidden().len();
-        if layer >= layers {
+        let Some(layer) = usize::try_from(layer).ok().filter(|&l| l < layers) else {
             return Err(value_error(format!(
-                "invalid value for `layer`: the model has {layers} hidden layers, got {layer}"
+                "invalid value for `layer`: the model has {layers} hidden layers (0 to {}), got {layer}",
+                layers.saturating_sub(1)
             )));
-        }
+        };
         let h = self.run(py, x, Output::Hidden(layer))?;
         matrix_to_py(py, &h)
     }
@@ -688,9 +705,6 @@ fn attack<'py>(
     let queries = queries.unwrap_or(defaults.queries);
     let checked = AttackParams { kind, eps, steps, queries, ..defaults }.check().py_err()?;
     let images = images(x, "x", Some(model.input_dim()))?;
-    if let Some(v) = images.matrix.as_slice().iter().find(|v| !(0.0..=1.0).contains(*v)) {
-        return Err(value_error(format!("`x` must hold pixels in [0, 1], found {v}")));
-    }
     let y = labels(y, "y", images.matrix.rows(), Some(model.classes()))?;
     let (adversarial, robust) =
         with_network!(py, model, |b, net| attack_on(b, &net, &checked, &images.matrix, &y, seed))?;
@@ -729,6 +743,9 @@ fn input_gradient_on<B: Backend>(
 /// code and on its drive before competition. One dict per features × classifier × shots.
 #[pyfunction]
 #[pyo3(signature = (model, x, y, novel=None, ways=5, shots=vec![1, 5], queries=15, episodes=600, seed=0, layer=None))]
+#[pyo3(
+    text_signature = "(model, x, y, novel=None, ways=5, shots=[1, 5], queries=15, episodes=600, seed=0, layer=None)"
+)]
 #[allow(clippy::too_many_arguments)]
 fn fewshot<'py>(
     py: Python<'py>,
@@ -772,6 +789,9 @@ fn oneshot<'py>(py: Python<'py>, model: &Model, layer: Option<usize>) -> PyResul
 /// `dataset`, scored on its test split); `options` are the rule's settings as `Trainer` takes them.
 #[pyfunction]
 #[pyo3(signature = (rule="bio", dataset="fashion-mnist", shots=vec![1, 5, 10, 50], seeds=3, hidden=None, seed=0, epochs=None, batch=100, unlabelled=false, hidden_epochs=1, data_dir=None, out=None, backend="cpu", **options))]
+#[pyo3(
+    text_signature = "(rule='bio', dataset='fashion-mnist', shots=[1, 5, 10, 50], seeds=3, hidden=None, seed=0, epochs=None, batch=100, unlabelled=False, hidden_epochs=1, data_dir=None, out=None, backend='cpu', **options)"
+)]
 #[allow(clippy::too_many_arguments)]
 fn fewlabels<'py>(
     py: Python<'py>,

@@ -226,10 +226,28 @@ def test_bad_arrays_are_value_errors(data, bp_model):
         trainer.fit(x[:100], y[:99], epochs=1)
     with pytest.raises(ValueError, match="integers"):
         trainer.fit(x[:100], y[:100].astype(np.float32), epochs=1)
-    with pytest.raises(ValueError, match=r"labels must be in 0\.\.10"):
+    with pytest.raises(ValueError, match=r"labels must be between 0 and 9 \(the model's 10 classes\)"):
         biorule.attack(bp_model, x_test[:3], np.array([0, 1, 12]))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         biorule.attack(bp_model, x_test[:3] * 2, np.array([0, 1, 2]))
+
+
+def test_pixels_outside_unit_range_are_refused_everywhere(data, bp_model):
+    # 0-255 images: every entry point gives the attack's check and message (one Rust check).
+    x, y, x_test, y_test = data
+    message = r"`x`: pixel values must lie in \[0, 1\], found \S+ \(image 0, pixel \d+\); scale 0-255"
+    big = x[:100] * 255
+    with pytest.raises(ValueError, match=message):
+        biorule.Trainer(rule="bp", hidden=HIDDEN).fit(big, y[:100], epochs=1)
+    with pytest.raises(ValueError, match=message):
+        bp_model.predict(big)
+    with pytest.raises(ValueError, match=message):
+        biorule.metrics(bp_model, big)
+    with pytest.raises(ValueError, match=message):
+        biorule.attack(bp_model, big, y[:100])
+    # An L∞ radius above 1 is refused as by the CLI, not measured as 0.0.
+    with pytest.raises(ValueError, match="above 1"):
+        biorule.attack(bp_model, x_test[:3], y_test[:3], eps=8)
 
 
 def test_bad_settings_are_value_errors_naming_them(data):
@@ -498,3 +516,31 @@ def test_continual_refuses_bad_settings():
         biorule.continual(dataset="embedded", no_such_setting=1)
     with pytest.raises(ValueError, match="methods"):
         biorule.continual(dataset="embedded", methods=["no-such-method"])
+def test_signatures_show_their_defaults():
+    import inspect
+
+    assert "shots=[1, 5]" in str(inspect.signature(biorule.fewshot)), inspect.signature(biorule.fewshot)
+    assert "Ellipsis" not in str(inspect.signature(biorule.fewlabels))
+
+
+def test_a_negative_layer_is_a_value_error(data, bp_model):
+    _, _, x_test, _ = data
+    with pytest.raises(ValueError, match=r"invalid value for `layer`: the model has 1 hidden layers \(0 to 0\), got -1"):
+        bp_model.hidden(x_test[:3], layer=-1)
+
+
+def test_a_misspelt_option_gets_a_suggestion():
+    with pytest.raises(ValueError, match=r"unknown option `hebian_rate`; did you mean `hebbian_rate`\?"):
+        biorule.Trainer(rule="bio", hebian_rate=0.01)
+    with pytest.raises(ValueError, match="known options: "):
+        biorule.Trainer(rule="bio", zzzzzzzz=1)
+
+
+def test_cuda_advice_names_the_python_argument(data):
+    x, y, _, _ = data
+    try:
+        biorule.Trainer(rule="bp", hidden=[5], backend="cuda").fit(x[:100], y[:100], epochs=1)
+    except RuntimeError as e:
+        assert "--backend" not in str(e) and 'backend="cpu"' in str(e), str(e)
+    else:
+        pytest.skip("CUDA is available here")

@@ -63,8 +63,19 @@ pub fn restrict(data: &Dataset, classes: Option<&str>) -> Result<(Split, Split, 
     }
 }
 
+/// The dataset a model trained from in-memory arrays (Python's `Trainer.fit`) records: there is no
+/// test set to reload.
+pub const ARRAYS_DATASET: &str = "numpy";
+
 /// The test split of the model's dataset, restricted to the classes it was trained on, first `limit` images.
 pub fn model_test_set(file: &ModelFile, data_dir: Option<&Path>, limit: Option<usize>) -> Result<(Dataset, Split)> {
+    if file.dataset == ARRAYS_DATASET {
+        bail!(
+            "the model was trained from arrays (dataset `{ARRAYS_DATASET}`), so its test images are not known: evaluate \
+             it on a dataset of your choice with `bio eval accuracy --dataset NAME|DIR` (e.g. --dataset fashion-mnist), \
+             or from Python"
+        );
+    }
     test_set_for(file, &file.dataset, data_dir, limit)
 }
 

@@ -51,8 +51,10 @@ pub fn accuracy<B: Backend>(
     limit: Option<usize>,
 ) -> Result<AccuracyReport> {
     let (file, model) = load_model(b, dir)?;
-    let spec = dataset.unwrap_or(&file.dataset);
-    let (data, test) = test_set_for(&file, spec, data_dir, limit)?;
+    let (data, test) = match dataset {
+        Some(spec) => test_set_for(&file, spec, data_dir, limit)?,
+        None => model_test_set(&file, data_dir, limit)?,
+    };
     let eval = bio_eval::evaluate(&model, &test.images, &test.labels, EVAL_BATCH)?;
     Ok(AccuracyReport {
         model: dir.display().to_string(),
@@ -93,13 +95,14 @@ pub struct BiologyFile {
 }
 
 /// Biological metrics of the model in `dir` on its first `limit` test images; saved as
-/// `DIR/biology.json`, whose path is returned too.
+/// `DIR/biology.json`, whose path is returned too, with why it could not be saved (`None`: it was;
+/// the measured metrics are returned either way, for the caller to present before failing).
 pub fn biology<B: Backend>(
     b: &B,
     dir: &Path,
     data_dir: Option<&Path>,
     limit: Option<usize>,
-) -> Result<(BiologyFile, PathBuf)> {
+) -> Result<(BiologyFile, PathBuf, Option<String>)> {
     let (file, model) = load_model(b, dir)?;
     let (data, test) = model_test_set(&file, data_dir, limit)?;
     let report = bio_eval::biological_report(&model, &test.images, EVAL_BATCH)?;
@@ -114,8 +117,8 @@ pub fn biology<B: Backend>(
         model_crc32: Some(crate::files::model_crc32(dir)?),
     };
     let path = dir.join(BIOLOGY_FILE);
-    bio_data::write_json(&path, &out).with_context(|| format!("saving {}", path.display()))?;
-    Ok((out, path))
+    let not_saved = crate::files::save_results(&path, &out);
+    Ok((out, path, not_saved))
 }
 
 /// Name of the file the few-shot protocols save.

@@ -136,6 +136,56 @@ pub fn read_saved<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Res
     Ok(Some(bio_data::read_json(&path)?))
 }
 
+/// Refuses to resume the run in `dir` whose saved `state` trained all its epochs and whose
+/// `metrics.json` was written: resuming it
+/// would only measure it again (and rewrite its `metrics.json` without the per-epoch history the
+/// finished run recorded). The error says what can be done instead.
+pub fn refuse_finished_resume(dir: &Path, state: &bio_data::TrainingState) -> Result<()> {
+    // Killed between its last checkpoint and `metrics.json`: resuming it writes the metrics.
+    let measured = dir.join(bio_data::model_dir::METRICS_FILE).exists();
+    if measured && state.epoch >= state.epochs && state.progress.batches == 0 {
+        bail!(
+            "--resume: {} holds a finished run ({} of {} epochs trained): there is nothing to resume; to train a              `bp` run longer give --epochs N (more than {}), to start again use --force",
+            dir.display(),
+            state.epoch,
+            state.epochs,
+            state.epochs
+        );
+    }
+    Ok(())
+}
+
+/// A one-line note when the model directory `dir` holds a run that did not finish (interrupted,
+/// or still training): its `model.ckpt` has fewer epochs than its `config.json` asks for, or it
+/// has no `metrics.json`. `None` for a finished run, a checkpoint file, or a directory without a
+/// `config.json` (a model saved outside a training run).
+pub fn unfinished_note(dir: &Path) -> Option<String> {
+    if !dir.is_dir() {
+        return None;
+    }
+    let spec: crate::SessionSpec = bio_data::read_json(dir.join(bio_data::model_dir::CONFIG_FILE)).ok()?;
+    let planned = spec.epochs();
+    let done = bio_data::load_model(dir).map(|f| f.epochs).unwrap_or(0);
+    let resume = format!("`bio train --resume {}` continues it", dir.display());
+    if done < planned {
+        Some(format!(
+            "{} holds an UNFINISHED run: {done} of {planned} epochs trained (the results are those of the epoch-{done}              model); {resume}",
+            dir.display()
+        ))
+    } else if !dir.join(bio_data::model_dir::METRICS_FILE).exists() {
+        Some(format!("{} holds a run that did not finish (no metrics.json); {resume}", dir.display()))
+    } else {
+        None
+    }
+}
+
+/// Writes a finished evaluation's results to `path` as JSON. A failure does not lose the results:
+/// it is returned as one line (`saving PATH: why`) for the caller to report after presenting them,
+/// and then to end with a failure status.
+pub fn save_results<T: serde::Serialize>(path: &Path, value: &T) -> Option<String> {
+    bio_data::write_json(path, value).err().map(|e| format!("saving {}: {e}", path.display()))
+}
+
 /// CRC-32 of a model directory's `model.ckpt` (or of the checkpoint file itself): what result files
 /// record, so that results of another model (retrained into the same directory) are recognised.
 pub fn model_crc32(dir: &Path) -> Result<u32> {

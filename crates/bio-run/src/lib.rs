@@ -14,6 +14,7 @@ pub mod data;
 pub mod eval;
 pub mod files;
 pub mod oneshot;
+pub mod names;
 pub mod robustness;
 pub mod session;
 pub mod spec;
@@ -21,7 +22,9 @@ pub mod sweep;
 
 pub use backend::{BackendChoice, Resolved, resolve};
 pub use data::{Splits, model_test_set, test_set_for};
-pub use files::{EpochLog, Provenance, TrainMetrics, load_model, model_crc32, read_saved};
+pub use files::{
+    EpochLog, Provenance, TrainMetrics, load_model, model_crc32, read_saved, refuse_finished_resume, unfinished_note,
+};
 pub use session::{EpochFailed, Event, Observer, Outcome, Resumable, Session, StopFlag, Trained};
 pub use spec::{DataSpec, RuleName, RuleOptions, SessionSpec};
 

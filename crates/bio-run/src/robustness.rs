@@ -239,10 +239,10 @@ impl RobustnessSpec {
         }
         // Pixels lie in [0, 1]: an L∞ ball of radius 1 already holds every image.
         let linf = self.attacks().iter().any(|a| *a != AttackName::PgdL2) && self.norm == BallChoice::Linf;
-        if linf && let Some(e) = self.radii().iter().find(|e| **e > 1.0) {
-            bail!(
-                "invalid value for `eps`: {e} is above 1, and an L∞ ball of radius 1 already holds every image in [0, 1]"
-            );
+        if linf {
+            for &e in &self.radii() {
+                bio_eval::attack::check_linf_radius(e)?;
+            }
         }
         for a in self.attacks() {
             match self.ensemble_params(a) {
@@ -338,9 +338,13 @@ pub struct RobustnessReport {
     pub masking: Option<MaskingCheck>,
     /// The picture written, if asked for.
     pub plot: Option<String>,
-    /// Where the results were saved.
+    /// Where the results were saved (or were to be saved, see `not_saved`).
     #[serde(skip)]
     pub saved_to: PathBuf,
+    /// Why the results could not be saved (`None`: they were): a front end presents them anyway,
+    /// says this in one line and ends with a failure status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_saved: Option<String>,
     /// What the reader should know but did not stop the evaluation.
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -372,6 +376,32 @@ pub enum RobustnessProgress<'a> {
     },
 }
 
+/// Refuses a transfer-attack source (`source`, read from `path`) that does not classify the
+/// attacked model's classes: another number of outputs, or trained on fewer of the classes (a
+/// source trained on `--classes 0-4` never learnt to move images of classes 5-9, so its transfer
+/// figure would say nothing about them).
+pub fn check_source(source: &bio_data::ModelFile, target: &bio_data::ModelFile, path: &Path) -> Result<()> {
+    let (s, t) = (source.model.classes, target.model.classes);
+    if s != t {
+        bail!(
+            "invalid value for `source`: {} classifies into {s} classes, the attacked model into {t}",
+            path.display()
+        );
+    }
+    let missing: Vec<usize> =
+        target.trained_classes.iter().copied().filter(|c| !source.trained_classes.contains(c)).collect();
+    if !missing.is_empty() {
+        bail!(
+            "invalid value for `source`: {} was trained on classes {:?}, the attacked model also on {:?}; a transfer \
+             source must be trained on every class of the attacked model",
+            path.display(),
+            source.trained_classes,
+            missing
+        );
+    }
+    Ok(())
+}
+
 /// Attacks the model in `dir` as `spec` says and saves the results into `DIR/robustness.json`
 /// (merged per attack with earlier results of the same model).
 pub fn robustness<B: Backend>(
@@ -387,7 +417,12 @@ pub fn robustness<B: Backend>(
     let attacks = spec.attacks();
     let suffix = if spec.targeted { "-targeted" } else { "" };
     let source = match &spec.source {
-        Some(s) => Some(load_model(b, s).with_context(|| format!("the --source model {}", s.display()))?),
+        Some(s) => {
+            let (source_file, source_model) =
+                load_model(b, s).with_context(|| format!("the --source model {}", s.display()))?;
+            check_source(&source_file, &file, s)?;
+            Some((source_file, source_model))
+        }
         None => None,
     };
     let surrogate = model.surrogate(spec.surrogate_temperature);
@@ -459,18 +494,26 @@ pub fn robustness<B: Backend>(
     if let Some(m) = &masking {
         saved.masking.insert(format!("{}/square{suffix}", m.gradient_attack), m.flags.clone());
     }
-    bio_data::write_json(&path, &saved).with_context(|| format!("saving {}", path.display()))?;
+    // Never lose a finished evaluation to a directory that cannot be written: say so instead.
+    let not_saved = crate::files::save_results(&path, &saved);
 
     if let Some(plot) = &spec.plot {
         let series: Vec<Series> = curves
             .iter()
             .map(|(_, name, c)| {
-                Series::new(name.clone(), c.points.iter().map(|p| (p.eps as f64, p.accuracy)).collect())
+                Series::new(name.clone(), c.points.iter().map(|p| (p.eps as f64, 100.0 * p.accuracy)).collect())
             })
             .collect();
-        let title = format!("{} ({}) robust accuracy", dir.display(), file.model.rule());
-        let drawn = bio_eval::line_chart(plot, &title, "eps", "robust accuracy", &series)?;
-        warnings.extend(drawn.warning);
+        let norm = match spec.norm {
+            BallChoice::Linf => "L∞",
+            BallChoice::L2 => "L2",
+        };
+        let title =
+            format!("{} ({}) robust accuracy, {norm}, {} test images", dir.display(), file.model.rule(), test.len());
+        match bio_eval::line_chart(plot, &title, "eps", "robust accuracy (%)", &series) {
+            Ok(drawn) => warnings.extend(drawn.warning),
+            Err(e) => warnings.push(format!("no plot: {e}")),
+        }
     }
     for e in &ensembles {
         for flag in e.report.sanity.iter().filter(|f| f.failed) {
@@ -487,6 +530,7 @@ pub fn robustness<B: Backend>(
         masking,
         plot: spec.plot.as_ref().map(|p| p.display().to_string()),
         saved_to: path,
+        not_saved,
         warnings,
     })
 }

@@ -223,6 +223,13 @@ impl Resumable {
         Ok(Resumable { spec, state })
     }
 
+    /// Whether the saved run trained all its epochs (its state is the last epoch's end) and wrote
+    /// its `metrics.json`: there is nothing to resume, and [`Session::resumed`] refuses it.
+    pub fn finished(&self) -> bool {
+        let dir = self.spec.out.as_deref().unwrap_or(Path::new("."));
+        self.state.as_ref().is_some_and(|s| crate::files::refuse_finished_resume(dir, s).is_err())
+    }
+
     /// Continues the run to `epochs` epochs in all, more than it was started with. Only for a rule
     /// whose updates do not depend on the run's length (`bp`), so that the result equals one run of
     /// `epochs` epochs; the `bio` rule anneals its rates over the run's epochs and is refused.
@@ -379,6 +386,9 @@ impl Session {
         let resumed = resume.is_some();
         if resumed && spec.out.is_none() {
             bail!("--resume needs the run's directory");
+        }
+        if let Some(Some(state)) = &resume {
+            crate::files::refuse_finished_resume(spec.out.as_deref().unwrap_or(Path::new(".")), state)?;
         }
         let resume = resume.flatten();
         Ok(Session {

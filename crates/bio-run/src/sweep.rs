@@ -115,6 +115,88 @@ pub struct PlannedRun {
     pub seed: u64,
     /// The session's spec.
     pub spec: SessionSpec,
+    /// Everything that produces the run's result; a saved result with another key is redone.
+    pub key: RunKey,
+}
+
+/// Version of what a sweep run's result depends on beyond its settings (training, judging, the
+/// files' layout); raise it when a change would make an old `sweep-run.json` measure something else,
+/// and every old result is redone.
+pub const RUN_FORMAT: u32 = 2;
+
+/// Everything that produced a sweep run's result, recorded in its `sweep-run.json`: a saved result
+/// is reused only when its key equals the planned run's ([`RunKey::differences`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunKey {
+    /// [`RUN_FORMAT`] of the binary that measured it.
+    pub format: u32,
+    /// The session spec (base overlaid with the point's settings, and the seed) as `config.json`
+    /// stores it, without the output directory.
+    pub spec: Value,
+    /// The rule's configuration with every default filled in, as the binary resolved it.
+    pub resolved: Value,
+    /// Seed of the run.
+    pub seed: u64,
+    /// Dataset name (or directory) and extra search directory.
+    pub dataset: String,
+    /// Extra directory searched for the dataset.
+    pub data: Option<PathBuf>,
+    /// How the run is judged.
+    pub eval: SweepEval,
+}
+
+impl RunKey {
+    /// The key of a run of `spec` judged by `eval`.
+    pub fn new(spec: &SessionSpec, eval: &SweepEval) -> Result<RunKey> {
+        let spec = SessionSpec { out: None, force: false, ..spec.clone() };
+        let resolved = spec.options.config_json(&spec.rule.info()?)?;
+        Ok(RunKey {
+            format: RUN_FORMAT,
+            resolved: serde_json::from_str(&resolved)?,
+            seed: spec.options.seed,
+            dataset: spec.data.dataset.clone(),
+            data: spec.data.data.clone(),
+            eval: eval.clone(),
+            spec: serde_json::to_value(&spec)?,
+        })
+    }
+
+    /// What differs between a saved key (`old`; `None`: a result saved without one) and `self`, as
+    /// `field: old → new` items; empty when the saved result can be reused.
+    pub fn differences(&self, old: Option<&RunKey>) -> Vec<String> {
+        let Some(old) = old else {
+            return vec!["the saved result does not record the settings that produced it".into()];
+        };
+        let mut out = Vec::new();
+        let (old, new) =
+            (serde_json::to_value(old).unwrap_or_default(), serde_json::to_value(self).unwrap_or_default());
+        json_differences("", &old, &new, &mut out);
+        out
+    }
+}
+
+/// Appends `path: old → new` for every leaf where `old` and `new` differ.
+fn json_differences(path: &str, old: &Value, new: &Value, out: &mut Vec<String>) {
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                json_differences(&sub, a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), out);
+            }
+        }
+        (a, b) if a != b => out.push(format!("{path}: {} → {}", shortest(a), shortest(b))),
+        _ => {}
+    }
+}
+
+/// A JSON value as text, a number that is an `f32` widened (`0.10000000149011612`) as the `f32`
+/// (`0.1`).
+fn shortest(v: &Value) -> String {
+    match v.as_f64() {
+        Some(x) if v.is_f64() && f64::from(x as f32) == x => format!("{}", x as f32),
+        _ => v.to_string(),
+    }
 }
 
 /// What one run measured (`OUT/runs/NAME/sweep-run.json`).
@@ -147,6 +229,9 @@ pub struct RunResult {
     /// The sweep it came from, when several sweeps are compared on one plot ([`compare`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Everything that produced this result (`None`: saved by a version that did not record it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<RunKey>,
 }
 
 /// A point of the sweep, over its seeds.
@@ -165,6 +250,10 @@ pub struct PointSummary {
     /// Mean fraction of hidden synapses kept (`None`: no run reports it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synapses_kept: Option<f64>,
+    /// Sample standard deviations over seeds of the validation and robust accuracies (`None`: fewer
+    /// than two seeds finished); drawn as error bars on the Pareto plot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spread: Option<(f64, f64)>,
     /// On the Pareto front of (validation accuracy, robust accuracy).
     pub on_front: bool,
     /// The sweep it came from, when several sweeps are compared ([`compare`]).
@@ -194,6 +283,9 @@ pub enum SweepEvent<'a> {
         total: usize,
         /// The run.
         run: &'a PlannedRun,
+        /// Why a saved result of this run is not reused (its settings, or how it is judged,
+        /// changed); `None`: there was none, or it had failed.
+        redo: Option<String>,
     },
     /// A run had a result already and was not redone.
     Skipped {
@@ -238,7 +330,12 @@ fn session_spec(base: &Settings, settings: &Settings, seed: u64, out: &Path) -> 
         } else if json["rule_args"].get(&k).is_some() {
             &mut json["rule_args"][&k]
         } else {
-            bail!("unknown setting `{k}` in the sweep spec (use the names of `bio train` flags)");
+            let mut known: Vec<String> =
+                json["rule_args"].as_object().map_or_else(Vec::new, |o| o.keys().cloned().collect());
+            known.extend(TOP_LEVEL.iter().chain(&DATA).map(|s| s.to_string()));
+            let hint = crate::names::did_you_mean(&k, known.iter().map(String::as_str))
+                .map_or_else(String::new, |s| format!("; did you mean `{}`?", s.replace('_', "-")));
+            bail!("unknown setting `{k}` in the sweep spec (use the names of `bio train` flags){hint}");
         };
         *slot = match (&k[..], v) {
             // `hidden = 2000` as well as `hidden = [2000, 2000]`.
@@ -327,7 +424,8 @@ impl SweepSpec {
                 let dir = out.join("runs").join(&name);
                 let spec =
                     session_spec(&self.base, &settings, seed, &dir).with_context(|| format!("point `{label}`"))?;
-                runs.push(PlannedRun { name, point: label.clone(), settings: settings.clone(), seed, spec });
+                let key = RunKey::new(&spec, &self.eval).with_context(|| format!("point `{label}`"))?;
+                runs.push(PlannedRun { name, point: label.clone(), settings: settings.clone(), seed, spec, key });
             }
         }
         self.eval_attacks()?;
@@ -438,14 +536,19 @@ pub fn run(
             let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let Some(run) = mine.get(i) else { return Ok(()) };
             let dir = out.join("runs").join(&run.name);
+            let mut redo = None;
             if let Ok(Some(done)) = crate::read_saved::<RunResult>(&dir, RUN_RESULT_FILE)
                 && done.error.is_none()
             {
-                on_event(&SweepEvent::Skipped { run });
-                results.lock().expect("no panic holds the lock").insert(run.name.clone(), done);
-                continue;
+                let changed = run.key.differences(done.key.as_ref());
+                if changed.is_empty() {
+                    on_event(&SweepEvent::Skipped { run });
+                    results.lock().expect("no panic holds the lock").insert(run.name.clone(), done);
+                    continue;
+                }
+                redo = Some(format!("changed since its saved result: {}", changed.join(", ")));
             }
-            on_event(&SweepEvent::Started { index: i + 1, total: mine.len(), run });
+            on_event(&SweepEvent::Started { index: i + 1, total: mine.len(), run, redo });
             let dataset = {
                 let key = (run.spec.data.dataset.clone(), run.spec.data.data.clone());
                 let mut cache = data.lock().expect("no panic holds the lock");
@@ -474,6 +577,7 @@ pub fn run(
                 synapses_kept: None,
                 error: Some(format!("{e:#}")),
                 group: None,
+                key: Some(run.key.clone()),
             });
             bio_data::ensure_output_dir(&dir)?;
             bio_data::write_json(dir.join(RUN_RESULT_FILE), &result)?;
@@ -508,12 +612,30 @@ fn run_one(
         .then(|| crate::session::Resumable::read(&dir).ok())
         .flatten()
         .filter(|r| r.spec == SessionSpec { force: false, ..run.spec.clone() });
-    let session = match saved {
-        Some(saved) => Session::resumed_with(saved, data, Some(backend.clone()))?,
-        None => Session::with_data(SessionSpec { force: true, ..run.spec.clone() }, data, Some(backend.clone()))?,
+    // A finished run (only its judging changed) is judged again as it is, not trained again.
+    let measured: Option<crate::TrainMetrics> = match &saved {
+        Some(saved) if saved.finished() => crate::read_saved(&dir, bio_data::model_dir::METRICS_FILE)?,
+        _ => None,
     };
-    let validation = session.splits().validation.clone().expect("sweep specs hold out validation images");
-    let trained = session.run(&mut ())?.finished()?;
+    let (validation, metrics, synapses_kept) = match measured {
+        Some(metrics) => {
+            let splits = crate::data::Splits::new(&data, run.spec.classes.as_deref(), run.spec.validation)?;
+            let model = bio_data::load_model(&dir)?.model;
+            (splits.validation, metrics, bio_eval::synapses_kept(model.params()))
+        }
+        None => {
+            let session = match saved {
+                Some(saved) => Session::resumed_with(saved, data, Some(backend.clone()))?,
+                None => {
+                    Session::with_data(SessionSpec { force: true, ..run.spec.clone() }, data, Some(backend.clone()))?
+                }
+            };
+            let validation = session.splits().validation.clone();
+            let trained = session.run(&mut ())?.finished()?;
+            (validation, trained.metrics, bio_eval::synapses_kept(trained.model.params()))
+        }
+    };
+    let validation = validation.expect("sweep specs hold out validation images");
     let robust_images = eval.robust_images.min(validation.len());
     let (robust_accuracy, per_attack) = if robust_images == 0 || attacks.is_empty() {
         (None, BTreeMap::new())
@@ -527,14 +649,15 @@ fn run_one(
         point: run.point.clone(),
         settings: run.settings.clone(),
         seed: run.seed,
-        validation_accuracy: trained.metrics.validation_accuracy,
+        validation_accuracy: metrics.validation_accuracy,
         robust_accuracy,
         robust_samples: if robust_accuracy.is_some() { robust_images } else { 0 },
         per_attack,
-        train_seconds: trained.metrics.train_seconds,
-        synapses_kept: bio_eval::synapses_kept(trained.model.params()),
+        train_seconds: metrics.train_seconds,
+        synapses_kept,
         error: None,
         group: None,
+        key: Some(run.key.clone()),
     })
 }
 
@@ -606,6 +729,14 @@ pub fn summarize(runs: Vec<RunResult>, eval: Option<SweepEval>) -> SweepResults 
         }
     }
     let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+    // Sample standard deviation: √(Σ (v − mean)² / (n − 1)); NaN below two values.
+    let sd = |v: &[f64]| {
+        if v.len() < 2 {
+            return f64::NAN;
+        }
+        let m = mean(v);
+        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+    };
     let mut points: Vec<PointSummary> = order
         .iter()
         .map(|p| {
@@ -629,6 +760,7 @@ pub fn summarize(runs: Vec<RunResult>, eval: Option<SweepEval>) -> SweepResults 
                 robust_accuracy: mean(&robust),
                 per_attack,
                 synapses_kept: (!kept.is_empty()).then(|| mean(&kept)),
+                spread: (clean.len() >= 2).then(|| (sd(&clean), sd(&robust))),
                 on_front: false,
                 group: runs.iter().find(|r| &r.point == p).and_then(|r| r.group.clone()),
             }
@@ -687,6 +819,33 @@ fn percent(x: f64) -> String {
     if x.is_finite() { format!("{:.2}%", 100.0 * x) } else { "—".into() }
 }
 
+/// The sentence of `sweep.md` that says how the runs were judged: the `[eval]` settings every
+/// run's result was measured with (a sweep reuses a saved result only when they match, see
+/// [`RunKey`]), and the images actually attacked.
+fn eval_sentence(e: &SweepEval, runs: &[RunResult]) -> String {
+    let mut attacked: Vec<usize> = runs.iter().filter(|r| r.error.is_none()).map(|r| r.robust_samples).collect();
+    attacked.sort_unstable();
+    attacked.dedup();
+    let images = match attacked.as_slice() {
+        [n] => n.to_string(),
+        _ => format!("{} (at most)", e.robust_images),
+    };
+    let mut details = Vec::new();
+    if e.attacks.iter().any(|a| a == "pgd") {
+        details.push(format!("PGD steps {}", e.steps));
+    }
+    if e.attacks.iter().any(|a| a == "square") {
+        details.push(format!("Square queries {}", e.queries));
+    }
+    details.push(format!("attack seed {}", e.seed));
+    format!(
+        "Clean accuracy on the validation images; robust accuracy on the first {images} of them at L∞ eps {}, the worst case per image over {} ({}). ★: on the Pareto front.\n\n",
+        e.eps,
+        e.attacks.join(", "),
+        details.join(", ")
+    )
+}
+
 /// The Markdown table of a sweep.
 pub fn markdown(results: &SweepResults) -> String {
     let attacks: Vec<String> = {
@@ -697,12 +856,7 @@ pub fn markdown(results: &SweepResults) -> String {
     };
     let mut md = String::from("# Sweep\n\n");
     if let Some(e) = &results.eval {
-        md.push_str(&format!(
-            "Clean accuracy on the validation images; robust accuracy on the first {} of them at L∞ eps {}, the worst case per image over {}. ★: on the Pareto front.\n\n",
-            e.robust_images,
-            e.eps,
-            e.attacks.join(", ")
-        ));
+        md.push_str(&eval_sentence(e, &results.runs));
     }
     md.push_str("| point | seeds | validation accuracy | robust (worst case) |");
     for a in &attacks {
@@ -756,18 +910,17 @@ fn write_results(out: &Path, results: &SweepResults) -> Result<()> {
             y: 100.0 * p.robust_accuracy,
             on_front: p.on_front,
             group: p.group.clone(),
+            spread: p.spread.map(|(x, y)| (100.0 * x, 100.0 * y)),
         })
         .collect();
     if !points.is_empty() {
         let eps = results.eval.as_ref().map_or(String::new(), |e| format!(" at eps {}", e.eps));
         let grouped = points.iter().any(|p| p.group.is_some());
+        let bars = if points.iter().any(|p| p.spread.is_some()) { "; bars: ± sd over seeds" } else { "" };
+        let front = if grouped { "line: Pareto front" } else { "orange: Pareto front" };
         bio_eval::pareto_chart(
             &out.join("pareto.png"),
-            if grouped {
-                "clean versus robust accuracy (line: Pareto front)"
-            } else {
-                "clean versus robust accuracy (orange: Pareto front)"
-            },
+            &format!("clean versus robust accuracy ({front}{bars})"),
             "validation accuracy (%)",
             &format!("robust accuracy, worst case{eps} (%)"),
             &points,

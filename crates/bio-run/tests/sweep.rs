@@ -113,6 +113,7 @@ fn bad_specs_are_refused_before_any_run() {
         assert!(err.contains(needle), "{needle}: {err}");
     };
     refuse("[base]\ndataset = \"embedded\"\nvalidation = 600\nhebian-rate = 0.1", "hebian_rate");
+    refuse("[base]\ndataset = \"embedded\"\nvalidation = 600\nhebian-rate = 0.1", "did you mean `hebbian-rate`?");
     refuse("[base]\ndataset = \"embedded\"", "validation");
     refuse("[base]\nvalidation = 600\nrule = \"bp\"\n[grid]\nhebbian-rate = [0.1]", "hebbian-rate");
     refuse("[base]\nvalidation = 600\n[eval]\nattacks = [\"pgdd\"]", "pgdd");
@@ -151,4 +152,76 @@ fn every_spec_shipped_in_sweeps_plans() {
         }
     }
     assert!(checked >= 4, "only {checked} specs found in {}", dir.display());
+}
+
+/// Runs `text` into `out`; returns (started, skipped, the reasons given for redoing).
+fn run_text(text: &str, out: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let spec: SweepSpec = toml::from_str(text).unwrap();
+    let (started, skipped, reasons) = (Mutex::new(Vec::new()), Mutex::new(Vec::new()), Mutex::new(Vec::new()));
+    let on_event = |e: &SweepEvent<'_>| match e {
+        SweepEvent::Started { run, redo, .. } => {
+            started.lock().unwrap().push(run.name.clone());
+            reasons.lock().unwrap().extend(redo.clone());
+        }
+        SweepEvent::Skipped { run } => skipped.lock().unwrap().push(run.name.clone()),
+        SweepEvent::Finished { result } => assert!(result.error.is_none(), "{result:?}"),
+    };
+    sweep::run(&spec, out, BackendChoice::Cpu, 1, None, &on_event).unwrap();
+    (started.into_inner().unwrap(), skipped.into_inner().unwrap(), reasons.into_inner().unwrap())
+}
+
+/// A one-point sweep whose base epochs, point rate and eval eps are given.
+fn one_point(epochs: usize, rate: f64, eps: f64) -> String {
+    format!(
+        "seeds = [0]\n[base]\ndataset = \"embedded\"\nvalidation = 600\nhidden = 20\nepochs = {epochs}\n\
+         [[points]]\nname = \"p\"\nhebbian-rate = {rate}\n\
+         [eval]\nrobust-images = 20\neps = {eps}\nattacks = [\"pgd\"]\nsteps = 2\n"
+    )
+}
+
+#[test]
+fn a_run_whose_settings_changed_is_redone_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("sweep");
+    let model = out.join("runs").join("p_seed=0").join("model.ckpt");
+    let modified = || std::fs::metadata(&model).unwrap().modified().unwrap();
+    let (started, _, _) = run_text(&one_point(1, 0.01, 0.1), &out);
+    assert_eq!(started, ["p_seed=0"]);
+    // Unchanged: reused.
+    let (started, skipped, _) = run_text(&one_point(1, 0.01, 0.1), &out);
+    assert!(started.is_empty() && skipped.len() == 1);
+    let saved = std::fs::read_to_string(out.join("runs/p_seed=0/sweep-run.json")).unwrap();
+    assert!(saved.contains("\"eps\": 0.1") && saved.contains("\"hebbian_rate\": 0.01"), "{saved}");
+
+    // [base] epochs 1 → 2: redone, retrained, the reason names the setting.
+    let before = modified();
+    let (started, _, reasons) = run_text(&one_point(2, 0.01, 0.1), &out);
+    assert_eq!(started.len(), 1);
+    assert!(reasons.iter().any(|r| r.contains("epochs: 1 → 2")), "{reasons:?}");
+    assert_ne!(modified(), before, "not retrained");
+
+    // A point's hebbian-rate 0.01 → 0.02: redone.
+    let (started, _, reasons) = run_text(&one_point(2, 0.02, 0.1), &out);
+    assert_eq!(started.len(), 1);
+    assert!(reasons.iter().any(|r| r.contains("hebbian_rate: 0.01 → 0.02")), "{reasons:?}");
+
+    // [eval] eps 0.1 → 0.05: judged again (the trained model is kept), and sweep.md states 0.05.
+    let before = modified();
+    let (started, _, reasons) = run_text(&one_point(2, 0.02, 0.05), &out);
+    assert_eq!(started.len(), 1);
+    assert!(reasons.iter().any(|r| r.contains("eval.eps: 0.1 → 0.05")), "{reasons:?}");
+    assert_eq!(modified(), before, "only the judging changed, yet the run was trained again");
+    let md = std::fs::read_to_string(out.join("sweep.md")).unwrap();
+    assert!(md.contains("first 20 of them at L∞ eps 0.05") && md.contains("PGD steps 2"), "{md}");
+    let saved = std::fs::read_to_string(out.join("runs/p_seed=0/sweep-run.json")).unwrap();
+    assert!(saved.contains("\"eps\": 0.05"), "{saved}");
+
+    // A result saved without a key (an older binary) is redone, not trusted.
+    let path = out.join("runs/p_seed=0/sweep-run.json");
+    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("key");
+    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+    let (started, _, reasons) = run_text(&one_point(2, 0.02, 0.05), &out);
+    assert_eq!(started.len(), 1);
+    assert!(reasons.iter().any(|r| r.contains("does not record")), "{reasons:?}");
 }

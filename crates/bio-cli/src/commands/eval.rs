@@ -14,6 +14,7 @@ pub fn accuracy(args: AccuracyArgs) -> Result<()> {
 
 /// `bio eval accuracy` on one backend.
 fn accuracy_on<B: Backend>(b: &B, args: &AccuracyArgs) -> Result<()> {
+    crate::output::warn_unfinished(&args.model);
     let report = bio_run::eval::accuracy(b, &args.model, args.dataset.as_deref(), args.data.as_deref(), args.limit)?;
     if args.json {
         return print_json(&report);

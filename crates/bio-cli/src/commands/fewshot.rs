@@ -25,6 +25,7 @@ fn episodic(args: FewshotArgs) -> Result<()> {
     let Some(dir) = args.model.clone() else {
         bail!("missing `model`: the episodic protocol needs --model DIR (or use --protocol few-labels --rule bio|bp)");
     };
+    crate::output::warn_unfinished(&dir);
     let shots = if args.shots.is_empty() { vec![1, 5] } else { args.shots.clone() };
     let params = EpisodeParams {
         ways: args.ways,

@@ -29,16 +29,29 @@ struct Inspection {
     seed: u64,
     version: String,
     hidden: Vec<usize>,
+    /// Learnable parameters (weights and biases); the binary synapse masks are not counted.
     parameters: usize,
+    /// Entries of the binary synapse masks (0: none).
+    #[serde(skip_serializing_if = "is_zero")]
+    mask_entries: usize,
+    /// Synapses present (mask entries equal to 1), for a model with masks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    synapses_present: Option<usize>,
     tensors: Vec<TensorSummary>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pictures: Vec<crate::pictures::Picture>,
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// `bio inspect`.
 pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
     let file = bio_data::load_model(&args.model)?;
+    crate::output::warn_unfinished(&args.model);
     let params = file.model.params();
+    let count = bio_eval::parameter_count(params);
     let tensors = params
         .tensors
         .iter()
@@ -59,13 +72,15 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
         .collect();
     let report = Inspection {
         rule: file.model.rule().to_string(),
-        dataset: file.dataset.clone(),
+        dataset: bio_data::dataset::dataset_name(&file.dataset),
         trained_classes: file.trained_classes.clone(),
         epochs: file.epochs,
         seed: file.seed,
         version: file.version.clone(),
         hidden: file.model.hidden().to_vec(),
-        parameters: params.count(),
+        parameters: count.learnable,
+        mask_entries: count.mask_entries,
+        synapses_present: count.synapses_present,
         tensors,
         pictures: match &args.out {
             Some(out) => pictures(&args, &file, out)?,
@@ -75,12 +90,18 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
     if args.json {
         return print_json(&report);
     }
+    let parameters = match report.synapses_present {
+        Some(present) => format!(
+            "{} parameters (weights and biases; {present} of the {} masked synapses present, the binary masks not counted)",
+            report.parameters, report.mask_entries
+        ),
+        None => format!("{} parameters", report.parameters),
+    };
     outln!(
-        "{}: rule {}, hidden {:?}, {} parameters, trained {} epochs on {} (classes {:?}), seed {}, biorule {}",
+        "{}: rule {}, hidden {:?}, {parameters}, trained {} epochs on {} (classes {:?}), seed {}, biorule {}",
         args.model.display(),
         report.rule,
         report.hidden,
-        report.parameters,
         report.epochs,
         report.dataset,
         report.trained_classes,

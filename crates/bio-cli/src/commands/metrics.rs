@@ -16,21 +16,27 @@ pub fn run(args: MetricsArgs) -> Result<()> {
 
 /// `bio eval metrics` on one backend.
 fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
-    let (out, path) = bio_run::eval::biology(b, &args.model, args.data.as_deref(), args.limit)?;
+    crate::output::warn_unfinished(&args.model);
+    let (out, path, not_saved) = bio_run::eval::biology(b, &args.model, args.data.as_deref(), args.limit)?;
     if args.json {
-        return print_json(&out);
+        print_json(&out)?;
+        return crate::output::fail_if_not_saved(not_saved);
     }
     outln!(
-        "{} ({}) on {} test images of {}; saved to {}",
+        "{} ({}) on {} test images of {}; {}",
         out.model,
         out.rule,
         out.inputs,
         out.dataset,
-        path.display()
+        if not_saved.is_some() {
+            "NOT saved (see the end)".to_string()
+        } else {
+            format!("saved to {}", path.display())
+        }
     );
     print_table(&BIOLOGY_HEADER, &biology_rows(&out.layers));
     outln!();
     outln!("class selectivity of the hidden layers (units: active at least once)");
     print_table(&SELECTIVITY_HEADER, &selectivity_rows(&out.class_selectivity));
-    Ok(())
+    crate::output::fail_if_not_saved(not_saved)
 }

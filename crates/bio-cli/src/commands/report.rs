@@ -69,7 +69,7 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
     // Results measured on another model (retrained into this directory since) are left out; files
     // that record no checksum are shown, marked unverified.
     let current = bio_run::model_crc32(dir).ok();
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = bio_run::unfinished_note(dir).into_iter().collect();
     let mut check = |file: &str, recorded: Option<u32>| match Provenance::of(recorded, current) {
         Provenance::Current => true,
         Provenance::OtherModel => {
@@ -212,12 +212,38 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
     let mut series = Vec::new();
     let mut rows = Vec::new();
     let mut masking_rows = Vec::new();
+    let mut worst_series = Vec::new();
+    let mut worst_rows = Vec::new();
+    let (mut norms, mut images) = (Vec::new(), Vec::new());
     for r in &runs {
         let Some(rob) = &r.robustness else { continue };
+        for (name, e) in &rob.ensembles {
+            worst_series.push(Series::new(
+                format!("{} · {name}", r.label),
+                e.points.iter().map(|p| (p.eps as f64, 100.0 * p.accuracy)).collect(),
+            ));
+            for p in &e.points {
+                worst_rows.push(vec![
+                    r.label.clone(),
+                    name.clone(),
+                    e.params.norm.name().into(),
+                    format!("{}", p.eps),
+                    format!("{} ({}/{})", percent(p.accuracy), p.robust, p.samples),
+                    percent(e.clean_accuracy),
+                    match (e.sanity.is_empty(), e.suspect()) {
+                        (true, _) => "not run".into(),
+                        (false, true) => "FAILED".into(),
+                        (false, false) => "passed".into(),
+                    },
+                ]);
+            }
+        }
         for (attack, c) in &rob.attacks {
+            norms.push(c.norm.name().to_string());
+            images.push(c.samples);
             series.push(Series::new(
                 format!("{} · {attack}", r.label),
-                c.points.iter().map(|p| (p.eps as f64, p.accuracy)).collect(),
+                c.points.iter().map(|p| (p.eps as f64, 100.0 * p.accuracy)).collect(),
             ));
             for p in &c.points {
                 rows.push(vec![
@@ -237,18 +263,56 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
                     pair.clone(),
                     format!("{}", f.eps),
                     format!("{:+.2}", 100.0 * f.gap),
+                    format!("{:.2}", 100.0 * f.threshold),
                     if f.masking { "MASKING" } else { "ok" }.into(),
                 ]);
             }
         }
     }
+    // The worst case per image over the strongest ensemble: the headline measure.
+    md.push_str("### Worst case per image (`--attack strongest`)\n\n");
+    if worst_rows.is_empty() {
+        md.push_str(
+            "No worst-case data: no run has an ensemble evaluation (run `bio eval robustness --model DIR --attack strongest`).\n\n",
+        );
+    } else {
+        let path = args.out.join("worst-case.png");
+        let d = bio_eval::line_chart(
+            &path,
+            "worst case per image over the attack ensemble",
+            "eps",
+            "robust accuracy, worst case (%)",
+            &worst_series,
+        )?;
+        if let Some(w) = d.warning {
+            eprintln!("warning: {}: {w}", path.display());
+        }
+        md.push_str("![worst-case robust accuracy versus eps](worst-case.png)\n\n");
+        files.push(path);
+        md.push_str(&md_table(
+            &["run", "ensemble", "norm", "eps", "worst case (robust/images)", "clean", "sanity checks"],
+            &worst_rows,
+        ));
+        md.push('\n');
+    }
+    md.push_str("### Single attacks\n\n");
     if series.is_empty() {
         md.push_str(
             "No robustness data: none of the runs has robustness.json (run `bio eval robustness --model DIR`).\n",
         );
     } else {
         let path = args.out.join("robustness.png");
-        let d = bio_eval::line_chart(&path, "robust accuracy versus eps", "eps", "robust accuracy", &series)?;
+        norms.sort();
+        norms.dedup();
+        images.sort_unstable();
+        images.dedup();
+        let images: Vec<String> = images.iter().map(|n| n.to_string()).collect();
+        let title = format!(
+            "robust accuracy versus eps ({} norm, {} test images)",
+            norms.join("/").replace("linf", "L∞").replace("l2", "L2"),
+            images.join("/")
+        );
+        let d = bio_eval::line_chart(&path, &title, "eps", "robust accuracy (%)", &series)?;
         if let Some(w) = d.warning {
             eprintln!("warning: {}: {w}", path.display());
         }
@@ -259,7 +323,7 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
             md.push_str("\nNo gradient-masking check (run PGD and Square together: `--attack pgd,square`).\n");
         } else {
             md.push_str("\nGradient-masking check (gap = gradient-attack accuracy − Square accuracy, in points):\n\n");
-            md.push_str(&md_table(&["run", "attacks", "eps", "gap", "verdict"], &masking_rows));
+            md.push_str(&md_table(&["run", "attacks", "eps", "gap", "threshold", "verdict"], &masking_rows));
         }
     }
 

@@ -28,6 +28,7 @@ pub fn run(args: RobustnessArgs) -> Result<()> {
 
 /// `bio eval robustness` on one backend.
 fn run_on<B: Backend>(b: &B, args: &RobustnessArgs) -> Result<()> {
+    crate::output::warn_unfinished(&args.model);
     let mut pb: Option<ProgressBar> = None;
     let show = !args.json && !crate::output::quiet();
     let out = bio_run::robustness::robustness(b, &args.model, &args.spec, |p| match p {
@@ -46,20 +47,25 @@ fn run_on<B: Backend>(b: &B, args: &RobustnessArgs) -> Result<()> {
         eprintln!("warning: {w}");
     }
     if args.json {
-        return print_json(&out);
+        print_json(&out)?;
+    } else {
+        print_report(&out, &b.name());
     }
-    print_report(&out, &b.name());
-    Ok(())
+    crate::output::fail_if_not_saved(out.not_saved)
 }
 
 fn print_report(out: &RobustnessReport, backend: &str) {
     outln!(
-        "{} ({}) on {} test images of {} [{backend}]; saved to {}",
+        "{} ({}) on {} test images of {} [{backend}]; {}",
         out.model,
         out.rule,
         out.samples,
         out.dataset,
-        out.saved_to.display()
+        if out.not_saved.is_some() {
+            "NOT saved (see the end)".to_string()
+        } else {
+            format!("saved to {}", out.saved_to.display())
+        }
     );
     let rows: Vec<Vec<String>> = out
         .attacks
@@ -93,14 +99,19 @@ fn print_report(out: &RobustnessReport, backend: &str) {
                     percent(f.gradient_accuracy),
                     percent(f.gradient_free_accuracy),
                     format!("{:+.2}", 100.0 * f.gap),
+                    format!("{:.2}", 100.0 * f.threshold),
                     if f.masking { "MASKING" } else { "ok" }.to_string(),
                 ]
             })
             .collect();
-        print_table(&["eps", m.gradient_attack.as_str(), "square", "gap (points)", "verdict"], &rows);
+        print_table(&["eps", m.gradient_attack.as_str(), "square", "gap (points)", "threshold", "verdict"], &rows);
+        outln!(
+            "threshold: the larger of one point and 1.645 standard errors of the difference on {} images (5% false alarms)",
+            m.flags.first().map_or(0, |f| f.samples)
+        );
         if m.flags.iter().any(|f| f.masking) {
             outln!(
-                "square beats {} by more than one point somewhere: the gradient robustness is not to be trusted",
+                "square beats {} by more than chance allows somewhere: the gradient robustness is not to be trusted",
                 m.gradient_attack
             );
         }

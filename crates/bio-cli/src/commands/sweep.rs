@@ -25,7 +25,10 @@ pub fn run(args: SweepArgs) -> Result<()> {
                     return;
                 }
                 match e {
-                    SweepEvent::Started { index, total, run } => eprintln!("[{index}/{total}] {} ...", run.name),
+                    SweepEvent::Started { index, total, run, redo } => match redo {
+                        Some(why) => eprintln!("[{index}/{total}] {} redone ({why}) ...", run.name),
+                        None => eprintln!("[{index}/{total}] {} ...", run.name),
+                    },
                     SweepEvent::Skipped { run } => eprintln!("{}: done before, not redone", run.name),
                     SweepEvent::Finished { result } => match &result.error {
                         Some(why) => eprintln!("{}: FAILED: {why}", result.name),

@@ -88,6 +88,9 @@ fn print_banner(session: &Session) {
 }
 
 fn print_result(metrics: &TrainMetrics, out: &Path, json: bool) -> Result<()> {
+    for w in bio_eval::dead_unit_warnings(&metrics.biology.layers) {
+        eprintln!("warning: {w}");
+    }
     if json {
         return print_json(metrics);
     }
