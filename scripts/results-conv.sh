@@ -20,10 +20,10 @@ BPCONV=(--rule bpconv --bpconv "$ARCH")
   for seed in 0 1 2; do
     train "conv-hard-$seed" "${CONV[@]}" --seed "$seed"
     train "conv-soft-$seed" "${CONV[@]}" --conv-competition soft --seed "$seed"
-    train "conv-frozen-$seed" "${CONV[@]}" --conv-frozen true --seed "$seed"
+    train "conv-frozen-$seed" "${CONV[@]}" --conv-frozen --seed "$seed"
   done
   train conv-hard-base "${CONV[@]}" --classes 0-4
-  train conv-frozen-base "${CONV[@]}" --conv-frozen true --classes 0-4
+  train conv-frozen-base "${CONV[@]}" --conv-frozen --classes 0-4
 ) &
 (
   for seed in 0 1 2; do

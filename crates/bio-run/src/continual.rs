@@ -306,7 +306,7 @@ fn learner<'a, B: Backend + 'static>(
 ) -> Result<Box<dyn Learner + 'a>> {
     let split = spec.experiment == Experiment::Split;
     let bp = |m: BpMethod| -> Result<Box<dyn Learner + 'a>> {
-        let config = RuleOptions { seed, ..spec.options.clone() }.bp_config()?;
+        let config = RuleOptions { seed, ..spec.options.clone() }.config::<bio_core::BackpropRule<B>>()?;
         Ok(Box::new(BpLearner::new(b, config, m, input_dim, outputs, seed)))
     };
     Ok(match method {

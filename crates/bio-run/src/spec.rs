@@ -150,7 +150,9 @@ impl clap::FromArgMatches for RuleSettings {
                     OptionKind::List(_) => matches
                         .get_many::<String>(option.flag)
                         .map(|names| Value::Array(names.map(|n| Value::from(n.as_str())).collect())),
-                    OptionKind::Choice(_) => matches.get_one::<String>(option.flag).map(|v| Value::from(v.as_str())),
+                    OptionKind::Choice(_) | OptionKind::Text => {
+                        matches.get_one::<String>(option.flag).map(|v| Value::from(v.as_str()))
+                    }
                     OptionKind::Number | OptionKind::Count => {
                         matches.get_one::<String>(option.flag).map(|v| setting_value(v))
                     }
@@ -186,6 +188,7 @@ impl clap::Args for RuleSettings {
                 match o.kind {
                     OptionKind::Number => arg.value_name("X").allow_negative_numbers(true),
                     OptionKind::Count => arg.value_name("N"),
+                    OptionKind::Text => arg.value_name("TEXT"),
                     OptionKind::Switch => arg.action(clap::ArgAction::SetTrue),
                     OptionKind::Choice(names) => arg.value_parser(PossibleValuesParser::new(names)),
                     OptionKind::List(names) => arg

@@ -16,7 +16,7 @@ fn settings_go_to_the_spec_its_rule_options_or_a_rule() {
     .unwrap();
     assert_eq!((spec.iterations, spec.options.seed, spec.options.hidden.clone()), (7, 4, vec![30]));
     assert_eq!(spec.methods, vec!["bio", "kh"]);
-    assert_eq!(spec.options.hebbian_rate, Some(0.01));
+    assert_eq!(spec.options.settings.0.get("hebbian-rate"), Some(&json!(0.01)));
     assert_eq!(spec.options.settings.0.get("kh-p"), Some(&json!(3.0)));
     spec.check().unwrap();
     let e = ContinualSpec::from_settings(&settings(json!({"no_such_setting": 1}))).unwrap_err();

@@ -464,7 +464,11 @@ logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied t
     /// `input_eps`, `feedforward_inhibition` (g), `normalization_sigma`, `response_power` and
     /// `threshold`: `{"kind": "k_winners", "k": [k per hidden layer]}`, `{"kind": "inhibitory",
     /// "gain": γ}` or `{"kind": "none"}` (see [`super::describe::bio_forward_text`]).
-    fn forward_constants(config: &BioConfig) -> serde_json::Value {
+    fn forward_constants(
+        config: &BioConfig,
+        _input_dim: usize,
+        _classes: usize,
+    ) -> Result<serde_json::Value, CoreError> {
         use serde_json::json;
         let threshold = if !config.mechanisms.competition {
             json!({ "kind": "none" })
@@ -477,13 +481,13 @@ logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied t
                 crate::params::Competition::Inhibitory { gain } => json!({ "kind": "inhibitory", "gain": gain }),
             }
         };
-        json!({
+        Ok(json!({
             "input_eps": crate::model::INPUT_EPS,
             "feedforward_inhibition": config.feedforward_inhibition,
             "normalization_sigma": config.normalization_sigma,
             "response_power": config.response_power,
             "threshold": threshold,
-        })
+        }))
     }
 
     fn set_hidden(params: &mut BioParams, hidden: &[usize]) {

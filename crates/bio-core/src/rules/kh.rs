@@ -585,8 +585,12 @@ impl<B: Backend> Rule for KhRule<B> {
     type Config = KhConfig;
 
     /// `n` (the response power) and `guard` (the floor of the peak and norm divided by).
-    fn forward_constants(config: &KhConfig) -> serde_json::Value {
-        serde_json::json!({ "n": config.n, "guard": crate::backend::NORM_GUARD })
+    fn forward_constants(
+        config: &KhConfig,
+        _input_dim: usize,
+        _classes: usize,
+    ) -> Result<serde_json::Value, CoreError> {
+        Ok(serde_json::json!({ "n": config.n, "guard": crate::backend::NORM_GUARD }))
     }
 
     fn set_hidden(params: &mut KhParams, hidden: &[usize]) {

@@ -177,8 +177,12 @@ pub trait Rule: Sized + 'static {
     }
     /// The constants of the forward pass beside the exported tensors (thresholds, powers, guards),
     /// as a JSON object, so that a model can be rebuilt from its file alone (default: none).
-    fn forward_constants(_config: &Self::Config) -> serde_json::Value {
-        serde_json::json!({})
+    fn forward_constants(
+        _config: &Self::Config,
+        _input_dim: usize,
+        _classes: usize,
+    ) -> Result<serde_json::Value, CoreError> {
+        Ok(serde_json::json!({}))
     }
     /// Puts the hidden widths into `params` (default: through the `hidden` field of its JSON form).
     fn set_hidden(params: &mut Self::Params, hidden: &[usize]) {

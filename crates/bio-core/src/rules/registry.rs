@@ -51,6 +51,8 @@ pub enum OptionKind {
     Choice(&'static [&'static str]),
     /// Any of these names, comma-separated on the command line, a list in files (`--ablate a,b`).
     List(&'static [&'static str]),
+    /// Free text that the rule's own check parses (`--conv 96:5,384:3`).
+    Text,
 }
 
 /// A field type a setting can hold: how its value reads from and writes to the settings' JSON form.
@@ -99,6 +101,16 @@ impl OptionValue for bool {
     }
     fn from_setting(value: &Value) -> Result<Self, String> {
         value.as_bool().ok_or_else(|| "expected true or false".into())
+    }
+}
+
+impl OptionValue for String {
+    const KIND: OptionKind = OptionKind::Text;
+    fn to_setting(&self) -> Value {
+        Value::from(self.as_str())
+    }
+    fn from_setting(value: &Value) -> Result<Self, String> {
+        value.as_str().map(str::to_string).ok_or_else(|| "expected text".into())
     }
 }
 
@@ -286,7 +298,7 @@ impl RuleInfo {
             forward: R::FORWARD,
             forward_text: |saved| Ok(R::forward_text(&saved.config_of::<R>()?, saved.input_dim, saved.classes)),
             forward_constants: |saved| {
-                let mut constants = R::forward_constants(&saved.config_of::<R>()?);
+                let mut constants = R::forward_constants(&saved.config_of::<R>()?, saved.input_dim, saved.classes)?;
                 constants["rule"] = Value::from(R::NAME);
                 Ok(constants)
             },

@@ -389,8 +389,12 @@ impl<B: Backend> Rule for SoftHebbRule<B> {
     type Config = SoftHebbConfig;
 
     /// `input_eps` and `beta`.
-    fn forward_constants(config: &SoftHebbConfig) -> serde_json::Value {
-        serde_json::json!({ "input_eps": SOFTHEBB_INPUT_EPS, "beta": config.beta })
+    fn forward_constants(
+        config: &SoftHebbConfig,
+        _input_dim: usize,
+        _classes: usize,
+    ) -> Result<serde_json::Value, CoreError> {
+        Ok(serde_json::json!({ "input_eps": SOFTHEBB_INPUT_EPS, "beta": config.beta }))
     }
 
     fn set_hidden(params: &mut SoftHebbParams, hidden: &[usize]) {

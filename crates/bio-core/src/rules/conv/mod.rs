@@ -44,6 +44,13 @@ pub enum ConvCompetition {
     Soft,
 }
 
+crate::option_choices!(ConvCompetition { ConvCompetition::Hard => "hard", ConvCompetition::Soft => "soft" });
+crate::option_choices!(ConvInit {
+    ConvInit::Positive => "positive",
+    ConvInit::Signed => "signed",
+    ConvInit::Uniform => "uniform",
+});
+
 /// Unchecked hyper-parameters of the `conv` rule. Call [`ConvParams::check`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -308,58 +315,55 @@ impl<B: Backend> Rule for ConvRule<B> {
     const FORWARD: &'static str = "conv layers (unfold, product, competition across channels, max pool), then a linear readout; \
         the exported forward text gives the constants.";
     const OPTIONS: &'static [RuleOption] = &[
-        RuleOption {
-            flag: "conv",
-            field: "layers",
-            help: "layers as channels:kernel,… (stride 1, zero padding kernel/2, each followed by --conv-pool) (default 96:5)",
-        },
-        RuleOption {
-            flag: "conv-pool",
-            field: "pool",
-            help: "max pooling after each layer, kernel:stride:padding, or none (default 4:2:1)",
-        },
-        RuleOption {
-            flag: "conv-competition",
-            field: "competition",
-            help: "hard (k-WTA across channels per position) or soft (triangle forward, softmax(u/τ) plasticity) (default hard)",
-        },
-        RuleOption {
-            flag: "conv-density",
-            field: "density",
-            help: "k-WTA density ρ, k = round(ρ·channels) (default 0.1)",
-        },
-        RuleOption {
-            flag: "conv-temperature",
-            field: "temperature",
-            help: "temperature τ of the soft plasticity signal (default 0.1)",
-        },
-        RuleOption { flag: "conv-rate", field: "rate", help: "Hebbian rate η of the filters (default 0.02)" },
-        RuleOption {
-            flag: "conv-layer-epochs",
-            field: "layer_epochs",
-            help: "unsupervised epochs per layer, greedy, first (at most half the run) (default 1)",
-        },
-        RuleOption {
-            flag: "conv-readout-rate",
-            field: "readout_rate",
-            help: "Adam rate of the readout (default 0.001)",
-        },
-        RuleOption {
-            flag: "conv-init",
-            field: "init",
-            help: "initial filters: positive or signed, unit norm (default positive)",
-        },
-        RuleOption {
-            flag: "conv-frozen",
-            field: "frozen",
-            help: "true: no plasticity, filters stay at their initialization (random-features control) (default false)",
-        },
+        crate::rule_option!(
+            ConvParams,
+            "conv",
+            layers,
+            "layers as channels:kernel,… (stride 1, zero padding kernel/2, each followed by --conv-pool)"
+        ),
+        crate::rule_option!(
+            ConvParams,
+            "conv-pool",
+            pool,
+            "max pooling after each layer, kernel:stride:padding, or none"
+        ),
+        crate::rule_option!(
+            ConvParams,
+            "conv-competition",
+            competition,
+            "hard (k-WTA across channels per position) or soft (triangle forward, softmax(u/τ) plasticity)"
+        ),
+        crate::rule_option!(ConvParams, "conv-density", density, "k-WTA density ρ, k = round(ρ·channels)"),
+        crate::rule_option!(ConvParams, "conv-temperature", temperature, "temperature τ of the soft plasticity signal"),
+        crate::rule_option!(ConvParams, "conv-rate", rate, "Hebbian rate η of the filters"),
+        crate::rule_option!(
+            ConvParams,
+            "conv-layer-epochs",
+            layer_epochs,
+            "unsupervised epochs per layer, greedy, first (at most half the run)"
+        ),
+        crate::rule_option!(ConvParams, "conv-readout-rate", readout_rate, "Adam rate of the readout"),
+        crate::rule_option!(ConvParams, "conv-init", init, "initial filters: positive or signed, unit norm"),
+        crate::rule_option!(
+            ConvParams,
+            "conv-frozen",
+            frozen,
+            "no plasticity, filters stay at their initialization (random-features control)"
+        ),
     ];
     const DEFAULT_EPOCHS: usize = 10;
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
     const COPIES_PER_WEIGHT: u64 = CONV_COPIES_PER_WEIGHT;
     type Params = ConvParams;
     type Config = ConvConfig;
+
+    fn forward_constants(
+        config: &ConvConfig,
+        input_dim: usize,
+        _classes: usize,
+    ) -> Result<serde_json::Value, CoreError> {
+        Ok(forward_constants(&config.shapes(input_dim)?, config.activation(), input_dim))
+    }
 
     fn forward_text(config: &ConvConfig, input_dim: usize, classes: usize) -> String {
         match config.shapes(input_dim) {
@@ -627,29 +631,35 @@ impl<B: Backend> Rule for BpConvRule<B> {
     const SUMMARY: &'static str = "backprop control of conv: the same conv architecture with ReLU, Adam on every weight, optional PGD adversarial training";
     const FORWARD: &'static str = "conv layers (unfold, product, relu, max pool), then a linear readout; the exported forward text gives the constants.";
     const OPTIONS: &'static [RuleOption] = &[
-        RuleOption { flag: "bpconv", field: "layers", help: "layers as channels:kernel,… as --conv (default 96:5)" },
-        RuleOption {
-            flag: "bpconv-pool",
-            field: "pool",
-            help: "max pooling after each layer as --conv-pool (default 4:2:1)",
-        },
-        RuleOption { flag: "bpconv-rate", field: "rate", help: "Adam learning rate (default 0.001)" },
-        RuleOption {
-            flag: "bpconv-adversarial-eps",
-            field: "adversarial_eps",
-            help: "L∞ radius of PGD adversarial training, 0 = clean training (default 0)",
-        },
-        RuleOption {
-            flag: "bpconv-adversarial-steps",
-            field: "adversarial_steps",
-            help: "PGD steps per batch, step 2.5·ε/steps, random start (default 10)",
-        },
+        crate::rule_option!(BpConvParams, "bpconv", layers, "layers as channels:kernel,… as --conv"),
+        crate::rule_option!(BpConvParams, "bpconv-pool", pool, "max pooling after each layer as --conv-pool"),
+        crate::rule_option!(BpConvParams, "bpconv-rate", rate, "Adam learning rate"),
+        crate::rule_option!(
+            BpConvParams,
+            "bpconv-adversarial-eps",
+            adversarial_eps,
+            "L∞ radius of PGD adversarial training, 0 = clean training"
+        ),
+        crate::rule_option!(
+            BpConvParams,
+            "bpconv-adversarial-steps",
+            adversarial_steps,
+            "PGD steps per batch, step 2.5·ε/steps, random start"
+        ),
     ];
     const DEFAULT_EPOCHS: usize = 10;
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = false;
     const COPIES_PER_WEIGHT: u64 = CONV_COPIES_PER_WEIGHT;
     type Params = BpConvParams;
     type Config = BpConvConfig;
+
+    fn forward_constants(
+        config: &BpConvConfig,
+        input_dim: usize,
+        _classes: usize,
+    ) -> Result<serde_json::Value, CoreError> {
+        Ok(forward_constants(&config.shapes(input_dim)?, Activation::Relu, input_dim))
+    }
 
     fn forward_text(config: &BpConvConfig, input_dim: usize, classes: usize) -> String {
         match config.shapes(input_dim) {
@@ -673,3 +683,33 @@ impl<B: Backend> Rule for BpConvRule<B> {
 
 #[cfg(test)]
 mod tests;
+
+/// The constants of a conv model's forward pass for export and `to_torch`: the input map, the
+/// competition's kind, and per layer its kernel, padding, output channels, (k-WTA) winners per
+/// position and pooling window (`[kernel, stride, padding]`, or null).
+fn forward_constants(shapes: &[LayerShape], activation: Activation, input_dim: usize) -> serde_json::Value {
+    use serde_json::{Value, json};
+    let kind = match activation {
+        Activation::Kwta { .. } => "k_winners",
+        Activation::Triangle => "triangle",
+        Activation::Relu => "relu",
+    };
+    let layers: Vec<Value> = shapes
+        .iter()
+        .map(|s| {
+            let k = match activation {
+                Activation::Kwta { density } => json!(crate::params::winners_at(density, s.channels)),
+                _ => Value::Null,
+            };
+            json!({
+                "kernel": s.conv.kernel,
+                "padding": s.conv.padding,
+                "channels": s.channels,
+                "k": k,
+                "pool": s.pool.map(|p| json!([p.kernel, p.stride, p.padding])),
+            })
+        })
+        .collect();
+    let (h, w, c) = image_of(input_dim);
+    json!({ "image": [h, w, c], "competition": kind, "layers": layers })
+}
