@@ -14,6 +14,7 @@ pub mod eval;
 pub mod files;
 pub mod robustness;
 pub mod session;
+pub mod settings;
 pub mod spec;
 pub mod sweep;
 
@@ -21,6 +22,7 @@ pub use backend::{BackendChoice, Resolved, resolve};
 pub use data::{Splits, model_test_set, test_set_for};
 pub use files::{EpochLog, Provenance, TrainMetrics, load_model, model_crc32, read_saved};
 pub use session::{EpochFailed, Event, Observer, Outcome, Resumable, Session, StopFlag, Trained};
+pub use settings::RuleSettings;
 pub use spec::{DataSpec, RuleName, RuleOptions, SessionSpec};
 
 /// An error as one line, the way every front end shows it: the outermost context and its causes
