@@ -357,6 +357,12 @@ pub const BIO_OPTIONS: &[RuleOption] = &[
     ),
     crate::rule_option!(
         BioParams,
+        "perturbation-sigma",
+        perturbation_sigma,
+        "Standard deviation of the node-perturbation noise (with --readout perturbation)"
+    ),
+    crate::rule_option!(
+        BioParams,
         "prune-below",
         prune_below,
         "Prune a synapse below this fraction of its neuron's mean weight"
