@@ -798,6 +798,31 @@ impl<B: Backend> crate::rules::RuleVisitor<B> for RuleSteps<'_, B> {
     }
 }
 
+/// Relative error `‖g − g_fd‖ / ‖(g, g_fd)‖` between `grad` and central differences (step 1e-3) of
+/// the scalar `f` at `x`: the one finite-difference checker of the workspace's gradient tests.
+pub fn finite_difference_error(x: &Matrix, grad: &Matrix, f: impl Fn(&Matrix) -> f64) -> f32 {
+    let h = 1e-3f32;
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for i in 0..x.rows() {
+        for j in 0..x.cols() {
+            let (mut plus, mut minus) = (x.clone(), x.clone());
+            plus.set(i, j, x.get(i, j) + h);
+            minus.set(i, j, x.get(i, j) - h);
+            let fd = (f(&plus) - f(&minus)) / (2.0 * h as f64);
+            let g = grad.get(i, j) as f64;
+            num += (g - fd).powi(2);
+            den += g.powi(2) + fd.powi(2);
+        }
+    }
+    (num.sqrt() / den.sqrt().max(1e-12)) as f32
+}
+
+/// [`finite_difference_error`] of a model's input gradient of the summed cross-entropy.
+pub fn input_gradient_error<M: crate::Classifier<ReferenceBackend>>(model: &M, x: &Matrix, labels: &[usize]) -> f32 {
+    let (_, grad) = model.loss_and_input_gradient(x, labels);
+    finite_difference_error(x, &grad, |m| model.loss_and_input_gradient(m, labels).0.iter().map(|&v| v as f64).sum())
+}
+
 /// The attack step's input gradient (both models) agrees with the reference.
 pub fn check_attack_gradient<B: Backend>(b: &B) {
     use crate::{BioNet, BioParams, BpNet, BpParams, Classifier};
