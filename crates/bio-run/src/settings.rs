@@ -37,7 +37,7 @@ fn migrate(fields: Map<String, Value>) -> Settings {
     fields
         .into_iter()
         .map(|(k, v)| (setting_key(&k), v))
-        .filter(|(k, v)| !v.is_null() && !(old_format && carries_nothing(k, v)))
+        .filter(|(k, v)| !(v.is_null() || (old_format && carries_nothing(k, v))))
         .collect()
 }
 
