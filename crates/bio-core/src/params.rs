@@ -1,4 +1,5 @@
-//! Hyper-parameters of the two learning rules, validated before any work starts.
+//! Hyper-parameters of the `bio` rule and the backprop baseline, validated before any work starts,
+//! and their settings as the rule registry declares them ([`BIO_OPTIONS`], [`BP_OPTIONS`]).
 //!
 //! In the manner of linfa's `ParamGuard`: users fill a plain struct ([`BioParams`], [`BpParams`]) and
 //! `check()` turns it into a validated config or a [`CoreError::InvalidParam`] naming the offending
