@@ -44,26 +44,7 @@ fn migrate(fields: Map<String, Value>) -> Settings {
 #[cfg(feature = "clap")]
 impl clap::FromArgMatches for RuleSettings {
     fn from_arg_matches(matches: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
-        use bio_core::rules::OptionKind;
-        let mut settings = Settings::new();
-        for rule in bio_core::rules::rules() {
-            for option in rule.options {
-                let value = match option.kind {
-                    OptionKind::Switch => matches.get_flag(option.flag).then_some(Value::Bool(true)),
-                    OptionKind::List(_) => matches
-                        .get_many::<String>(option.flag)
-                        .map(|names| Value::Array(names.map(|n| Value::from(n.as_str())).collect())),
-                    OptionKind::Choice(_) => matches.get_one::<String>(option.flag).map(|v| Value::from(v.as_str())),
-                    OptionKind::Number | OptionKind::Count => {
-                        matches.get_one::<String>(option.flag).map(|v| setting_value(v))
-                    }
-                };
-                if let Some(value) = value {
-                    settings.insert(option.flag.to_string(), value);
-                }
-            }
-        }
-        Ok(RuleSettings(settings))
+        Ok(RuleSettings(settings_from_matches(matches, &bio_core::rules::rules())))
     }
 
     fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> std::result::Result<(), clap::Error> {
@@ -75,35 +56,64 @@ impl clap::FromArgMatches for RuleSettings {
 #[cfg(feature = "clap")]
 impl clap::Args for RuleSettings {
     fn augment_args(cmd: clap::Command) -> clap::Command {
-        use bio_core::rules::OptionKind;
-        use clap::builder::PossibleValuesParser;
-        let options = bio_core::rules::rules().into_iter().flat_map(|rule| {
-            let defaults = (rule.defaults)();
-            rule.options.iter().map(move |o| {
-                let default = match defaults.get(o.flag) {
-                    Some(Value::String(s)) => format!(" [default: {s}]"),
-                    Some(Value::Number(n)) => format!(" [default: {n}]"),
-                    _ => String::new(),
-                };
-                let arg = clap::Arg::new(o.flag).long(o.flag).help(format!("[{}] {}{default}", rule.name, o.help));
-                match o.kind {
-                    OptionKind::Number => arg.value_name("X").allow_negative_numbers(true),
-                    OptionKind::Count => arg.value_name("N"),
-                    OptionKind::Switch => arg.action(clap::ArgAction::SetTrue),
-                    OptionKind::Choice(names) => arg.value_parser(PossibleValuesParser::new(names)),
-                    OptionKind::List(names) => arg
-                        .value_parser(PossibleValuesParser::new(names))
-                        .value_delimiter(',')
-                        .action(clap::ArgAction::Append),
-                }
-            })
-        });
-        cmd.args(options)
+        with_rule_flags(cmd, &bio_core::rules::rules())
     }
 
     fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
         Self::augment_args(cmd)
     }
+}
+
+/// `cmd` with one flag per option of each of `rules` (for `bio train`: every registered rule):
+/// its kind decides the parser (a number, a switch, one of the names, a comma-separated list), its
+/// help is marked with the rule (`[bio] …`) and ends with the default.
+#[cfg(feature = "clap")]
+pub fn with_rule_flags(cmd: clap::Command, rules: &[bio_core::rules::RuleInfo]) -> clap::Command {
+    use bio_core::rules::OptionKind;
+    use clap::builder::PossibleValuesParser;
+    let options = rules.iter().flat_map(|rule| {
+        let defaults = (rule.defaults)();
+        rule.options.iter().map(move |o| {
+            let default = match defaults.get(o.flag) {
+                Some(Value::String(s)) => format!(" [default: {s}]"),
+                Some(Value::Number(n)) => format!(" [default: {n}]"),
+                _ => String::new(),
+            };
+            let arg = clap::Arg::new(o.flag).long(o.flag).help(format!("[{}] {}{default}", rule.name, o.help));
+            match o.kind {
+                OptionKind::Number => arg.value_name("X").allow_negative_numbers(true),
+                OptionKind::Count => arg.value_name("N"),
+                OptionKind::Switch => arg.action(clap::ArgAction::SetTrue),
+                OptionKind::Choice(names) => arg.value_parser(PossibleValuesParser::new(names)),
+                OptionKind::List(names) => arg
+                    .value_parser(PossibleValuesParser::new(names))
+                    .value_delimiter(',')
+                    .action(clap::ArgAction::Append),
+            }
+        })
+    });
+    cmd.args(options)
+}
+
+/// The settings given on a command line made with [`with_rule_flags`] for `rules`, by flag.
+#[cfg(feature = "clap")]
+pub fn settings_from_matches(matches: &clap::ArgMatches, rules: &[bio_core::rules::RuleInfo]) -> Settings {
+    use bio_core::rules::OptionKind;
+    let mut settings = Settings::new();
+    for option in rules.iter().flat_map(|r| r.options) {
+        let value = match option.kind {
+            OptionKind::Switch => matches.get_flag(option.flag).then_some(Value::Bool(true)),
+            OptionKind::List(_) => matches
+                .get_many::<String>(option.flag)
+                .map(|names| Value::Array(names.map(|n| Value::from(n.as_str())).collect())),
+            OptionKind::Choice(_) => matches.get_one::<String>(option.flag).map(|v| Value::from(v.as_str())),
+            OptionKind::Number | OptionKind::Count => matches.get_one::<String>(option.flag).map(|v| setting_value(v)),
+        };
+        if let Some(value) = value {
+            settings.insert(option.flag.to_string(), value);
+        }
+    }
+    settings
 }
 
 /// A command-line value as JSON: a number or boolean when it reads as one, else a string.
