@@ -750,6 +750,82 @@ pub fn check_bp_step<B: Backend>(b: &B) {
     assert_params_close("bp rule, 3 Adam steps", &got.to_params(), &want.to_params());
 }
 
+/// Two epochs of two steps each of every registered rule, at its default settings on one hidden
+/// layer of 20 units, agree with the reference (losses and every tensor), starting from the same
+/// weights and the same seed. A rule with phases (`kh`, `softhebb`: unsupervised, then readout;
+/// `bio`: plastic, then consolidation) runs one epoch of each.
+pub fn check_rule_steps<B: Backend>(b: &B) {
+    for info in crate::rules::rules() {
+        let name = info.name;
+        let reference = crate::rules::dispatch(name, RuleSteps { b: &ReferenceBackend, init: None });
+        let (init, want, want_losses) = reference.expect("registered");
+        assert_ne!(init, want, "`{name}`: four steps changed nothing, so the comparison would prove nothing");
+        let (_, got, got_losses) = crate::rules::dispatch(name, RuleSteps { b, init: Some(init) }).expect("registered");
+        for (step, (g, w)) in got_losses.iter().zip(&want_losses).enumerate() {
+            assert!((g - w).abs() <= STEP_RTOL * w.abs() + 1e-5, "`{name}` step {step}: loss {g} vs {w}");
+        }
+        assert_params_close(&format!("`{name}` rule, 2 epochs of 2 steps"), &got, &want);
+    }
+}
+
+/// The steps of [`check_rule_steps`] for one rule on one backend: its initial parameters (from
+/// `init`, or a fresh model), its parameters after the steps, and each step's loss.
+struct RuleSteps<'a, B> {
+    b: &'a B,
+    init: Option<crate::Params>,
+}
+
+impl<B: Backend> crate::rules::RuleVisitor<B> for RuleSteps<'_, B> {
+    type Output = (crate::Params, crate::Params, Vec<f32>);
+    fn visit<R: crate::rules::Rule + crate::LearningRule<B>>(self) -> Self::Output {
+        use crate::Classifier;
+        let config = crate::rules::config_from_settings::<R>(&[20], &Default::default())
+            .unwrap_or_else(|e| panic!("`{}`: defaults at width 20: {e}", R::NAME));
+        let mut rule = R::new(config, 1);
+        let mut model = match &self.init {
+            None => rule.init_model(self.b, 24, 3, 7),
+            Some(p) => rule.model_from_params(self.b, 24, 3, p).expect("same shapes"),
+        };
+        let init = model.to_params();
+        let (x, y) = step_data();
+        let xb = self.b.upload(&x);
+        let mut losses = Vec::new();
+        for epoch in 0..2 {
+            rule.start_epoch(epoch, 2);
+            for _ in 0..2 {
+                let report = rule.train_batch(&mut model, &xb, &y).unwrap_or_else(|e| panic!("`{}`: {e}", R::NAME));
+                losses.push(report.loss);
+            }
+        }
+        (init, model.to_params(), losses)
+    }
+}
+
+/// Relative error `‖g − g_fd‖ / ‖(g, g_fd)‖` between `grad` and central differences (step 1e-3) of
+/// the scalar `f` at `x`: the one finite-difference checker of the workspace's gradient tests.
+pub fn finite_difference_error(x: &Matrix, grad: &Matrix, f: impl Fn(&Matrix) -> f64) -> f32 {
+    let h = 1e-3f32;
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for i in 0..x.rows() {
+        for j in 0..x.cols() {
+            let (mut plus, mut minus) = (x.clone(), x.clone());
+            plus.set(i, j, x.get(i, j) + h);
+            minus.set(i, j, x.get(i, j) - h);
+            let fd = (f(&plus) - f(&minus)) / (2.0 * h as f64);
+            let g = grad.get(i, j) as f64;
+            num += (g - fd).powi(2);
+            den += g.powi(2) + fd.powi(2);
+        }
+    }
+    (num.sqrt() / den.sqrt().max(1e-12)) as f32
+}
+
+/// [`finite_difference_error`] of a model's input gradient of the summed cross-entropy.
+pub fn input_gradient_error<M: crate::Classifier<ReferenceBackend>>(model: &M, x: &Matrix, labels: &[usize]) -> f32 {
+    let (_, grad) = model.loss_and_input_gradient(x, labels);
+    finite_difference_error(x, &grad, |m| model.loss_and_input_gradient(m, labels).0.iter().map(|&v| v as f64).sum())
+}
+
 /// The attack step's input gradient (both models) agrees with the reference.
 pub fn check_attack_gradient<B: Backend>(b: &B) {
     use crate::{BioNet, BioParams, BpNet, BpParams, Classifier};
@@ -794,6 +870,7 @@ pub fn run_all<B: Backend>(b: &B) {
     check_plasticity_step(b);
     check_bio_step(b);
     check_bp_step(b);
+    check_rule_steps(b);
     check_attack_gradient(b);
     check_unfold(b);
     check_fold(b);
@@ -845,6 +922,7 @@ macro_rules! conformance_tests {
             plasticity_step => check_plasticity_step,
             bio_step => check_bio_step,
             bp_step => check_bp_step,
+            rule_steps => check_rule_steps,
             attack_gradient => check_attack_gradient,
             unfold => check_unfold,
             fold => check_fold,

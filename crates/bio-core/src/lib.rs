@@ -1,5 +1,6 @@
-//! Math core of biorule: the [`Backend`] and [`LearningRule`] traits, the models, the two learning
-//! rules (`bio` and `bp`), hyper-parameters with validation, and the math of the metrics. No I/O.
+//! Math core of biorule: the [`Backend`] and [`LearningRule`] traits, the models, the registered
+//! learning rules (`bio`, `bp`, `kh`, `softhebb`: [`rules::rules`]) with their settings and
+//! validation, and the math of the metrics. No I/O.
 //!
 #![doc = include_str!("../README.md")]
 

@@ -1,4 +1,5 @@
-//! Hyper-parameters of the two learning rules, validated before any work starts.
+//! Hyper-parameters of the `bio` rule and the backprop baseline, validated before any work starts,
+//! and their settings as the rule registry declares them ([`BIO_OPTIONS`], [`BP_OPTIONS`]).
 //!
 //! In the manner of linfa's `ParamGuard`: users fill a plain struct ([`BioParams`], [`BpParams`]) and
 //! `check()` turns it into a validated config or a [`CoreError::InvalidParam`] naming the offending
@@ -354,6 +355,12 @@ pub const BIO_OPTIONS: &[RuleOption] = &[
         "readout",
         readout_rule,
         "Readout rule: delta (exponentiated-gradient delta rule) or perturbation (node perturbation, gradient-free)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "perturbation-sigma",
+        perturbation_sigma,
+        "Standard deviation of the node-perturbation noise (with --readout perturbation)"
     ),
     crate::rule_option!(
         BioParams,

@@ -12,28 +12,7 @@ fn random_inputs(rows: usize, cols: usize, seed: u64) -> Matrix {
     Matrix::from_fn(rows, cols, |_, _| rng.random_range(0.05f32..1.0))
 }
 
-/// Relative error between the analytic gradient and central differences of the summed loss.
-fn gradient_error<M: Classifier<ReferenceBackend>>(model: &M, x: &Matrix, labels: &[usize]) -> f32 {
-    let b = ReferenceBackend;
-    let (_, grad) = model.loss_and_input_gradient(&b.upload(x), labels);
-    let loss =
-        |m: &Matrix| model.loss_and_input_gradient(&b.upload(m), labels).0.iter().map(|&v| v as f64).sum::<f64>();
-    let h = 1e-3f32;
-    let (mut num, mut den) = (0.0f64, 0.0f64);
-    for i in 0..x.rows() {
-        for j in 0..x.cols() {
-            let mut plus = x.clone();
-            plus.set(i, j, x.get(i, j) + h);
-            let mut minus = x.clone();
-            minus.set(i, j, x.get(i, j) - h);
-            let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
-            let g = grad.get(i, j) as f64;
-            num += (g - fd).powi(2);
-            den += g.powi(2) + fd.powi(2);
-        }
-    }
-    (num.sqrt() / den.sqrt().max(1e-12)) as f32
-}
+use bio_core::conformance::{finite_difference_error, input_gradient_error as gradient_error};
 
 fn bio_net(competition: Competition, layers: Vec<usize>, enabled: bool, seed: u64) -> BioNet<ReferenceBackend> {
     let params = BioParams {
@@ -170,20 +149,7 @@ fn vjp_error<M: Classifier<ReferenceBackend>>(model: &M, x: &Matrix, seed: u64) 
         let z = model.logits(&b.upload(m));
         z.as_slice().iter().zip(g.as_slice()).map(|(&a, &w)| a as f64 * w as f64).sum::<f64>()
     };
-    let h = 1e-3f32;
-    let (mut num, mut den) = (0.0f64, 0.0f64);
-    for i in 0..x.rows() {
-        for j in 0..x.cols() {
-            let (mut plus, mut minus) = (x.clone(), x.clone());
-            plus.set(i, j, x.get(i, j) + h);
-            minus.set(i, j, x.get(i, j) - h);
-            let fd = (objective(&plus) - objective(&minus)) / (2.0 * h as f64);
-            let v = vjp.get(i, j) as f64;
-            num += (v - fd).powi(2);
-            den += v.powi(2) + fd.powi(2);
-        }
-    }
-    (num.sqrt() / den.sqrt().max(1e-12)) as f32
+    finite_difference_error(x, &vjp, objective)
 }
 
 #[test]
@@ -223,5 +189,29 @@ fn surrogate_gradient_tends_to_the_exact_one_as_its_temperature_falls() {
         let (_, warm_grad) = bio_core::SurrogateBio::new(&net, 1.0).loss_and_input_gradient(&x, &labels);
         let err = max_abs_difference(&exact, &warm_grad);
         assert!(err > 1e-2 * scale, "{competition:?}: warm surrogate equals the exact gradient ({err})");
+    }
+}
+
+/// Every registered rule's model, freshly initialized at its defaults, has an input gradient that
+/// matches finite differences (so every attack works on it).
+#[test]
+fn every_registered_rule_has_an_exact_input_gradient() {
+    struct Fd;
+    impl bio_core::rules::RuleVisitor<ReferenceBackend> for Fd {
+        type Output = Vec<f32>;
+        fn visit<R: bio_core::rules::Rule + bio_core::LearningRule<ReferenceBackend>>(self) -> Vec<f32> {
+            let config = bio_core::rules::config_from_settings::<R>(&[16], &Default::default()).unwrap();
+            let rule = R::new(config, 0);
+            (0..3)
+                .map(|seed| {
+                    let model = rule.init_model(&ReferenceBackend, 12, 3, seed);
+                    gradient_error(&model, &random_inputs(4, 12, seed + 40), &[0, 1, 2, 1])
+                })
+                .collect()
+        }
+    }
+    for rule in bio_core::rules::rules() {
+        let errors = bio_core::rules::dispatch(rule.name, Fd).unwrap();
+        assert!(errors.iter().all(|&e| e < 2e-2), "`{}`: relative errors {errors:?}", rule.name);
     }
 }

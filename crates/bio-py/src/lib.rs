@@ -118,7 +118,7 @@ fn option_key(name: &str) -> String {
     if declared { flag } else { name.to_string() }
 }
 
-/// Trains a network with the `bio` rule or backprop on NumPy arrays.
+/// Trains a network with any registered rule (`bio`, `bp`, `kh`, `softhebb`) on NumPy arrays.
 #[pyclass(module = "biorule._biorule", frozen)]
 struct Trainer {
     rule: String,

@@ -272,8 +272,8 @@ impl FewLabelsSpec {
         if self.shots.contains(&0) {
             bail!("invalid value for `shots`: every number of shots must be ≥ 1");
         }
-        if self.unlabelled && self.rule != RuleName::BIO {
-            bail!("invalid value for `unlabelled`: only the bio rule can learn from unlabelled images");
+        if self.unlabelled && !self.rule.info()?.learns_from_unlabelled {
+            bail!("invalid value for `unlabelled`: the `{}` rule cannot learn from unlabelled images", self.rule);
         }
         if self.seeds == 0 {
             bail!("invalid value for `seeds`: must be ≥ 1");

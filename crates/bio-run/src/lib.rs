@@ -17,6 +17,7 @@ pub mod names;
 pub mod oneshot;
 pub mod robustness;
 pub mod session;
+pub mod settings;
 pub mod spec;
 pub mod sweep;
 
@@ -26,6 +27,7 @@ pub use files::{
     EpochLog, Provenance, TrainMetrics, load_model, model_crc32, read_saved, refuse_finished_resume, unfinished_note,
 };
 pub use session::{EpochFailed, Event, Observer, Outcome, Resumable, Session, StopFlag, Trained};
+pub use settings::RuleSettings;
 pub use spec::{DataSpec, RuleName, RuleOptions, SessionSpec};
 
 /// An error as one line, the way every front end shows it: the outermost context and its causes

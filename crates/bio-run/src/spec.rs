@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use std::borrow::Cow;
 
 use anyhow::{Result, bail};
-use bio_core::rules::{Configured, Rule, RuleInfo, Settings, setting_key};
+use bio_core::rules::{Configured, Rule, RuleInfo, setting_key};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+pub use crate::settings::{RuleSettings, setting_value};
 
 use crate::backend::BackendChoice;
 
@@ -100,124 +102,6 @@ impl std::fmt::Display for RuleName {
 impl<'de> Deserialize<'de> for RuleName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         String::deserialize(d).map(RuleName::new)
-    }
-}
-
-/// The rules' own settings ([`bio_core::rules::Rule::OPTIONS`]), by flag (`hebbian-rate` → 0.003,
-/// `kh-p` → 3). On the command line each declared option is a flag of its own; in `config.json`
-/// and sweep files they sit beside the other rule settings, keyed by flag (`hebbian_rate`, the
-/// spelling of older files and of Python, reads too).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[serde(transparent)]
-pub struct RuleSettings(pub Settings);
-
-impl<'de> Deserialize<'de> for RuleSettings {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(RuleSettings(migrate(Map::deserialize(d)?)))
-    }
-}
-
-/// Settings read from a file. Before the registry held every setting, `config.json` wrote each
-/// typed field of both first rules, the unset ones as `null` and the other rule's at their defaults
-/// (such a file always has `inhibition_gain`): those carry nothing and are dropped, so an old file
-/// configures the same run. Keys are put in flag form.
-fn migrate(fields: Map<String, Value>) -> Settings {
-    let old_format = fields.contains_key("inhibition_gain");
-    let carries_nothing = |key: &str, v: &Value| match key {
-        "inhibition-gain" => v.as_f64() == Some(1.5),
-        "momentum" => v.as_f64() == Some(0.9),
-        "optimizer" => v.as_str().is_some_and(|o| o.eq_ignore_ascii_case("adam")),
-        "layerwise" | "pattern-per-unit" => v == &Value::Bool(false),
-        "ablate" => v.as_array().is_some_and(|a| a.is_empty()),
-        _ => false,
-    };
-    fields
-        .into_iter()
-        .map(|(k, v)| (setting_key(&k), v))
-        .filter(|(k, v)| !v.is_null() && !(old_format && carries_nothing(k, v)))
-        .collect()
-}
-
-#[cfg(feature = "clap")]
-impl clap::FromArgMatches for RuleSettings {
-    fn from_arg_matches(matches: &clap::ArgMatches) -> std::result::Result<Self, clap::Error> {
-        use bio_core::rules::OptionKind;
-        let mut settings = Settings::new();
-        for rule in bio_core::rules::rules() {
-            for option in rule.options {
-                let value = match option.kind {
-                    OptionKind::Switch => matches.get_flag(option.flag).then_some(Value::Bool(true)),
-                    OptionKind::List(_) => matches
-                        .get_many::<String>(option.flag)
-                        .map(|names| Value::Array(names.map(|n| Value::from(n.as_str())).collect())),
-                    OptionKind::Choice(_) | OptionKind::Text => {
-                        matches.get_one::<String>(option.flag).map(|v| Value::from(v.as_str()))
-                    }
-                    OptionKind::Number | OptionKind::Count => {
-                        matches.get_one::<String>(option.flag).map(|v| setting_value(v))
-                    }
-                };
-                if let Some(value) = value {
-                    settings.insert(option.flag.to_string(), value);
-                }
-            }
-        }
-        Ok(RuleSettings(settings))
-    }
-
-    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> std::result::Result<(), clap::Error> {
-        self.0.extend(Self::from_arg_matches(matches)?.0);
-        Ok(())
-    }
-}
-
-#[cfg(feature = "clap")]
-impl clap::Args for RuleSettings {
-    fn augment_args(cmd: clap::Command) -> clap::Command {
-        use bio_core::rules::OptionKind;
-        use clap::builder::PossibleValuesParser;
-        let options = bio_core::rules::rules().into_iter().flat_map(|rule| {
-            let defaults = (rule.defaults)();
-            rule.options.iter().map(move |o| {
-                let default = match defaults.get(o.flag) {
-                    Some(Value::String(s)) => format!(" [default: {s}]"),
-                    Some(Value::Number(n)) => format!(" [default: {n}]"),
-                    _ => String::new(),
-                };
-                let arg = clap::Arg::new(o.flag).long(o.flag).help(format!("[{}] {}{default}", rule.name, o.help));
-                match o.kind {
-                    OptionKind::Number => arg.value_name("X").allow_negative_numbers(true),
-                    OptionKind::Count => arg.value_name("N"),
-                    OptionKind::Text => arg.value_name("TEXT"),
-                    OptionKind::Switch => arg.action(clap::ArgAction::SetTrue),
-                    OptionKind::Choice(names) => arg.value_parser(PossibleValuesParser::new(names)),
-                    OptionKind::List(names) => arg
-                        .value_parser(PossibleValuesParser::new(names))
-                        .value_delimiter(',')
-                        .action(clap::ArgAction::Append),
-                }
-            })
-        });
-        cmd.args(options)
-    }
-
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_args(cmd)
-    }
-}
-
-/// A command-line value as JSON: a number or boolean when it reads as one, else a string.
-pub fn setting_value(text: &str) -> Value {
-    if let Ok(n) = text.parse::<i64>() {
-        Value::from(n)
-    } else if let Ok(x) = text.parse::<f64>()
-        && x.is_finite()
-    {
-        Value::from(x)
-    } else if let Ok(b) = text.parse::<bool>() {
-        Value::from(b)
-    } else {
-        Value::from(text)
     }
 }
 

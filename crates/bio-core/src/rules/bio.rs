@@ -452,6 +452,7 @@ inhibitory: mean(u) + gain * std(u)); x = relu(u - theta). Readout: h = x / (nor
 logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied to the weights.";
     const OPTIONS: &'static [RuleOption] = crate::params::BIO_OPTIONS;
     const DIVERGENCE_HINT: &'static [&'static str] = &["readout-rate", "hebbian-rate"];
+    const LEARNS_FROM_UNLABELLED: bool = true;
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
     const COPIES_PER_WEIGHT: u64 = BIO_COPIES_PER_WEIGHT;
     type Params = BioParams;

@@ -617,7 +617,7 @@ pub(crate) mod tests {
     use rand::Rng;
 
     use super::*;
-    use crate::backend::{ReferenceBackend, TensorStore};
+    use crate::backend::ReferenceBackend;
     use crate::rules::config_from_settings;
 
     type Ref = ReferenceBackend;
@@ -628,26 +628,7 @@ pub(crate) mod tests {
         Matrix::from_fn(rows, cols, |_, _| rng.random_range(lo..hi))
     }
 
-    /// Relative error between the analytic input gradient and central differences of the summed loss.
-    pub(crate) fn gradient_error<M: Classifier<Ref>>(model: &M, x: &Matrix, labels: &[usize]) -> f32 {
-        let b = ReferenceBackend;
-        let (_, grad) = model.loss_and_input_gradient(&b.upload(x), labels);
-        let loss = |m: &Matrix| model.loss_and_input_gradient(m, labels).0.iter().map(|&v| v as f64).sum::<f64>();
-        let h = 1e-3f32;
-        let (mut num, mut den) = (0.0f64, 0.0f64);
-        for i in 0..x.rows() {
-            for j in 0..x.cols() {
-                let (mut plus, mut minus) = (x.clone(), x.clone());
-                plus.set(i, j, x.get(i, j) + h);
-                minus.set(i, j, x.get(i, j) - h);
-                let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
-                let g = grad.get(i, j) as f64;
-                num += (g - fd).powi(2);
-                den += g.powi(2) + fd.powi(2);
-            }
-        }
-        (num.sqrt() / den.sqrt().max(1e-12)) as f32
-    }
+    pub(crate) use crate::conformance::input_gradient_error as gradient_error;
 
     /// A tiny separable problem: class 0 lights the first half of the pixels, class 1 the second.
     pub(crate) fn two_blobs(rows: usize, dim: usize, seed: u64) -> (Matrix, Vec<usize>) {

@@ -157,6 +157,9 @@ pub trait Rule: Sized + 'static {
     /// with [`rule_option!`](crate::rule_option): the command line's flags, the keys of
     /// `config.json` and sweep files and Python's keywords all come from here.
     const OPTIONS: &'static [RuleOption] = &[];
+    /// Whether the few-labels protocol has a variant in which the rule's hidden layers also learn
+    /// from the unlabelled images (`--unlabelled`); the strict variant exists for every rule.
+    const LEARNS_FROM_UNLABELLED: bool = false;
     /// The flags of the settings to lower when training diverges (the rates that size an update).
     const DIVERGENCE_HINT: &'static [&'static str] = &[];
     /// Epochs when none are given.

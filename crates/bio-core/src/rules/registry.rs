@@ -273,6 +273,8 @@ pub struct RuleInfo {
     pub forward_constants: fn(&SavedModel) -> Result<Value, CoreError>,
     /// [`Rule::OPTIONS`].
     pub options: &'static [RuleOption],
+    /// [`Rule::LEARNS_FROM_UNLABELLED`].
+    pub learns_from_unlabelled: bool,
     /// [`Rule::DIVERGENCE_HINT`].
     pub divergence_hint: &'static [&'static str],
     /// [`Rule::DEFAULT_EPOCHS`].
@@ -303,6 +305,7 @@ impl RuleInfo {
                 Ok(constants)
             },
             options: R::OPTIONS,
+            learns_from_unlabelled: R::LEARNS_FROM_UNLABELLED,
             divergence_hint: R::DIVERGENCE_HINT,
             default_epochs: R::DEFAULT_EPOCHS,
             schedule_depends_on_epochs: R::SCHEDULE_DEPENDS_ON_EPOCHS,
