@@ -153,6 +153,23 @@ pub fn read_result<T: serde::de::DeserializeOwned>(dir: &std::path::Path, name: 
     })
 }
 
+/// Warns (one line on stderr) when the model directory `dir` holds a run that did not finish, so
+/// that its results are not taken for those of the finished run ([`bio_run::unfinished_note`]).
+pub fn warn_unfinished(dir: &std::path::Path) {
+    if let Some(note) = bio_run::unfinished_note(dir) {
+        eprintln!("warning: {note}");
+    }
+}
+
+/// Ends a command whose results were presented but could not be saved (`not_saved`: why, as one
+/// line) with a failure status and that line; `Ok` when they were saved.
+pub fn fail_if_not_saved(not_saved: Option<String>) -> anyhow::Result<()> {
+    match not_saved {
+        Some(why) => anyhow::bail!("{why} (the results are printed above, but were not saved)"),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,22 +187,5 @@ mod tests {
         assert_eq!(percent(-1e-7), "0.00%");
         assert_eq!(mean_ci(0.5, -0.0, 3), "50.00 ± 0.00%");
         assert_eq!(opt(Some(-1e-12), 3), "0.000");
-    }
-}
-
-/// Warns (one line on stderr) when the model directory `dir` holds a run that did not finish, so
-/// that its results are not taken for those of the finished run ([`bio_run::unfinished_note`]).
-pub fn warn_unfinished(dir: &std::path::Path) {
-    if let Some(note) = bio_run::unfinished_note(dir) {
-        eprintln!("warning: {note}");
-    }
-}
-
-/// Ends a command whose results were presented but could not be saved (`not_saved`: why, as one
-/// line) with a failure status and that line; `Ok` when they were saved.
-pub fn fail_if_not_saved(not_saved: Option<String>) -> anyhow::Result<()> {
-    match not_saved {
-        Some(why) => anyhow::bail!("{why} (the results are printed above, but were not saved)"),
-        None => Ok(()),
     }
 }

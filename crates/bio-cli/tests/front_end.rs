@@ -84,8 +84,13 @@ fn demo_runs_can_be_resumed() {
         let dir = out.join(rule);
         let config = std::fs::read_to_string(dir.join("config.json")).expect("config.json written");
         assert!(config.contains(&format!("\"rule\": \"{rule}\"")), "{config}");
+        // A finished demo run reads back as a run (config and state), and there is nothing to resume.
+        common::fails_with_one_line(&["train", "--resume", dir.to_str().unwrap()], "holds a finished run (1 of 1");
+        // Killed before its metrics were written, it resumes (and writes them).
+        std::fs::remove_file(dir.join("metrics.json")).unwrap();
         let resumed = bio(&["train", "--resume", dir.to_str().unwrap(), "--quiet", "--json"]);
         assert!(resumed.status.success(), "{rule}: {}", String::from_utf8_lossy(&resumed.stderr));
+        assert!(dir.join("metrics.json").is_file());
     }
 }
 

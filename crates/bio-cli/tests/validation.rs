@@ -49,6 +49,8 @@ fn validation_accuracy_is_measured_on_held_out_training_images() {
     // The resumed run keeps the saved N; another N is refused in the style of the other flags.
     let d = dir.to_str().unwrap();
     fails_with_one_line(&["train", "--resume", d, "--validation", "100"], "validation");
+    // (A finished run is not resumed; one killed before its metrics.json is, and re-evaluated.)
+    std::fs::remove_file(dir.join("metrics.json")).unwrap();
     let out = bio(&["train", "--resume", d, "--quiet", "--json"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let resumed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
