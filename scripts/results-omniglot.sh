@@ -81,7 +81,7 @@ validate() {
 }
 
 sweep() {
-  for r in 0.001 0.003 0.01; do
+  for r in 0.003 0.01 0.03; do
     train "$OUT/val/bio-r$r" bio omniglot-small1 --hebbian-rate "$r" --classes "$HOLD_OUT_GREEK"
     validate_rows "$OUT/val/bio-r$r" "bio --hebbian-rate $r"
     train "$OUT/bio-r$r" bio omniglot-small1 --hebbian-rate "$r"
@@ -99,6 +99,11 @@ sweep() {
     train "$OUT/bio-h$h" bio omniglot-small1 --hidden "$h"
     oneshot_rows "$OUT/bio-h$h" "bio --hidden $h"
   done
+  # Two combinations with the chosen rate, validation only.
+  train "$OUT/val/bio-r0.003-s14" bio omniglot-small1-14 --hebbian-rate 0.003 --classes "$HOLD_OUT_GREEK"
+  validate_rows "$OUT/val/bio-r0.003-s14" "bio --hebbian-rate 0.003 side 14"
+  train "$OUT/val/bio-r0.003-e30" bio omniglot-small1 --hebbian-rate 0.003 --epochs 30 --classes "$HOLD_OUT_GREEK"
+  validate_rows "$OUT/val/bio-r0.003-e30" "bio --hebbian-rate 0.003 --epochs 30"
   for s in 14 20 40; do
     train "$OUT/val/bio-s$s" bio "omniglot-small1-$s" --classes "$HOLD_OUT_GREEK"
     validate_rows "$OUT/val/bio-s$s" "bio side $s"
