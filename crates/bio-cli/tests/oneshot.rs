@@ -20,8 +20,10 @@ fn oneshot_scores_a_model_trained_on_background_small1() {
     assert_eq!((report["side"].as_u64(), report["runs"].as_u64()), (Some(28), Some(20)));
     assert_eq!(report["dataset"], "omniglot-small1");
     let rows = report["rows"].as_array().unwrap();
-    let names: Vec<String> =
-        rows.iter().map(|r| format!("{}/{}", r["features"].as_str().unwrap(), r["centring"].as_str().unwrap())).collect();
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}/{}", r["features"].as_str().unwrap(), r["centring"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         names,
         [
