@@ -319,8 +319,9 @@ pub struct OneShotRun {
 pub fn parse_runs(bytes: &[u8], name: &str) -> Result<Vec<OneShotRun>, DataError> {
     use std::collections::BTreeMap;
     let foreign = |what: String| archive(name, format!("not an Omniglot runs zip: {what}"));
-    let mut runs: BTreeMap<String, (Option<String>, BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>)> =
-        BTreeMap::new();
+    /// A run's `class_labels.txt`, training and test PNGs by path.
+    type RunFiles = (Option<String>, BTreeMap<String, Vec<u8>>, BTreeMap<String, Vec<u8>>);
+    let mut runs: BTreeMap<String, RunFiles> = BTreeMap::new();
     for (path, data) in read_zip_files(bytes, name)? {
         let parts: Vec<&str> = path.split('/').collect();
         match parts[..] {

@@ -42,9 +42,9 @@ fn zip_bytes(files: &[(String, Vec<u8>)], deflate: bool) -> Vec<u8> {
     zw.finish().unwrap().into_inner()
 }
 
-/// A 6×6 image whose inked pixels are `k, k+7, k+14, …` (distinct per `k`).
+/// A 6×6 image inked where `(5i + k) mod 11 < 3` (pixel `i`): 11 distinct patterns, neighbours in `k` differ.
 fn pattern(k: usize) -> InkImage {
-    InkImage { height: 6, width: 6, ink: (0..36).map(|i| i >= k % 5 && (i - k % 5) % 7 == 0).collect() }
+    InkImage { height: 6, width: 6, ink: (0..36).map(|i| (i * 5 + k) % 11 < 3).collect() }
 }
 
 fn background_files(alphabets: &[&str], characters: usize) -> (Vec<(String, Vec<u8>)>, Vec<InkImage>) {

@@ -56,7 +56,7 @@ impl OneShotRuns {
             return Err(EvalError::NotEnoughData("no one-shot runs".into()));
         }
         let tests = self.answers[0].len();
-        if self.training.rows() % runs != 0 || self.answers.iter().any(|a| a.len() != tests) || tests == 0 {
+        if !self.training.rows().is_multiple_of(runs) || self.answers.iter().any(|a| a.len() != tests) || tests == 0 {
             return Err(EvalError::Shape(format!(
                 "{} training rows and answers of lengths {:?} do not split into {runs} equal runs",
                 self.training.rows(),

@@ -106,7 +106,7 @@ pub fn resumed_validation(dir: &Path, samples: usize, epochs: usize) -> Result<V
 
 /// Files of a model directory that belong to one trained model: its checkpoints and every result
 /// measured on it. A fresh run into the directory removes them all (with `force`), or is refused.
-pub const RUN_FILES: [&str; 8] = [
+pub const RUN_FILES: [&str; 9] = [
     bio_data::model_dir::CHECKPOINT_FILE,
     bio_data::model_dir::STATE_FILE,
     bio_data::model_dir::METRICS_FILE,
@@ -114,6 +114,7 @@ pub const RUN_FILES: [&str; 8] = [
     crate::eval::BIOLOGY_FILE,
     crate::eval::FEWSHOT_FILE,
     crate::robustness::ROBUSTNESS_FILE,
+    crate::oneshot::ONESHOT_FILE,
     bio_data::model_dir::CONFIG_FILE,
 ];
 
