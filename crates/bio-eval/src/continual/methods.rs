@@ -183,11 +183,15 @@ pub struct BpLearner<B: Backend> {
     context: usize,
     rng: ChaCha8Rng,
     /// EWC: `(F_k, θ*_k)` per finished context.
-    consolidated: Vec<(Vec<B::Tensor>, Vec<B::Tensor>)>,
+    consolidated: Vec<Consolidated<B>>,
     /// SI: `(ω, Ω, θ^start, θ*)`, created at the first update.
     si: Option<SiState<B>>,
     buffer: ReplayBuffer,
 }
+
+/// EWC's memory of one context: the diagonal Fisher `F_k` and the parameters `θ*_k`, per tensor.
+type Consolidated<B> =
+    (Vec<<B as bio_core::backend::TensorStore>::Tensor>, Vec<<B as bio_core::backend::TensorStore>::Tensor>);
 
 struct SiState<B: Backend> {
     omega_running: Vec<B::Tensor>,
@@ -367,12 +371,12 @@ impl<B: Backend> Learner for BpLearner<B> {
             BpMethod::Si { xi, .. } => {
                 let params = self.params();
                 if let Some(si) = self.si.as_mut() {
-                    for k in 0..params.len() {
-                        let moved = b.map(&b.zip(&params[k], &si.start[k], Binary::Sub), Unary::Square);
+                    for (k, param) in params.iter().enumerate() {
+                        let moved = b.map(&b.zip(param, &si.start[k], Binary::Sub), Unary::Square);
                         let denom = b.map(&moved, Unary::Offset(xi));
                         let add = b.zip(&si.omega_running[k], &denom, Binary::Div);
                         si.importance[k] = b.zip(&si.importance[k], &add, Binary::Add);
-                        let (r, c) = b.shape(&params[k]);
+                        let (r, c) = b.shape(param);
                         si.omega_running[k] = b.full(r, c, 0.0);
                     }
                     si.start = params.clone();

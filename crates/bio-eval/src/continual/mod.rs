@@ -95,7 +95,7 @@ impl Protocol {
                 format!("must list distinct classes below {classes}, got {order:?}"),
             ));
         }
-        if order.len() % per_context != 0 || order.len() < 2 * per_context {
+        if !order.len().is_multiple_of(per_context) || order.len() < 2 * per_context {
             return Err(EvalError::invalid(
                 "order",
                 format!("{} classes do not make at least 2 contexts of {per_context}", order.len()),

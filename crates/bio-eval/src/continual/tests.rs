@@ -150,8 +150,8 @@ fn replay_buffer_keeps_at_most_its_budget_per_class() {
     let (sx, sy) = buffer.sample(50, &mut rng);
     assert_eq!((sx.rows(), sy.len()), (50, 50));
     // Every replayed image is one that was given for its target.
-    for n in 0..50 {
-        assert!((0..x.rows()).any(|r| y[r] == sy[n] && x.row(r) == sx.row(n)));
+    for (n, &t) in sy.iter().enumerate() {
+        assert!((0..x.rows()).any(|r| y[r] == t && x.row(r) == sx.row(n)));
     }
     let small = toy(2);
     let mut b2 = ReplayBuffer::new(100);
