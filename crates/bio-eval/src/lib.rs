@@ -39,4 +39,6 @@ pub use metrics::{
     BiologicalReport, LayerMetrics, LayerSelectivity, SelectivityAccumulator, biological_report, class_selectivity,
     synapses_kept,
 };
-pub use plot::{Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, pareto_chart, receptive_field_rows};
+pub use plot::{
+    Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, matrix_panels, pareto_chart, receptive_field_rows,
+};

@@ -512,9 +512,6 @@ pub fn summarize(runs: &[ContinualRun]) -> Vec<ContinualSummary> {
         .collect()
 }
 
-/// Each cell of `R` becomes a `CELL×CELL` block, so a 5×5 matrix is readable in an image grid.
-const CELL: usize = 8;
-
 /// Per scenario: average accuracy after each context, every method on one chart; and `R` of every
 /// method (mean over the runs of the standard order) side by side.
 fn pictures(report: &mut ContinualReport, out: &Path) -> Result<()> {
@@ -551,31 +548,28 @@ fn pictures(report: &mut ContinualReport, out: &Path) -> Result<()> {
         )?;
         report.warnings.extend(drawn.warning);
         report.files.push(path);
-        let mut images = Vec::new();
-        let mut names = Vec::new();
+        let mut panels = Vec::new();
         for s in &rows {
             let mine: Vec<&ContinualRun> =
                 report.runs.iter().filter(|r| r.scenario == scenario && r.method == s.method && r.order == 0).collect();
             let Some(first) = mine.first() else { continue };
             let t = first.accuracy.r.len();
-            let side = t * CELL;
-            let mut im = vec![0.0f32; side * side];
-            for (p, v) in im.iter_mut().enumerate() {
-                let (i, j) = (p / side / CELL, p % side / CELL);
-                *v = (mine.iter().map(|r| r.accuracy.r[i][j]).sum::<f64>() / mine.len() as f64) as f32;
-            }
-            images.push(im);
-            names.push(s.method.clone());
+            let mean = (0..t)
+                .map(|i| {
+                    (0..t).map(|j| mine.iter().map(|r| r.accuracy.r[i][j]).sum::<f64>() / mine.len() as f64).collect()
+                })
+                .collect();
+            panels.push((s.method.clone(), mean));
         }
-        // Gray scale from black (0) to white (the best accuracy in the picture; see its colour bar).
+        if panels.is_empty() {
+            continue;
+        }
         let path = out.join(format!("continual-{experiment}-{}-r.png", scenario.name()));
         let title = format!(
-            "R[i][j] ({}-IL; row i: after context i, column j: context j): {}",
-            scenario.name(),
-            names.join(", ")
+            "R[i][j] in % ({}-IL): row i after context i, column j context j",
+            scenario.name()
         );
-        let Some(side) = images.first().map(|im| (im.len() as f64).sqrt() as usize) else { continue };
-        let drawn = bio_eval::image_grid(&path, &title, &images, side, side, names.len().min(6))?;
+        let drawn = bio_eval::matrix_panels(&path, &title, &panels, 5)?;
         report.warnings.extend(drawn.warning);
         report.files.push(path);
     }
