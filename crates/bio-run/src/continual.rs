@@ -82,6 +82,12 @@ pub struct ContinualSpec {
     /// `--batch` images.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 2000))]
     pub iterations: usize,
+    /// Epochs each context's budget is cut into, for the rules' schedules (a rule sees each context as
+    /// a run of this many epochs; 2 lets kh and softhebb learn features then their readout in every
+    /// context; with 1 their features never learn).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
+    #[serde(default = "one")]
+    pub context_epochs: usize,
     /// Repetitions, seeds `--seed`, `--seed`+1, …
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
     pub seeds: usize,
@@ -136,6 +142,7 @@ impl Default for ContinualSpec {
             orders: 0,
             contexts: 10,
             iterations: 2000,
+            context_epochs: 1,
             seeds: 1,
             ewc_lambda: None,
             fisher_samples: 1000,
@@ -212,6 +219,9 @@ impl ContinualSpec {
         }
         if self.iterations == 0 || self.options.batch == 0 {
             bail!("invalid value for `iterations`: the budget needs at least 1 iteration of at least 1 image");
+        }
+        if self.context_epochs == 0 || self.context_epochs > self.iterations {
+            bail!("invalid value for `context-epochs`: must lie in 1..=iterations");
         }
         if self.seeds == 0 {
             bail!("invalid value for `seeds`: must be ≥ 1");
@@ -292,6 +302,10 @@ pub struct ContinualReport {
     pub warnings: Vec<String>,
     /// Runs that failed (method, scenario, order, seed: the error); they are absent from `runs`.
     pub failed: Vec<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Builds the learner `method` for a protocol with `outputs` outputs.
@@ -403,7 +417,8 @@ pub fn continual<B: Backend + 'static>(
         None => data.test.clone(),
     };
     let input_dim = train.images.cols();
-    let budget_of = |seed| Budget { iterations: spec.iterations, batch: spec.options.batch, seed };
+    let budget_of =
+        |seed| Budget { iterations: spec.iterations, batch: spec.options.batch, seed, phases: spec.context_epochs };
     let mut runs = Vec::new();
     let mut failed = Vec::new();
     for scenario in spec.scenarios()? {
@@ -565,10 +580,7 @@ fn pictures(report: &mut ContinualReport, out: &Path) -> Result<()> {
             continue;
         }
         let path = out.join(format!("continual-{experiment}-{}-r.png", scenario.name()));
-        let title = format!(
-            "R[i][j] in % ({}-IL): row i after context i, column j context j",
-            scenario.name()
-        );
+        let title = format!("R[i][j] in % ({}-IL): row i after context i, column j context j", scenario.name());
         let drawn = bio_eval::matrix_panels(&path, &title, &panels, 5)?;
         report.warnings.extend(drawn.warning);
         report.files.push(path);

@@ -19,8 +19,9 @@ use crate::error::EvalError;
 use crate::fewshot::winners_above;
 
 /// A registered rule trained context after context with its own [`LearningRule::train_batch`]; the
-/// rule is told nothing of contexts (each context starts a one-epoch schedule,
-/// `start_epoch(0, 1)`, so a rule's rate schedule does not anneal across contexts).
+/// rule is told nothing of contexts: each context is a run of [`super::Budget::phases`] epochs
+/// (`start_epoch(phase, phases)`), so a rule's schedule restarts with each context and never anneals
+/// across them.
 pub struct RuleLearner<B: Backend, R: LearningRule<B>> {
     backend: B,
     rule: R,
@@ -45,9 +46,8 @@ impl<B: Backend, R: LearningRule<B>> Learner for RuleLearner<B, R> {
     fn name(&self) -> String {
         self.name.clone()
     }
-    fn start_context(&mut self, _context: usize) -> Result<(), EvalError> {
-        self.rule.start_epoch(0, 1);
-        Ok(())
+    fn start_phase(&mut self, phase: usize, phases: usize) {
+        self.rule.start_epoch(phase, phases);
     }
     fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
         let x = self.backend.upload(x);
@@ -538,8 +538,8 @@ impl<B: Backend, R: LearningRule<B>> Learner for PrototypeReadout<B, R> {
     fn name(&self) -> String {
         format!("{}+ncm", self.inner.name)
     }
-    fn start_context(&mut self, context: usize) -> Result<(), EvalError> {
-        self.inner.start_context(context)
+    fn start_phase(&mut self, phase: usize, phases: usize) {
+        self.inner.start_phase(phase, phases);
     }
     fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
         self.inner.train_batch(x, targets)?;
