@@ -286,3 +286,18 @@ fn each_context_budget_is_cut_into_the_phases_a_rule_sees_as_epochs() {
     run(&mut l, &protocol, &mut SplitSource::new(&protocol, &x, &y), &tests, &budget, 8, |_| {}).unwrap();
     assert_eq!(l.0, vec![(0, 2, 3), (1, 2, 3), (0, 2, 3), (1, 2, 3)]);
 }
+
+#[test]
+fn matrix_panels_draws_each_r_and_refuses_a_non_square_one() {
+    use crate::plot::{MATRIX_CELL, matrix_panels};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.png");
+    let r = vec![vec![0.9, 0.0], vec![0.5, 1.0]];
+    let panels = vec![("a".to_string(), r.clone()), ("b".to_string(), r.clone()), ("c".to_string(), r)];
+    let drawn = matrix_panels(&path, "R", &panels, 2).unwrap();
+    assert!(path.is_file());
+    assert!(drawn.width >= 2 * 2 * MATRIX_CELL && drawn.height >= 2 * 2 * MATRIX_CELL);
+    let bad = vec![("x".to_string(), vec![vec![0.1, 0.2]])];
+    assert!(matrix_panels(&dir.path().join("bad.png"), "R", &bad, 2).is_err());
+    assert!(matrix_panels(&dir.path().join("none.png"), "R", &[], 2).is_err());
+}
