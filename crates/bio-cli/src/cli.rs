@@ -96,7 +96,7 @@ pub enum EvalCommand {
     #[command(
         after_help = "Examples:\n  bio eval continual --dataset embedded --iterations 50 --hidden 100\n  bio eval continual --scenario class --methods bio,bp,bp-replay,ncm-random-kwta --hidden 400 --iterations 500 --batch 128 --out runs/continual\n  bio eval continual --experiment permuted --methods bio,bp,bp-ewc --json"
     )]
-    Continual(crate::commands::ContinualArgs),
+    Continual(Box<crate::commands::ContinualArgs>),
 }
 
 /// `bio train`: the session's spec (saved as DIR/config.json) and how to present it.

@@ -41,4 +41,6 @@ pub use metrics::{
     class_selectivity, dead_unit_warnings, parameter_count, synapses_kept,
 };
 pub use oneshot::{OneShotRow, OneShotRuns};
-pub use plot::{Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, pareto_chart, receptive_field_rows};
+pub use plot::{
+    Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, matrix_panels, pareto_chart, receptive_field_rows,
+};

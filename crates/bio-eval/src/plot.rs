@@ -879,6 +879,66 @@ fn draw_image_grid(
     Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
 }
 
+/// Side of one cell of a [`matrix_panels`] picture, in pixels.
+pub const MATRIX_CELL: u32 = 34;
+
+/// Small square matrices with values in [0, 1] side by side, each under its own name, e.g. the
+/// accuracy matrix `R[i][j]` of every method of a continual-learning run: cell `(i, j)` is row `i`,
+/// column `j`, gray from black (0) to white (1), with its value in percent written in it when text
+/// can be drawn. At most `columns` panels per row; every matrix must be square.
+pub fn matrix_panels(
+    path: &Path,
+    title: &str,
+    panels: &[(String, Vec<Vec<f64>>)],
+    columns: usize,
+) -> Result<Drawn, EvalError> {
+    if panels.is_empty() {
+        return Err(EvalError::NotEnoughData("no matrices to draw".into()));
+    }
+    if columns == 0 {
+        return Err(EvalError::invalid("columns", "must be at least 1"));
+    }
+    if let Some((name, _)) = panels.iter().find(|(_, m)| m.iter().any(|row| row.len() != m.len()) || m.is_empty()) {
+        return Err(EvalError::Shape(format!("the matrix of {name} is not square")));
+    }
+    check_dir(path)?;
+    let text = text_available();
+    let n = panels.iter().map(|(_, m)| m.len()).max().unwrap_or(1) as u32;
+    let (cols, rows) = (columns.min(panels.len()) as u32, panels.len().div_ceil(columns) as u32);
+    let (label_h, title_h, gap) = (if text { 24 } else { 4 }, if text { 40 } else { 4 }, 16);
+    let (pw, ph) = (n * MATRIX_CELL + gap, n * MATRIX_CELL + label_h + gap);
+    let (w, h) = (cols * pw + gap, title_h + rows * ph);
+    let err = |e| write_error(path, e);
+    let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
+    root.fill(&WHITE).map_err(err)?;
+    if text {
+        root.draw(&Text::new(title.to_string(), (gap as i32, 10), (FONT, 20).into_font())).map_err(err)?;
+    }
+    for (k, (name, m)) in panels.iter().enumerate() {
+        let (x0, y0) = (gap + (k as u32 % cols) * pw, title_h + (k as u32 / cols) * ph);
+        if text {
+            root.draw(&Text::new(name.clone(), (x0 as i32, y0 as i32 + 2), (FONT, 16).into_font())).map_err(err)?;
+        }
+        for (i, row) in m.iter().enumerate() {
+            for (j, &v) in row.iter().enumerate() {
+                let (cx, cy) = ((x0 + j as u32 * MATRIX_CELL) as i32, (y0 + label_h + i as u32 * MATRIX_CELL) as i32);
+                let g = if v.is_finite() { (255.0 * v.clamp(0.0, 1.0)).round() as u8 } else { 0 };
+                let fill = if v.is_finite() { RGBColor(g, g, g) } else { RGBColor(0, 200, 0) };
+                let cell = [(cx, cy), (cx + MATRIX_CELL as i32 - 1, cy + MATRIX_CELL as i32 - 1)];
+                root.draw(&Rectangle::new(cell, fill.filled())).map_err(err)?;
+                if text && v.is_finite() {
+                    let ink = if g > 128 { BLACK } else { WHITE };
+                    let label = format!("{:.0}", 100.0 * v);
+                    let style = (FONT, 13).into_font().color(&ink);
+                    root.draw(&Text::new(label, (cx + 6, cy + 10), style)).map_err(err)?;
+                }
+            }
+        }
+    }
+    root.present().map_err(err)?;
+    Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -82,6 +82,12 @@ pub struct ContinualSpec {
     /// `--batch` images.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 2000))]
     pub iterations: usize,
+    /// Epochs each context's budget is cut into, for the rules' schedules (a rule sees each context as
+    /// a run of this many epochs; 2 lets kh and softhebb learn features then their readout in every
+    /// context; with 1 their features never learn).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
+    #[serde(default = "one")]
+    pub context_epochs: usize,
     /// Repetitions, seeds `--seed`, `--seed`+1, …
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 1))]
     pub seeds: usize,
@@ -136,6 +142,7 @@ impl Default for ContinualSpec {
             orders: 0,
             contexts: 10,
             iterations: 2000,
+            context_epochs: 1,
             seeds: 1,
             ewc_lambda: None,
             fisher_samples: 1000,
@@ -212,6 +219,9 @@ impl ContinualSpec {
         }
         if self.iterations == 0 || self.options.batch == 0 {
             bail!("invalid value for `iterations`: the budget needs at least 1 iteration of at least 1 image");
+        }
+        if self.context_epochs == 0 || self.context_epochs > self.iterations {
+            bail!("invalid value for `context-epochs`: must lie in 1..=iterations");
         }
         if self.seeds == 0 {
             bail!("invalid value for `seeds`: must be ≥ 1");
@@ -292,6 +302,10 @@ pub struct ContinualReport {
     pub warnings: Vec<String>,
     /// Runs that failed (method, scenario, order, seed: the error); they are absent from `runs`.
     pub failed: Vec<String>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Builds the learner `method` for a protocol with `outputs` outputs.
@@ -403,7 +417,8 @@ pub fn continual<B: Backend + 'static>(
         None => data.test.clone(),
     };
     let input_dim = train.images.cols();
-    let budget_of = |seed| Budget { iterations: spec.iterations, batch: spec.options.batch, seed };
+    let budget_of =
+        |seed| Budget { iterations: spec.iterations, batch: spec.options.batch, seed, phases: spec.context_epochs };
     let mut runs = Vec::new();
     let mut failed = Vec::new();
     for scenario in spec.scenarios()? {
@@ -512,9 +527,6 @@ pub fn summarize(runs: &[ContinualRun]) -> Vec<ContinualSummary> {
         .collect()
 }
 
-/// Each cell of `R` becomes a `CELL×CELL` block, so a 5×5 matrix is readable in an image grid.
-const CELL: usize = 8;
-
 /// Per scenario: average accuracy after each context, every method on one chart; and `R` of every
 /// method (mean over the runs of the standard order) side by side.
 fn pictures(report: &mut ContinualReport, out: &Path) -> Result<()> {
@@ -551,31 +563,25 @@ fn pictures(report: &mut ContinualReport, out: &Path) -> Result<()> {
         )?;
         report.warnings.extend(drawn.warning);
         report.files.push(path);
-        let mut images = Vec::new();
-        let mut names = Vec::new();
+        let mut panels = Vec::new();
         for s in &rows {
             let mine: Vec<&ContinualRun> =
                 report.runs.iter().filter(|r| r.scenario == scenario && r.method == s.method && r.order == 0).collect();
             let Some(first) = mine.first() else { continue };
             let t = first.accuracy.r.len();
-            let side = t * CELL;
-            let mut im = vec![0.0f32; side * side];
-            for (p, v) in im.iter_mut().enumerate() {
-                let (i, j) = (p / side / CELL, p % side / CELL);
-                *v = (mine.iter().map(|r| r.accuracy.r[i][j]).sum::<f64>() / mine.len() as f64) as f32;
-            }
-            images.push(im);
-            names.push(s.method.clone());
+            let mean = (0..t)
+                .map(|i| {
+                    (0..t).map(|j| mine.iter().map(|r| r.accuracy.r[i][j]).sum::<f64>() / mine.len() as f64).collect()
+                })
+                .collect();
+            panels.push((s.method.clone(), mean));
         }
-        // Gray scale from black (0) to white (the best accuracy in the picture; see its colour bar).
+        if panels.is_empty() {
+            continue;
+        }
         let path = out.join(format!("continual-{experiment}-{}-r.png", scenario.name()));
-        let title = format!(
-            "R[i][j] ({}-IL; row i: after context i, column j: context j): {}",
-            scenario.name(),
-            names.join(", ")
-        );
-        let Some(side) = images.first().map(|im| (im.len() as f64).sqrt() as usize) else { continue };
-        let drawn = bio_eval::image_grid(&path, &title, &images, side, side, names.len().min(6))?;
+        let title = format!("R[i][j] in % ({}-IL): row i after context i, column j context j", scenario.name());
+        let drawn = bio_eval::matrix_panels(&path, &title, &panels, 5)?;
         report.warnings.extend(drawn.warning);
         report.files.push(path);
     }

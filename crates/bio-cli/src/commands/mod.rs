@@ -34,7 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Fewshot(args)) => fewshot::run(args),
         Command::Eval(EvalCommand::Metrics(args)) => metrics::run(args),
         Command::Eval(EvalCommand::Oneshot(args)) => oneshot::run(args),
-        Command::Eval(EvalCommand::Continual(args)) => continual::run(args),
+        Command::Eval(EvalCommand::Continual(args)) => continual::run(*args),
         Command::Inspect(args) => inspect::run(args),
         Command::Report(args) => report::run(args),
         Command::Export(args) => export::run(args),

@@ -19,8 +19,9 @@ use crate::error::EvalError;
 use crate::fewshot::winners_above;
 
 /// A registered rule trained context after context with its own [`LearningRule::train_batch`]; the
-/// rule is told nothing of contexts (each context starts a one-epoch schedule,
-/// `start_epoch(0, 1)`, so a rule's rate schedule does not anneal across contexts).
+/// rule is told nothing of contexts: each context is a run of [`super::Budget::phases`] epochs
+/// (`start_epoch(phase, phases)`), so a rule's schedule restarts with each context and never anneals
+/// across them.
 pub struct RuleLearner<B: Backend, R: LearningRule<B>> {
     backend: B,
     rule: R,
@@ -45,9 +46,8 @@ impl<B: Backend, R: LearningRule<B>> Learner for RuleLearner<B, R> {
     fn name(&self) -> String {
         self.name.clone()
     }
-    fn start_context(&mut self, _context: usize) -> Result<(), EvalError> {
-        self.rule.start_epoch(0, 1);
-        Ok(())
+    fn start_phase(&mut self, phase: usize, phases: usize) {
+        self.rule.start_epoch(phase, phases);
     }
     fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
         let x = self.backend.upload(x);
@@ -183,11 +183,15 @@ pub struct BpLearner<B: Backend> {
     context: usize,
     rng: ChaCha8Rng,
     /// EWC: `(F_k, θ*_k)` per finished context.
-    consolidated: Vec<(Vec<B::Tensor>, Vec<B::Tensor>)>,
+    consolidated: Vec<Consolidated<B>>,
     /// SI: `(ω, Ω, θ^start, θ*)`, created at the first update.
     si: Option<SiState<B>>,
     buffer: ReplayBuffer,
 }
+
+/// EWC's memory of one context: the diagonal Fisher `F_k` and the parameters `θ*_k`, per tensor.
+type Consolidated<B> =
+    (Vec<<B as bio_core::backend::TensorStore>::Tensor>, Vec<<B as bio_core::backend::TensorStore>::Tensor>);
 
 struct SiState<B: Backend> {
     omega_running: Vec<B::Tensor>,
@@ -367,12 +371,12 @@ impl<B: Backend> Learner for BpLearner<B> {
             BpMethod::Si { xi, .. } => {
                 let params = self.params();
                 if let Some(si) = self.si.as_mut() {
-                    for k in 0..params.len() {
-                        let moved = b.map(&b.zip(&params[k], &si.start[k], Binary::Sub), Unary::Square);
+                    for (k, param) in params.iter().enumerate() {
+                        let moved = b.map(&b.zip(param, &si.start[k], Binary::Sub), Unary::Square);
                         let denom = b.map(&moved, Unary::Offset(xi));
                         let add = b.zip(&si.omega_running[k], &denom, Binary::Div);
                         si.importance[k] = b.zip(&si.importance[k], &add, Binary::Add);
-                        let (r, c) = b.shape(&params[k]);
+                        let (r, c) = b.shape(param);
                         si.omega_running[k] = b.full(r, c, 0.0);
                     }
                     si.start = params.clone();
@@ -534,8 +538,8 @@ impl<B: Backend, R: LearningRule<B>> Learner for PrototypeReadout<B, R> {
     fn name(&self) -> String {
         format!("{}+ncm", self.inner.name)
     }
-    fn start_context(&mut self, context: usize) -> Result<(), EvalError> {
-        self.inner.start_context(context)
+    fn start_phase(&mut self, phase: usize, phases: usize) {
+        self.inner.start_phase(phase, phases);
     }
     fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError> {
         self.inner.train_batch(x, targets)?;

@@ -95,7 +95,7 @@ impl Protocol {
                 format!("must list distinct classes below {classes}, got {order:?}"),
             ));
         }
-        if order.len() % per_context != 0 || order.len() < 2 * per_context {
+        if !order.len().is_multiple_of(per_context) || order.len() < 2 * per_context {
             return Err(EvalError::invalid(
                 "order",
                 format!("{} classes do not make at least 2 contexts of {per_context}", order.len()),
@@ -300,6 +300,9 @@ pub trait Learner {
     fn start_context(&mut self, _context: usize) -> Result<(), EvalError> {
         Ok(())
     }
+    /// Called before each of a context's `phases` equal parts of its budget (phase `0..phases`), so a
+    /// rule with a schedule can follow it within the context (see [`Budget::phases`]).
+    fn start_phase(&mut self, _phase: usize, _phases: usize) {}
     /// One update on a batch of images and their targets.
     fn train_batch(&mut self, x: &Matrix, targets: &[usize]) -> Result<(), EvalError>;
     /// Called when the context ends, with that context's images (e.g. to compute a Fisher matrix or
@@ -320,6 +323,16 @@ pub struct Budget {
     pub batch: usize,
     /// Seed of the batch order.
     pub seed: u64,
+    /// Equal parts each context's updates are cut into, each started by [`Learner::start_phase`]: a
+    /// rule sees each context as a run of this many epochs (1: one epoch at its first-epoch rates;
+    /// 2 lets the two-phase rules `kh` and `softhebb` learn features, then their readout, in every
+    /// context).
+    #[serde(default = "one")]
+    pub phases: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// `R[i][j]`: accuracy on context `j`'s test images after training through context `i`, plus the
@@ -493,7 +506,12 @@ pub fn run(
             let pool: Vec<(usize, usize)> = (first..=i).flat_map(|c| (0..source.len(c)).map(move |k| (c, k))).collect();
             batches_of(&pool, budget, i)
         };
-        for items in batches {
+        let phases = budget.phases.max(1);
+        let per_phase = batches.len().div_ceil(phases).max(1);
+        for (k, items) in batches.into_iter().enumerate() {
+            if k % per_phase == 0 {
+                learner.start_phase(k / per_phase, phases);
+            }
             let (x, y) = source.rows(&items);
             learner.train_batch(&x, &y)?;
         }

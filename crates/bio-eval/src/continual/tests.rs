@@ -66,7 +66,7 @@ fn r_on_a_hand_made_two_context_case() {
     let tests = test_sets(&protocol, &x, &y);
     let mut source = SplitSource::new(&protocol, &x, &y);
     let mut spy = Spy { context: 0, seen: Vec::new(), outputs: 4 };
-    let budget = Budget { iterations: 3, batch: 4, seed: 1 };
+    let budget = Budget { iterations: 3, batch: 4, seed: 1, phases: 1 };
     let r = run(&mut spy, &protocol, &mut source, &tests, &budget, 3, |_| {}).unwrap();
     let first = spy.seen.iter().rev().find(|(c, _)| *c == 0).unwrap().1;
     let last = spy.seen.last().unwrap().1;
@@ -150,8 +150,8 @@ fn replay_buffer_keeps_at_most_its_budget_per_class() {
     let (sx, sy) = buffer.sample(50, &mut rng);
     assert_eq!((sx.rows(), sy.len()), (50, 50));
     // Every replayed image is one that was given for its target.
-    for n in 0..50 {
-        assert!((0..x.rows()).any(|r| y[r] == sy[n] && x.row(r) == sx.row(n)));
+    for (n, &t) in sy.iter().enumerate() {
+        assert!((0..x.rows()).any(|r| y[r] == t && x.row(r) == sx.row(n)));
     }
     let small = toy(2);
     let mut b2 = ReplayBuffer::new(100);
@@ -168,7 +168,7 @@ fn no_method_sees_old_data_it_should_not() {
     let (x, y) = toy(10);
     let protocol = Protocol::split(Scenario::Class, &[0, 1, 2, 3], 2, 4).unwrap();
     let tests = test_sets(&protocol, &x, &y);
-    let budget = Budget { iterations: 4, batch: 6, seed: 3 };
+    let budget = Budget { iterations: 4, batch: 6, seed: 3, phases: 1 };
     let b = ReferenceBackend;
     let methods = [
         BpMethod::Finetune,
@@ -214,7 +214,7 @@ fn replay_holds_only_the_budget_of_past_contexts() {
     let b = ReferenceBackend;
     let mut learner = BpLearner::new(&b, bp_config(), BpMethod::Replay { per_class: 7 }, 4, 4, 0);
     let mut source = SplitSource::new(&protocol, &x, &y);
-    let budget = Budget { iterations: 2, batch: 4, seed: 0 };
+    let budget = Budget { iterations: 2, batch: 4, seed: 0, phases: 1 };
     run(&mut learner, &protocol, &mut source, &tests, &budget, 10, |_| {}).unwrap();
     let counts = learner.buffer().counts();
     assert_eq!(counts.len(), 4);
@@ -227,7 +227,7 @@ fn ncm_cannot_forget_and_bp_finetuning_does() {
     let protocol = Protocol::split(Scenario::Class, &[0, 1, 2, 3], 2, 4).unwrap();
     let tests = test_sets(&protocol, &x, &y);
     let b = ReferenceBackend;
-    let budget = Budget { iterations: 200, batch: 8, seed: 0 };
+    let budget = Budget { iterations: 200, batch: 8, seed: 0, phases: 1 };
     let mut ncm = Ncm::new(&b, NcmFeatures::Pixels, 4);
     let r = run(&mut ncm, &protocol, &mut SplitSource::new(&protocol, &x, &y), &tests, &budget, 100, |_| {}).unwrap();
     // Before context 1 its classes have no mean, so they are never chosen.
@@ -258,4 +258,46 @@ fn prototypes_move_only_for_the_taught_class_and_score_untaught_outputs_never() 
     let s = p.scores(&x).unwrap();
     assert!((0..x.rows()).all(|n| s.get(n, 2) == f32::NEG_INFINITY && s.get(n, 0).is_finite()));
     assert_eq!(p.name(), "bp+ncm");
+}
+
+#[test]
+fn each_context_budget_is_cut_into_the_phases_a_rule_sees_as_epochs() {
+    struct Phases(Vec<(usize, usize, usize)>);
+    impl Learner for Phases {
+        fn name(&self) -> String {
+            "phases".into()
+        }
+        fn start_phase(&mut self, phase: usize, phases: usize) {
+            self.0.push((phase, phases, 0));
+        }
+        fn train_batch(&mut self, _x: &Matrix, _t: &[usize]) -> Result<(), EvalError> {
+            self.0.last_mut().expect("a phase started first").2 += 1;
+            Ok(())
+        }
+        fn scores(&self, x: &Matrix) -> Result<Matrix, EvalError> {
+            Ok(Matrix::zeros(x.rows(), 4))
+        }
+    }
+    let (x, y) = toy(4);
+    let protocol = Protocol::split(Scenario::Class, &[0, 1, 2, 3], 2, 4).unwrap();
+    let tests = test_sets(&protocol, &x, &y);
+    let mut l = Phases(Vec::new());
+    let budget = Budget { iterations: 6, batch: 2, seed: 0, phases: 2 };
+    run(&mut l, &protocol, &mut SplitSource::new(&protocol, &x, &y), &tests, &budget, 8, |_| {}).unwrap();
+    assert_eq!(l.0, vec![(0, 2, 3), (1, 2, 3), (0, 2, 3), (1, 2, 3)]);
+}
+
+#[test]
+fn matrix_panels_draws_each_r_and_refuses_a_non_square_one() {
+    use crate::plot::{MATRIX_CELL, matrix_panels};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.png");
+    let r = vec![vec![0.9, 0.0], vec![0.5, 1.0]];
+    let panels = vec![("a".to_string(), r.clone()), ("b".to_string(), r.clone()), ("c".to_string(), r)];
+    let drawn = matrix_panels(&path, "R", &panels, 2).unwrap();
+    assert!(path.is_file());
+    assert!(drawn.width >= 2 * 2 * MATRIX_CELL && drawn.height >= 2 * 2 * MATRIX_CELL);
+    let bad = vec![("x".to_string(), vec![vec![0.1, 0.2]])];
+    assert!(matrix_panels(&dir.path().join("bad.png"), "R", &bad, 2).is_err());
+    assert!(matrix_panels(&dir.path().join("none.png"), "R", &[], 2).is_err());
 }
