@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context as _, Result, bail};
-use bio_core::rules::{Rule, RuleVisitor};
+use bio_core::rules::{Rule, RuleInfo, RuleVisitor};
 use bio_core::{Backend, LearningRule};
 use bio_eval::continual::methods::{BpLearner, BpMethod, Ncm, NcmFeatures, PrototypeReadout, RuleLearner};
 use bio_eval::continual::{
@@ -203,7 +203,11 @@ impl ContinualSpec {
         if self.methods.is_empty() {
             bail!("invalid value for `methods`: name at least one");
         }
+        let mut takers: Vec<RuleInfo> = Vec::new();
         for m in &self.methods {
+            if m.starts_with("bp-") && BASELINES.contains(&m.as_str()) {
+                takers.push(bio_core::rules::find("bp")?);
+            }
             if !BASELINES.contains(&m.as_str()) {
                 let m = m.strip_suffix(PROTOTYPE_SUFFIX).unwrap_or(m);
                 let Ok(info) = bio_core::rules::find(m) else {
@@ -214,8 +218,12 @@ impl ContinualSpec {
                         BASELINES.join(", ")
                     );
                 };
-                self.options.config_json(&info)?;
+                own_settings(&self.options, &info).config_json(&info)?;
+                takers.push(info);
             }
+        }
+        if let Some(flag) = self.options.settings.0.keys().find(|f| !takers.iter().any(|r| r.option(f).is_some())) {
+            bail!("invalid value for `{flag}`: none of the methods {} takes this setting", self.methods.join(", "));
         }
         if self.iterations == 0 || self.options.batch == 0 {
             bail!("invalid value for `iterations`: the budget needs at least 1 iteration of at least 1 image");
@@ -308,6 +316,14 @@ fn one() -> usize {
     1
 }
 
+/// `options` with only the settings `rule` declares: one protocol compares several rules, and each
+/// takes its own settings from the shared list (`hebbian-rate` for `bio`, `kh-p` for `kh`).
+fn own_settings(options: &RuleOptions, rule: &RuleInfo) -> RuleOptions {
+    let mut own = options.clone();
+    own.settings.0.retain(|flag, _| rule.option(flag).is_some());
+    own
+}
+
 /// Builds the learner `method` for a protocol with `outputs` outputs.
 fn learner<'a, B: Backend + 'static>(
     b: &'a B,
@@ -320,7 +336,8 @@ fn learner<'a, B: Backend + 'static>(
 ) -> Result<Box<dyn Learner + 'a>> {
     let split = spec.experiment == Experiment::Split;
     let bp = |m: BpMethod| -> Result<Box<dyn Learner + 'a>> {
-        let config = RuleOptions { seed, ..spec.options.clone() }.config::<bio_core::BackpropRule<B>>()?;
+        let bp = bio_core::rules::find("bp")?;
+        let config = RuleOptions { seed, ..own_settings(&spec.options, &bp) }.config::<bio_core::BackpropRule<B>>()?;
         Ok(Box::new(BpLearner::new(b, config, m, input_dim, outputs, seed)))
     };
     Ok(match method {
@@ -380,7 +397,7 @@ fn learner<'a, B: Backend + 'static>(
             let prototypes = rule.ends_with(PROTOTYPE_SUFFIX);
             let rule = rule.strip_suffix(PROTOTYPE_SUFFIX).unwrap_or(rule);
             let name = RuleName::new(rule.to_string());
-            let options = RuleOptions { seed, ..spec.options.clone() };
+            let options = RuleOptions { seed, ..own_settings(&spec.options, &name.info()?) };
             let make = Make {
                 b,
                 config: options.config_json(&name.info()?)?,

@@ -333,6 +333,7 @@ fn session_spec(base: &Settings, settings: &Settings, seed: u64, out: &Path) -> 
             let mut known: Vec<String> =
                 json["rule_args"].as_object().map_or_else(Vec::new, |o| o.keys().cloned().collect());
             known.extend(TOP_LEVEL.iter().chain(&DATA).map(|s| s.to_string()));
+            known.extend(bio_core::rules::rules().iter().flat_map(|r| r.options.iter().map(|o| key(o.flag))));
             let hint = crate::names::did_you_mean(&k, known.iter().map(String::as_str))
                 .map_or_else(String::new, |s| format!("; did you mean `{}`?", s.replace('_', "-")));
             bail!("unknown setting `{k}` in the sweep spec (use the names of `bio train` flags){hint}");
