@@ -433,6 +433,10 @@ impl OptimOps for CudaBackend {
     }
 }
 
+/// Patch extraction and pooling keep the host defaults of `ConvOps` (download, compute, upload):
+/// correct on every device, not yet fast. Dedicated kernels are future work.
+impl bio_core::backend::ConvOps for CudaBackend {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -533,7 +537,3 @@ mod tests {
         );
     }
 }
-
-/// Patch extraction and pooling keep the host defaults of `ConvOps` (download, compute, upload):
-/// correct on every device, not yet fast. Dedicated kernels are future work.
-impl bio_core::backend::ConvOps for CudaBackend {}
