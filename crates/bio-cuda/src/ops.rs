@@ -446,6 +446,10 @@ impl OptimOps for CudaBackend {
     }
 }
 
+/// Patch extraction and pooling keep the host defaults of `ConvOps` (download, compute, upload):
+/// correct on every device, not yet fast. Dedicated kernels are future work.
+impl bio_core::backend::ConvOps for CudaBackend {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -546,7 +550,3 @@ mod tests {
         );
     }
 }
-
-/// Patch extraction and pooling keep the host defaults of `ConvOps` (download, compute, upload):
-/// correct on every device, not yet fast. Dedicated kernels are future work.
-impl bio_core::backend::ConvOps for CudaBackend {}

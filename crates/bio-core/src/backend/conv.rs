@@ -142,34 +142,36 @@ pub fn fold_image(g: &Window, cols: &[f32], out: &mut [f32]) {
     }
 }
 
-/// The input index of the maximum of each channel's window at output position `(oy, ox)`: the
-/// first in window order on ties (NaN never wins).
-fn pool_argmax(g: &Window, image: &[f32], oy: usize, ox: usize, ch: usize) -> usize {
-    let mut best = usize::MAX;
-    let mut best_v = f32::NEG_INFINITY;
+/// For output position `(oy, ox)`: the input index of each channel's window maximum, written to
+/// `best` (`C` entries), the first in window order on ties (NaN never wins). Window positions
+/// outer, channels inner, so the inner loop runs over contiguous memory.
+fn pool_argmax(g: &Window, image: &[f32], oy: usize, ox: usize, best: &mut [usize]) {
+    let c = g.channels;
+    best.fill(usize::MAX);
     for i in 0..g.kernel {
         for j in 0..g.kernel {
             if let Some((y, x)) = g.source(oy, ox, i, j) {
-                let idx = (y * g.width + x) * g.channels + ch;
-                if best == usize::MAX || image[idx] > best_v {
-                    best = idx;
-                    best_v = image[idx];
+                let base = (y * g.width + x) * c;
+                for (ch, b) in best.iter_mut().enumerate() {
+                    if *b == usize::MAX || image[base + ch] > image[*b] {
+                        *b = base + ch;
+                    }
                 }
             }
         }
     }
-    best
 }
 
 /// Max pooling of one image per channel: `out[(oy·OW + ox)·C + c] = max over the window of x`,
 /// positions in the padding ignored. `out` holds `positions·C` entries.
 pub fn max_pool_image(g: &Window, image: &[f32], out: &mut [f32]) {
     let (c, ow) = (g.channels, g.out_width());
+    let mut best = vec![0usize; c];
     for oy in 0..g.out_height() {
         for ox in 0..ow {
-            for ch in 0..c {
-                out[(oy * ow + ox) * c + ch] = image[pool_argmax(g, image, oy, ox, ch)];
-            }
+            pool_argmax(g, image, oy, ox, &mut best);
+            let dst = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            dst.iter_mut().zip(&best).for_each(|(d, &b)| *d = image[b]);
         }
     }
 }
@@ -179,12 +181,13 @@ pub fn max_pool_image(g: &Window, image: &[f32], out: &mut [f32]) {
 /// `H·W·C` entries (overwritten).
 pub fn max_pool_backward_image(g: &Window, image: &[f32], grad: &[f32], out: &mut [f32]) {
     let (c, ow) = (g.channels, g.out_width());
+    let mut best = vec![0usize; c];
     out.fill(0.0);
     for oy in 0..g.out_height() {
         for ox in 0..ow {
-            for ch in 0..c {
-                out[pool_argmax(g, image, oy, ox, ch)] += grad[(oy * ow + ox) * c + ch];
-            }
+            pool_argmax(g, image, oy, ox, &mut best);
+            let src = &grad[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
+            best.iter().zip(src).for_each(|(&b, &v)| out[b] += v);
         }
     }
 }
