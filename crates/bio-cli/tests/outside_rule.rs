@@ -50,8 +50,12 @@ impl Rule for Gauss {
     type Params = GaussParams;
     type Config = GaussParams;
 
-    fn forward_constants(config: &GaussParams) -> serde_json::Value {
-        json!({ "width": config.width })
+    fn forward_constants(
+        config: &GaussParams,
+        _input_dim: usize,
+        _classes: usize,
+    ) -> Result<serde_json::Value, CoreError> {
+        Ok(json!({ "width": config.width }))
     }
     fn check(params: GaussParams) -> Result<GaussParams, CoreError> {
         if params.width <= 0.0 {
