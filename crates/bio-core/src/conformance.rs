@@ -697,6 +697,13 @@ fn step_data() -> (Matrix, Vec<usize>) {
     (random_matrix(&mut rng, 16, 24, 0.0, 1.0), (0..16).map(|i| i % 3).collect())
 }
 
+/// Inputs of [`check_rule_steps`]: 16 images of 6×6 (36 inputs, square, so that the conv rules'
+/// default architecture fits them) in 3 classes.
+fn rule_step_data() -> (Matrix, Vec<usize>) {
+    let mut rng = rng(901);
+    (random_matrix(&mut rng, 16, 36, 0.0, 1.0), (0..16).map(|i| i % 3).collect())
+}
+
 fn assert_params_close(ctx: &str, got: &crate::Params, want: &crate::Params) {
     assert_eq!(got.tensors.len(), want.tensors.len(), "{ctx}: different tensor lists");
     for ((name, g), (_, w)) in got.tensors.iter().zip(&want.tensors) {
@@ -783,11 +790,11 @@ impl<B: Backend> crate::rules::RuleVisitor<B> for RuleSteps<'_, B> {
             .unwrap_or_else(|e| panic!("`{}`: defaults at width 20: {e}", R::NAME));
         let mut rule = R::new(config, 1);
         let mut model = match &self.init {
-            None => rule.init_model(self.b, 24, 3, 7),
-            Some(p) => rule.model_from_params(self.b, 24, 3, p).expect("same shapes"),
+            None => rule.init_model(self.b, 36, 3, 7),
+            Some(p) => rule.model_from_params(self.b, 36, 3, p).expect("same shapes"),
         };
         let init = model.to_params();
-        let (x, y) = step_data();
+        let (x, y) = rule_step_data();
         let xb = self.b.upload(&x);
         let mut losses = Vec::new();
         for epoch in 0..2 {
