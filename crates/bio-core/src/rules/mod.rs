@@ -20,7 +20,7 @@ pub use bio::{
 pub use bp::BackpropRule;
 pub use conv::{
     Activation, BpConvConfig, BpConvParams, BpConvRule, ConvCompetition, ConvConfig, ConvInit, ConvNet, ConvParams,
-    ConvRule, conv_plasticity, image_of, pgd_examples,
+    ConvRule, conv_plasticity, image_of, pgd_examples, soft_signal,
 };
 pub use kh::{
     KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer,
