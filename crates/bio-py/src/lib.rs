@@ -268,7 +268,7 @@ impl Trainer {
         }
         let data = Arc::new(numpy_dataset(&dataset, train, test)?);
         let backend = resolve(spec.backend)?;
-        let session = Session::with_data(spec, data, Some(backend.clone())).py_err()?;
+        let session = Session::builder(spec).data(data).backend(backend.clone()).build().py_err()?;
         let (metrics, model) = run_session(py, session, callback, progress)?;
         // The same file the session wrote into `out` (if any): every class of the arrays trained.
         let file = ModelFile {
@@ -384,7 +384,7 @@ fn resume(
     if let Some(name) = backend {
         saved.spec.backend = backend_choice(name)?;
     }
-    let session = py.detach(|| guarded(|| Session::resumed(saved))).py_err()?;
+    let session = py.detach(|| guarded(|| Session::resuming(saved).build())).py_err()?;
     let backend = session.backend().clone();
     let (metrics, _) = run_session(py, session, callback, progress)?;
     // The directory's model file, as the session wrote it at the last epoch.

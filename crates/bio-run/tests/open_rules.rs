@@ -181,7 +181,7 @@ fn spec(out: &Path, rate: f64) -> SessionSpec {
 fn a_rule_defined_outside_the_registry_trains_checkpoints_and_resumes() {
     let b = CpuBackend::new();
     let straight_dir = tempfile::tempdir().unwrap();
-    let straight = Session::unregistered::<Prototypes>(spec(straight_dir.path(), 0.25)).unwrap();
+    let straight = Session::builder(spec(straight_dir.path(), 0.25)).rule::<Prototypes>().build().unwrap();
     let straight = straight.run_unregistered::<_, Prototypes>(&b, &mut ()).unwrap().finished().unwrap();
     assert_eq!(straight.model.rule(), "prototypes");
     assert!(straight.metrics.test_accuracy > 0.5, "class means classify the embedded images");
@@ -189,7 +189,7 @@ fn a_rule_defined_outside_the_registry_trains_checkpoints_and_resumes() {
     assert_eq!(saved.rate, 0.25, "the declared setting reached the rule");
 
     let dir = tempfile::tempdir().unwrap();
-    let session = Session::unregistered::<Prototypes>(spec(dir.path(), 0.25)).unwrap();
+    let session = Session::builder(spec(dir.path(), 0.25)).rule::<Prototypes>().build().unwrap();
     let stop = session.stop_flag();
     let mut stop_at = |e: &Event| {
         if let Event::Batch { done_batches: 70, .. } = e {
@@ -201,7 +201,7 @@ fn a_rule_defined_outside_the_registry_trains_checkpoints_and_resumes() {
     else {
         panic!("expected a stop 10 batches into the second epoch");
     };
-    let resumed = Session::resumed_unregistered::<Prototypes>(Resumable::read(dir.path()).unwrap()).unwrap();
+    let resumed = Session::resuming(Resumable::read(dir.path()).unwrap()).rule::<Prototypes>().build().unwrap();
     let resumed = resumed.run_unregistered::<_, Prototypes>(&b, &mut ()).unwrap().finished().unwrap();
     let bits = |m: &SavedModel| m.params.tensors[0].1.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&resumed.model), bits(&straight.model), "resumed to the same bits");
@@ -212,14 +212,15 @@ fn an_unregistered_rule_is_refused_by_name_and_its_settings_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let err = Session::new(spec(dir.path(), 0.25)).err().expect("not in the registry").to_string();
     assert!(err.contains("unknown learning rule `prototypes`") && err.contains("bio"), "{err}");
-    let err = Session::unregistered::<Prototypes>(spec(dir.path(), 2.0)).err().expect("out of range").to_string();
+    let err =
+        Session::builder(spec(dir.path(), 2.0)).rule::<Prototypes>().build().err().expect("out of range").to_string();
     assert!(err.contains("prototypes-rate"), "{err}");
     let mut bad = spec(dir.path(), 0.25);
     bad.options.settings.0.insert("prototypes-rate".into(), json!("fast"));
-    let err = Session::unregistered::<Prototypes>(bad).err().expect("not a number").to_string();
+    let err = Session::builder(bad).rule::<Prototypes>().build().err().expect("not a number").to_string();
     assert!(err.contains("invalid value for `prototypes-rate`"), "{err}");
     let mut foreign = spec(dir.path(), 0.25);
     foreign.options.settings.0.insert("hebbian-rate".into(), json!(0.1));
-    let err = Session::unregistered::<Prototypes>(foreign).err().expect("a bio flag").to_string();
+    let err = Session::builder(foreign).rule::<Prototypes>().build().err().expect("a bio flag").to_string();
     assert!(err.contains("`hebbian-rate`: it is a setting of the `bio` rule"), "{err}");
 }
