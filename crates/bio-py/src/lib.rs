@@ -581,15 +581,15 @@ impl Model {
         bio_eval::model_metadata(&self.file.model).remove(bio_eval::export::FORWARD_KEY).unwrap_or_default()
     }
 
-    /// The constants of the forward pass beside the tensors (`bio_eval::forward_constants`), for
-    /// `to_torch`.
-    fn _forward_constants<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let constants = bio_eval::forward_constants(&self.file.model).py_err()?;
+    /// The forward pass as ops over `weights()` (`bio_eval::forward_pass`: `{"rule", "ops"}`), which
+    /// `to_torch` and `biorule._forward` interpret.
+    fn _forward_pass<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let constants = bio_eval::forward_pass(&self.file.model).py_err()?;
         to_py_object(py, &constants)
     }
 
-    /// A `torch.nn.Module` computing this model's logits with its documented forward pass (built in
-    /// `biorule/_torch.py`); `ImportError` when torch is not installed.
+    /// A `torch.nn.Module` computing this model's logits with its rule's forward pass (its ops,
+    /// interpreted by `biorule/_forward.py`); `ImportError` when torch is not installed.
     fn to_torch<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         slf.py().import("biorule._torch")?.call_method1("to_torch", (slf,))
     }
