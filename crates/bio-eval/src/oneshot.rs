@@ -545,8 +545,7 @@ pub fn model_curve_rows<B: Backend, M: Classifier<B>>(
     let (index, code) = hidden_features_of_layer(model, images, layer, batch)?;
     let (_, back) = hidden_features_of_layer(model, background, Some(index), batch)?;
     let name = format!("{prefix}hidden.{index}");
-    let mut rows =
-        centred_curve_rows(&name, &code, &back, labels, novel, &[NO_CENTRING, BACKGROUND_CENTRING], params)?;
+    let mut rows = centred_curve_rows(&name, &code, &back, labels, novel, &[NO_CENTRING, BACKGROUND_CENTRING], params)?;
     if let (Some(drive), Some(back)) =
         (hidden_drive_of_layer(model, images, index, batch)?, hidden_drive_of_layer(model, background, index, batch)?)
     {
@@ -562,7 +561,6 @@ pub fn model_curve_rows<B: Backend, M: Classifier<B>>(
     }
     Ok(rows)
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -298,7 +298,8 @@ pub fn curves<B: Backend>(
     bio_data::write_json(&path, &report).with_context(|| format!("saving {}", path.display()))?;
     report.saved_to = Some(path);
     let plot = dir.join(CURVES_PLOT);
-    let title = format!("{} ({}): N-way K-shot, {} novel classes", dir.display(), report.rule, report.novel_classes.len());
+    let title =
+        format!("{} ({}): N-way K-shot, {} novel classes", dir.display(), report.rule, report.novel_classes.len());
     match bio_eval::line_chart(&plot, &title, "shots K", "accuracy (cosine NCM)", &curve_series(&report.rows)) {
         Ok(drawn) => {
             report.warnings.extend(drawn.warning);
@@ -327,11 +328,15 @@ pub fn curve_series(rows: &[CurveRow]) -> Vec<Series> {
             let points: Vec<(f64, f64)> = rows
                 .iter()
                 .filter(|r| {
-                    r.ways == w && r.features == f && r.centring == protocol::NO_CENTRING && r.classifier == bio_eval::fewshot::NCM
+                    r.ways == w
+                        && r.features == f
+                        && r.centring == protocol::NO_CENTRING
+                        && r.classifier == bio_eval::fewshot::NCM
                 })
                 .map(|r| (r.shots as f64, r.mean))
                 .collect();
-            if !points.is_empty() && !(f.starts_with(protocol::INITIAL) && f.ends_with(".drive")) {
+            let initial_drive = f.starts_with(protocol::INITIAL) && f.ends_with(".drive");
+            if !points.is_empty() && !initial_drive {
                 series.push(Series::new(format!("{w}-way {f}"), points));
             }
         }

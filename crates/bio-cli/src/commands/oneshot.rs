@@ -55,7 +55,9 @@ pub fn run(args: OneshotArgs) -> Result<()> {
 /// (ways, shots).
 fn curves(args: &OneshotArgs, episodes: usize) -> Result<()> {
     let Some(dir) = args.model.clone() else {
-        bail!("missing `model`: the episodic curves need --model DIR (a model trained with --classes, e.g. 0-69,110-135)");
+        bail!(
+            "missing `model`: the episodic curves need --model DIR (a model trained with --classes, e.g. 0-69,110-135)"
+        );
     };
     if args.side.is_some() {
         bail!("invalid value for `side`: the episodic curves use the model's own dataset and input size");
