@@ -169,8 +169,8 @@ pub fn episode_images(data: &Dataset, trained: &[usize]) -> Result<EpisodeImages
     let novel = crate::eval::novel_classes(trained, &data.train.labels);
     if novel.is_empty() {
         bail!(
-            "the model was trained on all {} classes of {}, so none is novel; train on some, e.g. `bio train \
-             --dataset omniglot-small1 --classes {} --out DIR` (Korean held out)",
+            "the model was trained on all {} classes of {}, so none is novel; train on some with --classes, e.g. \
+             `bio train --dataset omniglot-small1 --classes {} --out DIR` (Korean held out)",
             data.classes,
             data.name,
             KOREAN_HELD_OUT
@@ -342,4 +342,44 @@ pub fn curve_series(rows: &[CurveRow]) -> Vec<Series> {
         }
     }
     series
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bio_data::{DataSource, Split};
+
+    /// Four classes; image `i` of a split is the constant `label + i/100` (so every image differs).
+    fn dataset() -> Dataset {
+        let split = |per_class: usize| {
+            let labels: Vec<usize> = (0..4).flat_map(|c| std::iter::repeat_n(c, per_class)).collect();
+            let values = labels.iter().enumerate().flat_map(|(i, &c)| [c as f32 + i as f32 / 100.0; 4]).collect();
+            Split::new(Matrix::new(labels.len(), 4, values).unwrap(), labels).unwrap()
+        };
+        Dataset {
+            name: "four".into(),
+            source: DataSource::Embedded,
+            train: split(3),
+            test: split(2),
+            classes: 4,
+            image_shape: (2, 2),
+        }
+    }
+
+    #[test]
+    fn episodes_come_from_every_image_of_the_untrained_classes_only() {
+        let data = dataset();
+        let images = episode_images(&data, &[0, 2]).unwrap();
+        assert_eq!(images.novel, vec![1, 3]);
+        assert_eq!(images.labels, vec![1, 1, 1, 3, 3, 3, 1, 1, 3, 3], "training split, then test split");
+        assert!((0..images.images.rows()).all(|i| [1.0, 3.0].contains(&images.images.row(i)[0].floor())));
+        assert_eq!(images.background.rows(), 6, "the training images of classes 0 and 2");
+        assert!((0..6).all(|i| [0.0, 2.0].contains(&images.background.row(i)[0].floor())));
+        let params = CurveParams { ways: vec![2], shots: vec![2], queries: 3, episodes: 10, seed: 1 };
+        for e in params.episodes_of(&images.labels, &images.novel, 2, 2).unwrap() {
+            assert!(e.classes.iter().all(|c| images.novel.contains(c)), "{:?}", e.classes);
+        }
+        let err = episode_images(&data, &[0, 1, 2, 3]).unwrap_err().to_string();
+        assert!(err.contains("so none is novel") && err.contains(KOREAN_HELD_OUT), "{err}");
+    }
 }
