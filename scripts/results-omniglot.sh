@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces docs/RESULTS.md "Omniglot one-shot" (issue 32).
 #
-#   scripts/results-omniglot.sh [final|validate|sweep|all]   (default: all)
+#   scripts/results-omniglot.sh [final|validate|sweep|curves|all]   (default: all)
 #
 # final:    trains bio, bp, kh, softhebb and the random-features control (bio with --hebbian-rate 0)
 #           on all 136 background small 1 characters (drawers 1-16) and scores each on Lake's 20
@@ -10,6 +10,11 @@
 #           five background alphabets (--classes 0-45,70-135: Greek, labels 46-69, held out) and
 #           scored by 20-way 1-shot episodes (3 queries, 600 episodes) on the held-out Greek
 #           characters' drawers 17-20 (`bio eval fewshot`).
+# curves:   the episodic N-way K-shot curves: bio (EXTRA_BIO), bp, kh and softhebb trained with the
+#           Korean alphabet held out (--classes 0-69,110-135), `bio eval oneshot --episodes 400
+#           --ways 5,20 --shots 1,5` on the 40 Korean characters (every model's own initialization
+#           is scored beside it, the random-features control); then the centring check: bio on the
+#           Fashion-MNIST subset's classes 0-4, `--episodes 600 --ways 5` on classes 5-9.
 # sweep:    one setting at a time from the defaults (not EXTRA_BIO): bio's Hebbian rate, density (--active-fraction), width (--hidden) and input side (omniglot-small1-SIDE)
 #           under both protocols (validation picks; the runs only report).
 #
@@ -24,6 +29,7 @@ EXTRA_BIO=${EXTRA_BIO---hebbian-rate 0.003 --active-fraction 0.2}
 RANDOM_BIO=${RANDOM_BIO---active-fraction 0.2 --hebbian-rate 0}
 STAGE=${1:-all}
 HOLD_OUT_GREEK="0-45,70-135"
+HOLD_OUT_KOREAN="0-69,110-135"
 
 # name rule dataset flags...
 MODELS=(
@@ -112,10 +118,33 @@ sweep() {
   done
 }
 
+curve_rows() { # dir label: NCM rows, plain features
+  python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1] + "/oneshot-curves.json"))
+for row in r["rows"]:
+    if row["classifier"] == "ncm" and row["centring"] == "none":
+        print("%-10s %-20s %2d-way %d-shot %6.2f ± %.2f%%" % (sys.argv[2], row["features"], row["ways"], row["shots"], 100 * row["mean"], 100 * row["ci95"]))
+' "$1" "$2"
+}
+
+curves() {
+  for m in "${MODELS[@]}"; do
+    IFS='|' read -r name rule data flags <<<"$m"
+    [ "$name" = random ] && continue # every model's own initialization is scored beside it
+    train "$OUT/curves/$name" "$rule" "$data" $flags --classes "$HOLD_OUT_KOREAN"
+    "$BIO" eval oneshot --model "$OUT/curves/$name" --episodes 400 --ways 5,20 --shots 1,5 >"$OUT/curves/$name.txt"
+    curve_rows "$OUT/curves/$name" "$name"
+  done
+  train "$OUT/curves/fm-bio" bio embedded --classes 0-4
+  "$BIO" eval oneshot --model "$OUT/curves/fm-bio" --episodes 600 --ways 5 --shots 1,5
+}
+
 case "$STAGE" in
   final) final ;;
   validate) validate ;;
   sweep) sweep ;;
-  all) validate; sweep; final ;;
-  *) echo "usage: $0 [final|validate|sweep|all]" >&2; exit 2 ;;
+  curves) curves ;;
+  all) validate; sweep; final; curves ;;
+  *) echo "usage: $0 [final|validate|sweep|curves|all]" >&2; exit 2 ;;
 esac

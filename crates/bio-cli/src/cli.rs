@@ -87,9 +87,9 @@ pub enum EvalCommand {
         after_help = "Examples:\n  bio eval metrics --model runs/bio\n  bio eval metrics --model runs/bp --limit 2000 --json"
     )]
     Metrics(MetricsArgs),
-    /// Omniglot one-shot classification: Lake's 20 runs, error per run and mean ± 95% CI (also saved to DIR/oneshot.json).
+    /// Omniglot one-shot classification: Lake's 20 runs, error per run and mean ± 95% CI (also saved to DIR/oneshot.json); with --episodes, N-way K-shot curves on the classes the model never saw (DIR/oneshot-curves.json, .png).
     #[command(
-        after_help = "Examples:\n  bio eval oneshot   # the reference rows: Modified Hausdorff Distance and pixels\n  bio train --rule bio --dataset omniglot-small1 --out runs/omni-bio\n  bio eval oneshot --model runs/omni-bio"
+        after_help = "Examples:\n  bio eval oneshot   # the reference rows: Modified Hausdorff Distance and pixels\n  bio train --rule bio --dataset omniglot-small1 --out runs/omni-bio\n  bio eval oneshot --model runs/omni-bio\n  bio train --rule bio --dataset omniglot-small1 --classes 0-69,110-135 --out runs/omni-bio-base   # Korean held out\n  bio eval oneshot --model runs/omni-bio-base --episodes 400 --ways 5,20 --shots 1,5"
     )]
     Oneshot(OneshotArgs),
     /// Continual learning: contexts learned one after another (Split/Permuted; class/task/domain-incremental).
@@ -291,6 +291,25 @@ pub struct OneshotArgs {
     /// Hidden layer whose activity and drive are the features (default: the last).
     #[arg(long)]
     pub layer: Option<usize>,
+    /// Episodic curves instead of Lake's runs: this many N-way K-shot episodes per (ways, shots), drawn
+    /// from every image of the classes the model was not trained on (needs --model).
+    #[arg(long)]
+    pub episodes: Option<usize>,
+    /// [--episodes] Classes per episode, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "5,20", requires = "episodes")]
+    pub ways: Vec<usize>,
+    /// [--episodes] Support images per class, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,5", requires = "episodes")]
+    pub shots: Vec<usize>,
+    /// [--episodes] Query images per class.
+    #[arg(long, default_value_t = 15, requires = "episodes")]
+    pub queries: usize,
+    /// [--episodes] Seed of the episode sampler.
+    #[arg(long, default_value_t = 0, requires = "episodes")]
+    pub seed: u64,
+    /// [--episodes] Extra directory to search for the model's dataset.
+    #[arg(long, requires = "episodes")]
+    pub data: Option<PathBuf>,
     /// Backend.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendChoice,

@@ -359,8 +359,9 @@ fn dot4_body(a: &[f32], b: [&[f32]; 4]) -> [f32; 4] {
     })
 }
 
-/// `[[dot(row a, row b) for b in bs] for a in rows]` of `features`, in f64, four `b` rows at a time.
-fn inner_products(features: &Matrix, rows: &[usize], bs: &[usize]) -> Vec<Vec<f64>> {
+/// `[[dot(row a, row b) for b in bs] for a in rows]` of `features`, in f64, four `b` rows at a time
+/// (every entry has the same bits whichever group of four it was computed in).
+pub(crate) fn inner_products(features: &Matrix, rows: &[usize], bs: &[usize]) -> Vec<Vec<f64>> {
     rows.iter()
         .map(|&a| {
             let a = features.row(a);
@@ -602,7 +603,7 @@ pub(crate) fn hidden_drive_of_layer<B: Backend, M: Classifier<B>>(
 }
 
 /// Each row minus its own mean.
-fn centre_rows(m: &Matrix) -> Matrix {
+pub(crate) fn centre_rows(m: &Matrix) -> Matrix {
     let mut out = m.clone();
     for i in 0..out.rows() {
         let row = out.row_mut(i);

@@ -14,13 +14,25 @@
 //!
 //! Ties go to the lowest training index (as `numpy.argmin` in Lake's demo): a test image whose
 //! features are all zero is given the run's first class.
+//!
+//! **Episodic curves** ([`curve_rows`], [`centred_curve_rows`]): N-way K-shot episodes drawn, seeded,
+//! from classes a model never saw ([`fewshot::sample_episodes`](crate::fewshot::sample_episodes):
+//! distinct classes, support and query images disjoint), one set of episodes per `(ways, shots)`
+//! shared by every feature set (rows are paired), each scored by cosine nearest class mean
+//! ([`NCM`](crate::fewshot::NCM)) and cosine nearest neighbour ([`NEAREST_NEIGHBOUR`]) on
+//! L2-normalized features, accuracy as mean ± 95% CI over episodes. Features are centred before
+//! normalizing as `centring` says: `none`, `image` (each image's features minus their own mean) or
+//! `background` (minus the mean feature of the images the model learned from).
 
 use bio_core::{Backend, Classifier, Matrix};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EvalError;
-use crate::fewshot::{hidden_drive_of_layer, hidden_features_of_layer, l2_normalize_rows, mean_ci95};
+use crate::fewshot::{
+    Episode, EpisodeParams, NCM, centre_rows, hidden_drive_of_layer, hidden_features_of_layer, inner_products,
+    l2_normalize_rows, mean_ci95, sample_episodes,
+};
 
 /// Name of the Modified Hausdorff Distance row.
 pub const MHD: &str = "mhd";
@@ -30,6 +42,14 @@ pub const PIXELS: &str = "pixels";
 pub const NO_CENTRING: &str = "none";
 /// `centring` of rows whose features are centred on the background mean before normalizing.
 pub const BACKGROUND_CENTRING: &str = "background";
+/// `centring` of rows whose features are each centred on their own mean before normalizing (the
+/// drive row of `bio eval fewshot`).
+pub const IMAGE_CENTRING: &str = "image";
+/// Name of the cosine nearest-neighbour classifier of the episodic curves.
+pub const NEAREST_NEIGHBOUR: &str = "nn";
+/// Prefix of the feature rows of a model's own initialization (the same architecture and seed, never
+/// trained): the frozen random-features control, e.g. `init.hidden.0`.
+pub const INITIAL: &str = "init.";
 
 /// The runs of a one-shot task, every run with the same number of training and of test images.
 #[derive(Clone, Debug, PartialEq)]
@@ -265,6 +285,279 @@ pub fn model_rows<B: Backend, M: Classifier<B>>(
         hidden_drive_of_layer(model, background, index, batch)?,
     ) {
         rows.extend(feature_rows(&format!("{name}.drive"), &training, &test, &back, &runs.answers)?);
+    }
+    Ok(rows)
+}
+
+/// Parameters of the episodic curves. Call [`CurveParams::check`] before use.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurveParams {
+    /// Classes per episode; one set of episodes per value.
+    pub ways: Vec<usize>,
+    /// Support images per class; one set of episodes per value.
+    pub shots: Vec<usize>,
+    /// Query images per class.
+    pub queries: usize,
+    /// Episodes per `(ways, shots)`.
+    pub episodes: usize,
+    /// Seed of the episode sampler.
+    pub seed: u64,
+}
+
+impl Default for CurveParams {
+    fn default() -> Self {
+        Self { ways: vec![5, 20], shots: vec![1, 5], queries: 15, episodes: 400, seed: 0 }
+    }
+}
+
+impl CurveParams {
+    /// The few-shot sampler's parameters for `ways` classes per episode.
+    pub fn episode_params(&self, ways: usize) -> EpisodeParams {
+        EpisodeParams {
+            ways,
+            shots: self.shots.clone(),
+            queries: self.queries,
+            episodes: self.episodes,
+            seed: self.seed,
+            code_densities: Vec::new(),
+        }
+    }
+
+    /// Checks the parameters against `labels` of the images episodes are drawn from and the `novel`
+    /// classes; errors name the flag (`ways`, `shots`, `queries`, `episodes`).
+    pub fn check(&self, labels: &[usize], novel: &[usize]) -> Result<(), EvalError> {
+        if self.ways.is_empty() {
+            return Err(EvalError::invalid("ways", "give at least one number of classes per episode"));
+        }
+        self.ways.iter().try_for_each(|&w| self.episode_params(w).check(labels, novel))
+    }
+
+    /// The episodes of `(ways, shots)`: [`sample_episodes`] with this seed, so every feature set
+    /// scored with the same parameters gets the same episodes.
+    pub fn episodes_of(
+        &self,
+        labels: &[usize],
+        novel: &[usize],
+        ways: usize,
+        shots: usize,
+    ) -> Result<Vec<Episode>, EvalError> {
+        sample_episodes(labels, novel, &self.episode_params(ways), shots)
+    }
+}
+
+/// One row of the episodic curves: a feature set, its centring and a classifier at one `(ways, shots)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CurveRow {
+    /// `pixels`, `hidden.L`, `hidden.L.drive`, or the same of the initial model (`init.hidden.L`).
+    pub features: String,
+    /// `none`, `image` or `background`.
+    pub centring: String,
+    /// `ncm` (cosine nearest class mean) or `nn` (cosine nearest neighbour).
+    pub classifier: String,
+    /// Classes per episode.
+    pub ways: usize,
+    /// Support images per class.
+    pub shots: usize,
+    /// Query images per class.
+    pub queries: usize,
+    /// Episodes.
+    pub episodes: usize,
+    /// Mean accuracy over the episodes (fraction).
+    pub mean: f64,
+    /// 95% confidence half-width over the episodes (fraction).
+    pub ci95: f64,
+}
+
+/// Inner products of L2-normalized features: all pairs at once when that is cheaper than the pairs
+/// the episodes need (a small pool of images), else on demand. Both give the same bits.
+enum Products<'a> {
+    All(Vec<Vec<f64>>),
+    OnDemand(&'a Matrix),
+}
+
+impl<'a> Products<'a> {
+    fn new(normalized: &'a Matrix, needed: usize) -> Self {
+        let n = normalized.rows();
+        if n.saturating_mul(n) <= needed && n <= 8000 {
+            let all: Vec<usize> = (0..n).collect();
+            Products::All((0..n).into_par_iter().map(|i| inner_products(normalized, &[i], &all).remove(0)).collect())
+        } else {
+            Products::OnDemand(normalized)
+        }
+    }
+
+    fn of(&self, rows: &[usize], bs: &[usize]) -> Vec<Vec<f64>> {
+        match self {
+            Products::All(all) => rows.iter().map(|&a| bs.iter().map(|&b| all[a][b]).collect()).collect(),
+            Products::OnDemand(m) => inner_products(m, rows, bs),
+        }
+    }
+}
+
+/// Accuracy of cosine nearest class mean and of cosine nearest neighbour on one episode, from the
+/// products of L2-normalized features. NCM: `argmax_c mean_{s∈c} ⟨q, s⟩ / ‖mean_{s∈c} s‖` (the class
+/// mean of the normalized support images); NN: the class of `argmax_s ⟨q, s⟩`. Ties go to the first
+/// way (NCM) or the first support image in way order (NN).
+fn episode_accuracy(products: &Products<'_>, episode: &Episode) -> (f64, f64) {
+    let ways = episode.classes.len();
+    let support: Vec<(usize, usize)> =
+        episode.support.iter().enumerate().flat_map(|(w, rows)| rows.iter().map(move |&r| (w, r))).collect();
+    let support_rows: Vec<usize> = support.iter().map(|&(_, r)| r).collect();
+    let queries: Vec<(usize, usize)> =
+        episode.queries.iter().enumerate().flat_map(|(w, rows)| rows.iter().map(move |&r| (w, r))).collect();
+    let query_rows: Vec<usize> = queries.iter().map(|&(_, r)| r).collect();
+    let gram = products.of(&support_rows, &support_rows);
+    let cross = products.of(&query_rows, &support_rows);
+    let ways_of: Vec<usize> = support.iter().map(|&(w, _)| w).collect();
+    let of_way = |c: usize| ways_of.iter().enumerate().filter(move |&(_, &w)| w == c).map(|(s, _)| s);
+    let mean_norm: Vec<f64> = (0..ways)
+        .map(|c| {
+            let k = of_way(c).count() as f64;
+            let sum: f64 = of_way(c).flat_map(|s| of_way(c).map(move |t| (s, t))).map(|(s, t)| gram[s][t]).sum();
+            (sum / (k * k)).max(0.0).sqrt()
+        })
+        .collect();
+    let (mut ncm, mut nn) = (0usize, 0usize);
+    for (&(truth, _), row) in queries.iter().zip(&cross) {
+        let mut best = (f64::NEG_INFINITY, 0);
+        for (c, &norm) in mean_norm.iter().enumerate() {
+            let score = if norm > 0.0 {
+                of_way(c).map(|s| row[s]).sum::<f64>() / of_way(c).count() as f64 / norm
+            } else {
+                f64::NEG_INFINITY
+            };
+            if score > best.0 {
+                best = (score, c);
+            }
+        }
+        ncm += usize::from(best.1 == truth);
+        let mut nearest = 0;
+        for (s, v) in row.iter().enumerate() {
+            if *v > row[nearest] {
+                nearest = s;
+            }
+        }
+        nn += usize::from(support[nearest].0 == truth);
+    }
+    let total = queries.len().max(1) as f64;
+    (ncm as f64 / total, nn as f64 / total)
+}
+
+/// The curve rows of one feature set, already centred as `centring` says: for every `(ways, shots)`
+/// of `params` (ways outer), the [`NCM`] row then the [`NEAREST_NEIGHBOUR`] row. `features` has one row
+/// per entry of `labels`; episodes are drawn among the `novel` classes.
+pub fn curve_rows(
+    features: &Matrix,
+    labels: &[usize],
+    novel: &[usize],
+    name: &str,
+    centring: &str,
+    params: &CurveParams,
+) -> Result<Vec<CurveRow>, EvalError> {
+    if features.rows() != labels.len() {
+        return Err(EvalError::Shape(format!("{} feature rows but {} labels", features.rows(), labels.len())));
+    }
+    params.check(labels, novel)?;
+    let normalized = l2_normalize_rows(features);
+    let needed: usize = params
+        .ways
+        .iter()
+        .flat_map(|&w| params.shots.iter().map(move |&k| params.episodes * w * k * w * (k + params.queries)))
+        .sum();
+    let products = Products::new(&normalized, needed);
+    let mut rows = Vec::new();
+    for &ways in &params.ways {
+        for &shots in &params.shots {
+            let episodes = params.episodes_of(labels, novel, ways, shots)?;
+            let scores: Vec<(f64, f64)> = episodes.par_iter().map(|e| episode_accuracy(&products, e)).collect();
+            for (classifier, pick) in [(NCM, 0), (NEAREST_NEIGHBOUR, 1)] {
+                let values: Vec<f64> = scores.iter().map(|s| if pick == 0 { s.0 } else { s.1 }).collect();
+                let (mean, ci95) = mean_ci95(&values);
+                rows.push(CurveRow {
+                    features: name.into(),
+                    centring: centring.into(),
+                    classifier: classifier.into(),
+                    ways,
+                    shots,
+                    queries: params.queries,
+                    episodes: params.episodes,
+                    mean,
+                    ci95,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// [`curve_rows`] of one feature set under each centring of `centrings` ([`NO_CENTRING`],
+/// [`IMAGE_CENTRING`], [`BACKGROUND_CENTRING`] with the mean of `background`, the same features of
+/// the images the model learned from).
+pub fn centred_curve_rows(
+    name: &str,
+    features: &Matrix,
+    background: &Matrix,
+    labels: &[usize],
+    novel: &[usize],
+    centrings: &[&str],
+    params: &CurveParams,
+) -> Result<Vec<CurveRow>, EvalError> {
+    let mut rows = Vec::new();
+    for &centring in centrings {
+        let centred = match centring {
+            NO_CENTRING => features.clone(),
+            IMAGE_CENTRING => centre_rows(features),
+            BACKGROUND_CENTRING => {
+                if background.cols() != features.cols() || background.rows() == 0 {
+                    return Err(EvalError::Shape(format!(
+                        "{} background rows of {} values for features of {}",
+                        background.rows(),
+                        background.cols(),
+                        features.cols()
+                    )));
+                }
+                centre_on(features, &column_mean(background))
+            }
+            other => return Err(EvalError::invalid("centring", format!("`{other}` is not none, image or background"))),
+        };
+        rows.extend(curve_rows(&centred, labels, novel, name, centring, params)?);
+    }
+    Ok(rows)
+}
+
+/// The curve rows of a frozen `model` whose hidden layer `layer` (default: the last) gives the
+/// features of `images` (labelled `labels`, episodes among `novel`): `hidden.L` (plain and centred on
+/// the `background` images' mean) and, where the model has one, `hidden.L.drive` (plain, per image and
+/// on the background), each feature set's name prefixed by `prefix` (empty, or [`INITIAL`]).
+#[allow(clippy::too_many_arguments)]
+pub fn model_curve_rows<B: Backend, M: Classifier<B>>(
+    model: &M,
+    prefix: &str,
+    images: &Matrix,
+    labels: &[usize],
+    novel: &[usize],
+    background: &Matrix,
+    layer: Option<usize>,
+    params: &CurveParams,
+    batch: usize,
+) -> Result<Vec<CurveRow>, EvalError> {
+    params.check(labels, novel)?;
+    let (index, code) = hidden_features_of_layer(model, images, layer, batch)?;
+    let (_, back) = hidden_features_of_layer(model, background, Some(index), batch)?;
+    let name = format!("{prefix}hidden.{index}");
+    let mut rows = centred_curve_rows(&name, &code, &back, labels, novel, &[NO_CENTRING, BACKGROUND_CENTRING], params)?;
+    if let (Some(drive), Some(back)) =
+        (hidden_drive_of_layer(model, images, index, batch)?, hidden_drive_of_layer(model, background, index, batch)?)
+    {
+        rows.extend(centred_curve_rows(
+            &format!("{name}.drive"),
+            &drive,
+            &back,
+            labels,
+            novel,
+            &[NO_CENTRING, IMAGE_CENTRING, BACKGROUND_CENTRING],
+            params,
+        )?);
     }
     Ok(rows)
 }

@@ -777,10 +777,43 @@ fn fewshot<'py>(
 
 /// `biorule.oneshot`: `bio eval oneshot` for `model`: Lake's 20 Omniglot one-shot runs, one dict per
 /// row (`features`, `centring`, per-run `errors` in percent, `mean`, `ci95`), reference rows first.
+/// With `episodes`, `bio eval oneshot --episodes` instead: N-way K-shot curves on the classes of the
+/// model's dataset it was not trained on, one dict per features × centring × classifier × ways × shots
+/// (`mean`, `ci95` as fractions).
 #[pyfunction]
-#[pyo3(signature = (model, layer=None))]
-fn oneshot<'py>(py: Python<'py>, model: &Model, layer: Option<usize>) -> PyResult<Bound<'py, PyAny>> {
-    let (_, rows) = with_network!(py, model, |_b, net| bio_run::oneshot::table(Some(&net), None, layer))?;
+#[pyo3(signature = (model, layer=None, episodes=None, ways=vec![5, 20], shots=vec![1, 5], queries=15, seed=0, data_dir=None))]
+#[pyo3(
+    text_signature = "(model, layer=None, episodes=None, ways=[5, 20], shots=[1, 5], queries=15, seed=0, data_dir=None)"
+)]
+#[allow(clippy::too_many_arguments)]
+fn oneshot<'py>(
+    py: Python<'py>,
+    model: &Model,
+    layer: Option<usize>,
+    episodes: Option<usize>,
+    ways: Vec<usize>,
+    shots: Vec<usize>,
+    queries: usize,
+    seed: u64,
+    data_dir: Option<PathBuf>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let Some(episodes) = episodes else {
+        let (_, rows) = with_network!(py, model, |_b, net| bio_run::oneshot::table(Some(&net), None, layer))?;
+        return to_py_object(py, &rows);
+    };
+    let dataset = model.file.dataset.clone();
+    if dataset == bio_run::data::ARRAYS_DATASET {
+        return Err(value_error(
+            "invalid value for `episodes`: the curves reload the model's dataset, but this model was fitted on arrays; \
+             pass `dataset=` (e.g. \"omniglot-small1\") to `Trainer.fit`",
+        ));
+    }
+    let params = bio_eval::oneshot::CurveParams { ways, shots, queries, episodes, seed };
+    let rows = with_network!(py, model, |b, _net| {
+        let data = bio_data::load(&dataset, data_dir.as_deref())?;
+        let images = bio_run::oneshot::episode_images(&data, &model.file.trained_classes)?;
+        bio_run::oneshot::curve_table(b, &model.file, &images, &params, layer)
+    })?;
     to_py_object(py, &rows)
 }
 

@@ -546,3 +546,49 @@ def test_cuda_advice_names_the_python_argument(data):
         assert "--backend" not in str(e) and 'backend="cpu"' in str(e), str(e)
     else:
         pytest.skip("CUDA is available here")
+
+
+@pytest.fixture(scope="module")
+def omniglot_base():
+    """A tiny model on the Omniglot background characters but Latin's (labels 110-135 held out)."""
+    x, y, _, _ = biorule.datasets.load("omniglot-small1")
+    base = y < 110
+    return biorule.Trainer(rule="bio", hidden=[20], seed=0).fit(x[base], y[base], epochs=1, dataset="omniglot-small1")
+
+
+def test_oneshot_curves_match_the_cli(tmp_path, omniglot_base):
+    model = omniglot_base
+    rows = biorule.oneshot(model, episodes=20, ways=[5], shots=[1, 5], queries=5, seed=3)
+    assert rows == biorule.oneshot(model, episodes=20, ways=[5], shots=[1, 5], queries=5, seed=3), "seeded"
+    features = {(r["features"], r["centring"]) for r in rows}
+    for expected in [("pixels", "none"), ("pixels", "background"), ("hidden.0", "none"),
+                     ("hidden.0.drive", "image"), ("init.hidden.0", "background")]:
+        assert expected in features, features
+    assert {(r["ways"], r["shots"], r["classifier"]) for r in rows} == {
+        (5, k, c) for k in (1, 5) for c in ("ncm", "nn")
+    }
+    assert all(0.0 <= r["mean"] <= 1.0 and r["episodes"] == 20 for r in rows)
+    bio = bio_binary()
+    model.save(tmp_path / "base")
+    out = subprocess.run(
+        [bio, "eval", "oneshot", "--model", str(tmp_path / "base"), "--episodes", "20", "--ways", "5",
+         "--shots", "1,5", "--queries", "5", "--seed", "3", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads(out.stdout)
+    assert report["novel_classes"] == list(range(110, 136))
+    assert report["images"] == 26 * 20, "every drawer of the held-out characters"
+    key = lambda r: (r["features"], r["centring"], r["classifier"], r["ways"], r["shots"])
+    assert [key(r) for r in report["rows"]] == [key(r) for r in rows]
+    assert [r["mean"] for r in report["rows"]] == pytest.approx([r["mean"] for r in rows], abs=1e-9)
+
+
+def test_oneshot_curves_need_a_named_dataset_and_novel_classes(data, omniglot_base):
+    x, y, _, _ = data
+    model = biorule.Trainer(rule="bp", hidden=[5]).fit(x[:200], y[:200], epochs=1)
+    with pytest.raises(ValueError, match="fitted on arrays"):
+        biorule.oneshot(model, episodes=5)
+    with pytest.raises(ValueError, match="invalid value for `ways`"):
+        biorule.oneshot(omniglot_base, episodes=5, ways=[40])

@@ -106,7 +106,7 @@ pub fn resumed_validation(dir: &Path, samples: usize, epochs: usize) -> Result<V
 
 /// Files of a model directory that belong to one trained model: its checkpoints and every result
 /// measured on it. A fresh run into the directory removes them all (with `force`), or is refused.
-pub const RUN_FILES: [&str; 9] = [
+pub const RUN_FILES: [&str; 11] = [
     bio_data::model_dir::CHECKPOINT_FILE,
     bio_data::model_dir::STATE_FILE,
     bio_data::model_dir::METRICS_FILE,
@@ -115,6 +115,8 @@ pub const RUN_FILES: [&str; 9] = [
     crate::eval::FEWSHOT_FILE,
     crate::robustness::ROBUSTNESS_FILE,
     crate::oneshot::ONESHOT_FILE,
+    crate::oneshot::CURVES_FILE,
+    crate::oneshot::CURVES_PLOT,
     bio_data::model_dir::CONFIG_FILE,
 ];
 

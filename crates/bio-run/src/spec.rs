@@ -21,7 +21,7 @@ use crate::backend::BackendChoice;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
 pub struct DataSpec {
-    /// Dataset: fashion-mnist, mnist, kmnist, embedded, or a directory with the four IDX files.
+    /// Dataset: fashion-mnist, mnist, kmnist, embedded, omniglot-small1[-SIDE] (shipped Omniglot background small 1, SIDE×SIDE, default 28), or a directory with the four IDX files.
     #[cfg_attr(feature = "clap", arg(long, default_value = "fashion-mnist"))]
     pub dataset: String,
     /// Extra directory to search for datasets (before $BIO_DATA_DIR, the cache dir and /usr/share/datasets).

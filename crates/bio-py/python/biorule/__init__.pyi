@@ -187,11 +187,28 @@ def fewshot(
     One dict per features × classifier × shots: ``features``, ``classifier``, ``shots``, ``mean``,
     ``ci95`` …"""
 
-def oneshot(model: Model, layer: Optional[int] = None) -> List[Dict[str, Any]]:
+def oneshot(
+    model: Model,
+    layer: Optional[int] = None,
+    episodes: Optional[int] = None,
+    ways: Sequence[int] = [5, 20],
+    shots: Sequence[int] = [1, 5],
+    queries: int = 15,
+    seed: int = 0,
+    data_dir: Optional[_Path] = None,
+) -> List[Dict[str, Any]]:
     """``bio eval oneshot``: Lake's 20 Omniglot one-shot runs (shipped with biorule) scored by the
     Modified Hausdorff Distance, pixels, and ``model``'s hidden layer ``layer`` (default: the last)
     as activity and drive, each plain and centred on the background mean. One dict per row:
-    ``features``, ``centring``, ``errors`` (percent per run), ``mean``, ``ci95``."""
+    ``features``, ``centring``, ``errors`` (percent per run), ``mean``, ``ci95``.
+
+    With ``episodes``, ``bio eval oneshot --episodes``: ``ways``-way ``shots``-shot episodes (``queries``
+    per class, seeded) drawn from every image of the classes of the model's dataset it was not trained
+    on (e.g. trained on ``omniglot-small1`` with ``classes`` 0-69,110-135: the Korean characters),
+    scored by cosine nearest class mean (``ncm``) and nearest neighbour (``nn``) on pixels, the hidden
+    code and drive, and the same of the model's own initialization (``init.``, the random-features
+    control), each plain and centred. One dict per row: ``features``, ``centring``, ``classifier``,
+    ``ways``, ``shots``, ``queries``, ``episodes``, ``mean``, ``ci95`` (accuracy, fractions)."""
 def continual(backend: str = "cpu", **settings: Any) -> Dict[str, Any]:
     """The continual-learning protocols of ``bio eval continual``: each keyword is one of its
     settings, underscored (``experiment="split"``, ``scenario=["class"]``, ``methods=["bio", "bp",
