@@ -40,6 +40,21 @@ def to_torch(model: Any) -> Any:
     def flat(x: Any) -> Any:
         return x.reshape(x.shape[0], -1)
 
+    def inputs(module: Any, x: Any) -> Any:
+        """Images ``x`` as the module computes on them: flattened to ``(n, pixels)``, in the dtype of
+        its parameters. A float64 tensor (what ``torch.from_numpy`` makes of a NumPy default array)
+        is cast, as ``Model.predict`` casts float64 arrays; autograd passes through the cast, so
+        ``x.grad`` comes back in ``x``'s own dtype. Integer images (0-255 bytes) are refused: they
+        are not pixels in [0, 1], and casting them would silently change what is computed."""
+        if not torch.is_tensor(x):
+            x = torch.as_tensor(x)
+        if not torch.is_floating_point(x):
+            raise TypeError(
+                f"to_torch module: images must be a floating-point tensor with pixels in [0, 1], got {x.dtype}"
+            )
+        dtype = next(module.parameters()).dtype
+        return flat(x if x.dtype == dtype else x.to(dtype))
+
     class BioModule(nn.Module):
         """Per hidden layer: xn = x / (eps + ‖x‖₂); xf = xn − g·mean(xn); u = xf Wᵀ + b;
         x = relu(u − θ(u)). Readout: h = xⁿ / (σⁿ + Σxⁿ) (n = 1 unless `--response-power`); logits = h Vᵀ + c."""
@@ -72,7 +87,7 @@ def to_torch(model: Any) -> Any:
             return torch.zeros_like(u[:, :1])
 
         def forward(self, x: Any) -> Any:
-            x = flat(x)
+            x = inputs(self, x)
             for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
                 xn = x / (self.input_eps + x.norm(dim=1, keepdim=True))
                 if self.feedforward_inhibition != 0.0:
@@ -96,7 +111,7 @@ def to_torch(model: Any) -> Any:
             self.biases = nn.ParameterList([parameter(f"layer.{i}.bias", vector=True) for i in range(layers)])
 
         def forward(self, x: Any) -> Any:
-            x = flat(x)
+            x = inputs(self, x)
             last = len(self.weights) - 1
             for i, (w, b) in enumerate(zip(self.weights, self.biases)):
                 x = x @ w.T + b
@@ -118,7 +133,7 @@ def to_torch(model: Any) -> Any:
             self.guard = float(constants["guard"])
 
         def forward(self, x: Any) -> Any:
-            r = torch.relu(flat(x) @ self.weight.T)
+            r = torch.relu(inputs(self, x) @ self.weight.T)
             peak = r.amax(dim=1, keepdim=True).clamp_min(self.guard)
             q = (r / peak) ** self.power
             norm = q.norm(dim=1, keepdim=True).clamp_min(self.guard)
@@ -137,7 +152,7 @@ def to_torch(model: Any) -> Any:
             self.beta = float(constants["beta"])
 
         def forward(self, x: Any) -> Any:
-            x = flat(x)
+            x = inputs(self, x)
             xn = x / (self.input_eps + x.norm(dim=1, keepdim=True))
             y = torch.softmax(self.beta * (xn @ self.weight.T + self.bias), dim=1)
             return y @ self.readout_weight.T + self.readout_bias
@@ -167,7 +182,7 @@ def to_torch(model: Any) -> Any:
 
         def forward(self, x: Any) -> Any:
             h, w, c = self.image
-            a = flat(x).reshape(-1, h, w, c).permute(0, 3, 1, 2)
+            a = inputs(self, x).reshape(-1, h, w, c).permute(0, 3, 1, 2)
             for i, layer in enumerate(self.layers):
                 u = torch.nn.functional.conv2d(a, self.weights[i], self.biases[i], padding=int(layer["padding"]))
                 if self.kind == "k_winners":
