@@ -119,7 +119,7 @@ fn option_key(name: &str) -> String {
 }
 
 /// Trains networks with any registered rule (``RULES``: ``bio``, backprop ``bp``, Krotov–Hopfield
-/// ``kh``, ``softhebb``).
+/// ``kh``, ``softhebb``, the convolutional ``conv`` and ``bpconv``).
 ///
 /// ``options`` are the ``bio train`` flags by their Python names (``hebbian_rate=0.01``,
 /// ``competition="inhibitory"``, ``ablate=["homeostasis"]``, ``optimizer="momentum"``, ``lr=0.05``,
