@@ -256,8 +256,13 @@ pub struct FewshotArgs {
     /// [few-labels] Hidden layer widths, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1000")]
     pub hidden: Vec<usize>,
-    /// [few-labels] Epochs (default: 10 for both rules).
-    #[arg(long)]
+    /// [few-labels] Epochs of the labelled phase (default: the rule's, raised to at least
+    /// `MIN_LABELLED_UPDATES` updates).
+    #[arg(long, help = format!(
+        "[few-labels] Epochs of the labelled phase (default: the rule's: {}; raised so that the phase makes at least {} updates)",
+        bio_run::spec::default_epochs_text(),
+        bio_run::eval::MIN_LABELLED_UPDATES
+    ))]
     pub epochs: Option<usize>,
     /// [few-labels] Repetitions, each with its own labelled subset and seed.
     #[arg(long, default_value_t = 3)]

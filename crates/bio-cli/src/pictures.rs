@@ -52,11 +52,11 @@ pub fn write_pictures<B: Backend, M: Classifier<B>>(
         }
         pictures.push(Picture { caption, path: d.path });
     };
-    let weights: Vec<(&str, &Matrix)> =
-        params.tensors.iter().filter_map(|(n, m)| n.strip_suffix(".weight").map(|l| (l, m))).collect();
+    // Every layer in the one naming (`hidden.0`, …, `readout`), whatever the rule calls its tensors.
+    let weights = bio_eval::layers::layers(params);
 
     // Receptive fields of the first hidden layer, and what training changed in them.
-    if let Some((layer, w)) = weights.first() {
+    if let Some(bio_eval::layers::Layer { name: layer, prefix, weight: w }) = weights.first() {
         let side = (w.cols() as f64).sqrt().round() as usize;
         if side * side == w.cols() && weights.len() > 1 {
             let units = w.rows().min(FIELD_UNITS);
@@ -69,7 +69,7 @@ pub fn write_pictures<B: Backend, M: Classifier<B>>(
             // The checkpoint holds no initial weights; initialisation is deterministic, so they are
             // recomputed from the configuration and the run's seed.
             let initial = bio_eval::initial_params(&file.model, file.seed);
-            match initial.as_ref().map_err(Clone::clone).and_then(|p| p.get(&format!("{layer}.weight"), w.shape())) {
+            match initial.as_ref().map_err(Clone::clone).and_then(|p| p.get(&format!("{prefix}.weight"), w.shape())) {
                 Ok(w0) => {
                     let changes: Vec<Vec<f32>> = (0..units)
                         .map(|u| w.row(u).iter().zip(w0.row(u)).map(|(now, before)| now - before).collect())
@@ -91,7 +91,7 @@ pub fn write_pictures<B: Backend, M: Classifier<B>>(
     }
 
     // Weight magnitudes on a log axis, with the fitted lognormal.
-    for (layer, w) in &weights {
+    for bio_eval::layers::Layer { name: layer, weight: w, .. } in &weights {
         let values: Vec<f64> = w.as_slice().iter().filter(|v| **v != 0.0).map(|v| v.abs() as f64).collect();
         let fit = bio_eval::metrics::fit_lognormal(w.as_slice());
         let density = fit.map(|f| lognormal_density(f.mu, f.sigma));
@@ -112,25 +112,30 @@ pub fn write_pictures<B: Backend, M: Classifier<B>>(
         let rows: Vec<usize> = (0..n).collect();
         let images = images.select_rows(&rows);
         let b = model.backend();
+        // Per layer: the fraction of its units active on each input, and the units counted.
         let mut fractions: Vec<Vec<f64>> = Vec::new();
+        let mut units: Vec<usize> = Vec::new();
         let labels = vec![0; n];
         bio_eval::for_each_batch(&images, &labels, 500, |_, x, _| {
             for (i, act) in model.hidden_activity(&b.upload(x)).iter().enumerate() {
                 let m = b.download(act);
                 if fractions.len() <= i {
                     fractions.push(Vec::new());
+                    units.push(m.cols().max(1));
                 }
                 for r in 0..m.rows() {
                     let row = m.row(r);
-                    fractions[i].push(row.iter().filter(|v| **v > 0.0).count() as f64 / row.len().max(1) as f64);
+                    fractions[i].push(row.iter().filter(|v| **v > 0.0).count() as f64 / units[i] as f64);
                 }
             }
             Ok::<_, anyhow::Error>(())
         })?;
         for (i, f) in fractions.iter().enumerate() {
-            let path = out.join(format!("activity-hidden.{i}.png"));
-            let title = format!("hidden.{i}: fraction of units active per input ({n} test images)");
-            let d = bio_eval::histogram(&path, &title, "active fraction", f, false, None, 40)?;
+            let layer = bio_eval::layers::hidden_layer(i);
+            let path = out.join(format!("activity-{layer}.png"));
+            let title = format!("{layer}: fraction of units active per input ({n} test images)");
+            // The fractions are multiples of 1/units: bins of whole multiples, else a comb.
+            let d = bio_eval::lattice_histogram(&path, &title, "active fraction", f, 1.0 / units[i] as f64, 40)?;
             note(d, format!("per-input active fraction of hidden layer {i}"), &mut pictures);
         }
     }

@@ -198,8 +198,9 @@ fn inspect_writes_pictures() {
     for f in [
         "receptive-fields.png",
         "receptive-fields-change.png",
-        "weights-layer.0.png",
-        "weights-layer.1.png",
+        // The one naming of layers, although `bp` calls its tensors `layer.0`, `layer.1`.
+        "weights-hidden.0.png",
+        "weights-readout.png",
         "activity-hidden.0.png",
     ] {
         let p = out.join(f);
@@ -453,4 +454,41 @@ fn a_model_trained_from_arrays_is_evaluated_with_dataset() {
     let err = fails(&["eval", "accuracy", "--model", s(target.path()), "--limit", "20"]);
     assert!(err.contains("trained from arrays") && err.contains("--dataset NAME|DIR"), "{err}");
     ok(&["eval", "accuracy", "--model", s(target.path()), "--limit", "20", "--dataset", "embedded"]);
+}
+
+#[test]
+fn every_output_names_the_layers_alike_whatever_the_rule() {
+    // `bp` calls its tensors `layer.0`, `layer.1` (the readout); `bio` `hidden.0`, `readout`.
+    let names = |v: &Value, list: &str| -> Vec<String> {
+        v[list].as_array().unwrap().iter().map(|l| l["layer"].as_str().unwrap_or("—").to_string()).collect()
+    };
+    for rule in ["bio", "bp"] {
+        let dir = model_copy(rule);
+        let m = json(&["eval", "metrics", "--model", s(dir.path()), "--limit", "50", "--json"]);
+        assert_eq!(names(&m, "layers"), ["hidden.0", "readout"], "{rule}");
+        assert_eq!(names(&m, "class_selectivity"), ["hidden.0"], "{rule}");
+        let inspected = json(&["inspect", "--model", s(dir.path()), "--json"]);
+        let mut layers = names(&inspected, "tensors");
+        layers.dedup();
+        assert_eq!(layers, ["hidden.0", "readout"], "{rule}: {inspected}");
+        let exported = dir.path().join("model.safetensors");
+        ok(&["export", "--model", s(dir.path()), "--format", "safetensors", "--out", s(&exported)]);
+        let (_, meta) = bio_eval::read_safetensors(&std::fs::read(&exported).unwrap()).unwrap();
+        let prefix = if rule == "bp" { ["layer.0", "layer.1"] } else { ["hidden.0", "readout"] };
+        let expected = format!(r#"{{"hidden.0":"{}","readout":"{}"}}"#, prefix[0], prefix[1]);
+        assert_eq!(meta.get("layers"), Some(&expected), "{rule}");
+    }
+    // A biology.json written before the one naming (`bp`: `layer.0`, `layer.1`) is read in it.
+    let dir = model_copy("bp");
+    ok(&["eval", "metrics", "--model", s(dir.path()), "--limit", "50", "--json"]);
+    let path = dir.path().join("biology.json");
+    let stored = std::fs::read_to_string(&path).unwrap();
+    let old = stored.replace("\"hidden.0\"", "\"layer.0\"").replace("\"readout\"", "\"layer.1\"");
+    assert!(old.contains("\"layer.1\"") && !old.contains("\"hidden.0\""));
+    std::fs::write(&path, old).unwrap();
+    let out = dir.path().join("report");
+    ok(&["report", s(dir.path()), "--out", s(&out)]);
+    let page = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(page.contains("biology.json") && page.contains("| hidden.0 |") && page.contains("| readout |"), "{page}");
+    assert!(!page.contains("layer.0") && !page.contains("layer.1"), "{page}");
 }

@@ -413,3 +413,20 @@ fn the_report_leaves_out_results_of_another_model() {
     assert!(stale.contains("biology.json left out") && !stale.contains("biology.json, 50 test images"), "{stale}");
     assert!(stderr.contains("warning:") && stderr.contains("left out"), "{stderr}");
 }
+
+#[test]
+fn the_epochs_help_names_every_rules_default() {
+    // Once "10 for both rules", with four rules registered and kh running 20.
+    let text = bio_run::spec::default_epochs_text();
+    for rule in bio_core::rules::rules() {
+        let group = text.split("; ").find(|g| g.split([' ', ',']).any(|w| w == rule.name)).unwrap_or_default();
+        assert!(group.starts_with(&format!("{} for ", rule.default_epochs)), "{}: {text}", rule.name);
+    }
+    for args in [&["train", "--help"][..], &["eval", "fewshot", "--help"]] {
+        let help = String::from_utf8_lossy(&bio(args).stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(help.contains(&text) && !help.contains("both rules"), "bio {}: {help}", args.join(" "));
+    }
+    let help = String::from_utf8_lossy(&bio(&["eval", "fewshot", "--help"]).stdout).to_string();
+    let minimum = format!("at least {} updates", bio_run::eval::MIN_LABELLED_UPDATES);
+    assert!(help.split_whitespace().collect::<Vec<_>>().join(" ").contains(&minimum), "{help}");
+}

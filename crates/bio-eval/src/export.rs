@@ -19,7 +19,8 @@ pub const FORWARD_KEY: &str = "forward";
 pub use bio_core::rules::describe::{bio_forward_text, bp_forward_text};
 
 /// Metadata describing a saved model: `format`, `rule`, `hidden` (comma-separated widths),
-/// `input_dim`, `classes`, `config` (the hyper-parameters as JSON) and [`FORWARD_KEY`].
+/// `input_dim`, `classes`, `config` (the hyper-parameters as JSON), [`FORWARD_KEY`] and
+/// [`LAYERS_KEY`].
 pub fn model_metadata(model: &SavedModel) -> BTreeMap<String, String> {
     // The rule's own description of its forward pass (empty for a rule this build does not know).
     let forward = bio_core::rules::find(model.rule()).and_then(|r| (r.forward_text)(model)).unwrap_or_default();
@@ -32,8 +33,19 @@ pub fn model_metadata(model: &SavedModel) -> BTreeMap<String, String> {
     m.insert("classes".to_string(), model.classes.to_string());
     m.insert("config".to_string(), model.config.clone());
     m.insert(FORWARD_KEY.to_string(), forward);
+    // Which tensors make each layer, in the naming every other output uses (`bp`'s `layer.1.weight`
+    // is its `readout`).
+    let layers: Map<String, Value> = crate::layers::layers(model.params())
+        .into_iter()
+        .map(|l| (l.name, Value::String(l.prefix.to_string())))
+        .collect();
+    m.insert(LAYERS_KEY.to_string(), Value::Object(layers).to_string());
     m
 }
+
+/// Key of the metadata entry naming the layers: a JSON object from each layer's name (`hidden.0`,
+/// …, `readout`, see [`crate::layers`]) to the prefix of its tensors (`layer.0` for `layer.0.weight`).
+pub const LAYERS_KEY: &str = "layers";
 
 /// A model's forward pass as ops over its tensors ([`bio_core::forward::Op`], what the rule's own
 /// [`bio_core::rules::Rule::forward_pass`] says), as JSON `{"rule": …, "ops": [{"op": …}, …]}`, so

@@ -545,7 +545,7 @@ pub fn episodic<B: Backend, M: Classifier<B>>(
     let novel_images = images.select_rows(&rows);
     let novel_labels: Vec<usize> = rows.iter().map(|&i| labels[i]).collect();
     let (index, hidden) = hidden_features_of_layer(model, &novel_images, layer, batch)?;
-    let name = format!("hidden.{index}");
+    let name = crate::layers::hidden_layer(index);
     let mut results = episodic_on_features(&novel_images, &novel_labels, novel, PIXELS, params)?;
     results.extend(episodic_on_features(&hidden, &novel_labels, novel, &name, params)?);
     // The same units' graded drive before their competition, as a read-out code for transfer

@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod fewshot;
 pub mod initial;
+pub mod layers;
 pub mod metrics;
 pub mod oneshot;
 pub mod plot;
@@ -42,5 +43,6 @@ pub use metrics::{
 };
 pub use oneshot::{OneShotRow, OneShotRuns};
 pub use plot::{
-    Drawn, LabelledPoint, Series, histogram, image_grid, line_chart, matrix_panels, pareto_chart, receptive_field_rows,
+    Drawn, LabelledPoint, Series, histogram, image_grid, lattice_histogram, line_chart, matrix_panels, pareto_chart,
+    receptive_field_rows,
 };

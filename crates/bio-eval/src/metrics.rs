@@ -285,7 +285,8 @@ impl ActivityAccumulator {
 /// Every metric of one weight matrix and, for a hidden layer, of the activity it produces.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerMetrics {
-    /// The layer, e.g. `hidden.0`, `readout` (bio) or `layer.1` (bp); its weights are `<layer>.weight`.
+    /// The layer in the one naming of [`crate::layers`] (`hidden.0`, …, `readout`, for every rule);
+    /// older files' `bp` names (`layer.1`) are read in it.
     pub layer: String,
     /// `[out, in]` of the weight matrix.
     pub shape: [usize; 2],
@@ -329,7 +330,26 @@ pub struct BiologicalReport {
     /// Number of inputs the activity metrics were measured on.
     pub inputs: usize,
     /// One entry per weight matrix.
+    #[serde(deserialize_with = "layer_metrics_in_one_naming")]
     pub layers: Vec<LayerMetrics>,
+}
+
+/// Reads stored [`LayerMetrics`] with their layers in the one naming ([`crate::layers::from_stored`]).
+pub fn layer_metrics_in_one_naming<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<LayerMetrics>, D::Error> {
+    let mut layers = Vec::<LayerMetrics>::deserialize(d)?;
+    for l in &mut layers {
+        l.layer = crate::layers::from_stored(&l.layer, l.hidden);
+    }
+    Ok(layers)
+}
+
+/// Reads stored [`LayerSelectivity`] rows (hidden layers only) with their layers in the one naming.
+pub fn selectivity_in_one_naming<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<LayerSelectivity>, D::Error> {
+    let mut layers = Vec::<LayerSelectivity>::deserialize(d)?;
+    for l in &mut layers {
+        l.layer = crate::layers::from_stored(&l.layer, true);
+    }
+    Ok(layers)
 }
 
 /// Fraction of the synapses present over every structural mask (`<layer>.mask`) of `params`, all
@@ -396,12 +416,10 @@ pub fn parameter_count(params: &Params) -> ParameterCount {
 
 /// The weight metrics of every `<layer>.weight` tensor of `params` (activity fields left empty).
 pub fn weight_metrics(params: &Params) -> Vec<LayerMetrics> {
-    params
-        .tensors
-        .iter()
-        .filter_map(|(name, w)| name.strip_suffix(".weight").map(|layer| (layer, w)))
-        .map(|(layer, w)| {
-            let mask = params.tensors.iter().find(|(n, _)| *n == format!("{layer}.mask")).map(|(_, m)| m);
+    crate::layers::layers(params)
+        .into_iter()
+        .map(|crate::layers::Layer { name, prefix, weight: w }| {
+            let mask = params.tensors.iter().find(|(n, _)| *n == format!("{prefix}.mask")).map(|(_, m)| m);
             let kept_fraction = match mask {
                 Some(m) if !m.is_empty() => m.as_slice().iter().filter(|v| **v != 0.0).count() as f64 / m.len() as f64,
                 _ => 1.0,
@@ -409,7 +427,7 @@ pub fn weight_metrics(params: &Params) -> Vec<LayerMetrics> {
             let fit = fit_lognormal(w.as_slice());
             let d = dale(w);
             LayerMetrics {
-                layer: layer.to_string(),
+                layer: name,
                 shape: [w.rows(), w.cols()],
                 hidden: false,
                 active_fraction: None,
@@ -494,7 +512,7 @@ pub fn biological_report<B: Backend, M: Classifier<B>>(
 /// Class selectivity of one hidden layer over a labelled data set (see [`class_selectivity`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LayerSelectivity {
-    /// The layer, named like [`LayerMetrics::layer`] (`hidden.0`, … for bio; `layer.0`, … for bp).
+    /// The hidden layer, named like [`LayerMetrics::layer`] (`hidden.0`, …).
     pub layer: String,
     /// Mean selectivity index `SI = (r_max − r_rest)/(r_max + r_rest)` over the units that entered the
     /// means (`None` when no unit did).
@@ -630,8 +648,8 @@ impl SelectivityAccumulator {
 /// Class selectivity of each hidden layer of `model` on `images` with classes `labels` (each
 /// `< classes`), in batches of `batch`, through [`Classifier::hidden_activity`] and one
 /// [`SelectivityAccumulator`] per layer (see there for the definitions of `SI` and `I(A; C)`).
-/// The `k`-th hidden layer is named after the `k`-th `<layer>.weight` tensor of
-/// [`Classifier::to_params`], like [`biological_report`].
+/// The `k`-th hidden layer is named `hidden.k` ([`crate::layers::hidden_layer`]), like the layers of
+/// [`biological_report`].
 pub fn class_selectivity<B: Backend, M: Classifier<B>>(
     model: &M,
     images: &Matrix,
@@ -667,11 +685,5 @@ pub fn class_selectivity<B: Backend, M: Classifier<B>>(
         }
         Ok::<_, EvalError>(())
     })?;
-    let params = model.to_params();
-    let names: Vec<&str> = params.tensors.iter().filter_map(|(name, _)| name.strip_suffix(".weight")).collect();
-    Ok(acc
-        .iter()
-        .enumerate()
-        .map(|(i, a)| a.finish(&names.get(i).map_or_else(|| format!("hidden.{i}"), |n| n.to_string())))
-        .collect())
+    Ok(acc.iter().enumerate().map(|(i, a)| a.finish(&crate::layers::hidden_layer(i))).collect())
 }

@@ -277,7 +277,7 @@ pub fn model_rows<B: Backend, M: Classifier<B>>(
     let (index, training) = hidden_features_of_layer(model, &runs.training, layer, batch)?;
     let (_, test) = hidden_features_of_layer(model, &runs.test, Some(index), batch)?;
     let (_, back) = hidden_features_of_layer(model, background, Some(index), batch)?;
-    let name = format!("hidden.{index}");
+    let name = crate::layers::hidden_layer(index);
     let mut rows = feature_rows(&name, &training, &test, &back, &runs.answers)?;
     if let (Some(training), Some(test), Some(back)) = (
         hidden_drive_of_layer(model, &runs.training, index, batch)?,

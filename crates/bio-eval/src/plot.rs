@@ -595,7 +595,61 @@ pub fn histogram(
     overlay: Option<&dyn Fn(f64) -> f64>,
     bins: usize,
 ) -> Result<Drawn, EvalError> {
-    draw_histogram(path, title, x_label, values, log_x, overlay, bins, text_available())
+    draw_histogram(path, title, x_label, values, log_x, overlay, Bins::Equal(bins), text_available())
+}
+
+/// A [`histogram`] (linear axis, bars as fractions of the values) of `values` that are whole
+/// multiples of `step`, such as the fraction of a layer's units active on an input (multiples of
+/// 1/width): at most `max_bins` bins, each holding the same whole number of multiples, centred on
+/// them ([`Bins::Lattice`]). Equal bins from the smallest value to the largest would hold two
+/// possible values in one bin and three (or none) in the next, and draw that alternation as a comb.
+pub fn lattice_histogram(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    values: &[f64],
+    step: f64,
+    max_bins: usize,
+) -> Result<Drawn, EvalError> {
+    if !(step.is_finite() && step > 0.0) {
+        return Err(EvalError::invalid("step", format!("the spacing of the values must be positive, got {step}")));
+    }
+    draw_histogram(path, title, x_label, values, false, None, Bins::Lattice { step, max: max_bins }, text_available())
+}
+
+/// How a histogram cuts its axis (of `t`: `x`, or `ln x` on a log axis) into bins.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Bins {
+    /// This many equal bins from the smallest value to the largest.
+    Equal(usize),
+    /// The values are whole multiples of `step`: at most `max` bins of the same whole number of
+    /// multiples each, the multiples in the middle of their bin.
+    Lattice { step: f64, max: usize },
+}
+
+/// Where the bins of the values `ts` lie: `(first edge, bin width, bins)`. `ts` is not empty and
+/// not all one value.
+fn bin_layout(ts: &[f64], tmin: f64, tmax: f64, bins: Bins) -> (f64, f64, usize) {
+    match bins {
+        Bins::Equal(n) => (tmin, (tmax - tmin) / n as f64, n),
+        Bins::Lattice { step, max } => {
+            let (first, last) = ((tmin / step).round(), (tmax / step).round());
+            let multiples = (last - first) as usize + 1;
+            let per_bin = multiples.div_ceil(max.max(1));
+            debug_assert!(ts.iter().all(|t| ((t / step).round() * step - t).abs() <= 1e-6 * step.max(t.abs())));
+            ((first - 0.5) * step, per_bin as f64 * step, multiples.div_ceil(per_bin))
+        }
+    }
+}
+
+/// How many of `ts` fall into each of `bins` bins of width `width` from `first` (the last bin also
+/// takes what lies on its upper edge).
+fn bin_counts(ts: &[f64], first: f64, width: f64, bins: usize) -> Vec<usize> {
+    let mut counts = vec![0usize; bins];
+    for &t in ts {
+        counts[(((t - first) / width).max(0.0) as usize).min(bins - 1)] += 1;
+    }
+    counts
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -606,10 +660,10 @@ fn draw_histogram(
     values: &[f64],
     log_x: bool,
     overlay: Option<&dyn Fn(f64) -> f64>,
-    bins: usize,
+    bins: Bins,
     text: bool,
 ) -> Result<Drawn, EvalError> {
-    if bins == 0 {
+    if matches!(bins, Bins::Equal(0) | Bins::Lattice { max: 0, .. }) {
         return Err(EvalError::invalid("bins", "a histogram needs at least one bin"));
     }
     check_dir(path)?;
@@ -625,21 +679,23 @@ fn draw_histogram(
     let ts: Vec<f64> = kept.iter().map(|&x| to_t(x)).collect();
     let (tmin, tmax) = ts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &t| (a.min(t), b.max(t)));
     let single = !ts.is_empty() && tmax == tmin;
-    let (tlo, thi) = if ts.is_empty() {
-        (to_t(if log_x { 0.1 } else { 0.0 }), to_t(1.0))
-    } else if single {
-        // A factor 1.1 either way on a log axis, ±10 % on a linear one.
-        if log_x { (tmin - 0.1f64.ln_1p(), tmax + 0.1f64.ln_1p()) } else { padded(tmin, tmax) }
-    } else {
-        (tmin, tmax)
+    let equal_bins = match bins {
+        Bins::Equal(n) => n,
+        Bins::Lattice { max, .. } => max,
     };
-    // An odd count puts the single value's bin in the middle.
-    let bins = if single { bins | 1 } else { bins };
-    let width = (thi - tlo) / bins as f64;
-    let mut counts = vec![0usize; bins];
-    for &t in &ts {
-        counts[(((t - tlo) / width) as usize).min(bins - 1)] += 1;
-    }
+    let (tlo, width, bins) = if ts.is_empty() {
+        let (lo, hi) = (to_t(if log_x { 0.1 } else { 0.0 }), to_t(1.0));
+        (lo, (hi - lo) / equal_bins as f64, equal_bins)
+    } else if single {
+        // A factor 1.1 either way on a log axis, ±10 % on a linear one; an odd count of equal bins
+        // puts the single value's bin in the middle.
+        let (lo, hi) = if log_x { (tmin - 0.1f64.ln_1p(), tmax + 0.1f64.ln_1p()) } else { padded(tmin, tmax) };
+        (lo, (hi - lo) / (equal_bins | 1) as f64, equal_bins | 1)
+    } else {
+        bin_layout(&ts, tmin, tmax, bins)
+    };
+    let thi = tlo + bins as f64 * width;
+    let counts = bin_counts(&ts, tlo, width, bins);
     let n = ts.len().max(1) as f64;
     let as_fraction = !log_x && overlay.is_none();
     let heights: Vec<f64> =
@@ -970,11 +1026,11 @@ mod tests {
             let values: Vec<f64> = (1..2000).map(|i| (i as f64 * 0.37).sin().abs() + 0.01).collect();
             let f = |x: f64| (-x).exp();
             let p = dir.path().join(format!("hist-{text}.png"));
-            let d = draw_histogram(&p, "w", "|w|", &values, true, Some(&f), 30, text).unwrap();
+            let d = draw_histogram(&p, "w", "|w|", &values, true, Some(&f), Bins::Equal(30), text).unwrap();
             assert_eq!(is_png(&p), HISTOGRAM_SIZE);
             assert_eq!(d.warning.is_some(), !text);
             let p = dir.path().join(format!("hist-lin-{text}.png"));
-            draw_histogram(&p, "sparsity", "active fraction", &values, false, None, 20, text).unwrap();
+            draw_histogram(&p, "sparsity", "active fraction", &values, false, None, Bins::Equal(20), text).unwrap();
             assert_eq!(is_png(&p), HISTOGRAM_SIZE);
         }
     }
@@ -1016,17 +1072,51 @@ mod tests {
         draw_pareto_chart(&dir.path().join("empty.png"), "t", "x", "y", &[], false).unwrap();
     }
 
+    /// Active fractions of a 200-unit layer spread uniformly over k/200, k = 50..=149 (100 possible
+    /// values, 10 inputs each): equal bins cut the 100 values 2.5 to a bin, so the bars alternate
+    /// 20 and 30 (the comb of the `bp` activity histogram); lattice bins hold 3 values each.
+    #[test]
+    fn values_on_a_lattice_get_whole_multiples_per_bin_and_no_comb() {
+        let units = 200.0;
+        let ts: Vec<f64> = (50..150).flat_map(|k| std::iter::repeat_n(k as f64 / units, 10)).collect();
+        let (tmin, tmax) = (50.0 / units, 149.0 / units);
+        let equal = {
+            let (first, width, bins) = bin_layout(&ts, tmin, tmax, Bins::Equal(40));
+            bin_counts(&ts, first, width, bins)
+        };
+        assert!(equal.contains(&20) && equal.contains(&30), "the artefact this test is about: {equal:?}");
+        let (first, width, bins) = bin_layout(&ts, tmin, tmax, Bins::Lattice { step: 1.0 / units, max: 40 });
+        assert_eq!((bins, (width * units).round()), (34, 3.0));
+        // Each possible value sits in the middle third of a bin, not on an edge.
+        for k in 50..150 {
+            let position = (k as f64 / units - first) / width;
+            let within = position - position.floor();
+            assert!((1.0 / 6.0 - 1e-9..=5.0 / 6.0 + 1e-9).contains(&within), "k {k}: {within}");
+        }
+        let counts = bin_counts(&ts, first, width, bins);
+        assert_eq!(counts.iter().sum::<usize>(), ts.len());
+        // Every bin holds three possible values, so 30 inputs; the last holds the one left (149).
+        assert!(counts[..bins - 1].iter().all(|&c| c == 30), "{counts:?}");
+        assert_eq!(counts[bins - 1], 10);
+        // Fewer possible values than bins: one value per bin, none empty between the extremes.
+        let few: Vec<f64> = (10..=25).map(|k| k as f64 / 100.0).collect();
+        let (first, width, bins) = bin_layout(&few, 0.10, 0.25, Bins::Lattice { step: 0.01, max: 40 });
+        assert_eq!(bin_counts(&few, first, width, bins), vec![1; 16]);
+        let (first, width, bins) = bin_layout(&few, 0.10, 0.25, Bins::Equal(40));
+        assert!(bin_counts(&few, first, width, bins).contains(&0), "equal bins leave gaps between the values");
+    }
+
     #[test]
     fn degenerate_inputs_still_draw() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("empty.png");
         draw_line_chart(&p, "t", "x", "y", &[], false).unwrap();
         draw_line_chart(&p, "t", "x", "y", &[Series::new("one", vec![(1.0, 5.0)])], false).unwrap();
-        let d = draw_histogram(&p, "t", "x", &[0.0, -1.0, f64::NAN], true, None, 10, false).unwrap();
+        let d = draw_histogram(&p, "t", "x", &[0.0, -1.0, f64::NAN], true, None, Bins::Equal(10), false).unwrap();
         assert!(d.warning.unwrap().contains("3 of 3"));
-        draw_histogram(&p, "t", "x", &[2.0; 10], false, None, 10, false).unwrap();
+        draw_histogram(&p, "t", "x", &[2.0; 10], false, None, Bins::Equal(10), false).unwrap();
         assert!(matches!(
-            draw_histogram(&p, "t", "x", &[1.0], false, None, 0, false),
+            draw_histogram(&p, "t", "x", &[1.0], false, None, Bins::Equal(0), false),
             Err(EvalError::InvalidParam { name: "bins", .. })
         ));
     }
@@ -1224,7 +1314,7 @@ mod tests {
         let p = dir.path().join("missing").join("x.png");
         for r in [
             draw_line_chart(&p, "t", "x", "y", &[], false),
-            draw_histogram(&p, "t", "x", &[1.0], false, None, 5, false),
+            draw_histogram(&p, "t", "x", &[1.0], false, None, Bins::Equal(5), false),
             image_grid(&p, "t", &[vec![0.0; 4]], 2, 2, 1),
         ] {
             match r {

@@ -220,7 +220,8 @@ fn report_of_a_bp_model() {
     let net = BpNet::init(&bio_cpu::CpuBackend::new(), config, 16, 3, 2);
     let r = biological_report(&net, &images(40, 16, 2), 7).unwrap();
     let names: Vec<&str> = r.layers.iter().map(|l| l.layer.as_str()).collect();
-    assert_eq!(names, ["layer.0", "layer.1"]);
+    // The one naming of `bio_eval::layers`, although bp's tensors are `layer.0.*` and `layer.1.*`.
+    assert_eq!(names, ["hidden.0", "readout"]);
     assert!(r.layers[0].hidden && !r.layers[1].hidden);
     assert_eq!(r.layers[0].kept_fraction, 1.0);
     // Signed uniform init: Dale's law does not hold.
@@ -325,7 +326,7 @@ fn class_selectivity_of_models() {
     let bp = BpNet::init(&bio_cpu::CpuBackend::new(), config, 16, 3, 2);
     let s = class_selectivity(&bp, &x, &labels, 3, 7).unwrap();
     assert_eq!(s.len(), 1);
-    assert_eq!(s[0].layer, "layer.0");
+    assert_eq!(s[0].layer, "hidden.0");
     assert!(class_selectivity(&bp, &x, &labels[1..], 3, 7).is_err());
     assert!(class_selectivity(&bp, &x, &labels, 2, 7).is_err());
     assert!(class_selectivity(&bp, &images(4, 15, 2), &labels[..4], 3, 7).is_err());

@@ -77,3 +77,35 @@ pub fn to_py_object<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyR
     let json = serde_json::to_value(value).map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
     json_to_py(py, &json)
 }
+
+/// Hidden-layer widths given as argument `name`: a list (or tuple, or NumPy array) of
+/// non-negative integers; `None` when not given. Anything else (a string such as `"50"`, a bare
+/// number, a float width) is one clear `ValueError` instead of PyO3's "Can't extract `str` to `Vec`".
+pub fn layer_widths(obj: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Vec<usize>>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(None);
+    };
+    let refuse = || {
+        let given = obj.repr().map(|r| r.to_string()).unwrap_or_else(|_| "?".into());
+        value_error(format!("invalid value for `{name}`: expected a list of layer widths like [400], got {given}"))
+    };
+    // A string is iterable, but never a list of widths.
+    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<pyo3::types::PyBytes>() {
+        return Err(refuse());
+    }
+    let Ok(items) = obj.try_iter() else {
+        return Err(refuse());
+    };
+    let mut widths = Vec::new();
+    for item in items {
+        let item = item?;
+        // bool is an int subclass, and a float width (400.0) is more likely a mistake than meant.
+        let integer = (item.is_instance_of::<PyInt>() || (item.hasattr("dtype")? && item.hasattr("item")?))
+            && !item.is_instance_of::<PyBool>();
+        match item.extract::<usize>() {
+            Ok(width) if integer => widths.push(width),
+            _ => return Err(refuse()),
+        }
+    }
+    Ok(Some(widths))
+}

@@ -6,8 +6,9 @@ use bio_eval::EvalError;
 use pyo3::PyErr;
 use pyo3::exceptions::{PyFileNotFoundError, PyOSError, PyRuntimeError, PyValueError};
 
+// Module `biorule`: where users import it from (and what tracebacks then show), not `_biorule`.
 pyo3::create_exception!(
-    _biorule,
+    biorule,
     DivergedError,
     PyRuntimeError,
     "Training produced NaN or infinite values (e.g. a learning rate far too large)."

@@ -27,7 +27,7 @@ use pyo3::types::{PyDict, PyTuple};
 use serde_json::Value;
 
 use crate::arrays::{Images, images, images_to_py, labels, labels_to_py, matrix_to_py};
-use crate::convert::{py_to_json, to_py_object};
+use crate::convert::{layer_widths, py_to_json, to_py_object};
 use crate::errors::{DivergedError, IntoPy, value_error};
 
 /// Runs `work`, turning a panic (a bug in biorule) into an error instead of letting it unwind into
@@ -118,8 +118,18 @@ fn option_key(name: &str) -> String {
     if declared { flag } else { name.to_string() }
 }
 
-/// Trains a network with any registered rule (`bio`, `bp`, `kh`, `softhebb`) on NumPy arrays.
-#[pyclass(module = "biorule._biorule", frozen)]
+/// Trains networks with any registered rule (``RULES``: ``bio``, backprop ``bp``, Krotov–Hopfield
+/// ``kh``, ``softhebb``, the convolutional ``conv`` and ``bpconv``).
+///
+/// ``options`` are the ``bio train`` flags by their Python names (``hebbian_rate=0.01``,
+/// ``competition="inhibitory"``, ``ablate=["homeostasis"]``, ``optimizer="momentum"``, ``lr=0.05``,
+/// ``kh_p=3``…; see ``RULE_OPTIONS``). An unknown name, a bad value, or an option of another rule
+/// raises ``ValueError`` naming it. ``hidden`` is a list of layer widths (``[400]``). ``backend`` is
+/// ``"cpu"``, ``"cuda"`` or ``"auto"``.
+//
+// The docstrings of this module are what `help()` shows; `python/biorule/__init__.pyi` repeats
+// them for editors, and `tests/test_docs.py` checks that both say the same.
+#[pyclass(module = "biorule", frozen)]
 struct Trainer {
     rule: String,
     hidden: Vec<usize>,
@@ -164,15 +174,11 @@ impl Trainer {
         spec.check()?;
         Ok(spec)
     }
-}
 
-#[pymethods]
-impl Trainer {
-    #[new]
-    #[pyo3(signature = (rule="bio", hidden=None, seed=0, backend="cpu", **options))]
-    fn new(
+    /// `Trainer(…)` with the hidden widths already read.
+    fn with_widths(
         rule: &str,
-        hidden: Option<Vec<usize>>,
+        hidden: Vec<usize>,
         seed: u64,
         backend: &str,
         options: Option<&Bound<'_, PyDict>>,
@@ -215,20 +221,55 @@ impl Trainer {
                 unknown.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "),
             )));
         }
-        let trainer = Trainer {
-            rule: rule.to_string(),
-            hidden: hidden.unwrap_or_else(|| vec![2000]),
-            seed,
-            backend: backend_choice(backend)?,
-            options: parsed,
-        };
+        let trainer =
+            Trainer { rule: rule.to_string(), hidden, seed, backend: backend_choice(backend)?, options: parsed };
         // Refuse bad settings now rather than at `fit` (epochs and batch are checked there).
         trainer.spec(1, 100, 0, "numpy", None).py_err()?;
         Ok(trainer)
     }
+}
 
-    /// Trains a new network on `x` (float images in [0, 1], `(n, pixels)` or `(n, h, w)`) and `y`
-    /// (integer labels) and returns it as a `Model`. See `biorule/__init__.pyi` for every argument.
+#[pymethods]
+impl Trainer {
+    #[new]
+    #[pyo3(signature = (rule="bio", hidden=None, seed=0, backend="cpu", **options))]
+    fn new(
+        rule: &str,
+        hidden: Option<&Bound<'_, PyAny>>,
+        seed: u64,
+        backend: &str,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let hidden = layer_widths(hidden, "hidden")?.unwrap_or_else(|| vec![2000]);
+        Trainer::with_widths(rule, hidden, seed, backend, options)
+    }
+
+    /// Trains a new network and returns it.
+    ///
+    /// - ``epochs``: the rule's default (10 for ``bio`` and ``bp``, 20 for ``kh`` and ``softhebb``). ``validation``: hold out that many training images
+    ///   and report accuracy on them each epoch.
+    /// - ``x_test, y_test``: the test split measured at the end (``model.metrics``); without them
+    ///   the training images are used, so ``metrics["test_accuracy"]`` is then training accuracy.
+    /// - ``out``: a directory to write the run into as ``bio train --out`` does (``model.ckpt``,
+    ///   ``state.ckpt``, ``config.json``, ``metrics.json``); a directory holding a run is refused
+    ///   unless ``force``. ``dataset``: the name recorded there (default ``"numpy"``; give
+    ///   ``"embedded"`` or ``"fashion-mnist"`` when the arrays came from that dataset, so that
+    ///   ``bio eval accuracy --model DIR`` and ``bio train --resume DIR`` can reload it).
+    /// - ``callback(report)``: called after each epoch with a dict (``epoch``, ``epochs``, ``loss``,
+    ///   ``train_accuracy``, ``active_fraction``, ``seconds``, and ``validation_accuracy`` with
+    ///   validation). If it raises, training stops at that point (with ``out``, ``state.ckpt`` is
+    ///   written, so ``bio train --resume DIR`` continues the run bit-identically) and the exception
+    ///   propagates. Ctrl-C (``KeyboardInterrupt``) does the same after the batch in progress.
+    /// - ``progress``: ``None``/``False`` (default) shows nothing. ``True`` shows one bar over all
+    ///   batches of the run, described by the epoch, with the last epoch's loss and accuracies:
+    ///   a ``tqdm.auto.tqdm`` bar when tqdm is installed, else a one-line text display on stderr.
+    ///   A tqdm-like class (e.g. ``tqdm.notebook.tqdm``) is used as given: it is called as
+    ///   ``cls(total=…, initial=…, unit="batch", desc=…)`` and driven by ``update``,
+    ///   ``set_description``, ``set_postfix`` and ``close`` (closed even when training stops
+    ///   early).
+    ///
+    /// Raises ``ValueError`` for bad arguments, shapes or dtypes, ``OSError`` for files,
+    /// ``DivergedError`` when training diverges. The GIL is released while training.
     #[pyo3(signature = (x, y, epochs=None, batch=100, validation=0, out=None, callback=None, x_test=None, y_test=None, dataset=None, force=false, progress=None))]
     #[allow(clippy::too_many_arguments)]
     fn fit(
@@ -369,8 +410,11 @@ fn run_session(
     }
 }
 
-/// `biorule.resume(dir)`: continues the run saved in `dir` (stopped by Ctrl-C, a raising callback, or a
-/// killed `bio train`) to its end, as `bio train --resume DIR` does, and returns the model.
+/// Continues the run saved in ``dir`` (stopped by a raising callback, Ctrl-C, or a killed
+/// ``bio train``) to its end, as ``bio train --resume DIR`` does: the weights equal those of one
+/// uninterrupted run. Its data is reloaded by the dataset name recorded at ``fit`` (so a run on
+/// arbitrary arrays, recorded as ``"numpy"``, cannot be resumed). ``callback`` and ``progress`` as
+/// in ``Trainer.fit`` (the bar starts at the batches already trained).
 #[pyfunction]
 #[pyo3(signature = (dir, callback=None, backend=None, progress=None))]
 fn resume(
@@ -473,9 +517,12 @@ fn argmax_rows(m: &Matrix) -> Vec<usize> {
         .collect()
 }
 
-/// A trained network (either rule), held in backend-free form and run on the backend it was
-/// trained or loaded with.
-#[pyclass(module = "biorule._biorule", frozen)]
+/// A trained network (any rule). Images are float arrays ``(n, pixels)`` or ``(n, h, w)``,
+/// float32 or float64, any memory order, pixels in ``[0, 1]``; a wrong shape or dtype raises
+/// ``ValueError``.
+//
+// Held in backend-free form and run on the backend it was trained or loaded with.
+#[pyclass(module = "biorule", frozen)]
 struct Model {
     file: ModelFile,
     backend: Resolved,
@@ -491,7 +538,7 @@ impl Model {
 
 #[pymethods]
 impl Model {
-    /// The rule that trained it (`"bio"`, `"bp"`, …).
+    /// The rule that trained it (one of ``RULES``).
     #[getter]
     fn rule(&self) -> &str {
         self.file.model.rule()
@@ -515,37 +562,38 @@ impl Model {
         saved_classes(&self.file.model)
     }
 
-    /// Name of the dataset recorded in the model file.
+    /// Dataset name recorded in the model file (``bio eval`` reloads its test set by it).
     #[getter]
     fn dataset(&self) -> &str {
         &self.file.dataset
     }
 
-    /// What training measured (`metrics.json`), or None for a loaded model without one.
+    /// What training measured (the ``metrics.json`` of ``bio train``): ``test_accuracy``,
+    /// per-epoch ``history``, ``biology``…; None for a loaded model without ``metrics.json``.
     #[getter]
     fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.metrics.as_ref().map(|m| to_py_object(py, m)).transpose()
     }
 
-    /// Predicted class of each image, int64 `(n,)`.
+    /// Predicted class of each image, shape ``(n,)``.
     fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let logits = self.run(py, x, Output::Logits)?;
         Ok(labels_to_py(py, &argmax_rows(&logits)).into_any())
     }
 
-    /// Softmax class probabilities, float32 `(n, classes)`.
+    /// Softmax class probabilities, shape ``(n, classes)``.
     fn predict_proba<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let p = self.run(py, x, Output::Probabilities)?;
         matrix_to_py(py, &p)
     }
 
-    /// Class scores before the softmax, float32 `(n, classes)`.
+    /// Class scores before the softmax, shape ``(n, classes)``.
     fn logits<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
         let z = self.run(py, x, Output::Logits)?;
         matrix_to_py(py, &z)
     }
 
-    /// Activity of hidden layer `layer` (0 = first), float32 `(n, width)`.
+    /// Activity of hidden layer ``layer`` (0 = first), shape ``(n, width)``.
     #[pyo3(signature = (x, layer=0))]
     fn hidden<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>, layer: i64) -> PyResult<Bound<'py, PyArray2<f32>>> {
         // A signed index, so that -1 is this ValueError rather than an OverflowError.
@@ -560,8 +608,8 @@ impl Model {
         matrix_to_py(py, &h)
     }
 
-    /// Per-sample cross-entropy losses `(n,)` and their exact gradient with respect to the images,
-    /// shaped like `x` (what the attacks follow), for labels `y`.
+    /// Per-sample cross-entropy losses ``(n,)`` and their exact gradient with respect to the
+    /// images, shaped like ``x`` (what the attacks follow).
     fn input_gradient<'py>(
         &self,
         py: Python<'py>,
@@ -574,8 +622,8 @@ impl Model {
         PyTuple::new(py, [PyArray1::from_vec(py, losses).into_any(), images_to_py(py, &gradient, x)?])
     }
 
-    /// The documented forward pass of this model, in words (the `forward` entry of `bio export`'s
-    /// metadata); empty for a rule that has none.
+    /// The documented forward pass of this model in words, with its constants and every tensor's
+    /// name and shape (the ``forward`` metadata of ``bio export``); empty for a rule without one.
     #[getter]
     fn forward_text(&self) -> String {
         bio_eval::model_metadata(&self.file.model).remove(bio_eval::export::FORWARD_KEY).unwrap_or_default()
@@ -588,13 +636,23 @@ impl Model {
         to_py_object(py, &constants)
     }
 
-    /// A `torch.nn.Module` computing this model's logits with its rule's forward pass (its ops,
-    /// interpreted by `biorule/_forward.py`); `ImportError` when torch is not installed.
+    /// A ``torch.nn.Module`` (float32, in eval mode) whose ``forward(x)`` returns this model's
+    /// logits for images ``x`` ``(n, pixels)`` or ``(n, h, w)``, computed with the rule's documented
+    /// forward pass from this model's weights, so torchattacks or any PyTorch tool can use it.
+    /// Autograd through it gives ``input_gradient``'s gradient: ``bio``'s k-winners-take-all
+    /// threshold is the gathered (k+1)-th largest drive (``torch.topk``), differentiated as in the
+    /// Rust backward pass, not held constant. ``x`` may be float32 or float64 (cast to the module's
+    /// dtype, as the other methods cast NumPy images); integer images are refused with a
+    /// ``TypeError``. The module also has ``rule`` and ``forward_text``.
+    /// Raises ``ImportError`` when PyTorch is not installed.
     fn to_torch<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         slf.py().import("biorule._torch")?.call_method1("to_torch", (slf,))
     }
 
-    /// Every parameter (weights, biases, masks, state) as float32 arrays, by name.
+    /// Every parameter by name, as 2-D arrays (biases are ``(1, n)``). ``bio``:
+    /// ``hidden.N.weight`` ``(width, inputs)``, ``hidden.N.mask``, ``hidden.N.bias``, ``hidden.N.rate``,
+    /// ``readout.weight`` ``(classes, width)``, ``readout.bias``. ``bp``: ``layer.N.weight``,
+    /// ``layer.N.bias`` (the last layer is the readout).
     fn weights<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let dict = PyDict::new(py);
         for (name, m) in &self.file.model.params().tensors {
@@ -603,9 +661,10 @@ impl Model {
         Ok(dict)
     }
 
-    /// Writes the model into directory `dir` (created if missing) as `model.ckpt`, the file
-    /// `bio eval … --model DIR` reads. A directory that already holds a run is refused unless
-    /// `overwrite`, which removes that run's files first (so no old result stays beside the model).
+    /// Writes ``dir/model.ckpt``, the file ``bio eval … --model DIR`` reads, and, when the model
+    /// knows what training measured (``metrics``), ``dir/metrics.json`` as ``bio train`` writes it,
+    /// so that ``bio report DIR`` shows the run. A directory holding a run is refused
+    /// (``ValueError``) unless ``overwrite``, which removes that run's files.
     #[pyo3(signature = (dir, overwrite=false))]
     fn save(&self, py: Python<'_>, dir: PathBuf, overwrite: bool) -> PyResult<()> {
         py.detach(|| {
@@ -622,7 +681,13 @@ impl Model {
                     }
                 }
                 bio_data::ensure_output_dir(&dir)?;
-                Ok(model_dir::save_model(&dir, &self.file)?)
+                model_dir::save_model(&dir, &self.file)?;
+                // No `config.json` or `state.ckpt`: a saved model is a finished result, not a run
+                // `bio train --resume` could continue.
+                if let Some(metrics) = &self.metrics {
+                    bio_run::files::save_metrics(&dir, metrics)?;
+                }
+                Ok(())
             })
         })
         .py_err()
@@ -640,8 +705,8 @@ impl Model {
     }
 }
 
-/// `biorule.load(path)`: a model directory (or `model.ckpt` file) written by `bio train`,
-/// `Trainer.fit(out=…)` or `Model.save`.
+/// Loads a model directory (or its ``model.ckpt``) written by ``bio train``,
+/// ``Trainer.fit(out=…)`` or ``Model.save``.
 #[pyfunction]
 #[pyo3(signature = (path, backend="cpu"))]
 fn load(py: Python<'_>, path: PathBuf, backend: &str) -> PyResult<Model> {
@@ -675,8 +740,11 @@ fn attack_on<B: Backend>(
     Ok((adversarial, robust as f64 / y.len() as f64))
 }
 
-/// `biorule.attack`: adversarial images in the L∞ ball of radius `eps` around `x` (and in [0, 1]),
-/// and the robust accuracy on them.
+/// Adversarial images within the L∞ ball of radius ``eps`` around ``x`` and inside ``[0, 1]``,
+/// and the robust accuracy (right on both the clean and the attacked image), as
+/// ``bio eval robustness`` counts it. ``attack``: ``"pgd"`` (``steps`` iterations, random start),
+/// ``"fgsm"``, or the gradient-free ``"square"`` (``queries`` model queries per image, default
+/// 1000). Same ``seed``, same images. ``x`` must hold pixels in ``[0, 1]``.
 #[pyfunction]
 #[pyo3(signature = (model, x, y, attack="pgd", eps=0.1, steps=40, seed=0, queries=None))]
 #[allow(clippy::too_many_arguments)]
@@ -711,8 +779,9 @@ fn attack<'py>(
     PyTuple::new(py, [images_to_py(py, &adversarial, x)?, robust.into_pyobject(py)?.into_any()])
 }
 
-/// `biorule.metrics`: the biological metrics of `bio eval metrics` (per layer: activity sparseness,
-/// dead units, weight distribution, Dale index, …) measured on the images `x`.
+/// The biological metrics of ``bio eval metrics``, measured on ``x``: ``inputs`` and one entry
+/// per weight matrix in ``layers`` (active fraction, lifetime sparseness, dead units, kept synapses,
+/// lognormal fit of the weights, Dale index…).
 #[pyfunction]
 fn metrics<'py>(py: Python<'py>, model: &Model, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let images = images(x, "x", Some(model.input_dim()))?;
@@ -737,10 +806,11 @@ fn input_gradient_on<B: Backend>(
     Ok((losses, Matrix::new(x.rows(), x.cols(), gradient)?))
 }
 
-/// `biorule.fewshot`: the episodic few-shot protocol of `bio eval fewshot` on the images `x, y`:
-/// N-way episodes drawn from the `novel` classes (default: those the model was not trained on),
-/// scored with cosine nearest class mean and a linear probe on raw pixels, on the hidden layer's
-/// code and on its drive before competition. One dict per features × classifier × shots.
+/// The episodic few-shot protocol of ``bio eval fewshot`` on ``x, y``: ``ways``-way episodes of
+/// the ``novel`` classes (default: those the model was not trained on), scored by cosine nearest
+/// class mean and a linear probe on raw pixels, the hidden code and its drive before competition.
+/// One dict per features × classifier × shots: ``features``, ``classifier``, ``shots``, ``mean``,
+/// ``ci95`` …
 #[pyfunction]
 #[pyo3(signature = (model, x, y, novel=None, ways=5, shots=vec![1, 5], queries=15, episodes=600, seed=0, layer=None))]
 #[pyo3(
@@ -775,11 +845,18 @@ fn fewshot<'py>(
     to_py_object(py, &results)
 }
 
-/// `biorule.oneshot`: `bio eval oneshot` for `model`: Lake's 20 Omniglot one-shot runs, one dict per
-/// row (`features`, `centring`, per-run `errors` in percent, `mean`, `ci95`), reference rows first.
-/// With `episodes`, `bio eval oneshot --episodes` instead: N-way K-shot curves on the classes of the
-/// model's dataset it was not trained on, one dict per features × centring × classifier × ways × shots
-/// (`mean`, `ci95` as fractions).
+/// ``bio eval oneshot``: Lake's 20 Omniglot one-shot runs (shipped with biorule) scored by the
+/// Modified Hausdorff Distance, pixels, and ``model``'s hidden layer ``layer`` (default: the last)
+/// as activity and drive, each plain and centred on the background mean. One dict per row:
+/// ``features``, ``centring``, ``errors`` (percent per run), ``mean``, ``ci95``.
+///
+/// With ``episodes``, ``bio eval oneshot --episodes``: ``ways``-way ``shots``-shot episodes (``queries``
+/// per class, seeded) drawn from every image of the classes of the model's dataset it was not trained
+/// on (e.g. trained on ``omniglot-small1`` with ``classes`` 0-69,110-135: the Korean characters),
+/// scored by cosine nearest class mean (``ncm``) and nearest neighbour (``nn``) on pixels, the hidden
+/// code and drive, and the same of the model's own initialization (``init.``, the random-features
+/// control), each plain and centred. One dict per row: ``features``, ``centring``, ``classifier``,
+/// ``ways``, ``shots``, ``queries``, ``episodes``, ``mean``, ``ci95`` (accuracy, fractions).
 #[pyfunction]
 #[pyo3(signature = (model, layer=None, episodes=None, ways=vec![5, 20], shots=vec![1, 5], queries=15, seed=0, data_dir=None))]
 #[pyo3(
@@ -817,9 +894,16 @@ fn oneshot<'py>(
     to_py_object(py, &rows)
 }
 
-/// `biorule.fewlabels`: the few-labels protocol of `bio eval fewshot --protocol few-labels` (train
-/// from scratch with `shots` labelled images per class, `seeds` repetitions each, on the dataset
-/// `dataset`, scored on its test split); `options` are the rule's settings as `Trainer` takes them.
+/// The few-labels protocol of ``bio eval fewshot --protocol few-labels``: for each ``K`` in
+/// ``shots`` and each of ``seeds`` repetitions, trains a new ``rule`` network (``hidden``, default
+/// ``[1000]``; ``options`` as ``Trainer`` takes them) from ``K`` labelled training images per class of
+/// ``dataset`` (a name found as ``datasets.load`` finds it, or a directory) and scores it on the test
+/// split. ``epochs``: of the labelled phase; by default the rule's, raised so that training makes at
+/// least 500 updates. ``unlabelled`` (``bio`` only): also the variant whose hidden layers first see
+/// the rest of the training set unlabelled for ``hidden_epochs`` epochs. ``out``: a directory to save
+/// ``fewshot.json`` into. Returns a dict: ``rule``, ``dataset``, ``hidden``, ``epochs`` and
+/// ``results``, one row per variant × ``K`` (``variant``, ``shots``, ``mean``, ``ci95``,
+/// ``accuracies`` per seed …).
 #[pyfunction]
 #[pyo3(signature = (rule="bio", dataset="fashion-mnist", shots=vec![1, 5, 10, 50], seeds=3, hidden=None, seed=0, epochs=None, batch=100, unlabelled=false, hidden_epochs=1, data_dir=None, out=None, backend="cpu", **options))]
 #[pyo3(
@@ -832,7 +916,7 @@ fn fewlabels<'py>(
     dataset: &str,
     shots: Vec<usize>,
     seeds: usize,
-    hidden: Option<Vec<usize>>,
+    hidden: Option<&Bound<'py, PyAny>>,
     seed: u64,
     epochs: Option<usize>,
     batch: usize,
@@ -844,7 +928,8 @@ fn fewlabels<'py>(
     options: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     // The same width default as the CLI's few-labels protocol.
-    let trainer = Trainer::new(rule, Some(hidden.unwrap_or_else(|| vec![1000])), seed, backend, options)?;
+    let hidden = layer_widths(hidden, "hidden")?.unwrap_or_else(|| vec![1000]);
+    let trainer = Trainer::with_widths(rule, hidden, seed, backend, options)?;
     let mut rule_options = trainer.spec(epochs.unwrap_or(1), batch, 0, "numpy", None).py_err()?.options;
     // None keeps the protocol's own rule: at least MIN_LABELLED_UPDATES updates on few labels.
     rule_options.epochs = epochs;
@@ -866,10 +951,12 @@ fn fewlabels<'py>(
     to_py_object(py, &report)
 }
 
-/// `biorule.continual`: the continual-learning protocols of `bio eval continual`; each keyword is a
-/// setting of its command line, underscored (`methods=["bio", "bp-replay"]`, `scenario=["class"]`,
-/// `iterations=500`, `hidden=[400]`, `batch=128`, `out="runs/cl"`, a rule's setting such as
-/// `hebbian_rate=0.02`). Returns the report as a dict (`runs` with each `accuracy.r`, `summary`).
+/// The continual-learning protocols of ``bio eval continual``: each keyword is one of its
+/// settings, underscored (``experiment="split"``, ``scenario=["class"]``, ``methods=["bio", "bp",
+/// "bp-replay", "ncm-random-kwta"]``, ``iterations=500``, ``hidden=[400]``, ``batch=128``,
+/// ``seeds=3``, ``orders=3``, ``out=...``, or a rule's setting). Returns a dict: ``runs`` (each with
+/// the accuracy matrix ``accuracy["r"]`` and ``metrics``) and ``summary`` (one row per scenario ×
+/// method: ``average``, ``forgetting``, ``backward_transfer``, ``forward_transfer`` as (mean, ci95)).
 #[pyfunction]
 #[pyo3(signature = (backend="cpu", **settings))]
 fn continual<'py>(
@@ -891,7 +978,7 @@ fn continual<'py>(
     to_py_object(py, &report)
 }
 
-/// The extension module `biorule._biorule`.
+/// The compiled half of the ``biorule`` package: import its names from ``biorule``.
 #[pymodule]
 fn _biorule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DivergedError", m.py().get_type::<DivergedError>())?;

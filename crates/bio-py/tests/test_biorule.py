@@ -124,6 +124,34 @@ def test_save_and_load_keep_predictions_and_weights(tmp_path, data, bio_model):
     bio_model.save(tmp_path / "m", overwrite=True)
 
 
+def test_a_saved_model_keeps_what_training_measured_for_bio_report(tmp_path, data, bp_model):
+    # `Model.save` writes `metrics.json` beside `model.ckpt`, as `bio train` does, so that `bio report`
+    # shows the run rather than "no metrics.json".
+    bp_model.save(tmp_path / "bp")
+    assert (tmp_path / "bp" / "metrics.json").is_file()
+    assert not (tmp_path / "bp" / "config.json").exists(), "a saved model is not a resumable run"
+    assert biorule.load(tmp_path / "bp").metrics == bp_model.metrics
+    bio = bio_binary()
+    subprocess.run(
+        [bio, "report", str(tmp_path / "bp"), "--out", str(tmp_path / "report")], check=True, capture_output=True
+    )
+    page = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "no metrics.json" not in page
+    row = next(line for line in page.splitlines() if line.startswith(f"| {tmp_path / 'bp'} |"))
+    assert "| bp | embedded | 50 | 1 |" in row, row
+
+
+def test_hidden_must_be_a_list_of_layer_widths():
+    for given, shown in [("50", "'50'"), (50, "50"), ([50.0], r"\[50.0\]"), ([True], r"\[True\]")]:
+        message = rf"^invalid value for `hidden`: expected a list of layer widths like \[400\], got {shown}$"
+        with pytest.raises(ValueError, match=message):
+            biorule.Trainer(rule="bp", hidden=given)
+    with pytest.raises(ValueError, match="expected a list of layer widths like"):
+        biorule.fewlabels(rule="bp", hidden="50")
+    assert "hidden=[5, 3]" in repr(biorule.Trainer(rule="bp", hidden=np.array([5, 3])))
+    assert "hidden=[5]" in repr(biorule.Trainer(rule="bp", hidden=(5,)))
+
+
 def test_the_cli_reads_a_saved_model_with_the_same_accuracy(tmp_path, data, bp_model):
     bio = bio_binary()
     _, _, x_test, y_test = data

@@ -122,13 +122,19 @@ def test_the_kwta_threshold_carries_gradient(data):
     module = model.to_torch()
 
     def gradient(detach_threshold):
-        original = module.threshold
+        original = module.primitives
         if detach_threshold:
-            module.threshold = lambda u, layer: original(u, layer).detach()
+
+            class Detached(original):
+                @staticmethod
+                def kth_largest(x, k):
+                    return original.kth_largest(x, k).detach()
+
+            module.primitives = Detached
         try:
             return autograd_losses_and_gradient(module, x_test, y_test, torch.float32)[1]
         finally:
-            module.threshold = original
+            module.primitives = original
 
     _, rust = model.input_gradient(x_test, y_test)
     exact, constant = gradient(False), gradient(True)
@@ -145,3 +151,20 @@ def test_the_module_documents_its_forward_pass(trained):
     exported = sum(w.size for name, w in model.weights().items() if not name.endswith((".mask", ".rate")))
     assert parameters == exported
 
+
+
+def test_float64_images_are_cast_and_integer_images_refused(data, trained):
+    """NumPy's default float64 arrays give the float32 module the same logits and a float64
+    gradient, as ``Model.predict`` accepts float64; 0-255 integer images are one clear TypeError."""
+    _, module = trained
+    _, _, x_test, y_test = data
+    with torch.no_grad():
+        as32 = module(torch.from_numpy(x_test)).numpy()
+        as64 = module(torch.from_numpy(x_test.astype(np.float64)))
+    assert as64.dtype == torch.float32
+    assert np.array_equal(as64.numpy(), as32)
+    x = torch.from_numpy(x_test.reshape(PROBES, -1).astype(np.float64)).requires_grad_(True)
+    torch.nn.functional.cross_entropy(module(x), torch.from_numpy(y_test)).backward()
+    assert x.grad.dtype == torch.float64 and x.grad.abs().max() > 0
+    with pytest.raises(TypeError, match=r"to_torch module: images must be a floating-point tensor .* got torch.uint8"):
+        module(torch.from_numpy((x_test * 255).astype(np.uint8)))

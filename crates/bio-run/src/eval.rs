@@ -83,11 +83,13 @@ pub struct BiologyFile {
     pub dataset: String,
     /// Test images the activity was measured on.
     pub inputs: usize,
-    /// One entry per weight matrix (hidden layers first, then the readout).
+    /// One entry per weight matrix (hidden layers first, then the readout), named as
+    /// [`bio_eval::layers`] names them (also when an older file stored `bp`'s `layer.k`).
+    #[serde(deserialize_with = "bio_eval::metrics::layer_metrics_in_one_naming")]
     pub layers: Vec<bio_eval::LayerMetrics>,
     /// Class selectivity of each hidden layer on the same test images (empty in files written
     /// before it was measured).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "bio_eval::metrics::selectivity_in_one_naming")]
     pub class_selectivity: Vec<bio_eval::LayerSelectivity>,
     /// CRC-32 of the `model.ckpt` measured (absent in files written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -68,6 +68,13 @@ pub struct TrainMetrics {
     pub biology: bio_eval::BiologicalReport,
 }
 
+/// Writes `DIR/metrics.json`: what a finished training measured. The one writer of the file, for a
+/// session that finishes and for a model saved from Python (`Model.save`), so that `bio report` and
+/// `bio eval` find the same file whichever front end trained the model.
+pub fn save_metrics(dir: &Path, metrics: &TrainMetrics) -> Result<()> {
+    Ok(bio_data::write_json(dir.join(bio_data::model_dir::METRICS_FILE), metrics)?)
+}
+
 /// File name, in a model directory, of the validation accuracy after each completed epoch
 /// ([`ValidationLog`]).
 pub const VALIDATION_FILE: &str = "validation.json";

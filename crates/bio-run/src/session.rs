@@ -513,7 +513,7 @@ impl Session {
         }
         let outcome = outcome?;
         if let (Outcome::Finished(t), Some(out)) = (&outcome, &spec.out) {
-            bio_data::write_json(out.join(model_dir::METRICS_FILE), &t.metrics)?;
+            crate::files::save_metrics(out, &t.metrics)?;
         }
         Ok(outcome)
     }

@@ -105,6 +105,26 @@ impl<'de> Deserialize<'de> for RuleName {
     }
 }
 
+/// Every registered rule's default number of epochs in words, for `--help`: rules that share a
+/// default are grouped (`10 for bio, bp, conv and bpconv; 20 for kh and softhebb`). Read from the
+/// registry, so that the text names every rule and cannot drift from `Rule::DEFAULT_EPOCHS`.
+pub fn default_epochs_text() -> String {
+    let mut groups: Vec<(usize, Vec<&str>)> = Vec::new();
+    for rule in bio_core::rules::rules() {
+        match groups.iter_mut().find(|(epochs, _)| *epochs == rule.default_epochs) {
+            Some((_, names)) => names.push(rule.name),
+            None => groups.push((rule.default_epochs, vec![rule.name])),
+        }
+    }
+    groups.sort_by_key(|(epochs, _)| *epochs);
+    let words = |names: &[&str]| match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    };
+    groups.iter().map(|(epochs, names)| format!("{epochs} for {}", words(names))).collect::<Vec<_>>().join("; ")
+}
+
 /// What every rule takes (hidden widths, epochs, batch, seed) and the rule's own settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::Args))]
@@ -112,8 +132,8 @@ pub struct RuleOptions {
     /// Hidden layer widths, comma-separated (e.g. 2000 or 2000,2000).
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', default_value = "2000"))]
     pub hidden: Vec<usize>,
-    /// Epochs (default: the rule's; 10 for bio and bp, 20 for kh and softhebb).
-    #[cfg_attr(feature = "clap", arg(long))]
+    /// Epochs (default: the rule's, see [`default_epochs_text`]).
+    #[cfg_attr(feature = "clap", arg(long, help = format!("Epochs (default: the rule's: {})", default_epochs_text())))]
     pub epochs: Option<usize>,
     /// Batch size.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 100))]

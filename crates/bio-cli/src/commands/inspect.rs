@@ -10,6 +10,9 @@ use crate::output::{outln, print_json, print_table};
 #[derive(Serialize)]
 struct TensorSummary {
     name: String,
+    /// The layer it belongs to, named as every output names layers (`hidden.0`, `readout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    layer: Option<String>,
     rows: usize,
     cols: usize,
     nonzero: usize,
@@ -59,6 +62,7 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
             let v = m.as_slice();
             TensorSummary {
                 name: name.clone(),
+                layer: bio_eval::layers::layer_of_tensor(params, name),
                 rows: m.rows(),
                 cols: m.cols(),
                 nonzero: v.iter().filter(|x| **x != 0.0).count(),
@@ -114,6 +118,7 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
         .map(|t| {
             vec![
                 t.name.clone(),
+                t.layer.clone().unwrap_or_else(|| "—".into()),
                 format!("{}×{}", t.rows, t.cols),
                 t.nonzero.to_string(),
                 t.positive.to_string(),
@@ -124,7 +129,7 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
             ]
         })
         .collect();
-    print_table(&["tensor", "shape", "nonzero", "positive", "negative", "min", "max", "mean"], &rows);
+    print_table(&["tensor", "layer", "shape", "nonzero", "positive", "negative", "min", "max", "mean"], &rows);
     for p in &report.pictures {
         outln!("wrote {} ({})", p.path.display(), p.caption);
     }

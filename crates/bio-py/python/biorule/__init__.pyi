@@ -22,7 +22,7 @@ class DivergedError(RuntimeError):
     """Training produced NaN or infinite values (e.g. a learning rate far too large)."""
 
 class Model:
-    """A trained network (either rule). Images are float arrays ``(n, pixels)`` or ``(n, h, w)``,
+    """A trained network (any rule). Images are float arrays ``(n, pixels)`` or ``(n, h, w)``,
     float32 or float64, any memory order, pixels in ``[0, 1]``; a wrong shape or dtype raises
     ``ValueError``."""
 
@@ -66,7 +66,9 @@ class Model:
         forward pass from this model's weights, so torchattacks or any PyTorch tool can use it.
         Autograd through it gives ``input_gradient``'s gradient: ``bio``'s k-winners-take-all
         threshold is the gathered (k+1)-th largest drive (``torch.topk``), differentiated as in the
-        Rust backward pass, not held constant. The module also has ``rule`` and ``forward_text``.
+        Rust backward pass, not held constant. ``x`` may be float32 or float64 (cast to the module's
+        dtype, as the other methods cast NumPy images); integer images are refused with a
+        ``TypeError``. The module also has ``rule`` and ``forward_text``.
         Raises ``ImportError`` when PyTorch is not installed."""
     def weights(self) -> Dict[str, npt.NDArray[np.float32]]:
         """Every parameter by name, as 2-D arrays (biases are ``(1, n)``). ``bio``:
@@ -74,17 +76,20 @@ class Model:
         ``readout.weight`` ``(classes, width)``, ``readout.bias``. ``bp``: ``layer.N.weight``,
         ``layer.N.bias`` (the last layer is the readout)."""
     def save(self, dir: _Path, overwrite: bool = False) -> None:
-        """Writes ``dir/model.ckpt``, the file ``bio eval … --model DIR`` reads. A directory holding
-        a run is refused (``ValueError``) unless ``overwrite``, which removes that run's files."""
+        """Writes ``dir/model.ckpt``, the file ``bio eval … --model DIR`` reads, and, when the model
+        knows what training measured (``metrics``), ``dir/metrics.json`` as ``bio train`` writes it,
+        so that ``bio report DIR`` shows the run. A directory holding a run is refused
+        (``ValueError``) unless ``overwrite``, which removes that run's files."""
 
 class Trainer:
     """Trains networks with any registered rule (``RULES``: ``bio``, backprop ``bp``, Krotov–Hopfield
-    ``kh``, ``softhebb``).
+    ``kh``, ``softhebb``, the convolutional ``conv`` and ``bpconv``).
 
     ``options`` are the ``bio train`` flags by their Python names (``hebbian_rate=0.01``,
     ``competition="inhibitory"``, ``ablate=["homeostasis"]``, ``optimizer="momentum"``, ``lr=0.05``,
     ``kh_p=3``…; see ``RULE_OPTIONS``). An unknown name, a bad value, or an option of another rule
-    raises ``ValueError`` naming it. ``backend`` is ``"cpu"``, ``"cuda"`` or ``"auto"``."""
+    raises ``ValueError`` naming it. ``hidden`` is a list of layer widths (``[400]``). ``backend`` is
+    ``"cpu"``, ``"cuda"`` or ``"auto"``."""
 
     def __init__(
         self,
@@ -175,7 +180,7 @@ def fewshot(
     y: _Labels,
     novel: Optional[Sequence[int]] = None,
     ways: int = 5,
-    shots: Sequence[int] = (1, 5),
+    shots: Sequence[int] = [1, 5],
     queries: int = 15,
     episodes: int = 600,
     seed: int = 0,
@@ -220,7 +225,7 @@ def continual(backend: str = "cpu", **settings: Any) -> Dict[str, Any]:
 def fewlabels(
     rule: str = "bio",
     dataset: str = "fashion-mnist",
-    shots: Sequence[int] = (1, 5, 10, 50),
+    shots: Sequence[int] = [1, 5, 10, 50],
     seeds: int = 3,
     hidden: Optional[Sequence[int]] = None,
     seed: int = 0,

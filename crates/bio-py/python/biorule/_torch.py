@@ -71,6 +71,22 @@ def to_torch(model: Any) -> Any:
         def permute(x: Any, order: List[int]) -> Any:
             return x.permute(*order)
 
+    def inputs(module: Any, x: Any) -> Any:
+        """Images ``x`` as the module computes on them: flattened to ``(n, pixels)``, in the dtype of
+        its parameters. A float64 tensor (what ``torch.from_numpy`` makes of a NumPy default array)
+        is cast, as ``Model.predict`` casts float64 arrays; autograd passes through the cast, so
+        ``x.grad`` comes back in ``x``'s own dtype. Integer images (0-255 bytes) are refused: they
+        are not pixels in [0, 1], and casting them would silently change what is computed."""
+        if not torch.is_tensor(x):
+            x = torch.as_tensor(x)
+        if not torch.is_floating_point(x):
+            raise TypeError(
+                f"to_torch module: images must be a floating-point tensor with pixels in [0, 1], got {x.dtype}"
+            )
+        dtype = next(module.parameters()).dtype
+        x = x if x.dtype == dtype else x.to(dtype)
+        return x.reshape(x.shape[0], -1)
+
     class ForwardModule(nn.Module):
         """The model's forward pass (see ``forward_text``); parameters named as ``Model.weights()``
         with ``.`` written ``__``."""
@@ -78,6 +94,8 @@ def to_torch(model: Any) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.ops = ops
+            # The array primitives the ops run on (a test swaps in a variant).
+            self.primitives = TorchOps
             self.weights = nn.ParameterDict(
                 {name.replace(".", "__"): nn.Parameter(torch.from_numpy(t.copy())) for name, t in tensors.items()}
             )
@@ -86,7 +104,7 @@ def to_torch(model: Any) -> Any:
             return self.weights[name.replace(".", "__")]
 
         def forward(self, x: Any) -> Any:
-            return _forward.run(self.ops, self.tensor, x.reshape(x.shape[0], -1), TorchOps)
+            return _forward.run(self.ops, self.tensor, inputs(self, x), self.primitives)
 
     module = ForwardModule()
     module.rule = passed["rule"]
