@@ -236,11 +236,12 @@ impl Resumable {
     pub fn extend_to(&mut self, epochs: usize) -> Result<()> {
         let saved = self.spec.epochs();
         if epochs <= saved {
-            bail!("invalid value for `epochs`: the resumed run has {saved} epochs; extending it needs more");
+            crate::invalid!("epochs", "the resumed run has {saved} epochs; extending it needs more");
         }
         if self.spec.rule.schedule_depends_on_epochs() {
-            bail!(
-                "invalid value for `epochs`: the `{}` rule anneals its rates over the run's {saved} epochs, so the run \
+            crate::invalid!(
+                "epochs",
+                "the `{}` rule anneals its rates over the run's {saved} epochs, so the run \
                  cannot be extended to {epochs} with the same result; train afresh with --epochs {epochs}",
                 self.spec.rule.name()
             );
@@ -262,7 +263,7 @@ impl Resumable {
         for id in explicit.iter().filter(|id| !FREE.contains(&id.as_str())) {
             if id == "out" {
                 if given.out.as_deref() != Some(dir) {
-                    bail!("invalid value for `out`: --resume continues in {}; leave out --out", dir.display());
+                    crate::invalid!("out", "--resume continues in {}; leave out --out", dir.display());
                 }
                 continue;
             }
@@ -271,7 +272,7 @@ impl Resumable {
                 && !(g.is_number() && g.as_f64() == k.as_f64())
             {
                 let flag = id.replace('_', "-");
-                bail!("invalid value for `{flag}`: the resumed run in {} was started with {k}, not {g}", dir.display());
+                crate::invalid!(flag.to_string(), "the resumed run in {} was started with {k}, not {g}", dir.display());
             }
         }
         Ok(())
@@ -574,8 +575,9 @@ impl Session {
                     bail!("the checkpoint is of a `{}` run, this run trains `{}`", saved.rule(), rule.name());
                 }
                 if saved.hidden() != o.hidden.as_slice() {
-                    bail!(
-                        "invalid value for `hidden`: the checkpoint's network has hidden {:?}, this run asks for {:?}",
+                    crate::invalid!(
+                        "hidden",
+                        "the checkpoint's network has hidden {:?}, this run asks for {:?}",
                         saved.hidden(),
                         o.hidden
                     );
@@ -590,8 +592,9 @@ impl Session {
                     );
                 }
                 if state.model.seed != o.seed {
-                    bail!(
-                        "invalid value for `seed`: the checkpoint was trained with seed {}, this run has {}",
+                    crate::invalid!(
+                        "seed",
+                        "the checkpoint was trained with seed {}, this run has {}",
                         state.model.seed,
                         o.seed
                     );
@@ -805,8 +808,9 @@ fn epoch_log(
 /// Refuses a fresh run into a directory that already holds one (see [`RUN_FILES`]).
 fn refuse_used_dir(out: &Path) -> Result<()> {
     if let Some(found) = RUN_FILES.iter().find(|f| out.join(f).exists()) {
-        bail!(
-            "invalid value for `out`: {} already holds a run ({found}); pass --force to replace it and every result \
+        crate::invalid!(
+            "out",
+            "{} already holds a run ({found}); pass --force to replace it and every result \
              measured on it, --resume to continue it, or choose another directory",
             out.display()
         );
@@ -821,8 +825,9 @@ fn check_memory(needed: u64) -> Result<()> {
     if let Some(available) = bio_data::available_memory()
         && needed > available
     {
-        bail!(
-            "invalid value for `hidden`: training this network needs about {:.1} GiB of memory, only {:.1} GiB is available",
+        crate::invalid!(
+            "hidden",
+            "training this network needs about {:.1} GiB of memory, only {:.1} GiB is available",
             needed as f64 / GIB,
             available as f64 / GIB
         );
