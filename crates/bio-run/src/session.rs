@@ -272,7 +272,7 @@ impl Resumable {
                 && !(g.is_number() && g.as_f64() == k.as_f64())
             {
                 let flag = id.replace('_', "-");
-                crate::invalid!(flag.to_string(), "the resumed run in {} was started with {k}, not {g}", dir.display());
+                crate::invalid!(flag, "the resumed run in {} was started with {k}, not {g}", dir.display());
             }
         }
         Ok(())
