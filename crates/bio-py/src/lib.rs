@@ -612,8 +612,9 @@ impl Model {
             guarded(|| {
                 if let Some(found) = bio_run::files::RUN_FILES.iter().find(|f| dir.join(f).exists()) {
                     if !overwrite {
-                        anyhow::bail!(
-                            "invalid value for `dir`: {} already holds a run ({found}); pass overwrite=True to replace it",
+                        bio_run::invalid!(
+                            "dir",
+                            "{} already holds a run ({found}); pass overwrite=True to replace it",
                             dir.display()
                         );
                     }
