@@ -279,7 +279,7 @@ def test_exceptions_are_chosen_by_the_error_type(tmp_path, data, bp_model):
         biorule.attack(bp_model, x[:2], y[:2], attack="cw")
     # An error of no refused-input type is a RuntimeError (and not a ValueError), whatever it says.
     run = tmp_path / "run"
-    biorule.Trainer(rule="bp", hidden=[5]).fit(x[:200], y[:200], epochs=1, out=run)
+    biorule.Trainer(rule="bp", hidden=[5]).fit(x[:200], y[:200], epochs=1, out=run, dataset="embedded")
     with pytest.raises(RuntimeError, match="nothing to resume") as raised:
         biorule.resume(run)
     assert type(raised.value) is RuntimeError
