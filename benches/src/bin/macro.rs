@@ -27,7 +27,7 @@ use bio_core::{
 use bio_cpu::{CpuBackend, GemmKernel};
 use bio_data::{Dataset, Split};
 use bio_eval::{
-    AttackKind, AttackParams, EnsembleParams, EpisodeParams, Helpers, Norm, episodic, robustness_curve, strongest,
+    AttackName, AttackParams, EnsembleParams, EpisodeParams, Helpers, Norm, episodic, robustness_curve, strongest,
 };
 use serde::{Deserialize, Serialize};
 
@@ -435,7 +435,7 @@ fn measure(o: &Options) -> Report {
 
     eprintln!("pgd-40 ...");
     let params =
-        AttackParams { kind: AttackKind::Pgd, norm: Norm::Linf, eps: 0.1, steps: 40, ..AttackParams::default() };
+        AttackParams { kind: AttackName::Pgd, norm: Norm::Linf, eps: 0.1, steps: 40, ..AttackParams::default() };
     let t = Instant::now();
     let curve = robustness_curve(&bio_model, &params, &[0.1], &test.images, &test.labels, PGD_BATCH, 0, |_, _| {})
         .expect("the attack runs");

@@ -1,5 +1,7 @@
 //! The errors of the math core: invalid hyper-parameters, shape mismatches and numerical divergence.
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 /// Everything `bio-core` can refuse or detect.
@@ -8,8 +10,8 @@ pub enum CoreError {
     /// A hyper-parameter is out of range; `name` is the parameter (and CLI flag) it concerns.
     #[error("invalid value for `{name}`: {reason}")]
     InvalidParam {
-        /// The parameter's name.
-        name: &'static str,
+        /// The parameter's name (a registry option's own flag, so not only static names).
+        name: Cow<'static, str>,
         /// Why the value is rejected.
         reason: String,
     },
@@ -42,7 +44,7 @@ pub enum CoreError {
 
 impl CoreError {
     /// Shorthand for [`CoreError::InvalidParam`].
-    pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidParam { name, reason: reason.into() }
+    pub fn invalid(name: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
+        Self::InvalidParam { name: name.into(), reason: reason.into() }
     }
 }

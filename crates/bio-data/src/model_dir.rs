@@ -1,5 +1,6 @@
 //! A model directory: `model.ckpt` (the checkpoint), `config.json` (how it was trained) and
-//! `metrics.json` (what it scored). Every file is written atomically. A run that can be resumed
+//! `metrics.json` (what it scored), and the results the evaluations add beside them. Every file
+//! name of a model directory is spelled here and nowhere else. Every file is written atomically. A run that can be resumed
 //! also keeps `state.ckpt` ([`TrainingState`]): the model together with the rule's state and the
 //! position in the run, in one file, so the two can never disagree.
 
@@ -21,6 +22,40 @@ pub const STATE_FILE: &str = "state.ckpt";
 pub const CONFIG_FILE: &str = "config.json";
 /// File name of the metrics.
 pub const METRICS_FILE: &str = "metrics.json";
+/// File name of the validation accuracy after each completed epoch.
+pub const VALIDATION_FILE: &str = "validation.json";
+/// File name of the biological metrics (`bio eval metrics`).
+pub const BIOLOGY_FILE: &str = "biology.json";
+/// File name of the few-shot results (`bio eval fewshot`, `bio eval few-labels`).
+pub const FEWSHOT_FILE: &str = "fewshot.json";
+/// File name of the attacks' results (`bio eval robustness`).
+pub const ROBUSTNESS_FILE: &str = "robustness.json";
+/// File name of the Omniglot one-shot results (`bio eval oneshot`).
+pub const ONESHOT_FILE: &str = "oneshot.json";
+/// File name of the episodic N-way K-shot curves (`bio eval oneshot --episodes`).
+pub const CURVES_FILE: &str = "oneshot-curves.json";
+/// File name of the plot of those curves: accuracy against shots.
+pub const CURVES_PLOT: &str = "oneshot-curves.png";
+/// File name of a continual-learning run's results, in its output directory (`bio eval continual`).
+pub const CONTINUAL_FILE: &str = "continual.json";
+/// File name, in each run directory of a sweep, of that run's results.
+pub const SWEEP_RUN_FILE: &str = "sweep-run.json";
+
+/// Files of a model directory that belong to one trained model: its checkpoints and every result
+/// measured on it. A fresh run into the directory removes them all (with `force`), or is refused.
+pub const RUN_FILES: [&str; 11] = [
+    CHECKPOINT_FILE,
+    STATE_FILE,
+    METRICS_FILE,
+    VALIDATION_FILE,
+    BIOLOGY_FILE,
+    FEWSHOT_FILE,
+    ROBUSTNESS_FILE,
+    ONESHOT_FILE,
+    CURVES_FILE,
+    CURVES_PLOT,
+    CONFIG_FILE,
+];
 
 /// What a checkpoint holds: the model and where it came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

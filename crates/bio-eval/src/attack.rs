@@ -1,10 +1,10 @@
 //! Adversarial attacks and robustness curves, following the conventions of torchattacks, advertorch
 //! and CleverHans.
 //!
-//! * [`AttackKind::Fgsm`]: one signed-gradient step of size `eps` (L∞).
-//! * [`AttackKind::Pgd`]: projected gradient descent (Madry et al. 2018) in the L∞ or L2 ball, with an
+//! * [`AttackName::Fgsm`]: one signed-gradient step of size `eps` (L∞).
+//! * [`AttackName::Pgd`]: projected gradient descent (Madry et al. 2018) in the L∞ or L2 ball, with an
 //!   optional random start; the final iterate is returned (as torchattacks and advertorch do).
-//! * [`AttackKind::Square`]: the gradient-free, score-based Square attack (Andriushchenko et al. 2020,
+//! * [`AttackName::Square`]: the gradient-free, score-based Square attack (Andriushchenko et al. 2020,
 //!   L∞ version) with the margin loss and the paper's schedule of the square size. A model that resists
 //!   PGD but not the Square attack is masking its gradients rather than being robust; see
 //!   [`masking_check`].
@@ -54,17 +54,23 @@ pub const MASKING_TOLERANCE: f64 = 0.01;
 /// attacks are equally strong).
 pub const MASKING_Z: f64 = 1.645;
 
-/// The norm of the perturbation ball.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The norm of the perturbation ball: the one vocabulary of norms (`--norm`, the sweep, Python,
+/// the saved JSON all spell it `linf` or `l2`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Norm {
     /// Largest absolute pixel change.
+    #[default]
     Linf,
     /// Euclidean length of the change.
     L2,
 }
 
 impl Norm {
+    /// Every norm.
+    pub const ALL: [Norm; 2] = [Norm::Linf, Norm::L2];
+
     /// `"linf"` or `"l2"`.
     pub fn name(self) -> &'static str {
         match self {
@@ -72,28 +78,153 @@ impl Norm {
             Norm::L2 => "l2",
         }
     }
+
+    /// `"L∞"` or `"L2"`, for titles and tables.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Norm::Linf => "L∞",
+            Norm::L2 => "L2",
+        }
+    }
 }
 
-/// Which attack to run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AttackKind {
-    /// Fast gradient sign method (L∞).
+impl std::fmt::Display for Norm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Norm {
+    type Err = EvalError;
+    /// A norm by name (`linf`, `l2`); the error lists the names.
+    fn from_str(s: &str) -> Result<Self, EvalError> {
+        Norm::ALL.into_iter().find(|n| n.name() == s).ok_or_else(|| {
+            invalid("norm", format!("unknown norm `{s}` (known: {})", names(Norm::ALL.iter().map(|n| n.name()))))
+        })
+    }
+}
+
+fn names<'a>(list: impl IntoIterator<Item = &'a str>) -> String {
+    list.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+/// Every attack by its name: the one vocabulary of attacks. The command line (`--attack`), the
+/// sweep's `eval.attacks`, Python's `attack=` and the saved JSON all read and write these names,
+/// and every error listing the attacks takes the list from [`AttackName::ALL`].
+///
+/// `fgsm`, `pgd`, `pgd-l2` and `square` run alone through [`AttackParams`] ([`robustness_curve`],
+/// [`perturb`]); `apgd-ce`, `apgd-t`, `surrogate`, `transfer` and `square` are the members of the
+/// ensemble ([`crate::ensemble`]), and `strongest` is the ensemble of all of them scored as the worst
+/// case per image ([`AttackName::members`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackName {
+    /// Fast gradient sign method (L∞, one step).
     Fgsm,
-    /// Projected gradient descent (L∞ or L2).
+    /// Projected gradient descent in the L∞ ball.
     Pgd,
+    /// Projected gradient descent in the L2 ball.
+    #[cfg_attr(feature = "clap", value(name = "pgd-l2"))]
+    PgdL2,
     /// The gradient-free Square attack (L∞).
     Square,
+    /// APGD with the cross-entropy loss (Croce & Hein 2020).
+    #[cfg_attr(feature = "clap", value(name = "apgd-ce"))]
+    ApgdCe,
+    /// APGD with the targeted DLR loss, one run per target among the top other classes.
+    #[cfg_attr(feature = "clap", value(name = "apgd-t"))]
+    ApgdT,
+    /// APGD-CE through a smooth stand-in of k-WTA in the backward pass (BPDA; `bio` models).
+    Surrogate,
+    /// APGD-CE examples crafted on a source model, scored on the attacked one.
+    Transfer,
+    /// The ensemble: apgd-ce, apgd-t, surrogate, transfer (with a source model) and Square (5000
+    /// queries), scored as the worst case per image, with sanity checks.
+    Strongest,
 }
 
-impl AttackKind {
-    /// `"fgsm"`, `"pgd"` or `"square"`.
+impl AttackName {
+    /// Every attack, in the order `--help` lists them.
+    pub const ALL: [AttackName; 9] = [
+        AttackName::Fgsm,
+        AttackName::Pgd,
+        AttackName::PgdL2,
+        AttackName::Square,
+        AttackName::ApgdCe,
+        AttackName::ApgdT,
+        AttackName::Surrogate,
+        AttackName::Transfer,
+        AttackName::Strongest,
+    ];
+
+    /// The members of the ensemble, in the order it runs them.
+    pub const ENSEMBLE: [AttackName; 5] =
+        [AttackName::ApgdCe, AttackName::ApgdT, AttackName::Surrogate, AttackName::Transfer, AttackName::Square];
+
+    /// The name as the command line, the sweep, Python and the JSON spell it.
     pub fn name(self) -> &'static str {
         match self {
-            AttackKind::Fgsm => "fgsm",
-            AttackKind::Pgd => "pgd",
-            AttackKind::Square => "square",
+            AttackName::Fgsm => "fgsm",
+            AttackName::Pgd => "pgd",
+            AttackName::PgdL2 => "pgd-l2",
+            AttackName::Square => "square",
+            AttackName::ApgdCe => "apgd-ce",
+            AttackName::ApgdT => "apgd-t",
+            AttackName::Surrogate => "surrogate",
+            AttackName::Transfer => "transfer",
+            AttackName::Strongest => "strongest",
         }
+    }
+
+    /// `names` as `a, b, c`, for messages.
+    pub fn list(names: &[AttackName]) -> String {
+        self::names(names.iter().map(|a| a.name()))
+    }
+
+    /// The ensemble members this name runs through [`crate::strongest`] (`strongest`: all of
+    /// them; `apgd-ce`, `apgd-t`, `surrogate`, `transfer`: itself alone); `None` for the attacks
+    /// that run alone through [`AttackParams`] (`fgsm`, `pgd`, `pgd-l2`, `square`).
+    pub fn members(self) -> Option<Vec<AttackName>> {
+        match self {
+            AttackName::Fgsm | AttackName::Pgd | AttackName::PgdL2 | AttackName::Square => None,
+            AttackName::Strongest => Some(AttackName::ENSEMBLE.to_vec()),
+            other => Some(vec![other]),
+        }
+    }
+
+    /// Whether the attack is a member of the ensemble.
+    pub fn in_ensemble(self) -> bool {
+        AttackName::ENSEMBLE.contains(&self)
+    }
+
+    /// Whether the attack uses the attacked model's own gradients (exact or surrogate).
+    pub fn white_box(self) -> bool {
+        matches!(
+            self,
+            AttackName::Fgsm
+                | AttackName::Pgd
+                | AttackName::PgdL2
+                | AttackName::ApgdCe
+                | AttackName::ApgdT
+                | AttackName::Surrogate
+        )
+    }
+}
+
+impl std::fmt::Display for AttackName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for AttackName {
+    type Err = EvalError;
+    /// An attack by name; the error lists every name.
+    fn from_str(s: &str) -> Result<Self, EvalError> {
+        AttackName::ALL.into_iter().find(|a| a.name() == s).ok_or_else(|| {
+            invalid("attack", format!("unknown attack `{s}` (known: {})", AttackName::list(&AttackName::ALL)))
+        })
     }
 }
 
@@ -112,8 +243,8 @@ pub enum TargetMode {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AttackParams {
-    /// The attack.
-    pub kind: AttackKind,
+    /// The attack: `fgsm`, `pgd`, `pgd-l2` (PGD with `norm` L2 whatever `norm` says) or `square`.
+    pub kind: AttackName,
     /// Norm of the ball (only PGD supports [`Norm::L2`]).
     pub norm: Norm,
     /// Radius of the ball.
@@ -137,7 +268,7 @@ pub struct AttackParams {
 impl Default for AttackParams {
     fn default() -> Self {
         Self {
-            kind: AttackKind::Pgd,
+            kind: AttackName::Pgd,
             norm: Norm::Linf,
             eps: DEFAULT_EPS,
             steps: DEFAULT_STEPS,
@@ -202,8 +333,22 @@ pub fn check_linf_radius(eps: f32) -> Result<(), EvalError> {
 }
 
 impl AttackParams {
-    /// Validates the parameters, naming the CLI flag of the first bad one.
-    pub fn check(self) -> Result<Attack, EvalError> {
+    /// Validates the parameters, naming the CLI flag of the first bad one. `pgd-l2` becomes `pgd`
+    /// with `norm` L2 in the checked attack's parameters.
+    pub fn check(mut self) -> Result<Attack, EvalError> {
+        if self.kind == AttackName::PgdL2 {
+            (self.kind, self.norm) = (AttackName::Pgd, Norm::L2);
+        }
+        if self.kind.members().is_some() {
+            return Err(invalid(
+                "attack",
+                format!(
+                    "{} is run by the ensemble (`bio_eval::strongest`); a single attack is one of {}",
+                    self.kind,
+                    AttackName::list(&[AttackName::Fgsm, AttackName::Pgd, AttackName::PgdL2, AttackName::Square])
+                ),
+            ));
+        }
         if !self.eps.is_finite() || self.eps < 0.0 {
             return Err(invalid("eps", format!("must be a finite number ≥ 0, got {}", self.eps)));
         }
@@ -215,15 +360,25 @@ impl AttackParams {
         {
             return Err(invalid("step-size", format!("must be a finite number > 0, got {s}")));
         }
-        if self.norm == Norm::L2 && self.kind != AttackKind::Pgd {
+        if self.norm == Norm::L2 && self.kind != AttackName::Pgd {
             return Err(invalid(
                 "norm",
                 format!("the {} attack is L∞ only; use `linf` or the PGD attack", self.kind.name()),
             ));
         }
         let method = match self.kind {
-            AttackKind::Fgsm => Method::Fgsm,
-            AttackKind::Pgd => {
+            AttackName::Fgsm => Method::Fgsm,
+            AttackName::Square => {
+                if self.queries == 0 {
+                    return Err(invalid("queries", "the Square attack needs at least one query"));
+                }
+                if !(self.p_init > 0.0 && self.p_init <= 1.0) {
+                    return Err(invalid("p-init", format!("must be in (0, 1], got {}", self.p_init)));
+                }
+                Method::Square { queries: self.queries, p_init: self.p_init }
+            }
+            // PGD (ensemble names were refused above).
+            _ => {
                 if self.steps == 0 {
                     return Err(invalid("steps", "PGD needs at least one step"));
                 }
@@ -232,15 +387,6 @@ impl AttackParams {
                     Norm::L2 => L2_STEP_FACTOR * self.eps / self.steps as f32,
                 });
                 Method::Pgd { norm: self.norm, steps: self.steps, step_size, random_start: self.random_start }
-            }
-            AttackKind::Square => {
-                if self.queries == 0 {
-                    return Err(invalid("queries", "the Square attack needs at least one query"));
-                }
-                if !(self.p_init > 0.0 && self.p_init <= 1.0) {
-                    return Err(invalid("p-init", format!("must be in (0, 1], got {}", self.p_init)));
-                }
-                Method::Square { queries: self.queries, p_init: self.p_init }
             }
         };
         Ok(Attack { params: self, method })
@@ -328,8 +474,8 @@ pub struct RobustPoint {
 /// Robust accuracy against one attack over a grid of radii.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RobustnessCurve {
-    /// `fgsm`, `pgd` or `square`.
-    pub attack: AttackKind,
+    /// `fgsm`, `pgd` or `square` (an L2 PGD curve is `pgd` with `norm` L2).
+    pub attack: AttackName,
     /// Norm of the ball.
     pub norm: Norm,
     /// PGD iterations.
@@ -431,10 +577,10 @@ pub fn robustness_curve<B: Backend, M: Classifier<B>>(
             mean_queries: matches!(method, Method::Square { .. }).then(|| queries as f64 / n.max(1) as f64),
         });
     }
-    let pgd = params.kind == AttackKind::Pgd;
-    let square = params.kind == AttackKind::Square;
+    let kind = attacks[0].params().kind;
+    let (pgd, square) = (kind == AttackName::Pgd, kind == AttackName::Square);
     Ok(RobustnessCurve {
-        attack: params.kind,
+        attack: kind,
         norm: attacks[0].norm(),
         steps: pgd.then_some(params.steps),
         step_size: if pgd { params.step_size } else { None },

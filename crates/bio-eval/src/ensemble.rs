@@ -2,7 +2,7 @@
 //! (an image counts as robust only if it is classified correctly clean and no attack fooled it), as
 //! AutoAttack and RobustBench do, plus the sanity checks that expose a weak evaluation.
 //!
-//! Attacks, in the order they run ([`EnsembleAttack`]):
+//! Attacks, in the order they run ([`AttackName`]):
 //! 1. `apgd-ce`: [APGD](crate::apgd) with the cross-entropy loss;
 //! 2. `apgd-t`: APGD with the targeted DLR loss, one run per target among the clean image's 9
 //!    highest-scoring other classes;
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accuracy::check_inputs;
 use crate::apgd::{self, ApgdLoss, ApgdRun, DEFAULT_DLR_TARGETS, DEFAULT_ITERATIONS, Outcome};
-use crate::attack::{DEFAULT_BATCH, DEFAULT_P_INIT, Norm, square_attack};
+use crate::attack::{AttackName, DEFAULT_BATCH, DEFAULT_P_INIT, Norm, square_attack};
 use crate::error::EvalError;
 
 /// Default query budget of the ensemble's Square attack (AutoAttack's standard setting).
@@ -51,46 +51,20 @@ pub const MORE_STEPS_TOLERANCE: f64 = 0.005;
 /// (0.02 = two points) that every white-box gradient attack left robust.
 pub const BLACK_BOX_TOLERANCE: f64 = 0.02;
 
-/// One attack of the ensemble.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnsembleAttack {
-    /// APGD with the cross-entropy loss.
-    ApgdCe,
-    /// APGD with the targeted DLR loss over the top other classes.
-    ApgdT,
-    /// APGD-CE through the surrogate backward pass.
-    Surrogate,
-    /// APGD-CE examples from a source model.
-    Transfer,
-    /// The gradient-free Square attack.
-    Square,
-}
-
-impl EnsembleAttack {
-    /// Every attack, in the order the ensemble runs them.
-    pub const ALL: [EnsembleAttack; 5] = [
-        EnsembleAttack::ApgdCe,
-        EnsembleAttack::ApgdT,
-        EnsembleAttack::Surrogate,
-        EnsembleAttack::Transfer,
-        EnsembleAttack::Square,
-    ];
-
-    /// `apgd-ce`, `apgd-t`, `surrogate`, `transfer` or `square`.
-    pub fn name(self) -> &'static str {
-        match self {
-            EnsembleAttack::ApgdCe => "apgd-ce",
-            EnsembleAttack::ApgdT => "apgd-t",
-            EnsembleAttack::Surrogate => "surrogate",
-            EnsembleAttack::Transfer => "transfer",
-            EnsembleAttack::Square => "square",
-        }
-    }
-
-    /// Whether the attack uses the attacked model's own gradients (exact or surrogate).
-    pub fn white_box(self) -> bool {
-        matches!(self, EnsembleAttack::ApgdCe | EnsembleAttack::ApgdT | EnsembleAttack::Surrogate)
+/// The fixed number of a member's random stream: saved results depend on these numbers, so they do
+/// not follow the order of [`AttackName`]'s variants.
+fn stage(attack: AttackName) -> u64 {
+    match attack {
+        AttackName::ApgdCe => 0,
+        AttackName::ApgdT => 1,
+        AttackName::Surrogate => 2,
+        AttackName::Transfer => 3,
+        AttackName::Square => 4,
+        // Not members ([`EnsembleParams::check`] refuses them): streams no member uses.
+        AttackName::Fgsm => 5,
+        AttackName::Pgd => 6,
+        AttackName::PgdL2 => 7,
+        AttackName::Strongest => 8,
     }
 }
 
@@ -98,8 +72,8 @@ impl EnsembleAttack {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EnsembleParams {
-    /// The attacks to run (run in the order of [`EnsembleAttack::ALL`] whatever the order here).
-    pub attacks: Vec<EnsembleAttack>,
+    /// The attacks to run (run in the order of [`AttackName::ENSEMBLE`] whatever the order here).
+    pub attacks: Vec<AttackName>,
     /// Norm of the ball (Square is skipped under L2).
     pub norm: Norm,
     /// APGD iterations per run.
@@ -126,7 +100,7 @@ pub struct EnsembleParams {
 impl Default for EnsembleParams {
     fn default() -> Self {
         Self {
-            attacks: EnsembleAttack::ALL.to_vec(),
+            attacks: AttackName::ENSEMBLE.to_vec(),
             norm: Norm::Linf,
             iterations: DEFAULT_ITERATIONS,
             restarts: 1,
@@ -146,6 +120,12 @@ impl EnsembleParams {
     pub fn check(&self) -> Result<(), EvalError> {
         if self.attacks.is_empty() {
             return Err(EvalError::invalid("attack", "the ensemble needs at least one attack"));
+        }
+        if let Some(a) = self.attacks.iter().find(|a| !a.in_ensemble()) {
+            return Err(EvalError::invalid(
+                "attack",
+                format!("{a} is not a member of the ensemble ({})", AttackName::list(&AttackName::ENSEMBLE)),
+            ));
         }
         if self.iterations == 0 {
             return Err(EvalError::invalid("iterations", "APGD needs at least one iteration"));
@@ -186,7 +166,7 @@ pub struct Helpers<'a, B: Backend> {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StageResult {
     /// The attack.
-    pub attack: EnsembleAttack,
+    pub attack: AttackName,
     /// Whether it ran (`false`: not applicable, with the reason in `note`).
     pub ran: bool,
     /// Images it attacked (every clean-correct image, or those still robust before it).
@@ -355,7 +335,7 @@ fn misclassified<B: Backend, M: Classifier<B> + ?Sized>(model: &M, x: &Matrix, l
 /// Which images one attack fools among `rows`; `None` with a reason when it cannot run.
 #[allow(clippy::too_many_arguments)]
 fn run_attack<B: Backend, M: Classifier<B>>(
-    attack: EnsembleAttack,
+    attack: AttackName,
     model: &M,
     helpers: &Helpers<'_, B>,
     params: &EnsembleParams,
@@ -372,12 +352,12 @@ fn run_attack<B: Backend, M: Classifier<B>>(
         early_stop: true,
     };
     let seed = params.seed;
-    let stage = attack as u64;
+    let stage = stage(attack);
     match attack {
-        EnsembleAttack::ApgdCe => Ok(in_batches(rows, images, labels, seed, stage, |x, y, rng| {
+        AttackName::ApgdCe => Ok(in_batches(rows, images, labels, seed, stage, |x, y, rng| {
             apgd_with_restarts(model, &ce, params.restarts, x, y, None, rng)
         })),
-        EnsembleAttack::ApgdT => {
+        AttackName::ApgdT => {
             if model.classes() < 4 {
                 return Err("the DLR loss needs at least 4 classes".into());
             }
@@ -413,7 +393,7 @@ fn run_attack<B: Backend, M: Classifier<B>>(
                 fooled
             }))
         }
-        EnsembleAttack::Surrogate => {
+        AttackName::Surrogate => {
             let Some(surrogate) = helpers.surrogate else {
                 return Err("no surrogate for this model (its gradient needs none)".into());
             };
@@ -422,7 +402,7 @@ fn run_attack<B: Backend, M: Classifier<B>>(
                 apgd_with_restarts(surrogate, &ce, params.restarts, x, y, None, rng)
             }))
         }
-        EnsembleAttack::Transfer => {
+        AttackName::Transfer => {
             let Some(source) = helpers.source else {
                 return Err("no source model given".into());
             };
@@ -432,7 +412,7 @@ fn run_attack<B: Backend, M: Classifier<B>>(
                 misclassified(model, &outcome.adversarial, y)
             }))
         }
-        EnsembleAttack::Square => {
+        AttackName::Square => {
             if params.norm != Norm::Linf {
                 return Err("the Square attack is L∞ only".into());
             }
@@ -441,6 +421,7 @@ fn run_attack<B: Backend, M: Classifier<B>>(
                 misclassified(model, &adv, y)
             }))
         }
+        other => Err(format!("{other} is not a member of the ensemble")),
     }
 }
 
@@ -449,19 +430,20 @@ fn run_attack<B: Backend, M: Classifier<B>>(
 /// any, so that an ensemble in which nothing can run is refused instead of reporting clean accuracy
 /// as its worst case.
 pub fn not_applicable<B: Backend, M: Classifier<B>>(
-    attack: EnsembleAttack,
+    attack: AttackName,
     model: &M,
     helpers: &Helpers<'_, B>,
     params: &EnsembleParams,
 ) -> Option<String> {
     match attack {
-        EnsembleAttack::ApgdCe => None,
-        EnsembleAttack::ApgdT => (model.classes() < 4).then(|| "the DLR loss needs at least 4 classes".into()),
-        EnsembleAttack::Surrogate => {
+        AttackName::ApgdCe => None,
+        AttackName::ApgdT => (model.classes() < 4).then(|| "the DLR loss needs at least 4 classes".into()),
+        AttackName::Surrogate => {
             helpers.surrogate.is_none().then(|| "no surrogate for this model (its gradient needs none)".into())
         }
-        EnsembleAttack::Transfer => helpers.source.is_none().then(|| "no source model given".into()),
-        EnsembleAttack::Square => (params.norm != Norm::Linf).then(|| "the Square attack is L∞ only".into()),
+        AttackName::Transfer => helpers.source.is_none().then(|| "no source model given".into()),
+        AttackName::Square => (params.norm != Norm::Linf).then(|| "the Square attack is L∞ only".into()),
+        other => Some(format!("{other} is not a member of the ensemble")),
     }
 }
 
@@ -512,8 +494,8 @@ pub fn strongest<B: Backend, M: Classifier<B>>(
         ok
     };
     let clean = clean_correct.iter().filter(|&&c| c).count();
-    let attacks: Vec<EnsembleAttack> =
-        EnsembleAttack::ALL.iter().copied().filter(|a| params.attacks.contains(a)).collect();
+    let attacks: Vec<AttackName> =
+        AttackName::ENSEMBLE.iter().copied().filter(|a| params.attacks.contains(a)).collect();
     let skipped: Vec<Option<String>> = attacks.iter().map(|&a| not_applicable(a, model, &helpers, params)).collect();
     if eps_grid.iter().any(|&e| e > 0.0) && skipped.iter().all(Option::is_some) {
         let why: Vec<String> = attacks
@@ -590,7 +572,7 @@ pub fn strongest<B: Backend, M: Classifier<B>>(
         let robust_count = robust_images.iter().filter(|&&r| r).count();
         if params.sanity && eps > 0.0 {
             sanity.extend(black_box_flags(eps, &stages, n));
-            if attacks.contains(&EnsembleAttack::ApgdCe) {
+            if attacks.contains(&AttackName::ApgdCe) {
                 progress(&format!("eps {eps}: sanity check, apgd-ce with a quarter of the iterations"));
                 sanity.push(more_steps_flag(model, params, eps, &stages, &clean_correct, images, labels));
             }
@@ -644,7 +626,7 @@ fn more_steps_flag<B: Backend, M: Classifier<B>>(
     labels: &[usize],
 ) -> SanityFlag {
     let n = images.rows();
-    let full = stages.iter().find(|s| s.attack == EnsembleAttack::ApgdCe).and_then(|s| s.own_accuracy).unwrap_or(0.0);
+    let full = stages.iter().find(|s| s.attack == AttackName::ApgdCe).and_then(|s| s.own_accuracy).unwrap_or(0.0);
     let short_iterations = (params.iterations / 4).max(1);
     let rows: Vec<usize> = (0..n).filter(|&i| clean_correct[i]).collect();
     let short_run = ApgdRun {

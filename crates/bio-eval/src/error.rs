@@ -1,5 +1,7 @@
 //! Errors of the evaluation instruments.
 
+use std::borrow::Cow;
+
 use thiserror::Error;
 
 /// What an evaluation can refuse.
@@ -8,8 +10,8 @@ pub enum EvalError {
     /// A parameter is out of range; `name` is the parameter (and CLI flag) it concerns.
     #[error("invalid value for `{name}`: {reason}")]
     InvalidParam {
-        /// The parameter's name.
-        name: &'static str,
+        /// The parameter's name (a registry option's own flag, so not only static names).
+        name: Cow<'static, str>,
         /// Why the value is rejected.
         reason: String,
     },
@@ -34,7 +36,7 @@ pub enum EvalError {
 
 impl EvalError {
     /// Shorthand for [`EvalError::InvalidParam`].
-    pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
-        Self::InvalidParam { name, reason: reason.into() }
+    pub fn invalid(name: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
+        Self::InvalidParam { name: name.into(), reason: reason.into() }
     }
 }

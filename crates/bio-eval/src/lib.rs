@@ -20,12 +20,11 @@ pub mod plot;
 
 pub use accuracy::{ConfusionMatrix, Evaluation, evaluate, for_each_batch};
 pub use attack::{
-    Attack, AttackKind, AttackParams, DEFAULT_EPS_GRID, MaskingFlag, Method, Norm, RobustPoint, RobustnessCurve,
+    Attack, AttackName, AttackParams, DEFAULT_EPS_GRID, MaskingFlag, Method, Norm, RobustPoint, RobustnessCurve,
     TargetMode, masking_check, perturb, robustness_curve,
 };
 pub use ensemble::{
-    EnsembleAttack, EnsembleParams, EnsemblePoint, EnsembleReport, Helpers, SanityCheck, SanityFlag, StageResult,
-    strongest, worst_case,
+    EnsembleParams, EnsemblePoint, EnsembleReport, Helpers, SanityCheck, SanityFlag, StageResult, strongest, worst_case,
 };
 pub use error::EvalError;
 pub use export::{

@@ -1117,7 +1117,7 @@ mod tests {
         draw_histogram(&p, "t", "x", &[2.0; 10], false, None, Bins::Equal(10), false).unwrap();
         assert!(matches!(
             draw_histogram(&p, "t", "x", &[1.0], false, None, Bins::Equal(0), false),
-            Err(EvalError::InvalidParam { name: "bins", .. })
+            Err(EvalError::InvalidParam { name, .. }) if name == "bins"
         ));
     }
 

@@ -12,8 +12,8 @@ use bio_cpu::CpuBackend;
 use bio_eval::apgd::{ApgdLoss, ApgdRun, apgd};
 use bio_eval::attack::DEFAULT_BATCH;
 use bio_eval::{
-    AttackKind, AttackParams, EnsembleAttack, EnsembleParams, EvalError, Helpers, Norm, RobustPoint, RobustnessCurve,
-    SanityCheck, TargetMode, evaluate, masking_check, perturb, robustness_curve, strongest, worst_case,
+    AttackName, AttackParams, EnsembleParams, EvalError, Helpers, Norm, RobustPoint, RobustnessCurve, SanityCheck,
+    TargetMode, evaluate, masking_check, perturb, robustness_curve, strongest, worst_case,
 };
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -83,7 +83,7 @@ fn accuracy_on(model: &BpNet<CpuBackend>, x: &Matrix, y: &[usize]) -> f64 {
 }
 
 fn pgd(eps: f32) -> AttackParams {
-    AttackParams { kind: AttackKind::Pgd, eps, ..Default::default() }
+    AttackParams { kind: AttackName::Pgd, eps, ..Default::default() }
 }
 
 /// Largest distance of each row of `adv` to `x` in the norm, and whether every pixel is in [0, 1].
@@ -111,7 +111,7 @@ fn the_trained_model_is_accurate() {
 fn eps_zero_is_the_clean_accuracy_and_the_clean_input() {
     let t = trained();
     let clean = evaluate(&t.model, &t.test_x, &t.test_y, 64).unwrap();
-    for kind in [AttackKind::Fgsm, AttackKind::Pgd, AttackKind::Square] {
+    for kind in [AttackName::Fgsm, AttackName::Pgd, AttackName::Square] {
         let params = AttackParams { kind, queries: 20, ..Default::default() };
         let curve = robustness_curve(&t.model, &params, &[0.0], &t.test_x, &t.test_y, 64, 3, |_, _| {}).unwrap();
         assert_eq!(curve.points[0].accuracy, clean.accuracy);
@@ -126,7 +126,7 @@ fn eps_zero_is_the_clean_accuracy_and_the_clean_input() {
 fn pgd_is_at_least_as_strong_as_fgsm_and_lowers_accuracy() {
     let t = trained();
     let grid = [0.0, 0.05, 0.1];
-    let fgsm = AttackParams { kind: AttackKind::Fgsm, ..Default::default() };
+    let fgsm = AttackParams { kind: AttackName::Fgsm, ..Default::default() };
     let f = robustness_curve(&t.model, &fgsm, &grid, &t.test_x, &t.test_y, 128, 5, |_, _| {}).unwrap();
     let p = robustness_curve(&t.model, &pgd(0.0), &grid, &t.test_x, &t.test_y, 128, 5, |_, _| {}).unwrap();
     eprintln!("fgsm {:?}", f.points.iter().map(|p| p.accuracy).collect::<Vec<_>>());
@@ -196,7 +196,7 @@ fn targeted_pgd_reaches_the_target() {
 fn square_attack_lowers_accuracy_without_gradients() {
     let t = trained();
     let eps = 0.1;
-    let params = AttackParams { kind: AttackKind::Square, eps, queries: 300, ..Default::default() };
+    let params = AttackParams { kind: AttackName::Square, eps, queries: 300, ..Default::default() };
     let attack = params.clone().check().unwrap();
     let adv = perturb(&t.model, &attack, &t.test_x, &t.test_y, 9).unwrap();
     let (dist, in_range) = distances(&t.test_x, &adv, Norm::Linf);
@@ -217,7 +217,7 @@ fn same_seed_same_images() {
     for params in [
         pgd(0.1),
         AttackParams { norm: Norm::L2, ..pgd(1.0) },
-        AttackParams { kind: AttackKind::Square, queries: 50, ..pgd(0.1) },
+        AttackParams { kind: AttackName::Square, queries: 50, ..pgd(0.1) },
         AttackParams { target: Some(TargetMode::Random), ..pgd(0.1) },
     ] {
         let attack = params.check().unwrap();
@@ -233,7 +233,7 @@ fn same_seed_same_images() {
 fn progress_counts_every_sample_at_every_radius() {
     let t = trained();
     let mut calls = Vec::new();
-    let params = AttackParams { kind: AttackKind::Fgsm, ..Default::default() };
+    let params = AttackParams { kind: AttackName::Fgsm, ..Default::default() };
     robustness_curve(&t.model, &params, &[0.0, 0.1], &t.test_x, &t.test_y, 150, 1, |d, n| calls.push((d, n))).unwrap();
     assert_eq!(calls.last(), Some(&(800, 800)));
     assert!(calls.windows(2).all(|w| w[0].0 < w[1].0));
@@ -267,7 +267,7 @@ fn the_bio_network_can_be_attacked() {
     }
     let (tx, ty) = synthetic_with(200, 2, 0.2);
     let clean = evaluate(&model, &tx, &ty, 100).unwrap().accuracy;
-    for kind in [AttackKind::Pgd, AttackKind::Square] {
+    for kind in [AttackName::Pgd, AttackName::Square] {
         let params = AttackParams { kind, queries: 100, ..Default::default() };
         let curve = robustness_curve(&model, &params, &[0.0, 0.1], &tx, &ty, 100, 2, |_, _| {}).unwrap();
         eprintln!("bio {kind:?}: clean {clean}, {:?}", curve.points.iter().map(|p| p.accuracy).collect::<Vec<_>>());
@@ -331,7 +331,7 @@ fn a_gap_within_chance_is_not_called_masking() {
     assert_eq!(bio_eval::attack::masking_threshold(0.999, 0.999, 1_000_000), bio_eval::attack::MASKING_TOLERANCE);
 }
 
-fn bad_name(r: Result<impl std::fmt::Debug, EvalError>) -> &'static str {
+fn bad_name(r: Result<impl std::fmt::Debug, EvalError>) -> std::borrow::Cow<'static, str> {
     match r {
         Err(EvalError::InvalidParam { name, .. }) => name,
         other => panic!("expected an invalid parameter, got {other:?}"),
@@ -347,10 +347,10 @@ fn invalid_parameters_are_rejected_naming_the_flag() {
     assert_eq!(bad(AttackParams { steps: 0, ..pgd(0.1) }), "steps");
     assert_eq!(bad(AttackParams { step_size: Some(0.0), ..pgd(0.1) }), "step-size");
     assert_eq!(bad(AttackParams { step_size: Some(f32::NAN), ..pgd(0.1) }), "step-size");
-    assert_eq!(bad(AttackParams { kind: AttackKind::Square, queries: 0, ..pgd(0.1) }), "queries");
-    assert_eq!(bad(AttackParams { kind: AttackKind::Square, p_init: 0.0, ..pgd(0.1) }), "p-init");
-    assert_eq!(bad(AttackParams { kind: AttackKind::Square, norm: Norm::L2, ..pgd(0.1) }), "norm");
-    assert_eq!(bad(AttackParams { kind: AttackKind::Fgsm, norm: Norm::L2, ..pgd(0.1) }), "norm");
+    assert_eq!(bad(AttackParams { kind: AttackName::Square, queries: 0, ..pgd(0.1) }), "queries");
+    assert_eq!(bad(AttackParams { kind: AttackName::Square, p_init: 0.0, ..pgd(0.1) }), "p-init");
+    assert_eq!(bad(AttackParams { kind: AttackName::Square, norm: Norm::L2, ..pgd(0.1) }), "norm");
+    assert_eq!(bad(AttackParams { kind: AttackName::Fgsm, norm: Norm::L2, ..pgd(0.1) }), "norm");
     assert!(AttackParams::default().check().is_ok());
 
     let t = trained();
@@ -392,11 +392,11 @@ proptest! {
     ) {
         let x = Matrix::new(6, 16, pixels).unwrap();
         let (kind, norm, eps) = match which {
-            0 => (AttackKind::Fgsm, Norm::Linf, eps),
-            1 => (AttackKind::Pgd, Norm::Linf, eps),
-            2 => (AttackKind::Pgd, Norm::L2, eps * 4.0),
-            3 => (AttackKind::Pgd, Norm::L2, eps * 0.01),
-            _ => (AttackKind::Square, Norm::Linf, eps),
+            0 => (AttackName::Fgsm, Norm::Linf, eps),
+            1 => (AttackName::Pgd, Norm::Linf, eps),
+            2 => (AttackName::Pgd, Norm::L2, eps * 4.0),
+            3 => (AttackName::Pgd, Norm::L2, eps * 0.01),
+            _ => (AttackName::Square, Norm::Linf, eps),
         };
         let params = AttackParams {
             kind, norm, eps, steps, step_size: Some(step), random_start, queries: steps * 5,
@@ -432,12 +432,12 @@ fn measure_on_embedded_data() {
     eprintln!("PGD-40 (eps 0 and 0.1) on {} images: {:.1?}", x.rows(), t0.elapsed());
     eprintln!("pgd: {}", serde_json::to_string(&curve.points).unwrap());
     let t0 = Instant::now();
-    let params = AttackParams { kind: AttackKind::Fgsm, ..Default::default() };
+    let params = AttackParams { kind: AttackName::Fgsm, ..Default::default() };
     let f = robustness_curve(&model, &params, &bio_eval::DEFAULT_EPS_GRID, x, y, 500, 1, |_, _| {}).unwrap();
     eprintln!("fgsm grid {:.1?}: {:?}", t0.elapsed(), f.points.iter().map(|p| (p.eps, p.accuracy)).collect::<Vec<_>>());
     for p_init in [0.05, 0.3, 0.8] {
         let t0 = Instant::now();
-        let params = AttackParams { kind: AttackKind::Square, p_init, ..Default::default() };
+        let params = AttackParams { kind: AttackName::Square, p_init, ..Default::default() };
         let s = robustness_curve(&model, &params, &[0.1], x, y, 500, 1, |_, _| {}).unwrap();
         eprintln!(
             "square-1000 p_init {p_init} at 0.1: {:.1?}: {}",
@@ -457,7 +457,7 @@ fn measure_on_embedded_data() {
     eprintln!("trained bio 784-400-10 for 3 epochs in {:.1?}", t0.elapsed());
     let grid = [0.0, 0.05, 0.1, 0.2];
     let p = robustness_curve(&bio, &pgd(0.0), &grid, x, y, 500, 1, |_, _| {}).unwrap();
-    let params = AttackParams { kind: AttackKind::Square, ..Default::default() };
+    let params = AttackParams { kind: AttackName::Square, ..Default::default() };
     let s = robustness_curve(&bio, &params, &grid, x, y, 500, 1, |_, _| {}).unwrap();
     eprintln!("bio pgd {:?}", p.points.iter().map(|p| (p.eps, p.accuracy)).collect::<Vec<_>>());
     eprintln!("bio square {:?}", s.points.iter().map(|p| (p.eps, p.accuracy)).collect::<Vec<_>>());
@@ -475,7 +475,7 @@ fn attacks_run_on_the_reference_backend() {
     for params in [
         pgd(0.1),
         AttackParams { norm: Norm::L2, ..pgd(0.5) },
-        AttackParams { kind: AttackKind::Square, queries: 30, ..pgd(0.1) },
+        AttackParams { kind: AttackName::Square, queries: 30, ..pgd(0.1) },
     ] {
         let norm = params.norm;
         let eps = params.eps;
@@ -485,7 +485,7 @@ fn attacks_run_on_the_reference_backend() {
     }
 }
 
-fn ensemble(attacks: &[EnsembleAttack]) -> EnsembleParams {
+fn ensemble(attacks: &[AttackName]) -> EnsembleParams {
     EnsembleParams { attacks: attacks.to_vec(), sanity: false, square_queries: 200, ..Default::default() }
 }
 
@@ -497,7 +497,7 @@ fn apgd_is_at_least_as_strong_as_pgd_40() {
         let report = strongest(
             &t.model,
             Helpers::default(),
-            &ensemble(&[EnsembleAttack::ApgdCe]),
+            &ensemble(&[AttackName::ApgdCe]),
             &[eps],
             &t.test_x,
             &t.test_y,
@@ -549,7 +549,7 @@ fn apgd_and_transfer_examples_stay_in_the_ball_and_fool_the_model() {
     let report = strongest(
         &t.model,
         Helpers { surrogate: None, source: Some(&source) },
-        &ensemble(&[EnsembleAttack::Transfer]),
+        &ensemble(&[AttackName::Transfer]),
         &[0.1],
         &t.test_x,
         &t.test_y,
@@ -573,7 +573,7 @@ fn a_source_of_another_input_size_is_refused_by_name() {
     let r = strongest(
         &t.model,
         Helpers { surrogate: None, source: Some(&other) },
-        &ensemble(&[EnsembleAttack::Transfer]),
+        &ensemble(&[AttackName::Transfer]),
         &[0.1],
         &t.test_x,
         &t.test_y,
@@ -585,7 +585,7 @@ fn a_source_of_another_input_size_is_refused_by_name() {
 #[test]
 fn the_ensemble_is_the_worst_case_per_image_and_its_checks_pass_on_an_honest_model() {
     let t = trained();
-    let mut params = ensemble(&EnsembleAttack::ALL);
+    let mut params = ensemble(&AttackName::ENSEMBLE);
     params.independent = true;
     params.sanity = true;
     let report = strongest(&t.model, Helpers::default(), &params, &[0.0, 0.08], &t.test_x, &t.test_y, |_| {}).unwrap();
@@ -598,7 +598,7 @@ fn the_ensemble_is_the_worst_case_per_image_and_its_checks_pass_on_an_honest_mod
     }
     // No surrogate and no source were given: those two attacks say so instead of running.
     let skipped: Vec<_> = p.stages.iter().filter(|s| !s.ran).map(|s| s.attack).collect();
-    assert_eq!(skipped, vec![EnsembleAttack::Surrogate, EnsembleAttack::Transfer]);
+    assert_eq!(skipped, vec![AttackName::Surrogate, AttackName::Transfer]);
     assert!(p.accuracy < report.clean_accuracy);
     let checks: Vec<_> = report.sanity.iter().map(|f| f.check).collect();
     assert!(checks.contains(&SanityCheck::LargeEps) && checks.contains(&SanityCheck::MoreSteps));
@@ -645,7 +645,7 @@ impl Classifier<CpuBackend> for Reversed<'_> {
 fn masked_gradients_are_flagged_by_the_sanity_checks() {
     let t = trained();
     let params = EnsembleParams {
-        attacks: vec![EnsembleAttack::ApgdCe, EnsembleAttack::Square],
+        attacks: vec![AttackName::ApgdCe, AttackName::Square],
         iterations: 20,
         square_queries: 200,
         sanity: true,
@@ -712,5 +712,41 @@ proptest! {
         }
         let fooled_by: Vec<Vec<bool>> = p.stages.iter().map(|s| s.fooled_images.clone()).collect();
         prop_assert_eq!(&worst_case(&clean, &fooled_by), &p.robust_images);
+    }
+}
+
+#[test]
+fn strongest_is_per_image_at_most_every_member_run_alone() {
+    let t = trained();
+    let (x, y) = (t.test_x.select_rows(&(0..120).collect::<Vec<_>>()), t.test_y[..120].to_vec());
+    let eps = [0.06f32];
+    let run = |attacks: &[AttackName], independent: bool| {
+        let params = EnsembleParams { iterations: 20, independent, ..ensemble(attacks) };
+        strongest(&t.model, Helpers::default(), &params, &eps, &x, &y, |_| {}).unwrap().points.remove(0)
+    };
+    // Every member alone (the surrogate and transfer attacks cannot run without their helpers).
+    let members = [AttackName::ApgdCe, AttackName::ApgdT, AttackName::Square];
+    let alone: Vec<Vec<bool>> = members.iter().map(|&a| run(&[a], false).robust_images).collect();
+    let clean: Vec<bool> = t.model.predict(&t.model.backend().upload(&x)).iter().zip(&y).map(|(p, l)| p == l).collect();
+    for independent in [false, true] {
+        let all = run(&AttackName::ENSEMBLE, independent);
+        assert_eq!(all.robust_images.len(), y.len());
+        for (i, &robust) in all.robust_images.iter().enumerate() {
+            for (a, member) in members.iter().zip(&alone) {
+                // The first member sees the same images with the same random numbers in both runs,
+                // and with `independent` every member does: the ensemble is at most each of them.
+                if independent || *a == AttackName::ApgdCe {
+                    assert!(!robust || member[i], "image {i}: robust to the ensemble, fooled by {a} alone");
+                }
+            }
+        }
+        if independent {
+            // Robust to the ensemble exactly when right clean and robust to every member alone.
+            let expected: Vec<bool> = (0..y.len()).map(|i| clean[i] && alone.iter().all(|m| m[i])).collect();
+            assert_eq!(all.robust_images, expected);
+        }
+        let count = all.robust_images.iter().filter(|r| **r).count();
+        assert_eq!(all.robust, count);
+        assert!(alone.iter().all(|m| count <= m.iter().filter(|r| **r).count()));
     }
 }

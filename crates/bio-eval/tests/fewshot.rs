@@ -15,7 +15,7 @@ use bio_eval::{
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn flag(e: EvalError) -> &'static str {
+fn flag(e: EvalError) -> std::borrow::Cow<'static, str> {
     match e {
         EvalError::InvalidParam { name, .. } => name,
         other => panic!("expected an invalid parameter, got {other}"),

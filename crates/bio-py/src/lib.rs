@@ -19,7 +19,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow};
 use bio_core::{Backend, Classifier, Matrix, SavedModel};
 use bio_data::{DataSource, Dataset, ModelFile, Split, model_dir};
-use bio_eval::{AttackKind, AttackParams};
+use bio_eval::{AttackName, AttackParams};
 use bio_run::{BackendChoice, EVAL_BATCH, Event, Outcome, Resolved, Session, SessionSpec, TrainMetrics, on_backend};
 use numpy::{PyArray1, PyArray2, PyArrayMethods};
 use pyo3::prelude::*;
@@ -163,7 +163,7 @@ impl Trainer {
             let mut one = json.clone();
             one["rule_args"][option_key(name)] = value.clone();
             if let Err(e) = serde_json::from_value::<SessionSpec>(one) {
-                anyhow::bail!("invalid value for `{name}`: {value} ({e})");
+                return Err(bio_core::CoreError::invalid(name.clone(), format!("{value} ({e})")).into());
             }
         }
         for (name, value) in &self.options {
@@ -671,8 +671,9 @@ impl Model {
             guarded(|| {
                 if let Some(found) = bio_run::files::RUN_FILES.iter().find(|f| dir.join(f).exists()) {
                     if !overwrite {
-                        anyhow::bail!(
-                            "invalid value for `dir`: {} already holds a run ({found}); pass overwrite=True to replace it",
+                        bio_run::invalid!(
+                            "dir",
+                            "{} already holds a run ({found}); pass overwrite=True to replace it",
                             dir.display()
                         );
                     }
@@ -740,13 +741,36 @@ fn attack_on<B: Backend>(
     Ok((adversarial, robust as f64 / y.len() as f64))
 }
 
-/// Adversarial images within the L∞ ball of radius ``eps`` around ``x`` and inside ``[0, 1]``,
-/// and the robust accuracy (right on both the clean and the attacked image), as
-/// ``bio eval robustness`` counts it. ``attack``: ``"pgd"`` (``steps`` iterations, random start),
-/// ``"fgsm"``, or the gradient-free ``"square"`` (``queries`` model queries per image, default
-/// 1000). Same ``seed``, same images. ``x`` must hold pixels in ``[0, 1]``.
+/// The ensemble `params` on `x, y` at radius `eps`, through the function `bio eval robustness`
+/// runs: whether each image stays robust (right clean and fooled by no attack), and their fraction.
+fn ensemble_on<B: Backend>(
+    model: &impl Classifier<B>,
+    params: &bio_eval::EnsembleParams,
+    eps: f32,
+    x: &Matrix,
+    y: &[usize],
+) -> Result<(Vec<bool>, f64)> {
+    let report = bio_run::robustness::ensemble(model, None, params, &[eps], x, y, |_| {})?;
+    let point = report.points.into_iter().next().context("the ensemble measured no radius")?;
+    Ok((point.robust_images, point.accuracy))
+}
+
+/// An attack of ``bio eval robustness --attack`` (names in ``ATTACKS``) on ``x, y`` at radius
+/// ``eps``, with the CLI's settings and ``seed``; ``x`` must hold pixels in ``[0, 1]``.
+///
+/// A single attack, ``"pgd"`` (``steps`` iterations, random start, L∞), ``"pgd-l2"`` (the same in
+/// the L2 ball), ``"fgsm"`` or the gradient-free ``"square"`` (``queries`` model queries per
+/// image, default 1000), returns the adversarial images (shaped like ``x``, within the ball and
+/// inside ``[0, 1]``) and the robust accuracy (right on both the clean and the attacked image).
+///
+/// ``"strongest"`` (the ensemble APGD-CE, APGD-T, surrogate gradient and Square, ``queries``
+/// default 5000, ``iterations`` APGD iterations, default 100), or one of its members
+/// ``"apgd-ce"``, ``"apgd-t"``, ``"surrogate"``, returns the worst case per image, a bool array
+/// (right clean and fooled by no attack), and its mean, exactly as ``bio eval robustness --attack
+/// strongest --eps EPS`` measures them on the same images (the same function runs). ``"transfer"``
+/// needs a source model and is refused. Same ``seed``, same result.
 #[pyfunction]
-#[pyo3(signature = (model, x, y, attack="pgd", eps=0.1, steps=40, seed=0, queries=None))]
+#[pyo3(signature = (model, x, y, attack="pgd", eps=0.1, steps=40, seed=0, queries=None, iterations=None))]
 #[allow(clippy::too_many_arguments)]
 fn attack<'py>(
     py: Python<'py>,
@@ -758,22 +782,29 @@ fn attack<'py>(
     steps: usize,
     seed: u64,
     queries: Option<usize>,
+    iterations: Option<usize>,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let kind = match attack {
-        "pgd" => AttackKind::Pgd,
-        "fgsm" => AttackKind::Fgsm,
-        "square" => AttackKind::Square,
-        other => {
-            return Err(value_error(format!(
-                "invalid value for `attack`: expected pgd, fgsm or square, got {other:?}"
-            )));
-        }
+    let name: AttackName = attack.parse().py_err()?;
+    // The CLI's translation of its flags, so that both run the same settings.
+    let defaults = bio_run::robustness::RobustnessSpec::default();
+    let spec = bio_run::robustness::RobustnessSpec {
+        attack: vec![name],
+        eps: vec![eps],
+        steps,
+        queries,
+        iterations: iterations.unwrap_or(defaults.iterations),
+        seed,
+        ..defaults
     };
-    let defaults = AttackParams::default();
-    let queries = queries.unwrap_or(defaults.queries);
-    let checked = AttackParams { kind, eps, steps, queries, ..defaults }.check().py_err()?;
+    spec.check().py_err()?;
     let images = images(x, "x", Some(model.input_dim()))?;
     let y = labels(y, "y", images.matrix.rows(), Some(model.classes()))?;
+    if let Some(params) = spec.ensemble_params(name) {
+        let (robust, accuracy) =
+            with_network!(py, model, |_b, net| ensemble_on(&net, &params, eps, &images.matrix, &y))?;
+        return PyTuple::new(py, [PyArray1::from_vec(py, robust).into_any(), accuracy.into_pyobject(py)?.into_any()]);
+    }
+    let checked = AttackParams { eps, ..spec.attack_params(name) }.check().py_err()?;
     let (adversarial, robust) =
         with_network!(py, model, |b, net| attack_on(b, &net, &checked, &images.matrix, &y, seed))?;
     PyTuple::new(py, [images_to_py(py, &adversarial, x)?, robust.into_pyobject(py)?.into_any()])
@@ -985,6 +1016,7 @@ fn _biorule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("RULE_OPTIONS", rule_option_names())?;
     m.add("RULES", bio_core::rules::rules().iter().map(|r| r.name).collect::<Vec<_>>())?;
+    m.add("ATTACKS", AttackName::ALL.iter().map(|a| a.name()).collect::<Vec<_>>())?;
     m.add_class::<Trainer>()?;
     m.add_class::<Model>()?;
     m.add_function(wrap_pyfunction!(load_dataset, m)?)?;

@@ -298,6 +298,49 @@ def test_bad_settings_are_value_errors_naming_them(data):
         biorule.attack(biorule.Trainer(rule="bp", hidden=[5]).fit(x[:200], y[:200], epochs=1), x[:2], y[:2], attack="cw")
 
 
+def test_exceptions_are_chosen_by_the_error_type(tmp_path, data, bp_model):
+    x, y, _, _ = data
+    # A setting refused by bio-run (a typed error naming it) and the attack vocabulary's own error.
+    with pytest.raises(ValueError, match="`source`: the transfer attack needs"):
+        biorule.attack(bp_model, x[:2], y[:2], attack="transfer")
+    with pytest.raises(ValueError, match="unknown attack `cw` \\(known: fgsm, pgd, pgd-l2, square, apgd-ce"):
+        biorule.attack(bp_model, x[:2], y[:2], attack="cw")
+    # An error of no refused-input type is a RuntimeError (and not a ValueError), whatever it says.
+    run = tmp_path / "run"
+    biorule.Trainer(rule="bp", hidden=[5]).fit(x[:200], y[:200], epochs=1, out=run, dataset="embedded")
+    with pytest.raises(RuntimeError, match="nothing to resume") as raised:
+        biorule.resume(run)
+    assert type(raised.value) is RuntimeError
+
+
+def test_strongest_from_python_is_the_cli_worst_case_per_image(tmp_path, data, bio_model):
+    _, _, xt, yt = data
+    n, eps = 60, 0.1
+    settings = dict(eps=eps, iterations=5, queries=50, seed=4)
+    robust, accuracy = biorule.attack(bio_model, xt[:n], yt[:n], "strongest", **settings)
+    assert robust.dtype == np.bool_ and robust.shape == (n,)
+    assert accuracy == robust.mean()
+    # Per image at most every member alone and at most clean accuracy.
+    clean = bio_model.predict(xt[:n]) == yt[:n]
+    assert not (robust & ~clean).any()
+    for member in ["apgd-ce"]:
+        alone, _ = biorule.attack(bio_model, xt[:n], yt[:n], member, **settings)
+        assert not (robust & ~alone).any(), member
+    bio = bio_binary()
+    bio_model.save(tmp_path / "bio")
+    out = subprocess.run(
+        [bio, "eval", "robustness", "--model", str(tmp_path / "bio"), "--attack", "strongest", "--eps", str(eps),
+         "--iterations", "5", "--queries", "50", "--seed", "4", "--limit", str(n), "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    point = json.loads(out.stdout)["ensembles"][0]["points"][0]
+    assert point["samples"] == n
+    assert point["robust"] == int(robust.sum())
+    assert point["accuracy"] == accuracy
+
+
 def test_rule_options_reach_the_rule(data):
     x, y, _, _ = data
     sparse = biorule.Trainer(rule="bio", hidden=[100], active_fraction=0.2).fit(x[:1000], y[:1000], epochs=1)

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result};
 use bio_core::rules::{Rule, RuleInfo, RuleVisitor};
 use bio_core::{Backend, LearningRule};
 use bio_eval::continual::methods::{BpLearner, BpMethod, Ncm, NcmFeatures, PrototypeReadout, RuleLearner};
@@ -34,7 +34,7 @@ pub const BASELINES: &[&str] =
 pub const PROTOTYPE_SUFFIX: &str = "+ncm";
 
 /// Name of the file [`continual`] writes into `out`.
-pub const CONTINUAL_FILE: &str = "continual.json";
+pub use bio_data::model_dir::CONTINUAL_FILE;
 
 /// Which family of contexts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,7 +180,7 @@ impl ContinualSpec {
             } else if bio_core::rules::rules().iter().any(|r| r.option(&flag).is_some()) {
                 options.insert(flag, value.clone());
             } else {
-                bail!("invalid value for `{key}`: not a setting of the continual protocol or of any rule");
+                crate::invalid!(key.to_string(), "not a setting of the continual protocol or of any rule");
             }
         }
         serde_json::from_value(spec).map_err(|e| anyhow::anyhow!("invalid continual settings: {e}"))
@@ -201,7 +201,7 @@ impl ContinualSpec {
     pub fn check(&self) -> Result<()> {
         self.scenarios()?;
         if self.methods.is_empty() {
-            bail!("invalid value for `methods`: name at least one");
+            crate::invalid!("methods", "name at least one");
         }
         let mut takers: Vec<RuleInfo> = Vec::new();
         for m in &self.methods {
@@ -212,8 +212,9 @@ impl ContinualSpec {
                 let m = m.strip_suffix(PROTOTYPE_SUFFIX).unwrap_or(m);
                 let Ok(info) = bio_core::rules::find(m) else {
                     let rules: Vec<&str> = bio_core::rules::rules().iter().map(|r| r.name).collect();
-                    bail!(
-                        "invalid value for `methods`: `{m}` is neither a rule ({}) nor one of {}",
+                    crate::invalid!(
+                        "methods",
+                        "`{m}` is neither a rule ({}) nor one of {}",
                         rules.join(", "),
                         BASELINES.join(", ")
                     );
@@ -223,25 +224,25 @@ impl ContinualSpec {
             }
         }
         if let Some(flag) = self.options.settings.0.keys().find(|f| !takers.iter().any(|r| r.option(f).is_some())) {
-            bail!("invalid value for `{flag}`: none of the methods {} takes this setting", self.methods.join(", "));
+            crate::invalid!(flag.to_string(), "none of the methods {} takes this setting", self.methods.join(", "));
         }
         if self.iterations == 0 || self.options.batch == 0 {
-            bail!("invalid value for `iterations`: the budget needs at least 1 iteration of at least 1 image");
+            crate::invalid!("iterations", "the budget needs at least 1 iteration of at least 1 image");
         }
         if self.context_epochs == 0 || self.context_epochs > self.iterations {
-            bail!("invalid value for `context-epochs`: must lie in 1..=iterations");
+            crate::invalid!("context-epochs", "must lie in 1..=iterations");
         }
         if self.seeds == 0 {
-            bail!("invalid value for `seeds`: must be ≥ 1");
+            crate::invalid!("seeds", "must be ≥ 1");
         }
         if self.options.epochs.is_some() {
-            bail!("invalid value for `epochs`: a context's budget is --iterations, not epochs");
+            crate::invalid!("epochs", "a context's budget is --iterations, not epochs");
         }
         if !(self.kwta_density > 0.0 && self.kwta_density < 1.0) || self.kwta_units == 0 {
-            bail!("invalid value for `kwta-density`: must lie in (0, 1) with at least 1 unit");
+            crate::invalid!("kwta-density", "must lie in (0, 1) with at least 1 unit");
         }
         if self.replay_per_class == 0 || self.fisher_samples == 0 {
-            bail!("invalid value for `replay-per-class`/`fisher-samples`: must be ≥ 1");
+            crate::invalid!("replay-per-class`/`fisher-samples", "must be ≥ 1");
         }
         Ok(())
     }

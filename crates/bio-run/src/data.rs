@@ -25,7 +25,7 @@ impl Splits {
     pub fn new(data: &Dataset, classes: Option<&str>, validation: usize) -> Result<Splits> {
         let (train, test, chosen) = restrict(data, classes)?;
         if chosen.len() < 2 {
-            bail!("invalid value for `classes`: a classifier needs at least 2 classes, got {chosen:?}");
+            crate::invalid!("classes", "a classifier needs at least 2 classes, got {chosen:?}");
         }
         let (train, validation) = hold_out(train, validation, classes.is_some())?;
         Ok(Splits { train, validation, test, classes: chosen })
@@ -43,7 +43,7 @@ pub fn hold_out(train: Split, n: usize, classes_flag: bool) -> Result<(Split, Op
         Ok((rest, held)) => Ok((rest, Some(held))),
         Err(DataError::Invalid { what }) => {
             let of = if classes_flag { " (the training images of the classes chosen by --classes)" } else { "" };
-            bail!("invalid value for `validation`: {what}{of}")
+            crate::invalid!("validation", "{what}{of}")
         }
         Err(e) => Err(e.into()),
     }
@@ -56,7 +56,7 @@ pub fn restrict(data: &Dataset, classes: Option<&str>) -> Result<(Split, Split, 
         Some(spec) => {
             let classes = bio_eval::parse_classes(spec).context("--classes")?;
             if let Some(c) = classes.iter().find(|&&c| c >= data.classes) {
-                bail!("invalid value for `classes`: class {c} does not exist ({} classes)", data.classes);
+                crate::invalid!("classes", "class {c} does not exist ({} classes)", data.classes);
             }
             Ok((data.train.filter_classes(&classes), data.test.filter_classes(&classes), classes))
         }
@@ -87,7 +87,7 @@ pub fn test_set_for(
     limit: Option<usize>,
 ) -> Result<(Dataset, Split)> {
     if limit == Some(0) {
-        bail!("invalid value for `limit`: must be ≥ 1");
+        crate::invalid!("limit", "must be ≥ 1");
     }
     let data = bio_data::load(spec, data_dir)?;
     let all = file.trained_classes.len() == data.classes;

@@ -70,7 +70,7 @@ pub fn accuracy<B: Backend>(
 }
 
 /// Name of the file [`biology`] saves into the model directory.
-pub const BIOLOGY_FILE: &str = "biology.json";
+pub use bio_data::model_dir::BIOLOGY_FILE;
 
 /// `DIR/biology.json`: the biological metrics of a model, per layer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -124,7 +124,7 @@ pub fn biology<B: Backend>(
 }
 
 /// Name of the file the few-shot protocols save.
-pub const FEWSHOT_FILE: &str = "fewshot.json";
+pub use bio_data::model_dir::FEWSHOT_FILE;
 
 /// `DIR/fewshot.json`: the latest results of each protocol.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -272,16 +272,16 @@ impl FewLabelsSpec {
     /// Checks the settings before any work; errors name the flag.
     pub fn check(&self) -> Result<()> {
         if self.shots.contains(&0) {
-            bail!("invalid value for `shots`: every number of shots must be ≥ 1");
+            crate::invalid!("shots", "every number of shots must be ≥ 1");
         }
         if self.unlabelled && !self.rule.info()?.learns_from_unlabelled {
-            bail!("invalid value for `unlabelled`: the `{}` rule cannot learn from unlabelled images", self.rule);
+            crate::invalid!("unlabelled", "the `{}` rule cannot learn from unlabelled images", self.rule);
         }
         if self.seeds == 0 {
-            bail!("invalid value for `seeds`: must be ≥ 1");
+            crate::invalid!("seeds", "must be ≥ 1");
         }
         if self.options.epochs == Some(0) {
-            bail!("invalid value for `epochs`: must be ≥ 1");
+            crate::invalid!("epochs", "must be ≥ 1");
         }
         Ok(())
     }

@@ -77,7 +77,7 @@ pub fn save_metrics(dir: &Path, metrics: &TrainMetrics) -> Result<()> {
 
 /// File name, in a model directory, of the validation accuracy after each completed epoch
 /// ([`ValidationLog`]).
-pub const VALIDATION_FILE: &str = "validation.json";
+pub use bio_data::model_dir::VALIDATION_FILE;
 
 /// `DIR/validation.json`: the validation accuracy after each completed epoch. The training state
 /// (`state.ckpt`) has no place for it, so it is kept beside it, and written before it at each epoch
@@ -98,8 +98,9 @@ pub fn resumed_validation(dir: &Path, samples: usize, epochs: usize) -> Result<V
     if path.exists() {
         let log: ValidationLog = bio_data::read_json(&path).context("--resume")?;
         if log.samples != samples {
-            bail!(
-                "invalid value for `validation`: the resumed run in {} measured validation accuracy on {} images, this run holds out {samples}",
+            crate::invalid!(
+                "validation",
+                "the resumed run in {} measured validation accuracy on {} images, this run holds out {samples}",
                 dir.display(),
                 log.samples
             );
@@ -111,21 +112,7 @@ pub fn resumed_validation(dir: &Path, samples: usize, epochs: usize) -> Result<V
     Ok(accuracy)
 }
 
-/// Files of a model directory that belong to one trained model: its checkpoints and every result
-/// measured on it. A fresh run into the directory removes them all (with `force`), or is refused.
-pub const RUN_FILES: [&str; 11] = [
-    bio_data::model_dir::CHECKPOINT_FILE,
-    bio_data::model_dir::STATE_FILE,
-    bio_data::model_dir::METRICS_FILE,
-    VALIDATION_FILE,
-    crate::eval::BIOLOGY_FILE,
-    crate::eval::FEWSHOT_FILE,
-    crate::robustness::ROBUSTNESS_FILE,
-    crate::oneshot::ONESHOT_FILE,
-    crate::oneshot::CURVES_FILE,
-    crate::oneshot::CURVES_PLOT,
-    bio_data::model_dir::CONFIG_FILE,
-];
+pub use bio_data::model_dir::RUN_FILES;
 
 /// Loads a model directory (or checkpoint file) and uploads the model to `b`.
 pub fn load_model<B: Backend>(b: &B, dir: &Path) -> Result<(ModelFile, bio_core::AnyModel<B>)> {

@@ -8,9 +8,20 @@
 // The spec's doc comments double as `--help` text, where `[bio]`/`[bp]` mark rule-specific flags.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+/// `invalid!("flag", "why {x}")`: returns the typed error of a refused setting,
+/// [`bio_core::CoreError::InvalidParam`] naming `flag` ("invalid value for `flag`: why …"), so that
+/// a front end can tell it by its type (Python maps it to `ValueError`).
+#[macro_export]
+macro_rules! invalid {
+    ($name:expr, $($reason:tt)+) => {
+        return Err(::anyhow::Error::new(::bio_core::CoreError::invalid($name, format!($($reason)+))))
+    };
+}
+
 pub mod backend;
 pub mod continual;
 pub mod data;
+pub mod error;
 pub mod eval;
 pub mod files;
 pub mod names;
@@ -23,6 +34,7 @@ pub mod sweep;
 
 pub use backend::{BackendChoice, Resolved, resolve};
 pub use data::{Splits, model_test_set, test_set_for};
+pub use error::{ErrorKind, error_kind};
 pub use files::{
     EpochLog, Provenance, TrainMetrics, load_model, model_crc32, read_saved, refuse_finished_resume, unfinished_note,
 };

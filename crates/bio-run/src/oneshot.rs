@@ -17,7 +17,7 @@ use crate::EVAL_BATCH;
 use crate::files::load_model;
 
 /// Name of the file [`oneshot`] saves into the model directory.
-pub const ONESHOT_FILE: &str = "oneshot.json";
+pub use bio_data::model_dir::ONESHOT_FILE;
 
 /// The one-shot table.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -85,12 +85,12 @@ pub fn table<B: Backend, M: Classifier<B>>(
                 bail!("the model takes {dim} inputs, not a square image of side at most {}", omniglot::NATIVE_SIDE);
             };
             if let Some(a) = asked.filter(|&a| a != s) {
-                bail!("invalid value for `side`: {a}, but the model takes {s}×{s} images");
+                crate::invalid!("side", "{a}, but the model takes {s}×{s} images");
             }
             s
         }
         (None, Some(s)) if !(1..=omniglot::NATIVE_SIDE).contains(&s) => {
-            bail!("invalid value for `side`: must be in 1..={}, got {s}", omniglot::NATIVE_SIDE)
+            crate::invalid!("side", "must be in 1..={}, got {s}", omniglot::NATIVE_SIDE)
         }
         (None, s) => s.unwrap_or(omniglot::DEFAULT_SIDE),
     };
@@ -143,10 +143,7 @@ pub fn oneshot<B: Backend>(
     Ok(report)
 }
 
-/// Name of the file [`curves`] saves into the model directory.
-pub const CURVES_FILE: &str = "oneshot-curves.json";
-/// Name of the plot [`curves`] draws into the model directory: accuracy against shots.
-pub const CURVES_PLOT: &str = "oneshot-curves.png";
+pub use bio_data::model_dir::{CURVES_FILE, CURVES_PLOT};
 
 /// The images of the episodic curves of a model.
 #[derive(Clone, Debug)]

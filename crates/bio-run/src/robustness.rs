@@ -5,89 +5,18 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bio_core::{Backend, Classifier};
 use bio_eval::{
-    AttackKind, AttackParams, EnsembleAttack, EnsembleParams, EnsembleReport, Helpers, MaskingFlag, Norm,
-    RobustnessCurve, Series, TargetMode,
+    AttackName, AttackParams, EnsembleParams, EnsembleReport, Helpers, MaskingFlag, Norm, RobustnessCurve, Series,
+    TargetMode,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::data::model_test_set;
 use crate::files::{load_model, read_saved};
 
-/// Name of the file the robustness evaluation saves into the model directory.
-pub const ROBUSTNESS_FILE: &str = "robustness.json";
-
-/// An attack of `bio eval robustness --attack`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[serde(rename_all = "kebab-case")]
-pub enum AttackName {
-    /// Fast gradient sign method (L∞, one step).
-    Fgsm,
-    /// Projected gradient descent in the L∞ ball.
-    Pgd,
-    /// Projected gradient descent in the L2 ball.
-    #[cfg_attr(feature = "clap", value(name = "pgd-l2"))]
-    PgdL2,
-    /// The gradient-free Square attack (L∞).
-    Square,
-    /// APGD with the cross-entropy loss (Croce & Hein 2020).
-    #[cfg_attr(feature = "clap", value(name = "apgd-ce"))]
-    ApgdCe,
-    /// APGD with the targeted DLR loss, one run per target among the top other classes.
-    #[cfg_attr(feature = "clap", value(name = "apgd-t"))]
-    ApgdT,
-    /// APGD-CE through a smooth stand-in of k-WTA in the backward pass (BPDA; `bio` models).
-    Surrogate,
-    /// APGD-CE examples crafted on the `--source` model, scored on this one.
-    Transfer,
-    /// The ensemble: apgd-ce, apgd-t, surrogate, transfer (with --source) and Square (5000 queries),
-    /// scored as the worst case per image, with sanity checks.
-    Strongest,
-}
-
-impl AttackName {
-    /// The name as the command line spells it.
-    pub fn name(self) -> &'static str {
-        match self {
-            AttackName::Fgsm => "fgsm",
-            AttackName::Pgd => "pgd",
-            AttackName::PgdL2 => "pgd-l2",
-            AttackName::Square => "square",
-            AttackName::ApgdCe => "apgd-ce",
-            AttackName::ApgdT => "apgd-t",
-            AttackName::Surrogate => "surrogate",
-            AttackName::Transfer => "transfer",
-            AttackName::Strongest => "strongest",
-        }
-    }
-
-    /// The ensemble attacks it runs; `None` for the single-attack curves.
-    fn ensemble(self) -> Option<Vec<EnsembleAttack>> {
-        match self {
-            AttackName::Fgsm | AttackName::Pgd | AttackName::PgdL2 | AttackName::Square => None,
-            AttackName::ApgdCe => Some(vec![EnsembleAttack::ApgdCe]),
-            AttackName::ApgdT => Some(vec![EnsembleAttack::ApgdT]),
-            AttackName::Surrogate => Some(vec![EnsembleAttack::Surrogate]),
-            AttackName::Transfer => Some(vec![EnsembleAttack::Transfer]),
-            AttackName::Strongest => Some(EnsembleAttack::ALL.to_vec()),
-        }
-    }
-}
-
-/// `--norm` of the APGD attacks and `strongest`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
-#[serde(rename_all = "lowercase")]
-pub enum BallChoice {
-    /// Largest absolute pixel change.
-    #[default]
-    Linf,
-    /// Euclidean length of the change.
-    L2,
-}
+pub use bio_data::model_dir::ROBUSTNESS_FILE;
 
 /// What to attack with, at which radii, on how many images.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -119,7 +48,7 @@ pub struct RobustnessSpec {
     pub restarts: usize,
     /// APGD attacks and `strongest`: norm of the ball (Square is skipped under l2).
     #[cfg_attr(feature = "clap", arg(long, value_enum, default_value = "linf"))]
-    pub norm: BallChoice,
+    pub norm: Norm,
     /// Transfer attack: model directory of the source model the examples are crafted on.
     #[cfg_attr(feature = "clap", arg(long))]
     pub source: Option<PathBuf>,
@@ -159,7 +88,7 @@ impl Default for RobustnessSpec {
             queries: None,
             iterations: 100,
             restarts: 1,
-            norm: BallChoice::Linf,
+            norm: Norm::Linf,
             source: None,
             surrogate_temperature: 0.1,
             independent: false,
@@ -189,15 +118,14 @@ impl RobustnessSpec {
         out
     }
 
-    fn ensemble_params(&self, a: AttackName) -> Option<EnsembleParams> {
-        let attacks = a.ensemble()?;
+    /// The ensemble settings of `a` (`None` for a single attack): the one translation of these flags,
+    /// used by `bio eval robustness` and by Python's `biorule.attack`.
+    pub fn ensemble_params(&self, a: AttackName) -> Option<EnsembleParams> {
+        let attacks = a.members()?;
         let defaults = EnsembleParams::default();
         Some(EnsembleParams {
             attacks,
-            norm: match self.norm {
-                BallChoice::Linf => Norm::Linf,
-                BallChoice::L2 => Norm::L2,
-            },
+            norm: self.norm,
             iterations: self.iterations,
             restarts: self.restarts,
             square_queries: self.queries.unwrap_or(defaults.square_queries),
@@ -209,17 +137,13 @@ impl RobustnessSpec {
         })
     }
 
-    fn attack_params(&self, a: AttackName) -> AttackParams {
-        let (kind, norm) = match a {
-            AttackName::Fgsm => (AttackKind::Fgsm, Norm::Linf),
-            AttackName::PgdL2 => (AttackKind::Pgd, Norm::L2),
-            AttackName::Square => (AttackKind::Square, Norm::Linf),
-            // Ensemble attacks are run by `bio_eval::strongest`, not through these parameters.
-            _ => (AttackKind::Pgd, Norm::Linf),
-        };
+    /// A single attack's parameters (`pgd-l2` is PGD in the L2 ball; `--norm` concerns the ensemble),
+    /// the radius left at its default: the one translation of these flags, used by `bio eval
+    /// robustness` and by Python's `biorule.attack`.
+    pub fn attack_params(&self, a: AttackName) -> AttackParams {
         AttackParams {
-            kind,
-            norm,
+            kind: a,
+            norm: Norm::Linf,
             steps: self.steps,
             step_size: self.step_size,
             queries: self.queries.unwrap_or(bio_eval::attack::DEFAULT_QUERIES),
@@ -232,13 +156,13 @@ impl RobustnessSpec {
     /// Checks every setting before any work; errors name the flag.
     pub fn check(&self) -> Result<()> {
         if let Some(e) = self.radii().iter().find(|e| !e.is_finite() || **e < 0.0) {
-            bail!("invalid value for `eps`: every radius must be a finite number ≥ 0, got {e}");
+            crate::invalid!("eps", "every radius must be a finite number ≥ 0, got {e}");
         }
         if self.attack.is_empty() {
-            bail!("invalid value for `attack`: give at least one attack");
+            crate::invalid!("attack", "give at least one attack");
         }
         // Pixels lie in [0, 1]: an L∞ ball of radius 1 already holds every image.
-        let linf = self.attacks().iter().any(|a| *a != AttackName::PgdL2) && self.norm == BallChoice::Linf;
+        let linf = self.attacks().iter().any(|a| *a != AttackName::PgdL2) && self.norm == Norm::Linf;
         if linf {
             for &e in &self.radii() {
                 bio_eval::attack::check_linf_radius(e)?;
@@ -249,10 +173,10 @@ impl RobustnessSpec {
                 Some(p) => {
                     p.check()?;
                     if a == AttackName::Transfer && self.source.is_none() {
-                        bail!("invalid value for `source`: the transfer attack needs --source DIR");
+                        crate::invalid!("source", "the transfer attack needs --source DIR");
                     }
                     if self.targeted {
-                        bail!("invalid value for `targeted`: {} chooses its own targets", a.name());
+                        crate::invalid!("targeted", "{} chooses its own targets", a.name());
                     }
                 }
                 None => {
@@ -263,7 +187,7 @@ impl RobustnessSpec {
         if let Some(p) = &self.plot
             && p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()) != Some("png".into())
         {
-            bail!("invalid value for `plot`: {} should end in .png", p.display());
+            crate::invalid!("plot", "{} should end in .png", p.display());
         }
         Ok(())
     }
@@ -383,16 +307,14 @@ pub enum RobustnessProgress<'a> {
 pub fn check_source(source: &bio_data::ModelFile, target: &bio_data::ModelFile, path: &Path) -> Result<()> {
     let (s, t) = (source.model.classes, target.model.classes);
     if s != t {
-        bail!(
-            "invalid value for `source`: {} classifies into {s} classes, the attacked model into {t}",
-            path.display()
-        );
+        crate::invalid!("source", "{} classifies into {s} classes, the attacked model into {t}", path.display());
     }
     let missing: Vec<usize> =
         target.trained_classes.iter().copied().filter(|c| !source.trained_classes.contains(c)).collect();
     if !missing.is_empty() {
-        bail!(
-            "invalid value for `source`: {} was trained on classes {:?}, the attacked model also on {:?}; a transfer \
+        crate::invalid!(
+            "source",
+            "{} was trained on classes {:?}, the attacked model also on {:?}; a transfer \
              source must be trained on every class of the attacked model",
             path.display(),
             source.trained_classes,
@@ -400,6 +322,26 @@ pub fn check_source(source: &bio_data::ModelFile, target: &bio_data::ModelFile, 
         );
     }
     Ok(())
+}
+
+/// The ensemble `params` (`strongest`, or some of its members) against `model` at each radius of
+/// `eps` on `(images, labels)`, scored as the worst case per image: the one implementation behind
+/// `bio eval robustness --attack strongest`, the sweep's `strongest` and Python's
+/// `biorule.attack(…, "strongest")`. The surrogate attack uses the model's own surrogate at
+/// `params.surrogate_temperature` (skipped for a model without one), the transfer attack `source`.
+#[allow(clippy::too_many_arguments)]
+pub fn ensemble<B: Backend, M: Classifier<B>>(
+    model: &M,
+    source: Option<&dyn Classifier<B>>,
+    params: &EnsembleParams,
+    eps: &[f32],
+    images: &bio_core::Matrix,
+    labels: &[usize],
+    progress: impl FnMut(&str),
+) -> Result<EnsembleReport> {
+    let surrogate = model.surrogate(params.surrogate_temperature);
+    let helpers = Helpers { surrogate: surrogate.as_deref(), source };
+    Ok(bio_eval::strongest(model, helpers, params, eps, images, labels, progress)?)
 }
 
 /// Attacks the model in `dir` as `spec` says and saves the results into `DIR/robustness.json`
@@ -425,21 +367,19 @@ pub fn robustness<B: Backend>(
         }
         None => None,
     };
-    let surrogate = model.surrogate(spec.surrogate_temperature);
     let mut ensembles = Vec::new();
     for &a in &attacks {
         let Some(params) = spec.ensemble_params(a) else { continue };
         let name = a.name().to_string();
-        let helpers =
-            Helpers { surrogate: surrogate.as_deref(), source: source.as_ref().map(|(_, m)| m as &dyn Classifier<B>) };
-        let report = bio_eval::strongest(&model, helpers, &params, &eps, &test.images, &test.labels, |message| {
+        let source = source.as_ref().map(|(_, m)| m as &dyn Classifier<B>);
+        let report = ensemble(&model, source, &params, &eps, &test.images, &test.labels, |message| {
             progress(RobustnessProgress::Ensemble { attack: &name, message })
         })
         .with_context(|| format!("the {name} attack"))?;
         ensembles.push(EnsembleRun { name, source: spec.source.as_ref().map(|p| p.display().to_string()), report });
     }
     let mut curves = Vec::new();
-    for &a in attacks.iter().filter(|a| a.ensemble().is_none()) {
+    for &a in attacks.iter().filter(|a| a.members().is_none()) {
         let name = format!("{}{suffix}", a.name());
         let total = eps.len() * test.len();
         let curve = bio_eval::robustness_curve(
@@ -504,10 +444,7 @@ pub fn robustness<B: Backend>(
                 Series::new(name.clone(), c.points.iter().map(|p| (p.eps as f64, 100.0 * p.accuracy)).collect())
             })
             .collect();
-        let norm = match spec.norm {
-            BallChoice::Linf => "L∞",
-            BallChoice::L2 => "L2",
-        };
+        let norm = spec.norm.symbol();
         let title =
             format!("{} ({}) robust accuracy, {norm}, {} test images", dir.display(), file.model.rule(), test.len());
         match bio_eval::line_chart(plot, &title, "eps", "robust accuracy (%)", &series) {

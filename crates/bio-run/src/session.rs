@@ -236,11 +236,12 @@ impl Resumable {
     pub fn extend_to(&mut self, epochs: usize) -> Result<()> {
         let saved = self.spec.epochs();
         if epochs <= saved {
-            bail!("invalid value for `epochs`: the resumed run has {saved} epochs; extending it needs more");
+            crate::invalid!("epochs", "the resumed run has {saved} epochs; extending it needs more");
         }
         if self.spec.rule.schedule_depends_on_epochs() {
-            bail!(
-                "invalid value for `epochs`: the `{}` rule anneals its rates over the run's {saved} epochs, so the run \
+            crate::invalid!(
+                "epochs",
+                "the `{}` rule anneals its rates over the run's {saved} epochs, so the run \
                  cannot be extended to {epochs} with the same result; train afresh with --epochs {epochs}",
                 self.spec.rule.name()
             );
@@ -262,7 +263,7 @@ impl Resumable {
         for id in explicit.iter().filter(|id| !FREE.contains(&id.as_str())) {
             if id == "out" {
                 if given.out.as_deref() != Some(dir) {
-                    bail!("invalid value for `out`: --resume continues in {}; leave out --out", dir.display());
+                    crate::invalid!("out", "--resume continues in {}; leave out --out", dir.display());
                 }
                 continue;
             }
@@ -271,7 +272,7 @@ impl Resumable {
                 && !(g.is_number() && g.as_f64() == k.as_f64())
             {
                 let flag = id.replace('_', "-");
-                bail!("invalid value for `{flag}`: the resumed run in {} was started with {k}, not {g}", dir.display());
+                crate::invalid!(flag, "the resumed run in {} was started with {k}, not {g}", dir.display());
             }
         }
         Ok(())
@@ -901,10 +902,7 @@ fn check_resumable(
         bail!("the checkpoint is of a `{}` run, this run trains `{rule}`", saved.rule());
     }
     if saved.hidden() != hidden {
-        bail!(
-            "invalid value for `hidden`: the checkpoint's network has hidden {:?}, this run asks for {hidden:?}",
-            saved.hidden(),
-        );
+        crate::invalid!("hidden", "the checkpoint's network has hidden {:?}, this run asks for {hidden:?}", saved.hidden());
     }
     if state.epochs != epochs || state.epoch > epochs || state.progress.batches >= batches_per_epoch.max(1) {
         bail!(
@@ -916,10 +914,7 @@ fn check_resumable(
         );
     }
     if state.model.seed != seed {
-        bail!(
-            "invalid value for `seed`: the checkpoint was trained with seed {}, this run has {seed}",
-            state.model.seed,
-        );
+        crate::invalid!("seed", "the checkpoint was trained with seed {}, this run has {seed}", state.model.seed);
     }
     Ok(())
 }
@@ -946,8 +941,9 @@ fn epoch_log(
 /// Refuses a fresh run into a directory that already holds one (see [`RUN_FILES`]).
 fn refuse_used_dir(out: &Path) -> Result<()> {
     if let Some(found) = RUN_FILES.iter().find(|f| out.join(f).exists()) {
-        bail!(
-            "invalid value for `out`: {} already holds a run ({found}); pass --force to replace it and every result \
+        crate::invalid!(
+            "out",
+            "{} already holds a run ({found}); pass --force to replace it and every result \
              measured on it, --resume to continue it, or choose another directory",
             out.display()
         );
@@ -962,8 +958,9 @@ fn check_memory(needed: u64) -> Result<()> {
     if let Some(available) = bio_data::available_memory()
         && needed > available
     {
-        bail!(
-            "invalid value for `hidden`: training this network needs about {:.1} GiB of memory, only {:.1} GiB is available",
+        crate::invalid!(
+            "hidden",
+            "training this network needs about {:.1} GiB of memory, only {:.1} GiB is available",
             needed as f64 / GIB,
             available as f64 / GIB
         );

@@ -278,7 +278,9 @@ impl SessionSpec {
             return Ok(self);
         }
         let o = &mut self.options;
-        let bad = |e: serde_json::Error| anyhow::anyhow!("invalid value for `{flag}`: {value} ({e})");
+        let bad = |e: serde_json::Error| {
+            anyhow::Error::new(bio_core::CoreError::invalid(flag.to_string(), format!("{value} ({e})")))
+        };
         match flag {
             "hidden" => o.hidden = serde_json::from_value(value.clone()).map_err(bad)?,
             "epochs" => o.epochs = Some(serde_json::from_value(value.clone()).map_err(bad)?),
@@ -309,7 +311,7 @@ impl SessionSpec {
         let counts = [("epochs", self.options.epochs), ("batch", Some(self.options.batch))];
         for (flag, value) in counts.into_iter().chain([("checkpoint-every", self.checkpoint_every)]) {
             if value == Some(0) {
-                bail!("invalid value for `{flag}`: must be ≥ 1");
+                crate::invalid!(flag, "must be ≥ 1");
             }
         }
         self.options.configure(rule)

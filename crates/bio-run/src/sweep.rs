@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result, bail};
 use bio_core::{Backend, Classifier};
 use bio_data::Dataset;
-use bio_eval::{AttackKind, AttackParams, EnsembleParams, LabelledPoint, Norm};
+use bio_eval::{AttackName, AttackParams, EnsembleParams, LabelledPoint, Norm};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -52,10 +52,11 @@ pub struct SweepEval {
     pub robust_images: usize,
     /// L∞ radius of the attacks.
     pub eps: f32,
-    /// Attacks (`strongest`, `pgd`, `square`, `fgsm`); an image is robust only if every one fails on
-    /// it. `strongest` is the APGD-CE, APGD-T, surrogate-gradient and Square ensemble of `bio eval
-    /// robustness --attack strongest` (without its sanity checks, which cost a second run).
-    pub attacks: Vec<String>,
+    /// Attacks, by the names of `bio eval robustness --attack` ([`AttackName`]) but `transfer`
+    /// (a sweep has no source model); an image is robust only if every one fails on it. `strongest`
+    /// is the APGD-CE, APGD-T, surrogate-gradient and Square ensemble of `bio eval robustness
+    /// --attack strongest` (without its sanity checks, which cost a second run).
+    pub attacks: Vec<AttackName>,
     /// PGD iterations.
     pub steps: usize,
     /// Square attack: queries per image.
@@ -69,7 +70,7 @@ impl Default for SweepEval {
         SweepEval {
             robust_images: 1000,
             eps: 0.1,
-            attacks: vec!["strongest".into()],
+            attacks: vec![AttackName::Strongest],
             steps: 40,
             queries: 1000,
             seed: 0,
@@ -348,7 +349,7 @@ fn session_spec(base: &Settings, settings: &Settings, seed: u64, out: &Path) -> 
     let mut spec: SessionSpec = serde_json::from_value(json).context("invalid setting in the sweep spec")?;
     spec.out = Some(out.to_path_buf());
     if spec.validation == 0 {
-        bail!("invalid value for `validation`: a sweep judges runs on held-out training images; set it in [base]");
+        crate::invalid!("validation", "a sweep judges runs on held-out training images; set it in [base]");
     }
     spec.resolve()?;
     Ok(spec)
@@ -379,12 +380,12 @@ impl SweepSpec {
     /// checked here, before any run.
     pub fn plan(&self, out: &Path) -> Result<Vec<PlannedRun>> {
         if self.seeds.is_empty() {
-            bail!("invalid value for `seeds`: give at least one");
+            crate::invalid!("seeds", "give at least one");
         }
         let mut combos: Vec<Settings> = vec![Settings::new()];
         for (k, values) in &self.grid {
             if values.is_empty() {
-                bail!("invalid value for `grid.{k}`: give at least one value");
+                crate::invalid!(format!("grid.{k}"), "give at least one value");
             }
             combos = combos
                 .into_iter()
@@ -437,29 +438,24 @@ impl SweepSpec {
         let e = &self.eval;
         e.attacks
             .iter()
-            .map(|name| {
-                let kind = match name.as_str() {
-                    "pgd" => AttackKind::Pgd,
-                    "square" => AttackKind::Square,
-                    "fgsm" => AttackKind::Fgsm,
-                    "strongest" => {
-                        let params = EnsembleParams { sanity: false, seed: e.seed, ..EnsembleParams::default() };
-                        params.check()?;
-                        return Ok((name.clone(), SweepAttack::Strongest(params)));
-                    }
-                    other => bail!(
-                        "invalid value for `eval.attacks`: unknown attack `{other}` (strongest, pgd, square, fgsm)"
-                    ),
-                };
+            .map(|&name| {
+                if name == AttackName::Transfer {
+                    crate::invalid!("eval.attacks", "the transfer attack needs a source model, and a sweep has none");
+                }
+                if let Some(attacks) = name.members() {
+                    let params = EnsembleParams { attacks, sanity: false, seed: e.seed, ..EnsembleParams::default() };
+                    params.check()?;
+                    return Ok((name.to_string(), SweepAttack::Ensemble(params)));
+                }
                 let params = AttackParams {
-                    kind,
+                    kind: name,
                     norm: Norm::Linf,
                     eps: e.eps,
                     steps: e.steps,
                     queries: e.queries,
                     ..AttackParams::default()
                 };
-                Ok((name.clone(), SweepAttack::Single(params.check()?)))
+                Ok((name.to_string(), SweepAttack::Single(params.check()?)))
             })
             .collect()
     }
@@ -470,8 +466,8 @@ impl SweepSpec {
 enum SweepAttack {
     /// One attack through `bio_eval::perturb`.
     Single(bio_eval::Attack),
-    /// The ensemble, scored per image.
-    Strongest(EnsembleParams),
+    /// The ensemble (or one of its members), scored per image.
+    Ensemble(EnsembleParams),
 }
 
 /// `--shard I/N`: this machine runs the runs whose index is `I` modulo `N` (0 ≤ I < N).
@@ -502,7 +498,7 @@ impl std::str::FromStr for Shard {
 type DatasetCache = Mutex<BTreeMap<(String, Option<PathBuf>), Arc<Dataset>>>;
 
 /// File, in each run's directory, of its [`RunResult`].
-pub const RUN_RESULT_FILE: &str = "sweep-run.json";
+pub use bio_data::model_dir::SWEEP_RUN_FILE as RUN_RESULT_FILE;
 /// File, in the sweep's directory, of its [`SweepResults`].
 pub const RESULTS_FILE: &str = "sweep.json";
 
@@ -517,7 +513,7 @@ pub fn run(
     on_event: &(dyn Fn(&SweepEvent<'_>) + Sync),
 ) -> Result<SweepResults> {
     if jobs == 0 {
-        bail!("invalid value for `jobs`: must be ≥ 1");
+        crate::invalid!("jobs", "must be ≥ 1");
     }
     let plan = spec.plan(out)?;
     let attacks = spec.eval_attacks()?;
@@ -673,7 +669,6 @@ fn worst_case<B: Backend>(
     eval: &SweepEval,
 ) -> Result<(f64, BTreeMap<String, f64>)> {
     let (_, model) = load_model(b, dir)?;
-    let surrogate = model.surrogate(EnsembleParams::default().surrogate_temperature);
     let predict = |x: &bio_core::Matrix| -> Result<Vec<usize>> {
         let mut out = Vec::with_capacity(x.rows());
         bio_eval::for_each_batch(x, &images.labels, crate::EVAL_BATCH, |_, xb, _| {
@@ -691,10 +686,16 @@ fn worst_case<B: Backend>(
                 let adv = bio_eval::perturb(&model, attack, &images.images, &images.labels, eval.seed)?;
                 predict(&adv)?.iter().zip(&images.labels).map(|(p, y)| p == y).collect()
             }
-            SweepAttack::Strongest(params) => {
-                let helpers = bio_eval::Helpers { surrogate: surrogate.as_deref(), source: None };
-                let report =
-                    bio_eval::strongest(&model, helpers, params, &[eval.eps], &images.images, &images.labels, |_| {})?;
+            SweepAttack::Ensemble(params) => {
+                let report = crate::robustness::ensemble(
+                    &model,
+                    None,
+                    params,
+                    &[eval.eps],
+                    &images.images,
+                    &images.labels,
+                    |_| {},
+                )?;
                 report.points.into_iter().next().map(|p| p.robust_images).unwrap_or_default()
             }
         };
@@ -833,17 +834,17 @@ fn eval_sentence(e: &SweepEval, runs: &[RunResult]) -> String {
         _ => format!("{} (at most)", e.robust_images),
     };
     let mut details = Vec::new();
-    if e.attacks.iter().any(|a| a == "pgd") {
+    if e.attacks.contains(&AttackName::Pgd) {
         details.push(format!("PGD steps {}", e.steps));
     }
-    if e.attacks.iter().any(|a| a == "square") {
+    if e.attacks.contains(&AttackName::Square) {
         details.push(format!("Square queries {}", e.queries));
     }
     details.push(format!("attack seed {}", e.seed));
     format!(
         "Clean accuracy on the validation images; robust accuracy on the first {images} of them at L∞ eps {}, the worst case per image over {} ({}). ★: on the Pareto front.\n\n",
         e.eps,
-        e.attacks.join(", "),
+        AttackName::list(&e.attacks),
         details.join(", ")
     )
 }

@@ -116,7 +116,10 @@ fn bad_specs_are_refused_before_any_run() {
     refuse("[base]\ndataset = \"embedded\"\nvalidation = 600\nhebian-rate = 0.1", "did you mean `hebbian-rate`?");
     refuse("[base]\ndataset = \"embedded\"", "validation");
     refuse("[base]\nvalidation = 600\nrule = \"bp\"\n[grid]\nhebbian-rate = [0.1]", "hebbian-rate");
-    refuse("[base]\nvalidation = 600\n[eval]\nattacks = [\"pgdd\"]", "pgdd");
+    // An unknown attack is refused as the spec is read, naming it and the known ones (`AttackName`).
+    let err = toml::from_str::<SweepSpec>("[base]\nvalidation = 600\n[eval]\nattacks = [\"pgdd\"]").unwrap_err();
+    assert!(err.to_string().contains("pgdd") && err.to_string().contains("strongest"), "{err}");
+    refuse("[base]\nvalidation = 600\n[eval]\nattacks = [\"transfer\"]", "needs a source model");
     // A setting a rule declares is refused for another rule, with its flag named.
     refuse(
         "[base]\nvalidation = 600\nrule = \"bio\"\n[grid]\nkh-rate = [0.1]",

@@ -65,7 +65,7 @@ fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Resul
     if !dir.is_dir() {
         bail!("invalid value for `runs`: {} is not a directory", dir.display());
     }
-    let metrics: Option<TrainMetrics> = read_result(dir, "metrics.json");
+    let metrics: Option<TrainMetrics> = read_result(dir, bio_data::model_dir::METRICS_FILE);
     // Results measured on another model (retrained into this directory since) are left out; files
     // that record no checksum are shown, marked unverified.
     let current = bio_run::model_crc32(dir).ok();

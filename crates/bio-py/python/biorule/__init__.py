@@ -12,6 +12,7 @@ arguments and presents the results. Models it saves are the ``bio`` command's mo
 
 from . import datasets
 from ._biorule import (
+    ATTACKS,
     RULE_OPTIONS,
     RULES,
     DivergedError,
@@ -29,6 +30,7 @@ from ._biorule import (
 )
 
 __all__ = [
+    "ATTACKS",
     "RULE_OPTIONS",
     "RULES",
     "DivergedError",

@@ -1,7 +1,7 @@
 """Type stubs of biorule (the compiled module is ``biorule._biorule``)."""
 
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +13,8 @@ __version__: str
 #: Names ``Trainer(**options)`` accepts (the ``bio train`` flags with ``_`` for ``-``).
 RULE_OPTIONS: List[str]
 RULES: List[str]
+#: Names ``attack(model, x, y, attack)`` accepts (those of ``bio eval robustness --attack``).
+ATTACKS: List[str]
 
 _Images = npt.NDArray[Union[np.float32, np.float64]]
 _Labels = npt.NDArray[np.integer[Any]]
@@ -158,6 +160,30 @@ def resume(
     arbitrary arrays, recorded as ``"numpy"``, cannot be resumed). ``callback`` and ``progress`` as
     in ``Trainer.fit`` (the bar starts at the batches already trained)."""
 
+@overload
+def attack(
+    model: Model,
+    x: _Images,
+    y: _Labels,
+    attack: Literal["pgd", "fgsm", "square", "pgd-l2"] = "pgd",
+    eps: float = 0.1,
+    steps: int = 40,
+    seed: int = 0,
+    queries: Optional[int] = None,
+    iterations: Optional[int] = None,
+) -> Tuple[npt.NDArray[np.float32], float]: ...
+@overload
+def attack(
+    model: Model,
+    x: _Images,
+    y: _Labels,
+    attack: Literal["strongest", "apgd-ce", "apgd-t", "surrogate"],
+    eps: float = 0.1,
+    steps: int = 40,
+    seed: int = 0,
+    queries: Optional[int] = None,
+    iterations: Optional[int] = None,
+) -> Tuple[npt.NDArray[np.bool_], float]: ...
 def attack(
     model: Model,
     x: _Images,
@@ -167,12 +193,22 @@ def attack(
     steps: int = 40,
     seed: int = 0,
     queries: Optional[int] = None,
-) -> Tuple[npt.NDArray[np.float32], float]:
-    """Adversarial images within the L∞ ball of radius ``eps`` around ``x`` and inside ``[0, 1]``,
-    and the robust accuracy (right on both the clean and the attacked image), as
-    ``bio eval robustness`` counts it. ``attack``: ``"pgd"`` (``steps`` iterations, random start),
-    ``"fgsm"``, or the gradient-free ``"square"`` (``queries`` model queries per image, default
-    1000). Same ``seed``, same images. ``x`` must hold pixels in ``[0, 1]``."""
+    iterations: Optional[int] = None,
+) -> Tuple[npt.NDArray[Any], float]:
+    """An attack of ``bio eval robustness --attack`` (names in ``ATTACKS``) on ``x, y`` at radius
+    ``eps``, with the CLI's settings and ``seed``; ``x`` must hold pixels in ``[0, 1]``.
+
+    A single attack, ``"pgd"`` (``steps`` iterations, random start, L∞), ``"pgd-l2"`` (the same in
+    the L2 ball), ``"fgsm"`` or the gradient-free ``"square"`` (``queries`` model queries per
+    image, default 1000), returns the adversarial images (shaped like ``x``, within the ball and
+    inside ``[0, 1]``) and the robust accuracy (right on both the clean and the attacked image).
+
+    ``"strongest"`` (the ensemble APGD-CE, APGD-T, surrogate gradient and Square, ``queries``
+    default 5000, ``iterations`` APGD iterations, default 100), or one of its members
+    ``"apgd-ce"``, ``"apgd-t"``, ``"surrogate"``, returns the worst case per image, a bool array
+    (right clean and fooled by no attack), and its mean, exactly as ``bio eval robustness --attack
+    strongest --eps EPS`` measures them on the same images (the same function runs). ``"transfer"``
+    needs a source model and is refused. Same ``seed``, same result."""
 
 def fewshot(
     model: Model,
