@@ -7,11 +7,15 @@
 
 mod bio;
 mod bp;
+mod checks;
 mod conv;
 pub mod describe;
+mod frozen;
 mod kh;
 mod registry;
 mod softhebb;
+#[cfg(test)]
+mod test_util;
 
 pub use bio::{
     BioRule, hebbian_drive, hidden_plasticity, homeostasis, modulated_plasticity, plasticity_settings, readout_update,
@@ -22,10 +26,8 @@ pub use conv::{
     Activation, BpConvConfig, BpConvParams, BpConvRule, ConvCompetition, ConvConfig, ConvInit, ConvNet, ConvParams,
     ConvRule, conv_plasticity, image_of, pgd_examples, soft_signal,
 };
-pub use kh::{
-    KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer,
-    Schedule, kh_plasticity, phase_split,
-};
+pub use frozen::{LinearReadout, ReadoutState, ReadoutTrainer, Schedule, phase_split};
+pub use kh::{KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, kh_plasticity};
 pub use registry::{
     Configured, OptionKind, OptionValue, RuleInfo, RuleOption, RuleVisitor, Settings, choice_name,
     config_from_settings, configure, dispatch, find, kind_of, number_setting, params_from_settings, params_mut,

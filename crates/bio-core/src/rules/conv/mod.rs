@@ -24,7 +24,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::kh::{check_at_least, check_positive, host_mean, score_batch};
+use super::checks::{check_at_least, check_positive};
+use super::frozen::{host_mean, score_batch};
 use super::{BatchReport, LearningRule, ReadoutState, ReadoutTrainer, RngState, Rule, RuleOption, RuleState};
 use crate::backend::{
     AdamStep, Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard,

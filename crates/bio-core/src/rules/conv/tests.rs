@@ -1,7 +1,7 @@
 use super::*;
 use crate::backend::{ReferenceBackend, Window};
 use crate::rules::config_from_settings;
-use crate::rules::kh::tests::{changed, check_resume, gradient_error, train, two_blobs, uniform};
+use crate::rules::test_util::{changed, check_resume, gradient_error, train, two_blobs, uniform};
 
 type Ref = ReferenceBackend;
 
@@ -119,7 +119,7 @@ fn layers_learn_greedily_then_the_readout() {
             assert_eq!(changed(before, after, "readout.weight"), e >= 2, "{competition:?} epoch {e}: readout");
         }
         for name in ["conv.0.weight", "conv.1.weight"] {
-            let w = crate::rules::kh::tests::tensor(params[12], name);
+            let w = crate::rules::test_util::tensor(params[12], name);
             for i in 0..w.rows() {
                 let norm = w.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
                 assert!((norm - 1.0).abs() < 1e-4, "{name} row {i}: norm {norm}");

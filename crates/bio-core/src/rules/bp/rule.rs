@@ -1,12 +1,12 @@
-//! Backpropagation with Adam or SGD-momentum on the mean cross-entropy: the baseline.
+//! The backprop trainer: its optimizer step and state.
 
 use serde::{Deserialize, Serialize};
 
-use super::{BatchReport, LearningRule, Rule, RuleState, check_loss, count_correct};
 use crate::backend::{AdamStep, Backend};
 use crate::error::CoreError;
 use crate::model::{BpNet, Classifier, Params};
 use crate::params::{BP_COPIES_PER_WEIGHT, BpConfig, BpParams, Optimizer};
+use crate::rules::{BatchReport, LearningRule, Rule, RuleState, check_loss, count_correct};
 use crate::tensor::Matrix;
 
 /// Optimizer moments of one tensor.
@@ -145,7 +145,7 @@ impl<B: Backend> Rule for BackpropRule<B> {
     const NAME: &'static str = "bp";
     const SUMMARY: &'static str = "backpropagation with Adam or SGD-momentum: the baseline";
     const FORWARD: &'static str = "x = relu(x @ layer.i.weight^T + layer.i.bias) for every layer but the last; logits = x @ last.weight^T + last.bias.";
-    const OPTIONS: &'static [super::RuleOption] = crate::params::BP_OPTIONS;
+    const OPTIONS: &'static [crate::rules::RuleOption] = crate::params::BP_OPTIONS;
     const DIVERGENCE_HINT: &'static [&'static str] = &["lr"];
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = false;
     const COPIES_PER_WEIGHT: u64 = BP_COPIES_PER_WEIGHT;
@@ -153,7 +153,7 @@ impl<B: Backend> Rule for BackpropRule<B> {
     type Config = BpConfig;
 
     fn forward_text(config: &BpConfig, input_dim: usize, classes: usize) -> String {
-        super::describe::bp_forward_text(config, input_dim, classes)
+        crate::rules::describe::bp_forward_text(config, input_dim, classes)
     }
 
     fn set_hidden(params: &mut BpParams, hidden: &[usize]) {

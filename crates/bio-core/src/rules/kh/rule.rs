@@ -1,0 +1,199 @@
+//! The Krotov–Hopfield plasticity and trainer.
+
+use serde::{Deserialize, Serialize};
+
+use super::{KhConfig, KhNet, KhParams};
+use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
+use crate::error::CoreError;
+use crate::model::Params;
+use crate::rules::frozen::{ReadoutState, ReadoutTrainer, Schedule, host_mean, score_batch};
+use crate::rules::{BatchReport, LearningRule, Rule, RuleOption, RuleState};
+
+/// `1` where `d` exceeds the row's `j`-th largest value (`j` counting from 1), i.e. the row's top
+/// `j − 1` entries; all ones when `j` exceeds the row length.
+fn above_rank<B: Backend>(b: &B, d: &B::Tensor, j: usize) -> B::Tensor {
+    let (rows, cols) = b.shape(d);
+    if j > cols {
+        return b.full(rows, cols, 1.0);
+    }
+    b.zip(d, &b.row_kth_largest(d, j), Binary::Greater)
+}
+
+/// One step of the Krotov–Hopfield plasticity on `w` (`N×D`) from a batch `x` (`B×D`), with
+/// rate `rate` (see the module docs for the equations).
+pub fn kh_plasticity<B: Backend>(b: &B, w: &mut B::Tensor, x: &B::Tensor, config: &KhConfig, rate: f32) {
+    let wp = if config.p == 2.0 {
+        w.clone()
+    } else {
+        b.zip(&b.map(w, Unary::Sign), &b.map(&b.map(w, Unary::Abs), Unary::Powf(config.p - 1.0)), Binary::Mul)
+    };
+    let drive = b.matmul(x, false, &wp, true);
+    let first = above_rank(b, &drive, 2);
+    let g = if config.delta > 0.0 {
+        // Exactly the k-th ranked unit: in the top k but not in the top k − 1.
+        let kth = b.lincomb(1.0, &above_rank(b, &drive, config.k + 1), -1.0, &above_rank(b, &drive, config.k));
+        b.lincomb(1.0, &first, -config.delta, &kth)
+    } else {
+        first
+    };
+    let (batch, _) = b.shape(x);
+    // Σ_b g_bμ·I_bμ per unit (N×1).
+    let decay = b.matmul(&b.zip(&g, &drive, Binary::Mul), true, &b.full(batch, 1, 1.0), false);
+    let ds = b.lincomb(1.0, &b.matmul(&g, true, x, false), -1.0, &b.zip(w, &decay, Binary::Mul));
+    let largest = b.map(&b.reduce(&b.map(&ds, Unary::Abs), Dim::All, Reduce::Max), Unary::Clamp(1e-30, f32::MAX));
+    *w = b.lincomb(1.0, w, rate, &b.zip(&ds, &largest, Binary::Div));
+}
+
+/// The host form of a [`KhRule`]'s state between batches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KhState {
+    /// The current epoch's schedule.
+    pub schedule: Schedule,
+    /// The readout's optimizer.
+    pub readout: ReadoutState,
+}
+
+/// The `kh` trainer: the schedule and the readout's Adam state. It draws no random numbers.
+#[derive(Clone, Debug)]
+pub struct KhRule<B: Backend> {
+    config: KhConfig,
+    schedule: Schedule,
+    trainer: ReadoutTrainer<B>,
+}
+
+impl<B: Backend> KhRule<B> {
+    /// A trainer with a fresh schedule and optimizer.
+    pub fn new(config: KhConfig) -> Self {
+        Self { config, schedule: Schedule::default(), trainer: ReadoutTrainer::default() }
+    }
+
+    /// The validated hyper-parameters.
+    pub fn config(&self) -> &KhConfig {
+        &self.config
+    }
+
+    /// The current epoch's schedule.
+    pub fn schedule(&self) -> Schedule {
+        self.schedule
+    }
+}
+
+impl<B: Backend> LearningRule<B> for KhRule<B> {
+    type Model = KhNet<B>;
+
+    fn name(&self) -> &'static str {
+        <Self as Rule>::NAME
+    }
+
+    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> KhNet<B> {
+        KhNet::init(backend, self.config.clone(), input_dim, classes, seed)
+    }
+
+    fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<KhNet<B>, CoreError> {
+        KhNet::from_params(backend, self.config.clone(), input_dim, classes, params)
+    }
+
+    /// Follows the schedule ([`Schedule::at`]).
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
+        self.schedule = Schedule::at(self.config.hebbian_rate, self.config.hidden_epochs, epoch, epochs);
+    }
+
+    /// One batch: in the unsupervised phase a plasticity step of the hidden weights, in the
+    /// supervised phase an Adam step of the readout. The report is measured before the update; its
+    /// active fraction counts the units with a positive response.
+    fn train_batch(&mut self, model: &mut KhNet<B>, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
+        let b = model.backend.clone();
+        let t = model.response(x);
+        let logits = model.readout.logits(&b, &t.code);
+        let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes, "kh readout")?;
+        let active_fraction = host_mean(&b, &b.map(&t.r, Unary::Step));
+        if self.schedule.unsupervised {
+            if self.schedule.rate > 0.0 {
+                kh_plasticity(&b, &mut model.weights, x, &self.config, self.schedule.rate);
+            }
+        } else {
+            self.trainer.step(&b, &mut model.readout, &t.code, &dlogits, self.config.readout_rate);
+        }
+        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
+    }
+
+    fn save_state(&self, model: &KhNet<B>) -> RuleState {
+        let state = KhState { schedule: self.schedule, readout: self.trainer.save(&model.backend) };
+        RuleState::encode(<Self as Rule>::NAME, &state)
+    }
+
+    fn restore_state(&mut self, model: &KhNet<B>, state: RuleState) -> Result<(), CoreError> {
+        let state: KhState = state.decode(<Self as Rule>::NAME)?;
+        self.trainer.restore(&model.backend, &model.readout, state.readout)?;
+        self.schedule = state.schedule;
+        Ok(())
+    }
+}
+
+/// Peak host copies of the hidden weights while training: `W`, `sign(W)|W|^(p−1)` (or its clone),
+/// `GᵀX`, `W ⊙ Σ gI`, `ΔW`, `|ΔW|` and `ΔW/max` (some freed before the next is made).
+pub const KH_COPIES_PER_WEIGHT: u64 = 6;
+
+impl<B: Backend> Rule for KhRule<B> {
+    const NAME: &'static str = "kh";
+    const SUMMARY: &'static str = "Krotov & Hopfield 2019: competing hidden units (unsupervised, p-norm, anti-Hebbian k-th unit), ReLU^n features, Adam readout";
+    const FORWARD: &'static str = "r = relu(x @ hidden.0.weight^T); h = r^n (n from the config); code = h / ||h||_2 per row \
+        (0 where h is all 0); logits = code @ readout.weight^T + readout.bias.";
+    const OPTIONS: &'static [RuleOption] = &[
+        crate::rule_option!(KhParams, "kh-p", p, "Lebesgue norm p ≥ 2 of the hidden weights"),
+        crate::rule_option!(KhParams, "kh-k", k, "rank k ≥ 2 of the unit pushed away from the input"),
+        crate::rule_option!(KhParams, "kh-delta", delta, "anti-Hebbian strength Δ ≥ 0 of the k-th unit"),
+        crate::rule_option!(KhParams, "kh-n", n, "power n ≥ 1 of the ReLU^n response"),
+        crate::rule_option!(
+            KhParams,
+            "kh-rate",
+            hebbian_rate,
+            "initial unsupervised rate ε₀ (largest weight change of a step), annealed linearly to 0"
+        ),
+        crate::rule_option!(
+            KhParams,
+            "kh-hidden-epochs",
+            hidden_epochs,
+            "unsupervised epochs (at most half the run; the rest trains the readout)"
+        ),
+        crate::rule_option!(KhParams, "kh-readout-rate", readout_rate, "Adam learning rate of the readout"),
+    ];
+    const DIVERGENCE_HINT: &'static [&'static str] = &["kh-rate", "kh-readout-rate"];
+    const DEFAULT_EPOCHS: usize = 20;
+    const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
+    const COPIES_PER_WEIGHT: u64 = KH_COPIES_PER_WEIGHT;
+    type Params = KhParams;
+    type Config = KhConfig;
+
+    /// `n` (the response power) and `guard` (the floor of the peak and norm divided by).
+    fn forward_constants(
+        config: &KhConfig,
+        _input_dim: usize,
+        _classes: usize,
+    ) -> Result<serde_json::Value, CoreError> {
+        Ok(serde_json::json!({ "n": config.n, "guard": crate::backend::NORM_GUARD }))
+    }
+
+    fn set_hidden(params: &mut KhParams, hidden: &[usize]) {
+        params.hidden = hidden.to_vec();
+    }
+
+    fn check(params: KhParams) -> Result<KhConfig, CoreError> {
+        params.check()
+    }
+
+    fn hidden(config: &KhConfig) -> &[usize] {
+        &config.hidden
+    }
+
+    /// The rule draws no random numbers: `seed` is unused.
+    fn new(config: KhConfig, _seed: u64) -> Self {
+        KhRule::new(config)
+    }
+}
