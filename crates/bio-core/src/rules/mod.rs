@@ -24,9 +24,11 @@ pub use bio::{
 pub use bp::BackpropRule;
 pub use conv::{
     Activation, BpConvConfig, BpConvParams, BpConvRule, ConvCompetition, ConvConfig, ConvInit, ConvNet, ConvParams,
-    ConvRule, conv_plasticity, image_of, pgd_examples, soft_signal,
+    ConvRule, ConvSchedule, ConvState, conv_plasticity, image_of, pgd_examples, soft_signal,
 };
-pub use frozen::{LinearReadout, ReadoutState, ReadoutTrainer, Schedule, phase_split};
+pub use frozen::{
+    FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, ReadoutState, ReadoutTrainer, Schedule, phase_split,
+};
 pub use kh::{KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, kh_plasticity};
 pub use registry::{
     Configured, OptionKind, OptionValue, RuleInfo, RuleOption, RuleVisitor, Settings, choice_name,

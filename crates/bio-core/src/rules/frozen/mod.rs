@@ -1,15 +1,24 @@
-//! The scaffolding the frozen-feature rules (`kh`, `softhebb`, `conv`) share: the phase split and
-//! schedule, a linear readout trained by Adam on the frozen features, and the batch's score.
+//! The scaffolding the frozen-feature rules (`kh`, `softhebb`, `conv`) share, written once: a
+//! feature network that learns without labels in the first epochs of a run, then a linear readout
+//! ([`LinearReadout`]) trained by Adam ([`ReadoutTrainer`]) on the frozen features.
+//!
+//! A rule says what is its own by implementing [`FeatureLayer`] on its validated configuration
+//! (its network, forward pass, plasticity step and schedule); [`FrozenRule`] is then its
+//! [`LearningRule`]: the phase split, the batch's score, the readout step and the checkpointed
+//! state ([`FrozenState`]).
 
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Uniform};
+mod readout;
+
+pub use readout::{LinearReadout, ReadoutState, ReadoutTrainer};
+pub(crate) use readout::{host_mean, score_batch};
+
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::{check_loss, count_correct};
-use crate::backend::{AdamStep, Backend, Dim, Reduce, Unary};
+use super::{BatchReport, LearningRule, Rule, RuleState};
+use crate::backend::Backend;
 use crate::error::CoreError;
-use crate::model::{add_bias, softmax_cross_entropy};
-use crate::tensor::Matrix;
+use crate::model::{Classifier, Params};
 
 /// How a run of `epochs` epochs is split: the first `U = min(hidden_epochs, ⌊epochs/2⌋)` epochs are
 /// unsupervised (hidden weights learn), the rest train the readout on frozen features, so that at
@@ -47,132 +56,153 @@ impl Default for Schedule {
     }
 }
 
-/// A linear readout `z = h Vᵀ + c` on frozen features `h`.
-#[derive(Clone, Debug)]
-pub struct LinearReadout<B: Backend> {
-    /// `V`, `classes×features`.
-    pub weights: B::Tensor,
-    /// `c`, `1×classes`.
-    pub bias: B::Tensor,
+/// The schedule of a frozen-feature rule: which part of the network learns in an epoch.
+pub trait Phase: Copy + Default + std::fmt::Debug + PartialEq + Serialize + DeserializeOwned + 'static {
+    /// True when the readout learns (the features are frozen); otherwise the features learn.
+    fn trains_readout(&self) -> bool;
 }
 
-impl<B: Backend> LinearReadout<B> {
-    /// `V ~ U(−1/√N, 1/√N)`, `c = 0`.
-    pub fn init(b: &B, classes: usize, features: usize, rng: &mut ChaCha8Rng) -> Self {
-        let bound = 1.0 / (features.max(1) as f32).sqrt();
-        let dist = Uniform::new(-bound, bound).expect("a finite, non-empty range");
-        let v = Matrix::from_fn(classes, features, |_, _| dist.sample(rng));
-        Self { weights: b.upload(&v), bias: b.full(1, classes, 0.0) }
-    }
-
-    /// Class scores of features `h` (`batch×features`).
-    pub fn logits(&self, b: &B, h: &B::Tensor) -> B::Tensor {
-        add_bias(b, &b.matmul(h, false, &self.weights, true), &self.bias)
-    }
-
-    /// `Vᵀ·g`: the gradient reaching the features from a logit gradient `g`.
-    pub fn backward(&self, b: &B, g: &B::Tensor) -> B::Tensor {
-        b.matmul(g, false, &self.weights, false)
+impl Phase for Schedule {
+    fn trains_readout(&self) -> bool {
+        !self.unsupervised
     }
 }
 
-/// Adam on a [`LinearReadout`] with the mean softmax cross-entropy: the supervised phase of the
-/// frozen-feature rules. β₁ = 0.9, β₂ = 0.999, ε = 1e-8, as the backprop baseline.
-#[derive(Clone, Debug)]
-pub struct ReadoutTrainer<B: Backend> {
-    /// `(m, v)` of `V` then of `c`; `None` before the first step.
-    moments: Option<[B::Tensor; 4]>,
-    /// Adam steps taken.
-    steps: u64,
-}
-
-impl<B: Backend> Default for ReadoutTrainer<B> {
-    fn default() -> Self {
-        Self { moments: None, steps: 0 }
-    }
-}
-
-/// The host form of a [`ReadoutTrainer`]'s state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReadoutState {
-    /// Adam steps taken.
-    pub steps: u64,
-    /// `m_V, v_V, m_c, v_c`, or empty before the first step.
-    pub moments: Vec<Matrix>,
-}
-
-impl<B: Backend> ReadoutTrainer<B> {
-    /// One Adam step on the mean cross-entropy of `probs` (softmax of the readout's logits on `h`).
-    pub fn step(&mut self, b: &B, readout: &mut LinearReadout<B>, h: &B::Tensor, dlogits: &B::Tensor, lr: f32) {
-        let (batch, _) = b.shape(h);
-        let scale = 1.0 / batch.max(1) as f32;
-        let gv = b.map(&b.matmul(dlogits, true, h, false), Unary::Scale(scale));
-        let gc = b.map(&b.reduce(dlogits, Dim::PerCol, Reduce::Sum), Unary::Scale(scale));
-        let moments = self.moments.get_or_insert_with(|| {
-            let (c, n) = b.shape(&readout.weights);
-            [b.full(c, n, 0.0), b.full(c, n, 0.0), b.full(1, c, 0.0), b.full(1, c, 0.0)]
-        });
-        self.steps += 1;
-        let (beta1, beta2) = (0.9f32, 0.999f32);
-        let t = self.steps.min(i32::MAX as u64) as i32;
-        let s = AdamStep { lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
-        let [mv, vv, mc, vc] = moments;
-        b.adam_step(&mut readout.weights, &gv, mv, vv, s);
-        b.adam_step(&mut readout.bias, &gc, mc, vc, s);
-    }
-
-    /// Host copy of the state.
-    pub fn save(&self, b: &B) -> ReadoutState {
-        let moments = self.moments.as_ref().map(|m| m.iter().map(|t| b.download(t)).collect()).unwrap_or_default();
-        ReadoutState { steps: self.steps, moments }
-    }
-
-    /// Puts back a saved state, checking its shapes against `readout`.
-    pub fn restore(&mut self, b: &B, readout: &LinearReadout<B>, state: ReadoutState) -> Result<(), CoreError> {
-        let (c, n) = b.shape(&readout.weights);
-        self.moments = match state.moments.as_slice() {
-            [] => None,
-            [mv, vv, mc, vc] => {
-                for (m, shape) in [(mv, (c, n)), (vv, (c, n)), (mc, (1, c)), (vc, (1, c))] {
-                    if m.shape() != shape || !m.all_finite() {
-                        return Err(CoreError::Incompatible(format!(
-                            "readout optimizer moment is {}×{}, expected a finite {}×{}",
-                            m.rows(),
-                            m.cols(),
-                            shape.0,
-                            shape.1
-                        )));
-                    }
-                }
-                Some([b.upload(mv), b.upload(vv), b.upload(mc), b.upload(vc)])
-            }
-            other => {
-                return Err(CoreError::Incompatible(format!(
-                    "readout optimizer state holds {} tensors, expected 4",
-                    other.len()
-                )));
-            }
-        };
-        self.steps = state.steps;
+/// What a frozen-feature rule has of its own, implemented on its validated configuration: its
+/// network (features, then a [`LinearReadout`]), the forward pass its plasticity needs, the
+/// plasticity step and the schedule. [`FrozenRule`] does the rest.
+pub trait FeatureLayer<B: Backend>: Clone + std::fmt::Debug + 'static {
+    /// The network.
+    type Model: Classifier<B> + Clone + 'static;
+    /// Where the rule stands in its run (saved in checkpoints).
+    type Schedule: Phase;
+    /// The intermediate values of a batch's forward pass that the plasticity step needs.
+    type Trace;
+    /// A freshly initialized network for `input_dim` inputs and `classes` classes.
+    fn init(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> Self::Model;
+    /// The network rebuilt from saved parameters (every shape checked).
+    fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<Self::Model, CoreError>;
+    /// The schedule of epoch `epoch` (0-based) of `epochs`.
+    fn schedule(&self, epoch: usize, epochs: usize) -> Self::Schedule;
+    /// Adam learning rate of the readout.
+    fn readout_rate(&self) -> f32;
+    /// The network's readout.
+    fn readout(model: &Self::Model) -> &LinearReadout<B>;
+    /// The network's readout, to train it.
+    fn readout_mut(model: &mut Self::Model) -> &mut LinearReadout<B>;
+    /// The forward pass of a batch `x` up to the features.
+    fn trace(model: &Self::Model, x: &B::Tensor) -> Self::Trace;
+    /// The features the readout sees (`batch×features`).
+    fn features(trace: &Self::Trace) -> &B::Tensor;
+    /// The fraction of active feature units, for the batch's report.
+    fn active_fraction(b: &B, trace: &Self::Trace) -> f32;
+    /// One plasticity step of the features from a batch `x` and its trace, in an epoch of
+    /// `schedule` that does not train the readout.
+    fn learn(&self, b: &B, model: &mut Self::Model, x: &B::Tensor, trace: &Self::Trace, schedule: Self::Schedule);
+    /// Whether a saved schedule fits `model` (default: any does).
+    fn check_schedule(_schedule: &Self::Schedule, _model: &Self::Model) -> Result<(), CoreError> {
         Ok(())
     }
 }
 
-/// Loss, correct count and `∂(Σ loss)/∂z` of a batch's logits (with the divergence check).
-pub(crate) fn score_batch<B: Backend>(
-    b: &B,
-    logits: &B::Tensor,
-    labels: &[usize],
-    classes: usize,
-    what: &str,
-) -> Result<(f32, usize, B::Tensor), CoreError> {
-    let (_, losses, dlogits) = softmax_cross_entropy(b, logits, labels);
-    let loss = losses.iter().sum::<f32>() / labels.len().max(1) as f32;
-    check_loss(loss, classes, what)?;
-    Ok((loss, count_correct(&b.argmax_rows(logits), labels), dlogits))
+/// The host form of a [`FrozenRule`]'s state between batches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrozenState<S> {
+    /// The current epoch's schedule.
+    pub schedule: S,
+    /// The readout's optimizer.
+    pub readout: ReadoutState,
 }
 
-/// The mean of a tensor, on the host.
-pub(crate) fn host_mean<B: Backend>(b: &B, t: &B::Tensor) -> f32 {
-    b.download(&b.reduce(t, Dim::All, Reduce::Mean)).get(0, 0)
+/// A frozen-feature trainer: the configuration, the schedule and the readout's Adam state. It
+/// draws no random numbers.
+#[derive(Clone, Debug)]
+pub struct FrozenRule<C: FeatureLayer<B>, B: Backend> {
+    config: C,
+    schedule: C::Schedule,
+    trainer: ReadoutTrainer<B>,
+}
+
+impl<C: FeatureLayer<B>, B: Backend> FrozenRule<C, B> {
+    /// A trainer with a fresh schedule and optimizer.
+    pub fn new(config: C) -> Self {
+        Self { config, schedule: C::Schedule::default(), trainer: ReadoutTrainer::default() }
+    }
+
+    /// The validated hyper-parameters.
+    pub fn config(&self) -> &C {
+        &self.config
+    }
+
+    /// The current epoch's schedule.
+    pub fn schedule(&self) -> C::Schedule {
+        self.schedule
+    }
+}
+
+impl<C: FeatureLayer<B>, B: Backend> LearningRule<B> for FrozenRule<C, B>
+where
+    Self: Rule,
+{
+    type Model = C::Model;
+
+    fn name(&self) -> &'static str {
+        <Self as Rule>::NAME
+    }
+
+    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> C::Model {
+        self.config.init(backend, input_dim, classes, seed)
+    }
+
+    fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<C::Model, CoreError> {
+        self.config.model_from_params(backend, input_dim, classes, params)
+    }
+
+    /// Follows the rule's schedule ([`FeatureLayer::schedule`]).
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
+        self.schedule = self.config.schedule(epoch, epochs);
+    }
+
+    /// One batch: while the features learn, a plasticity step ([`FeatureLayer::learn`]); then an
+    /// Adam step of the readout. The report is measured before the update.
+    fn train_batch(&mut self, model: &mut C::Model, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
+        let b = model.backend().clone();
+        let trace = C::trace(model, x);
+        let features = C::features(&trace);
+        let logits = C::readout(model).logits(&b, features);
+        let what = format!("{} readout", <Self as Rule>::NAME);
+        let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes(), &what)?;
+        let active_fraction = C::active_fraction(&b, &trace);
+        if self.schedule.trains_readout() {
+            self.trainer.step(&b, C::readout_mut(model), features, &dlogits, self.config.readout_rate());
+        } else {
+            self.config.learn(&b, model, x, &trace, self.schedule);
+        }
+        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
+    }
+
+    fn save_state(&self, model: &C::Model) -> RuleState {
+        let state = FrozenState { schedule: self.schedule, readout: self.trainer.save(model.backend()) };
+        RuleState::encode(<Self as Rule>::NAME, &state)
+    }
+
+    fn restore_state(&mut self, model: &C::Model, state: RuleState) -> Result<(), CoreError> {
+        let state: FrozenState<C::Schedule> = state.decode(<Self as Rule>::NAME)?;
+        C::check_schedule(&state.schedule, model)?;
+        self.trainer.restore(model.backend(), C::readout(model), state.readout)?;
+        self.schedule = state.schedule;
+        Ok(())
+    }
 }

@@ -26,7 +26,7 @@ pub struct KhNet<B: Backend> {
 }
 
 /// The intermediate values of the response for one batch.
-pub(super) struct KhResponse<T> {
+pub struct KhResponse<T> {
     /// `r = ReLU(x Wᵀ)`.
     pub(super) r: T,
     /// `max_μ r_μ` per row, guarded (`batch×1`).

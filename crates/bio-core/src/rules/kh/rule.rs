@@ -1,13 +1,12 @@
 //! The Krotov–Hopfield plasticity and trainer.
 
-use serde::{Deserialize, Serialize};
-
+use super::model::KhResponse;
 use super::{KhConfig, KhNet, KhParams};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::model::Params;
-use crate::rules::frozen::{ReadoutState, ReadoutTrainer, Schedule, host_mean, score_batch};
-use crate::rules::{BatchReport, LearningRule, Rule, RuleOption, RuleState};
+use crate::rules::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Schedule, host_mean};
+use crate::rules::{Rule, RuleOption};
 
 /// `1` where `d` exceeds the row's `j`-th largest value (`j` counting from 1), i.e. the row's top
 /// `j − 1` entries; all ones when `j` exceeds the row length.
@@ -45,48 +44,18 @@ pub fn kh_plasticity<B: Backend>(b: &B, w: &mut B::Tensor, x: &B::Tensor, config
 }
 
 /// The host form of a [`KhRule`]'s state between batches.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct KhState {
-    /// The current epoch's schedule.
-    pub schedule: Schedule,
-    /// The readout's optimizer.
-    pub readout: ReadoutState,
-}
+pub type KhState = FrozenState<Schedule>;
 
 /// The `kh` trainer: the schedule and the readout's Adam state. It draws no random numbers.
-#[derive(Clone, Debug)]
-pub struct KhRule<B: Backend> {
-    config: KhConfig,
-    schedule: Schedule,
-    trainer: ReadoutTrainer<B>,
-}
+pub type KhRule<B> = FrozenRule<KhConfig, B>;
 
-impl<B: Backend> KhRule<B> {
-    /// A trainer with a fresh schedule and optimizer.
-    pub fn new(config: KhConfig) -> Self {
-        Self { config, schedule: Schedule::default(), trainer: ReadoutTrainer::default() }
-    }
-
-    /// The validated hyper-parameters.
-    pub fn config(&self) -> &KhConfig {
-        &self.config
-    }
-
-    /// The current epoch's schedule.
-    pub fn schedule(&self) -> Schedule {
-        self.schedule
-    }
-}
-
-impl<B: Backend> LearningRule<B> for KhRule<B> {
+impl<B: Backend> FeatureLayer<B> for KhConfig {
     type Model = KhNet<B>;
+    type Schedule = Schedule;
+    type Trace = KhResponse<B::Tensor>;
 
-    fn name(&self) -> &'static str {
-        <Self as Rule>::NAME
-    }
-
-    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> KhNet<B> {
-        KhNet::init(backend, self.config.clone(), input_dim, classes, seed)
+    fn init(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> KhNet<B> {
+        KhNet::init(backend, self.clone(), input_dim, classes, seed)
     }
 
     fn model_from_params(
@@ -96,43 +65,45 @@ impl<B: Backend> LearningRule<B> for KhRule<B> {
         classes: usize,
         params: &Params,
     ) -> Result<KhNet<B>, CoreError> {
-        KhNet::from_params(backend, self.config.clone(), input_dim, classes, params)
+        KhNet::from_params(backend, self.clone(), input_dim, classes, params)
     }
 
-    /// Follows the schedule ([`Schedule::at`]).
-    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
-        self.schedule = Schedule::at(self.config.hebbian_rate, self.config.hidden_epochs, epoch, epochs);
+    /// [`Schedule::at`].
+    fn schedule(&self, epoch: usize, epochs: usize) -> Schedule {
+        Schedule::at(self.hebbian_rate, self.hidden_epochs, epoch, epochs)
     }
 
-    /// One batch: in the unsupervised phase a plasticity step of the hidden weights, in the
-    /// supervised phase an Adam step of the readout. The report is measured before the update; its
-    /// active fraction counts the units with a positive response.
-    fn train_batch(&mut self, model: &mut KhNet<B>, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
-        let b = model.backend.clone();
-        let t = model.response(x);
-        let logits = model.readout.logits(&b, &t.code);
-        let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes, "kh readout")?;
-        let active_fraction = host_mean(&b, &b.map(&t.r, Unary::Step));
-        if self.schedule.unsupervised {
-            if self.schedule.rate > 0.0 {
-                kh_plasticity(&b, &mut model.weights, x, &self.config, self.schedule.rate);
-            }
-        } else {
-            self.trainer.step(&b, &mut model.readout, &t.code, &dlogits, self.config.readout_rate);
+    fn readout_rate(&self) -> f32 {
+        self.readout_rate
+    }
+
+    fn readout(model: &KhNet<B>) -> &LinearReadout<B> {
+        &model.readout
+    }
+
+    fn readout_mut(model: &mut KhNet<B>) -> &mut LinearReadout<B> {
+        &mut model.readout
+    }
+
+    fn trace(model: &KhNet<B>, x: &B::Tensor) -> KhResponse<B::Tensor> {
+        model.response(x)
+    }
+
+    /// The normalized code `ĥ`.
+    fn features(trace: &KhResponse<B::Tensor>) -> &B::Tensor {
+        &trace.code
+    }
+
+    /// The units with a positive response.
+    fn active_fraction(b: &B, trace: &KhResponse<B::Tensor>) -> f32 {
+        host_mean(b, &b.map(&trace.r, Unary::Step))
+    }
+
+    /// [`kh_plasticity`] at the schedule's rate.
+    fn learn(&self, b: &B, model: &mut KhNet<B>, x: &B::Tensor, _trace: &KhResponse<B::Tensor>, schedule: Schedule) {
+        if schedule.rate > 0.0 {
+            kh_plasticity(b, &mut model.weights, x, self, schedule.rate);
         }
-        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
-    }
-
-    fn save_state(&self, model: &KhNet<B>) -> RuleState {
-        let state = KhState { schedule: self.schedule, readout: self.trainer.save(&model.backend) };
-        RuleState::encode(<Self as Rule>::NAME, &state)
-    }
-
-    fn restore_state(&mut self, model: &KhNet<B>, state: RuleState) -> Result<(), CoreError> {
-        let state: KhState = state.decode(<Self as Rule>::NAME)?;
-        self.trainer.restore(&model.backend, &model.readout, state.readout)?;
-        self.schedule = state.schedule;
-        Ok(())
     }
 }
 

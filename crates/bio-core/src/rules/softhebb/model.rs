@@ -31,7 +31,7 @@ pub struct SoftHebbNet<B: Backend> {
 }
 
 /// The intermediate values of the forward pass for one batch.
-pub(super) struct SoftHebbTrace<T> {
+pub struct SoftHebbTrace<T> {
     /// `‖x‖₂` per row (`batch×1`).
     pub(super) input_norm: T,
     /// `x̂`.

@@ -1,13 +1,12 @@
 //! The SoftHebb plasticity and trainer.
 
-use serde::{Deserialize, Serialize};
-
+use super::model::SoftHebbTrace;
 use super::{SOFTHEBB_INPUT_EPS, SoftHebbConfig, SoftHebbNet, SoftHebbParams};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::model::Params;
-use crate::rules::frozen::{ReadoutState, ReadoutTrainer, Schedule, host_mean, score_batch};
-use crate::rules::{BatchReport, LearningRule, Rule, RuleOption, RuleState};
+use crate::rules::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Schedule, host_mean};
+use crate::rules::{Rule, RuleOption};
 
 /// `t / max|t|` (the whole tensor; a zero tensor stays zero).
 fn by_largest<B: Backend>(b: &B, t: &B::Tensor) -> B::Tensor {
@@ -41,48 +40,18 @@ pub fn softhebb_plasticity<B: Backend>(
 }
 
 /// The host form of a [`SoftHebbRule`]'s state between batches.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SoftHebbState {
-    /// The current epoch's schedule.
-    pub schedule: Schedule,
-    /// The readout's optimizer.
-    pub readout: ReadoutState,
-}
+pub type SoftHebbState = FrozenState<Schedule>;
 
 /// The `softhebb` trainer: the schedule and the readout's Adam state. It draws no random numbers.
-#[derive(Clone, Debug)]
-pub struct SoftHebbRule<B: Backend> {
-    config: SoftHebbConfig,
-    schedule: Schedule,
-    trainer: ReadoutTrainer<B>,
-}
+pub type SoftHebbRule<B> = FrozenRule<SoftHebbConfig, B>;
 
-impl<B: Backend> SoftHebbRule<B> {
-    /// A trainer with a fresh schedule and optimizer.
-    pub fn new(config: SoftHebbConfig) -> Self {
-        Self { config, schedule: Schedule::default(), trainer: ReadoutTrainer::default() }
-    }
-
-    /// The validated hyper-parameters.
-    pub fn config(&self) -> &SoftHebbConfig {
-        &self.config
-    }
-
-    /// The current epoch's schedule.
-    pub fn schedule(&self) -> Schedule {
-        self.schedule
-    }
-}
-
-impl<B: Backend> LearningRule<B> for SoftHebbRule<B> {
+impl<B: Backend> FeatureLayer<B> for SoftHebbConfig {
     type Model = SoftHebbNet<B>;
+    type Schedule = Schedule;
+    type Trace = SoftHebbTrace<B::Tensor>;
 
-    fn name(&self) -> &'static str {
-        <Self as Rule>::NAME
-    }
-
-    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> SoftHebbNet<B> {
-        SoftHebbNet::init(backend, self.config.clone(), input_dim, classes, seed)
+    fn init(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> SoftHebbNet<B> {
+        SoftHebbNet::init(backend, self.clone(), input_dim, classes, seed)
     }
 
     fn model_from_params(
@@ -92,50 +61,54 @@ impl<B: Backend> LearningRule<B> for SoftHebbRule<B> {
         classes: usize,
         params: &Params,
     ) -> Result<SoftHebbNet<B>, CoreError> {
-        SoftHebbNet::from_params(backend, self.config.clone(), input_dim, classes, params)
+        SoftHebbNet::from_params(backend, self.clone(), input_dim, classes, params)
     }
 
-    /// Follows the schedule ([`Schedule::at`]).
-    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
-        self.schedule = Schedule::at(self.config.hebbian_rate, self.config.hidden_epochs, epoch, epochs);
+    /// [`Schedule::at`].
+    fn schedule(&self, epoch: usize, epochs: usize) -> Schedule {
+        Schedule::at(self.hebbian_rate, self.hidden_epochs, epoch, epochs)
     }
 
-    /// One batch: in the unsupervised phase a SoftHebb step of the hidden layer, in the supervised
-    /// phase an Adam step of the readout. The report is measured before the update; its active
-    /// fraction counts the units whose `y` exceeds the uniform `1/N`.
-    fn train_batch(
-        &mut self,
-        model: &mut SoftHebbNet<B>,
-        x: &B::Tensor,
-        labels: &[usize],
-    ) -> Result<BatchReport, CoreError> {
-        let b = model.backend.clone();
-        let t = model.trace(x);
-        let logits = model.readout.logits(&b, &t.posterior);
-        let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes, "softhebb readout")?;
-        let (_, n) = b.shape(&t.posterior);
+    fn readout_rate(&self) -> f32 {
+        self.readout_rate
+    }
+
+    fn readout(model: &SoftHebbNet<B>) -> &LinearReadout<B> {
+        &model.readout
+    }
+
+    fn readout_mut(model: &mut SoftHebbNet<B>) -> &mut LinearReadout<B> {
+        &mut model.readout
+    }
+
+    fn trace(model: &SoftHebbNet<B>, x: &B::Tensor) -> SoftHebbTrace<B::Tensor> {
+        model.trace(x)
+    }
+
+    /// The posterior `y`.
+    fn features(trace: &SoftHebbTrace<B::Tensor>) -> &B::Tensor {
+        &trace.posterior
+    }
+
+    /// The units whose `y` exceeds the uniform `1/N`.
+    fn active_fraction(b: &B, trace: &SoftHebbTrace<B::Tensor>) -> f32 {
+        let (_, n) = b.shape(&trace.posterior);
         let uniform = b.full(1, 1, 1.0 / n as f32);
-        let active_fraction = host_mean(&b, &b.zip(&t.posterior, &uniform, Binary::Greater));
-        if self.schedule.unsupervised {
-            if self.schedule.rate > 0.0 {
-                softhebb_plasticity(&b, model, &t.normalized, &t.posterior, self.schedule.rate);
-            }
-        } else {
-            self.trainer.step(&b, &mut model.readout, &t.posterior, &dlogits, self.config.readout_rate);
+        host_mean(b, &b.zip(&trace.posterior, &uniform, Binary::Greater))
+    }
+
+    /// [`softhebb_plasticity`] at the schedule's rate.
+    fn learn(
+        &self,
+        b: &B,
+        model: &mut SoftHebbNet<B>,
+        _x: &B::Tensor,
+        trace: &SoftHebbTrace<B::Tensor>,
+        schedule: Schedule,
+    ) {
+        if schedule.rate > 0.0 {
+            softhebb_plasticity(b, model, &trace.normalized, &trace.posterior, schedule.rate);
         }
-        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
-    }
-
-    fn save_state(&self, model: &SoftHebbNet<B>) -> RuleState {
-        let state = SoftHebbState { schedule: self.schedule, readout: self.trainer.save(&model.backend) };
-        RuleState::encode(<Self as Rule>::NAME, &state)
-    }
-
-    fn restore_state(&mut self, model: &SoftHebbNet<B>, state: RuleState) -> Result<(), CoreError> {
-        let state: SoftHebbState = state.decode(<Self as Rule>::NAME)?;
-        self.trainer.restore(&model.backend, &model.readout, state.readout)?;
-        self.schedule = state.schedule;
-        Ok(())
     }
 }
 
