@@ -8,7 +8,7 @@
 //! platform a mismatch may be the math library, not the code. When a change is *meant* to alter a
 //! rule's results, update its hash in the same commit and say why.
 
-use bio_core::rules::{LearningRule, Rule, RuleVisitor, config_from_settings, dispatch};
+use bio_core::rules::{LearningRule, Rule, RuleVisitor, Settings, config_from_settings, dispatch};
 use bio_core::{Classifier, Matrix, ReferenceBackend};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -27,14 +27,14 @@ impl Fnv {
 
 /// 4 epochs of 2 batches (the frozen-feature rules: 2 unsupervised epochs, then 2 of the readout;
 /// `bio`: plastic, then consolidation), at the rule's defaults on one hidden layer of 20 units,
-/// 6×6 inputs, 3 classes; the hash of what it leaves.
-struct Run;
+/// 6×6 inputs, 3 classes, with these settings; the hash of what it leaves.
+struct Run(Settings);
 
 impl RuleVisitor<ReferenceBackend> for Run {
     type Output = u64;
     fn visit<R: Rule + LearningRule<ReferenceBackend>>(self) -> u64 {
         let b = ReferenceBackend;
-        let config = config_from_settings::<R>(&[20], &Default::default()).expect("defaults are valid");
+        let config = config_from_settings::<R>(&[20], &self.0).expect("valid settings");
         let mut rule = R::new(config, 5);
         let mut model = rule.init_model(&b, 36, 3, 11);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -80,9 +80,14 @@ fn every_rule_trains_to_the_same_bits_as_before_the_refactor() {
         ("softhebb", 0xdb93b06a508c16bb),
         ("conv", 0xec8fd9261ba53cf7),
         ("bpconv", 0x4aabd148db1264a2),
+        ("bp momentum", 0x617a684b680a3be2),
     ];
-    let got: Vec<(&str, u64)> =
-        bio_core::rules::rules().iter().map(|r| (r.name, dispatch(r.name, Run).expect("registered"))).collect();
+    let mut got: Vec<(&str, u64)> = bio_core::rules::rules()
+        .iter()
+        .map(|r| (r.name, dispatch(r.name, Run(Settings::new())).expect("registered")))
+        .collect();
+    let momentum = Settings::from([("optimizer".to_string(), serde_json::json!("momentum"))]);
+    got.push(("bp momentum", dispatch("bp", Run(momentum)).expect("registered")));
     for (name, hash) in &got {
         println!("(\"{name}\", {hash:#018x}),"); // the line to paste when a change is meant
     }

@@ -12,6 +12,7 @@ mod conv;
 pub mod describe;
 mod frozen;
 mod kh;
+mod optim;
 mod registry;
 mod softhebb;
 #[cfg(test)]
@@ -30,6 +31,7 @@ pub use frozen::{
     FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, ReadoutState, ReadoutTrainer, Schedule, phase_split,
 };
 pub use kh::{KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, kh_plasticity};
+pub use optim::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, AdamState};
 pub use registry::{
     Configured, OptionKind, OptionValue, RuleInfo, RuleOption, RuleVisitor, Settings, choice_name,
     config_from_settings, configure, dispatch, find, kind_of, number_setting, params_from_settings, params_mut,

@@ -2,33 +2,48 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{AdamStep, Backend};
+use crate::backend::Backend;
 use crate::error::CoreError;
 use crate::model::{BpNet, Classifier, Params};
 use crate::params::{BP_COPIES_PER_WEIGHT, BpConfig, BpParams, Optimizer};
+use crate::rules::optim::{Adam, AdamState};
 use crate::rules::{BatchReport, LearningRule, Rule, RuleState, check_loss, count_correct};
 use crate::tensor::Matrix;
 
-/// Optimizer moments of one tensor.
+/// The optimizer's state: Adam's, or the velocity of each tensor (SGD with momentum).
 #[derive(Clone, Debug)]
-struct Moments<T> {
-    first: T,
-    second: Option<T>,
+enum Stepper<B: Backend> {
+    Adam(Adam<B>),
+    Momentum {
+        /// One per tensor, weights then bias of each layer; empty before the first step.
+        velocity: Vec<B::Tensor>,
+        /// Steps taken.
+        steps: u64,
+    },
 }
 
 /// The backprop trainer: owns the optimizer state.
 #[derive(Clone, Debug)]
 pub struct BackpropRule<B: Backend> {
     config: BpConfig,
-    moments: Vec<Moments<B::Tensor>>,
-    steps: u64,
+    stepper: Stepper<B>,
 }
 
 impl<B: Backend> BackpropRule<B> {
     /// A trainer with empty optimizer state.
     pub fn new(config: BpConfig) -> Self {
-        Self { config, moments: Vec::new(), steps: 0 }
+        let stepper = match config.optimizer {
+            Optimizer::Adam => Stepper::Adam(Adam::default()),
+            Optimizer::Momentum { .. } => Stepper::Momentum { velocity: Vec::new(), steps: 0 },
+        };
+        Self { config, stepper }
     }
+}
+
+/// The weights and bias of every layer, in order.
+fn shapes<B: Backend>(model: &BpNet<B>) -> Vec<(usize, usize)> {
+    let b = model.backend();
+    model.layers.iter().flat_map(|l| [b.shape(&l.weights), b.shape(&l.bias)]).collect()
 }
 
 impl<B: Backend> LearningRule<B> for BackpropRule<B> {
@@ -61,73 +76,73 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
         let loss = g.losses.iter().sum::<f32>() / n as f32;
         check_loss(loss, model.classes(), "backprop")?;
         let correct = count_correct(&b.argmax_rows(&g.logits), labels);
-        if self.moments.is_empty() {
-            let with_second = matches!(self.config.optimizer, Optimizer::Adam);
-            for layer in &model.layers {
-                for t in [&layer.weights, &layer.bias] {
-                    let (r, c) = b.shape(t);
-                    self.moments
-                        .push(Moments { first: b.full(r, c, 0.0), second: with_second.then(|| b.full(r, c, 0.0)) });
-                }
-            }
-        }
-        self.steps += 1;
+        let active_fraction = g.active_fraction;
+        let grads: Vec<B::Tensor> = g.layers.into_iter().flat_map(|(dw, db)| [dw, db]).collect();
+        let shapes = shapes(model);
+        let mut params: Vec<&mut B::Tensor> =
+            model.layers.iter_mut().flat_map(|l| [&mut l.weights, &mut l.bias]).collect();
         let lr = self.config.learning_rate;
-        let (beta1, beta2) = (0.9f32, 0.999f32);
-        let t = self.steps as i32;
-        let adam =
-            AdamStep { lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
-        let mut moments = self.moments.iter_mut();
-        for (layer, (dw, db)) in model.layers.iter_mut().zip(&g.layers) {
-            for (param, grad) in [(&mut layer.weights, dw), (&mut layer.bias, db)] {
-                let m = moments.next().expect("one moment per tensor");
-                match (self.config.optimizer, m.second.as_mut()) {
-                    (Optimizer::Adam, Some(v)) => b.adam_step(param, grad, &mut m.first, v, adam),
-                    (Optimizer::Momentum { momentum }, _) => b.momentum_step(param, grad, &mut m.first, lr, momentum),
-                    (Optimizer::Adam, None) => unreachable!("Adam moments are created with a second moment"),
+        match (&mut self.stepper, self.config.optimizer) {
+            (Stepper::Adam(adam), _) => adam.step(&b, &mut params, &grads, lr),
+            (Stepper::Momentum { velocity, steps }, Optimizer::Momentum { momentum }) => {
+                if velocity.is_empty() {
+                    *velocity = shapes.into_iter().map(|(r, c)| b.full(r, c, 0.0)).collect();
+                }
+                *steps += 1;
+                for ((p, grad), v) in params.iter_mut().zip(&grads).zip(velocity.iter_mut()) {
+                    b.momentum_step(p, grad, v, lr, momentum);
                 }
             }
+            (Stepper::Momentum { .. }, Optimizer::Adam) => unreachable!("the stepper follows the configuration"),
         }
-        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction: g.active_fraction })
+        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
     }
 
     fn save_state(&self, model: &BpNet<B>) -> RuleState {
         let b = model.backend();
-        let moments =
-            self.moments.iter().map(|m| (b.download(&m.first), m.second.as_ref().map(|v| b.download(v)))).collect();
-        RuleState::encode(Self::NAME, &BpState { steps: self.steps, moments })
+        let (steps, moments) = match &self.stepper {
+            Stepper::Adam(adam) => {
+                let AdamState { steps, moments } = adam.save(b);
+                let mut moments = moments.into_iter();
+                (steps, std::iter::from_fn(|| Some((moments.next()?, moments.next()))).collect())
+            }
+            Stepper::Momentum { velocity, steps } => (*steps, velocity.iter().map(|v| (b.download(v), None)).collect()),
+        };
+        RuleState::encode(Self::NAME, &BpState { steps, moments })
     }
 
     fn restore_state(&mut self, model: &BpNet<B>, state: RuleState) -> Result<(), CoreError> {
         let BpState { steps, moments } = state.decode(Self::NAME)?;
         let b = model.backend();
-        if !moments.is_empty() {
-            let shapes: Vec<(usize, usize)> =
-                model.layers.iter().flat_map(|l| [b.shape(&l.weights), b.shape(&l.bias)]).collect();
-            if moments.len() != shapes.len() {
-                return Err(CoreError::Incompatible(format!(
-                    "optimizer state holds {} tensors, the model has {}",
-                    moments.len(),
-                    shapes.len()
-                )));
+        let shapes = shapes(model);
+        let of_adam = moments.iter().all(|(_, second)| second.is_some());
+        match &mut self.stepper {
+            Stepper::Adam(adam) if of_adam => {
+                let moments = moments.into_iter().flat_map(|(m, v)| [Some(m), v]).flatten().collect();
+                adam.restore(b, &shapes, AdamState { steps, moments }, "backprop")
             }
-            let with_second = matches!(self.config.optimizer, Optimizer::Adam);
-            for (i, ((first, second), shape)) in moments.iter().zip(&shapes).enumerate() {
-                let bad = |m: &Matrix| m.shape() != *shape || !m.all_finite();
-                if bad(first) || second.as_ref().is_some_and(bad) || second.is_some() != with_second {
+            Stepper::Momentum { velocity, steps: taken } if moments.iter().all(|(_, second)| second.is_none()) => {
+                if !moments.is_empty() && moments.len() != shapes.len() {
                     return Err(CoreError::Incompatible(format!(
-                        "optimizer moment {i} does not fit a {}×{} tensor of this optimizer",
-                        shape.0, shape.1
+                        "the backprop optimizer state holds {} tensors, the model has {}",
+                        moments.len(),
+                        shapes.len()
                     )));
                 }
+                for (i, ((m, _), shape)) in moments.iter().zip(&shapes).enumerate() {
+                    if m.shape() != *shape || !m.all_finite() {
+                        return Err(CoreError::Incompatible(format!(
+                            "backprop optimizer moment {i} does not fit a finite {}×{} tensor",
+                            shape.0, shape.1
+                        )));
+                    }
+                }
+                *velocity = moments.iter().map(|(m, _)| b.upload(m)).collect();
+                *taken = steps;
+                Ok(())
             }
+            _ => Err(CoreError::Incompatible("the backprop optimizer state is of the other optimizer".into())),
         }
-        self.moments = moments
-            .iter()
-            .map(|(first, second)| Moments { first: b.upload(first), second: second.as_ref().map(|v| b.upload(v)) })
-            .collect();
-        self.steps = steps;
-        Ok(())
     }
 }
 

@@ -26,10 +26,9 @@ use serde::{Deserialize, Serialize};
 
 use super::checks::{check_at_least, check_positive};
 use super::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, host_mean, score_batch};
+use super::optim::{Adam, AdamState};
 use super::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState};
-use crate::backend::{
-    AdamStep, Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard,
-};
+use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard};
 use crate::error::CoreError;
 use crate::model::{Classifier, Params};
 use crate::params::ScalingNorm;
@@ -497,8 +496,7 @@ pub struct BpConvState {
 #[derive(Clone, Debug)]
 pub struct BpConvRule<B: Backend> {
     config: BpConvConfig,
-    steps: u64,
-    moments: Vec<B::Tensor>,
+    adam: Adam<B>,
     rng: ChaCha8Rng,
 }
 
@@ -572,53 +570,23 @@ impl<B: Backend> LearningRule<B> for BpConvRule<B> {
             grads.push(b.map(&b.matmul(du, true, &t.patches, false), Unary::Scale(scale)));
             grads.push(b.map(&b.reduce(du, Dim::PerCol, Reduce::Sum), Unary::Scale(scale)));
         }
-        grads.push(b.map(&b.matmul(&dlogits, true, &features, false), Unary::Scale(scale)));
-        grads.push(b.map(&b.reduce(&dlogits, Dim::PerCol, Reduce::Sum), Unary::Scale(scale)));
-        let mut params = parameters_mut(model);
-        if self.moments.is_empty() {
-            self.moments = params
-                .iter()
-                .flat_map(|p| {
-                    let (r, c) = b.shape(p);
-                    [b.full(r, c, 0.0), b.full(r, c, 0.0)]
-                })
-                .collect();
-        }
-        self.steps += 1;
-        let (beta1, beta2) = (0.9f32, 0.999f32);
-        let t = self.steps.min(i32::MAX as u64) as i32;
-        let lr = self.config.rate;
-        let s = AdamStep { lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
-        for ((p, g), mv) in params.iter_mut().zip(&grads).zip(self.moments.chunks_mut(2)) {
-            let [m, v] = mv else { unreachable!("moments come in pairs") };
-            b.adam_step(p, g, m, v, s);
-        }
+        grads.extend(model.readout.gradients(&b, &features, &dlogits));
+        self.adam.step(&b, &mut parameters_mut(model), &grads, self.config.rate);
         Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
     }
 
     fn save_state(&self, model: &ConvNet<B>) -> RuleState {
         let b = model.backend();
-        let state = BpConvState {
-            steps: self.steps,
-            moments: self.moments.iter().map(|m| b.download(m)).collect(),
-            rng: RngState::capture(&self.rng),
-        };
+        let adam = self.adam.save(b);
+        let state = BpConvState { steps: adam.steps, moments: adam.moments, rng: RngState::capture(&self.rng) };
         RuleState::encode(<Self as Rule>::NAME, &state)
     }
 
     fn restore_state(&mut self, model: &ConvNet<B>, state: RuleState) -> Result<(), CoreError> {
         let state: BpConvState = state.decode(<Self as Rule>::NAME)?;
-        let b = model.backend();
         let shapes: Vec<(usize, usize)> = model.to_params().tensors.iter().map(|(_, m)| m.shape()).collect();
-        if !state.moments.is_empty() {
-            let ok = state.moments.len() == 2 * shapes.len()
-                && state.moments.iter().enumerate().all(|(i, m)| m.shape() == shapes[i / 2] && m.all_finite());
-            if !ok {
-                return Err(CoreError::Incompatible("the bpconv optimizer state does not fit this network".into()));
-            }
-        }
-        self.moments = state.moments.iter().map(|m| b.upload(m)).collect();
-        self.steps = state.steps;
+        let adam = AdamState { steps: state.steps, moments: state.moments };
+        self.adam.restore(model.backend(), &shapes, adam, "bpconv")?;
         self.rng = state.rng.restore();
         Ok(())
     }
@@ -675,7 +643,7 @@ impl<B: Backend> Rule for BpConvRule<B> {
     }
 
     fn new(config: BpConvConfig, seed: u64) -> Self {
-        Self { config, steps: 0, moments: Vec::new(), rng: ChaCha8Rng::seed_from_u64(seed ^ 0xb9c0_4e3d) }
+        Self { config, adam: Adam::default(), rng: ChaCha8Rng::seed_from_u64(seed ^ 0xb9c0_4e3d) }
     }
 }
 

@@ -3,11 +3,11 @@
 
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Uniform};
-use serde::{Deserialize, Serialize};
 
-use crate::backend::{AdamStep, Backend, Dim, Reduce, Unary};
+use crate::backend::{Backend, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::model::{add_bias, softmax_cross_entropy};
+use crate::rules::optim::{Adam, AdamState};
 use crate::rules::{check_loss, count_correct};
 use crate::tensor::Matrix;
 
@@ -34,6 +34,16 @@ impl<B: Backend> LinearReadout<B> {
         add_bias(b, &b.matmul(h, false, &self.weights, true), &self.bias)
     }
 
+    /// `[∂L/∂V, ∂L/∂c]` of the mean loss over the batch, from features `h` and the gradient
+    /// `dlogits` of the summed loss: `dlogitsᵀ·h/B` and the column sums of `dlogits`, over `B`.
+    pub fn gradients(&self, b: &B, h: &B::Tensor, dlogits: &B::Tensor) -> [B::Tensor; 2] {
+        let (batch, _) = b.shape(h);
+        let scale = 1.0 / batch.max(1) as f32;
+        let gv = b.map(&b.matmul(dlogits, true, h, false), Unary::Scale(scale));
+        let gc = b.map(&b.reduce(dlogits, Dim::PerCol, Reduce::Sum), Unary::Scale(scale));
+        [gv, gc]
+    }
+
     /// `Vᵀ·g`: the gradient reaching the features from a logit gradient `g`.
     pub fn backward(&self, b: &B, g: &B::Tensor) -> B::Tensor {
         b.matmul(g, false, &self.weights, false)
@@ -44,81 +54,37 @@ impl<B: Backend> LinearReadout<B> {
 /// frozen-feature rules. β₁ = 0.9, β₂ = 0.999, ε = 1e-8, as the backprop baseline.
 #[derive(Clone, Debug)]
 pub struct ReadoutTrainer<B: Backend> {
-    /// `(m, v)` of `V` then of `c`; `None` before the first step.
-    moments: Option<[B::Tensor; 4]>,
-    /// Adam steps taken.
-    steps: u64,
+    /// Adam on `V` then `c`.
+    adam: Adam<B>,
 }
 
 impl<B: Backend> Default for ReadoutTrainer<B> {
     fn default() -> Self {
-        Self { moments: None, steps: 0 }
+        Self { adam: Adam::default() }
     }
 }
 
-/// The host form of a [`ReadoutTrainer`]'s state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ReadoutState {
-    /// Adam steps taken.
-    pub steps: u64,
-    /// `m_V, v_V, m_c, v_c`, or empty before the first step.
-    pub moments: Vec<Matrix>,
-}
+/// The host form of a [`ReadoutTrainer`]'s state: Adam's, moments `m_V, v_V, m_c, v_c` (or none
+/// before the first step).
+pub type ReadoutState = AdamState;
 
 impl<B: Backend> ReadoutTrainer<B> {
-    /// One Adam step on the mean cross-entropy of `probs` (softmax of the readout's logits on `h`).
+    /// One Adam step on the mean cross-entropy of the readout's logits on features `h`, from its
+    /// gradient `dlogits` (summed over the batch).
     pub fn step(&mut self, b: &B, readout: &mut LinearReadout<B>, h: &B::Tensor, dlogits: &B::Tensor, lr: f32) {
-        let (batch, _) = b.shape(h);
-        let scale = 1.0 / batch.max(1) as f32;
-        let gv = b.map(&b.matmul(dlogits, true, h, false), Unary::Scale(scale));
-        let gc = b.map(&b.reduce(dlogits, Dim::PerCol, Reduce::Sum), Unary::Scale(scale));
-        let moments = self.moments.get_or_insert_with(|| {
-            let (c, n) = b.shape(&readout.weights);
-            [b.full(c, n, 0.0), b.full(c, n, 0.0), b.full(1, c, 0.0), b.full(1, c, 0.0)]
-        });
-        self.steps += 1;
-        let (beta1, beta2) = (0.9f32, 0.999f32);
-        let t = self.steps.min(i32::MAX as u64) as i32;
-        let s = AdamStep { lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
-        let [mv, vv, mc, vc] = moments;
-        b.adam_step(&mut readout.weights, &gv, mv, vv, s);
-        b.adam_step(&mut readout.bias, &gc, mc, vc, s);
+        let grads = readout.gradients(b, h, dlogits);
+        self.adam.step(b, &mut [&mut readout.weights, &mut readout.bias], &grads, lr);
     }
 
     /// Host copy of the state.
     pub fn save(&self, b: &B) -> ReadoutState {
-        let moments = self.moments.as_ref().map(|m| m.iter().map(|t| b.download(t)).collect()).unwrap_or_default();
-        ReadoutState { steps: self.steps, moments }
+        self.adam.save(b)
     }
 
     /// Puts back a saved state, checking its shapes against `readout`.
     pub fn restore(&mut self, b: &B, readout: &LinearReadout<B>, state: ReadoutState) -> Result<(), CoreError> {
-        let (c, n) = b.shape(&readout.weights);
-        self.moments = match state.moments.as_slice() {
-            [] => None,
-            [mv, vv, mc, vc] => {
-                for (m, shape) in [(mv, (c, n)), (vv, (c, n)), (mc, (1, c)), (vc, (1, c))] {
-                    if m.shape() != shape || !m.all_finite() {
-                        return Err(CoreError::Incompatible(format!(
-                            "readout optimizer moment is {}×{}, expected a finite {}×{}",
-                            m.rows(),
-                            m.cols(),
-                            shape.0,
-                            shape.1
-                        )));
-                    }
-                }
-                Some([b.upload(mv), b.upload(vv), b.upload(mc), b.upload(vc)])
-            }
-            other => {
-                return Err(CoreError::Incompatible(format!(
-                    "readout optimizer state holds {} tensors, expected 4",
-                    other.len()
-                )));
-            }
-        };
-        self.steps = state.steps;
-        Ok(())
+        let shapes = [b.shape(&readout.weights), b.shape(&readout.bias)];
+        self.adam.restore(b, &shapes, state, "readout")
     }
 }
 
