@@ -19,9 +19,9 @@ pub use backend::{
     ReduceOps, ReferenceBackend, SelectOps, TensorStore, Unary, WeightChange,
 };
 pub use error::CoreError;
-pub use model::{AnyModel, BioNet, BpNet, Classifier, CompetitionBackward, Params, SavedModel, SurrogateBio};
+pub use model::{BioNet, BpNet, Classifier, CompetitionBackward, Params, SurrogateBio};
 pub use params::{
     BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule, ScalingNorm,
 };
-pub use rules::{BackpropRule, BatchReport, BioRule, LearningRule};
+pub use rules::{AnyModel, BackpropRule, BatchReport, BioRule, LearningRule, SavedModel};
 pub use tensor::Matrix;

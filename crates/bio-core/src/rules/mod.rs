@@ -14,6 +14,7 @@ mod frozen;
 mod kh;
 mod optim;
 mod registry;
+mod saved;
 mod softhebb;
 #[cfg(test)]
 mod test_util;
@@ -37,6 +38,7 @@ pub use registry::{
     config_from_settings, configure, dispatch, find, kind_of, number_setting, params_from_settings, params_mut,
     params_ref, resolved, rules, setting_key,
 };
+pub use saved::{AnyModel, SavedModel};
 /// The JSON value of a setting (for [`option_choices!`](crate::option_choices)).
 pub use serde_json::Value as SettingValue;
 pub use softhebb::{

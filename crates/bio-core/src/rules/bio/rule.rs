@@ -9,7 +9,9 @@ use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::model::{BioNet, Classifier, Params, one_hot, softmax_cross_entropy};
 use crate::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, ReadoutRule};
-use crate::rules::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState, check_loss, count_correct};
+use crate::rules::{
+    BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState, SavedModel, check_loss, count_correct,
+};
 use crate::tensor::Matrix;
 
 /// The `bio` trainer: hyper-parameters, the learning-rate schedule and its random stream.
@@ -201,6 +203,13 @@ struct BioState {
     regrow_pending: bool,
     /// The rule's random stream (noise and regrowth).
     rng: RngState,
+}
+
+impl<B: Backend> BioNet<B> {
+    /// Backend-free form.
+    pub fn to_saved(&self) -> SavedModel {
+        SavedModel::of::<BioRule, B>(&self.config, self)
+    }
 }
 
 impl Rule for BioRule {

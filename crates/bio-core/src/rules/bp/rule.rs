@@ -7,7 +7,7 @@ use crate::error::CoreError;
 use crate::model::{BpNet, Classifier, Params};
 use crate::params::{BP_COPIES_PER_WEIGHT, BpConfig, BpParams, Optimizer};
 use crate::rules::optim::{Adam, AdamState};
-use crate::rules::{BatchReport, LearningRule, Rule, RuleState, check_loss, count_correct};
+use crate::rules::{BatchReport, LearningRule, Rule, RuleState, SavedModel, check_loss, count_correct};
 use crate::tensor::Matrix;
 
 /// The optimizer's state: Adam's, or the velocity of each tensor (SGD with momentum).
@@ -154,6 +154,13 @@ struct BpState {
     /// First and (Adam) second moments of each tensor, weights then bias of each layer; empty
     /// before the first step.
     moments: Vec<(Matrix, Option<Matrix>)>,
+}
+
+impl<B: Backend> BpNet<B> {
+    /// Backend-free form.
+    pub fn to_saved(&self) -> SavedModel {
+        SavedModel::of::<BackpropRule<B>, B>(&self.config, self)
+    }
 }
 
 impl<B: Backend> Rule for BackpropRule<B> {
