@@ -195,6 +195,12 @@ pub trait Rule: Sized + 'static {
     ) -> Result<serde_json::Value, CoreError> {
         Ok(serde_json::json!({}))
     }
+    /// The input size of a small example that a model of this rule with `config` accepts, for the
+    /// checks run over every registered rule (finite-difference input gradients, backend steps).
+    /// Default: 12, for a rule that takes any flat input.
+    fn example_input_dim(_config: &Self::Config) -> usize {
+        12
+    }
     /// Puts the hidden widths into `params` (default: through the `hidden` field of its JSON form).
     fn set_hidden(params: &mut Self::Params, hidden: &[usize]) {
         let mut json = serde_json::to_value(&*params).expect("params are plain data");

@@ -228,6 +228,12 @@ fn shapes_or_panic(config: &ConvConfig, input_dim: usize) -> Vec<LayerShape> {
     config.shapes(input_dim).unwrap_or_else(|e| panic!("conv architecture for {input_dim} inputs: {e}"))
 }
 
+/// The smallest square image of side at least 4 whose size `fits` (a 4×4 image at the default
+/// architectures; the side is capped at 28).
+fn example_image(fits: impl Fn(usize) -> bool) -> usize {
+    (4..=28).map(|side| side * side).find(|&d| fits(d)).unwrap_or(28 * 28)
+}
+
 impl<B: Backend> FeatureLayer<B> for ConvConfig {
     type Model = ConvNet<B>;
     type Schedule = ConvSchedule;
@@ -367,6 +373,12 @@ impl<B: Backend> Rule for ConvRule<B> {
             Ok(shapes) => forward_words(&shapes, config.activation(), classes),
             Err(e) => format!("{} (architecture does not fit {input_dim} inputs: {e})", Self::FORWARD),
         }
+    }
+
+    /// The conv rules read their input as a square image: the smallest one (side ≥ 4) that the
+    /// architecture accepts.
+    fn example_input_dim(config: &ConvConfig) -> usize {
+        example_image(|d| config.shapes(d).is_ok())
     }
 
     fn check(params: ConvParams) -> Result<ConvConfig, CoreError> {
@@ -632,6 +644,11 @@ impl<B: Backend> Rule for BpConvRule<B> {
             Ok(shapes) => forward_words(&shapes, Activation::Relu, classes),
             Err(e) => format!("{} (architecture does not fit {input_dim} inputs: {e})", Self::FORWARD),
         }
+    }
+
+    /// As `conv`'s: the smallest square image (side ≥ 4) that the architecture accepts.
+    fn example_input_dim(config: &BpConvConfig) -> usize {
+        example_image(|d| config.shapes(d).is_ok())
     }
 
     fn check(params: BpConvParams) -> Result<BpConvConfig, CoreError> {

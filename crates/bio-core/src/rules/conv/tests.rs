@@ -254,3 +254,21 @@ fn bpconv_learns_and_pgd_stays_in_the_ball() {
     let loss = |m: &Matrix| net.loss_and_input_gradient(m, &labels).0.iter().sum::<f32>();
     assert!(loss(&adv) > loss(&x), "PGD raises the loss: {} → {}", loss(&x), loss(&adv));
 }
+
+/// The example input the generic checks give the conv rules is a square image their architecture
+/// accepts: 4×4 at the defaults, larger when a window needs it.
+#[test]
+fn the_example_input_is_the_smallest_square_image_that_fits() {
+    let defaults = ConvParams::default().check().expect("valid");
+    assert_eq!(<ConvRule<Ref> as Rule>::example_input_dim(&defaults), 16);
+    // Two 3×3 poolings with stride 3 and no padding need a 9×9 image.
+    let wide = config(|p| {
+        p.layers = "4:3,4:3".into();
+        p.pool = "3:3:0".into();
+    });
+    let d = <ConvRule<Ref> as Rule>::example_input_dim(&wide);
+    assert_eq!(d, 81);
+    assert!(wide.shapes(64).is_err() && wide.shapes(d).is_ok());
+    let bp = BpConvParams::default().check().expect("valid");
+    assert_eq!(<BpConvRule<Ref> as Rule>::example_input_dim(&bp), 16);
+}
