@@ -1,6 +1,6 @@
 //! Math core of biorule: the [`Backend`] and [`LearningRule`] traits, the models, the registered
-//! learning rules (`bio`, `bp`, `kh`, `softhebb`: [`rules::rules`]) with their settings and
-//! validation, and the math of the metrics. No I/O.
+//! learning rules (`bio`, `bp`, `kh`, `softhebb`, `conv`, `bpconv`: [`rules::rules`], one folder
+//! each under `rules/`) with their settings and validation, and the math of the metrics. No I/O.
 //!
 #![doc = include_str!("../README.md")]
 

@@ -1,9 +1,12 @@
 //! The [`LearningRule`] trait (a rule's training steps, generic over the backend), the [`Rule`]
 //! trait (what the registry needs to name, configure and reload it), and the registry itself.
 //!
-//! Adding a rule is one module here (its params/config, model, `LearningRule` and `Rule` impls, its
-//! state) plus one line in the `registry!` list below; checkpoints, `--resume`, `config.json`,
-//! export, `bio report` and the command line's `--rule NAME` pick it up from there.
+//! Adding a rule is one folder here (`x/`: its params/config, model, `LearningRule` and `Rule`
+//! impls, its state, its tests; a frozen-feature rule implements [`FeatureLayer`] instead of
+//! `LearningRule`) plus one line in the `registry!` list below; checkpoints, `--resume`,
+//! `config.json`, export, `bio report` and the command line's `--rule NAME` pick it up from there.
+//! Shared by the rules: [`Adam`] (`optim.rs`), the frozen-feature scaffolding (`frozen/`), the
+//! setting checks (`checks.rs`) and [`SavedModel`] with the registry (`saved.rs`, `registry.rs`).
 
 mod bio;
 mod bp;

@@ -23,7 +23,7 @@ pub struct KhParams {
     /// The reference notebook uses 0.02 over 200 epochs of 600 batches (`Σε ≈ 1200` max-steps);
     /// 0.4 gives the same total over 10 epochs of full Fashion-MNIST in batches of 100.
     pub hebbian_rate: f32,
-    /// Epochs of the unsupervised phase (at most half the run, see [`phase_split`]).
+    /// Epochs of the unsupervised phase (at most half the run, see [`phase_split`](crate::rules::phase_split)).
     pub hidden_epochs: usize,
     /// Adam learning rate of the readout.
     pub readout_rate: f32,

@@ -11,7 +11,7 @@
 //! linear classifier on top of the SoftHebb layer): `z = y Vᵀ + c`, trained by Adam on the softmax
 //! cross-entropy with `W, b` frozen.
 //!
-//! **Unsupervised phase** (first `U` epochs, [`phase_split`](super::phase_split)), summed over the batch:
+//! **Unsupervised phase** (first `U` epochs, [`phase_split`](crate::rules::phase_split)), summed over the batch:
 //!
 //! * weights: `Δw_k = Σ_b y_bk·(x̂_b − u_bk·w_k)`, where `u_bk = w_k·x̂_b` is the weighted input
 //!   **without the bias**: with it the fixed point of the norm would be

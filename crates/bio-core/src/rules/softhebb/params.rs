@@ -15,7 +15,7 @@ pub struct SoftHebbParams {
     pub beta: f32,
     /// Initial rate `η₀` of the unsupervised phase: the largest weight change of the first step.
     pub hebbian_rate: f32,
-    /// Epochs of the unsupervised phase (at most half the run, see [`phase_split`](super::phase_split)).
+    /// Epochs of the unsupervised phase (at most half the run, see [`phase_split`](crate::rules::phase_split)).
     pub hidden_epochs: usize,
     /// Adam learning rate of the readout.
     pub readout_rate: f32,
