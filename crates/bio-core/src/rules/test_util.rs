@@ -104,3 +104,28 @@ pub(crate) fn check_resume<R: LearningRule<Ref>>(
     }
     assert_eq!(resumed.to_params(), uninterrupted.expect("ran"));
 }
+
+/// Trains a frozen-feature rule 8 epochs on [`two_blobs`] (8 inputs, 2 classes), of which the
+/// first 3 are unsupervised: in those only the tensors `hidden` change, then only the readout, and
+/// the readout's loss falls every epoch, by 30% in all.
+pub(crate) fn check_hidden_then_readout<R: LearningRule<Ref>>(mut rule: R, hidden: &[&str]) {
+    let mut net = rule.init_model(&ReferenceBackend, 8, 2, 3);
+    let (x, labels) = two_blobs(16, 8, 4);
+    let start = net.to_params();
+    let history = train(&mut rule, &mut net, &x, &labels, 8);
+    let params: Vec<&Params> = std::iter::once(&start).chain(history.iter().map(|(_, p)| p)).collect();
+    for e in 0..8 {
+        let (before, after) = (params[e], params[e + 1]);
+        let unsupervised = e < 3;
+        for name in hidden {
+            assert_eq!(changed(before, after, name), unsupervised, "epoch {e}: {name}");
+        }
+        for name in ["readout.weight", "readout.bias"] {
+            assert_eq!(changed(before, after, name), !unsupervised, "epoch {e}: {name}");
+        }
+        assert!(after.tensors.iter().all(|(_, m)| m.all_finite()));
+    }
+    let losses: Vec<f32> = history.iter().map(|(l, _)| *l).collect();
+    assert!(losses[3..].windows(2).all(|w| w[1] < w[0]), "the readout learns the two blobs: {losses:?}");
+    assert!(losses[7] < 0.7 * losses[3], "the readout learns the two blobs: {losses:?}");
+}

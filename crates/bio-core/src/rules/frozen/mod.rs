@@ -12,6 +12,8 @@ mod readout;
 pub use readout::{LinearReadout, ReadoutState, ReadoutTrainer};
 pub(crate) use readout::{host_mean, score_batch};
 
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +21,7 @@ use super::{BatchReport, LearningRule, Rule, RuleState};
 use crate::backend::Backend;
 use crate::error::CoreError;
 use crate::model::{Classifier, Params};
+use crate::tensor::Matrix;
 
 /// How a run of `epochs` epochs is split: the first `U = min(hidden_epochs, ⌊epochs/2⌋)` epochs are
 /// unsupervised (hidden weights learn), the rest train the readout on frozen features, so that at
@@ -54,6 +57,13 @@ impl Default for Schedule {
     fn default() -> Self {
         Self { unsupervised: true, rate: 0.0 }
     }
+}
+
+/// A `rows×cols` matrix of `N(0, 1)` draws, row by row: the start of the `kh` and `softhebb`
+/// hidden weights (rows of norm ≈ √cols, far from the unit sphere their plasticity pulls them to).
+pub fn unit_normal(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Matrix {
+    let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
+    Matrix::from_fn(rows, cols, |_, _| normal.sample(rng))
 }
 
 /// The schedule of a frozen-feature rule: which part of the network learns in an epoch.

@@ -6,7 +6,7 @@ use rand_distr::{Distribution, Uniform};
 
 use crate::backend::{Backend, Dim, Reduce, Unary};
 use crate::error::CoreError;
-use crate::model::{add_bias, softmax_cross_entropy};
+use crate::model::{Params, add_bias, softmax_cross_entropy};
 use crate::rules::optim::{Adam, AdamState};
 use crate::rules::{check_loss, count_correct};
 use crate::tensor::Matrix;
@@ -27,6 +27,21 @@ impl<B: Backend> LinearReadout<B> {
         let dist = Uniform::new(-bound, bound).expect("a finite, non-empty range");
         let v = Matrix::from_fn(classes, features, |_, _| dist.sample(rng));
         Self { weights: b.upload(&v), bias: b.full(1, classes, 0.0) }
+    }
+
+    /// The readout saved as `readout.weight` (`classes×features`) and `readout.bias` (`1×classes`),
+    /// shapes checked.
+    pub fn from_params(b: &B, params: &Params, classes: usize, features: usize) -> Result<Self, CoreError> {
+        Ok(Self {
+            weights: b.upload(params.get("readout.weight", (classes, features))?),
+            bias: b.upload(params.get("readout.bias", (1, classes))?),
+        })
+    }
+
+    /// Adds `readout.weight` and `readout.bias` to `params`.
+    pub fn push_params(&self, b: &B, params: &mut Params) {
+        params.push("readout.weight", b.download(&self.weights));
+        params.push("readout.bias", b.download(&self.bias));
     }
 
     /// Class scores of features `h` (`batch×features`).

@@ -2,14 +2,12 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 
 use super::KhConfig;
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary, guard};
 use crate::error::CoreError;
 use crate::model::{Classifier, Params};
-use crate::rules::frozen::LinearReadout;
-use crate::tensor::Matrix;
+use crate::rules::frozen::{LinearReadout, unit_normal};
 
 /// The Krotov–Hopfield network: `N` rectified-polynomial hidden units and a linear readout.
 #[derive(Clone, Debug)]
@@ -42,8 +40,7 @@ impl<B: Backend> KhNet<B> {
     pub fn init(backend: &B, config: KhConfig, input_dim: usize, classes: usize, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = config.hidden[0];
-        let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
-        let w = Matrix::from_fn(n, input_dim, |_, _| normal.sample(&mut rng));
+        let w = unit_normal(n, input_dim, &mut rng);
         let readout = LinearReadout::init(backend, classes, n, &mut rng);
         Self { backend: backend.clone(), config, input_dim, classes, weights: backend.upload(&w), readout }
     }
@@ -58,10 +55,7 @@ impl<B: Backend> KhNet<B> {
     ) -> Result<Self, CoreError> {
         let n = config.hidden[0];
         let weights = backend.upload(params.get("hidden.0.weight", (n, input_dim))?);
-        let readout = LinearReadout {
-            weights: backend.upload(params.get("readout.weight", (classes, n))?),
-            bias: backend.upload(params.get("readout.bias", (1, classes))?),
-        };
+        let readout = LinearReadout::from_params(backend, params, classes, n)?;
         Ok(Self { backend: backend.clone(), config, input_dim, classes, weights, readout })
     }
 
@@ -126,8 +120,7 @@ impl<B: Backend> Classifier<B> for KhNet<B> {
         let b = &self.backend;
         let mut p = Params::default();
         p.push("hidden.0.weight", b.download(&self.weights));
-        p.push("readout.weight", b.download(&self.readout.weights));
-        p.push("readout.bias", b.download(&self.readout.bias));
+        self.readout.push_params(b, &mut p);
         p
     }
 }

@@ -2,14 +2,12 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 
 use super::SoftHebbConfig;
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::model::{Classifier, Params, add_bias};
-use crate::rules::frozen::LinearReadout;
-use crate::tensor::Matrix;
+use crate::rules::frozen::{LinearReadout, unit_normal};
 
 /// `ε` of the input normalization `x̂ = x/(ε + ‖x‖₂)`.
 pub const SOFTHEBB_INPUT_EPS: f32 = 1e-6;
@@ -48,8 +46,7 @@ impl<B: Backend> SoftHebbNet<B> {
     pub fn init(backend: &B, config: SoftHebbConfig, input_dim: usize, classes: usize, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = config.hidden[0];
-        let normal = Normal::new(0.0f32, 1.0).expect("unit normal");
-        let w = Matrix::from_fn(n, input_dim, |_, _| normal.sample(&mut rng));
+        let w = unit_normal(n, input_dim, &mut rng);
         let bias = backend.full(1, n, -(n as f32).ln() / config.beta);
         let readout = LinearReadout::init(backend, classes, n, &mut rng);
         Self { backend: backend.clone(), config, input_dim, classes, weights: backend.upload(&w), bias, readout }
@@ -66,10 +63,7 @@ impl<B: Backend> SoftHebbNet<B> {
         let n = config.hidden[0];
         let weights = backend.upload(params.get("hidden.0.weight", (n, input_dim))?);
         let bias = backend.upload(params.get("hidden.0.bias", (1, n))?);
-        let readout = LinearReadout {
-            weights: backend.upload(params.get("readout.weight", (classes, n))?),
-            bias: backend.upload(params.get("readout.bias", (1, classes))?),
-        };
+        let readout = LinearReadout::from_params(backend, params, classes, n)?;
         Ok(Self { backend: backend.clone(), config, input_dim, classes, weights, bias, readout })
     }
 
@@ -138,8 +132,7 @@ impl<B: Backend> Classifier<B> for SoftHebbNet<B> {
         let mut p = Params::default();
         p.push("hidden.0.weight", b.download(&self.weights));
         p.push("hidden.0.bias", b.download(&self.bias));
-        p.push("readout.weight", b.download(&self.readout.weights));
-        p.push("readout.bias", b.download(&self.readout.bias));
+        self.readout.push_params(b, &mut p);
         p
     }
 }

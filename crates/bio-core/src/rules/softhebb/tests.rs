@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use super::*;
 use crate::backend::{ReferenceBackend, TensorStore};
 use crate::error::CoreError;
-use crate::model::{Classifier, Params};
-use crate::rules::test_util::{changed, check_resume, gradient_error, tensor, train, two_blobs, uniform};
+use crate::model::Classifier;
+use crate::rules::test_util::{check_hidden_then_readout, check_resume, gradient_error, tensor, uniform};
 use crate::rules::{LearningRule, RuleState};
 use crate::tensor::Matrix;
 
@@ -57,23 +57,7 @@ fn hidden_learns_first_then_only_the_readout() {
         c.hidden_epochs = 3;
         c.readout_rate = 0.2;
     });
-    let mut rule = SoftHebbRule::<Ref>::new(cfg);
-    let mut net = rule.init_model(&ReferenceBackend, 8, 2, 3);
-    let (x, labels) = two_blobs(16, 8, 4);
-    let start = net.to_params();
-    let history = train(&mut rule, &mut net, &x, &labels, 8);
-    let params: Vec<&Params> = std::iter::once(&start).chain(history.iter().map(|(_, p)| p)).collect();
-    for e in 0..8 {
-        let (before, after) = (params[e], params[e + 1]);
-        let unsupervised = e < 3;
-        assert_eq!(changed(before, after, "hidden.0.weight"), unsupervised, "epoch {e}: hidden weights");
-        assert_eq!(changed(before, after, "hidden.0.bias"), unsupervised, "epoch {e}: hidden bias");
-        assert_eq!(changed(before, after, "readout.weight"), !unsupervised, "epoch {e}: readout");
-        assert!(after.tensors.iter().all(|(_, m)| m.all_finite()));
-    }
-    let losses: Vec<f32> = history.iter().map(|(l, _)| *l).collect();
-    assert!(losses[3..].windows(2).all(|w| w[1] < w[0]), "the readout learns the two blobs: {losses:?}");
-    assert!(losses[7] < 0.7 * losses[3], "the readout learns the two blobs: {losses:?}");
+    check_hidden_then_readout(SoftHebbRule::<Ref>::new(cfg), &["hidden.0.weight", "hidden.0.bias"]);
 }
 
 #[test]
