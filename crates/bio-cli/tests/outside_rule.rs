@@ -1,8 +1,9 @@
 //! A rule defined here, outside the registry's list, with settings of every kind: its one
 //! declaration per setting gives it command-line flags (with defaults in `--help`), settings read
 //! from the spellings of sweep files and Python keywords, a resolved `config.json` form, and the
-//! forward constants of an export, with no code outside this file.
+//! forward pass (as ops) of an export and `to_torch()`, with no code outside this file.
 
+use bio_core::forward::Op;
 use bio_core::rules::{Rule, RuleInfo, RuleOption, Settings, setting_key};
 use bio_core::{CoreError, Params, SavedModel};
 use bio_run::settings::{settings_from_matches, with_rule_flags};
@@ -50,12 +51,11 @@ impl Rule for Gauss {
     type Params = GaussParams;
     type Config = GaussParams;
 
-    fn forward_constants(
-        config: &GaussParams,
-        _input_dim: usize,
-        _classes: usize,
-    ) -> Result<serde_json::Value, CoreError> {
-        Ok(json!({ "width": config.width }))
+    fn forward_pass(config: &GaussParams, _input_dim: usize, _classes: usize) -> Result<Vec<Op>, CoreError> {
+        Ok(vec![
+            Op::Linear { weight: "hidden.0.weight".into(), bias: None },
+            Op::Softmax { beta: 1.0 / (config.width * config.width) },
+        ])
     }
     fn check(params: GaussParams) -> Result<GaussParams, CoreError> {
         if params.width <= 0.0 {
@@ -127,6 +127,11 @@ fn a_rule_outside_the_registry_gets_flags_keys_and_export_constants_from_its_dec
         classes: 2,
         params: Params::default(),
     };
-    assert_eq!((info.forward_constants)(&saved).unwrap(), json!({ "rule": "gauss", "width": 0.5 }));
+    let ops = (info.forward_pass)(&saved).unwrap();
+    assert_eq!(ops[1], Op::Softmax { beta: 4.0 });
+    assert_eq!(
+        serde_json::to_value(&ops).unwrap()[0],
+        json!({ "op": "linear", "weight": "hidden.0.weight", "bias": null })
+    );
     assert_eq!((info.forward_text)(&saved).unwrap(), Gauss::FORWARD);
 }

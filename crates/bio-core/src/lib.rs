@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod conformance;
 pub mod error;
+pub mod forward;
 pub mod model;
 pub mod params;
 pub mod pixels;

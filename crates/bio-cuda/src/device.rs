@@ -65,7 +65,7 @@ impl fmt::Debug for Tensor {
     }
 }
 
-/// The CUDA backend: one device, one stream, the kernels of `src/kernels.rs` compiled by NVRTC,
+/// The CUDA backend: one device, one stream, the kernels of `src/kernels.cu` compiled by NVRTC,
 /// and a cuBLAS handle for the matrix products.
 ///
 /// Every operation is queued on the backend's single stream, so results are ordered without

@@ -35,14 +35,15 @@ pub fn model_metadata(model: &SavedModel) -> BTreeMap<String, String> {
     m
 }
 
-/// The constants of a model's forward pass beside its tensors, as JSON, so that another framework can
-/// rebuild it exactly (the Python `Model.to_torch` does): `{"rule": …}` plus what the rule's own
-/// [`bio_core::rules::Rule::forward_constants`] says (e.g. `bio`'s threshold and powers, `kh`'s `n`).
+/// A model's forward pass as ops over its tensors ([`bio_core::forward::Op`], what the rule's own
+/// [`bio_core::rules::Rule::forward_pass`] says), as JSON `{"rule": …, "ops": [{"op": …}, …]}`, so
+/// that another framework can rebuild it exactly (the Python `Model.to_torch` does).
 ///
 /// A rule that is not registered is [`CoreError::UnknownRule`].
-pub fn forward_constants(model: &SavedModel) -> Result<Value, EvalError> {
+pub fn forward_pass(model: &SavedModel) -> Result<Value, EvalError> {
     let rule = bio_core::rules::find(model.rule())?;
-    Ok((rule.forward_constants)(model)?)
+    let ops = (rule.forward_pass)(model)?;
+    Ok(json!({ "rule": rule.name, "ops": ops }))
 }
 
 /// Whether the tensor `name` is training state rather than part of the model: a `bio` unit's running
@@ -264,17 +265,22 @@ mod tests {
     }
 
     #[test]
-    fn forward_constants_follow_the_configuration() {
+    fn forward_pass_follows_the_configuration() {
         let [kwta, inhibitory, ablated, bp] = sample_models().try_into().unwrap();
-        let k = forward_constants(&kwta).unwrap();
+        let ops_of = |m: &SavedModel, kind: &str| -> Vec<Value> {
+            let pass = forward_pass(m).unwrap();
+            assert_eq!(pass["rule"], json!(m.rule()));
+            pass["ops"].as_array().unwrap().iter().filter(|op| op["op"] == kind).cloned().collect()
+        };
         // ρ = 0.3 of 6 and of 4 units: round(1.8) = 2 and round(1.2) = 1.
-        assert_eq!(k["threshold"], json!({ "kind": "k_winners", "k": [2, 1] }));
-        assert_eq!(k["input_eps"], json!(bio_core::model::INPUT_EPS));
-        let i = forward_constants(&inhibitory).unwrap();
-        assert_eq!(i["threshold"], json!({ "kind": "inhibitory", "gain": 0.5 }));
-        assert_eq!(i["feedforward_inhibition"], json!(0.8f32));
-        assert_eq!(forward_constants(&ablated).unwrap()["threshold"], json!({ "kind": "none" }));
-        assert_eq!(forward_constants(&bp).unwrap(), json!({ "rule": "bp" }));
+        let k = ops_of(&kwta, "k_winners");
+        assert_eq!(k, vec![json!({ "op": "k_winners", "k": 2 }), json!({ "op": "k_winners", "k": 1 })]);
+        assert_eq!(ops_of(&kwta, "l2_normalize")[0]["eps"], json!(bio_core::model::INPUT_EPS));
+        assert_eq!(ops_of(&inhibitory, "inhibitory")[0], json!({ "op": "inhibitory", "gain": 0.5 }));
+        assert_eq!(ops_of(&inhibitory, "subtract_mean")[0], json!({ "op": "subtract_mean", "gain": 0.8f32 }));
+        assert!(ops_of(&ablated, "k_winners").is_empty() && ops_of(&ablated, "relu").len() == 1);
+        assert_eq!(ops_of(&bp, "linear").len(), 3);
+        assert_eq!(ops_of(&bp, "relu").len(), 2);
     }
 
     /// The `(name, shape)` pairs listed after "Tensors:" in a forward text.

@@ -28,7 +28,7 @@ pub use ensemble::{
 };
 pub use error::EvalError;
 pub use export::{
-    bio_forward_text, bp_forward_text, export_safetensors, exported_params, forward_constants, from_safetensors,
+    bio_forward_text, bp_forward_text, export_safetensors, exported_params, forward_pass, from_safetensors,
     model_metadata, read_safetensors, to_safetensors,
 };
 pub use fewshot::{

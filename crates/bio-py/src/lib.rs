@@ -268,7 +268,7 @@ impl Trainer {
         }
         let data = Arc::new(numpy_dataset(&dataset, train, test)?);
         let backend = resolve(spec.backend)?;
-        let session = Session::with_data(spec, data, Some(backend.clone())).py_err()?;
+        let session = Session::builder(spec).data(data).backend(backend.clone()).build().py_err()?;
         let (metrics, model) = run_session(py, session, callback, progress)?;
         // The same file the session wrote into `out` (if any): every class of the arrays trained.
         let file = ModelFile {
@@ -384,7 +384,7 @@ fn resume(
     if let Some(name) = backend {
         saved.spec.backend = backend_choice(name)?;
     }
-    let session = py.detach(|| guarded(|| Session::resumed(saved))).py_err()?;
+    let session = py.detach(|| guarded(|| Session::resuming(saved).build())).py_err()?;
     let backend = session.backend().clone();
     let (metrics, _) = run_session(py, session, callback, progress)?;
     // The directory's model file, as the session wrote it at the last epoch.
@@ -581,15 +581,15 @@ impl Model {
         bio_eval::model_metadata(&self.file.model).remove(bio_eval::export::FORWARD_KEY).unwrap_or_default()
     }
 
-    /// The constants of the forward pass beside the tensors (`bio_eval::forward_constants`), for
-    /// `to_torch`.
-    fn _forward_constants<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let constants = bio_eval::forward_constants(&self.file.model).py_err()?;
+    /// The forward pass as ops over `weights()` (`bio_eval::forward_pass`: `{"rule", "ops"}`), which
+    /// `to_torch` and `biorule._forward` interpret.
+    fn _forward_pass<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let constants = bio_eval::forward_pass(&self.file.model).py_err()?;
         to_py_object(py, &constants)
     }
 
-    /// A `torch.nn.Module` computing this model's logits with its documented forward pass (built in
-    /// `biorule/_torch.py`); `ImportError` when torch is not installed.
+    /// A `torch.nn.Module` computing this model's logits with its rule's forward pass (its ops,
+    /// interpreted by `biorule/_forward.py`); `ImportError` when torch is not installed.
     fn to_torch<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         slf.py().import("biorule._torch")?.call_method1("to_torch", (slf,))
     }

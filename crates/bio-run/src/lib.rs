@@ -26,7 +26,7 @@ pub use data::{Splits, model_test_set, test_set_for};
 pub use files::{
     EpochLog, Provenance, TrainMetrics, load_model, model_crc32, read_saved, refuse_finished_resume, unfinished_note,
 };
-pub use session::{EpochFailed, Event, Observer, Outcome, Resumable, Session, StopFlag, Trained};
+pub use session::{EpochFailed, Event, Observer, Outcome, Resumable, Session, SessionBuilder, StopFlag, Trained};
 pub use settings::RuleSettings;
 pub use spec::{DataSpec, RuleName, RuleOptions, SessionSpec};
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use bio_core::params::training_memory_estimate;
 use bio_core::rules::{Configured, Rule, RuleInfo, RuleVisitor};
-use bio_core::train::{EpochProgress, train_epoch_from};
+use bio_core::train::{EpochProgress, EpochReport, train_epoch_from};
 use bio_core::{Backend, Classifier, LearningRule, SavedModel};
 use bio_data::{Dataset, ModelFile, Split, TrainingState, model_dir};
 
@@ -224,7 +224,7 @@ impl Resumable {
     }
 
     /// Whether the saved run trained all its epochs (its state is the last epoch's end) and wrote
-    /// its `metrics.json`: there is nothing to resume, and [`Session::resumed`] refuses it.
+    /// its `metrics.json`: there is nothing to resume, and [`SessionBuilder::build`] refuses to resume it.
     pub fn finished(&self) -> bool {
         let dir = self.spec.out.as_deref().unwrap_or(Path::new("."));
         self.state.as_ref().is_some_and(|s| crate::files::refuse_finished_resume(dir, s).is_err())
@@ -284,7 +284,9 @@ fn find_field<'a>(v: &'a serde_json::Value, id: &str) -> Option<&'a serde_json::
     obj.get(id).or_else(|| obj.values().filter_map(|inner| inner.as_object()).find_map(|o| o.get(id)))
 }
 
-/// A training session, ready to [`run`](Session::run).
+/// A training session, ready to [`run`](Session::run). Made by [`Session::new`] (a fresh run of a
+/// spec), [`Session::resume`] (the run saved in a directory), or a [`SessionBuilder`] for the rest:
+/// data already loaded, a backend already resolved, a rule outside the registry.
 pub struct Session {
     spec: SessionSpec,
     data: Arc<Dataset>,
@@ -302,55 +304,54 @@ pub struct Session {
     configured: Configured,
 }
 
-impl Session {
-    /// Checks `spec`, loads its dataset, prepares the output directory and resolves the backend,
+/// How a [`Session`] is made: from a spec ([`Session::builder`]) or from a saved run
+/// ([`Session::resuming`]), optionally with data, a backend or an unregistered rule, then
+/// [`build`](SessionBuilder::build), which checks everything before any data or disk work.
+///
+/// ```no_run
+/// # fn main() -> anyhow::Result<()> {
+/// use bio_run::{Resumable, Session};
+/// let saved = Resumable::read(std::path::Path::new("runs/bio"))?;
+/// let outcome = Session::resuming(saved).build()?.run(&mut ())?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a builder does nothing until `build`"]
+pub struct SessionBuilder {
+    spec: SessionSpec,
+    data: Option<Arc<Dataset>>,
+    backend: Option<Resolved>,
+    /// `Some` continues a saved run: its state, `None` when it was killed before its first checkpoint.
+    resume: Option<Option<TrainingState>>,
+    rule: Option<RuleInfo>,
+}
+
+impl SessionBuilder {
+    /// Trains on `data` instead of loading the spec's dataset (its name should be
+    /// `spec.data.dataset`, which the checkpoint records so that evaluation reloads it; a resumed
+    /// run must get the images it was started on).
+    pub fn data(mut self, data: Arc<Dataset>) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// Runs on a backend already resolved (e.g. one CUDA context, or a fork of it, for several
+    /// sessions) instead of resolving the spec's.
+    pub fn backend(mut self, backend: Resolved) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Trains rule `R`, which need not be in the registry (an experiment, a test); run the session
+    /// with [`Session::run_unregistered`].
+    pub fn rule<R: Rule>(mut self) -> Self {
+        self.rule = Some(RuleInfo::of::<R>());
+        self
+    }
+
+    /// Checks the spec, loads its dataset, prepares the output directory and resolves the backend,
     /// in that order, so that a bad setting is refused before any data or disk work.
-    pub fn new(spec: SessionSpec) -> Result<Session> {
-        Self::build(spec, None, None, None, None)
-    }
-
-    /// Like [`Session::new`] for a rule `R` that is not in the registry (an experiment, a test);
-    /// run it with [`Session::run_unregistered`].
-    pub fn unregistered<R: Rule>(spec: SessionSpec) -> Result<Session> {
-        Self::build(spec, None, None, None, Some(RuleInfo::of::<R>()))
-    }
-
-    /// Like [`Session::resumed`] for a rule `R` that is not in the registry.
-    pub fn resumed_unregistered<R: Rule>(saved: Resumable) -> Result<Session> {
-        Self::build(saved.spec, None, None, Some(saved.state), Some(RuleInfo::of::<R>()))
-    }
-
-    /// Like [`Session::new`] on data already loaded (its name should be `spec.data.dataset`, which
-    /// the checkpoint records so that evaluation reloads it) and, optionally, a backend already
-    /// resolved (e.g. one CUDA context for several sessions).
-    pub fn with_data(spec: SessionSpec, data: Arc<Dataset>, backend: Option<Resolved>) -> Result<Session> {
-        Self::build(spec, Some(data), backend, None, None)
-    }
-
-    /// Continues the run saved in `dir` (see [`Resumable`]).
-    pub fn resume(dir: &Path) -> Result<Session> {
-        Self::resumed(Resumable::read(dir)?)
-    }
-
-    /// Continues a run read with [`Resumable::read`] (possibly with another backend or checkpoint
-    /// interval set in its spec).
-    pub fn resumed(saved: Resumable) -> Result<Session> {
-        Self::build(saved.spec, None, None, Some(saved.state), None)
-    }
-
-    /// Like [`Session::resumed`] on data already loaded (the same images the run was started on)
-    /// and, optionally, a backend already resolved.
-    pub fn resumed_with(saved: Resumable, data: Arc<Dataset>, backend: Option<Resolved>) -> Result<Session> {
-        Self::build(saved.spec, Some(data), backend, Some(saved.state), None)
-    }
-
-    fn build(
-        spec: SessionSpec,
-        data: Option<Arc<Dataset>>,
-        backend: Option<Resolved>,
-        resume: Option<Option<TrainingState>>,
-        rule: Option<RuleInfo>,
-    ) -> Result<Session> {
+    pub fn build(self) -> Result<Session> {
+        let SessionBuilder { mut spec, data, backend, resume, rule } = self;
         let rule = match rule {
             Some(r) => r,
             None => spec.rule.info()?,
@@ -358,7 +359,6 @@ impl Session {
         if rule.name != spec.rule.name() {
             bail!("the run trains `{}`, not `{}`", spec.rule, rule.name);
         }
-        let mut spec = spec;
         let configured = spec.configure(&rule)?;
         // The spec (and `config.json`) says every setting the run uses, defaults included.
         spec.options.settings.0 = configured.settings.clone();
@@ -390,19 +390,42 @@ impl Session {
         if let Some(Some(state)) = &resume {
             crate::files::refuse_finished_resume(spec.out.as_deref().unwrap_or(Path::new(".")), state)?;
         }
-        let resume = resume.flatten();
         Ok(Session {
             spec,
             data,
             splits,
             backend,
             backend_note,
-            resume,
+            resume: resume.flatten(),
             resumed,
             stop: StopFlag::default(),
             rule,
             configured,
         })
+    }
+}
+
+impl Session {
+    /// A fresh run of `spec`: [`Session::builder`]`(spec).build()`.
+    pub fn new(spec: SessionSpec) -> Result<Session> {
+        Self::builder(spec).build()
+    }
+
+    /// Continues the run saved in `dir` (see [`Resumable`]): [`Session::resuming`] of what
+    /// [`Resumable::read`] finds there, built.
+    pub fn resume(dir: &Path) -> Result<Session> {
+        Self::resuming(Resumable::read(dir)?).build()
+    }
+
+    /// A fresh run of `spec`, to configure further.
+    pub fn builder(spec: SessionSpec) -> SessionBuilder {
+        SessionBuilder { spec, data: None, backend: None, resume: None, rule: None }
+    }
+
+    /// Continues a run read with [`Resumable::read`] (possibly with another backend or checkpoint
+    /// interval set in its spec), to configure further.
+    pub fn resuming(saved: Resumable) -> SessionBuilder {
+        SessionBuilder { resume: Some(saved.state), ..Self::builder(saved.spec) }
     }
 
     /// The spec being run.
@@ -450,7 +473,7 @@ impl Session {
     }
 
     /// Like [`Session::run`] for a rule `R` that is not in the registry (made with
-    /// [`Session::unregistered`]), on backend `b` (the session's own backend choice is not used).
+    /// [`SessionBuilder::rule`]), on backend `b` (the session's own backend choice is not used).
     pub fn run_unregistered<B: Backend, R: Rule + LearningRule<B>>(
         self,
         b: &B,
@@ -539,125 +562,201 @@ impl Session {
         }
     }
 
-    /// Trains rule `R`, which the session's spec names.
+    /// The validation split, when the run holds one out.
+    fn validation(&self) -> Option<&Split> {
+        self.splits.validation.as_ref().filter(|v| !v.is_empty())
+    }
+
+    /// Trains rule `R`, which the session's spec names: starts (or resumes), trains each epoch,
+    /// records it, and measures the result.
     fn fit<B: Backend, R: Rule + LearningRule<B>>(&self, b: &B, observer: &mut dyn Observer) -> Result<Outcome> {
-        let spec = &self.spec;
+        let mut fitting = Fitting::<B, R>::start(self, b)?;
+        fitting.announce(observer);
+        for epoch in fitting.first_epoch..fitting.epochs {
+            if !fitting.train_epoch(epoch, observer)? {
+                return Ok(Outcome::Interrupted {
+                    epochs_done: epoch,
+                    batches_done: fitting.progress.batches,
+                    checkpoint: self.spec.out.clone(),
+                });
+            }
+            fitting.end_epoch(epoch, observer)?;
+            if self.stop.is_set() && epoch + 1 < fitting.epochs {
+                return Ok(Outcome::Interrupted {
+                    epochs_done: epoch + 1,
+                    batches_done: 0,
+                    checkpoint: self.spec.out.clone(),
+                });
+            }
+        }
+        fitting.finish(observer)
+    }
+}
+
+/// Training time: the seconds a resumed run had already trained, plus this process's, less the
+/// time spent measuring validation accuracy.
+struct Clock {
+    before: f64,
+    start: Instant,
+    validating: f64,
+}
+
+impl Clock {
+    fn seconds(&self) -> f64 {
+        self.before + self.start.elapsed().as_secs_f64() - self.validating
+    }
+}
+
+/// A session's training of rule `R` on backend `B` in progress: the model and everything a
+/// checkpoint keeps besides it.
+struct Fitting<'s, B: Backend, R: Rule + LearningRule<B>> {
+    session: &'s Session,
+    b: &'s B,
+    config: R::Config,
+    rule: R,
+    model: R::Model,
+    epochs: usize,
+    batches_per_epoch: usize,
+    /// The (0-based) epoch this process starts in.
+    first_epoch: usize,
+    /// Where the epoch in progress stands.
+    progress: EpochProgress,
+    /// Each completed epoch's report and the training seconds at its end.
+    history: Vec<(EpochReport, f64)>,
+    /// The validation accuracy after each completed epoch, aligned with `history`.
+    validation_history: Vec<Option<f32>>,
+    /// The validation accuracy after the last epoch this process completed.
+    final_validation: Option<f64>,
+    /// Synapses kept after each completed epoch, aligned with `history` (unknown before a resume).
+    synapse_history: Vec<Option<f32>>,
+    /// Batches trained in all, resumed ones included.
+    done: u64,
+    clock: Clock,
+}
+
+impl<'s, B: Backend, R: Rule + LearningRule<B>> Fitting<'s, B, R> {
+    /// A fresh model, or the resumed run's, checked against the session's spec.
+    fn start(session: &'s Session, b: &'s B) -> Result<Self> {
+        let spec = &session.spec;
         let o = &spec.options;
         if spec.rule.name() != R::NAME {
             bail!("the run trains `{}`, not `{}`", spec.rule, R::NAME);
         }
-        let config: R::Config = self.configured.config::<R>()?.clone();
+        let config: R::Config = session.configured.config::<R>()?.clone();
         let mut rule = R::new(config.clone(), o.seed);
-        let to_saved = |m: &R::Model| SavedModel::of::<R, B>(&config, m);
-        let from_saved = |saved: &SavedModel| -> Result<R::Model> {
-            if saved.config_of::<R>()? != config {
-                bail!("the checkpoint's hyper-parameters differ from the run's");
-            }
-            Ok(R::new(config.clone(), 0).model_from_params(b, saved.input_dim, saved.classes, &saved.params)?)
-        };
         let epochs = spec.epochs();
-        let out = spec.out.as_deref();
-        let (train, test) = (&self.splits.train, &self.splits.test);
-        let validation = self.splits.validation.as_ref().filter(|v| !v.is_empty());
-        let per_epoch = train.len().div_ceil(o.batch);
-        let (mut model, first_epoch, mut progress, mut history, seconds_before) = match &self.resume {
-            None => (
-                rule.init_model(b, self.data.input_dim(), self.data.classes, o.seed),
-                0,
-                EpochProgress::default(),
-                Vec::new(),
-                0.0,
-            ),
+        let batches_per_epoch = session.splits.train.len().div_ceil(o.batch);
+        let (model, first_epoch, progress, history, seconds_before) = match &session.resume {
+            None => {
+                let model = rule.init_model(b, session.data.input_dim(), session.data.classes, o.seed);
+                (model, 0, EpochProgress::default(), Vec::new(), 0.0)
+            }
             Some(state) => {
+                check_resumable(state, rule.name(), &o.hidden, o.seed, epochs, batches_per_epoch)?;
                 let saved = &state.model.model;
-                if saved.rule() != rule.name() || state.rule.rule != rule.name() {
-                    bail!("the checkpoint is of a `{}` run, this run trains `{}`", saved.rule(), rule.name());
+                if saved.config_of::<R>()? != config {
+                    bail!("the checkpoint's hyper-parameters differ from the run's");
                 }
-                if saved.hidden() != o.hidden.as_slice() {
-                    bail!(
-                        "invalid value for `hidden`: the checkpoint's network has hidden {:?}, this run asks for {:?}",
-                        saved.hidden(),
-                        o.hidden
-                    );
-                }
-                if state.epochs != epochs || state.epoch > epochs || state.progress.batches >= per_epoch.max(1) {
-                    bail!(
-                        "the checkpoint stopped at batch {} of epoch {} of {}, which does not fit this run ({} epochs of {per_epoch} batches)",
-                        state.progress.batches,
-                        state.epoch + 1,
-                        state.epochs,
-                        epochs
-                    );
-                }
-                if state.model.seed != o.seed {
-                    bail!(
-                        "invalid value for `seed`: the checkpoint was trained with seed {}, this run has {}",
-                        state.model.seed,
-                        o.seed
-                    );
-                }
-                let model = from_saved(saved).context("resuming from the checkpoint")?;
+                let model = R::new(config.clone(), 0)
+                    .model_from_params(b, saved.input_dim, saved.classes, &saved.params)
+                    .map_err(anyhow::Error::from)
+                    .context("resuming from the checkpoint")?;
                 rule.restore_state(&model, state.rule.clone()).context("resuming from the checkpoint")?;
                 (model, state.epoch, state.progress, state.history.clone(), state.seconds)
             }
         };
-        // The validation accuracy after each completed epoch, aligned with `history`.
-        let mut validation_history = match (validation, out) {
-            (Some(v), Some(dir)) if self.resume.is_some() => resumed_validation(dir, v.len(), history.len())?,
+        let validation_history = match (session.validation(), spec.out.as_deref()) {
+            (Some(v), Some(dir)) if session.resume.is_some() => resumed_validation(dir, v.len(), history.len())?,
             _ => vec![None; history.len()],
         };
-        let mut final_validation = None;
-        // Synapses kept after each completed epoch, aligned with `history` (unknown before a resume).
-        let mut synapse_history: Vec<Option<f32>> = vec![None; history.len()];
-        let done_before = (first_epoch * per_epoch + progress.batches) as u64;
+        let done = (first_epoch * batches_per_epoch + progress.batches) as u64;
+        Ok(Fitting {
+            session,
+            b,
+            config,
+            rule,
+            model,
+            epochs,
+            batches_per_epoch,
+            first_epoch,
+            progress,
+            synapse_history: vec![None; history.len()],
+            history,
+            validation_history,
+            final_validation: None,
+            done,
+            clock: Clock { before: seconds_before, start: Instant::now(), validating: 0.0 },
+        })
+    }
+
+    /// Tells the observer what is about to be trained.
+    fn announce(&self, observer: &mut dyn Observer) {
+        let s = self.session;
         observer.on_event(&Event::Started {
-            rule: rule.name(),
-            backend: b.name(),
-            train: train.len(),
-            validation: validation.map_or(0, Split::len),
-            test: test.len(),
-            total_batches: per_epoch as u64 * epochs as u64,
-            done_batches: done_before,
-            resumed_at: self.resume.as_ref().map(|s| (s.epoch + 1, s.progress.batches)),
+            rule: self.rule.name(),
+            backend: self.b.name(),
+            train: s.splits.train.len(),
+            validation: s.validation().map_or(0, Split::len),
+            test: s.splits.test.len(),
+            total_batches: self.batches_per_epoch as u64 * self.epochs as u64,
+            done_batches: self.done,
+            resumed_at: s.resume.as_ref().map(|st| (st.epoch + 1, st.progress.batches)),
         });
-        let start = Instant::now();
-        // Training time excludes the time spent measuring validation accuracy.
-        let validating = std::cell::Cell::new(0.0);
-        let seconds = || seconds_before + start.elapsed().as_secs_f64() - validating.get();
-        let mut done = done_before;
-        for epoch in first_epoch..epochs {
-            if progress.batches == 0 {
-                rule.start_epoch(epoch, epochs);
-            }
-            let batches = train
-                .batches(o.batch, Some(o.seed.wrapping_add(epoch as u64)))
-                .skip(progress.batches)
-                .map(|bt| (bt.images, bt.labels));
-            let mut save_error = None;
-            let mut stopped = false;
-            let report = train_epoch_from(b, &mut rule, &mut model, batches, &mut progress, |rule, model, p, r| {
-                done += 1;
+    }
+
+    fn saved(config: &R::Config, model: &R::Model) -> SavedModel {
+        SavedModel::of::<R, B>(config, model)
+    }
+
+    /// Trains the rest of 0-based epoch `epoch`, writing a training state every `checkpoint_every`
+    /// batches and when the stop flag is set; `Ok(false)` when the stop flag ended it early.
+    fn train_epoch(&mut self, epoch: usize, observer: &mut dyn Observer) -> Result<bool> {
+        let session = self.session;
+        let spec = &session.spec;
+        let o = &spec.options;
+        let out = spec.out.as_deref();
+        let (epochs, per_epoch) = (self.epochs, self.batches_per_epoch);
+        if self.progress.batches == 0 {
+            self.rule.start_epoch(epoch, epochs);
+        }
+        let batches = session
+            .splits
+            .train
+            .batches(o.batch, Some(o.seed.wrapping_add(epoch as u64)))
+            .skip(self.progress.batches)
+            .map(|bt| (bt.images, bt.labels));
+        let (config, history, clock, done) = (&self.config, &self.history, &self.clock, &mut self.done);
+        let mut save_error = None;
+        let mut stopped = false;
+        let report = train_epoch_from(
+            self.b,
+            &mut self.rule,
+            &mut self.model,
+            batches,
+            &mut self.progress,
+            |rule, model, p, r| {
+                *done += 1;
                 observer.on_event(&Event::Batch {
                     epoch: epoch + 1,
-                    done_batches: done,
+                    done_batches: *done,
                     loss: r.loss,
                     accuracy: r.correct as f32 / r.samples as f32,
                 });
                 let mid_epoch = p.batches < per_epoch;
-                stopped = self.stop.is_set() && mid_epoch;
+                stopped = session.stop.is_set() && mid_epoch;
                 let due = spec.checkpoint_every.is_some_and(|every| done.is_multiple_of(every as u64));
                 if let Some(dir) = out
                     && mid_epoch
                     && (due || stopped)
                 {
                     let state = TrainingState {
-                        model: self.model_file(to_saved(model), epoch),
+                        model: session.model_file(Self::saved(config, model), epoch),
                         rule: rule.save_state(model),
                         epochs,
                         epoch,
                         progress: *p,
                         history: history.clone(),
-                        seconds: seconds(),
+                        seconds: clock.seconds(),
                     };
                     if let Err(e) = model_dir::save_state(dir, &state) {
                         save_error = Some(anyhow::Error::new(e).context(format!(
@@ -670,117 +769,159 @@ impl Session {
                     observer.on_event(&Event::CheckpointWritten { epoch: epoch + 1, batch: p.batches, dir });
                 }
                 if stopped { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
-            });
-            if let Some(e) = save_error {
-                return Err(e);
-            }
-            if let Err(e) = report {
-                let kept = match (out, epoch) {
-                    (Some(dir), e) if e > 0 => format!("; the checkpoint of epoch {e} in {} is kept", dir.display()),
-                    _ => String::new(),
-                };
-                let advice = match e {
-                    bio_core::CoreError::Diverged(_) => self.divergence_advice(),
-                    _ => String::new(),
-                };
-                // A typed error whose source is the `CoreError`, so front ends can tell divergence apart.
-                return Err(EpochFailed { epoch: epoch + 1, cause: e, advice, kept }.into());
-            }
-            if stopped {
-                return Ok(Outcome::Interrupted {
-                    epochs_done: epoch,
-                    batches_done: progress.batches,
-                    checkpoint: out.map(Path::to_path_buf),
-                });
-            }
-            history.push((progress.report(), seconds()));
-            progress = EpochProgress::default();
-            final_validation = match validation {
-                Some(v) => {
-                    let t = Instant::now();
-                    let eval = bio_eval::evaluate(&model, &v.images, &v.labels, EVAL_BATCH)
-                        .with_context(|| format!("measuring validation accuracy after epoch {}", epoch + 1))?;
-                    validating.set(validating.get() + t.elapsed().as_secs_f64());
-                    observer.on_event(&Event::ValidationMeasured { epoch: epoch + 1, accuracy: eval.accuracy });
-                    Some(eval.accuracy)
-                }
-                None => None,
-            };
-            validation_history.push(final_validation.map(|acc| acc as f32));
-            synapse_history.push(bio_eval::synapses_kept(&model.to_params()).map(|k| k as f32));
-            if let Some(dir) = out {
-                let file = self.model_file(to_saved(&model), epoch + 1);
-                model_dir::save_model(dir, &file)
-                    .with_context(|| format!("saving the checkpoint of epoch {}", epoch + 1))?;
-                if let Some(v) = validation {
-                    // Before the training state, so that a state never has epochs this log lacks.
-                    let log = ValidationLog { samples: v.len(), accuracy: validation_history.clone() };
-                    bio_data::write_json(dir.join(VALIDATION_FILE), &log)
-                        .with_context(|| format!("saving the validation accuracy of epoch {}", epoch + 1))?;
-                }
-                let state = TrainingState {
-                    model: file,
-                    rule: rule.save_state(&model),
-                    epochs,
-                    epoch: epoch + 1,
-                    progress,
-                    history: history.clone(),
-                    seconds: seconds(),
-                };
-                model_dir::save_state(dir, &state)
-                    .with_context(|| format!("saving the training state of epoch {}", epoch + 1))?;
-            }
-            let (r, secs) = history.last().expect("just pushed");
-            let log = epoch_log(
-                epoch,
-                r,
-                *secs,
-                final_validation.map(|a| a as f32),
-                *synapse_history.last().expect("just pushed"),
-            );
-            observer.on_event(&Event::EpochEnded { log: &log, epochs });
-            if self.stop.is_set() && epoch + 1 < epochs {
-                return Ok(Outcome::Interrupted {
-                    epochs_done: epoch + 1,
-                    batches_done: 0,
-                    checkpoint: out.map(Path::to_path_buf),
-                });
-            }
+            },
+        );
+        if let Some(e) = save_error {
+            return Err(e);
         }
-        let train_seconds = seconds();
+        if let Err(e) = report {
+            let kept = match (out, epoch) {
+                (Some(dir), e) if e > 0 => format!("; the checkpoint of epoch {e} in {} is kept", dir.display()),
+                _ => String::new(),
+            };
+            let advice = match e {
+                bio_core::CoreError::Diverged(_) => session.divergence_advice(),
+                _ => String::new(),
+            };
+            // A typed error whose source is the `CoreError`, so front ends can tell divergence apart.
+            return Err(EpochFailed { epoch: epoch + 1, cause: e, advice, kept }.into());
+        }
+        Ok(!stopped)
+    }
+
+    /// Records the completed epoch `epoch`: its report, validation accuracy and synapses kept, the
+    /// model and training state in the output directory, and the observer's epoch line.
+    fn end_epoch(&mut self, epoch: usize, observer: &mut dyn Observer) -> Result<()> {
+        let session = self.session;
+        let out = session.spec.out.as_deref();
+        let validation = session.validation();
+        self.history.push((self.progress.report(), self.clock.seconds()));
+        self.progress = EpochProgress::default();
+        self.final_validation = match validation {
+            Some(v) => {
+                let t = Instant::now();
+                let eval = bio_eval::evaluate(&self.model, &v.images, &v.labels, EVAL_BATCH)
+                    .with_context(|| format!("measuring validation accuracy after epoch {}", epoch + 1))?;
+                self.clock.validating += t.elapsed().as_secs_f64();
+                observer.on_event(&Event::ValidationMeasured { epoch: epoch + 1, accuracy: eval.accuracy });
+                Some(eval.accuracy)
+            }
+            None => None,
+        };
+        self.validation_history.push(self.final_validation.map(|acc| acc as f32));
+        self.synapse_history.push(bio_eval::synapses_kept(&self.model.to_params()).map(|k| k as f32));
+        if let Some(dir) = out {
+            let file = session.model_file(Self::saved(&self.config, &self.model), epoch + 1);
+            model_dir::save_model(dir, &file)
+                .with_context(|| format!("saving the checkpoint of epoch {}", epoch + 1))?;
+            if let Some(v) = validation {
+                // Before the training state, so that a state never has epochs this log lacks.
+                let log = ValidationLog { samples: v.len(), accuracy: self.validation_history.clone() };
+                bio_data::write_json(dir.join(VALIDATION_FILE), &log)
+                    .with_context(|| format!("saving the validation accuracy of epoch {}", epoch + 1))?;
+            }
+            let state = TrainingState {
+                model: file,
+                rule: self.rule.save_state(&self.model),
+                epochs: self.epochs,
+                epoch: epoch + 1,
+                progress: self.progress,
+                history: self.history.clone(),
+                seconds: self.clock.seconds(),
+            };
+            model_dir::save_state(dir, &state)
+                .with_context(|| format!("saving the training state of epoch {}", epoch + 1))?;
+        }
+        let (r, secs) = self.history.last().expect("just pushed");
+        let log = epoch_log(
+            epoch,
+            r,
+            *secs,
+            self.final_validation.map(|a| a as f32),
+            *self.synapse_history.last().expect("just pushed"),
+        );
+        observer.on_event(&Event::EpochEnded { log: &log, epochs: self.epochs });
+        Ok(())
+    }
+
+    /// Measures the trained model: validation and test accuracy, biology, and the run's metrics.
+    fn finish(self, observer: &mut dyn Observer) -> Result<Outcome> {
+        let session = self.session;
+        let o = &session.spec.options;
+        let (validation, test) = (session.validation(), &session.splits.test);
+        let train_seconds = self.clock.seconds();
         observer.on_event(&Event::Evaluating);
-        let validation_accuracy = match (validation, final_validation) {
-            (Some(v), None) => Some(bio_eval::evaluate(&model, &v.images, &v.labels, EVAL_BATCH)?.accuracy),
+        let validation_accuracy = match (validation, self.final_validation) {
+            (Some(v), None) => Some(bio_eval::evaluate(&self.model, &v.images, &v.labels, EVAL_BATCH)?.accuracy),
             (_, acc) => acc,
         };
-        let eval = bio_eval::evaluate(&model, &test.images, &test.labels, EVAL_BATCH)?;
-        let biology = bio_eval::biological_report(&model, &test.images, EVAL_BATCH)?;
-        let history = history
+        let eval = bio_eval::evaluate(&self.model, &test.images, &test.labels, EVAL_BATCH)?;
+        let biology = bio_eval::biological_report(&self.model, &test.images, EVAL_BATCH)?;
+        let history = self
+            .history
             .iter()
-            .zip(validation_history.iter().zip(&synapse_history))
+            .zip(self.validation_history.iter().zip(&self.synapse_history))
             .enumerate()
             .map(|(i, ((r, seconds), (validation_accuracy, kept)))| {
                 epoch_log(i, r, *seconds, *validation_accuracy, *kept)
             })
             .collect();
         let metrics = TrainMetrics {
-            rule: rule.name().to_string(),
-            dataset: self.data.name.clone(),
-            data_source: self.data.source.to_string(),
+            rule: self.rule.name().to_string(),
+            dataset: session.data.name.clone(),
+            data_source: session.data.source.to_string(),
             test_accuracy: eval.accuracy,
             test_samples: eval.total,
             validation_accuracy,
             validation_samples: validation.map_or(0, Split::len),
             train_seconds,
-            epochs,
+            epochs: self.epochs,
             hidden: o.hidden.clone(),
             seed: o.seed,
-            backend: b.name(),
+            backend: self.b.name(),
             history,
             biology,
         };
-        Ok(Outcome::Finished(Box::new(Trained { metrics, model: to_saved(&model) })))
+        let model = Self::saved(&self.config, &self.model);
+        Ok(Outcome::Finished(Box::new(Trained { metrics, model })))
     }
+}
+
+/// Refuses a checkpoint that is not of this run: another rule, network, seed or length.
+fn check_resumable(
+    state: &TrainingState,
+    rule: &str,
+    hidden: &[usize],
+    seed: u64,
+    epochs: usize,
+    batches_per_epoch: usize,
+) -> Result<()> {
+    let saved = &state.model.model;
+    if saved.rule() != rule || state.rule.rule != rule {
+        bail!("the checkpoint is of a `{}` run, this run trains `{rule}`", saved.rule());
+    }
+    if saved.hidden() != hidden {
+        bail!(
+            "invalid value for `hidden`: the checkpoint's network has hidden {:?}, this run asks for {hidden:?}",
+            saved.hidden(),
+        );
+    }
+    if state.epochs != epochs || state.epoch > epochs || state.progress.batches >= batches_per_epoch.max(1) {
+        bail!(
+            "the checkpoint stopped at batch {} of epoch {} of {}, which does not fit this run ({epochs} epochs of \
+             {batches_per_epoch} batches)",
+            state.progress.batches,
+            state.epoch + 1,
+            state.epochs,
+        );
+    }
+    if state.model.seed != seed {
+        bail!(
+            "invalid value for `seed`: the checkpoint was trained with seed {}, this run has {seed}",
+            state.model.seed,
+        );
+    }
+    Ok(())
 }
 
 /// The `metrics.json` line of 0-based epoch `i`.

@@ -626,10 +626,11 @@ fn run_one(
         }
         None => {
             let session = match saved {
-                Some(saved) => Session::resumed_with(saved, data, Some(backend.clone()))?,
-                None => {
-                    Session::with_data(SessionSpec { force: true, ..run.spec.clone() }, data, Some(backend.clone()))?
-                }
+                Some(saved) => Session::resuming(saved).data(data).backend(backend.clone()).build()?,
+                None => Session::builder(SessionSpec { force: true, ..run.spec.clone() })
+                    .data(data)
+                    .backend(backend.clone())
+                    .build()?,
             };
             let validation = session.splits().validation.clone();
             let trained = session.run(&mut ())?.finished()?;

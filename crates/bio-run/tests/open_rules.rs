@@ -4,8 +4,11 @@
 
 use std::path::Path;
 
+use bio_core::forward::Op;
 use bio_core::rules::{RngState, Rule, RuleOption, RuleState};
-use bio_core::{Backend, BatchReport, Binary, Classifier, CoreError, LearningRule, Matrix, Params, SavedModel};
+use bio_core::{
+    Backend, BatchReport, Binary, Classifier, CoreError, LearningRule, Matrix, Params, SavedModel, TensorStore,
+};
 use bio_cpu::CpuBackend;
 use bio_run::{Event, Outcome, Resumable, RuleName, RuleOptions, Session, SessionSpec};
 use rand::{Rng, SeedableRng};
@@ -76,7 +79,11 @@ impl<B: Backend> Classifier<B> for PrototypeNet<B> {
     }
     fn to_params(&self) -> Params {
         let mut p = Params::default();
-        p.push("prototype.weight", self.backend.download(&self.weights));
+        let w = self.backend.download(&self.weights);
+        // The bias the logits add, derived from the weights (exported so that the pass is a `linear` op).
+        let half_norms = (0..self.classes).map(|c| -0.5 * w.row(c).iter().map(|v| v * v).sum::<f32>()).collect();
+        p.push("prototype.weight", w);
+        p.push("prototype.bias", Matrix::row_vector(half_norms));
         p
     }
 }
@@ -163,6 +170,9 @@ impl Rule for Prototypes {
     fn hidden(config: &PrototypeParams) -> &[usize] {
         &config.hidden
     }
+    fn forward_pass(_: &PrototypeParams, _input_dim: usize, _classes: usize) -> Result<Vec<Op>, CoreError> {
+        Ok(vec![Op::Linear { weight: "prototype.weight".into(), bias: Some("prototype.bias".into()) }])
+    }
     fn new(config: PrototypeParams, seed: u64) -> Self {
         Prototypes { config, rng: ChaCha8Rng::seed_from_u64(seed), steps: 0 }
     }
@@ -181,7 +191,7 @@ fn spec(out: &Path, rate: f64) -> SessionSpec {
 fn a_rule_defined_outside_the_registry_trains_checkpoints_and_resumes() {
     let b = CpuBackend::new();
     let straight_dir = tempfile::tempdir().unwrap();
-    let straight = Session::unregistered::<Prototypes>(spec(straight_dir.path(), 0.25)).unwrap();
+    let straight = Session::builder(spec(straight_dir.path(), 0.25)).rule::<Prototypes>().build().unwrap();
     let straight = straight.run_unregistered::<_, Prototypes>(&b, &mut ()).unwrap().finished().unwrap();
     assert_eq!(straight.model.rule(), "prototypes");
     assert!(straight.metrics.test_accuracy > 0.5, "class means classify the embedded images");
@@ -189,7 +199,7 @@ fn a_rule_defined_outside_the_registry_trains_checkpoints_and_resumes() {
     assert_eq!(saved.rate, 0.25, "the declared setting reached the rule");
 
     let dir = tempfile::tempdir().unwrap();
-    let session = Session::unregistered::<Prototypes>(spec(dir.path(), 0.25)).unwrap();
+    let session = Session::builder(spec(dir.path(), 0.25)).rule::<Prototypes>().build().unwrap();
     let stop = session.stop_flag();
     let mut stop_at = |e: &Event| {
         if let Event::Batch { done_batches: 70, .. } = e {
@@ -201,7 +211,7 @@ fn a_rule_defined_outside_the_registry_trains_checkpoints_and_resumes() {
     else {
         panic!("expected a stop 10 batches into the second epoch");
     };
-    let resumed = Session::resumed_unregistered::<Prototypes>(Resumable::read(dir.path()).unwrap()).unwrap();
+    let resumed = Session::resuming(Resumable::read(dir.path()).unwrap()).rule::<Prototypes>().build().unwrap();
     let resumed = resumed.run_unregistered::<_, Prototypes>(&b, &mut ()).unwrap().finished().unwrap();
     let bits = |m: &SavedModel| m.params.tensors[0].1.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&resumed.model), bits(&straight.model), "resumed to the same bits");
@@ -212,14 +222,32 @@ fn an_unregistered_rule_is_refused_by_name_and_its_settings_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let err = Session::new(spec(dir.path(), 0.25)).err().expect("not in the registry").to_string();
     assert!(err.contains("unknown learning rule `prototypes`") && err.contains("bio"), "{err}");
-    let err = Session::unregistered::<Prototypes>(spec(dir.path(), 2.0)).err().expect("out of range").to_string();
+    let err =
+        Session::builder(spec(dir.path(), 2.0)).rule::<Prototypes>().build().err().expect("out of range").to_string();
     assert!(err.contains("prototypes-rate"), "{err}");
     let mut bad = spec(dir.path(), 0.25);
     bad.options.settings.0.insert("prototypes-rate".into(), json!("fast"));
-    let err = Session::unregistered::<Prototypes>(bad).err().expect("not a number").to_string();
+    let err = Session::builder(bad).rule::<Prototypes>().build().err().expect("not a number").to_string();
     assert!(err.contains("invalid value for `prototypes-rate`"), "{err}");
     let mut foreign = spec(dir.path(), 0.25);
     foreign.options.settings.0.insert("hebbian-rate".into(), json!(0.1));
-    let err = Session::unregistered::<Prototypes>(foreign).err().expect("a bio flag").to_string();
+    let err = Session::builder(foreign).rule::<Prototypes>().build().err().expect("a bio flag").to_string();
     assert!(err.contains("`hebbian-rate`: it is a setting of the `bio` rule"), "{err}");
+}
+
+#[test]
+fn its_forward_pass_as_ops_gives_its_logits() {
+    // What an export and Python's `to_torch()` rebuild the model from (`bio_core::forward`).
+    let b = CpuBackend::new();
+    let config = PrototypeParams::default();
+    let ops = Prototypes::forward_pass(&config, 6, 3).unwrap();
+    let mut rule = Prototypes::new(config, 0);
+    let mut model = rule.init_model(&b, 6, 3, 0);
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let x = Matrix::from_fn(9, 6, |_, _| rng.random_range(0.0f32..1.0));
+    rule.train_batch(&mut model, &b.upload(&x), &[0, 1, 2, 0, 1, 2, 0, 1, 2]).unwrap();
+    let expected = b.download(&model.logits(&b.upload(&x)));
+    let got = bio_core::forward::run(&ops, &model.to_params(), &x).unwrap();
+    assert!(got.max_abs_diff(&expected) < 1e-5, "{got:?} vs {expected:?}");
+    assert!(expected.as_slice().iter().any(|v| v.abs() > 1e-2), "trained logits are not all zero");
 }

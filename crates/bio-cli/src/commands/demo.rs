@@ -67,7 +67,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 force: true,
                 ..SessionSpec::default()
             };
-            Session::with_data(spec, data.clone(), Some(backend.clone()))
+            Session::builder(spec).data(data.clone()).backend(backend.clone()).build()
         })
         .collect::<Result<Vec<_>>>()?;
     let mut runs = Vec::new();

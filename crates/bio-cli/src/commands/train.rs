@@ -30,7 +30,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             if explicit.iter().any(|id| id == "checkpoint_every") {
                 saved.spec.checkpoint_every = args.spec.checkpoint_every;
             }
-            Session::resumed(saved)?
+            Session::resuming(saved).build()?
         }
         None => Session::new(args.spec.clone())?,
     };

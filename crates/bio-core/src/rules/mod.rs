@@ -189,14 +189,16 @@ pub trait Rule: Sized + 'static {
     fn forward_text(_config: &Self::Config, _input_dim: usize, _classes: usize) -> String {
         Self::FORWARD.to_string()
     }
-    /// The constants of the forward pass beside the exported tensors (thresholds, powers, guards),
-    /// as a JSON object, so that a model can be rebuilt from its file alone (default: none).
-    fn forward_constants(
+    /// The forward pass as ops over the exported tensors ([`crate::forward::Op`]), so that a model
+    /// can be rebuilt from its file alone in any framework (Python's `Model.to_torch()` interprets
+    /// them). The registry's test holds it against [`crate::Classifier`]'s forward pass for every
+    /// registered rule. Default: none, and such a rule's models have no `to_torch()`.
+    fn forward_pass(
         _config: &Self::Config,
         _input_dim: usize,
         _classes: usize,
-    ) -> Result<serde_json::Value, CoreError> {
-        Ok(serde_json::json!({}))
+    ) -> Result<Vec<crate::forward::Op>, CoreError> {
+        Err(CoreError::Incompatible(format!("the rule `{}` does not give its forward pass as ops", Self::NAME)))
     }
     /// The input size of a small example that a model of this rule with `config` accepts, for the
     /// checks run over every registered rule (finite-difference input gradients, backend steps).

@@ -270,8 +270,8 @@ pub struct RuleInfo {
     pub forward: &'static str,
     /// [`Rule::forward_text`] of a saved model of this rule.
     pub forward_text: fn(&SavedModel) -> Result<String, CoreError>,
-    /// [`Rule::forward_constants`] of a saved model of this rule, with its `rule` name added.
-    pub forward_constants: fn(&SavedModel) -> Result<Value, CoreError>,
+    /// [`Rule::forward_pass`] of a saved model of this rule.
+    pub forward_pass: fn(&SavedModel) -> Result<Vec<crate::forward::Op>, CoreError>,
     /// [`Rule::OPTIONS`].
     pub options: &'static [RuleOption],
     /// [`Rule::LEARNS_FROM_UNLABELLED`].
@@ -300,11 +300,7 @@ impl RuleInfo {
             summary: R::SUMMARY,
             forward: R::FORWARD,
             forward_text: |saved| Ok(R::forward_text(&saved.config_of::<R>()?, saved.input_dim, saved.classes)),
-            forward_constants: |saved| {
-                let mut constants = R::forward_constants(&saved.config_of::<R>()?, saved.input_dim, saved.classes)?;
-                constants["rule"] = Value::from(R::NAME);
-                Ok(constants)
-            },
+            forward_pass: |saved| R::forward_pass(&saved.config_of::<R>()?, saved.input_dim, saved.classes),
             options: R::OPTIONS,
             learns_from_unlabelled: R::LEARNS_FROM_UNLABELLED,
             divergence_hint: R::DIVERGENCE_HINT,

@@ -1,18 +1,18 @@
-"""``Model.to_torch()``: a model as a ``torch.nn.Module`` computing its logits with the documented
-forward pass of its rule (``Model.forward_text``; the constants come from
-``Model._forward_constants()``, the tensors from ``Model.weights()``, both read from the Rust model).
+"""``Model.to_torch()``: a model as a ``torch.nn.Module`` computing its logits with its rule's
+forward pass as ops (``Model._forward_pass()``; interpreted by ``biorule._forward.run``, the same
+interpreter ``biorule._forward.numpy_logits`` uses with NumPy), the tensors from ``Model.weights()``.
+No rule is named here: a rule outside the registry that says its pass as ops gets a module too.
 
 Autograd through the module gives the same input gradient as ``Model.input_gradient``: in
-particular the k-winners-take-all threshold of ``bio`` is the gathered (k+1)-th largest drive, so the
-gradient reaches the unit that sets it, as in the Rust backward pass, rather than treating it as a
-constant.
+particular a k-winners-take-all threshold is the gathered (k+1)-th largest drive, so the gradient
+reaches the unit that sets it, as in the Rust backward pass, rather than treating it as a constant.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List
 
-import numpy as np
+from . import _forward
 
 
 def _import_torch() -> Any:
@@ -29,172 +29,66 @@ def to_torch(model: Any) -> Any:
     """See ``Model.to_torch``."""
     torch = _import_torch()
     nn = torch.nn
-    constants: Dict[str, Any] = model._forward_constants()
-    weights = {name: torch.from_numpy(np.array(value, dtype=np.float32)) for name, value in model.weights().items()}
+    functional = torch.nn.functional
+    passed: Dict[str, Any] = model._forward_pass()
+    ops: List[Dict[str, Any]] = passed["ops"]
+    tensors = _forward.shaped_tensors(ops, model.weights())
 
-    def parameter(name: str, vector: bool = False) -> Any:
-        tensor = weights[name]
-        # Biases are stored 1×n; PyTorch's convention is a vector.
-        return nn.Parameter(tensor.reshape(-1) if vector else tensor)
+    class TorchOps:
+        """The primitives of ``biorule._forward.run`` in PyTorch."""
 
-    def flat(x: Any) -> Any:
-        return x.reshape(x.shape[0], -1)
+        relu = staticmethod(torch.relu)
 
-    class BioModule(nn.Module):
-        """Per hidden layer: xn = x / (eps + ‖x‖₂); xf = xn − g·mean(xn); u = xf Wᵀ + b;
-        x = relu(u − θ(u)). Readout: h = xⁿ / (σⁿ + Σxⁿ) (n = 1 unless `--response-power`); logits = h Vᵀ + c."""
+        @staticmethod
+        def row_norm(x: Any) -> Any:
+            return x.norm(dim=1, keepdim=True)
 
-        def __init__(self) -> None:
-            super().__init__()
-            layers = len(model.hidden_sizes)
-            self.weights = nn.ParameterList([parameter(f"hidden.{i}.weight") for i in range(layers)])
-            self.biases = nn.ParameterList([parameter(f"hidden.{i}.bias", vector=True) for i in range(layers)])
-            self.readout_weight = parameter("readout.weight")
-            self.readout_bias = parameter("readout.bias", vector=True)
-            self.input_eps = float(constants["input_eps"])
-            self.feedforward_inhibition = float(constants["feedforward_inhibition"])
-            self.normalization_sigma = float(constants["normalization_sigma"])
-            self.response_power = float(constants["response_power"])
-            threshold = constants["threshold"]
-            self.threshold_kind: str = threshold["kind"]
-            self.winners: List[int] = list(threshold.get("k", []))
-            self.inhibitory_gain = float(threshold.get("gain", 0.0))
+        @staticmethod
+        def kth_largest(x: Any, k: int) -> Any:
+            return torch.topk(x, k + 1, dim=1).values[:, k : k + 1]
 
-        def threshold(self, u: Any, layer: int) -> Any:
-            if self.threshold_kind == "k_winners":
-                k = self.winners[layer]
-                # The (k+1)-th largest drive, gathered: differentiable, its gradient goes to that unit.
-                return torch.topk(u, k + 1, dim=1).values[:, k : k + 1]
-            if self.threshold_kind == "inhibitory":
-                mean = u.mean(dim=1, keepdim=True)
-                std = ((u - mean) ** 2).mean(dim=1, keepdim=True).sqrt()
-                return mean + self.inhibitory_gain * std
-            return torch.zeros_like(u[:, :1])
+        @staticmethod
+        def row_max(x: Any) -> Any:
+            return x.amax(dim=1, keepdim=True)
 
-        def forward(self, x: Any) -> Any:
-            x = flat(x)
-            for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-                xn = x / (self.input_eps + x.norm(dim=1, keepdim=True))
-                if self.feedforward_inhibition != 0.0:
-                    xn = xn - self.feedforward_inhibition * xn.mean(dim=1, keepdim=True)
-                u = xn @ w.T + b
-                x = torch.relu(u - self.threshold(u, layer))
-            n = self.response_power
-            if n != 1.0:
-                # The prototype readout (`--response-power n`): yⁿ, with the constant σⁿ.
-                x = x**n
-            h = x / (self.normalization_sigma**n + x.sum(dim=1, keepdim=True))
-            return h @ self.readout_weight.T + self.readout_bias
+        @staticmethod
+        def clamp_min(x: Any, floor: float) -> Any:
+            return x.clamp_min(floor)
 
-    class BpModule(nn.Module):
-        """x = relu(x Wᵢᵀ + bᵢ) per hidden layer; logits = x Wᵀ + b of the last layer."""
+        @staticmethod
+        def softmax(x: Any) -> Any:
+            return torch.softmax(x, dim=1)
+
+        @staticmethod
+        def conv2d(a: Any, w: Any, b: Any, padding: int) -> Any:
+            return functional.conv2d(a, w, b, padding=padding)
+
+        @staticmethod
+        def max_pool2d(a: Any, kernel: int, stride: int, padding: int) -> Any:
+            return functional.max_pool2d(a, kernel, stride, padding)
+
+        @staticmethod
+        def permute(x: Any, order: List[int]) -> Any:
+            return x.permute(*order)
+
+    class ForwardModule(nn.Module):
+        """The model's forward pass (see ``forward_text``); parameters named as ``Model.weights()``
+        with ``.`` written ``__``."""
 
         def __init__(self) -> None:
             super().__init__()
-            layers = len(model.hidden_sizes) + 1
-            self.weights = nn.ParameterList([parameter(f"layer.{i}.weight") for i in range(layers)])
-            self.biases = nn.ParameterList([parameter(f"layer.{i}.bias", vector=True) for i in range(layers)])
+            self.ops = ops
+            self.weights = nn.ParameterDict(
+                {name.replace(".", "__"): nn.Parameter(torch.from_numpy(t.copy())) for name, t in tensors.items()}
+            )
+
+        def tensor(self, name: str) -> Any:
+            return self.weights[name.replace(".", "__")]
 
         def forward(self, x: Any) -> Any:
-            x = flat(x)
-            last = len(self.weights) - 1
-            for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-                x = x @ w.T + b
-                if i < last:
-                    x = torch.relu(x)
-            return x
+            return _forward.run(self.ops, self.tensor, x.reshape(x.shape[0], -1), TorchOps)
 
-    class KhModule(nn.Module):
-        """r = relu(x Wᵀ); q = (r / max r)ⁿ; ĥ = q / ‖q‖₂ (max and norm floored at ``guard``);
-        logits = ĥ Vᵀ + c. Dividing by the row's peak first keeps rⁿ from overflowing; ĥ is the
-        same."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.weight = parameter("hidden.0.weight")
-            self.readout_weight = parameter("readout.weight")
-            self.readout_bias = parameter("readout.bias", vector=True)
-            self.power = float(constants["n"])
-            self.guard = float(constants["guard"])
-
-        def forward(self, x: Any) -> Any:
-            r = torch.relu(flat(x) @ self.weight.T)
-            peak = r.amax(dim=1, keepdim=True).clamp_min(self.guard)
-            q = (r / peak) ** self.power
-            norm = q.norm(dim=1, keepdim=True).clamp_min(self.guard)
-            return (q / norm) @ self.readout_weight.T + self.readout_bias
-
-    class SoftHebbModule(nn.Module):
-        """x̂ = x / (eps + ‖x‖₂); y = softmax(β·(x̂ Wᵀ + b)); logits = y Vᵀ + c."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.weight = parameter("hidden.0.weight")
-            self.bias = parameter("hidden.0.bias", vector=True)
-            self.readout_weight = parameter("readout.weight")
-            self.readout_bias = parameter("readout.bias", vector=True)
-            self.input_eps = float(constants["input_eps"])
-            self.beta = float(constants["beta"])
-
-        def forward(self, x: Any) -> Any:
-            x = flat(x)
-            xn = x / (self.input_eps + x.norm(dim=1, keepdim=True))
-            y = torch.softmax(self.beta * (xn @ self.weight.T + self.bias), dim=1)
-            return y @ self.readout_weight.T + self.readout_bias
-
-    class ConvModule(nn.Module):
-        """`conv` and `bpconv`: per layer, u = conv2d(a, W) + b (stride 1, padding k//2; W stored
-        (C', k·k·C) in (row, column, channel) order); y = relu(u − θ) with θ the (k+1)-th largest
-        channel at each position (k-WTA), relu(u − mean over channels) (triangle) or relu(u); max
-        pool per channel; logits = flatten(a in (row, column, channel) order) Vᵀ + c."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.image = list(constants["image"])
-            self.kind: str = constants["competition"]
-            self.layers: List[Dict[str, Any]] = list(constants["layers"])
-            kernels = []
-            channels_in = self.image[2]
-            for i, layer in enumerate(self.layers):
-                k, c_out = int(layer["kernel"]), int(layer["channels"])
-                w = weights[f"conv.{i}.weight"].reshape(c_out, k, k, channels_in).permute(0, 3, 1, 2).contiguous()
-                kernels.append(nn.Parameter(w))
-                channels_in = c_out
-            self.weights = nn.ParameterList(kernels)
-            self.biases = nn.ParameterList([parameter(f"conv.{i}.bias", vector=True) for i in range(len(self.layers))])
-            self.readout_weight = parameter("readout.weight")
-            self.readout_bias = parameter("readout.bias", vector=True)
-
-        def forward(self, x: Any) -> Any:
-            h, w, c = self.image
-            a = flat(x).reshape(-1, h, w, c).permute(0, 3, 1, 2)
-            for i, layer in enumerate(self.layers):
-                u = torch.nn.functional.conv2d(a, self.weights[i], self.biases[i], padding=int(layer["padding"]))
-                if self.kind == "k_winners":
-                    k = int(layer["k"])
-                    theta = torch.topk(u, k + 1, dim=1).values[:, k : k + 1]
-                    a = torch.relu(u - theta)
-                elif self.kind == "triangle":
-                    a = torch.relu(u - u.mean(dim=1, keepdim=True))
-                else:
-                    a = torch.relu(u)
-                if layer["pool"] is not None:
-                    pk, ps, pp = layer["pool"]
-                    a = torch.nn.functional.max_pool2d(a, pk, ps, pp)
-            return flat(a.permute(0, 2, 3, 1)) @ self.readout_weight.T + self.readout_bias
-
-    modules = {
-        "bio": BioModule,
-        "bp": BpModule,
-        "kh": KhModule,
-        "softhebb": SoftHebbModule,
-        "conv": ConvModule,
-        "bpconv": ConvModule,
-    }
-    rule = constants["rule"]
-    if rule not in modules:
-        raise ValueError(f"to_torch: no PyTorch forward pass for rule `{rule}`")
-    module = modules[rule]()
-    module.rule = rule
+    module = ForwardModule()
+    module.rule = passed["rule"]
     module.forward_text = model.forward_text
     return module.eval()

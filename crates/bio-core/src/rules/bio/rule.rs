@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::plasticity::{homeostasis, modulated_plasticity, perturbation_error, readout_update, readout_votes, regrow};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
+use crate::forward::Op;
 use crate::model::{BioNet, Classifier, Params, one_hot, softmax_cross_entropy};
 use crate::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, ReadoutRule};
 use crate::rules::{
@@ -234,30 +235,27 @@ logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied t
     /// `input_eps`, `feedforward_inhibition` (g), `normalization_sigma`, `response_power` and
     /// `threshold`: `{"kind": "k_winners", "k": [k per hidden layer]}`, `{"kind": "inhibitory",
     /// "gain": γ}` or `{"kind": "none"}` (see [`crate::rules::describe::bio_forward_text`]).
-    fn forward_constants(
-        config: &BioConfig,
-        _input_dim: usize,
-        _classes: usize,
-    ) -> Result<serde_json::Value, CoreError> {
-        use serde_json::json;
-        let threshold = if !config.mechanisms.competition {
-            json!({ "kind": "none" })
-        } else {
-            match config.competition {
-                crate::params::Competition::KWinners => {
-                    let k: Vec<usize> = config.hidden.iter().map(|&n| config.winners(n)).collect();
-                    json!({ "kind": "k_winners", "k": k })
-                }
-                crate::params::Competition::Inhibitory { gain } => json!({ "kind": "inhibitory", "gain": gain }),
+    fn forward_pass(config: &BioConfig, _input_dim: usize, _classes: usize) -> Result<Vec<Op>, CoreError> {
+        let mut ops = Vec::new();
+        for (i, &width) in config.hidden.iter().enumerate() {
+            ops.push(Op::L2Normalize { eps: crate::model::INPUT_EPS });
+            if config.feedforward_inhibition != 0.0 {
+                ops.push(Op::SubtractMean { gain: config.feedforward_inhibition });
             }
-        };
-        Ok(json!({
-            "input_eps": crate::model::INPUT_EPS,
-            "feedforward_inhibition": config.feedforward_inhibition,
-            "normalization_sigma": config.normalization_sigma,
-            "response_power": config.response_power,
-            "threshold": threshold,
-        }))
+            ops.push(Op::Linear { weight: format!("hidden.{i}.weight"), bias: Some(format!("hidden.{i}.bias")) });
+            ops.push(match (config.mechanisms.competition, config.competition) {
+                (false, _) => Op::Relu,
+                (true, crate::params::Competition::KWinners) => Op::KWinners { k: config.winners(width) },
+                (true, crate::params::Competition::Inhibitory { gain }) => Op::Inhibitory { gain },
+            });
+        }
+        let n = config.response_power;
+        if n != 1.0 {
+            ops.push(Op::Power { n });
+        }
+        ops.push(Op::DivisiveNorm { constant: config.normalization_sigma.powf(n) });
+        ops.push(Op::Linear { weight: "readout.weight".into(), bias: Some("readout.bias".into()) });
+        Ok(ops)
     }
 
     fn set_hidden(params: &mut BioParams, hidden: &[usize]) {

@@ -178,6 +178,23 @@ impl<B: Backend> Rule for BackpropRule<B> {
         crate::rules::describe::bp_forward_text(config, input_dim, classes)
     }
 
+    fn forward_pass(
+        config: &BpConfig,
+        _input_dim: usize,
+        _classes: usize,
+    ) -> Result<Vec<crate::forward::Op>, CoreError> {
+        use crate::forward::Op;
+        let layers = config.hidden.len() + 1;
+        let mut ops = Vec::new();
+        for i in 0..layers {
+            ops.push(Op::Linear { weight: format!("layer.{i}.weight"), bias: Some(format!("layer.{i}.bias")) });
+            if i + 1 < layers {
+                ops.push(Op::Relu);
+            }
+        }
+        Ok(ops)
+    }
+
     fn set_hidden(params: &mut BpParams, hidden: &[usize]) {
         params.hidden = hidden.to_vec();
     }

@@ -30,6 +30,7 @@ use super::optim::{Adam, AdamState};
 use super::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState};
 use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard};
 use crate::error::CoreError;
+use crate::forward::Op;
 use crate::model::{Classifier, Params};
 use crate::params::ScalingNorm;
 use crate::tensor::Matrix;
@@ -360,12 +361,8 @@ impl<B: Backend> Rule for ConvRule<B> {
     type Params = ConvParams;
     type Config = ConvConfig;
 
-    fn forward_constants(
-        config: &ConvConfig,
-        input_dim: usize,
-        _classes: usize,
-    ) -> Result<serde_json::Value, CoreError> {
-        Ok(forward_constants(&config.shapes(input_dim)?, config.activation(), input_dim))
+    fn forward_pass(config: &ConvConfig, input_dim: usize, _classes: usize) -> Result<Vec<Op>, CoreError> {
+        Ok(forward_ops(&config.shapes(input_dim)?, config.activation(), input_dim))
     }
 
     fn forward_text(config: &ConvConfig, input_dim: usize, classes: usize) -> String {
@@ -631,12 +628,8 @@ impl<B: Backend> Rule for BpConvRule<B> {
     type Params = BpConvParams;
     type Config = BpConvConfig;
 
-    fn forward_constants(
-        config: &BpConvConfig,
-        input_dim: usize,
-        _classes: usize,
-    ) -> Result<serde_json::Value, CoreError> {
-        Ok(forward_constants(&config.shapes(input_dim)?, Activation::Relu, input_dim))
+    fn forward_pass(config: &BpConvConfig, input_dim: usize, _classes: usize) -> Result<Vec<Op>, CoreError> {
+        Ok(forward_ops(&config.shapes(input_dim)?, Activation::Relu, input_dim))
     }
 
     fn forward_text(config: &BpConvConfig, input_dim: usize, classes: usize) -> String {
@@ -670,29 +663,26 @@ mod tests;
 /// The constants of a conv model's forward pass for export and `to_torch`: the input map, the
 /// competition's kind, and per layer its kernel, padding, output channels, (k-WTA) winners per
 /// position and pooling window (`[kernel, stride, padding]`, or null).
-fn forward_constants(shapes: &[LayerShape], activation: Activation, input_dim: usize) -> serde_json::Value {
-    use serde_json::{Value, json};
-    let kind = match activation {
-        Activation::Kwta { .. } => "k_winners",
-        Activation::Triangle => "triangle",
-        Activation::Relu => "relu",
-    };
-    let layers: Vec<Value> = shapes
-        .iter()
-        .map(|s| {
-            let k = match activation {
-                Activation::Kwta { density } => json!(crate::params::winners_at(density, s.channels)),
-                _ => Value::Null,
-            };
-            json!({
-                "kernel": s.conv.kernel,
-                "padding": s.conv.padding,
-                "channels": s.channels,
-                "k": k,
-                "pool": s.pool.map(|p| json!([p.kernel, p.stride, p.padding])),
-            })
-        })
-        .collect();
-    let (h, w, c) = image_of(input_dim);
-    json!({ "image": [h, w, c], "competition": kind, "layers": layers })
+fn forward_ops(shapes: &[LayerShape], activation: Activation, input_dim: usize) -> Vec<Op> {
+    let (height, width, channels) = image_of(input_dim);
+    let mut ops = vec![Op::ToImage { height, width, channels }];
+    for (i, s) in shapes.iter().enumerate() {
+        ops.push(Op::Conv2d {
+            weight: format!("conv.{i}.weight"),
+            bias: format!("conv.{i}.bias"),
+            kernel: s.conv.kernel,
+            padding: s.conv.padding,
+        });
+        ops.push(match activation {
+            Activation::Kwta { density } => Op::KWinners { k: crate::params::winners_at(density, s.channels) },
+            Activation::Triangle => Op::Triangle,
+            Activation::Relu => Op::Relu,
+        });
+        if let Some(p) = s.pool {
+            ops.push(Op::MaxPool2d { kernel: p.kernel, stride: p.stride, padding: p.padding });
+        }
+    }
+    ops.push(Op::FromImage);
+    ops.push(Op::Linear { weight: "readout.weight".into(), bias: Some("readout.bias".into()) });
+    ops
 }

@@ -143,12 +143,22 @@ impl<B: Backend> Rule for KhRule<B> {
     type Config = KhConfig;
 
     /// `n` (the response power) and `guard` (the floor of the peak and norm divided by).
-    fn forward_constants(
+    fn forward_pass(
         config: &KhConfig,
         _input_dim: usize,
         _classes: usize,
-    ) -> Result<serde_json::Value, CoreError> {
-        Ok(serde_json::json!({ "n": config.n, "guard": crate::backend::NORM_GUARD }))
+    ) -> Result<Vec<crate::forward::Op>, CoreError> {
+        use crate::forward::Op;
+        let guard = crate::backend::NORM_GUARD;
+        Ok(vec![
+            Op::Linear { weight: "hidden.0.weight".into(), bias: None },
+            Op::Relu,
+            // Dividing by the row's peak first keeps rⁿ from overflowing; the unit-norm code is the same.
+            Op::PeakNorm { guard },
+            Op::Power { n: config.n },
+            Op::UnitNorm { guard },
+            Op::Linear { weight: "readout.weight".into(), bias: Some("readout.bias".into()) },
+        ])
     }
 
     fn set_hidden(params: &mut KhParams, hidden: &[usize]) {

@@ -150,12 +150,18 @@ impl<B: Backend> Rule for SoftHebbRule<B> {
     type Config = SoftHebbConfig;
 
     /// `input_eps` and `beta`.
-    fn forward_constants(
+    fn forward_pass(
         config: &SoftHebbConfig,
         _input_dim: usize,
         _classes: usize,
-    ) -> Result<serde_json::Value, CoreError> {
-        Ok(serde_json::json!({ "input_eps": SOFTHEBB_INPUT_EPS, "beta": config.beta }))
+    ) -> Result<Vec<crate::forward::Op>, CoreError> {
+        use crate::forward::Op;
+        Ok(vec![
+            Op::L2Normalize { eps: SOFTHEBB_INPUT_EPS },
+            Op::Linear { weight: "hidden.0.weight".into(), bias: Some("hidden.0.bias".into()) },
+            Op::Softmax { beta: config.beta },
+            Op::Linear { weight: "readout.weight".into(), bias: Some("readout.bias".into()) },
+        ])
     }
 
     fn set_hidden(params: &mut SoftHebbParams, hidden: &[usize]) {
