@@ -697,11 +697,11 @@ fn step_data() -> (Matrix, Vec<usize>) {
     (random_matrix(&mut rng, 16, 24, 0.0, 1.0), (0..16).map(|i| i % 3).collect())
 }
 
-/// Inputs of [`check_rule_steps`]: 16 images of 6×6 (36 inputs, square, so that the conv rules'
-/// default architecture fits them) in 3 classes.
-fn rule_step_data() -> (Matrix, Vec<usize>) {
+/// Inputs of [`check_rule_steps`]: 16 samples of `inputs` values (the rule's
+/// [`Rule::example_input_dim`](crate::rules::Rule::example_input_dim)) in 3 classes.
+fn rule_step_data(inputs: usize) -> (Matrix, Vec<usize>) {
     let mut rng = rng(901);
-    (random_matrix(&mut rng, 16, 36, 0.0, 1.0), (0..16).map(|i| i % 3).collect())
+    (random_matrix(&mut rng, 16, inputs, 0.0, 1.0), (0..16).map(|i| i % 3).collect())
 }
 
 fn assert_params_close(ctx: &str, got: &crate::Params, want: &crate::Params) {
@@ -788,13 +788,14 @@ impl<B: Backend> crate::rules::RuleVisitor<B> for RuleSteps<'_, B> {
         use crate::Classifier;
         let config = crate::rules::config_from_settings::<R>(&[20], &Default::default())
             .unwrap_or_else(|e| panic!("`{}`: defaults at width 20: {e}", R::NAME));
+        let inputs = R::example_input_dim(&config);
         let mut rule = R::new(config, 1);
         let mut model = match &self.init {
-            None => rule.init_model(self.b, 36, 3, 7),
-            Some(p) => rule.model_from_params(self.b, 36, 3, p).expect("same shapes"),
+            None => rule.init_model(self.b, inputs, 3, 7),
+            Some(p) => rule.model_from_params(self.b, inputs, 3, p).expect("same shapes"),
         };
         let init = model.to_params();
-        let (x, y) = rule_step_data();
+        let (x, y) = rule_step_data(inputs);
         let xb = self.b.upload(&x);
         let mut losses = Vec::new();
         for epoch in 0..2 {

@@ -1,6 +1,6 @@
 //! Math core of biorule: the [`Backend`] and [`LearningRule`] traits, the models, the registered
-//! learning rules (`bio`, `bp`, `kh`, `softhebb`: [`rules::rules`]) with their settings and
-//! validation, and the math of the metrics. No I/O.
+//! learning rules (`bio`, `bp`, `kh`, `softhebb`, `conv`, `bpconv`: [`rules::rules`], one folder
+//! each under `rules/`) with their settings and validation, and the math of the metrics. No I/O.
 //!
 #![doc = include_str!("../README.md")]
 
@@ -20,9 +20,9 @@ pub use backend::{
     ReduceOps, ReferenceBackend, SelectOps, TensorStore, Unary, WeightChange,
 };
 pub use error::CoreError;
-pub use model::{AnyModel, BioNet, BpNet, Classifier, CompetitionBackward, Params, SavedModel, SurrogateBio};
+pub use model::{BioNet, BpNet, Classifier, CompetitionBackward, Params, SurrogateBio};
 pub use params::{
     BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule, ScalingNorm,
 };
-pub use rules::{BackpropRule, BatchReport, BioRule, LearningRule};
+pub use rules::{AnyModel, BackpropRule, BatchReport, BioRule, LearningRule, SavedModel};
 pub use tensor::Matrix;

@@ -1,9 +1,10 @@
 //! Hyper-parameters of the `bio` rule and the backprop baseline, validated before any work starts,
-//! and their settings as the rule registry declares them ([`BIO_OPTIONS`], [`BP_OPTIONS`]).
+//! and their settings as the rule registry declares them ([`BIO_OPTIONS`], [`BP_OPTIONS`]). The
+//! other rules keep theirs in their own folders (`rules/<name>/params.rs`, `rules/conv/mod.rs`).
 //!
 //! In the manner of linfa's `ParamGuard`: users fill a plain struct ([`BioParams`], [`BpParams`]) and
 //! `check()` turns it into a validated config or a [`CoreError::InvalidParam`] naming the offending
-//! field (which is also the CLI flag's name).
+//! setting by its flag (`hebbian-rate` for the field `hebbian_rate`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -201,10 +201,8 @@ fn every_registered_rule_has_an_exact_input_gradient() {
         type Output = Vec<f32>;
         fn visit<R: bio_core::rules::Rule + bio_core::LearningRule<ReferenceBackend>>(self) -> Vec<f32> {
             let config = bio_core::rules::config_from_settings::<R>(&[16], &Default::default()).unwrap();
+            let inputs = R::example_input_dim(&config);
             let rule = R::new(config, 0);
-            // The conv rules read their input as a square image and their default architecture
-            // (5×5 filters, 4×4 pooling) needs a 4×4 one; every other rule takes 12 inputs.
-            let inputs = if matches!(R::NAME, "conv" | "bpconv") { 16 } else { 12 };
             (0..3)
                 .map(|seed| {
                     let model = rule.init_model(&ReferenceBackend, inputs, 3, seed);

@@ -8,7 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Classifier, Params, SavedModel, add_bias};
+use super::{Classifier, Params, add_bias};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::params::{BioConfig, Competition, InitSign, ScalingNorm};
@@ -230,11 +230,6 @@ impl<B: Backend> BioNet<B> {
             bias: backend.upload(params.get("readout.bias", (1, classes))?),
         };
         Ok(Self { backend: backend.clone(), config, input_dim, classes, layers, readout })
-    }
-
-    /// Backend-free form.
-    pub fn to_saved(&self) -> SavedModel {
-        SavedModel::of::<crate::rules::BioRule, B>(&self.config, self)
     }
 
     /// The full forward pass, keeping every intermediate.

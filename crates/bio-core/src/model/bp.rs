@@ -3,7 +3,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Classifier, Params, SavedModel, add_bias, softmax_cross_entropy};
+use super::{Classifier, Params, add_bias, softmax_cross_entropy};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::params::BpConfig;
@@ -86,11 +86,6 @@ impl<B: Backend> BpNet<B> {
             })
             .collect::<Result<_, CoreError>>()?;
         Ok(Self { backend: backend.clone(), config, input_dim, classes, layers })
-    }
-
-    /// Backend-free form.
-    pub fn to_saved(&self) -> SavedModel {
-        SavedModel::of::<crate::rules::BackpropRule<B>, B>(&self.config, self)
     }
 
     /// The input, each hidden activation, then the logits last.

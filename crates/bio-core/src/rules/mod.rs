@@ -1,17 +1,26 @@
 //! The [`LearningRule`] trait (a rule's training steps, generic over the backend), the [`Rule`]
 //! trait (what the registry needs to name, configure and reload it), and the registry itself.
 //!
-//! Adding a rule is one module here (its params/config, model, `LearningRule` and `Rule` impls, its
-//! state) plus one line in the `registry!` list below; checkpoints, `--resume`, `config.json`,
-//! export, `bio report` and the command line's `--rule NAME` pick it up from there.
+//! Adding a rule is one folder here (`x/`: its params/config, model, `LearningRule` and `Rule`
+//! impls, its state, its tests; a frozen-feature rule implements [`FeatureLayer`] instead of
+//! `LearningRule`) plus one line in the `registry!` list below; checkpoints, `--resume`,
+//! `config.json`, export, `bio report` and the command line's `--rule NAME` pick it up from there.
+//! Shared by the rules: [`Adam`] (`optim.rs`), the frozen-feature scaffolding (`frozen/`), the
+//! setting checks (`checks.rs`) and [`SavedModel`] with the registry (`saved.rs`, `registry.rs`).
 
 mod bio;
 mod bp;
+mod checks;
 mod conv;
 pub mod describe;
+mod frozen;
 mod kh;
+mod optim;
 mod registry;
+mod saved;
 mod softhebb;
+#[cfg(test)]
+mod test_util;
 
 pub use bio::{
     BioRule, hebbian_drive, hidden_plasticity, homeostasis, modulated_plasticity, plasticity_settings, readout_update,
@@ -20,17 +29,19 @@ pub use bio::{
 pub use bp::BackpropRule;
 pub use conv::{
     Activation, BpConvConfig, BpConvParams, BpConvRule, ConvCompetition, ConvConfig, ConvInit, ConvNet, ConvParams,
-    ConvRule, conv_plasticity, image_of, pgd_examples, soft_signal,
+    ConvRule, ConvSchedule, ConvState, conv_plasticity, image_of, pgd_examples, soft_signal,
 };
-pub use kh::{
-    KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, LinearReadout, ReadoutState, ReadoutTrainer,
-    Schedule, kh_plasticity, phase_split,
+pub use frozen::{
+    FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, ReadoutState, ReadoutTrainer, Schedule, phase_split,
 };
+pub use kh::{KH_COPIES_PER_WEIGHT, KhConfig, KhNet, KhParams, KhRule, KhState, kh_plasticity};
+pub use optim::{ADAM_BETA1, ADAM_BETA2, ADAM_EPS, Adam, AdamState};
 pub use registry::{
     Configured, OptionKind, OptionValue, RuleInfo, RuleOption, RuleVisitor, Settings, choice_name,
     config_from_settings, configure, dispatch, find, kind_of, number_setting, params_from_settings, params_mut,
     params_ref, resolved, rules, setting_key,
 };
+pub use saved::{AnyModel, SavedModel};
 /// The JSON value of a setting (for [`option_choices!`](crate::option_choices)).
 pub use serde_json::Value as SettingValue;
 pub use softhebb::{
@@ -188,6 +199,12 @@ pub trait Rule: Sized + 'static {
         _classes: usize,
     ) -> Result<Vec<crate::forward::Op>, CoreError> {
         Err(CoreError::Incompatible(format!("the rule `{}` does not give its forward pass as ops", Self::NAME)))
+    }
+    /// The input size of a small example that a model of this rule with `config` accepts, for the
+    /// checks run over every registered rule (finite-difference input gradients, backend steps).
+    /// Default: 12, for a rule that takes any flat input.
+    fn example_input_dim(_config: &Self::Config) -> usize {
+        12
     }
     /// Puts the hidden widths into `params` (default: through the `hidden` field of its JSON form).
     fn set_hidden(params: &mut Self::Params, hidden: &[usize]) {

@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::saved::{AnyModel, SavedModel};
 use super::{LearningRule, Rule};
 use crate::backend::Backend;
 use crate::error::CoreError;
-use crate::model::SavedModel;
+use crate::model::{Classifier, Params};
 
 /// Generates, from the list of rule types, the private `registered()` list and the
 /// `dispatch_registered()` match that the public functions below use. A type may name the backend
@@ -407,4 +408,40 @@ pub fn configure<R: Rule>(hidden: &[usize], settings: &Settings) -> Result<(R::C
 /// Rule `R`'s validated configuration (see [`configure`]).
 pub fn config_from_settings<R: Rule>(hidden: &[usize], settings: &Settings) -> Result<R::Config, CoreError> {
     configure::<R>(hidden, settings).map(|(config, _)| config)
+}
+
+/// Loading a saved model: a dispatch on the name of the rule that trained it.
+impl SavedModel {
+    /// The parameters this model started from when its rule initialised it with `seed` (the run's
+    /// seed), recomputed (initialisation is deterministic), e.g. to picture what training changed.
+    pub fn initial_params(&self, seed: u64) -> Result<Params, CoreError> {
+        struct Initial<'a>(&'a SavedModel, u64);
+        impl RuleVisitor<crate::ReferenceBackend> for Initial<'_> {
+            type Output = Result<Params, CoreError>;
+            fn visit<R: Rule + LearningRule<crate::ReferenceBackend>>(self) -> Self::Output {
+                let Initial(s, seed) = self;
+                let rule = R::new(s.config_of::<R>()?, seed);
+                Ok(rule.init_model(&crate::ReferenceBackend, s.input_dim, s.classes, seed).to_params())
+            }
+        }
+        dispatch(&self.rule, Initial(self, seed))?
+    }
+
+    /// Uploads the model to a backend, whatever registered rule trained it.
+    pub fn load<B: Backend>(&self, backend: &B) -> Result<AnyModel<B>, CoreError> {
+        struct Load<'a, B> {
+            saved: &'a SavedModel,
+            backend: &'a B,
+        }
+        impl<B: Backend> RuleVisitor<B> for Load<'_, B> {
+            type Output = Result<AnyModel<B>, CoreError>;
+            fn visit<R: Rule + LearningRule<B>>(self) -> Self::Output {
+                let config = self.saved.config_of::<R>()?;
+                let s = self.saved;
+                let model = R::new(config, 0).model_from_params(self.backend, s.input_dim, s.classes, &s.params)?;
+                Ok(AnyModel::new(s.rule.clone(), s.config.clone(), s.hidden.clone(), model))
+            }
+        }
+        dispatch(&self.rule, Load { saved: self, backend })?
+    }
 }

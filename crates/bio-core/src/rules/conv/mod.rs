@@ -24,11 +24,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::kh::{check_at_least, check_positive, host_mean, score_batch};
-use super::{BatchReport, LearningRule, ReadoutState, ReadoutTrainer, RngState, Rule, RuleOption, RuleState};
-use crate::backend::{
-    AdamStep, Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard,
-};
+use super::checks::{check_at_least, check_positive};
+use super::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, host_mean, score_batch};
+use super::optim::{Adam, AdamState};
+use super::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState};
+use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard};
 use crate::error::CoreError;
 use crate::forward::Op;
 use crate::model::{Classifier, Params};
@@ -149,6 +149,19 @@ pub struct ConvSchedule {
     pub layer: Option<usize>,
 }
 
+impl Default for ConvSchedule {
+    /// Before any `start_epoch`: the first layer learns.
+    fn default() -> Self {
+        Self { layer: Some(0) }
+    }
+}
+
+impl Phase for ConvSchedule {
+    fn trains_readout(&self) -> bool {
+        self.layer.is_none()
+    }
+}
+
 impl ConvSchedule {
     /// Epoch `epoch` of `epochs` with `layers` layers of `per_layer` epochs each: the first
     /// `U = min(layers·per_layer, ⌊epochs/2⌋)` epochs go to the layers in order (`⌊epoch·layers/U⌋`),
@@ -205,28 +218,10 @@ pub fn conv_plasticity<B: Backend>(
 }
 
 /// The host form of a [`ConvRule`]'s state between batches.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ConvState {
-    /// The current epoch's schedule.
-    pub schedule: ConvSchedule,
-    /// The readout's optimizer.
-    pub readout: ReadoutState,
-}
+pub type ConvState = FrozenState<ConvSchedule>;
 
 /// The `conv` trainer: the schedule and the readout's Adam state. It draws no random numbers.
-#[derive(Clone, Debug)]
-pub struct ConvRule<B: Backend> {
-    config: ConvConfig,
-    schedule: ConvSchedule,
-    trainer: ReadoutTrainer<B>,
-}
-
-impl<B: Backend> ConvRule<B> {
-    /// A trainer with a fresh schedule and optimizer.
-    pub fn new(config: ConvConfig) -> Self {
-        Self { config, schedule: ConvSchedule { layer: Some(0) }, trainer: ReadoutTrainer::default() }
-    }
-}
+pub type ConvRule<B> = FrozenRule<ConvConfig, B>;
 
 /// Builds the architecture or panics with the configuration's message (the configuration was
 /// validated; only an input size the windows do not fit can fail here).
@@ -234,16 +229,21 @@ fn shapes_or_panic(config: &ConvConfig, input_dim: usize) -> Vec<LayerShape> {
     config.shapes(input_dim).unwrap_or_else(|e| panic!("conv architecture for {input_dim} inputs: {e}"))
 }
 
-impl<B: Backend> LearningRule<B> for ConvRule<B> {
+/// The smallest square image of side at least 4 whose size `fits` (a 4×4 image at the default
+/// architectures; the side is capped at 28).
+fn example_image(fits: impl Fn(usize) -> bool) -> usize {
+    (4..=28).map(|side| side * side).find(|&d| fits(d)).unwrap_or(28 * 28)
+}
+
+impl<B: Backend> FeatureLayer<B> for ConvConfig {
     type Model = ConvNet<B>;
+    type Schedule = ConvSchedule;
+    /// Every layer's trace, and the features (the last layer's pooled output, flattened).
+    type Trace = (Vec<LayerTrace<B::Tensor>>, B::Tensor);
 
-    fn name(&self) -> &'static str {
-        <Self as Rule>::NAME
-    }
-
-    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> ConvNet<B> {
-        let shapes = shapes_or_panic(&self.config, input_dim);
-        ConvNet::init(backend, shapes, self.config.activation(), self.config.init, input_dim, classes, seed)
+    fn init(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> ConvNet<B> {
+        let shapes = shapes_or_panic(self, input_dim);
+        ConvNet::init(backend, shapes, self.activation(), self.init, input_dim, classes, seed)
     }
 
     fn model_from_params(
@@ -253,55 +253,58 @@ impl<B: Backend> LearningRule<B> for ConvRule<B> {
         classes: usize,
         params: &Params,
     ) -> Result<ConvNet<B>, CoreError> {
-        let shapes = self.config.shapes(input_dim)?;
-        ConvNet::from_params(backend, shapes, self.config.activation(), input_dim, classes, params)
+        let shapes = self.shapes(input_dim)?;
+        ConvNet::from_params(backend, shapes, self.activation(), input_dim, classes, params)
     }
 
-    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
-        let layers = parse_layers("conv", &self.config.layers).map(|l| l.len()).unwrap_or(1);
-        self.schedule = ConvSchedule::at(layers, self.config.layer_epochs, epoch, epochs);
+    /// [`ConvSchedule::at`].
+    fn schedule(&self, epoch: usize, epochs: usize) -> ConvSchedule {
+        let layers = parse_layers("conv", &self.layers).map(|l| l.len()).unwrap_or(1);
+        ConvSchedule::at(layers, self.layer_epochs, epoch, epochs)
     }
 
-    /// One batch: in a layer's epochs a Hebbian step of that layer (none when frozen), in the
-    /// supervised phase an Adam step of the readout. The report is measured before the update; its
-    /// active fraction is that of the last layer's channels over all positions.
-    fn train_batch(
-        &mut self,
-        model: &mut ConvNet<B>,
-        x: &B::Tensor,
-        labels: &[usize],
-    ) -> Result<BatchReport, CoreError> {
-        let b = model.backend().clone();
+    fn readout_rate(&self) -> f32 {
+        self.readout_rate
+    }
+
+    fn readout(model: &ConvNet<B>) -> &LinearReadout<B> {
+        &model.readout
+    }
+
+    fn readout_mut(model: &mut ConvNet<B>) -> &mut LinearReadout<B> {
+        &mut model.readout
+    }
+
+    fn trace(model: &ConvNet<B>, x: &B::Tensor) -> Self::Trace {
         let traces = model.trace(x);
         let features = model.features(&traces);
-        let logits = model.readout.logits(&b, &features);
-        let classes = model.classes();
-        let (loss, correct, dlogits) = score_batch(&b, &logits, labels, classes, "conv readout")?;
+        (traces, features)
+    }
+
+    fn features(trace: &Self::Trace) -> &B::Tensor {
+        &trace.1
+    }
+
+    /// The last layer's channels over all positions.
+    fn active_fraction(b: &B, (traces, _): &Self::Trace) -> f32 {
         let last = traces.last().expect("at least one layer");
-        let active_fraction = host_mean(&b, &b.map(&last.activity, Unary::Step));
-        match self.schedule.layer {
-            Some(l) => {
-                if !self.config.frozen && self.config.rate > 0.0 {
-                    conv_plasticity(&b, &mut model.layers[l], &traces[l], &self.config, self.config.rate);
-                }
-            }
-            None => self.trainer.step(&b, &mut model.readout, &features, &dlogits, self.config.readout_rate),
+        host_mean(b, &b.map(&last.activity, Unary::Step))
+    }
+
+    /// [`conv_plasticity`] of the schedule's layer (none when frozen).
+    fn learn(&self, b: &B, model: &mut ConvNet<B>, _x: &B::Tensor, (traces, _): &Self::Trace, schedule: ConvSchedule) {
+        if let Some(l) = schedule.layer
+            && !self.frozen
+            && self.rate > 0.0
+        {
+            conv_plasticity(b, &mut model.layers[l], &traces[l], self, self.rate);
         }
-        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
     }
 
-    fn save_state(&self, model: &ConvNet<B>) -> RuleState {
-        let state = ConvState { schedule: self.schedule, readout: self.trainer.save(model.backend()) };
-        RuleState::encode(<Self as Rule>::NAME, &state)
-    }
-
-    fn restore_state(&mut self, model: &ConvNet<B>, state: RuleState) -> Result<(), CoreError> {
-        let state: ConvState = state.decode(<Self as Rule>::NAME)?;
-        if state.schedule.layer.is_some_and(|l| l >= model.layers.len()) {
+    fn check_schedule(schedule: &ConvSchedule, model: &ConvNet<B>) -> Result<(), CoreError> {
+        if schedule.layer.is_some_and(|l| l >= model.layers.len()) {
             return Err(CoreError::Incompatible("the conv schedule names a layer this network lacks".into()));
         }
-        self.trainer.restore(model.backend(), &model.readout, state.readout)?;
-        self.schedule = state.schedule;
         Ok(())
     }
 }
@@ -369,6 +372,12 @@ impl<B: Backend> Rule for ConvRule<B> {
         }
     }
 
+    /// The conv rules read their input as a square image: the smallest one (side ≥ 4) that the
+    /// architecture accepts.
+    fn example_input_dim(config: &ConvConfig) -> usize {
+        example_image(|d| config.shapes(d).is_ok())
+    }
+
     fn check(params: ConvParams) -> Result<ConvConfig, CoreError> {
         params.check()
     }
@@ -379,7 +388,7 @@ impl<B: Backend> Rule for ConvRule<B> {
 
     /// The rule draws no random numbers: `seed` is unused.
     fn new(config: ConvConfig, _seed: u64) -> Self {
-        ConvRule::new(config)
+        FrozenRule::new(config)
     }
 }
 
@@ -496,8 +505,7 @@ pub struct BpConvState {
 #[derive(Clone, Debug)]
 pub struct BpConvRule<B: Backend> {
     config: BpConvConfig,
-    steps: u64,
-    moments: Vec<B::Tensor>,
+    adam: Adam<B>,
     rng: ChaCha8Rng,
 }
 
@@ -571,53 +579,23 @@ impl<B: Backend> LearningRule<B> for BpConvRule<B> {
             grads.push(b.map(&b.matmul(du, true, &t.patches, false), Unary::Scale(scale)));
             grads.push(b.map(&b.reduce(du, Dim::PerCol, Reduce::Sum), Unary::Scale(scale)));
         }
-        grads.push(b.map(&b.matmul(&dlogits, true, &features, false), Unary::Scale(scale)));
-        grads.push(b.map(&b.reduce(&dlogits, Dim::PerCol, Reduce::Sum), Unary::Scale(scale)));
-        let mut params = parameters_mut(model);
-        if self.moments.is_empty() {
-            self.moments = params
-                .iter()
-                .flat_map(|p| {
-                    let (r, c) = b.shape(p);
-                    [b.full(r, c, 0.0), b.full(r, c, 0.0)]
-                })
-                .collect();
-        }
-        self.steps += 1;
-        let (beta1, beta2) = (0.9f32, 0.999f32);
-        let t = self.steps.min(i32::MAX as u64) as i32;
-        let lr = self.config.rate;
-        let s = AdamStep { lr_t: lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
-        for ((p, g), mv) in params.iter_mut().zip(&grads).zip(self.moments.chunks_mut(2)) {
-            let [m, v] = mv else { unreachable!("moments come in pairs") };
-            b.adam_step(p, g, m, v, s);
-        }
+        grads.extend(model.readout.gradients(&b, &features, &dlogits));
+        self.adam.step(&b, &mut parameters_mut(model), &grads, self.config.rate);
         Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
     }
 
     fn save_state(&self, model: &ConvNet<B>) -> RuleState {
         let b = model.backend();
-        let state = BpConvState {
-            steps: self.steps,
-            moments: self.moments.iter().map(|m| b.download(m)).collect(),
-            rng: RngState::capture(&self.rng),
-        };
+        let adam = self.adam.save(b);
+        let state = BpConvState { steps: adam.steps, moments: adam.moments, rng: RngState::capture(&self.rng) };
         RuleState::encode(<Self as Rule>::NAME, &state)
     }
 
     fn restore_state(&mut self, model: &ConvNet<B>, state: RuleState) -> Result<(), CoreError> {
         let state: BpConvState = state.decode(<Self as Rule>::NAME)?;
-        let b = model.backend();
         let shapes: Vec<(usize, usize)> = model.to_params().tensors.iter().map(|(_, m)| m.shape()).collect();
-        if !state.moments.is_empty() {
-            let ok = state.moments.len() == 2 * shapes.len()
-                && state.moments.iter().enumerate().all(|(i, m)| m.shape() == shapes[i / 2] && m.all_finite());
-            if !ok {
-                return Err(CoreError::Incompatible("the bpconv optimizer state does not fit this network".into()));
-            }
-        }
-        self.moments = state.moments.iter().map(|m| b.upload(m)).collect();
-        self.steps = state.steps;
+        let adam = AdamState { steps: state.steps, moments: state.moments };
+        self.adam.restore(model.backend(), &shapes, adam, "bpconv")?;
         self.rng = state.rng.restore();
         Ok(())
     }
@@ -661,6 +639,11 @@ impl<B: Backend> Rule for BpConvRule<B> {
         }
     }
 
+    /// As `conv`'s: the smallest square image (side ≥ 4) that the architecture accepts.
+    fn example_input_dim(config: &BpConvConfig) -> usize {
+        example_image(|d| config.shapes(d).is_ok())
+    }
+
     fn check(params: BpConvParams) -> Result<BpConvConfig, CoreError> {
         params.check()
     }
@@ -670,7 +653,7 @@ impl<B: Backend> Rule for BpConvRule<B> {
     }
 
     fn new(config: BpConvConfig, seed: u64) -> Self {
-        Self { config, steps: 0, moments: Vec::new(), rng: ChaCha8Rng::seed_from_u64(seed ^ 0xb9c0_4e3d) }
+        Self { config, adam: Adam::default(), rng: ChaCha8Rng::seed_from_u64(seed ^ 0xb9c0_4e3d) }
     }
 }
 

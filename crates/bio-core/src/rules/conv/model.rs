@@ -276,10 +276,7 @@ impl<B: Backend> ConvNet<B> {
             })
             .collect::<Result<Vec<_>, CoreError>>()?;
         let features = Self::feature_len(&shapes);
-        let readout = LinearReadout {
-            weights: backend.upload(params.get("readout.weight", (classes, features))?),
-            bias: backend.upload(params.get("readout.bias", (1, classes))?),
-        };
+        let readout = LinearReadout::from_params(backend, params, classes, features)?;
         Ok(Self { backend: backend.clone(), input_dim, classes, activation, shapes, layers, readout })
     }
 
@@ -431,8 +428,7 @@ impl<B: Backend> Classifier<B> for ConvNet<B> {
             p.push(format!("conv.{i}.weight"), b.download(&l.weights));
             p.push(format!("conv.{i}.bias"), b.download(&l.bias));
         }
-        p.push("readout.weight", b.download(&self.readout.weights));
-        p.push("readout.bias", b.download(&self.readout.bias));
+        self.readout.push_params(b, &mut p);
         p
     }
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::backend::{ReferenceBackend, Window};
 use crate::rules::config_from_settings;
-use crate::rules::kh::tests::{changed, check_resume, gradient_error, train, two_blobs, uniform};
+use crate::rules::test_util::{changed, check_resume, gradient_error, train, two_blobs, uniform};
 
 type Ref = ReferenceBackend;
 
@@ -119,7 +119,7 @@ fn layers_learn_greedily_then_the_readout() {
             assert_eq!(changed(before, after, "readout.weight"), e >= 2, "{competition:?} epoch {e}: readout");
         }
         for name in ["conv.0.weight", "conv.1.weight"] {
-            let w = crate::rules::kh::tests::tensor(params[12], name);
+            let w = crate::rules::test_util::tensor(params[12], name);
             for i in 0..w.rows() {
                 let norm = w.row(i).iter().map(|v| v * v).sum::<f32>().sqrt();
                 assert!((norm - 1.0).abs() < 1e-4, "{name} row {i}: norm {norm}");
@@ -253,4 +253,22 @@ fn bpconv_learns_and_pgd_stays_in_the_ball() {
     assert!(adv.as_slice().iter().all(|v| (0.0..=1.0).contains(v)));
     let loss = |m: &Matrix| net.loss_and_input_gradient(m, &labels).0.iter().sum::<f32>();
     assert!(loss(&adv) > loss(&x), "PGD raises the loss: {} → {}", loss(&x), loss(&adv));
+}
+
+/// The example input the generic checks give the conv rules is a square image their architecture
+/// accepts: 4×4 at the defaults, larger when a window needs it.
+#[test]
+fn the_example_input_is_the_smallest_square_image_that_fits() {
+    let defaults = ConvParams::default().check().expect("valid");
+    assert_eq!(<ConvRule<Ref> as Rule>::example_input_dim(&defaults), 16);
+    // Two 3×3 poolings with stride 3 and no padding need a 9×9 image.
+    let wide = config(|p| {
+        p.layers = "4:3,4:3".into();
+        p.pool = "3:3:0".into();
+    });
+    let d = <ConvRule<Ref> as Rule>::example_input_dim(&wide);
+    assert_eq!(d, 81);
+    assert!(wide.shapes(64).is_err() && wide.shapes(d).is_ok());
+    let bp = BpConvParams::default().check().expect("valid");
+    assert_eq!(<BpConvRule<Ref> as Rule>::example_input_dim(&bp), 16);
 }
