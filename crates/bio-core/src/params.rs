@@ -125,6 +125,18 @@ pub struct BioParams {
     /// unit and sample: not global like [`BioParams::reward_modulation`]. Off (`None`) by default.
     #[serde(default)]
     pub readout_gating: Option<f32>,
+    /// Metaplasticity (synaptic consolidation per unit): when set to `τ`, hidden unit `j`'s Hebbian
+    /// rate is `η/(1 + A_j/τ)`, `A_j` the number of inputs it has won over its whole life (every
+    /// batch it learned in), so a unit that has coded many inputs becomes hard to change while a
+    /// rarely used one stays plastic. Local (the unit's own history), needs no task identity. Off
+    /// (`None`) by default.
+    #[serde(default)]
+    pub metaplasticity: Option<f32>,
+    /// With [`BioParams::metaplasticity`]: the unit's homeostatic excitability change is scaled by the
+    /// same factor `1/(1 + A_j/τ)`, so a consolidated unit also keeps its threshold while silent units
+    /// stay fully homeostatic (they, not the consolidated ones, are recruited by new inputs).
+    #[serde(default)]
+    pub metaplastic_homeostasis: bool,
     /// Exponent `q` of the plasticity signal `r = (y / max y)^q`: how strongly the most active winners
     /// dominate learning (1 = in proportion to activity).
     pub hebbian_exponent: f32,
@@ -202,6 +214,8 @@ impl Default for BioParams {
             hebbian_rate_end: None,
             reward_modulation: None,
             readout_gating: None,
+            metaplasticity: None,
+            metaplastic_homeostasis: false,
             fast_fraction: 0.0,
             fast_hebbian_rate: 0.0,
             hebbian_exponent: 1.0,
@@ -334,6 +348,20 @@ pub const BIO_OPTIONS: &[RuleOption] = &[
         readout_gating,
         "Readout-gated learning in the last hidden layer: a winner learns (×1) from a sample when its readout synapse \
          onto the true class is above its mean, and unlearns (×−κ) when not"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "metaplasticity",
+        metaplasticity,
+        "Metaplasticity τ: each hidden unit's Hebbian rate is η/(1 + A/τ), A the inputs it has won in its life, so \
+         much-used units consolidate (default: off)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "metaplastic-homeostasis",
+        metaplastic_homeostasis,
+        "With --metaplasticity: each unit's homeostatic excitability change is scaled by the same factor, so \
+         consolidated units keep their threshold and silent ones are recruited"
     ),
     crate::rule_option!(
         BioParams,
@@ -565,6 +593,14 @@ impl BioParams {
         if let Some(kappa) = self.readout_gating {
             check_rate("readout-gating", kappa)?;
         }
+        if let Some(tau) = self.metaplasticity
+            && !(tau.is_finite() && tau > 0.0)
+        {
+            return Err(CoreError::invalid("metaplasticity", format!("τ must be a finite number > 0, got {tau}")));
+        }
+        if self.metaplastic_homeostasis && self.metaplasticity.is_none() {
+            return Err(CoreError::invalid("metaplastic-homeostasis", "needs `metaplasticity` (its τ)"));
+        }
         check_rate("feedforward-inhibition", self.feedforward_inhibition)?;
         check_rate("homeostasis-rate", self.homeostasis_rate)?;
         check_rate("anti-hebbian", self.anti_hebbian)?;
@@ -787,6 +823,11 @@ mod tests {
         assert_eq!(bad(BioParams { hebbian_rate_end: Some(0.0), ..Default::default() }), "hebbian-rate-end");
         assert_eq!(bad(BioParams { reward_modulation: Some(-0.5), ..Default::default() }), "reward-modulation");
         assert_eq!(bad(BioParams { readout_gating: Some(f32::NAN), ..Default::default() }), "readout-gating");
+        assert_eq!(bad(BioParams { metaplasticity: Some(0.0), ..Default::default() }), "metaplasticity");
+        assert_eq!(
+            bad(BioParams { metaplastic_homeostasis: true, ..Default::default() }),
+            "metaplastic-homeostasis"
+        );
         assert_eq!(bad(BioParams { hebbian_rate_end: Some(f32::INFINITY), ..Default::default() }), "hebbian-rate-end");
         assert_eq!(
             bad(BioParams { fast_fraction: 0.5, fast_hebbian_rate: f32::NAN, ..Default::default() }),

@@ -34,6 +34,9 @@ pub struct BioRule {
     plastic_layers: (usize, usize),
     regrow_pending: bool,
     rng: ChaCha8Rng,
+    /// Metaplasticity: the inputs each hidden unit has won over its life, `A_j`, per layer (empty
+    /// until the layer first learns; only kept with [`BioParams::metaplasticity`]).
+    usage: Vec<Vec<f32>>,
 }
 
 impl BioRule {
@@ -47,6 +50,7 @@ impl BioRule {
             plastic_layers: (0, layers),
             regrow_pending: false,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0xB10),
+            usage: Vec::new(),
         }
     }
 
@@ -261,6 +265,40 @@ pub fn regrow<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig, rn
     layer.mask = b.lincomb(1.0, &layer.mask, 1.0, &reborn);
 }
 
+/// Metaplasticity ([`BioParams::metaplasticity`]): each unit's plasticity factor
+/// `f_j = 1/(1 + A_j/τ)` from the inputs it has won over its life, `A_j` (`usage`), as a
+/// `rows×neurons` matrix (every row the same), to multiply a batch's plasticity signal `r_bj` with:
+/// that scales the unit's whole Hebbian step, so its rate is `η·f_j`.
+pub fn consolidation_factor(usage: &[f32], tau: f32, rows: usize) -> Matrix {
+    Matrix::from_fn(rows, usage.len(), |_, j| 1.0 / (1.0 + usage[j] / tau))
+}
+
+/// The inputs each unit won in a batch, `Σ_b [y_bj > 0]`, added to its lifetime count `A_j`.
+pub fn count_wins<B: Backend>(b: &B, activity: &B::Tensor, usage: &mut Vec<f32>) {
+    let won = b.download(&b.reduce(&b.map(activity, Unary::Step), Dim::PerCol, Reduce::Sum));
+    usage.resize(won.cols(), 0.0);
+    for (j, a) in usage.iter_mut().enumerate() {
+        *a += won.get(0, j);
+    }
+}
+
+/// [`homeostasis`] with each unit's excitability change scaled by its metaplastic factor `f_j`
+/// (`factor`, `1×neurons`): `b_j ← b_j + f_j·η_h(ρ − r_j)` ([`BioParams::metaplastic_homeostasis`]).
+/// The running rate itself is measured as before.
+pub fn consolidated_homeostasis<B: Backend>(
+    b: &B,
+    layer: &mut BioLayer<B>,
+    activity: &B::Tensor,
+    rate: f32,
+    config: &BioConfig,
+    factor: &B::Tensor,
+) {
+    let before = layer.bias.clone();
+    homeostasis(b, layer, activity, rate, config);
+    let change = b.zip(&b.lincomb(1.0, &layer.bias, -1.0, &before), factor, Binary::Mul);
+    layer.bias = b.lincomb(1.0, &before, 1.0, &change);
+}
+
 /// Homeostatic excitability: the running firing rate `r ← (1−τ)r + τ·mean_b[y > 0]`, and the bias
 /// `b ← b + η_h(ρ − r)`, so a silent unit grows more excitable until it fires.
 pub fn homeostasis<B: Backend>(b: &B, layer: &mut BioLayer<B>, activity: &B::Tensor, rate: f32, config: &BioConfig) {
@@ -391,9 +429,25 @@ impl<B: Backend> LearningRule<B> for BioRule {
                 regrow(&b, layer, &config, &mut self.rng);
             }
             let gate = if i + 1 == layers { last_gate.as_ref().or(modulator.as_ref()) } else { modulator.as_ref() };
-            modulated_plasticity(&b, layer, t, rate, &config, gate);
-            if m.homeostasis {
-                homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config);
+            // Metaplasticity: each unit's signal scaled by 1/(1 + A_j/τ), then its wins counted.
+            let meta = config.metaplasticity.map(|tau| {
+                let (batch, neurons) = b.shape(&t.activity);
+                self.usage.resize(layers, Vec::new());
+                self.usage[i].resize(neurons, 0.0);
+                let factor = b.upload(&consolidation_factor(&self.usage[i], tau, batch));
+                let row = b.upload(&consolidation_factor(&self.usage[i], tau, 1));
+                (gate.map_or_else(|| factor.clone(), |g| b.zip(&factor, g, Binary::Mul)), row)
+            });
+            modulated_plasticity(&b, layer, t, rate, &config, meta.as_ref().map(|(f, _)| f).or(gate));
+            if let Some(usage) = config.metaplasticity.and(self.usage.get_mut(i)) {
+                count_wins(&b, &t.activity, usage);
+            }
+            match &meta {
+                Some((_, row)) if m.homeostasis && config.metaplastic_homeostasis => {
+                    consolidated_homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config, row);
+                }
+                _ if m.homeostasis => homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config),
+                _ => {}
             }
         }
 
@@ -416,16 +470,35 @@ impl<B: Backend> LearningRule<B> for BioRule {
             regrow_pending: self.regrow_pending,
             rng: RngState::capture(&self.rng),
         };
+        if self.config.metaplasticity.is_some() {
+            // Only then is there more to carry, so every other run's state keeps its old encoding.
+            return RuleState::encode(Self::NAME, &MetaplasticState { state, usage: self.usage.clone() });
+        }
         RuleState::encode(Self::NAME, &state)
     }
 
     fn restore_state(&mut self, _model: &BioNet<B>, state: RuleState) -> Result<(), CoreError> {
-        let BioState { schedule, hebbian_schedule, plastic_layers, regrow_pending, rng } = state.decode(Self::NAME)?;
+        let state = if self.config.metaplasticity.is_some() {
+            let MetaplasticState { state, usage } = state.decode(Self::NAME)?;
+            self.usage = usage;
+            state
+        } else {
+            state.decode(Self::NAME)?
+        };
+        let BioState { schedule, hebbian_schedule, plastic_layers, regrow_pending, rng } = state;
         (self.schedule, self.hebbian_schedule, self.plastic_layers) = (schedule, hebbian_schedule, plastic_layers);
         self.regrow_pending = regrow_pending;
         self.rng = rng.restore();
         Ok(())
     }
+}
+
+/// [`BioState`] and the units' lifetime wins, with [`BioParams::metaplasticity`].
+#[derive(Serialize, Deserialize)]
+struct MetaplasticState {
+    state: BioState,
+    /// `A_j` per layer.
+    usage: Vec<Vec<f32>>,
 }
 
 /// What [`BioRule`] carries from one batch to the next.
@@ -697,6 +770,68 @@ mod tests {
         }
         // Units that won nothing in this batch do not move; each population must have learners.
         assert!(learned[0] > 0 && learned[1] > 0, "units that learned (fast, slow): {learned:?}");
+    }
+
+    /// Metaplasticity: a unit that has won `A_j = 3τ` inputs learns at a quarter of the rate (its
+    /// weights after a batch equal those of a plain net at `η/4`), a unit that has won none at the
+    /// full rate; its homeostatic change is scaled alike with `metaplastic_homeostasis`; and each
+    /// unit's lifetime count grows by the inputs it won.
+    #[test]
+    fn a_much_used_unit_learns_and_adapts_at_a_consolidated_rate() {
+        let b = ReferenceBackend;
+        let (width, fan_in, used, tau) = (10, 12, 5, 4.0);
+        let x = Matrix::from_fn(8, fan_in, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0);
+        let labels: Vec<usize> = (0..8).map(|i| i % 3).collect();
+        let trained = |hebbian_rate: f32, metaplasticity: Option<f32>, metaplastic_homeostasis: bool| {
+            let params = BioParams {
+                hidden: vec![width],
+                active_fraction: 0.3,
+                hebbian_rate,
+                metaplasticity,
+                metaplastic_homeostasis,
+                ..Default::default()
+            };
+            let config = params.check().expect("valid");
+            let mut net = BioNet::init(&b, config.clone(), fan_in, 3, 1);
+            let mut r = BioRule::new(config, 0);
+            if metaplasticity.is_some() {
+                r.usage = vec![(0..width).map(|j| if j < used { 3.0 * tau } else { 0.0 }).collect()];
+            }
+            r.start_epoch(0, 2);
+            LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+            (net.layers[0].weights.clone(), net.layers[0].bias.clone(), r.usage)
+        };
+        let rate = 0.1;
+        let (meta, meta_bias, usage) = trained(rate, Some(tau), true);
+        let (full, full_bias, _) = trained(rate, None, false);
+        let (quarter, _, _) = trained(rate / 4.0, None, false);
+        let (start, _, _) = trained(0.0, None, false);
+        let untrained = {
+            let params = BioParams { hidden: vec![width], active_fraction: 0.3, ..Default::default() };
+            BioNet::init(&b, params.check().expect("valid"), fan_in, 3, 1)
+        };
+        let (start_bias, start_activity) = (&untrained.layers[0].bias, untrained.trace(&x).layers[0].activity.clone());
+        let (_, plain_bias, _) = trained(rate, Some(tau), false);
+        let mut learned = [0, 0];
+        for j in 0..width {
+            let (reference, factor) = if j < used { (&quarter, 0.25) } else { (&full, 1.0) };
+            let mut moved = 0.0f32;
+            for i in 0..fan_in {
+                let (got, want) = (meta.get(j, i), reference.get(j, i));
+                assert!((got - want).abs() <= 1e-5 * want.abs().max(1e-3), "unit {j}, synapse {i}: {got} vs {want}");
+                moved += (got - start.get(j, i)).abs();
+            }
+            learned[usize::from(j >= used)] += usize::from(moved > 1e-4);
+            let want = start_bias.get(0, j) + factor * (full_bias.get(0, j) - start_bias.get(0, j));
+            assert!((meta_bias.get(0, j) - want).abs() <= 1e-6, "unit {j}: bias {} vs {want}", meta_bias.get(0, j));
+            // Without metaplastic homeostasis the excitability changes as in a plain net.
+            assert_eq!(plain_bias.get(0, j), full_bias.get(0, j), "unit {j}");
+            let won = (0..8).filter(|&s| start_activity.get(s, j) > 0.0).count() as f32;
+            let before = if j < used { 3.0 * tau } else { 0.0 };
+            assert_eq!(usage[0][j], before + won, "unit {j}: lifetime wins");
+        }
+        assert!(learned[0] > 0 && learned[1] > 0, "units that learned (used, fresh): {learned:?}");
+        assert!(usage[0].iter().zip(0..).any(|(&a, j)| a > if j < used { 3.0 * tau } else { 0.0 }), "some unit won");
     }
 
     #[test]
