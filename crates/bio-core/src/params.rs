@@ -43,6 +43,10 @@ pub enum ReadoutRule {
     /// Node perturbation: the same multiplicative form, with the error replaced by a reward-based
     /// estimate from random perturbations of the class units (gradient-free).
     Perturbation,
+    /// Taught class only (issue 30): the error reaches the taught class's unit alone,
+    /// `E_bc = t_bc·(1 − p_bc)`, so a class absent from the input is never pushed down, and the
+    /// biases stay fixed (biases learned from the classes present would favour them).
+    Taught,
 }
 
 /// Switches for each mechanism of the `bio` rule, so ablations can turn one off at a time.
@@ -253,7 +257,11 @@ fn unit_power() -> f32 {
 }
 
 crate::option_choices!(ScalingNorm { ScalingNorm::L1 => "l1", ScalingNorm::L2 => "l2" });
-crate::option_choices!(ReadoutRule { ReadoutRule::DeltaEg => "delta", ReadoutRule::Perturbation => "perturbation" });
+crate::option_choices!(ReadoutRule {
+    ReadoutRule::DeltaEg => "delta",
+    ReadoutRule::Perturbation => "perturbation",
+    ReadoutRule::Taught => "taught",
+});
 crate::option_choices!(InitSign { InitSign::Positive => "positive", InitSign::Mixed => "mixed" });
 
 /// Gain γ of the inhibitory unit when `--competition inhibitory` is chosen without
@@ -382,7 +390,8 @@ pub const BIO_OPTIONS: &[RuleOption] = &[
         BioParams,
         "readout",
         readout_rule,
-        "Readout rule: delta (exponentiated-gradient delta rule) or perturbation (node perturbation, gradient-free)"
+        "Readout rule: delta (exponentiated-gradient delta rule), perturbation (node perturbation, gradient-free) or \
+         taught (only the taught class's unit learns, t·(1 − p); absent classes are never pushed down)"
     ),
     crate::rule_option!(
         BioParams,

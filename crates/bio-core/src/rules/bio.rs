@@ -341,6 +341,15 @@ pub fn readout_update<B: Backend>(
     readout.bias = b.lincomb(1.0, &readout.bias, rate / batch as f32, &mean_error);
 }
 
+/// The taught-class readout's error ([`ReadoutRule::Taught`]): `E_bc = t_bc·(1 − p_bc)`, the delta
+/// rule's error on the taught class alone (`batch×classes`); every other class unit gets 0, so
+/// classes absent from the current inputs keep their synapses.
+pub fn taught_error<B: Backend>(b: &B, labels: &[usize], probs: &B::Tensor) -> B::Tensor {
+    let (_, classes) = b.shape(probs);
+    let taught = one_hot(b, labels, classes);
+    b.zip(&taught, &b.lincomb(1.0, &taught, -1.0, probs), Binary::Mul)
+}
+
 /// Node perturbation: an estimate of `t − p` from one random perturbation `ξ ~ N(0, σ²)` of the class
 /// units and the change `δ` it causes in each sample's loss: `Ê = −δ·ξ/σ²`. Gradient-free: each class
 /// unit needs only its own noise and one global scalar per sample.
@@ -456,9 +465,14 @@ impl<B: Backend> LearningRule<B> for BioRule {
             ReadoutRule::Perturbation => {
                 perturbation_error(&b, &trace.logits, labels, &losses, config.perturbation_sigma, &mut self.rng)
             }
+            ReadoutRule::Taught => taught_error(&b, labels, &probs),
         };
         let rate = config.readout_rate * self.schedule;
+        let kept_bias = (config.readout_rule == ReadoutRule::Taught).then(|| model.readout.bias.clone());
         readout_update(&b, &mut model.readout, &error, &trace.code, rate, m.sign_preserving_readout);
+        if let Some(bias) = kept_bias {
+            model.readout.bias = bias;
+        }
         Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
     }
 
@@ -832,6 +846,36 @@ mod tests {
         }
         assert!(learned[0] > 0 && learned[1] > 0, "units that learned (used, fresh): {learned:?}");
         assert!(usage[0].iter().zip(0..).any(|(&a, j)| a > if j < used { 3.0 * tau } else { 0.0 }), "some unit won");
+    }
+
+    /// The taught readout: a batch of one class leaves every other class unit's synapses and every
+    /// bias as they were, and moves the taught class's synapses (the delta rule moves all of them).
+    #[test]
+    fn the_taught_readout_leaves_absent_classes_alone() {
+        let b = ReferenceBackend;
+        let x = Matrix::from_fn(8, 12, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0);
+        let labels = vec![1; 8];
+        let readout_after = |readout_rule: ReadoutRule| {
+            let params = BioParams { hidden: vec![10], active_fraction: 0.3, readout_rule, ..Default::default() };
+            let config = params.check().expect("valid");
+            let mut net = BioNet::init(&b, config.clone(), 12, 3, 1);
+            let mut r = BioRule::new(config, 0);
+            r.start_epoch(0, 2);
+            // The first update also brings every class unit to its synaptic budget; watch the second.
+            LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+            let before = (net.readout.weights.clone(), net.readout.bias.clone());
+            LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+            (before, (net.readout.weights.clone(), net.readout.bias.clone()))
+        };
+        // Beyond rounding: class units are rescaled to their synaptic budget after every update.
+        let row_moved =
+            |a: &Matrix, b: &Matrix, c: usize| (0..a.cols()).any(|j| (a.get(c, j) - b.get(c, j)).abs() > 1e-5);
+        let ((w0, b0), (w1, b1)) = readout_after(ReadoutRule::Taught);
+        assert!(row_moved(&w0, &w1, 1), "the taught class learns");
+        assert!(!row_moved(&w0, &w1, 0) && !row_moved(&w0, &w1, 2), "absent classes keep their synapses");
+        assert_eq!(b0, b1, "biases stay");
+        let ((w0, _), (w1, _)) = readout_after(ReadoutRule::DeltaEg);
+        assert!(row_moved(&w0, &w1, 0) && row_moved(&w0, &w1, 2), "the delta rule pushes absent classes down");
     }
 
     #[test]
