@@ -833,10 +833,7 @@ mod tests {
         assert_eq!(bad(BioParams { reward_modulation: Some(-0.5), ..Default::default() }), "reward-modulation");
         assert_eq!(bad(BioParams { readout_gating: Some(f32::NAN), ..Default::default() }), "readout-gating");
         assert_eq!(bad(BioParams { metaplasticity: Some(0.0), ..Default::default() }), "metaplasticity");
-        assert_eq!(
-            bad(BioParams { metaplastic_homeostasis: true, ..Default::default() }),
-            "metaplastic-homeostasis"
-        );
+        assert_eq!(bad(BioParams { metaplastic_homeostasis: true, ..Default::default() }), "metaplastic-homeostasis");
         assert_eq!(bad(BioParams { hebbian_rate_end: Some(f32::INFINITY), ..Default::default() }), "hebbian-rate-end");
         assert_eq!(
             bad(BioParams { fast_fraction: 0.5, fast_hebbian_rate: f32::NAN, ..Default::default() }),
