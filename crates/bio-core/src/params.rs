@@ -44,6 +44,10 @@ pub enum ReadoutRule {
     /// Node perturbation: the same multiplicative form, with the error replaced by a reward-based
     /// estimate from random perturbations of the class units (gradient-free).
     Perturbation,
+    /// Taught class only (issue 30): the error reaches the taught class's unit alone,
+    /// `E_bc = t_bc·(1 − p_bc)`, so a class absent from the input is never pushed down, and the
+    /// biases stay fixed (biases learned from the classes present would favour them).
+    Taught,
 }
 
 /// Switches for each mechanism of the `bio` rule, so ablations can turn one off at a time.
@@ -126,6 +130,18 @@ pub struct BioParams {
     /// unit and sample: not global like [`BioParams::reward_modulation`]. Off (`None`) by default.
     #[serde(default)]
     pub readout_gating: Option<f32>,
+    /// Metaplasticity (synaptic consolidation per unit): when set to `τ`, hidden unit `j`'s Hebbian
+    /// rate is `η/(1 + A_j/τ)`, `A_j` the number of inputs it has won over its whole life (every
+    /// batch it learned in), so a unit that has coded many inputs becomes hard to change while a
+    /// rarely used one stays plastic. Local (the unit's own history), needs no task identity. Off
+    /// (`None`) by default.
+    #[serde(default)]
+    pub metaplasticity: Option<f32>,
+    /// With [`BioParams::metaplasticity`]: the unit's homeostatic excitability change is scaled by the
+    /// same factor `1/(1 + A_j/τ)`, so a consolidated unit also keeps its threshold while silent units
+    /// stay fully homeostatic (they, not the consolidated ones, are recruited by new inputs).
+    #[serde(default)]
+    pub metaplastic_homeostasis: bool,
     /// Exponent `q` of the plasticity signal `r = (y / max y)^q`: how strongly the most active winners
     /// dominate learning (1 = in proportion to activity).
     pub hebbian_exponent: f32,
@@ -203,6 +219,8 @@ impl Default for BioParams {
             hebbian_rate_end: None,
             reward_modulation: None,
             readout_gating: None,
+            metaplasticity: None,
+            metaplastic_homeostasis: false,
             fast_fraction: 0.0,
             fast_hebbian_rate: 0.0,
             hebbian_exponent: 1.0,
@@ -240,7 +258,11 @@ fn unit_power() -> f32 {
 }
 
 crate::option_choices!(ScalingNorm { ScalingNorm::L1 => "l1", ScalingNorm::L2 => "l2" });
-crate::option_choices!(ReadoutRule { ReadoutRule::DeltaEg => "delta", ReadoutRule::Perturbation => "perturbation" });
+crate::option_choices!(ReadoutRule {
+    ReadoutRule::DeltaEg => "delta",
+    ReadoutRule::Perturbation => "perturbation",
+    ReadoutRule::Taught => "taught",
+});
 crate::option_choices!(InitSign { InitSign::Positive => "positive", InitSign::Mixed => "mixed" });
 
 /// Gain γ of the inhibitory unit when `--competition inhibitory` is chosen without
@@ -338,6 +360,20 @@ pub const BIO_OPTIONS: &[RuleOption] = &[
     ),
     crate::rule_option!(
         BioParams,
+        "metaplasticity",
+        metaplasticity,
+        "Metaplasticity τ: each hidden unit's Hebbian rate is η/(1 + A/τ), A the inputs it has won in its life, so \
+         much-used units consolidate (default: off)"
+    ),
+    crate::rule_option!(
+        BioParams,
+        "metaplastic-homeostasis",
+        metaplastic_homeostasis,
+        "With --metaplasticity: each unit's homeostatic excitability change is scaled by the same factor, so \
+         consolidated units keep their threshold and silent ones are recruited"
+    ),
+    crate::rule_option!(
+        BioParams,
         "fast-fraction",
         fast_fraction,
         "Two populations in one layer: this fraction of each hidden layer's units (the first ones) learns at \
@@ -355,7 +391,8 @@ pub const BIO_OPTIONS: &[RuleOption] = &[
         BioParams,
         "readout",
         readout_rule,
-        "Readout rule: delta (exponentiated-gradient delta rule) or perturbation (node perturbation, gradient-free)"
+        "Readout rule: delta (exponentiated-gradient delta rule), perturbation (node perturbation, gradient-free) or \
+         taught (only the taught class's unit learns, t·(1 − p); absent classes are never pushed down)"
     ),
     crate::rule_option!(
         BioParams,
@@ -565,6 +602,14 @@ impl BioParams {
         }
         if let Some(kappa) = self.readout_gating {
             check_rate("readout-gating", kappa)?;
+        }
+        if let Some(tau) = self.metaplasticity
+            && !(tau.is_finite() && tau > 0.0)
+        {
+            return Err(CoreError::invalid("metaplasticity", format!("τ must be a finite number > 0, got {tau}")));
+        }
+        if self.metaplastic_homeostasis && self.metaplasticity.is_none() {
+            return Err(CoreError::invalid("metaplastic-homeostasis", "needs `metaplasticity` (its τ)"));
         }
         check_rate("feedforward-inhibition", self.feedforward_inhibition)?;
         check_rate("homeostasis-rate", self.homeostasis_rate)?;
@@ -788,6 +833,8 @@ mod tests {
         assert_eq!(bad(BioParams { hebbian_rate_end: Some(0.0), ..Default::default() }), "hebbian-rate-end");
         assert_eq!(bad(BioParams { reward_modulation: Some(-0.5), ..Default::default() }), "reward-modulation");
         assert_eq!(bad(BioParams { readout_gating: Some(f32::NAN), ..Default::default() }), "readout-gating");
+        assert_eq!(bad(BioParams { metaplasticity: Some(0.0), ..Default::default() }), "metaplasticity");
+        assert_eq!(bad(BioParams { metaplastic_homeostasis: true, ..Default::default() }), "metaplastic-homeostasis");
         assert_eq!(bad(BioParams { hebbian_rate_end: Some(f32::INFINITY), ..Default::default() }), "hebbian-rate-end");
         assert_eq!(
             bad(BioParams { fast_fraction: 0.5, fast_hebbian_rate: f32::NAN, ..Default::default() }),

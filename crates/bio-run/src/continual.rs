@@ -120,6 +120,12 @@ pub struct ContinualSpec {
     /// Score on the first N test images only.
     #[cfg_attr(feature = "clap", arg(long))]
     pub test_limit: Option<usize>,
+    /// Hold out N training images (class-stratified, the same images whatever the seed, as `bio
+    /// train --validation`) and score on them instead of the test set, to tune on; training uses the
+    /// rest. 0 = off (score on the test set).
+    #[cfg_attr(feature = "clap", arg(long, value_name = "N", default_value_t = 0))]
+    #[serde(default)]
+    pub validation: usize,
     /// Write continual.json and the pictures into this directory.
     #[cfg_attr(feature = "clap", arg(long))]
     pub out: Option<PathBuf>,
@@ -153,6 +159,7 @@ impl Default for ContinualSpec {
             kwta_density: 0.05,
             train_limit: None,
             test_limit: None,
+            validation: 0,
             out: None,
             options: RuleOptions::default(),
         }
@@ -299,7 +306,7 @@ pub struct ContinualReport {
     pub experiment: Experiment,
     /// The spec it ran.
     pub spec: ContinualSpec,
-    /// Training images used, test images scored.
+    /// Training images used, test images scored (held-out training images with `validation`).
     pub images: (usize, usize),
     /// Every run.
     pub runs: Vec<ContinualRun>,
@@ -430,9 +437,14 @@ pub fn continual<B: Backend + 'static>(
         Some(n) => data.train.take(n),
         None => data.train.clone(),
     };
+    // With a validation split the held-out training images stand in for the test set.
+    let (train, test) = match crate::data::hold_out(train, spec.validation, false)? {
+        (train, Some(held)) => (train, held),
+        (train, None) => (train, data.test.clone()),
+    };
     let test = match spec.test_limit {
-        Some(n) => data.test.take(n),
-        None => data.test.clone(),
+        Some(n) => test.take(n),
+        None => test,
     };
     let input_dim = train.images.cols();
     let budget_of =

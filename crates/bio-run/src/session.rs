@@ -902,7 +902,11 @@ fn check_resumable(
         bail!("the checkpoint is of a `{}` run, this run trains `{rule}`", saved.rule());
     }
     if saved.hidden() != hidden {
-        crate::invalid!("hidden", "the checkpoint's network has hidden {:?}, this run asks for {hidden:?}", saved.hidden());
+        crate::invalid!(
+            "hidden",
+            "the checkpoint's network has hidden {:?}, this run asks for {hidden:?}",
+            saved.hidden()
+        );
     }
     if state.epochs != epochs || state.epoch > epochs || state.progress.batches >= batches_per_epoch.max(1) {
         bail!(

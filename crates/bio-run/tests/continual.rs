@@ -56,3 +56,25 @@ fn a_tiny_protocol_runs_end_to_end_and_writes_its_files() {
         }
     }
 }
+
+#[test]
+fn a_validation_split_is_scored_instead_of_the_test_set_and_leaves_training() {
+    let run = |validation: usize| {
+        let spec = ContinualSpec::from_settings(&settings(json!({
+            "dataset": "embedded", "scenario": ["class"], "methods": ["ncm-pixels"],
+            "iterations": 2, "hidden": [10], "validation": validation
+        })))
+        .unwrap();
+        continual(&ReferenceBackend, &spec, |_, _, _, _| {}).unwrap()
+    };
+    let (plain, held) = (run(0), run(200));
+    assert_eq!(held.images.0 + 200, plain.images.0, "the held-out images leave training");
+    assert_eq!(held.images.1, 200, "and are what is scored");
+    assert_ne!(held.images.1, plain.images.1);
+    let too_many = ContinualSpec::from_settings(&settings(json!({
+        "dataset": "embedded", "methods": ["ncm-pixels"], "validation": 1_000_000
+    })))
+    .unwrap();
+    let e = continual(&ReferenceBackend, &too_many, |_, _, _, _| {}).unwrap_err();
+    assert!(e.to_string().contains("validation"), "{e}");
+}

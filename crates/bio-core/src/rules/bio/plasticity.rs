@@ -178,6 +178,40 @@ pub fn regrow<B: Backend>(b: &B, layer: &mut BioLayer<B>, config: &BioConfig, rn
     layer.mask = b.lincomb(1.0, &layer.mask, 1.0, &reborn);
 }
 
+/// Metaplasticity ([`BioParams::metaplasticity`]): each unit's plasticity factor
+/// `f_j = 1/(1 + A_j/τ)` from the inputs it has won over its life, `A_j` (`usage`), as a
+/// `rows×neurons` matrix (every row the same), to multiply a batch's plasticity signal `r_bj` with:
+/// that scales the unit's whole Hebbian step, so its rate is `η·f_j`.
+pub fn consolidation_factor(usage: &[f32], tau: f32, rows: usize) -> Matrix {
+    Matrix::from_fn(rows, usage.len(), |_, j| 1.0 / (1.0 + usage[j] / tau))
+}
+
+/// The inputs each unit won in a batch, `Σ_b [y_bj > 0]`, added to its lifetime count `A_j`.
+pub fn count_wins<B: Backend>(b: &B, activity: &B::Tensor, usage: &mut Vec<f32>) {
+    let won = b.download(&b.reduce(&b.map(activity, Unary::Step), Dim::PerCol, Reduce::Sum));
+    usage.resize(won.cols(), 0.0);
+    for (j, a) in usage.iter_mut().enumerate() {
+        *a += won.get(0, j);
+    }
+}
+
+/// [`homeostasis`] with each unit's excitability change scaled by its metaplastic factor `f_j`
+/// (`factor`, `1×neurons`): `b_j ← b_j + f_j·η_h(ρ − r_j)` ([`BioParams::metaplastic_homeostasis`]).
+/// The running rate itself is measured as before.
+pub fn consolidated_homeostasis<B: Backend>(
+    b: &B,
+    layer: &mut BioLayer<B>,
+    activity: &B::Tensor,
+    rate: f32,
+    config: &BioConfig,
+    factor: &B::Tensor,
+) {
+    let before = layer.bias.clone();
+    homeostasis(b, layer, activity, rate, config);
+    let change = b.zip(&b.lincomb(1.0, &layer.bias, -1.0, &before), factor, Binary::Mul);
+    layer.bias = b.lincomb(1.0, &before, 1.0, &change);
+}
+
 /// Homeostatic excitability: the running firing rate `r ← (1−τ)r + τ·mean_b[y > 0]`, and the bias
 /// `b ← b + η_h(ρ − r)`, so a silent unit grows more excitable until it fires.
 pub fn homeostasis<B: Backend>(b: &B, layer: &mut BioLayer<B>, activity: &B::Tensor, rate: f32, config: &BioConfig) {
@@ -218,6 +252,15 @@ pub fn readout_update<B: Backend>(
     }
     let mean_error = b.reduce(error, Dim::PerCol, Reduce::Sum);
     readout.bias = b.lincomb(1.0, &readout.bias, rate / batch as f32, &mean_error);
+}
+
+/// The taught-class readout's error ([`ReadoutRule::Taught`]): `E_bc = t_bc·(1 − p_bc)`, the delta
+/// rule's error on the taught class alone (`batch×classes`); every other class unit gets 0, so
+/// classes absent from the current inputs keep their synapses.
+pub fn taught_error<B: Backend>(b: &B, labels: &[usize], probs: &B::Tensor) -> B::Tensor {
+    let (_, classes) = b.shape(probs);
+    let taught = one_hot(b, labels, classes);
+    b.zip(&taught, &b.lincomb(1.0, &taught, -1.0, probs), Binary::Mul)
 }
 
 /// Node perturbation: an estimate of `t − p` from one random perturbation `ξ ~ N(0, σ²)` of the class

@@ -4,7 +4,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::plasticity::{homeostasis, modulated_plasticity, perturbation_error, readout_update, readout_votes, regrow};
+use super::plasticity::{
+    consolidated_homeostasis, consolidation_factor, count_wins, homeostasis, modulated_plasticity, perturbation_error,
+    readout_update, readout_votes, regrow, taught_error,
+};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::forward::Op;
@@ -27,6 +30,9 @@ pub struct BioRule {
     pub(super) plastic_layers: (usize, usize),
     pub(super) regrow_pending: bool,
     pub(super) rng: ChaCha8Rng,
+    /// Metaplasticity: the inputs each hidden unit has won over its life, `A_j`, per layer (empty
+    /// until the layer first learns; only kept with [`BioParams::metaplasticity`]).
+    pub(super) usage: Vec<Vec<f32>>,
 }
 
 impl BioRule {
@@ -40,6 +46,7 @@ impl BioRule {
             plastic_layers: (0, layers),
             regrow_pending: false,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0xB10),
+            usage: Vec::new(),
         }
     }
 
@@ -154,9 +161,25 @@ impl<B: Backend> LearningRule<B> for BioRule {
                 regrow(&b, layer, &config, &mut self.rng);
             }
             let gate = if i + 1 == layers { last_gate.as_ref().or(modulator.as_ref()) } else { modulator.as_ref() };
-            modulated_plasticity(&b, layer, t, rate, &config, gate);
-            if m.homeostasis {
-                homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config);
+            // Metaplasticity: each unit's signal scaled by 1/(1 + A_j/τ), then its wins counted.
+            let meta = config.metaplasticity.map(|tau| {
+                let (batch, neurons) = b.shape(&t.activity);
+                self.usage.resize(layers, Vec::new());
+                self.usage[i].resize(neurons, 0.0);
+                let factor = b.upload(&consolidation_factor(&self.usage[i], tau, batch));
+                let row = b.upload(&consolidation_factor(&self.usage[i], tau, 1));
+                (gate.map_or_else(|| factor.clone(), |g| b.zip(&factor, g, Binary::Mul)), row)
+            });
+            modulated_plasticity(&b, layer, t, rate, &config, meta.as_ref().map(|(f, _)| f).or(gate));
+            if let Some(usage) = config.metaplasticity.and(self.usage.get_mut(i)) {
+                count_wins(&b, &t.activity, usage);
+            }
+            match &meta {
+                Some((_, row)) if m.homeostasis && config.metaplastic_homeostasis => {
+                    consolidated_homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config, row);
+                }
+                _ if m.homeostasis => homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config),
+                _ => {}
             }
         }
 
@@ -165,9 +188,14 @@ impl<B: Backend> LearningRule<B> for BioRule {
             ReadoutRule::Perturbation => {
                 perturbation_error(&b, &trace.logits, labels, &losses, config.perturbation_sigma, &mut self.rng)
             }
+            ReadoutRule::Taught => taught_error(&b, labels, &probs),
         };
         let rate = config.readout_rate * self.schedule;
+        let kept_bias = (config.readout_rule == ReadoutRule::Taught).then(|| model.readout.bias.clone());
         readout_update(&b, &mut model.readout, &error, &trace.code, rate, m.sign_preserving_readout);
+        if let Some(bias) = kept_bias {
+            model.readout.bias = bias;
+        }
         Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
     }
 
@@ -179,16 +207,35 @@ impl<B: Backend> LearningRule<B> for BioRule {
             regrow_pending: self.regrow_pending,
             rng: RngState::capture(&self.rng),
         };
+        if self.config.metaplasticity.is_some() {
+            // Only then is there more to carry, so every other run's state keeps its old encoding.
+            return RuleState::encode(Self::NAME, &MetaplasticState { state, usage: self.usage.clone() });
+        }
         RuleState::encode(Self::NAME, &state)
     }
 
     fn restore_state(&mut self, _model: &BioNet<B>, state: RuleState) -> Result<(), CoreError> {
-        let BioState { schedule, hebbian_schedule, plastic_layers, regrow_pending, rng } = state.decode(Self::NAME)?;
+        let state = if self.config.metaplasticity.is_some() {
+            let MetaplasticState { state, usage } = state.decode(Self::NAME)?;
+            self.usage = usage;
+            state
+        } else {
+            state.decode(Self::NAME)?
+        };
+        let BioState { schedule, hebbian_schedule, plastic_layers, regrow_pending, rng } = state;
         (self.schedule, self.hebbian_schedule, self.plastic_layers) = (schedule, hebbian_schedule, plastic_layers);
         self.regrow_pending = regrow_pending;
         self.rng = rng.restore();
         Ok(())
     }
+}
+
+/// [`BioState`] and the units' lifetime wins, with [`BioParams::metaplasticity`].
+#[derive(Serialize, Deserialize)]
+struct MetaplasticState {
+    state: BioState,
+    /// `A_j` per layer.
+    usage: Vec<Vec<f32>>,
 }
 
 /// What [`BioRule`] carries from one batch to the next.

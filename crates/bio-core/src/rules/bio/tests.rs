@@ -193,6 +193,98 @@ fn each_population_learns_at_its_own_rate() {
     assert!(learned[0] > 0 && learned[1] > 0, "units that learned (fast, slow): {learned:?}");
 }
 
+/// Metaplasticity: a unit that has won `A_j = 3τ` inputs learns at a quarter of the rate (its
+/// weights after a batch equal those of a plain net at `η/4`), a unit that has won none at the
+/// full rate; its homeostatic change is scaled alike with `metaplastic_homeostasis`; and each
+/// unit's lifetime count grows by the inputs it won.
+#[test]
+fn a_much_used_unit_learns_and_adapts_at_a_consolidated_rate() {
+    let b = ReferenceBackend;
+    let (width, fan_in, used, tau) = (10, 12, 5, 4.0);
+    let x = Matrix::from_fn(8, fan_in, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0);
+    let labels: Vec<usize> = (0..8).map(|i| i % 3).collect();
+    let trained = |hebbian_rate: f32, metaplasticity: Option<f32>, metaplastic_homeostasis: bool| {
+        let params = BioParams {
+            hidden: vec![width],
+            active_fraction: 0.3,
+            hebbian_rate,
+            metaplasticity,
+            metaplastic_homeostasis,
+            ..Default::default()
+        };
+        let config = params.check().expect("valid");
+        let mut net = BioNet::init(&b, config.clone(), fan_in, 3, 1);
+        let mut r = BioRule::new(config, 0);
+        if metaplasticity.is_some() {
+            r.usage = vec![(0..width).map(|j| if j < used { 3.0 * tau } else { 0.0 }).collect()];
+        }
+        r.start_epoch(0, 2);
+        LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+        (net.layers[0].weights.clone(), net.layers[0].bias.clone(), r.usage)
+    };
+    let rate = 0.1;
+    let (meta, meta_bias, usage) = trained(rate, Some(tau), true);
+    let (full, full_bias, _) = trained(rate, None, false);
+    let (quarter, _, _) = trained(rate / 4.0, None, false);
+    let (start, _, _) = trained(0.0, None, false);
+    let untrained = {
+        let params = BioParams { hidden: vec![width], active_fraction: 0.3, ..Default::default() };
+        BioNet::init(&b, params.check().expect("valid"), fan_in, 3, 1)
+    };
+    let (start_bias, start_activity) = (&untrained.layers[0].bias, untrained.trace(&x).layers[0].activity.clone());
+    let (_, plain_bias, _) = trained(rate, Some(tau), false);
+    let mut learned = [0, 0];
+    for j in 0..width {
+        let (reference, factor) = if j < used { (&quarter, 0.25) } else { (&full, 1.0) };
+        let mut moved = 0.0f32;
+        for i in 0..fan_in {
+            let (got, want) = (meta.get(j, i), reference.get(j, i));
+            assert!((got - want).abs() <= 1e-5 * want.abs().max(1e-3), "unit {j}, synapse {i}: {got} vs {want}");
+            moved += (got - start.get(j, i)).abs();
+        }
+        learned[usize::from(j >= used)] += usize::from(moved > 1e-4);
+        let want = start_bias.get(0, j) + factor * (full_bias.get(0, j) - start_bias.get(0, j));
+        assert!((meta_bias.get(0, j) - want).abs() <= 1e-6, "unit {j}: bias {} vs {want}", meta_bias.get(0, j));
+        // Without metaplastic homeostasis the excitability changes as in a plain net.
+        assert_eq!(plain_bias.get(0, j), full_bias.get(0, j), "unit {j}");
+        let won = (0..8).filter(|&s| start_activity.get(s, j) > 0.0).count() as f32;
+        let before = if j < used { 3.0 * tau } else { 0.0 };
+        assert_eq!(usage[0][j], before + won, "unit {j}: lifetime wins");
+    }
+    assert!(learned[0] > 0 && learned[1] > 0, "units that learned (used, fresh): {learned:?}");
+    assert!(usage[0].iter().zip(0..).any(|(&a, j)| a > if j < used { 3.0 * tau } else { 0.0 }), "some unit won");
+}
+
+/// The taught readout: a batch of one class leaves every other class unit's synapses and every
+/// bias as they were, and moves the taught class's synapses (the delta rule moves all of them).
+#[test]
+fn the_taught_readout_leaves_absent_classes_alone() {
+    let b = ReferenceBackend;
+    let x = Matrix::from_fn(8, 12, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0);
+    let labels = vec![1; 8];
+    use crate::params::ReadoutRule;
+    let readout_after = |readout_rule: ReadoutRule| {
+        let params = BioParams { hidden: vec![10], active_fraction: 0.3, readout_rule, ..Default::default() };
+        let config = params.check().expect("valid");
+        let mut net = BioNet::init(&b, config.clone(), 12, 3, 1);
+        let mut r = BioRule::new(config, 0);
+        r.start_epoch(0, 2);
+        // The first update also brings every class unit to its synaptic budget; watch the second.
+        LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+        let before = (net.readout.weights.clone(), net.readout.bias.clone());
+        LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+        (before, (net.readout.weights.clone(), net.readout.bias.clone()))
+    };
+    // Beyond rounding: class units are rescaled to their synaptic budget after every update.
+    let row_moved = |a: &Matrix, b: &Matrix, c: usize| (0..a.cols()).any(|j| (a.get(c, j) - b.get(c, j)).abs() > 1e-5);
+    let ((w0, b0), (w1, b1)) = readout_after(ReadoutRule::Taught);
+    assert!(row_moved(&w0, &w1, 1), "the taught class learns");
+    assert!(!row_moved(&w0, &w1, 0) && !row_moved(&w0, &w1, 2), "absent classes keep their synapses");
+    assert_eq!(b0, b1, "biases stay");
+    let ((w0, _), (w1, _)) = readout_after(ReadoutRule::DeltaEg);
+    assert!(row_moved(&w0, &w1, 0) && row_moved(&w0, &w1, 2), "the delta rule pushes absent classes down");
+}
+
 #[test]
 fn a_unit_normalizing_over_its_own_synapses_learns_as_if_it_saw_only_them() {
     // Every unit keeps the first 5 of 12 inputs. With the pattern normalized per unit, learning
