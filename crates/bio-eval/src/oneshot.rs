@@ -19,7 +19,7 @@
 //! from classes a model never saw ([`fewshot::sample_episodes`](crate::fewshot::sample_episodes):
 //! distinct classes, support and query images disjoint), one set of episodes per `(ways, shots)`
 //! shared by every feature set (rows are paired), each scored by cosine nearest class mean
-//! ([`NCM`](crate::fewshot::NCM)) and cosine nearest neighbour ([`NEAREST_NEIGHBOUR`]) on
+//! ([`NCM`]) and cosine nearest neighbour ([`NEAREST_NEIGHBOUR`]) on
 //! L2-normalized features, accuracy as mean ± 95% CI over episodes. Features are centred before
 //! normalizing as `centring` says: `none`, `image` (each image's features minus their own mean) or
 //! `background` (minus the mean feature of the images the model learned from).

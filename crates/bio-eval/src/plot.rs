@@ -601,7 +601,7 @@ pub fn histogram(
 /// A [`histogram`] (linear axis, bars as fractions of the values) of `values` that are whole
 /// multiples of `step`, such as the fraction of a layer's units active on an input (multiples of
 /// 1/width): at most `max_bins` bins, each holding the same whole number of multiples, centred on
-/// them ([`Bins::Lattice`]). Equal bins from the smallest value to the largest would hold two
+/// them (`Bins::Lattice`). Equal bins from the smallest value to the largest would hold two
 /// possible values in one bin and three (or none) in the next, and draw that alternation as a comb.
 pub fn lattice_histogram(
     path: &Path,
