@@ -29,3 +29,14 @@ pub(crate) fn check_one_hidden(rule: &str, hidden: &[usize], min: usize) -> Resu
         )),
     }
 }
+
+/// Hidden widths: at least one layer, every width at least 2.
+pub(crate) fn check_hidden(hidden: &[usize]) -> Result<(), CoreError> {
+    if hidden.is_empty() {
+        return Err(CoreError::invalid("hidden", "at least one hidden layer is needed"));
+    }
+    if let Some(w) = hidden.iter().find(|&&w| w < 2) {
+        return Err(CoreError::invalid("hidden", format!("every hidden width must be ≥ 2, got {w}")));
+    }
+    Ok(())
+}

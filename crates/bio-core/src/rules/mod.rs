@@ -8,8 +8,8 @@
 //! Shared by the rules: [`Adam`] (`optim.rs`), the frozen-feature scaffolding (`frozen/`), the
 //! setting checks (`checks.rs`) and [`SavedModel`] with the registry (`saved.rs`, `registry.rs`).
 
-mod bio;
-mod bp;
+pub(crate) mod bio;
+pub(crate) mod bp;
 mod checks;
 mod conv;
 pub mod describe;
