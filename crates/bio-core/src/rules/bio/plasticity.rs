@@ -4,11 +4,11 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+use super::params::{BioConfig, InitSign, ScalingNorm};
 use crate::backend::{
     Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, row_norm,
 };
 use crate::model::{BioLayer, LayerTrace, Readout, one_hot, softmax_cross_entropy, target_total};
-use crate::params::{BioConfig, InitSign, ScalingNorm};
 use crate::tensor::Matrix;
 
 /// Column vector of per-neuron sums of `r` over the batch: `rᵀ·1` (`neurons×1`).
@@ -41,7 +41,7 @@ pub fn hebbian_drive<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfi
     HebbianTerms { relative, pattern, wins }
 }
 
-/// Two populations ([`BioParams::fast_fraction`](crate::params::BioParams::fast_fraction)): each
+/// Two populations ([`BioParams::fast_fraction`](super::params::BioParams::fast_fraction)): each
 /// unit's Hebbian rate as a multiple of `hebbian_rate` (`1×neurons`), the fast units first; `None`
 /// with one population. Scaling a unit's plasticity signal scales its whole step (the pull toward
 /// the input and the decay of its normalized weights alike), so this is exactly a per-unit rate.
@@ -96,7 +96,7 @@ pub fn hidden_plasticity<B: Backend>(
 
 /// [`hidden_plasticity`] with a third factor: each sample's plasticity signal multiplied by `m_b`
 /// (`modulator`, `batch×1`), `r_bj ← m_b·r_bj`, so a negative `m_b` moves that sample's winners away
-/// from it ([`BioParams::reward_modulation`](crate::params::BioParams::reward_modulation)).
+/// from it ([`BioParams::reward_modulation`](super::params::BioParams::reward_modulation)).
 pub fn modulated_plasticity<B: Backend>(
     b: &B,
     layer: &mut BioLayer<B>,
@@ -119,7 +119,7 @@ pub fn modulated_plasticity<B: Backend>(
     b.plasticity_step(&mut layer.weights, &mut layer.mask, &terms, &settings);
 }
 
-/// [`BioParams::pattern_per_unit`](crate::params::BioParams::pattern_per_unit): `‖x_b‖/‖x_b⊙m_j‖`
+/// [`BioParams::pattern_per_unit`](super::params::BioParams::pattern_per_unit): `‖x_b‖/‖x_b⊙m_j‖`
 /// (`batch×neurons`), the factor between the pattern normalized over every input and over unit
 /// `j`'s present synapses (`m_j`, its row of the mask). One product of the input with the mask.
 pub(super) fn own_view_gain<B: Backend>(b: &B, input: &B::Tensor, mask: &B::Tensor, config: &BioConfig) -> B::Tensor {
@@ -130,7 +130,7 @@ pub(super) fn own_view_gain<B: Backend>(b: &B, input: &B::Tensor, mask: &B::Tens
     b.zip(&b.map(&guard(b, &seen), Unary::Recip), &row_norm(b, input, config.scaling_norm), Binary::Mul)
 }
 
-/// Readout gating ([`BioParams::readout_gating`](crate::params::BioParams::readout_gating)): `m_bj = 1`
+/// Readout gating ([`BioParams::readout_gating`](super::params::BioParams::readout_gating)): `m_bj = 1`
 /// when unit `j`'s readout synapse onto sample `b`'s class is above the unit's mean synapse over
 /// the classes, `V[y_b, j] > mean_c V[c, j]`, else `−κ` (`batch×neurons`).
 pub fn readout_votes<B: Backend>(b: &B, readout: &Readout<B>, labels: &[usize], kappa: f32) -> B::Tensor {

@@ -4,6 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, ReadoutRule};
 use super::plasticity::{
     consolidated_homeostasis, consolidation_factor, count_wins, homeostasis, modulated_plasticity, perturbation_error,
     readout_update, readout_votes, regrow, taught_error,
@@ -12,7 +13,6 @@ use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::forward::Op;
 use crate::model::{BioNet, Classifier, Params, one_hot, softmax_cross_entropy};
-use crate::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, ReadoutRule};
 use crate::rules::{
     BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState, SavedModel, check_loss, count_correct,
 };
@@ -267,7 +267,7 @@ impl Rule for BioRule {
 hidden.i.bias; theta = per-row threshold (k-winners: (k+1)-th largest u, k = round(active_fraction * width); \
 inhibitory: mean(u) + gain * std(u)); x = relu(u - theta). Readout: h = x / (normalization_sigma + sum(x)) per row; \
 logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied to the weights.";
-    const OPTIONS: &'static [RuleOption] = crate::params::BIO_OPTIONS;
+    const OPTIONS: &'static [RuleOption] = super::params::BIO_OPTIONS;
     const DIVERGENCE_HINT: &'static [&'static str] = &["readout-rate", "hebbian-rate"];
     const LEARNS_FROM_UNLABELLED: bool = true;
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
@@ -292,8 +292,8 @@ logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied t
             ops.push(Op::Linear { weight: format!("hidden.{i}.weight"), bias: Some(format!("hidden.{i}.bias")) });
             ops.push(match (config.mechanisms.competition, config.competition) {
                 (false, _) => Op::Relu,
-                (true, crate::params::Competition::KWinners) => Op::KWinners { k: config.winners(width) },
-                (true, crate::params::Competition::Inhibitory { gain }) => Op::Inhibitory { gain },
+                (true, super::params::Competition::KWinners) => Op::KWinners { k: config.winners(width) },
+                (true, super::params::Competition::Inhibitory { gain }) => Op::Inhibitory { gain },
             });
         }
         let n = config.response_power;

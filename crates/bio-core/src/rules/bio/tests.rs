@@ -1,10 +1,10 @@
 //! The `bio` rule's unit tests.
 
+use super::params::{BioParams, ScalingNorm};
 use super::plasticity::*;
 use super::rule::*;
 use crate::backend::ReferenceBackend;
 use crate::model::{BioNet, Classifier, Readout};
-use crate::params::{BioParams, ScalingNorm};
 use crate::rules::LearningRule;
 use crate::tensor::Matrix;
 
@@ -262,7 +262,7 @@ fn the_taught_readout_leaves_absent_classes_alone() {
     let b = ReferenceBackend;
     let x = Matrix::from_fn(8, 12, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0);
     let labels = vec![1; 8];
-    use crate::params::ReadoutRule;
+    use super::params::ReadoutRule;
     let readout_after = |readout_rule: ReadoutRule| {
         let params = BioParams { hidden: vec![10], active_fraction: 0.3, readout_rule, ..Default::default() };
         let config = params.check().expect("valid");

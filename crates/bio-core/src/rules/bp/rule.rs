@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::params::{BP_COPIES_PER_WEIGHT, BpConfig, BpParams, Optimizer};
 use crate::backend::Backend;
 use crate::error::CoreError;
 use crate::model::{BpNet, Classifier, Params};
-use crate::params::{BP_COPIES_PER_WEIGHT, BpConfig, BpParams, Optimizer};
 use crate::rules::optim::{Adam, AdamState};
 use crate::rules::{BatchReport, LearningRule, Rule, RuleState, SavedModel, check_loss, count_correct};
 use crate::tensor::Matrix;
@@ -167,7 +167,7 @@ impl<B: Backend> Rule for BackpropRule<B> {
     const NAME: &'static str = "bp";
     const SUMMARY: &'static str = "backpropagation with Adam or SGD-momentum: the baseline";
     const FORWARD: &'static str = "x = relu(x @ layer.i.weight^T + layer.i.bias) for every layer but the last; logits = x @ last.weight^T + last.bias.";
-    const OPTIONS: &'static [crate::rules::RuleOption] = crate::params::BP_OPTIONS;
+    const OPTIONS: &'static [crate::rules::RuleOption] = super::params::BP_OPTIONS;
     const DIVERGENCE_HINT: &'static [&'static str] = &["lr"];
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = false;
     const COPIES_PER_WEIGHT: u64 = BP_COPIES_PER_WEIGHT;
