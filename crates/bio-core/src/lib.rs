@@ -20,9 +20,10 @@ pub use backend::{
     ReduceOps, ReferenceBackend, SelectOps, TensorStore, Unary, WeightChange,
 };
 pub use error::CoreError;
-pub use model::{BioNet, BpNet, Classifier, CompetitionBackward, Params, SurrogateBio};
+pub use model::{Classifier, Params};
 pub use params::{
     BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule, ScalingNorm,
 };
 pub use rules::{AnyModel, BackpropRule, BatchReport, BioRule, LearningRule, SavedModel};
+pub use rules::{BioNet, BpNet, CompetitionBackward, SurrogateBio};
 pub use tensor::Matrix;

@@ -1,8 +1,7 @@
 //! The hand-derived input gradients of both models against central finite differences.
 
 use bio_core::{
-    BioParams, BpNet, BpParams, Classifier, Competition, Matrix, Mechanisms, ReferenceBackend, TensorStore,
-    model::BioNet,
+    BioNet, BioParams, BpNet, BpParams, Classifier, Competition, Matrix, Mechanisms, ReferenceBackend, TensorStore,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,7 +1,7 @@
 //! Property tests of the invariants the `bio` rule claims, for arbitrary inputs and weights.
 //! What holds by construction (sign, scaling, k winners, masks) must hold after any number of updates.
 
-use bio_core::model::LayerTrace;
+use bio_core::rules::LayerTrace;
 use bio_core::train::train_epoch;
 use bio_core::{
     BioNet, BioParams, BioRule, Competition, InitSign, LearningRule, Matrix, ReferenceBackend, TensorStore,
@@ -68,7 +68,7 @@ proptest! {
     #[test]
     fn synaptic_scaling_holds_every_total(batches in prop::collection::vec(images(6), 1..4), seed in 0u64..1000) {
         let config = params(16, InitSign::Positive).check().unwrap();
-        let target = bio_core::model::target_total(&config, INPUT);
+        let target = bio_core::rules::target_total(&config, INPUT);
         let mut net = BioNet::init(&ReferenceBackend, config.clone(), INPUT, CLASSES, seed);
         let mut rule = BioRule::new(config, seed);
         train(&mut net, &mut rule, &batches, 2);

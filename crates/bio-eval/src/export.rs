@@ -287,7 +287,7 @@ mod tests {
         // ρ = 0.3 of 6 and of 4 units: round(1.8) = 2 and round(1.2) = 1.
         let k = ops_of(&kwta, "k_winners");
         assert_eq!(k, vec![json!({ "op": "k_winners", "k": 2 }), json!({ "op": "k_winners", "k": 1 })]);
-        assert_eq!(ops_of(&kwta, "l2_normalize")[0]["eps"], json!(bio_core::model::INPUT_EPS));
+        assert_eq!(ops_of(&kwta, "l2_normalize")[0]["eps"], json!(bio_core::rules::INPUT_EPS));
         assert_eq!(ops_of(&inhibitory, "inhibitory")[0], json!({ "op": "inhibitory", "gain": 0.5 }));
         assert_eq!(ops_of(&inhibitory, "subtract_mean")[0], json!({ "op": "subtract_mean", "gain": 0.8f32 }));
         assert!(ops_of(&ablated, "k_winners").is_empty() && ops_of(&ablated, "relu").len() == 1);

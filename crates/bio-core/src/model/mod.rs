@@ -1,16 +1,8 @@
-//! Models: the `bio` network ([`BioNet`]), the backprop baseline ([`BpNet`]), the [`Classifier`]
-//! trait every model implements, named host tensors ([`Params`]) and the loss. The backend-free
-//! form written to disk (`SavedModel`) and a model of any rule (`AnyModel`) live beside the rule
-//! registry, in [`crate::rules`].
-
-mod bio;
-mod bp;
-
-pub use bio::{
-    BioLayer, BioNet, BioTrace, CompetitionBackward, INPUT_EPS, LayerTrace, Readout, SurrogateBio,
-    inhibition_threshold, normalize_input, target_total,
-};
-pub use bp::{BpGradients, BpNet, DenseLayer};
+//! What every model shares: the [`Classifier`] trait every model implements, named host tensors
+//! ([`Params`]) and the loss. Each rule's network lives in its own folder (`bio`'s `BioNet` in
+//! `rules/bio/model.rs`, `bp`'s `BpNet` in `rules/bp/model.rs`, …); the backend-free form written
+//! to disk (`SavedModel`) and a model of any rule (`AnyModel`) live beside the rule registry, in
+//! [`crate::rules`].
 
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +73,7 @@ pub trait Classifier<B: Backend> {
     /// A vector–Jacobian product through the whole model: runs the forward pass on `x`, asks
     /// `dlogits(z)` for the gradient `g = ∂L/∂z` of some loss with respect to the logits `z`, and
     /// returns `(z, (∂z/∂x)ᵀ·g)` (row `i` is sample `i`'s own input gradient) with one forward pass.
-    /// Exact, hand-derived backward pass unless the model says otherwise (see [`SurrogateBio`]).
+    /// Exact, hand-derived backward pass unless the model says otherwise (see [`SurrogateBio`](crate::rules::SurrogateBio)).
     fn logits_and_input_vjp(
         &self,
         x: &B::Tensor,
@@ -92,7 +84,7 @@ pub trait Classifier<B: Backend> {
 
     /// The same model with a smooth stand-in for a non-differentiable part in the backward pass
     /// (exact forward pass), for surrogate-gradient (BPDA) attacks; `None` when the exact gradient
-    /// needs no stand-in. See [`SurrogateBio`].
+    /// needs no stand-in. See [`SurrogateBio`](crate::rules::SurrogateBio).
     fn surrogate(&self, _temperature: f32) -> Option<Box<dyn Classifier<B> + '_>> {
         None
     }

@@ -1,8 +1,8 @@
 //! Each first rule's forward pass in words, with its own constants and every exported tensor's name
 //! and shape (see [`super::Rule::forward_text`]): enough to rebuild a model from its export alone.
 
-use crate::model::INPUT_EPS;
 use crate::params::{BioConfig, BpConfig, Competition};
+use crate::rules::bio::model::INPUT_EPS;
 
 /// `name (d0, d1)`, or `name (n,)` for a vector, as the forward texts list tensors.
 fn tensor_entry(name: &str, shape: &[usize]) -> String {

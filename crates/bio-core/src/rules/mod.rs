@@ -22,11 +22,16 @@ mod softhebb;
 #[cfg(test)]
 mod test_util;
 
+pub use bio::model::{
+    BioLayer, BioNet, BioTrace, CompetitionBackward, INPUT_EPS, LayerTrace, Readout, SurrogateBio,
+    inhibition_threshold, normalize_input, target_total,
+};
 pub use bio::{
     BioRule, hebbian_drive, hidden_plasticity, homeostasis, modulated_plasticity, plasticity_settings, readout_update,
     regrow,
 };
 pub use bp::BackpropRule;
+pub use bp::model::{BpGradients, BpNet, DenseLayer};
 pub use conv::{
     Activation, BpConvConfig, BpConvParams, BpConvRule, ConvCompetition, ConvConfig, ConvInit, ConvNet, ConvParams,
     ConvRule, ConvSchedule, ConvState, conv_plasticity, image_of, pgd_examples, soft_signal,

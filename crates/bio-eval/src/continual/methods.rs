@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use bio_core::BpNet;
 use bio_core::backend::{AdamStep, Backend, Binary, Unary};
-use bio_core::model::BpNet;
 use bio_core::params::BpConfig;
 use bio_core::{Classifier, LearningRule, Matrix};
 use rand::seq::SliceRandom;

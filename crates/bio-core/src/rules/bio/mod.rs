@@ -5,6 +5,7 @@
 //! (Hebbian change, pruning, scaling) in [`crate::backend::PlasticityOps`], which a backend may fuse
 //! into one pass. `docs/LEARNING_RULE.md` gives the whole rule and says which properties hold by construction and which must emerge.
 
+pub(crate) mod model;
 pub(crate) mod params;
 mod plasticity;
 mod rule;

@@ -4,11 +4,12 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
+use super::model::{BioLayer, LayerTrace, Readout, target_total};
 use super::params::{BioConfig, InitSign, ScalingNorm};
 use crate::backend::{
     Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, row_norm,
 };
-use crate::model::{BioLayer, LayerTrace, Readout, one_hot, softmax_cross_entropy, target_total};
+use crate::model::{one_hot, softmax_cross_entropy};
 use crate::tensor::Matrix;
 
 /// Column vector of per-neuron sums of `r` over the batch: `rᵀ·1` (`neurons×1`).

@@ -4,6 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::model::BioNet;
 use super::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, ReadoutRule};
 use super::plasticity::{
     consolidated_homeostasis, consolidation_factor, count_wins, homeostasis, modulated_plasticity, perturbation_error,
@@ -12,7 +13,7 @@ use super::plasticity::{
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::forward::Op;
-use crate::model::{BioNet, Classifier, Params, one_hot, softmax_cross_entropy};
+use crate::model::{Classifier, Params, one_hot, softmax_cross_entropy};
 use crate::rules::{
     BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState, SavedModel, check_loss, count_correct,
 };
@@ -285,7 +286,7 @@ logits = h @ readout.weight^T + readout.bias. hidden.i.mask is already applied t
     fn forward_pass(config: &BioConfig, _input_dim: usize, _classes: usize) -> Result<Vec<Op>, CoreError> {
         let mut ops = Vec::new();
         for (i, &width) in config.hidden.iter().enumerate() {
-            ops.push(Op::L2Normalize { eps: crate::model::INPUT_EPS });
+            ops.push(Op::L2Normalize { eps: super::model::INPUT_EPS });
             if config.feedforward_inhibition != 0.0 {
                 ops.push(Op::SubtractMean { gain: config.feedforward_inhibition });
             }

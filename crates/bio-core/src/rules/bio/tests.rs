@@ -1,10 +1,11 @@
 //! The `bio` rule's unit tests.
 
+use super::model::{BioNet, Readout};
 use super::params::{BioParams, ScalingNorm};
 use super::plasticity::*;
 use super::rule::*;
 use crate::backend::ReferenceBackend;
-use crate::model::{BioNet, Classifier, Readout};
+use crate::model::Classifier;
 use crate::rules::LearningRule;
 use crate::tensor::Matrix;
 

@@ -2,10 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::model::BpNet;
 use super::params::{BP_COPIES_PER_WEIGHT, BpConfig, BpParams, Optimizer};
 use crate::backend::Backend;
 use crate::error::CoreError;
-use crate::model::{BpNet, Classifier, Params};
+use crate::model::{Classifier, Params};
 use crate::rules::optim::{Adam, AdamState};
 use crate::rules::{BatchReport, LearningRule, Rule, RuleState, SavedModel, check_loss, count_correct};
 use crate::tensor::Matrix;

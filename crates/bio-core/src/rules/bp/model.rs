@@ -3,10 +3,10 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Classifier, Params, add_bias, softmax_cross_entropy};
+use super::params::BpConfig;
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
-use crate::params::BpConfig;
+use crate::model::{Classifier, Params, add_bias, softmax_cross_entropy};
 use crate::tensor::Matrix;
 
 /// A dense layer `y = x Wᵀ + b`.

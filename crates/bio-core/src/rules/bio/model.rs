@@ -8,10 +8,10 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{Classifier, Params, add_bias};
+use super::params::{BioConfig, Competition, InitSign, ScalingNorm};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
-use crate::params::{BioConfig, Competition, InitSign, ScalingNorm};
+use crate::model::{Classifier, Params, add_bias};
 use crate::tensor::Matrix;
 
 /// Guard of the input normalization `x / (ε + ‖x‖)`.
