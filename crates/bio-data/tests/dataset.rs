@@ -230,7 +230,7 @@ proptest! {
 
 #[test]
 fn saved_dataset_specs_are_shown_under_the_loaded_name() {
-    use bio_data::dataset::dataset_name;
+    use bio_data::load::dataset_name;
     assert_eq!(dataset_name("embedded"), load("embedded", None).unwrap().name);
     assert_eq!(dataset_name("MNIST"), "mnist");
     assert_eq!(dataset_name("/data/mine"), "/data/mine");

@@ -76,7 +76,7 @@ pub fn run(args: crate::cli::InspectArgs) -> Result<()> {
         .collect();
     let report = Inspection {
         rule: file.model.rule().to_string(),
-        dataset: bio_data::dataset::dataset_name(&file.dataset),
+        dataset: bio_data::load::dataset_name(&file.dataset),
         trained_classes: file.trained_classes.clone(),
         epochs: file.epochs,
         seed: file.seed,
