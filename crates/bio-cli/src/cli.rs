@@ -96,7 +96,7 @@ pub enum EvalCommand {
     #[command(
         after_help = "Examples:\n  bio eval continual --dataset embedded --iterations 50 --hidden 100\n  bio eval continual --scenario class --methods bio,bp,bp-replay,ncm-random-kwta --hidden 400 --iterations 500 --batch 128 --out runs/continual\n  bio eval continual --experiment permuted --methods bio,bp,bp-ewc --json"
     )]
-    Continual(Box<crate::commands::ContinualArgs>),
+    Continual(Box<ContinualArgs>),
 }
 
 /// `bio train`: the session's spec (saved as DIR/config.json) and how to present it.
@@ -415,6 +415,20 @@ pub struct SweepArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: BackendChoice,
     /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `bio eval continual`.
+#[derive(Clone, Debug, Args)]
+pub struct ContinualArgs {
+    /// The protocol, the methods and their settings.
+    #[command(flatten)]
+    pub spec: bio_run::continual::ContinualSpec,
+    /// Backend.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: bio_run::BackendChoice,
+    /// Print JSON (every run's accuracy matrix and metrics, and the summary).
     #[arg(long)]
     pub json: bool,
 }

@@ -1,26 +1,11 @@
 //! `bio eval continual`: contexts learned one after another, scored with the accuracy matrix.
 
 use anyhow::Result;
-use bio_run::BackendChoice;
-use bio_run::continual::{ContinualReport, ContinualSpec};
-use clap::Args;
+use bio_run::continual::ContinualReport;
 
 use crate::backend::with_backend;
+use crate::cli::ContinualArgs;
 use crate::output::{fixed, mean_ci, outln, print_json, print_table};
-
-/// `bio eval continual`.
-#[derive(Clone, Debug, Args)]
-pub struct ContinualArgs {
-    /// The protocol, the methods and their settings.
-    #[command(flatten)]
-    pub spec: ContinualSpec,
-    /// Backend.
-    #[arg(long, value_enum, default_value = "cpu")]
-    pub backend: BackendChoice,
-    /// Print JSON (every run's accuracy matrix and metrics, and the summary).
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// Runs the protocol and prints the summary table.
 pub fn run(args: ContinualArgs) -> Result<()> {

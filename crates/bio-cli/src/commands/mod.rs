@@ -13,8 +13,6 @@ mod robustness;
 mod sweep;
 mod train;
 
-pub use continual::ContinualArgs;
-
 use crate::cli::{Cli, Command, EvalCommand};
 
 /// Runs the parsed command.
