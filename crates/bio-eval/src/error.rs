@@ -4,17 +4,11 @@ use std::borrow::Cow;
 
 use thiserror::Error;
 
-/// What an evaluation can refuse.
+/// What an evaluation can refuse. A setting out of range is the workspace's one invalid-setting
+/// error, [`CoreError::InvalidParam`](bio_core::CoreError::InvalidParam), inside [`EvalError::Core`]
+/// (made with [`EvalError::invalid`]).
 #[derive(Debug, Error)]
 pub enum EvalError {
-    /// A parameter is out of range; `name` is the parameter (and CLI flag) it concerns.
-    #[error("invalid value for `{name}`: {reason}")]
-    InvalidParam {
-        /// The parameter's name (a registry option's own flag, so not only static names).
-        name: Cow<'static, str>,
-        /// Why the value is rejected.
-        reason: String,
-    },
     /// Data of the wrong shape for the model.
     #[error("shape mismatch: {0}")]
     Shape(String),
@@ -35,8 +29,17 @@ pub enum EvalError {
 }
 
 impl EvalError {
-    /// Shorthand for [`EvalError::InvalidParam`].
+    /// A setting out of range: [`CoreError::InvalidParam`](bio_core::CoreError::InvalidParam)
+    /// naming the setting (its flag) and why.
     pub fn invalid(name: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
-        Self::InvalidParam { name: name.into(), reason: reason.into() }
+        Self::Core(bio_core::CoreError::InvalidParam { name: name.into(), reason: reason.into() })
+    }
+
+    /// The setting this error refuses, when it is an invalid setting.
+    pub fn invalid_setting(&self) -> Option<&str> {
+        match self {
+            Self::Core(bio_core::CoreError::InvalidParam { name, .. }) => Some(name),
+            _ => None,
+        }
     }
 }

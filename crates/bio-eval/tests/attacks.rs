@@ -333,7 +333,7 @@ fn a_gap_within_chance_is_not_called_masking() {
 
 fn bad_name(r: Result<impl std::fmt::Debug, EvalError>) -> std::borrow::Cow<'static, str> {
     match r {
-        Err(EvalError::InvalidParam { name, .. }) => name,
+        Err(e) if e.invalid_setting().is_some() => e.invalid_setting().unwrap().to_string().into(),
         other => panic!("expected an invalid parameter, got {other:?}"),
     }
 }

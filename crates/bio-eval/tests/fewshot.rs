@@ -17,7 +17,7 @@ use rand_chacha::ChaCha8Rng;
 
 fn flag(e: EvalError) -> std::borrow::Cow<'static, str> {
     match e {
-        EvalError::InvalidParam { name, .. } => name,
+        e if e.invalid_setting().is_some() => e.invalid_setting().unwrap().to_string().into(),
         other => panic!("expected an invalid parameter, got {other}"),
     }
 }

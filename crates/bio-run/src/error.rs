@@ -47,7 +47,7 @@ fn eval_kind(e: &EvalError) -> ErrorKind {
     match e {
         EvalError::Core(c) => core_kind(c),
         EvalError::Write { .. } => ErrorKind::File,
-        EvalError::InvalidParam { .. } | EvalError::Shape(_) | EvalError::NotEnoughData(_) => ErrorKind::Invalid,
+        EvalError::Shape(_) | EvalError::NotEnoughData(_) => ErrorKind::Invalid,
     }
 }
 
