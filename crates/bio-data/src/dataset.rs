@@ -302,26 +302,7 @@ impl ExactSizeIterator for Batches<'_> {}
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-    use crate::load::*;
-
-    #[test]
-    fn find_among_lists_candidates_and_partial_dirs() {
-        let tmp = tempfile::tempdir().unwrap();
-        let partial = tmp.path().join("partial");
-        std::fs::create_dir(&partial).unwrap();
-        std::fs::write(partial.join("train-images-idx3-ubyte.gz"), b"x").unwrap();
-        let candidates = vec![tmp.path().join("nope"), partial.clone()];
-        let err = find_among("fashion-mnist", &candidates).unwrap_err();
-        let msg = err.to_string();
-        assert!(matches!(err, DataError::NotFound { ref searched, .. } if searched == &candidates), "{msg}");
-        assert!(msg.contains("apt-get install dataset-fashion-mnist"), "{msg}");
-        assert!(msg.contains(&partial.display().to_string()), "{msg}");
-        assert!(msg.contains("t10k-labels-idx1-ubyte"), "{msg}");
-        assert!(!msg.contains('\n'));
-    }
 
     /// A split whose row `i` has label `labels[i]` and holds `i` in its first column (to trace rows).
     fn traced(labels: &[usize]) -> Split {
@@ -410,13 +391,5 @@ mod tests {
         // 5 of 8 leaves one of class 0.
         let (rest, _) = split.stratified_holdout(5, 1).unwrap();
         assert_eq!((count(&rest, 0), count(&rest, 1)), (1, 2));
-    }
-
-    #[test]
-    fn search_path_order() {
-        let dirs = search_path("mnist", Some(Path::new("/data")));
-        assert_eq!(dirs[0], Path::new("/data/mnist"));
-        assert_eq!(dirs[1], Path::new("/data"));
-        assert_eq!(dirs.last().unwrap(), Path::new("/usr/share/datasets/mnist"));
     }
 }

@@ -246,3 +246,32 @@ impl fmt::Display for DataSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_among_lists_candidates_and_partial_dirs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let partial = tmp.path().join("partial");
+        std::fs::create_dir(&partial).unwrap();
+        std::fs::write(partial.join("train-images-idx3-ubyte.gz"), b"x").unwrap();
+        let candidates = vec![tmp.path().join("nope"), partial.clone()];
+        let err = find_among("fashion-mnist", &candidates).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, DataError::NotFound { ref searched, .. } if searched == &candidates), "{msg}");
+        assert!(msg.contains("apt-get install dataset-fashion-mnist"), "{msg}");
+        assert!(msg.contains(&partial.display().to_string()), "{msg}");
+        assert!(msg.contains("t10k-labels-idx1-ubyte"), "{msg}");
+        assert!(!msg.contains('\n'));
+    }
+
+    #[test]
+    fn search_path_order() {
+        let dirs = search_path("mnist", Some(Path::new("/data")));
+        assert_eq!(dirs[0], Path::new("/data/mnist"));
+        assert_eq!(dirs[1], Path::new("/data"));
+        assert_eq!(dirs.last().unwrap(), Path::new("/usr/share/datasets/mnist"));
+    }
+}
