@@ -23,6 +23,14 @@ class NumpyOps:
         return np.maximum(x, 0.0)
 
     @staticmethod
+    def mean1(x: Any) -> Any:
+        return x.mean(axis=1, keepdims=True)
+
+    @staticmethod
+    def sum1(x: Any) -> Any:
+        return x.sum(axis=1, keepdims=True)
+
+    @staticmethod
     def row_norm(x: Any) -> Any:
         return np.sqrt((x * x).sum(axis=1, keepdims=True))
 
@@ -84,7 +92,7 @@ def run(ops: List[Dict[str, Any]], tensor: Callable[[str], Any], x: Any, xp: Any
         elif kind == "peak_norm":
             x = x / xp.clamp_min(xp.row_max(x), op["guard"])
         elif kind == "subtract_mean":
-            x = x - op["gain"] * _mean1(x, xp)
+            x = x - op["gain"] * xp.mean1(x)
         elif kind == "linear":
             x = x @ tensor(op["weight"]).T
             if op.get("bias") is not None:
@@ -95,16 +103,16 @@ def run(ops: List[Dict[str, Any]], tensor: Callable[[str], Any], x: Any, xp: Any
             # The gathered (k+1)-th largest value: a gradient reaches the unit that sets it.
             x = xp.relu(x - xp.kth_largest(x, int(op["k"])))
         elif kind == "inhibitory":
-            mean = _mean1(x, xp)
-            std = _mean1((x - mean) ** 2, xp) ** 0.5
+            mean = xp.mean1(x)
+            std = xp.mean1((x - mean) ** 2) ** 0.5
             x = xp.relu(x - (mean + op["gain"] * std))
         elif kind == "triangle":
-            x = xp.relu(x - _mean1(x, xp))
+            x = xp.relu(x - xp.mean1(x))
         elif kind == "power":
             if op["n"] != 1.0:
                 x = x ** op["n"]
         elif kind == "divisive_norm":
-            x = x / (op["constant"] + x.sum(**_keep1(xp)))
+            x = x / (op["constant"] + xp.sum1(x))
         elif kind == "softmax":
             x = xp.softmax(op["beta"] * x)
         elif kind == "to_image":
@@ -119,14 +127,6 @@ def run(ops: List[Dict[str, Any]], tensor: Callable[[str], Any], x: Any, xp: Any
         else:
             raise ValueError(f"forward pass: unknown op `{kind}` (this biorule is older than the model's rule)")
     return x
-
-
-def _keep1(xp: Any) -> Dict[str, Any]:
-    return {"axis": 1, "keepdims": True} if xp is NumpyOps else {"dim": 1, "keepdim": True}
-
-
-def _mean1(x: Any, xp: Any) -> Any:
-    return x.mean(**_keep1(xp))
 
 
 def conv_weight(stored: Any, kernel: int, channels_in: int) -> Any:

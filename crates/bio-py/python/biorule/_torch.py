@@ -40,6 +40,14 @@ def to_torch(model: Any) -> Any:
         relu = staticmethod(torch.relu)
 
         @staticmethod
+        def mean1(x: Any) -> Any:
+            return x.mean(dim=1, keepdim=True)
+
+        @staticmethod
+        def sum1(x: Any) -> Any:
+            return x.sum(dim=1, keepdim=True)
+
+        @staticmethod
         def row_norm(x: Any) -> Any:
             return x.norm(dim=1, keepdim=True)
 
