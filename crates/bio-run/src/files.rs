@@ -142,7 +142,7 @@ pub fn refuse_finished_resume(dir: &Path, state: &bio_data::TrainingState) -> Re
     let measured = dir.join(bio_data::model_dir::METRICS_FILE).exists();
     if measured && state.epoch >= state.epochs && state.progress.batches == 0 {
         bail!(
-            "--resume: {} holds a finished run ({} of {} epochs trained): there is nothing to resume; to train a              `bp` run longer give --epochs N (more than {}), to start again use --force",
+            "--resume: {} holds a finished run ({} of {} epochs trained): there is nothing to resume; to train a `bp` run longer give --epochs N (more than {}), to start again use --force",
             dir.display(),
             state.epoch,
             state.epochs,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use std::borrow::Cow;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use bio_core::rules::{Configured, Rule, RuleInfo, setting_key};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -286,7 +286,17 @@ impl SessionSpec {
             "epochs" => o.epochs = Some(serde_json::from_value(value.clone()).map_err(bad)?),
             "batch" => o.batch = serde_json::from_value(value.clone()).map_err(bad)?,
             "seed" => o.seed = serde_json::from_value(value.clone()).map_err(bad)?,
-            _ => bail!("unknown setting `{flag}` (the names of `bio train` flags)"),
+            _ => {
+                let rules = bio_core::rules::rules();
+                let known: Vec<String> = ["hidden", "epochs", "batch", "seed"]
+                    .into_iter()
+                    .map(String::from)
+                    .chain(rules.iter().flat_map(|r| r.options.iter().map(|o| o.flag.to_string())))
+                    .collect();
+                let hint = crate::names::did_you_mean(flag, known.iter().map(String::as_str))
+                    .map_or_else(String::new, |s| format!("; did you mean `{s}`?"));
+                crate::invalid!(flag.to_string(), "unknown setting (the names of `bio train` flags){hint}");
+            }
         }
         Ok(self)
     }

@@ -223,3 +223,15 @@ fn each_epoch_logs_the_synapses_structural_plasticity_kept() {
     let bp = Session::new(spec(RuleName::BP, small(1), None)).unwrap().run(&mut ()).unwrap();
     assert!(bp.finished().unwrap().metrics.history.iter().all(|e| e.synapses_kept.is_none()), "bp has no masks");
 }
+
+#[test]
+fn an_unknown_setting_is_a_typed_refusal_with_a_suggestion() {
+    let e =
+        SessionSpec::of("bio", "embedded").setting("hebian-rate", 0.1).err().expect("a misspelt setting is refused");
+    let text = format!("{e:#}");
+    assert!(text.contains("`hebian-rate`") && text.contains("did you mean `hebbian-rate`?"), "{text}");
+    assert_eq!(bio_run::error::error_kind(&e), bio_run::error::ErrorKind::Invalid, "{text}");
+    // Nothing close: no suggestion, still the typed refusal.
+    let e = SessionSpec::of("bio", "embedded").setting("zzzzzzzzzz", 1).err().expect("refused");
+    assert!(!format!("{e:#}").contains("did you mean"), "{e:#}");
+}

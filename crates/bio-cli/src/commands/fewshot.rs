@@ -13,7 +13,7 @@ use crate::output::{mean_ci, outln, percent, print_json, print_table};
 /// `bio eval fewshot`.
 pub fn run(args: FewshotArgs) -> Result<()> {
     if args.shots.contains(&0) {
-        bail!("invalid value for `shots`: every number of shots must be ≥ 1");
+        bio_run::invalid!("shots", "every number of shots must be ≥ 1");
     }
     match args.protocol {
         ProtocolChoice::Episodic => episodic(args),

@@ -20,7 +20,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     crate::output::set_quiet(cli.quiet);
     if let Some(n) = cli.threads {
         if n == 0 {
-            anyhow::bail!("invalid value for `threads`: must be ≥ 1");
+            bio_run::invalid!("threads", "must be ≥ 1");
         }
         rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
     }

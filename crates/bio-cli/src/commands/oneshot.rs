@@ -60,7 +60,7 @@ fn curves(args: &OneshotArgs, episodes: usize) -> Result<()> {
         );
     };
     if args.side.is_some() {
-        bail!("invalid value for `side`: the episodic curves use the model's own dataset and input size");
+        bio_run::invalid!("side", "the episodic curves use the model's own dataset and input size");
     }
     crate::output::warn_unfinished(&dir);
     let params = CurveParams {

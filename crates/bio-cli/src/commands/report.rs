@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use bio_core::{Backend, Matrix};
 use bio_eval::Series;
 use serde::Serialize;
@@ -63,7 +63,7 @@ fn slug(i: usize, dir: &Path) -> String {
 
 fn load_run<B: Backend>(i: usize, dir: &Path, args: &ReportArgs, b: &B) -> Result<Run> {
     if !dir.is_dir() {
-        bail!("invalid value for `runs`: {} is not a directory", dir.display());
+        bio_run::invalid!("runs", "{} is not a directory", dir.display());
     }
     let metrics: Option<TrainMetrics> = read_result(dir, bio_data::model_dir::METRICS_FILE);
     // Results measured on another model (retrained into this directory since) are left out; files

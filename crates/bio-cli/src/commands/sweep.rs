@@ -14,7 +14,7 @@ fn percent(x: Option<f64>) -> String {
 pub fn run(args: SweepArgs) -> Result<()> {
     let quiet = crate::output::quiet() || args.json;
     let results = match (&args.spec, args.merge.is_empty()) {
-        (Some(_), false) => bail!("invalid value for `merge`: give either a spec file or --merge DIR…, not both"),
+        (Some(_), false) => bio_run::invalid!("merge", "give either a spec file or --merge DIR…, not both"),
         (None, true) => bail!("missing spec: `bio sweep SPEC.toml --out DIR`, or `bio sweep --merge DIR… --out DIR`"),
         (None, false) if args.compare => sweep::compare(&args.merge, &args.out)?,
         (None, false) => sweep::merge(&args.merge, &args.out)?,
