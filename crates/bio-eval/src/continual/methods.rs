@@ -1,7 +1,7 @@
 //! The learners of the continual-learning harness: any registered rule trained by its own
 //! `train_batch` ([`RuleLearner`]), backprop with the field's baselines ([`BpLearner`]: joint
-//! training, EWC, SI, experience replay), and two controls that cannot forget ([`Ncm`]: the nearest
-//! class mean on pixels or on a fixed random k-WTA expansion).
+//! training, EWC, SI, experience replay, LwF), and two controls that cannot forget ([`Ncm`]: the
+//! nearest class mean on pixels or on a fixed random k-WTA expansion).
 
 use std::collections::BTreeMap;
 
@@ -322,7 +322,9 @@ impl<B: Backend> BpLearner<B> {
     }
 
     /// Gradients of every parameter, flattened like [`BpLearner::params`], from `∂L/∂logits`
-    /// (`delta`) and the input and hidden activations `acts` of the forward pass.
+    /// (`delta`) and the input and hidden activations `acts` of the forward pass: the backward pass of
+    /// `BpNet::gradients`, which takes hard labels only (a `BpNet` method taking `∂L/∂logits` would
+    /// let this and [`BpLearner::lwf_grads`]'s forward pass go).
     fn backward(&self, acts: &[B::Tensor], mut delta: B::Tensor) -> Vec<B::Tensor> {
         let b = &self.backend;
         let mut grads = Vec::with_capacity(2 * self.net.layers.len());
