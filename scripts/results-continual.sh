@@ -4,7 +4,7 @@
 # Split Fashion-MNIST in the class-, task- and domain-incremental scenarios with the standard class
 # order and 3 random orders, then Permuted Fashion-MNIST (10 contexts, domain-incremental).
 # Every method: bio, kh, softhebb, bp (fine-tuning), bp-joint, bp-ewc, bp-si, bp-replay (100 images
-# per class), the two controls that cannot forget (ncm-pixels, ncm-random-kwta) and each rule scored
+# per class), bp-lwf, the two controls that cannot forget (ncm-pixels, ncm-random-kwta) and each rule scored
 # by class prototypes of its hidden code (bio+ncm, kh+ncm, softhebb+ncm, bp+ncm).
 # Usage: bash scripts/results-continual.sh [RUNS_DIR] [EXTRA FLAGS...]   (hours on 2 cores; use a GPU
 # with --backend cuda, or a reduced budget, e.g. --hidden 400 --iterations 500, as RESULTS.md states)
@@ -16,7 +16,7 @@ shift || true
 source scripts/common.sh
 prepare_runs
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS_CONTINUAL:-2}
-METHODS=bio,kh,softhebb,bp,bp-joint,bp-ewc,bp-si,bp-replay,ncm-pixels,ncm-random-kwta,bio+ncm,kh+ncm,softhebb+ncm,bp+ncm
+METHODS=bio,kh,softhebb,bp,bp-joint,bp-ewc,bp-si,bp-replay,bp-lwf,ncm-pixels,ncm-random-kwta,bio+ncm,kh+ncm,softhebb+ncm,bp+ncm
 COMMON=(--hidden 2000 --iterations 2000 --batch 128 --seeds 3 --seed 0 --methods "$METHODS")
 for scenario in class task domain; do
   $BIO eval continual --experiment split --scenario "$scenario" --orders 3 "${COMMON[@]}" "$@" \

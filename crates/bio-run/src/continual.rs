@@ -10,7 +10,9 @@ use std::time::Instant;
 use anyhow::{Context as _, Result};
 use bio_core::rules::{Rule, RuleInfo, RuleVisitor};
 use bio_core::{Backend, LearningRule};
-use bio_eval::continual::methods::{BpLearner, BpMethod, Ncm, NcmFeatures, PrototypeReadout, RuleLearner};
+use bio_eval::continual::methods::{
+    BpLearner, BpMethod, LWF_TEMPERATURE, Ncm, NcmFeatures, PrototypeReadout, RuleLearner,
+};
 use bio_eval::continual::{
     AccuracyMatrix, Budget, ContinualMetrics, Learner, Protocol, Scenario, SplitSource, test_sets,
 };
@@ -22,12 +24,13 @@ use crate::spec::{RuleName, RuleOptions};
 
 /// The methods run when none are named: every registered rule, the backprop baselines and the two
 /// controls that cannot forget.
-pub const DEFAULT_METHODS: &str = "bio,kh,softhebb,bp,bp-joint,bp-ewc,bp-si,bp-replay,ncm-pixels,ncm-random-kwta";
+pub const DEFAULT_METHODS: &str =
+    "bio,kh,softhebb,bp,bp-joint,bp-ewc,bp-si,bp-replay,bp-lwf,ncm-pixels,ncm-random-kwta";
 
 /// Methods of the harness besides the registered rules (a rule's name runs the rule itself; `bp` is
 /// backprop fine-tuning through the rule's own steps).
 pub const BASELINES: &[&str] =
-    &["bp-finetune", "bp-joint", "bp-ewc", "bp-si", "bp-replay", "ncm-pixels", "ncm-random-kwta"];
+    &["bp-finetune", "bp-joint", "bp-ewc", "bp-si", "bp-replay", "bp-lwf", "ncm-pixels", "ncm-random-kwta"];
 
 /// A rule's name with this suffix (`bio+ncm`) runs the rule scored by class prototypes of its last
 /// hidden layer ([`PrototypeReadout`]) instead of its own readout.
@@ -60,7 +63,7 @@ pub struct ContinualSpec {
     pub scenario: Vec<String>,
     /// Methods, comma-separated: any registered rule (`bp` = backprop fine-tuning), a rule scored by
     /// class prototypes of its last hidden layer instead of its readout (`bio+ncm`), and bp-joint,
-    /// bp-ewc, bp-si, bp-replay, ncm-pixels, ncm-random-kwta.
+    /// bp-ewc, bp-si, bp-replay, bp-lwf, ncm-pixels, ncm-random-kwta.
     #[cfg_attr(feature = "clap", arg(long, value_delimiter = ',', default_value = DEFAULT_METHODS))]
     pub methods: Vec<String>,
     /// Dataset.
@@ -105,6 +108,10 @@ pub struct ContinualSpec {
     /// [bp-si] Damping ξ.
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 0.1))]
     pub si_xi: f32,
+    /// [bp-lwf] Temperature of the soft targets (van de Ven et al.'s 2).
+    #[cfg_attr(feature = "clap", arg(long, default_value_t = LWF_TEMPERATURE))]
+    #[serde(default = "lwf_temperature")]
+    pub lwf_temperature: f32,
     /// [bp-replay] Images kept per class (per class of each context).
     #[cfg_attr(feature = "clap", arg(long, default_value_t = 100))]
     pub replay_per_class: usize,
@@ -155,6 +162,7 @@ impl Default for ContinualSpec {
             si_c: None,
             si_xi: 0.1,
             replay_per_class: 100,
+            lwf_temperature: LWF_TEMPERATURE,
             kwta_units: 2000,
             kwta_density: 0.05,
             train_limit: None,
@@ -248,6 +256,9 @@ impl ContinualSpec {
         if !(self.kwta_density > 0.0 && self.kwta_density < 1.0) || self.kwta_units == 0 {
             crate::invalid!("kwta-density", "must lie in (0, 1) with at least 1 unit");
         }
+        if !(self.lwf_temperature > 0.0 && self.lwf_temperature.is_finite()) {
+            crate::invalid!("lwf-temperature", "must be a positive number");
+        }
         if self.replay_per_class == 0 || self.fisher_samples == 0 {
             crate::invalid!("replay-per-class`/`fisher-samples", "must be ≥ 1");
         }
@@ -324,6 +335,10 @@ fn one() -> usize {
     1
 }
 
+fn lwf_temperature() -> f32 {
+    LWF_TEMPERATURE
+}
+
 /// `options` with only the settings `rule` declares: one protocol compares several rules, and each
 /// takes its own settings from the shared list (`hebbian-rate` for `bio`, `kh-p` for `kh`).
 fn own_settings(options: &RuleOptions, rule: &RuleInfo) -> RuleOptions {
@@ -337,12 +352,12 @@ fn learner<'a, B: Backend + 'static>(
     b: &'a B,
     spec: &ContinualSpec,
     method: &str,
-    scenario: Scenario,
+    protocol: &Protocol,
     input_dim: usize,
-    outputs: usize,
     seed: u64,
 ) -> Result<Box<dyn Learner + 'a>> {
     let split = spec.experiment == Experiment::Split;
+    let (scenario, outputs) = (protocol.scenario, protocol.outputs());
     let bp = |m: BpMethod| -> Result<Box<dyn Learner + 'a>> {
         let bp = bio_core::rules::find("bp")?;
         let config = RuleOptions { seed, ..own_settings(&spec.options, &bp) }.config::<bio_core::BackpropRule<B>>()?;
@@ -373,6 +388,11 @@ fn learner<'a, B: Backend + 'static>(
             xi: spec.si_xi,
         })?,
         "bp-replay" => bp(BpMethod::Replay { per_class: spec.replay_per_class })?,
+        "bp-lwf" => bp(BpMethod::Lwf {
+            temperature: spec.lwf_temperature,
+            scenario: protocol.scenario,
+            heads: (0..protocol.contexts.len()).map(|c| protocol.targets_of(c)).collect(),
+        })?,
         "ncm-pixels" => Box::new(Ncm::new(b, NcmFeatures::Pixels, outputs)),
         "ncm-random-kwta" => Box::new(Ncm::new(
             b,
@@ -468,7 +488,7 @@ pub fn continual<B: Backend + 'static>(
                 for method in &spec.methods {
                     on_run(method, scenario, order, seed);
                     let started = Instant::now();
-                    let mut l = learner(b, spec, method, scenario, input_dim, protocol.outputs(), seed)?;
+                    let mut l = learner(b, spec, method, protocol, input_dim, seed)?;
                     let mut source = SplitSource::new(protocol, &train.images, &train.labels);
                     let accuracy = match bio_eval::continual::run(
                         l.as_mut(),

@@ -1,20 +1,21 @@
 //! The learners of the continual-learning harness: any registered rule trained by its own
 //! `train_batch` ([`RuleLearner`]), backprop with the field's baselines ([`BpLearner`]: joint
-//! training, EWC, SI, experience replay), and two controls that cannot forget ([`Ncm`]: the nearest
-//! class mean on pixels or on a fixed random k-WTA expansion).
+//! training, EWC, SI, experience replay, LwF), and two controls that cannot forget ([`Ncm`]: the
+//! nearest class mean on pixels or on a fixed random k-WTA expansion).
 
 use std::collections::BTreeMap;
 
 use bio_core::BpNet;
-use bio_core::backend::{AdamStep, Backend, Binary, Unary};
+use bio_core::backend::{Backend, Binary, Dim, Reduce, Unary};
 use bio_core::params::BpConfig;
+use bio_core::rules::Adam;
 use bio_core::{Classifier, LearningRule, Matrix};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::{ContextView, Learner};
+use super::{ContextView, Learner, Scenario};
 use crate::error::EvalError;
 use crate::fewshot::winners_above;
 
@@ -93,6 +94,23 @@ pub enum BpMethod {
         /// Images kept per class (per target of each context).
         per_class: usize,
     },
+    /// Learning without forgetting (Li & Hoiem 2016) as van de Ven et al.'s code runs it (their
+    /// "replay of the current batch with soft targets"): after each context a copy of the network is
+    /// kept (no images); each later update adds to the cross-entropy of the batch a distillation term
+    /// on the *same* batch, `L = L_CE + w·L_KD`, with
+    /// `L_KD = mean_n Σ_c −softmax(z'_n/T)_c · log softmax(z_n/T)_c` (`z'` the kept copy's logits,
+    /// `z` the network's, no `T²` factor) over a group of outputs: in class-IL every output (their
+    /// default active classes, "all") with `w = 1`; in domain-IL every output with `w = k`, the number of
+    /// earlier contexts; in task-IL one softmax per earlier context over that context's outputs
+    /// (`heads`), summed (their mean over contexts times `k`). In the first context `L_KD = 0`.
+    Lwf {
+        /// `T` (van de Ven: 2, [`LWF_TEMPERATURE`]).
+        temperature: f32,
+        /// The scenario, which fixes the groups and the weight.
+        scenario: Scenario,
+        /// The targets of each context (the task-IL groups).
+        heads: Vec<Vec<usize>>,
+    },
 }
 
 impl BpMethod {
@@ -104,9 +122,13 @@ impl BpMethod {
             BpMethod::Ewc { .. } => "bp-ewc",
             BpMethod::Si { .. } => "bp-si",
             BpMethod::Replay { .. } => "bp-replay",
+            BpMethod::Lwf { .. } => "bp-lwf",
         }
     }
 }
+
+/// LwF's temperature of the soft targets, van de Ven et al.'s value.
+pub const LWF_TEMPERATURE: f32 = 2.0;
 
 /// Images kept for replay, at most `per_class` per `(context, target)`.
 #[derive(Clone, Debug, Default)]
@@ -171,15 +193,14 @@ impl ReplayBuffer {
     }
 }
 
-/// Backprop (Adam, the [`BpNet`] model and the backend's fused `adam_step`) with one of the
-/// field's continual-learning methods ([`BpMethod`]).
+/// Backprop (the workspace's [`Adam`] on the [`BpNet`] model) with one of the field's
+/// continual-learning methods ([`BpMethod`]).
 pub struct BpLearner<B: Backend> {
     backend: B,
     net: BpNet<B>,
     method: BpMethod,
     lr: f32,
-    moments: Vec<(B::Tensor, B::Tensor)>,
-    steps: u64,
+    adam: Adam<B>,
     context: usize,
     rng: ChaCha8Rng,
     /// EWC: `(F_k, θ*_k)` per finished context.
@@ -187,6 +208,10 @@ pub struct BpLearner<B: Backend> {
     /// SI: `(ω, Ω, θ^start, θ*)`, created at the first update.
     si: Option<SiState<B>>,
     buffer: ReplayBuffer,
+    /// LwF: the network as it was at the end of the last context.
+    previous: Option<BpNet<B>>,
+    /// LwF: `L_KD` of the last update (0 without a kept network).
+    distillation: f32,
 }
 
 /// EWC's memory of one context: the diagonal Fisher `F_k` and the parameters `θ*_k`, per tensor.
@@ -212,19 +237,26 @@ impl<B: Backend> BpLearner<B> {
             net,
             method,
             lr,
-            moments: Vec::new(),
-            steps: 0,
+            adam: Adam::default(),
             context: 0,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x7265_706c_6179),
             consolidated: Vec::new(),
             si: None,
             buffer: ReplayBuffer::new(per_class),
+            previous: None,
+            distillation: 0.0,
         }
     }
 
     /// The replay buffer (empty unless the method is replay).
     pub fn buffer(&self) -> &ReplayBuffer {
         &self.buffer
+    }
+
+    /// LwF's distillation loss `L_KD` on the last update (0 in the first context and for every other
+    /// method).
+    pub fn distillation(&self) -> f32 {
+        self.distillation
     }
 
     /// Every parameter tensor, weights then bias of each layer.
@@ -236,6 +268,76 @@ impl<B: Backend> BpLearner<B> {
     fn grads(&self, x: &Matrix, targets: &[usize], scale: f32) -> Vec<B::Tensor> {
         let g = self.net.gradients(&self.backend.upload(x), targets, false, scale);
         g.layers.into_iter().flat_map(|(w, b)| [w, b]).collect()
+    }
+
+    /// [`BpMethod::Lwf`]'s gradients of `(1/n)·(Σ_n CE_n + w·Σ_n KD_n)` on a batch, flattened like
+    /// [`BpLearner::params`], and `L_KD`. With `s = softmax(z/T)` and `p = softmax(z'/T)` over a group,
+    /// `∂KD/∂z = (s − p)/T` on that group.
+    fn lwf_grads(&self, previous: &BpNet<B>, x: &Matrix, targets: &[usize]) -> (Vec<B::Tensor>, f32) {
+        let BpMethod::Lwf { temperature: t, scenario, heads } = &self.method else { unreachable!("only LwF distils") };
+        let b = &self.backend;
+        let xt = b.upload(x);
+        let mut acts = vec![xt.clone()];
+        let last = self.net.layers.len() - 1;
+        for (i, layer) in self.net.layers.iter().enumerate() {
+            let z = b.zip(
+                &b.matmul(acts.last().expect("never empty"), false, &layer.weights, true),
+                &layer.bias,
+                Binary::Add,
+            );
+            acts.push(if i == last { z } else { b.map(&z, Unary::Relu) });
+        }
+        let logits = acts.pop().expect("the logits");
+        let (_, _, ce) = bio_core::model::softmax_cross_entropy(b, &logits, targets);
+        let z = b.download(&logits);
+        let zp = b.download(&previous.logits(&xt));
+        let outputs = z.cols();
+        let earlier = self.context;
+        let (groups, weight): (Vec<Vec<usize>>, f32) = match scenario {
+            Scenario::Class => (vec![(0..outputs).collect()], 1.0),
+            Scenario::Domain => (vec![(0..outputs).collect()], earlier as f32),
+            Scenario::Task => (heads[..earlier].to_vec(), 1.0),
+        };
+        let n = targets.len().max(1) as f32;
+        let mut kd = Matrix::zeros(z.rows(), outputs);
+        let mut loss = 0.0f64;
+        let softmax = |row: &[f32], g: &[usize]| -> Vec<f32> {
+            let m = g.iter().map(|&c| row[c] / t).fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = g.iter().map(|&c| (row[c] / t - m).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            e.iter().map(|v| v / sum).collect()
+        };
+        for r in 0..z.rows() {
+            for g in &groups {
+                let (s, p) = (softmax(z.row(r), g), softmax(zp.row(r), g));
+                for (k, &c) in g.iter().enumerate() {
+                    loss -= (p[k] * s[k].max(1e-30).ln()) as f64;
+                    let d = kd.get(r, c) + weight * (s[k] - p[k]) / t;
+                    kd.set(r, c, d);
+                }
+            }
+        }
+        let delta = b.lincomb(1.0 / n, &ce, 1.0 / n, &b.upload(&kd));
+        (self.backward(&acts, delta), (loss / n as f64) as f32)
+    }
+
+    /// Gradients of every parameter, flattened like [`BpLearner::params`], from `∂L/∂logits`
+    /// (`delta`) and the input and hidden activations `acts` of the forward pass: the backward pass of
+    /// `BpNet::gradients`, which takes hard labels only (a `BpNet` method taking `∂L/∂logits` would
+    /// let this and [`BpLearner::lwf_grads`]'s forward pass go).
+    fn backward(&self, acts: &[B::Tensor], mut delta: B::Tensor) -> Vec<B::Tensor> {
+        let b = &self.backend;
+        let mut grads = Vec::with_capacity(2 * self.net.layers.len());
+        for (i, layer) in self.net.layers.iter().enumerate().rev() {
+            grads.push(b.reduce(&delta, Dim::PerCol, Reduce::Sum));
+            grads.push(b.matmul(&delta, true, &acts[i], false));
+            if i > 0 {
+                let da = b.matmul(&delta, false, &layer.weights, false);
+                delta = b.zip(&da, &b.map(&acts[i], Unary::Step), Binary::Mul);
+            }
+        }
+        grads.reverse();
+        grads
     }
 
     /// `g ← g + α·s ⊙ (θ − θ*)`, the gradient of the quadratic penalty `(α/2) Σ s (θ − θ*)²`.
@@ -291,6 +393,12 @@ impl<B: Backend> Learner for BpLearner<B> {
                 }
                 g
             }
+            BpMethod::Lwf { .. } if self.previous.is_some() => {
+                let previous = self.previous.as_ref().expect("kept");
+                let (g, kd) = self.lwf_grads(previous, x, targets);
+                self.distillation = kd;
+                g
+            }
             _ => self.grads(x, targets, 1.0 / n),
         };
         let task_grads = matches!(self.method, BpMethod::Si { .. }).then(|| grads.clone());
@@ -306,16 +414,6 @@ impl<B: Backend> Learner for BpLearner<B> {
                 }
             }
             _ => {}
-        }
-        if self.moments.is_empty() {
-            self.moments = self
-                .params()
-                .iter()
-                .map(|p| {
-                    let (r, c) = b.shape(p);
-                    (b.full(r, c, 0.0), b.full(r, c, 0.0))
-                })
-                .collect();
         }
         let before = task_grads.as_ref().map(|_| self.params());
         if matches!(self.method, BpMethod::Si { .. }) && self.si.is_none() {
@@ -334,19 +432,9 @@ impl<B: Backend> Learner for BpLearner<B> {
                 anchor: params,
             });
         }
-        self.steps += 1;
-        let (beta1, beta2) = (0.9f32, 0.999f32);
-        let t = self.steps as i32;
-        let step =
-            AdamStep { lr_t: self.lr * (1.0 - beta2.powi(t)).sqrt() / (1.0 - beta1.powi(t)), beta1, beta2, eps: 1e-8 };
-        let mut k = 0;
-        for layer in &mut self.net.layers {
-            for p in [&mut layer.weights, &mut layer.bias] {
-                let (m, v) = &mut self.moments[k];
-                b.adam_step(p, &grads[k], m, v, step);
-                k += 1;
-            }
-        }
+        let mut params: Vec<&mut B::Tensor> =
+            self.net.layers.iter_mut().flat_map(|l| [&mut l.weights, &mut l.bias]).collect();
+        self.adam.step(&b, &mut params, &grads, self.lr);
         if let (Some(g), Some(before), Some(si)) = (task_grads, before, self.si.as_mut()) {
             let after: Vec<B::Tensor> =
                 self.net.layers.iter().flat_map(|l| [l.weights.clone(), l.bias.clone()]).collect();
@@ -388,6 +476,7 @@ impl<B: Backend> Learner for BpLearner<B> {
                 let (x, y) = data.rows(&all);
                 self.buffer.add_context(data.context(), &x, &y, &mut self.rng);
             }
+            BpMethod::Lwf { .. } => self.previous = Some(self.net.clone()),
             BpMethod::Finetune | BpMethod::Joint => {}
         }
         Ok(())

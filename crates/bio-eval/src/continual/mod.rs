@@ -169,6 +169,18 @@ impl Protocol {
         }
     }
 
+    /// The distinct targets of context `context`'s images, in the order of its classes.
+    pub fn targets_of(&self, context: usize) -> Vec<usize> {
+        let mut out: Vec<usize> = Vec::new();
+        for &c in &self.contexts[context].classes {
+            let t = self.target(context, c);
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
+
     /// The outputs a model may choose among when tested on context `j` after training through
     /// context `i`: class-incremental, every class of contexts `0..=max(i, j)` (the classes seen so
     /// far, as van de Ven's "active classes"; a context not yet trained adds its own so that forward

@@ -176,6 +176,7 @@ fn no_method_sees_old_data_it_should_not() {
         BpMethod::Ewc { lambda: 1.0, fisher_samples: 4 },
         BpMethod::Si { c: 1.0, xi: 0.1 },
         BpMethod::Replay { per_class: 3 },
+        BpMethod::Lwf { temperature: 2.0, scenario: Scenario::Class, heads: vec![vec![0, 1], vec![2, 3]] },
     ];
     let mut learners: Vec<Box<dyn Learner>> = methods
         .iter()
@@ -204,6 +205,58 @@ fn no_method_sees_old_data_it_should_not() {
         let expected = if name == "bp-joint" { BTreeSet::from([0, 1]) } else { BTreeSet::from([1]) };
         assert_eq!(served_during[1], expected, "{name}");
     }
+}
+
+#[test]
+fn lwf_distils_nothing_in_the_first_context_and_the_kept_network_on_the_next() {
+    let (x, y) = toy(10);
+    // Domain-incremental: both contexts share outputs 0 and 1, so the new targets and the kept
+    // network's answers on the same images conflict.
+    let protocol = Protocol::split(Scenario::Domain, &[0, 1, 2, 3], 2, 4).unwrap();
+    let heads = (0..2).map(|c| protocol.targets_of(c)).collect::<Vec<_>>();
+    assert_eq!(heads, vec![vec![0, 1], vec![0, 1]]);
+    let b = ReferenceBackend;
+    let lwf = BpMethod::Lwf { temperature: 2.0, scenario: Scenario::Domain, heads };
+    let config = BpParams { hidden: vec![8], learning_rate: 0.05, ..BpParams::default() }.check().unwrap();
+    let mut learners =
+        [BpLearner::new(&b, config.clone(), lwf, 4, 2, 0), BpLearner::new(&b, config, BpMethod::Finetune, 4, 2, 0)];
+    let mut source = SplitSource::new(&protocol, &x, &y);
+    let items = |c: usize, k: usize| (0..6).map(|i| (c, (i + 6 * k) % 20)).collect::<Vec<_>>();
+    for l in &mut learners {
+        l.start_context(0).unwrap();
+        for k in 0..5 {
+            let (bx, by) = source.rows(&items(0, k));
+            l.train_batch(&bx, &by).unwrap();
+        }
+        assert_eq!(l.distillation(), 0.0, "nothing to distil from in the first context");
+        l.end_context(&mut ContextView { source: &mut source, context: 0 }).unwrap();
+        l.start_context(1).unwrap();
+    }
+    let [lwf, finetune] = &mut learners;
+    assert_eq!(lwf.scores(&x).unwrap(), finetune.scores(&x).unwrap(), "the first context is fine-tuning");
+    let kept = lwf.scores(&source.rows(&(0..20).map(|i| (1, i)).collect::<Vec<_>>()).0).unwrap();
+    // At the first update of context 1 the kept network is the network, so the soft targets equal its
+    // own outputs: the distillation gradient `(s − p)/T` vanishes and the step is fine-tuning's, while
+    // `L_KD` is the entropy of the soft targets, above 0.
+    let (bx, by) = source.rows(&items(1, 0));
+    lwf.train_batch(&bx, &by).unwrap();
+    finetune.train_batch(&bx, &by).unwrap();
+    assert!(lwf.distillation() > 0.1, "L_KD = {}", lwf.distillation());
+    let (a, f) = (lwf.scores(&x).unwrap(), finetune.scores(&x).unwrap());
+    let gap = a.as_slice().iter().zip(f.as_slice()).map(|(p, q)| (p - q).abs()).fold(0.0, f32::max);
+    assert!(gap < 1e-4, "first step of context 1 differs from fine-tuning by {gap}");
+    for k in 1..60 {
+        let (bx, by) = source.rows(&items(1, k));
+        lwf.train_batch(&bx, &by).unwrap();
+        finetune.train_batch(&bx, &by).unwrap();
+    }
+    // What it distils: its answers on context 1's images stay closer to the kept network's than
+    // fine-tuning's do.
+    let (x1, _) = source.rows(&(0..20).map(|i| (1, i)).collect::<Vec<_>>());
+    let head = |s: &Matrix, n: usize| 1.0 / (1.0 + ((s.get(n, 1) - s.get(n, 0)) / 2.0).exp());
+    let drift = |s: &Matrix| (0..x1.rows()).map(|n| (head(s, n) - head(&kept, n)).abs()).sum::<f32>();
+    let (with, without) = (drift(&lwf.scores(&x1).unwrap()), drift(&finetune.scores(&x1).unwrap()));
+    assert!(with < 0.75 * without, "LwF moved its answers by {with}, fine-tuning by {without}");
 }
 
 #[test]
