@@ -58,6 +58,40 @@ pub mod flops {
         forward(b, d, h, c) + gemm(b, h, c) + gemm(b, d, h)
     }
 
+    /// The forward pass of one conv layer on `b` images (`unfold(x)·Wᵀ`, one row per position:
+    /// `2·(b·positions)·patch·channels`) and the readout on its `features` (`2bFc`).
+    pub fn conv_forward(b: usize, positions: usize, patch: usize, channels: usize, features: usize, c: usize) -> f64 {
+        gemm(b * positions, channels, patch) + gemm(b, c, features)
+    }
+
+    /// One `conv` step of the Hebbian phase: [`conv_forward`] (the rule scores every batch), the
+    /// pull `rᵀ·p` (`2·channels·patch·rows`, dense count: it runs as a sparse product) and the
+    /// per-filter sum `rᵀ·1` (`2·channels·rows`), `rows = b·positions`.
+    pub fn conv_hebbian_step(
+        b: usize,
+        positions: usize,
+        patch: usize,
+        channels: usize,
+        features: usize,
+        c: usize,
+    ) -> f64 {
+        let rows = b * positions;
+        conv_forward(b, positions, patch, channels, features, c) + gemm(channels, patch, rows) + gemm(channels, 1, rows)
+    }
+
+    /// One `conv` step of the readout phase: [`conv_forward`] and the readout's gradient `Eᵀ·h`
+    /// (`2cFb`).
+    pub fn conv_readout_step(
+        b: usize,
+        positions: usize,
+        patch: usize,
+        channels: usize,
+        features: usize,
+        c: usize,
+    ) -> f64 {
+        conv_forward(b, positions, patch, channels, features, c) + gemm(c, features, b)
+    }
+
     /// A PGD robustness evaluation of `n` images with `steps` steps: one input gradient per step,
     /// plus the clean and the adversarial predictions (two forward passes).
     pub fn pgd(n: usize, steps: usize, d: usize, h: usize, c: usize) -> f64 {

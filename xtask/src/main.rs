@@ -1,12 +1,13 @@
 //! `cargo xtask`: the project's task runner (an alias in `.cargo/config.toml`).
 //!
 //! - `cargo xtask ci`: format check, clippy with warnings denied, every test, docs with warnings denied.
-//! - `cargo xtask bench [--quick] [--scaling] [--threads] [--no-criterion] [--no-macro] [--vs-torch]`:
+//! - `cargo xtask bench [--quick] [--scaling] [--threads] [--no-criterion] [--no-macro] [--vs-torch] [--conv]`:
 //!   the criterion benchmarks of `benches/`, then the macro benchmarks (`bio-benches`' `macro` binary:
 //!   host ISA, honest ceiling, one table, JSON under `target/bench/`); `--scaling` adds the width and
 //!   batch sweeps, `--threads` the 1-thread comparison, `--vs-torch` the side-by-side PyTorch anchor
 //!   (`benches/vs_torch.py`, only where PyTorch imports; never in CI); `--no-macro` skips the macro
-//!   binary.
+//!   binary; `--conv` runs only the conv budget of the macro binary (issue 33: a `conv` epoch
+//!   against the `bio` MLP epoch; JSON `target/bench/conv.json`), no criterion benches.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -54,9 +55,20 @@ struct BenchFlags {
     vs_torch: bool,
     /// Skip the macro benchmarks (with `--no-criterion --vs-torch`: the PyTorch anchor alone).
     no_macro: bool,
+    /// Only the conv budget of the macro binary (no criterion benches).
+    conv: bool,
 }
 
 fn bench(flags: BenchFlags) -> Result<(), String> {
+    if flags.conv {
+        let mut args = vec!["run", "--release", "--quiet", "-p", "bio-benches", "--bin", "macro", "--", "--conv"];
+        if flags.quick {
+            args.push("--quick");
+        }
+        cargo(&args, &[])?;
+        println!("\nran: the conv budget of `bio-benches`' macro binary (JSON in target/bench/)");
+        return Ok(());
+    }
     if !flags.no_criterion {
         let mut args = vec!["bench", "-p", "bio-benches", "--bench", "training", "--"];
         if flags.quick {
@@ -224,11 +236,12 @@ fn main() -> ExitCode {
                 no_criterion: has("--no-criterion"),
                 vs_torch: has("--vs-torch"),
                 no_macro: has("--no-macro"),
+                conv: has("--conv"),
             })
         }
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | bench [--quick] [--scaling] [--threads] [--no-criterion] [--no-macro] [--vs-torch]>"
+                "usage: cargo xtask <ci | bench [--quick] [--scaling] [--threads] [--no-criterion] [--no-macro] [--vs-torch] [--conv]>"
             );
             return ExitCode::from(2);
         }

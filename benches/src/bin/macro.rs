@@ -7,9 +7,14 @@
 //! measured in the run, whichever is higher. The two GEMM kernels of `bio-cpu` are compared
 //! single-threaded on the training shapes (`--no-kernels` skips that).
 //!
-//! `cargo run --release -p bio-benches --bin macro -- [--quick] [--scaling] [--threads] [--subset N]
-//! [--no-kernels] [--out FILE]`; `cargo xtask bench` runs it after the criterion benches. The FLOP
-//! formulas are in `bio_benches::flops`. Nothing here asserts a timing.
+//! The conv budget (issue 33): one epoch of `conv --conv 96:5` (its Hebbian phase and its readout
+//! phase, timed apart) against the `bio` MLP epoch on the same data and threads, their ratios, and a
+//! per-part breakdown of one conv step; `--conv` runs only that (with the calibration and ceiling).
+//!
+//! `cargo run --release -p bio-benches --bin macro -- [--quick] [--scaling] [--threads] [--conv]
+//! [--subset N] [--no-kernels] [--out FILE]`; `cargo xtask bench` runs it after the criterion
+//! benches (`cargo xtask bench --conv`: the conv budget alone). The FLOP formulas are in
+//! `bio_benches::flops`. Nothing here asserts a timing.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -18,8 +23,12 @@ use std::time::Instant;
 use bio_benches::host::{self, Isa};
 use bio_benches::{calibration_gflops, flops, peak_rss_bytes, time_gemm, uniform};
 use bio_core::PlasticityOps;
+use bio_core::backend::ConvOps;
 use bio_core::model::{one_hot, softmax_cross_entropy};
-use bio_core::rules::{hebbian_drive, homeostasis, plasticity_settings, readout_update};
+use bio_core::rules::{
+    ConvConfig, ConvLayerTrace, ConvNet, ConvParams, ConvRule, FeatureLayer, Rule, conv_hebbian_step,
+    conv_hebbian_terms, hebbian_drive, homeostasis, plasticity_settings, readout_update,
+};
 use bio_core::train::train_epoch;
 use bio_core::{
     BackpropRule, BioNet, BioParams, BioRule, BpParams, ElementwiseOps, LearningRule, Matrix, SurrogateBio, TensorStore,
@@ -45,6 +54,8 @@ struct Options {
     out: Option<PathBuf>,
     no_fewshot: bool,
     no_kernels: bool,
+    /// Only the conv budget (with the calibration and ceiling).
+    conv: bool,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -56,6 +67,7 @@ fn parse_args() -> Result<Options, String> {
         out: None,
         no_fewshot: false,
         no_kernels: false,
+        conv: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -65,6 +77,7 @@ fn parse_args() -> Result<Options, String> {
             "--threads" => o.threads = true,
             "--no-fewshot" => o.no_fewshot = true,
             "--no-kernels" => o.no_kernels = true,
+            "--conv" => o.conv = true,
             "--subset" => {
                 let v = args.next().ok_or("--subset needs a number")?;
                 o.subset = Some(v.parse().map_err(|e| format!("--subset {v}: {e}"))?);
@@ -193,6 +206,25 @@ struct Report {
     peak_rss_after_training_bytes: Option<u64>,
     width_scaling: Vec<ScalePoint>,
     batch_scaling: Vec<ScalePoint>,
+    /// The conv budget (issue 33), absent from reports written before it.
+    #[serde(default)]
+    conv: Option<ConvBudget>,
+}
+
+/// One epoch of `conv` against one `bio` MLP epoch, same data, batch and backend.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct ConvBudget {
+    /// The conv architecture, competition and readout.
+    architecture: String,
+    bio_epoch_s: f64,
+    hebbian_epoch_s: f64,
+    readout_epoch_s: f64,
+    /// Hebbian epoch / `bio` epoch.
+    hebbian_ratio: f64,
+    /// Readout epoch / `bio` epoch.
+    readout_ratio: f64,
+    /// One training step of each phase by part (the rule's functions called one by one).
+    parts: Vec<Part>,
 }
 
 fn load_data(quick: bool, subset: Option<usize>) -> (Dataset, String) {
@@ -318,6 +350,147 @@ fn bio_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], hidden: usize, reps: 
         .collect()
 }
 
+/// The conv rule of the budget: its defaults, `--conv 96:5 --conv-pool 4:2:1`, k-WTA (10 of 96).
+fn conv_config() -> ConvConfig {
+    ConvParams::default().check().expect("the defaults are valid")
+}
+
+/// One Hebbian epoch then one readout epoch of `conv` (the schedule of a 2-epoch run); the seconds
+/// of each.
+fn conv_epochs(b: &CpuBackend, train: &Split) -> (f64, f64) {
+    let mut rule = <ConvRule<CpuBackend> as Rule>::new(conv_config(), 0);
+    let mut model = rule.init_model(b, train.images.cols(), CLASSES, 0);
+    let mut seconds = [0.0; 2];
+    for (epoch, s) in seconds.iter_mut().enumerate() {
+        rule.start_epoch(epoch, 2);
+        let t = Instant::now();
+        train_epoch(b, &mut rule, &mut model, batches(train, BATCH, 1), |_| {}).expect("conv training stays finite");
+        *s = t.elapsed().as_secs_f64();
+    }
+    (seconds[0], seconds[1])
+}
+
+/// `(positions, patch length, channels, readout features)` of the conv rule's one layer.
+fn conv_dims(d: usize) -> (usize, usize, usize, usize) {
+    let shapes = conv_config().shapes(d).expect("the default architecture fits");
+    let s = &shapes[0];
+    (s.conv.positions(), s.conv.patch_len(), s.channels, ConvNet::<CpuBackend>::feature_len(&shapes))
+}
+
+/// FLOPs of one epoch of `samples` in batches of `batch`, from the FLOPs of one step of `n` images.
+fn epoch_flops(samples: usize, batch: usize, step: impl Fn(usize) -> f64) -> f64 {
+    let (full, rest) = (samples / batch, samples % batch);
+    full as f64 * step(batch) + if rest > 0 { step(rest) } else { 0.0 }
+}
+
+/// Times each part of a `conv` step on one batch, `reps` times, in the order the rule runs them
+/// (the forward pass in its four steps, the readout's score, the active fraction, then the
+/// Hebbian phase's terms and step; the readout phase's Adam step is the `bio` rule's
+/// `readout_update` cost class and is in the epoch rows).
+fn conv_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], reps: usize) -> Vec<Part> {
+    let config = conv_config();
+    let rule = <ConvRule<CpuBackend> as Rule>::new(config.clone(), 0);
+    let mut model = rule.init_model(b, x.cols(), CLASSES, 0);
+    let x = b.upload(x);
+    let names = [
+        "conv unfold (im2col)",
+        "conv drive P·Wᵀ + c",
+        "conv competition (k-WTA: threshold, activity)",
+        "conv max pool",
+        "conv readout logits + loss",
+        "conv active fraction",
+        "conv Hebbian terms (relative, pattern, wins)",
+        "conv plasticity_step (sparse pull, change, scaling)",
+    ];
+    let mut times = [0.0f64; 8];
+    for _ in 0..reps {
+        let mut t = Instant::now();
+        let mut lap = |i: usize, times: &mut [f64; 8]| {
+            times[i] += t.elapsed().as_secs_f64();
+            t = Instant::now();
+        };
+        let patches = b.unfold(&x, &model.shapes[0].conv);
+        lap(0, &mut times);
+        let drive = model.drive(0, &patches);
+        lap(1, &mut times);
+        let (threshold, activity) = model.compete(0, &drive);
+        lap(2, &mut times);
+        let output = model.pool(0, &activity);
+        lap(3, &mut times);
+        let traces = vec![ConvLayerTrace { input: x.clone(), patches, drive, threshold, activity, output }];
+        let features = model.features(&traces);
+        let (_, _, _) = softmax_cross_entropy(b, &model.readout.logits(b, &features), labels);
+        lap(4, &mut times);
+        let trace = (traces, features);
+        std::hint::black_box(<ConvConfig as FeatureLayer<CpuBackend>>::active_fraction(b, &trace));
+        lap(5, &mut times);
+        let (terms, density) = conv_hebbian_terms(b, &trace.0[0], &config);
+        lap(6, &mut times);
+        conv_hebbian_step(b, &mut model.layers[0], &terms, density, &config, config.rate);
+        lap(7, &mut times);
+    }
+    let total: f64 = times.iter().sum();
+    names
+        .iter()
+        .zip(times)
+        .map(|(n, s)| Part { name: (*n).into(), ms_per_batch: s / reps as f64 * 1e3, fraction_of_step: s / total })
+        .collect()
+}
+
+/// The conv budget: a `bio` MLP epoch (the one already timed, `bio_s`), the two conv epochs, their
+/// rows (with FLOPs) and the per-part breakdown.
+fn conv_budget(
+    b: &CpuBackend,
+    train: &Split,
+    hidden: usize,
+    bio_s: f64,
+    cal: f64,
+    reps: usize,
+) -> (ConvBudget, [Row; 2]) {
+    let d = train.images.cols();
+    let (positions, patch, channels, features) = conv_dims(d);
+    eprintln!("conv epochs (Hebbian, readout) ...");
+    let (hebbian_s, readout_s) = conv_epochs(b, train);
+    let n = train.len();
+    let detail = |phase: &str| {
+        format!("{channels}:{} pool 4:2:1, k-WTA, {phase}, batch {BATCH}, {n} samples", (patch as f64).sqrt())
+    };
+    let rows = [
+        Row::new(
+            "conv Hebbian epoch",
+            detail("filters learn"),
+            hebbian_s,
+            n,
+            epoch_flops(n, BATCH, |m| flops::conv_hebbian_step(m, positions, patch, channels, features, CLASSES)),
+            cal,
+        ),
+        Row::new(
+            "conv readout epoch",
+            detail("Adam readout"),
+            readout_s,
+            n,
+            epoch_flops(n, BATCH, |m| flops::conv_readout_step(m, positions, patch, channels, features, CLASSES)),
+            cal,
+        ),
+    ];
+    eprintln!("conv step breakdown ...");
+    let xb = train.images.select_rows(&(0..BATCH.min(n)).collect::<Vec<_>>());
+    let parts = conv_parts(b, &xb, &train.labels[..xb.rows()], reps);
+    let budget = ConvBudget {
+        architecture: format!(
+            "conv {channels}:{} (pool 4:2:1, k-WTA 10 of {channels}, {features} readout features) against bio {d}-{hidden}-{CLASSES}",
+            (patch as f64).sqrt()
+        ),
+        bio_epoch_s: bio_s,
+        hebbian_epoch_s: hebbian_s,
+        readout_epoch_s: readout_s,
+        hebbian_ratio: hebbian_s / bio_s,
+        readout_ratio: readout_s / bio_s,
+        parts,
+    };
+    (budget, rows)
+}
+
 /// The GEMM shapes of a training step at batch `bs`, width `h`, each best-of-5.
 fn training_gemm(b: &CpuBackend, bs: usize, d: usize, h: usize, calibration: f64) -> Vec<Row> {
     let x = uniform(bs, d, 1);
@@ -389,7 +562,7 @@ fn measure(o: &Options) -> Report {
         Some(p) if p >= best_gemm => (p, "theoretical peak".into()),
         _ => (best_gemm, "best GEMM measured".into()),
     };
-    if !o.no_kernels {
+    if !o.no_kernels && !o.conv {
         eprintln!("GEMM kernels, 1 thread ...");
         r.gemm_kernels = compare_kernels(hidden, if quick { 1 } else { 3 });
     }
@@ -415,6 +588,13 @@ fn measure(o: &Options) -> Report {
         bio_epoch_flops(train.len(), BATCH, d, hidden),
         cal,
     ));
+    let (budget, rows) = conv_budget(&b, train, hidden, s, cal, if quick { 3 } else { 10 });
+    r.rows.extend(rows);
+    r.conv = Some(budget);
+    if o.conv {
+        finish(&mut r);
+        return r;
+    }
 
     eprintln!("bp epoch ...");
     let mut bp = BackpropRule::new(BpParams { hidden: vec![hidden], ..BpParams::default() }.check().expect("valid"));
@@ -534,11 +714,16 @@ fn measure(o: &Options) -> Report {
             r.batch_scaling.push(scale_point(&b, &sub, hidden, bs, cal));
         }
     }
+    finish(&mut r);
+    r
+}
+
+/// The last figures of a report: peak memory, and each row's fraction of the ceiling.
+fn finish(r: &mut Report) {
     r.peak_rss_bytes = peak_rss_bytes();
     for row in r.training_gemm.iter_mut().chain(&mut r.rows) {
         row.fraction_of_ceiling = row.gflops / r.ceiling_gflops;
     }
-    r
 }
 
 /// The training GEMM shapes (784-`h`-10, batch 100) and a 2048³ square, each timed `rounds` times
@@ -716,6 +901,23 @@ fn print_report(r: &Report) {
     for p in &r.bio_parts {
         println!("  {:<58} {:>8.2} ms  {:>5.1}%", p.name, p.ms_per_batch, 100.0 * p.fraction_of_step);
     }
+    if let Some(c) = &r.conv {
+        println!("\nconv budget (issue 33; target: an epoch within 3× the bio epoch): {}", c.architecture);
+        println!(
+            "  bio epoch {} | conv Hebbian epoch {} = {:.2}× | conv readout epoch {} = {:.2}×",
+            duration(c.bio_epoch_s),
+            duration(c.hebbian_epoch_s),
+            c.hebbian_ratio,
+            duration(c.readout_epoch_s),
+            c.readout_ratio
+        );
+        println!(
+            "conv step by part (batch {BATCH}; the Hebbian phase runs all of them, the readout phase the first five and Adam):"
+        );
+        for p in &c.parts {
+            println!("  {:<58} {:>8.2} ms  {:>5.1}%", p.name, p.ms_per_batch, 100.0 * p.fraction_of_step);
+        }
+    }
     for (title, pts) in
         [("bio epoch against hidden width", &r.width_scaling), ("bio epoch against batch size", &r.batch_scaling)]
     {
@@ -809,7 +1011,7 @@ fn main() {
         Ok(o) => o,
         Err(e) => {
             eprintln!(
-                "macro: {e}\nusage: macro [--quick] [--scaling] [--threads] [--subset N] [--no-fewshot] [--no-kernels] [--out FILE]"
+                "macro: {e}\nusage: macro [--quick] [--scaling] [--threads] [--conv] [--subset N] [--no-fewshot] [--no-kernels] [--out FILE]"
             );
             std::process::exit(2);
         }
@@ -823,7 +1025,12 @@ fn main() {
     }
     let report = measure(&o);
     print_report(&report);
-    let name = if o.quick { "macro-quick.json" } else { "macro.json" };
+    let name = match (o.quick, o.conv) {
+        (true, true) => "conv-quick.json",
+        (false, true) => "conv.json",
+        (true, false) => "macro-quick.json",
+        (false, false) => "macro.json",
+    };
     let path = o.out.clone().unwrap_or_else(|| out_dir().join(name));
     write_json(&path, &report);
 }

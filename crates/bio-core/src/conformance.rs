@@ -42,7 +42,10 @@ use crate::backend::{
 use crate::tensor::Matrix;
 
 mod conv;
-pub use conv::{check_fold, check_max_pool, check_max_pool_backward, check_reshape, check_unfold};
+pub use conv::{
+    check_fold, check_fraction_positive, check_kwta_rows, check_max_pool, check_max_pool_backward,
+    check_relative_to_row_max, check_reshape, check_unfold, check_unit_l2_rows,
+};
 
 // ============================================================================================
 // Tolerances, shapes and helpers
@@ -885,6 +888,10 @@ pub fn run_all<B: Backend>(b: &B) {
     check_max_pool(b);
     check_max_pool_backward(b);
     check_reshape(b);
+    check_kwta_rows(b);
+    check_relative_to_row_max(b);
+    check_unit_l2_rows(b);
+    check_fraction_positive(b);
 }
 
 /// Generates one `#[test]` per conformance check for the backend that `$make` builds.
@@ -936,7 +943,11 @@ macro_rules! conformance_tests {
             fold => check_fold,
             max_pool => check_max_pool,
             max_pool_backward => check_max_pool_backward,
-            reshape => check_reshape
+            reshape => check_reshape,
+            kwta_rows => check_kwta_rows,
+            relative_to_row_max => check_relative_to_row_max,
+            unit_l2_rows => check_unit_l2_rows,
+            fraction_positive => check_fraction_positive
         );
     };
     (@tests $attrs:tt ($make:expr) $($name:ident => $check:ident),* $(,)?) => {

@@ -34,7 +34,10 @@ impl Default for CpuBackend {
 
 impl CpuBackend {
     /// A backend on rayon's global pool: all cores, unless `RAYON_NUM_THREADS` says otherwise.
+    /// Like [`CpuBackend::with_threads`], asks the C library to keep freed memory
+    /// ([`crate::keep_freed_memory`]).
     pub fn new() -> Self {
+        crate::keep_freed_memory();
         Self { pool: None, gemm: GemmKernel::for_host() }
     }
 
@@ -47,6 +50,7 @@ impl CpuBackend {
     /// If `n == 0`.
     pub fn with_threads(n: usize) -> Result<Self, ThreadPoolBuildError> {
         assert!(n >= 1, "CpuBackend::with_threads needs at least one thread");
+        crate::keep_freed_memory();
         let pool = ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("bio-cpu-{i}")).build()?;
         Ok(Self { pool: Some(Arc::new(pool)), gemm: GemmKernel::for_host() })
     }

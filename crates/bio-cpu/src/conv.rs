@@ -1,11 +1,29 @@
 //! Patch extraction and pooling on the CPU: the per-image definitions of `bio_core::backend`,
-//! run in parallel over the images of a batch on rayon, without host round trips.
+//! run in parallel over the images of a batch on rayon, without host round trips; and the
+//! per-position competition and plasticity steps fused into one pass per row (each entry computed
+//! with the same operations in the same order as the composed definition: the same bits).
 
-use bio_core::backend::{ConvOps, Window, fold_image, max_pool_backward_image, max_pool_image, unfold_image};
-use ndarray::Array2;
+use bio_core::backend::{
+    ConvOps, NORM_GUARD, Window, fold_image, max_pool_backward_image, max_pool_image, unfold_image,
+};
+use ndarray::{Array2, ArrayView1, Zip};
 use rayon::prelude::*;
 
 use crate::CpuBackend;
+use crate::reduce::sum_f64_of;
+use crate::select::kth;
+
+/// Rows handed to one rayon task at least, so that short rows (a conv layer's channels) do not
+/// cost one task each.
+const ROWS_PER_TASK: usize = 64;
+
+/// [`bio_core::backend::guard`] of one value: `max(x, NORM_GUARD)`, as `Unary::Clamp` computes it.
+/// Not `clamp`: that keeps a NaN, `max` turns it into the guard, as the composed chain does.
+#[inline(always)]
+#[allow(clippy::manual_clamp)]
+fn guarded(x: f32) -> f32 {
+    x.max(NORM_GUARD).min(f32::MAX)
+}
 
 /// A tensor's entries as one row-major slice (a copy only for non-standard layouts).
 fn entries(t: &Array2<f32>) -> std::borrow::Cow<'_, [f32]> {
@@ -29,6 +47,39 @@ impl CpuBackend {
             }
         }
         Array2::from_shape_vec((rows, cols), out).expect("rows·cols entries")
+    }
+
+    /// One value per row of `a`, `f(row)`, in parallel (a few rows per task) when `a` is large.
+    fn per_row(&self, a: &Array2<f32>, f: impl Fn(&[f32]) -> f32 + Sync) -> Array2<f32> {
+        let (rows, cols) = a.dim();
+        let a = a.as_standard_layout();
+        let src = a.as_slice().expect("standard layout");
+        let v: Vec<f32> = if cols == 0 {
+            (0..rows).map(|_| f(&[])).collect()
+        } else if self.parallel(rows * cols) {
+            self.install(|| src.par_chunks(cols).with_min_len(ROWS_PER_TASK).map(&f).collect())
+        } else {
+            src.chunks(cols).map(&f).collect()
+        };
+        Array2::from_shape_vec((rows, 1), v).expect("one value per row")
+    }
+
+    /// `f(a_ij, t_i)` for every entry, `t` one value per row: the one pass `zip` makes, written
+    /// once into fresh memory (no zero fill).
+    fn with_row_value(
+        &self,
+        a: &Array2<f32>,
+        t: &Array2<f32>,
+        f: impl Fn(f32, f32) -> f32 + Sync + Send,
+    ) -> Array2<f32> {
+        let t = t.broadcast(a.dim()).expect("one value per row");
+        let a = a.as_standard_layout();
+        let zip = Zip::from(&a).and(t);
+        if self.parallel(a.len()) {
+            self.install(|| zip.par_map_collect(|&x, &t| f(x, t)))
+        } else {
+            zip.map_collect(|&x, &t| f(x, t))
+        }
     }
 }
 
@@ -67,6 +118,57 @@ impl ConvOps for CpuBackend {
         self.per_image(batch * g.height * g.width, g.channels, batch, |n, dst| {
             max_pool_backward_image(g, &x[n * len..(n + 1) * len], &grad[n * out_len..(n + 1) * out_len], dst)
         })
+    }
+
+    /// The `k`-th largest per row by the same integer-key selection as `row_kth_largest`, then
+    /// `relu(u − θ)` in one pass (the composed chain's `zip(Sub)` then `map(Relu)`).
+    fn kwta_rows(&self, u: &Array2<f32>, k: usize) -> (Array2<f32>, Array2<f32>) {
+        let cols = u.ncols();
+        assert!(k >= 1 && k <= cols, "k = {k} outside 1..={cols}");
+        let standard = u.as_standard_layout();
+        let src = standard.as_slice().expect("standard layout");
+        let scratch = || Vec::with_capacity(cols);
+        let v: Vec<f32> = if self.parallel(src.len()) {
+            self.install(|| {
+                src.par_chunks(cols)
+                    .with_min_len(ROWS_PER_TASK)
+                    .map_init(scratch, |buf, row| kth(buf, ArrayView1::from(row), k))
+                    .collect()
+            })
+        } else {
+            let mut buf = scratch();
+            src.chunks(cols).map(|row| kth(&mut buf, ArrayView1::from(row), k)).collect()
+        };
+        let theta = Array2::from_shape_vec((u.nrows(), 1), v).expect("one value per row");
+        let activity = self.with_row_value(u, &theta, |x, t| (x - t).max(0.0));
+        (theta, activity)
+    }
+
+    /// The peak per row folded in `f64` like `reduce(Max)`, guarded, then the division (`zip(Div)`).
+    fn relative_to_row_max(&self, y: &Array2<f32>) -> Array2<f32> {
+        let peak = self.per_row(y, |y| guarded(y.iter().fold(f64::NEG_INFINITY, |acc, &v| acc.max(v as f64)) as f32));
+        self.with_row_value(y, &peak, |y, peak| y / peak)
+    }
+
+    /// `Σ (p·p)` per row summed in `f64` like `reduce(Sum)` of `map(Square)`, the `f32` square
+    /// root and the guard, then the division (`zip(Div)`).
+    fn unit_l2_rows(&self, p: &Array2<f32>) -> Array2<f32> {
+        let norm = self.per_row(p, |p| guarded((sum_f64_of(p, |x| f64::from(x * x)) as f32).sqrt()));
+        self.with_row_value(p, &norm, |p, norm| p / norm)
+    }
+
+    /// The positive entries counted in one pass (no `0/1` tensor), then `count/n` in `f64`
+    /// rounded once: the exact value `reduce(All, Mean)` of `map(Step)` computes.
+    fn fraction_positive(&self, y: &Array2<f32>) -> f32 {
+        let y = y.as_standard_layout();
+        let values = y.as_slice().expect("standard layout");
+        let count = |chunk: &[f32]| chunk.iter().map(|&v| usize::from(v > 0.0)).sum::<usize>();
+        let total: usize = if self.parallel(values.len()) {
+            self.install(|| values.par_chunks(4096).map(count).sum())
+        } else {
+            count(values)
+        };
+        (total as f64 / values.len().max(1) as f64) as f32
     }
 
     fn reshape(&self, t: &Array2<f32>, rows: usize, cols: usize) -> Array2<f32> {

@@ -6,6 +6,7 @@ mod backend;
 mod conv;
 mod elementwise;
 mod linalg;
+mod memory;
 mod optim;
 mod plasticity;
 mod reduce;
@@ -13,6 +14,7 @@ mod select;
 
 pub use backend::CpuBackend;
 pub use linalg::{GemmKernel, SPARSE_MAX_DENSITY};
+pub use memory::keep_freed_memory;
 
 /// Tensors with at least this many entries are processed in parallel with rayon; smaller ones serially.
 pub const PARALLEL_MIN_ENTRIES: usize = 32 * 1024;

@@ -24,12 +24,71 @@ fn from_total_key(key: i32) -> f32 {
 ///
 /// Selects on integer keys: the `k`-th largest is the `(n − k)`-th smallest key, and integer
 /// comparisons cost a fraction of `total_cmp`'s. The bits of the result are exactly those of the
-/// entry the reference's sort puts at position `k − 1`.
-fn kth(buf: &mut Vec<i32>, row: ArrayView1<'_, f32>, k: usize) -> f32 {
+/// entry the reference's sort puts at position `k − 1` (entries of equal key have equal bits, so
+/// any exact selection gives them). Small `k` ([`SMALL_K`], a conv layer's winners per position)
+/// keeps the `k` largest keys in a sorted buffer in one pass ([`kth_by_insertion`]).
+pub(crate) fn kth(buf: &mut Vec<i32>, row: ArrayView1<'_, f32>, k: usize) -> f32 {
+    if k <= SMALL_K
+        && let Some(row) = row.as_slice()
+    {
+        return kth_by_insertion(buf, row, k);
+    }
     buf.clear();
     buf.extend(row.iter().map(|&x| total_key(x)));
     let n = buf.len();
     from_total_key(*buf.select_nth_unstable(n - k).1)
+}
+
+/// Largest `k` selected by [`kth_by_insertion`].
+const SMALL_K: usize = 16;
+
+/// The `k`-th largest of `row` (`1 ≤ k ≤ row.len()`, `k ≤ SMALL_K`) in three short passes without
+/// data-dependent branches in the long ones:
+///
+/// 1. a lower bound `L`: the smallest of the maxima of `k` disjoint groups of the keys (`k` distinct
+///    entries are `≥ L`, so the `k`-th largest is too);
+/// 2. the candidates, every key `≥ L`, compacted in place in `buf` (a store per entry, a count that
+///    advances only for candidates); every entry of the top `k` is one of them; 1 and 2 repeat on
+///    the candidates while there are more than `2k` and the bound removes some;
+/// 3. the `k` largest candidate keys kept in descending order on the stack; a key enters only when
+///    strictly larger than the smallest kept.
+fn kth_by_insertion(buf: &mut Vec<i32>, row: &[f32], k: usize) -> f32 {
+    buf.clear();
+    buf.extend(row.iter().map(|&x| total_key(x)));
+    let mut candidates = buf.len();
+    // Steps 1 and 2, repeated on the candidates while they are many and the bound still removes some.
+    while candidates > 2 * k {
+        let keys = &mut buf[..candidates];
+        let bound = keys
+            .chunks_exact(candidates / k)
+            .take(k)
+            .map(|g| g.iter().copied().max().expect("groups are not empty"))
+            .min()
+            .expect("k ≥ 1 groups");
+        let mut kept = 0;
+        for i in 0..keys.len() {
+            let key = keys[i];
+            keys[kept] = key;
+            kept += usize::from(key >= bound);
+        }
+        if kept == candidates {
+            break;
+        }
+        candidates = kept;
+    }
+    let mut top = [i32::MIN; SMALL_K];
+    let top = &mut top[..k];
+    for &key in &buf[..candidates] {
+        if key > top[k - 1] {
+            let mut i = k - 1;
+            while i > 0 && top[i - 1] < key {
+                top[i] = top[i - 1];
+                i -= 1;
+            }
+            top[i] = key;
+        }
+    }
+    from_total_key(top[k - 1])
 }
 
 /// The reference's order, kept for the unit test of the key transform.
@@ -104,6 +163,31 @@ impl SelectOps for CpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass selection of small `k` gives the bits of the sort, on rows with ties, signed
+    /// zeros, infinities and NaNs.
+    #[test]
+    fn small_k_selection_matches_the_sort() {
+        let values = [-1.0f32, 0.0, -0.0, 0.25, 0.25, 3.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 2.5, -7.0];
+        let mut state = 7u64;
+        let mut buf = Vec::new();
+        for len in [1usize, 2, 5, 16, 17, 96] {
+            for _ in 0..50 {
+                let row: Vec<f32> = (0..len)
+                    .map(|_| {
+                        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                        values[(state >> 33) as usize % values.len()]
+                    })
+                    .collect();
+                let mut sorted = row.clone();
+                sorted.sort_by(descending);
+                for k in 1..=len.min(SMALL_K) {
+                    let got = kth(&mut buf, ArrayView1::from(&row[..]), k);
+                    assert_eq!(got.to_bits(), sorted[k - 1].to_bits(), "k = {k} of {row:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn total_keys_order_like_total_cmp_and_round_trip() {

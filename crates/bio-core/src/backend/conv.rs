@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::TensorStore;
+use super::{Binary, Dim, ElementwiseOps, Reduce, ReduceOps, SelectOps, TensorStore, Unary, guard};
 use crate::error::CoreError;
 use crate::tensor::Matrix;
 
@@ -164,14 +164,31 @@ fn pool_argmax(g: &Window, image: &[f32], oy: usize, ox: usize, best: &mut [usiz
 
 /// Max pooling of one image per channel: `out[(oy·OW + ox)·C + c] = max over the window of x`,
 /// positions in the padding ignored. `out` holds `positions·C` entries.
+///
+/// The window's first position (in window order) starts each channel's maximum and a later one
+/// replaces it only when strictly greater, so the result is the value [`pool_argmax`] picks (the
+/// first maximum; NaN never wins), computed on values over contiguous channels instead of indices.
 pub fn max_pool_image(g: &Window, image: &[f32], out: &mut [f32]) {
-    let (c, ow) = (g.channels, g.out_width());
-    let mut best = vec![0usize; c];
+    let (c, k, ow) = (g.channels, g.kernel, g.out_width());
+    // The window's rows (columns) inside the map: `start..end` of `o·s − p .. o·s − p + k`.
+    let span = |o: usize, size: usize| {
+        let first = o * g.stride;
+        (first.saturating_sub(g.padding), (first + k).saturating_sub(g.padding).min(size))
+    };
     for oy in 0..g.out_height() {
+        let (y0, y1) = span(oy, g.height);
         for ox in 0..ow {
-            pool_argmax(g, image, oy, ox, &mut best);
+            let (x0, x1) = span(ox, g.width);
             let dst = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
-            dst.iter_mut().zip(&best).for_each(|(d, &b)| *d = image[b]);
+            let at = |y: usize, x: usize| &image[(y * g.width + x) * c..(y * g.width + x + 1) * c];
+            dst.copy_from_slice(at(y0, x0));
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    if (y, x) != (y0, x0) {
+                        dst.iter_mut().zip(at(y, x)).for_each(|(d, &v)| *d = if v > *d { v } else { *d });
+                    }
+                }
+            }
         }
     }
 }
@@ -209,9 +226,42 @@ fn per_image(
     out
 }
 
-/// Patch extraction, its adjoint, max pooling and its adjoint, and a free reshape (see the module
-/// docs for the layout). Every method has a host default, which is the definition.
-pub trait ConvOps: TensorStore {
+/// [`ConvOps::kwta_rows`] as a chain of the other families' operations: `row_kth_largest`, then
+/// `zip(Sub)` and `map(Relu)`.
+pub fn composed_kwta_rows<B: ElementwiseOps + SelectOps>(b: &B, u: &B::Tensor, k: usize) -> (B::Tensor, B::Tensor) {
+    let threshold = b.row_kth_largest(u, k);
+    let activity = b.map(&b.zip(u, &threshold, Binary::Sub), Unary::Relu);
+    (threshold, activity)
+}
+
+/// [`ConvOps::relative_to_row_max`] as a chain: `reduce(PerRow, Max)`, [`guard`], `zip(Div)`.
+pub fn composed_relative_to_row_max<B: ElementwiseOps + ReduceOps>(b: &B, y: &B::Tensor) -> B::Tensor {
+    let peak = guard(b, &b.reduce(y, Dim::PerRow, Reduce::Max));
+    b.zip(y, &peak, Binary::Div)
+}
+
+/// [`ConvOps::unit_l2_rows`] as a chain: `map(Square)`, `reduce(PerRow, Sum)`, `map(Sqrt)`,
+/// [`guard`], `zip(Div)`.
+pub fn composed_unit_l2_rows<B: ElementwiseOps + ReduceOps>(b: &B, p: &B::Tensor) -> B::Tensor {
+    let norms = b.map(&b.reduce(&b.map(p, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt);
+    b.zip(p, &guard(b, &norms), Binary::Div)
+}
+
+/// [`ConvOps::fraction_positive`] as a chain: `map(Step)`, `reduce(All, Mean)`, then the host. The
+/// sum of zeros and ones is exact in `f64` in any order, so every backend's mean is `count/n`
+/// rounded once.
+pub fn composed_fraction_positive<B: ElementwiseOps + ReduceOps>(b: &B, y: &B::Tensor) -> f32 {
+    b.download(&b.reduce(&b.map(y, Unary::Step), Dim::All, Reduce::Mean)).get(0, 0)
+}
+
+/// Patch extraction, its adjoint, max pooling and its adjoint, a free reshape (see the module docs
+/// for the layout), and the per-position steps of a convolutional layer's competition and
+/// plasticity as single passes over its `(n·positions)×C` tensors. Every method has a default,
+/// which is the definition: host functions for the first five, a chain of the other families'
+/// operations for the per-position ones (a fused override must compute every entry with the same
+/// operations in the same order, so that it changes no bit: [`crate::conformance::check_kwta_rows`]
+/// and the checks next to it hold it to exact equality).
+pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps {
     /// im2col: `x` (`n·H·W·C` entries, NHWC) → patches `(n·positions)×(k·k·C)`, one row per output
     /// position ([`unfold_image`]).
     fn unfold(&self, x: &Self::Tensor, g: &Window) -> Self::Tensor {
@@ -257,6 +307,32 @@ pub trait ConvOps: TensorStore {
             max_pool_backward_image(g, image, &grad.as_slice()[n * out_len..(n + 1) * out_len], dst);
         }
         self.upload(&out)
+    }
+
+    /// k-winners-take-all across each row: the threshold `θ_i`, row `i`'s `k`-th largest entry
+    /// ([`SelectOps::row_kth_largest`], `rows×1`), and the activity `y = relu(u − θ)` (`u`'s shape).
+    /// Panics unless `1 ≤ k ≤ cols`. Default: [`composed_kwta_rows`].
+    fn kwta_rows(&self, u: &Self::Tensor, k: usize) -> (Self::Tensor, Self::Tensor) {
+        composed_kwta_rows(self, u, k)
+    }
+
+    /// Each row relative to its peak: `r = y / max(max_j y_j, NORM_GUARD)` ([`guard`]), the relative
+    /// activity of a conv layer's Hebbian step (every position one presynaptic pattern). Default:
+    /// [`composed_relative_to_row_max`].
+    fn relative_to_row_max(&self, y: &Self::Tensor) -> Self::Tensor {
+        composed_relative_to_row_max(self, y)
+    }
+
+    /// Each row scaled to unit L2 norm: `p = P / max(√Σ_j P_j², NORM_GUARD)` ([`guard`]), the
+    /// normalized patterns of a conv layer's Hebbian step. Default: [`composed_unit_l2_rows`].
+    fn unit_l2_rows(&self, p: &Self::Tensor) -> Self::Tensor {
+        composed_unit_l2_rows(self, p)
+    }
+
+    /// The fraction of entries above zero, `mean(step(y))` over the whole tensor (a layer's active
+    /// fraction), on the host. Default: [`composed_fraction_positive`].
+    fn fraction_positive(&self, y: &Self::Tensor) -> f32 {
+        composed_fraction_positive(self, y)
     }
 
     /// The same entries, row-major, as a `rows×cols` tensor; panics unless the count matches.
@@ -363,6 +439,33 @@ mod tests {
             xp.as_mut_slice()[idx] += 1e-3;
             let fd = (f(&xp) - f(&x)) / 1e-3;
             assert!((fd - grad.as_slice()[idx]).abs() < 1e-2, "entry {idx}: {fd} vs {}", grad.as_slice()[idx]);
+        }
+    }
+
+    /// Pooling on values picks the entry the index search of the backward pass picks (its first
+    /// maximum in window order; NaN never wins unless it starts the window), bit for bit, with
+    /// ties, signed zeros and NaNs.
+    #[test]
+    fn max_pool_takes_the_value_at_the_backward_pass_argmax() {
+        let values = [0.0f32, -0.0, 0.5, 0.5, -1.0, f32::NAN, 2.0];
+        for g in [
+            Window { height: 8, width: 8, channels: 3, kernel: 4, stride: 2, padding: 1 },
+            Window { height: 7, width: 5, channels: 2, kernel: 3, stride: 3, padding: 2 },
+            Window { height: 5, width: 6, channels: 4, kernel: 2, stride: 1, padding: 0 },
+        ] {
+            let image: Vec<f32> = (0..g.image_len()).map(|i| values[(i * 7 + i / 3) % values.len()]).collect();
+            let mut out = vec![9.0; g.positions() * g.channels];
+            max_pool_image(&g, &image, &mut out);
+            let mut best = vec![0usize; g.channels];
+            for oy in 0..g.out_height() {
+                for ox in 0..g.out_width() {
+                    pool_argmax(&g, &image, oy, ox, &mut best);
+                    for (ch, &b) in best.iter().enumerate() {
+                        let got = out[(oy * g.out_width() + ox) * g.channels + ch];
+                        assert_eq!(got.to_bits(), image[b].to_bits(), "{g:?} at ({oy}, {ox}), channel {ch}");
+                    }
+                }
+            }
         }
     }
 

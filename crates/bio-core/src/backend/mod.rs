@@ -14,7 +14,10 @@ mod reduce;
 mod reference;
 mod select;
 
-pub use conv::{ConvOps, Window, fold_image, max_pool_backward_image, max_pool_image, unfold_image};
+pub use conv::{
+    ConvOps, Window, composed_fraction_positive, composed_kwta_rows, composed_relative_to_row_max,
+    composed_unit_l2_rows, fold_image, max_pool_backward_image, max_pool_image, unfold_image,
+};
 pub use elementwise::{Binary, ElementwiseOps, Unary};
 pub use linalg::LinalgOps;
 pub use optim::{AdamStep, OptimOps};

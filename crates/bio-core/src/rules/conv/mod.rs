@@ -28,7 +28,7 @@ use super::checks::{check_at_least, check_positive};
 use super::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, host_mean, score_batch};
 use super::optim::{Adam, AdamState};
 use super::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState};
-use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard};
+use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange};
 use crate::error::CoreError;
 use crate::forward::Op;
 use crate::model::{Classifier, Params};
@@ -180,11 +180,30 @@ pub fn soft_signal<B: Backend>(b: &B, trace: &LayerTrace<B::Tensor>, temperature
     b.zip(&soft, &gate, Binary::Mul)
 }
 
-/// One Hebbian step of a conv layer, the `bio` rule's form with positions as samples: relative
-/// activity `r = y/max_c y` per position (hard) or [`soft_signal`] (soft), pattern `p = P/‖P‖₂`
-/// per position, `wins_j = Σ_rows r_j`, then the backend's [`crate::PlasticityOps::plasticity_step`]
-/// (`W_j ← W_j ⊙ exp(s·(Σ_rows r_j p − wins_j·W_j/‖W_j‖))`, then `W_j ← W_j/‖W_j‖₂`) with
-/// `s = η·√fan_in/(rows·ρ)` (`ρ = k/C'` hard, `1/C'` soft).
+/// The Hebbian terms of one conv layer's step, the `bio` rule's form with positions as samples:
+/// relative activity `r = y/max_c y` per position (hard, [`crate::backend::ConvOps::relative_to_row_max`])
+/// or [`soft_signal`] (soft), pattern `p = P/‖P‖₂` per position
+/// ([`crate::backend::ConvOps::unit_l2_rows`]), `wins_j = Σ_rows r_j`; and the target fraction of
+/// active channels `ρ` (`k/C'` hard, `1/C'` soft).
+pub fn conv_hebbian_terms<B: Backend>(
+    b: &B,
+    trace: &LayerTrace<B::Tensor>,
+    config: &ConvConfig,
+) -> (HebbianTerms<B::Tensor>, f32) {
+    let (rows, channels) = b.shape(&trace.drive);
+    let (relative, density) = match config.competition {
+        ConvCompetition::Hard => {
+            let k = crate::params::winners_at(config.density, channels);
+            (b.relative_to_row_max(&trace.activity), k as f32 / channels as f32)
+        }
+        ConvCompetition::Soft => (soft_signal(b, trace, config.temperature), 1.0 / channels as f32),
+    };
+    let pattern = b.unit_l2_rows(&trace.patches);
+    let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
+    (HebbianTerms { relative, pattern, wins }, density)
+}
+
+/// One Hebbian step of a conv layer: [`conv_hebbian_terms`], then [`conv_hebbian_step`].
 pub fn conv_plasticity<B: Backend>(
     b: &B,
     layer: &mut ConvLayer<B>,
@@ -192,18 +211,22 @@ pub fn conv_plasticity<B: Backend>(
     config: &ConvConfig,
     rate: f32,
 ) {
-    let (rows, channels) = b.shape(&trace.drive);
-    let (relative, density) = match config.competition {
-        ConvCompetition::Hard => {
-            let peak = guard(b, &b.reduce(&trace.activity, Dim::PerRow, Reduce::Max));
-            let k = crate::params::winners_at(config.density, channels);
-            (b.zip(&trace.activity, &peak, Binary::Div), k as f32 / channels as f32)
-        }
-        ConvCompetition::Soft => (soft_signal(b, trace, config.temperature), 1.0 / channels as f32),
-    };
-    let norms = b.map(&b.reduce(&b.map(&trace.patches, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt);
-    let pattern = b.zip(&trace.patches, &guard(b, &norms), Binary::Div);
-    let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
+    let (terms, density) = conv_hebbian_terms(b, trace, config);
+    conv_hebbian_step(b, layer, &terms, density, config, rate);
+}
+
+/// The backend's [`crate::PlasticityOps::plasticity_step`] on a conv layer's filters from its
+/// Hebbian terms (`W_j ← W_j ⊙ exp(s·(Σ_rows r_j p − wins_j·W_j/‖W_j‖))`, then `W_j ← W_j/‖W_j‖₂`)
+/// with `s = η·√fan_in/(rows·ρ)`, `ρ` the target fraction of active channels.
+pub fn conv_hebbian_step<B: Backend>(
+    b: &B,
+    layer: &mut ConvLayer<B>,
+    terms: &HebbianTerms<B::Tensor>,
+    density: f32,
+    config: &ConvConfig,
+    rate: f32,
+) {
+    let rows = b.shape(&terms.relative).0;
     let (neurons, fan_in) = b.shape(&layer.weights);
     let step = PlasticityStep {
         step: rate * (fan_in as f32).sqrt() / (rows.max(1) as f32 * density),
@@ -214,7 +237,7 @@ pub fn conv_plasticity<B: Backend>(
         scale_to: Some(1.0),
     };
     let mut mask = b.full(neurons, fan_in, 1.0);
-    b.plasticity_step(&mut layer.weights, &mut mask, &HebbianTerms { relative, pattern, wins }, &step);
+    b.plasticity_step(&mut layer.weights, &mut mask, terms, &step);
 }
 
 /// The host form of a [`ConvRule`]'s state between batches.
@@ -288,7 +311,7 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
     /// The last layer's channels over all positions.
     fn active_fraction(b: &B, (traces, _): &Self::Trace) -> f32 {
         let last = traces.last().expect("at least one layer");
-        host_mean(b, &b.map(&last.activity, Unary::Step))
+        b.fraction_positive(&last.activity)
     }
 
     /// [`conv_plasticity`] of the schedule's layer (none when frozen).

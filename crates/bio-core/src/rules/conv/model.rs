@@ -293,28 +293,48 @@ impl<B: Backend> ConvNet<B> {
         }
     }
 
-    /// Layer `l`'s forward pass on `input`.
-    pub fn layer_forward(&self, l: usize, input: &B::Tensor) -> LayerTrace<B::Tensor> {
+    /// Layer `l`'s drive `u = P Wᵀ + c` from its patches `P`.
+    pub fn drive(&self, l: usize, patches: &B::Tensor) -> B::Tensor {
         let b = &self.backend;
-        let (shape, layer) = (&self.shapes[l], &self.layers[l]);
-        let patches = b.unfold(input, &shape.conv);
-        let drive = add_bias(b, &b.matmul(&patches, false, &layer.weights, true), &layer.bias);
-        let threshold = match self.activation {
+        let layer = &self.layers[l];
+        add_bias(b, &b.matmul(patches, false, &layer.weights, true), &layer.bias)
+    }
+
+    /// Layer `l`'s competition across channels at each position: the subtracted threshold per
+    /// position (none for ReLU) and the activity `y` ([`Activation`]). k-WTA is the backend's
+    /// fused [`ConvOps::kwta_rows`](crate::backend::ConvOps::kwta_rows).
+    pub fn compete(&self, l: usize, drive: &B::Tensor) -> (Option<B::Tensor>, B::Tensor) {
+        let b = &self.backend;
+        match self.activation {
             Activation::Kwta { .. } => {
                 let k = self.winners(l).expect("k-WTA");
-                Some(b.row_kth_largest(&drive, k + 1))
+                let (threshold, activity) = b.kwta_rows(drive, k + 1);
+                (Some(threshold), activity)
             }
-            Activation::Triangle => Some(b.reduce(&drive, Dim::PerRow, Reduce::Mean)),
-            Activation::Relu => None,
-        };
-        let activity = match &threshold {
-            Some(t) => b.map(&b.zip(&drive, t, Binary::Sub), Unary::Relu),
-            None => b.map(&drive, Unary::Relu),
-        };
-        let output = match &shape.pool {
-            Some(p) => b.max_pool(&activity, p),
+            Activation::Triangle => {
+                let threshold = b.reduce(drive, Dim::PerRow, Reduce::Mean);
+                let activity = b.map(&b.zip(drive, &threshold, Binary::Sub), Unary::Relu);
+                (Some(threshold), activity)
+            }
+            Activation::Relu => (None, b.map(drive, Unary::Relu)),
+        }
+    }
+
+    /// Layer `l`'s pooled activity (the activity itself without pooling): the next layer's input.
+    pub fn pool(&self, l: usize, activity: &B::Tensor) -> B::Tensor {
+        match &self.shapes[l].pool {
+            Some(p) => self.backend.max_pool(activity, p),
             None => activity.clone(),
-        };
+        }
+    }
+
+    /// Layer `l`'s forward pass on `input`: [`ConvOps::unfold`](crate::backend::ConvOps::unfold),
+    /// [`ConvNet::drive`], [`ConvNet::compete`], [`ConvNet::pool`].
+    pub fn layer_forward(&self, l: usize, input: &B::Tensor) -> LayerTrace<B::Tensor> {
+        let patches = self.backend.unfold(input, &self.shapes[l].conv);
+        let drive = self.drive(l, &patches);
+        let (threshold, activity) = self.compete(l, &drive);
+        let output = self.pool(l, &activity);
         LayerTrace { input: input.clone(), patches, drive, threshold, activity, output }
     }
 
