@@ -226,12 +226,11 @@ fn each_epoch_logs_the_synapses_structural_plasticity_kept() {
 
 #[test]
 fn an_unknown_setting_is_a_typed_refusal_with_a_suggestion() {
-    let e =
-        SessionSpec::of("bio", "embedded").setting("hebian-rate", 0.1).err().expect("a misspelt setting is refused");
+    let e = SessionSpec::of("bio", "embedded").setting("hebian-rate", 0.1).expect_err("a misspelt setting is refused");
     let text = format!("{e:#}");
     assert!(text.contains("`hebian-rate`") && text.contains("did you mean `hebbian-rate`?"), "{text}");
     assert_eq!(bio_run::error::error_kind(&e), bio_run::error::ErrorKind::Invalid, "{text}");
     // Nothing close: no suggestion, still the typed refusal.
-    let e = SessionSpec::of("bio", "embedded").setting("zzzzzzzzzz", 1).err().expect("refused");
+    let e = SessionSpec::of("bio", "embedded").setting("zzzzzzzzzz", 1).expect_err("refused");
     assert!(!format!("{e:#}").contains("did you mean"), "{e:#}");
 }
