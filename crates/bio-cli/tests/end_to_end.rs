@@ -64,6 +64,12 @@ fn bad_input_fails_cleanly() {
     fails_with_one_line(&["train", "--dataset", "embedded", "--hidden", "0", "--out", out], "hidden");
     fails_with_one_line(&["train", "--dataset", "embedded", "--active-fraction", "2", "--out", out], "active-fraction");
     fails_with_one_line(&["train", "--rule", "bp", "--dataset", "embedded", "--lr=-1", "--out", out], "lr");
+    let bp = ["train", "--rule", "bp", "--dataset", "embedded", "--out", out];
+    fails_with_one_line(&[&bp[..], &["--adversarial-eps=-0.1"]].concat(), "adversarial-eps");
+    fails_with_one_line(
+        &[&bp[..], &["--adversarial-eps", "0.1", "--adversarial-steps", "0"]].concat(),
+        "adversarial-steps",
+    );
     fails_with_one_line(&["train", "--dataset", "embedded", "--classes", "3-99", "--out", out], "classes");
     // Zero epochs, batch or checkpoint interval are refused before anything is written.
     let untouched = tmp.path().join("untouched");

@@ -84,11 +84,15 @@ fn bio_step<B: Backend>(b: &B) -> (Params, f32) {
     (model.to_params(), report.loss)
 }
 
-/// Parameters after one `BackpropRule` step on `b`, and the step's loss.
-fn bp_step<B: Backend>(b: &B, optimizer: Optimizer) -> (Params, f32) {
-    let config = BpParams { hidden: vec![64], optimizer, learning_rate: 0.01 }.check().unwrap();
+/// Parameters after one `BackpropRule` step on `b` (on PGD examples of radius `eps` when it is
+/// positive), and the step's loss.
+fn bp_step<B: Backend>(b: &B, optimizer: Optimizer, eps: f32) -> (Params, f32) {
+    let config =
+        BpParams { hidden: vec![64], optimizer, learning_rate: 0.01, adversarial_eps: eps, adversarial_steps: 2 }
+            .check()
+            .unwrap();
     let mut model = BpNet::init(b, config.clone(), INPUT_DIM, CLASSES, SEED);
-    let mut rule = BackpropRule::<B>::new(config);
+    let mut rule = BackpropRule::<B>::with_seed(config, SEED);
     let (x, labels) = batch();
     let report = rule.train_batch(&mut model, &b.upload(&x), &labels).expect("one bp step");
     b.sync();
@@ -119,10 +123,11 @@ fn compare_bio<B1: Backend, B2: Backend>(got: &B1, want: &B2) {
 }
 
 fn compare_bp<B1: Backend, B2: Backend>(got: &B1, want: &B2) {
-    for optimizer in [Optimizer::Adam, Optimizer::Momentum { momentum: 0.9 }] {
-        let (g, gl) = bp_step(got, optimizer);
-        let (w, wl) = bp_step(want, optimizer);
-        let what = format!("bp step ({optimizer:?})");
+    let momentum = Optimizer::Momentum { momentum: 0.9 };
+    for (optimizer, eps) in [(Optimizer::Adam, 0.0), (momentum, 0.0), (Optimizer::Adam, 0.1), (momentum, 0.1)] {
+        let (g, gl) = bp_step(got, optimizer, eps);
+        let (w, wl) = bp_step(want, optimizer, eps);
+        let what = format!("bp step ({optimizer:?}, adversarial eps {eps})");
         assert_loss_close(&what, gl, wl);
         assert_params_close(&what, &g, &w);
     }
@@ -179,7 +184,7 @@ fn harness_cpu_attack_gradient_matches_reference() {
 #[test]
 #[should_panic(expected = "differs by")]
 fn harness_catches_a_perturbed_parameter() {
-    let (p, _) = bp_step(&ReferenceBackend, Optimizer::Adam);
+    let (p, _) = bp_step(&ReferenceBackend, Optimizer::Adam, 0.0);
     let mut q = p.clone();
     let m = &mut q.tensors[0].1;
     let bump = 1e-2 * max_abs(m);

@@ -66,7 +66,10 @@ fn trained() -> &'static Trained {
     static T: OnceLock<Trained> = OnceLock::new();
     T.get_or_init(|| {
         let b = CpuBackend::new();
-        let config = BpParams { hidden: vec![32], optimizer: Optimizer::Adam, learning_rate: 0.01 }.check().unwrap();
+        let config =
+            BpParams { hidden: vec![32], optimizer: Optimizer::Adam, learning_rate: 0.01, ..Default::default() }
+                .check()
+                .unwrap();
         let mut model = BpNet::init(&b, config.clone(), DIM, CLASSES, 1);
         let mut rule = BackpropRule::new(config);
         let (x, y) = synthetic(800, 1);
@@ -517,7 +520,10 @@ fn apgd_and_transfer_examples_stay_in_the_ball_and_fool_the_model() {
     let source = {
         // A second network of another seed: the transfer source.
         let b = CpuBackend::new();
-        let config = BpParams { hidden: vec![32], optimizer: Optimizer::Adam, learning_rate: 0.01 }.check().unwrap();
+        let config =
+            BpParams { hidden: vec![32], optimizer: Optimizer::Adam, learning_rate: 0.01, ..Default::default() }
+                .check()
+                .unwrap();
         let mut model = BpNet::init(&b, config.clone(), DIM, CLASSES, 9);
         let mut rule = BackpropRule::new(config);
         let (x, y) = synthetic(800, 3);

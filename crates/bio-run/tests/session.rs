@@ -46,7 +46,8 @@ fn bare_loop(rule: RuleName, options: &RuleOptions) -> SavedModel {
         }
     } else {
         {
-            let mut r = BackpropRule::new(options.config::<BackpropRule<CpuBackend>>().unwrap());
+            let config = options.config::<BackpropRule<CpuBackend>>().unwrap();
+            let mut r = BackpropRule::with_seed(config, options.seed);
             let mut m = r.init_model(&b, data.input_dim(), data.classes, options.seed);
             for e in 0..epochs {
                 r.start_epoch(e, epochs);
@@ -77,6 +78,11 @@ fn sessions_train_exactly_what_the_bare_loop_trains() {
             with(small(2), &[("hidden-init", json!("mixed")), ("readout-init", json!("mixed"))]),
         ),
         ("bp", RuleName::BP, small(2)),
+        (
+            "bp adversarial",
+            RuleName::BP,
+            with(small(2), &[("adversarial-eps", json!(0.1)), ("adversarial-steps", json!(2))]),
+        ),
     ];
     for (what, rule, options) in configs {
         let dir = tempfile::tempdir().unwrap();
@@ -96,32 +102,35 @@ fn sessions_train_exactly_what_the_bare_loop_trains() {
 
 #[test]
 fn a_stopped_session_resumes_to_the_same_bits() {
-    let straight_dir = tempfile::tempdir().unwrap();
-    let straight = Session::new(spec(RuleName::BIO, small(2), Some(straight_dir.path()))).unwrap();
-    let straight = straight.run(&mut ()).unwrap().finished().unwrap();
+    let adversarial = with(small(2), &[("adversarial-eps", json!(0.1)), ("adversarial-steps", json!(2))]);
+    for (what, rule, options) in [("bio", RuleName::BIO, small(2)), ("bp adversarial", RuleName::BP, adversarial)] {
+        let straight_dir = tempfile::tempdir().unwrap();
+        let straight = Session::new(spec(rule.clone(), options.clone(), Some(straight_dir.path()))).unwrap();
+        let straight = straight.run(&mut ()).unwrap().finished().unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let session = Session::new(spec(RuleName::BIO, small(2), Some(dir.path()))).unwrap();
-    let stop = session.stop_flag();
-    let mut stop_at = |e: &Event| {
-        if let Event::Batch { done_batches: 70, .. } = e {
-            stop.stop();
+        let dir = tempfile::tempdir().unwrap();
+        let session = Session::new(spec(rule, options, Some(dir.path()))).unwrap();
+        let stop = session.stop_flag();
+        let mut stop_at = |e: &Event| {
+            if let Event::Batch { done_batches: 70, .. } = e {
+                stop.stop();
+            }
+        };
+        match session.run(&mut stop_at).unwrap() {
+            // 60 batches per epoch on the embedded subset: stopped 10 batches into the second epoch.
+            Outcome::Interrupted { epochs_done, batches_done, checkpoint } => {
+                assert_eq!((epochs_done, batches_done), (1, 10), "{what}");
+                assert_eq!(checkpoint.as_deref(), Some(dir.path()), "{what}");
+            }
+            Outcome::Finished(_) => panic!("{what}: the stop flag was ignored"),
         }
-    };
-    match session.run(&mut stop_at).unwrap() {
-        // 60 batches per epoch on the embedded subset: stopped 10 batches into the second epoch.
-        Outcome::Interrupted { epochs_done, batches_done, checkpoint } => {
-            assert_eq!((epochs_done, batches_done), (1, 10));
-            assert_eq!(checkpoint.as_deref(), Some(dir.path()));
-        }
-        Outcome::Finished(_) => panic!("the stop flag was ignored"),
+        assert!(!dir.path().join("metrics.json").exists(), "{what}: an interrupted run has no final metrics");
+        let resumed = Session::resume(dir.path()).unwrap();
+        assert_eq!(resumed.resumed_state().map(|s| (s.epoch, s.progress.batches)), Some((1, 10)), "{what}");
+        let resumed = resumed.run(&mut ()).unwrap().finished().unwrap();
+        assert_bits_equal(resumed.model.params(), straight.model.params(), &format!("{what}, resumed"));
+        assert_eq!(resumed.metrics.test_accuracy, straight.metrics.test_accuracy, "{what}");
     }
-    assert!(!dir.path().join("metrics.json").exists(), "an interrupted run has no final metrics");
-    let resumed = Session::resume(dir.path()).unwrap();
-    assert_eq!(resumed.resumed_state().map(|s| (s.epoch, s.progress.batches)), Some((1, 10)));
-    let resumed = resumed.run(&mut ()).unwrap().finished().unwrap();
-    assert_bits_equal(resumed.model.params(), straight.model.params(), "resumed");
-    assert_eq!(resumed.metrics.test_accuracy, straight.metrics.test_accuracy);
 }
 
 #[test]

@@ -5,9 +5,11 @@
 //! impls, its state, its tests; a frozen-feature rule implements [`FeatureLayer`] instead of
 //! `LearningRule`) plus one line in the `registry!` list below; checkpoints, `--resume`,
 //! `config.json`, export, `bio report` and the command line's `--rule NAME` pick it up from there.
-//! Shared by the rules: [`Adam`] (`optim.rs`), the frozen-feature scaffolding (`frozen/`), the
+//! Shared by the rules: [`Adam`] (`optim.rs`), PGD adversarial training ([`AdversarialTraining`],
+//! `adversarial.rs`), the frozen-feature scaffolding (`frozen/`), the
 //! setting checks (`checks.rs`) and [`SavedModel`] with the registry (`saved.rs`, `registry.rs`).
 
+mod adversarial;
 pub(crate) mod bio;
 pub(crate) mod bp;
 mod checks;
@@ -22,6 +24,7 @@ mod softhebb;
 #[cfg(test)]
 mod test_util;
 
+pub use adversarial::{AdversarialTraining, pgd_examples};
 pub use bio::model::{
     BioLayer, BioNet, BioTrace, CompetitionBackward, INPUT_EPS, LayerTrace, Readout, SurrogateBio,
     inhibition_threshold, normalize_input, target_total,
@@ -34,7 +37,7 @@ pub use bp::BackpropRule;
 pub use bp::model::{BpGradients, BpNet, DenseLayer};
 pub use conv::{
     Activation, BpConvConfig, BpConvParams, BpConvRule, ConvCompetition, ConvConfig, ConvInit, ConvNet, ConvParams,
-    ConvRule, ConvSchedule, ConvState, conv_plasticity, image_of, pgd_examples, soft_signal,
+    ConvRule, ConvSchedule, ConvState, conv_plasticity, image_of, soft_signal,
 };
 pub use conv::{LayerTrace as ConvLayerTrace, conv_hebbian_step, conv_hebbian_terms};
 pub use frozen::{

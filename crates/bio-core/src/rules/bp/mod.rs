@@ -5,3 +5,6 @@ pub(crate) mod params;
 mod rule;
 
 pub use rule::BackpropRule;
+
+#[cfg(test)]
+mod tests;

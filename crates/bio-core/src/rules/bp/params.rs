@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::CoreError;
+use crate::rules::adversarial::{self, AdversarialTraining};
 use crate::rules::checks::check_hidden;
 use crate::rules::{OptionKind, RuleOption, choice_name, number_setting, params_mut, params_ref};
 
@@ -72,6 +73,8 @@ pub const BP_OPTIONS: &[RuleOption] = &[
             Optimizer::Adam => Err("it applies with `--optimizer momentum` only".into()),
         },
     },
+    crate::rule_option!(BpParams, "adversarial-eps", adversarial_eps, adversarial::EPS_HELP),
+    crate::rule_option!(BpParams, "adversarial-steps", adversarial_steps, adversarial::STEPS_HELP),
 ];
 
 /// Unchecked hyper-parameters of the `bp` baseline. Call [`BpParams::check`].
@@ -83,11 +86,24 @@ pub struct BpParams {
     pub optimizer: Optimizer,
     /// Learning rate.
     pub learning_rate: f32,
+    /// L∞ radius of PGD adversarial training; 0 (and files written before the setting) trains on
+    /// clean inputs.
+    #[serde(default)]
+    pub adversarial_eps: f32,
+    /// PGD steps per batch (step size `2.5·ε/steps`, random start; see [`AdversarialTraining`]).
+    #[serde(default = "adversarial::default_steps")]
+    pub adversarial_steps: usize,
 }
 
 impl Default for BpParams {
     fn default() -> Self {
-        Self { hidden: vec![2000], optimizer: Optimizer::Adam, learning_rate: default_learning_rate(Optimizer::Adam) }
+        Self {
+            hidden: vec![2000],
+            optimizer: Optimizer::Adam,
+            learning_rate: default_learning_rate(Optimizer::Adam),
+            adversarial_eps: 0.0,
+            adversarial_steps: adversarial::DEFAULT_STEPS,
+        }
     }
 }
 
@@ -114,7 +130,13 @@ impl BpParams {
         {
             return Err(CoreError::invalid("momentum", format!("must be in [0, 1), got {momentum}")));
         }
+        self.adversarial().check("adversarial-eps", "adversarial-steps")?;
         Ok(BpConfig(self))
+    }
+
+    /// The PGD adversarial training these params ask for.
+    pub fn adversarial(&self) -> AdversarialTraining {
+        AdversarialTraining { eps: self.adversarial_eps, steps: self.adversarial_steps }
     }
 }
 

@@ -1,5 +1,7 @@
-//! The backprop trainer: its optimizer step and state.
+//! The backprop trainer: its optimizer step and state, optionally on PGD adversarial examples.
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::model::BpNet;
@@ -8,7 +10,7 @@ use crate::backend::Backend;
 use crate::error::CoreError;
 use crate::model::{Classifier, Params};
 use crate::rules::optim::{Adam, AdamState};
-use crate::rules::{BatchReport, LearningRule, Rule, RuleState, SavedModel, check_loss, count_correct};
+use crate::rules::{BatchReport, LearningRule, RngState, Rule, RuleState, SavedModel, check_loss, count_correct};
 use crate::tensor::Matrix;
 
 /// The optimizer's state: Adam's, or the velocity of each tensor (SGD with momentum).
@@ -23,21 +25,29 @@ enum Stepper<B: Backend> {
     },
 }
 
-/// The backprop trainer: owns the optimizer state.
+/// The backprop trainer: owns the optimizer state and the random stream of the PGD starts.
 #[derive(Clone, Debug)]
 pub struct BackpropRule<B: Backend> {
     config: BpConfig,
     stepper: Stepper<B>,
+    /// Draws the random starts of adversarial training only (never used at `ε = 0`).
+    rng: ChaCha8Rng,
 }
 
 impl<B: Backend> BackpropRule<B> {
-    /// A trainer with empty optimizer state.
+    /// A trainer with empty optimizer state (and, for adversarial training, the random starts of
+    /// seed 0; [`BackpropRule::with_seed`] picks another).
     pub fn new(config: BpConfig) -> Self {
+        Self::with_seed(config, 0)
+    }
+
+    /// A trainer with empty optimizer state whose adversarial random starts follow `seed`.
+    pub fn with_seed(config: BpConfig, seed: u64) -> Self {
         let stepper = match config.optimizer {
             Optimizer::Adam => Stepper::Adam(Adam::default()),
             Optimizer::Momentum { .. } => Stepper::Momentum { velocity: Vec::new(), steps: 0 },
         };
-        Self { config, stepper }
+        Self { config, stepper, rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_adf0) }
     }
 }
 
@@ -70,6 +80,8 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
 
     fn start_epoch(&mut self, _epoch: usize, _epochs: usize) {}
 
+    /// One optimizer step on the mean cross-entropy of the batch, or with adversarial training
+    /// (Madry et al.) of its PGD examples only; the report is of the clean batch, before the update.
     fn train_batch(&mut self, model: &mut BpNet<B>, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
         let b = model.backend().clone();
         let n = labels.len().max(1);
@@ -78,6 +90,14 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
         check_loss(loss, model.classes(), "backprop")?;
         let correct = count_correct(&b.argmax_rows(&g.logits), labels);
         let active_fraction = g.active_fraction;
+        let g = match self.config.adversarial().examples(model, x, labels, &mut self.rng) {
+            Some(adv) => {
+                let g = model.gradients(&adv, labels, false, 1.0 / n as f32);
+                check_loss(g.losses.iter().sum::<f32>() / n as f32, model.classes(), "backprop adversarial")?;
+                g
+            }
+            None => g,
+        };
         let grads: Vec<B::Tensor> = g.layers.into_iter().flat_map(|(dw, db)| [dw, db]).collect();
         let shapes = shapes(model);
         let mut params: Vec<&mut B::Tensor> =
@@ -109,15 +129,25 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
             }
             Stepper::Momentum { velocity, steps } => (*steps, velocity.iter().map(|v| (b.download(v), None)).collect()),
         };
-        RuleState::encode(Self::NAME, &BpState { steps, moments })
+        let optimizer = BpState { steps, moments };
+        if self.config.adversarial().is_on() {
+            RuleState::encode(Self::NAME, &AdversarialBpState { optimizer, rng: RngState::capture(&self.rng) })
+        } else {
+            RuleState::encode(Self::NAME, &optimizer)
+        }
     }
 
     fn restore_state(&mut self, model: &BpNet<B>, state: RuleState) -> Result<(), CoreError> {
-        let BpState { steps, moments } = state.decode(Self::NAME)?;
+        let (BpState { steps, moments }, rng) = if self.config.adversarial().is_on() {
+            let AdversarialBpState { optimizer, rng } = state.decode(Self::NAME)?;
+            (optimizer, Some(rng))
+        } else {
+            (state.decode(Self::NAME)?, None)
+        };
         let b = model.backend();
         let shapes = shapes(model);
         let of_adam = moments.iter().all(|(_, second)| second.is_some());
-        match &mut self.stepper {
+        let restored = match &mut self.stepper {
             Stepper::Adam(adam) if of_adam => {
                 let moments = moments.into_iter().flat_map(|(m, v)| [Some(m), v]).flatten().collect();
                 adam.restore(b, &shapes, AdamState { steps, moments }, "backprop")
@@ -143,7 +173,11 @@ impl<B: Backend> LearningRule<B> for BackpropRule<B> {
                 Ok(())
             }
             _ => Err(CoreError::Incompatible("the backprop optimizer state is of the other optimizer".into())),
+        };
+        if let (Ok(()), Some(rng)) = (&restored, rng) {
+            self.rng = rng.restore();
         }
+        restored
     }
 }
 
@@ -157,6 +191,17 @@ struct BpState {
     moments: Vec<(Matrix, Option<Matrix>)>,
 }
 
+/// What [`BackpropRule`] carries with adversarial training: the optimizer's state, then the random
+/// stream of the PGD starts. Clean training saves the [`BpState`] alone, so its checkpoints keep
+/// the bytes they had before adversarial training existed.
+#[derive(Serialize, Deserialize)]
+struct AdversarialBpState {
+    /// The optimizer's state.
+    optimizer: BpState,
+    /// The random stream of the PGD starts.
+    rng: RngState,
+}
+
 impl<B: Backend> BpNet<B> {
     /// Backend-free form.
     pub fn to_saved(&self) -> SavedModel {
@@ -166,7 +211,8 @@ impl<B: Backend> BpNet<B> {
 
 impl<B: Backend> Rule for BackpropRule<B> {
     const NAME: &'static str = "bp";
-    const SUMMARY: &'static str = "backpropagation with Adam or SGD-momentum: the baseline";
+    const SUMMARY: &'static str =
+        "backpropagation with Adam or SGD-momentum: the baseline, optionally with PGD adversarial training";
     const FORWARD: &'static str = "x = relu(x @ layer.i.weight^T + layer.i.bias) for every layer but the last; logits = x @ last.weight^T + last.bias.";
     const OPTIONS: &'static [crate::rules::RuleOption] = super::params::BP_OPTIONS;
     const DIVERGENCE_HINT: &'static [&'static str] = &["lr"];
@@ -208,7 +254,7 @@ impl<B: Backend> Rule for BackpropRule<B> {
         &config.hidden
     }
 
-    fn new(config: BpConfig, _seed: u64) -> Self {
-        BackpropRule::new(config)
+    fn new(config: BpConfig, seed: u64) -> Self {
+        BackpropRule::with_seed(config, seed)
     }
 }

@@ -11,7 +11,7 @@
 //!
 //! **`bpconv`**: the same architecture with ReLU, every weight trained by Adam on the
 //! cross-entropy (exact gradients through [`ConvNet::backward`]); optionally on PGD adversarial
-//! examples (Madry et al. 2018, [`pgd_examples`]).
+//! examples (Madry et al. 2018, [`AdversarialTraining`], shared with `bp`).
 
 mod model;
 
@@ -20,10 +20,11 @@ pub use model::{
     parse_layers, parse_pool,
 };
 
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use super::adversarial::{self, AdversarialTraining};
 use super::checks::{check_at_least, check_positive};
 use super::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, host_mean, score_batch};
 use super::optim::{Adam, AdamState};
@@ -433,7 +434,7 @@ pub struct BpConvParams {
     pub rate: f32,
     /// L∞ radius of PGD adversarial training; 0 trains on clean inputs.
     pub adversarial_eps: f32,
-    /// PGD steps per batch (step size `2.5·ε/steps`, random start).
+    /// PGD steps per batch (step size `2.5·ε/steps`, random start; see [`AdversarialTraining`]).
     pub adversarial_steps: usize,
 }
 
@@ -445,7 +446,7 @@ impl Default for BpConvParams {
             pool: "4:2:1".into(),
             rate: 1e-3,
             adversarial_eps: 0.0,
-            adversarial_steps: 10,
+            adversarial_steps: adversarial::DEFAULT_STEPS,
         }
     }
 }
@@ -467,11 +468,13 @@ impl BpConvParams {
         parse_layers("bpconv", &self.layers)?;
         parse_pool("bpconv-pool", &self.pool)?;
         check_positive("bpconv-rate", self.rate)?;
-        check_at_least("bpconv-adversarial-eps", self.adversarial_eps, 0.0)?;
-        if self.adversarial_eps > 0.0 && self.adversarial_steps == 0 {
-            return Err(CoreError::invalid("bpconv-adversarial-steps", "must be ≥ 1 with adversarial training"));
-        }
+        self.adversarial().check("bpconv-adversarial-eps", "bpconv-adversarial-steps")?;
         Ok(BpConvConfig(self))
+    }
+
+    /// The PGD adversarial training these params ask for.
+    pub fn adversarial(&self) -> AdversarialTraining {
+        AdversarialTraining { eps: self.adversarial_eps, steps: self.adversarial_steps }
     }
 
     /// The architecture for inputs of `input_dim` pixels ([`image_of`]).
@@ -482,34 +485,6 @@ impl BpConvParams {
             parse_pool("bpconv-pool", &self.pool)?,
         )
     }
-}
-
-/// PGD adversarial examples (Madry et al. 2018) for training: from a uniform random start in the
-/// L∞ ball of radius `ε` around `x`, `steps` ascent steps `x' ← clip(x' + α·sign(∇ₓL))` with
-/// `α = 2.5ε/steps`, clipped to the ball and to `[0, 1]` after each.
-pub fn pgd_examples<B: Backend, M: Classifier<B>>(
-    model: &M,
-    x: &B::Tensor,
-    labels: &[usize],
-    eps: f32,
-    steps: usize,
-    rng: &mut ChaCha8Rng,
-) -> B::Tensor {
-    let b = model.backend();
-    let (rows, cols) = b.shape(x);
-    let noise = Matrix::from_fn(rows, cols, |_, _| rng.random_range(-eps..=eps));
-    let (lo, hi) = (b.map(x, Unary::Offset(-eps)), b.map(x, Unary::Offset(eps)));
-    let clip = |t: &B::Tensor| {
-        let t = b.zip(&b.zip(t, &lo, Binary::Max), &hi, Binary::Min);
-        b.map(&t, Unary::Clamp(0.0, 1.0))
-    };
-    let mut adv = clip(&b.lincomb(1.0, x, 1.0, &b.upload(&noise)));
-    let alpha = 2.5 * eps / steps as f32;
-    for _ in 0..steps {
-        let (_, grad) = model.loss_and_input_gradient(&adv, labels);
-        adv = clip(&b.lincomb(1.0, &adv, alpha, &b.map(&grad, Unary::Sign)));
-    }
-    adv
 }
 
 /// The host form of a [`BpConvRule`]'s state: Adam's step count and moments, and the random
@@ -583,9 +558,8 @@ impl<B: Backend> LearningRule<B> for BpConvRule<B> {
         let logits = model.readout.logits(&b, &features);
         let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes(), "bpconv")?;
         let active_fraction = host_mean(&b, &b.map(&traces.last().expect("at least one layer").activity, Unary::Step));
-        let (traces, features, dlogits) = if self.config.adversarial_eps > 0.0 {
-            let cfg = &self.config;
-            let adv = pgd_examples(model, x, labels, cfg.adversarial_eps, cfg.adversarial_steps, &mut self.rng);
+        let adversarial = self.config.adversarial().examples(model, x, labels, &mut self.rng);
+        let (traces, features, dlogits) = if let Some(adv) = adversarial {
             let traces = model.trace(&adv);
             let features = model.features(&traces);
             let logits = model.readout.logits(&b, &features);
@@ -632,18 +606,8 @@ impl<B: Backend> Rule for BpConvRule<B> {
         crate::rule_option!(BpConvParams, "bpconv", layers, "layers as channels:kernel,… as --conv"),
         crate::rule_option!(BpConvParams, "bpconv-pool", pool, "max pooling after each layer as --conv-pool"),
         crate::rule_option!(BpConvParams, "bpconv-rate", rate, "Adam learning rate"),
-        crate::rule_option!(
-            BpConvParams,
-            "bpconv-adversarial-eps",
-            adversarial_eps,
-            "L∞ radius of PGD adversarial training, 0 = clean training"
-        ),
-        crate::rule_option!(
-            BpConvParams,
-            "bpconv-adversarial-steps",
-            adversarial_steps,
-            "PGD steps per batch, step 2.5·ε/steps, random start"
-        ),
+        crate::rule_option!(BpConvParams, "bpconv-adversarial-eps", adversarial_eps, adversarial::EPS_HELP),
+        crate::rule_option!(BpConvParams, "bpconv-adversarial-steps", adversarial_steps, adversarial::STEPS_HELP),
     ];
     const DEFAULT_EPOCHS: usize = 10;
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = false;

@@ -1,5 +1,6 @@
 use super::*;
 use crate::backend::{ReferenceBackend, Window};
+use crate::rules::adversarial::pgd_examples;
 use crate::rules::config_from_settings;
 use crate::rules::test_util::{changed, check_resume, gradient_error, train, two_blobs, uniform};
 
