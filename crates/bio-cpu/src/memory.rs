@@ -13,7 +13,7 @@ use std::sync::Once;
 const MMAP_THRESHOLD: i32 = 32 << 20;
 
 /// Tells glibc's `malloc`, once per process, to keep freed heap memory for reuse: no trimming of
-/// the heap's top, blocks up to [`MMAP_THRESHOLD`] from the heap. Memory stays at its peak
+/// the heap's top, blocks up to 32 MiB from the heap. Memory stays at its peak
 /// instead of being returned and faulted in again at every step; no value changes. Does nothing on
 /// other C libraries. Called by [`crate::CpuBackend::new`] and [`crate::CpuBackend::with_threads`].
 pub fn keep_freed_memory() {
