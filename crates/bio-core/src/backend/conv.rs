@@ -166,7 +166,7 @@ fn pool_argmax(g: &Window, image: &[f32], oy: usize, ox: usize, best: &mut [usiz
 /// positions in the padding ignored. `out` holds `positions·C` entries.
 ///
 /// The window's first position (in window order) starts each channel's maximum and a later one
-/// replaces it only when strictly greater, so the result is the value [`pool_argmax`] picks (the
+/// replaces it only when strictly greater, so the result is the value `pool_argmax` picks (the
 /// first maximum; NaN never wins), computed on values over contiguous channels instead of indices.
 pub fn max_pool_image(g: &Window, image: &[f32], out: &mut [f32]) {
     let (c, k, ow) = (g.channels, g.kernel, g.out_width());
