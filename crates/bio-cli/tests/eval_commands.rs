@@ -158,6 +158,12 @@ fn strongest_reports_the_worst_case_of_every_attack_and_saves_it() {
     let saved: Value =
         serde_json::from_str(&std::fs::read_to_string(target.path().join("robustness.json")).unwrap()).unwrap();
     assert_eq!(saved["ensembles"]["strongest"]["points"][0]["accuracy"].as_f64(), Some(worst));
+    // The transfer attack's source is part of the result: its directory and its checkpoint's CRC-32.
+    let crc = crc32fast::hash(&std::fs::read(Path::new(&model("bp")).join("model.ckpt")).unwrap());
+    for source in [&e["source"], &saved["ensembles"]["strongest"]["source"]] {
+        assert_eq!(source["model"].as_str(), Some(model("bp").as_str()), "{source}");
+        assert_eq!(source["model_crc32"].as_u64(), Some(crc as u64), "{source}");
+    }
 }
 
 #[test]

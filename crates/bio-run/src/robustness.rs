@@ -208,7 +208,29 @@ pub struct RobustnessFile {
     /// Ensemble evaluations (`strongest`, and the APGD, surrogate and transfer attacks alone) by name,
     /// with their worst case per image and sanity checks.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub ensembles: BTreeMap<String, EnsembleReport>,
+    pub ensembles: BTreeMap<String, SavedEnsemble>,
+}
+
+/// One ensemble evaluation as saved: what it measured, and the model its transfer attack crafted
+/// its examples on (absent when no transfer attack ran, and in files written before it was recorded).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SavedEnsemble {
+    /// The transfer attack's source model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<TransferSource>,
+    /// What it measured.
+    #[serde(flatten)]
+    pub report: EnsembleReport,
+}
+
+/// The source model of a transfer attack: its directory and the CRC-32 of its `model.ckpt`, so a
+/// result says which model its transferred examples came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferSource {
+    /// The source model's directory, as given.
+    pub model: String,
+    /// CRC-32 of its `model.ckpt`.
+    pub model_crc32: u32,
 }
 
 /// One attack's curve.
@@ -226,12 +248,9 @@ pub struct AttackCurve {
 pub struct EnsembleRun {
     /// `strongest`, `apgd-ce`, …
     pub name: String,
-    /// The transfer attack's source model directory.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// What it measured.
+    /// What it measured, and on which transfer source.
     #[serde(flatten)]
-    pub report: EnsembleReport,
+    pub run: SavedEnsemble,
 }
 
 /// The gradient-masking check: the gradient attack against Square.
@@ -363,7 +382,8 @@ pub fn robustness<B: Backend>(
             let (source_file, source_model) =
                 load_model(b, s).with_context(|| format!("the --source model {}", s.display()))?;
             check_source(&source_file, &file, s)?;
-            Some((source_file, source_model))
+            let record = TransferSource { model: s.display().to_string(), model_crc32: crate::files::model_crc32(s)? };
+            Some((record, source_model))
         }
         None => None,
     };
@@ -371,12 +391,14 @@ pub fn robustness<B: Backend>(
     for &a in &attacks {
         let Some(params) = spec.ensemble_params(a) else { continue };
         let name = a.name().to_string();
-        let source = source.as_ref().map(|(_, m)| m as &dyn Classifier<B>);
-        let report = ensemble(&model, source, &params, &eps, &test.images, &test.labels, |message| {
+        let source_model = source.as_ref().map(|(_, m)| m as &dyn Classifier<B>);
+        let report = ensemble(&model, source_model, &params, &eps, &test.images, &test.labels, |message| {
             progress(RobustnessProgress::Ensemble { attack: &name, message })
         })
         .with_context(|| format!("the {name} attack"))?;
-        ensembles.push(EnsembleRun { name, source: spec.source.as_ref().map(|p| p.display().to_string()), report });
+        let transferred = report.params.attacks.contains(&AttackName::Transfer);
+        let source = source.as_ref().filter(|_| transferred).map(|(record, _)| record.clone());
+        ensembles.push(EnsembleRun { name, run: SavedEnsemble { source, report } });
     }
     let mut curves = Vec::new();
     for &a in attacks.iter().filter(|a| a.members().is_none()) {
@@ -429,7 +451,7 @@ pub fn robustness<B: Backend>(
         saved.attacks.insert(name.clone(), curve.clone());
     }
     for e in &ensembles {
-        saved.ensembles.insert(e.name.clone(), e.report.clone());
+        saved.ensembles.insert(e.name.clone(), e.run.clone());
     }
     if let Some(m) = &masking {
         saved.masking.insert(format!("{}/square{suffix}", m.gradient_attack), m.flags.clone());
@@ -453,7 +475,7 @@ pub fn robustness<B: Backend>(
         }
     }
     for e in &ensembles {
-        for flag in e.report.sanity.iter().filter(|f| f.failed) {
+        for flag in e.run.report.sanity.iter().filter(|f| f.failed) {
             warnings.push(format!("{} sanity check failed: {}", e.name, flag.detail));
         }
     }

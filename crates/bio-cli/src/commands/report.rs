@@ -217,7 +217,7 @@ fn run_on<B: Backend>(b: &B, args: &ReportArgs) -> Result<()> {
     let (mut norms, mut images) = (Vec::new(), Vec::new());
     for r in &runs {
         let Some(rob) = &r.robustness else { continue };
-        for (name, e) in &rob.ensembles {
+        for (name, e) in rob.ensembles.iter().map(|(name, saved)| (name, &saved.report)) {
             worst_series.push(Series::new(
                 format!("{} · {name}", r.label),
                 e.points.iter().map(|p| (p.eps as f64, 100.0 * p.accuracy)).collect(),

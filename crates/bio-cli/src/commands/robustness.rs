@@ -123,9 +123,13 @@ fn print_report(out: &RobustnessReport, backend: &str) {
 
 /// One ensemble: per radius each attack (cumulative), the worst case, then the sanity checks.
 fn print_ensemble(e: &EnsembleRun) {
-    let r = &e.report;
+    let r = &e.run.report;
+    let source = match &e.run.source {
+        Some(s) => format!(", transfer from {} (crc32 {:08x})", s.model, s.model_crc32),
+        None => String::new(),
+    };
     outln!(
-        "\n{} ({}, {} APGD iterations × {} runs{}): clean {}",
+        "\n{} ({}, {} APGD iterations × {} runs{}{source}): clean {}",
         e.name,
         r.params.norm.name(),
         r.params.iterations,
