@@ -1004,7 +1004,7 @@ fn continual<'py>(
     spec.check().py_err()?;
     let backend = resolve(backend_choice(backend)?)?;
     let report = py
-        .detach(|| guarded(|| on_backend!(&backend, |b| bio_run::continual::continual(b, &spec, |_, _, _, _| {}))))
+        .detach(|| guarded(|| on_backend!(&backend, |b| bio_run::continual::continual(b, &spec, |_| {}))))
         .py_err()?;
     to_py_object(py, &report)
 }

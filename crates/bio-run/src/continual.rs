@@ -440,13 +440,45 @@ fn learner<'a, B: Backend + 'static>(
     })
 }
 
-/// Runs every method of `spec` on every scenario, class order and seed; `on_run(method, scenario,
-/// order, seed)` is called as each run starts. Saves `continual.json` and the pictures into
+/// What [`continual`] says as it goes: a run starts, each of its contexts starts, a run ends.
+#[derive(Clone, Copy, Debug)]
+pub enum ContinualProgress<'a> {
+    /// A run of `method` starts.
+    Run {
+        /// The method.
+        method: &'a str,
+        /// Its scenario.
+        scenario: Scenario,
+        /// Index of the class order (0: the standard order).
+        order: usize,
+        /// The seed.
+        seed: u64,
+    },
+    /// Context `context` (from 0) of `contexts` starts, `seconds` into the run.
+    Context {
+        /// The context starting.
+        context: usize,
+        /// How many the protocol has.
+        contexts: usize,
+        /// Seconds since the run started.
+        seconds: f64,
+    },
+    /// The run ended: its average accuracy after the last context, and how long it took.
+    Done {
+        /// `A_T`, in [0, 1].
+        average: f64,
+        /// Seconds the run took.
+        seconds: f64,
+    },
+}
+
+/// Runs every method of `spec` on every scenario, class order and seed, telling `progress` as each
+/// run and each context starts and as each run ends. Saves `continual.json` and the pictures into
 /// `spec.out` when given.
 pub fn continual<B: Backend + 'static>(
     b: &B,
     spec: &ContinualSpec,
-    mut on_run: impl FnMut(&str, Scenario, usize, u64),
+    mut progress: impl FnMut(ContinualProgress<'_>),
 ) -> Result<ContinualReport> {
     spec.check()?;
     if let Some(out) = &spec.out {
@@ -486,8 +518,9 @@ pub fn continual<B: Backend + 'static>(
             for s in 0..spec.seeds as u64 {
                 let seed = spec.options.seed + s;
                 for method in &spec.methods {
-                    on_run(method, scenario, order, seed);
+                    progress(ContinualProgress::Run { method, scenario, order, seed });
                     let started = Instant::now();
+                    let contexts = protocol.contexts.len();
                     let mut l = learner(b, spec, method, protocol, input_dim, seed)?;
                     let mut source = SplitSource::new(protocol, &train.images, &train.labels);
                     let accuracy = match bio_eval::continual::run(
@@ -497,7 +530,10 @@ pub fn continual<B: Backend + 'static>(
                         &tests,
                         &budget_of(seed),
                         EVAL_BATCH,
-                        |_| {},
+                        |context| {
+                            let seconds = started.elapsed().as_secs_f64();
+                            progress(ContinualProgress::Context { context, contexts, seconds })
+                        },
                     ) {
                         Ok(a) => a,
                         // A run that fails (e.g. a rule's divergence check) is reported, not fatal.
@@ -509,15 +545,18 @@ pub fn continual<B: Backend + 'static>(
                             continue;
                         }
                     };
+                    let metrics = accuracy.metrics();
+                    let seconds = started.elapsed().as_secs_f64();
+                    progress(ContinualProgress::Done { average: metrics.average, seconds });
                     runs.push(ContinualRun {
                         method: method.clone(),
                         scenario,
                         contexts: protocol.contexts.iter().map(|c| c.classes.clone()).collect(),
                         order,
                         seed,
-                        metrics: accuracy.metrics(),
+                        metrics,
                         accuracy,
-                        seconds: started.elapsed().as_secs_f64(),
+                        seconds,
                     });
                 }
             }

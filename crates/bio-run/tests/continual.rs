@@ -1,7 +1,7 @@
 //! `bio_run::continual`: settings from keywords, and a whole (tiny) protocol on the embedded data.
 
 use bio_core::ReferenceBackend;
-use bio_run::continual::{CONTINUAL_FILE, ContinualSpec, continual};
+use bio_run::continual::{CONTINUAL_FILE, ContinualProgress, ContinualSpec, continual};
 use serde_json::json;
 
 fn settings(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
@@ -35,10 +35,23 @@ fn a_tiny_protocol_runs_end_to_end_and_writes_its_files() {
         "iterations": 5, "hidden": [10], "out": dir.path()
     })))
     .unwrap();
-    let mut started = Vec::new();
-    let report =
-        continual(&ReferenceBackend, &spec, |m, s, o, seed| started.push((m.to_string(), s, o, seed))).unwrap();
+    let (mut started, mut contexts, mut done) = (Vec::new(), Vec::new(), 0);
+    let report = continual(&ReferenceBackend, &spec, |event| match event {
+        ContinualProgress::Run { method, scenario, order, seed } => {
+            started.push((method.to_string(), scenario, order, seed))
+        }
+        ContinualProgress::Context { context, contexts: n, .. } => contexts.push((context, n)),
+        ContinualProgress::Done { average, .. } => {
+            assert!((0.0..=1.0).contains(&average));
+            done += 1
+        }
+    })
+    .unwrap();
     assert_eq!(started.len(), 4);
+    assert_eq!(done, 4);
+    // Each run says as each of its 5 contexts starts, in order.
+    let per_run: Vec<(usize, usize)> = (0..5).map(|c| (c, 5)).collect();
+    assert_eq!(contexts, per_run.repeat(4));
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.runs.len(), 4);
     assert_eq!(report.summary.len(), 4);
@@ -65,7 +78,7 @@ fn a_validation_split_is_scored_instead_of_the_test_set_and_leaves_training() {
             "iterations": 2, "hidden": [10], "validation": validation
         })))
         .unwrap();
-        continual(&ReferenceBackend, &spec, |_, _, _, _| {}).unwrap()
+        continual(&ReferenceBackend, &spec, |_| {}).unwrap()
     };
     let (plain, held) = (run(0), run(200));
     assert_eq!(held.images.0 + 200, plain.images.0, "the held-out images leave training");
@@ -75,6 +88,6 @@ fn a_validation_split_is_scored_instead_of_the_test_set_and_leaves_training() {
         "dataset": "embedded", "methods": ["ncm-pixels"], "validation": 1_000_000
     })))
     .unwrap();
-    let e = continual(&ReferenceBackend, &too_many, |_, _, _, _| {}).unwrap_err();
+    let e = continual(&ReferenceBackend, &too_many, |_| {}).unwrap_err();
     assert!(e.to_string().contains("validation"), "{e}");
 }

@@ -1,7 +1,7 @@
 //! `bio eval continual`: contexts learned one after another, scored with the accuracy matrix.
 
 use anyhow::Result;
-use bio_run::continual::ContinualReport;
+use bio_run::continual::{ContinualProgress, ContinualReport};
 
 use crate::backend::with_backend;
 use crate::cli::ContinualArgs;
@@ -11,15 +11,23 @@ use crate::output::{fixed, mean_ci, outln, print_json, print_table};
 pub fn run(args: ContinualArgs) -> Result<()> {
     args.spec.check()?;
     let quiet = args.json || crate::output::quiet();
-    let report: ContinualReport = with_backend!(args.backend, args.json, |b| bio_run::continual::continual(
-        b,
-        &args.spec,
-        |method, scenario, order, seed| {
-            if !quiet {
-                eprintln!("{method}: {}-incremental, order {order}, seed {seed}", scenario.name());
+    let report: ContinualReport =
+        with_backend!(args.backend, args.json, |b| bio_run::continual::continual(b, &args.spec, |event| {
+            if quiet {
+                return;
             }
-        }
-    ))?;
+            match event {
+                ContinualProgress::Run { method, scenario, order, seed } => {
+                    eprintln!("{method}: {}-incremental, order {order}, seed {seed}", scenario.name())
+                }
+                ContinualProgress::Context { context, contexts, seconds } => {
+                    eprintln!("  context {}/{contexts} ({seconds:.0} s)", context + 1)
+                }
+                ContinualProgress::Done { average, seconds } => {
+                    eprintln!("  average accuracy after the last context {:.2}% ({seconds:.0} s)", 100.0 * average)
+                }
+            }
+        }))?;
     for w in &report.warnings {
         eprintln!("warning: {w}");
     }
