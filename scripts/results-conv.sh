@@ -8,8 +8,9 @@
 # (5-way, 1 and 5 shots, 600 episodes) on classes 5-9 from models trained on classes 0-4.
 # Usage: bash scripts/results-conv.sh [RUNS_DIR] [ARCH]   (ARCH default 96:5; e.g. 96:5,384:3)
 # Environment: SETTINGS (default "hard frozen bpconv bpadv fewshot"), SEEDS (default "0 1 2"),
-# EPOCHS (6), LIMIT (10000), JOBS (jobs side by side, one thread each; default 2), EXTRA (more
-# `conv` flags for the hard and frozen rows, e.g. "--conv-init signed").
+# ROBUST_SEEDS (the seeds attacked with `strongest`; default SEEDS), EPOCHS (6), LIMIT (10000),
+# JOBS (jobs side by side, one thread each; default 2), EXTRA (more `conv` flags for the hard and
+# frozen rows, e.g. "--conv-init signed").
 # Cost on one core of the 2-core host (96:5): a `conv` or `bpconv` run 4-6 minutes, PGD-trained
 # `bpconv` about 11 times that; the strongest ensemble on 1000 images a few minutes per model.
 set -euo pipefail
@@ -18,6 +19,7 @@ RUNS=${1:-runs/conv}
 ARCH=${2:-96:5}
 SETTINGS=${SETTINGS:-hard frozen bpconv bpadv fewshot}
 SEEDS=${SEEDS:-0 1 2}
+ROBUST_SEEDS=${ROBUST_SEEDS:-$SEEDS}
 EPOCHS=${EPOCHS:-6}
 LIMIT=${LIMIT:-10000}
 JOBS=${JOBS:-2}
@@ -63,21 +65,21 @@ fewshot() {
     --episodes 600 > "$RUNS/$run.fewshot.txt" 2>&1 \
     || echo "$run fewshot: $(tail -n 1 "$RUNS/$run.fewshot.txt")" >> "$RUNS/failed.txt"
 }
-for seed in $SEEDS; do
+if wanted fewshot; then
+  for run in conv-hard-base conv-frozen-base bpconv-base; do queue fewshot "$run"; done
+fi
+for seed in $ROBUST_SEEDS; do
   if wanted hard; then queue strongest "conv-hard-$seed" "bpconv-$seed"; fi
   if wanted frozen; then queue strongest "conv-frozen-$seed" "bpconv-$seed"; fi
   if wanted bpconv; then queue strongest "bpconv-$seed" "conv-hard-$seed"; fi
 done
-if wanted fewshot; then
-  for run in conv-hard-base conv-frozen-base bpconv-base; do queue fewshot "$run"; done
-fi
 # PGD training last: about 11 times a bpconv run
 if wanted bpadv; then
   for seed in $SEEDS; do
     queue train "bpconv-adv-$seed" "${BPCONV[@]}" --bpconv-adversarial-eps 0.1 --bpconv-adversarial-steps 10 --seed "$seed"
   done
   wait
-  for seed in $SEEDS; do queue strongest "bpconv-adv-$seed" "conv-hard-$seed"; done
+  for seed in $ROBUST_SEEDS; do queue strongest "bpconv-adv-$seed" "conv-hard-$seed"; done
 fi
 wait
 for f in "$RUNS"/*/metrics.json; do
