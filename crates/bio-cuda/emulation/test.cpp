@@ -81,6 +81,75 @@ static V sparse_rand(size_t n, double density) {
     for (auto& x : v) x = on(rng) ? u(rng) : 0.0f;
     return v;
 }
+
+// ---- the host definitions of bio_core::backend::conv (conv.rs), transcribed loop for loop: the
+// scatter forms of fold and of the max-pool gradient (out[...] += in window order), against which
+// the gather kernels are held bit for bit.
+struct Win {
+    u64 h, w, c, k, s, p;
+    u64 oh() const { return (h + 2 * p - k) / s + 1; }
+    u64 ow() const { return (w + 2 * p - k) / s + 1; }
+    u64 positions() const { return oh() * ow(); }
+    u64 patch_len() const { return k * k * c; }
+    u64 image_len() const { return h * w * c; }
+    // Window::source: the input position of window entry (i, j) at output (oy, ox), or false.
+    bool source(u64 oy, u64 ox, u64 i, u64 j, u64& y, u64& x) const {
+        if (oy * s + i < p || ox * s + j < p) return false;
+        y = oy * s + i - p; x = ox * s + j - p;
+        return y < h && x < w;
+    }
+};
+static void host_unfold_image(const Win& g, const float* image, float* out) {
+    u64 c = g.c, k = g.k, ow = g.ow(), len = g.patch_len();
+    for (u64 oy = 0; oy < g.oh(); ++oy) for (u64 ox = 0; ox < ow; ++ox) {
+        float* patch = out + (oy * ow + ox) * len;
+        for (u64 i = 0; i < k; ++i) for (u64 j = 0; j < k; ++j) {
+            float* dst = patch + (i * k + j) * c; u64 y, x;
+            if (g.source(oy, ox, i, j, y, x)) std::memcpy(dst, image + (y * g.w + x) * c, c * sizeof(float));
+            else std::fill(dst, dst + c, 0.0f);
+        }
+    }
+}
+static void host_fold_image(const Win& g, const float* cols, float* out) {
+    u64 c = g.c, k = g.k, ow = g.ow(), len = g.patch_len();
+    std::fill(out, out + g.image_len(), 0.0f);
+    for (u64 oy = 0; oy < g.oh(); ++oy) for (u64 ox = 0; ox < ow; ++ox) {
+        const float* patch = cols + (oy * ow + ox) * len;
+        for (u64 i = 0; i < k; ++i) for (u64 j = 0; j < k; ++j) { u64 y, x;
+            if (g.source(oy, ox, i, j, y, x)) for (u64 ch = 0; ch < c; ++ch) out[(y * g.w + x) * c + ch] += patch[(i * k + j) * c + ch];
+        }
+    }
+}
+static void host_pool_argmax(const Win& g, const float* image, u64 oy, u64 ox, std::vector<u64>& best) {
+    const u64 NONE = ~0ull;
+    std::fill(best.begin(), best.end(), NONE);
+    for (u64 i = 0; i < g.k; ++i) for (u64 j = 0; j < g.k; ++j) { u64 y, x;
+        if (g.source(oy, ox, i, j, y, x)) { u64 base = (y * g.w + x) * g.c;
+            for (u64 ch = 0; ch < g.c; ++ch) if (best[ch] == NONE || image[base + ch] > image[best[ch]]) best[ch] = base + ch; }
+    }
+}
+static void host_max_pool_image(const Win& g, const float* image, float* out) {
+    u64 c = g.c, k = g.k, ow = g.ow();
+    auto span = [&](u64 o, u64 size) { u64 first = o * g.s; return std::pair<u64,u64>{first > g.p ? first - g.p : 0, std::min(first + k > g.p ? first + k - g.p : 0, size)}; };
+    for (u64 oy = 0; oy < g.oh(); ++oy) { auto [y0, y1] = span(oy, g.h);
+        for (u64 ox = 0; ox < ow; ++ox) { auto [x0, x1] = span(ox, g.w);
+            float* dst = out + (oy * ow + ox) * c;
+            std::memcpy(dst, image + (y0 * g.w + x0) * c, c * sizeof(float));
+            for (u64 y = y0; y < y1; ++y) for (u64 x = x0; x < x1; ++x) if (y != y0 || x != x0)
+                for (u64 ch = 0; ch < c; ++ch) { float v = image[(y * g.w + x) * c + ch]; dst[ch] = v > dst[ch] ? v : dst[ch]; }
+        }
+    }
+}
+static void host_max_pool_backward_image(const Win& g, const float* image, const float* grad, float* out) {
+    u64 c = g.c, ow = g.ow(); std::vector<u64> best(c);
+    std::fill(out, out + g.image_len(), 0.0f);
+    for (u64 oy = 0; oy < g.oh(); ++oy) for (u64 ox = 0; ox < ow; ++ox) {
+        host_pool_argmax(g, image, oy, ox, best);
+        for (u64 ch = 0; ch < c; ++ch) out[best[ch]] += grad[(oy * ow + ox) * c + ch];
+    }
+}
+static bool bits_eq(float a, float b) { uint32_t x, y; std::memcpy(&x, &a, 4); std::memcpy(&y, &b, 4); return x == y; }
+
 int main() {
     // ---- sparse_matmul: against the host sum over the non-zeros of op(a), k ascending (bio-cpu's
     // order, bit for bit), and a 0·∞ / 0·NaN in b facing a zero of a contributes nothing.
@@ -241,6 +310,128 @@ int main() {
         std::vector<float> q = a, mm(n, 0.3f);
         launch(dim3{2,1,1}, dim3{256,1,1}, [&] { bio_momentum_step(q.data(), b.data(), mm.data(), n, 0.05f, 0.9f); });
         for (u64 i = 0; i < n; ++i) { float mi = 0.9f*0.3f + b[i]; CHECK(mm[i]==mi && q[i]==a[i]-0.05f*mi, "momentum"); }
+    }
+
+    // ---- conv: unfold, fold, max_pool, max_pool_backward against the host definitions above, bit
+    // for bit (unfold and max_pool copy values; the two gathers add in the host's order). Windows
+    // cover kernel sides 1..5, strides 1..3 (also above k, which leaves pixels no window reads),
+    // padding 0..2 (borders), non-square maps, 1..4 channels; the pooling inputs are drawn from a few
+    // values (ties, ±0, NaN) so the first-maximum rule decides.
+    {
+        const std::vector<Win> windows = {
+            {1, 1, 1, 1, 1, 0}, {5, 4, 3, 3, 1, 1}, {7, 6, 2, 4, 2, 1}, {9, 9, 1, 3, 3, 0}, {28, 28, 1, 5, 1, 2},
+            {14, 14, 3, 4, 2, 1}, {8, 8, 3, 4, 2, 1}, {7, 5, 2, 3, 3, 2}, {5, 6, 4, 2, 1, 0}, {6, 9, 2, 5, 2, 2},
+            {4, 7, 1, 1, 2, 0}, {9, 7, 2, 2, 3, 0}, {3, 11, 3, 5, 1, 2}, {10, 3, 1, 3, 2, 1}};
+        const float pool_values[] = {0.0f, -0.0f, 0.5f, 0.5f, -1.0f, NAN, 2.0f, 0.5f};
+        int entries = 0;
+        for (const Win& g : windows) for (u64 batch : {1ull, 3ull}) {
+            const u64 in_n = batch * g.image_len(), cols_n = batch * g.positions() * g.patch_len(), pool_n = batch * g.positions() * g.c;
+            const unsigned grid = 3, block = 64;   // grid-strided: every entry, whatever the grid
+            V x = randu(in_n, -1, 1);
+            V got(cols_n, 12345.0f), want(cols_n);
+            launch(dim3{grid,1,1}, dim3{block,1,1}, [&] { bio_unfold(got.data(), x.data(), batch, g.h, g.w, g.c, g.k, g.s, g.p); });
+            for (u64 n = 0; n < batch; ++n) host_unfold_image(g, &x[n * g.image_len()], &want[n * g.positions() * g.patch_len()]);
+            for (u64 i = 0; i < cols_n; ++i) CHECK(bits_eq(got[i], want[i]), "unfold %llux%llux%llu k%llu s%llu p%llu batch %llu [%llu] got %g want %g",
+                g.h, g.w, g.c, g.k, g.s, g.p, batch, i, got[i], want[i]);
+            V cols = randu(cols_n, -1, 1);
+            V fgot(in_n, 12345.0f), fwant(in_n);
+            launch(dim3{grid,1,1}, dim3{block,1,1}, [&] { bio_fold(fgot.data(), cols.data(), batch, g.h, g.w, g.c, g.k, g.s, g.p); });
+            for (u64 n = 0; n < batch; ++n) host_fold_image(g, &cols[n * g.positions() * g.patch_len()], &fwant[n * g.image_len()]);
+            for (u64 i = 0; i < in_n; ++i) CHECK(bits_eq(fgot[i], fwant[i]), "fold %llux%llux%llu k%llu s%llu p%llu batch %llu [%llu] got %.9g want %.9g",
+                g.h, g.w, g.c, g.k, g.s, g.p, batch, i, fgot[i], fwant[i]);
+            V px(in_n);
+            for (u64 i = 0; i < in_n; ++i) px[i] = pool_values[(i * 7 + i / 3 + rng() % 2) % 8];
+            V pgot(pool_n, 12345.0f), pwant(pool_n);
+            launch(dim3{grid,1,1}, dim3{block,1,1}, [&] { bio_max_pool(pgot.data(), px.data(), batch, g.h, g.w, g.c, g.k, g.s, g.p); });
+            for (u64 n = 0; n < batch; ++n) host_max_pool_image(g, &px[n * g.image_len()], &pwant[n * g.positions() * g.c]);
+            for (u64 i = 0; i < pool_n; ++i) CHECK(bits_eq(pgot[i], pwant[i]), "max_pool %llux%llux%llu k%llu s%llu p%llu batch %llu [%llu] got %g want %g",
+                g.h, g.w, g.c, g.k, g.s, g.p, batch, i, pgot[i], pwant[i]);
+            V grad = randu(pool_n, -1, 1);
+            V bgot(in_n, 12345.0f), bwant(in_n);
+            launch(dim3{grid,1,1}, dim3{block,1,1}, [&] { bio_max_pool_backward(bgot.data(), px.data(), grad.data(), batch, g.h, g.w, g.c, g.k, g.s, g.p); });
+            for (u64 n = 0; n < batch; ++n) host_max_pool_backward_image(g, &px[n * g.image_len()], &grad[n * g.positions() * g.c], &bwant[n * g.image_len()]);
+            for (u64 i = 0; i < in_n; ++i) CHECK(bits_eq(bgot[i], bwant[i]), "max_pool_backward %llux%llux%llu k%llu s%llu p%llu batch %llu [%llu] got %.9g want %.9g",
+                g.h, g.w, g.c, g.k, g.s, g.p, batch, i, bgot[i], bwant[i]);
+            entries += (int)(cols_n + 2 * in_n + pool_n);
+        }
+        std::printf("unfold/fold/max_pool/max_pool_backward: %zu windows × 2 batches, %d entries compared\n", windows.size(), entries);
+    }
+    // ---- the fused per-position kernels: bit for bit against the composed chain of the emulated
+    // kernels (the CUDA backend's defaults), and against the host definitions (exactly for k-WTA,
+    // the peak and the count; within 1e-6 relative for the unit-L2 rows, whose f64 sum the host
+    // forms sequentially, the kernel per thread then as a tree).
+    {
+        const int U_RELU = 0, U_STEP = 1, B_SUB = 1;
+        int compared = 0, l2_identical = 0, l2_total = 0;
+        for (auto [rows, cols] : std::vector<std::pair<u64,u64>>{{1,1},{3,37},{5,300},{7,1},{13,96},{2,1000},{4,257}})
+        for (int mode = 0; mode < 3; ++mode) {
+            V x = mode == 0 ? randu(rows * cols, -2, 2) : randvec(rows * cols, true);
+            if (mode == 2) for (u64 r = 0; r < rows; r += 2) for (u64 j = 0; j < cols; ++j) x[r * cols + j] = r % 4 == 0 ? 0.0f : -0.5f;
+            const unsigned grid = (unsigned)std::min<u64>(rows, 3);
+            const dim3 block = rows_cfg_block(cols);
+            // kwta_rows
+            std::vector<u64> ks = {1, (cols + 1) / 2, cols};
+            for (u64 k : ks) {
+                V theta(rows, 12345.0f), act(rows * cols, 12345.0f), theta_c(rows);
+                launch(dim3{grid,1,1}, block, [&] { bio_kwta_rows(theta.data(), act.data(), x.data(), rows, cols, k); });
+                launch(dim3{grid,1,1}, block, [&] { bio_kth_largest_rows(theta_c.data(), x.data(), rows, cols, k); });
+                V act_c = k_map(k_zip(x, theta_c, rows, cols, B_SUB), U_RELU);
+                for (u64 r = 0; r < rows; ++r) {
+                    std::vector<float> row(x.begin() + r * cols, x.begin() + (r + 1) * cols);
+                    std::sort(row.begin(), row.end(), [](float a, float b) { return key(a) > key(b); });
+                    CHECK(bits_eq(theta[r], theta_c[r]) && bits_eq(theta[r], row[k - 1]), "kwta %llux%llu mode %d k=%llu theta[%llu] got %g chain %g host %g",
+                          rows, cols, mode, k, r, theta[r], theta_c[r], row[k - 1]);
+                    for (u64 j = 0; j < cols; ++j) { float a = act[r * cols + j], want = std::fmax(x[r * cols + j] - row[k - 1], 0.0f);
+                        CHECK(bits_eq(a, act_c[r * cols + j]) && a == want, "kwta %llux%llu mode %d k=%llu act(%llu,%llu) got %g chain %g host %g",
+                              rows, cols, mode, k, r, j, a, act_c[r * cols + j], want); ++compared; }
+                }
+            }
+            // relative_to_row_max, of the activity (relu) and of the signed rows
+            for (int signed_rows = 0; signed_rows < 2; ++signed_rows) {
+                V y = signed_rows ? x : k_map(x, U_RELU);
+                V got(rows * cols, 12345.0f), peak(rows);
+                launch(dim3{grid,1,1}, block, [&] { bio_relative_to_row_max(got.data(), y.data(), rows, cols); });
+                launch(dim3{grid,1,1}, block, [&] { bio_reduce_rows(peak.data(), y.data(), rows, cols, 2); });
+                V chain = k_zip(y, guard(peak), rows, cols, B_DIV);
+                for (u64 r = 0; r < rows; ++r) {
+                    double m = -INFINITY; for (u64 j = 0; j < cols; ++j) m = std::fmax(m, (double)y[r * cols + j]);
+                    float g = std::fmin(std::fmax((float)m, 1e-12f), 3.40282347e38f);
+                    for (u64 j = 0; j < cols; ++j) { float a = got[r * cols + j], want = y[r * cols + j] / g;
+                        CHECK(bits_eq(a, chain[r * cols + j]) && bits_eq(a, want), "relative_to_row_max %llux%llu mode %d signed %d (%llu,%llu) got %g chain %g host %g",
+                              rows, cols, mode, signed_rows, r, j, a, chain[r * cols + j], want); ++compared; }
+                }
+            }
+            // unit_l2_rows
+            {
+                V got(rows * cols, 12345.0f);
+                launch(dim3{grid,1,1}, block, [&] { bio_unit_l2_rows(got.data(), x.data(), rows, cols); });
+                V chain = k_zip(x, guard(k_map(k_rowsum(k_map(x, U_SQUARE), rows, cols), U_SQRT)), rows, cols, B_DIV);
+                for (u64 r = 0; r < rows; ++r) {
+                    double sum = 0; for (u64 j = 0; j < cols; ++j) { float v = x[r * cols + j]; sum += (double)(v * v); }
+                    float norm = std::fmin(std::fmax(std::sqrt((float)sum), 1e-12f), 3.40282347e38f);
+                    for (u64 j = 0; j < cols; ++j) { float a = got[r * cols + j], want = x[r * cols + j] / norm;
+                        CHECK(bits_eq(a, chain[r * cols + j]), "unit_l2_rows %llux%llu mode %d (%llu,%llu) got %.9g chain %.9g", rows, cols, mode, r, j, a, chain[r * cols + j]);
+                        CHECK(std::fabs(a - want) <= 1e-6f * std::fabs(want), "unit_l2_rows %llux%llu mode %d (%llu,%llu) got %.9g host %.9g", rows, cols, mode, r, j, a, want);
+                        l2_identical += bits_eq(a, want); ++l2_total; ++compared; }
+                }
+            }
+            // fraction_positive: the count kernel, then count / n in double rounded once
+            {
+                V y = x; for (u64 i = 0; i < y.size(); i += 7) y[i] = NAN;
+                const V step = k_map(y, U_STEP);
+                for (unsigned g : {1u, 3u}) {
+                    unsigned long long count = 0; V mean(1);
+                    launch(dim3{g,1,1}, dim3{256,1,1}, [&] { bio_count_positive(&count, y.data(), y.size()); });
+                    launch(dim3{1,1,1}, rows_cfg_block(y.size()), [&] { bio_reduce_rows(mean.data(), step.data(), 1, y.size(), 1); });
+                    u64 want = 0; for (float v : y) want += v > 0.0f;
+                    float frac = (float)((double)count / (double)y.size());
+                    CHECK(count == want && bits_eq(frac, mean[0]), "count_positive %llux%llu mode %d grid %u: %llu (fraction %g, chain %g), host %llu",
+                          rows, cols, mode, g, count, frac, mean[0], want);
+                }
+            }
+        }
+        std::printf("kwta_rows/relative_to_row_max/unit_l2_rows: %d entries compared; unit_l2_rows equals the host's sequential sum bit for bit in %d of %d\n",
+                    compared, l2_identical, l2_total);
     }
     std::printf("%s (%d failures)\n", failures ? "FAILED" : "all emulated kernel checks passed", failures);
     return failures != 0;

@@ -71,6 +71,57 @@ static __device__ void block_combine(double* sh, double v, int op) {
     }
 }
 
+/* One row's reduction as bio_reduce_rows forms it: each thread folds the columns t, t + blockDim,
+   ... in double (comb: 0 sum, 2 max, 3 min; fmax / fmin skip NaN), then block_combine. Returns the
+   result to every thread of the block; every thread must call it. */
+static __device__ double row_combine(double* sh, const float* row, u64 cols, int comb) {
+    double acc = comb == 2 ? -f64_inf() : (comb == 3 ? f64_inf() : 0.0);
+    for (u64 j = threadIdx.x; j < cols; j += blockDim.x) {
+        double x = (double)row[j];
+        acc = comb == 2 ? fmax(acc, x) : (comb == 3 ? fmin(acc, x) : acc + x);
+    }
+    block_combine(sh, acc, comb);
+    const double v = sh[0];
+    __syncthreads();
+    return v;
+}
+
+/* Exact k-th largest (1 <= k <= cols) of one row, returned to every thread of the block: radix
+   select, 8 bits per pass from the top, on the total-order key. hist (256 entries), prefix_sh and
+   rank_sh are the caller's shared memory. hist counts the candidates (keys matching the prefix
+   chosen so far) per digit; thread 0 walks the digits from the top to find the one holding the
+   k-th largest. Every thread must call it. */
+static __device__ float row_kth_largest(const float* row, u64 cols, u64 k, unsigned int* hist,
+                                        unsigned int* prefix_sh, u64* rank_sh) {
+    unsigned int prefix = 0, mask = 0;
+    u64 rank = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (unsigned int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
+        __syncthreads();
+        for (u64 j = threadIdx.x; j < cols; j += blockDim.x) {
+            unsigned int key = float_key(row[j]);
+            if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 0xffu], 1u);
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) {
+            u64 left = rank;
+            int digit = 255;
+            for (; digit > 0; --digit) {
+                if (left <= (u64)hist[digit]) break;
+                left -= (u64)hist[digit];
+            }
+            *prefix_sh = prefix | ((unsigned int)digit << shift);
+            *rank_sh = left;
+        }
+        __syncthreads();
+        prefix = *prefix_sh;
+        rank = *rank_sh;
+        mask |= 0xffu << shift;
+        __syncthreads();
+    }
+    return key_float(prefix);
+}
+
 extern "C" {
 
 __global__ void bio_fill(float* out, u64 n, unsigned int bits) {
@@ -114,19 +165,11 @@ __global__ void bio_reduce_rows(float* out, const float* a, u64 rows, u64 cols, 
     __shared__ double sh[MAX_ROW_BLOCK];
     int comb = op == 1 ? 0 : op;
     for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {
-        const float* row = a + r * cols;
-        double acc = comb == 2 ? -f64_inf() : (comb == 3 ? f64_inf() : 0.0);
-        for (u64 j = threadIdx.x; j < cols; j += blockDim.x) {
-            double x = (double)row[j];
-            acc = comb == 2 ? fmax(acc, x) : (comb == 3 ? fmin(acc, x) : acc + x);
-        }
-        block_combine(sh, acc, comb);
+        double v = row_combine(sh, a + r * cols, cols, comb);
         if (threadIdx.x == 0) {
-            double v = sh[0];
             if (op == 1) v /= (double)(cols > 0 ? cols : 1);
             out[r] = (float)v;
         }
-        __syncthreads();
     }
 }
 
@@ -163,43 +206,14 @@ __global__ void bio_reduce_cols(float* out, const float* a, u64 rows, u64 cols, 
     }
 }
 
-/* Exact k-th largest (k from 1) of each row: radix select, 8 bits per pass from the top, on the
-   total-order key. hist counts the candidates (keys matching the prefix chosen so far) per digit;
-   thread 0 walks the digits from the top to find the one holding the k-th largest. */
+/* Exact k-th largest (k from 1) of each row: row_kth_largest, one block per row (grid-strided). */
 __global__ void bio_kth_largest_rows(float* out, const float* a, u64 rows, u64 cols, u64 k) {
     __shared__ unsigned int hist[256];
     __shared__ unsigned int prefix_sh;
     __shared__ u64 rank_sh;
     for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {
-        const float* row = a + r * cols;
-        unsigned int prefix = 0, mask = 0;
-        u64 rank = k;
-        for (int shift = 24; shift >= 0; shift -= 8) {
-            for (unsigned int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0;
-            __syncthreads();
-            for (u64 j = threadIdx.x; j < cols; j += blockDim.x) {
-                unsigned int key = float_key(row[j]);
-                if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 0xffu], 1u);
-            }
-            __syncthreads();
-            if (threadIdx.x == 0) {
-                u64 left = rank;
-                int digit = 255;
-                for (; digit > 0; --digit) {
-                    if (left <= (u64)hist[digit]) break;
-                    left -= (u64)hist[digit];
-                }
-                prefix_sh = prefix | ((unsigned int)digit << shift);
-                rank_sh = left;
-            }
-            __syncthreads();
-            prefix = prefix_sh;
-            rank = rank_sh;
-            mask |= 0xffu << shift;
-            __syncthreads();
-        }
-        if (threadIdx.x == 0) out[r] = key_float(prefix);
-        __syncthreads();
+        const float v = row_kth_largest(a + r * cols, cols, k, hist, &prefix_sh, &rank_sh);
+        if (threadIdx.x == 0) out[r] = v;
     }
 }
 
@@ -423,6 +437,192 @@ __global__ void bio_plasticity_step(float* w, float* mask, const float* rel, con
         for (u64 c = t; c < cols; c += bd) wj[c] = row_w[c];
         __syncthreads();
     }
+}
+
+/* ---- Patch extraction and pooling (bio_core::backend::conv): a batch of NHWC maps, the window's
+   sizes h, w, c (input), k (side), s (stride), p (padding) as passed to Window::check first by the
+   Rust side. One thread per output entry, grid-strided; each thread gathers what it needs, so no
+   kernel writes an entry twice (no atomics: the sums are formed in the host definitions' order). */
+
+/* Output size along one axis of `size` input positions: (size + 2p - k) / s + 1. */
+static __device__ __forceinline__ u64 out_size(u64 size, u64 k, u64 s, u64 p) { return (size + 2 * p - k) / s + 1; }
+
+/* The input positions [*lo, *hi) of window o along one axis (o·s − p .. o·s − p + k clipped to the
+   map), as max_pool_image's `span`. */
+static __device__ __forceinline__ void window_span(u64 o, u64 size, u64 k, u64 s, u64 p, u64* lo, u64* hi) {
+    const u64 first = o * s;
+    const u64 end = first + k > p ? first + k - p : 0;
+    *lo = first > p ? first - p : 0;
+    *hi = end < size ? end : size;
+}
+
+/* The windows [*lo, *hi) along one axis that hold input position q (o·s ≤ q + p < o·s + k), of
+   `outs` windows in all; empty (*lo >= *hi) when a stride above k skips q. */
+static __device__ __forceinline__ void covering(u64 q, u64 outs, u64 k, u64 s, u64 p, u64* lo, u64* hi) {
+    const u64 padded = q + p;
+    const u64 last = padded / s + 1;
+    *lo = padded + 1 > k ? (padded + 1 - k + s - 1) / s : 0;
+    *hi = last < outs ? last : outs;
+}
+
+/* unfold_image on every image: out (batch·positions × k·k·c) entry (row, (i·k + j)·c + ch) is the
+   input at (oy·s + i − p, ox·s + j − p), channel ch, or 0 in the padding. */
+__global__ void bio_unfold(float* out, const float* x, u64 batch, u64 h, u64 w, u64 c, u64 k, u64 s, u64 p) {
+    const u64 ow = out_size(w, k, s, p), positions = out_size(h, k, s, p) * ow, len = k * k * c;
+    const u64 n = batch * positions * len;
+    for (u64 idx = (u64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (u64)gridDim.x * blockDim.x) {
+        const u64 row = idx / len, e = idx - row * len;
+        const u64 img = row / positions, pos = row - img * positions;
+        const u64 oy = pos / ow, ox = pos - oy * ow;
+        const u64 ij = e / c, ch = e - ij * c;
+        const u64 i = ij / k, j = ij - i * k;
+        const u64 y = oy * s + i, xx = ox * s + j; /* padded coordinates */
+        const bool inside = y >= p && xx >= p && y - p < h && xx - p < w;
+        out[idx] = inside ? x[((img * h + (y - p)) * w + (xx - p)) * c + ch] : 0.0f;
+    }
+}
+
+/* fold_image (col2im) as a gather: out (batch × h·w·c) entry (y, x, ch) sums, from 0, the patch
+   entries copied from it, windows in ascending (oy, ox) order: the order in which fold_image adds
+   them, so the sums round the same. */
+__global__ void bio_fold(float* out, const float* cols, u64 batch, u64 h, u64 w, u64 c, u64 k, u64 s, u64 p) {
+    const u64 oh = out_size(h, k, s, p), ow = out_size(w, k, s, p), len = k * k * c;
+    const u64 n = batch * h * w * c;
+    for (u64 idx = (u64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (u64)gridDim.x * blockDim.x) {
+        const u64 pix = idx / c, ch = idx - pix * c;
+        const u64 img = pix / (h * w), yx = pix - img * (h * w);
+        const u64 y = yx / w, xx = yx - y * w;
+        u64 oy0, oy1, ox0, ox1;
+        covering(y, oh, k, s, p, &oy0, &oy1);
+        covering(xx, ow, k, s, p, &ox0, &ox1);
+        const float* patches = cols + img * oh * ow * len + ch;
+        float acc = 0.0f;
+        for (u64 oy = oy0; oy < oy1; ++oy) {
+            const u64 i = y + p - oy * s;
+            for (u64 ox = ox0; ox < ox1; ++ox) {
+                const u64 j = xx + p - ox * s;
+                acc += patches[(oy * ow + ox) * len + (i * k + j) * c];
+            }
+        }
+        out[idx] = acc;
+    }
+}
+
+/* max_pool_image on every image: out (batch·positions × c) entry (oy, ox, ch) starts at the
+   window's first input position and takes a later value only when strictly greater (the first
+   maximum; NaN never wins unless it starts the window). Padding is ignored. */
+__global__ void bio_max_pool(float* out, const float* x, u64 batch, u64 h, u64 w, u64 c, u64 k, u64 s, u64 p) {
+    const u64 ow = out_size(w, k, s, p), positions = out_size(h, k, s, p) * ow;
+    const u64 n = batch * positions * c;
+    for (u64 idx = (u64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (u64)gridDim.x * blockDim.x) {
+        const u64 row = idx / c, ch = idx - row * c;
+        const u64 img = row / positions, pos = row - img * positions;
+        const u64 oy = pos / ow, ox = pos - oy * ow;
+        u64 y0, y1, x0, x1;
+        window_span(oy, h, k, s, p, &y0, &y1);
+        window_span(ox, w, k, s, p, &x0, &x1);
+        const float* im = x + img * h * w * c + ch;
+        float best = im[(y0 * w + x0) * c];
+        for (u64 y = y0; y < y1; ++y) {
+            for (u64 xx = x0; xx < x1; ++xx) {
+                const float v = im[(y * w + xx) * c];
+                best = v > best ? v : best;
+            }
+        }
+        out[idx] = best;
+    }
+}
+
+/* max_pool_backward_image as a gather: out (batch·h·w × c) entry (y, x, ch) sums, from 0, the
+   gradients of the windows whose argmax (pool_argmax: the first maximum in window order, NaN never
+   wins unless first) it is, windows in ascending (oy, ox) order as the host adds them. */
+__global__ void bio_max_pool_backward(float* out, const float* x, const float* grad, u64 batch, u64 h, u64 w, u64 c,
+                                      u64 k, u64 s, u64 p) {
+    const u64 oh = out_size(h, k, s, p), ow = out_size(w, k, s, p);
+    const u64 n = batch * h * w * c;
+    for (u64 idx = (u64)blockIdx.x * blockDim.x + threadIdx.x; idx < n; idx += (u64)gridDim.x * blockDim.x) {
+        const u64 pix = idx / c, ch = idx - pix * c;
+        const u64 img = pix / (h * w), yx = pix - img * (h * w);
+        const u64 y = yx / w, xx = yx - y * w;
+        u64 oy0, oy1, ox0, ox1;
+        covering(y, oh, k, s, p, &oy0, &oy1);
+        covering(xx, ow, k, s, p, &ox0, &ox1);
+        const float* im = x + img * h * w * c + ch;
+        const float* g = grad + img * oh * ow * c + ch;
+        float acc = 0.0f;
+        for (u64 oy = oy0; oy < oy1; ++oy) {
+            u64 y0, y1;
+            window_span(oy, h, k, s, p, &y0, &y1);
+            for (u64 ox = ox0; ox < ox1; ++ox) {
+                u64 x0, x1;
+                window_span(ox, w, k, s, p, &x0, &x1);
+                u64 best = y0 * w + x0;
+                float bv = im[best * c];
+                for (u64 wy = y0; wy < y1; ++wy) {
+                    for (u64 wx = x0; wx < x1; ++wx) {
+                        const float v = im[(wy * w + wx) * c];
+                        if (v > bv) { bv = v; best = wy * w + wx; }
+                    }
+                }
+                if (best == yx) acc += g[(oy * ow + ox) * c];
+            }
+        }
+        out[idx] = acc;
+    }
+}
+
+/* ---- The per-position steps of a conv layer (ConvOps::kwta_rows, relative_to_row_max,
+   unit_l2_rows, fraction_positive) fused: one block per row (grid-strided, blockDim.x a power of
+   two <= MAX_ROW_BLOCK), each entry computed with the composed chain's operations in its order and
+   its reductions' block size (the same bits as the chain of the kernels above). */
+
+/* kwta_rows: theta[r] = the k-th largest of row r (row_kth_largest), act = relu(u − theta) as
+   bio_zip (Sub) then bio_map (Relu). 1 <= k <= cols. */
+__global__ void bio_kwta_rows(float* theta, float* act, const float* u, u64 rows, u64 cols, u64 k) {
+    __shared__ unsigned int hist[256];
+    __shared__ unsigned int prefix_sh;
+    __shared__ u64 rank_sh;
+    for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* row = u + r * cols;
+        const float t = row_kth_largest(row, cols, k, hist, &prefix_sh, &rank_sh);
+        if (threadIdx.x == 0) theta[r] = t;
+        for (u64 j = threadIdx.x; j < cols; j += blockDim.x) act[r * cols + j] = fmaxf(row[j] - t, 0.0f);
+    }
+}
+
+/* relative_to_row_max: out = y / max(peak, 1e-12), the peak as bio_reduce_rows (Max) forms it. */
+__global__ void bio_relative_to_row_max(float* out, const float* y, u64 rows, u64 cols) {
+    __shared__ double sh[MAX_ROW_BLOCK];
+    for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* row = y + r * cols;
+        const float peak = norm_guard((float)row_combine(sh, row, cols, 2));
+        for (u64 j = threadIdx.x; j < cols; j += blockDim.x) out[r * cols + j] = row[j] / peak;
+    }
+}
+
+/* unit_l2_rows: out = p / max(√Σ p·p, 1e-12), the sum as bio_reduce_rows (Sum) of bio_map (Square)
+   forms it (fused_row_norm). */
+__global__ void bio_unit_l2_rows(float* out, const float* p, u64 rows, u64 cols) {
+    __shared__ double sh[MAX_ROW_BLOCK];
+    for (u64 r = blockIdx.x; r < rows; r += gridDim.x) {
+        const float* row = p + r * cols;
+        const float norm = norm_guard(fused_row_norm(sh, row, cols, true));
+        for (u64 j = threadIdx.x; j < cols; j += blockDim.x) out[r * cols + j] = row[j] / norm;
+    }
+}
+
+/* fraction_positive's count: *count (zeroed by the caller) += the entries of a[0..n) above zero
+   (NaN and both zeros are not). Grid-strided, counted per block in double (exact below 2^53),
+   one atomic per block: an integer sum, the same in any order. blockDim.x a power of two
+   <= MAX_ROW_BLOCK. */
+__global__ void bio_count_positive(u64* count, const float* a, u64 n) {
+    __shared__ double sh[MAX_ROW_BLOCK];
+    double mine = 0.0;
+    for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
+        mine += a[i] > 0.0f ? 1.0 : 0.0;
+    }
+    block_combine(sh, mine, 0);
+    if (threadIdx.x == 0 && sh[0] > 0.0) atomicAdd(count, (u64)sh[0]);
 }
 
 } /* extern "C" */
