@@ -447,8 +447,8 @@ __global__ void bio_plasticity_step(float* w, float* mask, const float* rel, con
 /* Output size along one axis of `size` input positions: (size + 2p - k) / s + 1. */
 static __device__ __forceinline__ u64 out_size(u64 size, u64 k, u64 s, u64 p) { return (size + 2 * p - k) / s + 1; }
 
-/* The input positions [*lo, *hi) of window o along one axis (o·s − p .. o·s − p + k clipped to the
-   map), as max_pool_image's `span`. */
+/* The input positions *lo up to *hi (exclusive) of window o along one axis (o·s − p .. o·s − p + k
+   clipped to the map), as max_pool_image's `span`. */
 static __device__ __forceinline__ void window_span(u64 o, u64 size, u64 k, u64 s, u64 p, u64* lo, u64* hi) {
     const u64 first = o * s;
     const u64 end = first + k > p ? first + k - p : 0;
@@ -456,8 +456,8 @@ static __device__ __forceinline__ void window_span(u64 o, u64 size, u64 k, u64 s
     *hi = end < size ? end : size;
 }
 
-/* The windows [*lo, *hi) along one axis that hold input position q (o·s ≤ q + p < o·s + k), of
-   `outs` windows in all; empty (*lo >= *hi) when a stride above k skips q. */
+/* The windows *lo up to *hi (exclusive) along one axis that hold input position q
+   (o·s ≤ q + p < o·s + k), of `outs` windows in all; none (*lo >= *hi) when a stride above k skips q. */
 static __device__ __forceinline__ void covering(u64 q, u64 outs, u64 k, u64 s, u64 p, u64* lo, u64* hi) {
     const u64 padded = q + p;
     const u64 last = padded / s + 1;
@@ -611,7 +611,7 @@ __global__ void bio_unit_l2_rows(float* out, const float* p, u64 rows, u64 cols)
     }
 }
 
-/* fraction_positive's count: *count (zeroed by the caller) += the entries of a[0..n) above zero
+/* fraction_positive's count: *count (zeroed by the caller) += the entries of a[0..n - 1] above zero
    (NaN and both zeros are not). Grid-strided, counted per block in double (exact below 2^53),
    one atomic per block: an integer sum, the same in any order. blockDim.x a power of two
    <= MAX_ROW_BLOCK. */

@@ -12,8 +12,15 @@
 //! - `bio_argmax_rows` reproduces the reference's scan (`v > best`, first index on ties; a NaN in
 //!   column 0 makes the answer 0, other NaNs are never chosen).
 //!
-//! Every per-row kernel expects a power-of-two `blockDim.x` of at most [`MAX_ROW_BLOCK`];
-//! `bio_reduce_cols` expects `blockDim = (32, COL_BLOCK_Y)`.
+//! - the conv kernels (`bio_unfold`, `bio_fold`, `bio_max_pool`, `bio_max_pool_backward`) compute
+//!   each output entry in one thread from the host definitions of `bio_core::backend::conv`: fold
+//!   and the pooling gradient gather their sums in the order the host scatters them (no atomics),
+//!   so all four equal the definitions bit for bit; the fused per-position kernels (`bio_kwta_rows`,
+//!   `bio_relative_to_row_max`, `bio_unit_l2_rows`) equal the composed chain of the kernels above
+//!   bit for bit when launched with the same block size.
+//!
+//! Every per-row kernel expects a power-of-two `blockDim.x` of at most [`MAX_ROW_BLOCK`], as does
+//! `bio_count_positive`; `bio_reduce_cols` expects `blockDim = (32, COL_BLOCK_Y)`.
 
 /// Largest block used by the per-row kernels (the size of their shared arrays).
 pub(crate) const MAX_ROW_BLOCK: u32 = 256;
@@ -46,11 +53,19 @@ pub(crate) enum Kernel {
     MomentumStep,
     SparseMatmul,
     PlasticityStep,
+    Unfold,
+    Fold,
+    MaxPool,
+    MaxPoolBackward,
+    KwtaRows,
+    RelativeToRowMax,
+    UnitL2Rows,
+    CountPositive,
 }
 
 impl Kernel {
     /// Every kernel, in discriminant order.
-    pub(crate) const ALL: [Kernel; 14] = [
+    pub(crate) const ALL: [Kernel; 22] = [
         Kernel::Fill,
         Kernel::Map,
         Kernel::Zip,
@@ -65,6 +80,14 @@ impl Kernel {
         Kernel::MomentumStep,
         Kernel::SparseMatmul,
         Kernel::PlasticityStep,
+        Kernel::Unfold,
+        Kernel::Fold,
+        Kernel::MaxPool,
+        Kernel::MaxPoolBackward,
+        Kernel::KwtaRows,
+        Kernel::RelativeToRowMax,
+        Kernel::UnitL2Rows,
+        Kernel::CountPositive,
     ];
 
     /// The `extern "C"` name of the kernel in [`SOURCE`].
@@ -84,6 +107,14 @@ impl Kernel {
             Kernel::MomentumStep => "bio_momentum_step",
             Kernel::SparseMatmul => "bio_sparse_matmul",
             Kernel::PlasticityStep => "bio_plasticity_step",
+            Kernel::Unfold => "bio_unfold",
+            Kernel::Fold => "bio_fold",
+            Kernel::MaxPool => "bio_max_pool",
+            Kernel::MaxPoolBackward => "bio_max_pool_backward",
+            Kernel::KwtaRows => "bio_kwta_rows",
+            Kernel::RelativeToRowMax => "bio_relative_to_row_max",
+            Kernel::UnitL2Rows => "bio_unit_l2_rows",
+            Kernel::CountPositive => "bio_count_positive",
         }
     }
 
@@ -105,6 +136,12 @@ impl Kernel {
             Kernel::MomentumStep => &[Ptr, Ptr, Ptr, U64, F32, F32],
             Kernel::SparseMatmul => &[Ptr, Ptr, Ptr, U64, U64, U64, U64, U64],
             Kernel::PlasticityStep => &[Ptr, Ptr, Ptr, Ptr, Ptr, U64, U64, U64, U32, F32, F32, F32, F32],
+            // out, input, then the batch and the window: height, width, channels, kernel, stride, padding.
+            Kernel::Unfold | Kernel::Fold | Kernel::MaxPool => &[Ptr, Ptr, U64, U64, U64, U64, U64, U64, U64],
+            Kernel::MaxPoolBackward => &[Ptr, Ptr, Ptr, U64, U64, U64, U64, U64, U64, U64],
+            Kernel::KwtaRows => &[Ptr, Ptr, Ptr, U64, U64, U64],
+            Kernel::RelativeToRowMax | Kernel::UnitL2Rows => &[Ptr, Ptr, U64, U64],
+            Kernel::CountPositive => &[Ptr, Ptr, U64],
         }
     }
 }
@@ -235,6 +272,8 @@ mod tests {
         assert!(SOURCE.contains(&format!("#define SPARSE_COLS_PER_THREAD {SPARSE_COLS_PER_THREAD}\n")));
         assert!(SOURCE.contains(&format!("#define FUSED_MAX_COLS {FUSED_MAX_COLS}\n")));
         assert!(MAX_ROW_BLOCK.is_power_of_two() && COL_BLOCK_Y.is_power_of_two());
+        // bio_count_positive runs with the elementwise block and combines it in a MAX_ROW_BLOCK array.
+        assert!(ELEMENTWISE_BLOCK.is_power_of_two() && ELEMENTWISE_BLOCK <= MAX_ROW_BLOCK);
     }
 
     #[test]

@@ -20,8 +20,9 @@ use crate::kernels::{Kernel, SOURCE};
 /// The architectures this crate claims: A100 (sm_80) and H100 / H200 (sm_90).
 const ARCHES: [&str; 2] = ["80", "90"];
 
-/// Kernels that run every training step or attack step: no spills allowed there.
-const HOT: [Kernel; 9] = [
+/// Kernels that run every training step or attack step (the conv kernels: every step of the conv
+/// rules): no spills allowed there.
+const HOT: [Kernel; 17] = [
     Kernel::Map,
     Kernel::Zip,
     Kernel::ZipAssign,
@@ -31,6 +32,14 @@ const HOT: [Kernel; 9] = [
     Kernel::AdamStep,
     Kernel::SparseMatmul,
     Kernel::PlasticityStep,
+    Kernel::Unfold,
+    Kernel::Fold,
+    Kernel::MaxPool,
+    Kernel::MaxPoolBackward,
+    Kernel::KwtaRows,
+    Kernel::RelativeToRowMax,
+    Kernel::UnitL2Rows,
+    Kernel::CountPositive,
 ];
 
 fn required() -> bool {

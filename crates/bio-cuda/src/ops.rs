@@ -1,10 +1,11 @@
 //! The operation families of `bio_core::Backend` on [`CudaBackend`]: cuBLAS SGEMM for the matrix
 //! products (`sparse_matmul` too: cuBLAS was faster where measured) and the NVRTC kernels of
 //! [`crate::kernels`] for everything else, including the fused per-neuron `plasticity_step`; the
-//! sparse-product kernel stays available as [`CudaBackend::sparse_matmul_kernel`].
+//! sparse-product kernel stays available as [`CudaBackend::sparse_matmul_kernel`]; `ConvOps` by its
+//! own kernels too (none of its defaults' host round trips).
 #![allow(unsafe_code)]
 
-use bio_core::backend::{HebbianTerms, broadcast_strides, composed_plasticity_step};
+use bio_core::backend::{ConvOps, HebbianTerms, Window, broadcast_strides, composed_plasticity_step};
 use bio_core::{
     AdamStep, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, PlasticityOps, PlasticityStep, Reduce, ReduceOps,
     ScalingNorm, SelectOps, TensorStore, Unary, WeightChange,
@@ -446,9 +447,180 @@ impl OptimOps for CudaBackend {
     }
 }
 
-/// Patch extraction and pooling keep the host defaults of `ConvOps` (download, compute, upload):
-/// correct on every device, not yet fast. Dedicated kernels are future work.
-impl bio_core::backend::ConvOps for CudaBackend {}
+/// The window's sizes as the conv kernels take them (height, width, channels, kernel, stride,
+/// padding), after [`Window::check`]: a window that does not fit is refused with the check's message
+/// before anything is launched (the kernels' index arithmetic assumes that it fits).
+fn window_args(g: &Window, op: &str) -> [u64; 6] {
+    if let Err(e) = g.check() {
+        panic!("bio-cuda: {op}: {e}");
+    }
+    [g.height, g.width, g.channels, g.kernel, g.stride, g.padding].map(u64_of)
+}
+
+/// Every operation on the device, none through the host: the four window operations compute each
+/// output entry in one thread as the host definitions of `bio_core::backend::conv` do (the same
+/// bits: `fold` and `max_pool_backward` gather their sums in the order the definitions scatter
+/// them); the per-position steps are fused kernels that equal the composed chains bit for bit;
+/// `reshape` is a device-to-device copy.
+impl ConvOps for CudaBackend {
+    fn unfold(&self, x: &Tensor, g: &Window) -> Tensor {
+        let [h, w, c, k, s, p] = window_args(g, "unfold");
+        let batch = g.batch_of(x.len());
+        let mut out = self.uninit(batch * g.positions(), g.patch_len());
+        let n = out.len();
+        if n > 0 {
+            let batch64 = u64_of(batch);
+            let mut launch = self.launch_of(Kernel::Unfold);
+            launch.arg(&mut out.data).arg(&x.data).arg(&batch64).arg(&h).arg(&w).arg(&c).arg(&k).arg(&s).arg(&p);
+            // SAFETY: bio_unfold(out, x, batch, h, w, c, k, s, p) writes out[0..batch·positions·k·k·c)
+            // (out's entries) and reads x at ((img·h + y)·w + x')·c + ch with img < batch, y < h,
+            // x' < w, ch < c, i.e. inside x's batch·h·w·c entries (batch_of checked the count); the
+            // window was checked, so the output sizes do not underflow.
+            check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_unfold");
+        }
+        out
+    }
+
+    fn fold(&self, cols: &Tensor, g: &Window) -> Tensor {
+        let [h, w, c, k, s, p] = window_args(g, "fold");
+        let per = g.positions() * g.patch_len();
+        assert!(cols.len().is_multiple_of(per), "fold: {} entries are not whole images of patches", cols.len());
+        let batch = cols.len() / per;
+        let mut out = self.uninit(batch, g.image_len());
+        let n = out.len();
+        if n > 0 {
+            let batch64 = u64_of(batch);
+            let mut launch = self.launch_of(Kernel::Fold);
+            launch.arg(&mut out.data).arg(&cols.data).arg(&batch64).arg(&h).arg(&w).arg(&c).arg(&k).arg(&s).arg(&p);
+            // SAFETY: bio_fold(out, cols, batch, h, w, c, k, s, p) writes out[0..batch·h·w·c) (out's
+            // entries) and reads cols at (img·positions + o)·k·k·c + (i·k + j)·c + ch with i, j < k
+            // (covering() keeps the window entry inside the window) and o < positions: inside cols'
+            // batch·positions·k·k·c entries (checked above).
+            check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_fold");
+        }
+        out
+    }
+
+    fn max_pool(&self, x: &Tensor, g: &Window) -> Tensor {
+        let [h, w, c, k, s, p] = window_args(g, "max_pool");
+        let batch = g.batch_of(x.len());
+        let mut out = self.uninit(batch * g.positions(), g.channels);
+        let n = out.len();
+        if n > 0 {
+            let batch64 = u64_of(batch);
+            let mut launch = self.launch_of(Kernel::MaxPool);
+            launch.arg(&mut out.data).arg(&x.data).arg(&batch64).arg(&h).arg(&w).arg(&c).arg(&k).arg(&s).arg(&p);
+            // SAFETY: bio_max_pool(out, x, batch, h, w, c, k, s, p) writes out[0..batch·positions·c)
+            // and reads x only inside each window's span, clipped to the h×w map: inside x's
+            // batch·h·w·c entries. A checked window holds at least one position, so the span is
+            // never empty.
+            check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_max_pool");
+        }
+        out
+    }
+
+    fn max_pool_backward(&self, x: &Tensor, g: &Window, grad: &Tensor) -> Tensor {
+        let [h, w, c, k, s, p] = window_args(g, "max_pool_backward");
+        let batch = g.batch_of(x.len());
+        assert_eq!(grad.len(), batch * g.positions() * g.channels, "max_pool_backward: gradient of the wrong size");
+        let mut out = self.uninit(batch * g.height * g.width, g.channels);
+        let n = out.len();
+        if n > 0 {
+            let batch64 = u64_of(batch);
+            let mut launch = self.launch_of(Kernel::MaxPoolBackward);
+            launch
+                .arg(&mut out.data)
+                .arg(&x.data)
+                .arg(&grad.data)
+                .arg(&batch64)
+                .arg(&h)
+                .arg(&w)
+                .arg(&c)
+                .arg(&k)
+                .arg(&s)
+                .arg(&p);
+            // SAFETY: bio_max_pool_backward(out, x, grad, batch, h, w, c, k, s, p) writes
+            // out[0..batch·h·w·c), reads x as bio_max_pool does and grad at
+            // (img·positions + o)·c + ch with o < positions: inside grad's entries (checked above).
+            check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_max_pool_backward");
+        }
+        out
+    }
+
+    /// One block per row: the radix select of `row_kth_largest`, then `relu(u − θ)` as `zip(Sub)`
+    /// and `map(Relu)` compute it.
+    fn kwta_rows(&self, u: &Tensor, k: usize) -> (Tensor, Tensor) {
+        assert!(k >= 1 && k <= u.cols, "k = {k} outside 1..={}", u.cols);
+        let (mut theta, mut activity) = (self.uninit(u.rows, 1), self.uninit(u.rows, u.cols));
+        if u.rows > 0 {
+            let (rows, cols, k64) = (u64_of(u.rows), u64_of(u.cols), u64_of(k));
+            let mut launch = self.launch_of(Kernel::KwtaRows);
+            launch.arg(&mut theta.data).arg(&mut activity.data).arg(&u.data).arg(&rows).arg(&cols).arg(&k64);
+            // SAFETY: bio_kwta_rows(theta, act, u, rows, cols, k) reads u[0..rows·cols), writes
+            // theta[0..rows) and act[0..rows·cols) (two distinct fresh buffers of those sizes);
+            // 1 ≤ k ≤ cols was checked. Block size from rows_cfg (a power of two ≤ 256), as for
+            // bio_kth_largest_rows.
+            check(unsafe { launch.launch(Self::rows_cfg(u.rows, u.cols)) }, "bio_kwta_rows");
+        }
+        (theta, activity)
+    }
+
+    /// One block per row: the peak as `reduce(PerRow, Max)` forms it with the same block size,
+    /// guarded, then the division.
+    fn relative_to_row_max(&self, y: &Tensor) -> Tensor {
+        let mut out = self.uninit(y.rows, y.cols);
+        if !y.is_empty() {
+            let (rows, cols) = (u64_of(y.rows), u64_of(y.cols));
+            let mut launch = self.launch_of(Kernel::RelativeToRowMax);
+            launch.arg(&mut out.data).arg(&y.data).arg(&rows).arg(&cols);
+            // SAFETY: bio_relative_to_row_max(out, y, rows, cols) reads y[0..rows·cols) and writes
+            // out[0..rows·cols). Block size from rows_cfg, as reduce(PerRow) uses (the same bits).
+            check(unsafe { launch.launch(Self::rows_cfg(y.rows, y.cols)) }, "bio_relative_to_row_max");
+        }
+        out
+    }
+
+    /// One block per row: `Σ p·p` as `reduce(PerRow, Sum)` of `map(Square)` forms it with the same
+    /// block size, the square root and the guard, then the division.
+    fn unit_l2_rows(&self, p: &Tensor) -> Tensor {
+        let mut out = self.uninit(p.rows, p.cols);
+        if !p.is_empty() {
+            let (rows, cols) = (u64_of(p.rows), u64_of(p.cols));
+            let mut launch = self.launch_of(Kernel::UnitL2Rows);
+            launch.arg(&mut out.data).arg(&p.data).arg(&rows).arg(&cols);
+            // SAFETY: bio_unit_l2_rows(out, p, rows, cols) reads p[0..rows·cols) and writes
+            // out[0..rows·cols). Block size from rows_cfg, as reduce(PerRow) uses (the same bits).
+            check(unsafe { launch.launch(Self::rows_cfg(p.rows, p.cols)) }, "bio_unit_l2_rows");
+        }
+        out
+    }
+
+    /// The positive entries counted on the device (an integer, exact in any order), then
+    /// `count/n` in `f64` rounded once: the value `reduce(All, Mean)` of `map(Step)` computes.
+    fn fraction_positive(&self, y: &Tensor) -> f32 {
+        let n = y.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let mut count = check(self.stream().alloc_zeros::<u64>(1), "device allocation");
+        let n64 = u64_of(n);
+        let mut launch = self.launch_of(Kernel::CountPositive);
+        launch.arg(&mut count).arg(&y.data).arg(&n64);
+        // SAFETY: bio_count_positive(count, a, n) reads a[0..n) (y's entries) and adds to count[0]
+        // (one zeroed u64); elementwise_cfg's block (ELEMENTWISE_BLOCK, a power of two
+        // ≤ MAX_ROW_BLOCK) fits its shared array.
+        check(unsafe { launch.launch(Self::elementwise_cfg(n)) }, "bio_count_positive");
+        let host = check(self.stream().clone_dtoh(&count), "download of the positive count");
+        check(self.stream().synchronize(), "stream synchronize");
+        (host[0] as f64 / n as f64) as f32
+    }
+
+    /// A device-to-device copy with the new shape.
+    fn reshape(&self, t: &Tensor, rows: usize, cols: usize) -> Tensor {
+        assert_eq!(rows * cols, t.len(), "reshape keeps the number of entries: {:?} to {rows}×{cols}", t.shape());
+        Tensor { rows, cols, ..t.clone() }
+    }
+}
 
 #[cfg(test)]
 mod tests {
