@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# gpu-check.sh — run bio-cuda's GPU tests (conformance suite + CPU-vs-CUDA rule steps) on a GPU
+# gpu-check.sh — run bio-cuda's GPU tests (conformance suite, conv kernels, CPU-vs-CUDA rule steps) on a GPU
 # machine from test binaries built elsewhere. Nothing here needs a Rust toolchain on the GPU machine.
 #
 # 1. On the build machine (has cargo; no GPU needed), from the repository root:
 #        scripts/gpu-check.sh prepare
 #    which runs `cargo test -p bio-cuda --release --no-run`, takes the test executables it reports
 #    ("Executable ... (target/release/deps/<name>-<hash>)": the lib unit tests bio_cuda,
-#    conformance, gpu_kernels, no_gpu and rules_vs_cpu), strips their debug info and copies them,
-#    without the -<hash> suffix, to target/gpu-bin/ (git-ignored), with the release `bio` binary
+#    conformance, conv_kernels, forks, gpu_kernels, no_gpu and rules_vs_cpu), strips their debug
+#    info and copies them, without the -<hash> suffix, to target/gpu-bin/ (git-ignored), with the release `bio` binary
 #    (for `bench`). Carry that folder to the GPU machine (with
 #    the device tool: carry ["target/gpu-bin"]). By hand: run the cargo command above and copy the
 #    listed executables the same way.
@@ -49,7 +49,7 @@ prepare() {
         strip --strip-debug "$bin_dir/${base%-*}" 2>/dev/null || true
         n=$((n + 1))
     done < <(printf '%s\n' "$listing" | sed -n 's/^ *Executable .*(\(.*\))$/\1/p')
-    [ "$n" -ge 6 ] || { echo "expected 6 test executables, found $n:" >&2; echo "$listing" >&2; exit 1; }
+    [ "$n" -ge 7 ] || { echo "expected 7 test executables, found $n:" >&2; echo "$listing" >&2; exit 1; }
     # The `bio` binary for the timings of `bench` (same build profile as the timings in docs/).
     cargo build --release -p bio-cli >/dev/null
     cp target/release/bio "$bin_dir/bio"
@@ -91,7 +91,7 @@ run_tests() {
     export RUST_BACKTRACE=1
     local failed=0 name secs status
     # Order: cheapest first, so a broken setup shows quickly. Seconds are per-binary timeouts.
-    for spec in bio_cuda:60 no_gpu:60 conformance:300 rules_vs_cpu:150 gpu_kernels:60 forks:120; do
+    for spec in bio_cuda:60 no_gpu:60 conformance:300 conv_kernels:120 rules_vs_cpu:150 gpu_kernels:60 forks:120; do
         name="${spec%%:*}"
         secs="${spec##*:}"
         if [ ! -x "$bin_dir/$name" ]; then
@@ -104,7 +104,7 @@ run_tests() {
         # --nocapture keeps what the tests print (gpu_kernels' times) in the log.
         timeout --kill-after=10 "$secs" "$bin_dir/$name" --include-ignored --test-threads=1 --nocapture \
             >"$logs/$name.log" 2>&1 || status=$?
-        grep -E '^test |^test result|panicked|FAILED|failures:|fused|GPU kernel times|  pull|  du' "$logs/$name.log" \
+        grep -E '^test |^test result|panicked|FAILED|failures:|fused|GPU kernel times|  pull|  du|conv kernels|  unfold|  fold|  max_pool' "$logs/$name.log" \
             | tail -n 60 || true
         if [ "$status" -ne 0 ]; then
             echo "== $name: FAILED (exit $status; 124 = timed out); full log: $logs/$name.log"
