@@ -9,8 +9,8 @@
 //!
 //! **Status:** verified on one H200 (2026-11-30 and 2026-12-01): the conformance suite, the
 //! rule-step comparisons against the CPU backend, the fused kernels and full Fashion-MNIST training
-//! agree with `bio-cpu`. [`CudaBackend::fork`] (concurrent runs on one device) is checked without a
-//! GPU only so far. See the README.
+//! agree with `bio-cpu`. [`CudaBackend::fork`] (concurrent runs on one device) and the `ConvOps`
+//! kernels are checked without a GPU only so far. See the README.
 //!
 #![doc = include_str!("../README.md")]
 
