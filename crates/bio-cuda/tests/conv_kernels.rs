@@ -122,13 +122,13 @@ fn windows_that_do_not_fit_are_refused_before_any_launch() {
     let grad = gpu.upload(&Matrix::zeros(ok.positions(), ok.channels));
     for bad in [Window { padding: 3, ..ok }, Window { kernel: 9, ..ok }, Window { stride: 0, ..ok }] {
         let reason = bad.check().expect_err("a window that does not fit").to_string();
-        let calls: [(&str, Box<dyn Fn()>); 4] = [
-            ("unfold", Box::new(|| drop(gpu.unfold(&x, &bad)))),
-            ("fold", Box::new(|| drop(gpu.fold(&x, &bad)))),
-            ("max_pool", Box::new(|| drop(gpu.max_pool(&x, &bad)))),
-            ("max_pool_backward", Box::new(|| drop(gpu.max_pool_backward(&x, &bad, &grad)))),
-        ];
-        for (op, call) in calls {
+        for op in ["unfold", "fold", "max_pool", "max_pool_backward"] {
+            let call = || match op {
+                "unfold" => drop(gpu.unfold(&x, &bad)),
+                "fold" => drop(gpu.fold(&x, &bad)),
+                "max_pool" => drop(gpu.max_pool(&x, &bad)),
+                _ => drop(gpu.max_pool_backward(&x, &bad, &grad)),
+            };
             let err = catch_unwind(AssertUnwindSafe(call)).expect_err(&format!("{op} accepted {bad:?}"));
             let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
             assert_eq!(msg, format!("bio-cuda: {op}: {reason}"), "{op} of {bad:?}");
@@ -167,7 +167,10 @@ fn window_operations_timed_against_the_host_round_trip() {
     let maps = gpu.upload(&random_matrix(&mut rng, batch * pool.height * pool.width, pool.channels, -1.0, 1.0));
     let grad = gpu.upload(&random_matrix(&mut rng, batch * pool.positions(), pool.channels, -1.0, 1.0));
     let host = |f: &dyn Fn(&ReferenceBackend) -> Matrix| drop(gpu.upload(&f(&r)));
-    eprintln!("conv kernels ({}), batch {batch}, median of 20, synchronized, µs (kernel / host round trip):", gpu.device_name());
+    eprintln!(
+        "conv kernels ({}), batch {batch}, median of 20, synchronized, µs (kernel / host round trip):",
+        gpu.device_name()
+    );
     let rows: [(&str, f64, f64); 4] = [
         (
             "unfold 28×28×1 k5 p2",
