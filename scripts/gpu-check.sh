@@ -27,8 +27,9 @@
 #    $BIO_DATA_DIR (e.g. the four IDX .gz files in an untracked .gpu/data/fashion-mnist/).
 #
 # Device time: on one H200 (2026-11-30) `run` took about 10 s of test time (plus a second per binary
-# to start); `bench` is estimated at about a minute (not yet run on a device). The per-binary
-# timeouts below cap `run` at ~10 minutes.
+# to start); `conv_kernels` (added 2026-12-06, not yet run on a device) is estimated at 10-30 s,
+# mostly its host round trips; `bench` is estimated at about a minute (not yet run on a device).
+# The per-binary timeouts below cap `run` at ~15 minutes (the sum, if every binary hung).
 set -euo pipefail
 
 mode="${1:-run}"
