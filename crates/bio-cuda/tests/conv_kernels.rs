@@ -12,7 +12,6 @@
 //! every test fails.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
 
 use bio_core::backend::{
     ConvOps, Window, composed_fraction_positive, composed_kwta_rows, composed_relative_to_row_max,
@@ -21,6 +20,9 @@ use bio_core::backend::{
 use bio_core::conformance::{coarse_matrix, random_matrix, rng};
 use bio_core::{Matrix, ReferenceBackend, TensorStore};
 use bio_cuda::CudaBackend;
+
+mod common;
+use common::time_us;
 
 fn gpu() -> CudaBackend {
     CudaBackend::new().unwrap_or_else(|e| panic!("this test needs a CUDA GPU: {e}"))
@@ -135,22 +137,6 @@ fn windows_that_do_not_fit_are_refused_before_any_launch() {
         }
     }
     gpu.sync();
-}
-
-/// Median wall time of `f` over `reps` synchronized runs, in microseconds.
-fn time_us(gpu: &CudaBackend, reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    gpu.sync();
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            gpu.sync();
-            start.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[reps / 2]
 }
 
 #[test]

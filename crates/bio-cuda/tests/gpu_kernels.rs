@@ -3,33 +3,18 @@
 //! within the conformance tolerance, masks exactly), and the time of each, with the sparse and
 //! dense products beside them (the sparse kernel checked against cuBLAS first). Ignored by default (needs a GPU); run by `scripts/gpu-check.sh run`.
 
-use std::time::Instant;
-
 use bio_core::backend::{HebbianTerms, composed_plasticity_step};
 use bio_core::conformance::{random_matrix, rng};
 use bio_core::{LinalgOps, Matrix, PlasticityOps, PlasticityStep, ScalingNorm, TensorStore, WeightChange};
 use bio_cuda::CudaBackend;
 use rand::Rng;
 
+mod common;
+use common::time_us;
+
 const NEURONS: usize = 2000;
 const INPUTS: usize = 784;
 const BATCH: usize = 100;
-
-/// Median wall time of `f` over `reps` runs (each synchronized), in microseconds.
-fn time_us(gpu: &CudaBackend, reps: usize, mut f: impl FnMut()) -> f64 {
-    f();
-    gpu.sync();
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let start = Instant::now();
-            f();
-            gpu.sync();
-            start.elapsed().as_secs_f64() * 1e6
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[reps / 2]
-}
 
 #[test]
 #[ignore = "needs a CUDA GPU; run with --include-ignored on a GPU machine"]
