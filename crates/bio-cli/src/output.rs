@@ -134,6 +134,28 @@ pub const BIOLOGY_HEADER: [&str; 13] = [
     "inhibitory",
 ];
 
+/// Table rows of the unit-diversity table: each layer's figures at initialisation (`initial`,
+/// matched by layer name) and trained (`layers`).
+pub fn diversity_rows(layers: &[bio_eval::LayerMetrics], initial: &[bio_eval::LayerDiversity]) -> Vec<Vec<String>> {
+    layers
+        .iter()
+        .map(|l| {
+            let first = initial.iter().find(|d| d.layer == l.layer);
+            vec![
+                l.layer.clone(),
+                opt(first.and_then(|d| d.unit_similarity), 3),
+                opt(l.unit_similarity, 3),
+                opt(first.and_then(|d| d.effective_rank), 1),
+                opt(l.effective_rank, 1),
+            ]
+        })
+        .collect()
+}
+
+/// Header of [`diversity_rows`].
+pub const DIVERSITY_HEADER: [&str; 5] =
+    ["layer", "similarity, initial", "similarity, trained", "effective units, initial", "effective units, trained"];
+
 /// Table rows of the class-selectivity table.
 pub fn selectivity_rows(layers: &[bio_eval::LayerSelectivity]) -> Vec<Vec<String>> {
     layers

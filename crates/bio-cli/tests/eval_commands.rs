@@ -179,6 +179,11 @@ fn metrics_dale_index_of_bio_is_one() {
     assert_eq!(m["layers"][0]["dale_index"].as_f64(), Some(1.0));
     assert_eq!(m["class_selectivity"][0]["layer"], "hidden.0");
     assert!(models().root.join("bio").join("biology.json").is_file());
+    // Unit diversity, trained and at initialisation, per layer; training moved the hidden layer.
+    assert_eq!(m["initial_diversity"][0]["layer"], "hidden.0");
+    let (start, end) =
+        (m["initial_diversity"][0]["unit_similarity"].as_f64(), m["layers"][0]["unit_similarity"].as_f64());
+    assert!(start.is_some() && end.is_some() && start != end, "{start:?} {end:?}");
 }
 
 #[test]

@@ -37,8 +37,9 @@ pub use fewshot::{
 };
 pub use initial::initial_params;
 pub use metrics::{
-    BiologicalReport, LayerMetrics, LayerSelectivity, ParameterCount, SelectivityAccumulator, biological_report,
-    class_selectivity, dead_unit_warnings, parameter_count, synapses_kept,
+    BiologicalReport, Diversity, LayerDiversity, LayerMetrics, LayerSelectivity, ParameterCount,
+    SelectivityAccumulator, biological_report, class_selectivity, dead_unit_warnings, diversity, layer_diversity,
+    parameter_count, synapses_kept,
 };
 pub use oneshot::{OneShotRow, OneShotRuns};
 pub use plot::{

@@ -5,7 +5,9 @@
 //!   sparseness of the weights, fraction of synapses kept by the structural mask;
 //! - **lognormality** of the nonzero weight magnitudes: `ln|w|` fitted by a normal law (MLE), its
 //!   skewness and the Kolmogorov–Smirnov distance to the fit;
-//! - **Dale's law**: how sign-consistent each presynaptic neuron's outgoing weights are.
+//! - **Dale's law**: how sign-consistent each presynaptic neuron's outgoing weights are;
+//! - **diversity** of the units: mean `|cos|` between their centred incoming weights and the
+//!   effective number of independent units ([`diversity`]).
 
 use bio_core::{Backend, Classifier, Matrix, Params};
 use rand::SeedableRng;
@@ -210,6 +212,93 @@ pub fn dale(weights: &Matrix) -> DaleStats {
     }
 }
 
+/// Rows of a weight matrix that [`diversity`] compares at most: a wider layer is measured on
+/// this many of its units, evenly spaced (`i·rows/512`), so the cost stays below 512²·in/2
+/// products (about 0.1 s for a 784-input layer).
+pub const DIVERSITY_MAX_ROWS: usize = 512;
+
+/// How different a layer's units are from one another ([`diversity`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Diversity {
+    /// Mean over pairs of units of `|cos(w̃ᵢ, w̃ⱼ)|`, `w̃ᵢ = wᵢ − mean(wᵢ)·1` (each unit's incoming
+    /// weights centred on their own mean, so a common positive offset does not count as
+    /// similarity): 0 for mutually orthogonal units, 1 when all are copies (or negated copies) of one.
+    pub similarity: f64,
+    /// Participation ratio of the singular values of the centred, unit-norm rows:
+    /// `(Σσ²)² / Σσ⁴ = n / (1 + (n − 1)·mean cos²)`, between 1 (all units alike) and `min(n, in)`
+    /// (orthogonal units): how many independent filters the layer effectively has.
+    pub effective_rank: f64,
+    /// Units compared: rows with a nonzero centred norm, among at most [`DIVERSITY_MAX_ROWS`].
+    pub units: usize,
+}
+
+/// [`Diversity`] of the rows of `weights` (one row per unit); `None` when fewer than two rows have
+/// a nonzero centred norm. Computed in `f64`.
+pub fn diversity(weights: &Matrix) -> Option<Diversity> {
+    let rows = weights.rows();
+    let picked: Vec<usize> = if rows > DIVERSITY_MAX_ROWS {
+        (0..DIVERSITY_MAX_ROWS).map(|i| i * rows / DIVERSITY_MAX_ROWS).collect()
+    } else {
+        (0..rows).collect()
+    };
+    let centred: Vec<Vec<f64>> = picked
+        .into_iter()
+        .filter_map(|r| {
+            let row = weights.row(r);
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / row.len().max(1) as f64;
+            let c: Vec<f64> = row.iter().map(|&v| v as f64 - mean).collect();
+            let norm = c.iter().map(|v| v * v).sum::<f64>().sqrt();
+            (norm > 0.0 && norm.is_finite()).then(|| c.into_iter().map(|v| v / norm).collect())
+        })
+        .collect();
+    let n = centred.len();
+    if n < 2 {
+        return None;
+    }
+    let (mut abs_sum, mut sq_sum) = (0.0f64, 0.0f64);
+    for i in 0..n {
+        for j in i + 1..n {
+            let cos: f64 = centred[i].iter().zip(&centred[j]).map(|(a, b)| a * b).sum();
+            abs_sum += cos.abs();
+            sq_sum += cos * cos;
+        }
+    }
+    let pairs = (n * (n - 1) / 2) as f64;
+    let mean_sq = sq_sum / pairs;
+    Some(Diversity {
+        similarity: abs_sum / pairs,
+        effective_rank: n as f64 / (1.0 + (n - 1) as f64 * mean_sq),
+        units: n,
+    })
+}
+
+/// [`Diversity`] of one layer's units, named as every output names layers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerDiversity {
+    /// `hidden.k` or `readout` ([`crate::layers`]).
+    pub layer: String,
+    /// [`Diversity::similarity`] (`None`: fewer than two units with centred weights).
+    pub unit_similarity: Option<f64>,
+    /// [`Diversity::effective_rank`].
+    pub effective_rank: Option<f64>,
+}
+
+/// [`diversity`] of every `<layer>.weight` tensor of `params`, input side first (e.g. of a model's
+/// initial parameters, [`crate::initial_params`], to compare with what training made of them).
+pub fn layer_diversity(params: &Params) -> Vec<LayerDiversity> {
+    crate::layers::layers(params)
+        .into_iter()
+        .map(|l| {
+            let d = diversity(l.weight);
+            LayerDiversity {
+                layer: l.name,
+                unit_similarity: d.map(|v| v.similarity),
+                effective_rank: d.map(|v| v.effective_rank),
+            }
+        })
+        .collect()
+}
+
 /// Activity statistics of one hidden layer over a data set.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ActivityStats {
@@ -322,6 +411,13 @@ pub struct LayerMetrics {
     pub inhibitory_fraction: Option<f64>,
     /// Presynaptic neurons with no nonzero outgoing weight (excluded from the Dale statistics).
     pub silent_presynaptic: usize,
+    /// Mean `|cos|` between the layer's units' centred incoming weights ([`Diversity::similarity`];
+    /// absent in files written before it).
+    #[serde(default)]
+    pub unit_similarity: Option<f64>,
+    /// Effective number of independent units ([`Diversity::effective_rank`]; absent in older files).
+    #[serde(default)]
+    pub effective_rank: Option<f64>,
 }
 
 /// The biological metrics of a model: one entry per weight matrix, input side first.
@@ -426,6 +522,7 @@ pub fn weight_metrics(params: &Params) -> Vec<LayerMetrics> {
             };
             let fit = fit_lognormal(w.as_slice());
             let d = dale(w);
+            let div = diversity(w);
             LayerMetrics {
                 layer: name,
                 shape: [w.rows(), w.cols()],
@@ -445,6 +542,8 @@ pub fn weight_metrics(params: &Params) -> Vec<LayerMetrics> {
                 excitatory_fraction: d.excitatory_fraction,
                 inhibitory_fraction: d.inhibitory_fraction,
                 silent_presynaptic: d.silent,
+                unit_similarity: div.map(|v| v.similarity),
+                effective_rank: div.map(|v| v.effective_rank),
             }
         })
         .collect()

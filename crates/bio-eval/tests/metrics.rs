@@ -2,8 +2,8 @@
 
 use bio_core::{BioNet, BioParams, BpNet, BpParams, Matrix, Params, ReferenceBackend};
 use bio_eval::metrics::{
-    ActivityAccumulator, MAX_LOG_SAMPLES, SelectivityAccumulator, dale, erf, erfc, fit_lognormal, hoyer, normal_cdf,
-    treves_rolls, weight_metrics,
+    ActivityAccumulator, DIVERSITY_MAX_ROWS, MAX_LOG_SAMPLES, SelectivityAccumulator, dale, diversity, erf, erfc,
+    fit_lognormal, hoyer, normal_cdf, treves_rolls, weight_metrics,
 };
 use bio_eval::{BiologicalReport, LayerSelectivity, biological_report, class_selectivity};
 use rand::{Rng, SeedableRng};
@@ -363,4 +363,49 @@ fn a_mostly_dead_hidden_layer_is_warned_about() {
     assert!(bio_eval::dead_unit_warnings(&layers).is_empty());
     layers[1].dead_units = Some(10);
     assert!(bio_eval::dead_unit_warnings(&layers).is_empty());
+}
+
+fn matrix(rows: &[&[f32]]) -> Matrix {
+    let cols = rows[0].len();
+    Matrix::from_fn(rows.len(), cols, |i, j| rows[i][j])
+}
+
+#[test]
+fn diversity_of_known_layers() {
+    // Copies up to an offset, a positive scale or a sign: one filter.
+    let r = [1.0, -2.0, 0.5, 3.0];
+    let copies = matrix(&[&r, &r.map(|v| 2.0 * v + 5.0), &r.map(|v| v + 1.0), &r.map(|v| -v)]);
+    let d = diversity(&copies).unwrap();
+    close(d.similarity, 1.0, 1e-12);
+    close(d.effective_rank, 1.0, 1e-12);
+    assert_eq!(d.units, 4);
+    // Centred and mutually orthogonal: three independent filters, whatever their common offset.
+    let orthogonal = matrix(&[&[1.0, -1.0, 0.0, 0.0], &[7.0, 7.0, 8.0, 6.0], &[1.0, 1.0, -1.0, -1.0]]);
+    let d = diversity(&orthogonal).unwrap();
+    close(d.similarity, 0.0, 1e-12);
+    close(d.effective_rank, 3.0, 1e-12);
+    // cos = 1/2: similarity 1/2, effective units 2 / (1 + 1/4).
+    let d = diversity(&matrix(&[&[1.0, -1.0, 0.0, 0.0], &[1.0, 0.0, -1.0, 0.0]])).unwrap();
+    close(d.similarity, 0.5, 1e-12);
+    close(d.effective_rank, 1.6, 1e-12);
+    // Constant rows have no shape: left out, and with fewer than two left there is nothing to say.
+    let with_constant = matrix(&[&[1.0, -1.0, 0.0, 0.0], &[3.0, 3.0, 3.0, 3.0], &[1.0, 0.0, -1.0, 0.0]]);
+    assert_eq!(diversity(&with_constant).unwrap().units, 2);
+    close(diversity(&with_constant).unwrap().similarity, 0.5, 1e-12);
+    assert!(diversity(&matrix(&[&[2.0, 2.0], &[1.0, -1.0]])).is_none());
+}
+
+#[test]
+fn diversity_of_random_filters_and_of_a_wide_layer() {
+    // Independent rows of length n (uniform entries): after centring E cos² = 1/(n−1) and, nearly
+    // Gaussian, E|cos| ≈ √(2/(π(n−1))).
+    let (rows, cols) = (200, 784);
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let w = Matrix::from_fn(rows, cols, |_, _| rng.random::<f32>() - 0.5);
+    let d = diversity(&w).unwrap();
+    close(d.similarity, (2.0 / (std::f64::consts::PI * 783.0)).sqrt(), 0.002);
+    close(d.effective_rank, 200.0 / (1.0 + 199.0 / 783.0), 3.0);
+    // A layer wider than DIVERSITY_MAX_ROWS is measured on that many of its units.
+    let wide = Matrix::from_fn(DIVERSITY_MAX_ROWS + 100, 8, |_, _| rng.random::<f32>());
+    assert_eq!(diversity(&wide).unwrap().units, DIVERSITY_MAX_ROWS);
 }

@@ -94,6 +94,11 @@ pub struct BiologyFile {
     /// CRC-32 of the `model.ckpt` measured (absent in files written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_crc32: Option<u32>,
+    /// Unit diversity of each layer at initialisation (the parameters recomputed from the model's
+    /// configuration and seed, [`bio_eval::initial_params`]), beside `layers`' trained figures;
+    /// empty in files written before it was measured.
+    #[serde(default)]
+    pub initial_diversity: Vec<bio_eval::LayerDiversity>,
 }
 
 /// Biological metrics of the model in `dir` on its first `limit` test images; saved as
@@ -117,6 +122,7 @@ pub fn biology<B: Backend>(
         layers: report.layers,
         class_selectivity,
         model_crc32: Some(crate::files::model_crc32(dir)?),
+        initial_diversity: bio_eval::layer_diversity(&file.model.initial_params(file.seed)?),
     };
     let path = dir.join(BIOLOGY_FILE);
     let not_saved = crate::files::save_results(&path, &out);

@@ -6,7 +6,8 @@ use bio_core::Backend;
 use crate::backend::with_backend;
 use crate::cli::MetricsArgs;
 use crate::output::{
-    BIOLOGY_HEADER, SELECTIVITY_HEADER, biology_rows, outln, print_json, print_table, selectivity_rows,
+    BIOLOGY_HEADER, DIVERSITY_HEADER, SELECTIVITY_HEADER, biology_rows, diversity_rows, outln, print_json, print_table,
+    selectivity_rows,
 };
 
 /// `bio eval metrics`.
@@ -38,5 +39,8 @@ fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
     outln!();
     outln!("class selectivity of the hidden layers (units: active at least once)");
     print_table(&SELECTIVITY_HEADER, &selectivity_rows(&out.class_selectivity));
+    outln!();
+    outln!("unit diversity (mean |cos| between units' centred incoming weights; effective number of units)");
+    print_table(&DIVERSITY_HEADER, &diversity_rows(&out.layers, &out.initial_diversity));
     crate::output::fail_if_not_saved(not_saved)
 }
