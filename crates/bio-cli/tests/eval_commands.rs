@@ -184,6 +184,8 @@ fn metrics_dale_index_of_bio_is_one() {
     let (start, end) =
         (m["initial_diversity"][0]["unit_similarity"].as_f64(), m["layers"][0]["unit_similarity"].as_f64());
     assert!(start.is_some() && end.is_some() && start != end, "{start:?} {end:?}");
+    // The reference: the 200 measured test images, each a row.
+    assert_eq!(m["input_diversity"]["units"].as_u64(), Some(200));
 }
 
 #[test]

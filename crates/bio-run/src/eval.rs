@@ -99,6 +99,12 @@ pub struct BiologyFile {
     /// empty in files written before it was measured.
     #[serde(default)]
     pub initial_diversity: Vec<bio_eval::LayerDiversity>,
+    /// The same measure on the measured test images themselves (each image a row, at most
+    /// [`bio_eval::DIVERSITY_MAX_ROWS`] of them): the reference for a first layer whose units live
+    /// in pixel space, since units that span the data's own subspace cannot be more diverse than
+    /// the data is (absent in files written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_diversity: Option<bio_eval::Diversity>,
 }
 
 /// Biological metrics of the model in `dir` on its first `limit` test images; saved as
@@ -123,6 +129,7 @@ pub fn biology<B: Backend>(
         class_selectivity,
         model_crc32: Some(crate::files::model_crc32(dir)?),
         initial_diversity: bio_eval::layer_diversity(&file.model.initial_params(file.seed)?),
+        input_diversity: bio_eval::diversity(&test.images),
     };
     let path = dir.join(BIOLOGY_FILE);
     let not_saved = crate::files::save_results(&path, &out);

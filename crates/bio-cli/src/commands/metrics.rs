@@ -42,5 +42,13 @@ fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
     outln!();
     outln!("unit diversity (mean |cos| between units' centred incoming weights; effective number of units)");
     print_table(&DIVERSITY_HEADER, &diversity_rows(&out.layers, &out.initial_diversity));
+    if let Some(d) = out.input_diversity {
+        outln!(
+            "the test images themselves (reference for units in pixel space): similarity {:.3}, effective units {:.1} of {}",
+            d.similarity,
+            d.effective_rank,
+            d.units
+        );
+    }
     crate::output::fail_if_not_saved(not_saved)
 }
