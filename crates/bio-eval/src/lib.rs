@@ -38,8 +38,8 @@ pub use fewshot::{
 pub use initial::initial_params;
 pub use metrics::{
     BiologicalReport, Diversity, LayerDiversity, LayerMetrics, LayerSelectivity, ParameterCount,
-    SelectivityAccumulator, biological_report, class_selectivity, dead_unit_warnings, diversity, layer_diversity,
-    parameter_count, synapses_kept,
+    SelectivityAccumulator, biological_report, class_selectivity, dead_unit_warnings, diversity, input_diversity,
+    layer_diversity, parameter_count, synapses_kept,
 };
 pub use oneshot::{OneShotRow, OneShotRuns};
 pub use plot::{

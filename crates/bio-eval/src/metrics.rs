@@ -9,6 +9,7 @@
 //! - **diversity** of the units: mean `|cos|` between their centred incoming weights and the
 //!   effective number of independent units ([`diversity`]).
 
+use bio_core::backend::{Window, unfold_image};
 use bio_core::{Backend, Classifier, Matrix, Params};
 use rand::SeedableRng;
 use rand::seq::index::sample;
@@ -270,6 +271,43 @@ pub fn diversity(weights: &Matrix) -> Option<Diversity> {
         effective_rank: n as f64 / (1.0 + (n - 1) as f64 * mean_sq),
         units: n,
     })
+}
+
+/// [`diversity`] of what a first layer of `cols` inputs sees, drawn from `images` (one flat image
+/// per row): the images themselves when `cols` is the image size, else, when `cols = k·k·C` for an
+/// odd `k` (a convolution over the [`bio_core::rules::image_of`] map with stride 1 and
+/// padding `⌊k/2⌋`), one non-constant patch from each of at most [`DIVERSITY_MAX_ROWS`] images
+/// spread evenly over the set, at a position that varies from image to image. `None` otherwise, or
+/// with fewer than two usable rows. Units that learn prototypes of their inputs span at most the
+/// inputs' own subspace, so this is the reference for a trained first layer's diversity.
+pub fn input_diversity(images: &Matrix, cols: usize) -> Option<Diversity> {
+    let dim = images.cols();
+    if cols == dim {
+        return diversity(images);
+    }
+    let (height, width, channels) = bio_core::rules::image_of(dim);
+    let kernel = (1..=height.max(width)).step_by(2).find(|k| k * k * channels == cols)?;
+    let g = Window { height, width, channels, kernel, stride: 1, padding: kernel / 2 };
+    g.check().ok()?;
+    let (n, len, positions) = (images.rows(), g.patch_len(), g.positions());
+    let picked = n.min(DIVERSITY_MAX_ROWS);
+    let mut patches = vec![0.0f32; positions * len];
+    let mut rows = Vec::with_capacity(picked * len);
+    for i in 0..picked {
+        unfold_image(&g, images.row(i * n / picked), &mut patches);
+        // A position that walks over the map from image to image (7919 is prime), then the first
+        // non-constant patch from there on.
+        let start = (i * 7919) % positions;
+        let found = (0..positions).map(|o| (start + o) % positions).find_map(|p| {
+            let patch = &patches[p * len..(p + 1) * len];
+            patch.iter().any(|&v| v != patch[0]).then_some(patch)
+        });
+        if let Some(patch) = found {
+            rows.extend_from_slice(patch);
+        }
+    }
+    let count = rows.len() / len;
+    diversity(&Matrix::new(count, len, rows).ok()?)
 }
 
 /// [`Diversity`] of one layer's units, named as every output names layers.

@@ -3,7 +3,7 @@
 use bio_core::{BioNet, BioParams, BpNet, BpParams, Matrix, Params, ReferenceBackend};
 use bio_eval::metrics::{
     ActivityAccumulator, DIVERSITY_MAX_ROWS, MAX_LOG_SAMPLES, SelectivityAccumulator, dale, diversity, erf, erfc,
-    fit_lognormal, hoyer, normal_cdf, treves_rolls, weight_metrics,
+    fit_lognormal, hoyer, input_diversity, normal_cdf, treves_rolls, weight_metrics,
 };
 use bio_eval::{BiologicalReport, LayerSelectivity, biological_report, class_selectivity};
 use rand::{Rng, SeedableRng};
@@ -408,4 +408,21 @@ fn diversity_of_random_filters_and_of_a_wide_layer() {
     // A layer wider than DIVERSITY_MAX_ROWS is measured on that many of its units.
     let wide = Matrix::from_fn(DIVERSITY_MAX_ROWS + 100, 8, |_, _| rng.random::<f32>());
     assert_eq!(diversity(&wide).unwrap().units, DIVERSITY_MAX_ROWS);
+}
+
+#[test]
+fn input_diversity_draws_images_or_patches() {
+    // 4×4 single-channel images: the first layer of 16 inputs sees the images themselves.
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let images = Matrix::from_fn(30, 16, |_, _| rng.random::<f32>());
+    assert_eq!(input_diversity(&images, 16), diversity(&images));
+    // A 3×3 convolution (9 inputs) sees one patch of each image: 30 rows.
+    let d = input_diversity(&images, 9).unwrap();
+    assert_eq!(d.units, 30);
+    // A blank image has no non-constant patch and is skipped; 7 inputs fit neither an image nor
+    // a square patch.
+    let mut mixed = images.clone();
+    mixed.row_mut(0).fill(0.0);
+    assert_eq!(input_diversity(&mixed, 9).unwrap().units, 29);
+    assert_eq!(input_diversity(&images, 7), None);
 }

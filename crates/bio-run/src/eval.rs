@@ -99,10 +99,10 @@ pub struct BiologyFile {
     /// empty in files written before it was measured.
     #[serde(default)]
     pub initial_diversity: Vec<bio_eval::LayerDiversity>,
-    /// The same measure on the measured test images themselves (each image a row, at most
-    /// [`bio_eval::DIVERSITY_MAX_ROWS`] of them): the reference for a first layer whose units live
-    /// in pixel space, since units that span the data's own subspace cannot be more diverse than
-    /// the data is (absent in files written before it was measured).
+    /// The same measure on what the first layer sees, drawn from the measured test images (the
+    /// images themselves for a fully connected layer, one patch per image for a convolution;
+    /// [`bio_eval::input_diversity`]): the reference for the first layer's trained units, which
+    /// learn prototypes of those inputs (absent in files written before it was measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_diversity: Option<bio_eval::Diversity>,
 }
@@ -120,6 +120,7 @@ pub fn biology<B: Backend>(
     let (data, test) = model_test_set(&file, data_dir, limit)?;
     let report = bio_eval::biological_report(&model, &test.images, EVAL_BATCH)?;
     let class_selectivity = bio_eval::class_selectivity(&model, &test.images, &test.labels, data.classes, EVAL_BATCH)?;
+    let input_diversity = report.layers.first().and_then(|l| bio_eval::input_diversity(&test.images, l.shape[1]));
     let out = BiologyFile {
         model: dir.display().to_string(),
         rule: file.model.rule().to_string(),
@@ -129,7 +130,7 @@ pub fn biology<B: Backend>(
         class_selectivity,
         model_crc32: Some(crate::files::model_crc32(dir)?),
         initial_diversity: bio_eval::layer_diversity(&file.model.initial_params(file.seed)?),
-        input_diversity: bio_eval::diversity(&test.images),
+        input_diversity,
     };
     let path = dir.join(BIOLOGY_FILE);
     let not_saved = crate::files::save_results(&path, &out);
