@@ -22,6 +22,7 @@
 //! | `reduce` Sum / Mean over `n` entries | [`REDUCE_RTOL`]` = 1e-5` | `Σ|x|` (divided by `n` for Mean) | [`ABS_TOL`] |
 //! | elementwise maps and zips, `lincomb`, `softmax_rows`, optimizer steps | [`ELEMENTWISE_RTOL`]` = 1e-5` | `|want|` | [`ABS_TOL`] |
 //! | `reduce` Max / Min, `row_kth_largest`, `argmax_rows`, upload/download, `full` | exact | | |
+//! | `unfold`, `fold`, `max_pool`, `max_pool_backward`, the fused per-position steps against their chains | bit for bit ([`assert_bits`]) | | |
 //!
 //! Softmax rows must also sum to 1 within [`SOFTMAX_SUM_TOL`] and stay finite for logits of ±1e4.
 //!
@@ -44,7 +45,7 @@ use crate::tensor::Matrix;
 mod conv;
 pub use conv::{
     check_fold, check_fraction_positive, check_kwta_rows, check_max_pool, check_max_pool_backward,
-    check_relative_to_row_max, check_reshape, check_unfold, check_unit_l2_rows,
+    check_relative_to_row_max, check_reshape, check_unfold, check_unit_l2_rows, check_window_refusal,
 };
 
 // ============================================================================================
@@ -166,6 +167,32 @@ pub fn assert_close(ctx: &str, got: &Matrix, want: &Matrix, rel: f32, abs: f32) 
 /// Panics unless `got` equals `want` entry for entry (NaN matches NaN; `-0.0` matches `0.0`).
 pub fn assert_exact(ctx: &str, got: &Matrix, want: &Matrix) {
     assert_close_scaled(ctx, got, want, want, 0.0, 0.0);
+}
+
+/// Panics unless `got` has the shape of `want` and every entry has the same bits: for exact
+/// operations (copies, the routing of values, sums in a fixed order, a fused operation against its
+/// composed chain), where `-0.0` and `0.0`, or two NaNs of different payloads, must be told apart.
+pub fn assert_bits(ctx: &str, got: &Matrix, want: &Matrix) {
+    assert_eq!(
+        got.shape(),
+        want.shape(),
+        "conformance: {ctx}: result is {}, want {}",
+        shape_str(got.shape()),
+        shape_str(want.shape())
+    );
+    let differ = |(_, (g, w)): &(usize, (&f32, &f32))| g.to_bits() != w.to_bits();
+    let mut diffs = got.as_slice().iter().zip(want.as_slice()).enumerate().filter(differ);
+    if let Some((idx, (g, w))) = diffs.next() {
+        let cols = want.cols().max(1);
+        panic!(
+            "conformance: {ctx}: entry ({}, {}) is {g:e} ({:#010x}), want {w:e} ({:#010x}); {} entries differ",
+            idx / cols,
+            idx % cols,
+            g.to_bits(),
+            w.to_bits(),
+            1 + diffs.count()
+        );
+    }
 }
 
 /// Panics unless `f` panics: for contracts such as "panics if the inner dimensions differ".
@@ -892,6 +919,7 @@ pub fn run_all<B: Backend>(b: &B) {
     check_relative_to_row_max(b);
     check_unit_l2_rows(b);
     check_fraction_positive(b);
+    check_window_refusal(b);
 }
 
 /// Generates one `#[test]` per conformance check for the backend that `$make` builds.
@@ -947,7 +975,8 @@ macro_rules! conformance_tests {
             kwta_rows => check_kwta_rows,
             relative_to_row_max => check_relative_to_row_max,
             unit_l2_rows => check_unit_l2_rows,
-            fraction_positive => check_fraction_positive
+            fraction_positive => check_fraction_positive,
+            window_refusal => check_window_refusal
         );
     };
     (@tests $attrs:tt ($make:expr) $($name:ident => $check:ident),* $(,)?) => {
@@ -972,7 +1001,7 @@ mod tests {
     //! independently here, and the suite checked to catch one planted bug per check.
 
     use super::*;
-    use crate::backend::{HebbianTerms, PlasticityOps, PlasticityStep, TensorStore};
+    use crate::backend::{HebbianTerms, PlasticityOps, PlasticityStep, TensorStore, Window};
 
     mod reference_suite {
         crate::conformance_tests!(|| Some(crate::ReferenceBackend));
@@ -1161,6 +1190,9 @@ mod tests {
         MomentumForgets,
         SparseDropsFirstColumn,
         PlasticityForgetsPruning,
+        WindowUnchecked,
+        FoldSumsInF64,
+        PoolKeepsLastOfTies,
     }
 
     /// The reference backend with one fault planted.
@@ -1209,7 +1241,84 @@ mod tests {
         }
     }
 
-    impl crate::backend::ConvOps for Faulty {}
+    /// The input position `(y, x)` of window entry `(i, j)` at output `(oy, ox)`, or `None` in the
+    /// padding (written again here, so that a planted bug does not borrow the definition's code).
+    fn window_source(g: &Window, oy: usize, ox: usize, i: usize, j: usize) -> Option<(usize, usize)> {
+        let y = (oy * g.stride + i).checked_sub(g.padding)?;
+        let x = (ox * g.stride + j).checked_sub(g.padding)?;
+        (y < g.height && x < g.width).then_some((y, x))
+    }
+
+    /// Each output entry of max pooling `x` (`(n·positions)×C` in order) as the index in `x` of
+    /// its window's **last** maximum (`>=`): the tie-break bug.
+    fn last_maxima(g: &Window, x: &Matrix) -> Vec<usize> {
+        let (hw, c, v) = (g.height * g.width, g.channels, x.as_slice());
+        let mut out = Vec::new();
+        for n in 0..g.batch_of(x.len()) {
+            for (oy, ox) in (0..g.out_height()).flat_map(|oy| (0..g.out_width()).map(move |ox| (oy, ox))) {
+                for ch in 0..c {
+                    let mut best: Option<usize> = None;
+                    for (i, j) in (0..g.kernel).flat_map(|i| (0..g.kernel).map(move |j| (i, j))) {
+                        if let Some((y, xx)) = window_source(g, oy, ox, i, j) {
+                            let idx = (n * hw + y * g.width + xx) * c + ch;
+                            if best.is_none_or(|b| v[idx] >= v[b]) {
+                                best = Some(idx);
+                            }
+                        }
+                    }
+                    out.push(best.expect("a window that fits holds a map position"));
+                }
+            }
+        }
+        out
+    }
+
+    impl crate::backend::ConvOps for Faulty {
+        fn unfold(&self, x: &Matrix, g: &Window) -> Matrix {
+            if self.0 == Fault::WindowUnchecked && g.check().is_err() {
+                return Matrix::zeros(1, 1);
+            }
+            ReferenceBackend.unfold(x, g)
+        }
+        fn fold(&self, cols: &Matrix, g: &Window) -> Matrix {
+            if self.0 != Fault::FoldSumsInF64 {
+                return ReferenceBackend.fold(cols, g);
+            }
+            let (c, k, len) = (g.channels, g.kernel, g.patch_len());
+            let batch = cols.len() / (g.positions() * len);
+            let mut acc = vec![0.0f64; batch * g.image_len()];
+            for (row, patch) in cols.as_slice().chunks(len).enumerate() {
+                let (n, o) = (row / g.positions(), row % g.positions());
+                let (oy, ox) = (o / g.out_width(), o % g.out_width());
+                for (i, j) in (0..k).flat_map(|i| (0..k).map(move |j| (i, j))) {
+                    if let Some((y, x)) = window_source(g, oy, ox, i, j) {
+                        for ch in 0..c {
+                            acc[n * g.image_len() + (y * g.width + x) * c + ch] +=
+                                f64::from(patch[(i * k + j) * c + ch]);
+                        }
+                    }
+                }
+            }
+            Matrix::new(batch, g.image_len(), acc.into_iter().map(|v| v as f32).collect()).unwrap()
+        }
+        fn max_pool(&self, x: &Matrix, g: &Window) -> Matrix {
+            if self.0 != Fault::PoolKeepsLastOfTies {
+                return ReferenceBackend.max_pool(x, g);
+            }
+            let values = last_maxima(g, x).into_iter().map(|i| x.as_slice()[i]).collect::<Vec<_>>();
+            Matrix::new(values.len() / g.channels, g.channels, values).unwrap()
+        }
+        fn max_pool_backward(&self, x: &Matrix, g: &Window, grad: &Matrix) -> Matrix {
+            if self.0 != Fault::PoolKeepsLastOfTies {
+                return ReferenceBackend.max_pool_backward(x, g, grad);
+            }
+            let mut out = Matrix::zeros(x.len() / g.channels, g.channels);
+            for (i, v) in last_maxima(g, x).into_iter().zip(grad.as_slice()) {
+                out.as_mut_slice()[i] += v;
+            }
+            out
+        }
+    }
 
     impl PlasticityOps for Faulty {
         fn plasticity_step(&self, w: &mut Matrix, mask: &mut Matrix, terms: &HebbianTerms<Matrix>, s: &PlasticityStep) {
@@ -1336,5 +1445,9 @@ mod tests {
         catches_momentum: MomentumForgets by check_momentum_step expecting "conformance: momentum_step 2";
         catches_sparse: SparseDropsFirstColumn by check_sparse_matmul expecting "conformance: sparse_matmul";
         catches_plasticity: PlasticityForgetsPruning by check_plasticity_step expecting "conformance: plasticity_step";
+        catches_window: WindowUnchecked by check_window_refusal expecting "conformance: window_refusal: unfold accepted";
+        catches_fold_order: FoldSumsInF64 by check_fold expecting "conformance: fold";
+        catches_pool_ties: PoolKeepsLastOfTies by check_max_pool expecting "conformance: max_pool";
+        catches_pool_gradient_ties: PoolKeepsLastOfTies by check_max_pool_backward expecting "conformance: max_pool_backward";
     }
 }

@@ -69,3 +69,30 @@ fn a_wrong_op_list_is_caught() {
     ops.retain(|op| *op != Op::Relu);
     assert!(run(&ops, &model.to_params(), &x).unwrap().max_abs_diff(&expected) > 1e-3);
 }
+
+/// The widths of each hidden tensor of a fresh model and [`Rule::widths`] at its input size.
+struct Widths;
+
+impl RuleVisitor<ReferenceBackend> for Widths {
+    type Output = (Vec<usize>, Vec<usize>);
+    fn visit<R: Rule + LearningRule<ReferenceBackend>>(self) -> Self::Output {
+        let b = ReferenceBackend;
+        let config = bio_core::rules::config_from_settings::<R>(&[12], &Default::default()).unwrap();
+        let declared = R::widths(&config, INPUTS).unwrap();
+        let rule = R::new(config, 0);
+        let model = rule.init_model(&b, INPUTS, CLASSES, 0);
+        let (x, _) = batch(3, 7);
+        let activity = model.hidden_activity(&b.upload(&x));
+        (declared, activity.iter().map(|t| b.shape(t).1).collect())
+    }
+}
+
+/// Every registered rule's [`Rule::widths`] are the columns of its model's hidden activity (what
+/// `metrics.json`'s `hidden` reports).
+#[test]
+fn every_registered_rule_s_widths_are_its_hidden_activity_s() {
+    for rule in bio_core::rules::rules() {
+        let (declared, actual) = bio_core::rules::dispatch(rule.name, Widths).unwrap();
+        assert_eq!(declared, actual, "`{}`", rule.name);
+    }
+}

@@ -85,6 +85,7 @@ impl CpuBackend {
 
 impl ConvOps for CpuBackend {
     fn unfold(&self, x: &Array2<f32>, g: &Window) -> Array2<f32> {
+        g.assert_fits("unfold");
         let x = entries(x);
         let batch = g.batch_of(x.len());
         let len = g.image_len();
@@ -94,6 +95,7 @@ impl ConvOps for CpuBackend {
     }
 
     fn fold(&self, cols: &Array2<f32>, g: &Window) -> Array2<f32> {
+        g.assert_fits("fold");
         let c = entries(cols);
         let per = g.positions() * g.patch_len();
         assert!(c.len().is_multiple_of(per), "fold: {} entries are not whole images of patches", c.len());
@@ -102,6 +104,7 @@ impl ConvOps for CpuBackend {
     }
 
     fn max_pool(&self, x: &Array2<f32>, g: &Window) -> Array2<f32> {
+        g.assert_fits("max_pool");
         let x = entries(x);
         let batch = g.batch_of(x.len());
         let len = g.image_len();
@@ -111,6 +114,7 @@ impl ConvOps for CpuBackend {
     }
 
     fn max_pool_backward(&self, x: &Array2<f32>, g: &Window, grad: &Array2<f32>) -> Array2<f32> {
+        g.assert_fits("max_pool_backward");
         let (x, grad) = (entries(x), entries(grad));
         let batch = g.batch_of(x.len());
         let (len, out_len) = (g.image_len(), g.positions() * g.channels);

@@ -315,8 +315,9 @@ int main() {
     // ---- conv: unfold, fold, max_pool, max_pool_backward against the host definitions above, bit
     // for bit (unfold and max_pool copy values; the two gathers add in the host's order). Windows
     // cover kernel sides 1..5, strides 1..3 (also above k, which leaves pixels no window reads),
-    // padding 0..2 (borders), non-square maps, 1..4 channels; the pooling inputs are drawn from a few
-    // values (ties, ±0, NaN) so the first-maximum rule decides.
+    // padding 0..2 (borders), non-square maps, 1..4 channels; the pooling inputs hold ties (drawn
+    // from a few values with ±0 and NaN, and three deterministic tie images) so the first-maximum
+    // rule decides.
     {
         const std::vector<Win> windows = {
             {1, 1, 1, 1, 1, 0}, {5, 4, 3, 3, 1, 1}, {7, 6, 2, 4, 2, 1}, {9, 9, 1, 3, 3, 0}, {28, 28, 1, 5, 1, 2},
@@ -339,20 +340,44 @@ int main() {
             for (u64 n = 0; n < batch; ++n) host_fold_image(g, &cols[n * g.positions() * g.patch_len()], &fwant[n * g.image_len()]);
             for (u64 i = 0; i < in_n; ++i) CHECK(bits_eq(fgot[i], fwant[i]), "fold %llux%llux%llu k%llu s%llu p%llu batch %llu [%llu] got %.9g want %.9g",
                 g.h, g.w, g.c, g.k, g.s, g.p, batch, i, fgot[i], fwant[i]);
-            V px(in_n);
-            for (u64 i = 0; i < in_n; ++i) px[i] = pool_values[(i * 7 + i / 3 + rng() % 2) % 8];
-            V pgot(pool_n, 12345.0f), pwant(pool_n);
-            launch(dim3{grid,1,1}, dim3{block,1,1}, [&] { bio_max_pool(pgot.data(), px.data(), batch, g.h, g.w, g.c, g.k, g.s, g.p); });
-            for (u64 n = 0; n < batch; ++n) host_max_pool_image(g, &px[n * g.image_len()], &pwant[n * g.positions() * g.c]);
-            for (u64 i = 0; i < pool_n; ++i) CHECK(bits_eq(pgot[i], pwant[i]), "max_pool %llux%llux%llu k%llu s%llu p%llu batch %llu [%llu] got %g want %g",
-                g.h, g.w, g.c, g.k, g.s, g.p, batch, i, pgot[i], pwant[i]);
-            V grad = randu(pool_n, -1, 1);
-            V bgot(in_n, 12345.0f), bwant(in_n);
-            launch(dim3{grid,1,1}, dim3{block,1,1}, [&] { bio_max_pool_backward(bgot.data(), px.data(), grad.data(), batch, g.h, g.w, g.c, g.k, g.s, g.p); });
-            for (u64 n = 0; n < batch; ++n) host_max_pool_backward_image(g, &px[n * g.image_len()], &grad[n * g.positions() * g.c], &bwant[n * g.image_len()]);
-            for (u64 i = 0; i < in_n; ++i) CHECK(bits_eq(bgot[i], bwant[i]), "max_pool_backward %llux%llux%llu k%llu s%llu p%llu batch %llu [%llu] got %.9g want %.9g",
-                g.h, g.w, g.c, g.k, g.s, g.p, batch, i, bgot[i], bwant[i]);
-            entries += (int)(cols_n + 2 * in_n + pool_n);
+            // The pooling inputs: a few values drawn at random (ties, ±0, NaN), then three whose ties
+            // decide by construction: every entry 0.5 (each window's gradient goes to its first
+            // position), and +0 where the first window holding two map positions starts with -0
+            // everywhere else, and the reverse (that window's maximum is the zero it starts with).
+            // A kernel keeping the last maximum (>=) fails these for every window with two positions.
+            u64 at = 0;
+            {
+                auto span = [&](u64 o, u64 size) { u64 first = o * g.s; return std::pair<u64,u64>{first > g.p ? first - g.p : 0, std::min(first + g.k > g.p ? first + g.k - g.p : 0, size)}; };
+                bool found = false;
+                for (u64 oy = 0; oy < g.oh() && !found; ++oy) for (u64 ox = 0; ox < g.ow() && !found; ++ox) {
+                    auto [y0, y1] = span(oy, g.h); auto [x0, x1] = span(ox, g.w);
+                    if ((y1 - y0) * (x1 - x0) >= 2) { at = y0 * g.w + x0; found = true; }
+                }
+            }
+            V drawn(in_n), flat(in_n, 0.5f), pos_first(in_n, -0.0f), neg_first(in_n, 0.0f);
+            for (u64 i = 0; i < in_n; ++i) drawn[i] = pool_values[(i * 7 + i / 3 + rng() % 2) % 8];
+            for (u64 n = 0; n < batch; ++n) for (u64 ch = 0; ch < g.c; ++ch) {
+                pos_first[(n * g.h * g.w + at) * g.c + ch] = 0.0f; neg_first[(n * g.h * g.w + at) * g.c + ch] = -0.0f;
+            }
+            const std::pair<const char*, const V*> pool_inputs[] = {{"drawn", &drawn}, {"all 0.5", &flat}, {"+0 at a window start", &pos_first}, {"-0 at a window start", &neg_first}};
+            for (auto [what, pxp] : pool_inputs) {
+                const V& px = *pxp;
+                V pgot(pool_n, 12345.0f), pwant(pool_n);
+                launch(dim3{grid,1,1}, dim3{block,1,1}, [&] { bio_max_pool(pgot.data(), px.data(), batch, g.h, g.w, g.c, g.k, g.s, g.p); });
+                for (u64 n = 0; n < batch; ++n) host_max_pool_image(g, &px[n * g.image_len()], &pwant[n * g.positions() * g.c]);
+                int pool_diff = 0; for (u64 i = 0; i < pool_n; ++i) pool_diff += !bits_eq(pgot[i], pwant[i]);
+                CHECK(pool_diff == 0, "max_pool %llux%llux%llu k%llu s%llu p%llu batch %llu, %s: %d of %llu entries differ",
+                    g.h, g.w, g.c, g.k, g.s, g.p, batch, what, pool_diff, pool_n);
+                V grad = randu(pool_n, -1, 1);
+                V bgot(in_n, 12345.0f), bwant(in_n);
+                launch(dim3{grid,1,1}, dim3{block,1,1}, [&] { bio_max_pool_backward(bgot.data(), px.data(), grad.data(), batch, g.h, g.w, g.c, g.k, g.s, g.p); });
+                for (u64 n = 0; n < batch; ++n) host_max_pool_backward_image(g, &px[n * g.image_len()], &grad[n * g.positions() * g.c], &bwant[n * g.image_len()]);
+                int back_diff = 0; for (u64 i = 0; i < in_n; ++i) back_diff += !bits_eq(bgot[i], bwant[i]);
+                CHECK(back_diff == 0, "max_pool_backward %llux%llux%llu k%llu s%llu p%llu batch %llu, %s: %d of %llu entries differ",
+                    g.h, g.w, g.c, g.k, g.s, g.p, batch, what, back_diff, in_n);
+                entries += (int)(pool_n + in_n);
+            }
+            entries += (int)(cols_n + in_n);
         }
         std::printf("unfold/fold/max_pool/max_pool_backward: %zu windows × 2 batches, %d entries compared\n", windows.size(), entries);
     }

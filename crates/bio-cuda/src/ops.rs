@@ -448,12 +448,12 @@ impl OptimOps for CudaBackend {
 }
 
 /// The window's sizes as the conv kernels take them (height, width, channels, kernel, stride,
-/// padding), after [`Window::check`]: a window that does not fit is refused with the check's message
-/// before anything is launched (the kernels' index arithmetic assumes that it fits).
+/// padding), after [`Window::assert_fits`]: a window that does not fit is refused with the message
+/// every backend gives before anything is launched (the kernels' index arithmetic assumes that it
+/// fits).
+#[track_caller]
 fn window_args(g: &Window, op: &str) -> [u64; 6] {
-    if let Err(e) = g.check() {
-        panic!("bio-cuda: {op}: {e}");
-    }
+    g.assert_fits(op);
     [g.height, g.width, g.channels, g.kernel, g.stride, g.padding].map(u64_of)
 }
 

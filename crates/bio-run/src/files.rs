@@ -56,7 +56,8 @@ pub struct TrainMetrics {
     pub train_seconds: f64,
     /// Epochs.
     pub epochs: usize,
-    /// Hidden widths.
+    /// The trained model's hidden widths ([`bio_core::rules::Rule::widths`]: `--hidden` for the
+    /// dense rules, each layer's flattened output map for the conv rules).
     pub hidden: Vec<usize>,
     /// Seed.
     pub seed: u64,

@@ -877,7 +877,7 @@ impl<'s, B: Backend, R: Rule + LearningRule<B>> Fitting<'s, B, R> {
             validation_samples: validation.map_or(0, Split::len),
             train_seconds,
             epochs: self.epochs,
-            hidden: o.hidden.clone(),
+            hidden: R::widths(&self.config, session.data.input_dim())?,
             seed: o.seed,
             backend: self.b.name(),
             history,

@@ -243,3 +243,26 @@ fn an_unknown_setting_is_a_typed_refusal_with_a_suggestion() {
     let e = SessionSpec::of("bio", "embedded").setting("zzzzzzzzzz", 1).expect_err("refused");
     assert!(!format!("{e:#}").contains("did you mean"), "{e:#}");
 }
+
+/// `metrics.json`'s `hidden` is the trained model's hidden widths: for a conv model each layer's
+/// pooled map, flattened, not the `--hidden` default (2000) that the conv rules do not use; for a
+/// dense rule `--hidden` itself.
+#[test]
+fn metrics_give_the_trained_model_s_hidden_widths() {
+    let dir = tempfile::tempdir().unwrap();
+    let conv = with(
+        RuleOptions { epochs: Some(2), ..RuleOptions::default() },
+        &[("conv", json!("4:3")), ("conv-pool", json!("2:2:0"))],
+    );
+    let mut s = spec(RuleName::new("conv"), conv, Some(dir.path()));
+    s.classes = Some("0,1".into());
+    let trained = Session::new(s).unwrap().run(&mut ()).unwrap();
+    // 28×28 images, 4 channels, pooled 2:2:0 to 14×14: 14·14·4 = 784.
+    assert_eq!(trained.finished().unwrap().metrics.hidden, vec![784]);
+    let text = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
+    let file: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(file["hidden"], json!([784]), "{text}");
+
+    let bp = Session::new(spec(RuleName::BP, small(1), None)).unwrap().run(&mut ()).unwrap();
+    assert_eq!(bp.finished().unwrap().metrics.hidden, vec![40]);
+}

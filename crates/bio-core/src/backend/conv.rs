@@ -51,6 +51,18 @@ impl Window {
         Ok(())
     }
 
+    /// [`Window::check`] at the start of a window operation: panics with one line, `{op}: {the
+    /// check's message}`, unless the window fits. Every backend's [`ConvOps`] window operations
+    /// call it before touching any data, so a window that does not fit is refused with the same
+    /// message everywhere (held by [`crate::conformance::check_window_refusal`]) instead of
+    /// producing garbage or an index panic deep inside.
+    #[track_caller]
+    pub fn assert_fits(&self, op: &str) {
+        if let Err(e) = self.check() {
+            panic!("{op}: {e}");
+        }
+    }
+
     /// Output height `⌊(H + 2p − k)/s⌋ + 1`.
     pub fn out_height(&self) -> usize {
         (self.height + 2 * self.padding - self.kernel) / self.stride + 1
@@ -265,6 +277,7 @@ pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps {
     /// im2col: `x` (`n·H·W·C` entries, NHWC) → patches `(n·positions)×(k·k·C)`, one row per output
     /// position ([`unfold_image`]).
     fn unfold(&self, x: &Self::Tensor, g: &Window) -> Self::Tensor {
+        g.assert_fits("unfold");
         let host = self.download(x);
         let batch = g.batch_of(host.len());
         let out = per_image(host.as_slice(), g.image_len(), batch * g.positions(), g.patch_len(), batch, |i, o| {
@@ -276,6 +289,7 @@ pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps {
     /// col2im, the adjoint of [`ConvOps::unfold`]: patches `(n·positions)×(k·k·C)` → `n×(H·W·C)`
     /// ([`fold_image`]).
     fn fold(&self, cols: &Self::Tensor, g: &Window) -> Self::Tensor {
+        g.assert_fits("fold");
         let host = self.download(cols);
         let per = g.positions() * g.patch_len();
         assert!(host.len().is_multiple_of(per), "fold: {} entries are not whole images of patches", host.len());
@@ -286,6 +300,7 @@ pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps {
 
     /// Max pooling per channel: `x` (`n·H·W·C` entries) → `(n·positions)×C` ([`max_pool_image`]).
     fn max_pool(&self, x: &Self::Tensor, g: &Window) -> Self::Tensor {
+        g.assert_fits("max_pool");
         let host = self.download(x);
         let batch = g.batch_of(host.len());
         let out = per_image(host.as_slice(), g.image_len(), batch * g.positions(), g.channels, batch, |i, o| {
@@ -297,6 +312,7 @@ pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps {
     /// The vector–Jacobian product of [`ConvOps::max_pool`] at `x` for the output gradient `grad`
     /// (`(n·positions)×C`): `(n·H·W)×C` ([`max_pool_backward_image`]).
     fn max_pool_backward(&self, x: &Self::Tensor, g: &Window, grad: &Self::Tensor) -> Self::Tensor {
+        g.assert_fits("max_pool_backward");
         let (host, grad) = (self.download(x), self.download(grad));
         let batch = g.batch_of(host.len());
         assert_eq!(grad.len(), batch * g.positions() * g.channels, "max_pool_backward: gradient of the wrong size");
@@ -467,6 +483,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Ties go to the window's first map position, by hand: `+0.0` and `-0.0` compare equal, so
+    /// the maximum of a window of zeros is the zero it starts with, and a window of equal values
+    /// routes its gradient to its first position (a `>=` in either function fails this).
+    #[test]
+    fn ties_go_to_the_first_position_of_the_window() {
+        let b = ReferenceBackend;
+        let bits = |m: &Matrix| m.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        // One 2×2 window over a 2×2 map.
+        let g = Window { height: 2, width: 2, channels: 1, kernel: 2, stride: 1, padding: 0 };
+        for (x, want) in [([0.0f32, -0.0, -0.0, -0.0], 0.0f32), ([-0.0, 0.0, 0.0, 0.0], -0.0)] {
+            let pooled = b.max_pool(&Matrix::new(4, 1, x.to_vec()).unwrap(), &g);
+            assert_eq!(bits(&pooled), vec![want.to_bits()], "{x:?}");
+        }
+        let grad = b.max_pool_backward(&Matrix::full(4, 1, 0.5), &g, &Matrix::full(1, 1, 1.0));
+        assert_eq!(grad.as_slice(), &[1.0, 0.0, 0.0, 0.0]);
+        // Padding 1 on a 2×1 map (1 channel): windows (2×2) start outside the map; the first map
+        // position inside each one wins.
+        let g = Window { height: 2, width: 1, channels: 1, kernel: 2, stride: 1, padding: 1 };
+        assert_eq!((g.out_height(), g.out_width()), (3, 2));
+        let x = Matrix::new(2, 1, vec![-0.0, 0.0]).unwrap();
+        let pooled = b.max_pool(&x, &g);
+        let (n, p) = ((-0.0f32).to_bits(), 0.0f32.to_bits());
+        assert_eq!(bits(&pooled), vec![n, n, n, n, p, p]);
+        let upstream = Matrix::new(6, 1, vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0]).unwrap();
+        let grad = b.max_pool_backward(&Matrix::full(2, 1, 0.5), &g, &upstream);
+        assert_eq!(grad.as_slice(), &[1.0 + 2.0 + 4.0 + 8.0, 16.0 + 32.0]);
     }
 
     #[test]

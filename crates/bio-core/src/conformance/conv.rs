@@ -1,11 +1,16 @@
 //! Conformance checks of the patch-extraction family ([`ConvOps`]): each operation against the
 //! host definition (the trait's defaults, run by [`ReferenceBackend`]) over geometries with and
-//! without padding, strides above 1, one and several channels, and a batch large enough for
-//! parallel code paths.
+//! without padding, strides above 1 (and above the kernel), one and several channels, non-square
+//! maps, and a batch large enough for parallel code paths. The four window operations are exact
+//! (copies, the routing of values, sums in the definition's fixed order), so they are held to the
+//! definition bit for bit ([`assert_bits`]); a window that does not fit is refused by every
+//! backend with the same message ([`check_window_refusal`]).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::{
-    ABS_TOL, ELEMENTWISE_RTOL, REDUCE_RTOL, SHAPES, assert_close, assert_exact, coarse_matrix, fetch, random_matrix,
-    rng, shape_str,
+    ABS_TOL, REDUCE_RTOL, SHAPES, assert_bits, assert_close, assert_exact, coarse_matrix, fetch, random_matrix, rng,
+    shape_str,
 };
 use crate::backend::{
     Backend, ConvOps, ReferenceBackend, Window, composed_fraction_positive, composed_kwta_rows,
@@ -13,7 +18,10 @@ use crate::backend::{
 };
 use crate::tensor::Matrix;
 
-/// `(batch, window)` pairs every check runs on.
+/// `(batch, window)` pairs every check runs on: the conv front's shapes (`28×28×1` with a 5×5
+/// kernel, `14×14×8` pooled 4:2:1) and the windows of bio-cuda's kernel emulation
+/// (`emulation/test.cpp`): kernel sides 1 to 5, strides 1 to 3 (also above the kernel, which
+/// leaves pixels no window reads), padding 0 to 2, non-square maps, 1 to 8 channels.
 fn geometries() -> Vec<(usize, Window)> {
     let w =
         |height, width, channels, kernel, stride, padding| Window { height, width, channels, kernel, stride, padding };
@@ -24,6 +32,50 @@ fn geometries() -> Vec<(usize, Window)> {
         (2, w(9, 9, 1, 3, 3, 0)),
         (40, w(28, 28, 1, 5, 1, 2)),
         (6, w(14, 14, 8, 4, 2, 1)),
+        (1, w(8, 8, 3, 4, 2, 1)),
+        (3, w(7, 5, 2, 3, 3, 2)),
+        (2, w(5, 6, 4, 2, 1, 0)),
+        (1, w(6, 9, 2, 5, 2, 2)),
+        (3, w(4, 7, 1, 1, 2, 0)),
+        (2, w(9, 7, 2, 2, 3, 0)),
+        (1, w(3, 11, 3, 5, 1, 2)),
+        (3, w(10, 3, 1, 3, 2, 1)),
+    ]
+}
+
+/// The map position `y·W + x` where the first window (in output order) that holds at least two
+/// map positions starts; `None` when every window holds one (a 1×1 kernel: no ties possible).
+fn first_tied_window_start(g: &Window) -> Option<usize> {
+    // The window's rows (columns) inside the map, as `max_pool_image` spans them.
+    let span = |o: usize, size: usize| {
+        let first = o * g.stride;
+        (first.saturating_sub(g.padding), (first + g.kernel).saturating_sub(g.padding).min(size))
+    };
+    (0..g.out_height()).flat_map(|oy| (0..g.out_width()).map(move |ox| (oy, ox))).find_map(|(oy, ox)| {
+        let ((y0, y1), (x0, x1)) = (span(oy, g.height), span(ox, g.width));
+        ((y1 - y0) * (x1 - x0) >= 2).then_some(y0 * g.width + x0)
+    })
+}
+
+/// The pooling inputs of a `batch` of maps of `g` (`(n·H·W)×C`), each named: continuous values;
+/// values drawn from a few (ties, `±0`, NaN) so that the first-maximum rule decides; and three
+/// whose ties decide by construction: every entry `0.5` (each window's gradient must go to its
+/// first position), and `+0.0` where the first window holding two map positions starts
+/// ([`first_tied_window_start`]) with `-0.0` everywhere else, and the reverse (that window's
+/// maximum is the zero it starts with: `+0.0 > -0.0` is false, and so is `-0.0 > +0.0`). An
+/// implementation that keeps the last maximum (`>=`), or lets `max` pick either zero, fails these
+/// for every geometry with a window of two positions or more.
+fn pool_inputs(rng: &mut rand_chacha::ChaCha8Rng, batch: usize, g: &Window) -> Vec<(&'static str, Matrix)> {
+    let (rows, hw) = (batch * g.height * g.width, g.height * g.width);
+    let at = first_tied_window_start(g).unwrap_or(0);
+    let signed_zeros =
+        |first: f32, rest: f32| Matrix::from_fn(rows, g.channels, |i, _| if i % hw == at { first } else { rest });
+    vec![
+        ("continuous", random_matrix(rng, rows, g.channels, -1.0, 1.0)),
+        ("few values", coarse_matrix(rng, rows, g.channels, &[0.0, -0.0, 0.5, 0.5, -1.0, f32::NAN, 2.0, 0.5])),
+        ("all 0.5", Matrix::full(rows, g.channels, 0.5)),
+        ("+0 where a window starts, -0 elsewhere", signed_zeros(0.0, -0.0)),
+        ("-0 where a window starts, +0 elsewhere", signed_zeros(-0.0, 0.0)),
     ]
 }
 
@@ -42,7 +94,9 @@ pub fn check_unfold<B: Backend>(b: &B) {
     }
 }
 
-/// `fold` (col2im) against the definition; sums of overlapping windows may be ordered differently.
+/// `fold` (col2im) equals the definition bit for bit: each input position sums its patch entries
+/// in the definition's order (output positions, then window entries), whatever the backend's
+/// parallelism.
 pub fn check_fold<B: Backend>(b: &B) {
     let r = ReferenceBackend;
     let mut rng = rng(42);
@@ -50,46 +104,82 @@ pub fn check_fold<B: Backend>(b: &B) {
         let cols = random_matrix(&mut rng, batch * g.positions(), g.patch_len(), -1.0, 1.0);
         let want = r.fold(&cols, &g);
         let got = fetch(b, &b.fold(&b.upload(&cols), &g));
-        assert_close(
-            &format!("fold {g:?} of a {batch}-batch"),
-            &got,
-            &want,
-            ELEMENTWISE_RTOL,
-            ABS_TOL * g.patch_len() as f32,
-        );
+        assert_bits(&format!("fold {g:?} of a {batch}-batch"), &got, &want);
     }
 }
 
-/// `max_pool` equals the definition exactly.
+/// `max_pool` equals the definition bit for bit (it copies each window's first maximum), with the
+/// ties of [`pool_inputs`].
 pub fn check_max_pool<B: Backend>(b: &B) {
     let r = ReferenceBackend;
     let mut rng = rng(43);
     for (batch, g) in geometries() {
-        let x = random_matrix(&mut rng, batch * g.height * g.width, g.channels, -1.0, 1.0);
-        let got = fetch(b, &b.max_pool(&b.upload(&x), &g));
-        assert_exact(&format!("max_pool {g:?} of a {batch}-batch"), &got, &r.max_pool(&x, &g));
+        for (what, x) in pool_inputs(&mut rng, batch, &g) {
+            let got = fetch(b, &b.max_pool(&b.upload(&x), &g));
+            assert_bits(&format!("max_pool {g:?} of a {batch}-batch, {what}"), &got, &r.max_pool(&x, &g));
+        }
     }
 }
 
-/// `max_pool_backward` against the definition: each gradient routed to its window's first
-/// maximum (ties included: a quarter of the inputs are equal), summed over overlapping windows.
+/// `max_pool_backward` equals the definition bit for bit: each gradient routed to its window's
+/// first maximum (the ties of [`pool_inputs`]), summed over overlapping windows in the order of
+/// the output positions.
 pub fn check_max_pool_backward<B: Backend>(b: &B) {
     let r = ReferenceBackend;
     let mut rng = rng(44);
     for (batch, g) in geometries() {
-        let mut x = random_matrix(&mut rng, batch * g.height * g.width, g.channels, -1.0, 1.0);
-        x.as_mut_slice().iter_mut().step_by(4).for_each(|v| *v = 0.5);
-        let grad = random_matrix(&mut rng, batch * g.positions(), g.channels, -1.0, 1.0);
-        let want = r.max_pool_backward(&x, &g, &grad);
-        let got = fetch(b, &b.max_pool_backward(&b.upload(&x), &g, &b.upload(&grad)));
-        assert_close(
-            &format!("max_pool_backward {g:?} of a {batch}-batch"),
-            &got,
-            &want,
-            ELEMENTWISE_RTOL,
-            ABS_TOL * 16.0,
-        );
+        for (what, x) in pool_inputs(&mut rng, batch, &g) {
+            let grad = random_matrix(&mut rng, batch * g.positions(), g.channels, -1.0, 1.0);
+            let want = r.max_pool_backward(&x, &g, &grad);
+            let got = fetch(b, &b.max_pool_backward(&b.upload(&x), &g, &b.upload(&grad)));
+            assert_bits(&format!("max_pool_backward {g:?} of a {batch}-batch, {what}"), &got, &want);
+        }
     }
+}
+
+/// A window that does not fit its map (padding not below the kernel, a kernel wider or taller
+/// than the padded map, a zero stride or channel count) is refused by each of the four window
+/// operations with one panic, `<op>: <`[`Window::check`]`'s message>` ([`Window::assert_fits`]),
+/// before any work: not garbage, not an index panic deep inside. The tensors passed are those of
+/// a window that fits, so only the refusal can stop the call.
+pub fn check_window_refusal<B: Backend>(b: &B) {
+    let ok = Window { height: 6, width: 5, channels: 2, kernel: 3, stride: 1, padding: 1 };
+    let x = b.upload(&Matrix::full(ok.height * ok.width, ok.channels, 0.5));
+    let cols = b.upload(&Matrix::full(ok.positions(), ok.patch_len(), 0.5));
+    let grad = b.upload(&Matrix::full(ok.positions(), ok.channels, 0.5));
+    let bad = [
+        Window { padding: 3, ..ok },
+        Window { kernel: 8, ..ok },
+        Window { kernel: 7, padding: 0, ..ok },
+        Window { kernel: 6, padding: 0, ..ok },
+        Window { stride: 0, ..ok },
+        Window { channels: 0, ..ok },
+    ];
+    for g in bad {
+        let reason = g.check().expect_err("a window that does not fit");
+        for op in ["unfold", "fold", "max_pool", "max_pool_backward"] {
+            let outcome = catch_unwind(AssertUnwindSafe(|| match op {
+                "unfold" => drop(b.unfold(&x, &g)),
+                "fold" => drop(b.fold(&cols, &g)),
+                "max_pool" => drop(b.max_pool(&x, &g)),
+                _ => drop(b.max_pool_backward(&x, &g, &grad)),
+            }));
+            let Err(payload) = outcome else {
+                panic!("conformance: window_refusal: {op} accepted {g:?}, which does not fit");
+            };
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            assert_eq!(
+                msg,
+                format!("{op}: {reason}"),
+                "conformance: window_refusal: {op} of {g:?} panicked, but not with Window::assert_fits's message"
+            );
+        }
+    }
+    b.sync();
 }
 
 /// `reshape` keeps every entry in row-major order.
@@ -100,15 +190,6 @@ pub fn check_reshape<B: Backend>(b: &B) {
         let got = fetch(b, &b.reshape(&b.upload(&x), rows, cols));
         let want = crate::tensor::Matrix::new(rows, cols, x.as_slice().to_vec()).expect("same count");
         assert_exact(&format!("reshape 6×20 → {rows}×{cols}"), &got, &want);
-    }
-}
-
-/// Bit for bit equality (a fused operation against the same backend's composed chain: `-0.0` and
-/// `0.0`, or two NaNs, are told apart).
-fn assert_bits(ctx: &str, got: &Matrix, want: &Matrix) {
-    assert_eq!(got.shape(), want.shape(), "{ctx}: shape");
-    for (i, (g, w)) in got.as_slice().iter().zip(want.as_slice()).enumerate() {
-        assert_eq!(g.to_bits(), w.to_bits(), "{ctx}: entry {i} is {g:e}, the composed chain gives {w:e}");
     }
 }
 

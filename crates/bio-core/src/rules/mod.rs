@@ -223,8 +223,17 @@ pub trait Rule: Sized + 'static {
     }
     /// Validates parameters; errors name the setting.
     fn check(params: Self::Params) -> Result<Self::Config, CoreError>;
-    /// Hidden layer widths.
+    /// Hidden layer widths, as configured (`--hidden`).
     fn hidden(config: &Self::Config) -> &[usize];
+    /// The widths of the hidden layers of a model of `config` on inputs of `input_dim` values: the
+    /// columns of each tensor of its [`Classifier::hidden_activity`](crate::Classifier::hidden_activity).
+    /// Default: [`Rule::hidden`], for a rule whose architecture is `--hidden`; a rule whose
+    /// architecture is set otherwise (the conv rules: each layer's pooled map, flattened) overrides
+    /// it. Errors when the architecture does not fit `input_dim`.
+    fn widths(config: &Self::Config, input_dim: usize) -> Result<Vec<usize>, CoreError> {
+        let _ = input_dim;
+        Ok(Self::hidden(config).to_vec())
+    }
     /// The rule, ready to train a new model or to resume one (`seed` feeds its random stream).
     fn new(config: Self::Config, seed: u64) -> Self;
 }

@@ -410,6 +410,11 @@ impl<B: Backend> Rule for ConvRule<B> {
         &config.hidden
     }
 
+    /// Each layer's output map (pooled when pooling is on), flattened: `h·w·C'` per layer.
+    fn widths(config: &ConvConfig, input_dim: usize) -> Result<Vec<usize>, CoreError> {
+        Ok(flat_widths(&config.shapes(input_dim)?))
+    }
+
     /// The rule draws no random numbers: `seed` is unused.
     fn new(config: ConvConfig, _seed: u64) -> Self {
         FrozenRule::new(config)
@@ -639,9 +644,25 @@ impl<B: Backend> Rule for BpConvRule<B> {
         &config.hidden
     }
 
+    /// Each layer's output map (pooled when pooling is on), flattened: `h·w·C'` per layer.
+    fn widths(config: &BpConvConfig, input_dim: usize) -> Result<Vec<usize>, CoreError> {
+        Ok(flat_widths(&config.shapes(input_dim)?))
+    }
+
     fn new(config: BpConvConfig, seed: u64) -> Self {
         Self { config, adam: Adam::default(), rng: ChaCha8Rng::seed_from_u64(seed ^ 0xb9c0_4e3d) }
     }
+}
+
+/// The flattened width `h·w·C'` of each layer's output map: the model's hidden widths.
+fn flat_widths(shapes: &[LayerShape]) -> Vec<usize> {
+    shapes
+        .iter()
+        .map(|s| {
+            let (h, w, c) = s.output();
+            h * w * c
+        })
+        .collect()
 }
 
 #[cfg(test)]
