@@ -116,5 +116,11 @@ pub fn save_model(dir: &Path, file: &ModelFile) -> Result<(), DataError> {
 /// Reads `DIR/model.ckpt` (or the file itself if `path` is a file).
 pub fn load_model(path: &Path) -> Result<ModelFile, DataError> {
     let file = if path.is_dir() { path.join(CHECKPOINT_FILE) } else { path.to_path_buf() };
-    load_checkpoint(file)
+    let mut loaded: ModelFile = load_checkpoint(file)?;
+    // Older conv checkpoints hold the unused `--hidden`; every reader sees the model's widths. (A
+    // configuration that does not parse is refused where the model is loaded.)
+    if let Ok(widths) = loaded.model.widths() {
+        loaded.model.hidden = widths;
+    }
+    Ok(loaded)
 }

@@ -512,7 +512,8 @@ pub fn dead_unit_warnings(layers: &[LayerMetrics]) -> Vec<String> {
             let (dead, units) = (l.dead_units?, l.shape[0]);
             (units > 0 && dead as f64 / units as f64 > DEAD_UNIT_WARNING).then(|| {
                 format!(
-                    "{}: {dead} of {units} units never fire on the test images, so the layer codes with the other {};                      the run is unlikely to be useful (try a wider --hidden or a lower learning rate)",
+                    "{}: {dead} of {units} units never fire on the test images, so the layer codes with the other {}; \
+                     the run is unlikely to be useful (try a wider layer or a lower learning rate)",
                     l.layer,
                     units - dead
                 )

@@ -358,6 +358,7 @@ fn a_mostly_dead_hidden_layer_is_warned_about() {
     let warnings = bio_eval::dead_unit_warnings(&layers);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].starts_with("hidden.0: 87 of 100 units never fire"), "{warnings:?}");
+    assert!(warnings[0].contains("other 13; the run") && !warnings[0].contains("  "), "{warnings:?}");
     // Half dead or fewer: no warning; the readout (not hidden) is never judged.
     layers[0].dead_units = Some(50);
     assert!(bio_eval::dead_unit_warnings(&layers).is_empty());

@@ -653,7 +653,8 @@ impl<'s, B: Backend, R: Rule + LearningRule<B>> Fitting<'s, B, R> {
                 (model, 0, EpochProgress::default(), Vec::new(), 0.0)
             }
             Some(state) => {
-                check_resumable(state, rule.name(), &o.hidden, o.seed, epochs, batches_per_epoch)?;
+                let widths = R::widths(&config, session.data.input_dim())?;
+                check_resumable(state, rule.name(), &[&widths, &o.hidden], o.seed, epochs, batches_per_epoch)?;
                 let saved = &state.model.model;
                 if saved.config_of::<R>()? != config {
                     bail!("the checkpoint's hyper-parameters differ from the run's");
@@ -892,7 +893,9 @@ impl<'s, B: Backend, R: Rule + LearningRule<B>> Fitting<'s, B, R> {
 fn check_resumable(
     state: &TrainingState,
     rule: &str,
-    hidden: &[usize],
+    // The run's widths ([`Rule::widths`]), then `--hidden`, which conv checkpoints written before
+    // the widths were stored hold.
+    hidden: &[&[usize]; 2],
     seed: u64,
     epochs: usize,
     batches_per_epoch: usize,
@@ -901,11 +904,12 @@ fn check_resumable(
     if saved.rule() != rule || state.rule.rule != rule {
         bail!("the checkpoint is of a `{}` run, this run trains `{rule}`", saved.rule());
     }
-    if saved.hidden() != hidden {
+    if !hidden.contains(&saved.hidden()) {
         crate::invalid!(
             "hidden",
-            "the checkpoint's network has hidden {:?}, this run asks for {hidden:?}",
-            saved.hidden()
+            "the checkpoint's network has hidden {:?}, this run asks for {:?}",
+            saved.hidden(),
+            hidden[0]
         );
     }
     if state.epochs != epochs || state.epoch > epochs || state.progress.batches >= batches_per_epoch.max(1) {

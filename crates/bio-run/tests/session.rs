@@ -262,6 +262,17 @@ fn metrics_give_the_trained_model_s_hidden_widths() {
     let text = std::fs::read_to_string(dir.path().join("metrics.json")).unwrap();
     let file: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(file["hidden"], json!([784]), "{text}");
+    // The checkpoint holds the same widths (what `bio inspect`, the export and Python show), and
+    // so does the model loaded from it.
+    let saved = bio_data::load_model(dir.path()).unwrap().model;
+    assert_eq!(saved.hidden(), &[784]);
+    let loaded = saved.load(&bio_core::ReferenceBackend).unwrap();
+    assert_eq!(loaded.to_saved().hidden(), &[784]);
+    // A checkpoint written before the widths were stored (holding `--hidden`) loads with them too.
+    let mut old = saved.clone();
+    old.hidden = vec![2000];
+    assert_eq!(old.load(&bio_core::ReferenceBackend).unwrap().to_saved().hidden(), &[784]);
+    assert_eq!(old.widths().unwrap(), vec![784]);
 
     let bp = Session::new(spec(RuleName::BP, small(1), None)).unwrap().run(&mut ()).unwrap();
     assert_eq!(bp.finished().unwrap().metrics.hidden, vec![40]);

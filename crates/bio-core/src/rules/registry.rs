@@ -427,6 +427,20 @@ impl SavedModel {
         dispatch(&self.rule, Initial(self, seed))?
     }
 
+    /// The model's hidden widths ([`Rule::widths`]), recomputed from its configuration: what
+    /// [`SavedModel::hidden`] holds in checkpoints written since the widths were stored (older conv
+    /// checkpoints hold `--hidden` instead).
+    pub fn widths(&self) -> Result<Vec<usize>, CoreError> {
+        struct Widths<'a>(&'a SavedModel);
+        impl RuleVisitor<crate::ReferenceBackend> for Widths<'_> {
+            type Output = Result<Vec<usize>, CoreError>;
+            fn visit<R: Rule + LearningRule<crate::ReferenceBackend>>(self) -> Self::Output {
+                Ok(super::saved::widths::<R>(&self.0.config_of::<R>()?, self.0.input_dim))
+            }
+        }
+        dispatch(&self.rule, Widths(self))?
+    }
+
     /// Uploads the model to a backend, whatever registered rule trained it.
     pub fn load<B: Backend>(&self, backend: &B) -> Result<AnyModel<B>, CoreError> {
         struct Load<'a, B> {
@@ -438,8 +452,10 @@ impl SavedModel {
             fn visit<R: Rule + LearningRule<B>>(self) -> Self::Output {
                 let config = self.saved.config_of::<R>()?;
                 let s = self.saved;
+                // Recomputed rather than `s.hidden`: older conv checkpoints stored `--hidden`.
+                let hidden = super::saved::widths::<R>(&config, s.input_dim);
                 let model = R::new(config, 0).model_from_params(self.backend, s.input_dim, s.classes, &s.params)?;
-                Ok(AnyModel::new(s.rule.clone(), s.config.clone(), s.hidden.clone(), model))
+                Ok(AnyModel::new(s.rule.clone(), s.config.clone(), hidden, model))
             }
         }
         dispatch(&self.rule, Load { saved: self, backend })?

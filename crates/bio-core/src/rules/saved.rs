@@ -19,7 +19,9 @@ pub struct SavedModel {
     pub rule: String,
     /// The rule's configuration ([`crate::rules::Rule::Config`]) as JSON.
     pub config: String,
-    /// Hidden layer widths.
+    /// Hidden layer widths: the columns of each hidden layer's activity ([`Rule::widths`]; a
+    /// checkpoint written before it was recomputed may hold `--hidden` for a conv model, which
+    /// [`SavedModel::load`] recomputes from the configuration).
     pub hidden: Vec<usize>,
     /// Input dimension.
     pub input_dim: usize,
@@ -35,7 +37,7 @@ impl SavedModel {
         SavedModel {
             rule: R::NAME.to_string(),
             config: serde_json::to_string(config).expect("a config is plain data"),
-            hidden: R::hidden(config).to_vec(),
+            hidden: widths::<R>(config, model.input_dim()),
             input_dim: model.input_dim(),
             classes: model.classes(),
             params: model.to_params(),
@@ -131,7 +133,8 @@ impl<B: Backend> AnyModel<B> {
     /// The model of rule `R` with configuration `config`.
     pub fn of<R: Rule + LearningRule<B>>(config: &R::Config, model: R::Model) -> Self {
         let json = serde_json::to_string(config).expect("a config is plain data");
-        AnyModel::new(R::NAME.to_string(), json, R::hidden(config).to_vec(), model)
+        let hidden = widths::<R>(config, model.input_dim());
+        AnyModel::new(R::NAME.to_string(), json, hidden, model)
     }
 
     /// The registered name of the rule that trained it.
@@ -189,4 +192,10 @@ impl<B: Backend> Classifier<B> for AnyModel<B> {
     fn surrogate(&self, temperature: f32) -> Option<Box<dyn Classifier<B> + '_>> {
         self.model.surrogate(temperature)
     }
+}
+
+/// [`Rule::widths`] of a model that exists: its architecture fitted its input when it was built, so
+/// the error case cannot occur; `--hidden` is the answer if it ever did.
+pub(super) fn widths<R: Rule>(config: &R::Config, input_dim: usize) -> Vec<usize> {
+    R::widths(config, input_dim).unwrap_or_else(|_| R::hidden(config).to_vec())
 }
