@@ -117,9 +117,8 @@ fn fetch<B: Backend>(b: &B, t: &B::Tensor) -> Matrix {
     b.download(t)
 }
 
-/// Panics unless `got` has the shape of `want` and every entry is within `abs + rel·scale[i, j]`.
-/// Entries that are NaN in both, or equal infinities, pass. `ctx` names the operation and shape.
-pub fn assert_close_scaled(ctx: &str, got: &Matrix, want: &Matrix, scale: &Matrix, rel: f32, abs: f32) {
+/// Panics unless `got` has the shape of `want`.
+fn assert_same_shape(ctx: &str, got: &Matrix, want: &Matrix) {
     assert_eq!(
         got.shape(),
         want.shape(),
@@ -127,6 +126,12 @@ pub fn assert_close_scaled(ctx: &str, got: &Matrix, want: &Matrix, scale: &Matri
         shape_str(got.shape()),
         shape_str(want.shape())
     );
+}
+
+/// Panics unless `got` has the shape of `want` and every entry is within `abs + rel·scale[i, j]`.
+/// Entries that are NaN in both, or equal infinities, pass. `ctx` names the operation and shape.
+pub fn assert_close_scaled(ctx: &str, got: &Matrix, want: &Matrix, scale: &Matrix, rel: f32, abs: f32) {
+    assert_same_shape(ctx, got, want);
     // The worst entry is the one furthest beyond its tolerance.
     let mut worst: Option<(usize, f32, f32)> = None;
     let mut max_diff = 0.0f32;
@@ -173,13 +178,7 @@ pub fn assert_exact(ctx: &str, got: &Matrix, want: &Matrix) {
 /// operations (copies, the routing of values, sums in a fixed order, a fused operation against its
 /// composed chain), where `-0.0` and `0.0`, or two NaNs of different payloads, must be told apart.
 pub fn assert_bits(ctx: &str, got: &Matrix, want: &Matrix) {
-    assert_eq!(
-        got.shape(),
-        want.shape(),
-        "conformance: {ctx}: result is {}, want {}",
-        shape_str(got.shape()),
-        shape_str(want.shape())
-    );
+    assert_same_shape(ctx, got, want);
     let differ = |(_, (g, w)): &(usize, (&f32, &f32))| g.to_bits() != w.to_bits();
     let mut diffs = got.as_slice().iter().zip(want.as_slice()).enumerate().filter(differ);
     if let Some((idx, (g, w))) = diffs.next() {
