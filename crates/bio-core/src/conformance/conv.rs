@@ -109,7 +109,7 @@ pub fn check_fold<B: Backend>(b: &B) {
 }
 
 /// `max_pool` equals the definition bit for bit (it copies each window's first maximum), with the
-/// ties of [`pool_inputs`].
+/// ties of `pool_inputs`.
 pub fn check_max_pool<B: Backend>(b: &B) {
     let r = ReferenceBackend;
     let mut rng = rng(43);
@@ -122,7 +122,7 @@ pub fn check_max_pool<B: Backend>(b: &B) {
 }
 
 /// `max_pool_backward` equals the definition bit for bit: each gradient routed to its window's
-/// first maximum (the ties of [`pool_inputs`]), summed over overlapping windows in the order of
+/// first maximum (the ties of `pool_inputs`), summed over overlapping windows in the order of
 /// the output positions.
 pub fn check_max_pool_backward<B: Backend>(b: &B) {
     let r = ReferenceBackend;

@@ -226,7 +226,7 @@ pub trait Rule: Sized + 'static {
     /// Hidden layer widths, as configured (`--hidden`).
     fn hidden(config: &Self::Config) -> &[usize];
     /// The widths of the hidden layers of a model of `config` on inputs of `input_dim` values: the
-    /// columns of each tensor of its [`Classifier::hidden_activity`](crate::Classifier::hidden_activity).
+    /// columns of each tensor of its [`Classifier::hidden_activity`].
     /// Default: [`Rule::hidden`], for a rule whose architecture is `--hidden`; a rule whose
     /// architecture is set otherwise (the conv rules: each layer's pooled map, flattened) overrides
     /// it. Errors when the architecture does not fit `input_dim`.
