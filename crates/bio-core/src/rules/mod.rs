@@ -39,7 +39,9 @@ pub use conv::{
     Activation, BpConvConfig, BpConvParams, BpConvRule, ConvCompetition, ConvConfig, ConvInit, ConvNet, ConvParams,
     ConvRule, ConvSchedule, ConvState, conv_plasticity, image_of, soft_signal,
 };
-pub use conv::{LayerTrace as ConvLayerTrace, conv_hebbian_step, conv_hebbian_terms};
+pub use conv::{
+    LayerTrace as ConvLayerTrace, Whitening as ConvWhitening, conv_hebbian_step, conv_hebbian_terms, whiten,
+};
 pub use frozen::{
     FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, ReadoutState, ReadoutTrainer, Schedule, phase_split,
 };

@@ -14,10 +14,11 @@
 //! examples (Madry et al. 2018, [`AdversarialTraining`], shared with `bp`).
 
 mod model;
+pub mod whiten;
 
 pub use model::{
-    Activation, ConvInit, ConvLayer, ConvNet, LayerShape, LayerTrace, architecture, forward_words, image_of,
-    parse_layers, parse_pool,
+    Activation, ConvInit, ConvLayer, ConvNet, EFFECTIVE_WEIGHT, LayerShape, LayerTrace, Whitening, architecture,
+    forward_words, image_of, parse_layers, parse_pool,
 };
 
 use rand::SeedableRng;
@@ -79,6 +80,9 @@ pub struct ConvParams {
     pub init: ConvInit,
     /// No plasticity at all: the random-features control.
     pub frozen: bool,
+    /// Ridge `ε` of the first layer's patch whitening ([`whiten`]), relative to the mean
+    /// eigenvalue; 0: no whitening.
+    pub whiten: f32,
 }
 
 impl Default for ConvParams {
@@ -95,6 +99,7 @@ impl Default for ConvParams {
             readout_rate: 1e-3,
             init: ConvInit::Positive,
             frozen: false,
+            whiten: 0.0,
         }
     }
 }
@@ -121,6 +126,7 @@ impl ConvParams {
         check_positive("conv-temperature", self.temperature)?;
         check_at_least("conv-rate", self.rate, 0.0)?;
         check_positive("conv-readout-rate", self.readout_rate)?;
+        check_at_least("conv-whiten", self.whiten, 0.0)?;
         if self.init == ConvInit::Uniform {
             return Err(CoreError::invalid("conv-init", "must be positive or signed"));
         }
@@ -132,6 +138,11 @@ impl ConvConfig {
     /// The architecture for inputs of `input_dim` pixels ([`image_of`]).
     pub fn shapes(&self, input_dim: usize) -> Result<Vec<LayerShape>, CoreError> {
         architecture(image_of(input_dim), &parse_layers("conv", &self.layers)?, parse_pool("conv-pool", &self.pool)?)
+    }
+
+    /// Whether the first layer's patches are whitened.
+    pub fn whitens(&self) -> bool {
+        self.whiten > 0.0
     }
 
     /// The forward competition.
@@ -267,7 +278,7 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
 
     fn init(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> ConvNet<B> {
         let shapes = shapes_or_panic(self, input_dim);
-        ConvNet::init(backend, shapes, self.activation(), self.init, input_dim, classes, seed)
+        ConvNet::init(backend, shapes, self.activation(), self.init, self.whitens(), input_dim, classes, seed)
     }
 
     fn model_from_params(
@@ -278,7 +289,17 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
         params: &Params,
     ) -> Result<ConvNet<B>, CoreError> {
         let shapes = self.shapes(input_dim)?;
-        ConvNet::from_params(backend, shapes, self.activation(), input_dim, classes, params)
+        ConvNet::from_params(backend, shapes, self.activation(), self.whitens(), input_dim, classes, params)
+    }
+
+    /// Fits the first layer's whitening on the first batch's raw patches ([`whiten::zca`]), in
+    /// the learned net and in its frozen control alike.
+    fn prepare(&self, b: &B, model: &mut ConvNet<B>, (traces, _): &Self::Trace) -> Result<bool, CoreError> {
+        let Some(w) = model.whitening.as_mut().filter(|w| !w.fitted()) else { return Ok(false) };
+        let patches = b.download(&traces[0].patches);
+        w.matrix = b.upload(&whiten::zca(&patches, self.whiten)?);
+        w.samples = patches.rows();
+        Ok(true)
     }
 
     /// [`ConvSchedule::at`].
@@ -378,6 +399,12 @@ impl<B: Backend> Rule for ConvRule<B> {
             frozen,
             "no plasticity, filters stay at their initialization (random-features control)"
         ),
+        crate::rule_option!(
+            ConvParams,
+            "conv-whiten",
+            whiten,
+            "whiten the first layer's patches (ZCA of their uncentred second moment, fitted on the first batch) with ridge ε = this × the mean eigenvalue; 0: off"
+        ),
     ];
     const DEFAULT_EPOCHS: usize = 10;
     const SCHEDULE_DEPENDS_ON_EPOCHS: bool = true;
@@ -386,12 +413,12 @@ impl<B: Backend> Rule for ConvRule<B> {
     type Config = ConvConfig;
 
     fn forward_pass(config: &ConvConfig, input_dim: usize, _classes: usize) -> Result<Vec<Op>, CoreError> {
-        Ok(forward_ops(&config.shapes(input_dim)?, config.activation(), input_dim))
+        Ok(forward_ops(&config.shapes(input_dim)?, config.activation(), config.whitens(), input_dim))
     }
 
     fn forward_text(config: &ConvConfig, input_dim: usize, classes: usize) -> String {
         match config.shapes(input_dim) {
-            Ok(shapes) => forward_words(&shapes, config.activation(), classes),
+            Ok(shapes) => forward_words(&shapes, config.activation(), config.whitens(), classes),
             Err(e) => format!("{} (architecture does not fit {input_dim} inputs: {e})", Self::FORWARD),
         }
     }
@@ -534,7 +561,7 @@ impl<B: Backend> LearningRule<B> for BpConvRule<B> {
     fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> ConvNet<B> {
         let shapes =
             self.config.shapes(input_dim).unwrap_or_else(|e| panic!("bpconv architecture for {input_dim} inputs: {e}"));
-        ConvNet::init(backend, shapes, Activation::Relu, ConvInit::Uniform, input_dim, classes, seed)
+        ConvNet::init(backend, shapes, Activation::Relu, ConvInit::Uniform, false, input_dim, classes, seed)
     }
 
     fn model_from_params(
@@ -544,7 +571,15 @@ impl<B: Backend> LearningRule<B> for BpConvRule<B> {
         classes: usize,
         params: &Params,
     ) -> Result<ConvNet<B>, CoreError> {
-        ConvNet::from_params(backend, self.config.shapes(input_dim)?, Activation::Relu, input_dim, classes, params)
+        ConvNet::from_params(
+            backend,
+            self.config.shapes(input_dim)?,
+            Activation::Relu,
+            false,
+            input_dim,
+            classes,
+            params,
+        )
     }
 
     fn start_epoch(&mut self, _epoch: usize, _epochs: usize) {}
@@ -621,12 +656,12 @@ impl<B: Backend> Rule for BpConvRule<B> {
     type Config = BpConvConfig;
 
     fn forward_pass(config: &BpConvConfig, input_dim: usize, _classes: usize) -> Result<Vec<Op>, CoreError> {
-        Ok(forward_ops(&config.shapes(input_dim)?, Activation::Relu, input_dim))
+        Ok(forward_ops(&config.shapes(input_dim)?, Activation::Relu, false, input_dim))
     }
 
     fn forward_text(config: &BpConvConfig, input_dim: usize, classes: usize) -> String {
         match config.shapes(input_dim) {
-            Ok(shapes) => forward_words(&shapes, Activation::Relu, classes),
+            Ok(shapes) => forward_words(&shapes, Activation::Relu, false, classes),
             Err(e) => format!("{} (architecture does not fit {input_dim} inputs: {e})", Self::FORWARD),
         }
     }
@@ -670,13 +705,14 @@ mod tests;
 
 /// The constants of a conv model's forward pass for export and `to_torch`: the input map, the
 /// competition's kind, and per layer its kernel, padding, output channels, (k-WTA) winners per
-/// position and pooling window (`[kernel, stride, padding]`, or null).
-fn forward_ops(shapes: &[LayerShape], activation: Activation, input_dim: usize) -> Vec<Op> {
+/// position and pooling window (`[kernel, stride, padding]`, or null). A whitened first layer
+/// convolves with its effective filters `W Z` ([`EFFECTIVE_WEIGHT`]).
+fn forward_ops(shapes: &[LayerShape], activation: Activation, whiten: bool, input_dim: usize) -> Vec<Op> {
     let (height, width, channels) = image_of(input_dim);
     let mut ops = vec![Op::ToImage { height, width, channels }];
     for (i, s) in shapes.iter().enumerate() {
         ops.push(Op::Conv2d {
-            weight: format!("conv.{i}.weight"),
+            weight: if whiten && i == 0 { EFFECTIVE_WEIGHT.into() } else { format!("conv.{i}.weight") },
             bias: format!("conv.{i}.bias"),
             kernel: s.conv.kernel,
             padding: s.conv.padding,

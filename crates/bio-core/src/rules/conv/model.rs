@@ -15,6 +15,10 @@
 //!
 //! The readout sees the last pooled map flattened per image (`(y, x, c)` order): `z = h Vᵀ + b`.
 //!
+//! With `--conv-whiten` the first layer sees its patches whitened, `P Z` ([`Whitening`],
+//! [`super::whiten`]); the drive is then `u = P Z Wᵀ + c`, an ordinary convolution with the
+//! effective filters `W Z`.
+//!
 //! The input gradient is exact. Through the pooling: [`ConvOps::max_pool_backward`]. Through
 //! k-WTA: `∂y_j/∂u_i = [u_j > θ](δ_ij − [i is the (k+1)-th])`, so `∂L/∂u = e − [u = θ]·Σ_j e_j`
 //! with `e = g ⊙ [u > θ]`. Through the triangle: `∂L/∂u = e − mean_j e_j`. Then
@@ -178,11 +182,27 @@ pub enum ConvInit {
     Uniform,
 }
 
+/// The first layer's fixed patch whitening `Z` ([`super::whiten`]): the identity until fitted.
+#[derive(Clone, Debug)]
+pub struct Whitening<B: Backend> {
+    /// `Z`, `d×d` with `d` the first layer's patch length.
+    pub matrix: B::Tensor,
+    /// How many patches `Z` was fitted on; 0 while it is still the identity (not applied).
+    pub samples: usize,
+}
+
+impl<B: Backend> Whitening<B> {
+    /// Whether `Z` has been fitted (and is applied).
+    pub fn fitted(&self) -> bool {
+        self.samples > 0
+    }
+}
+
 /// The intermediate values of one layer's forward pass.
 pub struct LayerTrace<T> {
     /// The layer's input (any shape holding the batch of maps).
     pub input: T,
-    /// `P = unfold(input)`.
+    /// `P = unfold(input)` (whitened, `P Z`, in a whitened first layer).
     pub patches: T,
     /// `u = P Wᵀ + c`.
     pub drive: T,
@@ -208,7 +228,16 @@ pub struct ConvNet<B: Backend> {
     pub layers: Vec<ConvLayer<B>>,
     /// The readout on the flattened last map.
     pub readout: LinearReadout<B>,
+    /// The first layer's patch whitening, when the rule asks for it.
+    pub whitening: Option<Whitening<B>>,
 }
+
+/// The first layer's whitening `Z` in [`Classifier::to_params`].
+pub const WHITEN: &str = "conv.0.whiten";
+/// How many patches `Z` was fitted on (`1×1`; 0: not fitted, the identity).
+pub const WHITEN_SAMPLES: &str = "conv.0.whiten_samples";
+/// Derived: the first layer's filters on raw patches, `W Z`, which the exported forward pass uses.
+pub const EFFECTIVE_WEIGHT: &str = "conv.0.effective_weight";
 
 /// Each row of `m` scaled to unit L2 norm.
 fn unit_rows(mut m: Matrix) -> Matrix {
@@ -221,12 +250,15 @@ fn unit_rows(mut m: Matrix) -> Matrix {
 }
 
 impl<B: Backend> ConvNet<B> {
-    /// A fresh network: filters drawn by `init`, zero biases, readout `U(−1/√F, 1/√F)`.
+    /// A fresh network: filters drawn by `init`, zero biases, readout `U(−1/√F, 1/√F)`; with
+    /// `whiten`, an unfitted [`Whitening`] of the first layer (the identity, not applied).
+    #[allow(clippy::too_many_arguments)]
     pub fn init(
         backend: &B,
         shapes: Vec<LayerShape>,
         activation: Activation,
         init: ConvInit,
+        whiten: bool,
         input_dim: usize,
         classes: usize,
         seed: u64,
@@ -253,14 +285,20 @@ impl<B: Backend> ConvNet<B> {
             .collect();
         let features = Self::feature_len(&shapes);
         let readout = LinearReadout::init(backend, classes, features, &mut rng);
-        Self { backend: backend.clone(), input_dim, classes, activation, shapes, layers, readout }
+        let whitening = whiten.then(|| {
+            let d = shapes[0].conv.patch_len();
+            Whitening { matrix: backend.upload(&Matrix::from_fn(d, d, |i, j| f32::from(u8::from(i == j)))), samples: 0 }
+        });
+        Self { backend: backend.clone(), input_dim, classes, activation, shapes, layers, readout, whitening }
     }
 
-    /// Rebuilds a network from [`Classifier::to_params`] output, checking every shape.
+    /// Rebuilds a network from [`Classifier::to_params`] output, checking every shape (and, with
+    /// `whiten`, reading the first layer's [`Whitening`]).
     pub fn from_params(
         backend: &B,
         shapes: Vec<LayerShape>,
         activation: Activation,
+        whiten: bool,
         input_dim: usize,
         classes: usize,
         params: &Params,
@@ -277,7 +315,18 @@ impl<B: Backend> ConvNet<B> {
             .collect::<Result<Vec<_>, CoreError>>()?;
         let features = Self::feature_len(&shapes);
         let readout = LinearReadout::from_params(backend, params, classes, features)?;
-        Ok(Self { backend: backend.clone(), input_dim, classes, activation, shapes, layers, readout })
+        let whitening = if whiten {
+            let d = shapes[0].conv.patch_len();
+            let matrix = backend.upload(params.get(WHITEN, (d, d))?);
+            let samples = params.get(WHITEN_SAMPLES, (1, 1))?.as_slice()[0];
+            if !(samples >= 0.0 && samples.fract() == 0.0) {
+                return Err(CoreError::Incompatible(format!("`{WHITEN_SAMPLES}` is {samples}, not a count")));
+            }
+            Some(Whitening { matrix, samples: samples as usize })
+        } else {
+            None
+        };
+        Ok(Self { backend: backend.clone(), input_dim, classes, activation, shapes, layers, readout, whitening })
     }
 
     /// Features the readout sees: the last map's `height·width·channels`.
@@ -328,10 +377,19 @@ impl<B: Backend> ConvNet<B> {
         }
     }
 
-    /// Layer `l`'s forward pass on `input`: [`ConvOps::unfold`](crate::backend::ConvOps::unfold),
-    /// [`ConvNet::drive`], [`ConvNet::compete`], [`ConvNet::pool`].
+    /// The fitted whitening of layer `l`'s patches, if any (only the first layer has one).
+    fn whitening_of(&self, l: usize) -> Option<&B::Tensor> {
+        self.whitening.as_ref().filter(|w| l == 0 && w.fitted()).map(|w| &w.matrix)
+    }
+
+    /// Layer `l`'s forward pass on `input`: [`ConvOps::unfold`](crate::backend::ConvOps::unfold)
+    /// (whitened in a whitened first layer), [`ConvNet::drive`], [`ConvNet::compete`],
+    /// [`ConvNet::pool`].
     pub fn layer_forward(&self, l: usize, input: &B::Tensor) -> LayerTrace<B::Tensor> {
-        let patches = self.backend.unfold(input, &self.shapes[l].conv);
+        let mut patches = self.backend.unfold(input, &self.shapes[l].conv);
+        if let Some(z) = self.whitening_of(l) {
+            patches = self.backend.matmul(&patches, false, z, false);
+        }
         let drive = self.drive(l, &patches);
         let (threshold, activity) = self.compete(l, &drive);
         let output = self.pool(l, &activity);
@@ -390,7 +448,11 @@ impl<B: Backend> ConvNet<B> {
         let mut drives = Vec::with_capacity(traces.len());
         for l in (0..traces.len()).rev() {
             let du = self.drive_gradient(l, &traces[l], &g);
-            g = b.fold(&b.matmul(&du, false, &self.layers[l].weights, false), &self.shapes[l].conv);
+            let mut dp = b.matmul(&du, false, &self.layers[l].weights, false);
+            if let Some(z) = self.whitening_of(l) {
+                dp = b.matmul(&dp, false, z, true);
+            }
+            g = b.fold(&dp, &self.shapes[l].conv);
             drives.push(du);
         }
         drives.reverse();
@@ -449,12 +511,22 @@ impl<B: Backend> Classifier<B> for ConvNet<B> {
             p.push(format!("conv.{i}.bias"), b.download(&l.bias));
         }
         self.readout.push_params(b, &mut p);
+        if let Some(w) = &self.whitening {
+            p.push(WHITEN.to_string(), b.download(&w.matrix));
+            p.push(WHITEN_SAMPLES.to_string(), Matrix::from_fn(1, 1, |_, _| w.samples as f32));
+            // Derived, for the export: the filters on raw patches, `W Z` (`W` while unfitted).
+            let effective = match self.whitening_of(0) {
+                Some(z) => b.matmul(&self.layers[0].weights, false, z, false),
+                None => self.layers[0].weights.clone(),
+            };
+            p.push(EFFECTIVE_WEIGHT.to_string(), b.download(&effective));
+        }
         p
     }
 }
 
 /// The forward pass in words with this architecture's constants and tensor shapes (for exports).
-pub fn forward_words(shapes: &[LayerShape], activation: Activation, classes: usize) -> String {
+pub fn forward_words(shapes: &[LayerShape], activation: Activation, whiten: bool, classes: usize) -> String {
     let mut text = String::from(
         "x (n, H*W) in [0,1] is a batch of H×W single-channel maps, channel-last. Per layer i: \
          P = unfold(a) (stride 1, zero padding k//2; one row per output position, columns ordered \
@@ -506,5 +578,13 @@ pub fn forward_words(shapes: &[LayerShape], activation: Activation, classes: usi
         .collect();
     tensors.push(format!("readout.weight ({classes}, {})", ConvNet::<crate::ReferenceBackend>::feature_len(shapes)));
     tensors.push(format!("readout.bias (1, {classes})"));
+    if whiten {
+        let d = shapes[0].conv.patch_len();
+        text.push_str(&format!(
+            ". Layer 0's patches are whitened, P @ {WHITEN}, so it uses {EFFECTIVE_WEIGHT} = conv.0.weight @ {WHITEN}              in place of conv.0.weight"
+        ));
+        tensors.push(format!("{WHITEN} ({d}, {d})"));
+        tensors.push(format!("{EFFECTIVE_WEIGHT} ({}, {d})", shapes[0].channels));
+    }
     format!("{text}. Tensors: {}.", tensors.join("; "))
 }

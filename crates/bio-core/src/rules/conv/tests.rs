@@ -1,3 +1,4 @@
+use super::model::WHITEN;
 use super::*;
 use crate::backend::{ReferenceBackend, Window};
 use crate::rules::adversarial::pgd_examples;
@@ -28,7 +29,7 @@ fn gradient_matches_finite_differences() {
         for (layers, pool) in [("4:3,6:3", Some((2, 2, 0))), ("5:3", None), ("4:1,3:3", Some((3, 2, 1)))] {
             let shapes = architecture((6, 6, 1), &parse_layers("conv", layers).unwrap(), pool).unwrap();
             let init = if activation == Activation::Relu { ConvInit::Uniform } else { ConvInit::Signed };
-            let mut net = ConvNet::init(&ReferenceBackend, shapes, activation, init, 36, 3, seed);
+            let mut net = ConvNet::init(&ReferenceBackend, shapes, activation, init, false, 36, 3, seed);
             random_readout(&mut net, seed + 10);
             let err = gradient_error(&net, &uniform(3, 36, 0.05, 1.0, seed + 20), &[0, 1, 2]);
             assert!(err < 2e-2, "{activation:?}, {layers}: relative error {err}");
@@ -66,6 +67,7 @@ fn check_names_the_flag() {
     assert_eq!(bad(|p| p.temperature = 0.0), "conv-temperature");
     assert_eq!(bad(|p| p.rate = -1.0), "conv-rate");
     assert_eq!(bad(|p| p.readout_rate = 0.0), "conv-readout-rate");
+    assert_eq!(bad(|p| p.whiten = -0.1), "conv-whiten");
     assert!(ConvParams::default().check().is_ok());
     assert!(ConvParams { pool: "none".into(), ..Default::default() }.check().is_ok());
 }
@@ -156,7 +158,7 @@ fn plasticity_moves_filters_toward_their_patterns() {
         channels: 6,
         pool: None,
     };
-    let mut net = ConvNet::init(&b, vec![shape], cfg.activation(), ConvInit::Positive, 9, 2, 5);
+    let mut net = ConvNet::init(&b, vec![shape], cfg.activation(), ConvInit::Positive, false, 9, 2, 5);
     let x = uniform(1, 9, 0.0, 1.0, 6);
     let pn = x.row(0).iter().map(|v| v * v).sum::<f32>().sqrt();
     let cosine = |net: &ConvNet<Ref>, j: usize| {
@@ -272,4 +274,68 @@ fn the_example_input_is_the_smallest_square_image_that_fits() {
     assert!(wide.shapes(64).is_err() && wide.shapes(d).is_ok());
     let bp = BpConvParams::default().check().expect("valid");
     assert_eq!(<BpConvRule<Ref> as Rule>::example_input_dim(&bp), 16);
+}
+
+/// A whitened first layer: the first batch fits `Z` (in the frozen control too) and makes no
+/// other update; the whitened patches then have a second moment near the identity; the gradient
+/// stays exact; the exported pass (effective filters `W Z`) gives the model's logits; params
+/// round-trip and resume bit for bit.
+#[test]
+fn whitening_is_fitted_on_the_first_batch_and_exported_as_effective_filters() {
+    let b = ReferenceBackend;
+    for frozen in [false, true] {
+        let cfg = config(|c| {
+            c.whiten = 0.01;
+            c.frozen = frozen;
+            c.init = ConvInit::Signed;
+        });
+        let mut rule = ConvRule::<Ref>::new(cfg.clone());
+        let mut net = rule.init_model(&b, 36, 3, 4);
+        assert!(!net.whitening.as_ref().unwrap().fitted());
+        let x = uniform(6, 36, 0.0, 1.0, 11);
+        let before = net.to_params();
+        rule.start_epoch(0, 4);
+        rule.train_batch(&mut net, &x, &[0, 1, 2, 0, 1, 2]).expect("a batch");
+        let w = net.whitening.as_ref().unwrap();
+        assert_eq!(w.samples, 6 * 36, "one patch per position of each image");
+        let after = net.to_params();
+        for name in ["conv.0.weight", "conv.1.weight", "readout.weight"] {
+            assert!(!changed(&before, &after, name), "frozen {frozen}: the fitting batch changed {name}");
+        }
+        assert!(changed(&before, &after, WHITEN));
+        let white = net.layer_forward(0, &x).patches;
+        let m = whiten::second_moment(&white);
+        let d = white.cols();
+        let diag: f64 = (0..d).map(|i| m[i * d + i]).sum::<f64>() / d as f64;
+        assert!(diag > 0.5 && diag < 1.0 + 1e-3, "mean whitened moment {diag}");
+        // Later batches learn as usual (the filters move unless frozen), and Z stays.
+        rule.train_batch(&mut net, &x, &[0, 1, 2, 0, 1, 2]).expect("a batch");
+        let later = net.to_params();
+        assert_eq!(changed(&after, &later, "conv.0.weight"), !frozen);
+        assert!(!changed(&after, &later, WHITEN));
+
+        // The whitened net is the plain net with filters W Z: same logits, same input gradient
+        // (whose exactness the finite-difference test above checks).
+        random_readout(&mut net, 5);
+        let mut plain = net.clone();
+        plain.whitening = None;
+        plain.layers[0].weights = crate::rules::test_util::tensor(&net.to_params(), EFFECTIVE_WEIGHT).clone();
+        let probe = uniform(3, 36, 0.05, 1.0, 21);
+        let (lw, gw) = net.loss_and_input_gradient(&probe, &[0, 1, 2]);
+        let (lp, gp) = plain.loss_and_input_gradient(&probe, &[0, 1, 2]);
+        assert!(gw.max_abs_diff(&gp) < 1e-4 * (1.0 + gp.as_slice().iter().fold(0.0f32, |a, v| a.max(v.abs()))));
+        assert!(lw.iter().zip(&lp).all(|(a, b)| (a - b).abs() < 1e-4), "{lw:?} vs {lp:?}");
+        let ops = <ConvRule<Ref> as Rule>::forward_pass(&cfg, 36, 3).expect("ops");
+        let exported = crate::forward::run(&ops, &net.to_params(), &x).expect("runs");
+        let logits = net.logits(&x);
+        assert!(exported.max_abs_diff(&logits) < 1e-4, "export: {}", exported.max_abs_diff(&logits));
+        let back = rule.model_from_params(&b, 36, 3, &net.to_params()).expect("fits");
+        assert_eq!(back.logits(&x), logits);
+        assert_eq!(back.whitening.as_ref().unwrap().samples, 6 * 36);
+    }
+    let text = <ConvRule<Ref> as Rule>::forward_text(&config(|c| c.whiten = 0.01), 36, 3);
+    assert!(text.contains("conv.0.whiten (9, 9)") && text.contains("conv.0.effective_weight (4, 9)"), "{text}");
+    let make = || ConvRule::<Ref>::new(config(|c| c.whiten = 0.01));
+    check_resume(make, 16, 6, 2); // fitted in the first batch, layer 1 learning
+    check_resume(make, 16, 6, 4);
 }

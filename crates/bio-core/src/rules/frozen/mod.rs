@@ -115,7 +115,14 @@ pub trait FeatureLayer<B: Backend>: Clone + std::fmt::Debug + 'static {
     /// One plasticity step of the features from a batch `x` and its trace, in an epoch of
     /// `schedule` that does not train the readout.
     fn learn(&self, b: &B, model: &mut Self::Model, x: &B::Tensor, trace: &Self::Trace, schedule: Self::Schedule);
-    /// Whether a saved schedule fits `model` (default: any does).
+    /// Fits fixed input statistics of the model on the first batch it sees (its trace before any
+    /// update); `true` when it changed the model, and then the batch makes no other update. The
+    /// default fits nothing.
+    fn prepare(&self, _b: &B, _model: &mut Self::Model, _trace: &Self::Trace) -> Result<bool, CoreError> {
+        Ok(false)
+    }
+
+    /// Refuses a restored schedule that does not fit `model` (the default accepts any).
     fn check_schedule(_schedule: &Self::Schedule, _model: &Self::Model) -> Result<(), CoreError> {
         Ok(())
     }
@@ -195,7 +202,9 @@ where
         let what = format!("{} readout", <Self as Rule>::NAME);
         let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes(), &what)?;
         let active_fraction = C::active_fraction(&b, &trace);
-        if self.schedule.trains_readout() {
+        if self.config.prepare(&b, model, &trace)? {
+            // The batch fitted the input statistics: no update on features seen before them.
+        } else if self.schedule.trains_readout() {
             self.trainer.step(&b, C::readout_mut(model), features, &dlogits, self.config.readout_rate());
         } else {
             self.config.learn(&b, model, x, &trace, self.schedule);
