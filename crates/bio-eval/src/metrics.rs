@@ -280,7 +280,12 @@ pub fn diversity(weights: &Matrix) -> Option<Diversity> {
 /// spread evenly over the set, at a position that varies from image to image. `None` otherwise, or
 /// with fewer than two usable rows. Units that learn prototypes of their inputs span at most the
 /// inputs' own subspace, so this is the reference for a trained first layer's diversity.
-pub fn input_diversity(images: &Matrix, cols: usize) -> Option<Diversity> {
+///
+/// `whiten`: a convolution whose patches are whitened before its filters see them (`conv
+/// --conv-whiten`: the `cols × cols` matrix `Z` of [`bio_core::rules::CONV_WHITEN`]) is compared
+/// with its whitened patches `p Z`, the space its filters live in; a `Z` of another shape is ignored,
+/// as it is for images.
+pub fn input_diversity(images: &Matrix, cols: usize, whiten: Option<&Matrix>) -> Option<Diversity> {
     let dim = images.cols();
     if cols == dim {
         return diversity(images);
@@ -307,7 +312,13 @@ pub fn input_diversity(images: &Matrix, cols: usize) -> Option<Diversity> {
         }
     }
     let count = rows.len() / len;
-    diversity(&Matrix::new(count, len, rows).ok()?)
+    let patches = Matrix::new(count, len, rows).ok()?;
+    match whiten.filter(|z| z.shape() == (len, len)) {
+        Some(z) => diversity(&Matrix::from_fn(count, len, |i, j| {
+            patches.row(i).iter().enumerate().map(|(k, &v)| v * z.get(k, j)).sum()
+        })),
+        None => diversity(&patches),
+    }
 }
 
 /// [`Diversity`] of one layer's units, named as every output names layers.

@@ -416,14 +416,25 @@ fn input_diversity_draws_images_or_patches() {
     // 4×4 single-channel images: the first layer of 16 inputs sees the images themselves.
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let images = Matrix::from_fn(30, 16, |_, _| rng.random::<f32>());
-    assert_eq!(input_diversity(&images, 16), diversity(&images));
+    assert_eq!(input_diversity(&images, 16, None), diversity(&images));
     // A 3×3 convolution (9 inputs) sees one patch of each image: 30 rows.
-    let d = input_diversity(&images, 9).unwrap();
+    let d = input_diversity(&images, 9, None).unwrap();
     assert_eq!(d.units, 30);
     // A blank image has no non-constant patch and is skipped; 7 inputs fit neither an image nor
     // a square patch.
     let mut mixed = images.clone();
     mixed.row_mut(0).fill(0.0);
-    assert_eq!(input_diversity(&mixed, 9).unwrap().units, 29);
-    assert_eq!(input_diversity(&images, 7), None);
+    assert_eq!(input_diversity(&mixed, 9, None).unwrap().units, 29);
+    assert_eq!(input_diversity(&images, 7, None), None);
+    // A whitened convolution is compared with its patches after `Z`: the identity changes nothing,
+    // a `Z` that maps every patch onto one direction (`p Z = (Σp, 0, …)`) leaves one effective
+    // unit, and a `Z` of the wrong shape is ignored.
+    let identity = Matrix::from_fn(9, 9, |i, j| f32::from(u8::from(i == j)));
+    assert_eq!(input_diversity(&images, 9, Some(&identity)), Some(d));
+    let collapse = Matrix::from_fn(9, 9, |_, j| f32::from(u8::from(j == 0)));
+    let collapsed = input_diversity(&images, 9, Some(&collapse)).unwrap();
+    assert_eq!(collapsed.units, 30);
+    close(collapsed.similarity, 1.0, 1e-9);
+    close(collapsed.effective_rank, 1.0, 1e-6);
+    assert_eq!(input_diversity(&images, 9, Some(&Matrix::zeros(4, 4))), Some(d));
 }

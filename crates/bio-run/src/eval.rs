@@ -101,8 +101,9 @@ pub struct BiologyFile {
     pub initial_diversity: Vec<bio_eval::LayerDiversity>,
     /// The same measure on what the first layer sees, drawn from the measured test images (the
     /// images themselves for a fully connected layer, one patch per image for a convolution;
-    /// [`bio_eval::input_diversity`]): the reference for the first layer's trained units, which
-    /// learn prototypes of those inputs (absent in files written before it was measured).
+    /// [`bio_eval::input_diversity`]; whitened patches for a whitened convolution): the reference
+    /// for the first layer's trained units, which learn prototypes of those inputs (absent in files
+    /// written before it was measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_diversity: Option<bio_eval::Diversity>,
 }
@@ -120,7 +121,10 @@ pub fn biology<B: Backend>(
     let (data, test) = model_test_set(&file, data_dir, limit)?;
     let report = bio_eval::biological_report(&model, &test.images, EVAL_BATCH)?;
     let class_selectivity = bio_eval::class_selectivity(&model, &test.images, &test.labels, data.classes, EVAL_BATCH)?;
-    let input_diversity = report.layers.first().and_then(|l| bio_eval::input_diversity(&test.images, l.shape[1]));
+    let whiten =
+        file.model.params.tensors.iter().find(|(name, _)| name == bio_core::rules::CONV_WHITEN).map(|(_, z)| z);
+    let input_diversity =
+        report.layers.first().and_then(|l| bio_eval::input_diversity(&test.images, l.shape[1], whiten));
     let out = BiologyFile {
         model: dir.display().to_string(),
         rule: file.model.rule().to_string(),

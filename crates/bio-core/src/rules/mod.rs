@@ -40,7 +40,8 @@ pub use conv::{
     ConvRule, ConvSchedule, ConvState, conv_plasticity, image_of, soft_signal,
 };
 pub use conv::{
-    LayerTrace as ConvLayerTrace, Whitening as ConvWhitening, conv_hebbian_step, conv_hebbian_terms, whiten,
+    LayerTrace as ConvLayerTrace, WHITEN as CONV_WHITEN, Whitening as ConvWhitening, conv_hebbian_step,
+    conv_hebbian_terms, whiten,
 };
 pub use frozen::{
     FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, ReadoutState, ReadoutTrainer, Schedule, phase_split,

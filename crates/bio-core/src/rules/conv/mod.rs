@@ -17,8 +17,8 @@ mod model;
 pub mod whiten;
 
 pub use model::{
-    Activation, ConvInit, ConvLayer, ConvNet, EFFECTIVE_WEIGHT, LayerShape, LayerTrace, Whitening, architecture,
-    forward_words, image_of, parse_layers, parse_pool,
+    Activation, ConvInit, ConvLayer, ConvNet, EFFECTIVE_WEIGHT, LayerShape, LayerTrace, WHITEN, Whitening,
+    architecture, forward_words, image_of, parse_layers, parse_pool,
 };
 
 use rand::SeedableRng;
