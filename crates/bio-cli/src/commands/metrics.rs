@@ -44,7 +44,7 @@ fn run_on<B: Backend>(b: &B, args: &MetricsArgs) -> Result<()> {
     print_table(&DIVERSITY_HEADER, &diversity_rows(&out.layers, &out.initial_diversity));
     if let Some(d) = out.input_diversity {
         outln!(
-            "what the first layer sees (test images or patches; the reference for its units): similarity {:.3}, effective units {:.1} of {}",
+            "what the first layer sees (test images, or patches, whitened in a whitened layer; the reference for its units): similarity {:.3}, effective units {:.1} of {}",
             d.similarity,
             d.effective_rank,
             d.units
