@@ -71,12 +71,7 @@ fn bad(reason: String) -> CoreError {
 }
 
 fn tensor<'a>(params: &'a Params, name: &str) -> Result<&'a Matrix, CoreError> {
-    params
-        .tensors
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, m)| m)
-        .ok_or_else(|| bad(format!("the model has no tensor `{name}`")))
+    params.find(name).ok_or_else(|| bad(format!("the model has no tensor `{name}`")))
 }
 
 /// Applies `f` to each sample's values along dimension 1 (a row; or, for images, the channels at

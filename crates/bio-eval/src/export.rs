@@ -355,7 +355,7 @@ mod tests {
 
     /// The forward pass written in the metadata, computed on the exported tensors alone.
     fn documented_forward(model: &SavedModel, params: &Params, x: &Matrix) -> Matrix {
-        let tensor = |name: &str| params.tensors.iter().find(|(n, _)| n == name).map(|(_, m)| m.clone()).unwrap();
+        let tensor = |name: &str| params.find(name).cloned().unwrap();
         let affine = |x: &Matrix, layer: &str| {
             let (w, b) = (tensor(&format!("{layer}.weight")), tensor(&format!("{layer}.bias")));
             Matrix::from_fn(x.rows(), w.rows(), |r, j| {

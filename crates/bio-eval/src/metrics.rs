@@ -565,7 +565,7 @@ pub fn weight_metrics(params: &Params) -> Vec<LayerMetrics> {
     crate::layers::layers(params)
         .into_iter()
         .map(|crate::layers::Layer { name, prefix, weight: w }| {
-            let mask = params.tensors.iter().find(|(n, _)| *n == format!("{prefix}.mask")).map(|(_, m)| m);
+            let mask = params.find(&format!("{prefix}.mask"));
             let kept_fraction = match mask {
                 Some(m) if !m.is_empty() => m.as_slice().iter().filter(|v| **v != 0.0).count() as f64 / m.len() as f64,
                 _ => 1.0,

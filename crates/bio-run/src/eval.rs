@@ -121,8 +121,7 @@ pub fn biology<B: Backend>(
     let (data, test) = model_test_set(&file, data_dir, limit)?;
     let report = bio_eval::biological_report(&model, &test.images, EVAL_BATCH)?;
     let class_selectivity = bio_eval::class_selectivity(&model, &test.images, &test.labels, data.classes, EVAL_BATCH)?;
-    let whiten =
-        file.model.params.tensors.iter().find(|(name, _)| name == bio_core::rules::CONV_WHITEN).map(|(_, z)| z);
+    let whiten = file.model.params.find(bio_core::rules::CONV_WHITEN);
     let input_diversity =
         report.layers.first().and_then(|l| bio_eval::input_diversity(&test.images, l.shape[1], whiten));
     let out = BiologyFile {

@@ -23,14 +23,14 @@ impl Params {
         self.tensors.push((name.into(), m));
     }
 
+    /// The tensor called `name`, if there is one (no check of its shape or values: [`Params::get`]).
+    pub fn find(&self, name: &str) -> Option<&Matrix> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+
     /// The tensor called `name`, with its shape checked.
     pub fn get(&self, name: &str, shape: (usize, usize)) -> Result<&Matrix, CoreError> {
-        let m = self
-            .tensors
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, m)| m)
-            .ok_or_else(|| CoreError::Incompatible(format!("tensor `{name}` is missing")))?;
+        let m = self.find(name).ok_or_else(|| CoreError::Incompatible(format!("tensor `{name}` is missing")))?;
         if m.shape() != shape {
             return Err(CoreError::Incompatible(format!(
                 "tensor `{name}` is {}×{}, expected {}×{}",
