@@ -8,7 +8,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::params::{BioConfig, Competition, InitSign, ScalingNorm};
+use super::params::{BioConfig, Competition, InitSign, ReadoutRule, ScalingNorm};
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
 use crate::model::{Classifier, Params, add_bias};
@@ -200,7 +200,12 @@ impl<B: Backend> BioNet<B> {
             });
             fan_in = width;
         }
-        let v = uniform_init(classes, fan_in, 1.0, 0.5, config.readout_init, &mut rng);
+        let v = if config.readout_rule == ReadoutRule::Assembly {
+            // Fixed by construction: class c's unit sums its assembly, units j ≡ c (mod C).
+            Matrix::from_fn(classes, fan_in, |c, j| if j % classes == c { 1.0 } else { 0.0 })
+        } else {
+            uniform_init(classes, fan_in, 1.0, 0.5, config.readout_init, &mut rng)
+        };
         let readout = Readout { weights: backend.upload(&v), bias: backend.full(1, classes, 0.0) };
         Self { backend: backend.clone(), config, input_dim, classes, layers, readout }
     }

@@ -47,6 +47,10 @@ pub enum ReadoutRule {
     /// `E_bc = t_bc·(1 − p_bc)`, so a class absent from the input is never pushed down, and the
     /// biases stay fixed (biases learned from the classes present would favour them).
     Taught,
+    /// The class assemblies' readout (issue 30; needs [`BioParams::class_assemblies`]): fixed by
+    /// construction, `V_cj = [j mod C = c]` and no bias, so class `c`'s unit sums its assembly's
+    /// share of the code and nothing in the readout learns or forgets.
+    Assembly,
 }
 
 /// Switches for each mechanism of the `bio` rule, so ablations can turn one off at a time.
@@ -141,6 +145,14 @@ pub struct BioParams {
     /// stay fully homeostatic (they, not the consolidated ones, are recruited by new inputs).
     #[serde(default)]
     pub metaplastic_homeostasis: bool,
+    /// Class assemblies (label-gated competition) in the last hidden layer: unit `j` belongs to class
+    /// `j mod C` by construction, and during training a labelled sample's Hebbian change reaches
+    /// only its class's assembly, whose `k_a = max(1, round(ρ·N/C))` most driven units win (k-WTA
+    /// within the assembly, on the same drive). The forward pass, and so the code at test time, is
+    /// unchanged: every unit competes with every other. A class's inputs never move another class's
+    /// units. Off by default.
+    #[serde(default)]
+    pub class_assemblies: bool,
     /// Exponent `q` of the plasticity signal `r = (y / max y)^q`: how strongly the most active winners
     /// dominate learning (1 = in proportion to activity).
     pub hebbian_exponent: f32,
@@ -220,6 +232,7 @@ impl Default for BioParams {
             readout_gating: None,
             metaplasticity: None,
             metaplastic_homeostasis: false,
+            class_assemblies: false,
             fast_fraction: 0.0,
             fast_hebbian_rate: 0.0,
             hebbian_exponent: 1.0,
@@ -261,6 +274,7 @@ crate::option_choices!(ReadoutRule {
     ReadoutRule::DeltaEg => "delta",
     ReadoutRule::Perturbation => "perturbation",
     ReadoutRule::Taught => "taught",
+    ReadoutRule::Assembly => "assembly",
 });
 crate::option_choices!(InitSign { InitSign::Positive => "positive", InitSign::Mixed => "mixed" });
 
@@ -373,6 +387,13 @@ pub const BIO_OPTIONS: &[RuleOption] = &[
     ),
     crate::rule_option!(
         BioParams,
+        "class-assemblies",
+        class_assemblies,
+        "Label-gated competition in the last hidden layer: unit j belongs to class j mod C, and a training sample's \
+         Hebbian change reaches only its class's units, of which the round(ρN/C) most driven learn"
+    ),
+    crate::rule_option!(
+        BioParams,
         "fast-fraction",
         fast_fraction,
         "Two populations in one layer: this fraction of each hidden layer's units (the first ones) learns at \
@@ -391,7 +412,8 @@ pub const BIO_OPTIONS: &[RuleOption] = &[
         "readout",
         readout_rule,
         "Readout rule: delta (exponentiated-gradient delta rule), perturbation (node perturbation, gradient-free) or \
-         taught (only the taught class's unit learns, t·(1 − p); absent classes are never pushed down)"
+         taught (only the taught class's unit learns, t·(1 − p); absent classes are never pushed down) or assembly \
+         (fixed: each class unit sums its class's assembly, with --class-assemblies)"
     ),
     crate::rule_option!(
         BioParams,
@@ -647,6 +669,9 @@ impl BioParams {
         }
         if !(self.normalization_sigma.is_finite() && self.normalization_sigma > 0.0) {
             return Err(CoreError::invalid("normalization-sigma", "must be > 0"));
+        }
+        if self.readout_rule == ReadoutRule::Assembly && !self.class_assemblies {
+            return Err(CoreError::invalid("readout", "`assembly` needs `class-assemblies` (the assemblies it sums)"));
         }
         if self.readout_rule == ReadoutRule::Perturbation && self.perturbation_sigma <= 0.0 {
             return Err(CoreError::invalid("perturbation-sigma", "must be > 0 for the perturbation readout"));

@@ -142,6 +142,66 @@ pub fn readout_votes<B: Backend>(b: &B, readout: &Readout<B>, labels: &[usize], 
     b.map(&b.map(&votes, Unary::Scale(1.0 + kappa)), Unary::Offset(-kappa))
 }
 
+/// Class assemblies ([`BioParams::class_assemblies`](super::params::BioParams::class_assemblies)):
+/// the layer's trace with its activity replaced by the label-gated competition, for the plasticity
+/// step only. Unit `j` belongs to class `j mod C`; sample `b` lets only the units of its class `y_b`
+/// compete, on the same drive `u`: `u'_bj = u_bj` in the assembly and `u_bj − 10⁴` outside it,
+/// `θ'_b` the `(k_a+1)`-th largest `u'_b`, `y'_bj = relu(u'_bj − θ'_b)` with
+/// `k_a = max(1, round(ρ·N/C))`. Every other unit's signal is exactly zero, so a sample never moves
+/// another class's units. `None` when the layer has fewer units than there are classes (a class
+/// would have no assembly).
+pub fn assembly_trace<B: Backend>(
+    b: &B,
+    trace: &LayerTrace<B>,
+    labels: &[usize],
+    classes: usize,
+    config: &BioConfig,
+) -> Option<Assembly<B>> {
+    let (batch, neurons) = b.shape(&trace.drive);
+    if neurons < classes || classes == 0 {
+        return None;
+    }
+    let winners = ((config.active_fraction * neurons as f32 / classes as f32).round() as usize).max(1);
+    let member = b.upload(&Matrix::from_fn(batch, neurons, |i, j| if j % classes == labels[i] { 1.0 } else { 0.0 }));
+    let outside = b.map(&member, Unary::Offset(-1.0));
+    let gated = b.lincomb(1.0, &b.zip(&trace.drive, &member, Binary::Mul), 1e4, &outside);
+    // Ties at the threshold stay silent, as in the forward pass; `k_a + 1 ≤ N` since `k_a ≤ N/C`.
+    let threshold = b.row_kth_largest(&gated, (winners + 1).min(neurons));
+    let activity = b.map(&b.zip(&gated, &threshold, Binary::Sub), Unary::Relu);
+    Some(Assembly { trace: LayerTrace { drive: gated, threshold, activity, ..trace.clone() }, member })
+}
+
+/// The label-gated competition of one batch ([`assembly_trace`]).
+pub struct Assembly<B: Backend> {
+    /// The layer's trace with the gated drive, threshold and activity.
+    pub trace: LayerTrace<B>,
+    /// `[j mod C = y_b]` (`batch×neurons`): which units sample `b` may reach.
+    pub member: B::Tensor,
+}
+
+/// Homeostasis of class assemblies: each unit's running rate counts only the samples of its own
+/// class, `r_j ← r_j + τ·(f_j − r_j)` with `f_j` the fraction of them it won in the gated
+/// competition, and `b_j ← b_j + η_h(ρ − r_j)`, both only when the batch holds its class. A unit
+/// whose class is absent keeps its rate and excitability (it is not silent, it is not asked), and
+/// within an assembly the units share its class's inputs evenly.
+pub fn assembly_homeostasis<B: Backend>(
+    b: &B,
+    layer: &mut BioLayer<B>,
+    assembly: &Assembly<B>,
+    rate: f32,
+    config: &BioConfig,
+) {
+    let asked = b.reduce(&assembly.member, Dim::PerCol, Reduce::Sum);
+    let present = b.map(&asked, Unary::Step);
+    let won = b.reduce(&b.map(&assembly.trace.activity, Unary::Step), Dim::PerCol, Reduce::Sum);
+    let (_, neurons) = b.shape(&asked);
+    let fraction = b.zip(&won, &b.zip(&asked, &b.full(1, neurons, 1.0), Binary::Max), Binary::Div);
+    let moved = b.zip(&present, &b.lincomb(1.0, &fraction, -1.0, &layer.rate), Binary::Mul);
+    layer.rate = b.lincomb(1.0, &layer.rate, config.rate_smoothing, &moved);
+    let error = b.map(&b.map(&layer.rate, Unary::Scale(-1.0)), Unary::Offset(config.active_fraction));
+    layer.bias = b.lincomb(1.0, &layer.bias, rate, &b.zip(&present, &error, Binary::Mul));
+}
+
 /// The scalars of one [`PlasticityStep`] for a layer fed `(batch, fan_in)` inputs.
 pub fn plasticity_settings((batch, fan_in): (usize, usize), rate: f32, config: &BioConfig) -> PlasticityStep {
     // Normalized entries are of order 1/D (L1) or 1/√D (L2): scale the step so η means the same.

@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::model::BioNet;
 use super::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, ReadoutRule};
 use super::plasticity::{
-    consolidated_homeostasis, consolidation_factor, count_wins, homeostasis, modulated_plasticity, perturbation_error,
-    readout_update, readout_votes, regrow, taught_error,
+    assembly_homeostasis, assembly_trace, consolidated_homeostasis, consolidation_factor, count_wins, homeostasis,
+    modulated_plasticity, perturbation_error, readout_update, readout_votes, regrow, taught_error,
 };
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
 use crate::error::CoreError;
@@ -154,6 +154,7 @@ impl<B: Backend> LearningRule<B> for BioRule {
         let plastic = self.plastic_layers();
         let rate = config.hebbian_rate * self.hebbian_schedule;
         let layers = model.layers.len();
+        let classes = model.classes();
         for (i, (layer, t)) in model.layers.iter_mut().zip(&trace.layers).enumerate() {
             if !plastic.contains(&i) {
                 continue;
@@ -162,20 +163,37 @@ impl<B: Backend> LearningRule<B> for BioRule {
                 regrow(&b, layer, &config, &mut self.rng);
             }
             let gate = if i + 1 == layers { last_gate.as_ref().or(modulator.as_ref()) } else { modulator.as_ref() };
+            // Class assemblies: the last layer learns from the label-gated competition instead,
+            // and its homeostasis asks each unit only about its own class's samples.
+            let gated = (config.class_assemblies && i + 1 == layers)
+                .then(|| {
+                    assembly_trace(&b, t, labels, classes, &config).ok_or_else(|| {
+                        CoreError::invalid(
+                            "class-assemblies",
+                            format!("the last hidden layer needs at least one unit per class ({classes})"),
+                        )
+                    })
+                })
+                .transpose()?;
+            let learn = gated.as_ref().map_or(t, |a| &a.trace);
             // Metaplasticity: each unit's signal scaled by 1/(1 + A_j/τ), then its wins counted.
             let meta = config.metaplasticity.map(|tau| {
-                let (batch, neurons) = b.shape(&t.activity);
+                let (batch, neurons) = b.shape(&learn.activity);
                 self.usage.resize(layers, Vec::new());
                 self.usage[i].resize(neurons, 0.0);
                 let factor = b.upload(&consolidation_factor(&self.usage[i], tau, batch));
                 let row = b.upload(&consolidation_factor(&self.usage[i], tau, 1));
                 (gate.map_or_else(|| factor.clone(), |g| b.zip(&factor, g, Binary::Mul)), row)
             });
-            modulated_plasticity(&b, layer, t, rate, &config, meta.as_ref().map(|(f, _)| f).or(gate));
+            modulated_plasticity(&b, layer, learn, rate, &config, meta.as_ref().map(|(f, _)| f).or(gate));
             if let Some(usage) = config.metaplasticity.and(self.usage.get_mut(i)) {
-                count_wins(&b, &t.activity, usage);
+                count_wins(&b, &learn.activity, usage);
             }
             match &meta {
+                _ if !m.homeostasis => {}
+                _ if let Some(assembly) = &gated => {
+                    assembly_homeostasis(&b, layer, assembly, config.homeostasis_rate, &config);
+                }
                 Some((_, row)) if m.homeostasis && config.metaplastic_homeostasis => {
                     consolidated_homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config, row);
                 }
@@ -185,6 +203,8 @@ impl<B: Backend> LearningRule<B> for BioRule {
         }
 
         let error = match config.readout_rule {
+            // The assemblies' readout is fixed by construction.
+            ReadoutRule::Assembly => return Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction }),
             ReadoutRule::DeltaEg => b.lincomb(1.0, &one_hot(&b, labels, model.classes()), -1.0, &probs),
             ReadoutRule::Perturbation => {
                 perturbation_error(&b, &trace.logits, labels, &losses, config.perturbation_sigma, &mut self.rng)

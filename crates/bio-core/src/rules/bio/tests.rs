@@ -286,6 +286,65 @@ fn the_taught_readout_leaves_absent_classes_alone() {
     assert!(row_moved(&w0, &w1, 0) && row_moved(&w0, &w1, 2), "the delta rule pushes absent classes down");
 }
 
+/// Class assemblies: a batch of classes 0 and 2 moves only units `j ≡ 0, 2 (mod 3)`, the units of
+/// class 1 keep their weights, rate and excitability; each sample reaches exactly `k_a` units of
+/// its own class; the assemblies' readout is the fixed indicator and stays; a layer with fewer
+/// units than classes is refused with one line.
+#[test]
+fn class_assemblies_learn_only_from_their_own_class() {
+    use super::params::ReadoutRule;
+    let b = ReferenceBackend;
+    let (width, fan_in, classes) = (12, 10, 3);
+    let x = Matrix::from_fn(8, fan_in, |i, j| ((i * 7 + j * 3) % 11) as f32 / 10.0 + 0.05);
+    let labels: Vec<usize> = (0..8).map(|i| if i % 2 == 0 { 0 } else { 2 }).collect();
+    let params = BioParams {
+        hidden: vec![width],
+        active_fraction: 0.5,
+        hebbian_rate: 0.1,
+        class_assemblies: true,
+        readout_rule: ReadoutRule::Assembly,
+        ..Default::default()
+    };
+    let config = params.clone().check().expect("valid");
+    let mut net = BioNet::init(&b, config.clone(), fan_in, classes, 1);
+    let indicator = Matrix::from_fn(classes, width, |c, j| if j % classes == c { 1.0 } else { 0.0 });
+    assert_eq!(net.readout.weights, indicator, "the readout sums each class's assembly");
+
+    // The gated competition: k_a = round(0.5 · 12 / 3) = 2 winners per sample, all of its class.
+    let gated = assembly_trace(&b, &net.trace(&x).layers[0], &labels, classes, &config).expect("12 ≥ 3 units");
+    for (s, &y) in labels.iter().enumerate() {
+        let winners: Vec<usize> = (0..width).filter(|&j| gated.trace.activity.get(s, j) > 0.0).collect();
+        assert_eq!(winners.len(), 2, "sample {s}: winners {winners:?}");
+        assert!(winners.iter().all(|&j| j % classes == y), "sample {s} (class {y}) reached {winners:?}");
+    }
+
+    let mut r = BioRule::new(config, 0);
+    r.start_epoch(0, 2);
+    // The first update also brings every unit to its synaptic budget (scaling); watch the second.
+    LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+    let before = net.layers[0].clone();
+    LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+    let after = &net.layers[0];
+    let unit_moved = |j: usize| (0..fan_in).any(|i| (after.weights.get(j, i) - before.weights.get(j, i)).abs() > 1e-6);
+    for j in (0..width).filter(|j| j % classes == 1) {
+        assert!(!unit_moved(j), "unit {j} of the absent class 1 moved");
+        assert_eq!(after.bias.get(0, j), before.bias.get(0, j), "unit {j}: excitability");
+        assert_eq!(after.rate.get(0, j), before.rate.get(0, j), "unit {j}: running rate");
+    }
+    assert!((0..width).filter(|j| j % classes != 1).any(unit_moved), "the taught assemblies learn");
+    assert!((0..width).filter(|j| j % classes != 1).any(|j| after.bias.get(0, j) != before.bias.get(0, j)));
+    assert_eq!(net.readout.weights, indicator, "the assemblies' readout does not learn");
+
+    // Fewer units than classes: one line naming the setting; the fixed readout needs assemblies.
+    let narrow = BioParams { hidden: vec![2], ..params.clone() }.check().expect("valid");
+    let mut small = BioNet::init(&b, narrow.clone(), fan_in, classes, 1);
+    let err = LearningRule::<ReferenceBackend>::train_batch(&mut BioRule::new(narrow, 0), &mut small, &x, &labels)
+        .expect_err("2 units cannot hold 3 assemblies");
+    assert!(err.to_string().contains("class-assemblies"), "{err}");
+    let err = BioParams { class_assemblies: false, ..params }.check().expect_err("no assemblies to sum");
+    assert!(err.to_string().contains("readout"), "{err}");
+}
+
 #[test]
 fn a_unit_normalizing_over_its_own_synapses_learns_as_if_it_saw_only_them() {
     // Every unit keeps the first 5 of 12 inputs. With the pattern normalized per unit, learning
