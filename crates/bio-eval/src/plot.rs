@@ -935,6 +935,9 @@ fn draw_image_grid(
     Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
 }
 
+/// A generous width of one character of a [`matrix_panels`] title (20 px font), in pixels.
+pub const TITLE_CHAR_WIDTH: u32 = 11;
+
 /// Side of one cell of a [`matrix_panels`] picture, in pixels.
 pub const MATRIX_CELL: u32 = 34;
 
@@ -963,7 +966,9 @@ pub fn matrix_panels(
     let (cols, rows) = (columns.min(panels.len()) as u32, panels.len().div_ceil(columns) as u32);
     let (label_h, title_h, gap) = (if text { 24 } else { 4 }, if text { 40 } else { 4 }, 16);
     let (pw, ph) = (n * MATRIX_CELL + gap, n * MATRIX_CELL + label_h + gap);
-    let (w, h) = (cols * pw + gap, title_h + rows * ph);
+    // Wide enough for the title too (one panel alone is narrower than a sentence at 20 px).
+    let title_w = if text { 2 * gap + TITLE_CHAR_WIDTH * title.chars().count() as u32 } else { 0 };
+    let (w, h) = ((cols * pw + gap).max(title_w), title_h + rows * ph);
     let err = |e| write_error(path, e);
     let root = BitMapBackend::new(path, (w, h)).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;

@@ -342,7 +342,7 @@ fn each_context_budget_is_cut_into_the_phases_a_rule_sees_as_epochs() {
 
 #[test]
 fn matrix_panels_draws_each_r_and_refuses_a_non_square_one() {
-    use crate::plot::{MATRIX_CELL, matrix_panels};
+    use crate::plot::{MATRIX_CELL, TITLE_CHAR_WIDTH, matrix_panels};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.png");
     let r = vec![vec![0.9, 0.0], vec![0.5, 1.0]];
@@ -350,6 +350,13 @@ fn matrix_panels_draws_each_r_and_refuses_a_non_square_one() {
     let drawn = matrix_panels(&path, "R", &panels, 2).unwrap();
     assert!(path.is_file());
     assert!(drawn.width >= 2 * 2 * MATRIX_CELL && drawn.height >= 2 * 2 * MATRIX_CELL);
+    // One panel under a long title: the picture widens to hold the title (when text is drawn).
+    let title = "R[i][j] in % (class-IL): row i after context i, column j context j";
+    let one = vec![("bio".to_string(), vec![vec![0.9, 0.0], vec![0.5, 1.0]])];
+    let drawn = matrix_panels(&dir.path().join("one.png"), title, &one, 5).unwrap();
+    if drawn.warning.is_none() {
+        assert!(drawn.width >= TITLE_CHAR_WIDTH * title.chars().count() as u32, "{} px", drawn.width);
+    }
     let bad = vec![("x".to_string(), vec![vec![0.1, 0.2]])];
     assert!(matrix_panels(&dir.path().join("bad.png"), "R", &bad, 2).is_err());
     assert!(matrix_panels(&dir.path().join("none.png"), "R", &[], 2).is_err());

@@ -256,19 +256,18 @@ pub fn count_wins<B: Backend>(b: &B, activity: &B::Tensor, usage: &mut Vec<f32>)
     }
 }
 
-/// [`homeostasis`] with each unit's excitability change scaled by its metaplastic factor `f_j`
-/// (`factor`, `1×neurons`): `b_j ← b_j + f_j·η_h(ρ − r_j)` ([`BioParams::metaplastic_homeostasis`]).
-/// The running rate itself is measured as before.
+/// A homeostatic step (`step`: [`homeostasis`] or [`assembly_homeostasis`]) with each unit's
+/// excitability change scaled by its metaplastic factor `f_j` (`factor`, `1×neurons`):
+/// `b_j ← b_j + f_j·Δb_j` ([`BioParams::metaplastic_homeostasis`]). The running rate itself is
+/// measured as before.
 pub fn consolidated_homeostasis<B: Backend>(
     b: &B,
     layer: &mut BioLayer<B>,
-    activity: &B::Tensor,
-    rate: f32,
-    config: &BioConfig,
     factor: &B::Tensor,
+    step: impl FnOnce(&mut BioLayer<B>),
 ) {
     let before = layer.bias.clone();
-    homeostasis(b, layer, activity, rate, config);
+    step(layer);
     let change = b.zip(&b.lincomb(1.0, &layer.bias, -1.0, &before), factor, Binary::Mul);
     layer.bias = b.lincomb(1.0, &before, 1.0, &change);
 }

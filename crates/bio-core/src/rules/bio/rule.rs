@@ -4,7 +4,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::model::BioNet;
+use super::model::{BioLayer, BioNet};
 use super::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, ReadoutRule};
 use super::plasticity::{
     assembly_homeostasis, assembly_trace, consolidated_homeostasis, consolidation_factor, count_wins, homeostasis,
@@ -189,16 +189,15 @@ impl<B: Backend> LearningRule<B> for BioRule {
             if let Some(usage) = config.metaplasticity.and(self.usage.get_mut(i)) {
                 count_wins(&b, &learn.activity, usage);
             }
+            // Homeostasis regulates the forward code, or with assemblies each unit on its own class.
+            let step = |layer: &mut BioLayer<B>| match &gated {
+                Some(assembly) => assembly_homeostasis(&b, layer, assembly, config.homeostasis_rate, &config),
+                None => homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config),
+            };
             match &meta {
                 _ if !m.homeostasis => {}
-                _ if let Some(assembly) = &gated => {
-                    assembly_homeostasis(&b, layer, assembly, config.homeostasis_rate, &config);
-                }
-                Some((_, row)) if m.homeostasis && config.metaplastic_homeostasis => {
-                    consolidated_homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config, row);
-                }
-                _ if m.homeostasis => homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config),
-                _ => {}
+                Some((_, row)) if config.metaplastic_homeostasis => consolidated_homeostasis(&b, layer, row, step),
+                _ => step(layer),
             }
         }
 

@@ -345,6 +345,44 @@ fn class_assemblies_learn_only_from_their_own_class() {
     assert!(err.to_string().contains("readout"), "{err}");
 }
 
+/// Class assemblies with metaplastic homeostasis: a unit that has won `A_j = 3τ` inputs changes its
+/// excitability by a quarter of what the same unit changes without metaplasticity (the assemblies'
+/// homeostasis, consolidated like the plain one), and a fresh unit by the whole of it.
+#[test]
+fn assembly_homeostasis_is_consolidated_by_metaplasticity() {
+    use super::params::ReadoutRule;
+    let b = ReferenceBackend;
+    let (width, fan_in, classes, tau) = (12, 10, 3, 2.0);
+    let x = Matrix::from_fn(8, fan_in, |i, j| ((i * 5 + j * 3) % 11) as f32 / 10.0 + 0.05);
+    let labels: Vec<usize> = (0..8).map(|i| i % classes).collect();
+    let bias_change = |metaplasticity: Option<f32>| {
+        let params = BioParams {
+            hidden: vec![width],
+            active_fraction: 0.5,
+            hebbian_rate: 0.0,
+            class_assemblies: true,
+            readout_rule: ReadoutRule::Assembly,
+            metaplasticity,
+            metaplastic_homeostasis: metaplasticity.is_some(),
+            ..Default::default()
+        };
+        let config = params.check().expect("valid");
+        let mut net = BioNet::init(&b, config.clone(), fan_in, classes, 1);
+        let mut r = BioRule::new(config, 0);
+        r.usage = vec![(0..width).map(|j| if j < 6 { 3.0 * tau } else { 0.0 }).collect()];
+        r.start_epoch(0, 2);
+        let before = net.layers[0].bias.clone();
+        LearningRule::<ReferenceBackend>::train_batch(&mut r, &mut net, &x, &labels).expect("finite");
+        (0..width).map(|j| net.layers[0].bias.get(0, j) - before.get(0, j)).collect::<Vec<f32>>()
+    };
+    let (plain, meta) = (bias_change(None), bias_change(Some(tau)));
+    assert!(plain.iter().any(|&d| d != 0.0), "homeostasis moved some bias: {plain:?}");
+    for j in 0..width {
+        let want = if j < 6 { plain[j] / 4.0 } else { plain[j] };
+        assert!((meta[j] - want).abs() <= 1e-6, "unit {j}: {} vs {want}", meta[j]);
+    }
+}
+
 #[test]
 fn a_unit_normalizing_over_its_own_synapses_learns_as_if_it_saw_only_them() {
     // Every unit keeps the first 5 of 12 inputs. With the pattern normalized per unit, learning
