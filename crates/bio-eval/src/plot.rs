@@ -441,10 +441,36 @@ fn draw_line_chart(
         chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, c.filled()))).map_err(err)?;
     }
     if text && !series.is_empty() {
-        draw_legend(&mut chart, SeriesLabelPosition::UpperRight, path)?;
+        draw_legend(&mut chart, emptiest_corner(&finite, xr, yr), path)?;
     }
     root.present().map_err(err)?;
     Ok(Drawn { path: path.to_path_buf(), width: w, height: h, warning: (!text).then(|| NO_FONT.to_string()) })
+}
+
+/// The corner of the plot with the fewest data points in its box (35% of each axis' range from
+/// that corner), so the legend hides as little as it can; the upper right when several tie.
+fn emptiest_corner(points: &[(f64, f64)], (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+    const REACH: f64 = 0.35;
+    let (dx, dy) = ((x1 - x0) * REACH, (y1 - y0) * REACH);
+    let inside = |right: bool, upper: bool| {
+        points
+            .iter()
+            .filter(|(x, y)| {
+                (if right { *x >= x1 - dx } else { *x <= x0 + dx })
+                    && (if upper { *y >= y1 - dy } else { *y <= y0 + dy })
+            })
+            .count()
+    };
+    [
+        (SeriesLabelPosition::UpperRight, inside(true, true)),
+        (SeriesLabelPosition::LowerRight, inside(true, false)),
+        (SeriesLabelPosition::UpperLeft, inside(false, true)),
+        (SeriesLabelPosition::LowerLeft, inside(false, false)),
+    ]
+    .into_iter()
+    .min_by_key(|(_, n)| *n)
+    .map(|(corner, _)| corner)
+    .expect("four corners")
 }
 
 /// One labelled point of a [`pareto_chart`].
@@ -1003,6 +1029,20 @@ pub fn matrix_panels(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legend_goes_to_the_emptiest_corner() {
+        let corner = |points: &[(f64, f64)]| emptiest_corner(points, (1.0, 5.0), (0.0, 1.0));
+        // Nothing anywhere: the upper right, as before.
+        assert!(matches!(corner(&[]), SeriesLabelPosition::UpperRight));
+        // Curves that end high on the right and one that falls to the bottom right (as a class-IL
+        // average): only the lower left is free.
+        let points = [(1.0, 0.98), (2.0, 0.93), (4.0, 0.83), (5.0, 0.84), (4.0, 0.25), (5.0, 0.2), (1.0, 0.9)];
+        assert!(matches!(corner(&points), SeriesLabelPosition::LowerLeft));
+        // Rising curves (few-shot accuracy against shots): the lower right is free.
+        let rising = [(1.0, 0.1), (1.0, 0.2), (3.0, 0.6), (5.0, 0.9), (5.0, 0.95)];
+        assert!(matches!(corner(&rising), SeriesLabelPosition::LowerRight));
+    }
 
     fn is_png(path: &Path) -> (u32, u32) {
         let bytes = std::fs::read(path).unwrap();
