@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::adversarial::{self, AdversarialTraining};
 use super::checks::{check_at_least, check_positive};
+use super::softhebb::rule::{by_largest, soft_hebbian_change};
 use super::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, host_mean, score_batch};
 use super::optim::{Adam, AdamState};
 use super::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState};
@@ -52,7 +53,22 @@ crate::option_choices!(ConvInit {
     ConvInit::Positive => "positive",
     ConvInit::Signed => "signed",
     ConvInit::Uniform => "uniform",
+    ConvInit::Wide => "wide",
 });
+
+/// How the `conv` rule's filters change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConvPlasticity {
+    /// The `bio` rule's multiplicative Hebbian step, then synaptic scaling to unit norm
+    /// ([`conv_hebbian_step`]).
+    Bio,
+    /// SoftHebb's step (Journé et al. 2023): soft winner-take-all with anti-Hebbian losers, an
+    /// Oja-like decay and a rate that shrinks as each filter's norm reaches 1 ([`softhebb_step`]).
+    Softhebb,
+}
+
+crate::option_choices!(ConvPlasticity { ConvPlasticity::Bio => "bio", ConvPlasticity::Softhebb => "softhebb" });
 
 /// Unchecked hyper-parameters of the `conv` rule. Call [`ConvParams::check`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,6 +99,8 @@ pub struct ConvParams {
     /// Ridge `ε` of the first layer's patch whitening ([`whiten`]), relative to the mean
     /// eigenvalue; 0: no whitening.
     pub whiten: f32,
+    /// How the filters change: the `bio` step or SoftHebb's.
+    pub plasticity: ConvPlasticity,
 }
 
 impl Default for ConvParams {
@@ -100,6 +118,7 @@ impl Default for ConvParams {
             init: ConvInit::Positive,
             frozen: false,
             whiten: 0.0,
+            plasticity: ConvPlasticity::Bio,
         }
     }
 }
@@ -128,7 +147,13 @@ impl ConvParams {
         check_positive("conv-readout-rate", self.readout_rate)?;
         check_at_least("conv-whiten", self.whiten, 0.0)?;
         if self.init == ConvInit::Uniform {
-            return Err(CoreError::invalid("conv-init", "must be positive or signed"));
+            return Err(CoreError::invalid("conv-init", "must be positive, signed or wide"));
+        }
+        if self.plasticity == ConvPlasticity::Softhebb && self.init == ConvInit::Positive {
+            return Err(CoreError::invalid(
+                "conv-init",
+                "softhebb plasticity changes signs: start from signed or wide filters",
+            ));
         }
         Ok(ConvConfig(self))
     }
@@ -215,7 +240,8 @@ pub fn conv_hebbian_terms<B: Backend>(
     (HebbianTerms { relative, pattern, wins }, density)
 }
 
-/// One Hebbian step of a conv layer: [`conv_hebbian_terms`], then [`conv_hebbian_step`].
+/// One plastic step of a conv layer: [`conv_hebbian_terms`], then [`conv_hebbian_step`]
+/// (`--conv-plasticity bio`), or [`softhebb_step`].
 pub fn conv_plasticity<B: Backend>(
     b: &B,
     layer: &mut ConvLayer<B>,
@@ -223,8 +249,55 @@ pub fn conv_plasticity<B: Backend>(
     config: &ConvConfig,
     rate: f32,
 ) {
-    let (terms, density) = conv_hebbian_terms(b, trace, config);
-    conv_hebbian_step(b, layer, &terms, density, config, rate);
+    match config.plasticity {
+        ConvPlasticity::Bio => {
+            let (terms, density) = conv_hebbian_terms(b, trace, config);
+            conv_hebbian_step(b, layer, &terms, density, config, rate);
+        }
+        ConvPlasticity::Softhebb => softhebb_step(b, layer, trace, config.temperature, rate),
+    }
+}
+
+/// The exponent of SoftHebb's norm-dependent rate `η_j = η·|‖W_j‖₂ − 1|^this`.
+pub const SOFTHEBB_RATE_POWER: f32 = 0.5;
+
+/// SoftHebb's post-synaptic signal per position: `s = softmax(u/τ)` across channels, negated
+/// for every channel but the position's strongest (`y_j = s_j` for the winner, `−s_j` for the
+/// others: soft anti-Hebbian competition).
+pub fn softhebb_signal<B: Backend>(b: &B, drive: &B::Tensor, temperature: f32) -> B::Tensor {
+    let soft = b.softmax_rows(&b.map(drive, Unary::Scale(1.0 / temperature)));
+    // relu(u − second largest) is positive at the strict winner only.
+    let (_, top) = b.kwta_rows(drive, 2);
+    let sign = b.map(&b.map(&top, Unary::Step), Unary::Scale(2.0));
+    b.zip(&soft, &b.map(&sign, Unary::Offset(-1.0)), Binary::Mul)
+}
+
+/// SoftHebb's step (Journé et al. 2023, their `SoftHebbConv2d`): with `y` the
+/// [`softhebb_signal`], `P` the layer's patches and `u` its drive, summed over every position of
+/// every image, `Δ_j = Σ y_j p − (Σ y_j u_j)·W_j` (Oja-like: a filter stops moving where it
+/// matches the patches it wins), `Δ ← Δ/max|Δ|`, and `W_j ← W_j + η_j Δ_j` with
+/// `η_j = η·|‖W_j‖₂ − 1|^½` ([`SOFTHEBB_RATE_POWER`]): a filter's rate falls as its norm reaches 1.
+/// No scaling, clipping or sign constraint: the norm's approach to 1 is the rule's own.
+pub fn softhebb_step<B: Backend>(
+    b: &B,
+    layer: &mut ConvLayer<B>,
+    trace: &LayerTrace<B::Tensor>,
+    temperature: f32,
+    rate: f32,
+) {
+    let channels = b.shape(&layer.weights).0;
+    if channels < 2 {
+        return;
+    }
+    let y = softhebb_signal(b, &trace.drive, temperature);
+    let delta = by_largest(b, &soft_hebbian_change(b, &layer.weights, &trace.patches, &y, &trace.drive));
+    let norms = b.map(&b.reduce(&b.map(&layer.weights, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt);
+    let rates = b.map(
+        &b.map(&b.map(&b.map(&norms, Unary::Offset(-1.0)), Unary::Abs), Unary::Offset(1e-10)),
+        Unary::Powf(SOFTHEBB_RATE_POWER),
+    );
+    let step = b.zip(&delta, &b.map(&rates, Unary::Scale(rate)), Binary::Mul);
+    b.zip_assign(&mut layer.weights, &step, Binary::Add);
 }
 
 /// The backend's [`crate::PlasticityOps::plasticity_step`] on a conv layer's filters from its
@@ -383,7 +456,12 @@ impl<B: Backend> Rule for ConvRule<B> {
             "hard (k-WTA across channels per position) or soft (triangle forward, softmax(u/τ) plasticity)"
         ),
         crate::rule_option!(ConvParams, "conv-density", density, "k-WTA density ρ, k = round(ρ·channels)"),
-        crate::rule_option!(ConvParams, "conv-temperature", temperature, "temperature τ of the soft plasticity signal"),
+        crate::rule_option!(
+            ConvParams,
+            "conv-temperature",
+            temperature,
+            "temperature τ of the soft plasticity signal (and of softhebb's)"
+        ),
         crate::rule_option!(ConvParams, "conv-rate", rate, "Hebbian rate η of the filters"),
         crate::rule_option!(
             ConvParams,
@@ -392,7 +470,18 @@ impl<B: Backend> Rule for ConvRule<B> {
             "unsupervised epochs per layer, greedy, first (at most half the run)"
         ),
         crate::rule_option!(ConvParams, "conv-readout-rate", readout_rate, "Adam rate of the readout"),
-        crate::rule_option!(ConvParams, "conv-init", init, "initial filters: positive or signed, unit norm"),
+        crate::rule_option!(
+            ConvParams,
+            "conv-init",
+            init,
+            "initial filters: positive or signed (unit norm), or wide (Gaussian, norm about 25: SoftHebb's start)"
+        ),
+        crate::rule_option!(
+            ConvParams,
+            "conv-plasticity",
+            plasticity,
+            "how filters change: bio (multiplicative Hebbian step, scaled to unit norm) or softhebb (soft WTA with anti-Hebbian losers, Oja-like decay, norm-dependent rate; --conv-rate is its η, --conv-temperature its τ)"
+        ),
         crate::rule_option!(
             ConvParams,
             "conv-frozen",

@@ -26,7 +26,7 @@
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Uniform};
+use rand_distr::{Distribution, Normal, Uniform};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary, Window};
@@ -180,7 +180,13 @@ pub enum ConvInit {
     Signed,
     /// `U(−1/√fan_in, 1/√fan_in)` (PyTorch's default for convolutions; the backprop control).
     Uniform,
+    /// `N(0, (R/√fan_in)²)` with `R` = [`WIDE_RADIUS`]: filters of norm about 25, SoftHebb's start
+    /// (Journé et al. 2023), which its norm-dependent rate brings towards 1.
+    Wide,
 }
+
+/// The expected L2 norm of a [`ConvInit::Wide`] filter (SoftHebb's 25).
+pub const WIDE_RADIUS: f32 = 25.0;
 
 /// The first layer's fixed patch whitening `Z` ([`super::whiten`]): the identity until fitted.
 #[derive(Clone, Debug)]
@@ -277,6 +283,11 @@ impl<B: Backend> ConvNet<B> {
                     ConvInit::Uniform => {
                         let bound = 1.0 / (fan_in as f32).sqrt();
                         let dist = Uniform::new(-bound, bound).expect("a finite range");
+                        Matrix::from_fn(s.channels, fan_in, |_, _| dist.sample(&mut rng))
+                    }
+                    ConvInit::Wide => {
+                        let sd = WIDE_RADIUS / (fan_in as f32).sqrt();
+                        let dist = Normal::new(0.0, sd).expect("a finite standard deviation");
                         Matrix::from_fn(s.channels, fan_in, |_, _| dist.sample(&mut rng))
                     }
                 };

@@ -339,3 +339,74 @@ fn whitening_is_fitted_on_the_first_batch_and_exported_as_effective_filters() {
     check_resume(make, 16, 6, 2); // fitted in the first batch, layer 1 learning
     check_resume(make, 16, 6, 4);
 }
+
+/// SoftHebb's signal: at each position the strongest channel gets `+softmax(u/τ)`, every other
+/// channel `−softmax(u/τ)`.
+#[test]
+fn softhebb_signal_is_hebbian_for_the_winner_only() {
+    let b = ReferenceBackend;
+    let u = Matrix::new(2, 3, vec![0.5, 2.0, 1.0, -1.0, -3.0, -0.5]).unwrap();
+    let y = softhebb_signal(&b, &u, 0.5);
+    for (i, winner) in [(0, 1), (1, 2)] {
+        let e: Vec<f32> = u.row(i).iter().map(|v| (v / 0.5).exp()).collect();
+        let z: f32 = e.iter().sum();
+        for (j, ej) in e.iter().enumerate() {
+            let want = if j == winner { ej / z } else { -ej / z };
+            assert!((y.get(i, j) - want).abs() < 1e-6, "row {i} channel {j}: {} against {want}", y.get(i, j));
+        }
+    }
+}
+
+/// SoftHebb's step on one repeated unit-norm patch: the winner turns toward the patch and its
+/// norm, from the wide start's ≈ 25, falls toward 1 (the rule's own fixed point: no scaling); the
+/// other filters are pushed away (anti-Hebbian; on a single patch a loser's norm can grow without
+/// bound, which is SoftHebb's too); a filter equal to its unit-norm patch does not move.
+#[test]
+fn softhebb_step_reaches_its_own_fixed_point() {
+    let b = ReferenceBackend;
+    let cfg = config(|c| {
+        c.plasticity = ConvPlasticity::Softhebb;
+        c.init = ConvInit::Wide;
+        c.temperature = 1.0;
+    });
+    let shape = LayerShape {
+        conv: Window { height: 3, width: 3, channels: 1, kernel: 3, stride: 1, padding: 0 },
+        channels: 4,
+        pool: None,
+    };
+    let mut net = ConvNet::init(&b, vec![shape], cfg.activation(), ConvInit::Wide, false, 9, 2, 3);
+    let x = uniform(1, 9, 0.0, 1.0, 4);
+    let pn = x.row(0).iter().map(|v| v * v).sum::<f32>().sqrt();
+    let x = Matrix::from_fn(1, 9, |_, j| x.get(0, j) / pn);
+    let norm = |net: &ConvNet<Ref>, j: usize| net.layers[0].weights.row(j).iter().map(|v| v * v).sum::<f32>().sqrt();
+    let cosine = |net: &ConvNet<Ref>, j: usize| {
+        net.layers[0].weights.row(j).iter().zip(x.row(0)).map(|(a, b)| a * b).sum::<f32>() / norm(net, j)
+    };
+    let t = net.layer_forward(0, &x);
+    let winner = (0..4).max_by(|&i, &j| t.drive.get(0, i).total_cmp(&t.drive.get(0, j))).unwrap();
+    let before: Vec<f32> = (0..4).map(|j| cosine(&net, j)).collect();
+    assert!(norm(&net, winner) > 10.0, "the wide start: norm {}", norm(&net, winner));
+    for _ in 0..600 {
+        let t = net.layer_forward(0, &x);
+        conv_plasticity(&b, &mut net.layers[0], &t, &cfg, 0.2);
+    }
+    assert!(cosine(&net, winner) > 0.9, "winner's cosine {} → {}", before[winner], cosine(&net, winner));
+    assert!((norm(&net, winner) - 1.0).abs() < 0.2, "winner's norm {}", norm(&net, winner));
+    for j in (0..4).filter(|&j| j != winner) {
+        assert!(cosine(&net, j) < before[j], "loser {j}: cosine {} → {}", before[j], cosine(&net, j));
+    }
+    // At the fixed point (W = p, norm 1) the winner's step is zero.
+    net.layers[0].weights.row_mut(winner).copy_from_slice(x.row(0));
+    let t = net.layer_forward(0, &x);
+    conv_plasticity(&b, &mut net.layers[0], &t, &cfg, 0.2);
+    let moved = net.layers[0].weights.row(winner).iter().zip(x.row(0)).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(moved < 1e-5, "the fixed point moved by {moved}");
+}
+
+/// SoftHebb's plasticity needs signed filters: a positive start is refused with one line.
+#[test]
+fn softhebb_refuses_a_positive_start() {
+    let p = ConvParams { plasticity: ConvPlasticity::Softhebb, ..Default::default() };
+    let e = p.check().unwrap_err().to_string();
+    assert!(e.contains("conv-init"), "{e}");
+}

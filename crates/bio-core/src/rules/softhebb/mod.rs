@@ -31,7 +31,7 @@
 
 mod model;
 mod params;
-mod rule;
+pub(crate) mod rule;
 #[cfg(test)]
 mod tests;
 

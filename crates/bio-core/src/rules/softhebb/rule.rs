@@ -9,9 +9,26 @@ use crate::rules::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout,
 use crate::rules::{Rule, RuleOption};
 
 /// `t / max|t|` (the whole tensor; a zero tensor stays zero).
-fn by_largest<B: Backend>(b: &B, t: &B::Tensor) -> B::Tensor {
+pub(crate) fn by_largest<B: Backend>(b: &B, t: &B::Tensor) -> B::Tensor {
     let largest = b.map(&b.reduce(&b.map(t, Unary::Abs), Dim::All, Reduce::Max), Unary::Clamp(1e-30, f32::MAX));
     b.zip(t, &largest, Binary::Div)
+}
+
+/// SoftHebb's weight change before its scaling, shared by `softhebb` and the conv rule's
+/// `--conv-plasticity softhebb`: with `y` the post-synaptic signal, `x` the inputs (rows) and
+/// `u = x Wᵀ` the drive, `ΔW_j = Σ_rows y_j x − (Σ_rows y_j u_j)·W_j` (Oja-like: zero where `W_j`
+/// matches, at unit norm, the inputs it answers to).
+pub(crate) fn soft_hebbian_change<B: Backend>(
+    b: &B,
+    weights: &B::Tensor,
+    inputs: &B::Tensor,
+    signal: &B::Tensor,
+    drive: &B::Tensor,
+) -> B::Tensor {
+    let ones = b.full(b.shape(inputs).0, 1, 1.0);
+    // Σ_rows y_j·u_j per unit (N×1).
+    let decay = b.matmul(&b.zip(signal, drive, Binary::Mul), true, &ones, false);
+    b.lincomb(1.0, &b.matmul(signal, true, inputs, false), -1.0, &b.zip(weights, &decay, Binary::Mul))
 }
 
 /// One SoftHebb plasticity step of the hidden layer from the batch's normalized inputs `x̂` and
@@ -24,13 +41,10 @@ pub fn softhebb_plasticity<B: Backend>(
     rate: f32,
 ) {
     let beta = net.config.beta;
-    let (batch, _) = b.shape(normalized);
-    let ones = b.full(batch, 1, 1.0);
-    // u without the bias, and Σ_b y_bk·u_bk per unit (N×1).
+    let batch = b.shape(normalized).0;
+    // u without the bias.
     let u = b.matmul(normalized, false, &net.weights, true);
-    let decay = b.matmul(&b.zip(posterior, &u, Binary::Mul), true, &ones, false);
-    let dw =
-        b.lincomb(1.0, &b.matmul(posterior, true, normalized, false), -1.0, &b.zip(&net.weights, &decay, Binary::Mul));
+    let dw = soft_hebbian_change(b, &net.weights, normalized, posterior, &u);
     // Σ_b (y_bk·e^(−β b_k) − 1) = e^(−β b_k)·Σ_b y_bk − B (1×N).
     let inv_prior = b.map(&b.map(&net.bias, Unary::Scale(-beta)), Unary::Clamp(-80.0, 80.0));
     let usage = b.reduce(posterior, Dim::PerCol, Reduce::Sum);
