@@ -6,7 +6,8 @@
 //! then the readout learns on the frozen features with Adam ([`ReadoutTrainer`]). The competition
 //! across channels at each position is k-WTA or soft (the triangle in the forward pass, a softmax
 //! of the drive as the plasticity signal). Per filter, synaptic scaling brings the weight norm back
-//! to 1 after each step. `--conv-frozen` skips every plasticity step (same architecture, same
+//! to 1 after each step. With `--conv-plasticity softhebb` the filters follow SoftHebb's step
+//! instead ([`softhebb_step`]: its own rate schedule, no scaling). `--conv-frozen` skips every plasticity step (same architecture, same
 //! readout, same schedule): the random-features control.
 //!
 //! **`bpconv`**: the same architecture with ReLU, every weight trained by Adam on the
@@ -27,9 +28,9 @@ use serde::{Deserialize, Serialize};
 
 use super::adversarial::{self, AdversarialTraining};
 use super::checks::{check_at_least, check_positive};
-use super::softhebb::rule::{by_largest, soft_hebbian_change};
 use super::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase, host_mean, score_batch};
 use super::optim::{Adam, AdamState};
+use super::softhebb::rule::{by_largest, soft_hebbian_change};
 use super::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState};
 use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange};
 use crate::error::CoreError;
@@ -92,7 +93,7 @@ pub struct ConvParams {
     pub layer_epochs: usize,
     /// Adam learning rate of the readout.
     pub readout_rate: f32,
-    /// Initial filters: positive or signed (both unit L2 norm).
+    /// Initial filters: positive or signed (both unit L2 norm), or wide (SoftHebb's start).
     pub init: ConvInit,
     /// No plasticity at all: the random-features control.
     pub frozen: bool,

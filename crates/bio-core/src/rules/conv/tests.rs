@@ -2,7 +2,7 @@ use super::model::WHITEN;
 use super::*;
 use crate::backend::{ReferenceBackend, Window};
 use crate::rules::adversarial::pgd_examples;
-use crate::rules::config_from_settings;
+use crate::rules::{DIVERGENCE_FACTOR, config_from_settings};
 use crate::rules::test_util::{changed, check_resume, gradient_error, train, two_blobs, uniform};
 
 type Ref = ReferenceBackend;
@@ -409,4 +409,21 @@ fn softhebb_refuses_a_positive_start() {
     let p = ConvParams { plasticity: ConvPlasticity::Softhebb, ..Default::default() };
     let e = p.check().unwrap_err().to_string();
     assert!(e.contains("conv-init"), "{e}");
+}
+
+/// While the filters learn, the frozen readout's loss is reported but is not a divergence (a
+/// wide start's large features give large random logits); once the readout trains, the same loss
+/// stops the run.
+#[test]
+fn a_frozen_readout_is_not_checked_for_divergence() {
+    let mut rule = ConvRule::<Ref>::new(config(|c| c.pool = "none".into()));
+    let mut net = rule.init_model(&ReferenceBackend, 16, 2, 3);
+    net.readout.weights.as_mut_slice().iter_mut().for_each(|v| *v *= 1e6);
+    let (x, labels) = two_blobs(16, 16, 4);
+    rule.start_epoch(0, 6);
+    let report = rule.train_batch(&mut net, &x, &labels).expect("the filters' epoch does not check the readout");
+    assert!(report.loss > DIVERGENCE_FACTOR * 2f32.ln(), "the loss is still reported: {}", report.loss);
+    rule.start_epoch(2, 6);
+    let e = rule.train_batch(&mut net, &x, &labels).unwrap_err();
+    assert!(matches!(e, CoreError::Diverged(_)), "{e}");
 }

@@ -10,7 +10,7 @@
 mod readout;
 
 pub use readout::{LinearReadout, ReadoutState, ReadoutTrainer};
-pub(crate) use readout::{host_mean, score_batch};
+pub(crate) use readout::{host_mean, score_batch, score_batch_of};
 
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
@@ -200,7 +200,10 @@ where
         let features = C::features(&trace);
         let logits = C::readout(model).logits(&b, features);
         let what = format!("{} readout", <Self as Rule>::NAME);
-        let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes(), &what)?;
+        // While the hidden layers learn, the readout is frozen at its start: a large loss of it
+        // is not a divergence (a wide start's large features give large random logits).
+        let trained = self.schedule.trains_readout();
+        let (loss, correct, dlogits) = score_batch_of(&b, &logits, labels, model.classes(), &what, trained)?;
         let active_fraction = C::active_fraction(&b, &trace);
         if self.config.prepare(&b, model, &trace)? {
             // The batch fitted the input statistics: no update on features seen before them.

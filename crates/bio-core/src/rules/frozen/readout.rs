@@ -111,9 +111,26 @@ pub(crate) fn score_batch<B: Backend>(
     classes: usize,
     what: &str,
 ) -> Result<(f32, usize, B::Tensor), CoreError> {
+    score_batch_of(b, logits, labels, classes, what, true)
+}
+
+/// [`score_batch`], whose check, when `trained` is false (a readout nothing is training: its
+/// loss is reported, not optimized), only refuses a loss that is not finite.
+pub(crate) fn score_batch_of<B: Backend>(
+    b: &B,
+    logits: &B::Tensor,
+    labels: &[usize],
+    classes: usize,
+    what: &str,
+    trained: bool,
+) -> Result<(f32, usize, B::Tensor), CoreError> {
     let (_, losses, dlogits) = softmax_cross_entropy(b, logits, labels);
     let loss = losses.iter().sum::<f32>() / labels.len().max(1) as f32;
-    check_loss(loss, classes, what)?;
+    if trained {
+        check_loss(loss, classes, what)?;
+    } else if !loss.is_finite() {
+        return Err(CoreError::Diverged(format!("{what} loss became {loss}")));
+    }
     Ok((loss, count_correct(&b.argmax_rows(logits), labels), dlogits))
 }
 
