@@ -102,6 +102,8 @@ pub struct ConvParams {
     pub whiten: f32,
     /// How the filters change: the `bio` step or SoftHebb's.
     pub plasticity: ConvPlasticity,
+    /// Remove each first-layer patch's own mean before whitening (a centre–surround stage).
+    pub centre: bool,
 }
 
 impl Default for ConvParams {
@@ -120,6 +122,7 @@ impl Default for ConvParams {
             frozen: false,
             whiten: 0.0,
             plasticity: ConvPlasticity::Bio,
+            centre: false,
         }
     }
 }
@@ -166,9 +169,9 @@ impl ConvConfig {
         architecture(image_of(input_dim), &parse_layers("conv", &self.layers)?, parse_pool("conv-pool", &self.pool)?)
     }
 
-    /// Whether the first layer's patches are whitened.
+    /// Whether the first layer's patches pass a fixed transform (whitening, centring or both).
     pub fn whitens(&self) -> bool {
-        self.whiten > 0.0
+        self.whiten > 0.0 || self.centre
     }
 
     /// The forward competition.
@@ -366,12 +369,12 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
         ConvNet::from_params(backend, shapes, self.activation(), self.whitens(), input_dim, classes, params)
     }
 
-    /// Fits the first layer's whitening on the first batch's raw patches ([`whiten::zca`]), in
+    /// Fits the first layer's whitening on the first batch's raw patches ([`whiten::patch_transform`]), in
     /// the learned net and in its frozen control alike.
     fn prepare(&self, b: &B, model: &mut ConvNet<B>, (traces, _): &Self::Trace) -> Result<bool, CoreError> {
         let Some(w) = model.whitening.as_mut().filter(|w| !w.fitted()) else { return Ok(false) };
         let patches = b.download(&traces[0].patches);
-        w.matrix = b.upload(&whiten::zca(&patches, self.whiten)?);
+        w.matrix = b.upload(&whiten::patch_transform(&patches, self.whiten, self.centre)?);
         w.samples = patches.rows();
         Ok(true)
     }
@@ -494,6 +497,12 @@ impl<B: Backend> Rule for ConvRule<B> {
             "conv-whiten",
             whiten,
             "whiten the first layer's patches (ZCA of their uncentred second moment, fitted on the first batch) with ridge ε = this × the mean eigenvalue; 0: off"
+        ),
+        crate::rule_option!(
+            ConvParams,
+            "conv-centre",
+            centre,
+            "take each first-layer patch's own mean away before --conv-whiten (a centre-surround stage, fitted with the whitening)"
         ),
     ];
     const DEFAULT_EPOCHS: usize = 10;

@@ -15,8 +15,8 @@
 //!
 //! The readout sees the last pooled map flattened per image (`(y, x, c)` order): `z = h Vᵀ + b`.
 //!
-//! With `--conv-whiten` the first layer sees its patches whitened, `P Z` ([`Whitening`],
-//! [`super::whiten`]); the drive is then `u = P Z Wᵀ + c`, an ordinary convolution with the
+//! With `--conv-whiten` (or `--conv-centre`) the first layer sees its patches whitened (or
+//! centred), `P Z` ([`Whitening`], [`super::whiten::patch_transform`]); the drive is then `u = P Z Wᵀ + c`, an ordinary convolution with the
 //! effective filters `W Z`.
 //!
 //! The input gradient is exact. Through the pooling: [`ConvOps::max_pool_backward`]. Through
@@ -592,7 +592,7 @@ pub fn forward_words(shapes: &[LayerShape], activation: Activation, whiten: bool
     if whiten {
         let d = shapes[0].conv.patch_len();
         text.push_str(&format!(
-            ". Layer 0's patches are whitened, P @ {WHITEN}, so it uses {EFFECTIVE_WEIGHT} = conv.0.weight @ {WHITEN}              in place of conv.0.weight"
+            ". Layer 0's patches are whitened (or centred), P @ {WHITEN}, so it uses {EFFECTIVE_WEIGHT} = conv.0.weight @ {WHITEN} in place of conv.0.weight"
         ));
         tensors.push(format!("{WHITEN} ({d}, {d})"));
         tensors.push(format!("{EFFECTIVE_WEIGHT} ({}, {d})", shapes[0].channels));

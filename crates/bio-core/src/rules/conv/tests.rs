@@ -2,8 +2,8 @@ use super::model::WHITEN;
 use super::*;
 use crate::backend::{ReferenceBackend, Window};
 use crate::rules::adversarial::pgd_examples;
-use crate::rules::{DIVERGENCE_FACTOR, config_from_settings};
 use crate::rules::test_util::{changed, check_resume, gradient_error, train, two_blobs, uniform};
+use crate::rules::{DIVERGENCE_FACTOR, config_from_settings};
 
 type Ref = ReferenceBackend;
 
@@ -426,4 +426,31 @@ fn a_frozen_readout_is_not_checked_for_divergence() {
     rule.start_epoch(2, 6);
     let e = rule.train_batch(&mut net, &x, &labels).unwrap_err();
     assert!(matches!(e, CoreError::Diverged(_)), "{e}");
+}
+
+/// `--conv-centre` alone: the first batch fits `Z = I − 11ᵀ/d`, after which every first-layer
+/// patch has zero mean; the exported pass gives the model's logits; resume is bit for bit.
+#[test]
+fn centring_alone_is_a_fitted_patch_transform() {
+    let b = ReferenceBackend;
+    let cfg = config(|c| {
+        c.centre = true;
+        c.init = ConvInit::Signed;
+    });
+    let mut rule = ConvRule::<Ref>::new(cfg.clone());
+    let mut net = rule.init_model(&b, 36, 3, 4);
+    let x = uniform(6, 36, 0.0, 1.0, 11);
+    rule.start_epoch(0, 4);
+    rule.train_batch(&mut net, &x, &[0, 1, 2, 0, 1, 2]).expect("a batch");
+    assert!(net.whitening.as_ref().unwrap().fitted());
+    let patches = net.layer_forward(0, &x).patches;
+    for r in 0..patches.rows() {
+        let sum: f32 = patches.row(r).iter().sum();
+        assert!(sum.abs() < 1e-5, "patch {r}: sum {sum}");
+    }
+    random_readout(&mut net, 5);
+    let ops = <ConvRule<Ref> as Rule>::forward_pass(&cfg, 36, 3).expect("ops");
+    let exported = crate::forward::run(&ops, &net.to_params(), &x).expect("runs");
+    assert!(exported.max_abs_diff(&net.logits(&x)) < 1e-4);
+    check_resume(|| ConvRule::<Ref>::new(cfg.clone()), 16, 6, 2);
 }

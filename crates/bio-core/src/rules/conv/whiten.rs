@@ -113,6 +113,27 @@ pub fn zca(patches: &Matrix, eps: f32) -> Result<Matrix, CoreError> {
     }))
 }
 
+/// The first layer's fixed patch transform `Z`, fitted on `patches`: with `centre`, each patch
+/// first loses its own mean (`C = I − 11ᵀ/d`: a centre–surround stage, linear, so a blank patch
+/// stays blank), then with `eps > 0` the ZCA of what is left ([`zca`]): `Z = C·zca(P C)`, `C` or
+/// `zca(P)`. Errors when there is nothing to whiten.
+pub fn patch_transform(patches: &Matrix, eps: f32, centre: bool) -> Result<Matrix, CoreError> {
+    let d = patches.cols();
+    let c = Matrix::from_fn(d, d, |i, j| f32::from(u8::from(i == j)) - 1.0 / d as f32);
+    if !centre {
+        return zca(patches, eps);
+    }
+    if eps <= 0.0 {
+        return Ok(c);
+    }
+    let centred = Matrix::from_fn(patches.rows(), d, |r, j| {
+        let row = patches.row(r);
+        row[j] - row.iter().sum::<f32>() / d as f32
+    });
+    let z = zca(&centred, eps)?;
+    Ok(Matrix::from_fn(d, d, |i, j| (0..d).map(|k| c.get(i, k) * z.get(k, j)).sum()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +186,24 @@ mod tests {
             }
         }
         assert!(zca(&Matrix::zeros(10, 6), 0.1).is_err(), "blank patches cannot be whitened");
+    }
+
+    /// Centring takes each patch's mean away (rows of `P Z` sum to 0), with or without the ZCA
+    /// after it; without centring the transform is [`zca`]'s.
+    #[test]
+    fn centred_patches_have_zero_mean() {
+        let base = uniform(500, 1, 0.0, 1.0, 7);
+        let noise = uniform(500, 6, 0.0, 0.3, 8);
+        let patches = Matrix::from_fn(500, 6, |i, j| base.get(i, 0) + noise.get(i, j));
+        for eps in [0.0f32, 0.1] {
+            let out = product(&patches, &patch_transform(&patches, eps, true).expect("energy"));
+            for r in 0..500 {
+                let sum: f32 = out.row(r).iter().sum();
+                assert!(sum.abs() < 1e-3, "eps {eps}, patch {r}: sum {sum}");
+            }
+            let plain = product(&patches, &patch_transform(&patches, eps.max(0.1), false).unwrap());
+            assert!(plain.row(0).iter().sum::<f32>().abs() > 0.1, "uncentred patches keep their mean");
+        }
+        assert_eq!(patch_transform(&patches, 0.1, false).unwrap(), zca(&patches, 0.1).unwrap());
     }
 }
