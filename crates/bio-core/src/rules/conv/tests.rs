@@ -147,18 +147,23 @@ fn frozen_filters_never_change() {
     assert!(changed(&start, end, "readout.weight"));
 }
 
+/// One layer of `channels` 3×3 filters without padding or pooling on 3×3 images: one patch per image.
+fn one_patch_net(cfg: &ConvConfig, channels: usize, init: ConvInit, seed: u64) -> ConvNet<Ref> {
+    let shape = LayerShape {
+        conv: Window { height: 3, width: 3, channels: 1, kernel: 3, stride: 1, padding: 0 },
+        channels,
+        pool: None,
+    };
+    ConvNet::init(&ReferenceBackend, vec![shape], cfg.activation(), init, false, 9, 2, seed)
+}
+
 /// The Hebbian step moves a winning filter toward the pattern it wins: a 3×3 window without
 /// padding sees one patch per image; repeated steps on one image raise the winner's cosine with it.
 #[test]
 fn plasticity_moves_filters_toward_their_patterns() {
     let b = ReferenceBackend;
     let cfg = config(|_| {});
-    let shape = LayerShape {
-        conv: Window { height: 3, width: 3, channels: 1, kernel: 3, stride: 1, padding: 0 },
-        channels: 6,
-        pool: None,
-    };
-    let mut net = ConvNet::init(&b, vec![shape], cfg.activation(), ConvInit::Positive, false, 9, 2, 5);
+    let mut net = one_patch_net(&cfg, 6, ConvInit::Positive, 5);
     let x = uniform(1, 9, 0.0, 1.0, 6);
     let pn = x.row(0).iter().map(|v| v * v).sum::<f32>().sqrt();
     let cosine = |net: &ConvNet<Ref>, j: usize| {
@@ -369,12 +374,7 @@ fn softhebb_step_reaches_its_own_fixed_point() {
         c.init = ConvInit::Wide;
         c.temperature = 1.0;
     });
-    let shape = LayerShape {
-        conv: Window { height: 3, width: 3, channels: 1, kernel: 3, stride: 1, padding: 0 },
-        channels: 4,
-        pool: None,
-    };
-    let mut net = ConvNet::init(&b, vec![shape], cfg.activation(), ConvInit::Wide, false, 9, 2, 3);
+    let mut net = one_patch_net(&cfg, 4, ConvInit::Wide, 3);
     let x = uniform(1, 9, 0.0, 1.0, 4);
     let pn = x.row(0).iter().map(|v| v * v).sum::<f32>().sqrt();
     let x = Matrix::from_fn(1, 9, |_, j| x.get(0, j) / pn);
