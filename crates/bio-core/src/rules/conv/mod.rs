@@ -7,8 +7,8 @@
 //! across channels at each position is k-WTA or soft (the triangle in the forward pass, a softmax
 //! of the drive as the plasticity signal). Per filter, synaptic scaling brings the weight norm back
 //! to 1 after each step. With `--conv-plasticity softhebb` the filters follow SoftHebb's step
-//! instead ([`softhebb_step`]: its own rate schedule, no scaling). `--conv-frozen` skips every plasticity step (same architecture, same
-//! readout, same schedule): the random-features control.
+//! instead ([`softhebb_step`]: its own rate schedule, no scaling). `--conv-frozen` skips every
+//! plasticity step (same architecture, same readout, same schedule): the random-features control.
 //!
 //! **`bpconv`**: the same architecture with ReLU, every weight trained by Adam on the
 //! cross-entropy (exact gradients through [`ConvNet::backward`]); optionally on PGD adversarial

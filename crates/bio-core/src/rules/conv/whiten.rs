@@ -126,10 +126,8 @@ pub fn patch_transform(patches: &Matrix, eps: f32, centre: bool) -> Result<Matri
     if eps <= 0.0 {
         return Ok(c);
     }
-    let centred = Matrix::from_fn(patches.rows(), d, |r, j| {
-        let row = patches.row(r);
-        row[j] - row.iter().sum::<f32>() / d as f32
-    });
+    let means: Vec<f32> = (0..patches.rows()).map(|r| patches.row(r).iter().sum::<f32>() / d as f32).collect();
+    let centred = Matrix::from_fn(patches.rows(), d, |r, j| patches.get(r, j) - means[r]);
     let z = zca(&centred, eps)?;
     Ok(Matrix::from_fn(d, d, |i, j| (0..d).map(|k| c.get(i, k) * z.get(k, j)).sum()))
 }
