@@ -18,7 +18,7 @@ mod model;
 pub mod whiten;
 
 pub use model::{
-    Activation, ConvInit, ConvLayer, ConvNet, EFFECTIVE_WEIGHT, LayerShape, LayerTrace, WHITEN, Whitening,
+    Activation, ConvInit, ConvLayer, ConvNet, EFFECTIVE_WEIGHT, LayerShape, LayerTrace, WHITEN, WIDE_RADIUS, Whitening,
     architecture, forward_words, image_of, parse_layers, parse_pool,
 };
 
