@@ -32,7 +32,7 @@ use super::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase,
 use super::optim::{Adam, AdamState};
 use super::softhebb::rule::{by_largest, soft_hebbian_change};
 use super::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState};
-use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange};
+use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, row_norm};
 use crate::error::CoreError;
 use crate::forward::Op;
 use crate::model::{Classifier, Params};
@@ -295,7 +295,7 @@ pub fn softhebb_step<B: Backend>(
     }
     let y = softhebb_signal(b, &trace.drive, temperature);
     let delta = by_largest(b, &soft_hebbian_change(b, &layer.weights, &trace.patches, &y, &trace.drive));
-    let norms = b.map(&b.reduce(&b.map(&layer.weights, Unary::Square), Dim::PerRow, Reduce::Sum), Unary::Sqrt);
+    let norms = row_norm(b, &layer.weights, ScalingNorm::L2);
     let rates = b.map(
         &b.map(&b.map(&b.map(&norms, Unary::Offset(-1.0)), Unary::Abs), Unary::Offset(1e-10)),
         Unary::Powf(SOFTHEBB_RATE_POWER),

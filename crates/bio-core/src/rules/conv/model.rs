@@ -16,8 +16,8 @@
 //! The readout sees the last pooled map flattened per image (`(y, x, c)` order): `z = h Vᵀ + b`.
 //!
 //! With `--conv-whiten` (or `--conv-centre`) the first layer sees its patches whitened (or
-//! centred), `P Z` ([`Whitening`], [`super::whiten::patch_transform`]); the drive is then `u = P Z Wᵀ + c`, an ordinary convolution with the
-//! effective filters `W Z`.
+//! centred), `P Z` ([`Whitening`], [`super::whiten::patch_transform`]); the drive is then
+//! `u = P Z Wᵀ + c`, an ordinary convolution with the effective filters `W Z`.
 //!
 //! The input gradient is exact. Through the pooling: [`ConvOps::max_pool_backward`]. Through
 //! k-WTA: `∂y_j/∂u_i = [u_j > θ](δ_ij − [i is the (k+1)-th])`, so `∂L/∂u = e − [u = θ]·Σ_j e_j`
