@@ -6,12 +6,13 @@
 use bio_core::backend::{
     ConvOps, NORM_GUARD, Window, fold_image, max_pool_backward_image, max_pool_image, unfold_image,
 };
-use ndarray::{Array2, ArrayView1, Zip};
+use ndarray::Array2;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 use crate::CpuBackend;
 use crate::reduce::sum_f64_of;
-use crate::select::kth;
+use crate::select::kth_of_rows;
 
 /// Rows handed to one rayon task at least, so that short rows (a conv layer's channels) do not
 /// cost one task each.
@@ -23,6 +24,22 @@ const ROWS_PER_TASK: usize = 64;
 #[allow(clippy::manual_clamp)]
 fn guarded(x: f32) -> f32 {
     x.max(NORM_GUARD).min(f32::MAX)
+}
+
+/// One block of [`CpuBackend::row_value_then_entries`]: its rows of the input, of the output (to be
+/// written) and of the row values.
+type RowBlock<'a> = ((&'a [f32], &'a mut [MaybeUninit<f32>]), &'a mut [f32]);
+
+/// A value per row for [`CpuBackend::row_value_then_entries`] from a function of one row
+/// (`cols` entries; with none, one value of the empty row per value asked for).
+fn per_row(cols: usize, f: impl Fn(&[f32]) -> f32 + Sync) -> impl Fn(&[f32], &mut [f32], &mut Vec<i32>) + Sync {
+    move |rows, values, _| {
+        if cols == 0 {
+            values.iter_mut().for_each(|v| *v = f(&[]));
+        } else {
+            rows.chunks_exact(cols).zip(values).for_each(|(row, v)| *v = f(row));
+        }
+    }
 }
 
 /// A tensor's entries as one row-major slice (a copy only for non-standard layouts).
@@ -49,37 +66,59 @@ impl CpuBackend {
         Array2::from_shape_vec((rows, cols), out).expect("rows·cols entries")
     }
 
-    /// One value per row of `a`, `f(row)`, in parallel (a few rows per task) when `a` is large.
-    fn per_row(&self, a: &Array2<f32>, f: impl Fn(&[f32]) -> f32 + Sync) -> Array2<f32> {
+    /// Per block of rows of `a`: each row's value `t` (`values(rows, t, scratch)` fills one per row
+    /// of the block), then every entry `entry(a_ij, t_i)` written while the block is still in
+    /// cache: one read of `a` instead of a reduction pass and a second elementwise pass (each value
+    /// and entry computed as the two passes computed them). Blocks of [`ROWS_PER_TASK`] rows, in
+    /// parallel when `a` is large. Returns `(t, out)`.
+    fn row_value_then_entries(
+        &self,
+        a: &Array2<f32>,
+        values: impl Fn(&[f32], &mut [f32], &mut Vec<i32>) + Sync,
+        entry: impl Fn(f32, f32) -> f32 + Sync,
+    ) -> (Array2<f32>, Array2<f32>) {
         let (rows, cols) = a.dim();
         let a = a.as_standard_layout();
         let src = a.as_slice().expect("standard layout");
-        let v: Vec<f32> = if cols == 0 {
-            (0..rows).map(|_| f(&[])).collect()
-        } else if self.parallel(rows * cols) {
-            self.install(|| src.par_chunks(cols).with_min_len(ROWS_PER_TASK).map(&f).collect())
+        let mut theta = vec![0f32; rows];
+        let mut out: Vec<f32> = Vec::with_capacity(rows * cols);
+        if cols == 0 {
+            values(&[], &mut theta, &mut Vec::new());
         } else {
-            src.chunks(cols).map(&f).collect()
-        };
-        Array2::from_shape_vec((rows, 1), v).expect("one value per row")
-    }
-
-    /// `f(a_ij, t_i)` for every entry, `t` one value per row: the one pass `zip` makes, written
-    /// once into fresh memory (no zero fill).
-    fn with_row_value(
-        &self,
-        a: &Array2<f32>,
-        t: &Array2<f32>,
-        f: impl Fn(f32, f32) -> f32 + Sync + Send,
-    ) -> Array2<f32> {
-        let t = t.broadcast(a.dim()).expect("one value per row");
-        let a = a.as_standard_layout();
-        let zip = Zip::from(&a).and(t);
-        if self.parallel(a.len()) {
-            self.install(|| zip.par_map_collect(|&x, &t| f(x, t)))
-        } else {
-            zip.map_collect(|&x, &t| f(x, t))
+            let dst = &mut out.spare_capacity_mut()[..rows * cols];
+            let block = |buf: &mut Vec<i32>, ((src, dst), theta): RowBlock<'_>| {
+                values(src, theta, buf);
+                for ((row, dst), t) in src.chunks(cols).zip(dst.chunks_mut(cols)).zip(theta) {
+                    for (d, &x) in dst.iter_mut().zip(row) {
+                        d.write(entry(x, *t));
+                    }
+                }
+            };
+            let scratch = || Vec::with_capacity(cols);
+            let len = ROWS_PER_TASK * cols;
+            if self.parallel(rows * cols) {
+                self.install(|| {
+                    src.par_chunks(len)
+                        .zip(dst.par_chunks_mut(len))
+                        .zip(theta.par_chunks_mut(ROWS_PER_TASK))
+                        .for_each_init(scratch, block)
+                });
+            } else {
+                let mut buf = scratch();
+                src.chunks(len)
+                    .zip(dst.chunks_mut(len))
+                    .zip(theta.chunks_mut(ROWS_PER_TASK))
+                    .for_each(|job| block(&mut buf, job));
+            }
+            // SAFETY: the blocks above cover the `rows·cols` spare entries exactly (the same `len`
+            // cuts `src`, of that length, and `dst`), and each block writes every entry of its rows.
+            #[allow(unsafe_code)]
+            unsafe {
+                out.set_len(rows * cols);
+            }
         }
+        let theta = Array2::from_shape_vec((rows, 1), theta).expect("one value per row");
+        (theta, Array2::from_shape_vec((rows, cols), out).expect("rows·cols entries"))
     }
 }
 
@@ -129,36 +168,21 @@ impl ConvOps for CpuBackend {
     fn kwta_rows(&self, u: &Array2<f32>, k: usize) -> (Array2<f32>, Array2<f32>) {
         let cols = u.ncols();
         assert!(k >= 1 && k <= cols, "k = {k} outside 1..={cols}");
-        let standard = u.as_standard_layout();
-        let src = standard.as_slice().expect("standard layout");
-        let scratch = || Vec::with_capacity(cols);
-        let v: Vec<f32> = if self.parallel(src.len()) {
-            self.install(|| {
-                src.par_chunks(cols)
-                    .with_min_len(ROWS_PER_TASK)
-                    .map_init(scratch, |buf, row| kth(buf, ArrayView1::from(row), k))
-                    .collect()
-            })
-        } else {
-            let mut buf = scratch();
-            src.chunks(cols).map(|row| kth(&mut buf, ArrayView1::from(row), k)).collect()
-        };
-        let theta = Array2::from_shape_vec((u.nrows(), 1), v).expect("one value per row");
-        let activity = self.with_row_value(u, &theta, |x, t| (x - t).max(0.0));
-        (theta, activity)
+        let kths = |rows: &[f32], t: &mut [f32], buf: &mut Vec<i32>| kth_of_rows(buf, rows, cols, k, t);
+        self.row_value_then_entries(u, kths, |x, t| (x - t).max(0.0))
     }
 
     /// The peak per row folded in `f64` like `reduce(Max)`, guarded, then the division (`zip(Div)`).
     fn relative_to_row_max(&self, y: &Array2<f32>) -> Array2<f32> {
-        let peak = self.per_row(y, |y| guarded(y.iter().fold(f64::NEG_INFINITY, |acc, &v| acc.max(v as f64)) as f32));
-        self.with_row_value(y, &peak, |y, peak| y / peak)
+        let peak = |y: &[f32]| guarded(y.iter().fold(f64::NEG_INFINITY, |acc, &v| acc.max(v as f64)) as f32);
+        self.row_value_then_entries(y, per_row(y.ncols(), peak), |y, peak| y / peak).1
     }
 
     /// `Σ (p·p)` per row summed in `f64` like `reduce(Sum)` of `map(Square)`, the `f32` square
     /// root and the guard, then the division (`zip(Div)`).
     fn unit_l2_rows(&self, p: &Array2<f32>) -> Array2<f32> {
-        let norm = self.per_row(p, |p| guarded((sum_f64_of(p, |x| f64::from(x * x)) as f32).sqrt()));
-        self.with_row_value(p, &norm, |p, norm| p / norm)
+        let norm = |p: &[f32]| guarded((sum_f64_of(p, |x| f64::from(x * x)) as f32).sqrt());
+        self.row_value_then_entries(p, per_row(p.ncols(), norm), |p, norm| p / norm).1
     }
 
     /// The positive entries counted in one pass (no `0/1` tensor), then `count/n` in `f64`

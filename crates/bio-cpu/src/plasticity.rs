@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::CpuBackend;
 use crate::elementwise::exp;
-use crate::linalg::SparseRows;
+use crate::linalg::{SPARSE_MAX_DENSITY, SparseRows};
 use crate::reduce::sum_f64_of;
 
 impl PlasticityOps for CpuBackend {
@@ -26,9 +26,12 @@ impl PlasticityOps for CpuBackend {
         assert_eq!(terms.relative.dim(), (batch, rows), "plasticity_step: relative must be batch×neurons");
         assert_eq!(terms.pattern.dim(), (batch, cols), "plasticity_step: pattern must be batch×inputs");
         assert_eq!(terms.wins.dim(), (rows, 1), "plasticity_step: wins must be one value per neuron");
+        let contiguous = weights.is_standard_layout() && mask.is_standard_layout();
+        if batch > rows && rows > 0 && contiguous && cols > 0 && !self.too_dense(&terms.relative) {
+            return self.tall_sparse_step(weights, mask, terms, step);
+        }
         let active = SparseRows::of_transposed(terms.relative.view());
         let dense = active.too_dense_for(batch);
-        let contiguous = weights.is_standard_layout() && mask.is_standard_layout();
         if !contiguous || cols == 0 || dense {
             // Dense activity (no k-WTA) or odd layouts: the pull as a product (what `sparse_matmul`
             // would compute, without counting the non-zeros again), then the same kernel.
@@ -82,6 +85,48 @@ fn neuron_avx2(w: &mut [f32], m: &mut [f32], pull: Pull<'_>, wins: f32, step: &P
     neuron_body(w, m, pull, wins, step)
 }
 
+/// `pulls[i] += r_b,first+i · p_b` over the rows `b` of `relative` (`neurons` columns) in order,
+/// for the non-zero entries only; `pattern` and `pulls` have rows of `len` entries. Compiled for AVX2
+/// when the CPU has it (the same operations, no FMA contraction).
+fn add_pulls(relative: &[f32], neurons: usize, first: usize, pattern: &[f32], len: usize, pulls: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of `add_pulls_avx2`.
+        #[allow(unsafe_code)]
+        unsafe {
+            return add_pulls_avx2(relative, neurons, first, pattern, len, pulls);
+        }
+    }
+    add_pulls_body(relative, neurons, first, pattern, len, pulls)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn add_pulls_avx2(relative: &[f32], neurons: usize, first: usize, pattern: &[f32], len: usize, pulls: &mut [f32]) {
+    add_pulls_body(relative, neurons, first, pattern, len, pulls)
+}
+
+#[inline(always)]
+fn add_pulls_body(relative: &[f32], neurons: usize, first: usize, pattern: &[f32], len: usize, pulls: &mut [f32]) {
+    let count = pulls.len() / len;
+    for (r, p) in relative.chunks_exact(neurons).zip(pattern.chunks_exact(len)) {
+        let r = &r[first..first + count];
+        // The non-zeros of 32 entries as the bits of a mask (a vector compare), then one step per
+        // set bit in ascending order: no branch per zero entry.
+        for (group, r) in r.chunks(32).enumerate() {
+            let mut nonzero = r.iter().enumerate().fold(0u32, |m, (i, &v)| m | (u32::from(v != 0.0) << i));
+            while nonzero != 0 {
+                let i = nonzero.trailing_zeros() as usize;
+                nonzero &= nonzero - 1;
+                let (v, at) = (r[i], (group * 32 + i) * len);
+                for (o, &x) in pulls[at..at + len].iter_mut().zip(p) {
+                    *o += v * x;
+                }
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn neuron_body(w: &mut [f32], m: &mut [f32], pull: Pull<'_>, wins: f32, step: &PlasticityStep) {
     match pull {
@@ -96,6 +141,61 @@ fn neuron_body(w: &mut [f32], m: &mut [f32], pull: Pull<'_>, wins: f32, step: &P
 }
 
 impl CpuBackend {
+    /// Whether `relative` (`batch×neurons`) has more non-zeros than [`SPARSE_MAX_DENSITY`] of its
+    /// entries: the test `SparseRows::too_dense_for` makes on its transpose (`NaN` counts as
+    /// non-zero), counted in one parallel pass without building the transpose.
+    fn too_dense(&self, relative: &Array2<f32>) -> bool {
+        let relative = relative.as_standard_layout();
+        let values = relative.as_slice().expect("standard layout");
+        let count = |chunk: &[f32]| chunk.iter().map(|&v| usize::from(v != 0.0)).sum::<usize>();
+        let nonzeros: usize = if self.parallel(values.len()) {
+            self.install(|| values.par_chunks(4096).map(count).sum())
+        } else {
+            count(values)
+        };
+        nonzeros as f64 > SPARSE_MAX_DENSITY * values.len() as f64
+    }
+
+    /// The sparse step when the batch has more rows than there are neurons (a conv layer's
+    /// positions: 78 400 rows of 96 channels): each task takes a block of neurons, walks `relative`
+    /// once in row order over its block's columns and adds `r_bj·p_b` into its neurons' pulls, then
+    /// steps them. Each pull is summed over its non-zero `r_bj` in ascending `b` from zero with
+    /// `o += r·p`, the sum `SparseRows::add_row_product` forms from the transpose (bit for bit), but
+    /// `relative` is read once and no transpose is built. Blocks follow the threads, so the result
+    /// does not depend on their number.
+    fn tall_sparse_step(
+        &self,
+        weights: &mut Array2<f32>,
+        mask: &mut Array2<f32>,
+        terms: &HebbianTerms<Array2<f32>>,
+        step: &PlasticityStep,
+    ) {
+        let (rows, cols) = weights.dim();
+        let relative = terms.relative.as_standard_layout();
+        let relative = relative.as_slice().expect("standard layout");
+        let pattern = terms.pattern.as_standard_layout();
+        let pattern = pattern.as_slice().expect("standard layout");
+        let wins: Vec<f32> = terms.wins.iter().copied().collect();
+        let tasks = if self.parallel(relative.len()) { self.num_threads().max(1) } else { 1 };
+        // Whole cache lines of a row of `relative` per task where the blocks allow it.
+        let per = rows.div_ceil(tasks).next_multiple_of(16).min(rows);
+        let w = weights.as_slice_mut().expect("standard layout");
+        let m = mask.as_slice_mut().expect("standard layout");
+        let block = |(t, (w, m)): (usize, (&mut [f32], &mut [f32]))| {
+            let (first, count) = (t * per, w.len() / cols);
+            let mut pulls = vec![0f32; count * cols];
+            add_pulls(relative, rows, first, pattern, cols, &mut pulls);
+            for (i, ((w, m), pull)) in w.chunks_mut(cols).zip(m.chunks_mut(cols)).zip(pulls.chunks(cols)).enumerate() {
+                neuron(w, m, Pull::Given(pull), wins[first + i], step);
+            }
+        };
+        if tasks > 1 {
+            self.install(|| w.par_chunks_mut(per * cols).zip(m.par_chunks_mut(per * cols)).enumerate().for_each(block));
+        } else {
+            w.chunks_mut(per * cols).zip(m.chunks_mut(per * cols)).enumerate().for_each(block);
+        }
+    }
+
     /// Runs `job(j, W_j, mask_j, wins_j, buffer)` for every neuron `j`, rows in parallel when large;
     /// `buffer` is a per-task scratch row.
     fn for_each_neuron(
@@ -231,5 +331,46 @@ mod tests {
         }
         assert_eq!(w_fused, w_base);
         assert_eq!(m_fused, m_base);
+    }
+
+    /// The tall path (more rows than neurons: a conv layer's positions) changes no bit against the
+    /// transpose's sums, whatever the number of threads, with neurons not a multiple of the blocks.
+    #[test]
+    fn tall_activity_path_is_bit_identical_at_every_thread_count() {
+        let mut rng = rng(6);
+        let (batch, rows, cols) = (900, 37, 25);
+        let relative = Matrix::from_fn(batch, rows, |i, j| {
+            if (i * 5 + j * 11) % 13 == 0 { 0.25 + ((i + j) % 7) as f32 / 8.0 } else { 0.0 }
+        });
+        let pattern = random_matrix(&mut rng, batch, cols, -1.0, 1.0);
+        let w0 = random_matrix(&mut rng, rows, cols, -1.0, 1.0);
+        let wins = random_matrix(&mut rng, rows, 1, 0.0, 3.0);
+        let step = PlasticityStep {
+            step: 0.05,
+            norm: ScalingNorm::L2,
+            signed: true,
+            change: WeightChange::Multiplicative,
+            prune_below: None,
+            scale_to: Some(1.0),
+        };
+        let reference = CpuBackend::with_threads(1).expect("a thread");
+        let (relative_t, pattern_t) = (reference.upload(&relative), reference.upload(&pattern));
+        let pull = reference.sparse_matmul(&relative_t, true, &pattern_t);
+        let mut want = reference.upload(&w0);
+        let mut mask = reference.full(rows, cols, 1.0);
+        for j in 0..rows {
+            let w = want.row_mut(j).into_slice().expect("contiguous");
+            let m = mask.row_mut(j).into_slice().expect("contiguous");
+            neuron_body(w, m, Pull::Given(&pull.row(j).to_vec()), wins.get(j, 0), &step);
+        }
+        for threads in [1, 2, 3] {
+            let b = CpuBackend::with_threads(threads).expect("threads");
+            let terms =
+                HebbianTerms { relative: b.upload(&relative), pattern: b.upload(&pattern), wins: b.upload(&wins) };
+            let (mut w, mut m) = (b.upload(&w0), b.full(rows, cols, 1.0));
+            b.plasticity_step(&mut w, &mut m, &terms, &step);
+            assert_eq!(w, want, "{threads} threads");
+            assert_ne!(w, b.upload(&w0), "the step moved the weights");
+        }
     }
 }

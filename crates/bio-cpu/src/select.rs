@@ -39,8 +39,64 @@ pub(crate) fn kth(buf: &mut Vec<i32>, row: ArrayView1<'_, f32>, k: usize) -> f32
     from_total_key(*buf.select_nth_unstable(n - k).1)
 }
 
-/// Largest `k` selected by [`kth_by_insertion`].
+/// Largest `k` selected by [`kth_by_insertion`] and by the lanes of [`kth_of_rows`].
 const SMALL_K: usize = 16;
+
+/// Rows selected together by [`kth_of_rows`]: one AVX2 register of 32-bit keys.
+const LANES: usize = 8;
+
+/// `out[r]` = the `k`-th largest of row `r` of `rows` (row-major, `cols` columns), with the bits of
+/// [`kth`]. For small `k` on a CPU with AVX2, [`LANES`] rows at a time go through a network of
+/// `k` sorted registers (each row a lane): every column's keys enter at the top and each level keeps
+/// the larger of its key and the entering one, passing the smaller down, so after the last column
+/// level `i` holds each row's `(i + 1)`-th largest key, duplicates included: an exact selection with
+/// `2k` branch-free integer max/min per column instead of a data-dependent insertion per row. The
+/// rows that do not fill a group, and other CPUs, take [`kth`].
+pub(crate) fn kth_of_rows(buf: &mut Vec<i32>, rows: &[f32], cols: usize, k: usize, out: &mut [f32]) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if (1..=SMALL_K).contains(&k) && k <= cols && std::arch::is_x86_feature_detected!("avx2") {
+        done = out.len() / LANES * LANES;
+        // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of the function.
+        #[allow(unsafe_code)]
+        unsafe {
+            kth_by_lanes_avx2(&rows[..done * cols], cols, k, &mut out[..done]);
+        }
+    }
+    for (row, out) in rows[done * cols..].chunks_exact(cols.max(1)).zip(&mut out[done..]) {
+        *out = kth(buf, ArrayView1::from(row), k);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn kth_by_lanes_avx2(rows: &[f32], cols: usize, k: usize, out: &mut [f32]) {
+    for (group, out) in rows.chunks_exact(cols * LANES).zip(out.chunks_exact_mut(LANES)) {
+        kth_by_lanes(group, cols, k, out);
+    }
+}
+
+/// [`kth_of_rows`]'s network on one group of [`LANES`] rows.
+#[inline(always)]
+fn kth_by_lanes(group: &[f32], cols: usize, k: usize, out: &mut [f32]) {
+    let mut levels = [[i32::MIN; LANES]; SMALL_K];
+    for j in 0..cols {
+        let mut entering = [0i32; LANES];
+        for (l, key) in entering.iter_mut().enumerate() {
+            *key = total_key(group[l * cols + j]);
+        }
+        for level in &mut levels[..k] {
+            for (kept, key) in level.iter_mut().zip(&mut entering) {
+                let larger = (*kept).max(*key);
+                *key = (*kept).min(*key);
+                *kept = larger;
+            }
+        }
+    }
+    for (out, &key) in out.iter_mut().zip(&levels[k - 1]) {
+        *out = from_total_key(key);
+    }
+}
 
 /// The `k`-th largest of `row` (`1 ≤ k ≤ row.len()`, `k ≤ SMALL_K`) in three short passes without
 /// data-dependent branches in the long ones:
@@ -184,6 +240,36 @@ mod tests {
                 for k in 1..=len.min(SMALL_K) {
                     let got = kth(&mut buf, ArrayView1::from(&row[..]), k);
                     assert_eq!(got.to_bits(), sorted[k - 1].to_bits(), "k = {k} of {row:?}");
+                }
+            }
+        }
+    }
+
+    /// The lanes' network gives the bits of the sort for every small `k`, on groups of rows and
+    /// the rows left over, with ties, signed zeros, infinities and NaNs.
+    #[test]
+    fn rows_by_lanes_match_the_sort() {
+        let values = [-1.0f32, 0.0, -0.0, 0.25, 0.25, 3.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, -f32::NAN, 2.5];
+        let mut state = 11u64;
+        let mut buf = Vec::new();
+        for (rows, cols) in [(8usize, 96usize), (21, 17), (3, 5), (16, 1), (40, 96)] {
+            let data: Vec<f32> = (0..rows * cols)
+                .map(|i| {
+                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    if i % 3 == 0 {
+                        (state >> 40) as f32 / 1e6 - 8.0
+                    } else {
+                        values[(state >> 33) as usize % values.len()]
+                    }
+                })
+                .collect();
+            for k in 1..=cols.min(SMALL_K + 1) {
+                let mut got = vec![0f32; rows];
+                kth_of_rows(&mut buf, &data, cols, k, &mut got);
+                for (r, got) in got.iter().enumerate() {
+                    let mut sorted = data[r * cols..(r + 1) * cols].to_vec();
+                    sorted.sort_by(descending);
+                    assert_eq!(got.to_bits(), sorted[k - 1].to_bits(), "{rows}×{cols}, k = {k}, row {r}");
                 }
             }
         }

@@ -111,20 +111,27 @@ impl Window {
 
 /// Patch extraction of one image: `out[(oy·OW + ox), (i·k + j)·C + c] = x[(y·W + x')·C + c]` with
 /// `y = oy·s + i − p`, `x' = ox·s + j − p`, and `0` in the padding. `image` holds `H·W·C` entries,
-/// `out` `positions·k·k·C` (overwritten).
+/// `out` `positions·k·k·C` (overwritten). The window columns of one window row that fall inside
+/// the image are one contiguous run of the input, copied at once.
 pub fn unfold_image(g: &Window, image: &[f32], out: &mut [f32]) {
-    let (c, k, ow) = (g.channels, g.kernel, g.out_width());
+    let (c, k, ow, s, p) = (g.channels, g.kernel, g.out_width(), g.stride, g.padding);
     let len = g.patch_len();
     for oy in 0..g.out_height() {
         for ox in 0..ow {
             let patch = &mut out[(oy * ow + ox) * len..(oy * ow + ox + 1) * len];
-            for i in 0..k {
-                for j in 0..k {
-                    let dst = &mut patch[(i * k + j) * c..(i * k + j + 1) * c];
-                    match g.source(oy, ox, i, j) {
-                        Some((y, x)) => dst.copy_from_slice(&image[(y * g.width + x) * c..(y * g.width + x + 1) * c]),
-                        None => dst.fill(0.0),
+            // Window columns j with 0 ≤ ox·s + j − p < W: j_lo ≤ j < j_hi.
+            let left = ox * s;
+            let j_lo = p.saturating_sub(left).min(k);
+            let j_hi = (g.width + p).saturating_sub(left).min(k).max(j_lo);
+            for (i, row) in patch.chunks_exact_mut(k * c).enumerate() {
+                match (oy * s + i).checked_sub(p).filter(|&y| y < g.height) {
+                    Some(y) => {
+                        let start = (y * g.width + left + j_lo - p) * c;
+                        row[..j_lo * c].fill(0.0);
+                        row[j_lo * c..j_hi * c].copy_from_slice(&image[start..start + (j_hi - j_lo) * c]);
+                        row[j_hi * c..].fill(0.0);
                     }
+                    None => row.fill(0.0),
                 }
             }
         }
@@ -386,6 +393,33 @@ mod tests {
         unfold_image(&g, &[1.0, 2.0, 3.0, 4.0], &mut out);
         assert_eq!(&out[..9], &[0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 0.0, 3.0, 4.0]);
         assert_eq!(&out[27..], &[1.0, 2.0, 0.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// The run-by-run copy places every entry where the definition, entry by entry, puts it:
+    /// strides, paddings, channels and windows that overhang both sides of a narrow image.
+    #[test]
+    fn unfold_copies_each_entry_by_the_definition() {
+        for g in [
+            Window { height: 5, width: 4, channels: 3, kernel: 3, stride: 1, padding: 1 },
+            Window { height: 6, width: 6, channels: 2, kernel: 2, stride: 2, padding: 0 },
+            Window { height: 7, width: 5, channels: 1, kernel: 4, stride: 3, padding: 2 },
+            Window { height: 28, width: 28, channels: 1, kernel: 5, stride: 1, padding: 2 },
+            Window { height: 3, width: 2, channels: 2, kernel: 5, stride: 1, padding: 4 },
+        ] {
+            g.check().expect("fits");
+            let x = ramp(g.image_len());
+            let mut out = vec![f32::NAN; g.positions() * g.patch_len()];
+            unfold_image(&g, &x, &mut out);
+            for (oy, ox) in (0..g.out_height()).flat_map(|oy| (0..g.out_width()).map(move |ox| (oy, ox))) {
+                for (i, j, ch) in (0..g.kernel)
+                    .flat_map(|i| (0..g.kernel).flat_map(move |j| (0..g.channels).map(move |ch| (i, j, ch))))
+                {
+                    let want = g.source(oy, ox, i, j).map_or(0.0, |(y, xx)| x[(y * g.width + xx) * g.channels + ch]);
+                    let at = (oy * g.out_width() + ox) * g.patch_len() + (i * g.kernel + j) * g.channels + ch;
+                    assert_eq!(out[at].to_bits(), want.to_bits(), "{g:?} at {oy},{ox} window {i},{j} channel {ch}");
+                }
+            }
+        }
     }
 
     /// ⟨unfold(x), c⟩ = ⟨x, fold(c)⟩ for every geometry: fold is the adjoint.

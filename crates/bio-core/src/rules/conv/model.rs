@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, Binary, Dim, Reduce, Unary, Window};
 use crate::error::CoreError;
-use crate::model::{Classifier, Params, add_bias};
+use crate::model::{Classifier, Params};
 use crate::params::winners_at;
 use crate::rules::LinearReadout;
 use crate::tensor::Matrix;
@@ -353,11 +353,14 @@ impl<B: Backend> ConvNet<B> {
         }
     }
 
-    /// Layer `l`'s drive `u = P Wᵀ + c` from its patches `P`.
+    /// Layer `l`'s drive `u = P Wᵀ + c` from its patches `P` (the bias added in place: the same
+    /// sums as `zip(Add)` without a second tensor of the drive's size).
     pub fn drive(&self, l: usize, patches: &B::Tensor) -> B::Tensor {
         let b = &self.backend;
         let layer = &self.layers[l];
-        add_bias(b, &b.matmul(patches, false, &layer.weights, true), &layer.bias)
+        let mut drive = b.matmul(patches, false, &layer.weights, true);
+        b.zip_assign(&mut drive, &layer.bias, Binary::Add);
+        drive
     }
 
     /// Layer `l`'s competition across channels at each position: the subtracted threshold per
