@@ -7,6 +7,7 @@
 
 use bio_core::{Binary, ElementwiseOps, Unary, backend::broadcast_strides};
 use ndarray::{Array2, ArrayView2, Zip};
+use rayon::prelude::*;
 
 use crate::CpuBackend;
 
@@ -144,6 +145,25 @@ impl BinaryJob for ZipAssignJob<'_> {
     type Out = ();
     fn run<F: Fn(f32, f32) -> f32 + Copy + Send + Sync>(self, f: F) {
         let parallel = self.cpu.parallel(self.a.len());
+        // One row broadcast over a row-major `a` (a bias): blocks of whole rows, each row zipped with
+        // the same slice, so the inner loop is contiguous on both sides. The same `f` per entry.
+        let cols = self.a.ncols();
+        let one_row = cols > 0 && self.a.nrows() > 0 && self.b.strides()[0] == 0;
+        if let Some(row) = one_row.then(|| self.b.row(0).to_slice()).flatten()
+            && let Some(a) = self.a.as_slice_mut()
+        {
+            let rows = |block: &mut [f32]| {
+                for out in block.chunks_exact_mut(cols) {
+                    out.iter_mut().zip(row).for_each(|(x, &y)| *x = f(*x, y));
+                }
+            };
+            if parallel {
+                self.cpu.install(|| a.par_chunks_mut(cols * 64).for_each(rows));
+            } else {
+                rows(a);
+            }
+            return;
+        }
         let zip = Zip::from(self.a).and(self.b);
         if parallel {
             self.cpu.install(|| zip.par_for_each(|x, &y| *x = f(*x, y)));

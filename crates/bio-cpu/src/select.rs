@@ -60,7 +60,17 @@ pub(crate) fn kth_of_rows(buf: &mut Vec<i32>, rows: &[f32], cols: usize, k: usiz
         // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of the function.
         #[allow(unsafe_code)]
         unsafe {
-            kth_by_lanes_avx2(&rows[..done * cols], cols, k, &mut out[..done]);
+            let (rows, out) = (&rows[..done * cols], &mut out[..done]);
+            // One kernel per `k`, so that the levels stay in registers.
+            macro_rules! for_k {
+                ($($k:literal)*) => {
+                    match k {
+                        $($k => kth_by_lanes_avx2::<$k>(rows, cols, out),)*
+                        _ => unreachable!("k ≤ SMALL_K"),
+                    }
+                };
+            }
+            for_k!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
         }
     }
     for (row, out) in rows[done * cols..].chunks_exact(cols.max(1)).zip(&mut out[done..]) {
@@ -70,22 +80,22 @@ pub(crate) fn kth_of_rows(buf: &mut Vec<i32>, rows: &[f32], cols: usize, k: usiz
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn kth_by_lanes_avx2(rows: &[f32], cols: usize, k: usize, out: &mut [f32]) {
+fn kth_by_lanes_avx2<const K: usize>(rows: &[f32], cols: usize, out: &mut [f32]) {
     for (group, out) in rows.chunks_exact(cols * LANES).zip(out.chunks_exact_mut(LANES)) {
-        kth_by_lanes(group, cols, k, out);
+        kth_by_lanes::<K>(group, cols, out);
     }
 }
 
 /// [`kth_of_rows`]'s network on one group of [`LANES`] rows.
 #[inline(always)]
-fn kth_by_lanes(group: &[f32], cols: usize, k: usize, out: &mut [f32]) {
-    let mut levels = [[i32::MIN; LANES]; SMALL_K];
+fn kth_by_lanes<const K: usize>(group: &[f32], cols: usize, out: &mut [f32]) {
+    let mut levels = [[i32::MIN; LANES]; K];
     for j in 0..cols {
         let mut entering = [0i32; LANES];
         for (l, key) in entering.iter_mut().enumerate() {
             *key = total_key(group[l * cols + j]);
         }
-        for level in &mut levels[..k] {
+        for level in &mut levels {
             for (kept, key) in level.iter_mut().zip(&mut entering) {
                 let larger = (*kept).max(*key);
                 *key = (*kept).min(*key);
@@ -93,7 +103,7 @@ fn kth_by_lanes(group: &[f32], cols: usize, k: usize, out: &mut [f32]) {
             }
         }
     }
-    for (out, &key) in out.iter_mut().zip(&levels[k - 1]) {
+    for (out, &key) in out.iter_mut().zip(&levels[K - 1]) {
         *out = from_total_key(key);
     }
 }
