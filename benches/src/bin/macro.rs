@@ -23,11 +23,10 @@ use std::time::Instant;
 use bio_benches::host::{self, Isa};
 use bio_benches::{calibration_gflops, flops, peak_rss_bytes, time_gemm, uniform};
 use bio_core::PlasticityOps;
-use bio_core::backend::ConvOps;
 use bio_core::model::{one_hot, softmax_cross_entropy};
 use bio_core::rules::{
-    ConvConfig, ConvLayerTrace, ConvNet, ConvParams, ConvRule, FeatureLayer, Rule, conv_hebbian_step,
-    conv_hebbian_terms, hebbian_drive, homeostasis, plasticity_settings, readout_update,
+    ConvConfig, ConvNet, ConvParams, ConvRule, FeatureLayer, Rule, conv_hebbian_step, conv_hebbian_terms,
+    hebbian_drive, homeostasis, plasticity_settings, readout_update,
 };
 use bio_core::train::train_epoch;
 use bio_core::{
@@ -384,50 +383,40 @@ fn epoch_flops(samples: usize, batch: usize, step: impl Fn(usize) -> f64) -> f64
 }
 
 /// Times each part of a `conv` step on one batch, `reps` times, in the order the rule runs them
-/// (the forward pass in its four steps, the readout's score, the active fraction, then the
-/// Hebbian phase's terms and step; the readout phase's Adam step is the `bio` rule's
-/// `readout_update` cost class and is in the epoch rows).
+/// (the layer's forward pass, which training runs as one `kwta_layer` per layer, the readout's
+/// score, the active fraction, then the Hebbian phase's terms and step; the readout phase's Adam
+/// step is the `bio` rule's `readout_update` cost class and is in the epoch rows).
 fn conv_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], reps: usize) -> Vec<Part> {
     let config = conv_config();
     let rule = <ConvRule<CpuBackend> as Rule>::new(config.clone(), 0);
     let mut model = rule.init_model(b, x.cols(), CLASSES, 0);
     let x = b.upload(x);
     let names = [
-        "conv unfold (im2col)",
-        "conv drive P·Wᵀ + c",
-        "conv competition (k-WTA: threshold, activity)",
-        "conv max pool",
+        "conv layer forward (kwta_layer: unfold, drive P·Wᵀ + c, k-WTA, max pool)",
         "conv readout logits + loss",
         "conv active fraction",
         "conv Hebbian terms (relative, pattern, wins)",
         "conv plasticity_step (sparse pull, change, scaling)",
     ];
-    let mut times = [0.0f64; 8];
+    let mut times = [0.0f64; 5];
     for _ in 0..reps {
         let mut t = Instant::now();
-        let mut lap = |i: usize, times: &mut [f64; 8]| {
+        let mut lap = |i: usize, times: &mut [f64; 5]| {
             times[i] += t.elapsed().as_secs_f64();
             t = Instant::now();
         };
-        let patches = b.unfold(&x, &model.shapes[0].conv);
+        let traces = vec![model.layer_forward(0, &x)];
         lap(0, &mut times);
-        let drive = model.drive(0, &patches);
-        lap(1, &mut times);
-        let (threshold, activity) = model.compete(0, &drive);
-        lap(2, &mut times);
-        let output = model.pool(0, &activity);
-        lap(3, &mut times);
-        let traces = vec![ConvLayerTrace { input: x.clone(), patches, drive, threshold, activity, output }];
         let features = model.features(&traces);
         let (_, _, _) = softmax_cross_entropy(b, &model.readout.logits(b, &features), labels);
-        lap(4, &mut times);
+        lap(1, &mut times);
         let trace = (traces, features);
         std::hint::black_box(<ConvConfig as FeatureLayer<CpuBackend>>::active_fraction(b, &trace));
-        lap(5, &mut times);
+        lap(2, &mut times);
         let (terms, density) = conv_hebbian_terms(b, &trace.0[0], &config);
-        lap(6, &mut times);
+        lap(3, &mut times);
         conv_hebbian_step(b, &mut model.layers[0], &terms, density, &config, config.rate);
-        lap(7, &mut times);
+        lap(4, &mut times);
     }
     let total: f64 = times.iter().sum();
     names
@@ -912,7 +901,7 @@ fn print_report(r: &Report) {
             c.readout_ratio
         );
         println!(
-            "conv step by part (batch {BATCH}; the Hebbian phase runs all of them, the readout phase the first five and Adam):"
+            "conv step by part (batch {BATCH}; the Hebbian phase runs all of them, the readout phase the first two and Adam):"
         );
         for p in &c.parts {
             println!("  {:<58} {:>8.2} ms  {:>5.1}%", p.name, p.ms_per_batch, 100.0 * p.fraction_of_step);

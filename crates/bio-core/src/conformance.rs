@@ -44,7 +44,7 @@ use crate::tensor::Matrix;
 
 mod conv;
 pub use conv::{
-    check_fold, check_fraction_positive, check_kwta_rows, check_max_pool, check_max_pool_backward,
+    check_fold, check_fraction_positive, check_kwta_layer, check_kwta_rows, check_max_pool, check_max_pool_backward,
     check_relative_to_row_max, check_reshape, check_unfold, check_unit_l2_rows, check_window_refusal,
 };
 
@@ -915,6 +915,7 @@ pub fn run_all<B: Backend>(b: &B) {
     check_max_pool_backward(b);
     check_reshape(b);
     check_kwta_rows(b);
+    check_kwta_layer(b);
     check_relative_to_row_max(b);
     check_unit_l2_rows(b);
     check_fraction_positive(b);
@@ -972,6 +973,7 @@ macro_rules! conformance_tests {
             max_pool_backward => check_max_pool_backward,
             reshape => check_reshape,
             kwta_rows => check_kwta_rows,
+            kwta_layer => check_kwta_layer,
             relative_to_row_max => check_relative_to_row_max,
             unit_l2_rows => check_unit_l2_rows,
             fraction_positive => check_fraction_positive,

@@ -4,13 +4,15 @@
 //! with the same operations in the same order as the composed definition: the same bits).
 
 use bio_core::backend::{
-    ConvOps, NORM_GUARD, Window, fold_image, max_pool_backward_image, max_pool_image, unfold_image,
+    ConvOps, KwtaLayer, NORM_GUARD, Window, composed_kwta_layer, fold_image, max_pool_backward_image, max_pool_image,
+    unfold_image,
 };
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use crate::CpuBackend;
+use crate::linalg::gemm_in_parts;
 use crate::reduce::sum_f64_of;
 use crate::select::kth_of_rows;
 
@@ -29,6 +31,23 @@ fn guarded(x: f32) -> f32 {
 /// One block of [`CpuBackend::row_value_then_entries`]: its rows of the input, of the output (to be
 /// written) and of the row values.
 type RowBlock<'a> = ((&'a [f32], &'a mut [MaybeUninit<f32>]), &'a mut [f32]);
+
+/// One image of [`ConvOps::kwta_layer`]: its index, its blocks of the patches, drive, activity
+/// and pooled map (to be written) and of the thresholds.
+type ImageBlock<'a> = (usize, ((((Uninit<'a>, Uninit<'a>), Uninit<'a>), Uninit<'a>), &'a mut [f32]));
+
+/// A block of an output not written yet.
+type Uninit<'a> = &'a mut [MaybeUninit<f32>];
+
+/// `block` with every entry set to zero, as initialized `f32`s.
+fn zeroed(block: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    block.fill(MaybeUninit::new(0.0));
+    // SAFETY: every entry was written just above, and `MaybeUninit<f32>` has `f32`'s layout.
+    #[allow(unsafe_code)]
+    unsafe {
+        &mut *(block as *mut [MaybeUninit<f32>] as *mut [f32])
+    }
+}
 
 /// A value per row for [`CpuBackend::row_value_then_entries`] from a function of one row
 /// (`cols` entries; with none, one value of the empty row per value asked for).
@@ -161,6 +180,121 @@ impl ConvOps for CpuBackend {
         self.per_image(batch * g.height * g.width, g.channels, batch, |n, dst| {
             max_pool_backward_image(g, &x[n * len..(n + 1) * len], &grad[n * out_len..(n + 1) * out_len], dst)
         })
+    }
+
+    /// Image by image, each image's patches, drive, activity and pooled map written while they
+    /// are in cache instead of one pass of each operation over the whole batch: the same
+    /// per-image functions ([`unfold_image`], [`max_pool_image`]), the product of the image's
+    /// block of rows by the batch product's own kernel (each entry summed over the same `k`
+    /// chunks in the same order whatever the block: `gemm_result_does_not_depend_on_the_cut`), the
+    /// bias as `zip_assign(Add)` adds it, and `kwta_rows`'s selection and `relu(u − θ)`. Shapes
+    /// whose per-image block the kernel would compute by another algorithm (tiny maps), and
+    /// geometries that do not chain, take the composed chain.
+    fn kwta_layer(
+        &self,
+        x: &Array2<f32>,
+        conv: &Window,
+        weights: &Array2<f32>,
+        bias: &Array2<f32>,
+        k: usize,
+        pool: Option<&Window>,
+    ) -> KwtaLayer<Array2<f32>> {
+        conv.assert_fits("kwta_layer");
+        let (positions, patch_len, channels) = (conv.positions(), conv.patch_len(), weights.nrows());
+        let batch = conv.batch_of(x.len());
+        let rows = batch * positions;
+        let kernel = self.gemm_kernel();
+        let chains = pool.is_none_or(|p| p.image_len() == positions * channels && p.channels == channels);
+        let bias_row = bias.as_slice().filter(|b| bias.nrows() == 1 && b.len() == channels);
+        let fits = chains
+            && (1..=channels).contains(&k)
+            && weights.ncols() == patch_len
+            && batch > 0
+            && kernel.may_cut(rows, channels, positions, channels);
+        let Some(bias_row) = bias_row.filter(|_| fits) else {
+            return composed_kwta_layer(self, x, conv, weights, bias, k, pool);
+        };
+        let x = entries(x);
+        let pooled = pool.map_or(0, |p| p.positions() * channels);
+        let (image, drive_len) = (conv.image_len(), positions * channels);
+        let mut patches = Vec::with_capacity(rows * patch_len);
+        let mut drive = Vec::with_capacity(rows * channels);
+        let mut activity = Vec::with_capacity(rows * channels);
+        let mut output = Vec::with_capacity(batch * pooled);
+        let mut threshold = vec![0f32; rows];
+        let weights_t = weights.t();
+        let one_image = |buf: &mut Vec<i32>, (n, ((((p, d), a), o), t)): ImageBlock<'_>| {
+            let p = zeroed(p);
+            unfold_image(conv, &x[n * image..(n + 1) * image], p);
+            let d = zeroed(d);
+            let pv = ArrayView2::from_shape((positions, patch_len), &*p).expect("the image's patches");
+            let dv = ArrayViewMut2::from_shape((positions, channels), &mut *d).expect("the image's drive");
+            gemm_in_parts(kernel, pv, weights_t, dv, 1);
+            for row in d.chunks_exact_mut(channels) {
+                row.iter_mut().zip(bias_row).for_each(|(u, &c)| *u += c);
+            }
+            kth_of_rows(buf, d, channels, k, t);
+            let a = zeroed(a);
+            for ((a, u), &t) in a.chunks_exact_mut(channels).zip(d.chunks_exact(channels)).zip(t.iter()) {
+                a.iter_mut().zip(u).for_each(|(a, &u)| *a = (u - t).max(0.0));
+            }
+            if let Some(pool) = pool {
+                max_pool_image(pool, a, zeroed(o));
+            }
+        };
+        {
+            let p = &mut patches.spare_capacity_mut()[..rows * patch_len];
+            let d = &mut drive.spare_capacity_mut()[..rows * channels];
+            let a = &mut activity.spare_capacity_mut()[..rows * channels];
+            // Without pooling, one empty block per image (the output is the activity).
+            let o = &mut output.spare_capacity_mut()[..batch * pooled];
+            let mut empty: Vec<&mut [MaybeUninit<f32>]> =
+                (0..batch).map(|_| <&mut [MaybeUninit<f32>]>::default()).collect();
+            let o_blocks: Vec<&mut [MaybeUninit<f32>]> =
+                if pooled == 0 { std::mem::take(&mut empty) } else { o.chunks_mut(pooled).collect() };
+            let scratch = || Vec::with_capacity(channels);
+            if self.parallel(rows * channels) {
+                self.install(|| {
+                    p.par_chunks_mut(positions * patch_len)
+                        .zip(d.par_chunks_mut(drive_len))
+                        .zip(a.par_chunks_mut(drive_len))
+                        .zip(o_blocks.into_par_iter())
+                        .zip(threshold.par_chunks_mut(positions))
+                        .enumerate()
+                        .for_each_init(scratch, one_image)
+                });
+            } else {
+                let mut buf = scratch();
+                p.chunks_mut(positions * patch_len)
+                    .zip(d.chunks_mut(drive_len))
+                    .zip(a.chunks_mut(drive_len))
+                    .zip(o_blocks)
+                    .zip(threshold.chunks_mut(positions))
+                    .enumerate()
+                    .for_each(|job| one_image(&mut buf, job));
+            }
+        }
+        // SAFETY: each image's closure initialized its whole block of the four buffers (`zeroed`
+        // writes every entry before the block is used), and the blocks cover the spare capacity
+        // taken above exactly: `batch` blocks of `positions·patch_len`, `positions·C'` and
+        // `pooled` entries.
+        #[allow(unsafe_code)]
+        unsafe {
+            patches.set_len(rows * patch_len);
+            drive.set_len(rows * channels);
+            activity.set_len(rows * channels);
+            output.set_len(batch * pooled);
+        }
+        let matrix = |v: Vec<f32>, cols: usize| Array2::from_shape_vec((v.len() / cols, cols), v).expect("whole rows");
+        let activity = matrix(activity, channels);
+        let output = if pool.is_some() { matrix(output, channels) } else { activity.clone() };
+        KwtaLayer {
+            patches: matrix(patches, patch_len),
+            drive: matrix(drive, channels),
+            threshold: matrix(threshold, 1),
+            activity,
+            output,
+        }
     }
 
     /// The `k`-th largest per row by the same integer-key selection as `row_kth_largest`, then

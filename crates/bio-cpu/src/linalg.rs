@@ -122,7 +122,13 @@ fn host_has_wide_fma() -> bool {
 /// single-threaded GEMM per block on rayon. Every entry of `c` is summed over `k` in the same
 /// blocks and order whatever the cut, so the result does not depend on `parts` (tested); one
 /// thread pool (rayon's) instead of two competing for the cores.
-fn gemm_in_parts(kernel: GemmKernel, a: ArrayView2<f32>, b: ArrayView2<f32>, c: ArrayViewMut2<f32>, parts: usize) {
+pub(crate) fn gemm_in_parts(
+    kernel: GemmKernel,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    c: ArrayViewMut2<f32>,
+    parts: usize,
+) {
     let (m, n) = c.dim();
     let (left, right) = (parts / 2, parts - parts / 2);
     let (mid, along_n) = if n >= m { (n * left / parts, true) } else { (m * left / parts, false) };
@@ -147,7 +153,7 @@ impl GemmKernel {
     /// sum order. `matrixmultiply` runs one algorithm at every shape. The `gemm` crate switches to
     /// other algorithms (other summation orders) for outputs with one row or column (GEMV) or at
     /// most 16×16 entries: a block is cut only into pieces that stay on its general kernel.
-    fn may_cut(self, m: usize, n: usize, hm: usize, hn: usize) -> bool {
+    pub(crate) fn may_cut(self, m: usize, n: usize, hm: usize, hn: usize) -> bool {
         let general = |m: usize, n: usize| m >= 2 && n >= 2 && m * n > 16 * 16;
         match self {
             GemmKernel::MatrixMultiply => hm >= 1 && hn >= 1,

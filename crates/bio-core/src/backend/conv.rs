@@ -13,7 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Binary, Dim, ElementwiseOps, Reduce, ReduceOps, SelectOps, TensorStore, Unary, guard};
+use super::{Binary, Dim, ElementwiseOps, LinalgOps, Reduce, ReduceOps, SelectOps, TensorStore, Unary, guard};
 use crate::error::CoreError;
 use crate::tensor::Matrix;
 
@@ -253,6 +253,44 @@ pub fn composed_kwta_rows<B: ElementwiseOps + SelectOps>(b: &B, u: &B::Tensor, k
     (threshold, activity)
 }
 
+/// One convolutional layer's forward pass with k-WTA across channels, as
+/// [`ConvOps::kwta_layer`] returns it.
+#[derive(Clone, Debug)]
+pub struct KwtaLayer<T> {
+    /// `P = unfold(x)`, `(n·positions)×(k·k·C)`.
+    pub patches: T,
+    /// `u = P Wᵀ + c`, `(n·positions)×C'`.
+    pub drive: T,
+    /// `θ`, each position's `k`-th largest drive (`(n·positions)×1`).
+    pub threshold: T,
+    /// `y = relu(u − θ)`.
+    pub activity: T,
+    /// `y` max-pooled (or `y` itself without pooling).
+    pub output: T,
+}
+
+/// [`ConvOps::kwta_layer`] as a chain of the other operations: [`ConvOps::unfold`], `matmul`, the
+/// bias by `zip_assign(Add)`, [`ConvOps::kwta_rows`], [`ConvOps::max_pool`].
+pub fn composed_kwta_layer<B: ConvOps>(
+    b: &B,
+    x: &B::Tensor,
+    conv: &Window,
+    weights: &B::Tensor,
+    bias: &B::Tensor,
+    k: usize,
+    pool: Option<&Window>,
+) -> KwtaLayer<B::Tensor> {
+    let patches = b.unfold(x, conv);
+    let mut drive = b.matmul(&patches, false, weights, true);
+    b.zip_assign(&mut drive, bias, Binary::Add);
+    let (threshold, activity) = b.kwta_rows(&drive, k);
+    let output = match pool {
+        Some(p) => b.max_pool(&activity, p),
+        None => activity.clone(),
+    };
+    KwtaLayer { patches, drive, threshold, activity, output }
+}
+
 /// [`ConvOps::relative_to_row_max`] as a chain: `reduce(PerRow, Max)`, [`guard`], `zip(Div)`.
 pub fn composed_relative_to_row_max<B: ElementwiseOps + ReduceOps>(b: &B, y: &B::Tensor) -> B::Tensor {
     let peak = guard(b, &b.reduce(y, Dim::PerRow, Reduce::Max));
@@ -280,7 +318,7 @@ pub fn composed_fraction_positive<B: ElementwiseOps + ReduceOps>(b: &B, y: &B::T
 /// operations for the per-position ones (a fused override must compute every entry with the same
 /// operations in the same order, so that it changes no bit: [`crate::conformance::check_kwta_rows`]
 /// and the checks next to it hold it to exact equality).
-pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps {
+pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps + LinalgOps {
     /// im2col: `x` (`n·H·W·C` entries, NHWC) → patches `(n·positions)×(k·k·C)`, one row per output
     /// position ([`unfold_image`]).
     fn unfold(&self, x: &Self::Tensor, g: &Window) -> Self::Tensor {
@@ -337,6 +375,23 @@ pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps {
     /// Panics unless `1 ≤ k ≤ cols`. Default: [`composed_kwta_rows`].
     fn kwta_rows(&self, u: &Self::Tensor, k: usize) -> (Self::Tensor, Self::Tensor) {
         composed_kwta_rows(self, u, k)
+    }
+
+    /// One convolutional layer with k-WTA across channels: `P = unfold(x)` (`conv`), the drive
+    /// `u = P Wᵀ + c` (`weights` `C'×(k·k·C)`, `bias` `1×C'`), `(θ, y) = kwta_rows(u, k)` and `y`
+    /// max-pooled by `pool` (or `y` itself). Default: [`composed_kwta_layer`]; an override (the CPU
+    /// runs it image by image, each image's tensors in cache) must give the chain's bits
+    /// ([`crate::conformance::check_kwta_layer`]).
+    fn kwta_layer(
+        &self,
+        x: &Self::Tensor,
+        conv: &Window,
+        weights: &Self::Tensor,
+        bias: &Self::Tensor,
+        k: usize,
+        pool: Option<&Window>,
+    ) -> KwtaLayer<Self::Tensor> {
+        composed_kwta_layer(self, x, conv, weights, bias, k, pool)
     }
 
     /// Each row relative to its peak: `r = y / max(max_j y_j, NORM_GUARD)` ([`guard`]), the relative

@@ -15,8 +15,9 @@ mod reference;
 mod select;
 
 pub use conv::{
-    ConvOps, Window, composed_fraction_positive, composed_kwta_rows, composed_relative_to_row_max,
-    composed_unit_l2_rows, fold_image, max_pool_backward_image, max_pool_image, unfold_image,
+    ConvOps, KwtaLayer, Window, composed_fraction_positive, composed_kwta_layer, composed_kwta_rows,
+    composed_relative_to_row_max, composed_unit_l2_rows, fold_image, max_pool_backward_image, max_pool_image,
+    unfold_image,
 };
 pub use elementwise::{Binary, ElementwiseOps, Unary};
 pub use linalg::LinalgOps;

@@ -13,7 +13,7 @@ use super::{
     shape_str,
 };
 use crate::backend::{
-    Backend, ConvOps, ReferenceBackend, Window, composed_fraction_positive, composed_kwta_rows,
+    Backend, ConvOps, ReferenceBackend, Window, composed_fraction_positive, composed_kwta_layer, composed_kwta_rows,
     composed_relative_to_row_max, composed_unit_l2_rows,
 };
 use crate::tensor::Matrix;
@@ -219,7 +219,8 @@ pub fn check_kwta_rows<B: Backend>(b: &B) {
     for (name, x) in per_position_inputs(46) {
         let cols = x.cols();
         let xt = b.upload(&x);
-        let mut ks = vec![1, cols.div_ceil(2), cols];
+        let mut ks = vec![1, cols.min(11), cols.div_ceil(2), cols];
+        ks.sort_unstable();
         ks.dedup();
         for k in ks {
             let ctx = format!("kwta_rows k={k} on {name}");
@@ -230,6 +231,51 @@ pub fn check_kwta_rows<B: Backend>(b: &B) {
             let (theta_r, y_r) = r.kwta_rows(&x, k);
             assert_exact(&format!("{ctx} (threshold, reference)"), &fetch(b, &theta), &theta_r);
             assert_exact(&format!("{ctx} (activity, reference)"), &fetch(b, &y), &y_r);
+        }
+    }
+}
+
+/// `kwta_layer` equals the chain of the other operations bit for bit ([`composed_kwta_layer`]):
+/// one and three channels, strides, paddings, with and without pooling, `k` from 1 to all
+/// channels, a batch of images whose product blocks are the general kernel's and one of tiny
+/// images whose are not, and a layer of 96 filters on 28×28 images.
+pub fn check_kwta_layer<B: Backend>(b: &B) {
+    let mut rng = rng(49);
+    let layers = [
+        (Window { height: 28, width: 28, channels: 1, kernel: 5, stride: 1, padding: 2 }, 96, Some((4, 2, 1)), 5),
+        (Window { height: 9, width: 7, channels: 3, kernel: 3, stride: 2, padding: 1 }, 20, Some((2, 2, 0)), 7),
+        (Window { height: 12, width: 12, channels: 2, kernel: 3, stride: 1, padding: 1 }, 33, None, 3),
+        (Window { height: 3, width: 3, channels: 1, kernel: 2, stride: 1, padding: 0 }, 4, Some((2, 1, 0)), 6),
+    ];
+    for (conv, channels, pool, batch) in layers {
+        conv.check().expect("the window fits");
+        let pool = pool.map(|(kernel, stride, padding)| Window {
+            height: conv.out_height(),
+            width: conv.out_width(),
+            channels,
+            kernel,
+            stride,
+            padding,
+        });
+        let x = b.upload(&random_matrix(&mut rng, batch, conv.image_len(), 0.0, 1.0));
+        let weights = b.upload(&random_matrix(&mut rng, channels, conv.patch_len(), -1.0, 1.0));
+        let bias = b.upload(&random_matrix(&mut rng, 1, channels, -0.5, 0.5));
+        let mut ks = vec![1, channels.min(11), channels];
+        ks.dedup();
+        for k in ks {
+            let got = b.kwta_layer(&x, &conv, &weights, &bias, k, pool.as_ref());
+            let want = composed_kwta_layer(b, &x, &conv, &weights, &bias, k, pool.as_ref());
+            let ctx = format!("kwta_layer k={k} on {batch} images {conv:?}, {channels} filters, pool {pool:?}");
+            for (what, got, want) in [
+                ("patches", &got.patches, &want.patches),
+                ("drive", &got.drive, &want.drive),
+                ("threshold", &got.threshold, &want.threshold),
+                ("activity", &got.activity, &want.activity),
+                ("output", &got.output, &want.output),
+            ] {
+                assert_eq!(b.shape(got), b.shape(want), "{ctx} ({what}: shape)");
+                assert_bits(&format!("{ctx} ({what})"), &fetch(b, got), &fetch(b, want));
+            }
         }
     }
 }

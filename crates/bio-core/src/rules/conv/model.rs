@@ -398,8 +398,17 @@ impl<B: Backend> ConvNet<B> {
 
     /// Layer `l`'s forward pass on `input`: [`ConvOps::unfold`](crate::backend::ConvOps::unfold)
     /// (whitened in a whitened first layer), [`ConvNet::drive`], [`ConvNet::compete`],
-    /// [`ConvNet::pool`].
+    /// [`ConvNet::pool`]; for k-WTA without whitening the same chain as the one operation
+    /// [`ConvOps::kwta_layer`](crate::backend::ConvOps::kwta_layer).
     pub fn layer_forward(&self, l: usize, input: &B::Tensor) -> LayerTrace<B::Tensor> {
+        if let (Some(k), None) = (self.winners(l), self.whitening_of(l)) {
+            // The same chain as one backend operation (the CPU runs it image by image).
+            let (shape, layer) = (&self.shapes[l], &self.layers[l]);
+            let f =
+                self.backend.kwta_layer(input, &shape.conv, &layer.weights, &layer.bias, k + 1, shape.pool.as_ref());
+            let (patches, drive, activity, output) = (f.patches, f.drive, f.activity, f.output);
+            return LayerTrace { input: input.clone(), patches, drive, threshold: Some(f.threshold), activity, output };
+        }
         let mut patches = self.backend.unfold(input, &self.shapes[l].conv);
         if let Some(z) = self.whitening_of(l) {
             patches = self.backend.matmul(&patches, false, z, false);
