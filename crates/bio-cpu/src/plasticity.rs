@@ -27,8 +27,16 @@ impl PlasticityOps for CpuBackend {
         assert_eq!(terms.pattern.dim(), (batch, cols), "plasticity_step: pattern must be batch×inputs");
         assert_eq!(terms.wins.dim(), (rows, 1), "plasticity_step: wins must be one value per neuron");
         let contiguous = weights.is_standard_layout() && mask.is_standard_layout();
-        if batch > rows && rows > 0 && contiguous && cols > 0 && !self.too_dense(&terms.relative) {
-            return self.tall_sparse_step(weights, mask, terms, step);
+        if batch > rows && rows > 0 && contiguous && cols > 0 {
+            // The sparse-or-dense decision is exact either way: counted in its own pass when the
+            // first rows look dense, else by the pull's own pass, which stops as soon as its
+            // non-zeros alone exceed the bound.
+            let counted = looks_dense(&terms.relative, rows);
+            if counted && self.too_dense(&terms.relative) {
+                // Dense: the product below.
+            } else if self.tall_sparse_step(weights, mask, terms, step, !counted) {
+                return;
+            }
         }
         let active = SparseRows::of_transposed(terms.relative.view());
         let dense = active.too_dense_for(batch);
@@ -85,36 +93,78 @@ fn neuron_avx2(w: &mut [f32], m: &mut [f32], pull: Pull<'_>, wins: f32, step: &P
     neuron_body(w, m, pull, wins, step)
 }
 
+/// One block of neurons of the tall step: its index, weights and mask rows, and its pulls with
+/// the non-zeros they passed (`None`: stopped at the density bound).
+type NeuronBlock<'a> = ((usize, (&'a mut [f32], &'a mut [f32])), Option<(Vec<f32>, usize)>);
+
+/// Whether the first rows of a tall `relative` (`neurons` columns) have more than twice the
+/// sparse path's density: then its non-zeros are counted in their own pass before the pull.
+fn looks_dense(relative: &Array2<f32>, neurons: usize) -> bool {
+    let probe = relative.slice(ndarray::s![..relative.nrows().min(PROBE_ROWS), ..]);
+    let nonzeros = probe.iter().filter(|&&v| v != 0.0).count();
+    nonzeros as f64 > 2.0 * SPARSE_MAX_DENSITY * (probe.nrows() * neurons) as f64
+}
+
+/// Rows of `relative` that [`looks_dense`] reads.
+const PROBE_ROWS: usize = 512;
+
 /// `pulls[i] += r_b,first+i · p_b` over the rows `b` of `relative` (`neurons` columns) in order,
-/// for the non-zero entries only; `pattern` and `pulls` have rows of `len` entries. Compiled for AVX2
-/// when the CPU has it (the same operations, no FMA contraction).
-fn add_pulls(relative: &[f32], neurons: usize, first: usize, pattern: &[f32], len: usize, pulls: &mut [f32]) {
+/// for the non-zero entries only; `pattern` and `pulls` have rows of `len` entries. Returns the
+/// non-zeros passed, or `None` as soon as they exceed `bound`. Compiled for AVX2 when the CPU has
+/// it (the same operations, no FMA contraction).
+fn add_pulls(
+    relative: &[f32],
+    neurons: usize,
+    first: usize,
+    pattern: &[f32],
+    len: usize,
+    bound: f64,
+    pulls: &mut [f32],
+) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of `add_pulls_avx2`.
         #[allow(unsafe_code)]
         unsafe {
-            return add_pulls_avx2(relative, neurons, first, pattern, len, pulls);
+            return add_pulls_avx2(relative, neurons, first, pattern, len, bound, pulls);
         }
     }
-    add_pulls_body(relative, neurons, first, pattern, len, pulls)
+    add_pulls_body(relative, neurons, first, pattern, len, bound, pulls)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn add_pulls_avx2(relative: &[f32], neurons: usize, first: usize, pattern: &[f32], len: usize, pulls: &mut [f32]) {
-    add_pulls_body(relative, neurons, first, pattern, len, pulls)
+fn add_pulls_avx2(
+    relative: &[f32],
+    neurons: usize,
+    first: usize,
+    pattern: &[f32],
+    len: usize,
+    bound: f64,
+    pulls: &mut [f32],
+) -> Option<usize> {
+    add_pulls_body(relative, neurons, first, pattern, len, bound, pulls)
 }
 
 #[inline(always)]
-fn add_pulls_body(relative: &[f32], neurons: usize, first: usize, pattern: &[f32], len: usize, pulls: &mut [f32]) {
+fn add_pulls_body(
+    relative: &[f32],
+    neurons: usize,
+    first: usize,
+    pattern: &[f32],
+    len: usize,
+    bound: f64,
+    pulls: &mut [f32],
+) -> Option<usize> {
     let count = pulls.len() / len;
+    let mut passed = 0usize;
     for (r, p) in relative.chunks_exact(neurons).zip(pattern.chunks_exact(len)) {
         let r = &r[first..first + count];
         // The non-zeros of 32 entries as the bits of a mask (a vector compare), then one step per
         // set bit in ascending order: no branch per zero entry.
         for (group, r) in r.chunks(32).enumerate() {
             let mut nonzero = r.iter().enumerate().fold(0u32, |m, (i, &v)| m | (u32::from(v != 0.0) << i));
+            passed += nonzero.count_ones() as usize;
             while nonzero != 0 {
                 let i = nonzero.trailing_zeros() as usize;
                 nonzero &= nonzero - 1;
@@ -124,7 +174,11 @@ fn add_pulls_body(relative: &[f32], neurons: usize, first: usize, pattern: &[f32
                 }
             }
         }
+        if passed as f64 > bound {
+            return None;
+        }
     }
+    Some(passed)
 }
 
 #[inline(always)]
@@ -159,17 +213,20 @@ impl CpuBackend {
     /// The sparse step when the batch has more rows than there are neurons (a conv layer's
     /// positions: 78 400 rows of 96 channels): each task takes a block of neurons, walks `relative`
     /// once in row order over its block's columns and adds `r_bj·p_b` into its neurons' pulls, then
-    /// steps them. Each pull is summed over its non-zero `r_bj` in ascending `b` from zero with
-    /// `o += r·p`, the sum `SparseRows::add_row_product` forms from the transpose (bit for bit), but
-    /// `relative` is read once and no transpose is built. Blocks follow the threads, so the result
-    /// does not depend on their number.
+    /// the neurons are stepped. Each pull is summed over its non-zero `r_bj` in ascending `b` from
+    /// zero with `o += r·p`, the sum `SparseRows::add_row_product` forms from the transpose (bit
+    /// for bit), but `relative` is read once and no transpose is built. Blocks follow the threads,
+    /// so the result does not depend on their number. With `check_density`, the blocks count the
+    /// non-zeros they pass and the step is not taken (`false`, nothing changed) when they exceed
+    /// [`CpuBackend::too_dense`]'s bound, which one block alone exceeding stops early.
     fn tall_sparse_step(
         &self,
         weights: &mut Array2<f32>,
         mask: &mut Array2<f32>,
         terms: &HebbianTerms<Array2<f32>>,
         step: &PlasticityStep,
-    ) {
+        check_density: bool,
+    ) -> bool {
         let (rows, cols) = weights.dim();
         let relative = terms.relative.as_standard_layout();
         let relative = relative.as_slice().expect("standard layout");
@@ -179,21 +236,38 @@ impl CpuBackend {
         let tasks = if self.parallel(relative.len()) { self.num_threads().max(1) } else { 1 };
         // Whole cache lines of a row of `relative` per task where the blocks allow it.
         let per = rows.div_ceil(tasks).next_multiple_of(16).min(rows);
+        // `too_dense`'s bound on the non-zeros (none when already counted).
+        let bound = if check_density { SPARSE_MAX_DENSITY * relative.len() as f64 } else { f64::INFINITY };
+        let block = |first: usize| {
+            let mut pulls = vec![0f32; per.min(rows - first) * cols];
+            add_pulls(relative, rows, first, pattern, cols, bound, &mut pulls).map(|nonzeros| (pulls, nonzeros))
+        };
+        let firsts: Vec<usize> = (0..rows).step_by(per).collect();
+        let pulls: Vec<Option<(Vec<f32>, usize)>> = if tasks > 1 {
+            self.install(|| firsts.par_iter().map(|&f| block(f)).collect())
+        } else {
+            firsts.iter().map(|&f| block(f)).collect()
+        };
+        let nonzeros: Option<usize> = pulls.iter().map(|p| p.as_ref().map(|(_, n)| *n)).sum();
+        if nonzeros.is_none_or(|n| n as f64 > bound) {
+            return false;
+        }
         let w = weights.as_slice_mut().expect("standard layout");
         let m = mask.as_slice_mut().expect("standard layout");
-        let block = |(t, (w, m)): (usize, (&mut [f32], &mut [f32]))| {
-            let (first, count) = (t * per, w.len() / cols);
-            let mut pulls = vec![0f32; count * cols];
-            add_pulls(relative, rows, first, pattern, cols, &mut pulls);
+        let steps = |((t, (w, m)), pulls): NeuronBlock<'_>| {
+            let (pulls, _) = pulls.expect("every block finished");
             for (i, ((w, m), pull)) in w.chunks_mut(cols).zip(m.chunks_mut(cols)).zip(pulls.chunks(cols)).enumerate() {
-                neuron(w, m, Pull::Given(pull), wins[first + i], step);
+                neuron(w, m, Pull::Given(pull), wins[t * per + i], step);
             }
         };
         if tasks > 1 {
-            self.install(|| w.par_chunks_mut(per * cols).zip(m.par_chunks_mut(per * cols)).enumerate().for_each(block));
+            self.install(|| {
+                w.par_chunks_mut(per * cols).zip(m.par_chunks_mut(per * cols)).enumerate().zip(pulls).for_each(steps)
+            });
         } else {
-            w.chunks_mut(per * cols).zip(m.chunks_mut(per * cols)).enumerate().for_each(block);
+            w.chunks_mut(per * cols).zip(m.chunks_mut(per * cols)).enumerate().zip(pulls).for_each(steps);
         }
+        true
     }
 
     /// Runs `job(j, W_j, mask_j, wins_j, buffer)` for every neuron `j`, rows in parallel when large;
@@ -334,14 +408,22 @@ mod tests {
     }
 
     /// The tall path (more rows than neurons: a conv layer's positions) changes no bit against the
-    /// transpose's sums, whatever the number of threads, with neurons not a multiple of the blocks.
+    /// transpose's sums and the dense product, whatever the number of threads, with neurons not a
+    /// multiple of the blocks, and decides sparse or dense exactly as the transpose's count does:
+    /// sparse throughout, dense throughout, sparse first rows of a dense whole (the pull stops),
+    /// dense first rows of a sparse whole (counted first).
     #[test]
     fn tall_activity_path_is_bit_identical_at_every_thread_count() {
         let mut rng = rng(6);
-        let (batch, rows, cols) = (900, 37, 25);
-        let relative = Matrix::from_fn(batch, rows, |i, j| {
-            if (i * 5 + j * 11) % 13 == 0 { 0.25 + ((i + j) % 7) as f32 / 8.0 } else { 0.0 }
-        });
+        let (batch, rows, cols) = (3000, 37, 25);
+        let sparse = |i: usize, j: usize| (i * 5 + j * 11).is_multiple_of(13);
+        type Active<'a> = &'a dyn Fn(usize, usize) -> bool;
+        let cases: [(&str, Active<'_>); 4] = [
+            ("sparse", &|i, j| sparse(i, j)),
+            ("dense", &|_, _| true),
+            ("sparse first rows, dense whole", &|i, j| i >= 600 || sparse(i, j)),
+            ("dense first rows, sparse whole", &|i, j| i < 200 || sparse(i, j)),
+        ];
         let pattern = random_matrix(&mut rng, batch, cols, -1.0, 1.0);
         let w0 = random_matrix(&mut rng, rows, cols, -1.0, 1.0);
         let wins = random_matrix(&mut rng, rows, 1, 0.0, 3.0);
@@ -353,24 +435,30 @@ mod tests {
             prune_below: None,
             scale_to: Some(1.0),
         };
-        let reference = CpuBackend::with_threads(1).expect("a thread");
-        let (relative_t, pattern_t) = (reference.upload(&relative), reference.upload(&pattern));
-        let pull = reference.sparse_matmul(&relative_t, true, &pattern_t);
-        let mut want = reference.upload(&w0);
-        let mut mask = reference.full(rows, cols, 1.0);
-        for j in 0..rows {
-            let w = want.row_mut(j).into_slice().expect("contiguous");
-            let m = mask.row_mut(j).into_slice().expect("contiguous");
-            neuron_body(w, m, Pull::Given(&pull.row(j).to_vec()), wins.get(j, 0), &step);
-        }
-        for threads in [1, 2, 3] {
-            let b = CpuBackend::with_threads(threads).expect("threads");
-            let terms =
-                HebbianTerms { relative: b.upload(&relative), pattern: b.upload(&pattern), wins: b.upload(&wins) };
-            let (mut w, mut m) = (b.upload(&w0), b.full(rows, cols, 1.0));
-            b.plasticity_step(&mut w, &mut m, &terms, &step);
-            assert_eq!(w, want, "{threads} threads");
-            assert_ne!(w, b.upload(&w0), "the step moved the weights");
+        for (name, active) in cases {
+            let relative =
+                Matrix::from_fn(batch, rows, |i, j| if active(i, j) { 0.25 + ((i + j) % 7) as f32 / 8.0 } else { 0.0 });
+            let density = relative.as_slice().iter().filter(|&&v| v != 0.0).count() as f64 / (batch * rows) as f64;
+            let reference = CpuBackend::with_threads(1).expect("a thread");
+            let (relative_t, pattern_t) = (reference.upload(&relative), reference.upload(&pattern));
+            // `sparse_matmul` counts on the transpose and takes the dense product above the bound.
+            let pull = reference.sparse_matmul(&relative_t, true, &pattern_t);
+            let mut want = reference.upload(&w0);
+            let mut mask = reference.full(rows, cols, 1.0);
+            for j in 0..rows {
+                let w = want.row_mut(j).into_slice().expect("contiguous");
+                let m = mask.row_mut(j).into_slice().expect("contiguous");
+                neuron_body(w, m, Pull::Given(&pull.row(j).to_vec()), wins.get(j, 0), &step);
+            }
+            for threads in [1, 2, 3] {
+                let b = CpuBackend::with_threads(threads).expect("threads");
+                let terms =
+                    HebbianTerms { relative: b.upload(&relative), pattern: b.upload(&pattern), wins: b.upload(&wins) };
+                let (mut w, mut m) = (b.upload(&w0), b.full(rows, cols, 1.0));
+                b.plasticity_step(&mut w, &mut m, &terms, &step);
+                assert_eq!(w, want, "{name} (density {density:.3}), {threads} threads");
+                assert_ne!(w, b.upload(&w0), "the step moved the weights");
+            }
         }
     }
 }
