@@ -108,54 +108,42 @@ fn looks_dense(relative: &Array2<f32>, neurons: usize) -> bool {
 /// Rows of `relative` that [`looks_dense`] reads.
 const PROBE_ROWS: usize = 512;
 
-/// `pulls[i] += r_b,first+i · p_b` over the rows `b` of `relative` (`neurons` columns) in order,
-/// for the non-zero entries only; `pattern` and `pulls` have rows of `len` entries. Returns the
-/// non-zeros passed, or `None` as soon as they exceed `bound`. Compiled for AVX2 when the CPU has
-/// it (the same operations, no FMA contraction).
-fn add_pulls(
-    relative: &[f32],
+/// One block of neurons' pull: the rows of `relative` (`neurons` columns) from column `first`,
+/// the patterns (rows of `len` entries), and the bound on the non-zeros passed.
+struct PullBlock<'a> {
+    relative: &'a [f32],
     neurons: usize,
     first: usize,
-    pattern: &[f32],
+    pattern: &'a [f32],
     len: usize,
     bound: f64,
-    pulls: &mut [f32],
-) -> Option<usize> {
+}
+
+/// `pulls[i] += r_b,first+i · p_b` over the rows `b` of `relative` in order, for the non-zero
+/// entries only (`pulls` has rows of `len` entries). Returns the non-zeros passed, or `None` as
+/// soon as they exceed `bound`. Compiled for AVX2 when the CPU has it (the same operations, no FMA
+/// contraction).
+fn add_pulls(job: &PullBlock<'_>, pulls: &mut [f32]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of `add_pulls_avx2`.
         #[allow(unsafe_code)]
         unsafe {
-            return add_pulls_avx2(relative, neurons, first, pattern, len, bound, pulls);
+            return add_pulls_avx2(job, pulls);
         }
     }
-    add_pulls_body(relative, neurons, first, pattern, len, bound, pulls)
+    add_pulls_body(job, pulls)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn add_pulls_avx2(
-    relative: &[f32],
-    neurons: usize,
-    first: usize,
-    pattern: &[f32],
-    len: usize,
-    bound: f64,
-    pulls: &mut [f32],
-) -> Option<usize> {
-    add_pulls_body(relative, neurons, first, pattern, len, bound, pulls)
+fn add_pulls_avx2(job: &PullBlock<'_>, pulls: &mut [f32]) -> Option<usize> {
+    add_pulls_body(job, pulls)
 }
 
 #[inline(always)]
-fn add_pulls_body(
-    relative: &[f32],
-    neurons: usize,
-    first: usize,
-    pattern: &[f32],
-    len: usize,
-    bound: f64,
-    pulls: &mut [f32],
-) -> Option<usize> {
+fn add_pulls_body(job: &PullBlock<'_>, pulls: &mut [f32]) -> Option<usize> {
+    let &PullBlock { relative, neurons, first, pattern, len, bound } = job;
     let count = pulls.len() / len;
     let mut passed = 0usize;
     for (r, p) in relative.chunks_exact(neurons).zip(pattern.chunks_exact(len)) {
@@ -240,7 +228,8 @@ impl CpuBackend {
         let bound = if check_density { SPARSE_MAX_DENSITY * relative.len() as f64 } else { f64::INFINITY };
         let block = |first: usize| {
             let mut pulls = vec![0f32; per.min(rows - first) * cols];
-            add_pulls(relative, rows, first, pattern, cols, bound, &mut pulls).map(|nonzeros| (pulls, nonzeros))
+            let job = PullBlock { relative, neurons: rows, first, pattern, len: cols, bound };
+            add_pulls(&job, &mut pulls).map(|nonzeros| (pulls, nonzeros))
         };
         let firsts: Vec<usize> = (0..rows).step_by(per).collect();
         let pulls: Vec<Option<(Vec<f32>, usize)>> = if tasks > 1 {
