@@ -438,6 +438,11 @@ pub struct LayerMetrics {
     pub dead_units: Option<usize>,
     /// Fraction of units never active.
     pub dead_fraction: Option<f64>,
+    /// Columns of the activity the activity metrics count (hidden layers only): `shape[0]` for a
+    /// dense layer, one per (position, channel) site of a convolutional layer's map (absent in files
+    /// written before it).
+    #[serde(default)]
+    pub activity_units: Option<usize>,
     /// Hoyer sparseness of the whole weight matrix (zeros included).
     pub hoyer: Option<f64>,
     /// Fraction of synapses present in the structural mask (`<layer>.mask`); 1 without a mask.
@@ -514,19 +519,21 @@ pub const DEAD_UNIT_WARNING: f64 = 0.5;
 /// One line per hidden layer of `layers` in which more than [`DEAD_UNIT_WARNING`] of the units
 /// never fire on the measured images (`dead / units > 0.5`), so that a run whose code collapsed
 /// (e.g. `kh` at `--hidden 100` on the embedded subset: 87 of 100 units dead) does not pass
-/// silently.
+/// silently. The units are the columns the dead count was taken over
+/// ([`LayerMetrics::activity_units`]): a convolutional layer's sites, not its filters.
 pub fn dead_unit_warnings(layers: &[LayerMetrics]) -> Vec<String> {
     layers
         .iter()
         .filter(|l| l.hidden)
         .filter_map(|l| {
-            let (dead, units) = (l.dead_units?, l.shape[0]);
+            let (dead, units) = (l.dead_units?, l.activity_units.unwrap_or(l.shape[0]));
+            let what = if units == l.shape[0] { "units" } else { "sites (position × channel) of its map" };
             (units > 0 && dead as f64 / units as f64 > DEAD_UNIT_WARNING).then(|| {
                 format!(
-                    "{}: {dead} of {units} units never fire on the test images, so the layer codes with the other {}; \
+                    "{}: {dead} of {units} {what} never fire on the test images, so the layer codes with the other {}; \
                      the run is unlikely to be useful (try a wider layer or a lower learning rate)",
                     l.layer,
-                    units - dead
+                    units.saturating_sub(dead)
                 )
             })
         })
@@ -581,6 +588,7 @@ pub fn weight_metrics(params: &Params) -> Vec<LayerMetrics> {
                 lifetime_sparseness: None,
                 dead_units: None,
                 dead_fraction: None,
+                activity_units: None,
                 hoyer: hoyer(w.as_slice()),
                 kept_fraction,
                 log_weight_mu: fit.map(|f| f.mu),
@@ -654,6 +662,7 @@ pub fn biological_report<B: Backend, M: Classifier<B>>(
         layer.lifetime_sparseness = stats.lifetime_sparseness;
         layer.dead_units = Some(stats.dead_units);
         layer.dead_fraction = Some(stats.dead_fraction);
+        layer.activity_units = Some(stats.units);
     }
     Ok(BiologicalReport { inputs: images.rows(), layers })
 }

@@ -366,6 +366,27 @@ fn a_mostly_dead_hidden_layer_is_warned_about() {
     assert!(bio_eval::dead_unit_warnings(&layers).is_empty());
 }
 
+#[test]
+fn a_conv_layers_dead_sites_are_judged_against_its_sites_not_its_filters() {
+    // 96 filters whose map has 4×4×96 = 1536 sites: 157 dead sites is a tenth, not 164% of the filters.
+    let mut p = Params::default();
+    p.push("hidden.0.weight", Matrix::new(96, 25, vec![1.0; 96 * 25]).unwrap());
+    p.push("readout.weight", Matrix::new(10, 1536, vec![1.0; 15360]).unwrap());
+    let mut layers = weight_metrics(&p);
+    layers[0].hidden = true;
+    layers[0].activity_units = Some(1536);
+    layers[0].dead_units = Some(157);
+    assert!(bio_eval::dead_unit_warnings(&layers).is_empty());
+    layers[0].dead_units = Some(1000);
+    let warnings = bio_eval::dead_unit_warnings(&layers);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("hidden.0: 1000 of 1536 sites (position × channel) of its map never fire"),
+        "{warnings:?}"
+    );
+    assert!(warnings[0].contains("other 536; the run"), "{warnings:?}");
+}
+
 fn matrix(rows: &[&[f32]]) -> Matrix {
     let cols = rows[0].len();
     Matrix::from_fn(rows.len(), cols, |i, j| rows[i][j])
