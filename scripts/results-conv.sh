@@ -8,9 +8,10 @@
 # (5-way, 1 and 5 shots, 600 episodes) on classes 5-9 from models trained on classes 0-4.
 # Usage: bash scripts/results-conv.sh [RUNS_DIR] [ARCH]   (ARCH default 96:5; e.g. 96:5,384:3)
 # Environment: SETTINGS (default "hard frozen bpconv bpadv fewshot"), SEEDS (default "0 1 2"),
-# ROBUST_SEEDS (the seeds attacked with `strongest`; default SEEDS), EPOCHS (6), LIMIT (10000),
+# ROBUST_SEEDS (the seeds attacked with `strongest`; default SEEDS), FEWSHOT_SEEDS (the seeds of the
+# few-shot models, default 0: `*-base`, other seeds `*-base-sSEED`), EPOCHS (6), LIMIT (10000),
 # JOBS (jobs side by side, one thread each; default 2), EXTRA (more `conv` flags for the hard and
-# frozen rows, e.g. "--conv-init signed").
+# frozen rows, e.g. "--conv-init signed"), BPEXTRA (more `bpconv` flags, e.g. "--bpconv-pool 7:7:0").
 # Cost on one core of the 2-core host (96:5): a `conv` or `bpconv` run 4-6 minutes, PGD-trained
 # `bpconv` about 11 times that; the strongest ensemble on 1000 images a few minutes per model.
 set -euo pipefail
@@ -20,15 +21,19 @@ ARCH=${2:-96:5}
 SETTINGS=${SETTINGS:-hard frozen bpconv bpadv fewshot}
 SEEDS=${SEEDS:-0 1 2}
 ROBUST_SEEDS=${ROBUST_SEEDS:-$SEEDS}
+FEWSHOT_SEEDS=${FEWSHOT_SEEDS:-0}
 EPOCHS=${EPOCHS:-6}
 LIMIT=${LIMIT:-10000}
 JOBS=${JOBS:-2}
 read -r -a EXTRA_FLAGS <<< "${EXTRA:-}"
+read -r -a BPEXTRA_FLAGS <<< "${BPEXTRA:-}"
 source scripts/common.sh
 prepare_runs
 wanted() { [[ " $SETTINGS " == *" $1 "* ]]; }
+# the few-shot models of seed 0 are `*-base`, those of another seed `*-base-sSEED`
+base_tag() { [ "$1" = 0 ] || echo "-s$1"; }
 CONV=(--rule conv --conv "$ARCH" "${EXTRA_FLAGS[@]}")
-BPCONV=(--rule bpconv --bpconv "$ARCH")
+BPCONV=(--rule bpconv --bpconv "$ARCH" "${BPEXTRA_FLAGS[@]}")
 # queue CMD...: runs CMD in the background once fewer than JOBS jobs run.
 queue() {
   while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
@@ -43,9 +48,11 @@ for seed in $SEEDS; do
   if wanted frozen; then queue train "conv-frozen-$seed" "${CONV[@]}" --conv-frozen --seed "$seed"; fi
 done
 if wanted fewshot; then
-  queue train conv-hard-base "${CONV[@]}" --classes 0-4
-  queue train conv-frozen-base "${CONV[@]}" --conv-frozen --classes 0-4
-  queue train bpconv-base "${BPCONV[@]}" --classes 0-4
+  for seed in $FEWSHOT_SEEDS; do
+    queue train "conv-hard-base$(base_tag "$seed")" "${CONV[@]}" --classes 0-4 --seed "$seed"
+    queue train "conv-frozen-base$(base_tag "$seed")" "${CONV[@]}" --conv-frozen --classes 0-4 --seed "$seed"
+    queue train "bpconv-base$(base_tag "$seed")" "${BPCONV[@]}" --classes 0-4 --seed "$seed"
+  done
 fi
 wait
 
@@ -66,7 +73,9 @@ fewshot() {
     || echo "$run fewshot: $(tail -n 1 "$RUNS/$run.fewshot.txt")" >> "$RUNS/failed.txt"
 }
 if wanted fewshot; then
-  for run in conv-hard-base conv-frozen-base bpconv-base; do queue fewshot "$run"; done
+  for seed in $FEWSHOT_SEEDS; do
+    for run in conv-hard-base conv-frozen-base bpconv-base; do queue fewshot "$run$(base_tag "$seed")"; done
+  done
 fi
 for seed in $ROBUST_SEEDS; do
   if wanted hard; then queue strongest "conv-hard-$seed" "bpconv-$seed"; fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces docs/RESULTS.md "Omniglot one-shot" (issue 32).
 #
-#   scripts/results-omniglot.sh [final|validate|sweep|curves|all]   (default: all)
+#   scripts/results-omniglot.sh [final|validate|sweep|curves|conv|all]   (default: all)
 #
 # final:    trains bio, bp, kh, softhebb and the random-features control (bio with --hebbian-rate 0)
 #           on all 136 background small 1 characters (drawers 1-16) and scores each on Lake's 20
@@ -15,12 +15,17 @@
 #           --ways 5,20 --shots 1,5` on the 40 Korean characters (every model's own initialization
 #           is scored beside it, the random-features control); then the centring check: bio on the
 #           Fashion-MNIST subset's classes 0-4, `--episodes 600 --ways 5` on classes 5-9.
+# conv:     convolutional features (issue 33): `conv` with learned filters beside the same net with its
+#           filters frozen at their start (the random-features control of each forward pass) and
+#           `bpconv`, over pooling, Hebbian rate and epochs, density, start and centring; each setting
+#           under both protocols (validation picks; the runs only report), one line each.
 # sweep:    one setting at a time from the defaults (not EXTRA_BIO): bio's Hebbian rate, density (--active-fraction), width (--hidden) and input side (omniglot-small1-SIDE)
 #           under both protocols (validation picks; the runs only report).
 #
 # Environment: BIO (binary, default target/release/bio), OUT (default runs/omniglot), SEED (0),
 # EXTRA_BIO (extra flags for every bio model, e.g. the tuned settings, default those of RESULTS.md),
-# RANDOM_BIO (the random-features control's flags: EXTRA_BIO without its Hebbian rate, and rate 0).
+# RANDOM_BIO (the random-features control's flags: EXTRA_BIO without its Hebbian rate, and rate 0),
+# CONV_ONLY (the `conv` stage's settings to run, by name; default all).
 set -euo pipefail
 BIO=${BIO:-target/release/bio}
 OUT=${OUT:-runs/omniglot}
@@ -118,6 +123,59 @@ sweep() {
   done
 }
 
+# name|rule|flags: every conv setting is `96:5`, six epochs unless stated (conv: the Hebbian epochs, then
+# the readout).
+CONV_BASE="--conv 96:5 --conv-readout-rate 0.0003"
+CONV_MODELS=(
+  "c7-frozen|conv|--conv-pool 7:7:0 --conv-init signed --conv-frozen --epochs 6"
+  "c7-r0.02|conv|--conv-pool 7:7:0 --conv-init signed --conv-rate 0.02 --epochs 6"
+  "c7-r0.5|conv|--conv-pool 7:7:0 --conv-init signed --conv-rate 0.5 --epochs 6"
+  "c7-r0.5-h5|conv|--conv-pool 7:7:0 --conv-init signed --conv-rate 0.5 --conv-layer-epochs 5 --epochs 10"
+  "c7-r0.1-h5|conv|--conv-pool 7:7:0 --conv-init signed --conv-rate 0.1 --conv-layer-epochs 5 --epochs 10"
+  "c7-d0.05-frozen|conv|--conv-pool 7:7:0 --conv-init signed --conv-density 0.05 --conv-frozen --epochs 6"
+  "c7-d0.05-r0.5|conv|--conv-pool 7:7:0 --conv-init signed --conv-density 0.05 --conv-rate 0.5 --epochs 6"
+  "c7-centre-frozen|conv|--conv-pool 7:7:0 --conv-init signed --conv-centre --conv-frozen --epochs 6"
+  "c7-centre-r0.5|conv|--conv-pool 7:7:0 --conv-init signed --conv-centre --conv-rate 0.5 --epochs 6"
+  "c7-pos-frozen|conv|--conv-pool 7:7:0 --conv-frozen --epochs 6"
+  "c7-pos-r0.02|conv|--conv-pool 7:7:0 --epochs 6"
+  "c7-r0.5-h20|conv|--conv-pool 7:7:0 --conv-init signed --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25"
+  "c7-d0.05-r0.5-h5|conv|--conv-pool 7:7:0 --conv-init signed --conv-density 0.05 --conv-rate 0.5 --conv-layer-epochs 5 --epochs 10"
+  "c7-d0.05-r0.5-h20|conv|--conv-pool 7:7:0 --conv-init signed --conv-density 0.05 --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25"
+  "c7-pos-r0.5-h5|conv|--conv-pool 7:7:0 --conv-rate 0.5 --conv-layer-epochs 5 --epochs 10"
+  "c7-pos-d0.05-frozen|conv|--conv-pool 7:7:0 --conv-density 0.05 --conv-frozen --epochs 6"
+  "c7-pos-d0.05-r0.5-h5|conv|--conv-pool 7:7:0 --conv-density 0.05 --conv-rate 0.5 --conv-layer-epochs 5 --epochs 10"
+  "c7-pos-d0.05-r0.02-h5|conv|--conv-pool 7:7:0 --conv-density 0.05 --conv-layer-epochs 5 --epochs 10"
+  "c7-pos-d0.02-frozen|conv|--conv-pool 7:7:0 --conv-density 0.02 --conv-frozen --epochs 6"
+  "c7-pos-d0.02-r0.5-h5|conv|--conv-pool 7:7:0 --conv-density 0.02 --conv-rate 0.5 --conv-layer-epochs 5 --epochs 10"
+  "c7-pos-d0.02-r0.5-h20|conv|--conv-pool 7:7:0 --conv-density 0.02 --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25"
+  "c7-pos-d0.01-frozen|conv|--conv-pool 7:7:0 --conv-density 0.01 --conv-frozen --epochs 6"
+  "c7-pos-d0.01-r0.5-h5|conv|--conv-pool 7:7:0 --conv-density 0.01 --conv-rate 0.5 --conv-layer-epochs 5 --epochs 10"
+  "c7-pos-d0.01-r0.5-h20|conv|--conv-pool 7:7:0 --conv-density 0.01 --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25"
+  "c7-d0.02-frozen|conv|--conv-pool 7:7:0 --conv-init signed --conv-density 0.02 --conv-frozen --epochs 6"
+  "c7-d0.02-r0.5-h5|conv|--conv-pool 7:7:0 --conv-init signed --conv-density 0.02 --conv-rate 0.5 --conv-layer-epochs 5 --epochs 10"
+  "c4-frozen|conv|--conv-pool 4:4:0 --conv-init signed --conv-frozen --epochs 6"
+  "c4-r0.5|conv|--conv-pool 4:4:0 --conv-init signed --conv-rate 0.5 --epochs 6"
+  "c4s2-frozen|conv|--conv-pool 4:2:1 --conv-init signed --conv-frozen --epochs 6"
+  "c4s2-r0.5|conv|--conv-pool 4:2:1 --conv-init signed --conv-rate 0.5 --epochs 6"
+  "bpconv7|bpconv|--bpconv 96:5 --bpconv-pool 7:7:0 --epochs 6"
+  "bpconv4|bpconv|--bpconv 96:5 --bpconv-pool 4:4:0 --epochs 6"
+  "bpconv4s2|bpconv|--bpconv 96:5 --bpconv-pool 4:2:1 --epochs 6"
+  "bpconv7-e30|bpconv|--bpconv 96:5 --bpconv-pool 7:7:0 --epochs 30"
+  "bpconv4-e30|bpconv|--bpconv 96:5 --bpconv-pool 4:4:0 --epochs 30"
+)
+
+conv() {
+  for m in "${CONV_MODELS[@]}"; do
+    IFS='|' read -r name rule flags <<<"$m"
+    [ -n "${CONV_ONLY:-}" ] && [[ " $CONV_ONLY " != *" $name "* ]] && continue
+    [ "$rule" = conv ] && flags="$CONV_BASE $flags"
+    train "$OUT/val/$name" "$rule" omniglot-small1 $flags --classes "$HOLD_OUT_GREEK"
+    validate_rows "$OUT/val/$name" "$name"
+    train "$OUT/$name" "$rule" omniglot-small1 $flags
+    oneshot_rows "$OUT/$name" "$name"
+  done
+}
+
 curve_rows() { # dir label: NCM rows, plain features
   python3 -c '
 import json, sys
@@ -145,6 +203,7 @@ case "$STAGE" in
   validate) validate ;;
   sweep) sweep ;;
   curves) curves ;;
+  conv) conv ;;
   all) validate; sweep; final; curves ;;
-  *) echo "usage: $0 [final|validate|sweep|curves|all]" >&2; exit 2 ;;
+  *) echo "usage: $0 [final|validate|sweep|curves|conv|all]" >&2; exit 2 ;;
 esac
