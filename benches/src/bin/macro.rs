@@ -382,17 +382,18 @@ fn epoch_flops(samples: usize, batch: usize, step: impl Fn(usize) -> f64) -> f64
     full as f64 * step(batch) + if rest > 0 { step(rest) } else { 0.0 }
 }
 
-/// Times each part of a `conv` step on one batch, `reps` times, in the order the rule runs them
-/// (the layer's forward pass, which training runs as one `kwta_layer` per layer, the readout's
-/// score, the active fraction, then the Hebbian phase's terms and step; the readout phase's Adam
-/// step is the `bio` rule's `readout_update` cost class and is in the epoch rows).
+/// Times each part of a Hebbian epoch's `conv` step on one batch, `reps` times, in the order the
+/// rule runs them (the layer's forward pass, which training runs as one `kwta_layer` per layer,
+/// with the relative activity and the active count of the layer that learns, the readout's score,
+/// the active fraction, then the Hebbian phase's terms and step; the readout phase's Adam step is
+/// the `bio` rule's `readout_update` cost class and is in the epoch rows).
 fn conv_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], reps: usize) -> Vec<Part> {
     let config = conv_config();
     let rule = <ConvRule<CpuBackend> as Rule>::new(config.clone(), 0);
     let mut model = rule.init_model(b, x.cols(), CLASSES, 0);
     let x = b.upload(x);
     let names = [
-        "conv layer forward (kwta_layer: unfold, drive P·Wᵀ + c, k-WTA, max pool)",
+        "conv layer forward (kwta_layer: unfold, drive P·Wᵀ + c, k-WTA, max pool, relative activity)",
         "conv readout logits + loss",
         "conv active fraction",
         "conv Hebbian terms (relative, pattern, wins)",
@@ -405,7 +406,7 @@ fn conv_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], reps: usize) -> Vec<
             times[i] += t.elapsed().as_secs_f64();
             t = Instant::now();
         };
-        let traces = vec![model.layer_forward(0, &x)];
+        let traces = model.trace_for(&x, Some(0));
         lap(0, &mut times);
         let features = model.features(&traces);
         let (_, _, _) = softmax_cross_entropy(b, &model.readout.logits(b, &features), labels);
@@ -413,7 +414,8 @@ fn conv_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], reps: usize) -> Vec<
         let trace = (traces, features);
         std::hint::black_box(<ConvConfig as FeatureLayer<CpuBackend>>::active_fraction(b, &trace));
         lap(2, &mut times);
-        let (terms, density) = conv_hebbian_terms(b, &trace.0[0], &config);
+        let (mut traces, _) = trace;
+        let (terms, density) = conv_hebbian_terms(b, traces.swap_remove(0), &config);
         lap(3, &mut times);
         conv_hebbian_step(b, &mut model.layers[0], &terms, density, &config, config.rate);
         lap(4, &mut times);

@@ -4,8 +4,8 @@
 //! with the same operations in the same order as the composed definition: the same bits).
 
 use bio_core::backend::{
-    ConvOps, KwtaLayer, NORM_GUARD, Window, composed_kwta_layer, fold_image, max_pool_backward_image, max_pool_image,
-    unfold_image,
+    ConvOps, KwtaLayer, KwtaSpec, NORM_GUARD, Window, composed_kwta_layer, fold_image, max_pool_backward_image,
+    max_pool_image, unfold_image,
 };
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
@@ -33,8 +33,10 @@ fn guarded(x: f32) -> f32 {
 type RowBlock<'a> = ((&'a [f32], &'a mut [MaybeUninit<f32>]), &'a mut [f32]);
 
 /// One image of [`ConvOps::kwta_layer`]: its index, its blocks of the patches, drive, activity
-/// and pooled map (to be written) and of the thresholds.
-type ImageBlock<'a> = (usize, ((((Uninit<'a>, Uninit<'a>), Uninit<'a>), Uninit<'a>), &'a mut [f32]));
+/// and pooled map (to be written), of the thresholds and of the relative activity (empty when not
+/// asked for), and its count of positive activity.
+type ImageBlock<'a> =
+    (usize, ((((((Uninit<'a>, Uninit<'a>), Uninit<'a>), Uninit<'a>), &'a mut [f32]), &'a mut [f32]), &'a mut usize));
 
 /// A block of an output not written yet.
 type Uninit<'a> = &'a mut [MaybeUninit<f32>];
@@ -187,18 +189,19 @@ impl ConvOps for CpuBackend {
     /// per-image functions ([`unfold_image`], [`max_pool_image`]), the product of the image's
     /// block of rows by the batch product's own kernel (each entry summed over the same `k`
     /// chunks in the same order whatever the block: `gemm_result_does_not_depend_on_the_cut`), the
-    /// bias as `zip_assign(Add)` adds it, and `kwta_rows`'s selection and `relu(u − θ)`. Shapes
+    /// bias as `zip_assign(Add)` adds it, and `kwta_rows`'s selection and `relu(u − θ)`; each
+    /// image's positive activity counted (the fraction is `fraction_positive`'s `count/n`) and,
+    /// when asked, its relative activity written as `relative_to_row_max` computes it. Shapes
     /// whose per-image block the kernel would compute by another algorithm (tiny maps), and
     /// geometries that do not chain, take the composed chain.
     fn kwta_layer(
         &self,
         x: &Array2<f32>,
-        conv: &Window,
         weights: &Array2<f32>,
         bias: &Array2<f32>,
-        k: usize,
-        pool: Option<&Window>,
+        spec: &KwtaSpec<'_>,
     ) -> KwtaLayer<Array2<f32>> {
+        let KwtaSpec { conv, k, pool, relative: want_relative } = *spec;
         conv.assert_fits("kwta_layer");
         let (positions, patch_len, channels) = (conv.positions(), conv.patch_len(), weights.nrows());
         let batch = conv.batch_of(x.len());
@@ -212,7 +215,7 @@ impl ConvOps for CpuBackend {
             && batch > 0
             && kernel.may_cut(rows, channels, positions, channels);
         let Some(bias_row) = bias_row.filter(|_| fits) else {
-            return composed_kwta_layer(self, x, conv, weights, bias, k, pool);
+            return composed_kwta_layer(self, x, weights, bias, spec);
         };
         let x = entries(x);
         let pooled = pool.map_or(0, |p| p.positions() * channels);
@@ -222,8 +225,10 @@ impl ConvOps for CpuBackend {
         let mut activity = Vec::with_capacity(rows * channels);
         let mut output = Vec::with_capacity(batch * pooled);
         let mut threshold = vec![0f32; rows];
+        let mut relative = vec![0f32; if want_relative { rows * channels } else { 0 }];
+        let mut positives = vec![0usize; batch];
         let weights_t = weights.t();
-        let one_image = |buf: &mut Vec<i32>, (n, ((((p, d), a), o), t)): ImageBlock<'_>| {
+        let one_image = |buf: &mut Vec<i32>, (n, ((((((p, d), a), o), t), r), count)): ImageBlock<'_>| {
             let p = zeroed(p);
             unfold_image(conv, &x[n * image..(n + 1) * image], p);
             let d = zeroed(d);
@@ -235,9 +240,20 @@ impl ConvOps for CpuBackend {
             }
             kth_of_rows(buf, d, channels, k, t);
             let a = zeroed(a);
+            let mut positive = 0;
+            let mut r_rows = r.chunks_exact_mut(channels);
             for ((a, u), &t) in a.chunks_exact_mut(channels).zip(d.chunks_exact(channels)).zip(t.iter()) {
                 a.iter_mut().zip(u).for_each(|(a, &u)| *a = (u - t).max(0.0));
+                positive += a.iter().map(|&v| usize::from(v > 0.0)).sum::<usize>();
+                // The row's relative activity while it is in L1. `relu` leaves no NaN, so the
+                // `f32` maximum is the `f64` fold's of `relative_to_row_max` (zeros of either
+                // sign end at the guard alike).
+                if let Some(r) = r_rows.next() {
+                    let peak = guarded(a.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m }));
+                    r.iter_mut().zip(a.iter()).for_each(|(r, &y)| *r = y / peak);
+                }
             }
+            *count = positive;
             if let Some(pool) = pool {
                 max_pool_image(pool, a, zeroed(o));
             }
@@ -252,6 +268,12 @@ impl ConvOps for CpuBackend {
                 (0..batch).map(|_| <&mut [MaybeUninit<f32>]>::default()).collect();
             let o_blocks: Vec<&mut [MaybeUninit<f32>]> =
                 if pooled == 0 { std::mem::take(&mut empty) } else { o.chunks_mut(pooled).collect() };
+            // Without the relative activity, one empty block per image.
+            let r_blocks: Vec<&mut [f32]> = if want_relative {
+                relative.chunks_mut(drive_len).collect()
+            } else {
+                (0..batch).map(|_| <&mut [f32]>::default()).collect()
+            };
             let scratch = || Vec::with_capacity(channels);
             if self.parallel(rows * channels) {
                 self.install(|| {
@@ -260,6 +282,8 @@ impl ConvOps for CpuBackend {
                         .zip(a.par_chunks_mut(drive_len))
                         .zip(o_blocks.into_par_iter())
                         .zip(threshold.par_chunks_mut(positions))
+                        .zip(r_blocks.into_par_iter())
+                        .zip(positives.par_iter_mut())
                         .enumerate()
                         .for_each_init(scratch, one_image)
                 });
@@ -270,6 +294,8 @@ impl ConvOps for CpuBackend {
                     .zip(a.chunks_mut(drive_len))
                     .zip(o_blocks)
                     .zip(threshold.chunks_mut(positions))
+                    .zip(r_blocks)
+                    .zip(positives.iter_mut())
                     .enumerate()
                     .for_each(|job| one_image(&mut buf, job));
             }
@@ -288,12 +314,16 @@ impl ConvOps for CpuBackend {
         let matrix = |v: Vec<f32>, cols: usize| Array2::from_shape_vec((v.len() / cols, cols), v).expect("whole rows");
         let activity = matrix(activity, channels);
         let output = if pool.is_some() { matrix(output, channels) } else { activity.clone() };
+        // The same `count/n` in `f64` rounded once as `fraction_positive`.
+        let fraction = (positives.iter().sum::<usize>() as f64 / (rows * channels).max(1) as f64) as f32;
         KwtaLayer {
             patches: matrix(patches, patch_len),
             drive: matrix(drive, channels),
             threshold: matrix(threshold, 1),
             activity,
             output,
+            relative: want_relative.then(|| matrix(relative, channels)),
+            fraction_positive: Some(fraction),
         }
     }
 

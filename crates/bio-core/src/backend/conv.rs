@@ -267,19 +267,38 @@ pub struct KwtaLayer<T> {
     pub activity: T,
     /// `y` max-pooled (or `y` itself without pooling).
     pub output: T,
+    /// `r = y / max_c y` per position ([`ConvOps::relative_to_row_max`] of `y`), when it was asked
+    /// for: the relative activity of the layer's Hebbian step.
+    pub relative: Option<T>,
+    /// [`ConvOps::fraction_positive`] of `y`, where the operation counted it on the way (the CPU
+    /// does, while each image's activity is in cache); `None` leaves it to the caller.
+    pub fraction_positive: Option<f32>,
+}
+
+/// The geometry and competition of one k-WTA conv layer, as [`ConvOps::kwta_layer`] takes them.
+#[derive(Clone, Copy, Debug)]
+pub struct KwtaSpec<'a> {
+    /// The convolution's window over the input maps.
+    pub conv: &'a Window,
+    /// Winners per position (`1 ≤ k ≤` the filters).
+    pub k: usize,
+    /// Max pooling of the activity, if any.
+    pub pool: Option<&'a Window>,
+    /// Whether to return the relative activity ([`KwtaLayer::relative`]).
+    pub relative: bool,
 }
 
 /// [`ConvOps::kwta_layer`] as a chain of the other operations: [`ConvOps::unfold`], `matmul`, the
-/// bias by `zip_assign(Add)`, [`ConvOps::kwta_rows`], [`ConvOps::max_pool`].
+/// bias by `zip_assign(Add)`, [`ConvOps::kwta_rows`], [`ConvOps::max_pool`], and
+/// [`ConvOps::relative_to_row_max`] when the spec asks for it (no fraction counted).
 pub fn composed_kwta_layer<B: ConvOps>(
     b: &B,
     x: &B::Tensor,
-    conv: &Window,
     weights: &B::Tensor,
     bias: &B::Tensor,
-    k: usize,
-    pool: Option<&Window>,
+    spec: &KwtaSpec<'_>,
 ) -> KwtaLayer<B::Tensor> {
+    let KwtaSpec { conv, k, pool, relative } = *spec;
     let patches = b.unfold(x, conv);
     let mut drive = b.matmul(&patches, false, weights, true);
     b.zip_assign(&mut drive, bias, Binary::Add);
@@ -288,7 +307,8 @@ pub fn composed_kwta_layer<B: ConvOps>(
         Some(p) => b.max_pool(&activity, p),
         None => activity.clone(),
     };
-    KwtaLayer { patches, drive, threshold, activity, output }
+    let relative = relative.then(|| b.relative_to_row_max(&activity));
+    KwtaLayer { patches, drive, threshold, activity, output, relative, fraction_positive: None }
 }
 
 /// [`ConvOps::relative_to_row_max`] as a chain: `reduce(PerRow, Max)`, [`guard`], `zip(Div)`.
@@ -377,21 +397,21 @@ pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps + Linalg
         composed_kwta_rows(self, u, k)
     }
 
-    /// One convolutional layer with k-WTA across channels: `P = unfold(x)` (`conv`), the drive
-    /// `u = P Wᵀ + c` (`weights` `C'×(k·k·C)`, `bias` `1×C'`), `(θ, y) = kwta_rows(u, k)` and `y`
-    /// max-pooled by `pool` (or `y` itself). Default: [`composed_kwta_layer`]; an override (the CPU
-    /// runs it image by image, each image's tensors in cache) must give the chain's bits
+    /// One convolutional layer with k-WTA across channels ([`KwtaSpec`]): `P = unfold(x)` (`conv`),
+    /// the drive `u = P Wᵀ + c` (`weights` `C'×(k·k·C)`, `bias` `1×C'`), `(θ, y) = kwta_rows(u, k)`
+    /// and `y` max-pooled by `pool` (or `y` itself); with `relative`, also `relative_to_row_max(y)` (the
+    /// Hebbian step's relative activity). Default: [`composed_kwta_layer`]; an override (the CPU
+    /// runs it image by image, each image's tensors in cache) must give the chain's bits, and a
+    /// fraction of positive activity it counts must be [`ConvOps::fraction_positive`]'s
     /// ([`crate::conformance::check_kwta_layer`]).
     fn kwta_layer(
         &self,
         x: &Self::Tensor,
-        conv: &Window,
         weights: &Self::Tensor,
         bias: &Self::Tensor,
-        k: usize,
-        pool: Option<&Window>,
+        spec: &KwtaSpec<'_>,
     ) -> KwtaLayer<Self::Tensor> {
-        composed_kwta_layer(self, x, conv, weights, bias, k, pool)
+        composed_kwta_layer(self, x, weights, bias, spec)
     }
 
     /// Each row relative to its peak: `r = y / max(max_j y_j, NORM_GUARD)` ([`guard`]), the relative

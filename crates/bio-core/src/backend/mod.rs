@@ -15,7 +15,7 @@ mod reference;
 mod select;
 
 pub use conv::{
-    ConvOps, KwtaLayer, Window, composed_fraction_positive, composed_kwta_layer, composed_kwta_rows,
+    ConvOps, KwtaLayer, KwtaSpec, Window, composed_fraction_positive, composed_kwta_layer, composed_kwta_rows,
     composed_relative_to_row_max, composed_unit_l2_rows, fold_image, max_pool_backward_image, max_pool_image,
     unfold_image,
 };

@@ -13,8 +13,8 @@ use super::{
     shape_str,
 };
 use crate::backend::{
-    Backend, ConvOps, ReferenceBackend, Window, composed_fraction_positive, composed_kwta_layer, composed_kwta_rows,
-    composed_relative_to_row_max, composed_unit_l2_rows,
+    Backend, ConvOps, KwtaSpec, ReferenceBackend, Window, composed_fraction_positive, composed_kwta_layer,
+    composed_kwta_rows, composed_relative_to_row_max, composed_unit_l2_rows,
 };
 use crate::tensor::Matrix;
 
@@ -238,7 +238,9 @@ pub fn check_kwta_rows<B: Backend>(b: &B) {
 /// `kwta_layer` equals the chain of the other operations bit for bit ([`composed_kwta_layer`]):
 /// one and three channels, strides, paddings, with and without pooling, `k` from 1 to all
 /// channels, a batch of images whose product blocks are the general kernel's and one of tiny
-/// images whose are not, and a layer of 96 filters on 28×28 images.
+/// images whose are not, and a layer of 96 filters on 28×28 images; with and without the relative
+/// activity (bit for bit `relative_to_row_max` of the activity), and a counted fraction of positive
+/// activity equal to the chain's `fraction_positive`.
 pub fn check_kwta_layer<B: Backend>(b: &B) {
     let mut rng = rng(49);
     let layers = [
@@ -262,10 +264,13 @@ pub fn check_kwta_layer<B: Backend>(b: &B) {
         let bias = b.upload(&random_matrix(&mut rng, 1, channels, -0.5, 0.5));
         let mut ks = vec![1, channels.min(11), channels];
         ks.dedup();
-        for k in ks {
-            let got = b.kwta_layer(&x, &conv, &weights, &bias, k, pool.as_ref());
-            let want = composed_kwta_layer(b, &x, &conv, &weights, &bias, k, pool.as_ref());
-            let ctx = format!("kwta_layer k={k} on {batch} images {conv:?}, {channels} filters, pool {pool:?}");
+        for (k, relative) in ks.into_iter().flat_map(|k| [(k, false), (k, true)]) {
+            let spec = KwtaSpec { conv: &conv, k, pool: pool.as_ref(), relative };
+            let got = b.kwta_layer(&x, &weights, &bias, &spec);
+            let want = composed_kwta_layer(b, &x, &weights, &bias, &spec);
+            let ctx = format!(
+                "kwta_layer k={k} on {batch} images {conv:?}, {channels} filters, pool {pool:?}, relative {relative}"
+            );
             for (what, got, want) in [
                 ("patches", &got.patches, &want.patches),
                 ("drive", &got.drive, &want.drive),
@@ -275,6 +280,18 @@ pub fn check_kwta_layer<B: Backend>(b: &B) {
             ] {
                 assert_eq!(b.shape(got), b.shape(want), "{ctx} ({what}: shape)");
                 assert_bits(&format!("{ctx} ({what})"), &fetch(b, got), &fetch(b, want));
+            }
+            match (&got.relative, &want.relative) {
+                (Some(got), Some(want)) => {
+                    assert_eq!(b.shape(got), b.shape(want), "{ctx} (relative: shape)");
+                    assert_bits(&format!("{ctx} (relative)"), &fetch(b, got), &fetch(b, want));
+                }
+                (None, None) => {}
+                (got, _) => panic!("{ctx}: relative activity {} though {} asked", got.is_some(), relative),
+            }
+            if let Some(fraction) = got.fraction_positive {
+                let chain = composed_fraction_positive(b, &want.activity);
+                assert_eq!(fraction.to_bits(), chain.to_bits(), "{ctx}: fraction positive {fraction} vs {chain}");
             }
         }
     }

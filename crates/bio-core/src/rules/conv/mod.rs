@@ -222,22 +222,24 @@ pub fn soft_signal<B: Backend>(b: &B, trace: &LayerTrace<B::Tensor>, temperature
 }
 
 /// The Hebbian terms of one conv layer's step, the `bio` rule's form with positions as samples:
-/// relative activity `r = y/max_c y` per position (hard, [`crate::backend::ConvOps::relative_to_row_max`])
-/// or [`soft_signal`] (soft), pattern `p = P/‖P‖₂` per position
+/// relative activity `r = y/max_c y` per position (hard: the trace's own where its forward pass
+/// computed it, [`ConvNet::trace_for`], else [`crate::backend::ConvOps::relative_to_row_max`]) or
+/// [`soft_signal`] (soft), pattern `p = P/‖P‖₂` per position
 /// ([`crate::backend::ConvOps::unit_l2_rows`]), `wins_j = Σ_rows r_j`; and the target fraction of
 /// active channels `ρ` (`k/C'` hard, `1/C'` soft).
 pub fn conv_hebbian_terms<B: Backend>(
     b: &B,
-    trace: &LayerTrace<B::Tensor>,
+    trace: LayerTrace<B::Tensor>,
     config: &ConvConfig,
 ) -> (HebbianTerms<B::Tensor>, f32) {
     let (rows, channels) = b.shape(&trace.drive);
     let (relative, density) = match config.competition {
         ConvCompetition::Hard => {
             let k = crate::params::winners_at(config.density, channels);
-            (b.relative_to_row_max(&trace.activity), k as f32 / channels as f32)
+            let relative = trace.relative.unwrap_or_else(|| b.relative_to_row_max(&trace.activity));
+            (relative, k as f32 / channels as f32)
         }
-        ConvCompetition::Soft => (soft_signal(b, trace, config.temperature), 1.0 / channels as f32),
+        ConvCompetition::Soft => (soft_signal(b, &trace, config.temperature), 1.0 / channels as f32),
     };
     let pattern = b.unit_l2_rows(&trace.patches);
     let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
@@ -249,7 +251,7 @@ pub fn conv_hebbian_terms<B: Backend>(
 pub fn conv_plasticity<B: Backend>(
     b: &B,
     layer: &mut ConvLayer<B>,
-    trace: &LayerTrace<B::Tensor>,
+    trace: LayerTrace<B::Tensor>,
     config: &ConvConfig,
     rate: f32,
 ) {
@@ -258,7 +260,7 @@ pub fn conv_plasticity<B: Backend>(
             let (terms, density) = conv_hebbian_terms(b, trace, config);
             conv_hebbian_step(b, layer, &terms, density, config, rate);
         }
-        ConvPlasticity::Softhebb => softhebb_step(b, layer, trace, config.temperature, rate),
+        ConvPlasticity::Softhebb => softhebb_step(b, layer, &trace, config.temperature, rate),
     }
 }
 
@@ -397,8 +399,12 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
         &mut model.readout
     }
 
-    fn trace(model: &ConvNet<B>, x: &B::Tensor) -> Self::Trace {
-        let traces = model.trace(x);
+    /// [`ConvNet::trace_for`] the layer a Hebbian step of `schedule` will change (the `bio` step
+    /// with k-WTA takes its relative activity from the forward pass).
+    fn trace(&self, model: &ConvNet<B>, x: &B::Tensor, schedule: ConvSchedule) -> Self::Trace {
+        let fused = self.plasticity == ConvPlasticity::Bio && self.competition == ConvCompetition::Hard;
+        let learner = schedule.layer.filter(|_| fused && !self.frozen && self.rate > 0.0);
+        let traces = model.trace_for(x, learner);
         let features = model.features(&traces);
         (traces, features)
     }
@@ -410,16 +416,23 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
     /// The last layer's channels over all positions.
     fn active_fraction(b: &B, (traces, _): &Self::Trace) -> f32 {
         let last = traces.last().expect("at least one layer");
-        b.fraction_positive(&last.activity)
+        last.fraction_positive.unwrap_or_else(|| b.fraction_positive(&last.activity))
     }
 
     /// [`conv_plasticity`] of the schedule's layer (none when frozen).
-    fn learn(&self, b: &B, model: &mut ConvNet<B>, _x: &B::Tensor, (traces, _): &Self::Trace, schedule: ConvSchedule) {
+    fn learn(
+        &self,
+        b: &B,
+        model: &mut ConvNet<B>,
+        _x: &B::Tensor,
+        (mut traces, _): Self::Trace,
+        schedule: ConvSchedule,
+    ) {
         if let Some(l) = schedule.layer
             && !self.frozen
             && self.rate > 0.0
         {
-            conv_plasticity(b, &mut model.layers[l], &traces[l], self, self.rate);
+            conv_plasticity(b, &mut model.layers[l], traces.swap_remove(l), self, self.rate);
         }
     }
 

@@ -29,7 +29,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, Binary, Dim, Reduce, Unary, Window};
+use crate::backend::{Backend, Binary, Dim, KwtaSpec, Reduce, Unary, Window};
 use crate::error::CoreError;
 use crate::model::{Classifier, Params};
 use crate::params::winners_at;
@@ -218,6 +218,11 @@ pub struct LayerTrace<T> {
     pub activity: T,
     /// The pooled activity (or `y` without pooling): the next layer's input.
     pub output: T,
+    /// `r = y/max_c y` per position, where the forward pass computed it for a Hebbian step
+    /// ([`ConvNet::trace_for`]); `None` otherwise.
+    pub relative: Option<T>,
+    /// The fraction of positive `y`, where the forward pass counted it on the way.
+    pub fraction_positive: Option<f32>,
 }
 
 /// The convolutional network (see the module docs).
@@ -401,13 +406,27 @@ impl<B: Backend> ConvNet<B> {
     /// [`ConvNet::pool`]; for k-WTA without whitening the same chain as the one operation
     /// [`ConvOps::kwta_layer`](crate::backend::ConvOps::kwta_layer).
     pub fn layer_forward(&self, l: usize, input: &B::Tensor) -> LayerTrace<B::Tensor> {
+        self.layer_forward_for(l, input, false)
+    }
+
+    /// [`ConvNet::layer_forward`]; with `relative`, a k-WTA layer without whitening also returns
+    /// its relative activity ([`LayerTrace::relative`]) from the same pass.
+    fn layer_forward_for(&self, l: usize, input: &B::Tensor, relative: bool) -> LayerTrace<B::Tensor> {
         if let (Some(k), None) = (self.winners(l), self.whitening_of(l)) {
             // The same chain as one backend operation (the CPU runs it image by image).
             let (shape, layer) = (&self.shapes[l], &self.layers[l]);
-            let f =
-                self.backend.kwta_layer(input, &shape.conv, &layer.weights, &layer.bias, k + 1, shape.pool.as_ref());
-            let (patches, drive, activity, output) = (f.patches, f.drive, f.activity, f.output);
-            return LayerTrace { input: input.clone(), patches, drive, threshold: Some(f.threshold), activity, output };
+            let spec = KwtaSpec { conv: &shape.conv, k: k + 1, pool: shape.pool.as_ref(), relative };
+            let f = self.backend.kwta_layer(input, &layer.weights, &layer.bias, &spec);
+            return LayerTrace {
+                input: input.clone(),
+                patches: f.patches,
+                drive: f.drive,
+                threshold: Some(f.threshold),
+                activity: f.activity,
+                output: f.output,
+                relative: f.relative,
+                fraction_positive: f.fraction_positive,
+            };
         }
         let mut patches = self.backend.unfold(input, &self.shapes[l].conv);
         if let Some(z) = self.whitening_of(l) {
@@ -416,15 +435,31 @@ impl<B: Backend> ConvNet<B> {
         let drive = self.drive(l, &patches);
         let (threshold, activity) = self.compete(l, &drive);
         let output = self.pool(l, &activity);
-        LayerTrace { input: input.clone(), patches, drive, threshold, activity, output }
+        LayerTrace {
+            input: input.clone(),
+            patches,
+            drive,
+            threshold,
+            activity,
+            output,
+            relative: None,
+            fraction_positive: None,
+        }
     }
 
     /// Every layer's trace on `x`, first layer first.
     pub fn trace(&self, x: &B::Tensor) -> Vec<LayerTrace<B::Tensor>> {
+        self.trace_for(x, None)
+    }
+
+    /// [`ConvNet::trace`] for a Hebbian step of layer `learner`: that layer's forward pass also
+    /// gives its relative activity where its backend computes it on the way
+    /// ([`ConvOps::kwta_layer`](crate::backend::ConvOps::kwta_layer)).
+    pub fn trace_for(&self, x: &B::Tensor, learner: Option<usize>) -> Vec<LayerTrace<B::Tensor>> {
         let mut traces: Vec<LayerTrace<B::Tensor>> = Vec::with_capacity(self.layers.len());
         for l in 0..self.layers.len() {
-            let t = self.layer_forward(l, traces.last().map(|t| &t.output).unwrap_or(x));
-            traces.push(t);
+            let input = traces.last().map(|t| &t.output).unwrap_or(x);
+            traces.push(self.layer_forward_for(l, input, learner == Some(l)));
         }
         traces
     }

@@ -175,7 +175,7 @@ fn plasticity_moves_filters_toward_their_patterns() {
     let (before, loser_before) = (cosine(&net, winner), cosine(&net, loser));
     for _ in 0..20 {
         let t = net.layer_forward(0, &x);
-        conv_plasticity(&b, &mut net.layers[0], &t, &cfg, 0.05);
+        conv_plasticity(&b, &mut net.layers[0], t, &cfg, 0.05);
     }
     assert!(cosine(&net, winner) > before + 0.01, "winner: {before} → {}", cosine(&net, winner));
     assert_eq!(cosine(&net, loser), loser_before, "a unit that never wins does not learn");
@@ -388,7 +388,7 @@ fn softhebb_step_reaches_its_own_fixed_point() {
     assert!(norm(&net, winner) > 10.0, "the wide start: norm {}", norm(&net, winner));
     for _ in 0..600 {
         let t = net.layer_forward(0, &x);
-        conv_plasticity(&b, &mut net.layers[0], &t, &cfg, 0.2);
+        conv_plasticity(&b, &mut net.layers[0], t, &cfg, 0.2);
     }
     assert!(cosine(&net, winner) > 0.9, "winner's cosine {} → {}", before[winner], cosine(&net, winner));
     assert!((norm(&net, winner) - 1.0).abs() < 0.2, "winner's norm {}", norm(&net, winner));
@@ -398,7 +398,7 @@ fn softhebb_step_reaches_its_own_fixed_point() {
     // At the fixed point (W = p, norm 1) the winner's step is zero.
     net.layers[0].weights.row_mut(winner).copy_from_slice(x.row(0));
     let t = net.layer_forward(0, &x);
-    conv_plasticity(&b, &mut net.layers[0], &t, &cfg, 0.2);
+    conv_plasticity(&b, &mut net.layers[0], t, &cfg, 0.2);
     let moved = net.layers[0].weights.row(winner).iter().zip(x.row(0)).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     assert!(moved < 1e-5, "the fixed point moved by {moved}");
 }

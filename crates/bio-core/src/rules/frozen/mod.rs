@@ -106,15 +106,16 @@ pub trait FeatureLayer<B: Backend>: Clone + std::fmt::Debug + 'static {
     fn readout(model: &Self::Model) -> &LinearReadout<B>;
     /// The network's readout, to train it.
     fn readout_mut(model: &mut Self::Model) -> &mut LinearReadout<B>;
-    /// The forward pass of a batch `x` up to the features.
-    fn trace(model: &Self::Model, x: &B::Tensor) -> Self::Trace;
+    /// The forward pass of a batch `x` up to the features, in an epoch of `schedule` (a layer that
+    /// will learn may keep what its plasticity step needs from the same pass).
+    fn trace(&self, model: &Self::Model, x: &B::Tensor, schedule: Self::Schedule) -> Self::Trace;
     /// The features the readout sees (`batch×features`).
     fn features(trace: &Self::Trace) -> &B::Tensor;
     /// The fraction of active feature units, for the batch's report.
     fn active_fraction(b: &B, trace: &Self::Trace) -> f32;
     /// One plasticity step of the features from a batch `x` and its trace, in an epoch of
     /// `schedule` that does not train the readout.
-    fn learn(&self, b: &B, model: &mut Self::Model, x: &B::Tensor, trace: &Self::Trace, schedule: Self::Schedule);
+    fn learn(&self, b: &B, model: &mut Self::Model, x: &B::Tensor, trace: Self::Trace, schedule: Self::Schedule);
     /// Fits fixed input statistics of the model on the first batch it sees (its trace before any
     /// update); `true` when it changed the model, and then the batch makes no other update. The
     /// default fits nothing.
@@ -196,7 +197,7 @@ where
     /// Adam step of the readout. The report is measured before the update.
     fn train_batch(&mut self, model: &mut C::Model, x: &B::Tensor, labels: &[usize]) -> Result<BatchReport, CoreError> {
         let b = model.backend().clone();
-        let trace = C::trace(model, x);
+        let trace = self.config.trace(model, x, self.schedule);
         let features = C::features(&trace);
         let logits = C::readout(model).logits(&b, features);
         let what = format!("{} readout", <Self as Rule>::NAME);
@@ -210,7 +211,7 @@ where
         } else if self.schedule.trains_readout() {
             self.trainer.step(&b, C::readout_mut(model), features, &dlogits, self.config.readout_rate());
         } else {
-            self.config.learn(&b, model, x, &trace, self.schedule);
+            self.config.learn(&b, model, x, trace, self.schedule);
         }
         Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
     }

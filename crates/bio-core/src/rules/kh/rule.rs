@@ -85,7 +85,7 @@ impl<B: Backend> FeatureLayer<B> for KhConfig {
         &mut model.readout
     }
 
-    fn trace(model: &KhNet<B>, x: &B::Tensor) -> KhResponse<B::Tensor> {
+    fn trace(&self, model: &KhNet<B>, x: &B::Tensor, _schedule: Schedule) -> KhResponse<B::Tensor> {
         model.response(x)
     }
 
@@ -100,7 +100,7 @@ impl<B: Backend> FeatureLayer<B> for KhConfig {
     }
 
     /// [`kh_plasticity`] at the schedule's rate.
-    fn learn(&self, b: &B, model: &mut KhNet<B>, x: &B::Tensor, _trace: &KhResponse<B::Tensor>, schedule: Schedule) {
+    fn learn(&self, b: &B, model: &mut KhNet<B>, x: &B::Tensor, _trace: KhResponse<B::Tensor>, schedule: Schedule) {
         if schedule.rate > 0.0 {
             kh_plasticity(b, &mut model.weights, x, self, schedule.rate);
         }

@@ -95,7 +95,7 @@ impl<B: Backend> FeatureLayer<B> for SoftHebbConfig {
         &mut model.readout
     }
 
-    fn trace(model: &SoftHebbNet<B>, x: &B::Tensor) -> SoftHebbTrace<B::Tensor> {
+    fn trace(&self, model: &SoftHebbNet<B>, x: &B::Tensor, _schedule: Schedule) -> SoftHebbTrace<B::Tensor> {
         model.trace(x)
     }
 
@@ -117,7 +117,7 @@ impl<B: Backend> FeatureLayer<B> for SoftHebbConfig {
         b: &B,
         model: &mut SoftHebbNet<B>,
         _x: &B::Tensor,
-        trace: &SoftHebbTrace<B::Tensor>,
+        trace: SoftHebbTrace<B::Tensor>,
         schedule: Schedule,
     ) {
         if schedule.rate > 0.0 {
