@@ -123,9 +123,9 @@ sweep() {
   done
 }
 
-# name|rule|flags: every conv setting is `96:5`, six epochs unless stated (conv: the Hebbian epochs, then
-# the readout).
-CONV_BASE="--conv 96:5 --conv-readout-rate 0.0003"
+# name|rule|flags[|dataset]: every conv setting is `96:5` on omniglot-small1 (28×28) unless its flags or
+# dataset say otherwise, six epochs unless stated (conv: the Hebbian epochs, then the readout).
+CONV_BASE="--conv-readout-rate 0.0003"
 CONV_MODELS=(
   "c7-frozen|conv|--conv-pool 7:7:0 --conv-init signed --conv-frozen --epochs 6"
   "c7-r0.02|conv|--conv-pool 7:7:0 --conv-init signed --conv-rate 0.02 --epochs 6"
@@ -162,16 +162,35 @@ CONV_MODELS=(
   "bpconv4s2|bpconv|--bpconv 96:5 --bpconv-pool 4:2:1 --epochs 6"
   "bpconv7-e30|bpconv|--bpconv 96:5 --bpconv-pool 7:7:0 --epochs 30"
   "bpconv4-e30|bpconv|--bpconv 96:5 --bpconv-pool 4:4:0 --epochs 30"
+  # Round 9b, from the validation best (positive start, density 0.01, rate 0.5, 20 Hebbian epochs): width,
+  # kernel, pooling, input side and a second layer, each beside its frozen control.
+  "w192-d0.01-frozen|conv|--conv 192:5 --conv-pool 7:7:0 --conv-density 0.01 --conv-frozen --epochs 6"
+  "w192-d0.01-r0.5-h20|conv|--conv 192:5 --conv-pool 7:7:0 --conv-density 0.01 --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25"
+  "w384-d0.005-frozen|conv|--conv 384:5 --conv-pool 7:7:0 --conv-density 0.005 --conv-frozen --epochs 6"
+  "w384-d0.005-r0.5-h20|conv|--conv 384:5 --conv-pool 7:7:0 --conv-density 0.005 --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25"
+  "k7-d0.01-frozen|conv|--conv 96:7 --conv-pool 7:7:0 --conv-density 0.01 --conv-frozen --epochs 6"
+  "k7-d0.01-r0.5-h20|conv|--conv 96:7 --conv-pool 7:7:0 --conv-density 0.01 --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25"
+  "k9-d0.01-frozen|conv|--conv 96:9 --conv-pool 7:7:0 --conv-density 0.01 --conv-frozen --epochs 6"
+  "k9-d0.01-r0.5-h20|conv|--conv 96:9 --conv-pool 7:7:0 --conv-density 0.01 --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25"
+  "p4-d0.01-frozen|conv|--conv 96:5 --conv-pool 4:4:0 --conv-density 0.01 --conv-frozen --epochs 6"
+  "p4-d0.01-r0.5-h20|conv|--conv 96:5 --conv-pool 4:4:0 --conv-density 0.01 --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25"
+  "s40-d0.01-frozen|conv|--conv 96:7 --conv-pool 10:10:0 --conv-density 0.01 --conv-frozen --epochs 6|omniglot-small1-40"
+  "s40-d0.01-r0.5-h20|conv|--conv 96:7 --conv-pool 10:10:0 --conv-density 0.01 --conv-rate 0.5 --conv-layer-epochs 20 --epochs 25|omniglot-small1-40"
+  "l2-d0.01-frozen|conv|--conv 96:5,192:3 --conv-pool 3:3:0 --conv-density 0.01 --conv-frozen --epochs 6"
+  "l2-d0.01-r0.5-h10|conv|--conv 96:5,192:3 --conv-pool 3:3:0 --conv-density 0.01 --conv-rate 0.5 --conv-layer-epochs 10 --epochs 25"
+  "bpconv384-7|bpconv|--bpconv 384:5 --bpconv-pool 7:7:0 --epochs 6"
 )
 
 conv() {
   for m in "${CONV_MODELS[@]}"; do
-    IFS='|' read -r name rule flags <<<"$m"
+    IFS='|' read -r name rule flags data <<<"$m"
     [ -n "${CONV_ONLY:-}" ] && [[ " $CONV_ONLY " != *" $name "* ]] && continue
     [ "$rule" = conv ] && flags="$CONV_BASE $flags"
-    train "$OUT/val/$name" "$rule" omniglot-small1 $flags --classes "$HOLD_OUT_GREEK"
+    [ "$rule" = conv ] && [[ " $flags " != *" --conv "* ]] && flags="--conv 96:5 $flags"
+    data=${data:-omniglot-small1}
+    train "$OUT/val/$name" "$rule" "$data" $flags --classes "$HOLD_OUT_GREEK"
     validate_rows "$OUT/val/$name" "$name"
-    train "$OUT/$name" "$rule" omniglot-small1 $flags
+    train "$OUT/$name" "$rule" "$data" $flags
     oneshot_rows "$OUT/$name" "$name"
   done
 }
