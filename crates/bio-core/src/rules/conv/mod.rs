@@ -349,6 +349,14 @@ fn example_image(fits: impl Fn(usize) -> bool) -> usize {
     (4..=28).map(|side| side * side).find(|&d| fits(d)).unwrap_or(28 * 28)
 }
 
+impl ConvConfig {
+    /// The layer whose filters a batch of `schedule` changes: the schedule's, unless the filters
+    /// are frozen or the rate is zero.
+    fn learning_layer(&self, schedule: ConvSchedule) -> Option<usize> {
+        schedule.layer.filter(|_| !self.frozen && self.rate > 0.0)
+    }
+}
+
 impl<B: Backend> FeatureLayer<B> for ConvConfig {
     type Model = ConvNet<B>;
     type Schedule = ConvSchedule;
@@ -403,8 +411,7 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
     /// with k-WTA takes its relative activity from the forward pass).
     fn trace(&self, model: &ConvNet<B>, x: &B::Tensor, schedule: ConvSchedule) -> Self::Trace {
         let fused = self.plasticity == ConvPlasticity::Bio && self.competition == ConvCompetition::Hard;
-        let learner = schedule.layer.filter(|_| fused && !self.frozen && self.rate > 0.0);
-        let traces = model.trace_for(x, learner);
+        let traces = model.trace_for(x, self.learning_layer(schedule).filter(|_| fused));
         let features = model.features(&traces);
         (traces, features)
     }
@@ -428,10 +435,7 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
         (mut traces, _): Self::Trace,
         schedule: ConvSchedule,
     ) {
-        if let Some(l) = schedule.layer
-            && !self.frozen
-            && self.rate > 0.0
-        {
+        if let Some(l) = self.learning_layer(schedule) {
             conv_plasticity(b, &mut model.layers[l], traces.swap_remove(l), self, self.rate);
         }
     }
