@@ -7,12 +7,12 @@ use bio_core::backend::{
     ConvOps, KwtaLayer, KwtaSpec, NORM_GUARD, Window, composed_kwta_layer, fold_image, max_pool_backward_image,
     max_pool_image, unfold_image,
 };
-use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 use crate::CpuBackend;
-use crate::linalg::gemm_in_parts;
+use crate::linalg::{GemmKernel, gemm_block_into};
 use crate::reduce::sum_f64_of;
 use crate::select::kth_of_rows;
 
@@ -36,7 +36,7 @@ type RowBlock<'a> = ((&'a [f32], &'a mut [MaybeUninit<f32>]), &'a mut [f32]);
 /// and pooled map (to be written), of the thresholds and of the relative activity (empty when not
 /// asked for), and its count of positive activity.
 type ImageBlock<'a> =
-    (usize, ((((((Uninit<'a>, Uninit<'a>), Uninit<'a>), Uninit<'a>), &'a mut [f32]), &'a mut [f32]), &'a mut usize));
+    (usize, ((((((Uninit<'a>, Uninit<'a>), Uninit<'a>), Uninit<'a>), &'a mut [f32]), Uninit<'a>), &'a mut usize));
 
 /// A block of an output not written yet.
 type Uninit<'a> = &'a mut [MaybeUninit<f32>];
@@ -49,6 +49,44 @@ fn zeroed(block: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     unsafe {
         &mut *(block as *mut [MaybeUninit<f32>] as *mut [f32])
     }
+}
+
+/// A block whose every entry has been written, as `f32`s.
+///
+/// # Safety
+/// Every entry of `block` is initialized.
+#[allow(unsafe_code)]
+unsafe fn written(block: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: initialized (the caller's promise), and `MaybeUninit<f32>` has `f32`'s layout.
+    unsafe { &mut *(block as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// `dst[i] = f(src[i])` for every entry of `dst` (as long as `src`), returned initialized.
+#[inline(always)]
+fn map_into<'a>(dst: &'a mut [MaybeUninit<f32>], src: &[f32], f: impl Fn(f32) -> f32) -> &'a mut [f32] {
+    assert_eq!(dst.len(), src.len(), "map_into: one source entry per output entry");
+    dst.iter_mut().zip(src).for_each(|(d, &x)| {
+        d.write(f(x));
+    });
+    // SAFETY: every entry was written just above; `MaybeUninit<f32>` has `f32`'s layout.
+    #[allow(unsafe_code)]
+    unsafe {
+        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
+    }
+}
+
+/// The largest entry of a row without NaN (`−∞` for an empty row), eight running maxima side by
+/// side (one vector register) and then their largest: without NaN the maximum does not depend
+/// on the order, so this is the left fold's value, up to the sign of a zero maximum.
+#[inline(always)]
+fn peak_of(row: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = row.chunks_exact(8);
+    for chunk in &mut chunks {
+        lanes.iter_mut().zip(chunk).for_each(|(m, &v)| *m = if v > *m { v } else { *m });
+    }
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    lanes.iter().fold(tail, |m, &v| if v > m { v } else { m })
 }
 
 /// A value per row for [`CpuBackend::row_value_then_entries`] from a function of one row
@@ -143,6 +181,84 @@ impl CpuBackend {
     }
 }
 
+/// What every image of one fused [`ConvOps::kwta_layer`] call shares.
+struct LayerJob<'a> {
+    conv: &'a Window,
+    pool: Option<&'a Window>,
+    x: &'a [f32],
+    kernel: GemmKernel,
+    weights_t: ArrayView2<'a, f32>,
+    bias: &'a [f32],
+    k: usize,
+}
+
+impl LayerJob<'_> {
+    /// One image's forward pass, compiled for AVX2 where the CPU has it: what [`LayerJob::body`]
+    /// inlines (the per-position loops, the per-image functions of `bio_core::backend`) then runs
+    /// on 256-bit registers; the same operations without FMA contraction, so the same bits.
+    fn image(&self, buf: &mut Vec<i32>, block: ImageBlock<'_>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of `body_avx2`.
+            #[allow(unsafe_code)]
+            unsafe {
+                return self.body_avx2(buf, block);
+            }
+        }
+        self.body(buf, block)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn body_avx2(&self, buf: &mut Vec<i32>, block: ImageBlock<'_>) {
+        self.body(buf, block)
+    }
+
+    /// Unfold, drive (bias included), the `k`-th largest per position, the activity, its count,
+    /// the relative activity (when its block is not empty) and the pooled map of image `n`.
+    #[inline(always)]
+    fn body(&self, buf: &mut Vec<i32>, (n, ((((((p, d), a), o), t), r), count)): ImageBlock<'_>) {
+        let &LayerJob { conv, pool, x, kernel, weights_t, bias: bias_row, k } = self;
+        let (image, positions, patch_len, channels) =
+            (conv.image_len(), conv.positions(), conv.patch_len(), bias_row.len());
+        // Every row of the activity (and of the relative activity, when asked for) is written
+        // below, one per row of the drive.
+        assert!(a.len() == d.len() && (r.is_empty() || r.len() == d.len()), "one block per image");
+        let p = zeroed(p);
+        unfold_image(conv, &x[n * image..(n + 1) * image], p);
+        let pv = ArrayView2::from_shape((positions, patch_len), &*p).expect("the image's patches");
+        // The drive is written by the product without a zero fill first (the kernel's
+        // `gemm_in_parts` block for this image, the same call).
+        let d = gemm_block_into(kernel, pv, weights_t, d);
+        for row in d.chunks_exact_mut(channels) {
+            row.iter_mut().zip(bias_row).for_each(|(u, &c)| *u += c);
+        }
+        kth_of_rows(buf, d, channels, k, t);
+        let mut positive = 0;
+        let mut r_rows = r.chunks_exact_mut(channels);
+        let mut a_rows = a.chunks_exact_mut(channels);
+        for (u, &t) in d.chunks_exact(channels).zip(t.iter()) {
+            let a = map_into(a_rows.next().expect("a row per position"), u, |u| (u - t).max(0.0));
+            // Counted per row in 32 bits (a row has far fewer than 2³² entries), which vectorizes.
+            positive += a.iter().map(|&v| u32::from(v > 0.0)).sum::<u32>() as usize;
+            // The row's relative activity while it is in L1. `relu` leaves no NaN, so the
+            // `f32` maximum is the `f64` fold's of `relative_to_row_max` (zeros of either
+            // sign end at the guard alike).
+            if let Some(r) = r_rows.next() {
+                let peak = guarded(peak_of(a));
+                map_into(r, a, |y| y / peak);
+            }
+        }
+        *count = positive;
+        // SAFETY: the loop above wrote every row of `a` (one per row of the drive, as many).
+        #[allow(unsafe_code)]
+        let a = unsafe { written(a) };
+        if let Some(pool) = pool {
+            max_pool_image(pool, a, zeroed(o));
+        }
+    }
+}
+
 impl ConvOps for CpuBackend {
     fn unfold(&self, x: &Array2<f32>, g: &Window) -> Array2<f32> {
         g.assert_fits("unfold");
@@ -219,45 +335,17 @@ impl ConvOps for CpuBackend {
         };
         let x = entries(x);
         let pooled = pool.map_or(0, |p| p.positions() * channels);
-        let (image, drive_len) = (conv.image_len(), positions * channels);
+        let drive_len = positions * channels;
         let mut patches = Vec::with_capacity(rows * patch_len);
         let mut drive = Vec::with_capacity(rows * channels);
         let mut activity = Vec::with_capacity(rows * channels);
         let mut output = Vec::with_capacity(batch * pooled);
         let mut threshold = vec![0f32; rows];
-        let mut relative = vec![0f32; if want_relative { rows * channels } else { 0 }];
+        let mut relative = Vec::with_capacity(if want_relative { rows * channels } else { 0 });
         let mut positives = vec![0usize; batch];
         let weights_t = weights.t();
-        let one_image = |buf: &mut Vec<i32>, (n, ((((((p, d), a), o), t), r), count)): ImageBlock<'_>| {
-            let p = zeroed(p);
-            unfold_image(conv, &x[n * image..(n + 1) * image], p);
-            let d = zeroed(d);
-            let pv = ArrayView2::from_shape((positions, patch_len), &*p).expect("the image's patches");
-            let dv = ArrayViewMut2::from_shape((positions, channels), &mut *d).expect("the image's drive");
-            gemm_in_parts(kernel, pv, weights_t, dv, 1);
-            for row in d.chunks_exact_mut(channels) {
-                row.iter_mut().zip(bias_row).for_each(|(u, &c)| *u += c);
-            }
-            kth_of_rows(buf, d, channels, k, t);
-            let a = zeroed(a);
-            let mut positive = 0;
-            let mut r_rows = r.chunks_exact_mut(channels);
-            for ((a, u), &t) in a.chunks_exact_mut(channels).zip(d.chunks_exact(channels)).zip(t.iter()) {
-                a.iter_mut().zip(u).for_each(|(a, &u)| *a = (u - t).max(0.0));
-                positive += a.iter().map(|&v| usize::from(v > 0.0)).sum::<usize>();
-                // The row's relative activity while it is in L1. `relu` leaves no NaN, so the
-                // `f32` maximum is the `f64` fold's of `relative_to_row_max` (zeros of either
-                // sign end at the guard alike).
-                if let Some(r) = r_rows.next() {
-                    let peak = guarded(a.iter().fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m }));
-                    r.iter_mut().zip(a.iter()).for_each(|(r, &y)| *r = y / peak);
-                }
-            }
-            *count = positive;
-            if let Some(pool) = pool {
-                max_pool_image(pool, a, zeroed(o));
-            }
-        };
+        let job = LayerJob { conv, pool, x: &x, kernel, weights_t, bias: bias_row, k };
+        let one_image = |buf: &mut Vec<i32>, block: ImageBlock<'_>| job.image(buf, block);
         {
             let p = &mut patches.spare_capacity_mut()[..rows * patch_len];
             let d = &mut drive.spare_capacity_mut()[..rows * channels];
@@ -269,10 +357,10 @@ impl ConvOps for CpuBackend {
             let o_blocks: Vec<&mut [MaybeUninit<f32>]> =
                 if pooled == 0 { std::mem::take(&mut empty) } else { o.chunks_mut(pooled).collect() };
             // Without the relative activity, one empty block per image.
-            let r_blocks: Vec<&mut [f32]> = if want_relative {
-                relative.chunks_mut(drive_len).collect()
+            let r_blocks: Vec<Uninit<'_>> = if want_relative {
+                relative.spare_capacity_mut()[..rows * channels].chunks_mut(drive_len).collect()
             } else {
-                (0..batch).map(|_| <&mut [f32]>::default()).collect()
+                (0..batch).map(|_| <Uninit<'_>>::default()).collect()
             };
             let scratch = || Vec::with_capacity(channels);
             if self.parallel(rows * channels) {
@@ -300,16 +388,20 @@ impl ConvOps for CpuBackend {
                     .for_each(|job| one_image(&mut buf, job));
             }
         }
-        // SAFETY: each image's closure initialized its whole block of the four buffers (`zeroed`
-        // writes every entry before the block is used), and the blocks cover the spare capacity
-        // taken above exactly: `batch` blocks of `positions·patch_len`, `positions·C'` and
-        // `pooled` entries.
+        // SAFETY: each image's `LayerJob::body` initialized its whole block of every buffer (the
+        // patches and the pooled map by a zero fill first, the drive by the product, the activity
+        // and the relative activity row by row, one row per row of the drive), and the blocks
+        // cover the spare capacity taken above exactly: `batch` blocks of `positions·patch_len`,
+        // `positions·C'` (drive, activity, relative activity when asked for) and `pooled` entries.
         #[allow(unsafe_code)]
         unsafe {
             patches.set_len(rows * patch_len);
             drive.set_len(rows * channels);
             activity.set_len(rows * channels);
             output.set_len(batch * pooled);
+            if want_relative {
+                relative.set_len(rows * channels);
+            }
         }
         let matrix = |v: Vec<f32>, cols: usize| Array2::from_shape_vec((v.len() / cols, cols), v).expect("whole rows");
         let activity = matrix(activity, channels);

@@ -1,6 +1,7 @@
 //! GEMM (the `gemm` crate's AVX2/AVX-512 kernels or ndarray's `matrixmultiply`, cut into deterministic
 //! blocks over the rayon threads), and a sparse-times-dense product for k-WTA codes.
 
+use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use bio_core::LinalgOps;
@@ -175,41 +176,85 @@ fn gemm_block(kernel: GemmKernel, a: ArrayView2<f32>, b: ArrayView2<f32>, mut c:
                 c.fill(0.0);
                 return;
             }
-            // Equal chunks of at most GEMM_K_CHUNK, a function of `k` alone.
-            let chunk = k.div_ceil(k.div_ceil(GEMM_K_CHUNK));
-            for start in (0..k).step_by(chunk) {
-                let end = (start + chunk).min(k);
-                let (a, b) = (a.slice(s![.., start..end]), b.slice(s![start..end, ..]));
-                let ([a_rs, a_cs], [b_rs, b_cs], [c_rs, c_cs]) =
-                    (stride2(a.strides()), stride2(b.strides()), stride2(c.strides()));
-                // SAFETY: the pointers and strides are those of live ndarray views of shapes m×(end −
-                // start), (end − start)×n and m×n, so every element `gemm` addresses is in bounds;
-                // `c` is a unique mutable view, so the destination aliases neither operand.
-                #[allow(unsafe_code)]
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        end - start,
-                        c.as_mut_ptr(),
-                        c_cs,
-                        c_rs,
-                        start > 0, // the first chunk overwrites c (never reads the zeros), the rest add
-                        a.as_ptr(),
-                        a_cs,
-                        a_rs,
-                        b.as_ptr(),
-                        b_cs,
-                        b_rs,
-                        1.0, // factor of the old c (gemm's α)
-                        1.0, // factor of the product (gemm's β)
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
+            let [c_rs, c_cs] = stride2(c.strides());
+            // SAFETY: the pointer and strides are those of a live, unique `m×n` view.
+            #[allow(unsafe_code)]
+            unsafe {
+                gemm_crate(a, b, c.as_mut_ptr(), c_rs, c_cs);
             }
+        }
+    }
+}
+
+/// [`gemm_block`] into the `m×n` row-major entries of `out` (`m = a.nrows()`, `n = b.ncols()`),
+/// which need not be initialized: the same kernel call with the same bits, and no zero fill
+/// where the kernel overwrites its output without reading it (the `gemm` crate with `k ≥ 1`: its
+/// first `k`-chunk runs with `read_dst = false`, which sets the factor of the old output to zero,
+/// and its microkernels then store without loading). Returns the entries, now initialized.
+pub(crate) fn gemm_block_into<'a>(
+    kernel: GemmKernel,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    out: &'a mut [MaybeUninit<f32>],
+) -> &'a mut [f32] {
+    let (m, n) = (a.nrows(), b.ncols());
+    assert_eq!(out.len(), m * n, "gemm_block_into: the output holds m·n entries");
+    if kernel == GemmKernel::Gemm && a.ncols() > 0 && m > 0 && n > 0 {
+        // SAFETY: `out` is a unique block of `m·n` entries, addressed row-major with strides
+        // `(n, 1)`; the first chunk's call writes every entry before any is read (above).
+        #[allow(unsafe_code)]
+        unsafe {
+            gemm_crate(a, b, out.as_mut_ptr().cast::<f32>(), n as isize, 1);
+            return &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
+        }
+    }
+    out.fill(MaybeUninit::new(0.0));
+    // SAFETY: every entry was written just above; `MaybeUninit<f32>` has `f32`'s layout.
+    #[allow(unsafe_code)]
+    let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    gemm_block(kernel, a, b, ArrayViewMut2::from_shape((m, n), &mut *out).expect("m·n entries"));
+    out
+}
+
+/// `c = a·b` by the `gemm` crate, one call per equal `k`-chunk of at most [`GEMM_K_CHUNK`] (a
+/// function of `k` alone); the first chunk overwrites `c` without reading it, the rest add.
+///
+/// # Safety
+/// `c` with strides `(c_rs, c_cs)` addresses `a.nrows()×b.ncols()` entries of one live
+/// allocation that nothing else accesses during the call, and `a.ncols() ≥ 1`.
+#[allow(unsafe_code)]
+unsafe fn gemm_crate(a: ArrayView2<f32>, b: ArrayView2<f32>, c: *mut f32, c_rs: isize, c_cs: isize) {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    let chunk = k.div_ceil(k.div_ceil(GEMM_K_CHUNK));
+    for start in (0..k).step_by(chunk) {
+        let end = (start + chunk).min(k);
+        let (a, b) = (a.slice(s![.., start..end]), b.slice(s![start..end, ..]));
+        let ([a_rs, a_cs], [b_rs, b_cs]) = (stride2(a.strides()), stride2(b.strides()));
+        // SAFETY: the operands are live ndarray views of shapes m×(end − start) and
+        // (end − start)×n, the output is the caller's (see above), so every element `gemm`
+        // addresses is in bounds and the destination aliases neither operand.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                end - start,
+                c,
+                c_cs,
+                c_rs,
+                start > 0, // the first chunk overwrites c (never reads it), the rest add
+                a.as_ptr(),
+                a_cs,
+                a_rs,
+                b.as_ptr(),
+                b_cs,
+                b_rs,
+                1.0, // factor of the old c (gemm's α)
+                1.0, // factor of the product (gemm's β)
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
         }
     }
 }

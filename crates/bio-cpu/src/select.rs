@@ -78,33 +78,79 @@ pub(crate) fn kth_of_rows(buf: &mut Vec<i32>, rows: &[f32], cols: usize, k: usiz
     }
 }
 
+/// [`kth_of_rows`]'s network with AVX2 registers: each group's columns enter eight at a time, as
+/// the eight columns of an `8×8` block of its rows loaded by rows and transposed in registers (a
+/// column of a row-major group is strided, so one lane at a time otherwise); the remaining
+/// columns (fewer than eight) one at a time. The network's result does not depend on the order in
+/// which the columns enter.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn kth_by_lanes_avx2<const K: usize>(rows: &[f32], cols: usize, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    // The total-order key of eight floats' bits (`total_key` per lane).
+    let key = |bits: __m256i| _mm256_xor_si256(bits, _mm256_srli_epi32::<1>(_mm256_srai_epi32::<31>(bits)));
     for (group, out) in rows.chunks_exact(cols * LANES).zip(out.chunks_exact_mut(LANES)) {
-        kth_by_lanes::<K>(group, cols, out);
-    }
-}
-
-/// [`kth_of_rows`]'s network on one group of [`LANES`] rows.
-#[inline(always)]
-fn kth_by_lanes<const K: usize>(group: &[f32], cols: usize, out: &mut [f32]) {
-    let mut levels = [[i32::MIN; LANES]; K];
-    for j in 0..cols {
-        let mut entering = [0i32; LANES];
-        for (l, key) in entering.iter_mut().enumerate() {
-            *key = total_key(group[l * cols + j]);
-        }
-        for level in &mut levels {
-            for (kept, key) in level.iter_mut().zip(&mut entering) {
-                let larger = (*kept).max(*key);
-                *key = (*kept).min(*key);
-                *kept = larger;
+        let mut levels = [_mm256_set1_epi32(i32::MIN); K];
+        let mut enter = |mut entering: __m256i| {
+            for level in &mut levels {
+                let larger = _mm256_max_epi32(*level, entering);
+                entering = _mm256_min_epi32(*level, entering);
+                *level = larger;
+            }
+        };
+        let blocks = cols / LANES * LANES;
+        for j in (0..blocks).step_by(LANES) {
+            let row = |l: usize| {
+                let block: &[f32; LANES] = group[l * cols + j..l * cols + j + LANES].try_into().expect("eight entries");
+                // SAFETY: `block` holds eight readable floats; the load has no alignment requirement.
+                #[allow(unsafe_code)]
+                unsafe {
+                    _mm256_loadu_ps(block.as_ptr())
+                }
+            };
+            let (r0, r1, r2, r3, r4, r5, r6, r7) = (row(0), row(1), row(2), row(3), row(4), row(5), row(6), row(7));
+            let (t0, t1, t2, t3) = (
+                _mm256_unpacklo_ps(r0, r1),
+                _mm256_unpackhi_ps(r0, r1),
+                _mm256_unpacklo_ps(r2, r3),
+                _mm256_unpackhi_ps(r2, r3),
+            );
+            let (t4, t5, t6, t7) = (
+                _mm256_unpacklo_ps(r4, r5),
+                _mm256_unpackhi_ps(r4, r5),
+                _mm256_unpacklo_ps(r6, r7),
+                _mm256_unpackhi_ps(r6, r7),
+            );
+            let (u0, u1) = (_mm256_shuffle_ps::<0x44>(t0, t2), _mm256_shuffle_ps::<0xEE>(t0, t2));
+            let (u2, u3) = (_mm256_shuffle_ps::<0x44>(t1, t3), _mm256_shuffle_ps::<0xEE>(t1, t3));
+            let (u4, u5) = (_mm256_shuffle_ps::<0x44>(t4, t6), _mm256_shuffle_ps::<0xEE>(t4, t6));
+            let (u6, u7) = (_mm256_shuffle_ps::<0x44>(t5, t7), _mm256_shuffle_ps::<0xEE>(t5, t7));
+            for column in [
+                _mm256_permute2f128_ps::<0x20>(u0, u4),
+                _mm256_permute2f128_ps::<0x20>(u1, u5),
+                _mm256_permute2f128_ps::<0x20>(u2, u6),
+                _mm256_permute2f128_ps::<0x20>(u3, u7),
+                _mm256_permute2f128_ps::<0x31>(u0, u4),
+                _mm256_permute2f128_ps::<0x31>(u1, u5),
+                _mm256_permute2f128_ps::<0x31>(u2, u6),
+                _mm256_permute2f128_ps::<0x31>(u3, u7),
+            ] {
+                enter(key(_mm256_castps_si256(column)));
             }
         }
-    }
-    for (out, &key) in out.iter_mut().zip(&levels[K - 1]) {
-        *out = from_total_key(key);
+        for j in blocks..cols {
+            let bits = |l: usize| group[l * cols + j].to_bits() as i32;
+            enter(key(_mm256_setr_epi32(bits(0), bits(1), bits(2), bits(3), bits(4), bits(5), bits(6), bits(7))));
+        }
+        let mut kth = [0i32; LANES];
+        // SAFETY: `kth` holds eight writable `i32`s; the store has no alignment requirement.
+        #[allow(unsafe_code)]
+        unsafe {
+            _mm256_storeu_si256(kth.as_mut_ptr().cast(), levels[K - 1]);
+        }
+        for (out, &key) in out.iter_mut().zip(&kth) {
+            *out = from_total_key(key);
+        }
     }
 }
 

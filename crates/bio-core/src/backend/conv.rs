@@ -113,6 +113,10 @@ impl Window {
 /// `y = oy·s + i − p`, `x' = ox·s + j − p`, and `0` in the padding. `image` holds `H·W·C` entries,
 /// `out` `positions·k·k·C` (overwritten). The window columns of one window row that fall inside
 /// the image are one contiguous run of the input, copied at once.
+///
+/// Inlined into its callers so that a backend's per-image loop compiles it for its own
+/// instruction set (the CPU backend's AVX2 context); the same operations, the same values.
+#[inline(always)]
 pub fn unfold_image(g: &Window, image: &[f32], out: &mut [f32]) {
     let (c, k, ow, s, p) = (g.channels, g.kernel, g.out_width(), g.stride, g.padding);
     let len = g.patch_len();
@@ -187,6 +191,9 @@ fn pool_argmax(g: &Window, image: &[f32], oy: usize, ox: usize, best: &mut [usiz
 /// The window's first position (in window order) starts each channel's maximum and a later one
 /// replaces it only when strictly greater, so the result is the value `pool_argmax` picks (the
 /// first maximum; NaN never wins), computed on values over contiguous channels instead of indices.
+///
+/// Inlined into its callers like [`unfold_image`].
+#[inline(always)]
 pub fn max_pool_image(g: &Window, image: &[f32], out: &mut [f32]) {
     let (c, k, ow) = (g.channels, g.kernel, g.out_width());
     // The window's rows (columns) inside the map: `start..end` of `o·s − p .. o·s − p + k`.
@@ -194,19 +201,41 @@ pub fn max_pool_image(g: &Window, image: &[f32], out: &mut [f32]) {
         let first = o * g.stride;
         (first.saturating_sub(g.padding), (first + k).saturating_sub(g.padding).min(size))
     };
+    // Each channel's maximum over the window for a run of `L` channels (`L = 8`: one AVX
+    // register), kept in registers across the window instead of in `out`: the same comparisons
+    // in the same order for each channel.
+    #[inline(always)]
+    fn window<const L: usize>(
+        image: &[f32],
+        dst: &mut [f32],
+        at: impl Fn(usize, usize) -> usize,
+        (y0, y1): (usize, usize),
+        (x0, x1): (usize, usize),
+    ) {
+        let mut m = [0f32; L];
+        m.copy_from_slice(&image[at(y0, x0)..][..L]);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                if (y, x) != (y0, x0) {
+                    let v = &image[at(y, x)..][..L];
+                    m.iter_mut().zip(v).for_each(|(d, &v)| *d = if v > *d { v } else { *d });
+                }
+            }
+        }
+        dst[..L].copy_from_slice(&m);
+    }
     for oy in 0..g.out_height() {
         let (y0, y1) = span(oy, g.height);
         for ox in 0..ow {
             let (x0, x1) = span(ox, g.width);
             let dst = &mut out[(oy * ow + ox) * c..(oy * ow + ox + 1) * c];
-            let at = |y: usize, x: usize| &image[(y * g.width + x) * c..(y * g.width + x + 1) * c];
-            dst.copy_from_slice(at(y0, x0));
-            for y in y0..y1 {
-                for x in x0..x1 {
-                    if (y, x) != (y0, x0) {
-                        dst.iter_mut().zip(at(y, x)).for_each(|(d, &v)| *d = if v > *d { v } else { *d });
-                    }
-                }
+            let mut c0 = 0;
+            while c0 + 8 <= c {
+                window::<8>(image, &mut dst[c0..], |y, x| (y * g.width + x) * c + c0, (y0, y1), (x0, x1));
+                c0 += 8;
+            }
+            for c0 in c0..c {
+                window::<1>(image, &mut dst[c0..], |y, x| (y * g.width + x) * c + c0, (y0, y1), (x0, x1));
             }
         }
     }
