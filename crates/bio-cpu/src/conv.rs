@@ -181,6 +181,23 @@ impl CpuBackend {
     }
 }
 
+/// One thread's scratch for [`LayerJob::image`]: the selection's keys, and the image's drive and
+/// activity where the call does not return them (empty otherwise).
+struct ImageScratch {
+    keys: Vec<i32>,
+    drive: Vec<MaybeUninit<f32>>,
+    activity: Vec<MaybeUninit<f32>>,
+}
+
+impl ImageScratch {
+    fn new(channels: usize, image_len: usize, drive: bool, activity: bool) -> Self {
+        let block = |wanted: bool| {
+            std::iter::repeat_with(MaybeUninit::uninit).take(if wanted { image_len } else { 0 }).collect()
+        };
+        Self { keys: Vec::with_capacity(channels), drive: block(drive), activity: block(activity) }
+    }
+}
+
 /// What every image of one fused [`ConvOps::kwta_layer`] call shares.
 struct LayerJob<'a> {
     conv: &'a Window,
@@ -196,28 +213,32 @@ impl LayerJob<'_> {
     /// One image's forward pass, compiled for AVX2 where the CPU has it: what [`LayerJob::body`]
     /// inlines (the per-position loops, the per-image functions of `bio_core::backend`) then runs
     /// on 256-bit registers; the same operations without FMA contraction, so the same bits.
-    fn image(&self, buf: &mut Vec<i32>, block: ImageBlock<'_>) {
+    fn image(&self, scratch: &mut ImageScratch, block: ImageBlock<'_>) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of `body_avx2`.
             #[allow(unsafe_code)]
             unsafe {
-                return self.body_avx2(buf, block);
+                return self.body_avx2(scratch, block);
             }
         }
-        self.body(buf, block)
+        self.body(scratch, block)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    fn body_avx2(&self, buf: &mut Vec<i32>, block: ImageBlock<'_>) {
-        self.body(buf, block)
+    fn body_avx2(&self, scratch: &mut ImageScratch, block: ImageBlock<'_>) {
+        self.body(scratch, block)
     }
 
     /// Unfold, drive (bias included), the `k`-th largest per position, the activity, its count,
     /// the relative activity (when its block is not empty) and the pooled map of image `n`.
     #[inline(always)]
-    fn body(&self, buf: &mut Vec<i32>, (n, ((((((p, d), a), o), t), r), count)): ImageBlock<'_>) {
+    fn body(&self, scratch: &mut ImageScratch, (n, ((((((p, d), a), o), t), r), count)): ImageBlock<'_>) {
+        let ImageScratch { keys: buf, drive, activity } = scratch;
+        // The drive and the activity not returned go to the scratch (an empty block: not kept).
+        let d = if d.is_empty() { &mut drive[..] } else { d };
+        let a = if a.is_empty() { &mut activity[..] } else { a };
         let &LayerJob { conv, pool, x, kernel, weights_t, bias: bias_row, k } = self;
         let (image, positions, patch_len, channels) =
             (conv.image_len(), conv.positions(), conv.patch_len(), bias_row.len());
@@ -336,38 +357,43 @@ impl ConvOps for CpuBackend {
         let x = entries(x);
         let pooled = pool.map_or(0, |p| p.positions() * channels);
         let drive_len = positions * channels;
+        // A Hebbian step's pass (`relative`) returns neither the drive nor a pooled activity: each
+        // image's are written to its thread's scratch instead, where they stay in cache.
+        let keep_drive = !want_relative;
+        let keep_activity = !want_relative || pool.is_none();
+        let kept = |keep: bool| if keep { rows * channels } else { 0 };
         let mut patches = Vec::with_capacity(rows * patch_len);
-        let mut drive = Vec::with_capacity(rows * channels);
-        let mut activity = Vec::with_capacity(rows * channels);
+        let mut drive = Vec::with_capacity(kept(keep_drive));
+        let mut activity = Vec::with_capacity(kept(keep_activity));
         let mut output = Vec::with_capacity(batch * pooled);
         let mut threshold = vec![0f32; rows];
-        let mut relative = Vec::with_capacity(if want_relative { rows * channels } else { 0 });
+        let mut relative = Vec::with_capacity(kept(want_relative));
         let mut positives = vec![0usize; batch];
         let weights_t = weights.t();
         let job = LayerJob { conv, pool, x: &x, kernel, weights_t, bias: bias_row, k };
-        let one_image = |buf: &mut Vec<i32>, block: ImageBlock<'_>| job.image(buf, block);
+        let one_image = |scratch: &mut ImageScratch, block: ImageBlock<'_>| job.image(scratch, block);
         {
+            // A kept output's blocks, else one empty block per image (the scratch takes its place).
+            fn blocks(v: &mut Vec<f32>, len: usize, batch: usize) -> Vec<Uninit<'_>> {
+                if v.capacity() > 0 {
+                    v.spare_capacity_mut()[..len * batch].chunks_mut(len).collect()
+                } else {
+                    (0..batch).map(|_| <Uninit<'_>>::default()).collect()
+                }
+            }
             let p = &mut patches.spare_capacity_mut()[..rows * patch_len];
-            let d = &mut drive.spare_capacity_mut()[..rows * channels];
-            let a = &mut activity.spare_capacity_mut()[..rows * channels];
+            let d_blocks = blocks(&mut drive, drive_len, batch);
+            let a_blocks = blocks(&mut activity, drive_len, batch);
             // Without pooling, one empty block per image (the output is the activity).
-            let o = &mut output.spare_capacity_mut()[..batch * pooled];
-            let mut empty: Vec<&mut [MaybeUninit<f32>]> =
-                (0..batch).map(|_| <&mut [MaybeUninit<f32>]>::default()).collect();
-            let o_blocks: Vec<&mut [MaybeUninit<f32>]> =
-                if pooled == 0 { std::mem::take(&mut empty) } else { o.chunks_mut(pooled).collect() };
+            let o_blocks = blocks(&mut output, pooled, batch);
             // Without the relative activity, one empty block per image.
-            let r_blocks: Vec<Uninit<'_>> = if want_relative {
-                relative.spare_capacity_mut()[..rows * channels].chunks_mut(drive_len).collect()
-            } else {
-                (0..batch).map(|_| <Uninit<'_>>::default()).collect()
-            };
-            let scratch = || Vec::with_capacity(channels);
+            let r_blocks = blocks(&mut relative, drive_len, batch);
+            let scratch = || ImageScratch::new(channels, drive_len, !keep_drive, !keep_activity);
             if self.parallel(rows * channels) {
                 self.install(|| {
                     p.par_chunks_mut(positions * patch_len)
-                        .zip(d.par_chunks_mut(drive_len))
-                        .zip(a.par_chunks_mut(drive_len))
+                        .zip(d_blocks.into_par_iter())
+                        .zip(a_blocks.into_par_iter())
                         .zip(o_blocks.into_par_iter())
                         .zip(threshold.par_chunks_mut(positions))
                         .zip(r_blocks.into_par_iter())
@@ -378,8 +404,8 @@ impl ConvOps for CpuBackend {
             } else {
                 let mut buf = scratch();
                 p.chunks_mut(positions * patch_len)
-                    .zip(d.chunks_mut(drive_len))
-                    .zip(a.chunks_mut(drive_len))
+                    .zip(d_blocks)
+                    .zip(a_blocks)
                     .zip(o_blocks)
                     .zip(threshold.chunks_mut(positions))
                     .zip(r_blocks)
@@ -388,29 +414,32 @@ impl ConvOps for CpuBackend {
                     .for_each(|job| one_image(&mut buf, job));
             }
         }
-        // SAFETY: each image's `LayerJob::body` initialized its whole block of every buffer (the
-        // patches and the pooled map by a zero fill first, the drive by the product, the activity
-        // and the relative activity row by row, one row per row of the drive), and the blocks
-        // cover the spare capacity taken above exactly: `batch` blocks of `positions·patch_len`,
-        // `positions·C'` (drive, activity, relative activity when asked for) and `pooled` entries.
+        // SAFETY: each image's `LayerJob::body` initialized its whole block of every buffer it was
+        // given (the patches and the pooled map by a zero fill first, the drive by the product,
+        // the activity and the relative activity row by row, one row per row of the drive), and
+        // the blocks cover the spare capacity taken above exactly: `batch` blocks of
+        // `positions·patch_len`, `positions·C'` (drive, activity, relative activity, each when
+        // kept) and `pooled` entries.
         #[allow(unsafe_code)]
         unsafe {
             patches.set_len(rows * patch_len);
-            drive.set_len(rows * channels);
-            activity.set_len(rows * channels);
+            drive.set_len(kept(keep_drive));
+            activity.set_len(kept(keep_activity));
             output.set_len(batch * pooled);
-            if want_relative {
-                relative.set_len(rows * channels);
-            }
+            relative.set_len(kept(want_relative));
         }
         let matrix = |v: Vec<f32>, cols: usize| Array2::from_shape_vec((v.len() / cols, cols), v).expect("whole rows");
-        let activity = matrix(activity, channels);
-        let output = if pool.is_some() { matrix(output, channels) } else { activity.clone() };
+        let activity = keep_activity.then(|| matrix(activity, channels));
+        let output = match (pool, &activity) {
+            (Some(_), _) => matrix(output, channels),
+            (None, Some(activity)) => activity.clone(),
+            (None, None) => unreachable!("without pooling the activity is kept"),
+        };
         // The same `count/n` in `f64` rounded once as `fraction_positive`.
         let fraction = (positives.iter().sum::<usize>() as f64 / (rows * channels).max(1) as f64) as f32;
         KwtaLayer {
             patches: matrix(patches, patch_len),
-            drive: matrix(drive, channels),
+            drive: keep_drive.then(|| matrix(drive, channels)),
             threshold: matrix(threshold, 1),
             activity,
             output,

@@ -288,12 +288,13 @@ pub fn composed_kwta_rows<B: ElementwiseOps + SelectOps>(b: &B, u: &B::Tensor, k
 pub struct KwtaLayer<T> {
     /// `P = unfold(x)`, `(n·positions)×(k·k·C)`.
     pub patches: T,
-    /// `u = P Wᵀ + c`, `(n·positions)×C'`.
-    pub drive: T,
+    /// `u = P Wᵀ + c`, `(n·positions)×C'`; may be left out (`None`) when the relative activity
+    /// was asked for (a Hebbian step needs neither the drive nor the activity).
+    pub drive: Option<T>,
     /// `θ`, each position's `k`-th largest drive (`(n·positions)×1`).
     pub threshold: T,
-    /// `y = relu(u − θ)`.
-    pub activity: T,
+    /// `y = relu(u − θ)`; may be left out (`None`) when the relative activity was asked for.
+    pub activity: Option<T>,
     /// `y` max-pooled (or `y` itself without pooling).
     pub output: T,
     /// `r = y / max_c y` per position ([`ConvOps::relative_to_row_max`] of `y`), when it was asked
@@ -313,7 +314,8 @@ pub struct KwtaSpec<'a> {
     pub k: usize,
     /// Max pooling of the activity, if any.
     pub pool: Option<&'a Window>,
-    /// Whether to return the relative activity ([`KwtaLayer::relative`]).
+    /// Whether to return the relative activity ([`KwtaLayer::relative`]): the pass of a Hebbian
+    /// step, which may then leave out the drive and the activity.
     pub relative: bool,
 }
 
@@ -337,7 +339,15 @@ pub fn composed_kwta_layer<B: ConvOps>(
         None => activity.clone(),
     };
     let relative = relative.then(|| b.relative_to_row_max(&activity));
-    KwtaLayer { patches, drive, threshold, activity, output, relative, fraction_positive: None }
+    KwtaLayer {
+        patches,
+        drive: Some(drive),
+        threshold,
+        activity: Some(activity),
+        output,
+        relative,
+        fraction_positive: None,
+    }
 }
 
 /// [`ConvOps::relative_to_row_max`] as a chain: `reduce(PerRow, Max)`, [`guard`], `zip(Div)`.
@@ -429,10 +439,11 @@ pub trait ConvOps: TensorStore + ElementwiseOps + ReduceOps + SelectOps + Linalg
     /// One convolutional layer with k-WTA across channels ([`KwtaSpec`]): `P = unfold(x)` (`conv`),
     /// the drive `u = P Wᵀ + c` (`weights` `C'×(k·k·C)`, `bias` `1×C'`), `(θ, y) = kwta_rows(u, k)`
     /// and `y` max-pooled by `pool` (or `y` itself); with `relative`, also `relative_to_row_max(y)` (the
-    /// Hebbian step's relative activity). Default: [`composed_kwta_layer`]; an override (the CPU
-    /// runs it image by image, each image's tensors in cache) must give the chain's bits, and a
-    /// fraction of positive activity it counts must be [`ConvOps::fraction_positive`]'s
-    /// ([`crate::conformance::check_kwta_layer`]).
+    /// Hebbian step's relative activity), and then `u` and `y` may be left out. Default:
+    /// [`composed_kwta_layer`] (which returns them); an override (the CPU runs it image by image,
+    /// each image's tensors in cache, and with `relative` returns neither `u` nor a pooled `y`) must
+    /// give the chain's bits for everything it returns, and a fraction of positive activity it
+    /// counts must be [`ConvOps::fraction_positive`]'s ([`crate::conformance::check_kwta_layer`]).
     fn kwta_layer(
         &self,
         x: &Self::Tensor,

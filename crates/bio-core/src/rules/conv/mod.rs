@@ -216,8 +216,9 @@ impl ConvSchedule {
 /// The plasticity signal of the soft variant: `softmax(u/τ)` per position, gated to positions
 /// with any activity (`Σ_c y > 0`), so that blank patches (constant drive) teach nothing.
 pub fn soft_signal<B: Backend>(b: &B, trace: &LayerTrace<B::Tensor>, temperature: f32) -> B::Tensor {
-    let soft = b.softmax_rows(&b.map(&trace.drive, Unary::Scale(1.0 / temperature)));
-    let gate = b.map(&b.reduce(&trace.activity, Dim::PerRow, Reduce::Sum), Unary::Step);
+    let (drive, activity) = trace.full();
+    let soft = b.softmax_rows(&b.map(drive, Unary::Scale(1.0 / temperature)));
+    let gate = b.map(&b.reduce(activity, Dim::PerRow, Reduce::Sum), Unary::Step);
     b.zip(&soft, &gate, Binary::Mul)
 }
 
@@ -232,15 +233,23 @@ pub fn conv_hebbian_terms<B: Backend>(
     trace: LayerTrace<B::Tensor>,
     config: &ConvConfig,
 ) -> (HebbianTerms<B::Tensor>, f32) {
-    let (rows, channels) = b.shape(&trace.drive);
     let (relative, density) = match config.competition {
         ConvCompetition::Hard => {
+            let relative = match trace.relative {
+                Some(r) => r,
+                None => b.relative_to_row_max(trace.full().1),
+            };
+            let channels = b.shape(&relative).1;
             let k = crate::params::winners_at(config.density, channels);
-            let relative = trace.relative.unwrap_or_else(|| b.relative_to_row_max(&trace.activity));
             (relative, k as f32 / channels as f32)
         }
-        ConvCompetition::Soft => (soft_signal(b, &trace, config.temperature), 1.0 / channels as f32),
+        ConvCompetition::Soft => {
+            let soft = soft_signal(b, &trace, config.temperature);
+            let channels = b.shape(&soft).1;
+            (soft, 1.0 / channels as f32)
+        }
     };
+    let rows = b.shape(&relative).0;
     let pattern = b.unit_l2_rows(&trace.patches);
     let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
     (HebbianTerms { relative, pattern, wins }, density)
@@ -295,8 +304,9 @@ pub fn softhebb_step<B: Backend>(
     if channels < 2 {
         return;
     }
-    let y = softhebb_signal(b, &trace.drive, temperature);
-    let delta = by_largest(b, &soft_hebbian_change(b, &layer.weights, &trace.patches, &y, &trace.drive));
+    let drive = trace.full().0;
+    let y = softhebb_signal(b, drive, temperature);
+    let delta = by_largest(b, &soft_hebbian_change(b, &layer.weights, &trace.patches, &y, drive));
     let norms = row_norm(b, &layer.weights, ScalingNorm::L2);
     let rates = b.map(
         &b.map(&b.map(&b.map(&norms, Unary::Offset(-1.0)), Unary::Abs), Unary::Offset(1e-10)),
@@ -423,7 +433,7 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
     /// The last layer's channels over all positions.
     fn active_fraction(b: &B, (traces, _): &Self::Trace) -> f32 {
         let last = traces.last().expect("at least one layer");
-        last.fraction_positive.unwrap_or_else(|| b.fraction_positive(&last.activity))
+        last.fraction_positive.unwrap_or_else(|| b.fraction_positive(last.full().1))
     }
 
     /// [`conv_plasticity`] of the schedule's layer (none when frozen).
@@ -713,7 +723,7 @@ impl<B: Backend> LearningRule<B> for BpConvRule<B> {
         let features = model.features(&traces);
         let logits = model.readout.logits(&b, &features);
         let (loss, correct, dlogits) = score_batch(&b, &logits, labels, model.classes(), "bpconv")?;
-        let active_fraction = host_mean(&b, &b.map(&traces.last().expect("at least one layer").activity, Unary::Step));
+        let active_fraction = host_mean(&b, &b.map(traces.last().expect("at least one layer").full().1, Unary::Step));
         let adversarial = self.config.adversarial().examples(model, x, labels, &mut self.rng);
         let (traces, features, dlogits) = if let Some(adv) = adversarial {
             let traces = model.trace(&adv);

@@ -210,12 +210,14 @@ pub struct LayerTrace<T> {
     pub input: T,
     /// `P = unfold(input)` (whitened, `P Z`, in a whitened first layer).
     pub patches: T,
-    /// `u = P Wᵀ + c`.
-    pub drive: T,
+    /// `u = P Wᵀ + c`; `None` where the forward pass of a Hebbian step left it out
+    /// ([`ConvNet::trace_for`]'s learning layer, on backends that do).
+    pub drive: Option<T>,
     /// The subtracted threshold per position (`θ` or `mean_c u`, `rows×1`), none for ReLU.
     pub threshold: Option<T>,
-    /// `y`, the activity after competition.
-    pub activity: T,
+    /// `y`, the activity after competition; `None` where the forward pass of a Hebbian step left it
+    /// out (as [`LayerTrace::drive`]).
+    pub activity: Option<T>,
     /// The pooled activity (or `y` without pooling): the next layer's input.
     pub output: T,
     /// `r = y/max_c y` per position, where the forward pass computed it for a Hebbian step
@@ -223,6 +225,17 @@ pub struct LayerTrace<T> {
     pub relative: Option<T>,
     /// The fraction of positive `y`, where the forward pass counted it on the way.
     pub fraction_positive: Option<f32>,
+}
+
+impl<T> LayerTrace<T> {
+    /// The drive and the activity of a trace that has them (every trace but the learning
+    /// layer's in a Hebbian step, [`ConvNet::trace_for`]); panics otherwise.
+    pub fn full(&self) -> (&T, &T) {
+        match (&self.drive, &self.activity) {
+            (Some(drive), Some(activity)) => (drive, activity),
+            _ => panic!("this layer trace has no drive or activity (a Hebbian step's pass left them out)"),
+        }
+    }
 }
 
 /// The convolutional network (see the module docs).
@@ -438,9 +451,9 @@ impl<B: Backend> ConvNet<B> {
         LayerTrace {
             input: input.clone(),
             patches,
-            drive,
+            drive: Some(drive),
             threshold,
-            activity,
+            activity: Some(activity),
             output,
             relative: None,
             fraction_positive: None,
@@ -476,21 +489,22 @@ impl<B: Backend> ConvNet<B> {
     /// `∂L/∂u` of layer `l` from the gradient `g` reaching its pooled output.
     pub fn drive_gradient(&self, l: usize, t: &LayerTrace<B::Tensor>, g: &B::Tensor) -> B::Tensor {
         let b = &self.backend;
+        let (drive, activity) = t.full();
         let gy = match &self.shapes[l].pool {
-            Some(p) => b.max_pool_backward(&t.activity, p, g),
+            Some(p) => b.max_pool_backward(activity, p, g),
             None => {
-                let (r, c) = b.shape(&t.activity);
+                let (r, c) = b.shape(activity);
                 b.reshape(g, r, c)
             }
         };
-        let e = b.zip(&gy, &b.map(&t.activity, Unary::Step), Binary::Mul);
+        let e = b.zip(&gy, &b.map(activity, Unary::Step), Binary::Mul);
         match self.activation {
             Activation::Relu => e,
             Activation::Triangle => b.zip(&e, &b.reduce(&e, Dim::PerRow, Reduce::Mean), Binary::Sub),
             Activation::Kwta { .. } => {
                 let theta = t.threshold.as_ref().expect("k-WTA has a threshold");
                 // [u = θ]: the (k+1)-th unit, whose drive is the threshold.
-                let gap = b.map(&b.zip(&t.drive, theta, Binary::Sub), Unary::Abs);
+                let gap = b.map(&b.zip(drive, theta, Binary::Sub), Unary::Abs);
                 let at = b.map(&b.map(&b.map(&gap, Unary::Step), Unary::Scale(-1.0)), Unary::Offset(1.0));
                 let total = b.reduce(&e, Dim::PerRow, Reduce::Sum);
                 b.lincomb(1.0, &e, -1.0, &b.zip(&at, &total, Binary::Mul))

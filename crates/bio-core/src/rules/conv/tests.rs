@@ -170,8 +170,8 @@ fn plasticity_moves_filters_toward_their_patterns() {
         net.layers[0].weights.row(j).iter().zip(x.row(0)).map(|(a, b)| a * b).sum::<f32>() / pn
     };
     let t = net.layer_forward(0, &x);
-    let winner = (0..6).max_by(|&i, &j| t.drive.get(0, i).total_cmp(&t.drive.get(0, j))).unwrap();
-    let loser = (0..6).min_by(|&i, &j| t.drive.get(0, i).total_cmp(&t.drive.get(0, j))).unwrap();
+    let winner = (0..6).max_by(|&i, &j| t.full().0.get(0, i).total_cmp(&t.full().0.get(0, j))).unwrap();
+    let loser = (0..6).min_by(|&i, &j| t.full().0.get(0, i).total_cmp(&t.full().0.get(0, j))).unwrap();
     let (before, loser_before) = (cosine(&net, winner), cosine(&net, loser));
     for _ in 0..20 {
         let t = net.layer_forward(0, &x);
@@ -383,7 +383,7 @@ fn softhebb_step_reaches_its_own_fixed_point() {
         net.layers[0].weights.row(j).iter().zip(x.row(0)).map(|(a, b)| a * b).sum::<f32>() / norm(net, j)
     };
     let t = net.layer_forward(0, &x);
-    let winner = (0..4).max_by(|&i, &j| t.drive.get(0, i).total_cmp(&t.drive.get(0, j))).unwrap();
+    let winner = (0..4).max_by(|&i, &j| t.full().0.get(0, i).total_cmp(&t.full().0.get(0, j))).unwrap();
     let before: Vec<f32> = (0..4).map(|j| cosine(&net, j)).collect();
     assert!(norm(&net, winner) > 10.0, "the wide start: norm {}", norm(&net, winner));
     for _ in 0..600 {
