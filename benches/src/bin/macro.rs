@@ -396,8 +396,8 @@ fn conv_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], reps: usize) -> Vec<
         "conv layer forward (kwta_layer: unfold, drive P·Wᵀ + c, k-WTA, max pool, relative activity)",
         "conv readout logits + loss",
         "conv active fraction",
-        "conv Hebbian terms (relative, pattern, wins)",
-        "conv plasticity_step (sparse pull, change, scaling)",
+        "conv Hebbian terms (relative, pattern)",
+        "conv plasticity step (wins, sparse pull, change, scaling)",
     ];
     let mut times = [0.0f64; 5];
     for _ in 0..reps {
@@ -415,9 +415,9 @@ fn conv_parts(b: &CpuBackend, x: &Matrix, labels: &[usize], reps: usize) -> Vec<
         std::hint::black_box(<ConvConfig as FeatureLayer<CpuBackend>>::active_fraction(b, &trace));
         lap(2, &mut times);
         let (mut traces, _) = trace;
-        let (terms, density) = conv_hebbian_terms(b, traces.swap_remove(0), &config);
+        let terms = conv_hebbian_terms(b, traces.swap_remove(0), &config);
         lap(3, &mut times);
-        conv_hebbian_step(b, &mut model.layers[0], &terms, density, &config, config.rate);
+        conv_hebbian_step(b, &mut model.layers[0], terms, &config, config.rate);
         lap(4, &mut times);
     }
     let total: f64 = times.iter().sum();

@@ -651,6 +651,53 @@ pub fn check_momentum_step<B: Backend>(b: &B) {
 // Fused plasticity step
 // ============================================================================================
 
+/// `plasticity_step_from_relative`: bit for bit the backend's own `plasticity_step` with
+/// `wins = matmul(relative, true, ones)`, weights and mask, for tall sparse activity (a conv
+/// layer's positions as rows, about 10 % non-zero, zero rows and zeros of both signs), dense
+/// activity and a short batch, positive and signed layers.
+pub fn check_plasticity_step_from_relative<B: Backend>(b: &B) {
+    use crate::backend::{HebbianTerms, PlasticityStep, WeightChange};
+    use crate::params::ScalingNorm;
+    let mut rng = rng(51);
+    for (batch, neurons, cols, density, signed) in
+        [(1500, 96, 25, 0.1f64, false), (900, 40, 27, 0.1, true), (300, 20, 9, 0.9, false), (16, 50, 30, 0.05, true)]
+    {
+        let lo = if signed { -1.0 } else { 0.0 };
+        let w = random_matrix(&mut rng, neurons, cols, lo, 1.0);
+        let mask = Matrix::from_fn(neurons, cols, |_, _| 1.0);
+        let relative = Matrix::from_fn(batch, neurons, |i, j| match (i % 7, j % 13) {
+            (0, _) => 0.0,
+            (_, 0) => -0.0,
+            _ if rng.random_bool(density) => rng.random_range(0.0..1.0),
+            _ => 0.0,
+        });
+        let pattern = random_matrix(&mut rng, batch, cols, -1.0, 1.0);
+        let step = PlasticityStep {
+            step: 0.01,
+            norm: ScalingNorm::L2,
+            signed,
+            change: WeightChange::Multiplicative,
+            prune_below: None,
+            scale_to: Some(1.0),
+        };
+        let (mut w_got, mut m_got) = (b.upload(&w), b.upload(&mask));
+        let (mut w_want, mut m_want) = (b.upload(&w), b.upload(&mask));
+        let (rt, pt) = (b.upload(&relative), b.upload(&pattern));
+        let wins = b.matmul(&rt, true, &b.full(batch, 1, 1.0), false);
+        b.plasticity_step(
+            &mut w_want,
+            &mut m_want,
+            &HebbianTerms { relative: rt.clone(), pattern: pt.clone(), wins },
+            &step,
+        );
+        b.plasticity_step_from_relative(&mut w_got, &mut m_got, rt, pt, &step);
+        let ctx =
+            format!("plasticity_step_from_relative, {batch} rows of {neurons} (density {density}, signed {signed})");
+        assert_bits(&format!("{ctx}, weights"), &fetch(b, &w_got), &fetch(b, &w_want));
+        assert_bits(&format!("{ctx}, mask"), &fetch(b, &m_got), &fetch(b, &m_want));
+    }
+}
+
 /// `plasticity_step` against the default (sparse pull, then the composed definition) on the
 /// reference backend, over positive and mixed-sign layers with partly pruned masks, both norms, both
 /// weight changes, with and without pruning and scaling, relative activity at k-WTA-like (≈ 5 %) and
@@ -905,6 +952,7 @@ pub fn run_all<B: Backend>(b: &B) {
     check_adam_step(b);
     check_momentum_step(b);
     check_plasticity_step(b);
+    check_plasticity_step_from_relative(b);
     check_bio_step(b);
     check_bp_step(b);
     check_rule_steps(b);
@@ -963,6 +1011,7 @@ macro_rules! conformance_tests {
             adam_step => check_adam_step,
             momentum_step => check_momentum_step,
             plasticity_step => check_plasticity_step,
+            plasticity_step_from_relative => check_plasticity_step_from_relative,
             bio_step => check_bio_step,
             bp_step => check_bp_step,
             rule_steps => check_rule_steps,

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::CpuBackend;
 use crate::elementwise::exp;
-use crate::linalg::{SPARSE_MAX_DENSITY, SparseRows};
+use crate::linalg::{GemmKernel, SPARSE_MAX_DENSITY, SparseRows};
 use crate::reduce::sum_f64_of;
 
 impl PlasticityOps for CpuBackend {
@@ -34,7 +34,15 @@ impl PlasticityOps for CpuBackend {
             let counted = looks_dense(&terms.relative, rows);
             if counted && self.too_dense(&terms.relative) {
                 // Dense: the product below.
-            } else if self.tall_sparse_step(weights, mask, terms, step, !counted) {
+            } else if self.tall_sparse_step(
+                weights,
+                mask,
+                &terms.relative,
+                &terms.pattern,
+                Some(&terms.wins),
+                step,
+                !counted,
+            ) {
                 return;
             }
         }
@@ -62,6 +70,42 @@ impl PlasticityOps for CpuBackend {
         self.for_each_neuron(weights, mask, &terms.wins, |j, w, m, wins, buffer| {
             neuron(w, m, Pull::Sparse { active: &active, neuron: j, pattern, buffer }, wins, step)
         });
+    }
+
+    /// The tall sparse step ([`CpuBackend::tall_sparse_step`]) with `wins` summed in its pass over
+    /// `relative`, where the `gemm` crate computes the products (its GEMV for
+    /// `matmul(relative, true, ones)` sums each column in row order, the first row's entry and then
+    /// each later one added: `r·1` is exact, so each multiply-add is one rounded addition, and the
+    /// pass adds the same entries in the same order); else, or when the activity is dense, the
+    /// default (the product, then `plasticity_step`).
+    fn plasticity_step_from_relative(
+        &self,
+        weights: &mut Array2<f32>,
+        mask: &mut Array2<f32>,
+        relative: Array2<f32>,
+        pattern: Array2<f32>,
+        step: &PlasticityStep,
+    ) {
+        let (rows, cols) = weights.dim();
+        let batch = relative.nrows();
+        let tall = batch > rows
+            && rows > 0
+            && cols > 0
+            && self.gemm_kernel() == GemmKernel::Gemm
+            && weights.is_standard_layout()
+            && mask.is_standard_layout()
+            && relative.dim() == (batch, rows)
+            && pattern.dim() == (batch, cols);
+        if tall {
+            let counted = looks_dense(&relative, rows);
+            if !(counted && self.too_dense(&relative))
+                && self.tall_sparse_step(weights, mask, &relative, &pattern, None, step, !counted)
+            {
+                return;
+            }
+        }
+        let wins = self.matmul(&relative, true, &Array2::from_elem((batch, 1), 1.0), false);
+        self.plasticity_step(weights, mask, &HebbianTerms { relative, pattern, wins }, step);
     }
 }
 
@@ -93,9 +137,12 @@ fn neuron_avx2(w: &mut [f32], m: &mut [f32], pull: Pull<'_>, wins: f32, step: &P
     neuron_body(w, m, pull, wins, step)
 }
 
-/// One block of neurons of the tall step: its index, weights and mask rows, and its pulls with
-/// the non-zeros they passed (`None`: stopped at the density bound).
-type NeuronBlock<'a> = ((usize, (&'a mut [f32], &'a mut [f32])), Option<(Vec<f32>, usize)>);
+/// One block's pass of the tall step: its neurons' pulls, their column sums of `relative` (empty
+/// when the wins were given) and the non-zeros passed; `None`: stopped at the density bound.
+type BlockPass = Option<(Vec<f32>, Vec<f32>, usize)>;
+
+/// One block of neurons of the tall step: its index, weights and mask rows, and its pass.
+type NeuronBlock<'a> = ((usize, (&'a mut [f32], &'a mut [f32])), BlockPass);
 
 /// Whether the first rows of a tall `relative` (`neurons` columns) have more than twice the
 /// sparse path's density: then its non-zeros are counted in their own pass before the pull.
@@ -123,31 +170,35 @@ struct PullBlock<'a> {
 /// entries only (`pulls` has rows of `len` entries). Returns the non-zeros passed, or `None` as
 /// soon as they exceed `bound`. Compiled for AVX2 when the CPU has it (the same operations, no FMA
 /// contraction).
-fn add_pulls(job: &PullBlock<'_>, pulls: &mut [f32]) -> Option<usize> {
+fn add_pulls(job: &PullBlock<'_>, pulls: &mut [f32], sums: &mut [f32]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU supports AVX2 (checked just above), the only requirement of `add_pulls_avx2`.
         #[allow(unsafe_code)]
         unsafe {
-            return add_pulls_avx2(job, pulls);
+            return add_pulls_avx2(job, pulls, sums);
         }
     }
-    add_pulls_body(job, pulls)
+    add_pulls_body(job, pulls, sums)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn add_pulls_avx2(job: &PullBlock<'_>, pulls: &mut [f32]) -> Option<usize> {
-    add_pulls_body(job, pulls)
+fn add_pulls_avx2(job: &PullBlock<'_>, pulls: &mut [f32], sums: &mut [f32]) -> Option<usize> {
+    add_pulls_body(job, pulls, sums)
 }
 
 #[inline(always)]
-fn add_pulls_body(job: &PullBlock<'_>, pulls: &mut [f32]) -> Option<usize> {
+fn add_pulls_body(job: &PullBlock<'_>, pulls: &mut [f32], sums: &mut [f32]) -> Option<usize> {
     let &PullBlock { relative, neurons, first, pattern, len, bound } = job;
     let count = pulls.len() / len;
     let mut passed = 0usize;
-    for (r, p) in relative.chunks_exact(neurons).zip(pattern.chunks_exact(len)) {
+    for (b, (r, p)) in relative.chunks_exact(neurons).zip(pattern.chunks_exact(len)).enumerate() {
         let r = &r[first..first + count];
+        // The column sums (when asked: `sums` starts as the first row's entries), row by row.
+        if b > 0 && !sums.is_empty() {
+            sums.iter_mut().zip(r).for_each(|(s, &v)| *s += v);
+        }
         // The non-zeros of 32 entries as the bits of a mask (a vector compare), then one step per
         // set bit in ascending order: no branch per zero entry.
         for (group, r) in r.chunks(32).enumerate() {
@@ -207,44 +258,54 @@ impl CpuBackend {
     /// so the result does not depend on their number. With `check_density`, the blocks count the
     /// non-zeros they pass and the step is not taken (`false`, nothing changed) when they exceed
     /// [`CpuBackend::too_dense`]'s bound, which one block alone exceeding stops early.
+    #[allow(clippy::too_many_arguments)]
     fn tall_sparse_step(
         &self,
         weights: &mut Array2<f32>,
         mask: &mut Array2<f32>,
-        terms: &HebbianTerms<Array2<f32>>,
+        relative: &Array2<f32>,
+        pattern: &Array2<f32>,
+        wins: Option<&Array2<f32>>,
         step: &PlasticityStep,
         check_density: bool,
     ) -> bool {
         let (rows, cols) = weights.dim();
-        let relative = terms.relative.as_standard_layout();
+        let relative = relative.as_standard_layout();
         let relative = relative.as_slice().expect("standard layout");
-        let pattern = terms.pattern.as_standard_layout();
+        let pattern = pattern.as_standard_layout();
         let pattern = pattern.as_slice().expect("standard layout");
-        let wins: Vec<f32> = terms.wins.iter().copied().collect();
+        // Given, or summed by the blocks' passes (each block its neurons' column sums).
+        let given: Option<Vec<f32>> = wins.map(|w| w.iter().copied().collect());
         let tasks = if self.parallel(relative.len()) { self.num_threads().max(1) } else { 1 };
         // Whole cache lines of a row of `relative` per task where the blocks allow it.
         let per = rows.div_ceil(tasks).next_multiple_of(16).min(rows);
         // `too_dense`'s bound on the non-zeros (none when already counted).
         let bound = if check_density { SPARSE_MAX_DENSITY * relative.len() as f64 } else { f64::INFINITY };
+        let sum_wins = given.is_none();
         let block = |first: usize| {
-            let mut pulls = vec![0f32; per.min(rows - first) * cols];
+            let count = per.min(rows - first);
+            let mut pulls = vec![0f32; count * cols];
+            let mut sums = if sum_wins { relative[first..first + count].to_vec() } else { Vec::new() };
             let job = PullBlock { relative, neurons: rows, first, pattern, len: cols, bound };
-            add_pulls(&job, &mut pulls).map(|nonzeros| (pulls, nonzeros))
+            add_pulls(&job, &mut pulls, &mut sums).map(|nonzeros| (pulls, sums, nonzeros))
         };
         let firsts: Vec<usize> = (0..rows).step_by(per).collect();
-        let pulls: Vec<Option<(Vec<f32>, usize)>> = if tasks > 1 {
+        let pulls: Vec<BlockPass> = if tasks > 1 {
             self.install(|| firsts.par_iter().map(|&f| block(f)).collect())
         } else {
             firsts.iter().map(|&f| block(f)).collect()
         };
-        let nonzeros: Option<usize> = pulls.iter().map(|p| p.as_ref().map(|(_, n)| *n)).sum();
+        let nonzeros: Option<usize> = pulls.iter().map(|p| p.as_ref().map(|(_, _, n)| *n)).sum();
         if nonzeros.is_none_or(|n| n as f64 > bound) {
             return false;
         }
+        let wins = given.unwrap_or_else(|| {
+            pulls.iter().flat_map(|p| p.as_ref().expect("every block finished").1.iter().copied()).collect()
+        });
         let w = weights.as_slice_mut().expect("standard layout");
         let m = mask.as_slice_mut().expect("standard layout");
         let steps = |((t, (w, m)), pulls): NeuronBlock<'_>| {
-            let (pulls, _) = pulls.expect("every block finished");
+            let (pulls, _, _) = pulls.expect("every block finished");
             for (i, ((w, m), pull)) in w.chunks_mut(cols).zip(m.chunks_mut(cols)).zip(pulls.chunks(cols)).enumerate() {
                 neuron(w, m, Pull::Given(pull), wins[t * per + i], step);
             }

@@ -66,6 +66,24 @@ pub trait PlasticityOps: LinalgOps + ElementwiseOps + ReduceOps {
         let pull = self.sparse_matmul(&terms.relative, true, &terms.pattern);
         composed_plasticity_step(self, weights, mask, &pull, &terms.wins, step);
     }
+
+    /// [`PlasticityOps::plasticity_step`] with each neuron's `wins_j = Σ_b r_bj` summed by the step
+    /// from `relative`: by definition (the default) `matmul(relative, true, ones)` and then the
+    /// step. A backend may sum on the way through `relative` (the CPU does, in the pass that forms
+    /// the pull) if the result has the default's bits
+    /// ([`crate::conformance::check_plasticity_step_from_relative`]).
+    fn plasticity_step_from_relative(
+        &self,
+        weights: &mut Self::Tensor,
+        mask: &mut Self::Tensor,
+        relative: Self::Tensor,
+        pattern: Self::Tensor,
+        step: &PlasticityStep,
+    ) {
+        let rows = self.shape(&relative).0;
+        let wins = self.matmul(&relative, true, &self.full(rows, 1, 1.0), false);
+        self.plasticity_step(weights, mask, &HebbianTerms { relative, pattern, wins }, step);
+    }
 }
 
 /// [`PlasticityOps::plasticity_step`] written as a chain of the other families' operations.

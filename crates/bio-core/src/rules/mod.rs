@@ -37,8 +37,8 @@ pub use bp::BackpropRule;
 pub use bp::model::{BpGradients, BpNet, DenseLayer};
 pub use conv::{
     Activation, BpConvConfig, BpConvParams, BpConvRule, ConvCompetition, ConvConfig, ConvInit, ConvNet, ConvParams,
-    ConvPlasticity, ConvRule, ConvSchedule, ConvState, SOFTHEBB_RATE_POWER, WIDE_RADIUS, conv_plasticity, image_of,
-    soft_signal, softhebb_signal, softhebb_step,
+    ConvPlasticity, ConvRule, ConvSchedule, ConvState, ConvTerms, SOFTHEBB_RATE_POWER, WIDE_RADIUS, conv_plasticity,
+    image_of, soft_signal, softhebb_signal, softhebb_step,
 };
 pub use conv::{
     LayerTrace as ConvLayerTrace, WHITEN as CONV_WHITEN, Whitening as ConvWhitening, conv_hebbian_step,

@@ -32,7 +32,7 @@ use super::frozen::{FeatureLayer, FrozenRule, FrozenState, LinearReadout, Phase,
 use super::optim::{Adam, AdamState};
 use super::softhebb::rule::{by_largest, soft_hebbian_change};
 use super::{BatchReport, LearningRule, RngState, Rule, RuleOption, RuleState};
-use crate::backend::{Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, row_norm};
+use crate::backend::{Backend, Binary, Dim, PlasticityStep, Reduce, Unary, WeightChange, row_norm};
 use crate::error::CoreError;
 use crate::forward::Op;
 use crate::model::{Classifier, Params};
@@ -222,17 +222,30 @@ pub fn soft_signal<B: Backend>(b: &B, trace: &LayerTrace<B::Tensor>, temperature
     b.zip(&soft, &gate, Binary::Mul)
 }
 
+/// The Hebbian terms of one conv layer's step ([`conv_hebbian_terms`]): each neuron's
+/// `wins_j = Σ_rows r_j` is summed by the plasticity step itself
+/// ([`crate::PlasticityOps::plasticity_step_from_relative`], in its pass over `relative`).
+#[derive(Clone, Debug)]
+pub struct ConvTerms<T> {
+    /// Relative activity `r` per position (`positions×C'`).
+    pub relative: T,
+    /// Pattern `p = P/‖P‖₂` per position (`positions×k·k·C`).
+    pub pattern: T,
+    /// The target fraction of active channels `ρ` (`k/C'` hard, `1/C'` soft).
+    pub density: f32,
+}
+
 /// The Hebbian terms of one conv layer's step, the `bio` rule's form with positions as samples:
 /// relative activity `r = y/max_c y` per position (hard: the trace's own where its forward pass
 /// computed it, [`ConvNet::trace_for`], else [`crate::backend::ConvOps::relative_to_row_max`]) or
 /// [`soft_signal`] (soft), pattern `p = P/‖P‖₂` per position
-/// ([`crate::backend::ConvOps::unit_l2_rows`]), `wins_j = Σ_rows r_j`; and the target fraction of
-/// active channels `ρ` (`k/C'` hard, `1/C'` soft).
+/// ([`crate::backend::ConvOps::unit_l2_rows`]), and the target fraction of active channels `ρ`
+/// (`k/C'` hard, `1/C'` soft).
 pub fn conv_hebbian_terms<B: Backend>(
     b: &B,
     trace: LayerTrace<B::Tensor>,
     config: &ConvConfig,
-) -> (HebbianTerms<B::Tensor>, f32) {
+) -> ConvTerms<B::Tensor> {
     let (relative, density) = match config.competition {
         ConvCompetition::Hard => {
             let relative = match trace.relative {
@@ -249,10 +262,8 @@ pub fn conv_hebbian_terms<B: Backend>(
             (soft, 1.0 / channels as f32)
         }
     };
-    let rows = b.shape(&relative).0;
     let pattern = b.unit_l2_rows(&trace.patches);
-    let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
-    (HebbianTerms { relative, pattern, wins }, density)
+    ConvTerms { relative, pattern, density }
 }
 
 /// One plastic step of a conv layer: [`conv_hebbian_terms`], then [`conv_hebbian_step`]
@@ -266,8 +277,8 @@ pub fn conv_plasticity<B: Backend>(
 ) {
     match config.plasticity {
         ConvPlasticity::Bio => {
-            let (terms, density) = conv_hebbian_terms(b, trace, config);
-            conv_hebbian_step(b, layer, &terms, density, config, rate);
+            let terms = conv_hebbian_terms(b, trace, config);
+            conv_hebbian_step(b, layer, terms, config, rate);
         }
         ConvPlasticity::Softhebb => softhebb_step(b, layer, &trace, config.temperature, rate),
     }
@@ -316,18 +327,18 @@ pub fn softhebb_step<B: Backend>(
     b.zip_assign(&mut layer.weights, &step, Binary::Add);
 }
 
-/// The backend's [`crate::PlasticityOps::plasticity_step`] on a conv layer's filters from its
-/// Hebbian terms (`W_j ← W_j ⊙ exp(s·(Σ_rows r_j p − wins_j·W_j/‖W_j‖))`, then `W_j ← W_j/‖W_j‖₂`)
-/// with `s = η·√fan_in/(rows·ρ)`, `ρ` the target fraction of active channels.
+/// The backend's [`crate::PlasticityOps::plasticity_step_from_relative`] on a conv layer's
+/// filters from its Hebbian terms (`W_j ← W_j ⊙ exp(s·(Σ_rows r_j p − wins_j·W_j/‖W_j‖))` with
+/// `wins_j = Σ_rows r_j`, then `W_j ← W_j/‖W_j‖₂`) with `s = η·√fan_in/(rows·ρ)`, `ρ` the target
+/// fraction of active channels.
 pub fn conv_hebbian_step<B: Backend>(
     b: &B,
     layer: &mut ConvLayer<B>,
-    terms: &HebbianTerms<B::Tensor>,
-    density: f32,
+    ConvTerms { relative, pattern, density }: ConvTerms<B::Tensor>,
     config: &ConvConfig,
     rate: f32,
 ) {
-    let rows = b.shape(&terms.relative).0;
+    let rows = b.shape(&relative).0;
     let (neurons, fan_in) = b.shape(&layer.weights);
     let step = PlasticityStep {
         step: rate * (fan_in as f32).sqrt() / (rows.max(1) as f32 * density),
@@ -338,7 +349,7 @@ pub fn conv_hebbian_step<B: Backend>(
         scale_to: Some(1.0),
     };
     let mut mask = b.full(neurons, fan_in, 1.0);
-    b.plasticity_step(&mut layer.weights, &mut mask, terms, &step);
+    b.plasticity_step_from_relative(&mut layer.weights, &mut mask, relative, pattern, &step);
 }
 
 /// The host form of a [`ConvRule`]'s state between batches.
