@@ -167,9 +167,10 @@ struct PullBlock<'a> {
 }
 
 /// `pulls[i] += r_b,first+i · p_b` over the rows `b` of `relative` in order, for the non-zero
-/// entries only (`pulls` has rows of `len` entries). Returns the non-zeros passed, or `None` as
-/// soon as they exceed `bound`. Compiled for AVX2 when the CPU has it (the same operations, no FMA
-/// contraction).
+/// entries only (`pulls` has rows of `len` entries); and, when `sums` is not empty (it starts as
+/// the block's entries of the first row), each later row's entries added to it in order. Returns
+/// the non-zeros passed, or `None` as soon as they exceed `bound`. Compiled for AVX2 when the CPU
+/// has it (the same operations, no FMA contraction).
 fn add_pulls(job: &PullBlock<'_>, pulls: &mut [f32], sums: &mut [f32]) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -257,7 +258,9 @@ impl CpuBackend {
     /// for bit), but `relative` is read once and no transpose is built. Blocks follow the threads,
     /// so the result does not depend on their number. With `check_density`, the blocks count the
     /// non-zeros they pass and the step is not taken (`false`, nothing changed) when they exceed
-    /// [`CpuBackend::too_dense`]'s bound, which one block alone exceeding stops early.
+    /// [`CpuBackend::too_dense`]'s bound, which one block alone exceeding stops early. Without
+    /// `wins`, each block also sums its neurons' columns of `relative` in the same pass (row order,
+    /// [`PlasticityOps::plasticity_step_from_relative`]).
     #[allow(clippy::too_many_arguments)]
     fn tall_sparse_step(
         &self,
