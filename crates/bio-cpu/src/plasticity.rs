@@ -72,8 +72,8 @@ impl PlasticityOps for CpuBackend {
         });
     }
 
-    /// The tall sparse step ([`CpuBackend::tall_sparse_step`]) with `wins` summed in its pass over
-    /// `relative`, where the `gemm` crate computes the products (its GEMV for
+    /// The tall sparse step (more rows than neurons, sparse activity) with `wins` summed in its
+    /// pass over `relative`, where the `gemm` crate computes the products (its GEMV for
     /// `matmul(relative, true, ones)` sums each column in row order, the first row's entry and then
     /// each later one added: `r·1` is exact, so each multiply-add is one rounded addition, and the
     /// pass adds the same entries in the same order); else, or when the activity is dense, the
