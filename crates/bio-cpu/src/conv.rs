@@ -15,6 +15,7 @@ use crate::CpuBackend;
 use crate::linalg::{GemmKernel, gemm_block_into};
 use crate::reduce::sum_f64_of;
 use crate::select::kth_of_rows;
+use crate::uninit::{written, zeroed};
 
 /// Rows handed to one rayon task at least, so that short rows (a conv layer's channels) do not
 /// cost one task each.
@@ -41,26 +42,6 @@ type ImageBlock<'a> =
 /// A block of an output not written yet.
 type Uninit<'a> = &'a mut [MaybeUninit<f32>];
 
-/// `block` with every entry set to zero, as initialized `f32`s.
-fn zeroed(block: &mut [MaybeUninit<f32>]) -> &mut [f32] {
-    block.fill(MaybeUninit::new(0.0));
-    // SAFETY: every entry was written just above, and `MaybeUninit<f32>` has `f32`'s layout.
-    #[allow(unsafe_code)]
-    unsafe {
-        &mut *(block as *mut [MaybeUninit<f32>] as *mut [f32])
-    }
-}
-
-/// A block whose every entry has been written, as `f32`s.
-///
-/// # Safety
-/// Every entry of `block` is initialized.
-#[allow(unsafe_code)]
-unsafe fn written(block: &mut [MaybeUninit<f32>]) -> &mut [f32] {
-    // SAFETY: initialized (the caller's promise), and `MaybeUninit<f32>` has `f32`'s layout.
-    unsafe { &mut *(block as *mut [MaybeUninit<f32>] as *mut [f32]) }
-}
-
 /// `dst[i] = f(src[i])` for every entry of `dst` (as long as `src`), returned initialized.
 #[inline(always)]
 fn map_into<'a>(dst: &'a mut [MaybeUninit<f32>], src: &[f32], f: impl Fn(f32) -> f32) -> &'a mut [f32] {
@@ -68,10 +49,10 @@ fn map_into<'a>(dst: &'a mut [MaybeUninit<f32>], src: &[f32], f: impl Fn(f32) ->
     dst.iter_mut().zip(src).for_each(|(d, &x)| {
         d.write(f(x));
     });
-    // SAFETY: every entry was written just above; `MaybeUninit<f32>` has `f32`'s layout.
+    // SAFETY: every entry was written just above.
     #[allow(unsafe_code)]
     unsafe {
-        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
+        written(dst)
     }
 }
 

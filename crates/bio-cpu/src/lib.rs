@@ -11,6 +11,7 @@ mod optim;
 mod plasticity;
 mod reduce;
 mod select;
+mod uninit;
 
 pub use backend::CpuBackend;
 pub use linalg::{GemmKernel, SPARSE_MAX_DENSITY};

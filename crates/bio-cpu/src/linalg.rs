@@ -9,6 +9,7 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul, 
 use rayon::prelude::*;
 
 use crate::CpuBackend;
+use crate::uninit::{written, zeroed};
 
 /// Above this fraction of non-zeros in `a`, [`LinalgOps::sparse_matmul`] runs the dense GEMM: a
 /// row update (`axpy`) runs at a fraction of the packed GEMM's FLOP rate, so skipping zeros only pays
@@ -205,13 +206,10 @@ pub(crate) fn gemm_block_into<'a>(
         #[allow(unsafe_code)]
         unsafe {
             gemm_crate(a, b, out.as_mut_ptr().cast::<f32>(), n as isize, 1);
-            return &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]);
+            return written(out);
         }
     }
-    out.fill(MaybeUninit::new(0.0));
-    // SAFETY: every entry was written just above; `MaybeUninit<f32>` has `f32`'s layout.
-    #[allow(unsafe_code)]
-    let out = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    let out = zeroed(out);
     gemm_block(kernel, a, b, ArrayViewMut2::from_shape((m, n), &mut *out).expect("m·n entries"));
     out
 }
