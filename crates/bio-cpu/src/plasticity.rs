@@ -27,24 +27,8 @@ impl PlasticityOps for CpuBackend {
         assert_eq!(terms.pattern.dim(), (batch, cols), "plasticity_step: pattern must be batch×inputs");
         assert_eq!(terms.wins.dim(), (rows, 1), "plasticity_step: wins must be one value per neuron");
         let contiguous = weights.is_standard_layout() && mask.is_standard_layout();
-        if batch > rows && rows > 0 && contiguous && cols > 0 {
-            // The sparse-or-dense decision is exact either way: counted in its own pass when the
-            // first rows look dense, else by the pull's own pass, which stops as soon as its
-            // non-zeros alone exceed the bound.
-            let counted = looks_dense(&terms.relative, rows);
-            if counted && self.too_dense(&terms.relative) {
-                // Dense: the product below.
-            } else if self.tall_sparse_step(
-                weights,
-                mask,
-                &terms.relative,
-                &terms.pattern,
-                Some(&terms.wins),
-                step,
-                !counted,
-            ) {
-                return;
-            }
+        if self.tall_step(weights, mask, &terms.relative, &terms.pattern, Some(&terms.wins), step) {
+            return;
         }
         let active = SparseRows::of_transposed(terms.relative.view());
         let dense = active.too_dense_for(batch);
@@ -86,24 +70,10 @@ impl PlasticityOps for CpuBackend {
         pattern: Array2<f32>,
         step: &PlasticityStep,
     ) {
-        let (rows, cols) = weights.dim();
-        let batch = relative.nrows();
-        let tall = batch > rows
-            && rows > 0
-            && cols > 0
-            && self.gemm_kernel() == GemmKernel::Gemm
-            && weights.is_standard_layout()
-            && mask.is_standard_layout()
-            && relative.dim() == (batch, rows)
-            && pattern.dim() == (batch, cols);
-        if tall {
-            let counted = looks_dense(&relative, rows);
-            if !(counted && self.too_dense(&relative))
-                && self.tall_sparse_step(weights, mask, &relative, &pattern, None, step, !counted)
-            {
-                return;
-            }
+        if self.gemm_kernel() == GemmKernel::Gemm && self.tall_step(weights, mask, &relative, &pattern, None, step) {
+            return;
         }
+        let batch = relative.nrows();
         let wins = self.matmul(&relative, true, &Array2::from_elem((batch, 1), 1.0), false);
         self.plasticity_step(weights, mask, &HebbianTerms { relative, pattern, wins }, step);
     }
@@ -248,6 +218,37 @@ impl CpuBackend {
             count(values)
         };
         nonzeros as f64 > SPARSE_MAX_DENSITY * values.len() as f64
+    }
+
+    /// [`CpuBackend::tall_sparse_step`] where it applies: more rows than neurons, every operand
+    /// in the step's shapes, contiguous weights and mask, and activity that is sparse. The
+    /// sparse-or-dense decision is exact either way: counted in its own pass when the first rows
+    /// look dense, else by the pull's own pass, which stops as soon as its non-zeros alone exceed
+    /// the bound. Returns whether the step was taken (`false`: nothing changed).
+    fn tall_step(
+        &self,
+        weights: &mut Array2<f32>,
+        mask: &mut Array2<f32>,
+        relative: &Array2<f32>,
+        pattern: &Array2<f32>,
+        wins: Option<&Array2<f32>>,
+        step: &PlasticityStep,
+    ) -> bool {
+        let (rows, cols) = weights.dim();
+        let batch = relative.nrows();
+        let applies = batch > rows
+            && rows > 0
+            && cols > 0
+            && weights.is_standard_layout()
+            && mask.is_standard_layout()
+            && relative.dim() == (batch, rows)
+            && pattern.dim() == (batch, cols);
+        if !applies {
+            return false;
+        }
+        let counted = looks_dense(relative, rows);
+        !(counted && self.too_dense(relative))
+            && self.tall_sparse_step(weights, mask, relative, pattern, wins, step, !counted)
     }
 
     /// The sparse step when the batch has more rows than there are neurons (a conv layer's
