@@ -67,9 +67,18 @@ pub enum ConvPlasticity {
     /// SoftHebb's step (Journé et al. 2023): soft winner-take-all with anti-Hebbian losers, an
     /// Oja-like decay and a rate that shrinks as each filter's norm reaches 1 ([`softhebb_step`]).
     Softhebb,
+    /// The `bio` step with each synapse's pull taken in its own sign ([`aligned_hebbian_step`]):
+    /// `|W|` grows where the pattern agrees with the weight's sign, so that every synapse of a
+    /// signed filter is Hebbian (the `bio` step's pull is sign-blind: on a negative weight it is
+    /// anti-Hebbian). The same as `bio` on a positive start.
+    Aligned,
 }
 
-crate::option_choices!(ConvPlasticity { ConvPlasticity::Bio => "bio", ConvPlasticity::Softhebb => "softhebb" });
+crate::option_choices!(ConvPlasticity {
+    ConvPlasticity::Bio => "bio",
+    ConvPlasticity::Softhebb => "softhebb",
+    ConvPlasticity::Aligned => "aligned",
+});
 
 /// Unchecked hyper-parameters of the `conv` rule. Call [`ConvParams::check`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -267,7 +276,7 @@ pub fn conv_hebbian_terms<B: Backend>(
 }
 
 /// One plastic step of a conv layer: [`conv_hebbian_terms`], then [`conv_hebbian_step`]
-/// (`--conv-plasticity bio`), or [`softhebb_step`].
+/// (`--conv-plasticity bio`) or [`aligned_hebbian_step`] (`aligned`), or [`softhebb_step`].
 pub fn conv_plasticity<B: Backend>(
     b: &B,
     layer: &mut ConvLayer<B>,
@@ -279,6 +288,10 @@ pub fn conv_plasticity<B: Backend>(
         ConvPlasticity::Bio => {
             let terms = conv_hebbian_terms(b, trace, config);
             conv_hebbian_step(b, layer, terms, config, rate);
+        }
+        ConvPlasticity::Aligned => {
+            let terms = conv_hebbian_terms(b, trace, config);
+            aligned_hebbian_step(b, layer, terms, config, rate);
         }
         ConvPlasticity::Softhebb => softhebb_step(b, layer, &trace, config.temperature, rate),
     }
@@ -340,16 +353,44 @@ pub fn conv_hebbian_step<B: Backend>(
 ) {
     let rows = b.shape(&relative).0;
     let (neurons, fan_in) = b.shape(&layer.weights);
-    let step = PlasticityStep {
+    let step = conv_step(config, rate, rows, fan_in, density);
+    let mut mask = b.full(neurons, fan_in, 1.0);
+    b.plasticity_step_from_relative(&mut layer.weights, &mut mask, relative, pattern, &step);
+}
+
+/// The settings of a conv layer's multiplicative step: log-space step `s = η·√fan_in/(rows·ρ)`,
+/// magnitudes normalized in L2 (signed unless the start is positive), scaled back to unit norm.
+fn conv_step(config: &ConvConfig, rate: f32, rows: usize, fan_in: usize, density: f32) -> PlasticityStep {
+    PlasticityStep {
         step: rate * (fan_in as f32).sqrt() / (rows.max(1) as f32 * density),
         norm: ScalingNorm::L2,
         signed: config.init != ConvInit::Positive,
         change: WeightChange::Multiplicative,
         prune_below: None,
         scale_to: Some(1.0),
-    };
+    }
+}
+
+/// [`conv_hebbian_step`] with each synapse's pull in its own sign (`--conv-plasticity aligned`):
+/// `W_j ← W_j ⊙ exp(s·(sign(W_j) ⊙ Σ_rows r_j p − wins_j·|W_j|/‖W_j‖))`, then `W_j ← W_j/‖W_j‖₂`.
+/// A weight's magnitude grows where the patterns its filter wins agree with its sign and shrinks
+/// where they disagree, so the drive `⟨W_j, p⟩` of a won pattern rises through every synapse; no
+/// weight changes sign (a positive factor). Composed from backend operations
+/// ([`crate::backend::composed_plasticity_step`]); on a positive start it is the `bio` step.
+pub fn aligned_hebbian_step<B: Backend>(
+    b: &B,
+    layer: &mut ConvLayer<B>,
+    ConvTerms { relative, pattern, density }: ConvTerms<B::Tensor>,
+    config: &ConvConfig,
+    rate: f32,
+) {
+    let rows = b.shape(&relative).0;
+    let (neurons, fan_in) = b.shape(&layer.weights);
+    let step = conv_step(config, rate, rows, fan_in, density);
+    let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
+    let pull = b.zip(&b.sparse_matmul(&relative, true, &pattern), &b.map(&layer.weights, Unary::Sign), Binary::Mul);
     let mut mask = b.full(neurons, fan_in, 1.0);
-    b.plasticity_step_from_relative(&mut layer.weights, &mut mask, relative, pattern, &step);
+    crate::backend::composed_plasticity_step(b, &mut layer.weights, &mut mask, &pull, &wins, &step);
 }
 
 /// The host form of a [`ConvRule`]'s state between batches.
@@ -431,7 +472,8 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
     /// [`ConvNet::trace_for`] the layer a Hebbian step of `schedule` will change (the `bio` step
     /// with k-WTA takes its relative activity from the forward pass).
     fn trace(&self, model: &ConvNet<B>, x: &B::Tensor, schedule: ConvSchedule) -> Self::Trace {
-        let fused = self.plasticity == ConvPlasticity::Bio && self.competition == ConvCompetition::Hard;
+        let fused = matches!(self.plasticity, ConvPlasticity::Bio | ConvPlasticity::Aligned)
+            && self.competition == ConvCompetition::Hard;
         let traces = model.trace_for(x, self.learning_layer(schedule).filter(|_| fused));
         let features = model.features(&traces);
         (traces, features)
@@ -522,7 +564,7 @@ impl<B: Backend> Rule for ConvRule<B> {
             ConvParams,
             "conv-plasticity",
             plasticity,
-            "how filters change: bio (multiplicative Hebbian step, scaled to unit norm) or softhebb (soft WTA with anti-Hebbian losers, Oja-like decay, norm-dependent rate; --conv-rate is its η, --conv-temperature its τ)"
+            "how filters change: bio (multiplicative Hebbian step, scaled to unit norm), aligned (the bio step with each synapse's pull in its own sign: Hebbian for negative weights too) or softhebb (soft WTA with anti-Hebbian losers, Oja-like decay, norm-dependent rate; --conv-rate is its η, --conv-temperature its τ)"
         ),
         crate::rule_option!(
             ConvParams,

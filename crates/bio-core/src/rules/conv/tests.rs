@@ -454,3 +454,72 @@ fn centring_alone_is_a_fitted_patch_transform() {
     assert!(exported.max_abs_diff(&net.logits(&x)) < 1e-4);
     check_resume(|| ConvRule::<Ref>::new(cfg.clone()), 16, 6, 2);
 }
+
+/// On a signed start, `aligned` moves a winning filter toward a signed pattern it wins (its drive
+/// rises; no weight changes sign), while the `bio` step's sign-blind pull grows every magnitude
+/// where the pattern is positive, whatever the weight's sign; on a positive start the two agree
+/// bit for bit.
+#[test]
+fn aligned_pull_is_hebbian_for_negative_weights() {
+    let b = ReferenceBackend;
+    // A signed pattern: a centred 3×3 patch.
+    let x = {
+        let raw = uniform(1, 9, 0.0, 1.0, 6);
+        let mean = raw.row(0).iter().sum::<f32>() / 9.0;
+        Matrix::from_fn(1, 9, |_, i| raw.get(0, i) - mean)
+    };
+    let aligned = config(|c| {
+        c.init = ConvInit::Signed;
+        c.plasticity = ConvPlasticity::Aligned;
+    });
+    let blind = config(|c| c.init = ConvInit::Signed);
+    let drive = |net: &ConvNet<Ref>, j: usize| -> f32 {
+        net.layers[0].weights.row(j).iter().zip(x.row(0)).map(|(a, b)| a * b).sum()
+    };
+    let run = |cfg: &ConvConfig| {
+        let mut net = one_patch_net(cfg, 6, ConvInit::Signed, 5);
+        let signs: Vec<f32> = net.layers[0].weights.as_slice().iter().map(|w| w.signum()).collect();
+        let t = net.layer_forward(0, &x);
+        let winner = (0..6).max_by(|&i, &j| t.full().0.get(0, i).total_cmp(&t.full().0.get(0, j))).unwrap();
+        let before = drive(&net, winner);
+        for _ in 0..20 {
+            let t = net.layer_forward(0, &x);
+            conv_plasticity(&b, &mut net.layers[0], t, cfg, 0.05);
+        }
+        let kept: Vec<f32> = net.layers[0].weights.as_slice().iter().map(|w| w.signum()).collect();
+        assert_eq!(signs, kept, "a positive factor changes no sign");
+        (before, drive(&net, winner), net)
+    };
+    let (before, after, net) = run(&aligned);
+    assert!(after > before + 0.05, "aligned: the winner's drive {before} → {after}");
+    // Each synapse of the winner: its magnitude grew where sign(w)·x > 0 and shrank elsewhere.
+    let start = one_patch_net(&aligned, 6, ConvInit::Signed, 5);
+    let t = start.layer_forward(0, &x);
+    let winner = (0..6).max_by(|&i, &j| t.full().0.get(0, i).total_cmp(&t.full().0.get(0, j))).unwrap();
+    let (w0, w1) = (start.layers[0].weights.row(winner).to_vec(), net.layers[0].weights.row(winner).to_vec());
+    let ratio = |i: usize| w1[i].abs() / w0[i].abs();
+    let agree: Vec<usize> = (0..9).filter(|&i| w0[i] * x.get(0, i) > 0.0).collect();
+    let disagree: Vec<usize> = (0..9).filter(|&i| w0[i] * x.get(0, i) < 0.0).collect();
+    assert!(!agree.is_empty() && !disagree.is_empty(), "the example needs synapses of both kinds");
+    let least_agreeing = agree.iter().map(|&i| ratio(i)).fold(f32::INFINITY, f32::min);
+    let most_disagreeing = disagree.iter().map(|&i| ratio(i)).fold(0.0, f32::max);
+    assert!(least_agreeing > most_disagreeing, "agreeing {least_agreeing} vs disagreeing {most_disagreeing}");
+    // The sign-blind step does not raise the drive as much (on this start it lowers it).
+    let (_, blind_after, _) = run(&blind);
+    assert!(blind_after < after, "bio {blind_after} against aligned {after}");
+    // On a positive start the two steps are the same arithmetic.
+    let positive = |p: ConvPlasticity| {
+        let cfg = config(|c| c.plasticity = p);
+        let mut net = one_patch_net(&cfg, 6, ConvInit::Positive, 5);
+        let x = uniform(2, 9, 0.0, 1.0, 7);
+        for _ in 0..5 {
+            let t = net.layer_forward(0, &x);
+            conv_plasticity(&b, &mut net.layers[0], t, &cfg, 0.05);
+        }
+        net.layers[0].weights.as_slice().to_vec()
+    };
+    let (bio, aligned) = (positive(ConvPlasticity::Bio), positive(ConvPlasticity::Aligned));
+    for (p, q) in bio.iter().zip(&aligned) {
+        assert!((p - q).abs() <= 1e-6 * p.abs().max(1e-6), "positive start: bio {p} against aligned {q}");
+    }
+}
