@@ -19,7 +19,7 @@ pub mod whiten;
 
 pub use model::{
     Activation, ConvInit, ConvLayer, ConvNet, EFFECTIVE_WEIGHT, LayerShape, LayerTrace, WHITEN, WIDE_RADIUS, Whitening,
-    architecture, forward_words, image_of, parse_layers, parse_pool,
+    architecture, forward_words, image_of, parse_layers, parse_pools,
 };
 
 use rand::SeedableRng;
@@ -150,8 +150,8 @@ impl std::ops::Deref for ConvConfig {
 impl ConvParams {
     /// Validates every field, naming the first bad one by its CLI flag.
     pub fn check(self) -> Result<ConvConfig, CoreError> {
-        parse_layers("conv", &self.layers)?;
-        parse_pool("conv-pool", &self.pool)?;
+        let layers = parse_layers("conv", &self.layers)?;
+        parse_pools("conv-pool", &self.pool, layers.len())?;
         if !(self.density > 0.0 && self.density < 1.0) {
             return Err(CoreError::invalid("conv-density", format!("must be in (0, 1), got {}", self.density)));
         }
@@ -175,7 +175,8 @@ impl ConvParams {
 impl ConvConfig {
     /// The architecture for inputs of `input_dim` pixels ([`image_of`]).
     pub fn shapes(&self, input_dim: usize) -> Result<Vec<LayerShape>, CoreError> {
-        architecture(image_of(input_dim), &parse_layers("conv", &self.layers)?, parse_pool("conv-pool", &self.pool)?)
+        let layers = parse_layers("conv", &self.layers)?;
+        architecture(image_of(input_dim), &layers, &parse_pools("conv-pool", &self.pool, layers.len())?)
     }
 
     /// Whether the first layer's patches pass a fixed transform (whitening, centring or both).
@@ -531,7 +532,7 @@ impl<B: Backend> Rule for ConvRule<B> {
             ConvParams,
             "conv-pool",
             pool,
-            "max pooling after each layer, kernel:stride:padding, or none"
+            "max pooling after each layer, kernel:stride:padding, or none; one for all layers or one per layer, comma-separated (4:2:1,7:7:0)"
         ),
         crate::rule_option!(
             ConvParams,
@@ -676,8 +677,8 @@ impl std::ops::Deref for BpConvConfig {
 impl BpConvParams {
     /// Validates every field, naming the first bad one by its CLI flag.
     pub fn check(self) -> Result<BpConvConfig, CoreError> {
-        parse_layers("bpconv", &self.layers)?;
-        parse_pool("bpconv-pool", &self.pool)?;
+        let layers = parse_layers("bpconv", &self.layers)?;
+        parse_pools("bpconv-pool", &self.pool, layers.len())?;
         check_positive("bpconv-rate", self.rate)?;
         self.adversarial().check("bpconv-adversarial-eps", "bpconv-adversarial-steps")?;
         Ok(BpConvConfig(self))
@@ -690,11 +691,8 @@ impl BpConvParams {
 
     /// The architecture for inputs of `input_dim` pixels ([`image_of`]).
     pub fn shapes(&self, input_dim: usize) -> Result<Vec<LayerShape>, CoreError> {
-        architecture(
-            image_of(input_dim),
-            &parse_layers("bpconv", &self.layers)?,
-            parse_pool("bpconv-pool", &self.pool)?,
-        )
+        let layers = parse_layers("bpconv", &self.layers)?;
+        architecture(image_of(input_dim), &layers, &parse_pools("bpconv-pool", &self.pool, layers.len())?)
     }
 }
 

@@ -104,8 +104,11 @@ pub fn parse_layers(flag: &'static str, text: &str) -> Result<Vec<LayerSpec>, Co
     Ok(layers)
 }
 
+/// One layer's max pooling: the window `(kernel, stride, padding)`, or `None`.
+pub type Pooling = Option<(usize, usize, usize)>;
+
 /// Parses a pooling window `kernel:stride:padding` (`4:2:1`), or `none`; errors name `flag`.
-pub fn parse_pool(flag: &'static str, text: &str) -> Result<Option<(usize, usize, usize)>, CoreError> {
+pub fn parse_pool(flag: &'static str, text: &str) -> Result<Pooling, CoreError> {
     if text.trim() == "none" {
         return Ok(None);
     }
@@ -119,6 +122,20 @@ pub fn parse_pool(flag: &'static str, text: &str) -> Result<Option<(usize, usize
     }
 }
 
+/// Parses the pooling after each of `layers` layers: one window for every layer (`4:2:1`, or `none`),
+/// or one per layer, comma-separated (`4:2:1,7:7:0`, `none,2:2:0`); errors name `flag`.
+pub fn parse_pools(flag: &'static str, text: &str, layers: usize) -> Result<Vec<Pooling>, CoreError> {
+    let pools = text.split(',').map(|part| parse_pool(flag, part)).collect::<Result<Vec<_>, _>>()?;
+    match pools.len() {
+        1 => Ok(vec![pools[0]; layers]),
+        n if n == layers => Ok(pools),
+        n => Err(CoreError::invalid(
+            flag,
+            format!("`{text}` gives {n} pooling windows for {layers} layers: give one for all layers or one for each"),
+        )),
+    }
+}
+
 /// The map size of a flat input: a square single-channel image when `input_dim` is a square
 /// (28×28 for 784), else one row of `input_dim` pixels.
 pub fn image_of(input_dim: usize) -> (usize, usize, usize) {
@@ -127,15 +144,17 @@ pub fn image_of(input_dim: usize) -> (usize, usize, usize) {
 }
 
 /// The architecture for an input map: each layer's windows, with stride 1 and padding `⌊k/2⌋`
-/// (the map keeps its size), then the pooling window if any. Errors when a window does not fit.
+/// (the map keeps its size), then its pooling window if any (`pools[l]`, one per layer, as
+/// [`parse_pools`] gives them). Errors when a window does not fit.
 pub fn architecture(
     image: (usize, usize, usize),
     layers: &[LayerSpec],
-    pool: Option<(usize, usize, usize)>,
+    pools: &[Pooling],
 ) -> Result<Vec<LayerShape>, CoreError> {
+    assert_eq!(pools.len(), layers.len(), "one pooling window (or none) per layer");
     let (mut h, mut w, mut c) = image;
     let mut shapes = Vec::with_capacity(layers.len());
-    for spec in layers {
+    for (spec, &pool) in layers.iter().zip(pools) {
         let conv =
             Window { height: h, width: w, channels: c, kernel: spec.kernel, stride: 1, padding: spec.kernel / 2 };
         conv.check()?;

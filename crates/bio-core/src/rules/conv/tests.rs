@@ -27,7 +27,8 @@ fn gradient_matches_finite_differences() {
         [(0u64, Activation::Kwta { density: 0.3 }), (1, Activation::Triangle), (2, Activation::Relu)]
     {
         for (layers, pool) in [("4:3,6:3", Some((2, 2, 0))), ("5:3", None), ("4:1,3:3", Some((3, 2, 1)))] {
-            let shapes = architecture((6, 6, 1), &parse_layers("conv", layers).unwrap(), pool).unwrap();
+            let specs = parse_layers("conv", layers).unwrap();
+            let shapes = architecture((6, 6, 1), &specs, &vec![pool; specs.len()]).unwrap();
             let init = if activation == Activation::Relu { ConvInit::Uniform } else { ConvInit::Signed };
             let mut net = ConvNet::init(&ReferenceBackend, shapes, activation, init, false, 36, 3, seed);
             random_readout(&mut net, seed + 10);
@@ -39,11 +40,26 @@ fn gradient_matches_finite_differences() {
 
 #[test]
 fn architecture_follows_the_flags() {
-    let shapes = architecture((28, 28, 1), &parse_layers("conv", "96:5,384:3").unwrap(), Some((4, 2, 1))).unwrap();
+    let layers = parse_layers("conv", "96:5,384:3").unwrap();
+    let shapes = architecture((28, 28, 1), &layers, &parse_pools("conv-pool", "4:2:1", 2).unwrap()).unwrap();
     assert_eq!(shapes[0].output(), (14, 14, 96));
     assert_eq!(shapes[1].conv.patch_len(), 9 * 96);
     assert_eq!(shapes[1].output(), (7, 7, 384));
     assert_eq!(ConvNet::<Ref>::feature_len(&shapes), 7 * 7 * 384);
+    // One window per layer: 28 → 14 (4/2/1), then 14 → 2 (7/7/0); `none` leaves a layer unpooled.
+    let pools = parse_pools("conv-pool", "4:2:1,7:7:0", 2).unwrap();
+    let shapes = architecture((28, 28, 1), &layers, &pools).unwrap();
+    assert_eq!((shapes[0].output(), shapes[1].output()), ((14, 14, 96), (2, 2, 384)));
+    let shapes = architecture((28, 28, 1), &layers, &parse_pools("conv-pool", "none,4:4:0", 2).unwrap()).unwrap();
+    assert_eq!((shapes[0].output(), shapes[1].output()), ((28, 28, 96), (7, 7, 384)));
+    assert!(parse_pools("conv-pool", "4:2:1,7:7:0,2:2:0", 2).is_err());
+    let mut p = ConvParams { layers: "96:5,384:3".into(), pool: "4:2:1,7:7:0".into(), ..Default::default() };
+    assert_eq!(p.clone().check().unwrap().shapes(784).unwrap()[1].output(), (2, 2, 384));
+    p.layers = "96:5".into();
+    match p.check() {
+        Err(CoreError::InvalidParam { name, .. }) => assert_eq!(name, "conv-pool"),
+        other => panic!("two windows for one layer: {other:?}"),
+    }
     assert_eq!(image_of(784), (28, 28, 1));
     assert_eq!(image_of(10), (1, 10, 1));
 }
