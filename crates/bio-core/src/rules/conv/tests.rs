@@ -535,7 +535,25 @@ fn aligned_pull_is_hebbian_for_negative_weights() {
         net.layers[0].weights.as_slice().to_vec()
     };
     let (bio, aligned) = (positive(ConvPlasticity::Bio), positive(ConvPlasticity::Aligned));
-    for (p, q) in bio.iter().zip(&aligned) {
-        assert!((p - q).abs() <= 1e-6 * p.abs().max(1e-6), "positive start: bio {p} against aligned {q}");
-    }
+    assert_eq!(bio, aligned, "positive start: the same arithmetic on the reference backend");
+}
+
+/// One pooling window per layer: the exported forward pass gives the net's logits, and the model
+/// resumes bit for bit.
+#[test]
+fn pooling_per_layer_exports_and_resumes() {
+    let cfg = config(|c| {
+        c.layers = "4:3,6:3".into();
+        c.pool = "none,2:2:0".into();
+        c.init = ConvInit::Signed;
+    });
+    let shapes = cfg.shapes(36).unwrap();
+    assert_eq!((shapes[0].output(), shapes[1].output()), ((6, 6, 4), (3, 3, 6)));
+    let mut net = ConvRule::<Ref>::new(cfg.clone()).init_model(&ReferenceBackend, 36, 3, 2);
+    random_readout(&mut net, 4);
+    let x = uniform(3, 36, 0.0, 1.0, 9);
+    let ops = <ConvRule<Ref> as Rule>::forward_pass(&cfg, 36, 3).expect("ops");
+    let exported = crate::forward::run(&ops, &net.to_params(), &x).expect("runs");
+    assert!(exported.max_abs_diff(&net.logits(&x)) < 1e-4);
+    check_resume(|| ConvRule::<Ref>::new(cfg.clone()), 36, 6, 2);
 }
