@@ -67,7 +67,7 @@ pub enum ConvPlasticity {
     /// SoftHebb's step (Journé et al. 2023): soft winner-take-all with anti-Hebbian losers, an
     /// Oja-like decay and a rate that shrinks as each filter's norm reaches 1 ([`softhebb_step`]).
     Softhebb,
-    /// The `bio` step with each synapse's pull taken in its own sign ([`aligned_hebbian_step`]):
+    /// The `bio` step with each synapse's pull taken in its own sign ([`conv_hebbian_step`]):
     /// `|W|` grows where the pattern agrees with the weight's sign, so that every synapse of a
     /// signed filter is Hebbian (the `bio` step's pull is sign-blind: on a negative weight it is
     /// anti-Hebbian). The same as `bio` on a positive start.
@@ -277,7 +277,7 @@ pub fn conv_hebbian_terms<B: Backend>(
 }
 
 /// One plastic step of a conv layer: [`conv_hebbian_terms`], then [`conv_hebbian_step`]
-/// (`--conv-plasticity bio`) or [`aligned_hebbian_step`] (`aligned`), or [`softhebb_step`].
+/// (`--conv-plasticity bio` or `aligned`), or [`softhebb_step`].
 pub fn conv_plasticity<B: Backend>(
     b: &B,
     layer: &mut ConvLayer<B>,
@@ -286,13 +286,9 @@ pub fn conv_plasticity<B: Backend>(
     rate: f32,
 ) {
     match config.plasticity {
-        ConvPlasticity::Bio => {
+        ConvPlasticity::Bio | ConvPlasticity::Aligned => {
             let terms = conv_hebbian_terms(b, trace, config);
             conv_hebbian_step(b, layer, terms, config, rate);
-        }
-        ConvPlasticity::Aligned => {
-            let terms = conv_hebbian_terms(b, trace, config);
-            aligned_hebbian_step(b, layer, terms, config, rate);
         }
         ConvPlasticity::Softhebb => softhebb_step(b, layer, &trace, config.temperature, rate),
     }
@@ -341,10 +337,19 @@ pub fn softhebb_step<B: Backend>(
     b.zip_assign(&mut layer.weights, &step, Binary::Add);
 }
 
-/// The backend's [`crate::PlasticityOps::plasticity_step_from_relative`] on a conv layer's
-/// filters from its Hebbian terms (`W_j ← W_j ⊙ exp(s·(Σ_rows r_j p − wins_j·W_j/‖W_j‖))` with
-/// `wins_j = Σ_rows r_j`, then `W_j ← W_j/‖W_j‖₂`) with `s = η·√fan_in/(rows·ρ)`, `ρ` the target
-/// fraction of active channels.
+/// A conv layer's multiplicative step from its Hebbian terms, with `s = η·√fan_in/(rows·ρ)`, `ρ`
+/// the target fraction of active channels, and `wins_j = Σ_rows r_j`:
+///
+/// - `--conv-plasticity bio`: the backend's [`crate::PlasticityOps::plasticity_step_from_relative`],
+///   `W_j ← W_j ⊙ exp(s·(Σ_rows r_j p − wins_j·|W_j|/‖W_j‖))` (the pull is sign-blind: on a signed
+///   filter a negative weight's magnitude grows where the pattern is positive);
+/// - `aligned`: each synapse's pull in its own sign,
+///   `W_j ← W_j ⊙ exp(s·(sign(W_j) ⊙ Σ_rows r_j p − wins_j·|W_j|/‖W_j‖))`: a magnitude grows where
+///   the patterns its filter wins agree with its sign and shrinks where they disagree, so the drive
+///   `⟨W_j, p⟩` of a won pattern rises through every synapse. Composed from backend operations
+///   ([`crate::backend::composed_plasticity_step`]); on a positive start it is the `bio` step.
+///
+/// Then `W_j ← W_j/‖W_j‖₂`. A positive factor either way: no weight changes sign.
 pub fn conv_hebbian_step<B: Backend>(
     b: &B,
     layer: &mut ConvLayer<B>,
@@ -354,44 +359,22 @@ pub fn conv_hebbian_step<B: Backend>(
 ) {
     let rows = b.shape(&relative).0;
     let (neurons, fan_in) = b.shape(&layer.weights);
-    let step = conv_step(config, rate, rows, fan_in, density);
-    let mut mask = b.full(neurons, fan_in, 1.0);
-    b.plasticity_step_from_relative(&mut layer.weights, &mut mask, relative, pattern, &step);
-}
-
-/// The settings of a conv layer's multiplicative step: log-space step `s = η·√fan_in/(rows·ρ)`,
-/// magnitudes normalized in L2 (signed unless the start is positive), scaled back to unit norm.
-fn conv_step(config: &ConvConfig, rate: f32, rows: usize, fan_in: usize, density: f32) -> PlasticityStep {
-    PlasticityStep {
+    let step = PlasticityStep {
         step: rate * (fan_in as f32).sqrt() / (rows.max(1) as f32 * density),
         norm: ScalingNorm::L2,
         signed: config.init != ConvInit::Positive,
         change: WeightChange::Multiplicative,
         prune_below: None,
         scale_to: Some(1.0),
-    }
-}
-
-/// [`conv_hebbian_step`] with each synapse's pull in its own sign (`--conv-plasticity aligned`):
-/// `W_j ← W_j ⊙ exp(s·(sign(W_j) ⊙ Σ_rows r_j p − wins_j·|W_j|/‖W_j‖))`, then `W_j ← W_j/‖W_j‖₂`.
-/// A weight's magnitude grows where the patterns its filter wins agree with its sign and shrinks
-/// where they disagree, so the drive `⟨W_j, p⟩` of a won pattern rises through every synapse; no
-/// weight changes sign (a positive factor). Composed from backend operations
-/// ([`crate::backend::composed_plasticity_step`]); on a positive start it is the `bio` step.
-pub fn aligned_hebbian_step<B: Backend>(
-    b: &B,
-    layer: &mut ConvLayer<B>,
-    ConvTerms { relative, pattern, density }: ConvTerms<B::Tensor>,
-    config: &ConvConfig,
-    rate: f32,
-) {
-    let rows = b.shape(&relative).0;
-    let (neurons, fan_in) = b.shape(&layer.weights);
-    let step = conv_step(config, rate, rows, fan_in, density);
-    let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
-    let pull = b.zip(&b.sparse_matmul(&relative, true, &pattern), &b.map(&layer.weights, Unary::Sign), Binary::Mul);
+    };
     let mut mask = b.full(neurons, fan_in, 1.0);
-    crate::backend::composed_plasticity_step(b, &mut layer.weights, &mut mask, &pull, &wins, &step);
+    if config.plasticity == ConvPlasticity::Aligned {
+        let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
+        let pull = b.zip(&b.sparse_matmul(&relative, true, &pattern), &b.map(&layer.weights, Unary::Sign), Binary::Mul);
+        crate::backend::composed_plasticity_step(b, &mut layer.weights, &mut mask, &pull, &wins, &step);
+    } else {
+        b.plasticity_step_from_relative(&mut layer.weights, &mut mask, relative, pattern, &step);
+    }
 }
 
 /// The host form of a [`ConvRule`]'s state between batches.
