@@ -504,14 +504,12 @@ fn aligned_pull_is_hebbian_for_negative_weights() {
         }
         let kept: Vec<f32> = net.layers[0].weights.as_slice().iter().map(|w| w.signum()).collect();
         assert_eq!(signs, kept, "a positive factor changes no sign");
-        (before, drive(&net, winner), net)
+        (before, drive(&net, winner), net, winner)
     };
-    let (before, after, net) = run(&aligned);
+    let (before, after, net, winner) = run(&aligned);
     assert!(after > before + 0.05, "aligned: the winner's drive {before} → {after}");
     // Each synapse of the winner: its magnitude grew where sign(w)·x > 0 and shrank elsewhere.
     let start = one_patch_net(&aligned, 6, ConvInit::Signed, 5);
-    let t = start.layer_forward(0, &x);
-    let winner = (0..6).max_by(|&i, &j| t.full().0.get(0, i).total_cmp(&t.full().0.get(0, j))).unwrap();
     let (w0, w1) = (start.layers[0].weights.row(winner).to_vec(), net.layers[0].weights.row(winner).to_vec());
     let ratio = |i: usize| w1[i].abs() / w0[i].abs();
     let agree: Vec<usize> = (0..9).filter(|&i| w0[i] * x.get(0, i) > 0.0).collect();
@@ -521,7 +519,7 @@ fn aligned_pull_is_hebbian_for_negative_weights() {
     let most_disagreeing = disagree.iter().map(|&i| ratio(i)).fold(0.0, f32::max);
     assert!(least_agreeing > most_disagreeing, "agreeing {least_agreeing} vs disagreeing {most_disagreeing}");
     // The sign-blind step does not raise the drive as much (on this start it lowers it).
-    let (_, blind_after, _) = run(&blind);
+    let (_, blind_after, _, _) = run(&blind);
     assert!(blind_after < after, "bio {blind_after} against aligned {after}");
     // On a positive start the two steps are the same arithmetic.
     let positive = |p: ConvPlasticity| {
