@@ -72,12 +72,18 @@ pub enum ConvPlasticity {
     /// signed filter is Hebbian (the `bio` step's pull is sign-blind: on a negative weight it is
     /// anti-Hebbian). The same as `bio` on a positive start.
     Aligned,
+    /// Classic competitive learning (Grossberg's instar; Rumelhart & Zipser 1985): an additive step
+    /// of each filter toward the patterns it wins, `W_j ← W_j + c·(Σ r_j p − wins_j·W_j)`, then unit
+    /// norm ([`conv_hebbian_step`]). With one winner per position it is online spherical k-means
+    /// (the dictionary of Coates & Ng 2011). Weights may change sign.
+    Instar,
 }
 
 crate::option_choices!(ConvPlasticity {
     ConvPlasticity::Bio => "bio",
     ConvPlasticity::Softhebb => "softhebb",
     ConvPlasticity::Aligned => "aligned",
+    ConvPlasticity::Instar => "instar",
 });
 
 /// Unchecked hyper-parameters of the `conv` rule. Call [`ConvParams::check`].
@@ -286,7 +292,7 @@ pub fn conv_plasticity<B: Backend>(
     rate: f32,
 ) {
     match config.plasticity {
-        ConvPlasticity::Bio | ConvPlasticity::Aligned => {
+        ConvPlasticity::Bio | ConvPlasticity::Aligned | ConvPlasticity::Instar => {
             let terms = conv_hebbian_terms(b, trace, config);
             conv_hebbian_step(b, layer, terms, config, rate);
         }
@@ -347,9 +353,13 @@ pub fn softhebb_step<B: Backend>(
 ///   `W_j ← W_j ⊙ exp(s·(sign(W_j) ⊙ Σ_rows r_j p − wins_j·|W_j|/‖W_j‖))`: a magnitude grows where
 ///   the patterns its filter wins agree with its sign and shrinks where they disagree, so the drive
 ///   `⟨W_j, p⟩` of a won pattern rises through every synapse. Composed from backend operations
-///   ([`crate::backend::composed_plasticity_step`]); on a positive start it is the `bio` step.
+///   ([`crate::backend::composed_plasticity_step`]); on a positive start it is the `bio` step;
+/// - `instar`: competitive learning, additive, `W_j ← W_j + c·(Σ_rows r_j p − wins_j·W_j)` with
+///   `c = η/(rows·ρ)` (`s` in weight units: the pull's entries are of order `1/√fan_in`), so that a
+///   filter of average wins moves the fraction `η` of the way to the (relative-activity weighted)
+///   mean of the unit patterns it won; composed from backend operations, signs may change.
 ///
-/// Then `W_j ← W_j/‖W_j‖₂`. A positive factor either way: no weight changes sign.
+/// Then `W_j ← W_j/‖W_j‖₂`. For `bio` and `aligned` a positive factor: no weight changes sign.
 pub fn conv_hebbian_step<B: Backend>(
     b: &B,
     layer: &mut ConvLayer<B>,
@@ -368,12 +378,24 @@ pub fn conv_hebbian_step<B: Backend>(
         scale_to: Some(1.0),
     };
     let mut mask = b.full(neurons, fan_in, 1.0);
-    if config.plasticity == ConvPlasticity::Aligned {
-        let wins = b.matmul(&relative, true, &b.full(rows, 1, 1.0), false);
-        let pull = b.zip(&b.sparse_matmul(&relative, true, &pattern), &b.map(&layer.weights, Unary::Sign), Binary::Mul);
-        crate::backend::composed_plasticity_step(b, &mut layer.weights, &mut mask, &pull, &wins, &step);
-    } else {
-        b.plasticity_step_from_relative(&mut layer.weights, &mut mask, relative, pattern, &step);
+    let wins = |relative: &B::Tensor| b.matmul(relative, true, &b.full(rows, 1, 1.0), false);
+    match config.plasticity {
+        ConvPlasticity::Instar => {
+            let c = step.step / (fan_in as f32).sqrt();
+            let decay = b.zip(&layer.weights, &wins(&relative), Binary::Mul);
+            let delta = b.lincomb(c, &b.sparse_matmul(&relative, true, &pattern), -c, &decay);
+            b.zip_assign(&mut layer.weights, &delta, Binary::Add);
+            crate::backend::scale_synapses(b, &mut layer.weights, ScalingNorm::L2, 1.0);
+        }
+        ConvPlasticity::Aligned => {
+            let pull =
+                b.zip(&b.sparse_matmul(&relative, true, &pattern), &b.map(&layer.weights, Unary::Sign), Binary::Mul);
+            crate::backend::composed_plasticity_step(b, &mut layer.weights, &mut mask, &pull, &wins(&relative), &step);
+        }
+        // `bio` (softhebb has its own step, [`softhebb_step`]).
+        ConvPlasticity::Bio | ConvPlasticity::Softhebb => {
+            b.plasticity_step_from_relative(&mut layer.weights, &mut mask, relative, pattern, &step)
+        }
     }
 }
 
@@ -456,7 +478,7 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
     /// [`ConvNet::trace_for`] the layer a Hebbian step of `schedule` will change (the `bio` step
     /// with k-WTA takes its relative activity from the forward pass).
     fn trace(&self, model: &ConvNet<B>, x: &B::Tensor, schedule: ConvSchedule) -> Self::Trace {
-        let fused = matches!(self.plasticity, ConvPlasticity::Bio | ConvPlasticity::Aligned)
+        let fused = matches!(self.plasticity, ConvPlasticity::Bio | ConvPlasticity::Aligned | ConvPlasticity::Instar)
             && self.competition == ConvCompetition::Hard;
         let traces = model.trace_for(x, self.learning_layer(schedule).filter(|_| fused));
         let features = model.features(&traces);
@@ -548,7 +570,7 @@ impl<B: Backend> Rule for ConvRule<B> {
             ConvParams,
             "conv-plasticity",
             plasticity,
-            "how filters change: bio (multiplicative Hebbian step, scaled to unit norm), aligned (the bio step with each synapse's pull in its own sign: Hebbian for negative weights too) or softhebb (soft WTA with anti-Hebbian losers, Oja-like decay, norm-dependent rate; --conv-rate is its η, --conv-temperature its τ)"
+            "how filters change: bio (multiplicative Hebbian step, scaled to unit norm), aligned (the bio step with each synapse's pull in its own sign: Hebbian for negative weights too), instar (competitive learning: an additive step toward the won patterns, W += c·(Σ r p − wins·W), unit norm; signs may change) or softhebb (soft WTA with anti-Hebbian losers, Oja-like decay, norm-dependent rate; --conv-rate is its η, --conv-temperature its τ)"
         ),
         crate::rule_option!(
             ConvParams,

@@ -1,6 +1,6 @@
 use super::model::WHITEN;
 use super::*;
-use crate::backend::{ReferenceBackend, Window};
+use crate::backend::{ConvOps, ReferenceBackend, Window};
 use crate::rules::adversarial::pgd_examples;
 use crate::rules::test_util::{changed, check_resume, gradient_error, train, two_blobs, uniform};
 use crate::rules::{DIVERGENCE_FACTOR, config_from_settings};
@@ -554,4 +554,52 @@ fn pooling_per_layer_exports_and_resumes() {
     let exported = crate::forward::run(&ops, &net.to_params(), &x).expect("runs");
     assert!(exported.max_abs_diff(&net.logits(&x)) < 1e-4);
     check_resume(|| ConvRule::<Ref>::new(cfg.clone()), 36, 6, 2);
+}
+
+/// `instar`: the winner moves additively toward the unit pattern it wins, through zero where the
+/// pattern's sign disagrees with its start (a sign-keeping step could not reach it), until it is
+/// that pattern: a filter equal to its won pattern is a fixed point; a filter that never wins does
+/// not move.
+#[test]
+fn instar_moves_the_winner_onto_the_pattern_it_wins() {
+    let b = ReferenceBackend;
+    let x = {
+        let raw = uniform(1, 9, 0.0, 1.0, 6);
+        let mean = raw.row(0).iter().sum::<f32>() / 9.0;
+        Matrix::from_fn(1, 9, |_, i| raw.get(0, i) - mean)
+    };
+    let unit = b.unit_l2_rows(&x);
+    let cfg = config(|c| {
+        c.init = ConvInit::Signed;
+        c.plasticity = ConvPlasticity::Instar;
+    });
+    let mut net = one_patch_net(&cfg, 6, ConvInit::Signed, 5);
+    let cosine = |net: &ConvNet<Ref>, j: usize| -> f32 {
+        net.layers[0].weights.row(j).iter().zip(unit.row(0)).map(|(a, b)| a * b).sum()
+    };
+    let t = net.layer_forward(0, &x);
+    let drive = t.full().0.clone();
+    let winner = (0..6).max_by(|&i, &j| drive.get(0, i).total_cmp(&drive.get(0, j))).unwrap();
+    let loser = (0..6).min_by(|&i, &j| drive.get(0, i).total_cmp(&drive.get(0, j))).unwrap();
+    let start = net.layers[0].weights.clone();
+    for _ in 0..30 {
+        let t = net.layer_forward(0, &x);
+        conv_plasticity(&b, &mut net.layers[0], t, &cfg, 0.5);
+    }
+    let end = &net.layers[0].weights;
+    assert!(cosine(&net, winner) > 0.999, "winner's cosine with its pattern: {}", cosine(&net, winner));
+    let flipped = (0..9).filter(|&i| start.get(winner, i) * end.get(winner, i) < 0.0).count();
+    assert!(flipped > 0, "the winner reached a pattern of other signs: some weight crossed zero");
+    assert_eq!(start.row(loser), end.row(loser), "a unit that never wins does not learn");
+    // A filter equal to the unit pattern it wins stays where it is.
+    let mut fixed = one_patch_net(&cfg, 6, ConvInit::Signed, 5);
+    for i in 0..9 {
+        fixed.layers[0].weights.set(winner, i, unit.get(0, i));
+    }
+    let t = fixed.layer_forward(0, &x);
+    conv_plasticity(&b, &mut fixed.layers[0], t, &cfg, 0.5);
+    for i in 0..9 {
+        let (got, want) = (fixed.layers[0].weights.get(winner, i), unit.get(0, i));
+        assert!((got - want).abs() < 1e-6, "synapse {i}: {want} moved to {got}");
+    }
 }
