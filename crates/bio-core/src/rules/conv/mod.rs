@@ -100,6 +100,9 @@ pub struct ConvParams {
     pub competition: ConvCompetition,
     /// k-WTA density `ρ`: `k = round(ρ·C')` winners per position.
     pub density: f32,
+    /// k-WTA density of the plasticity signal (the winners per position that learn, `k_learn =
+    /// round(ρ_learn·C')`); `None`: `density`. The forward pass keeps `density`'s `k`.
+    pub learn_density: Option<f32>,
     /// Temperature `τ` of the soft plasticity signal `softmax(u/τ)`.
     pub temperature: f32,
     /// Hebbian rate `η` (log-space step per unit of normalized pull, as `bio`'s `--hebbian-rate`).
@@ -129,6 +132,7 @@ impl Default for ConvParams {
             pool: "4:2:1".into(),
             competition: ConvCompetition::Hard,
             density: 0.1,
+            learn_density: None,
             temperature: 0.1,
             rate: 0.02,
             layer_epochs: 1,
@@ -160,6 +164,17 @@ impl ConvParams {
         parse_pools("conv-pool", &self.pool, layers.len())?;
         if !(self.density > 0.0 && self.density < 1.0) {
             return Err(CoreError::invalid("conv-density", format!("must be in (0, 1), got {}", self.density)));
+        }
+        if let Some(d) = self.learn_density {
+            if !(d > 0.0 && d < 1.0) {
+                return Err(CoreError::invalid("conv-learn-density", format!("must be in (0, 1), got {d}")));
+            }
+            if self.competition != ConvCompetition::Hard || self.plasticity == ConvPlasticity::Softhebb {
+                return Err(CoreError::invalid(
+                    "conv-learn-density",
+                    "needs --conv-competition hard and the bio, aligned or instar step",
+                ));
+            }
         }
         check_positive("conv-temperature", self.temperature)?;
         check_at_least("conv-rate", self.rate, 0.0)?;
@@ -253,7 +268,8 @@ pub struct ConvTerms<T> {
 
 /// The Hebbian terms of one conv layer's step, the `bio` rule's form with positions as samples:
 /// relative activity `r = y/max_c y` per position (hard: the trace's own where its forward pass
-/// computed it, [`ConvNet::trace_for`], else [`crate::backend::ConvOps::relative_to_row_max`]) or
+/// computed it, [`ConvNet::trace_for`], else [`crate::backend::ConvOps::relative_to_row_max`]; with
+/// `--conv-learn-density`, of the drive's own k-WTA at `k_learn` winners) or
 /// [`soft_signal`] (soft), pattern `p = P/‖P‖₂` per position
 /// ([`crate::backend::ConvOps::unit_l2_rows`]), and the target fraction of active channels `ρ`
 /// (`k/C'` hard, `1/C'` soft).
@@ -264,12 +280,18 @@ pub fn conv_hebbian_terms<B: Backend>(
 ) -> ConvTerms<B::Tensor> {
     let (relative, density) = match config.competition {
         ConvCompetition::Hard => {
-            let relative = match trace.relative {
-                Some(r) => r,
-                None => b.relative_to_row_max(trace.full().1),
+            let relative = if let Some(learn) = config.learn_density {
+                let drive = trace.full().0;
+                let k = crate::params::winners_at(learn, b.shape(drive).1);
+                b.relative_to_row_max(&b.kwta_rows(drive, k + 1).1)
+            } else {
+                match trace.relative {
+                    Some(r) => r,
+                    None => b.relative_to_row_max(trace.full().1),
+                }
             };
             let channels = b.shape(&relative).1;
-            let k = crate::params::winners_at(config.density, channels);
+            let k = crate::params::winners_at(config.learn_density.unwrap_or(config.density), channels);
             (relative, k as f32 / channels as f32)
         }
         ConvCompetition::Soft => {
@@ -479,7 +501,8 @@ impl<B: Backend> FeatureLayer<B> for ConvConfig {
     /// with k-WTA takes its relative activity from the forward pass).
     fn trace(&self, model: &ConvNet<B>, x: &B::Tensor, schedule: ConvSchedule) -> Self::Trace {
         let fused = matches!(self.plasticity, ConvPlasticity::Bio | ConvPlasticity::Aligned | ConvPlasticity::Instar)
-            && self.competition == ConvCompetition::Hard;
+            && self.competition == ConvCompetition::Hard
+            && self.learn_density.is_none();
         let traces = model.trace_for(x, self.learning_layer(schedule).filter(|_| fused));
         let features = model.features(&traces);
         (traces, features)
@@ -546,6 +569,12 @@ impl<B: Backend> Rule for ConvRule<B> {
             "hard (k-WTA across channels per position) or soft (triangle forward, softmax(u/τ) plasticity)"
         ),
         crate::rule_option!(ConvParams, "conv-density", density, "k-WTA density ρ, k = round(ρ·channels)"),
+        crate::rule_option!(
+            ConvParams,
+            "conv-learn-density",
+            learn_density,
+            "k-WTA density of the plasticity signal: the winners per position that learn (default: --conv-density); the forward pass keeps --conv-density"
+        ),
         crate::rule_option!(
             ConvParams,
             "conv-temperature",

@@ -603,3 +603,49 @@ fn instar_moves_the_winner_onto_the_pattern_it_wins() {
         assert!((got - want).abs() < 1e-6, "synapse {i}: {want} moved to {got}");
     }
 }
+
+/// `--conv-learn-density`: the plasticity signal keeps its own winners per position while the
+/// forward pass keeps `--conv-density`'s; equal to the forward density it is the same step, bit
+/// for bit; it is refused where no k-WTA signal exists.
+#[test]
+fn learn_density_sets_the_winners_that_learn_only() {
+    let b = ReferenceBackend;
+    let x = uniform(1, 9, 0.0, 1.0, 6);
+    let step = |learn: Option<f32>, plasticity: ConvPlasticity| {
+        let cfg = config(|c| {
+            c.density = 0.5;
+            c.learn_density = learn;
+            c.init = ConvInit::Signed;
+            c.plasticity = plasticity;
+        });
+        let mut net = one_patch_net(&cfg, 6, ConvInit::Signed, 5);
+        let start = net.layers[0].weights.clone();
+        let t = net.layer_forward(0, &x);
+        let active = t.full().1.row(0).iter().filter(|&&y| y > 0.0).count();
+        conv_plasticity(&b, &mut net.layers[0], t, &cfg, 0.5);
+        // Moved beyond the rounding of synaptic scaling (a unit-norm row rescaled to unit norm).
+        let w = &net.layers[0].weights;
+        let moved = (0..6).filter(|&j| (0..9).any(|i| (start.get(j, i) - w.get(j, i)).abs() > 1e-6)).count();
+        (active, moved, net.layers[0].weights.clone())
+    };
+    for plasticity in [ConvPlasticity::Bio, ConvPlasticity::Instar] {
+        let (active, moved, _) = step(Some(0.1), plasticity);
+        assert_eq!((active, moved), (3, 1), "{plasticity:?}: forward k = 3, one winner learns");
+        let (active, moved, w) = step(None, plasticity);
+        assert_eq!((active, moved), (3, 3), "{plasticity:?}: without it the forward winners learn");
+        assert_eq!(step(Some(0.5), plasticity).2, w, "{plasticity:?}: the forward density is the same step");
+    }
+    for bad in [
+        ConvParams { learn_density: Some(0.0), ..Default::default() },
+        ConvParams { learn_density: Some(0.1), competition: ConvCompetition::Soft, ..Default::default() },
+        ConvParams {
+            learn_density: Some(0.1),
+            plasticity: ConvPlasticity::Softhebb,
+            init: ConvInit::Signed,
+            ..Default::default()
+        },
+    ] {
+        let err = bad.check().unwrap_err().to_string();
+        assert!(err.contains("conv-learn-density"), "{err}");
+    }
+}
