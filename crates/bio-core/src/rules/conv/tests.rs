@@ -173,6 +173,13 @@ fn one_patch_net(cfg: &ConvConfig, channels: usize, init: ConvInit, seed: u64) -
     ConvNet::init(&ReferenceBackend, vec![shape], cfg.activation(), init, false, 9, 2, seed)
 }
 
+/// A signed pattern: one centred 3×3 patch (a `1×9` row of mean zero).
+fn centred_patch() -> Matrix {
+    let raw = uniform(1, 9, 0.0, 1.0, 6);
+    let mean = raw.row(0).iter().sum::<f32>() / 9.0;
+    Matrix::from_fn(1, 9, |_, i| raw.get(0, i) - mean)
+}
+
 /// The Hebbian step moves a winning filter toward the pattern it wins: a 3×3 window without
 /// padding sees one patch per image; repeated steps on one image raise the winner's cosine with it.
 #[test]
@@ -478,12 +485,7 @@ fn centring_alone_is_a_fitted_patch_transform() {
 #[test]
 fn aligned_pull_is_hebbian_for_negative_weights() {
     let b = ReferenceBackend;
-    // A signed pattern: a centred 3×3 patch.
-    let x = {
-        let raw = uniform(1, 9, 0.0, 1.0, 6);
-        let mean = raw.row(0).iter().sum::<f32>() / 9.0;
-        Matrix::from_fn(1, 9, |_, i| raw.get(0, i) - mean)
-    };
+    let x = centred_patch();
     let aligned = config(|c| {
         c.init = ConvInit::Signed;
         c.plasticity = ConvPlasticity::Aligned;
@@ -563,11 +565,7 @@ fn pooling_per_layer_exports_and_resumes() {
 #[test]
 fn instar_moves_the_winner_onto_the_pattern_it_wins() {
     let b = ReferenceBackend;
-    let x = {
-        let raw = uniform(1, 9, 0.0, 1.0, 6);
-        let mean = raw.row(0).iter().sum::<f32>() / 9.0;
-        Matrix::from_fn(1, 9, |_, i| raw.get(0, i) - mean)
-    };
+    let x = centred_patch();
     let unit = b.unit_l2_rows(&x);
     let cfg = config(|c| {
         c.init = ConvInit::Signed;
