@@ -399,7 +399,8 @@ pub fn conv_hebbian_step<B: Backend>(
         prune_below: None,
         scale_to: Some(1.0),
     };
-    let mut mask = b.full(neurons, fan_in, 1.0);
+    // The plasticity steps take a mask; every synapse of a conv filter is present.
+    let all_present = || b.full(neurons, fan_in, 1.0);
     let wins = |relative: &B::Tensor| b.matmul(relative, true, &b.full(rows, 1, 1.0), false);
     match config.plasticity {
         ConvPlasticity::Instar => {
@@ -412,11 +413,12 @@ pub fn conv_hebbian_step<B: Backend>(
         ConvPlasticity::Aligned => {
             let pull =
                 b.zip(&b.sparse_matmul(&relative, true, &pattern), &b.map(&layer.weights, Unary::Sign), Binary::Mul);
+            let mut mask = all_present();
             crate::backend::composed_plasticity_step(b, &mut layer.weights, &mut mask, &pull, &wins(&relative), &step);
         }
         // `bio` (softhebb has its own step, [`softhebb_step`]).
         ConvPlasticity::Bio | ConvPlasticity::Softhebb => {
-            b.plasticity_step_from_relative(&mut layer.weights, &mut mask, relative, pattern, &step)
+            b.plasticity_step_from_relative(&mut layer.weights, &mut all_present(), relative, pattern, &step)
         }
     }
 }
