@@ -92,7 +92,7 @@ run_tests() {
     export RUST_BACKTRACE=1
     local failed=0 name secs status
     # Order: cheapest first, so a broken setup shows quickly. Seconds are per-binary timeouts.
-    for spec in bio_cuda:60 no_gpu:60 conformance:300 conv_kernels:120 rules_vs_cpu:150 gpu_kernels:60 forks:120; do
+    for spec in bio_cuda:60 no_gpu:60 conformance:300 conv_kernels:120 rules_vs_cpu:150 gpu_kernels:120 forks:300; do
         name="${spec%%:*}"
         secs="${spec##*:}"
         if [ ! -x "$bin_dir/$name" ]; then
@@ -105,7 +105,7 @@ run_tests() {
         # --nocapture keeps what the tests print (gpu_kernels' times) in the log.
         timeout --kill-after=10 "$secs" "$bin_dir/$name" --include-ignored --test-threads=1 --nocapture \
             >"$logs/$name.log" 2>&1 || status=$?
-        grep -E '^test |^test result|panicked|FAILED|failures:|fused|GPU kernel times|  pull|  du|conv kernels|  unfold|  fold|  max_pool' "$logs/$name.log" \
+        grep -E '^test |^test result|panicked|FAILED|failures:|fused|GPU kernel times|  pull|  du|stacked|population|conv kernels|  unfold|  fold|  max_pool' "$logs/$name.log" \
             | tail -n 60 || true
         if [ "$status" -ne 0 ]; then
             echo "== $name: FAILED (exit $status; 124 = timed out); full log: $logs/$name.log"

@@ -298,6 +298,99 @@ pub fn check_matmul<B: Backend>(b: &B) {
     }
 }
 
+/// `matmul_stacked` (population training's products) in all four transpose combinations, for 1, 2
+/// and 5 members over [`MATMUL_SHAPES`], each member against the `f64` reference product of its
+/// own operands (the members differ, so a product of the wrong member or a stride of the wrong
+/// member's size fails).
+pub fn check_matmul_stacked<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(21);
+    let stack = |members: &[Matrix]| {
+        let cols = members[0].cols();
+        let data: Vec<f32> = members.iter().flat_map(|m| m.as_slice().iter().copied()).collect();
+        Matrix::new(data.len() / cols.max(1), cols, data).expect("equal members")
+    };
+    for members in [1usize, 2, 5] {
+        for &(m, k, n) in &MATMUL_SHAPES {
+            let a: Vec<Matrix> = (0..members).map(|_| random_matrix(&mut rng, m, k, -1.0, 1.0)).collect();
+            let bm: Vec<Matrix> = (0..members).map(|_| random_matrix(&mut rng, k, n, -1.0, 1.0)).collect();
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let stored = |ms: &[Matrix], t: bool| {
+                    stack(&ms.iter().map(|x| if t { x.transpose() } else { x.clone() }).collect::<Vec<_>>())
+                };
+                let got = fetch(
+                    b,
+                    &b.matmul_stacked(members, &b.upload(&stored(&a, ta)), ta, &b.upload(&stored(&bm, tb)), tb),
+                );
+                assert_eq!(got.shape(), (members * m, n), "conformance: matmul_stacked of {members} members: shape");
+                for p in 0..members {
+                    let want = r.matmul(&a[p], false, &bm[p], false);
+                    let scale = r.matmul(&r.map(&a[p], Unary::Abs), false, &r.map(&bm[p], Unary::Abs), false);
+                    let mine = Matrix::new(m, n, got.as_slice()[p * m * n..(p + 1) * m * n].to_vec()).expect("member");
+                    let ctx = format!(
+                        "matmul_stacked, member {p} of {members}: {}{} · {}{} (m={m}, k={k}, n={n})",
+                        shape_str(if ta { (k, m) } else { (m, k) }),
+                        if ta { "ᵀ" } else { "" },
+                        shape_str(if tb { (n, k) } else { (k, n) }),
+                        if tb { "ᵀ" } else { "" },
+                    );
+                    assert_close_scaled(&ctx, &mine, &want, &scale, MATMUL_RTOL, ABS_TOL);
+                }
+            }
+        }
+    }
+}
+
+/// `reduce_stacked` for every `Dim` and `Reduce` on stacks of 1, 3 and 4 members: each member's
+/// result against the reference `reduce` of that member, with `reduce`'s tolerance (Max and Min
+/// exactly). (A default implementation has `reduce`'s own bits; the CPU population test holds the
+/// CPU to them.)
+pub fn check_reduce_stacked<B: Backend>(b: &B) {
+    let r = ReferenceBackend;
+    let mut rng = rng(22);
+    for members in [1usize, 3, 4] {
+        for &(rows, cols) in &[(1, 1), (5, 7), (20, 130)] {
+            let parts: Vec<Matrix> = (0..members).map(|_| random_matrix(&mut rng, rows, cols, -1.0, 1.0)).collect();
+            let data: Vec<f32> = parts.iter().flat_map(|m| m.as_slice().to_vec()).collect();
+            let stack = b.upload(&Matrix::new(members * rows, cols, data).unwrap());
+            for dim in [Dim::PerRow, Dim::PerCol, Dim::All] {
+                let n = match dim {
+                    Dim::PerRow => cols,
+                    Dim::PerCol => rows,
+                    Dim::All => rows * cols,
+                } as f32;
+                for op in [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Min] {
+                    let got = fetch(b, &b.reduce_stacked(members, &stack, dim, op));
+                    let member_len = got.len() / members;
+                    assert_eq!(got.len() % members, 0, "conformance: reduce_stacked {dim:?} {op:?}: shape");
+                    for (p, x) in parts.iter().enumerate() {
+                        let want = r.reduce(x, dim, op);
+                        let mine = Matrix::new(
+                            want.rows(),
+                            want.cols(),
+                            got.as_slice()[p * member_len..(p + 1) * member_len].to_vec(),
+                        )
+                        .expect("a member's result");
+                        let ctx = format!(
+                            "reduce_stacked {op:?} {dim:?}, member {p} of {members} of {}",
+                            shape_str((rows, cols))
+                        );
+                        match op {
+                            Reduce::Sum | Reduce::Mean => {
+                                let per = if op == Reduce::Mean { n } else { 1.0 };
+                                let scale =
+                                    r.map(&r.reduce(&r.map(x, Unary::Abs), dim, Reduce::Sum), Unary::Scale(1.0 / per));
+                                assert_close_scaled(&ctx, &mine, &want, &scale, REDUCE_RTOL, ABS_TOL);
+                            }
+                            Reduce::Max | Reduce::Min => assert_exact(&ctx, &mine, &want),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// `sparse_matmul` against the dense reference product, both transposes, for `a` with about 5 %
 /// non-zeros (k-WTA codes), 50 % (above any sparse cut-off), none at all, and a zero row.
 pub fn check_sparse_matmul<B: Backend>(b: &B) {
@@ -336,6 +429,14 @@ pub fn check_shape_contracts<B: Backend>(b: &B) {
     let c = b.upload(&Matrix::full(3, 5, 1.0));
     assert_panics("matmul 3×4 · 3×5", || drop(b.matmul(&a, false, &c, false)));
     assert_panics("matmul (3×4)ᵀ · (3×5)ᵀ", || drop(b.matmul(&a, true, &c, true)));
+    let four = b.upload(&Matrix::full(4, 4, 1.0));
+    assert_panics("matmul_stacked of 2 members with a 3-row stack", || {
+        drop(b.matmul_stacked(2, &a, false, &four, false))
+    });
+    assert_panics("matmul_stacked of 0 members", || drop(b.matmul_stacked(0, &four, false, &four, false)));
+    assert_panics("matmul_stacked of 2 members of 2×4 · 2×4", || {
+        drop(b.matmul_stacked(2, &four, false, &four, false))
+    });
     for bad in [(2, 4), (4, 3), (3, 2), (1, 3), (4, 1), (3, 5)] {
         let t = b.upload(&Matrix::full(bad.0, bad.1, 1.0));
         assert_panics(&format!("zip of 3×4 with {}", shape_str(bad)), || drop(b.zip(&a, &t, Binary::Add)));
@@ -647,6 +748,69 @@ pub fn check_momentum_step<B: Backend>(b: &B) {
     }
 }
 
+/// `plasticity_step_stacked` on stacks of 1 and 3 members (k-WTA-like relative activity, pruning
+/// and scaling on, both signs, both changes): each member against the reference `plasticity_step`
+/// on that member alone (weights within [`STEP_RTOL`], the mask exactly). (A default
+/// implementation has the backend's own step's bits; the CPU population test holds the CPU to them.)
+pub fn check_plasticity_step_stacked<B: Backend>(b: &B) {
+    use crate::backend::{HebbianTerms, PlasticityOps, PlasticityStep, WeightChange};
+    let r = ReferenceBackend;
+    use crate::params::ScalingNorm;
+    let mut rng = rng(23);
+    let (rows, cols, batch) = (37, 130, 16);
+    for members in [1usize, 3] {
+        for (signed, change) in [(false, WeightChange::Multiplicative), (true, WeightChange::Additive { unit: 0.5 })] {
+            let step = PlasticityStep {
+                step: 0.3,
+                norm: ScalingNorm::L2,
+                signed,
+                change,
+                prune_below: Some(0.3),
+                scale_to: Some(1.0),
+            };
+            let lo = if signed { -1.0 } else { 0.0 };
+            let draw =
+                |rng: &mut ChaCha8Rng, r: usize, c: usize, density: f64, lo: f32| -> Vec<Matrix> {
+                    (0..members)
+                        .map(|_| {
+                            Matrix::from_fn(r, c, |_, _| {
+                                if rng.random_bool(density) { rng.random_range(lo..1.0) } else { 0.0 }
+                            })
+                        })
+                        .collect()
+                };
+            let weights = draw(&mut rng, rows, cols, 0.9, lo);
+            let masks: Vec<Matrix> = weights
+                .iter()
+                .map(|w| Matrix::from_fn(rows, cols, |i, j| if w.get(i, j) == 0.0 { 0.0 } else { 1.0 }))
+                .collect();
+            let relative = draw(&mut rng, batch, rows, 0.05, 0.0);
+            let pattern = draw(&mut rng, batch, cols, 1.0, 0.0);
+            let wins = draw(&mut rng, rows, 1, 0.8, 0.0);
+            let stack = |ms: &[Matrix]| {
+                let (r, c) = ms[0].shape();
+                b.upload(&Matrix::new(members * r, c, ms.iter().flat_map(|m| m.as_slice().to_vec()).collect()).unwrap())
+            };
+            let (mut w, mut m) = (stack(&weights), stack(&masks));
+            let terms = HebbianTerms { relative: stack(&relative), pattern: stack(&pattern), wins: stack(&wins) };
+            b.plasticity_step_stacked(members, &mut w, &mut m, &terms, &step);
+            let (w, m) = (fetch(b, &w), fetch(b, &m));
+            for p in 0..members {
+                let (mut wp, mut mp) = (weights[p].clone(), masks[p].clone());
+                let one =
+                    HebbianTerms { relative: relative[p].clone(), pattern: pattern[p].clone(), wins: wins[p].clone() };
+                r.plasticity_step(&mut wp, &mut mp, &one, &step);
+                let len = rows * cols;
+                let member =
+                    |t: &Matrix| Matrix::new(rows, cols, t.as_slice()[p * len..(p + 1) * len].to_vec()).unwrap();
+                let ctx = format!("plasticity_step_stacked, member {p} of {members} ({step:?})");
+                assert_close(&format!("{ctx}, weights"), &member(&w), &wp, STEP_RTOL, ABS_TOL);
+                assert_exact(&format!("{ctx}, mask"), &member(&m), &mp);
+            }
+        }
+    }
+}
+
 // ============================================================================================
 // Fused plasticity step
 // ============================================================================================
@@ -940,12 +1104,14 @@ pub fn run_all<B: Backend>(b: &B) {
     check_full(b);
     check_matmul(b);
     check_sparse_matmul(b);
+    check_matmul_stacked(b);
     check_shape_contracts(b);
     check_map(b);
     check_zip(b);
     check_zip_assign(b);
     check_lincomb(b);
     check_reduce(b);
+    check_reduce_stacked(b);
     check_row_kth_largest(b);
     check_softmax_rows(b);
     check_argmax_rows(b);
@@ -953,6 +1119,7 @@ pub fn run_all<B: Backend>(b: &B) {
     check_momentum_step(b);
     check_plasticity_step(b);
     check_plasticity_step_from_relative(b);
+    check_plasticity_step_stacked(b);
     check_bio_step(b);
     check_bp_step(b);
     check_rule_steps(b);
@@ -999,12 +1166,14 @@ macro_rules! conformance_tests {
             full => check_full,
             matmul => check_matmul,
             sparse_matmul => check_sparse_matmul,
+            matmul_stacked => check_matmul_stacked,
             shape_contracts => check_shape_contracts,
             map => check_map,
             zip => check_zip,
             zip_assign => check_zip_assign,
             lincomb => check_lincomb,
             reduce => check_reduce,
+            reduce_stacked => check_reduce_stacked,
             row_kth_largest => check_row_kth_largest,
             softmax_rows => check_softmax_rows,
             argmax_rows => check_argmax_rows,
@@ -1012,6 +1181,7 @@ macro_rules! conformance_tests {
             momentum_step => check_momentum_step,
             plasticity_step => check_plasticity_step,
             plasticity_step_from_relative => check_plasticity_step_from_relative,
+            plasticity_step_stacked => check_plasticity_step_stacked,
             bio_step => check_bio_step,
             bp_step => check_bp_step,
             rule_steps => check_rule_steps,
@@ -1239,6 +1409,7 @@ mod tests {
         AdamVUsesAbsG,
         MomentumForgets,
         SparseDropsFirstColumn,
+        StackedReusesFirstMember,
         PlasticityForgetsPruning,
         WindowUnchecked,
         FoldSumsInF64,
@@ -1288,6 +1459,16 @@ mod tests {
                 (0..a.rows()).for_each(|i| a.set(i, 0, 0.0));
             }
             ReferenceBackend.matmul(&a, false, b, false)
+        }
+        fn matmul_stacked(&self, members: usize, a: &Matrix, ta: bool, b: &Matrix, tb: bool) -> Matrix {
+            if self.0 != Fault::StackedReusesFirstMember {
+                return ReferenceBackend.matmul_stacked(members, a, ta, b, tb);
+            }
+            // Every member multiplied by the first member of `b` (a batch stride of 0).
+            let first = b.rows() / members.max(1);
+            let b0 = Matrix::new(first, b.cols(), b.as_slice()[..first * b.cols()].to_vec()).unwrap();
+            let b_all = Matrix::from_fn(b.rows(), b.cols(), |i, j| b0.get(i % first.max(1), j));
+            ReferenceBackend.matmul_stacked(members, a, ta, &b_all, tb)
         }
     }
 
@@ -1494,6 +1675,7 @@ mod tests {
         catches_adam: AdamVUsesAbsG by check_adam_step expecting "(v)";
         catches_momentum: MomentumForgets by check_momentum_step expecting "conformance: momentum_step 2";
         catches_sparse: SparseDropsFirstColumn by check_sparse_matmul expecting "conformance: sparse_matmul";
+        catches_stacked: StackedReusesFirstMember by check_matmul_stacked expecting "conformance: matmul_stacked, member 1 of 2";
         catches_plasticity: PlasticityForgetsPruning by check_plasticity_step expecting "conformance: plasticity_step";
         catches_window: WindowUnchecked by check_window_refusal expecting "conformance: window_refusal: unfold accepted";
         catches_fold_order: FoldSumsInF64 by check_fold expecting "conformance: fold";

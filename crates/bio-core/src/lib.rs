@@ -24,6 +24,6 @@ pub use model::{Classifier, Params};
 pub use params::{
     BioConfig, BioParams, BpConfig, BpParams, Competition, InitSign, Mechanisms, Optimizer, ReadoutRule, ScalingNorm,
 };
-pub use rules::{AnyModel, BackpropRule, BatchReport, BioRule, LearningRule, SavedModel};
+pub use rules::{AnyModel, BackpropRule, BatchReport, BioPopulation, BioRule, LearningRule, SavedModel};
 pub use rules::{BioNet, BpNet, CompetitionBackward, SurrogateBio};
 pub use tensor::Matrix;

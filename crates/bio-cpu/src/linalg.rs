@@ -5,6 +5,7 @@ use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
 use bio_core::LinalgOps;
+use bio_core::backend::StackedGemm;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul, s};
 use rayon::prelude::*;
 
@@ -29,6 +30,41 @@ impl LinalgOps for CpuBackend {
         let parts = if m * n * ka >= GEMM_SPLIT_MIN_WORK { self.num_threads() } else { 1 };
         let kernel = self.gemm_kernel();
         self.install(|| gemm_in_parts(kernel, av, bv, c.view_mut(), parts));
+        c
+    }
+
+    /// Each member's product by the same blocks as [`LinalgOps::matmul`] of that member alone (so
+    /// the same bits), written into its rows of one output; members too small to be cut run side by
+    /// side on the pool instead, one member a task (their bits do not depend on the cut either).
+    fn matmul_stacked(
+        &self,
+        members: usize,
+        a: &Array2<f32>,
+        trans_a: bool,
+        b: &Array2<f32>,
+        trans_b: bool,
+    ) -> Array2<f32> {
+        let plan = StackedGemm::new(members, a.dim(), trans_a, b.dim(), trans_b);
+        fn member(m: &Array2<f32>, rows: usize, p: usize, trans: bool) -> ArrayView2<'_, f32> {
+            let v = m.slice(s![p * rows..(p + 1) * rows, ..]);
+            if trans { v.reversed_axes() } else { v }
+        }
+        let mut c = Array2::zeros((members * plan.rows, plan.cols));
+        if plan.rows == 0 || plan.cols == 0 {
+            return c;
+        }
+        let kernel = self.gemm_kernel();
+        let work = plan.rows * plan.cols * plan.inner;
+        let parts = if work >= GEMM_SPLIT_MIN_WORK { self.num_threads() } else { 1 };
+        let job = |(p, out): (usize, ArrayViewMut2<f32>)| {
+            gemm_in_parts(kernel, member(a, plan.a_rows, p, trans_a), member(b, plan.b_rows, p, trans_b), out, parts)
+        };
+        let outputs = c.axis_chunks_iter_mut(Axis(0), plan.rows).enumerate();
+        if parts == 1 && members > 1 && self.num_threads() > 1 {
+            self.install(|| outputs.collect::<Vec<_>>().into_par_iter().for_each(job));
+        } else {
+            self.install(|| outputs.for_each(job));
+        }
         c
     }
 
@@ -390,6 +426,51 @@ mod tests {
                 let mut c = Array2::zeros((m, n));
                 gemm_in_parts(kernel, at.t(), bt.t(), c.view_mut(), 5);
                 assert_eq!(c, whole, "{kernel:?}: {m}×{k}·{k}×{n} from transposes");
+            }
+        }
+    }
+
+    /// Population training's stacked product gives each member exactly the bits of `matmul` of that
+    /// member alone (so a member of a population equals its single run), with either kernel, one or
+    /// two threads (members side by side or each cut into blocks), every transpose, at the `bio`
+    /// MLP's shapes (forward, Hebbian `yᵀ·x`, readout) and small ones.
+    #[test]
+    fn stacked_members_equal_their_single_products_bit_for_bit() {
+        let mut rng = rng(10);
+        let shapes = [(100, 784, 2000), (2000, 100, 784), (100, 2000, 10), (7, 13, 5), (1, 37, 1), (3, 0, 4)];
+        for kernel in [GemmKernel::MatrixMultiply, GemmKernel::Gemm] {
+            for threads in [1, 2] {
+                let cpu = CpuBackend::with_threads(threads).unwrap().with_gemm_kernel(kernel);
+                for &(m, k, n) in &shapes {
+                    let members = if m * k * n > 1_000_000 { 2 } else { 4 };
+                    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                        let stored = |rows: usize, cols: usize, t: bool, rng: &mut _| {
+                            let x: Vec<Matrix> =
+                                (0..members).map(|_| random_matrix(rng, rows, cols, -1.0, 1.0)).collect();
+                            let x: Vec<Matrix> = x.iter().map(|x| if t { x.transpose() } else { x.clone() }).collect();
+                            let data = x.iter().flat_map(|x| x.as_slice().to_vec()).collect::<Vec<_>>();
+                            let (r, c) = x[0].shape();
+                            (x, Matrix::new(members * r, c, data).unwrap())
+                        };
+                        let (a, a_stack) = stored(m, k, ta, &mut rng);
+                        let (b, b_stack) = stored(k, n, tb, &mut rng);
+                        let got = cpu.download(&cpu.matmul_stacked(
+                            members,
+                            &cpu.upload(&a_stack),
+                            ta,
+                            &cpu.upload(&b_stack),
+                            tb,
+                        ));
+                        for p in 0..members {
+                            let want = cpu.download(&cpu.matmul(&cpu.upload(&a[p]), ta, &cpu.upload(&b[p]), tb));
+                            let mine = &got.as_slice()[p * m * n..(p + 1) * m * n];
+                            assert!(
+                                mine.iter().zip(want.as_slice()).all(|(x, y)| x.to_bits() == y.to_bits()),
+                                "{kernel:?}, {threads} threads: member {p} of {members}, {m}×{k}·{k}×{n}, ta={ta} tb={tb}"
+                            );
+                        }
+                    }
+                }
             }
         }
     }

@@ -5,13 +5,16 @@
 //! own kernels too (none of its defaults' host round trips).
 #![allow(unsafe_code)]
 
-use bio_core::backend::{ConvOps, HebbianTerms, Window, broadcast_strides, composed_plasticity_step};
+use bio_core::backend::{
+    ConvOps, HebbianTerms, StackedGemm, Window, broadcast_strides, composed_plasticity_step,
+    composed_plasticity_step_stacked, composed_reduce_stacked,
+};
 use bio_core::{
     AdamStep, Binary, Dim, ElementwiseOps, LinalgOps, OptimOps, PlasticityOps, PlasticityStep, Reduce, ReduceOps,
     ScalingNorm, SelectOps, TensorStore, Unary, WeightChange,
 };
 use cudarc::cublas::sys::cublasOperation_t;
-use cudarc::cublas::{Gemm, GemmConfig};
+use cudarc::cublas::{Gemm, GemmConfig, StridedBatchedConfig};
 
 use crate::device::{CudaBackend, Tensor, check, u64_of};
 use crate::kernels::{FUSED_MAX_COLS, Kernel, binary, plasticity, reduce, unary};
@@ -62,6 +65,50 @@ impl RowMajorGemm {
             ldc: cols,
         }
     }
+
+    /// cuBLAS's parameters for this call (α = 1, β = 0).
+    pub(crate) fn config(&self) -> GemmConfig<f32> {
+        let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
+        GemmConfig {
+            transa: op(self.trans_first),
+            transb: op(self.trans_second),
+            m: blas_dim(self.m, "m"),
+            n: blas_dim(self.n, "n"),
+            k: blas_dim(self.k, "k"),
+            alpha: 1.0f32,
+            lda: blas_dim(self.ld_first, "lda"),
+            ldb: blas_dim(self.ld_second, "ldb"),
+            beta: 0.0f32,
+            ldc: blas_dim(self.ldc, "ldc"),
+        }
+    }
+}
+
+/// A strided batched SGEMM over the members of two stacks ([`LinalgOps::matmul_stacked`]): one
+/// member's [`RowMajorGemm`] and the batch strides, in floats, of cuBLAS's first operand (B's
+/// stack), its second (A's) and the result: one member of each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StackedCall {
+    /// The call for one member.
+    pub(crate) gemm: RowMajorGemm,
+    /// Batch strides of the first operand, the second and the result.
+    pub(crate) strides: [usize; 3],
+}
+
+impl StackedCall {
+    /// The call for `members` products of the stacks `a` (`a_shape`) and `b` (`b_shape`); panics as
+    /// [`StackedGemm::new`] does.
+    pub(crate) fn new(
+        members: usize,
+        a_shape: (usize, usize),
+        trans_a: bool,
+        b_shape: (usize, usize),
+        trans_b: bool,
+    ) -> Self {
+        let plan = StackedGemm::new(members, a_shape, trans_a, b_shape, trans_b);
+        let gemm = RowMajorGemm::new((plan.a_rows, a_shape.1), trans_a, (plan.b_rows, b_shape.1), trans_b);
+        Self { gemm, strides: [plan.b_rows * b_shape.1, plan.a_rows * a_shape.1, plan.rows * plan.cols] }
+    }
 }
 
 impl LinalgOps for CudaBackend {
@@ -76,19 +123,6 @@ impl LinalgOps for CudaBackend {
         if g.k == 0 {
             return self.full(rows, cols, 0.0);
         }
-        let op = |t: bool| if t { cublasOperation_t::CUBLAS_OP_T } else { cublasOperation_t::CUBLAS_OP_N };
-        let cfg = GemmConfig {
-            transa: op(g.trans_first),
-            transb: op(g.trans_second),
-            m: blas_dim(g.m, "m"),
-            n: blas_dim(g.n, "n"),
-            k: blas_dim(g.k, "k"),
-            alpha: 1.0f32,
-            lda: blas_dim(g.ld_first, "lda"),
-            ldb: blas_dim(g.ld_second, "ldb"),
-            beta: 0.0f32,
-            ldc: blas_dim(g.ldc, "ldc"),
-        };
         let mut c = self.uninit(rows, cols);
         check(self.inner.ctx.bind_to_thread(), "binding the CUDA context");
         // SAFETY: with these dimensions cuBLAS reads B's buffer as a k×m or m×k column-major matrix
@@ -96,7 +130,43 @@ impl LinalgOps for CudaBackend {
         // C (ldc = m); every buffer holds at least that many (checked by the model test of
         // RowMajorGemm). β = 0, so C's uninitialized contents are not read. The handle is bound to
         // this backend's stream, which orders the call after A's and B's producers.
-        check(unsafe { self.inner.blas.gemm(cfg, &b.data, &a.data, &mut c.data) }, "cublasSgemm");
+        check(unsafe { self.inner.blas.gemm(g.config(), &b.data, &a.data, &mut c.data) }, "cublasSgemm");
+        c
+    }
+
+    /// One `cublasSgemmStridedBatched` call for every member: each member is [`matmul`]'s
+    /// column-major call on its own slice of the stacks (batch strides: one member of B, of A and of
+    /// the result). Each member's product equals `matmul`'s up to rounding (cuBLAS may choose
+    /// another kernel for a batch); the conformance suite holds it to the reference.
+    ///
+    /// [`matmul`]: LinalgOps::matmul
+    fn matmul_stacked(&self, members: usize, a: &Tensor, trans_a: bool, b: &Tensor, trans_b: bool) -> Tensor {
+        let call = StackedCall::new(members, a.shape(), trans_a, b.shape(), trans_b);
+        let (rows, cols) = (members * call.gemm.n, call.gemm.m);
+        if rows == 0 || cols == 0 {
+            return self.uninit(rows, cols);
+        }
+        if call.gemm.k == 0 {
+            return self.full(rows, cols, 0.0);
+        }
+        let stride = |n: usize| i64::try_from(n).expect("a member's size fits cuBLAS's 64-bit stride");
+        let cfg = StridedBatchedConfig {
+            gemm: call.gemm.config(),
+            batch_size: blas_dim(members, "batch"),
+            stride_a: stride(call.strides[0]),
+            stride_b: stride(call.strides[1]),
+            stride_c: stride(call.strides[2]),
+        };
+        let mut c = self.uninit(rows, cols);
+        check(self.inner.ctx.bind_to_thread(), "binding the CUDA context");
+        // SAFETY: member p's call is `matmul`'s for one member (see there) on the buffers offset by
+        // p strides; the strides are one member's size, so the last member ends exactly at the end of
+        // each stack (members·size floats, which each buffer holds: checked by the model test of
+        // the strided call). β = 0; the handle is bound to this backend's stream.
+        check(
+            unsafe { self.inner.blas.gemm_strided_batched(cfg, &b.data, &a.data, &mut c.data) },
+            "cublasSgemmStridedBatched",
+        );
         c
     }
 
@@ -254,6 +324,12 @@ impl CudaBackend {
 }
 
 impl ReduceOps for CudaBackend {
+    /// On the device: [`composed_reduce_stacked`] (a reshape and a row reduction for `All`, a
+    /// stacked product with ones for `PerCol` sums and means), no host round trip.
+    fn reduce_stacked(&self, members: usize, a: &Tensor, dim: Dim, op: Reduce) -> Tensor {
+        composed_reduce_stacked(self, members, a, dim, op)
+    }
+
     fn reduce(&self, a: &Tensor, dim: Dim, op: Reduce) -> Tensor {
         match dim {
             Dim::PerRow => {
@@ -342,6 +418,19 @@ impl SelectOps for CudaBackend {
 /// the same order as the composed definition; rows longer than 4096 entries (`FUSED_MAX_COLS`) take the
 /// composed definition (with the sparse pull).
 impl PlasticityOps for CudaBackend {
+    /// On the device: [`composed_plasticity_step_stacked`] (every member's pull in one strided
+    /// batched GEMM, then the composed step over all members' rows), no host round trip.
+    fn plasticity_step_stacked(
+        &self,
+        members: usize,
+        weights: &mut Tensor,
+        mask: &mut Tensor,
+        terms: &HebbianTerms<Tensor>,
+        step: &PlasticityStep,
+    ) {
+        composed_plasticity_step_stacked(self, members, weights, mask, terms, step);
+    }
+
     fn plasticity_step(
         &self,
         weights: &mut Tensor,
@@ -670,6 +759,51 @@ mod tests {
                 assert_eq!(c.len(), m * n, "C buffer is the row-major m×n result");
                 let got = Matrix::new(m, n, c).unwrap();
                 assert_eq!(got, want, "m={m} k={k} n={n} ta={ta} tb={tb}");
+            }
+        }
+    }
+
+    /// The strided batched call, modelled member by member on the slices its strides select (each
+    /// slice checked to lie inside its stack), gives each member's reference product in all four
+    /// transpose cases.
+    #[test]
+    fn stacked_call_gives_each_members_product() {
+        use bio_core::{LinalgOps, ReferenceBackend};
+        let mut rng = bio_core::conformance::rng(43);
+        for members in [1usize, 2, 3] {
+            for (m, k, n) in [(1, 1, 1), (2, 3, 4), (5, 1, 3), (1, 7, 1), (6, 4, 2)] {
+                let a: Vec<Matrix> =
+                    (0..members).map(|_| bio_core::conformance::random_matrix(&mut rng, m, k, -1.0, 1.0)).collect();
+                let b: Vec<Matrix> =
+                    (0..members).map(|_| bio_core::conformance::random_matrix(&mut rng, k, n, -1.0, 1.0)).collect();
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let stack = |x: &[Matrix], t: bool| {
+                        let stored: Vec<Matrix> = x.iter().map(|x| if t { x.transpose() } else { x.clone() }).collect();
+                        let (r, c) = stored[0].shape();
+                        let data: Vec<f32> = stored.iter().flat_map(|x| x.as_slice().to_vec()).collect();
+                        Matrix::new(members * r, c, data).unwrap()
+                    };
+                    let (a_stack, b_stack) = (stack(&a, ta), stack(&b, tb));
+                    let call = StackedCall::new(members, a_stack.shape(), ta, b_stack.shape(), tb);
+                    let g = call.gemm;
+                    assert_eq!((g.n, g.m), (m, n), "a member's result shape");
+                    assert_eq!(call.strides[2] * members, members * m * n, "the result is the stack of members");
+                    for p in 0..members {
+                        let slice = |x: &Matrix, stride: usize| {
+                            assert!((p + 1) * stride <= x.len(), "member {p} of {members} lies inside its stack");
+                            x.as_slice()[p * stride..(p + 1) * stride].to_vec()
+                        };
+                        let c =
+                            sgemm_col_major(&g, &slice(&b_stack, call.strides[0]), &slice(&a_stack, call.strides[1]));
+                        assert_eq!(c.len(), call.strides[2], "C stride is one member's result");
+                        let want = ReferenceBackend.matmul(&a[p], false, &b[p], false);
+                        assert_eq!(
+                            Matrix::new(m, n, c).unwrap(),
+                            want,
+                            "member {p} of {members}: m={m} k={k} n={n} ta={ta} tb={tb}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -53,3 +53,100 @@ fn runs_on_concurrent_forks_equal_their_runs_alone_bit_for_bit() {
     // Different seeds give different runs, so the comparison above is not vacuous.
     assert_ne!(alone[0], alone[1]);
 }
+
+/// Population training on the device (`BioPopulation`: stacked members, strided batched products,
+/// the composed stacked step): after one step every member is within the conformance tolerance
+/// of its single run on the same GPU (after more steps k-WTA ties may resolve differently, so the
+/// largest deviation after `STEPS` steps is printed, not held); then the time of a population step
+/// against its members' single steps one after another at the `bio` MLP's size (784-2000-10,
+/// batch 100) for P = 1, 8, 32, 128.
+#[test]
+#[ignore = "needs a CUDA GPU; run with --include-ignored on a GPU machine"]
+fn population_members_track_their_single_runs_and_are_timed() {
+    use bio_core::BioPopulation;
+    use std::time::Instant;
+    let gpu = CudaBackend::new().unwrap_or_else(|e| panic!("this test needs a CUDA GPU: {e}"));
+    let config = BioParams { hidden: vec![256], active_fraction: 0.05, ..Default::default() }.check().unwrap();
+    let seeds = [1u64, 2, 3, 4];
+    let batches = |seed: u64, step: usize| {
+        let mut r = rng(seed * 1000 + step as u64);
+        let x: Matrix = random_matrix(&mut r, BATCH, INPUT_DIM, 0.0, 1.0);
+        (x, (0..BATCH).map(|i| (i * 7 + step) % CLASSES).collect::<Vec<_>>())
+    };
+    for steps in [1, STEPS] {
+        let mut population = BioPopulation::new(&gpu, config.clone(), INPUT_DIM, CLASSES, &seeds).unwrap();
+        population.start_epoch(0, 1);
+        for step in 0..steps {
+            let batch: Vec<_> = seeds.iter().map(|&s| batches(s, step)).collect();
+            population.train_batch(&batch).unwrap();
+        }
+        let mut worst = 0.0f32;
+        for (p, (&seed, net)) in seeds.iter().zip(population.networks()).enumerate() {
+            let mut model = BioNet::init(&gpu, config.clone(), INPUT_DIM, CLASSES, seed);
+            let mut rule = BioRule::new(config.clone(), seed);
+            rule.start_epoch(0, 1);
+            for step in 0..steps {
+                let (x, labels) = batches(seed, step);
+                rule.train_batch(&mut model, &gpu.upload(&x), &labels).unwrap();
+            }
+            for ((name, alone), (_, together)) in model.to_params().tensors.iter().zip(&net.to_params().tensors) {
+                let scale = alone.as_slice().iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-6);
+                let deviation = alone.max_abs_diff(together) / scale;
+                worst = worst.max(deviation);
+                if steps == 1 {
+                    assert!(
+                        deviation <= 1e-3,
+                        "member {p} (seed {seed}), {name}: {deviation:e} of its scale from its single run"
+                    );
+                }
+            }
+        }
+        eprintln!(
+            "population on the device: largest deviation from the single runs after {steps} steps: {worst:e} of scale"
+        );
+    }
+    let config = BioParams::default().check().unwrap();
+    eprintln!("population step vs single steps ({}), bio 784-2000-10, batch 100, 10 steps:", gpu.device_name());
+    for members in [1usize, 8, 32, 128] {
+        let seeds: Vec<u64> = (0..members as u64).collect();
+        let mut r = rng(members as u64);
+        let data: Vec<(Matrix, Vec<usize>)> = (0..members)
+            .map(|_| (random_matrix(&mut r, 100, 784, 0.0, 1.0), (0..100).map(|i| i % CLASSES).collect()))
+            .collect();
+        let mut population = BioPopulation::new(&gpu, config.clone(), 784, CLASSES, &seeds).unwrap();
+        population.start_epoch(0, 1);
+        population.train_batch(&data).unwrap();
+        gpu.sync();
+        let start = Instant::now();
+        for _ in 0..10 {
+            population.train_batch(&data).unwrap();
+        }
+        gpu.sync();
+        let together = start.elapsed().as_secs_f64() / (10 * members) as f64;
+        let mut nets: Vec<_> = seeds
+            .iter()
+            .map(|&s| (BioRule::new(config.clone(), s), BioNet::init(&gpu, config.clone(), 784, CLASSES, s)))
+            .collect();
+        let uploaded: Vec<_> = data.iter().map(|(x, _)| gpu.upload(x)).collect();
+        for (rule, _) in &mut nets {
+            rule.start_epoch(0, 1);
+        }
+        gpu.sync();
+        let start = Instant::now();
+        for _ in 0..10 {
+            for ((rule, net), (x, (_, labels))) in nets.iter_mut().zip(uploaded.iter().zip(&data)) {
+                rule.train_batch(net, x, labels).unwrap();
+            }
+        }
+        gpu.sync();
+        let alone = start.elapsed().as_secs_f64() / (10 * members) as f64;
+        eprintln!(
+            "  population P={members:>3}: {:.3} ms per member-step ({:.0} member-steps/s); single runs {:.3} ms ({:.2}×); 32 runs × 10 epochs of 600 steps at this rate: {:.1} s",
+            together * 1e3,
+            1.0 / together,
+            alone * 1e3,
+            alone / together,
+            together * 32.0 * 6000.0
+        );
+    }
+}

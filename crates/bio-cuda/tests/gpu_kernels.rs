@@ -1,7 +1,10 @@
 //! The fused kernels at the training shape (784-2000, batch 100, k-WTA-like 5 % activity), on a GPU:
 //! the fused `plasticity_step` against the composed definition run on the same device (weights
 //! within the conformance tolerance, masks exactly), and the time of each, with the sparse and
-//! dense products beside them (the sparse kernel checked against cuBLAS first). Ignored by default (needs a GPU); run by `scripts/gpu-check.sh run`.
+//! dense products beside them (the sparse kernel checked against cuBLAS first); and population
+//! training's stacked products (`matmul_stacked`, one strided batched cuBLAS call for P members)
+//! against each member's own `matmul`, timed against P separate calls. Ignored by default (needs a
+//! GPU); run by `scripts/gpu-check.sh run`.
 
 use bio_core::backend::{HebbianTerms, composed_plasticity_step};
 use bio_core::conformance::{random_matrix, rng};
@@ -83,4 +86,60 @@ fn fused_kernels_match_the_composed_chain_at_the_training_shape_and_are_timed() 
     eprintln!(
         "  du·W {BATCH}×{NEURONS}·{NEURONS}×{INPUTS}: sparse_matmul_kernel {back_sparse:.1}, cuBLAS {back_dense:.1}"
     );
+}
+
+/// `matmul_stacked` at the `bio` MLP's two large products (forward `x·Wᵀ` and Hebbian `yᵀ·x`) for
+/// P = 1, 8, 32, 128 members: each member within the conformance tolerance of that member's own
+/// `matmul`, then the time of one stacked call against P calls, and the FP32 rate it reaches.
+#[test]
+#[ignore = "needs a CUDA GPU; run with --include-ignored on a GPU machine"]
+fn stacked_products_match_each_member_and_are_timed() {
+    let gpu = CudaBackend::new().expect("a CUDA GPU");
+    let mut rng = rng(12);
+    eprintln!("stacked products ({}), median of 10, synchronized:", gpu.device_name());
+    for members in [1usize, 8, 32, 128] {
+        // (what, member shapes of the stored operands, transposes, the product's shape)
+        let cases = [
+            ("forward x·Wᵀ", (BATCH, INPUTS), false, (NEURONS, INPUTS), true),
+            ("Hebbian yᵀ·x", (BATCH, NEURONS), true, (BATCH, INPUTS), false),
+        ];
+        for (what, a_shape, ta, b_shape, tb) in cases {
+            let a: Vec<Matrix> =
+                (0..members).map(|_| random_matrix(&mut rng, a_shape.0, a_shape.1, -1.0, 1.0)).collect();
+            let b: Vec<Matrix> =
+                (0..members).map(|_| random_matrix(&mut rng, b_shape.0, b_shape.1, -1.0, 1.0)).collect();
+            let stack = |x: &[Matrix]| {
+                let data: Vec<f32> = x.iter().flat_map(|m| m.as_slice().to_vec()).collect();
+                gpu.upload(&Matrix::new(members * x[0].rows(), x[0].cols(), data).unwrap())
+            };
+            let (a_stack, b_stack) = (stack(&a), stack(&b));
+            let got = gpu.download(&gpu.matmul_stacked(members, &a_stack, ta, &b_stack, tb));
+            let (a_dev, b_dev): (Vec<_>, Vec<_>) =
+                (a.iter().map(|m| gpu.upload(m)).collect(), b.iter().map(|m| gpu.upload(m)).collect());
+            let member_len = got.len() / members;
+            for p in 0..members {
+                let want = gpu.download(&gpu.matmul(&a_dev[p], ta, &b_dev[p], tb));
+                let mine = &got.as_slice()[p * member_len..(p + 1) * member_len];
+                let worst = mine.iter().zip(want.as_slice()).map(|(g, w)| (g - w).abs()).fold(0.0f32, f32::max);
+                let scale = want.as_slice().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                assert!(
+                    worst <= 1e-5 * scale + 1e-6,
+                    "{what}, member {p} of {members}: differs from its matmul by {worst:e}"
+                );
+            }
+            let stacked_us = time_us(&gpu, 10, || drop(gpu.matmul_stacked(members, &a_stack, ta, &b_stack, tb)));
+            let separate_us = time_us(&gpu, 10, || {
+                for p in 0..members {
+                    drop(gpu.matmul(&a_dev[p], ta, &b_dev[p], tb));
+                }
+            });
+            let inner = if ta { a_shape.0 } else { a_shape.1 };
+            let flops = 2.0 * (member_len * inner * members) as f64;
+            eprintln!(
+                "  stacked P={members:>3} {what}: one call {stacked_us:.1} µs ({:.2} TFLOP/s), {members} calls {separate_us:.1} µs ({:.2}×)",
+                flops / stacked_us / 1e6,
+                separate_us / stacked_us
+            );
+        }
+    }
 }

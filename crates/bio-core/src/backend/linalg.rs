@@ -1,6 +1,7 @@
 //! Matrix products.
 
 use super::TensorStore;
+use super::stacked::{StackedGemm, split_members, stack_members};
 
 /// GEMM with optional transposes: the bulk of every forward pass, backward pass and Hebbian update.
 pub trait LinalgOps: TensorStore {
@@ -14,5 +15,27 @@ pub trait LinalgOps: TensorStore {
     /// skip the zeros; the default is the dense product.
     fn sparse_matmul(&self, a: &Self::Tensor, trans_a: bool, b: &Self::Tensor) -> Self::Tensor {
         self.matmul(a, trans_a, b, false)
+    }
+
+    /// `members` products in one call, for population training (issue 29: many networks of one shape
+    /// trained together). `a` is a **stack**: `members` matrices of one shape written one under
+    /// another (`members·r × c`, member `p` in rows `p·r .. (p+1)·r`), `b` likewise, and the result
+    /// is the stack of `op(a_p) · op(b_p)` (`members·m × n`); a transpose applies to each member,
+    /// never to the stack. Each member's product is [`matmul`](Self::matmul)'s up to rounding (a
+    /// backend may use a batched kernel); the default is, bit for bit: it multiplies member by member
+    /// through the host. Panics if `members` is 0, a stack's rows are not a multiple of it, or the
+    /// members' inner dimensions disagree.
+    fn matmul_stacked(
+        &self,
+        members: usize,
+        a: &Self::Tensor,
+        trans_a: bool,
+        b: &Self::Tensor,
+        trans_b: bool,
+    ) -> Self::Tensor {
+        StackedGemm::new(members, self.shape(a), trans_a, self.shape(b), trans_b);
+        let (a, b) = (split_members(self, a, members), split_members(self, b, members));
+        let products: Vec<_> = a.iter().zip(&b).map(|(a, b)| self.matmul(a, trans_a, b, trans_b)).collect();
+        stack_members(self, &products)
     }
 }

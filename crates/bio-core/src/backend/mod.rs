@@ -13,6 +13,7 @@ mod plasticity;
 mod reduce;
 mod reference;
 mod select;
+mod stacked;
 
 pub use conv::{
     ConvOps, KwtaLayer, KwtaSpec, Window, composed_fraction_positive, composed_kwta_layer, composed_kwta_rows,
@@ -29,6 +30,10 @@ pub use plasticity::{
 pub use reduce::{Dim, Reduce, ReduceOps};
 pub use reference::ReferenceBackend;
 pub use select::SelectOps;
+pub use stacked::{
+    StackedGemm, add_member_rows, composed_plasticity_step_stacked, composed_reduce_stacked, member_rows, product,
+    reduce_members, split_members, stack_members,
+};
 
 use std::fmt::Debug;
 

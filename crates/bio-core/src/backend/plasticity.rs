@@ -5,6 +5,7 @@
 //! implementation is checked against ([`crate::conformance::check_plasticity_step`]). Each mechanism
 //! is a named function below with its equation (the rule as a whole: `docs/LEARNING_RULE.md`).
 
+use super::stacked::{split_members, stack_members};
 use super::{Binary, Dim, ElementwiseOps, LinalgOps, Reduce, ReduceOps, Unary};
 use crate::params::ScalingNorm;
 
@@ -83,6 +84,29 @@ pub trait PlasticityOps: LinalgOps + ElementwiseOps + ReduceOps {
         let rows = self.shape(&relative).0;
         let wins = self.matmul(&relative, true, &self.full(rows, 1, 1.0), false);
         self.plasticity_step(weights, mask, &HebbianTerms { relative, pattern, wins }, step);
+    }
+
+    /// [`plasticity_step`](Self::plasticity_step) on every member of stacks (population training):
+    /// `weights` and `mask` hold `members` layers one under another, the terms each member's batch
+    /// (`relative`, `pattern`) and wins (`wins`). The default steps member by member through the
+    /// host, so each member has `plasticity_step`'s bits.
+    fn plasticity_step_stacked(
+        &self,
+        members: usize,
+        weights: &mut Self::Tensor,
+        mask: &mut Self::Tensor,
+        terms: &HebbianTerms<Self::Tensor>,
+        step: &PlasticityStep,
+    ) {
+        let split = |t: &Self::Tensor| split_members(self, t, members);
+        let (mut w, mut m) = (split(weights), split(mask));
+        let (relative, pattern, wins) = (split(&terms.relative), split(&terms.pattern), split(&terms.wins));
+        for p in 0..members {
+            let terms =
+                HebbianTerms { relative: relative[p].clone(), pattern: pattern[p].clone(), wins: wins[p].clone() };
+            self.plasticity_step(&mut w[p], &mut m[p], &terms, step);
+        }
+        (*weights, *mask) = (stack_members(self, &w), stack_members(self, &m));
     }
 }
 

@@ -30,8 +30,8 @@ pub use bio::model::{
     inhibition_threshold, normalize_input, target_total,
 };
 pub use bio::{
-    BioRule, hebbian_drive, hidden_plasticity, homeostasis, modulated_plasticity, plasticity_settings, readout_update,
-    regrow,
+    BioPopulation, BioRule, hebbian_drive, hidden_plasticity, homeostasis, modulated_plasticity, plasticity_settings,
+    readout_update, regrow,
 };
 pub use bp::BackpropRule;
 pub use bp::model::{BpGradients, BpNet, DenseLayer};

@@ -8,6 +8,7 @@
 pub(crate) mod model;
 pub(crate) mod params;
 mod plasticity;
+mod population;
 mod rule;
 #[cfg(test)]
 mod tests;
@@ -15,4 +16,5 @@ mod tests;
 pub use plasticity::{
     hebbian_drive, hidden_plasticity, homeostasis, modulated_plasticity, plasticity_settings, readout_update, regrow,
 };
+pub use population::BioPopulation;
 pub use rule::BioRule;

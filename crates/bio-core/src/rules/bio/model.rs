@@ -9,9 +9,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::params::{BioConfig, Competition, InitSign, ReadoutRule, ScalingNorm};
-use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
+use crate::backend::{Backend, Binary, Dim, Reduce, Unary, add_member_rows, product, split_members, stack_members};
 use crate::error::CoreError;
-use crate::model::{Classifier, Params, add_bias};
+use crate::model::{Classifier, Params};
 use crate::tensor::Matrix;
 
 /// Guard of the input normalization `x / (ε + ‖x‖)`.
@@ -51,6 +51,10 @@ pub struct BioNet<B: Backend> {
     pub layers: Vec<BioLayer<B>>,
     /// The class layer.
     pub readout: Readout<B>,
+    /// How many networks this one holds: 1, or a population's members stacked
+    /// ([`crate::backend::stack_members`]; [`super::population::BioPopulation`]), whose tensors
+    /// hold every member's one under another (biases and rates one row per member).
+    members: usize,
 }
 
 /// What one hidden layer computed on a batch, kept for plasticity and for the backward pass.
@@ -207,7 +211,7 @@ impl<B: Backend> BioNet<B> {
             uniform_init(classes, fan_in, 1.0, 0.5, config.readout_init, &mut rng)
         };
         let readout = Readout { weights: backend.upload(&v), bias: backend.full(1, classes, 0.0) };
-        Self { backend: backend.clone(), config, input_dim, classes, layers, readout }
+        Self { backend: backend.clone(), config, input_dim, classes, layers, readout, members: 1 }
     }
 
     /// Rebuilds a network from saved parameters, checking every shape.
@@ -234,7 +238,69 @@ impl<B: Backend> BioNet<B> {
             weights: backend.upload(params.get("readout.weight", (classes, fan_in))?),
             bias: backend.upload(params.get("readout.bias", (1, classes))?),
         };
-        Ok(Self { backend: backend.clone(), config, input_dim, classes, layers, readout })
+        Ok(Self { backend: backend.clone(), config, input_dim, classes, layers, readout, members: 1 })
+    }
+
+    /// How many networks this one holds (1 but inside a [`super::population::BioPopulation`]).
+    pub fn members(&self) -> usize {
+        self.members
+    }
+
+    /// One network holding `nets` (networks of one configuration and shape, each alone) as the
+    /// members of a population: every tensor stacked, member `p` at block `p`.
+    pub(super) fn stack(nets: &[BioNet<B>]) -> Self {
+        let first = nets.first().expect("a population has members");
+        let b = &first.backend;
+        assert!(nets.iter().all(|n| n.members == 1), "stacking stacks");
+        let stack = |pick: &dyn Fn(&BioNet<B>) -> &B::Tensor| {
+            stack_members(b, &nets.iter().map(|n| pick(n).clone()).collect::<Vec<_>>())
+        };
+        let layers = (0..first.layers.len())
+            .map(|i| BioLayer {
+                weights: stack(&|n| &n.layers[i].weights),
+                mask: stack(&|n| &n.layers[i].mask),
+                bias: stack(&|n| &n.layers[i].bias),
+                rate: stack(&|n| &n.layers[i].rate),
+            })
+            .collect();
+        let readout = Readout { weights: stack(&|n| &n.readout.weights), bias: stack(&|n| &n.readout.bias) };
+        Self {
+            backend: b.clone(),
+            config: first.config.clone(),
+            input_dim: first.input_dim,
+            classes: first.classes,
+            layers,
+            readout,
+            members: nets.len(),
+        }
+    }
+
+    /// The members of a stacked network, each a network alone ([`BioNet::stack`] undone).
+    pub(super) fn unstack(&self) -> Vec<BioNet<B>> {
+        let b = &self.backend;
+        let split = |t: &B::Tensor| split_members(b, t, self.members);
+        let layers: Vec<_> =
+            self.layers.iter().map(|l| (split(&l.weights), split(&l.mask), split(&l.bias), split(&l.rate))).collect();
+        let (weights, bias) = (split(&self.readout.weights), split(&self.readout.bias));
+        (0..self.members)
+            .map(|p| BioNet {
+                layers: layers
+                    .iter()
+                    .map(|(w, m, c, r)| BioLayer {
+                        weights: w[p].clone(),
+                        mask: m[p].clone(),
+                        bias: c[p].clone(),
+                        rate: r[p].clone(),
+                    })
+                    .collect(),
+                readout: Readout { weights: weights[p].clone(), bias: bias[p].clone() },
+                members: 1,
+                backend: b.clone(),
+                config: self.config.clone(),
+                input_dim: self.input_dim,
+                classes: self.classes,
+            })
+            .collect()
     }
 
     /// The full forward pass, keeping every intermediate.
@@ -242,11 +308,13 @@ impl<B: Backend> BioNet<B> {
         let b = &self.backend;
         let mut input = x.clone();
         let mut layers = Vec::with_capacity(self.layers.len());
+        let members = self.members;
         for layer in &self.layers {
             let (normalized, input_norm) = normalize_input(b, &input);
             let presynaptic = feedforward_inhibition(b, &normalized, self.config.feedforward_inhibition);
-            let drive = add_bias(b, &b.matmul(&presynaptic, false, &layer.weights, true), &layer.bias);
-            let k = self.config.winners(b.shape(&layer.weights).0);
+            let drive = product(b, members, &presynaptic, false, &layer.weights, true);
+            let drive = add_member_rows(b, members, &drive, &layer.bias);
+            let k = self.config.winners(b.shape(&layer.weights).0 / members);
             let threshold = inhibition_threshold(b, &drive, &self.config, k);
             let activity = b.map(&b.zip(&drive, &threshold, Binary::Sub), Unary::Relu);
             let next = activity.clone();
@@ -260,7 +328,8 @@ impl<B: Backend> BioNet<B> {
         let total = b.reduce(&response, Dim::PerRow, Reduce::Sum);
         let code_denominator = b.map(&total, Unary::Offset(self.config.normalization_sigma.powf(power)));
         let code = b.zip(&response, &code_denominator, Binary::Div);
-        let logits = add_bias(b, &b.matmul(&code, false, &self.readout.weights, true), &self.readout.bias);
+        let logits = product(b, members, &code, false, &self.readout.weights, true);
+        let logits = add_member_rows(b, members, &logits, &self.readout.bias);
         BioTrace { layers, code_denominator, code, logits }
     }
 

@@ -7,15 +7,17 @@ use rand_distr::{Distribution, Normal};
 use super::model::{BioLayer, LayerTrace, Readout, target_total};
 use super::params::{BioConfig, InitSign, ScalingNorm};
 use crate::backend::{
-    Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, row_norm,
+    Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, product, reduce_members,
+    row_norm,
 };
 use crate::model::{one_hot, softmax_cross_entropy};
 use crate::tensor::Matrix;
 
-/// Column vector of per-neuron sums of `r` over the batch: `rᵀ·1` (`neurons×1`).
-pub(super) fn per_neuron_sum<B: Backend>(b: &B, r: &B::Tensor) -> B::Tensor {
+/// Column vector of per-neuron sums of `r` over the batch: `rᵀ·1` (`neurons×1`; of each member of a
+/// stack: `members·neurons × 1`).
+pub(super) fn per_neuron_sum<B: Backend>(b: &B, members: usize, r: &B::Tensor) -> B::Tensor {
     let (batch, _) = b.shape(r);
-    b.matmul(r, true, &b.full(batch, 1, 1.0), false)
+    product(b, members, r, true, &b.full(batch, 1, 1.0), false)
 }
 
 /// The pre- and postsynaptic terms of the Hebbian rule for one layer, from its trace: the relative
@@ -23,6 +25,16 @@ pub(super) fn per_neuron_sum<B: Backend>(b: &B, r: &B::Tensor) -> B::Tensor {
 /// `p_b = x_b/‖x_b‖` (norm: [`ScalingNorm`]) and each neuron's `wins_j = Σ_b r_bj` (`neurons×1`).
 /// The backend's plasticity step forms the pull `Σ_b r_bj·p_b` from them.
 pub fn hebbian_drive<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfig) -> HebbianTerms<B::Tensor> {
+    hebbian_drive_of_members(b, 1, trace, config)
+}
+
+/// [`hebbian_drive`] of a trace that holds `members` networks (a population's stacked members).
+pub(super) fn hebbian_drive_of_members<B: Backend>(
+    b: &B,
+    members: usize,
+    trace: &LayerTrace<B>,
+    config: &BioConfig,
+) -> HebbianTerms<B::Tensor> {
     let (input, activity) = (&trace.input, &trace.activity);
     let peak = b.reduce(activity, Dim::PerRow, Reduce::Max);
     let relative = b.zip(activity, &guard(b, &peak), Binary::Div);
@@ -38,7 +50,7 @@ pub fn hebbian_drive<B: Backend>(b: &B, trace: &LayerTrace<B>, config: &BioConfi
         None => relative,
     };
     let pattern = b.zip(input, &guard(b, &row_norm(b, input, config.scaling_norm)), Binary::Div);
-    let wins = per_neuron_sum(b, &relative);
+    let wins = per_neuron_sum(b, members, &relative);
     HebbianTerms { relative, pattern, wins }
 }
 
@@ -106,18 +118,38 @@ pub fn modulated_plasticity<B: Backend>(
     config: &BioConfig,
     modulator: Option<&B::Tensor>,
 ) {
-    let mut terms = hebbian_drive(b, trace, config);
+    modulated_plasticity_of_members(b, 1, layer, trace, rate, config, modulator);
+}
+
+/// [`modulated_plasticity`] of a layer and trace that hold `members` networks (a population's
+/// stacked members).
+pub(super) fn modulated_plasticity_of_members<B: Backend>(
+    b: &B,
+    members: usize,
+    layer: &mut BioLayer<B>,
+    trace: &LayerTrace<B>,
+    rate: f32,
+    config: &BioConfig,
+    modulator: Option<&B::Tensor>,
+) {
+    let mut terms = hebbian_drive_of_members(b, members, trace, config);
     if let Some(m) = modulator {
         terms.relative = b.zip(&terms.relative, m, Binary::Mul);
-        terms.wins = per_neuron_sum(b, &terms.relative);
+        terms.wins = per_neuron_sum(b, members, &terms.relative);
     }
     if config.pattern_per_unit {
+        assert_eq!(members, 1, "pattern_per_unit is refused for populations");
         // The pull only reaches present synapses, so rescaling `r_bj` by `‖x_b‖/‖x_b⊙m_j‖` turns
         // `Σ_b r_bj·p_b` into the pull toward each unit's own view of the input; `wins` stays.
         terms.relative = b.zip(&terms.relative, &own_view_gain(b, &trace.input, &layer.mask, config), Binary::Mul);
     }
-    let settings = plasticity_settings(b.shape(&trace.input), rate, config);
-    b.plasticity_step(&mut layer.weights, &mut layer.mask, &terms, &settings);
+    let (rows, fan_in) = b.shape(&trace.input);
+    let settings = plasticity_settings((rows / members, fan_in), rate, config);
+    if members == 1 {
+        b.plasticity_step(&mut layer.weights, &mut layer.mask, &terms, &settings);
+    } else {
+        b.plasticity_step_stacked(members, &mut layer.weights, &mut layer.mask, &terms, &settings);
+    }
 }
 
 /// [`BioParams::pattern_per_unit`](super::params::BioParams::pattern_per_unit): `‖x_b‖/‖x_b⊙m_j‖`
@@ -275,7 +307,20 @@ pub fn consolidated_homeostasis<B: Backend>(
 /// Homeostatic excitability: the running firing rate `r ← (1−τ)r + τ·mean_b[y > 0]`, and the bias
 /// `b ← b + η_h(ρ − r)`, so a silent unit grows more excitable until it fires.
 pub fn homeostasis<B: Backend>(b: &B, layer: &mut BioLayer<B>, activity: &B::Tensor, rate: f32, config: &BioConfig) {
-    let fired = b.reduce(&b.map(activity, Unary::Step), Dim::PerCol, Reduce::Mean);
+    homeostasis_of_members(b, 1, layer, activity, rate, config);
+}
+
+/// [`homeostasis`] of a layer that holds `members` networks (a population's stacked members, one
+/// rate row each).
+pub(super) fn homeostasis_of_members<B: Backend>(
+    b: &B,
+    members: usize,
+    layer: &mut BioLayer<B>,
+    activity: &B::Tensor,
+    rate: f32,
+    config: &BioConfig,
+) {
+    let fired = reduce_members(b, members, &b.map(activity, Unary::Step), Dim::PerCol, Reduce::Mean);
     let tau = config.rate_smoothing;
     layer.rate = b.lincomb(1.0 - tau, &layer.rate, tau, &fired);
     let error = b.map(&b.map(&layer.rate, Unary::Scale(-1.0)), Unary::Offset(config.active_fraction));
@@ -294,8 +339,21 @@ pub fn readout_update<B: Backend>(
     rate: f32,
     sign_preserving: bool,
 ) {
-    let (batch, _) = b.shape(error);
-    let hebb = b.matmul(error, true, code, false);
+    readout_update_of_members(b, 1, readout, error, code, rate, sign_preserving);
+}
+
+/// [`readout_update`] of a readout that holds `members` networks (a population's stacked members).
+pub(super) fn readout_update_of_members<B: Backend>(
+    b: &B,
+    members: usize,
+    readout: &mut Readout<B>,
+    error: &B::Tensor,
+    code: &B::Tensor,
+    rate: f32,
+    sign_preserving: bool,
+) {
+    let batch = b.shape(error).0 / members;
+    let hebb = product(b, members, error, true, code, false);
     if sign_preserving {
         let signed = b.zip(&hebb, &b.map(&readout.weights, Unary::Sign), Binary::Mul);
         b.zip_assign(&mut readout.weights, &b.map(&b.map(&signed, Unary::Scale(rate)), Unary::Exp), Binary::Mul);
@@ -310,7 +368,7 @@ pub fn readout_update<B: Backend>(
         let factor = b.map(&b.map(&guard(b, &total), Unary::Recip), Unary::Scale(hidden as f32));
         b.zip_assign(&mut readout.weights, &factor, Binary::Mul);
     }
-    let mean_error = b.reduce(error, Dim::PerCol, Reduce::Sum);
+    let mean_error = reduce_members(b, members, error, Dim::PerCol, Reduce::Sum);
     readout.bias = b.lincomb(1.0, &readout.bias, rate / batch as f32, &mean_error);
 }
 

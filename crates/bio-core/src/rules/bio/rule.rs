@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 use super::model::{BioLayer, BioNet};
 use super::params::{BIO_COPIES_PER_WEIGHT, BioConfig, BioParams, ReadoutRule};
 use super::plasticity::{
-    assembly_homeostasis, assembly_trace, consolidated_homeostasis, consolidation_factor, count_wins, homeostasis,
-    modulated_plasticity, perturbation_error, readout_update, readout_votes, regrow, taught_error,
+    assembly_homeostasis, assembly_trace, consolidated_homeostasis, consolidation_factor, count_wins,
+    homeostasis_of_members, modulated_plasticity_of_members, perturbation_error, readout_update_of_members,
+    readout_votes, regrow, taught_error,
 };
-use crate::backend::{Backend, Binary, Dim, Reduce, Unary};
+use crate::backend::{Backend, Binary, Dim, Reduce, Unary, reduce_members};
 use crate::error::CoreError;
 use crate::forward::Op;
 use crate::model::{Classifier, Params, one_hot, softmax_cross_entropy};
@@ -93,47 +94,31 @@ impl BioRule {
     pub fn plastic_layers(&self) -> std::ops::Range<usize> {
         self.plastic_layers.0..self.plastic_layers.1
     }
-}
 
-impl<B: Backend> LearningRule<B> for BioRule {
-    type Model = BioNet<B>;
-
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-
-    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> BioNet<B> {
-        BioNet::init(backend, self.config.clone(), input_dim, classes, seed)
-    }
-
-    fn model_from_params(
-        &self,
-        backend: &B,
-        input_dim: usize,
-        classes: usize,
-        params: &Params,
-    ) -> Result<BioNet<B>, CoreError> {
-        BioNet::from_params(backend, self.config.clone(), input_dim, classes, params)
-    }
-
-    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
-        BioRule::start_epoch(self, epoch, epochs);
-    }
-
-    fn train_batch(
+    /// One step of every network `model` holds (one, or a population's stacked members: `x` and
+    /// `labels` then hold each member's batch one after another), with one report per member. The
+    /// members share this trainer's schedule; what a member draws from the trainer's random stream
+    /// (regrowth, node perturbation) is refused for populations ([`super::population`]).
+    pub(super) fn train_members<B: Backend>(
         &mut self,
         model: &mut BioNet<B>,
         x: &B::Tensor,
         labels: &[usize],
-    ) -> Result<BatchReport, CoreError> {
+    ) -> Result<Vec<BatchReport>, CoreError> {
         let b = model.backend().clone();
+        let members = model.members();
+        let batch = labels.len() / members;
         let config = self.config.clone();
         let trace = model.trace(x);
         let (probs, losses, _) = softmax_cross_entropy(&b, &trace.logits, labels);
-        let loss = losses.iter().sum::<f32>() / labels.len().max(1) as f32;
-        check_loss(loss, model.classes(), "bio readout")?;
+        let mut losses_per_member = Vec::with_capacity(members);
+        for p in 0..members {
+            let loss = losses[p * batch..(p + 1) * batch].iter().sum::<f32>() / batch.max(1) as f32;
+            let what = if members == 1 { "bio readout".to_string() } else { format!("bio readout (member {p})") };
+            check_loss(loss, model.classes(), &what)?;
+            losses_per_member.push(loss);
+        }
         let predicted = b.argmax_rows(&trace.logits);
-        let correct = count_correct(&predicted, labels);
         // The third factor: one global reward signal per sample, broadcast to every hidden layer.
         let modulator = config.reward_modulation.map(|kappa| {
             b.upload(&Matrix::from_fn(labels.len(), 1, |i, _| if predicted[i] == labels[i] { 1.0 } else { -kappa }))
@@ -147,7 +132,15 @@ impl<B: Backend> LearningRule<B> for BioRule {
             }
         });
         let last = &trace.layers.last().expect("at least one hidden layer").activity;
-        let active_fraction = b.download(&b.reduce(&b.map(last, Unary::Step), Dim::All, Reduce::Mean)).get(0, 0);
+        let active = b.download(&reduce_members(&b, members, &b.map(last, Unary::Step), Dim::All, Reduce::Mean));
+        let reports: Vec<BatchReport> = (0..members)
+            .map(|p| BatchReport {
+                loss: losses_per_member[p],
+                correct: count_correct(&predicted[p * batch..(p + 1) * batch], &labels[p * batch..(p + 1) * batch]),
+                samples: batch,
+                active_fraction: active.get(p, 0),
+            })
+            .collect();
 
         let m = &config.mechanisms;
         let regrow_now = std::mem::take(&mut self.regrow_pending) && m.structural;
@@ -185,14 +178,22 @@ impl<B: Backend> LearningRule<B> for BioRule {
                 let row = b.upload(&consolidation_factor(&self.usage[i], tau, 1));
                 (gate.map_or_else(|| factor.clone(), |g| b.zip(&factor, g, Binary::Mul)), row)
             });
-            modulated_plasticity(&b, layer, learn, rate, &config, meta.as_ref().map(|(f, _)| f).or(gate));
+            modulated_plasticity_of_members(
+                &b,
+                members,
+                layer,
+                learn,
+                rate,
+                &config,
+                meta.as_ref().map(|(f, _)| f).or(gate),
+            );
             if let Some(usage) = config.metaplasticity.and(self.usage.get_mut(i)) {
                 count_wins(&b, &learn.activity, usage);
             }
             // Homeostasis regulates the forward code, or with assemblies each unit on its own class.
             let step = |layer: &mut BioLayer<B>| match &gated {
                 Some(assembly) => assembly_homeostasis(&b, layer, assembly, config.homeostasis_rate, &config),
-                None => homeostasis(&b, layer, &t.activity, config.homeostasis_rate, &config),
+                None => homeostasis_of_members(&b, members, layer, &t.activity, config.homeostasis_rate, &config),
             };
             match &meta {
                 _ if !m.homeostasis => {}
@@ -203,7 +204,7 @@ impl<B: Backend> LearningRule<B> for BioRule {
 
         let error = match config.readout_rule {
             // The assemblies' readout is fixed by construction.
-            ReadoutRule::Assembly => return Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction }),
+            ReadoutRule::Assembly => return Ok(reports),
             ReadoutRule::DeltaEg => b.lincomb(1.0, &one_hot(&b, labels, model.classes()), -1.0, &probs),
             ReadoutRule::Perturbation => {
                 perturbation_error(&b, &trace.logits, labels, &losses, config.perturbation_sigma, &mut self.rng)
@@ -212,11 +213,56 @@ impl<B: Backend> LearningRule<B> for BioRule {
         };
         let rate = config.readout_rate * self.schedule;
         let kept_bias = (config.readout_rule == ReadoutRule::Taught).then(|| model.readout.bias.clone());
-        readout_update(&b, &mut model.readout, &error, &trace.code, rate, m.sign_preserving_readout);
+        readout_update_of_members(
+            &b,
+            members,
+            &mut model.readout,
+            &error,
+            &trace.code,
+            rate,
+            m.sign_preserving_readout,
+        );
         if let Some(bias) = kept_bias {
             model.readout.bias = bias;
         }
-        Ok(BatchReport { loss, correct, samples: labels.len(), active_fraction })
+        Ok(reports)
+    }
+}
+
+impl<B: Backend> LearningRule<B> for BioRule {
+    type Model = BioNet<B>;
+
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn init_model(&self, backend: &B, input_dim: usize, classes: usize, seed: u64) -> BioNet<B> {
+        BioNet::init(backend, self.config.clone(), input_dim, classes, seed)
+    }
+
+    fn model_from_params(
+        &self,
+        backend: &B,
+        input_dim: usize,
+        classes: usize,
+        params: &Params,
+    ) -> Result<BioNet<B>, CoreError> {
+        BioNet::from_params(backend, self.config.clone(), input_dim, classes, params)
+    }
+
+    fn start_epoch(&mut self, epoch: usize, epochs: usize) {
+        BioRule::start_epoch(self, epoch, epochs);
+    }
+
+    fn train_batch(
+        &mut self,
+        model: &mut BioNet<B>,
+        x: &B::Tensor,
+        labels: &[usize],
+    ) -> Result<BatchReport, CoreError> {
+        let mut reports = self.train_members(model, x, labels)?;
+        assert_eq!(reports.len(), 1, "train_batch trains one network; populations train through BioPopulation");
+        Ok(reports.remove(0))
     }
 
     fn save_state(&self, _model: &BioNet<B>) -> RuleState {
