@@ -155,3 +155,66 @@ fn populations_refuse_what_they_cannot_stack_and_bad_batches() {
     let err = population.train_batch(&[one, short]).unwrap_err().to_string();
     assert!(err.contains("member 1's batch"), "{err}");
 }
+
+/// A population's checkpoint is its members' single-run checkpoints (model and trainer state, the
+/// same bytes a single run writes at the same point, mid-epoch), and a population resumed from them
+/// ends with the bits of the population trained straight through.
+#[test]
+fn population_checkpoints_are_single_run_checkpoints_and_resume_bit_for_bit() {
+    use bio_core::TensorStore;
+    let cpu = CpuBackend::with_threads(2).unwrap();
+    let config = base().check().unwrap();
+    let data = dataset();
+    let (seeds, epochs, stop) = ([3u64, 11, 42], 3, (1, 3)); // stop after 3 batches of epoch 1
+    let step_all = |population: &mut BioPopulation<CpuBackend>, e: usize, steps: std::ops::Range<usize>| {
+        let per_member: Vec<_> = seeds.iter().map(|&s| batches(&data, s, e)).collect();
+        for step in steps {
+            let b: Vec<_> = per_member.iter().map(|m| m[step].clone()).collect();
+            population.train_batch(&b).unwrap();
+        }
+    };
+    let steps = SAMPLES / BATCH;
+    let mut straight = BioPopulation::new(&cpu, config.clone(), INPUTS, CLASSES, &seeds).unwrap();
+    for e in 0..epochs {
+        straight.start_epoch(e, epochs);
+        step_all(&mut straight, e, 0..steps);
+    }
+    let mut first = BioPopulation::new(&cpu, config.clone(), INPUTS, CLASSES, &seeds).unwrap();
+    for e in 0..=stop.0 {
+        first.start_epoch(e, epochs);
+        step_all(&mut first, e, 0..if e == stop.0 { stop.1 } else { steps });
+    }
+    let saved = first.save_members();
+    for (p, &seed) in seeds.iter().enumerate() {
+        let mut rule = BioRule::new(config.clone(), seed);
+        let mut net = rule.init_model(&cpu, INPUTS, CLASSES, seed);
+        for e in 0..=stop.0 {
+            rule.start_epoch(e, epochs);
+            let take = if e == stop.0 { stop.1 } else { steps };
+            for (x, y) in batches(&data, seed, e).into_iter().take(take) {
+                rule.train_batch(&mut net, &cpu.upload(&x), &y).unwrap();
+            }
+        }
+        assert!(saved[p].0 == net.to_saved(), "member {p}: the population's model is not the single run's");
+        assert!(
+            saved[p].1 == rule.save_state(&net),
+            "member {p}: the population's trainer state is not the single run's"
+        );
+    }
+    let mut resumed = BioPopulation::resume(&cpu, config.clone(), INPUTS, CLASSES, &seeds, &saved).unwrap();
+    step_all(&mut resumed, stop.0, stop.1..steps);
+    for e in stop.0 + 1..epochs {
+        resumed.start_epoch(e, epochs);
+        step_all(&mut resumed, e, 0..steps);
+    }
+    for (p, (a, b)) in straight.networks().iter().zip(resumed.networks()).enumerate() {
+        assert!(a.to_params() == b.to_params(), "member {p}: resumed differs from straight");
+    }
+    // Members at different points of the schedule are refused.
+    let mut early = BioPopulation::new(&cpu, config.clone(), INPUTS, CLASSES, &seeds).unwrap();
+    early.start_epoch(0, epochs);
+    let mut mixed = saved.clone();
+    mixed[1] = early.save_members().remove(1);
+    let err = BioPopulation::resume(&cpu, config, INPUTS, CLASSES, &seeds, &mixed).unwrap_err().to_string();
+    assert!(err.contains("member 1") && err.contains("schedule"), "{err}");
+}

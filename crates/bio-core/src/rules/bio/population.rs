@@ -20,7 +20,7 @@ use super::rule::BioRule;
 use crate::backend::Backend;
 use crate::error::CoreError;
 use crate::model::Classifier;
-use crate::rules::BatchReport;
+use crate::rules::{BatchReport, LearningRule, RuleState, SavedModel};
 use crate::tensor::Matrix;
 
 /// `P` `bio` networks trained together; see the module's documentation.
@@ -104,6 +104,73 @@ impl<B: Backend> BioPopulation<B> {
     pub fn networks(&self) -> Vec<BioNet<B>> {
         self.net.unstack()
     }
+
+    /// Each member's checkpoint between two batches, exactly as its single run would save it at
+    /// the same point: its model, and the trainer's state with the single run's own random stream
+    /// (untouched: the supported mechanisms draw nothing). So a member can be resumed alone, and
+    /// single runs at one point of one schedule can be resumed together ([`BioPopulation::resume`]).
+    pub fn save_members(&self) -> Vec<(SavedModel, RuleState)> {
+        self.net
+            .unstack()
+            .into_iter()
+            .zip(&self.seeds)
+            .map(|(net, &seed)| {
+                let state = member_rule(&self.rule, seed).save_state(&net);
+                (net.to_saved(), state)
+            })
+            .collect()
+    }
+
+    /// A population from its members' checkpoints ([`BioPopulation::save_members`], or single
+    /// runs' checkpoints of this configuration), one per seed. Fails when a model does not fit the
+    /// configuration, or when the members are not at the same point of the schedule.
+    pub fn resume(
+        backend: &B,
+        config: BioConfig,
+        input_dim: usize,
+        classes: usize,
+        seeds: &[u64],
+        saved: &[(SavedModel, RuleState)],
+    ) -> Result<Self, CoreError> {
+        if seeds.is_empty() {
+            return Err(CoreError::invalid("seeds", "a population needs at least one member"));
+        }
+        supported(&config)?;
+        let mut shared = BioRule::new(config, seeds[0]);
+        if saved.len() != seeds.len() {
+            return Err(CoreError::Shape(format!("{} checkpoints for {} seeds", saved.len(), seeds.len())));
+        }
+        let mut nets = Vec::with_capacity(seeds.len());
+        let mut schedule = None;
+        for (p, ((model, state), &seed)) in saved.iter().zip(seeds).enumerate() {
+            let mut rule = member_rule(&shared, seed);
+            let net = rule.model_from_params(backend, input_dim, classes, &model.params)?;
+            rule.restore_state(&net, state.clone())?;
+            let point =
+                (rule.schedule.to_bits(), rule.hebbian_schedule.to_bits(), rule.plastic_layers, rule.regrow_pending);
+            if *schedule.get_or_insert(point) != point {
+                return Err(CoreError::invalid(
+                    "resume",
+                    format!("member {p} (seed {seed}) is at another point of the schedule than member 0"),
+                ));
+            }
+            if p == 0 {
+                shared = rule;
+            }
+            nets.push(net);
+        }
+        Ok(Self { rule: shared, net: BioNet::stack(&nets), seeds: seeds.to_vec() })
+    }
+}
+
+/// The trainer of the single run with `seed`, at `shared`'s point of the schedule.
+fn member_rule(shared: &BioRule, seed: u64) -> BioRule {
+    let mut rule = BioRule::new(shared.config.clone(), seed);
+    rule.schedule = shared.schedule;
+    rule.hebbian_schedule = shared.hebbian_schedule;
+    rule.plastic_layers = shared.plastic_layers;
+    rule.regrow_pending = shared.regrow_pending;
+    rule
 }
 
 /// Refuses what a population cannot run member by member: see the module's documentation.
