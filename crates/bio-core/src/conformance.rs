@@ -346,6 +346,12 @@ pub fn check_matmul_stacked<B: Backend>(b: &B) {
 /// exactly). (A default implementation has `reduce`'s own bits; the CPU population test holds the
 /// CPU to them.)
 pub fn check_reduce_stacked<B: Backend>(b: &B) {
+    check_reduce_stacked_by(b, |b, members, t, dim, op| b.reduce_stacked(members, t, dim, op));
+}
+
+/// [`check_reduce_stacked`] of an implementation `f` of `reduce_stacked` on `b` (e.g. a
+/// composition a backend will call, checked on the reference backend).
+pub fn check_reduce_stacked_by<B: Backend>(b: &B, f: impl Fn(&B, usize, &B::Tensor, Dim, Reduce) -> B::Tensor) {
     let r = ReferenceBackend;
     let mut rng = rng(22);
     for members in [1usize, 3, 4] {
@@ -360,7 +366,7 @@ pub fn check_reduce_stacked<B: Backend>(b: &B) {
                     Dim::All => rows * cols,
                 } as f32;
                 for op in [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Min] {
-                    let got = fetch(b, &b.reduce_stacked(members, &stack, dim, op));
+                    let got = fetch(b, &f(b, members, &stack, dim, op));
                     let member_len = got.len() / members;
                     assert_eq!(got.len() % members, 0, "conformance: reduce_stacked {dim:?} {op:?}: shape");
                     for (p, x) in parts.iter().enumerate() {
@@ -753,6 +759,24 @@ pub fn check_momentum_step<B: Backend>(b: &B) {
 /// on that member alone (weights within [`STEP_RTOL`], the mask exactly). (A default
 /// implementation has the backend's own step's bits; the CPU population test holds the CPU to them.)
 pub fn check_plasticity_step_stacked<B: Backend>(b: &B) {
+    check_plasticity_step_stacked_by(b, |b, members, w, m, terms, step| {
+        b.plasticity_step_stacked(members, w, m, terms, step)
+    });
+}
+
+/// An implementation of `plasticity_step_stacked` on a backend `B`, for
+/// [`check_plasticity_step_stacked_by`].
+pub type StackedStep<B> = fn(
+    &B,
+    usize,
+    &mut <B as crate::backend::TensorStore>::Tensor,
+    &mut <B as crate::backend::TensorStore>::Tensor,
+    &crate::backend::HebbianTerms<<B as crate::backend::TensorStore>::Tensor>,
+    &crate::backend::PlasticityStep,
+);
+
+/// [`check_plasticity_step_stacked`] of an implementation `f` of `plasticity_step_stacked` on `b`.
+pub fn check_plasticity_step_stacked_by<B: Backend>(b: &B, f: StackedStep<B>) {
     use crate::backend::{HebbianTerms, PlasticityOps, PlasticityStep, WeightChange};
     let r = ReferenceBackend;
     use crate::params::ScalingNorm;
@@ -793,7 +817,7 @@ pub fn check_plasticity_step_stacked<B: Backend>(b: &B) {
             };
             let (mut w, mut m) = (stack(&weights), stack(&masks));
             let terms = HebbianTerms { relative: stack(&relative), pattern: stack(&pattern), wins: stack(&wins) };
-            b.plasticity_step_stacked(members, &mut w, &mut m, &terms, &step);
+            f(b, members, &mut w, &mut m, &terms, &step);
             let (w, m) = (fetch(b, &w), fetch(b, &m));
             for p in 0..members {
                 let (mut wp, mut mp) = (weights[p].clone(), masks[p].clone());

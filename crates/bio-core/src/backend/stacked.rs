@@ -145,62 +145,14 @@ impl StackedGemm {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{PlasticityOps, ReferenceBackend, WeightChange};
-    use crate::conformance::{ABS_TOL, REDUCE_RTOL, STEP_RTOL, assert_close, assert_exact, random_matrix, rng};
-    use crate::params::ScalingNorm;
+    use crate::backend::ReferenceBackend;
+    use crate::conformance::{check_plasticity_step_stacked_by, check_reduce_stacked_by};
 
-    /// The device form of `reduce_stacked` agrees with the default (member by member) on every
-    /// `Dim` and `Reduce`, within `reduce`'s tolerance, Max and Min exactly.
+    /// The device forms of the stacked operations meet the conformance suite's checks of the
+    /// operations they implement (run here on the reference backend).
     #[test]
-    fn composed_reduce_stacked_agrees_with_the_member_by_member_default() {
-        let b = ReferenceBackend;
-        let mut rng = rng(31);
-        for (members, rows, cols) in [(1, 4, 3), (3, 5, 7), (4, 20, 130)] {
-            let t = random_matrix(&mut rng, members * rows, cols, -1.0, 1.0);
-            for dim in [Dim::PerRow, Dim::PerCol, Dim::All] {
-                for op in [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::Min] {
-                    let got = composed_reduce_stacked(&b, members, &t, dim, op);
-                    let want = b.reduce_stacked(members, &t, dim, op);
-                    let ctx = format!("{members} members of {rows}×{cols}, {dim:?} {op:?}");
-                    match op {
-                        Reduce::Sum | Reduce::Mean => assert_close(&ctx, &got, &want, REDUCE_RTOL, ABS_TOL),
-                        Reduce::Max | Reduce::Min => assert_exact(&ctx, &got, &want),
-                    }
-                }
-            }
-        }
-    }
-
-    /// The device form of `plasticity_step_stacked` (one stacked pull, the composed step over every
-    /// member's rows) agrees with the default for both signs and changes, pruning and scaling on.
-    #[test]
-    fn composed_plasticity_step_stacked_agrees_with_the_member_by_member_default() {
-        let b = ReferenceBackend;
-        let mut rng = rng(32);
-        let (members, neurons, inputs, batch) = (3, 11, 17, 6);
-        for (signed, change) in [(false, WeightChange::Multiplicative), (true, WeightChange::Additive { unit: 0.5 })] {
-            let step = PlasticityStep {
-                step: 0.3,
-                norm: ScalingNorm::L2,
-                signed,
-                change,
-                prune_below: Some(0.3),
-                scale_to: Some(1.0),
-            };
-            let weights = random_matrix(&mut rng, members * neurons, inputs, if signed { -1.0 } else { 0.0 }, 1.0);
-            let mask = Matrix::full(members * neurons, inputs, 1.0);
-            let relative = random_matrix(&mut rng, members * batch, neurons, 0.0, 1.0);
-            let terms = HebbianTerms {
-                pattern: random_matrix(&mut rng, members * batch, inputs, 0.0, 1.0),
-                wins: b.matmul_stacked(members, &relative, true, &Matrix::full(members * batch, 1, 1.0), false),
-                relative,
-            };
-            let (mut w1, mut m1) = (weights.clone(), mask.clone());
-            composed_plasticity_step_stacked(&b, members, &mut w1, &mut m1, &terms, &step);
-            let (mut w2, mut m2) = (weights, mask);
-            b.plasticity_step_stacked(members, &mut w2, &mut m2, &terms, &step);
-            assert_close(&format!("{step:?}: weights"), &w1, &w2, STEP_RTOL, ABS_TOL);
-            assert_exact(&format!("{step:?}: mask"), &m1, &m2);
-        }
+    fn the_composed_stacked_operations_pass_the_conformance_checks() {
+        check_reduce_stacked_by(&ReferenceBackend, composed_reduce_stacked);
+        check_plasticity_step_stacked_by(&ReferenceBackend, composed_plasticity_step_stacked);
     }
 }
