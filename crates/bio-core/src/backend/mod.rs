@@ -31,8 +31,8 @@ pub use reduce::{Dim, Reduce, ReduceOps};
 pub use reference::ReferenceBackend;
 pub use select::SelectOps;
 pub use stacked::{
-    StackedGemm, add_member_rows, composed_plasticity_step_stacked, composed_reduce_stacked, member_rows, product,
-    reduce_members, split_members, stack_members,
+    StackedGemm, add_member_rows, composed_plasticity_step_stacked, composed_reduce_stacked, matmul_members,
+    member_rows, reduce_members, split_members, stack_members,
 };
 
 use std::fmt::Debug;

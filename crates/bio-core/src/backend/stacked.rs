@@ -46,7 +46,14 @@ pub fn stack_members<B: TensorStore>(b: &B, parts: &[B::Tensor]) -> B::Tensor {
 
 /// `op(a)·op(c)` of one network (`members == 1`: [`LinalgOps::matmul`], so a single run keeps
 /// its bits on every backend) or of every member of two stacks ([`LinalgOps::matmul_stacked`]).
-pub fn product<B: LinalgOps>(b: &B, members: usize, a: &B::Tensor, ta: bool, c: &B::Tensor, tc: bool) -> B::Tensor {
+pub fn matmul_members<B: LinalgOps>(
+    b: &B,
+    members: usize,
+    a: &B::Tensor,
+    ta: bool,
+    c: &B::Tensor,
+    tc: bool,
+) -> B::Tensor {
     if members == 1 { b.matmul(a, ta, c, tc) } else { b.matmul_stacked(members, a, ta, c, tc) }
 }
 

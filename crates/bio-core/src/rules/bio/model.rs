@@ -9,7 +9,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::params::{BioConfig, Competition, InitSign, ReadoutRule, ScalingNorm};
-use crate::backend::{Backend, Binary, Dim, Reduce, Unary, add_member_rows, product, split_members, stack_members};
+use crate::backend::{
+    Backend, Binary, Dim, Reduce, Unary, add_member_rows, matmul_members, split_members, stack_members,
+};
 use crate::error::CoreError;
 use crate::model::{Classifier, Params};
 use crate::tensor::Matrix;
@@ -312,7 +314,7 @@ impl<B: Backend> BioNet<B> {
         for layer in &self.layers {
             let (normalized, input_norm) = normalize_input(b, &input);
             let presynaptic = feedforward_inhibition(b, &normalized, self.config.feedforward_inhibition);
-            let drive = product(b, members, &presynaptic, false, &layer.weights, true);
+            let drive = matmul_members(b, members, &presynaptic, false, &layer.weights, true);
             let drive = add_member_rows(b, members, &drive, &layer.bias);
             let k = self.config.winners(b.shape(&layer.weights).0 / members);
             let threshold = inhibition_threshold(b, &drive, &self.config, k);
@@ -328,7 +330,7 @@ impl<B: Backend> BioNet<B> {
         let total = b.reduce(&response, Dim::PerRow, Reduce::Sum);
         let code_denominator = b.map(&total, Unary::Offset(self.config.normalization_sigma.powf(power)));
         let code = b.zip(&response, &code_denominator, Binary::Div);
-        let logits = product(b, members, &code, false, &self.readout.weights, true);
+        let logits = matmul_members(b, members, &code, false, &self.readout.weights, true);
         let logits = add_member_rows(b, members, &logits, &self.readout.bias);
         BioTrace { layers, code_denominator, code, logits }
     }

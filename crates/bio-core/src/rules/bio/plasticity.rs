@@ -7,8 +7,8 @@ use rand_distr::{Distribution, Normal};
 use super::model::{BioLayer, LayerTrace, Readout, target_total};
 use super::params::{BioConfig, InitSign, ScalingNorm};
 use crate::backend::{
-    Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, product, reduce_members,
-    row_norm,
+    Backend, Binary, Dim, HebbianTerms, PlasticityStep, Reduce, Unary, WeightChange, guard, matmul_members,
+    reduce_members, row_norm,
 };
 use crate::model::{one_hot, softmax_cross_entropy};
 use crate::tensor::Matrix;
@@ -17,7 +17,7 @@ use crate::tensor::Matrix;
 /// stack: `members·neurons × 1`).
 pub(super) fn per_neuron_sum<B: Backend>(b: &B, members: usize, r: &B::Tensor) -> B::Tensor {
     let (batch, _) = b.shape(r);
-    product(b, members, r, true, &b.full(batch, 1, 1.0), false)
+    matmul_members(b, members, r, true, &b.full(batch, 1, 1.0), false)
 }
 
 /// The pre- and postsynaptic terms of the Hebbian rule for one layer, from its trace: the relative
@@ -353,7 +353,7 @@ pub(super) fn readout_update_of_members<B: Backend>(
     sign_preserving: bool,
 ) {
     let batch = b.shape(error).0 / members;
-    let hebb = product(b, members, error, true, code, false);
+    let hebb = matmul_members(b, members, error, true, code, false);
     if sign_preserving {
         let signed = b.zip(&hebb, &b.map(&readout.weights, Unary::Sign), Binary::Mul);
         b.zip_assign(&mut readout.weights, &b.map(&b.map(&signed, Unary::Scale(rate)), Unary::Exp), Binary::Mul);
