@@ -286,16 +286,21 @@ pub fn check_matmul<B: Backend>(b: &B) {
             let ta_t = b.upload(if ta { &at } else { &a });
             let tb_t = b.upload(if tb { &bt } else { &bm });
             let got = fetch(b, &b.matmul(&ta_t, ta, &tb_t, tb));
-            let ctx = format!(
-                "matmul {}{} · {}{} (m={m}, k={k}, n={n})",
-                shape_str(if ta { (k, m) } else { (m, k) }),
-                if ta { "ᵀ" } else { "" },
-                shape_str(if tb { (n, k) } else { (k, n) }),
-                if tb { "ᵀ" } else { "" },
-            );
+            let ctx = format!("matmul {}", product_str(ta, tb, (m, k, n)));
             assert_close_scaled(&ctx, &got, &want, &scale, MATMUL_RTOL, ABS_TOL);
         }
     }
+}
+
+/// `op(a) · op(b)` as stored, e.g. `4×3ᵀ · 4×5 (m=3, k=4, n=5)`, for the products' messages.
+fn product_str(ta: bool, tb: bool, (m, k, n): (usize, usize, usize)) -> String {
+    format!(
+        "{}{} · {}{} (m={m}, k={k}, n={n})",
+        shape_str(if ta { (k, m) } else { (m, k) }),
+        if ta { "ᵀ" } else { "" },
+        shape_str(if tb { (n, k) } else { (k, n) }),
+        if tb { "ᵀ" } else { "" },
+    )
 }
 
 /// `matmul_stacked` (population training's products) in all four transpose combinations, for 1, 2
@@ -327,13 +332,7 @@ pub fn check_matmul_stacked<B: Backend>(b: &B) {
                     let want = r.matmul(&a[p], false, &bm[p], false);
                     let scale = r.matmul(&r.map(&a[p], Unary::Abs), false, &r.map(&bm[p], Unary::Abs), false);
                     let mine = Matrix::new(m, n, got.as_slice()[p * m * n..(p + 1) * m * n].to_vec()).expect("member");
-                    let ctx = format!(
-                        "matmul_stacked, member {p} of {members}: {}{} · {}{} (m={m}, k={k}, n={n})",
-                        shape_str(if ta { (k, m) } else { (m, k) }),
-                        if ta { "ᵀ" } else { "" },
-                        shape_str(if tb { (n, k) } else { (k, n) }),
-                        if tb { "ᵀ" } else { "" },
-                    );
+                    let ctx = format!("matmul_stacked, member {p} of {members}: {}", product_str(ta, tb, (m, k, n)));
                     assert_close_scaled(&ctx, &mine, &want, &scale, MATMUL_RTOL, ABS_TOL);
                 }
             }
